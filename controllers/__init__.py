@@ -1,0 +1,1 @@
+"""Safety and low-level control: barrier certificates, unicycle mappings, quadrotor rate control."""

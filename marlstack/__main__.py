@@ -1,0 +1,3 @@
+from marlstack.cli import main
+
+raise SystemExit(main())

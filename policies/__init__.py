@@ -1,0 +1,1 @@
+"""Decentralised policies: networks, IPPO/MAPPO training, checkpoints, evaluation, ONNX export and runtime."""

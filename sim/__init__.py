@@ -1,0 +1,1 @@
+"""JAX simulators: Robotarium-style fleets and the cable-suspended load team."""
