@@ -25,7 +25,7 @@ demo: $(VENV)/.installed-train+onboard+ros
 	$(PY) -m marlstack demo --out out/demo
 
 test: $(VENV)/.installed-all
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q --durations=15 tests
 
 bench: $(VENV)/.installed-all
 	$(PY) -m marlstack bench all

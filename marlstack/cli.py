@@ -25,6 +25,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("marlstack.demo", "the whole road: train, export, run over ROS 2 with safety, record, replay"),
 }
 
+OWN_PACKAGES = {"marlstack", "sim", "policies", "controllers", "ros_nodes", "hardware", "bench"}
+
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -46,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] in OWN_PACKAGES:
+            raise  # our own module is missing: a packaging bug, not a missing extra
         print(f"marlstack {argv[0]}: this command needs a package that is not installed ({exc.name}). "
               f"Install the extras, e.g. `pip install marlstack[all]`, or run `make test` once.", file=sys.stderr)
         return 2
