@@ -1,0 +1,204 @@
+"""The barrier-certificate QP, built once for numpy (deployment) and jax.numpy (training).
+
+Every form filters single-integrator velocities u (N, 2) of the *barrier points*: the robot
+centres for single integrators, the projection points p + d·(cos θ, sin θ) for unicycles
+(rps's diffeomorphism). The QP is
+
+    minimise ‖u − û‖²   subject to   A u ≤ b,
+
+with rows (each scaled to unit norm, which leaves the solution unchanged):
+
+* pairs      h = ‖pᵢ − pⱼ‖² − D²,  ḣ ≥ −γ h³      ⇔  −2(pᵢ−pⱼ)·(uᵢ−uⱼ) ≤ γ h³
+* walls      (walled forms) e.g. top: u_y ≤ wall_gain·γ·(y_max − D/2 − y)³, likewise per wall
+* obstacles  (optional points o with velocity v_o)  −2(pᵢ−o)·uᵢ ≤ γ h³ − 2(pᵢ−o)·v_o
+* limits     (unicycle forms) the profile's actuator limits as linear rows in u:
+             'wheel' saturation → |ω_left|, |ω_right| ≤ max_wheel_speed;
+             'unicycle' saturation → |v| ≤ max_linear_speed, |ω| ≤ max_angular_speed.
+
+D is rps's pair distance: safety_radius for single integrators and safety_radius +
+projection_distance for unicycles (rps adds d when it builds the unicycle certificate).
+u = 0 satisfies every row whenever the fleet is in its safe set, so the QP is feasible there.
+Single-integrator forms have no wheels: like rps they scale û to ‖ûᵢ‖ ≤ max_linear_speed.
+"""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from typing import Any
+
+import numpy as np
+
+from controllers.arrays import xp
+from controllers.unicycle import si_to_uni, uni_to_si, uni_to_si_states
+
+FORMS = ("unicycle", "unicycle_walls", "single_integrator", "single_integrator_walls")
+
+
+@dataclasses.dataclass(frozen=True)
+class BarrierSpec:
+    """Everything the QP needs, taken from a vehicle profile; hashable (a jit static argument)."""
+    form: str
+    gamma: float
+    distance: float                 # pair distance D between barrier points
+    projection_distance: float      # 0 for single integrators
+    walls: tuple[float, float, float, float] | None   # (x_min, x_max, y_min, y_max) or None
+    wall_gain: float
+    saturation: str                 # 'wheel' | 'unicycle'
+    max_linear_speed: float
+    max_angular_speed: float
+    max_wheel_speed: float
+    wheel_radius: float
+    base_length: float
+
+    @property
+    def unicycle(self) -> bool:
+        return self.projection_distance > 0
+
+
+def barrier_spec(profile: Any, form: str = "unicycle_walls") -> BarrierSpec:
+    """The QP parameters of `form` from a GroundProfile; raises ValueError on an unknown form."""
+    if form not in FORMS:
+        raise ValueError(f"unknown barrier form {form!r}; choose one of {', '.join(FORMS)}")
+    unicycle = form.startswith("unicycle")
+    params = getattr(profile.barrier, "unicycle_walls" if form == "unicycle_walls" else
+                     "unicycle" if unicycle else "single_integrator")
+    d = params.projection_distance if unicycle else 0.0
+    if unicycle and d <= 0:
+        raise ValueError(f"profile {profile.name!r}: barrier form {form!r} needs projection_distance > 0")
+    a = profile.arena
+    return BarrierSpec(
+        form=form, gamma=params.gamma, distance=params.safety_radius + d, projection_distance=d,
+        walls=(a.x_min, a.x_max, a.y_min, a.y_max) if form.endswith("walls") else None,
+        wall_gain=profile.barrier.wall_gain, saturation=profile.saturation,
+        max_linear_speed=profile.max_linear_speed, max_angular_speed=profile.max_angular_speed,
+        max_wheel_speed=profile.max_wheel_speed, wheel_radius=profile.wheel_radius,
+        base_length=profile.base_length)
+
+
+def pairs(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Robot index pairs (i < j) in rps's row order."""
+    ij = np.array(list(itertools.combinations(range(n), 2)), dtype=np.int32).reshape(-1, 2)
+    return ij[:, 0], ij[:, 1]
+
+
+def num_rows(spec: BarrierSpec, n: int, num_obstacles: int = 0) -> int:
+    return n * (n - 1) // 2 + n * num_obstacles + (4 * n if spec.walls else 0) + (4 * n if spec.unicycle else 0)
+
+
+def row_robots(spec: BarrierSpec, n: int, num_obstacles: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """For each row of `qp_rows`, the (first, second) robot it involves (equal for one-robot rows)."""
+    i, j = pairs(n)
+    one = [np.repeat(np.arange(n), num_obstacles)]
+    if spec.walls is not None:
+        one.append(np.repeat(np.arange(n), 4))
+    if spec.unicycle:
+        one.append(np.repeat(np.arange(n), 4))
+    single = np.concatenate(one).astype(np.int32)
+    return np.concatenate([i, single]), np.concatenate([j, single])
+
+
+def barrier_points(spec: BarrierSpec, poses: Any) -> Any:
+    """(N, 3) poses (or (N, 2) positions for single integrators) → (N, 2) barrier points."""
+    if spec.unicycle:
+        return uni_to_si_states(poses, spec.projection_distance)
+    return poses[..., :2]
+
+
+def nominal_si(spec: BarrierSpec, poses: Any, u: Any) -> Any:
+    """The nominal command as barrier-point velocities (unicycle: through the projection point)."""
+    m = xp(poses, u)
+    if spec.unicycle:
+        return uni_to_si(u, poses, spec.projection_distance)
+    norm = m.sqrt(m.sum(u * u, axis=-1, keepdims=True))
+    scale = m.minimum(1.0, spec.max_linear_speed / m.maximum(norm, 1e-12))
+    return u * scale
+
+
+def command(spec: BarrierSpec, poses: Any, u_si: Any) -> Any:
+    """Barrier-point velocities → the robot's command ((v, ω) for unicycles)."""
+    return si_to_uni(u_si, poses, spec.projection_distance) if spec.unicycle else u_si
+
+
+def _wall_distances(spec: BarrierSpec, p: Any) -> Any:
+    """(N, 4) distances of the barrier points to the wall margins (top, bottom, right, left)."""
+    x_min, x_max, y_min, y_max = spec.walls
+    c = spec.distance / 2
+    return xp(p).stack([y_max - c - p[:, 1], p[:, 1] - y_min - c, x_max - c - p[:, 0], p[:, 0] - x_min - c], axis=-1)
+
+
+def _limit_rows(spec: BarrierSpec) -> np.ndarray:
+    """(4, 2) rows g with g·(v, ω) ≤ 1: the profile's actuator box as half-planes."""
+    if spec.saturation == "wheel":
+        r, l = spec.wheel_radius, spec.base_length
+        g = np.array([[1, -l / 2], [1, l / 2]]) / r            # left, right wheel speed
+        lim = spec.max_wheel_speed
+        return np.concatenate([g, -g]) / lim
+    g = np.array([[1 / spec.max_linear_speed, 0.0], [0.0, 1 / spec.max_angular_speed]])
+    return np.concatenate([g, -g])
+
+
+def qp_rows(spec: BarrierSpec, poses: Any, obstacles: Any = None, obstacle_velocities: Any = None) -> tuple[Any, Any]:
+    """Constraint rows A (M, N, 2) and bounds b (M,) at `poses`, each row scaled to unit norm.
+
+    Row order: pairs (rps order), obstacles (robot-major), walls (top, bottom, right, left per
+    robot), limits (4 per robot). Works for numpy and jax.numpy alike.
+    """
+    m = xp(poses, obstacles)
+    n = poses.shape[-2]
+    p = barrier_points(spec, poses)
+    eye = np.eye(n)
+    blocks, bounds = [], []
+    if n > 1:
+        i, j = pairs(n)
+        diff = p[i] - p[j]
+        h = m.sum(diff * diff, axis=-1) - spec.distance ** 2
+        blocks.append(-2.0 * (eye[i] - eye[j])[:, :, None] * diff[:, None, :])
+        bounds.append(spec.gamma * h ** 3)
+    if obstacles is not None and obstacles.shape[0] > 0:
+        k = obstacles.shape[0]
+        diff = p[:, None, :] - obstacles[None, :, :]                         # (N, K, 2)
+        h = m.sum(diff * diff, axis=-1) - spec.distance ** 2
+        vel = m.zeros_like(obstacles) if obstacle_velocities is None else obstacle_velocities
+        rows = -2.0 * eye[:, None, :, None] * diff[:, :, None, :]           # (N, K, N, 2)
+        blocks.append(rows.reshape(n * k, n, 2))
+        bounds.append((spec.gamma * h ** 3 - 2.0 * m.sum(diff * vel[None], axis=-1)).reshape(n * k))
+    if spec.walls is not None:
+        dist = _wall_distances(spec, p)
+        dirs = np.array([[0.0, 1.0], [0.0, -1.0], [1.0, 0.0], [-1.0, 0.0]])
+        blocks.append((eye[:, None, :, None] * dirs[None, :, None, :]).reshape(4 * n, n, 2))
+        bounds.append((spec.wall_gain * spec.gamma * dist ** 3).reshape(4 * n))
+    if spec.unicycle:
+        th = poses[:, 2]
+        c, s, d = m.cos(th), m.sin(th), spec.projection_distance
+        g = _limit_rows(spec)                                                # (4, 2) on (v, ω)
+        # (v, ω) = T u with T = [[c, s], [-s/d, c/d]], so a row g on (v, ω) is g·T on u
+        gu = m.stack([g[None, :, 0] * c[:, None] - g[None, :, 1] * s[:, None] / d,
+                      g[None, :, 0] * s[:, None] + g[None, :, 1] * c[:, None] / d], axis=-1)   # (N, 4, 2)
+        blocks.append((eye[:, None, :, None] * gu[:, :, None, :]).reshape(4 * n, n, 2))
+        bounds.append(m.ones(4 * n, dtype=p.dtype))
+    if not blocks:
+        return m.zeros((0, n, 2), dtype=p.dtype), m.zeros((0,), dtype=p.dtype)
+    a = m.concatenate(blocks, axis=0)
+    b = m.concatenate(bounds, axis=0)
+    norm = m.sqrt(m.sum(a * a, axis=(-2, -1)))
+    scale = 1.0 / m.maximum(norm, 1e-12)
+    return a * scale[:, None, None], b * scale
+
+
+def min_barrier(spec: BarrierSpec, poses: Any, obstacles: Any = None) -> Any:
+    """Smallest barrier value at `poses` (< 0: unsafe): pairs and obstacle points ‖pᵢ − o‖² − D²
+    (m²) and, for walled forms, each barrier point's distance to its wall margin (m)."""
+    m = xp(poses, obstacles)
+    p = barrier_points(spec, poses)
+    n = p.shape[-2]
+    vals = [m.full((1,), m.inf, dtype=p.dtype)]
+    if n > 1:
+        i, j = pairs(n)
+        diff = p[i] - p[j]
+        vals.append(m.sum(diff * diff, axis=-1) - spec.distance ** 2)
+    if obstacles is not None and obstacles.shape[0] > 0:
+        diff = p[:, None, :] - obstacles[None, :, :]
+        vals.append((m.sum(diff * diff, axis=-1) - spec.distance ** 2).reshape(-1))
+    if spec.walls is not None:
+        vals.append(_wall_distances(spec, p).reshape(-1))
+    return m.min(m.concatenate(vals))

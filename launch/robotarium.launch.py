@@ -1,0 +1,36 @@
+"""ROS 2 launch file: a fleet from a deployment YAML (`ros2 launch marlstack robotarium.launch.py config:=FILE`).
+
+Thin on purpose: `ros_nodes.plan` decides every node, name, namespace, parameter and remap;
+this file only turns each NodeSpec into a `launch_ros` Node. `sim:=true` adds the sim node
+(software-in-the-loop, like `marlstack sitl`); `record:=DIR` adds the recorder.
+"""
+from pathlib import Path
+
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+
+from ros_nodes.plan import fleet_plan, load_deployment
+
+DEFAULT_CONFIG = str(Path(__file__).resolve().with_name("robotarium_nav4.yaml"))
+
+
+def node_actions(context, *args, **kwargs):
+    """Evaluated at launch time, when the launch arguments are known."""
+    config = LaunchConfiguration("config").perform(context)
+    sitl = LaunchConfiguration("sim").perform(context).lower() in ("1", "true", "yes")
+    record = LaunchConfiguration("record").perform(context) or None
+    specs = fleet_plan(load_deployment(config), sitl=sitl, record=record)
+    return [Node(package="marlstack", executable=s.executable, name=s.name, namespace=s.namespace,
+                 parameters=[dict(s.parameters)], remappings=list(s.remaps.items()), output="screen")
+            for s in specs]
+
+
+def generate_launch_description():
+    return LaunchDescription([
+        DeclareLaunchArgument("config", default_value=DEFAULT_CONFIG, description="deployment YAML (docs/ros.md)"),
+        DeclareLaunchArgument("sim", default_value="false", description="add the sim node (software-in-the-loop)"),
+        DeclareLaunchArgument("record", default_value="", description="record a rosbag2 MCAP bag to this directory"),
+        OpaqueFunction(function=node_actions),
+    ])

@@ -1,0 +1,169 @@
+"""Scenario registry and the array view of a JaxMARL-style environment that the trainer uses.
+
+Scenarios are our fleet scenarios (`sim.scenarios.SCENARIOS`, built as `sim.fleet.FleetEnv`)
+or any environment registered in JaxMARL (e.g. `MPE_simple_spread_v3`, built unchanged with
+`jaxmarl.make`). `ArrayEnv` only uses the MultiAgentEnv duck type — per-agent dicts,
+`dones["__all__"]`, auto-reset inside `step` — so both kinds train through the same code.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from policies.config import ConfigError, TrainConfig
+
+# per-agent info keys of fleet scenarios that the trainer and evaluator summarise per episode
+EVENT_KEYS = ("collisions", "boundary_exits")
+
+
+def fleet_scenarios() -> list[str]:
+    try:
+        from sim.scenarios import SCENARIOS
+    except ImportError:
+        return []
+    return sorted(SCENARIOS)
+
+
+def jaxmarl_scenarios() -> list[str]:
+    try:
+        from jaxmarl.registration import registered_envs
+    except ImportError:
+        return []
+    return list(registered_envs)
+
+
+def available_scenarios() -> list[str]:
+    return fleet_scenarios() + jaxmarl_scenarios()
+
+
+def is_fleet(scenario: str) -> bool:
+    return scenario in fleet_scenarios()
+
+
+def make_env(cfg: TrainConfig, barrier: str | None = None) -> Any:
+    """Build the raw multi-agent environment a config names (`barrier` overrides the config's)."""
+    barrier = cfg.barrier if barrier is None else barrier
+    kwargs = dict(cfg.env_kwargs)
+    if cfg.num_agents:
+        kwargs["num_agents"] = cfg.num_agents
+    if cfg.max_steps:
+        kwargs["max_steps"] = cfg.max_steps
+    if is_fleet(cfg.scenario):
+        from sim.fleet import FleetEnv
+        kwargs.update(profile=cfg.profile, scenario=cfg.scenario, action_type=cfg.action_type,
+                      barrier=None if barrier in ("none", "", None) else barrier)
+        return _construct(FleetEnv, cfg.scenario, kwargs)
+    if cfg.scenario in jaxmarl_scenarios():
+        if barrier not in ("none", "", None):
+            raise ConfigError(f"scenario {cfg.scenario!r} is a JaxMARL environment: it has no barrier option")
+        import jaxmarl
+        return _construct(lambda **kw: jaxmarl.make(cfg.scenario, **kw), cfg.scenario, kwargs)
+    known = ", ".join(fleet_scenarios() + ["MPE_simple_spread_v3", "... (any JaxMARL environment)"])
+    raise ConfigError(f"unknown scenario {cfg.scenario!r} (available: {known})")
+
+
+def _construct(factory: Any, name: str, kwargs: dict[str, Any]) -> Any:
+    try:
+        return factory(**kwargs)
+    except (TypeError, ValueError, AssertionError) as exc:
+        raise ConfigError(f"scenario {name!r} rejected its arguments {sorted(kwargs)}: {exc}") from None
+
+
+@dataclasses.dataclass(frozen=True)
+class EnvSpec:
+    """Static shapes and limits, hashable so jitted functions can close over them."""
+    num_agents: int
+    agent_names: tuple[str, ...]
+    obs_dim: int
+    world_state_dim: int
+    discrete: bool
+    action_dim: int  # categories when discrete
+    low: tuple[float, ...]
+    high: tuple[float, ...]
+    max_steps: int
+
+
+@flax.struct.dataclass
+class EpisodeLog:
+    """Running and last-finished episode statistics (per env)."""
+    env_state: Any
+    ret: jax.Array  # (N,)
+    length: jax.Array
+    events: jax.Array  # (len(EVENT_KEYS),) counts in the running episode
+
+
+class ArrayEnv:
+    """Stacked-array view: obs (N, D), world_state (N, W), rewards (N,), done ().
+
+    `step` also returns per-step scalars for logging: `ep_done`, and for a finished episode
+    `ep_return` (mean over agents), `ep_length`, `ep_success` (all agents at their goal at
+    the end), and one count per EVENT_KEYS entry.
+    """
+
+    def __init__(self, env: Any):
+        self.env = env
+        self.agents = tuple(env.agents)
+        self.spec = self._spec()
+
+    def _spec(self) -> EnvSpec:
+        env, a0 = self.env, self.agents[0]
+        obs, state = jax.eval_shape(env.reset, jax.random.PRNGKey(0))
+        dims = {obs[a].shape for a in self.agents}
+        if len(dims) != 1 or len(next(iter(dims))) != 1:
+            raise ConfigError(f"every agent needs the same flat observation shape, got {sorted(dims)}")
+        space = env.action_space(a0)
+        discrete = hasattr(space, "n")
+        if discrete:
+            act_dim, low, high = int(space.n), (), ()
+        else:
+            act_dim = int(np.prod(space.shape))
+            low = tuple(np.broadcast_to(np.asarray(space.low, np.float64), (act_dim,)).tolist())
+            high = tuple(np.broadcast_to(np.asarray(space.high, np.float64), (act_dim,)).tolist())
+        ws = jax.eval_shape(self._world_state, obs, state)
+        return EnvSpec(len(self.agents), self.agents, int(next(iter(dims))[0]), int(ws.shape[-1]), discrete,
+                       act_dim, low, high, int(getattr(env, "max_steps", 0) or 0))
+
+    def _world_state(self, obs: dict, state: Any) -> jax.Array:
+        """(N, W): the env's own world_state when it has one, else all observations concatenated."""
+        n = len(self.agents)
+        if hasattr(self.env, "world_state"):
+            ws = jnp.asarray(self.env.world_state(state))
+        elif "world_state" in obs:
+            ws = jnp.asarray(obs["world_state"])
+        else:
+            ws = jnp.concatenate([obs[a].ravel() for a in self.agents])
+        return jnp.broadcast_to(ws, (n, ws.shape[-1])) if ws.ndim == 1 else ws.reshape(n, -1)
+
+    def _stack(self, obs: dict) -> jax.Array:
+        return jnp.stack([obs[a] for a in self.agents]).astype(jnp.float32)
+
+    def reset(self, key: jax.Array):
+        obs, state = self.env.reset(key)
+        log = EpisodeLog(state, jnp.zeros(len(self.agents)), jnp.zeros((), jnp.int32),
+                         jnp.zeros(len(EVENT_KEYS)))
+        return self._stack(obs), self._world_state(obs, state).astype(jnp.float32), log
+
+    def step(self, key: jax.Array, log: EpisodeLog, actions: jax.Array):
+        acts = {a: actions[i] for i, a in enumerate(self.agents)}
+        obs, state, rew, dones, info = self.env.step(key, log.env_state, acts)
+        reward = jnp.stack([rew[a] for a in self.agents]).astype(jnp.float32)
+        done = jnp.asarray(dones["__all__"]).astype(jnp.bool_)
+        n = len(self.agents)
+        events = jnp.stack([jnp.sum(jnp.asarray(info[k], jnp.float32)) if k in info else jnp.zeros(())
+                            for k in EVENT_KEYS])
+        at_goal = jnp.all(jnp.asarray(info["success"], bool)) if "success" in info else jnp.zeros((), bool)
+        ret, length = log.ret + reward, log.length + 1
+        events_total = log.events + events
+        out = {"ep_done": done, "ep_return": jnp.mean(ret), "ep_length": length,
+               "ep_success": at_goal,
+               **{f"ep_{k}": events_total[i] for i, k in enumerate(EVENT_KEYS)}}
+        keep = 1 - done
+        log = EpisodeLog(state, ret * keep, length * keep, events_total * keep)
+        return (self._stack(obs), self._world_state(obs, state).astype(jnp.float32), log,
+                reward.reshape(n), done, out)
+

@@ -1,0 +1,214 @@
+"""Export a trained policy to one self-describing ONNX file (DESIGN contracts 2 and 4).
+
+The graph is traced by jax2onnx from the very functions the simulator and the trainer run:
+the scenario's `observe` followed by the checkpoint's deterministic `act` (observation
+normalisation, actor, tanh squashing to the action limits, clipping). Its inputs are the raw
+sensor tensors a robot receives (batch axis first, dynamic); its outputs are the command in
+physical units (and, for recurrent policies, the next hidden state). Before the file is
+written, onnxruntime runs it on sensor data from a short simulator rollout and must match JAX
+to `PARITY_TOL`; the spec goes into `metadata_props` and `onnx.checker` runs its full check.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import importlib
+import importlib.metadata
+import logging
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import onnx
+
+import marlstack
+from hardware import load_profile, profile_hash
+from policies import spec as specs
+from policies.spec import PolicyError
+
+# Opset 20 in IR version 9: onnxruntime >= 1.17 (early 2024) loads it; checked with onnxruntime
+# 1.17.3, 1.19.2, 1.22.0 and 1.32.0 (docs/export.md). jax2onnx itself would write IR 10.
+OPSET = 20
+IR_VERSION = 9
+PARITY_TOL = 1e-5  # max |onnx - jax| of any output, in its physical units
+HIDDEN_IN, HIDDEN_OUT = "hidden", "hidden_next"
+REPO = Path(__file__).resolve().parent.parent
+
+
+class ExportError(PolicyError):
+    """The checkpoint cannot be exported (unsupported scenario or action type, failed parity check, ...)."""
+
+
+@dataclass
+class Step:
+    """What goes into the graph: `fn(*sensors[, hidden]) -> cmd` or `(cmd, hidden_next)`."""
+    fn: Callable[..., Any]
+    inputs: list[dict[str, Any]]
+    outputs: list[dict[str, Any]]
+    recurrent: dict[str, Any] | None
+
+
+def sensor_spec(env: Any) -> dict[str, dict[str, Any]]:
+    """The scenario's JAX-free sensor description (`sim/scenarios/<name>_spec.py: SENSORS`)."""
+    module = getattr(env, "scenario", None)
+    if not (hasattr(env, "sense") and hasattr(module, "observe")):
+        raise ExportError(f"environment {type(env).__name__} has no sense()/observe() split, so there is no "
+                          f"onboard observation to export; only the fleet scenarios export")
+    return importlib.import_module(f"{module.__name__}_spec").SENSORS
+
+
+def command_spec(env: Any, agent: str) -> dict[str, Any]:
+    space = env.action_space(agent)
+    if hasattr(space, "n"):
+        raise ExportError("only continuous-action policies export (the onboard command is (v, omega)); "
+                          "retrain with --action-type continuous")
+    return specs.tensor("cmd", [2], ["m/s", "rad/s"], "body",
+                        "unicycle command [v forward speed, omega turn rate], within [low, high]",
+                        low=np.asarray(space.low, float).tolist(), high=np.asarray(space.high, float).tolist())
+
+
+def policy_step(loaded: Any, env: Any, agent: str) -> Step:
+    """observe + act for `agent`, as a function of the named raw sensor tensors (batch axis first)."""
+    sensors = sensor_spec(env)
+    names = list(sensors)
+    example = jax.eval_shape(env.sense, jax.eval_shape(env.reset, jax.random.PRNGKey(0))[1])
+    inputs = [specs.tensor(n, list(example[n].shape[1:]), sensors[n]["units"], sensors[n]["frame"],
+                           sensors[n].get("doc", "")) for n in names]
+    outputs = [command_spec(env, agent)]
+    act, params, scenario, obs_params = loaded.act, loaded.params, env.scenario, env.params
+
+    def observe(tensors):
+        return scenario.observe(dict(zip(names, tensors)), obs_params)
+
+    if not loaded.recurrent:
+        return Step(lambda *s: act(params, observe(s)), inputs, outputs, None)
+    size = int(loaded.config["gru_size"])
+    inputs.append(specs.tensor(HIDDEN_IN, [size], [""] * size, "none", "recurrent state, zeros at episode start"))
+    outputs.append(specs.tensor(HIDDEN_OUT, [size], [""] * size, "none", f"next recurrent state: feed back as {HIDDEN_IN!r}"))
+    return Step(lambda *a: act(params, observe(a[:-1]), a[-1]), inputs, outputs,
+                {"input": HIDDEN_IN, "output": HIDDEN_OUT, "size": size})
+
+
+def _converter() -> Callable[..., Any]:
+    """jax2onnx's `to_onnx` with only the plugins our graphs need registered.
+
+    Its first call otherwise imports every plugin it ships: the equinox ones compile models at
+    import (15 s on a 2-core machine), and the `jnp.shape` one returns traced shapes that
+    break flax's `nn.scan` inside the GRU. lax, jax.numpy and flax.linen plugins suffice.
+    """
+    from jax2onnx import to_onnx
+    from jax2onnx.plugins import plugin_system as plugins
+    if getattr(plugins, "_already_imported_plugins", True):
+        return to_onnx
+    root = Path(plugins.__file__).parent
+    for path in sorted([*(root / "jax").rglob("*.py"), *(root / "flax").rglob("*.py")]):
+        rel = path.relative_to(root).with_suffix("")
+        if path.name != "__init__.py" and rel.parts != ("jax", "numpy", "shape"):
+            importlib.import_module(".".join(("jax2onnx.plugins", *rel.parts)))
+    plugins._already_imported_plugins = True
+    return to_onnx
+
+
+def trace(step: Step, opset: int = OPSET) -> onnx.ModelProto:
+    """jax2onnx with a symbolic batch axis; then pin the IR version older runtimes read."""
+    to_onnx = _converter()
+    log = logging.getLogger("onnx_ir")
+    level = log.level
+    log.setLevel(logging.ERROR)  # its serializer warns about untyped shape constants it leaves out
+    try:
+        model = to_onnx(step.fn, [tuple(e["shape"]) for e in step.inputs], opset=opset, model_name="marlstack_policy",
+                        input_names=[e["name"] for e in step.inputs], output_names=[e["name"] for e in step.outputs])
+    finally:
+        log.setLevel(level)
+    model.ir_version = IR_VERSION
+    return model
+
+
+def rollout_sensors(env: Any, key: jax.Array, num_envs: int, num_steps: int) -> dict[str, np.ndarray]:
+    """Sensor tensors of every robot over a random-action rollout: name -> (num_envs * num_steps * N, ...)."""
+    space = env.action_space(env.agents[0])
+    low, high = jnp.asarray(space.low, jnp.float32), jnp.asarray(space.high, jnp.float32)
+
+    def step(carry, k):
+        state = carry
+        k_act, k_env = jax.random.split(k)
+        u = jax.random.uniform(k_act, (env.num_agents, *low.shape), jnp.float32, low, high)
+        _, state, *_ = env.step(k_env, state, u)
+        return state, env.sense(state)
+
+    def run(k):
+        k_reset, k_steps = jax.random.split(k)
+        _, state = env.reset(k_reset)
+        return jax.lax.scan(step, state, jax.random.split(k_steps, num_steps))[1]
+
+    out = jax.jit(jax.vmap(run))(jax.random.split(key, num_envs))
+    return {n: np.asarray(v, np.float32).reshape(-1, *v.shape[3:]) for n, v in out.items()}
+
+
+def parity_error(model: onnx.ModelProto, step: Step, feeds: dict[str, np.ndarray]) -> float:
+    """Largest |onnxruntime - JAX| over every output for the batch `feeds`."""
+    from policies.runtime import session_options
+    import onnxruntime as ort
+    session = ort.InferenceSession(model.SerializeToString(), session_options(), providers=["CPUExecutionProvider"])
+    names = [e["name"] for e in step.outputs]
+    got = session.run(names, feeds)
+    want = jax.jit(step.fn)(*(feeds[e["name"]] for e in step.inputs))
+    want = want if isinstance(want, (tuple, list)) else (want,)
+    return max(float(np.max(np.abs(g - np.asarray(w)))) for g, w in zip(got, want))
+
+
+def git_revision() -> str:
+    """`git describe --always --dirty` of this checkout, or 'unknown' outside one."""
+    try:
+        out = subprocess.run(["git", "-C", str(REPO), "describe", "--always", "--dirty", "--abbrev=12"],
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "unknown"
+
+
+def choose_agent(loaded: Any, agent: str | None) -> tuple[str, list[str]]:
+    """(role, agents the artifact is valid for): shared parameters serve every agent."""
+    names = list(loaded.agent_names)
+    if agent is None:
+        return "shared", names
+    if agent not in names:
+        raise ExportError(f"agent {agent!r} is not in this run (agents: {', '.join(names)})")
+    return agent, [agent]
+
+
+def export(source: str | Path, out: str | Path, agent: str | None = None, *, check_envs: int = 8,
+           check_steps: int = 16, seed: int = 0) -> dict[str, Any]:
+    """Export a run dir or checkpoint to `out`; returns the spec written into the file."""
+    from policies.checkpoint import load_policy
+    loaded = load_policy(source)
+    env = loaded.make_env()
+    role, agents = choose_agent(loaded, agent)
+    step = policy_step(loaded, env, agents[0])
+    model = trace(step)
+    profile = env.profile if hasattr(env, "profile") else load_profile(loaded.profile)
+    spec = specs.build_spec(
+        scenario=loaded.scenario, vehicle_kind=profile.kind, agent={"role": role, "agents": agents},
+        inputs=step.inputs, outputs=step.outputs, recurrent=step.recurrent, control_rate_hz=1.0 / profile.dt,
+        profile_name=profile.name, profile_hash=profile_hash(profile), training_run_id=str(loaded.run_id),
+        git_revision=git_revision(), created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        marlstack_version=marlstack.__version__,
+        exporter={"jax2onnx": importlib.metadata.version("jax2onnx"), "opset": OPSET, "ir_version": IR_VERSION,
+                  "source": str(source)})
+    onnx.helper.set_model_props(model, {specs.SPEC_KEY: specs.dumps(spec)})
+    onnx.checker.check_model(model, full_check=True)
+    feeds = rollout_sensors(env, jax.random.PRNGKey(seed), check_envs, check_steps)
+    if step.recurrent:
+        batch = len(next(iter(feeds.values())))
+        feeds[HIDDEN_IN] = np.random.default_rng(seed).normal(size=(batch, step.recurrent["size"])).astype(np.float32)
+    err = parity_error(model, step, feeds)
+    if not err <= PARITY_TOL:
+        raise ExportError(f"the ONNX graph disagrees with JAX by {err:.3g} (> {PARITY_TOL:g}) on rollout data; "
+                          f"file not written. Please report this with the checkpoint")
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(out))
+    return spec

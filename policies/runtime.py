@@ -1,0 +1,145 @@
+"""Run an exported policy onboard: numpy + onnxruntime only (importing this never imports JAX).
+
+`PolicyRuntime` loads `policy.onnx`, refuses a model whose spec does not match what the node
+was configured for (scenario, vehicle profile hash, control rate, agent), checks every input
+before it reaches onnxruntime, and runs one single-threaded session. Axis 0 of every tensor is
+the batch axis, so one call can serve several agents:
+
+    rt = PolicyRuntime("policy.onnx", expect_scenario="navigation", expect_profile_hash=h)
+    cmd = rt.run({"pose": poses, "others": others, "goal": goals})["cmd"]   # (B, 2): v, omega
+
+Recurrent policies take their hidden state as an input and return the next one as an output;
+`initial_state(batch)` gives the state to start an episode with.
+
+Errors (all subclasses of `PolicyError`): `ArtifactError` (unreadable file or spec),
+`SpecMismatch` (exported for another configuration), `BadInput` (a bad input tensor).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import onnxruntime as ort
+
+from policies.spec import SPEC_KEY, PolicyError, SpecError, SpecMismatch, check_expectations, loads
+
+__all__ = ["ArtifactError", "BadInput", "PolicyError", "PolicyRuntime", "SpecMismatch", "load_spec"]
+
+
+class ArtifactError(PolicyError):
+    """The file is missing, is not an ONNX model, or carries no valid marlstack spec."""
+
+
+class BadInput(PolicyError):
+    """An input tensor is missing, unexpected, of the wrong shape or dtype, or not finite."""
+
+
+def session_options() -> ort.SessionOptions:
+    """One thread, sequential: a policy step is tiny, and a robot's other nodes need the cores."""
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.log_severity_level = 3
+    return opts
+
+
+def _open(path: Path) -> ort.InferenceSession:
+    if not path.is_file():
+        raise ArtifactError(f"{path}: no such policy file (create one with `marlstack export`)")
+    try:
+        return ort.InferenceSession(str(path), session_options(), providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own untyped errors for unreadable models
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ArtifactError(f"{path}: onnxruntime cannot load this model: {first}") from None
+
+
+def _spec_of(session: ort.InferenceSession, path: Path) -> dict[str, Any]:
+    text = session.get_modelmeta().custom_metadata_map.get(SPEC_KEY)
+    if text is None:
+        raise ArtifactError(f"{path}: the model has no '{SPEC_KEY}' metadata; "
+                            f"it was not written by `marlstack export`")
+    try:
+        return loads(text)
+    except SpecError as exc:
+        raise ArtifactError(f"{path}: bad '{SPEC_KEY}' metadata: {exc}") from None
+
+
+def load_spec(path: str | Path) -> dict[str, Any]:
+    """The spec of a policy file, validated (ArtifactError if it has none)."""
+    path = Path(path)
+    return _spec_of(_open(path), path)
+
+
+class PolicyRuntime:
+    """A loaded, checked policy. Not thread-safe; create one per node."""
+
+    def __init__(self, path: str | Path, expect_scenario: str | None = None, expect_profile_hash: str | None = None,
+                 expect_rate_hz: float | None = None, expect_agent: str | None = None,
+                 rate_rel_tol: float = 1e-6) -> None:
+        self.path = Path(path)
+        self._session = _open(self.path)
+        self.spec = _spec_of(self._session, self.path)
+        try:
+            check_expectations(self.spec, scenario=expect_scenario, profile_hash=expect_profile_hash,
+                               rate_hz=expect_rate_hz, agent=expect_agent, rate_rel_tol=rate_rel_tol)
+        except SpecMismatch as exc:
+            raise SpecMismatch(f"{self.path}: {exc}") from None
+        graph_inputs = [i.name for i in self._session.get_inputs()]
+        graph_outputs = [o.name for o in self._session.get_outputs()]
+        self.input_names = [e["name"] for e in self.spec["inputs"]]
+        self.output_names = [e["name"] for e in self.spec["outputs"]]
+        if sorted(graph_inputs) != sorted(self.input_names) or sorted(graph_outputs) != sorted(self.output_names):
+            raise ArtifactError(f"{self.path}: the spec lists inputs {self.input_names} and outputs {self.output_names} "
+                                f"but the graph has {graph_inputs} and {graph_outputs}")
+        self._shapes = {e["name"]: tuple(e["shape"][1:]) for e in self.spec["inputs"]}
+
+    @property
+    def recurrent(self) -> bool:
+        return self.spec["recurrent"] is not None
+
+    @property
+    def control_rate_hz(self) -> float:
+        return float(self.spec["control_rate_hz"])
+
+    def initial_state(self, batch: int) -> dict[str, np.ndarray]:
+        """Zero hidden state for `batch` agents (empty for feed-forward policies), to merge into `run`'s inputs."""
+        rec = self.spec["recurrent"]
+        return {} if rec is None else {rec["input"]: np.zeros((batch, rec["size"]), np.float32)}
+
+    def check_inputs(self, inputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """float32 arrays with one common batch size, or BadInput naming the input and the problem."""
+        missing = [n for n in self.input_names if n not in inputs]
+        extra = [n for n in inputs if n not in self._shapes]
+        if missing or extra:
+            raise BadInput(f"policy inputs must be exactly {self.input_names}: "
+                           + "; ".join(filter(None, [missing and f"missing {missing}", extra and f"unexpected {extra}"])))
+        feeds: dict[str, np.ndarray] = {}
+        batch = None
+        for name in self.input_names:
+            value = inputs[name]
+            if not isinstance(value, np.ndarray):
+                raise BadInput(f"input {name!r}: expected a numpy array, got {type(value).__name__}")
+            if value.dtype.kind != "f":
+                raise BadInput(f"input {name!r}: expected a floating-point array, got dtype {value.dtype}")
+            want = self._shapes[name]
+            if value.ndim != len(want) + 1 or value.shape[1:] != want or value.shape[0] == 0:
+                raise BadInput(f"input {name!r}: expected shape (B, {', '.join(map(str, want))}) with B >= 1, "
+                               f"got {value.shape}")
+            if batch is None:
+                batch = value.shape[0]
+            elif value.shape[0] != batch:
+                raise BadInput(f"input {name!r}: batch size {value.shape[0]} differs from "
+                               f"{self.input_names[0]!r}'s {batch}")
+            if not np.isfinite(value).all():
+                raise BadInput(f"input {name!r}: contains NaN or inf at index "
+                               f"{tuple(int(i) for i in np.argwhere(~np.isfinite(value))[0])}")
+            feeds[name] = value.astype(np.float32, copy=False)
+        return feeds
+
+    def run(self, inputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """Validate `inputs` (name -> (B, ...) array) and return every output by name."""
+        feeds = self.check_inputs(inputs)
+        return dict(zip(self.output_names, self._session.run(self.output_names, feeds)))

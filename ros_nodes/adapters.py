@@ -1,0 +1,142 @@
+"""Task adapters: decoded sensor data (plain numbers) -> the exported model's input tensors.
+
+One adapter per scenario. It holds the latest value of each input with the time it arrived,
+and `inputs(now_s)` either returns the batch-of-one tensors the ONNX graph expects or raises an
+`InputError` that names the input at fault (missing, stale, invalid). The policy node turns that
+error into a zero command plus a diagnostic; replay feeds the same adapter from a bag, so a log
+re-evaluates with exactly the logic a robot ran. No rclpy, no JAX: numpy only.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+class InputError(Exception):
+    """An input the model needs is not usable; `source` names it (e.g. 'pose of robot_2')."""
+
+    def __init__(self, source: str, reason: str):
+        super().__init__(f"{source}: {reason}")
+        self.source, self.reason = source, reason
+
+
+class MissingInput(InputError):
+    """Never received."""
+
+
+class StaleInput(InputError):
+    """Last received longer ago than the adapter's max age."""
+
+
+class InvalidInput(InputError):
+    """The latest message was non-finite or malformed; cleared by the next good one."""
+
+
+class LatestValues:
+    """The latest value of each named source with its arrival time, or why its last message was unusable.
+
+    Shared by the task adapters and the safety node: one rule for missing / stale / invalid.
+    """
+
+    def __init__(self, keys: list[str], width: int, label: str):
+        self.keys = list(keys)
+        self.label = label
+        self._index = {k: i for i, k in enumerate(self.keys)}
+        self.values = np.full((len(self.keys), width), np.nan, dtype=np.float64)
+        self.times = np.full(len(self.keys), -np.inf)
+        self._invalid: dict[str, str] = {}
+
+    def source(self, key: str) -> str:
+        """How errors name a source: 'pose of robot_1', or just 'goal' for a single-valued one."""
+        return self.label if key == self.label else f"{self.label} of {key}"
+
+    def put(self, key: str, values: tuple[float, ...], t_s: float) -> None:
+        """Store a sample; a non-finite one marks the source invalid until the next good one."""
+        i = self._index[key]
+        if not all(math.isfinite(v) for v in values):
+            self.invalidate(key, "non-finite value")
+            return
+        self.values[i] = values
+        self.times[i] = t_s
+        self._invalid.pop(key, None)
+
+    def invalidate(self, key: str, reason: str) -> None:
+        self._invalid[key] = reason
+
+    def problem(self, key: str, now_s: float, max_age_s: float) -> InputError | None:
+        """Why `key` cannot be used at `now_s`, or None."""
+        if key in self._invalid:
+            return InvalidInput(self.source(key), self._invalid[key])
+        t = self.times[self._index[key]]
+        if not np.isfinite(t):
+            return MissingInput(self.source(key), "none received yet")
+        if now_s - t > max_age_s:
+            return StaleInput(self.source(key), f"last one {(now_s - t) * 1e3:.0f} ms old (limit {max_age_s * 1e3:.0f} ms)")
+        return None
+
+    def known(self, key: str) -> bool:
+        """A value was received at some point (it may be stale or currently invalid)."""
+        return bool(np.isfinite(self.times[self._index[key]]))
+
+    def get(self, key: str) -> np.ndarray:
+        return self.values[self._index[key]]
+
+
+class NavigationAdapter:
+    """Navigation inputs: own pose (1,3), the others' poses (1,N-1,3), goal (1,2), float32.
+
+    `robots` is the fleet in agent-index order (the deployment config's order, which is the
+    simulator's agent order); `others` keeps that order with `me` removed, as `sense()` does.
+    Times are seconds on one clock: a node passes its receive time, replay the bag's log time.
+    Poses expire after `max_age_s`; the goal is a set-point and does not.
+    """
+
+    scenario = "navigation"
+    input_names = ("pose", "others", "goal")
+
+    def __init__(self, robots: list[str], me: str, max_age_s: float):
+        if me not in robots:
+            raise ValueError(f"robot {me!r} is not in the fleet {robots}")
+        if len(set(robots)) != len(robots):
+            raise ValueError(f"duplicate robot names in {robots}")
+        if not max_age_s > 0:
+            raise ValueError(f"max_age_s must be > 0, got {max_age_s}")
+        self.robots, self.me, self.max_age_s = list(robots), me, float(max_age_s)
+        self._others = [r for r in robots if r != me]
+        self.poses = LatestValues(self.robots, 3, "pose")
+        self.goal = LatestValues(["goal"], 2, "goal")
+
+    def update_pose(self, robot: str, x: float, y: float, yaw: float, t_s: float) -> None:
+        self.poses.put(robot, (x, y, yaw), t_s)
+
+    def update_goal(self, x: float, y: float, t_s: float = 0.0) -> None:
+        self.goal.put("goal", (x, y), t_s)
+
+    def invalidate_pose(self, robot: str, reason: str) -> None:
+        """The latest pose message of `robot` was unusable (e.g. malformed): stop until a good one."""
+        self.poses.invalidate(robot, reason)
+
+    def invalidate_goal(self, reason: str) -> None:
+        self.goal.invalidate("goal", reason)
+
+    def inputs(self, now_s: float) -> dict[str, np.ndarray]:
+        """The model's inputs at `now_s`; raises MissingInput / StaleInput / InvalidInput."""
+        problem = self.goal.problem("goal", now_s, math.inf)
+        for r in [self.me, *self._others]:
+            problem = problem or self.poses.problem(r, now_s, self.max_age_s)
+        if problem:
+            raise problem
+        f32 = lambda a: np.asarray(a, dtype=np.float32)[None]  # noqa: E731
+        return {"pose": f32(self.poses.get(self.me)), "others": f32([self.poses.get(r) for r in self._others]),
+                "goal": f32(self.goal.get("goal"))}
+
+
+ADAPTERS = {NavigationAdapter.scenario: NavigationAdapter}
+
+
+def make_adapter(scenario: str, robots: list[str], me: str, max_age_s: float) -> NavigationAdapter:
+    """The adapter for a scenario; a clear error for scenarios without a ROS adapter yet."""
+    if scenario not in ADAPTERS:
+        raise ValueError(f"no ROS task adapter for scenario {scenario!r} (available: {', '.join(sorted(ADAPTERS))})")
+    return ADAPTERS[scenario](robots, me, max_age_s)

@@ -1,0 +1,108 @@
+"""Message <-> number conversions, with the checks the watchdog relies on.
+
+Readers are duck-typed: they work on rclpy messages and on the objects `rosbags` deserialises
+from a bag alike, so replay decodes logs with exactly the code the robots run. Writers import
+the message classes lazily (only processes that publish need them).
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+# A unit quaternion off by more than this is not a pose estimate but a corrupted message.
+QUATERNION_NORM_TOLERANCE = 0.1
+
+
+class MessageError(ValueError):
+    """A message that must not reach a controller; the text says why."""
+
+
+class NonFinite(MessageError):
+    """A NaN or infinite field."""
+
+
+class Malformed(MessageError):
+    """Missing fields or values that cannot describe the quantity (e.g. a zero quaternion)."""
+
+
+def _floats(values: dict[str, Any], what: str) -> dict[str, float]:
+    out = {}
+    for key, v in values.items():
+        try:
+            out[key] = float(v)
+        except (TypeError, ValueError):
+            raise Malformed(f"{what}: field {key} is not a number ({v!r})") from None
+    bad = [k for k, v in out.items() if not math.isfinite(v)]
+    if bad:
+        raise NonFinite(f"{what}: non-finite {', '.join(bad)}")
+    return out
+
+
+def stamp_seconds(stamp: Any) -> float:
+    """builtin_interfaces/Time -> seconds."""
+    return stamp.sec + stamp.nanosec * 1e-9
+
+
+def yaw_from_quaternion(x: float, y: float, z: float, w: float) -> float:
+    """Heading (rotation about world z) of a unit quaternion."""
+    return math.atan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
+
+
+def pose_from_msg(msg: Any) -> tuple[float, float, float, float]:
+    """PoseStamped -> (x, y, yaw, stamp_s); raises NonFinite / Malformed."""
+    try:
+        p, q, stamp = msg.pose.position, msg.pose.orientation, msg.header.stamp
+        f = _floats({"position.x": p.x, "position.y": p.y, "orientation.x": q.x, "orientation.y": q.y,
+                     "orientation.z": q.z, "orientation.w": q.w}, "pose")
+        t = stamp_seconds(stamp)
+    except AttributeError as exc:
+        raise Malformed(f"pose: not a PoseStamped ({exc})") from None
+    norm = math.sqrt(f["orientation.x"] ** 2 + f["orientation.y"] ** 2 + f["orientation.z"] ** 2 + f["orientation.w"] ** 2)
+    if abs(norm - 1.0) > QUATERNION_NORM_TOLERANCE:
+        raise Malformed(f"pose: orientation quaternion has norm {norm:.3g}, expected 1")
+    yaw = yaw_from_quaternion(f["orientation.x"], f["orientation.y"], f["orientation.z"], f["orientation.w"])
+    return f["position.x"], f["position.y"], yaw, t
+
+
+def goal_from_msg(msg: Any) -> tuple[float, float]:
+    """PoseStamped goal -> (x, y); orientation is not part of a navigation goal."""
+    try:
+        p = msg.pose.position
+        f = _floats({"position.x": p.x, "position.y": p.y}, "goal")
+    except AttributeError as exc:
+        raise Malformed(f"goal: not a PoseStamped ({exc})") from None
+    return f["position.x"], f["position.y"]
+
+
+def twist_to_cmd(msg: Any) -> tuple[float, float]:
+    """Twist -> (v, omega); raises NonFinite / Malformed."""
+    try:
+        f = _floats({"linear.x": msg.linear.x, "angular.z": msg.angular.z}, "cmd_vel")
+    except AttributeError as exc:
+        raise Malformed(f"cmd_vel: not a Twist ({exc})") from None
+    return f["linear.x"], f["angular.z"]
+
+
+def cmd_to_twist(v: float, omega: float) -> Any:
+    """(v, omega) -> Twist; non-finite values become a stop, never a message carrying NaN."""
+    from geometry_msgs.msg import Twist
+    msg = Twist()
+    if math.isfinite(v) and math.isfinite(omega):
+        msg.linear.x, msg.angular.z = float(v), float(omega)
+    return msg
+
+
+def pose_to_msg(x: float, y: float, yaw: float, stamp_s: float, frame_id: str = "world") -> Any:
+    """(x, y, yaw) -> PoseStamped in the world frame."""
+    from geometry_msgs.msg import PoseStamped
+    msg = PoseStamped()
+    msg.header.frame_id = frame_id
+    set_stamp(msg.header.stamp, stamp_s)
+    msg.pose.position.x, msg.pose.position.y = float(x), float(y)
+    msg.pose.orientation.z, msg.pose.orientation.w = math.sin(yaw / 2.0), math.cos(yaw / 2.0)
+    return msg
+
+
+def set_stamp(stamp: Any, seconds: float) -> None:
+    sec = math.floor(seconds)
+    stamp.sec, stamp.nanosec = int(sec), min(int(round((seconds - sec) * 1e9)), 999_999_999)

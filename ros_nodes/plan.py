@@ -1,0 +1,238 @@
+"""Deployment YAML -> fleet plan: the list of nodes (executable, name, namespace, parameters, remaps).
+
+Pure Python (yaml + the profile loader), so the same plan drives `ros2 launch` (launch files
+turn each spec into a `launch_ros` Node) and `marlstack sitl` (each spec becomes a process with
+`--ros-args`), and can be tested without DDS. Errors name the file and key, in one line.
+
+Deployment YAML (relative paths are relative to the YAML file):
+
+    name: robotarium_nav4
+    profile: gritsbot_x          # vehicle profile name or path
+    scenario: navigation
+    policy: ../out/demo/policy.onnx
+    rate_hz: 30.3                # optional; default 1 / profile.dt
+    watchdog_periods: 3          # optional; inputs older than this many control periods -> stop
+    safety: {mode: fleet, form: unicycle_walls}   # mode: fleet | onboard
+    robots:
+      - {name: robot_0, start: [-1.2, 0.6, 0.0], goal: [1.2, -0.6], remaps: {pose: /mocap/robot_0/pose}}
+    sim: {seed: 0}               # optional, SITL only
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from hardware.profile import ProfileError, load_profile
+from ros_nodes import topics
+
+SAFETY_MODES = ("fleet", "onboard")
+SAFETY_FORMS = ("unicycle", "unicycle_walls", "single_integrator")
+NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+REMAPPABLE = tuple(t.name for t in topics.ALL if t.per_robot)
+
+
+class PlanError(ValueError):
+    """A deployment config that cannot become a fleet; the message names file and key."""
+
+
+@dataclass(frozen=True)
+class RobotConfig:
+    name: str
+    start: tuple[float, float, float]
+    goal: tuple[float, float]
+    remaps: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Deployment:
+    path: Path
+    name: str
+    profile: str
+    scenario: str
+    policy: Path
+    rate_hz: float
+    watchdog_periods: float
+    safety_mode: str
+    safety_form: str
+    robots: tuple[RobotConfig, ...]
+    seed: int = 0
+
+    @property
+    def robot_names(self) -> list[str]:
+        return [r.name for r in self.robots]
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """One node of the fleet, independent of how it is started."""
+    executable: str                      # console script / `ros2 run marlstack <executable>`
+    name: str
+    namespace: str
+    parameters: Mapping[str, Any]
+    remaps: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def module(self) -> str:
+        """Python module whose `main()` runs this node (`python -m` in SITL)."""
+        return f"ros_nodes.{self.executable}"
+
+    @property
+    def fqn(self) -> str:
+        return f"{self.namespace.rstrip('/')}/{self.name}"
+
+    def ros_args(self) -> list[str]:
+        """The `--ros-args` tail that gives a plain process this node's identity and parameters."""
+        args = ["--ros-args", "-r", f"__node:={self.name}", "-r", f"__ns:={self.namespace}"]
+        for key, value in self.parameters.items():
+            args += ["-p", f"{key}:={json.dumps(value)}"]  # JSON is YAML: typed values survive
+        for src, dst in self.remaps.items():
+            args += ["-r", f"{src}:={dst}"]
+        return args
+
+    def command(self, python: str = sys.executable) -> list[str]:
+        return [python, "-m", self.module, *self.ros_args()]
+
+
+def _fail(where: str, msg: str) -> PlanError:
+    return PlanError(f"{where}: {msg}")
+
+
+def _number_list(raw: Any, n: int, where: str, key: str) -> tuple[float, ...]:
+    if (not isinstance(raw, (list, tuple)) or len(raw) != n
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in raw)):
+        raise _fail(where, f"key '{key}' must be a list of {n} finite numbers, got {raw!r}")
+    return tuple(float(v) for v in raw)
+
+
+def load_deployment(path: str | Path) -> Deployment:
+    """Read and check a deployment YAML; raises PlanError naming the file and key."""
+    path = Path(path)
+    where = str(path)
+    if not path.is_file():
+        raise _fail(where, "no such deployment config (examples: launch/robotarium_nav4.yaml)")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise _fail(where, f"not valid YAML: {exc}") from None
+    if not isinstance(data, Mapping):
+        raise _fail(where, "a deployment config must be a YAML mapping")
+    known = {"name", "profile", "scenario", "policy", "rate_hz", "watchdog_periods", "safety", "robots", "sim"}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise _fail(where, f"unknown key(s) {', '.join(unknown)} (expected: {', '.join(sorted(known))})")
+    for key in ("profile", "policy", "robots"):
+        if key not in data:
+            raise _fail(where, f"missing key '{key}'")
+    try:
+        profile = load_profile(_resolve(path, str(data["profile"])) if str(data["profile"]).endswith((".yaml", ".yml"))
+                               else str(data["profile"]))
+    except ProfileError as exc:
+        raise _fail(where, f"key 'profile': {exc}") from None
+    if profile.kind != "ground":
+        raise _fail(where, f"key 'profile': the ground-robot fleet plan needs a 'ground' profile, got kind {profile.kind!r}")
+
+    rate = data.get("rate_hz", 1.0 / profile.dt)
+    if not isinstance(rate, (int, float)) or isinstance(rate, bool) or not 0.1 <= rate <= 1000:
+        raise _fail(where, f"key 'rate_hz' must be a number in [0.1, 1000] Hz, got {rate!r}")
+    periods = data.get("watchdog_periods", 3)
+    if not isinstance(periods, (int, float)) or isinstance(periods, bool) or not 1 <= periods <= 100:
+        raise _fail(where, f"key 'watchdog_periods' must be a number in [1, 100], got {periods!r}")
+    safety = data.get("safety", {}) or {}
+    if not isinstance(safety, Mapping) or set(safety) - {"mode", "form"}:
+        raise _fail(where, f"key 'safety' must be a mapping with 'mode' and 'form', got {safety!r}")
+    mode, form = safety.get("mode", "fleet"), safety.get("form", "unicycle_walls")
+    if mode not in SAFETY_MODES:
+        raise _fail(where, f"key 'safety.mode' must be one of {', '.join(SAFETY_MODES)}, got {mode!r}")
+    if form not in SAFETY_FORMS:
+        raise _fail(where, f"key 'safety.form' must be one of {', '.join(SAFETY_FORMS)}, got {form!r}")
+    sim = data.get("sim", {}) or {}
+    seed = sim.get("seed", 0) if isinstance(sim, Mapping) else None
+    if not isinstance(seed, int) or isinstance(seed, bool) or set(sim) - {"seed"}:
+        raise _fail(where, f"key 'sim' must be a mapping like {{seed: 0}}, got {sim!r}")
+
+    robots = _robots(data["robots"], profile, where)
+    return Deployment(path=path, name=str(data.get("name", path.stem)), profile=profile.name,
+                      scenario=str(data.get("scenario", "navigation")), policy=_resolve(path, str(data["policy"])),
+                      rate_hz=float(rate), watchdog_periods=float(periods), safety_mode=mode, safety_form=form,
+                      robots=robots, seed=seed)
+
+
+def _resolve(config: Path, value: str) -> Path:
+    p = Path(value).expanduser()
+    return p if p.is_absolute() else (config.parent / p).resolve()
+
+
+def _robots(raw: Any, profile: Any, where: str) -> tuple[RobotConfig, ...]:
+    if not isinstance(raw, list) or not raw:
+        raise _fail(where, "key 'robots' must be a non-empty list")
+    if len(raw) > profile.max_robots:
+        raise _fail(where, f"key 'robots': {len(raw)} robots, profile {profile.name} allows at most {profile.max_robots}")
+    a = profile.arena
+    out = []
+    for i, r in enumerate(raw):
+        key = f"robots[{i}]"
+        if not isinstance(r, Mapping) or set(r) - {"name", "start", "goal", "remaps"} or not {"name", "start", "goal"} <= set(r):
+            raise _fail(where, f"key '{key}' must be a mapping with name, start [x, y, yaw], goal [x, y] (and optional remaps)")
+        name = r["name"]
+        if not isinstance(name, str) or not NAME.match(name):
+            raise _fail(where, f"key '{key}.name' must be a ROS name (letters, digits, _), got {name!r}")
+        start = _number_list(r["start"], 3, where, f"{key}.start")
+        goal = _number_list(r["goal"], 2, where, f"{key}.goal")
+        for what, (x, y) in (("start", start[:2]), ("goal", goal)):
+            if not (a.x_min < x < a.x_max and a.y_min < y < a.y_max):
+                raise _fail(where, f"key '{key}.{what}' = ({x}, {y}) is outside the arena of profile {profile.name} "
+                                   f"(x in ({a.x_min}, {a.x_max}), y in ({a.y_min}, {a.y_max}))")
+        remaps = r.get("remaps", {}) or {}
+        if not isinstance(remaps, Mapping) or not all(isinstance(v, str) for v in remaps.values()):
+            raise _fail(where, f"key '{key}.remaps' must map topic names to topic names")
+        bad = sorted(set(remaps) - set(REMAPPABLE))
+        if bad:
+            raise _fail(where, f"key '{key}.remaps': unknown topic(s) {', '.join(bad)} (remappable: {', '.join(REMAPPABLE)})")
+        out.append(RobotConfig(name=name, start=start, goal=goal, remaps=dict(remaps)))
+    names = [r.name for r in out]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise _fail(where, f"key 'robots': duplicate name(s) {', '.join(dup)}")
+    return tuple(out)
+
+
+def _robot_remaps(dep: Deployment) -> dict[str, str]:
+    """Every robot's remaps as absolute rules, so any node (onboard or fleet-wide) resolves them alike."""
+    return {topics.BY_NAME[t].path(r.name): dst if dst.startswith("/") else f"/{r.name}/{dst}"
+            for r in dep.robots for t, dst in r.remaps.items()}
+
+
+def fleet_plan(dep: Deployment, sitl: bool = False, record: str | Path | None = None,
+               summary_path: str | Path | None = None) -> list[NodeSpec]:
+    """The nodes of a deployment; with `sitl`, the sim node stands in for the robots and mocap."""
+    robots = dep.robot_names
+    common = {"profile": dep.profile, "robots": robots, "rate_hz": dep.rate_hz,
+              "watchdog_periods": dep.watchdog_periods}
+    fleet_remaps = _robot_remaps(dep)
+    specs: list[NodeSpec] = []
+    if sitl:
+        specs.append(NodeSpec("sim_node", "sim", "/", {
+            **common, "scenario": dep.scenario, "seed": dep.seed,
+            "starts": [v for r in dep.robots for v in r.start], "goals": [v for r in dep.robots for v in r.goal],
+            "summary_path": str(summary_path or "")}, fleet_remaps))
+    for r in dep.robots:
+        specs.append(NodeSpec("policy_node", "policy", f"/{r.name}", {
+            **common, "robot": r.name, "scenario": dep.scenario, "policy_path": str(dep.policy)}, fleet_remaps))
+    safety = {**common, "form": dep.safety_form}
+    if dep.safety_mode == "fleet":
+        specs.append(NodeSpec("safety_node", "safety", "/", {**safety, "mode": "fleet", "robot": ""}, fleet_remaps))
+    else:
+        for r in dep.robots:
+            specs.append(NodeSpec("safety_node", "safety", f"/{r.name}", {**safety, "mode": "onboard", "robot": r.name},
+                                  fleet_remaps))
+    if record:
+        specs.append(NodeSpec("recorder_node", "recorder", "/", {
+            "output": str(record), "topics": sorted(topics.robot_topics(robots))}, fleet_remaps))
+    return specs

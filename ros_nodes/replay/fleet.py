@@ -1,0 +1,143 @@
+"""A fleet's logged streams as arrays: which robots, their poses, goals and commands over time.
+
+Robots come from the deployment config when one is given (its order is the agent order the
+policy was trained with, and its remaps say where each stream was published); otherwise from
+the bag's `/<robot>/pose` topics, sorted naturally (robot_2 before robot_10). Messages are read
+with the same conversions the robots use (`ros_nodes.convert`); a message those reject is
+skipped and counted, as the robot would have done.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ros_nodes import convert, topics
+from ros_nodes.replay.bag import Bag
+
+
+class FleetError(Exception):
+    """The bag lacks what a command needs; the text names what is missing."""
+
+
+@dataclass
+class Stream:
+    """One robot's stream: log times (s) and values (rows)."""
+    t: np.ndarray
+    values: np.ndarray
+
+    @classmethod
+    def empty(cls, width: int) -> "Stream":
+        return cls(np.zeros(0), np.zeros((0, width)))
+
+
+@dataclass
+class FleetLog:
+    robots: list[str]
+    topic_of: dict[tuple[str, str], str]  # (robot, topic kind) -> bag topic
+    pose: dict[str, Stream]  # [x, y, yaw]
+    goal: dict[str, Stream]  # [x, y]
+    nominal: dict[str, Stream]  # [v, omega] from cmd_vel_nominal
+    safe: dict[str, Stream]  # [v, omega] from cmd_vel
+    rejected: dict[str, int] = field(default_factory=dict)  # topic -> messages the conversions rejected
+    # (robot, kind) -> [(t, reason)] for rejected poses/goals: the node invalidates its input on those
+    invalid: dict[tuple[str, str], list[tuple[float, str]]] = field(default_factory=dict)
+
+    @property
+    def t0(self) -> float:
+        starts = [s.t[0] for s in self.pose.values() if len(s.t)]
+        return min(starts) if starts else 0.0
+
+
+KINDS = {topics.POSE.name: 3, topics.GOAL.name: 2, topics.CMD_VEL_NOMINAL.name: 2, topics.CMD_VEL.name: 2}
+
+
+def _natural(name: str) -> list[Any]:
+    return [int(s) if s.isdigit() else s for s in re.split(r"(\d+)", name)]
+
+
+def fleet_topics(bag_types: dict[str, str], config: Any | None) -> tuple[list[str], dict[tuple[str, str], str]]:
+    """Robots and where each of their streams lives in the bag."""
+    if config is not None:
+        robots = list(config.robot_names)
+        remaps = {r.name: dict(r.remaps) for r in config.robots}
+    else:
+        robots = sorted({path.split("/")[1] for path in bag_types if topics.topic_for_path(path) is topics.POSE},
+                        key=_natural)
+        remaps = {}
+    where = {(r, kind): remaps.get(r, {}).get(kind) or topics.BY_NAME[kind].path(r) for r in robots for kind in KINDS}
+    return robots, where
+
+
+def load_config(path: str | Path | None) -> Any | None:
+    if path is None:
+        return None
+    from ros_nodes.plan import PlanError, load_deployment
+    try:
+        return load_deployment(path)
+    except PlanError as exc:
+        raise FleetError(str(exc)) from None
+
+
+def read_fleet(bag: Bag, config: Any | None = None, need: tuple[str, ...] = (topics.POSE.name,)) -> FleetLog:
+    """Decode the fleet's pose/goal/command streams; FleetError names missing topics in `need`."""
+    # one pass for the topic list of a bag without metadata.yaml
+    if not bag.types:
+        for _ in bag.records():
+            pass
+    robots, where = fleet_topics(bag.types, config)
+    if not robots:
+        raise FleetError(f"{bag.path}: no robot pose topics (/<robot>/{topics.POSE.name}, "
+                         f"{topics.POSE.type}) in this bag; topics found: {', '.join(sorted(bag.types)) or 'none'}")
+    missing = sorted(where[(r, k)] for r in robots for k in need if where[(r, k)] not in bag.types)
+    if missing:
+        raise FleetError(f"{bag.path}: missing topic(s) {', '.join(missing)} needed here "
+                         f"(topics found: {', '.join(sorted(bag.types))})")
+    back = {topic: key for key, topic in where.items()}
+    rows: dict[tuple[str, str], list[tuple[float, tuple[float, ...]]]] = {key: [] for key in where}
+    rejected: dict[str, int] = {}
+    invalid: dict[tuple[str, str], list[tuple[float, str]]] = {}
+    for rec in bag.records(back):
+        msg = bag.decode(rec)
+        if msg is None:
+            continue
+        try:
+            values = _convert(msg, back[rec.topic][1])
+        except convert.MessageError as exc:
+            rejected[rec.topic] = rejected.get(rec.topic, 0) + 1
+            invalid.setdefault(back[rec.topic], []).append((rec.t_ns / 1e9, str(exc)))
+            continue
+        rows[back[rec.topic]].append((rec.t_ns / 1e9, values))
+
+    def streams(kind: str) -> dict[str, Stream]:
+        out = {}
+        for r in robots:
+            data = sorted(rows[(r, kind)], key=lambda x: x[0])
+            out[r] = (Stream(np.array([d[0] for d in data]), np.array([d[1] for d in data], dtype=float))
+                      if data else Stream.empty(KINDS[kind]))
+        return out
+
+    return FleetLog(robots, where, streams(topics.POSE.name), streams(topics.GOAL.name),
+                    streams(topics.CMD_VEL_NOMINAL.name), streams(topics.CMD_VEL.name), rejected, invalid)
+
+
+def _convert(msg: Any, kind: str) -> tuple[float, ...]:
+    """Numbers from a decoded message with the robots' own conversions (MessageError if rejected)."""
+    if kind == topics.POSE.name:
+        x, y, yaw, _ = convert.pose_from_msg(msg)
+        return x, y, yaw
+    if kind == topics.GOAL.name:
+        return convert.goal_from_msg(msg)
+    return convert.twist_to_cmd(msg)
+
+
+def held(stream: Stream, t: np.ndarray) -> np.ndarray:
+    """Sample-and-hold: the latest value logged at or before each time (NaN before the first)."""
+    idx = np.searchsorted(stream.t, t, side="right") - 1
+    out = np.full((len(t), stream.values.shape[1]), np.nan)
+    ok = idx >= 0
+    out[ok] = stream.values[idx[ok]]
+    return out

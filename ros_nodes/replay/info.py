@@ -1,0 +1,104 @@
+"""`replay info`: what is in a bag, how regular each stream is, and what was lost.
+
+A stream's nominal period is the median of its inter-arrival times (robust to a few late
+messages). A gap is an interval longer than GAP_FACTOR periods; it stands for
+round(gap / period) - 1 missing messages. Streams with fewer than three messages, or latched
+topics published once, have no period and no gaps.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ros_nodes.replay.bag import Bag
+
+GAP_FACTOR = 1.5
+
+
+@dataclass
+class TopicStats:
+    topic: str
+    type: str
+    count: int
+    first_s: float | None
+    last_s: float | None
+    rate_hz: float | None
+    period_s: float | None
+    gaps: list[dict[str, float]] = field(default_factory=list)  # {"start_s", "length_s", "missing"}
+    missing: int = 0  # messages missing inside the gaps
+    lost: int = 0  # messages the recorder wrote that could not be read (damaged file)
+
+
+def stream_stats(t_ns: np.ndarray) -> tuple[float | None, float | None, list[dict[str, float]], int]:
+    """(rate Hz, median period s, gaps, missing count) of one stream's sorted log times."""
+    if len(t_ns) < 3:
+        return None, None, [], 0
+    dt = np.diff(t_ns) / 1e9
+    period = float(np.median(dt))
+    if period <= 0:
+        return None, None, [], 0
+    rate = (len(t_ns) - 1) / ((t_ns[-1] - t_ns[0]) / 1e9)
+    gaps = []
+    for i in np.flatnonzero(dt > GAP_FACTOR * period):
+        gaps.append({"start_s": float(t_ns[i] / 1e9), "length_s": float(dt[i]),
+                     "missing": int(round(dt[i] / period)) - 1})
+    return float(rate), period, gaps, sum(g["missing"] for g in gaps)
+
+
+def bag_info(bag: Bag) -> dict[str, Any]:
+    times: dict[str, list[int]] = {}
+    for rec in bag.records():
+        times.setdefault(rec.topic, []).append(rec.t_ns)
+    lost = bag.lost()
+    for topic, msgtype in sorted(bag.types.items()):
+        if not bag.can_decode(msgtype):
+            bag.warn_unknown(topic)
+    topics = []
+    for topic in sorted(set(bag.types) | set(times)):
+        t = np.sort(np.asarray(times.get(topic, []), dtype=np.int64))
+        rate, period, gaps, missing = stream_stats(t)
+        topics.append(TopicStats(topic, bag.types.get(topic, ""), len(t),
+                                 float(t[0] / 1e9) if len(t) else None, float(t[-1] / 1e9) if len(t) else None,
+                                 rate, period, gaps, missing, lost.get(topic, 0)))
+    all_t = [t for ts in times.values() for t in ts]
+    start, end = (min(all_t), max(all_t)) if all_t else (0, 0)
+    return {
+        "bag": str(bag.path),
+        "storage": bag.storage,
+        "files": [f.name for f in bag.files],
+        "size_bytes": sum(f.stat().st_size for f in bag.files),
+        "start_s": start / 1e9,
+        "end_s": end / 1e9,
+        "duration_s": (end - start) / 1e9,
+        "messages": sum(len(v) for v in times.values()),
+        "complete": bag.status.complete,
+        "stopped": list(bag.status.stops),
+        "unread_bytes": bag.status.unread_bytes,
+        "lost": lost,
+        "warnings": list(bag.status.warnings),
+        "topics": [asdict(s) for s in topics],
+    }
+
+
+def format_info(info: dict[str, Any]) -> str:
+    """The human table: one line per topic, then gaps and problems."""
+    lines = [f"bag       {info['bag']}  ({info['storage']}, {len(info['files'])} file(s), {info['size_bytes']} bytes)",
+             f"duration  {info['duration_s']:.3f} s  ({info['start_s']:.3f} .. {info['end_s']:.3f})",
+             f"messages  {info['messages']}", ""]
+    head = f"{'topic':<32} {'type':<38} {'count':>7} {'rate Hz':>8} {'gaps':>5} {'missing':>8} {'lost':>6}"
+    lines += [head, "-" * len(head)]
+    for t in info["topics"]:
+        rate = f"{t['rate_hz']:.2f}" if t["rate_hz"] is not None else "-"
+        lines.append(f"{t['topic']:<32} {t['type']:<38} {t['count']:>7} {rate:>8} {len(t['gaps']):>5} "
+                     f"{t['missing']:>8} {t['lost']:>6}")
+    for t in info["topics"]:
+        for g in t["gaps"]:
+            lines.append(f"gap: {t['topic']} silent {g['length_s']:.3f} s from t={g['start_s']:.3f} "
+                         f"(~{g['missing']} message(s) missing at {1 / t['period_s']:.1f} Hz)")
+    for s in info["stopped"]:
+        lines.append(f"DAMAGED: {s}")
+    for w in info["warnings"]:
+        lines.append(f"warning: {w}")
+    return "\n".join(lines)

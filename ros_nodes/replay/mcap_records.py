@@ -1,0 +1,176 @@
+"""A minimal MCAP record walker that survives truncation and corruption.
+
+Why not a library reader: a log from a robot whose recorder died has no footer, no summary
+and maybe half a chunk at the end. Readers that start from the summary refuse such a file;
+we walk the records front to back instead, hand out each chunk only once it has been read,
+decompressed and parsed in full, and stop at the first record that does not add up, saying
+at which byte and why. Only the records replay needs are parsed (schema, channel, message,
+chunk, data end, footer); others are skipped by their length, as the MCAP spec allows.
+"""
+from __future__ import annotations
+
+import struct
+import sys
+import zlib
+from dataclasses import dataclass
+from typing import BinaryIO, Iterator
+
+if sys.version_info >= (3, 14):
+    from compression import zstd
+else:
+    from backports import zstd
+
+MAGIC = b"\x89MCAP0\r\n"
+SCHEMA, CHANNEL, MESSAGE, CHUNK, DATA_END, FOOTER = 0x03, 0x04, 0x05, 0x06, 0x0F, 0x02
+KNOWN_OPCODES = frozenset(range(0x01, 0x11))  # 0x80+ are user-defined, 0x00 and 0x11..0x7f are not valid
+
+
+class McapCorrupt(Exception):
+    """The file stops making sense at `offset`; everything before it was read."""
+
+    def __init__(self, offset: int, reason: str):
+        super().__init__(f"byte {offset}: {reason}")
+        self.offset = offset
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Schema:
+    id: int
+    name: str
+    encoding: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class Channel:
+    id: int
+    schema_id: int
+    topic: str
+    message_encoding: str
+
+
+@dataclass(frozen=True)
+class Message:
+    channel_id: int
+    log_time: int
+    data: bytes
+
+
+@dataclass(frozen=True)
+class DataEnd:
+    """Marks that the data section was written completely (only the summary may follow)."""
+
+
+class _Cursor:
+    """Little-endian field reader over one record body; running short means corruption."""
+
+    def __init__(self, body: bytes):
+        self.body, self.pos = body, 0
+
+    def take(self, n: int) -> bytes:
+        if n < 0 or self.pos + n > len(self.body):
+            raise ValueError(f"field of {n} bytes runs past the record end")
+        out = self.body[self.pos:self.pos + n]
+        self.pos += n
+        return out
+
+    def u16(self) -> int:
+        return struct.unpack("<H", self.take(2))[0]
+
+    def u32(self) -> int:
+        return struct.unpack("<I", self.take(4))[0]
+
+    def u64(self) -> int:
+        return struct.unpack("<Q", self.take(8))[0]
+
+    def string(self) -> str:
+        return self.take(self.u32()).decode("utf-8")
+
+    def rest(self) -> bytes:
+        return self.take(len(self.body) - self.pos)
+
+
+def _parse(opcode: int, body: bytes) -> Schema | Channel | Message | DataEnd | None:
+    c = _Cursor(body)
+    if opcode == SCHEMA:
+        return Schema(c.u16(), c.string(), c.string(), c.take(c.u32()))
+    if opcode == CHANNEL:
+        return Channel(c.u16(), c.u16(), c.string(), c.string())
+    if opcode == MESSAGE:
+        channel_id, _sequence, log_time, _publish_time = c.u16(), c.u32(), c.u64(), c.u64()
+        return Message(channel_id, log_time, c.rest())
+    if opcode == DATA_END:
+        return DataEnd()
+    return None
+
+
+def _decompress(compression: str, data: bytes, size: int) -> bytes:
+    if compression == "":
+        return data
+    if compression == "zstd":
+        return zstd.decompress(data)
+    if compression == "lz4":
+        import lz4.frame
+        return lz4.frame.decompress(data)
+    raise ValueError(f"unsupported chunk compression {compression!r}")
+
+
+def _chunk_records(body: bytes) -> list[Schema | Channel | Message]:
+    """All records of one chunk, or ValueError if any part of it is damaged."""
+    c = _Cursor(body)
+    c.u64(), c.u64()  # message start / end time: recomputed from the messages themselves
+    size, crc, compression = c.u64(), c.u32(), c.string()
+    data = _decompress(compression, c.take(c.u64()), size)
+    if len(data) != size:
+        raise ValueError(f"chunk holds {len(data)} bytes after decompression, header says {size}")
+    if crc and zlib.crc32(data) != crc:
+        raise ValueError("chunk CRC does not match its contents")
+    out, pos = [], 0
+    while pos < len(data):
+        if pos + 9 > len(data):
+            raise ValueError("chunk ends inside a record header")
+        opcode, length = struct.unpack_from("<BQ", data, pos)
+        if pos + 9 + length > len(data):
+            raise ValueError(f"record 0x{opcode:02x} in the chunk runs past the chunk end")
+        record = _parse(opcode, data[pos + 9:pos + 9 + length])
+        if record is not None:
+            out.append(record)
+        pos += 9 + length
+    return out
+
+
+def walk(f: BinaryIO, size: int) -> Iterator[Schema | Channel | Message | DataEnd]:
+    """Yield records in file order; raise McapCorrupt at the first damaged or missing byte.
+
+    A clean file ends with a footer and returns normally. A file that simply stops (no
+    footer) raises McapCorrupt at the end offset, so the caller can tell "complete" from
+    "recording was cut".
+    """
+    if f.read(len(MAGIC)) != MAGIC:
+        raise McapCorrupt(0, "not an MCAP file (bad magic)")
+    pos = len(MAGIC)
+    while True:
+        head = f.read(9)
+        if len(head) < 9:
+            raise McapCorrupt(pos, "the file ends here without a footer" if not head
+                              else "the file ends inside a record header")
+        opcode, length = struct.unpack("<BQ", head)
+        if opcode not in KNOWN_OPCODES and opcode < 0x80:
+            raise McapCorrupt(pos, f"invalid record opcode 0x{opcode:02x}")
+        if length > size - pos - 9:
+            raise McapCorrupt(pos, f"record 0x{opcode:02x} of {length} bytes runs past the end of the file "
+                                   f"({size - pos - 9} bytes left)")
+        body = f.read(length)
+        try:
+            if opcode == CHUNK:
+                yield from _chunk_records(body)
+            else:
+                record = _parse(opcode, body)
+                if record is not None:
+                    yield record
+        except (ValueError, UnicodeDecodeError, zstd.ZstdError, RuntimeError) as exc:
+            raise McapCorrupt(pos, f"damaged record 0x{opcode:02x}: {exc}") from None
+        pos += 9 + length
+        if opcode == FOOTER:
+            return

@@ -1,0 +1,173 @@
+"""`replay report` metrics: what happened in a logged run, under a vehicle profile's rules.
+
+Definitions (docs/replay.md repeats them for users):
+- Time base: every pose arrival (log time). At each one, every robot's pose is its latest
+  logged pose (sample-and-hold); the run starts when every robot has a pose.
+- Goal error: distance from a robot's centre to its latest goal.
+- Inter-robot distance: centre to centre; the report gives the minimum per time and overall.
+- Collision: two robots whose collision centres (position + collision_offset along the heading)
+  are at most collision_distance apart; an event is a pair entering that state; its duration
+  adds the time to the next sample while it lasts.
+- Boundary exit: a robot centre leaving the profile's arena rectangle; counted like collisions.
+- Intervention: a cmd_vel that differs from the latest cmd_vel_nominal of the same robot by more
+  than `intervention_tol` (Euclidean norm of the (v, omega) difference); its size is that norm.
+- Saturation: a command the profile's actuator saturation would change.
+- Latency: log time of a cmd_vel_nominal minus log time of the latest pose of the same robot.
+"""
+from __future__ import annotations
+
+from itertools import combinations
+from typing import Any
+
+import numpy as np
+
+from controllers.unicycle import saturate
+from ros_nodes.replay.fleet import FleetError, FleetLog, Stream, held
+
+INTERVENTION_TOL = 1e-3  # m/s and rad/s: well above QP solver noise, below anything a robot can execute
+SATURATION_TOL = 1e-9  # float round-off of the wheel-speed round trip
+
+
+def time_base(fleet: FleetLog) -> np.ndarray:
+    all_t = np.unique(np.concatenate([s.t for s in fleet.pose.values()]))
+    firsts = [s.t[0] for s in fleet.pose.values() if len(s.t)]
+    if len(firsts) < len(fleet.robots):
+        return np.zeros(0)
+    return all_t[all_t >= max(firsts)]
+
+
+def poses_on(fleet: FleetLog, t: np.ndarray) -> np.ndarray:
+    """(T, N, 3) held poses."""
+    return np.stack([held(fleet.pose[r], t) for r in fleet.robots], axis=1)
+
+
+def _events(flag: np.ndarray, t: np.ndarray) -> tuple[list[tuple[float, float]], float]:
+    """Intervals where `flag` holds: [(start, end)] and the summed duration (sample-to-next)."""
+    spans, start = [], None
+    dt = np.diff(t, append=t[-1]) if len(t) else t
+    for i, f in enumerate(flag):
+        if f and start is None:
+            start = t[i]
+        if not f and start is not None:
+            spans.append((float(start), float(t[i])))
+            start = None
+    if start is not None:
+        spans.append((float(start), float(t[-1])))
+    return spans, float(np.sum(dt[flag]))
+
+
+def _stats(x: np.ndarray) -> dict[str, float | None]:
+    if len(x) == 0:
+        return {"mean": None, "p50": None, "p95": None, "max": None}
+    return {"mean": float(np.mean(x)), "p50": float(np.percentile(x, 50)),
+            "p95": float(np.percentile(x, 95)), "max": float(np.max(x))}
+
+
+def _saturated(cmd: np.ndarray, profile: Any) -> np.ndarray:
+    if len(cmd) == 0:
+        return np.zeros(0, dtype=bool)
+    v, w = saturate(cmd[:, 0], cmd[:, 1], profile)
+    return np.hypot(v - cmd[:, 0], w - cmd[:, 1]) > SATURATION_TOL
+
+
+def interventions(safe: Stream, nominal: Stream) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(times, nominal held at each cmd_vel, size) for one robot's cmd_vel messages."""
+    nom = held(nominal, safe.t)
+    size = np.linalg.norm(safe.values - nom, axis=1) if len(safe.t) else np.zeros(0)
+    return safe.t, nom, size
+
+
+def latency(fleet: FleetLog, robot: str) -> np.ndarray:
+    """Per nominal command: its log time minus the latest pose's log time (commands before any pose dropped)."""
+    pose_t, cmd_t = fleet.pose[robot].t, fleet.nominal[robot].t
+    idx = np.searchsorted(pose_t, cmd_t, side="right") - 1
+    return cmd_t[idx >= 0] - pose_t[idx[idx >= 0]]
+
+
+def compute(fleet: FleetLog, profile: Any, safety_radius: float,
+            intervention_tol: float = INTERVENTION_TOL) -> dict[str, Any]:
+    """All report metrics; `series` holds the time series the CSVs and plots are drawn from."""
+    t = time_base(fleet)
+    if len(t) == 0:
+        raise FleetError("not every robot has a logged pose; nothing to measure")
+    n, robots, t0 = len(fleet.robots), fleet.robots, t[0]
+    poses = poses_on(fleet, t)
+    goals = np.stack([held(fleet.goal[r], t) for r in robots], axis=1)  # (T, N, 2)
+    goal_err = np.linalg.norm(poses[:, :, :2] - goals, axis=2)
+
+    pairs = list(combinations(range(n), 2))
+    centre = poses[:, :, :2]
+    heading = np.stack([np.cos(poses[:, :, 2]), np.sin(poses[:, :, 2])], axis=2)
+    coll_centre = centre + profile.collision_offset * heading
+    dist = {p: np.linalg.norm(centre[:, p[0]] - centre[:, p[1]], axis=1) for p in pairs}
+    cdist = {p: np.linalg.norm(coll_centre[:, p[0]] - coll_centre[:, p[1]], axis=1) for p in pairs}
+    min_dist = np.min(np.stack(list(dist.values()), axis=1), axis=1) if pairs else np.full(len(t), np.nan)
+
+    collisions, collision_time = [], 0.0
+    for p in pairs:
+        spans, dur = _events(cdist[p] <= profile.collision_distance, t)
+        collision_time += dur
+        collisions += [{"robots": [robots[p[0]], robots[p[1]]], "start_s": s - t0, "end_s": e - t0} for s, e in spans]
+
+    a = profile.arena
+    x, y = centre[:, :, 0], centre[:, :, 1]
+    outside = (x < a.x_min) | (x > a.x_max) | (y < a.y_min) | (y > a.y_max)
+
+    per_robot: dict[str, Any] = {}
+    inter_rows = []
+    for i, r in enumerate(robots):
+        spans, out_time = _events(outside[:, i], t)
+        ts, nom, size = interventions(fleet.safe[r], fleet.nominal[r])
+        hit = size > intervention_tol
+        inter_rows += [(float(ts[k] - t0), r, *nom[k], *fleet.safe[r].values[k], float(size[k]))
+                       for k in range(len(ts))]
+        lat = latency(fleet, r)
+        valid_err = goal_err[:, i][np.isfinite(goal_err[:, i])]
+        per_robot[r] = {
+            "poses": int(len(fleet.pose[r].t)),
+            "final_goal_error": float(valid_err[-1]) if len(valid_err) else None,
+            "min_goal_error": float(valid_err.min()) if len(valid_err) else None,
+            "boundary_exits": len(spans),
+            "time_outside_s": out_time,
+            "exits": [{"start_s": s - t0, "end_s": e - t0} for s, e in spans],
+            "commands": int(len(ts)),
+            "interventions": int(hit.sum()),
+            "intervention_fraction": float(hit.mean()) if len(hit) else 0.0,
+            "intervention_size": _stats(size[hit]),
+            "saturated_nominal": int(_saturated(fleet.nominal[r].values, profile).sum()),
+            "saturated_cmd_vel": int(_saturated(fleet.safe[r].values, profile).sum()),
+            "nominal_commands": int(len(fleet.nominal[r].t)),
+            "latency_s": _stats(lat),
+        }
+
+    k_min = int(np.nanargmin(min_dist)) if pairs else 0
+    closest = min(pairs, key=lambda p: dist[p][k_min]) if pairs else None
+    all_lat = np.concatenate([latency(fleet, r) for r in robots])
+    sizes = [row[-1] for row in inter_rows if row[-1] > intervention_tol]
+    summary = {
+        "robots": robots,
+        "profile": profile.name,
+        "duration_s": float(t[-1] - t0),
+        "samples": int(len(t)),
+        "min_distance": float(min_dist[k_min]) if pairs else None,
+        "min_distance_pair": [robots[closest[0]], robots[closest[1]]] if closest else None,
+        "min_distance_t_s": float(t[k_min] - t0) if pairs else None,
+        "collision_distance": profile.collision_distance,
+        "safety_radius": safety_radius,
+        "collision_events": len(collisions),
+        "collision_time_s": collision_time,
+        "collisions": collisions,
+        "boundary_exits": int(sum(v["boundary_exits"] for v in per_robot.values())),
+        "interventions": int(sum(v["interventions"] for v in per_robot.values())),
+        "intervention_size": _stats(np.asarray(sizes)),
+        "intervention_tol": intervention_tol,
+        "saturated_nominal": int(sum(v["saturated_nominal"] for v in per_robot.values())),
+        "saturated_cmd_vel": int(sum(v["saturated_cmd_vel"] for v in per_robot.values())),
+        "latency_s": _stats(all_lat),
+        "rejected_messages": dict(fleet.rejected),
+        "per_robot": per_robot,
+    }
+    series = {"t": t - t0, "poses": poses, "goals": goals, "goal_error": goal_err, "min_distance": min_dist,
+              "pair_distance": {f"{robots[p[0]]}-{robots[p[1]]}": dist[p] for p in pairs},
+              "interventions": inter_rows}
+    return {"summary": summary, "series": series}

@@ -1,0 +1,166 @@
+"""`marlstack replay`: inspect, re-publish, re-evaluate and report on rosbag2 logs.
+
+    marlstack replay info BAG [--json]
+    marlstack replay play BAG [--rate X] [--topics T ...] [--loop] [--clock]
+    marlstack replay eval BAG --policy policy.onnx [--config fleet.yaml] [-o DIR] [--json]
+    marlstack replay report BAG -o DIR [--profile NAME | --config fleet.yaml]
+    marlstack replay csv BAG TOPIC -o file.csv
+
+Log tooling for any machine: numpy, rosbags, matplotlib and onnxruntime; rclpy only for
+`play`; never JAX. The input bag is only read. Errors are one line on stderr, exit code 2.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+EXIT_USAGE = 2
+DEFAULT_BARRIER_FORM = "unicycle_walls"  # the safety node's default form (ros_nodes.plan)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="marlstack replay", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", metavar="<command>", required=True)
+    bag_help = "rosbag2 directory (MCAP or sqlite3 storage) or a single .mcap / .db3 file"
+
+    s = sub.add_parser("info", help="topics, types, counts, rates, duration, gaps, drops and damage")
+    s.add_argument("bag", help=bag_help)
+    s.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    s = sub.add_parser("play", help="re-publish on ROS 2 with the original timing")
+    s.add_argument("bag", help=bag_help)
+    s.add_argument("--rate", type=float, default=1.0, help="time scale: 2 plays twice as fast (default 1)")
+    s.add_argument("--topics", nargs="+", metavar="TOPIC", help="only these topics (default: all)")
+    s.add_argument("--loop", action="store_true", help="start over at the end until Ctrl-C")
+    s.add_argument("--clock", action="store_true", help="also publish the log time on /clock (for use_sim_time)")
+    s.add_argument("--start-delay", type=float, default=0.5, metavar="S",
+                   help="seconds to wait for subscribers to connect before the first message (default 0.5)")
+
+    s = sub.add_parser("eval", help="re-run a policy on the logged inputs and compare with cmd_vel_nominal")
+    s.add_argument("bag", help=bag_help)
+    s.add_argument("--policy", required=True, help="policy.onnx written by `marlstack export`")
+    s.add_argument("--config", help="deployment YAML of the run (robot order, remaps, rate, watchdog)")
+    s.add_argument("-o", "--out", help="also write eval_commands.csv and eval_commands.png here")
+    s.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    s.add_argument("--fail-above", type=float, metavar="TOL",
+                   help="exit with status 1 if any |policy - logged| exceeds TOL (for CI)")
+
+    s = sub.add_parser("report", help="metrics (JSON + CSV) and pictures of a run")
+    s.add_argument("bag", help=bag_help)
+    s.add_argument("-o", "--out", required=True, help="output directory")
+    s.add_argument("--profile", help="vehicle profile whose rules define collisions and the arena")
+    s.add_argument("--config", help="deployment YAML of the run (profile, robot order, remaps, barrier form)")
+    s.add_argument("--barrier-form", help="barrier form whose safety radius is drawn "
+                                          f"(default: the config's, else {DEFAULT_BARRIER_FORM})")
+    s.add_argument("--intervention-tol", type=float, help="smallest |cmd_vel - cmd_vel_nominal| counted as "
+                                                          "an intervention (default 1e-3)")
+    s.add_argument("--json", action="store_true", help="print the metrics JSON instead of a summary")
+
+    s = sub.add_parser("csv", help="export one topic to CSV (one column per flattened field)")
+    s.add_argument("bag", help=bag_help)
+    s.add_argument("topic", help="topic name, e.g. /robot_0/pose")
+    s.add_argument("-o", "--out", required=True, help="CSV file to write")
+    return p
+
+
+def _info(args: argparse.Namespace, bag: Any) -> int:
+    from ros_nodes.replay.info import bag_info, format_info
+    info = bag_info(bag)
+    print(json.dumps(info, indent=2) if args.json else format_info(info))
+    return 0
+
+
+def _play(args: argparse.Namespace, bag: Any) -> int:
+    from ros_nodes.replay.play import play
+    if not args.rate > 0:
+        return _fail("play: --rate must be > 0")
+    try:
+        n = play(bag, rate=args.rate, topics=args.topics, loop=args.loop, clock=args.clock,
+                 start_delay_s=args.start_delay, say=lambda s: print(s, file=sys.stderr))
+    except KeyError as exc:
+        return _fail(f"play: topic(s) {exc.args[0]} not in {bag.path} (see `marlstack replay info`)")
+    print(f"published {n} messages")
+    return 0
+
+
+def _eval(args: argparse.Namespace, bag: Any) -> int:
+    from ros_nodes.replay.evaluate import evaluate, format_result, write_outputs
+    from ros_nodes.replay.fleet import load_config
+    result = evaluate(bag, args.policy, load_config(args.config))
+    if args.out:
+        write_outputs(result, Path(args.out))
+    if args.json:
+        print(json.dumps({k: v for k, v in result.items() if k != "series"}, indent=2))
+    else:
+        print(format_result(result))
+    if args.fail_above is not None and result["max_abs_diff"] is not None and result["max_abs_diff"] > args.fail_above:
+        print(f"replay eval: max |policy - logged| = {result['max_abs_diff']:.3g} exceeds {args.fail_above:g}",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+def _report(args: argparse.Namespace, bag: Any) -> int:
+    from hardware.profile import load_profile
+    from ros_nodes.replay import metrics
+    from ros_nodes.replay.fleet import load_config
+    from ros_nodes.replay.report import FILES, format_summary, write_report
+    from tqdm import tqdm
+
+    config = load_config(args.config)
+    name = args.profile or (config.profile if config is not None else None)
+    if name is None:
+        return _fail("report: say which vehicle profile's rules apply: --profile NAME (e.g. gritsbot_x) "
+                     "or --config deployment.yaml")
+    profile = load_profile(name)
+    form = args.barrier_form or (config.safety_form if config is not None else DEFAULT_BARRIER_FORM)
+    if not hasattr(profile.barrier, form):
+        return _fail(f"report: profile {profile.name} has no barrier form {form!r}")
+    tol = metrics.INTERVENTION_TOL if args.intervention_tol is None else args.intervention_tol
+    out = Path(args.out)
+    with tqdm(total=4, desc="pictures", disable=args.json or not sys.stderr.isatty()) as bar:
+        summary = write_report(bag, out, profile, getattr(profile.barrier, form).safety_radius, config, tol, bar)
+    print(json.dumps(summary, indent=2) if args.json else
+          format_summary(summary) + f"\n\nwrote {', '.join(FILES)} to {out}")
+    return 0
+
+
+def _csv(args: argparse.Namespace, bag: Any) -> int:
+    from ros_nodes.replay.export import topic_to_csv
+    try:
+        n = topic_to_csv(bag, args.topic, Path(args.out))
+    except KeyError:
+        return _fail(f"csv: topic {args.topic} is not in {bag.path}; topics: {', '.join(sorted(bag.types))}")
+    print(f"wrote {n} rows to {args.out}")
+    for w in bag.status.stops + bag.status.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    return 0
+
+
+def _fail(msg: str) -> int:
+    print(f"marlstack replay {msg}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+COMMANDS = {"info": _info, "play": _play, "eval": _eval, "report": _report, "csv": _csv}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
+    from hardware.profile import ProfileError
+    from policies.spec import PolicyError
+    from ros_nodes.replay.bag import Bag, BagError
+    from ros_nodes.replay.fleet import FleetError
+    try:
+        bag = Bag(args.bag)
+        return COMMANDS[args.cmd](args, bag)
+    except (BagError, FleetError, ProfileError, PolicyError) as exc:
+        return _fail(f"{args.cmd}: {exc}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

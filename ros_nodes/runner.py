@@ -1,0 +1,72 @@
+"""What every node process shares: typed, documented parameters; start-up errors as one line; clean stop.
+
+A node's `main()` calls `run_node(factory)`. Ctrl-C / SIGTERM end the spin and the node's
+`close()` runs (the recorder closes its bag, the sim node writes its summary); a `StartError`
+raised while building the node prints `<node>: <reason>` and exits with `EXIT_START_ERROR`.
+"""
+from __future__ import annotations
+
+import sys
+from typing import Any, Callable
+
+EXIT_START_ERROR = 2  # documented in docs/ros.md: configuration or model refused at start-up
+
+
+class StartError(Exception):
+    """The node refuses to start; the message says what is wrong and what to do."""
+
+
+def declare(node: Any, name: str, default: Any, description: str,
+            lo: float | None = None, hi: float | None = None, read_only: bool = True) -> Any:
+    """Declare a parameter with a description and (for numbers) an inclusive range; return its value."""
+    from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+    from rclpy.exceptions import ParameterException
+
+    desc = ParameterDescriptor(description=description, read_only=read_only)
+    if lo is not None and hi is not None:
+        if isinstance(default, float):
+            desc.floating_point_range = [FloatingPointRange(from_value=float(lo), to_value=float(hi), step=0.0)]
+        elif isinstance(default, int) and not isinstance(default, bool):
+            desc.integer_range = [IntegerRange(from_value=int(lo), to_value=int(hi), step=1)]
+    try:
+        value = node.declare_parameter(name, default, desc).value
+    except ParameterException as exc:
+        raise StartError(f"parameter '{name}': {exc}") from None
+    if isinstance(default, (int, float)) and not isinstance(default, bool) and lo is not None and not lo <= value <= hi:
+        raise StartError(f"parameter '{name}' = {value} is out of range [{lo}, {hi}] ({description})")
+    return value
+
+
+def ros_now(node: Any) -> float:
+    """The node clock in seconds (system time unless use_sim_time)."""
+    return node.get_clock().now().nanoseconds * 1e-9
+
+
+def run_node(factory: Callable[[], Any], label: str, argv: list[str] | None = None) -> int:
+    """Init rclpy, build the node, spin until shutdown; one-line errors, never a bare traceback."""
+    import rclpy
+    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+
+    rclpy.init(args=sys.argv if argv is None else argv)
+    node = None
+    try:
+        try:
+            node = factory()
+        except StartError as exc:
+            print(f"{label}: refusing to start: {exc}", file=sys.stderr, flush=True)
+            return EXIT_START_ERROR
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        try:
+            executor.spin()
+        except (KeyboardInterrupt, ExternalShutdownException):
+            pass
+        return 0
+    finally:
+        if node is not None:
+            close = getattr(node, "close", None)
+            if close is not None:
+                close()
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.try_shutdown()

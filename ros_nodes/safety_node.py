@@ -1,0 +1,196 @@
+"""Safety node: the barrier certificate between the policies and the robots (`cmd_vel_nominal` -> `cmd_vel`).
+
+mode 'fleet': one node filters every robot in one QP, like the Robotarium server; it solves as
+soon as every robot's nominal command of the cycle has arrived (or at the control period, with
+what it has). mode 'onboard': one node per robot filters its own command against its
+neighbours' poses as they are now, solving on each nominal command.
+
+Watchdog: a robot whose nominal command or pose is missing, stale (older than
+`watchdog_periods` control periods), non-finite or malformed gets zero velocity and a
+diagnostic saying why; so does every robot when a neighbour's position is unknown. It resumes
+when the inputs are good again. `/diagnostics` carries interventions and the solver status.
+Onboard code: numpy + cvxpy (controllers.barrier), never JAX.
+"""
+from __future__ import annotations
+
+import math
+import sys
+import time
+
+import numpy as np
+
+from hardware.profile import ProfileError, load_profile
+from ros_nodes import convert, health, topics
+from ros_nodes.adapters import InputError, LatestValues
+from ros_nodes.runner import StartError, declare, ros_now, run_node
+
+DIAGNOSTIC_PERIOD_S = 0.5
+FALLBACK_PERIODS = 1.5  # the timer filters only when no nominal command has triggered it for this long
+INTERVENTION_TOL = 1e-3  # |u - u_nominal| above this (m/s or rad/s) counts as an intervention
+
+
+class Certificate:
+    """controllers.barrier for the `controlled` robots among `robots`.
+
+    Fleet mode controls all; onboard mode controls one, and its neighbours enter the QP as
+    obstacles at their current poses (their velocities are unknown onboard: taken as zero).
+    """
+
+    def __init__(self, profile, robots: list[str], controlled: list[str], form: str):
+        from controllers.barrier import BarrierFilter
+        self.filter = BarrierFilter(profile, len(robots), form=form)
+        self.mask = np.array([r in controlled for r in robots])
+
+    def __call__(self, poses: np.ndarray, u_nominal: np.ndarray) -> tuple[np.ndarray, str, float]:
+        """poses (N, 3) of every robot, u_nominal (controlled, 2) -> (u (controlled, 2), status, min barrier)."""
+        u = np.zeros((self.mask.size, 2))
+        u[self.mask] = u_nominal
+        result = self.filter.filter(poses, u, controlled=self.mask)
+        return np.asarray(result.u)[self.mask], result.status, float(result.min_barrier)
+
+
+def make_node():
+    from rclpy.node import Node
+
+    class SafetyNode(Node):
+        def __init__(self) -> None:
+            super().__init__("safety")
+            p = lambda *a, **k: declare(self, *a, **k)  # noqa: E731
+            mode = p("mode", "fleet", "'fleet': filter every robot in one QP; 'onboard': filter only parameter 'robot'")
+            robot = p("robot", "", "the robot this node filters in 'onboard' mode (ignored in 'fleet' mode)")
+            self.robots = list(p("robots", [""], "the fleet in agent-index order"))
+            profile_name = p("profile", "gritsbot_x", "vehicle profile: limits, barrier gains, arena walls")
+            form = p("form", "unicycle_walls", "barrier form of controllers.barrier (e.g. unicycle_walls)")
+            rate = p("rate_hz", 30.0, "control rate", 0.1, 1000.0)
+            periods = p("watchdog_periods", 3.0, "inputs older than this many control periods stop the robot", 1.0, 100.0)
+            if mode not in ("fleet", "onboard"):
+                raise StartError(f"parameter 'mode' must be 'fleet' or 'onboard', got {mode!r}")
+            if not self.robots or not all(self.robots):
+                raise StartError("parameter 'robots' must list the fleet's robot names")
+            if mode == "onboard" and robot not in self.robots:
+                raise StartError(f"parameter 'robot' = {robot!r} must be one of parameter 'robots' = {self.robots}")
+            self.controlled = list(self.robots) if mode == "fleet" else [robot]
+            try:
+                profile = load_profile(profile_name)
+                self.certificate = Certificate(profile, self.robots, self.controlled, form)
+            except (ProfileError, ValueError) as exc:
+                raise StartError(str(exc)) from None
+            self.period = 1.0 / rate
+            self.max_age = periods * self.period
+            self.poses = LatestValues(self.robots, 3, "pose")
+            self.nominal = LatestValues(self.controlled, 2, "cmd_vel_nominal")
+            self.fresh: set[str] = set()
+            self.dogs = {r: health.Watchdog() for r in self.controlled}
+            self.interventions = dict.fromkeys(self.controlled, 0)
+            self.solver_status, self.min_barrier = "not run", math.nan
+            self.solves, self.solve_s = 0, 0.0
+            self.last_solve = self.last_diag = -math.inf
+
+            cls = topics.message_class
+            state = topics.qos_profile("state")
+            self.pubs = {r: self.create_publisher(cls(topics.CMD_VEL.type), topics.CMD_VEL.path(r), state)
+                         for r in self.controlled}
+            self.diag = self.create_publisher(cls(topics.DIAGNOSTICS.type), topics.DIAGNOSTICS.path(),
+                                              topics.qos_profile(topics.DIAGNOSTICS.qos))
+            for r in self.robots:
+                self.create_subscription(cls(topics.POSE.type), topics.POSE.path(r), self._on_pose(r), state)
+            for r in self.controlled:
+                self.create_subscription(cls(topics.CMD_VEL_NOMINAL.type), topics.CMD_VEL_NOMINAL.path(r),
+                                         self._on_nominal(r), state)
+            self.create_timer(self.period, self._on_timer)
+            base = self.get_fully_qualified_name()
+            self.diag_names = {r: base if mode == "onboard" else f"{base}: {r}" for r in self.controlled}
+            self.get_logger().info(f"{mode} barrier ({form}) for {', '.join(self.controlled)}")
+
+        def _on_pose(self, robot: str):
+            def cb(msg) -> None:
+                try:
+                    x, y, yaw, _ = convert.pose_from_msg(msg)
+                    self.poses.put(robot, (x, y, yaw), ros_now(self))
+                except convert.MessageError as exc:
+                    self.poses.invalidate(robot, str(exc))
+            return cb
+
+        def _on_nominal(self, robot: str):
+            def cb(msg) -> None:
+                now = ros_now(self)
+                try:
+                    self.nominal.put(robot, convert.twist_to_cmd(msg), now)
+                except convert.MessageError as exc:
+                    self.nominal.invalidate(robot, str(exc))
+                self.fresh.add(robot)
+                live = {r for r in self.controlled if self.nominal.problem(r, now, self.max_age) is None}
+                if live <= self.fresh:  # every live policy has spoken this cycle: filter now
+                    self._solve(now)
+            return cb
+
+        def _on_timer(self) -> None:
+            now = ros_now(self)
+            if now - self.last_solve > FALLBACK_PERIODS * self.period:  # a policy went quiet
+                self._solve(now)
+            if now - self.last_diag > DIAGNOSTIC_PERIOD_S:
+                self._publish_diag(now)
+
+        def _problems(self, now: float) -> dict[str, InputError | str]:
+            """Per controlled robot, the first reason it must stop (absent when it may move)."""
+            out: dict[str, InputError | str] = {}
+            unknown = [r for r in self.robots if not self.poses.known(r)]
+            for r in self.controlled:
+                problem = self.poses.problem(r, now, self.max_age) or self.nominal.problem(r, now, self.max_age)
+                if problem is None and unknown:
+                    problem = self.poses.problem(unknown[0], now, self.max_age)  # cannot certify against it
+                if problem is not None:
+                    out[r] = problem
+            return out
+
+        def _solve(self, now: float) -> None:
+            self.last_solve = now
+            self.fresh.clear()
+            problems = self._problems(now)
+            n = len(self.controlled)
+            u_nom = np.array([self.nominal.get(r) for r in self.controlled])
+            stopped = np.array([r in problems for r in self.controlled])
+            u_nom[stopped | ~np.isfinite(u_nom).all(axis=1)] = 0.0
+            u = np.zeros((n, 2))
+            if not stopped.all():
+                poses = np.nan_to_num(self.poses.values, nan=0.0)
+                t0 = time.perf_counter()
+                u, self.solver_status, self.min_barrier = self.certificate(poses, u_nom)
+                self.solve_s += time.perf_counter() - t0
+                self.solves += 1
+                u[stopped | ~np.isfinite(u).all(axis=1)] = 0.0
+                if self.solver_status != "optimal":  # the filter braked: say so, per robot
+                    problems.update({r: f"barrier certificate: {self.solver_status}"
+                                     for r in self.controlled if r not in problems})
+            changed = False
+            for i, r in enumerate(self.controlled):
+                if problems.get(r) is None and np.abs(u[i] - u_nom[i]).max() > INTERVENTION_TOL:
+                    self.interventions[r] += 1
+                dog = self.dogs[r]
+                if r in problems:
+                    if dog.trip(str(problems[r])):
+                        changed = True
+                        self.get_logger().warning(f"zero velocity for {r}: {problems[r]}")
+                else:
+                    changed |= dog.clear()
+                self.pubs[r].publish(convert.cmd_to_twist(u[i, 0], u[i, 1]))
+            if changed:
+                self._publish_diag(now)
+
+        def _publish_diag(self, now: float) -> None:
+            self.last_diag = now
+            mean_ms = 1e3 * self.solve_s / self.solves if self.solves else 0.0
+            statuses = [health.watchdog_status(self.diag_names[r], r, self.dogs[r], {
+                "interventions": self.interventions[r], "solver_status": self.solver_status,
+                "min_barrier": f"{self.min_barrier:.4g}", "solve_ms_mean": f"{mean_ms:.3f}"}) for r in self.controlled]
+            self.diag.publish(health.array(self.get_clock().now().to_msg(), statuses))
+
+    return SafetyNode()
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_node(make_node, "safety_node", argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,193 @@
+"""Sim node: fake hardware for software-in-the-loop. The fleet simulator's physics behind ROS topics.
+
+Steps `sim.fleet.physics_step` (rps's dynamics, saturation and violation rules) at the control
+rate, publishes every robot's `pose` and (latched) `goal`, applies each robot's latest `cmd_vel`
+(zero when it is older than `watchdog_periods` periods, as robot firmware would), and keeps a
+per-robot summary: goal reached and when, collision and boundary-exit steps (the simulator's
+counts), and the interventions / watchdog stops the other nodes report on `/diagnostics`.
+The summary is published latched on `/sim/summary` and written as JSON to `summary_path`
+(every second, atomically, and at shutdown) for `marlstack sitl`.
+
+It also measures sensor-to-command latency: from publishing a robot's pose to receiving the
+first `cmd_vel` for that robot afterwards (`marlstack bench ros`). SITL tooling: imports JAX.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ros_nodes import convert, health, topics
+from ros_nodes.runner import StartError, declare, ros_now, run_node
+
+SUMMARY_PERIOD_S = 1.0
+
+
+def make_physics(profile):
+    """The simulator's step, jitted once for this fleet (compiled before the first real step)."""
+    import jax
+    from sim.fleet import physics_step
+
+    step = jax.jit(lambda poses, u: physics_step(profile, poses, u)[:2])
+
+    def run(poses: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        new, viol = step(poses, u)
+        return np.asarray(new, np.float64), np.asarray(viol.collisions), np.asarray(viol.boundary_exits)
+    return run
+
+
+def percentile_ms(samples: list[float], q: float) -> float | None:
+    return float(np.percentile(samples, q) * 1e3) if samples else None
+
+
+def make_node():
+    from rclpy.node import Node
+
+    from hardware.profile import ProfileError, load_profile
+    from sim.scenarios.navigation_spec import SUCCESS_RADIUS
+
+    class SimNode(Node):
+        def __init__(self) -> None:
+            super().__init__("sim")
+            p = lambda *a, **k: declare(self, *a, **k)  # noqa: E731
+            self.robots = list(p("robots", [""], "the fleet in agent-index order"))
+            profile_name = p("profile", "gritsbot_x", "vehicle profile: dynamics, limits, arena")
+            p("scenario", "navigation", "task scenario (navigation: goals are published and checked)")
+            rate = p("rate_hz", 30.0, "simulation and pose publishing rate", 0.1, 1000.0)
+            periods = p("watchdog_periods", 3.0, "a cmd_vel older than this many periods is replaced by zero", 1.0, 100.0)
+            starts = list(p("starts", [0.0], "initial poses, flat [x, y, yaw] per robot"))
+            goals = list(p("goals", [0.0], "goals, flat [x, y] per robot"))
+            seed = p("seed", 0, "seed of the pose-drop draws", 0, 2**31 - 1)
+            self.drop = p("drop_pose_fraction", 0.0, "fault injection: fraction of pose messages not published", 0.0, 1.0)
+            summary = p("summary_path", "", "write the JSON summary here (empty: only publish it)")
+            n = len(self.robots)
+            if not n or not all(self.robots) or len(starts) != 3 * n or len(goals) != 2 * n:
+                raise StartError(f"parameters 'starts' / 'goals' need 3 / 2 numbers per robot of {self.robots}")
+            try:
+                profile = load_profile(profile_name)
+            except ProfileError as exc:
+                raise StartError(str(exc)) from None
+            self.physics = make_physics(profile)
+            self.poses = np.array(starts, np.float64).reshape(n, 3)
+            self.goals = np.array(goals, np.float64).reshape(n, 2)
+            self.physics(self.poses, np.zeros((n, 2)))  # compile now, not inside the first period
+            self.period, self.max_age = 1.0 / rate, periods / rate
+            self.rng = random.Random(seed)
+            self.summary_path = Path(summary) if summary else None
+            self.cmd = np.zeros((n, 2))
+            self.cmd_t = np.full(n, -np.inf)
+            self.pose_sent = np.full(n, math.nan)  # perf_counter at the last pose publish, per robot
+            self.latency: list[list[float]] = [[] for _ in range(n)]
+            self.steps = 0
+            self.collisions = np.zeros(n, int)
+            self.exits = np.zeros(n, int)
+            self.reached_at: list[float | None] = [None] * n
+            self.reports: dict[str, dict[str, dict[str, str]]] = {r: {} for r in self.robots}
+            self.t0 = ros_now(self)
+            self.last_summary = -math.inf
+
+            cls = topics.message_class
+            state = topics.qos_profile("state")
+            self.pose_pubs = [self.create_publisher(cls(topics.POSE.type), topics.POSE.path(r), state) for r in self.robots]
+            goal_pubs = [self.create_publisher(cls(topics.GOAL.type), topics.GOAL.path(r),
+                                               topics.qos_profile(topics.GOAL.qos)) for r in self.robots]
+            self.summary_pub = self.create_publisher(cls(topics.SIM_SUMMARY.type), topics.SIM_SUMMARY.path(),
+                                                     topics.qos_profile(topics.SIM_SUMMARY.qos))
+            for i, r in enumerate(self.robots):
+                self.create_subscription(cls(topics.CMD_VEL.type), topics.CMD_VEL.path(r), self._on_cmd(i), state)
+            self.create_subscription(cls(topics.DIAGNOSTICS.type), topics.DIAGNOSTICS.path(), self._on_diag,
+                                     topics.qos_profile(topics.DIAGNOSTICS.qos))
+            for i, pub in enumerate(goal_pubs):
+                pub.publish(convert.pose_to_msg(self.goals[i, 0], self.goals[i, 1], 0.0, self.t0))
+            self._publish_poses(self.t0)
+            self.create_timer(self.period, self._on_timer)
+            self.get_logger().info(f"simulating {n} robots of {profile.name} at {rate:g} Hz")
+
+        def _on_cmd(self, i: int):
+            def cb(msg) -> None:
+                sent = self.pose_sent[i]
+                if not math.isnan(sent):
+                    self.latency[i].append(time.perf_counter() - sent)
+                    self.pose_sent[i] = math.nan
+                try:
+                    self.cmd[i] = convert.twist_to_cmd(msg)
+                except convert.MessageError:
+                    self.cmd[i] = 0.0
+                self.cmd_t[i] = ros_now(self)
+            return cb
+
+        def _on_diag(self, msg) -> None:
+            for s in msg.status:
+                if s.hardware_id in self.reports:
+                    self.reports[s.hardware_id][s.name] = health.values_of(s)
+
+        def _on_timer(self) -> None:
+            now = ros_now(self)
+            u = np.where((now - self.cmd_t <= self.max_age)[:, None], self.cmd, 0.0)
+            self.poses, collisions, exits = self.physics(self.poses, u)
+            self.steps += 1
+            self.collisions += collisions > 0
+            self.exits += exits > 0
+            dist = np.hypot(*(self.poses[:, :2] - self.goals).T)
+            for i in np.flatnonzero(dist <= SUCCESS_RADIUS):
+                if self.reached_at[i] is None:
+                    self.reached_at[i] = round(now - self.t0, 3)
+            self._publish_poses(now)
+            if now - self.last_summary >= SUMMARY_PERIOD_S:
+                self.write_summary(now)
+
+        def _publish_poses(self, now: float) -> None:
+            for i, pub in enumerate(self.pose_pubs):
+                if self.drop and self.rng.random() < self.drop:
+                    continue
+                msg = convert.pose_to_msg(*self.poses[i], now)
+                self.pose_sent[i] = time.perf_counter()
+                pub.publish(msg)
+
+        def summary(self, now: float) -> dict:
+            dist = np.hypot(*(self.poses[:, :2] - self.goals).T)
+            robots = {}
+            for i, r in enumerate(self.robots):
+                reports = self.reports[r].values()
+                robots[r] = {
+                    "goal_reached": self.reached_at[i] is not None, "reached_at_s": self.reached_at[i],
+                    "final_goal_distance_m": round(float(dist[i]), 4),
+                    "collision_steps": int(self.collisions[i]), "boundary_exit_steps": int(self.exits[i]),
+                    "interventions": sum(int(v.get("interventions", 0)) for v in reports),
+                    "watchdog_stops": sum(int(v.get("watchdog_stops", 0)) for v in reports),
+                    "latency_ms": {"count": len(self.latency[i]), "p50": percentile_ms(self.latency[i], 50),
+                                   "p99": percentile_ms(self.latency[i], 99)},
+                }
+            return {"elapsed_s": round(now - self.t0, 3), "steps": self.steps, "robots": robots,
+                    "all_latencies_ms": [round(x * 1e3, 4) for lat in self.latency for x in lat]}
+
+        def write_summary(self, now: float, publish: bool = True) -> None:
+            self.last_summary = now
+            doc = self.summary(now)
+            text = json.dumps(doc)
+            if publish:
+                brief = json.dumps({k: v for k, v in doc.items() if k != "all_latencies_ms"})
+                self.summary_pub.publish(topics.message_class(topics.SIM_SUMMARY.type)(data=brief))
+            if self.summary_path:
+                tmp = self.summary_path.with_suffix(".tmp")
+                tmp.write_text(text)
+                os.replace(tmp, self.summary_path)
+
+        def close(self) -> None:
+            self.write_summary(ros_now(self), publish=False)  # DDS is already shut down here
+
+    return SimNode()
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_node(make_node, "sim_node", argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

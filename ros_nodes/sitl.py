@@ -1,0 +1,174 @@
+"""`marlstack sitl`: run a deployment's fleet plan in software-in-the-loop over real DDS, without ros2 launch.
+
+The plan's nodes plus the sim node (fake robots and motion capture) run as separate processes
+with `--ros-args`, supervised: a node that dies is reported with the tail of its log and the run
+fails (exit 1). Ctrl-C stops the nodes cleanly. At the end it prints, per robot, whether and
+when the goal was reached, collision and boundary-exit steps (the simulator's counts), safety
+interventions and watchdog stops, and the bag's path; `--json` prints the same as JSON.
+DDS stays on loopback (see ros_nodes/isolation.py).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from ros_nodes.isolation import ISOLATED_FLAG, can_isolate, isolated, ros_env
+from ros_nodes.plan import PlanError, fleet_plan, load_deployment
+from ros_nodes.recorder_node import bag_dir
+from ros_nodes.supervisor import Supervisor, clean_exit
+
+START_TIMEOUT_S = 120.0
+POLL_S = 0.1
+SETTLE_S = 1.0  # with --until-goals: keep running this long after the last robot arrived
+STOP_ORDER = ["sim_node", "policy_node", "safety_node"]  # the recorder stops last, keeping the whole run
+
+
+class SitlError(Exception):
+    """The run failed; the message says which node and why."""
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="marlstack sitl", description=__doc__.split("\n\n")[0])
+    p.add_argument("--config", required=True, help="deployment YAML (e.g. launch/robotarium_nav4.yaml)")
+    p.add_argument("--duration", type=float, default=30.0, help="seconds to run after the simulator starts (default 30)")
+    p.add_argument("--until-goals", action="store_true", help="stop early, once every robot has reached its goal")
+    p.add_argument("--record", metavar="BAG", help="record a rosbag2 MCAP bag to this directory (out.mcap -> out/)")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--logdir", help="where node logs and the sim summary go (default: a new temp dir)")
+    p.add_argument("--drop-poses", type=float, default=0.0, metavar="FRACTION",
+                   help="fault injection: the sim node drops this fraction of pose messages")
+    p.add_argument("--no-isolate", action="store_true",
+                   help="do not re-run inside a loopback-only network namespace (DDS still uses LOCALHOST discovery)")
+    return p
+
+
+def main(argv: list[str]) -> int:
+    args = parser().parse_args(argv)
+    try:
+        dep = load_deployment(args.config)
+    except PlanError as exc:
+        print(f"marlstack sitl: {exc}", file=sys.stderr)
+        return 2
+    if not dep.policy.is_file():
+        print(f"marlstack sitl: policy {dep.policy} does not exist; set 'policy' in {dep.path} "
+              f"(create one with `marlstack export` or `make demo`)", file=sys.stderr)
+        return 2
+    if not 0.0 <= args.drop_poses < 1.0:
+        print("marlstack sitl: --drop-poses must be in [0, 1)", file=sys.stderr)
+        return 2
+    record = bag_dir(args.record).resolve() if args.record else None
+    if record is not None and record.exists():
+        print(f"marlstack sitl: {record} exists already; choose a new --record path", file=sys.stderr)
+        return 2
+    if not args.no_isolate and can_isolate():
+        env = ros_env()
+        env[ISOLATED_FLAG] = "1"
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the child (same terminal group) gets Ctrl-C and stops cleanly
+        return subprocess.run(isolated([sys.executable, "-m", "ros_nodes.sitl", *argv]), env=env).returncode
+    try:
+        report = run(dep, args, record)
+    except SitlError as exc:
+        print(f"marlstack sitl: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(report, indent=2) if args.json else format_report(report))
+    if not report["ok"]:
+        print(f"marlstack sitl: FAILED: {report['error']}", file=sys.stderr)
+    return 0 if report["ok"] else 1
+
+
+def run(dep, args, record: Path | None) -> dict:
+    logdir = Path(args.logdir) if args.logdir else Path(tempfile.mkdtemp(prefix="marlstack-sitl-"))
+    summary_path = logdir.resolve() / "sim_summary.json"
+    specs = fleet_plan(dep, sitl=True, record=record, summary_path=summary_path)
+    specs = [dataclasses.replace(s, parameters={**s.parameters, "drop_pose_fraction": args.drop_poses})
+             if s.executable == "sim_node" else s for s in specs]
+    stop = {"requested": False}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.update(requested=True))
+    sup = Supervisor(ros_env(), logdir)
+    error = None
+    started = time.monotonic()
+    try:
+        # Recorder first (it sees everything), the sim last (the robots wait for their nodes).
+        for s in sorted(specs, key=lambda s: ["recorder_node", "safety_node", "policy_node", "sim_node"].index(s.executable)):
+            sup.start(s)
+        sim_start = None
+        while not stop["requested"]:
+            dead = sup.exited()
+            if dead:
+                p = dead[0]
+                error = f"node {p.label} exited with code {p.popen.returncode} during the run; its log ({p.log}) ends:\n{p.tail()}"
+                break
+            now = time.monotonic()
+            if sim_start is None:
+                if summary_path.exists():
+                    sim_start = now
+                elif now - started > START_TIMEOUT_S:
+                    error = f"the sim node did not start within {START_TIMEOUT_S:.0f} s (logs in {logdir})"
+                    break
+            elif now - sim_start >= args.duration or (args.until_goals and _all_arrived(summary_path, SETTLE_S)):
+                break
+            time.sleep(POLL_S)
+    finally:
+        codes = sup.stop(STOP_ORDER)
+        sup.kill_all()
+    bad = {name: code for name, code in codes.items() if not clean_exit(code)}
+    if error is None and bad:
+        error = "node(s) did not stop cleanly: " + ", ".join(f"{n} (exit {c})" for n, c in bad.items())
+    if error is None and stop["requested"]:
+        error = "interrupted"
+    summary = json.loads(summary_path.read_text()) if summary_path.exists() else None
+    if error is None and summary is None:
+        error = f"the sim node wrote no summary (logs in {logdir})"
+    if error is None and record is not None and not (record / "metadata.yaml").exists():
+        error = f"the recorder did not close its bag {record} (log: {logdir})"
+    latencies = summary.pop("all_latencies_ms", []) if summary else []
+    return {"ok": error is None, "error": error, "config": str(dep.path), "safety_mode": dep.safety_mode,
+            "num_robots": len(dep.robots), "bag": str(record) if record else None, "logdir": str(logdir),
+            "elapsed_s": summary["elapsed_s"] if summary else None,
+            "robots": summary["robots"] if summary else {}, "exit_codes": codes,
+            "latency_ms": _quantiles(latencies)}
+
+
+def _all_arrived(summary_path: Path, settle_s: float) -> bool:
+    try:
+        doc = json.loads(summary_path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return False
+    times = [r["reached_at_s"] for r in doc["robots"].values()]
+    return all(t is not None for t in times) and doc["elapsed_s"] - max(times) >= settle_s
+
+
+def _quantiles(samples: list[float]) -> dict:
+    if not samples:
+        return {"count": 0, "p50": None, "p99": None}
+    s = sorted(samples)
+    pick = lambda q: s[min(len(s) - 1, int(round(q * (len(s) - 1))))]  # noqa: E731
+    return {"count": len(s), "p50": pick(0.5), "p99": pick(0.99)}
+
+
+def format_report(report: dict) -> str:
+    head = ["robot", "goal", "reached_at_s", "collision_steps", "boundary_exit_steps", "interventions", "watchdog_stops"]
+    rows = [[name, "yes" if r["goal_reached"] else "no", "-" if r["reached_at_s"] is None else f"{r['reached_at_s']:.2f}",
+             *(str(r[k]) for k in head[3:])] for name, r in report["robots"].items()]
+    widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(head)]
+    line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths))  # noqa: E731
+    lat = report["latency_ms"]
+    out = [f"== marlstack sitl: {report['num_robots']} robots, {report['safety_mode']} safety, "
+           f"{report['elapsed_s']} s simulated ==", line(head), line(["-" * w for w in widths]), *map(line, rows)]
+    if lat["count"]:
+        out.append(f"pose -> cmd_vel latency: p50 {lat['p50']:.2f} ms, p99 {lat['p99']:.2f} ms ({lat['count']} samples)")
+    out.append(f"bag: {report['bag'] or '(not recorded; use --record)'}")
+    out.append(f"logs: {report['logdir']}")
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

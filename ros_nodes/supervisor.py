@@ -1,0 +1,89 @@
+"""Run a fleet plan as plain processes (no `ros2 launch`): start, watch, stop in order.
+
+Each node is its own process (`python -m ros_nodes.<node> --ros-args ...`) in its own session,
+so a Ctrl-C in the terminal reaches only the supervisor, which then stops the nodes in a chosen
+order with SIGINT (rclpy shuts down cleanly: the sim writes its summary, the recorder closes its
+bag) and SIGKILLs whatever is still alive after a grace period. Each node's output goes to
+`<logdir>/<node>.log`; a node that exits on its own is a crash, reported with its log's tail.
+"""
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+from ros_nodes.plan import NodeSpec
+
+STOP_GRACE_S = 10.0
+
+
+@dataclass
+class Proc:
+    spec: NodeSpec
+    popen: subprocess.Popen
+    log: Path
+
+    @property
+    def label(self) -> str:
+        return self.spec.fqn
+
+    def tail(self, lines: int = 8) -> str:
+        try:
+            text = self.log.read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return ""
+        return "\n".join(text[-lines:])
+
+
+class Supervisor:
+    def __init__(self, env: Mapping[str, str], logdir: Path, python: str = sys.executable):
+        self.env, self.logdir, self.python = dict(env), Path(logdir), python
+        self.procs: list[Proc] = []
+        self.logdir.mkdir(parents=True, exist_ok=True)
+
+    def start(self, spec: NodeSpec) -> Proc:
+        log = self.logdir / f"{spec.fqn.strip('/').replace('/', '.')}.log"
+        with log.open("wb") as out:
+            popen = subprocess.Popen(spec.command(self.python), env=self.env, stdout=out, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = Proc(spec, popen, log)
+        self.procs.append(proc)
+        return proc
+
+    def exited(self) -> list[Proc]:
+        """Nodes that are no longer running."""
+        return [p for p in self.procs if p.popen.poll() is not None]
+
+    def stop(self, order: list[str] | None = None) -> dict[str, int]:
+        """SIGINT every node (executables in `order` first, one group at a time); exit codes by node."""
+        groups: list[list[Proc]] = []
+        for exe in order or []:
+            groups.append([p for p in self.procs if p.spec.executable == exe])
+        groups.append([p for p in self.procs if not any(p in g for g in groups)])
+        for group in groups:
+            for p in group:
+                if p.popen.poll() is None:
+                    p.popen.send_signal(signal.SIGINT)
+            deadline = time.monotonic() + STOP_GRACE_S
+            for p in group:
+                try:
+                    p.popen.wait(max(0.0, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    p.popen.kill()
+                    p.popen.wait()
+        return {p.label: p.popen.returncode for p in self.procs}
+
+    def kill_all(self) -> None:
+        for p in self.procs:
+            if p.popen.poll() is None:
+                p.popen.kill()
+                p.popen.wait()
+
+
+def clean_exit(code: int) -> bool:
+    """A node stopped by our SIGINT exits 0 (rclpy handled it) or by the signal itself."""
+    return code in (0, -signal.SIGINT, 128 + signal.SIGINT)

@@ -1,0 +1,88 @@
+"""Every ROS 2 topic name, message type and QoS profile of the stack, in one place.
+
+Plain data first: the replay tools read bags without a ROS install, so this module imports
+no rclpy at module level. `qos_profile()` and `message_class()` import rclpy / the message
+packages lazily, only in processes that actually talk DDS.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any
+
+# QoS classes (DESIGN contract 5). "state": a newer sample makes the old one worthless, so never
+# queue or retransmit. "latched": set-points and configuration a late joiner must still receive.
+# "events": health reports; keep a few so a burst of diagnostics is not lost.
+QOS = {
+    "state": {"reliability": "best_effort", "durability": "volatile", "history": "keep_last", "depth": 1},
+    "latched": {"reliability": "reliable", "durability": "transient_local", "history": "keep_last", "depth": 1},
+    "events": {"reliability": "reliable", "durability": "volatile", "history": "keep_last", "depth": 10},
+}
+
+
+@dataclass(frozen=True)
+class Topic:
+    """A topic: `name` is relative to the robot's namespace when `per_robot`, else absolute."""
+    name: str
+    type: str
+    qos: str
+    per_robot: bool
+    doc: str
+
+    def path(self, robot: str | None = None) -> str:
+        """Fully qualified name, e.g. `/robot_0/pose`."""
+        if not self.per_robot:
+            return self.name
+        if not robot:
+            raise ValueError(f"topic '{self.name}' lives in a robot namespace: pass the robot name")
+        return f"/{robot.strip('/')}/{self.name}"
+
+
+POSE = Topic("pose", "geometry_msgs/msg/PoseStamped", "state", True,
+             "world-frame pose from motion capture or the sim node (z unused, yaw in the quaternion)")
+GOAL = Topic("goal", "geometry_msgs/msg/PoseStamped", "latched", True,
+             "navigation goal, world frame (x, y; orientation ignored)")
+CMD_VEL_NOMINAL = Topic("cmd_vel_nominal", "geometry_msgs/msg/Twist", "state", True,
+                        "policy output: linear.x = v [m/s], angular.z = omega [rad/s]")
+CMD_VEL = Topic("cmd_vel", "geometry_msgs/msg/Twist", "state", True,
+                "safe command after the barrier certificate, sent to the robot")
+DIAGNOSTICS = Topic("/diagnostics", "diagnostic_msgs/msg/DiagnosticArray", "events", False,
+                    "watchdog state, safety interventions, solver status, sim violation counts")
+SIM_SUMMARY = Topic("/sim/summary", "std_msgs/msg/String", "latched", False,
+                    "sim node's running per-robot summary as JSON (goal reached, collisions, exits)")
+
+ALL: tuple[Topic, ...] = (POSE, GOAL, CMD_VEL_NOMINAL, CMD_VEL, DIAGNOSTICS, SIM_SUMMARY)
+BY_NAME = {t.name: t for t in ALL}
+
+
+def robot_topics(robots: list[str], topics: tuple[Topic, ...] = ALL) -> dict[str, Topic]:
+    """Fully qualified name -> Topic for a fleet (what the recorder subscribes to by default)."""
+    out: dict[str, Topic] = {}
+    for t in topics:
+        for r in (robots if t.per_robot else [None]):
+            out[t.path(r)] = t
+    return out
+
+
+def topic_for_path(path: str) -> Topic | None:
+    """The Topic a fully qualified name (e.g. `/robot_0/cmd_vel`) refers to, if it is one of ours."""
+    if path in BY_NAME:
+        return BY_NAME[path]
+    t = BY_NAME.get(path.rsplit("/", 1)[-1])
+    return t if t is not None and t.per_robot and path.count("/") == 2 else None
+
+
+def qos_profile(kind: str) -> Any:
+    """rclpy QoSProfile for a QoS class name ("state", "latched", "events")."""
+    from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+    q = QOS[kind]
+    return QoSProfile(
+        reliability={"best_effort": ReliabilityPolicy.BEST_EFFORT, "reliable": ReliabilityPolicy.RELIABLE}[q["reliability"]],
+        durability={"volatile": DurabilityPolicy.VOLATILE, "transient_local": DurabilityPolicy.TRANSIENT_LOCAL}[q["durability"]],
+        history=HistoryPolicy.KEEP_LAST, depth=q["depth"])
+
+
+def message_class(type_name: str) -> type:
+    """`geometry_msgs/msg/Twist` -> the rclpy message class."""
+    package, _, name = type_name.split("/")
+    return getattr(importlib.import_module(f"{package}.msg"), name)

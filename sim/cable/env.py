@@ -1,0 +1,274 @@
+"""`CableEnv`: N quadrotors carry a cable-suspended load to a goal pose (JaxMARL `MultiAgentEnv` duck type).
+
+Each agent is one MAV with its own policy and no communication. Every 1/policy_rate_hz the policy
+of MAV i sends a world-frame acceleration (3, m/s²) and roll/pitch body-rate references (2, rad/s),
+clipped to the profile's `control.max_acceleration` / `control.max_rate_reference` (a trained policy
+squashes with tanh into this box). Between two policy steps the low-level controller
+(`controllers.quadrotor`, INDI or rate PID as the profile says) and the physics run
+`profile.substeps` times inside the same jitted function.
+
+Observation of MAV i (paper: load pose, own state, goal error, agent id, optional history; no
+neighbour states), from `sense()` through the one `observe()`: load position (3), load rotation
+matrix (9), own position relative to the load (3), own rotation matrix (9), own velocity (3), own body
+rate (3), goal position error (3), goal orientation error as the first two columns of R_loadᵀR_goal
+(6), agent one-hot (N), the last `history` normalised actions (5 each).
+
+Tasks: `hover` (hold the start pose), `move` (go to the profile's `task.move_offset` / `move_yaw`),
+`random` (goal within ±goal_position_range, roll/pitch within ±goal_tilt_range, any yaw).
+Optional failure: one MAV loses all thrust at a random step (between 20 % and 80 % of the episode)
+and its cable is released.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+from controllers import quadrotor
+from hardware import load_profile
+from sim.cable.dynamics import Bodies, cable_vectors, physics_step
+from sim.cable.equilibrium import hover
+from sim.cable.rotation import quat_from_euler, quat_to_rot, rotation_angle
+from sim.spaces import Box
+
+TASKS = ("hover", "move", "random")
+ACTION_DIM = 5
+
+
+@struct.dataclass
+class CableState:
+    bodies: Bodies
+    ctrl: quadrotor.CtrlState
+    goal_pos: jnp.ndarray      # (3,)
+    goal_quat: jnp.ndarray     # (4,)
+    actions: jnp.ndarray       # (N, max(history, 1), 5) normalised actions, newest first
+    step: jnp.ndarray          # () int32
+    fail_agent: jnp.ndarray    # () int32, -1: no failure this episode
+    fail_step: jnp.ndarray     # () int32
+    tension: jnp.ndarray       # (N,) at the last substep
+    min_tension: jnp.ndarray   # (N,) smallest over the last policy step's substeps
+
+
+def segment_distance(p1: jnp.ndarray, q1: jnp.ndarray, p2: jnp.ndarray, q2: jnp.ndarray) -> jnp.ndarray:
+    """Shortest distance between segments p1q1 and p2q2 (any leading dims), clamped closest points."""
+    d1, d2, r = q1 - p1, q2 - p2, p1 - p2
+    a, e = jnp.sum(d1 * d1, -1), jnp.sum(d2 * d2, -1)
+    b, c, f = jnp.sum(d1 * d2, -1), jnp.sum(d1 * r, -1), jnp.sum(d2 * r, -1)
+    denom = a * e - b * b
+    s = jnp.where(denom > 1e-12, jnp.clip((b * f - c * e) / jnp.where(denom > 1e-12, denom, 1.0), 0, 1), 0.0)
+    t = (b * s + f) / e
+    s = jnp.where(t < 0, jnp.clip(-c / a, 0, 1), jnp.where(t > 1, jnp.clip((b - c) / a, 0, 1), s))
+    t = jnp.clip(t, 0, 1)
+    return jnp.linalg.norm(p1 + d1 * s[..., None] - p2 - d2 * t[..., None], axis=-1)
+
+
+def observe(sensors: dict[str, jnp.ndarray]) -> jnp.ndarray:
+    """Raw sensor tensors (any leading batch dims) → observation vectors (..., obs_dim)."""
+    lead = sensors["pos"].shape[:-1]
+    flat = lambda x: x.reshape(*lead, -1)  # noqa: E731
+    load_rot, goal_rot = sensors["load_rot"], sensors["goal_rot"]
+    rel_rot = jnp.einsum("...ji,...jk->...ik", load_rot, goal_rot)
+    return jnp.concatenate([
+        sensors["load_pos"], flat(load_rot), sensors["pos"] - sensors["load_pos"], flat(sensors["rot"]),
+        sensors["vel"], sensors["omega"], sensors["goal_pos"] - sensors["load_pos"], flat(rel_rot[..., :, :2]),
+        sensors["agent_id"], flat(sensors["past_actions"])], axis=-1)
+
+
+class CableEnv:
+    """A team of `num_agents` MAVs carrying a load; see the module docstring for spaces and tasks."""
+
+    def __init__(self, profile: Any = "mav_corl25", num_agents: int = 3, task: str = "hover",
+                 cable_model: str | None = None, inner_loop: str | None = None, failure: bool = False,
+                 history: int = 1, world_state: bool = False, max_steps: int | None = None):
+        p = load_profile(profile) if isinstance(profile, str) else profile
+        if cable_model is not None:
+            p = dataclasses.replace(p, cable=dataclasses.replace(p.cable, model=cable_model))
+        if inner_loop is not None:
+            p = dataclasses.replace(p, control=dataclasses.replace(p.control, inner_loop=inner_loop))
+        if task not in TASKS:
+            raise ValueError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
+        p.team(num_agents)  # raises a clear error when the profile has no layout for this team size
+        self.profile, self.num_agents, self.task = p, num_agents, task
+        self.failure, self.history, self.use_world_state = failure, history, world_state
+        self.agents = [f"agent_{i}" for i in range(num_agents)]
+        self.dt = 1.0 / p.control.policy_rate_hz
+        self.max_steps = max_steps or int(round(p.task.episode_seconds * p.control.policy_rate_hz))
+        c = p.control
+        self.action_limit = np.array([c.max_acceleration] * 3 + [c.max_rate_reference] * 2)
+        self.obs_dim = 3 + 9 + 3 + 9 + 3 + 3 + 3 + 6 + num_agents + ACTION_DIM * history
+        self.world_state_dim = 18 + 18 * num_agents + 9
+        self._action_space = Box.make(-self.action_limit, self.action_limit, (ACTION_DIM,))
+        self._obs_space = Box.make(-np.inf, np.inf, (self.obs_dim,))
+        self.hover = hover(p, num_agents)
+
+    # ---- spaces -------------------------------------------------------------------------------
+    def observation_space(self, agent: str) -> Box:
+        return self._obs_space
+
+    def action_space(self, agent: str) -> Box:
+        return self._action_space
+
+    # ---- reset / step -------------------------------------------------------------------------
+    def _goal(self, key: jax.Array) -> tuple[jnp.ndarray, jnp.ndarray]:
+        t = self.profile.task
+        start = jnp.asarray(self.hover.load_pos, jnp.float32)
+        if self.task == "hover":
+            return start, jnp.asarray(self.hover.load_quat, jnp.float32)
+        if self.task == "move":
+            return start + jnp.asarray(t.move_offset, jnp.float32), quat_from_euler(0.0, 0.0, math.radians(t.move_yaw))
+        k1, k2, k3 = jax.random.split(key, 3)
+        pos = start + jax.random.uniform(k1, (3,), minval=-t.goal_position_range, maxval=t.goal_position_range)
+        tilt = math.radians(t.goal_tilt_range)
+        rp = jax.random.uniform(k2, (2,), minval=-tilt, maxval=tilt)
+        yaw = jax.random.uniform(k3, (), minval=-math.pi, maxval=math.pi)
+        return pos, quat_from_euler(rp[0], rp[1], yaw)
+
+    def reset(self, key: jax.Array) -> tuple[dict[str, jnp.ndarray], CableState]:
+        h, n, p = self.hover, self.num_agents, self.profile
+        f32 = lambda x: jnp.asarray(x, jnp.float32)  # noqa: E731
+        zeros = jnp.zeros((n, 3), jnp.float32)
+        bodies = Bodies(pos=f32(h.pos), vel=zeros, quat=f32(h.quat), omega=zeros, thrust=f32(h.thrust),
+                        load_pos=f32(h.load_pos), load_vel=zeros[0], load_quat=f32(h.load_quat), load_omega=zeros[0])
+        top, bottom = cable_vectors(bodies, p)
+        unit = (top - bottom) / jnp.linalg.norm(top - bottom, axis=-1, keepdims=True)
+        # the filters start converged, as after hovering for a while: a_ext = cable pull / mass
+        ctrl = quadrotor.init_state(zeros, zeros, bodies.thrust, -f32(h.tension)[:, None] * unit / p.quadrotor.mass)
+        k_goal, k_agent, k_step = jax.random.split(key, 3)
+        goal_pos, goal_quat = self._goal(k_goal)
+        fail_agent = jax.random.randint(k_agent, (), 0, n) if self.failure else jnp.array(-1, jnp.int32)
+        fail_step = jax.random.randint(k_step, (), int(0.2 * self.max_steps), int(0.8 * self.max_steps) + 1)
+        state = CableState(bodies=bodies, ctrl=ctrl, goal_pos=goal_pos, goal_quat=goal_quat,
+                           actions=jnp.zeros((n, max(self.history, 1), ACTION_DIM), jnp.float32),
+                           step=jnp.array(0, jnp.int32), fail_agent=fail_agent, fail_step=fail_step,
+                           tension=f32(h.tension), min_tension=f32(h.tension))
+        return self.get_obs(state), state
+
+    def working(self, state: CableState) -> jnp.ndarray:
+        """(N,) True for MAVs that still fly (False once failed: no thrust, cable released)."""
+        failed = (jnp.arange(self.num_agents) == state.fail_agent) & (state.step >= state.fail_step)
+        return ~failed
+
+    def step_physics(self, state: CableState, actions: jnp.ndarray) -> CableState:
+        """Advance one policy step with actions (N, 5) in physical units (clipped to the action box)."""
+        p = self.profile
+        lim = jnp.asarray(self.action_limit, jnp.float32)
+        act = jnp.clip(actions.astype(jnp.float32), -lim, lim)
+        ok = self.working(state)
+        acc_des = act[:, :3]
+        rate_ff = jnp.concatenate([act[:, 3:], jnp.zeros((self.num_agents, 1), jnp.float32)], axis=-1)
+        dt = 1.0 / p.control.physics_rate_hz
+
+        def substep(carry, _):
+            b, ctrl = carry
+            cmd, ctrl = quadrotor.step(ctrl, b.vel, quat_to_rot(b.quat), b.omega, b.thrust, acc_des, rate_ff,
+                                       jnp.float32(0.0), p, dt)
+            b, acc = physics_step(b, jnp.where(ok[:, None], cmd, 0.0), p, ok, dt)
+            return (b, ctrl), acc.tension
+
+        (bodies, ctrl), tensions = jax.lax.scan(substep, (state.bodies, state.ctrl), None, length=p.substeps)
+        past = jnp.concatenate([(act / lim)[:, None], state.actions[:, :-1]], axis=1)
+        return state.replace(bodies=bodies, ctrl=ctrl, actions=past, step=state.step + 1,
+                             tension=tensions[-1], min_tension=jnp.min(tensions, axis=0))
+
+    def step(self, key: jax.Array, state: CableState, actions: dict[str, jnp.ndarray] | jnp.ndarray):
+        """JaxMARL step: per-agent dicts in and out, `dones["__all__"]`, automatic reset when done."""
+        act = jnp.stack([actions[a] for a in self.agents]) if isinstance(actions, dict) else actions
+        prev = state.actions[:, 0]
+        nxt = self.step_physics(state, act)
+        terminated = self.terminated(nxt)
+        truncated = nxt.step >= self.max_steps
+        done = terminated | truncated
+        reward = self.reward(nxt, prev, terminated)
+        info = self.info(nxt)
+        obs = self.get_obs(nxt)
+        obs_re, state_re = self.reset(key)
+        pick = lambda a, b: jnp.where(done, a, b)  # noqa: E731
+        state_out = jax.tree.map(pick, state_re, nxt)
+        obs_out = jax.tree.map(pick, obs_re, obs)
+        rewards = {a: reward[i] for i, a in enumerate(self.agents)}
+        dones = {a: done for a in self.agents} | {"__all__": done}
+        return obs_out, state_out, rewards, dones, info
+
+    # ---- sensing and observing ----------------------------------------------------------------
+    def sense(self, state: CableState) -> dict[str, jnp.ndarray]:
+        """Raw per-agent tensors in physical units, world frame (see sim/cable/spec.py)."""
+        b, n = state.bodies, self.num_agents
+        rep = lambda x: jnp.broadcast_to(x, (n, *x.shape))  # noqa: E731
+        return {"load_pos": rep(b.load_pos), "load_rot": rep(quat_to_rot(b.load_quat)), "pos": b.pos,
+                "rot": quat_to_rot(b.quat), "vel": b.vel, "omega": b.omega, "goal_pos": rep(state.goal_pos),
+                "goal_rot": rep(quat_to_rot(state.goal_quat)), "agent_id": jnp.eye(n, dtype=jnp.float32),
+                "past_actions": state.actions[:, :self.history]}
+
+    def get_obs(self, state: CableState) -> dict[str, jnp.ndarray]:
+        o = observe(self.sense(state))
+        obs = {a: o[i] for i, a in enumerate(self.agents)}
+        if self.use_world_state:
+            obs["world_state"] = jnp.broadcast_to(self.world_state(state), (self.num_agents, self.world_state_dim))
+        return obs
+
+    def world_state(self, state: CableState) -> jnp.ndarray:
+        """(world_state_dim,) for a centralised critic: load pose and twist, every MAV's state, goal error."""
+        b = state.bodies
+        load_rot, goal_rot = quat_to_rot(b.load_quat), quat_to_rot(state.goal_quat)
+        mavs = jnp.concatenate([b.pos - b.load_pos, quat_to_rot(b.quat).reshape(self.num_agents, 9), b.vel, b.omega], -1)
+        return jnp.concatenate([b.load_pos, load_rot.ravel(), b.load_vel, b.load_omega, mavs.ravel(),
+                                state.goal_pos - b.load_pos, (load_rot.T @ goal_rot)[:, :2].ravel()])
+
+    # ---- task -------------------------------------------------------------------------------
+    def errors(self, state: CableState) -> tuple[jnp.ndarray, jnp.ndarray]:
+        """Load position error (m) and orientation error (rad) to the goal."""
+        b = state.bodies
+        return (jnp.linalg.norm(state.goal_pos - b.load_pos),
+                rotation_angle(quat_to_rot(b.load_quat), quat_to_rot(state.goal_quat)))
+
+    def reward(self, state: CableState, prev_action: jnp.ndarray, terminated: jnp.ndarray) -> jnp.ndarray:
+        """Per-agent reward: shared bounded tracking terms minus each MAV's own penalties."""
+        w, b, n = self.profile.reward, state.bodies, self.num_agents
+        e_pos, e_rot = self.errors(state)
+        track = w.position * jnp.exp(-e_pos / w.position_scale) + w.orientation * jnp.exp(-e_rot / w.orientation_scale)
+        act = state.actions[:, 0]
+        smooth = w.smoothness * jnp.sum((act - prev_action) ** 2, -1)
+        rate = w.body_rate * jnp.sum(b.omega ** 2, -1)
+        effort = w.effort * jnp.sum(act[:, :3] ** 2, -1)
+        # downwash: a MAV above another MAV or the load, weighted by horizontal closeness
+        below = jnp.concatenate([b.pos, b.load_pos[None]], 0)
+        dxy = jnp.sum((b.pos[:, None, :2] - below[None, :, :2]) ** 2, -1)
+        under = (below[None, :, 2] < b.pos[:, None, 2]) & ~jnp.eye(n, n + 1, dtype=bool)
+        down = w.downwash * jnp.sum(jnp.where(under, jnp.exp(-dxy / w.downwash_radius ** 2), 0.0), -1)
+        return track - smooth - rate - effort - down - w.termination * terminated
+
+    def terminated(self, state: CableState) -> jnp.ndarray:
+        """Ground contact, a cable too steep, MAVs or cables too close, leaving the workspace, a rigid
+        cable that would have to push, or a non-finite state."""
+        t, b, n = self.profile.task, state.bodies, self.num_agents
+        ok = self.working(state)
+        ground = (b.load_pos[2] < t.ground_clearance) | jnp.any(ok & (b.pos[:, 2] < t.ground_clearance))
+        top, bottom = cable_vectors(b, self.profile)
+        cable = top - bottom
+        cos_angle = cable[:, 2] / jnp.linalg.norm(cable, axis=-1)
+        steep = jnp.any(ok & (cos_angle < math.cos(math.radians(t.max_cable_angle))))
+        iu, ju = np.triu_indices(n, 1)
+        both = ok[iu] & ok[ju]
+        close = jnp.any(both & (jnp.linalg.norm(b.pos[iu] - b.pos[ju], axis=-1) < t.min_mav_distance))
+        tangled = jnp.any(both & (segment_distance(top[iu], bottom[iu], top[ju], bottom[ju]) < t.min_cable_distance))
+        lo, hi = jnp.asarray(t.workspace.low), jnp.asarray(t.workspace.high)
+        outside = lambda x: jnp.any((x < lo) | (x > hi), -1)  # noqa: E731
+        left = outside(b.load_pos) | jnp.any(ok & outside(b.pos))
+        pushing = jnp.any(ok & (state.min_tension < 0)) if self.profile.cable.model == "rigid" else False
+        finite = jnp.all(jnp.array([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(b)]))
+        return ground | steep | close | tangled | left | pushing | ~finite
+
+    def info(self, state: CableState) -> dict[str, jnp.ndarray]:
+        t = self.profile.task
+        e_pos, e_rot = self.errors(state)
+        success = (e_pos < t.success_position) & (e_rot < math.radians(t.success_orientation))
+        ok = self.working(state)
+        return {"tension": state.tension, "slack": ok & (state.tension <= 0.0),
+                "success": jnp.broadcast_to(success, (self.num_agents,)), "failed": ~ok,
+                "position_error": jnp.broadcast_to(e_pos, (self.num_agents,)),
+                "orientation_error": jnp.broadcast_to(e_rot, (self.num_agents,))}

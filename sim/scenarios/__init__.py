@@ -1,0 +1,18 @@
+"""Scenarios: what the robots of a fleet are asked to do (goals, rewards, what they sense and observe).
+
+Each scenario module provides `Params`/`make_params(profile, num_agents, **overrides)`,
+`reset_task(key, poses, params)`, `sense(state, params)`, `observe(sensors, params)`,
+`obs_dim(params)` and `reward(...)`; `FleetEnv` only talks to that interface.
+"""
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+SCENARIOS = {"navigation": "sim.scenarios.navigation"}
+
+
+def get(name: str) -> ModuleType:
+    if name not in SCENARIOS:
+        raise ValueError(f"unknown scenario {name!r}; available: {', '.join(sorted(SCENARIOS))}")
+    return importlib.import_module(SCENARIOS[name])

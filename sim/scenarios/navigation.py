@@ -1,0 +1,121 @@
+"""Navigation: every robot drives to its own goal without colliding.
+
+`sense` extracts the raw per-robot tensors (physical units, world frame) a real robot would
+receive; `observe` turns them into the policy's input vector. `observe` is the one observation
+function: the exported ONNX graph contains it, so it uses only ops jax2onnx exports (trig,
+elementwise, top-k, one-hot matmul gathers) and works for any leading batch axes.
+The observation layout is listed element by element in `navigation_spec.obs_names`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+from sim.placement import sample_positions
+from sim.scenarios import navigation_spec as spec
+
+
+@dataclasses.dataclass(frozen=True)
+class Params:
+    """Scenario constants (hashable, so jit can treat them as static). Arena bounds from the profile."""
+    num_agents: int
+    x_min: float
+    x_max: float
+    y_min: float
+    y_max: float
+    num_neighbors: int = spec.NUM_NEIGHBORS
+    success_radius: float = spec.SUCCESS_RADIUS
+    progress_gain: float = 10.0  # reward per metre of goal distance gained
+    success_bonus: float = 5.0  # once per episode, on first arrival
+    collision_penalty: float = 1.0  # per step in collision (0 turns it off)
+    boundary_penalty: float = 1.0  # per step outside the arena
+
+    @property
+    def far(self) -> float:
+        """The distance given to padded neighbours: nothing in the arena is farther."""
+        return math.hypot(self.x_max - self.x_min, self.y_max - self.y_min)
+
+
+def make_params(profile: Any, num_agents: int, **overrides: Any) -> Params:
+    a = profile.arena
+    return Params(num_agents=num_agents, x_min=a.x_min, x_max=a.x_max, y_min=a.y_min, y_max=a.y_max, **overrides)
+
+
+@struct.dataclass
+class Task:
+    goals: jax.Array  # (N, 2) m, world frame
+    reached: jax.Array  # (N,) bool: arrived at least once this episode (the bonus is paid once)
+
+
+def obs_dim(params: Params) -> int:
+    return spec.obs_dim(params.num_neighbors)
+
+
+def reset_task(key: jax.Array, poses: jax.Array, grid: Any, params: Params) -> Task:
+    """Goals drawn from the same separated placement as the robots, independently of the starts."""
+    goals = sample_positions(key, grid, params.num_agents, poses.dtype)
+    return Task(goals=goals, reached=jnp.zeros(params.num_agents, bool))
+
+
+def _others_index(n: int) -> np.ndarray:
+    """(n, n-1): for robot i, the indices of every other robot in ascending order."""
+    return np.array([[j for j in range(n) if j != i] for i in range(n)], dtype=np.int32).reshape(n, n - 1)
+
+
+def sense(state: Any, params: Params) -> dict[str, jax.Array]:
+    """Raw sensors per robot: pose (N, 3), others (N, N-1, 3), goal (N, 2); world frame, m and rad."""
+    poses = state.poses
+    return {"pose": poses, "others": poses[_others_index(params.num_agents)], "goal": state.task.goals}
+
+
+def observe(sensors: dict[str, jax.Array], params: Params) -> jax.Array:
+    """Sensors with any leading batch axes (..., ·) -> observation (..., obs_dim)."""
+    pose, others, goal = sensors["pose"], sensors["others"], sensors["goal"]
+    x, y, th = pose[..., 0], pose[..., 1], pose[..., 2]
+    c, s = jnp.cos(th), jnp.sin(th)
+    gx, gy = goal[..., 0] - x, goal[..., 1] - y
+    own = [c * gx + s * gy, -s * gx + c * gy, jnp.sqrt(gx * gx + gy * gy), c, s, x, y,
+           x - params.x_min, params.x_max - x, y - params.y_min, params.y_max - y]
+    return jnp.concatenate([jnp.stack(own, axis=-1), _neighbors(others, x, y, th, c, s, params)], axis=-1)
+
+
+def _neighbors(others, x, y, th, c, s, params: Params) -> jax.Array:
+    """The K nearest others as (dx, dy, distance, cos Δθ, sin Δθ, present), nearest first, flattened."""
+    k = params.num_neighbors
+    dx, dy = others[..., 0] - x[..., None], others[..., 1] - y[..., None]
+    dth = others[..., 2] - th[..., None]
+    rx, ry = c[..., None] * dx + s[..., None] * dy, -s[..., None] * dx + c[..., None] * dy
+    feats = jnp.stack([rx, ry, jnp.sqrt(dx * dx + dy * dy), jnp.cos(dth), jnp.sin(dth), jnp.ones_like(dx)], axis=-1)
+    missing = k - others.shape[-2]
+    if missing > 0:  # fewer robots than K: pad with "nobody, far away" rows (static shapes only)
+        pad = jnp.asarray([0.0, 0.0, params.far, 1.0, 0.0, 0.0], feats.dtype)
+        feats = jnp.concatenate([feats, jnp.broadcast_to(pad, (*feats.shape[:-2], missing, 6))], axis=-2)
+    _, idx = jax.lax.top_k(-feats[..., 2], k)
+    # Gather as a one-hot matmul: exports to ONNX as MatMul for any batch shape.
+    pick = (idx[..., :, None] == jnp.arange(feats.shape[-2])).astype(feats.dtype)
+    return (pick @ feats).reshape(*feats.shape[:-2], k * feats.shape[-1])
+
+
+def goal_distance(poses: jax.Array, task: Task) -> jax.Array:
+    d = poses[..., :2] - task.goals
+    return jnp.sqrt(jnp.sum(d * d, axis=-1))
+
+
+def reward(prev_poses: jax.Array, poses: jax.Array, task: Task, collisions: jax.Array,
+           boundary: jax.Array, params: Params) -> tuple[jax.Array, Task, jax.Array, jax.Array]:
+    """Progress toward the goal, a one-off arrival bonus, penalties for collisions and leaving the arena.
+
+    Returns (rewards (N,), task, success (N,) = within the success radius now, episode solved: all at once).
+    """
+    dist = goal_distance(poses, task)
+    success = dist <= params.success_radius
+    arrived = success & ~task.reached
+    r = (params.progress_gain * (goal_distance(prev_poses, task) - dist) + params.success_bonus * arrived
+         - params.collision_penalty * (collisions > 0) - params.boundary_penalty * boundary)
+    return r.astype(poses.dtype), task.replace(reached=task.reached | success), success, jnp.all(success)

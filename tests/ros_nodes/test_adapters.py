@@ -1,0 +1,102 @@
+"""Message conversions and the navigation task adapter (plain numbers in, model tensors out)."""
+import math
+import subprocess
+import sys
+from types import SimpleNamespace as NS
+
+import numpy as np
+import pytest
+
+from ros_nodes import convert
+from ros_nodes.adapters import InvalidInput, MissingInput, NavigationAdapter, StaleInput, make_adapter
+
+
+def pose(x=0.0, y=0.0, q=(0.0, 0.0, 0.0, 1.0), t=(12, 500_000_000)):
+    return NS(header=NS(stamp=NS(sec=t[0], nanosec=t[1])),
+              pose=NS(position=NS(x=x, y=y, z=0.0), orientation=NS(x=q[0], y=q[1], z=q[2], w=q[3])))
+
+
+def test_pose_round_trip_through_a_real_message():
+    msg = convert.pose_to_msg(0.3, -0.2, 2.5, 12.25)
+    x, y, yaw, t = convert.pose_from_msg(msg)
+    assert (x, y, t) == pytest.approx((0.3, -0.2, 12.25)) and yaw == pytest.approx(2.5)
+    assert convert.twist_to_cmd(convert.cmd_to_twist(0.1, -0.5)) == pytest.approx((0.1, -0.5))
+
+
+@pytest.mark.parametrize("msg, error, needle", [
+    (pose(x=math.nan), convert.NonFinite, "position.x"),
+    (pose(q=(0.0, 0.0, math.inf, 1.0)), convert.NonFinite, "orientation.z"),
+    (pose(q=(0.0, 0.0, 0.0, 0.0)), convert.Malformed, "norm 0"),
+    (NS(header=None), convert.Malformed, "not a PoseStamped"),
+])
+def test_bad_poses_raise_a_specific_error(msg, error, needle):
+    with pytest.raises(error, match=needle.replace("(", r"\(")):
+        convert.pose_from_msg(msg)
+
+
+def test_nan_command_is_never_published():
+    msg = convert.cmd_to_twist(math.nan, 1.0)
+    assert (msg.linear.x, msg.angular.z) == (0.0, 0.0)
+    with pytest.raises(convert.NonFinite):
+        convert.twist_to_cmd(NS(linear=NS(x=math.nan), angular=NS(z=0.0)))
+
+
+def full_adapter():
+    a = NavigationAdapter(["r0", "r1", "r2"], "r1", max_age_s=0.1)
+    a.update_goal(1.0, 2.0)
+    for i, r in enumerate(["r0", "r1", "r2"]):
+        a.update_pose(r, float(i), 0.5, 0.1 * i, t_s=10.0)
+    return a
+
+
+def test_inputs_are_batch_of_one_float32_with_others_in_fleet_order():
+    got = full_adapter().inputs(10.05)
+    assert {k: v.shape for k, v in got.items()} == {"pose": (1, 3), "others": (1, 2, 3), "goal": (1, 2)}
+    assert all(v.dtype == np.float32 for v in got.values())
+    np.testing.assert_allclose(got["pose"], [[1.0, 0.5, 0.1]], rtol=1e-6)
+    np.testing.assert_allclose(got["others"][0, :, 0], [0.0, 2.0])
+    np.testing.assert_allclose(got["goal"], [[1.0, 2.0]])
+
+
+def test_missing_stale_invalid_and_recovery():
+    a = NavigationAdapter(["r0", "r1"], "r0", max_age_s=0.1)
+    with pytest.raises(MissingInput, match="goal"):
+        a.inputs(0.0)
+    a.update_goal(0.0, 0.0)
+    a.update_pose("r0", 0, 0, 0, 1.0)
+    with pytest.raises(MissingInput, match="pose of r1"):
+        a.inputs(1.0)
+    a.update_pose("r1", 1, 0, 0, 1.0)
+    with pytest.raises(StaleInput, match="pose of r0: last one 150 ms old"):
+        a.inputs(1.15)
+    a.update_pose("r0", 0, 0, 0, 1.1)
+    a.update_pose("r1", math.nan, 0, 0, 1.1)
+    with pytest.raises(InvalidInput, match="pose of r1: non-finite"):
+        a.inputs(1.1)
+    a.invalidate_pose("r0", "orientation quaternion has norm 0")
+    a.update_pose("r1", 1, 0, 0, 1.1)
+    with pytest.raises(InvalidInput, match="pose of r0: orientation"):
+        a.inputs(1.1)
+    a.update_pose("r0", 0, 0, 0, 1.12)
+    assert a.inputs(1.12)["others"].shape == (1, 1, 3)
+
+
+def test_unknown_scenario_is_a_clear_error():
+    with pytest.raises(ValueError, match="no ROS task adapter for scenario 'herding'"):
+        make_adapter("herding", ["a"], "a", 0.1)
+
+
+ONBOARD = ["ros_nodes.policy_node", "ros_nodes.safety_node", "ros_nodes.recorder_node", "ros_nodes.adapters",
+           "ros_nodes.convert", "ros_nodes.topics", "ros_nodes.plan", "ros_nodes.health", "ros_nodes.runner",
+           "ros_nodes.sitl", "policies.runtime", "controllers.barrier"]
+
+
+def test_onboard_node_modules_never_import_jax():
+    code = ("import sys\n"
+            f"for m in {ONBOARD!r}: __import__(m)\n"
+            "import ros_nodes.policy_node as p, ros_nodes.safety_node as s\n"
+            "loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('jax', 'jaxlib', 'flax', 'optax'))\n"
+            "print(','.join(loaded))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == ""

@@ -1,0 +1,76 @@
+"""The fleet plan: deployment YAML -> node specs, and its one-line errors."""
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ros_nodes import topics
+from ros_nodes.plan import PlanError, fleet_plan, load_deployment
+
+LAUNCH = Path(__file__).resolve().parents[2] / "launch"
+
+
+def write(tmp_path, **overrides):
+    data = yaml.safe_load((LAUNCH / "robotarium_nav4.yaml").read_text())
+    data.update(overrides)
+    path = tmp_path / "fleet.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_nav4_example_plans_policy_per_robot_and_one_fleet_safety_node():
+    dep = load_deployment(LAUNCH / "robotarium_nav4.yaml")
+    specs = fleet_plan(dep)
+    assert [s.fqn for s in specs] == [f"/robot_{i}/policy" for i in range(4)] + ["/safety"]
+    policy = specs[0]
+    assert policy.parameters["robot"] == "robot_0"
+    assert policy.parameters["robots"] == [f"robot_{i}" for i in range(4)]
+    assert policy.parameters["policy_path"] == str((LAUNCH.parent / "out/demo/policy.onnx").resolve())
+    assert policy.parameters["rate_hz"] == pytest.approx(1 / 0.033)
+    assert specs[-1].parameters["mode"] == "fleet"
+
+
+def test_onboard8_example_has_a_safety_node_in_every_namespace():
+    specs = fleet_plan(load_deployment(LAUNCH / "robotarium_onboard8.yaml"))
+    safety = [s for s in specs if s.executable == "safety_node"]
+    assert [s.namespace for s in safety] == [f"/robot_{i}" for i in range(8)]
+    assert all(s.parameters["mode"] == "onboard" and s.parameters["robot"] == s.namespace[1:] for s in safety)
+
+
+def test_sitl_and_record_add_sim_and_recorder(tmp_path):
+    dep = load_deployment(LAUNCH / "robotarium_nav4.yaml")
+    specs = {s.executable: s for s in fleet_plan(dep, sitl=True, record=tmp_path / "bag", summary_path=tmp_path / "s.json")}
+    sim = specs["sim_node"].parameters
+    assert sim["starts"][:3] == [-0.9, 0.6, 0.0] and len(sim["goals"]) == 8
+    assert sim["summary_path"] == str(tmp_path / "s.json")
+    rec = specs["recorder_node"].parameters["topics"]
+    assert set(rec) == set(topics.robot_topics(dep.robot_names))
+    assert "/robot_3/cmd_vel_nominal" in rec and "/diagnostics" in rec
+
+
+def test_ros_args_carry_typed_parameters_and_remaps(tmp_path):
+    path = write(tmp_path, robots=[{"name": "a", "start": [0, 0, 0], "goal": [0.5, 0.5], "remaps": {"pose": "/mocap/a"}},
+                                   {"name": "b", "start": [1, 0, 0], "goal": [-0.5, 0.5]}])
+    spec = fleet_plan(load_deployment(path))[0]
+    args = spec.ros_args()
+    assert args[:5] == ["--ros-args", "-r", "__node:=policy", "-r", "__ns:=/a"]
+    params = dict(a.split(":=", 1) for a in args[args.index("-p") + 1::2] if ":=" in a and not a.startswith("__"))
+    assert json.loads(params["robots"]) == ["a", "b"] and json.loads(params["watchdog_periods"]) == 3.0
+    assert "/a/pose:=/mocap/a" in args  # remaps are absolute, so every node resolves them alike
+
+
+@pytest.mark.parametrize("override, needle", [
+    ({"safety": {"mode": "central"}}, "safety.mode"),
+    ({"robots": [{"name": "r", "start": [5.0, 0, 0], "goal": [0, 0]}]}, "outside the arena"),
+    ({"robots": [{"name": "r", "start": [0, 0, 0], "goal": [0, 0]}] * 2}, "duplicate name"),
+    ({"robots": [{"name": "r", "start": [0, 0], "goal": [0, 0]}]}, "robots[0].start"),
+    ({"robots": [{"name": "r", "start": [0, 0, 0], "goal": [0, 0], "remaps": {"odom": "/x"}}]}, "remaps"),
+    ({"profile": "no_such_robot"}, "key 'profile'"),
+    ({"rate_hz": 0}, "rate_hz"),
+    ({"colour": "red"}, "unknown key(s) colour"),
+])
+def test_bad_configs_fail_with_the_key_named(tmp_path, override, needle):
+    with pytest.raises(PlanError) as err:
+        load_deployment(write(tmp_path, **override))
+    assert needle in str(err.value) and "\n" not in str(err.value)

@@ -1,0 +1,55 @@
+"""`replay eval`: the same policy on its own logged run reproduces the logged commands.
+
+The run is synthetic (replay_fixtures.policy_run plays the policy node's timing by hand: event
+steps on the robot's own pose, one timer step after a lost pose); a SITL-recorded run is the
+lead's end-to-end test once `marlstack sitl --record` exists.
+"""
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+
+from replay_fixtures import ROBOTS, policy_onnx, policy_run, write_bag
+from ros_nodes.replay_cli import main
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("eval")
+    policy = policy_onnx(root / "policy.onnx", num_agents=3, seed=0)
+    other = policy_onnx(root / "other.onnx", num_agents=3, seed=1)
+    bag = write_bag(root / "run", policy_run(policy), chunk_every=25)
+    return {"policy": policy, "other": other, "bag": bag, "root": root}
+
+
+def test_same_policy_reproduces_logged_commands(run, capsys):
+    assert main(["eval", str(run["bag"]), "--policy", str(run["policy"]), "--json", "--fail-above", "1e-5"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["robots"] == ROBOTS
+    assert res["max_abs_diff"] <= 1e-5
+    assert res["per_robot"]["robot_0"]["commands"] == 20
+    assert res["per_robot"]["robot_1"]["timer_steps"] == 1  # its pose was lost at step 5
+    assert res["per_robot"]["robot_1"]["pose_triggered"] == 19
+    # at the first step robot_0 and robot_1 have not heard the later robots yet: the node sent a stop
+    assert [res["per_robot"][r]["input_errors"] for r in ROBOTS] == [1, 1, 0]
+
+
+def test_different_policy_shows_what_it_would_have_commanded(run, tmp_path, capsys):
+    assert main(["eval", str(run["bag"]), "--policy", str(run["other"]), "-o", str(tmp_path), "--fail-above", "1e-5"]) == 1
+    out = capsys.readouterr()
+    assert "exceeds 1e-05" in out.err and "robot_2" in out.out
+    rows = list(csv.DictReader((tmp_path / "eval_commands.csv").open()))
+    assert len(rows) == 60
+    assert max(abs(float(r["v_policy"]) - float(r["v_logged"])) for r in rows) > 0.01
+    assert (tmp_path / "eval_commands.png").stat().st_size > 10_000
+
+
+def test_policy_for_another_fleet_size_is_refused(run, tmp_path, capsys):
+    four = policy_onnx(tmp_path / "four.onnx", num_agents=4, seed=0)
+    assert main(["eval", str(run["bag"]), "--policy", str(four)]) == 2
+    err = capsys.readouterr().err
+    assert "exported for 4 robots, the bag has 3" in err and "\n" not in err.strip()
+    assert main(["eval", str(run["bag"]), "--policy", str(tmp_path / "none.onnx")]) == 2
+    assert "no such policy file" in capsys.readouterr().err

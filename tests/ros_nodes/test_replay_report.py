@@ -1,0 +1,136 @@
+"""`replay report` / `info` / `csv` on a synthetic run whose answers were worked out by hand."""
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from replay_fixtures import EXPECTED, ROBOTS, UNKNOWN_TYPE, known_fleet, write_bag
+from ros_nodes.replay_cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def digest(bag: Path) -> str:
+    h = hashlib.sha256()
+    for f in sorted(bag.iterdir()):
+        h.update(f.name.encode() + f.read_bytes())
+    return h.hexdigest()
+
+
+@pytest.fixture(scope="module")
+def bags(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("bags")
+    return {s: write_bag(root / s, known_fleet(), storage=s) for s in ("mcap", "sqlite3")}
+
+
+@pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
+def test_report_metrics_match_hand_computed_answers(bags, tmp_path, storage, capsys):
+    bag = bags[storage]
+    before = digest(bag)
+    assert main(["report", str(bag), "-o", str(tmp_path), "--profile", "gritsbot_x"]) == 0
+    assert digest(bag) == before  # replay never modifies its input
+    m = json.loads((tmp_path / "metrics.json").read_text())
+    e = EXPECTED
+    assert m["robots"] == ROBOTS
+    assert m["min_distance"] == pytest.approx(e["min_distance"], abs=1e-9)
+    assert m["min_distance_pair"] == list(e["min_distance_pair"])
+    assert m["min_distance_t_s"] == pytest.approx(e["min_distance_t"])
+    assert m["collision_events"] == e["collision_events"]
+    assert m["collisions"][0]["start_s"] == pytest.approx(e["collision_start_t"])
+    assert m["safety_radius"] == 0.18 and m["collision_distance"] == 0.135  # gritsbot_x, unicycle_walls
+    for r in ROBOTS:
+        pr = m["per_robot"][r]
+        assert pr["boundary_exits"] == e["boundary_exits"][r]
+        assert pr["interventions"] == e["interventions"][r]
+        assert pr["saturated_nominal"] == e["saturated_nominal"][r]
+        assert pr["final_goal_error"] == pytest.approx(e["final_goal_error"][r], abs=1e-9)
+    assert m["per_robot"]["robot_2"]["time_outside_s"] == pytest.approx(e["time_outside"]["robot_2"])
+    assert m["intervention_size"]["max"] == pytest.approx(e["intervention_max"])
+    for r in ("robot_0", "robot_1"):  # robot_2's pose gap makes some of its latencies longer
+        assert m["per_robot"][r]["latency_s"]["max"] == pytest.approx(e["latency"], abs=1e-9)
+    assert m["latency_s"]["p50"] == pytest.approx(e["latency"], abs=1e-9)
+
+    rows = list(csv.DictReader((tmp_path / "interventions.csv").open()))
+    hits = [r for r in rows if float(r["size"]) > m["intervention_tol"]]
+    assert [(r["robot"], float(r["t_s"])) for r in hits] == [("robot_0", pytest.approx(0.5 + 0.005, abs=1e-5)),
+                                                             ("robot_0", pytest.approx(0.6 + 0.005, abs=1e-5))]
+    dist = list(csv.DictReader((tmp_path / "distances.csv").open()))
+    assert float(dist[-1]["robot_0-robot_1"]) == pytest.approx(0.1)
+    assert float(dist[0]["min_distance"]) == pytest.approx(math.hypot(1.0, 0.1))
+    goal = list(csv.DictReader((tmp_path / "goal_errors.csv").open()))
+    assert len(goal) == 11 and float(goal[0]["robot_0"]) == pytest.approx(1.0)
+    gif = Image.open(tmp_path / "run.gif")
+    assert gif.n_frames == 11
+    for png in ("trajectories.png", "distances.png", "interventions.png"):
+        assert Image.open(tmp_path / png).size[0] > 300
+    assert "interventions 2" in capsys.readouterr().out
+
+
+def test_info_reports_rates_gaps_and_missing_messages(bags, capsys):
+    assert main(["info", str(bags["mcap"]), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["complete"] and info["messages"] == len(known_fleet())
+    by = {t["topic"]: t for t in info["topics"]}
+    pose2 = by["/robot_2/pose"]
+    assert pose2["count"] == 9 and pose2["missing"] == 2
+    assert pose2["gaps"] == [{"start_s": pytest.approx(0.2), "length_s": pytest.approx(0.3), "missing": 2}]
+    assert by["/robot_0/pose"]["rate_hz"] == pytest.approx(10.0) and by["/robot_0/pose"]["gaps"] == []
+    assert by["/robot_0/goal"]["rate_hz"] is None
+    assert info["duration_s"] == pytest.approx(1.0 + 0.005 + 2e-6)
+    assert main(["info", str(bags["sqlite3"])]) == 0
+    assert "gap: /robot_2/pose silent 0.300 s" in capsys.readouterr().out
+
+
+def test_unknown_type_is_skipped_with_a_warning(tmp_path, capsys):
+    bag = write_bag(tmp_path / "b", known_fleet() + [("/acme/secret", UNKNOWN_TYPE, 7, b"\x00\x01\x00\x00\x2a\x00\x00\x00")])
+    assert main(["info", str(bag)]) == 0
+    out = capsys.readouterr().out
+    assert "/acme/secret: message type 'acme_msgs/msg/Secret' has no definition" in out
+    assert main(["report", str(bag), "-o", str(tmp_path / "r"), "--profile", "gritsbot_x", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["collision_events"] == 1
+    assert main(["csv", str(bag), "/acme/secret", "-o", str(tmp_path / "s.csv")]) == 0
+    assert "wrote 0 rows" in capsys.readouterr().out
+
+
+def test_csv_flattens_any_topic(bags, tmp_path):
+    out = tmp_path / "pose.csv"
+    assert main(["csv", str(bags["sqlite3"]), "/robot_1/pose", "-o", str(out)]) == 0
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == 11
+    assert float(rows[3]["pose.position.x"]) == pytest.approx(0.35)
+    assert float(rows[3]["pose.orientation.z"]) == pytest.approx(1.0)  # yaw = pi
+    assert rows[3]["header.frame_id"] == "world"
+    diag = tmp_path / "diag.csv"
+    assert main(["csv", str(bags["mcap"]), "/diagnostics", "-o", str(diag)]) == 0
+    assert list(csv.DictReader(diag.open()))[4]["status.0.values.0.value"] == "4"
+
+
+def test_missing_topics_and_bad_paths_are_one_line_errors(tmp_path, capsys):
+    only_poses = [m for m in known_fleet() if m[0].endswith("/pose")]
+    bag = write_bag(tmp_path / "poses", only_poses)
+    assert main(["report", str(bag), "-o", str(tmp_path / "r"), "--profile", "gritsbot_x"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "missing topic(s) /robot_0/cmd_vel" in err and "/robot_2/cmd_vel_nominal" in err
+    assert main(["csv", str(bag), "/nope", "-o", str(tmp_path / "x.csv")]) == 2
+    assert "/nope is not in" in capsys.readouterr().err
+    assert main(["info", str(tmp_path / "absent")]) == 2
+    assert "no such bag" in capsys.readouterr().err
+    assert main(["report", str(bag), "-o", str(tmp_path / "r")]) == 2
+    assert "--profile NAME" in capsys.readouterr().err
+
+
+def test_replay_never_imports_jax(bags):
+    code = ("import sys; from ros_nodes.replay_cli import main; "
+            f"assert main(['info', {str(bags['mcap'])!r}]) == 0; "
+            "import ros_nodes.replay.evaluate, ros_nodes.replay.report, ros_nodes.replay.play, policies.runtime; "
+            "bad = [m for m in sys.modules if m == 'jax' or m.startswith('jax.')]; assert not bad, bad")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]

@@ -1,0 +1,90 @@
+"""Navigation: sensing vs observing (shapes, frames, padding, sorting, finiteness) and the reward."""
+from types import SimpleNamespace
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from hardware import load_profile
+from sim.scenarios import navigation as nav
+from sim.scenarios import navigation_spec as spec
+
+PROFILE = load_profile("gritsbot_x")
+
+
+def params(n):
+    return nav.make_params(PROFILE, n)
+
+
+def state_of(poses, goals):
+    poses = jnp.asarray(poses, jnp.float32)
+    return SimpleNamespace(poses=poses, task=nav.Task(goals=jnp.asarray(goals, jnp.float32),
+                                                      reached=jnp.zeros(len(poses), bool)))
+
+
+def test_sense_gives_raw_world_frame_tensors():
+    poses = np.arange(12, dtype=np.float32).reshape(4, 3)
+    s = nav.sense(state_of(poses, np.zeros((4, 2))), params(4))
+    assert {k: v.shape for k, v in s.items()} == {"pose": (4, 3), "others": (4, 3, 3), "goal": (4, 2)}
+    np.testing.assert_array_equal(s["others"][2], poses[[0, 1, 3]])  # ascending index, self removed
+    assert spec.sensor_shapes(4) == {"pose": [3], "others": [3, 3], "goal": [2]}
+
+
+def test_observation_layout_in_the_robot_frame():
+    p = params(3)
+    # Robot 0 at the origin facing +y; its goal 1 m to the world +x is on its right (robot -y).
+    st = state_of([[0.0, 0.0, np.pi / 2], [0.0, 0.5, np.pi / 2], [-0.3, 0.0, 0.0]], [[1.0, 0.0]] * 3)
+    obs = np.asarray(nav.observe(nav.sense(st, p), p))
+    names = spec.obs_names(p.num_neighbors)
+    assert obs.shape == (3, nav.obs_dim(p)) == (3, len(names))
+    o = dict(zip(names, obs[0]))
+    np.testing.assert_allclose([o["goal_x_robot"], o["goal_y_robot"], o["goal_distance"]], [0, -1, 1], atol=1e-6)
+    np.testing.assert_allclose([o["cos_theta"], o["sin_theta"]], [0, 1], atol=1e-6)
+    np.testing.assert_allclose([o["wall_left"], o["wall_right"], o["wall_bottom"], o["wall_top"]], [1.6, 1.6, 1.0, 1.0], atol=1e-6)
+    # Nearest first: the robot 0.3 m behind-left (world -x = robot +y) before the one 0.5 m ahead.
+    np.testing.assert_allclose([o[f"neighbor0_{k}"] for k in ("dx_robot", "dy_robot", "distance", "present")],
+                               [0, 0.3, 0.3, 1], atol=1e-6)
+    np.testing.assert_allclose([o["neighbor0_cos_rel_heading"], o["neighbor0_sin_rel_heading"]], [0, -1], atol=1e-6)
+    np.testing.assert_allclose([o[f"neighbor1_{k}"] for k in ("dx_robot", "dy_robot", "distance", "present")],
+                               [0.5, 0, 0.5, 1], atol=1e-6)
+    # Only two others: the remaining neighbour slots are padding, far away and absent.
+    np.testing.assert_allclose([o["neighbor2_distance"], o["neighbor2_present"], o["neighbor3_present"]], [p.far, 0, 0])
+
+
+def test_observe_works_for_any_leading_batch_axes():
+    p = params(6)
+    key = jax.random.PRNGKey(3)
+    sensors = {"pose": jax.random.normal(key, (2, 5, 3)), "others": jax.random.normal(jax.random.fold_in(key, 1), (2, 5, 5, 3)),
+               "goal": jax.random.normal(jax.random.fold_in(key, 2), (2, 5, 2))}
+    batched = nav.observe(sensors, p)
+    assert batched.shape == (2, 5, nav.obs_dim(p))
+    single = nav.observe({k: v[1, 3] for k, v in sensors.items()}, p)
+    np.testing.assert_allclose(batched[1, 3], single, rtol=1e-6)
+    d = np.asarray(batched[..., 11 + 2::6])  # neighbour distances
+    assert (np.diff(d, axis=-1) >= 0).all()  # sorted nearest first
+
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_observation_finite_for_tiny_fleets_and_wild_inputs(n):
+    p = params(n)
+    poses = np.array([[1e3, -1e3, 1e4], [5.0, 5.0, -7.0]], np.float32)[:n]
+    obs = np.asarray(nav.observe(nav.sense(state_of(poses, poses[:, :2]), p), p))
+    assert obs.shape == (n, nav.obs_dim(p)) and np.isfinite(obs).all()
+    assert obs[0, 2] == 0  # at its goal
+
+
+def test_reward_progress_bonus_and_penalties():
+    p = params(2)
+    task = nav.Task(goals=jnp.array([[1.0, 0.0], [-1.0, 0.0]]), reached=jnp.zeros(2, bool))
+    before = jnp.array([[0.0, 0.0, 0.0], [0.0, 0.5, 0.0]])
+    after = jnp.array([[0.95, 0.0, 0.0], [0.0, 0.5, 0.0]])
+    r, task2, success, solved = nav.reward(before, after, task, jnp.array([0, 1]), jnp.array([0, 0]), p)
+    np.testing.assert_allclose(r, [p.progress_gain * 0.95 + p.success_bonus, -p.collision_penalty], rtol=1e-5)
+    np.testing.assert_array_equal(success, [True, False])
+    assert not bool(solved) and bool(task2.reached[0])
+    r2, *_ = nav.reward(after, after, task2, jnp.array([0, 0]), jnp.array([0, 1]), p)
+    np.testing.assert_allclose(r2, [0.0, -p.boundary_penalty])  # no second bonus
+    no_penalty = nav.make_params(PROFILE, 2, collision_penalty=0.0)
+    r3, *_ = nav.reward(before, before, task, jnp.array([1, 1]), jnp.array([0, 0]), no_penalty)
+    np.testing.assert_allclose(r3, 0.0)
