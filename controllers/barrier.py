@@ -17,23 +17,23 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
-from controllers.barrier_qp import barrier_points, barrier_spec, command, min_barrier, nominal_si, qp_rows, row_robots
+from controllers.barrier_qp import barrier_points, barrier_spec, command, min_barrier, nominal, qp_rows, row_robots
 from controllers.unicycle import uni_to_si
 
 _EPS = 1e-12
 TOLERANCE = 1e-9   # accepted constraint violation (rows are unit norm, so m/s)
-CLARABEL_TIGHT = {"tol_gap_abs": 1e-13, "tol_gap_rel": 1e-13, "tol_feas": 1e-12, "max_iter": 100}
+CLARABEL_TIGHT = {"tol_gap_abs": 1e-12, "tol_gap_rel": 1e-12, "tol_feas": 1e-10, "tol_ktratio": 1e-10}
 
 
 @dataclasses.dataclass(frozen=True)
 class BarrierResult:
     u: np.ndarray              # (N, 2) safe command; zeros when status is not "optimal"
     status: str                # optimal | infeasible | nonfinite_input | max_iterations | solver_error
-    intervention: np.ndarray   # (N,) ‖u − u_nominal‖ per robot
+    intervention: np.ndarray   # (N,) ‖u − nominal‖ per robot, nominal as the robot would execute it
     min_barrier: float         # smallest barrier value before the step (< 0: already unsafe)
     residual: float            # largest KKT error of the returned solution (m/s)
     iterations: int            # working-set changes (fast) or solver iterations (cvxpy)
@@ -44,22 +44,23 @@ class BarrierResult:
         return self.status == "optimal"
 
 
-def solve_qp(a: np.ndarray, b: np.ndarray, uhat: np.ndarray, max_iter: int) -> tuple[np.ndarray | None, str, int]:
-    """min ‖x − û‖² s.t. a x ≤ b (rows unit norm): dual active set, then an exact re-solve.
+def solve_qp(a: np.ndarray, b: np.ndarray, uhat: np.ndarray, max_iter: int,
+             warm: Sequence[int] = ()) -> tuple[np.ndarray | None, str, int, np.ndarray]:
+    """min ‖x − û‖² s.t. a x ≤ b (rows unit norm) by Goldfarb–Idnani's dual active-set method.
 
-    Returns (x or None, status, iterations).
+    `warm`: rows active at the previous call; they seed the working set when their equality
+    solution has non-negative multipliers (rows with negative ones are dropped first), which
+    is a valid starting point of the method. Returns (x or None, status, iterations, multipliers (M,)).
     """
-    x = uhat.copy()
-    work: list[int] = []
-    lam = np.zeros(0)
-    ginv = np.zeros((0, 0))
+    work, lam, ginv = _warm_start(a, b, uhat, [k for k in warm if k < b.size])
+    x = uhat - a[work].T @ lam
     p, lam_p = -1, 0.0
     for it in range(1, max_iter + 1):
         slack = b - a @ x
         if p < 0:
             p = int(np.argmin(slack)) if slack.size else -1
             if p < 0 or slack[p] >= -TOLERANCE:
-                return _refine(a, b, uhat, work, x), "optimal", it
+                return _finish(a, b, uhat, work, lam, x, it)
             lam_p = 0.0
         ap = a[p]
         aw = a[work]
@@ -68,53 +69,75 @@ def solve_qp(a: np.ndarray, b: np.ndarray, uhat: np.ndarray, max_iter: int) -> t
         zz = float(z @ z)
         t_full = -slack[p] / zz if zz > 1e-14 else math.inf
         blocking = r > 1e-14
-        ratios = np.where(blocking, lam / np.where(blocking, r, 1.0), math.inf)
-        drop = int(np.argmin(ratios)) if ratios.size else -1
-        t_drop = ratios[drop] if ratios.size else math.inf
+        t_drop, drop = math.inf, -1
+        if blocking.any():
+            ratios = np.where(blocking, lam / np.where(blocking, r, 1.0), math.inf)
+            drop = int(np.argmin(ratios))
+            t_drop = float(ratios[drop])
         t = min(t_full, t_drop)
         if math.isinf(t):
-            return None, "infeasible", it
+            return None, "infeasible", it, np.zeros(b.size)
         x = x - t * z
         lam = lam - t * r
         lam_p += t
+        k = len(work)
         if t_full <= t_drop:      # row p becomes active: bordered inverse
-            ginv = np.block([[ginv + np.outer(r, r) / zz, -r[:, None] / zz], [-r[None, :] / zz, np.full((1, 1), 1 / zz)]])
+            grown = np.empty((k + 1, k + 1))
+            grown[:k, :k] = ginv + np.outer(r, r) / zz
+            grown[:k, k] = grown[k, :k] = -r / zz
+            grown[k, k] = 1.0 / zz
+            ginv = grown
             work.append(p)
             lam = np.append(lam, lam_p)
             p = -1
         else:                     # row `drop` leaves: Schur complement
-            col = ginv[:, drop]
-            ginv = np.delete(np.delete(ginv - np.outer(col, col) / ginv[drop, drop], drop, 0), drop, 1)
+            keep = np.arange(k) != drop
+            col = ginv[keep, drop]
+            ginv = ginv[np.ix_(keep, keep)] - np.outer(col, col) / ginv[drop, drop]
             del work[drop]
-            lam = np.delete(lam, drop)
-    return None, "max_iterations", max_iter
+            lam = lam[keep]
+    return None, "max_iterations", max_iter, np.zeros(b.size)
 
 
-def _refine(a: np.ndarray, b: np.ndarray, uhat: np.ndarray, work: list[int], x: np.ndarray) -> np.ndarray:
-    """Re-solve the final working set's equality problem exactly (removes update round-off)."""
-    if not work:
-        return x
-    aw = a[work]
-    try:
-        lam = np.linalg.solve(aw @ aw.T, aw @ uhat - b[work])
-    except np.linalg.LinAlgError:
-        return x
-    refined = uhat - aw.T @ lam
-    return refined if np.all(lam >= -1e-9) and np.all(a @ refined - b <= TOLERANCE) else x
+def _warm_start(a: np.ndarray, b: np.ndarray, uhat: np.ndarray, work: list[int]) -> tuple[list[int], np.ndarray, np.ndarray]:
+    while work:
+        aw = a[work]
+        try:
+            ginv = np.linalg.inv(aw @ aw.T)
+        except np.linalg.LinAlgError:
+            break
+        if not np.all(np.isfinite(ginv)) or np.abs(ginv).max() > 1e8:   # (nearly) dependent rows
+            break
+        lam = ginv @ (aw @ uhat - b[work])
+        if lam.min() >= 0:
+            return work, lam, ginv
+        work = [k for k, lk in zip(work, lam) if lk > 0]
+    return [], np.zeros(0), np.zeros((0, 0))
 
 
-def kkt_residual(a: np.ndarray, b: np.ndarray, uhat: np.ndarray, x: np.ndarray) -> float:
-    """Largest KKT error of x: primal violation, and the stationarity / complementarity error of
-    the best non-negative multipliers on the rows active at x."""
+def _finish(a: np.ndarray, b: np.ndarray, uhat: np.ndarray, work: list[int], lam: np.ndarray, x: np.ndarray,
+            it: int) -> tuple[np.ndarray, str, int, np.ndarray]:
+    """Re-solve the final working set's equality problem exactly, removing update round-off."""
+    if work:
+        aw = a[work]
+        try:
+            exact = np.linalg.solve(aw @ aw.T, aw @ uhat - b[work])
+        except np.linalg.LinAlgError:
+            exact = None
+        if exact is not None and np.all(exact >= 0) and np.all(a @ (uhat - aw.T @ exact) - b <= TOLERANCE):
+            lam, x = exact, uhat - aw.T @ exact
+    full = np.zeros(b.size)
+    full[work] = lam
+    return x, "optimal", it, full
+
+
+def kkt_residual(a: np.ndarray, b: np.ndarray, uhat: np.ndarray, x: np.ndarray, lam: np.ndarray) -> float:
+    """Largest KKT error of (x, λ) for min ‖x − û‖² s.t. a x ≤ b: primal violation, stationarity
+    x − û + aᵀλ, dual sign, complementarity λ·slack."""
     viol = a @ x - b
-    primal = float(max(viol.max(initial=0.0), 0.0))
-    active = viol > -1e-7
-    if not active.any():
-        return max(primal, float(np.abs(x - uhat).max(initial=0.0)))
-    aw = a[active]
-    lam = np.linalg.lstsq(aw.T, uhat - x, rcond=None)[0]
-    stationarity = float(np.abs(x - uhat + aw.T @ lam).max())
-    return max(primal, stationarity, float(-lam.min(initial=0.0)), float(np.abs(lam * viol[active]).max()))
+    terms = [viol.max(initial=0.0), np.abs(x - uhat + a.T @ lam).max(initial=0.0), -lam.min(initial=0.0),
+             np.abs(lam * viol).max(initial=0.0)]
+    return float(max(terms))
 
 
 class _CvxpyProblem:
@@ -137,7 +160,7 @@ class _CvxpyProblem:
         self.problem = cp.Problem(cp.Minimize(cp.sum_squares(self.u - self.uhat)), cons)
         self.solver, self.options = solver, options
 
-    def solve(self, a: np.ndarray, b: np.ndarray, uhat: np.ndarray) -> tuple[np.ndarray | None, str, int]:
+    def solve(self, a: np.ndarray, b: np.ndarray, uhat: np.ndarray) -> tuple[np.ndarray | None, str, int, np.ndarray]:
         """a: (M, N, 2) rows as `qp_rows` returns them."""
         rows = np.arange(a.shape[0])
         c2 = np.where((self.first != self.second)[:, None], a[rows, self.second], 0.0)
@@ -146,14 +169,16 @@ class _CvxpyProblem:
         try:
             self.problem.solve(solver=self.solver, warm_start=True, **self.options)
         except Exception as exc:  # noqa: BLE001 - any solver failure brakes, never escapes
-            return None, f"solver_error: {type(exc).__name__}", 0
+            return None, f"solver_error: {type(exc).__name__}", 0, np.zeros(b.size)
         status = self.problem.status
         iters = int(getattr(self.problem.solver_stats, "num_iters", 0) or 0)
         if status in ("infeasible", "infeasible_inaccurate"):
-            return None, "infeasible", iters
+            return None, "infeasible", iters, np.zeros(b.size)
         if status not in ("optimal", "optimal_inaccurate") or self.u.value is None:
-            return None, f"solver_error: {status}", iters
-        return np.asarray(self.u.value).reshape(-1), "optimal", iters
+            return None, f"solver_error: {status}", iters, np.zeros(b.size)
+        # cvxpy minimises ‖u − û‖² without the ½, so its multipliers are twice ours
+        lam = np.asarray(self.problem.constraints[0].dual_value).reshape(-1) / 2 if b.size else np.zeros(0)
+        return np.asarray(self.u.value).reshape(-1), "optimal", iters, lam
 
 
 class BarrierFilter:
@@ -173,10 +198,11 @@ class BarrierFilter:
         self.obstacles = np.zeros((0, 2)) if obstacles is None else np.asarray(obstacles, float).reshape(-1, 2)
         self.solver = solver
         self.cvxpy_solver = cvxpy_solver
-        # the objective gap bounds the solution error by its square root: ask for 1e-13 to agree to ~1e-6
+        # the objective gap bounds the solution error by its square root: ask for 1e-12 to agree to ~1e-6
         self.cvxpy_options = dict(CLARABEL_TIGHT if cvxpy_solver == "CLARABEL" else {}, **(cvxpy_options or {}))
         self.max_iter = max_iter
         self._problems: dict[tuple[int, int], _CvxpyProblem] = {}
+        self._active: dict[tuple[int, int], list[int]] = {}   # warm start: rows active last call
 
     @property
     def state_dim(self) -> int:
@@ -196,33 +222,35 @@ class BarrierFilter:
         if poses.shape != (n, k) or u_nominal.shape != (n, 2):
             raise ValueError(f"BarrierFilter for {n} robots needs poses ({n}, {k}) and u_nominal ({n}, 2); "
                              f"got {poses.shape} and {u_nominal.shape}")
-        mask = np.ones(n, bool) if controlled is None else np.asarray(controlled, bool).reshape(n)
         solver = self.solver
+        mask = np.ones(n, bool) if controlled is None else np.asarray(controlled, bool).reshape(n)
         if not (np.all(np.isfinite(poses)) and np.all(np.isfinite(u_nominal))):
             return self._brake(u_nominal, mask, "nonfinite_input", math.nan, solver)
-        others = poses[~mask]
-        obstacles = np.concatenate([self.obstacles, self._points(others)])
-        velocities = np.concatenate([np.zeros_like(self.obstacles), self._velocities(others, u_nominal[~mask])])
-        mine = poses[mask]
         h_min = float(min_barrier(self.spec, poses, self.obstacles))
         if not mask.any():
             return BarrierResult(u_nominal.copy(), "optimal", np.zeros(n), h_min, 0.0, 0, solver)
+        mine, obstacles, velocities = poses, self.obstacles, None
+        if not mask.all():
+            mine, others = poses[mask], poses[~mask]
+            obstacles = np.concatenate([self.obstacles, barrier_points(self.spec, others)])
+            velocities = np.concatenate([np.zeros_like(self.obstacles), self._velocities(others, u_nominal[~mask])])
+        executed = nominal(self.spec, u_nominal[mask])
+        uhat = (uni_to_si(executed, mine, self.spec.projection_distance) if self.spec.unicycle else executed).reshape(-1)
         a3, b = qp_rows(self.spec, mine, obstacles, velocities)
         a = a3.reshape(a3.shape[0], -1)
-        uhat = nominal_si(self.spec, mine, u_nominal[mask]).reshape(-1)
+        size = (mine.shape[0], obstacles.shape[0])
         if solver == "fast":
-            x, status, iters = solve_qp(a, b, uhat, self.max_iter or 8 * uhat.size + 16)
+            x, status, iters, lam = solve_qp(a, b, uhat, self.max_iter or 8 * uhat.size + 16, self._active.get(size, ()))
+            self._active[size] = np.flatnonzero(lam > 0).tolist()
         else:
-            x, status, iters = self._cvxpy(mine.shape[0], obstacles.shape[0]).solve(a3, b, uhat)
+            x, status, iters, lam = self._cvxpy(*size).solve(a3, b, uhat)
         if x is None or not np.all(np.isfinite(x)):
             return self._brake(u_nominal, mask, status if x is None else "solver_error: non-finite", h_min, solver, iters)
         u = u_nominal.copy()
         u[mask] = command(self.spec, mine, x.reshape(-1, 2))
-        residual = kkt_residual(a, b, uhat, x)
-        return BarrierResult(u, "optimal", np.linalg.norm(u - u_nominal, axis=1), h_min, residual, iters, solver)
-
-    def _points(self, poses: np.ndarray) -> np.ndarray:
-        return barrier_points(self.spec, poses).reshape(-1, 2)
+        intervention = np.zeros(n)
+        intervention[mask] = np.linalg.norm(u[mask] - executed, axis=1)
+        return BarrierResult(u, "optimal", intervention, h_min, kkt_residual(a, b, uhat, x, lam), iters, solver)
 
     def _velocities(self, poses: np.ndarray, u: np.ndarray) -> np.ndarray:
         if self.spec.unicycle:
@@ -239,5 +267,5 @@ class BarrierFilter:
     def _brake(self, u_nominal: np.ndarray, mask: np.ndarray, status: str, h_min: float, solver: str,
                iters: int = 0) -> BarrierResult:
         u = np.where(mask[:, None], 0.0, np.nan_to_num(u_nominal, nan=0.0, posinf=0.0, neginf=0.0))
-        delta = np.nan_to_num(u - u_nominal, nan=math.inf, posinf=math.inf, neginf=math.inf)
+        delta = np.nan_to_num(u - nominal(self.spec, u_nominal), nan=math.inf, posinf=math.inf, neginf=math.inf)
         return BarrierResult(u, status, np.linalg.norm(delta, axis=1), h_min, math.nan, iters, solver)

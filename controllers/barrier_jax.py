@@ -19,7 +19,7 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 
-from controllers.barrier_qp import BarrierSpec, barrier_spec, command, min_barrier, nominal_si, qp_rows
+from controllers.barrier_qp import BarrierSpec, barrier_spec, command, min_barrier, nominal, nominal_si, qp_rows
 
 OK, INFEASIBLE, NONFINITE, MAX_ITERATIONS = 0, 1, 2, 3
 STATUS_NAMES = {OK: "optimal", INFEASIBLE: "infeasible", NONFINITE: "nonfinite_input",
@@ -125,7 +125,7 @@ def make_barrier(spec: BarrierSpec, num_robots: int, max_iter: int | None = None
         status = jnp.where(~finite, NONFINITE, jnp.where(sol["infeasible"], INFEASIBLE,
                            jnp.where(ok, OK, MAX_ITERATIONS))).astype(jnp.int32)
         safe = jnp.where(ok, command(spec, poses, sol["x"].reshape(n, 2)), 0.0)
-        du = safe - u
+        du = safe - nominal(spec, u)
         info = {"status": status, "intervention": jnp.sqrt(jnp.sum(du * du, axis=-1)),
                 "min_barrier": min_barrier(spec, poses), "residual": residual, "iterations": sol["iterations"]}
         return safe, info
@@ -137,7 +137,7 @@ def unicycle_barrier(profile: Any, num_robots: int, form: str = "unicycle_walls"
     """fn(poses (N, 3), u (N, 2) = (v, ω)) -> (u_safe (N, 2), info).
 
     info: "status" (int32, `STATUS_NAMES`; not OK → u_safe = 0, brake), "intervention" (N,)
-    ‖u_safe − u‖ per robot, "min_barrier" (`barrier_qp.min_barrier`), "residual" (largest KKT
+    ‖u_safe − û‖ per robot (û: u saturated as the robot would, `barrier_qp.nominal`), "min_barrier" (`barrier_qp.min_barrier`), "residual" (largest KKT
     error, m/s), "iterations" (working-set changes). Pure jax.numpy: jit, vmap, grad-free.
     """
     if not form.startswith("unicycle"):

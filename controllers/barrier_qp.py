@@ -18,18 +18,20 @@ with rows (each scaled to unit norm, which leaves the solution unchanged):
 D is rps's pair distance: safety_radius for single integrators and safety_radius +
 projection_distance for unicycles (rps adds d when it builds the unicycle certificate).
 u = 0 satisfies every row whenever the fleet is in its safe set, so the QP is feasible there.
-Single-integrator forms have no wheels: like rps they scale û to ‖ûᵢ‖ ≤ max_linear_speed.
+û is the nominal command as the robot would execute it (`nominal`): saturated for unicycles,
+scaled to ‖ûᵢ‖ ≤ max_linear_speed for single integrators (as rps does).
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 from typing import Any
 
 import numpy as np
 
 from controllers.arrays import xp
-from controllers.unicycle import si_to_uni, uni_to_si, uni_to_si_states
+from controllers.unicycle import saturate, si_to_uni, uni_to_si, uni_to_si_states
 
 FORMS = ("unicycle", "unicycle_walls", "single_integrator", "single_integrator_walls")
 
@@ -75,10 +77,22 @@ def barrier_spec(profile: Any, form: str = "unicycle_walls") -> BarrierSpec:
         base_length=profile.base_length)
 
 
+@functools.lru_cache(maxsize=64)
 def pairs(n: int) -> tuple[np.ndarray, np.ndarray]:
     """Robot index pairs (i < j) in rps's row order."""
     ij = np.array(list(itertools.combinations(range(n), 2)), dtype=np.int32).reshape(-1, 2)
     return ij[:, 0], ij[:, 1]
+
+
+@functools.lru_cache(maxsize=64)
+def _structure(spec: BarrierSpec, n: int) -> dict[str, np.ndarray]:
+    """Position-independent parts of the rows, computed once per (form, fleet size)."""
+    i, j = pairs(n)
+    eye = np.eye(n)
+    dirs = np.array([[0.0, 1.0], [0.0, -1.0], [1.0, 0.0], [-1.0, 0.0]])
+    return {"pair_sign": (eye[i] - eye[j])[:, :, None], "eye": eye,
+            "walls": (eye[:, None, :, None] * dirs[None, :, None, :]).reshape(4 * n, n, 2),
+            "limits": _limit_rows(spec)}
 
 
 def num_rows(spec: BarrierSpec, n: int, num_obstacles: int = 0) -> int:
@@ -104,14 +118,24 @@ def barrier_points(spec: BarrierSpec, poses: Any) -> Any:
     return poses[..., :2]
 
 
-def nominal_si(spec: BarrierSpec, poses: Any, u: Any) -> Any:
-    """The nominal command as barrier-point velocities (unicycle: through the projection point)."""
-    m = xp(poses, u)
+def nominal(spec: BarrierSpec, u: Any) -> Any:
+    """The nominal command as the robot would execute it: unicycles saturate like the profile
+    says (rps 2.1: per wheel); single integrators scale to ‖uᵢ‖ ≤ max_linear_speed (as rps).
+
+    Filtering this rather than the raw command matters: projecting an over-limit command onto
+    the limit rows in the barrier's metric would drop its turn rate (ω is weighted by d²).
+    """
+    m = xp(u)
     if spec.unicycle:
-        return uni_to_si(u, poses, spec.projection_distance)
+        return m.stack(saturate(u[..., 0], u[..., 1], spec), axis=-1)
     norm = m.sqrt(m.sum(u * u, axis=-1, keepdims=True))
-    scale = m.minimum(1.0, spec.max_linear_speed / m.maximum(norm, 1e-12))
-    return u * scale
+    return u * m.minimum(1.0, spec.max_linear_speed / m.maximum(norm, 1e-12))
+
+
+def nominal_si(spec: BarrierSpec, poses: Any, u: Any) -> Any:
+    """`nominal(u)` as barrier-point velocities (unicycles: through the projection point)."""
+    un = nominal(spec, u)
+    return uni_to_si(un, poses, spec.projection_distance) if spec.unicycle else un
 
 
 def command(spec: BarrierSpec, poses: Any, u_si: Any) -> Any:
@@ -146,13 +170,14 @@ def qp_rows(spec: BarrierSpec, poses: Any, obstacles: Any = None, obstacle_veloc
     m = xp(poses, obstacles)
     n = poses.shape[-2]
     p = barrier_points(spec, poses)
-    eye = np.eye(n)
+    const = _structure(spec, n)
+    eye = const["eye"]
     blocks, bounds = [], []
     if n > 1:
         i, j = pairs(n)
         diff = p[i] - p[j]
         h = m.sum(diff * diff, axis=-1) - spec.distance ** 2
-        blocks.append(-2.0 * (eye[i] - eye[j])[:, :, None] * diff[:, None, :])
+        blocks.append(-2.0 * const["pair_sign"] * diff[:, None, :])
         bounds.append(spec.gamma * h ** 3)
     if obstacles is not None and obstacles.shape[0] > 0:
         k = obstacles.shape[0]
@@ -164,13 +189,12 @@ def qp_rows(spec: BarrierSpec, poses: Any, obstacles: Any = None, obstacle_veloc
         bounds.append((spec.gamma * h ** 3 - 2.0 * m.sum(diff * vel[None], axis=-1)).reshape(n * k))
     if spec.walls is not None:
         dist = _wall_distances(spec, p)
-        dirs = np.array([[0.0, 1.0], [0.0, -1.0], [1.0, 0.0], [-1.0, 0.0]])
-        blocks.append((eye[:, None, :, None] * dirs[None, :, None, :]).reshape(4 * n, n, 2))
+        blocks.append(const["walls"])
         bounds.append((spec.wall_gain * spec.gamma * dist ** 3).reshape(4 * n))
     if spec.unicycle:
         th = poses[:, 2]
         c, s, d = m.cos(th), m.sin(th), spec.projection_distance
-        g = _limit_rows(spec)                                                # (4, 2) on (v, ω)
+        g = const["limits"]                                                  # (4, 2) on (v, ω)
         # (v, ω) = T u with T = [[c, s], [-s/d, c/d]], so a row g on (v, ω) is g·T on u
         gu = m.stack([g[None, :, 0] * c[:, None] - g[None, :, 1] * s[:, None] / d,
                       g[None, :, 0] * s[:, None] + g[None, :, 1] * c[:, None] / d], axis=-1)   # (N, 4, 2)

@@ -28,10 +28,10 @@ class CtrlState(NamedTuple):
     prev_vel: Any       # (..., 3) world velocity at the previous tick, for the accelerometer model
     prev_omega: Any     # (..., 3) body rate at the previous tick, to differentiate the gyro
     omega_dot: Any      # (..., 3) low-passed angular acceleration
-    thrust: Any         # (..., 4) low-passed rotor thrusts (measured for INDI, commanded for PID)
+    thrust: Any         # (..., 4) low-passed rotor thrusts (measured for INDI, modelled for the PID)
     a_ext: Any          # (..., 3) low-passed external acceleration estimate, world frame
     rate_int: Any       # (..., 3) rate PID integral
-    last_cmd: Any       # (..., 4) last rotor thrust command
+    rotor_model: Any    # (..., 4) rotor thrusts predicted from the commands by the motor-lag model
 
 
 @functools.lru_cache(maxsize=None)
@@ -63,7 +63,7 @@ def init_state(vel: Any, omega: Any, rotor_thrust: Any, a_ext: Any = None) -> Ct
     zeros3 = m.zeros_like(vel)
     return CtrlState(prev_vel=vel, prev_omega=omega, omega_dot=m.zeros_like(omega), thrust=rotor_thrust,
                      a_ext=zeros3 if a_ext is None else a_ext, rate_int=m.zeros_like(omega),
-                     last_cmd=rotor_thrust)
+                     rotor_model=rotor_thrust)
 
 
 def _cross(m, a, b):
@@ -158,8 +158,8 @@ def mix(thrust: Any, torque: Any, profile: Any) -> Any:
 
 
 def _thrust_measured(state: CtrlState, rotor_thrust: Any, profile: Any) -> Any:
-    """INDI reads the rotor thrusts (rotor-speed feedback); the PID has none and uses its last command."""
-    return rotor_thrust if profile.control.inner_loop == "indi" else state.last_cmd
+    """INDI reads the rotor thrusts (rotor-speed feedback); the PID has none and uses the motor-lag model."""
+    return rotor_thrust if profile.control.inner_loop == "indi" else state.rotor_model
 
 
 def step(state: CtrlState, vel: Any, rot: Any, omega: Any, rotor_thrust: Any, acc_des: Any, rate_ff: Any,
@@ -193,5 +193,6 @@ def rate_step(state: CtrlState, omega: Any, rotor_thrust: Any, rate_ref: Any, co
     else:
         torque, rate_int = pid_torque(rate_ref, omega, omega_dot, state.rate_int, profile, dt)
     cmd = mix(m.asarray(collective), torque, profile)
+    lag = 1.0 - math.exp(-dt / profile.quadrotor.motor_time_constant)
     return cmd, state._replace(prev_omega=omega, omega_dot=omega_dot, thrust=thrust_f, rate_int=rate_int,
-                               last_cmd=cmd)
+                               rotor_model=state.rotor_model + lag * (cmd - state.rotor_model))

@@ -6,6 +6,7 @@ The same code runs on numpy (onboard nodes) and on jax.numpy (simulator, trainin
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from controllers.arrays import xp
@@ -112,3 +113,21 @@ def pose_controller(poses: Any, goals: Any, approach_angle_gain: float = 1.0,
     v = approach_angle_gain * e * ca
     w = desired_angle_gain * alpha + approach_angle_gain * ca * sa_over_a * (alpha + rotation_error_gain * theta)
     return m.stack([v, w], axis=-1)
+
+
+def si_position_controller(points: Any, goals: Any, gain: float = 1.0, magnitude_limit: float = 0.15,
+                           swirl: float = 0.0) -> Any:
+    """rps's single-integrator position controller: gain·(goal − point), scaled to ‖·‖ ≤ magnitude_limit.
+
+    `swirl` (rad) rotates the command clockwise, a right-hand rule: every robot veers the same
+    way, which dissolves the symmetric standoffs (antipodal swaps) where an exact barrier stops
+    robots head-on. For |swirl| < π/2 the goal error still shrinks (at rate cos(swirl)).
+    """
+    m = xp(points, goals)
+    e = gain * (goals - points)
+    norm = m.sqrt(m.sum(e * e, axis=-1, keepdims=True))
+    e = e * m.minimum(1.0, magnitude_limit / m.maximum(norm, 1e-12))
+    if swirl:
+        c, s = math.cos(swirl), math.sin(swirl)
+        e = m.stack([c * e[..., 0] + s * e[..., 1], -s * e[..., 0] + c * e[..., 1]], axis=-1)
+    return e

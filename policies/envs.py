@@ -19,6 +19,8 @@ from policies.config import ConfigError, TrainConfig
 
 # per-agent info keys of fleet scenarios that the trainer and evaluator summarise per episode
 EVENT_KEYS = ("collisions", "boundary_exits")
+# a colliding pair is reported by both robots: count pair-steps, robot-steps for boundary exits
+EVENT_SHARED = jnp.asarray([2.0, 1.0])
 
 
 def fleet_scenarios() -> list[str]:
@@ -155,7 +157,7 @@ class ArrayEnv:
         done = jnp.asarray(dones["__all__"]).astype(jnp.bool_)
         n = len(self.agents)
         events = jnp.stack([jnp.sum(jnp.asarray(info[k], jnp.float32)) if k in info else jnp.zeros(())
-                            for k in EVENT_KEYS])
+                            for k in EVENT_KEYS]) / EVENT_SHARED
         at_goal = jnp.all(jnp.asarray(info["success"], bool)) if "success" in info else jnp.zeros((), bool)
         ret, length = log.ret + reward, log.length + 1
         events_total = log.events + events

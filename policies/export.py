@@ -5,7 +5,7 @@ the scenario's `observe` followed by the checkpoint's deterministic `act` (obser
 normalisation, actor, tanh squashing to the action limits, clipping). Its inputs are the raw
 sensor tensors a robot receives (batch axis first, dynamic); its outputs are the command in
 physical units (and, for recurrent policies, the next hidden state). Before the file is
-written, onnxruntime runs it on sensor data from a short simulator rollout and must match JAX
+written, onnxruntime runs it on the sensors of freshly reset simulated fleets and must match JAX
 to `PARITY_TOL`; the spec goes into `metadata_props` and `onnx.checker` runs its full check.
 """
 from __future__ import annotations
@@ -70,25 +70,25 @@ def command_spec(env: Any, agent: str) -> dict[str, Any]:
                         low=np.asarray(space.low, float).tolist(), high=np.asarray(space.high, float).tolist())
 
 
-def policy_step(loaded: Any, env: Any, agent: str) -> Step:
-    """observe + act for `agent`, as a function of the named raw sensor tensors (batch axis first)."""
+def policy_step(loaded: Any, env: Any, agent_index: int) -> Step:
+    """observe + act for one agent, as a function of the named raw sensor tensors (batch axis first)."""
     sensors = sensor_spec(env)
     names = list(sensors)
     example = jax.eval_shape(env.sense, jax.eval_shape(env.reset, jax.random.PRNGKey(0))[1])
     inputs = [specs.tensor(n, list(example[n].shape[1:]), sensors[n]["units"], sensors[n]["frame"],
                            sensors[n].get("doc", "")) for n in names]
-    outputs = [command_spec(env, agent)]
+    outputs = [command_spec(env, env.agents[agent_index])]
     act, params, scenario, obs_params = loaded.act, loaded.params, env.scenario, env.params
 
     def observe(tensors):
         return scenario.observe(dict(zip(names, tensors)), obs_params)
 
     if not loaded.recurrent:
-        return Step(lambda *s: act(params, observe(s)), inputs, outputs, None)
-    size = int(loaded.config["gru_size"])
+        return Step(lambda *s: act(params, observe(s), agent_index=agent_index), inputs, outputs, None)
+    size = int(loaded.init_hidden(1).shape[-1])
     inputs.append(specs.tensor(HIDDEN_IN, [size], [""] * size, "none", "recurrent state, zeros at episode start"))
     outputs.append(specs.tensor(HIDDEN_OUT, [size], [""] * size, "none", f"next recurrent state: feed back as {HIDDEN_IN!r}"))
-    return Step(lambda *a: act(params, observe(a[:-1]), a[-1]), inputs, outputs,
+    return Step(lambda *a: act(params, observe(a[:-1]), a[-1], agent_index=agent_index), inputs, outputs,
                 {"input": HIDDEN_IN, "output": HIDDEN_OUT, "size": size})
 
 
@@ -123,29 +123,33 @@ def trace(step: Step, opset: int = OPSET) -> onnx.ModelProto:
                         input_names=[e["name"] for e in step.inputs], output_names=[e["name"] for e in step.outputs])
     finally:
         log.setLevel(level)
+    _drop_unused_initializers(model.graph)
     model.ir_version = IR_VERSION
     return model
 
 
-def rollout_sensors(env: Any, key: jax.Array, num_envs: int, num_steps: int) -> dict[str, np.ndarray]:
-    """Sensor tensors of every robot over a random-action rollout: name -> (num_envs * num_steps * N, ...)."""
-    space = env.action_space(env.agents[0])
-    low, high = jnp.asarray(space.low, jnp.float32), jnp.asarray(space.high, jnp.float32)
+def _drop_unused_initializers(graph: onnx.GraphProto) -> set[str]:
+    """Remove constants nothing reads (jax2onnx leaves some in the GRU's Loop body and onnxruntime
+    warns about each at load); returns the names this graph and its subgraphs read."""
+    used = {o.name for o in graph.output}
+    for node in graph.node:
+        used.update(node.input)
+        for attr in node.attribute:
+            for sub in [attr.g] if attr.type == onnx.AttributeProto.GRAPH else attr.graphs:
+                used |= _drop_unused_initializers(sub)
+    keep = [t for t in graph.initializer if t.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(keep)
+    return used
 
-    def step(carry, k):
-        state = carry
-        k_act, k_env = jax.random.split(k)
-        u = jax.random.uniform(k_act, (env.num_agents, *low.shape), jnp.float32, low, high)
-        _, state, *_ = env.step(k_env, state, u)
-        return state, env.sense(state)
 
-    def run(k):
-        k_reset, k_steps = jax.random.split(k)
-        _, state = env.reset(k_reset)
-        return jax.lax.scan(step, state, jax.random.split(k_steps, num_steps))[1]
+def sample_sensors(env: Any, key: jax.Array, num_fleets: int) -> dict[str, np.ndarray]:
+    """Sensor tensors of every robot in `num_fleets` freshly reset fleets: name -> (num_fleets * N, ...).
 
-    out = jax.jit(jax.vmap(run))(jax.random.split(key, num_envs))
-    return {n: np.asarray(v, np.float32).reshape(-1, *v.shape[3:]) for n, v in out.items()}
+    Resets spread poses, headings and goals over the whole arena, which is what a parity check needs.
+    """
+    sensors = jax.jit(jax.vmap(lambda k: env.sense(env.reset(k)[1])))(jax.random.split(key, num_fleets))
+    return {n: np.asarray(v, np.float32).reshape(-1, *v.shape[2:]) for n, v in sensors.items()}
 
 
 def parity_error(model: onnx.ModelProto, step: Step, feeds: dict[str, np.ndarray]) -> float:
@@ -170,24 +174,32 @@ def git_revision() -> str:
     return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "unknown"
 
 
-def choose_agent(loaded: Any, agent: str | None) -> tuple[str, list[str]]:
-    """(role, agents the artifact is valid for): shared parameters serve every agent."""
+def agent_dependent(config: dict[str, Any]) -> bool:
+    """True when agents act differently on equal observations (one-hot agent id or several roles)."""
+    return bool(config.get("agent_id")) or len(set(config.get("roles") or ())) > 1
+
+
+def choose_agent(loaded: Any, agent: str | None) -> tuple[int, str, list[str]]:
+    """(agent index to trace, spec role, agents the artifact is valid for)."""
     names = list(loaded.agent_names)
     if agent is None:
-        return "shared", names
+        if agent_dependent(loaded.config):
+            raise ExportError(f"this policy gives each agent its own parameters or id; export one file per agent "
+                              f"with --agent NAME (one of {', '.join(names)})")
+        return 0, "shared", names
     if agent not in names:
         raise ExportError(f"agent {agent!r} is not in this run (agents: {', '.join(names)})")
-    return agent, [agent]
+    return names.index(agent), agent, [agent]
 
 
-def export(source: str | Path, out: str | Path, agent: str | None = None, *, check_envs: int = 8,
-           check_steps: int = 16, seed: int = 0) -> dict[str, Any]:
+def export(source: str | Path, out: str | Path, agent: str | None = None, *, check_fleets: int = 64,
+           seed: int = 0) -> dict[str, Any]:
     """Export a run dir or checkpoint to `out`; returns the spec written into the file."""
     from policies.checkpoint import load_policy
     loaded = load_policy(source)
     env = loaded.make_env()
-    role, agents = choose_agent(loaded, agent)
-    step = policy_step(loaded, env, agents[0])
+    index, role, agents = choose_agent(loaded, agent)
+    step = policy_step(loaded, env, index)
     model = trace(step)
     profile = env.profile if hasattr(env, "profile") else load_profile(loaded.profile)
     spec = specs.build_spec(
@@ -200,13 +212,13 @@ def export(source: str | Path, out: str | Path, agent: str | None = None, *, che
                   "source": str(source)})
     onnx.helper.set_model_props(model, {specs.SPEC_KEY: specs.dumps(spec)})
     onnx.checker.check_model(model, full_check=True)
-    feeds = rollout_sensors(env, jax.random.PRNGKey(seed), check_envs, check_steps)
+    feeds = sample_sensors(env, jax.random.PRNGKey(seed), check_fleets)
     if step.recurrent:
         batch = len(next(iter(feeds.values())))
         feeds[HIDDEN_IN] = np.random.default_rng(seed).normal(size=(batch, step.recurrent["size"])).astype(np.float32)
     err = parity_error(model, step, feeds)
     if not err <= PARITY_TOL:
-        raise ExportError(f"the ONNX graph disagrees with JAX by {err:.3g} (> {PARITY_TOL:g}) on rollout data; "
+        raise ExportError(f"the ONNX graph disagrees with JAX by {err:.3g} (> {PARITY_TOL:g}) on simulated sensors; "
                           f"file not written. Please report this with the checkpoint")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

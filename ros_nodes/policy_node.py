@@ -34,7 +34,7 @@ def load_runtime(path: str, scenario: str, profile_name: str, rate_hz: float):
         return PolicyRuntime(path, expect_scenario=scenario, expect_profile_hash=profile_hash(profile),
                              expect_rate_hz=rate_hz)
     except Exception as exc:  # any reason a model cannot run here is a refusal to start, said in one line
-        raise StartError(f"policy {path}: {exc}") from None
+        raise StartError(str(exc) if str(path) in str(exc) else f"policy {path}: {exc}") from None
 
 
 def make_node():

@@ -38,7 +38,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--loop", action="store_true", help="start over at the end until Ctrl-C")
     s.add_argument("--clock", action="store_true", help="also publish the log time on /clock (for use_sim_time)")
     s.add_argument("--start-delay", type=float, default=0.5, metavar="S",
-                   help="seconds to wait for subscribers to connect before the first message (default 0.5)")
+                   help="wait up to S seconds for every topic to have a subscriber before the first "
+                        "message (default 0.5)")
 
     s = sub.add_parser("eval", help="re-run a policy on the logged inputs and compare with cmd_vel_nominal")
     s.add_argument("bag", help=bag_help)

@@ -19,6 +19,7 @@ import time
 
 import numpy as np
 
+from controllers.unicycle import saturate
 from hardware.profile import ProfileError, load_profile
 from ros_nodes import convert, health, topics
 from ros_nodes.adapters import InputError, LatestValues
@@ -26,7 +27,7 @@ from ros_nodes.runner import StartError, declare, ros_now, run_node
 
 DIAGNOSTIC_PERIOD_S = 0.5
 FALLBACK_PERIODS = 1.5  # the timer filters only when no nominal command has triggered it for this long
-INTERVENTION_TOL = 1e-3  # |u - u_nominal| above this (m/s or rad/s) counts as an intervention
+INTERVENTION_TOL = 1e-3  # |u - saturated u_nominal| above this (m/s or rad/s) counts as an intervention
 
 
 class Certificate:
@@ -71,8 +72,8 @@ def make_node():
                 raise StartError(f"parameter 'robot' = {robot!r} must be one of parameter 'robots' = {self.robots}")
             self.controlled = list(self.robots) if mode == "fleet" else [robot]
             try:
-                profile = load_profile(profile_name)
-                self.certificate = Certificate(profile, self.robots, self.controlled, form)
+                self.profile = load_profile(profile_name)
+                self.certificate = Certificate(self.profile, self.robots, self.controlled, form)
             except (ProfileError, ValueError) as exc:
                 raise StartError(str(exc)) from None
             self.period = 1.0 / rate
@@ -162,9 +163,11 @@ def make_node():
                 if self.solver_status != "optimal":  # the filter braked: say so, per robot
                     problems.update({r: f"barrier certificate: {self.solver_status}"
                                      for r in self.controlled if r not in problems})
+            # An intervention is the barrier changing the command beyond what the wheels' limits would.
+            u_sat = np.stack(saturate(u_nom[:, 0], u_nom[:, 1], self.profile), axis=-1)
             changed = False
             for i, r in enumerate(self.controlled):
-                if problems.get(r) is None and np.abs(u[i] - u_nom[i]).max() > INTERVENTION_TOL:
+                if problems.get(r) is None and np.abs(u[i] - u_sat[i]).max() > INTERVENTION_TOL:
                     self.interventions[r] += 1
                 dog = self.dogs[r]
                 if r in problems:

@@ -2,8 +2,8 @@
 
 Why: tests and benchmarks of the ROS side need a `policy.onnx` that reliably drives every robot
 to its goal, in seconds, without a training run. This wraps rps's CLF unicycle position
-controller, written on the navigation *observation* (the goal in the robot frame, elements 0-1
-of `observe()`), in the LoadedPolicy duck type and runs it through `policies.export.export`,
+controller (controllers.unicycle), applied to the navigation *observation* (the goal in the robot
+frame, elements 0-1 of `observe()`), in the LoadedPolicy duck type and runs it through `policies.export.export`,
 so the artifact goes through exactly the same tracing, spec and parity checks as a trained one.
 SITL tooling: imports JAX (never loaded by onboard nodes).
 """
@@ -40,14 +40,13 @@ class ScriptedNavigation:
         """act(params, obs (B, obs_dim)) -> (B, 2) in physical units, clipped to the action box."""
         import jax.numpy as jnp
 
-        from sim.waypoints import ANGULAR_GAIN, LINEAR_GAIN
+        from controllers.unicycle import position_controller
         space = self.make_env().action_space(self.agent_names[0])
         low, high = jnp.asarray(space.low, jnp.float32), jnp.asarray(space.high, jnp.float32)
 
-        def act(params, obs):
-            gx, gy, dist = obs[..., 0], obs[..., 1], obs[..., 2]  # goal in the robot frame, and its distance
-            rel = jnp.arctan2(gy, gx)
-            cmd = jnp.stack([LINEAR_GAIN * dist * jnp.cos(rel), ANGULAR_GAIN * dist * jnp.sin(rel)], axis=-1)
+        def act(params, obs, agent_index=None):  # one controller serves every agent
+            goal = obs[..., 0:2]  # the goal in the robot frame: the robot sits at the origin, heading 0
+            cmd = position_controller(jnp.zeros((*goal.shape[:-1], 3), goal.dtype), goal)
             return jnp.clip(cmd, low, high)
         return act
 
@@ -59,4 +58,4 @@ def export_scripted(out: str | Path, num_agents: int, profile: str = "gritsbot_x
     fake = types.ModuleType("policies.checkpoint")
     fake.load_policy = lambda source: loaded
     with mock.patch.dict(sys.modules, {"policies.checkpoint": fake}):
-        return export(RUN_ID, out, check_envs=2, check_steps=4)
+        return export(RUN_ID, out)

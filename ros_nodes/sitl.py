@@ -94,6 +94,7 @@ def run(dep, args, record: Path | None) -> dict:
         signal.signal(sig, lambda *_: stop.update(requested=True))
     sup = Supervisor(ros_env(), logdir)
     error = None
+    cpu: dict[str, float] = {}
     started = time.monotonic()
     try:
         # Recorder first (it sees everything), the sim last (the robots wait for their nodes).
@@ -109,13 +110,16 @@ def run(dep, args, record: Path | None) -> dict:
             now = time.monotonic()
             if sim_start is None:
                 if summary_path.exists():
-                    sim_start = now
+                    sim_start, cpu_start = now, sup.cpu_seconds()
                 elif now - started > START_TIMEOUT_S:
                     error = f"the sim node did not start within {START_TIMEOUT_S:.0f} s (logs in {logdir})"
                     break
             elif now - sim_start >= args.duration or (args.until_goals and _all_arrived(summary_path, SETTLE_S)):
                 break
             time.sleep(POLL_S)
+        if sim_start is not None:  # CPU share of each node while the fleet was running
+            window = time.monotonic() - sim_start
+            cpu = {n: round(100 * (t - cpu_start.get(n, 0.0)) / window, 1) for n, t in sup.cpu_seconds().items()}
     finally:
         codes = sup.stop(STOP_ORDER)
         sup.kill_all()
@@ -133,7 +137,7 @@ def run(dep, args, record: Path | None) -> dict:
     return {"ok": error is None, "error": error, "config": str(dep.path), "safety_mode": dep.safety_mode,
             "num_robots": len(dep.robots), "bag": str(record) if record else None, "logdir": str(logdir),
             "elapsed_s": summary["elapsed_s"] if summary else None,
-            "robots": summary["robots"] if summary else {}, "exit_codes": codes,
+            "robots": summary["robots"] if summary else {}, "exit_codes": codes, "cpu_percent": cpu,
             "latency_ms": _quantiles(latencies)}
 
 

@@ -8,6 +8,7 @@ bag) and SIGKILLs whatever is still alive after a grace period. Each node's outp
 """
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -53,6 +54,18 @@ class Supervisor:
         proc = Proc(spec, popen, log)
         self.procs.append(proc)
         return proc
+
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU time (user + system) each running node has used so far (Linux /proc)."""
+        tick = os.sysconf("SC_CLK_TCK")
+        out = {}
+        for p in self.procs:
+            try:
+                fields = Path(f"/proc/{p.popen.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            out[p.label] = (int(fields[11]) + int(fields[12])) / tick  # utime, stime (fields 14, 15)
+        return out
 
     def exited(self) -> list[Proc]:
         """Nodes that are no longer running."""

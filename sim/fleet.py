@@ -16,15 +16,12 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from controllers.unicycle import saturate, wheel_excess
+from controllers.unicycle import position_controller, saturate, wheel_excess
 from hardware import load_profile
 from sim import scenarios
 from sim.placement import make_grid, num_uniforms, place
 from sim.spaces import Box, Discrete
-from sim.waypoints import NUM_ACTIONS, position_controller, waypoints
-
-BARRIER_FORMS = ("unicycle", "unicycle_walls", "single_integrator")
-
+from sim.waypoints import NUM_ACTIONS, waypoints
 
 @struct.dataclass
 class Violations:
@@ -126,9 +123,7 @@ class FleetEnv:
             raise ValueError(f"the arena fits at most {self.grid.cells} separated robots, asked for {num_agents}")
         self.barrier = barrier
         self._barrier_fn = None
-        if barrier is not None:
-            if barrier not in BARRIER_FORMS:
-                raise ValueError(f"barrier must be one of {', '.join(BARRIER_FORMS)} or None, got {barrier!r}")
+        if barrier is not None:  # the barrier module validates the form (ValueError naming the choices)
             from controllers.barrier_jax import unicycle_barrier
             self._barrier_fn = unicycle_barrier(self.profile, num_agents, barrier)
         p = self.profile
@@ -157,17 +152,16 @@ class FleetEnv:
              ) -> tuple[dict[str, jax.Array], FleetState, dict[str, jax.Array], dict[str, jax.Array], dict[str, jax.Array]]:
         """One step; when the episode ends, the returned obs and state are already the next episode's."""
         k_step, k_reset = jax.random.split(key)
-        obs, stepped, rewards, done, info = self.step_env(k_step, state, actions)
-        reset_obs, reset_state = self.reset(k_reset)
-        pick = lambda fresh, old: jnp.where(done, fresh, old)  # noqa: E731
-        state = jax.tree_util.tree_map(pick, reset_state, stepped)
+        stepped, rewards, done, info = self._transition(k_step, state, actions)
+        fresh = self._initial_state(k_reset)
+        state = jax.tree_util.tree_map(lambda new, old: jnp.where(done, new, old), fresh, stepped)
         # The last episode's statistics survive the reset.
         state = state.replace(returned_episode_returns=stepped.returned_episode_returns,
                               returned_episode_lengths=stepped.returned_episode_lengths,
                               returned_episode_success=stepped.returned_episode_success)
-        obs = jax.tree_util.tree_map(pick, reset_obs, obs)
         dones = {a: done for a in self.agents} | {"__all__": done}
-        return obs, state, {a: rewards[i] for i, a in enumerate(self.agents)}, dones, info
+        # Observations are a function of the state: computed once, after the reset choice.
+        return self.get_obs(state), state, {a: rewards[i] for i, a in enumerate(self.agents)}, dones, info
 
     def get_obs(self, state: FleetState) -> dict[str, jax.Array]:
         obs = self.observations(state)
@@ -220,11 +214,18 @@ class FleetEnv:
 
     def step_env(self, key: jax.Array, state: FleetState, actions: dict[str, jax.Array] | jax.Array):
         """One step without the auto-reset: (obs, state, rewards (N,), done, info)."""
+        state, rewards, done, info = self._transition(key, state, actions)
+        return self.get_obs(state), state, rewards, done, info
+
+    def _transition(self, key: jax.Array, state: FleetState, actions: dict[str, jax.Array] | jax.Array):
+        """Commands, barrier, physics, reward and episode bookkeeping: (state, rewards (N,), done, info)."""
         u = self.commands(state, actions)
         info: dict[str, jax.Array] = {}
         if self._barrier_fn is not None:
             u, barrier_info = self._barrier_fn(state.poses, u)
-            info |= {f"barrier_{k}": v for k, v in barrier_info.items() if jnp.shape(v) == (self.num_agents,)}
+            # Per-robot entries as they are, fleet-wide scalars (status, residual) repeated per robot.
+            info |= {f"barrier_{k}": jnp.broadcast_to(v, (self.num_agents,)) for k, v in barrier_info.items()
+                     if jnp.shape(v) in ((), (self.num_agents,))}
         noise = None
         if self.actuation_noise:
             p = self.profile
@@ -247,4 +248,4 @@ class FleetEnv:
                  "returned_episode": jnp.full(n, done), "returned_episode_returns": state.returned_episode_returns,
                  "returned_episode_lengths": state.returned_episode_lengths,
                  "returned_episode_success": state.returned_episode_success}
-        return self.get_obs(state), state, rewards, done, info
+        return state, rewards, done, info

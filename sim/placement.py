@@ -55,11 +55,11 @@ def num_uniforms(grid: Grid, n: int) -> int:
 
 def place(u: jax.Array, grid: Grid, n: int) -> jax.Array:
     """(n, 2) positions from `num_uniforms(grid, n)` uniforms: a random cell each (argsort of
-    uniforms = a uniform permutation) and a jitter inside it. One random draw per placement keeps
+    top-n of uniforms = sampling cells without replacement) and a jitter inside it. One random draw per placement keeps
     the compiled reset small (every threefry call costs XLA compile time)."""
     if n > grid.cells:
         raise ValueError(f"cannot place {n} robots: the arena grid has {grid.cells} cells at this separation")
-    cells = jnp.argsort(u[:grid.cells])[:n]
+    cells = jax.lax.top_k(u[:grid.cells], n)[1]  # a uniform random n-subset, in random order
     jitter = (2 * u[grid.cells:].reshape(n, 2) - 1) * jnp.asarray(grid.jitter, u.dtype)
     return jnp.asarray(grid.centres, u.dtype)[cells] + jitter
 

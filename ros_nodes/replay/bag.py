@@ -158,8 +158,7 @@ class Bag:
         try:
             reader.open()
         except Exception as exc:  # apsw raises many kinds for a damaged database
-            self.status.stops.append(f"{path.name}: cannot open the sqlite3 database: {exc}")
-            self.status.unread_bytes += path.stat().st_size
+            yield from self._sqlite_salvage(path, exc)
             return
         try:
             for conn in reader.connections:
@@ -176,6 +175,47 @@ class Bag:
                 self.status.stops.append(f"{path.name}: stopped after {n} messages: {exc}")
         finally:
             reader.close()
+
+    def _sqlite_salvage(self, path: Path, why: Exception) -> Iterator[Record]:
+        """Rows of a cut database, in insertion order, up to the first missing page.
+
+        SQLite refuses a file shorter than its header's page count, so a temporary copy gets the
+        header fixed to the pages actually present (the input file is not touched).
+        """
+        import sqlite3
+        import struct
+        import tempfile
+
+        data = bytearray(path.read_bytes())
+        page = struct.unpack(">H", data[16:18])[0] if len(data) >= 100 else 0
+        page = 65536 if page == 1 else page
+        n = 0
+        with tempfile.TemporaryDirectory() as tmp:
+            copy = Path(tmp) / path.name
+            if page:
+                del data[len(data) // page * page:]
+                data[28:32] = struct.pack(">I", len(data) // page)
+            copy.write_bytes(bytes(data))
+            con = sqlite3.connect(f"file:{copy}?immutable=1", uri=True)
+            try:
+                conns = {tid: (name, typ) for tid, name, typ in con.execute("SELECT id, name, type FROM topics")}
+                for name, typ in conns.values():
+                    self.types.setdefault(name, typ)
+                if con.execute("SELECT 1 FROM sqlite_master WHERE name = 'message_definitions'").fetchone():
+                    for typ, enc, text in con.execute(
+                            "SELECT topic_type, encoding, encoded_message_definition FROM message_definitions"):
+                        if text and typ not in self._defs:
+                            self._defs[typ] = (enc, text)
+                for tid, t_ns, raw in con.execute("SELECT topic_id, timestamp, data FROM messages ORDER BY id"):
+                    n += 1
+                    yield Record(*conns[tid], t_ns, bytes(raw))
+            except sqlite3.DatabaseError as exc:
+                self.status.stops.append(f"{path.name}: damaged sqlite3 database ({why}); "
+                                         f"read {n} messages before: {exc}")
+                return
+            finally:
+                con.close()
+        self.status.warnings.append(f"{path.name}: damaged sqlite3 database ({why}); all {n} rows were salvaged")
 
     def _account_losses(self) -> None:
         if self.status.complete or self.expected is None:

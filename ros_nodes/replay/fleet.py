@@ -2,7 +2,8 @@
 
 Robots come from the deployment config when one is given (its order is the agent order the
 policy was trained with, and its remaps say where each stream was published); otherwise from
-the bag's `/<robot>/pose` topics, sorted naturally (robot_2 before robot_10). Messages are read
+the bag's `/<robot>/{pose,goal,cmd_vel_nominal,cmd_vel}` topics, sorted naturally (robot_2
+before robot_10). Messages are read
 with the same conversions the robots use (`ros_nodes.convert`); a message those reject is
 skipped and counted, as the robot would have done.
 """
@@ -62,14 +63,14 @@ def _natural(name: str) -> list[Any]:
 def fleet_topics(bag_types: dict[str, str], config: Any | None) -> tuple[list[str], dict[tuple[str, str], str]]:
     """Robots and where each of their streams lives in the bag."""
     if config is not None:
-        robots = list(config.robot_names)
-        remaps = {r.name: dict(r.remaps) for r in config.robots}
+        from ros_nodes.plan import _robot_remaps  # the nodes' own remap rule (relative names live in the namespace)
+        robots, remaps = list(config.robot_names), _robot_remaps(config)
     else:
-        robots = sorted({path.split("/")[1] for path in bag_types if topics.topic_for_path(path) is topics.POSE},
-                        key=_natural)
+        robots = sorted({path.split("/")[1] for path in bag_types
+                         if (t := topics.topic_for_path(path)) is not None and t.name in KINDS}, key=_natural)
         remaps = {}
-    where = {(r, kind): remaps.get(r, {}).get(kind) or topics.BY_NAME[kind].path(r) for r in robots for kind in KINDS}
-    return robots, where
+    paths = {(r, kind): topics.BY_NAME[kind].path(r) for r in robots for kind in KINDS}
+    return robots, {key: remaps.get(path, path) for key, path in paths.items()}
 
 
 def load_config(path: str | Path | None) -> Any | None:
@@ -90,12 +91,13 @@ def read_fleet(bag: Bag, config: Any | None = None, need: tuple[str, ...] = (top
             pass
     robots, where = fleet_topics(bag.types, config)
     if not robots:
-        raise FleetError(f"{bag.path}: no robot pose topics (/<robot>/{topics.POSE.name}, "
-                         f"{topics.POSE.type}) in this bag; topics found: {', '.join(sorted(bag.types)) or 'none'}")
+        raise FleetError(f"{bag.path}: no robot topics (/<robot>/{topics.POSE.name} and the like) in this bag; "
+                         f"topics found: {', '.join(sorted(bag.types)) or 'none'}")
     missing = sorted(where[(r, k)] for r in robots for k in need if where[(r, k)] not in bag.types)
     if missing:
         raise FleetError(f"{bag.path}: missing topic(s) {', '.join(missing)} needed here "
-                         f"(topics found: {', '.join(sorted(bag.types))})")
+                         f"(topics found: {', '.join(sorted(bag.types))}; "
+                         f"{'check the remaps in' if config else 'if they were remapped, pass'} --config)")
     back = {topic: key for key, topic in where.items()}
     rows: dict[tuple[str, str], list[tuple[float, tuple[float, ...]]]] = {key: [] for key in where}
     rejected: dict[str, int] = {}

@@ -15,6 +15,8 @@ from ros_nodes.replay.bag import Bag
 
 CLOCK_TOPIC, CLOCK_TYPE = "/clock", "rosgraph_msgs/msg/Clock"
 DEFAULT_DEPTH = 10
+DISCOVERY_POLL_S = 0.05
+END_LINGER_S = 0.2
 
 
 def _qos(topic: str) -> Any:
@@ -27,7 +29,10 @@ def _qos(topic: str) -> Any:
 
 def play(bag: Bag, rate: float = 1.0, topics: Iterable[str] | None = None, loop: bool = False,
          clock: bool = False, start_delay_s: float = 0.5, say: Callable[[str], None] = print) -> int:
-    """Publish the bag's messages; returns how many were published. Ctrl-C stops cleanly."""
+    """Publish the bag's messages; returns how many were published. Ctrl-C stops cleanly.
+
+    Playing starts once every topic has a subscriber, or after `start_delay_s` at the latest.
+    """
     import rclpy
 
     wanted = set(topics) if topics else None
@@ -56,7 +61,9 @@ def play(bag: Bag, rate: float = 1.0, topics: Iterable[str] | None = None, loop:
         if clock:
             clock_cls = stack_topics.message_class(CLOCK_TYPE)
             clock_pub, clock_msg = node.create_publisher(clock_cls, CLOCK_TOPIC, DEFAULT_DEPTH), clock_cls()
-        time.sleep(start_delay_s)  # let DDS discovery match subscribers before the first message
+        deadline = time.monotonic() + start_delay_s  # let DDS discovery match subscribers first
+        while time.monotonic() < deadline and not all(p.get_subscription_count() for p in pubs.values()):
+            time.sleep(DISCOVERY_POLL_S)
         while True:
             start, t_first = time.monotonic(), None
             for rec in bag.records(pubs):
@@ -73,6 +80,7 @@ def play(bag: Bag, rate: float = 1.0, topics: Iterable[str] | None = None, loop:
                 say(f"warning: {line}")
             if not loop or t_first is None:
                 break
+        time.sleep(END_LINGER_S)  # reliable samples still in flight would die with the publisher
     except KeyboardInterrupt:
         pass
     finally:

@@ -33,7 +33,7 @@ from controllers import quadrotor
 from hardware import load_profile
 from sim.cable.dynamics import Bodies, cable_vectors, physics_step
 from sim.cable.equilibrium import hover
-from sim.cable.rotation import quat_from_euler, quat_to_rot, rotation_angle
+from sim.cable.rotation import quat_angle, quat_from_euler, quat_to_rot
 from sim.spaces import Box
 
 TASKS = ("hover", "move", "random")
@@ -84,7 +84,8 @@ class CableEnv:
 
     def __init__(self, profile: Any = "mav_corl25", num_agents: int = 3, task: str = "hover",
                  cable_model: str | None = None, inner_loop: str | None = None, failure: bool = False,
-                 history: int = 1, world_state: bool = False, max_steps: int | None = None):
+                 history: int = 1, world_state: bool = False, max_steps: int | None = None,
+                 free_flight: bool = False):
         p = load_profile(profile) if isinstance(profile, str) else profile
         if cable_model is not None:
             p = dataclasses.replace(p, cable=dataclasses.replace(p.cable, model=cable_model))
@@ -95,13 +96,14 @@ class CableEnv:
         p.team(num_agents)  # raises a clear error when the profile has no layout for this team size
         self.profile, self.num_agents, self.task = p, num_agents, task
         self.failure, self.history, self.use_world_state = failure, history, world_state
+        self.free_flight = free_flight  # cables released from the start (the benchmark's free-flyer baseline)
         self.agents = [f"agent_{i}" for i in range(num_agents)]
         self.dt = 1.0 / p.control.policy_rate_hz
         self.max_steps = max_steps or int(round(p.task.episode_seconds * p.control.policy_rate_hz))
         c = p.control
         self.action_limit = np.array([c.max_acceleration] * 3 + [c.max_rate_reference] * 2)
         self.obs_dim = 3 + 9 + 3 + 9 + 3 + 3 + 3 + 6 + num_agents + ACTION_DIM * history
-        self.world_state_dim = 18 + 18 * num_agents + 9
+        self.world_state_dim = self.obs_dim + 18 + 18 * num_agents + 9
         self._action_space = Box.make(-self.action_limit, self.action_limit, (ACTION_DIM,))
         self._obs_space = Box.make(-np.inf, np.inf, (self.obs_dim,))
         self.hover = hover(p, num_agents)
@@ -167,7 +169,7 @@ class CableEnv:
             b, ctrl = carry
             cmd, ctrl = quadrotor.step(ctrl, b.vel, quat_to_rot(b.quat), b.omega, b.thrust, acc_des, rate_ff,
                                        jnp.float32(0.0), p, dt)
-            b, acc = physics_step(b, jnp.where(ok[:, None], cmd, 0.0), p, ok, dt)
+            b, acc = physics_step(b, jnp.where(ok[:, None], cmd, 0.0), p, ok & (not self.free_flight), dt)
             return (b, ctrl), acc.tension
 
         (bodies, ctrl), tensions = jax.lax.scan(substep, (state.bodies, state.ctrl), None, length=p.substeps)
@@ -204,27 +206,35 @@ class CableEnv:
                 "goal_rot": rep(quat_to_rot(state.goal_quat)), "agent_id": jnp.eye(n, dtype=jnp.float32),
                 "past_actions": state.actions[:, :self.history]}
 
+    def observations(self, state: CableState) -> jnp.ndarray:
+        """(N, obs_dim): `observe(sense(state))`, the same function an exported policy runs."""
+        return observe(self.sense(state))
+
     def get_obs(self, state: CableState) -> dict[str, jnp.ndarray]:
-        o = observe(self.sense(state))
+        o = self.observations(state)
         obs = {a: o[i] for i, a in enumerate(self.agents)}
         if self.use_world_state:
-            obs["world_state"] = jnp.broadcast_to(self.world_state(state), (self.num_agents, self.world_state_dim))
+            obs["world_state"] = self._world_state(state, o)
         return obs
 
     def world_state(self, state: CableState) -> jnp.ndarray:
-        """(world_state_dim,) for a centralised critic: load pose and twist, every MAV's state, goal error."""
+        """(N, world_state_dim) for a centralised critic: each MAV's own observation, then the load pose
+        and twist, every MAV's state and the goal error (as the fleet's `world_state`)."""
+        return self._world_state(state, self.observations(state))
+
+    def _world_state(self, state: CableState, obs: jnp.ndarray) -> jnp.ndarray:
         b = state.bodies
         load_rot, goal_rot = quat_to_rot(b.load_quat), quat_to_rot(state.goal_quat)
         mavs = jnp.concatenate([b.pos - b.load_pos, quat_to_rot(b.quat).reshape(self.num_agents, 9), b.vel, b.omega], -1)
-        return jnp.concatenate([b.load_pos, load_rot.ravel(), b.load_vel, b.load_omega, mavs.ravel(),
+        glob = jnp.concatenate([b.load_pos, load_rot.ravel(), b.load_vel, b.load_omega, mavs.ravel(),
                                 state.goal_pos - b.load_pos, (load_rot.T @ goal_rot)[:, :2].ravel()])
+        return jnp.concatenate([obs, jnp.broadcast_to(glob, (self.num_agents, glob.shape[0]))], axis=-1)
 
     # ---- task -------------------------------------------------------------------------------
     def errors(self, state: CableState) -> tuple[jnp.ndarray, jnp.ndarray]:
         """Load position error (m) and orientation error (rad) to the goal."""
         b = state.bodies
-        return (jnp.linalg.norm(state.goal_pos - b.load_pos),
-                rotation_angle(quat_to_rot(b.load_quat), quat_to_rot(state.goal_quat)))
+        return jnp.linalg.norm(state.goal_pos - b.load_pos), quat_angle(b.load_quat, state.goal_quat)
 
     def reward(self, state: CableState, prev_action: jnp.ndarray, terminated: jnp.ndarray) -> jnp.ndarray:
         """Per-agent reward: shared bounded tracking terms minus each MAV's own penalties."""

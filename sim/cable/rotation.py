@@ -41,7 +41,8 @@ def quat_integrate(q: jnp.ndarray, omega_body: jnp.ndarray, dt: float) -> jnp.nd
     return out / jnp.linalg.norm(out, axis=-1, keepdims=True)
 
 
-def rotation_angle(r_a: jnp.ndarray, r_b: jnp.ndarray) -> jnp.ndarray:
-    """Angle (rad) of the rotation between two rotation matrices."""
-    tr = jnp.einsum("...ij,...ij->...", r_a, r_b)
-    return jnp.arccos(jnp.clip((tr - 1) / 2, -1.0, 1.0))
+def quat_angle(q_a: jnp.ndarray, q_b: jnp.ndarray) -> jnp.ndarray:
+    """Angle (rad) of the rotation between two attitudes; atan2 keeps small angles exact."""
+    conj = q_a * jnp.asarray([1.0, -1.0, -1.0, -1.0], q_a.dtype)
+    rel = quat_mul(conj, q_b)
+    return 2 * jnp.arctan2(jnp.linalg.norm(rel[..., 1:], axis=-1), jnp.abs(rel[..., 0]))

@@ -127,3 +127,22 @@ def test_corrupt_chunk_stops_there(chunked, tmp_path, capsys):
     assert f"DAMAGED: bag.mcap: stopped at byte {start} of {len(data)}: damaged record 0x06" in out
     assert "messages lost" in out
     assert sum(1 for _ in Bag(dst).records()) == sum(n for _, _, n in chunks[:6])
+
+
+def test_cut_sqlite3_database_is_salvaged_up_to_the_first_missing_page(tmp_path):
+    msgs = [(topic, typ, i * 1000, m) for i, (topic, typ, _, m) in enumerate(known_fleet() * 10)]
+    full = write_bag(tmp_path / "full", msgs, storage="sqlite3")
+    db = next(full.glob("*.db3"))
+    data = db.read_bytes()
+    for frac in (0.5, 0.9):
+        cut = tmp_path / f"cut{frac}"
+        cut.mkdir()
+        shutil.copy(full / "metadata.yaml", cut / "metadata.yaml")
+        (cut / db.name).write_bytes(data[:int(len(data) * frac)])
+        bag = Bag(cut)
+        read = [(r.topic, r.t_ns) for r in bag.records()]
+        assert 0 < len(read) < len(msgs)
+        assert read == [(m[0], m[2]) for m in msgs[:len(read)]]  # a prefix, in insertion order
+        assert "damaged sqlite3 database" in bag.status.stops[0]
+        assert sum(bag.lost().values()) == len(msgs) - len(read)
+        assert (cut / db.name).read_bytes() == data[:int(len(data) * frac)]  # the input stays as it was

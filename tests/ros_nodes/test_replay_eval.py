@@ -53,3 +53,26 @@ def test_policy_for_another_fleet_size_is_refused(run, tmp_path, capsys):
     assert "exported for 4 robots, the bag has 3" in err and "\n" not in err.strip()
     assert main(["eval", str(run["bag"]), "--policy", str(tmp_path / "none.onnx")]) == 2
     assert "no such policy file" in capsys.readouterr().err
+
+
+def deployment(path, policy, watchdog_periods: float):
+    path.write_text(
+        f"profile: gritsbot_x\npolicy: {policy}\nrate_hz: 10\nwatchdog_periods: {watchdog_periods}\nrobots:\n"
+        + "".join(f"  - {{name: {r}, start: [0, 0, 0], goal: [0.1, 0.1]}}\n" for r in ROBOTS))
+    return path
+
+
+def test_config_sets_the_watchdog_the_node_ran_with(run, tmp_path, capsys):
+    ok = deployment(tmp_path / "ok.yaml", run["policy"], 3)
+    assert main(["eval", str(run["bag"]), "--policy", str(run["policy"]), "--config", str(ok), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["max_abs_diff"] <= 1e-5
+    # a 0.1 s watchdog would have stopped the fleet around robot_1's lost pose (0.15-0.2 s old):
+    # replay predicts those stops, which the log (made without a watchdog) does not show
+    strict = deployment(tmp_path / "strict.yaml", run["policy"], 1)
+    assert main(["eval", str(run["bag"]), "--policy", str(run["policy"]), "--config", str(strict), "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["per_robot"]["robot_0"]["max_abs_diff"] > 1e-2 and res["per_robot"]["robot_1"]["max_abs_diff"] > 1e-2
+    wrong_rate = tmp_path / "rate.yaml"
+    wrong_rate.write_text(ok.read_text().replace("rate_hz: 10", "rate_hz: 30"))
+    assert main(["eval", str(run["bag"]), "--policy", str(run["policy"]), "--config", str(wrong_rate)]) == 2
+    assert "control rate: expected 30 Hz, found 10 Hz" in capsys.readouterr().err

@@ -134,3 +134,22 @@ def test_replay_never_imports_jax(bags):
             "bad = [m for m in sys.modules if m == 'jax' or m.startswith('jax.')]; assert not bad, bad")
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_deployment_config_gives_robot_order_remaps_and_profile(tmp_path, capsys):
+    remapped = [(m[0].replace("/robot_0/pose", "/mocap/robot_0/pose"), *m[1:]) for m in known_fleet()]
+    bag = write_bag(tmp_path / "remapped", remapped)
+    config = tmp_path / "fleet.yaml"
+    config.write_text(
+        "profile: gritsbot_x\npolicy: policy.onnx\nrate_hz: 10\nsafety: {mode: fleet, form: unicycle}\nrobots:\n"
+        "  - {name: robot_2, start: [1.5, 0.8, 0], goal: [1.0, 0.8]}\n"
+        "  - {name: robot_0, start: [-0.5, 0, 0], goal: [0.5, 0], remaps: {pose: /mocap/robot_0/pose}}\n"
+        "  - {name: robot_1, start: [0.5, 0.1, 3.1], goal: [-0.5, 0.1]}\n")
+    assert main(["report", str(bag), "-o", str(tmp_path / "r"), "--config", str(config), "--json"]) == 0
+    m = json.loads(capsys.readouterr().out)
+    assert m["robots"] == ["robot_2", "robot_0", "robot_1"]
+    assert m["safety_radius"] == 0.25  # gritsbot_x's 'unicycle' form, from the config
+    assert m["min_distance"] == pytest.approx(EXPECTED["min_distance"]) and m["collision_events"] == 1
+    assert main(["report", str(bag), "-o", str(tmp_path / "r2"), "--profile", "gritsbot_x"]) == 2
+    err = capsys.readouterr().err
+    assert "missing topic(s) /robot_0/pose" in err and "pass --config" in err

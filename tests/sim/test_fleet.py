@@ -182,7 +182,8 @@ def test_barrier_hook_filters_every_command(monkeypatch):
 
     def unicycle_barrier(profile, num_agents, form):
         calls["args"] = (profile.name, num_agents, form)
-        return lambda poses, u: (u * 0.0, {"intervention": jnp.linalg.norm(u, axis=-1), "status": jnp.zeros(())})
+        return lambda poses, u: (u * 0.0, {"intervention": jnp.linalg.norm(u, axis=-1), "status": jnp.zeros((), jnp.int32),
+                                             "matrix": jnp.zeros((3, 3))})
 
     monkeypatch.setitem(sys.modules, "controllers.barrier_jax", types.SimpleNamespace(unicycle_barrier=unicycle_barrier))
     e = FleetEnv("gritsbot_x", num_agents=3, barrier="unicycle_walls")
@@ -191,4 +192,5 @@ def test_barrier_hook_filters_every_command(monkeypatch):
     _, new, _, _, info = e.step(KEY, state, {a: jnp.array([0.2, 0.0]) for a in e.agents})
     np.testing.assert_array_equal(new.poses, state.poses)  # the filter's zero command was applied
     np.testing.assert_allclose(info["barrier_intervention"], 0.2)
-    assert "barrier_status" not in info  # only per-robot entries are passed through
+    np.testing.assert_array_equal(info["barrier_status"], [0, 0, 0])  # fleet-wide scalars repeated per robot
+    assert "barrier_matrix" not in info  # anything else is not a per-robot quantity

@@ -1,0 +1,254 @@
+"""`marlstack bench barrier`: barrier-certificate speed, always next to its safety record.
+
+Deployment rows: per-call latency (p50, p99) of `controllers.barrier.BarrierFilter` along an
+antipodal swap, against rps's `create_unicycle_barrier_certificate_with_boundary` (cvxopt) on
+the same inputs. Training rows: safe simulator steps per second (barrier + physics every step,
+vmapped over environments) against rps's barrier + a numpy step in a loop. Each row carries
+the swap's minimum collision-centre distance and collision count, the solver's largest KKT
+residual and its iteration counts.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+import numpy as np
+
+from bench.report import Row
+from hardware import load_profile
+
+SUCCESS_RADIUS = 0.1   # m: "at the goal" (the navigation scenario's radius)
+SWIRL = 0.3            # rad: right-hand rule of the swap's nominal controller (see swap_nominal)
+
+
+def swap_nominal(profile: Any, poses: Any, goals: Any, form: str = "unicycle_walls") -> Any:
+    """The swap's nominal command, rps's barrier-example pipeline: the single-integrator position
+    controller on the projection point (rps's 0.15 m/s = 0.75 of the speed limit), mapped to
+    (v, ω) through the projection. A 0.3 rad right-hand swirl breaks the head-on standoffs in which
+    an exact barrier (ours or rps's) otherwise parks the robots for good."""
+    from controllers.barrier_qp import barrier_spec
+    from controllers.unicycle import si_position_controller, si_to_uni, uni_to_si_states
+    d = barrier_spec(profile, form).projection_distance
+    dxi = si_position_controller(uni_to_si_states(poses, d), goals, magnitude_limit=0.75 * profile.max_linear_speed,
+                                 swirl=SWIRL)
+    return si_to_uni(dxi, poses, d)
+
+
+def swap_start(profile: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """n robots evenly on an ellipse (80 % of the arena's half-extents), facing their goal: the
+    antipodal point. Returns poses (n, 3) and goals (n, 2)."""
+    a = profile.arena
+    cx, cy = (a.x_min + a.x_max) / 2, (a.y_min + a.y_max) / 2
+    rx, ry = 0.8 * (a.x_max - a.x_min) / 2, 0.8 * (a.y_max - a.y_min) / 2
+    ang = 2 * np.pi * np.arange(n) / n
+    start = np.column_stack([cx + rx * np.cos(ang), cy + ry * np.sin(ang)])
+    goals = np.column_stack([cx - rx * np.cos(ang), cy - ry * np.sin(ang)])
+    heading = np.arctan2(goals[:, 1] - start[:, 1], goals[:, 0] - start[:, 0])
+    return np.column_stack([start, heading]), goals
+
+
+def collision_distances(profile: Any, poses: np.ndarray) -> np.ndarray:
+    """(..., N, 3) poses → (...,) smallest distance between collision centres (the profile's rule)."""
+    th = poses[..., 2]
+    c = poses[..., :2] + profile.collision_offset * np.stack([np.cos(th), np.sin(th)], axis=-1)
+    d = np.linalg.norm(c[..., :, None, :] - c[..., None, :, :], axis=-1)
+    n = poses.shape[-2]
+    d = d + np.where(np.eye(n, dtype=bool), np.inf, 0.0)
+    return d.min(axis=(-2, -1))
+
+
+def outside(profile: Any, poses: np.ndarray) -> np.ndarray:
+    """(..., N) True where a robot's centre is outside the arena (rps's boundary rule)."""
+    a = profile.arena
+    x, y = poses[..., 0], poses[..., 1]
+    return (x < a.x_min) | (x > a.x_max) | (y < a.y_min) | (y > a.y_max)
+
+
+def swap_summary(profile: Any, traj: np.ndarray, goals: np.ndarray) -> dict[str, Any]:
+    """traj (T+1, N, 3) → min distance, collisions (pair-steps), exits, arrival time (s) or None."""
+    dmin = collision_distances(profile, traj)
+    th = traj[..., 2]
+    c = traj[..., :2] + profile.collision_offset * np.stack([np.cos(th), np.sin(th)], axis=-1)
+    pair_d = np.linalg.norm(c[:, :, None] - c[:, None, :], axis=-1)
+    iu = np.triu_indices(traj.shape[1], 1)
+    collisions = int((pair_d[:, iu[0], iu[1]] <= profile.collision_distance).sum())
+    there = np.all(np.linalg.norm(traj[..., :2] - goals, axis=-1) <= SUCCESS_RADIUS, axis=-1)
+    # arrived: the first step from which every robot stays within the radius to the end
+    stays = np.flip(np.cumprod(np.flip(there)))
+    arrival = int(np.argmax(stays)) if stays[-1] else None
+    return {"min_distance": float(dmin.min()), "collisions": collisions,
+            "boundary_exits": int(outside(profile, traj).sum()),
+            "arrival_s": None if arrival is None else arrival * profile.dt}
+
+
+def numpy_step(profile: Any, poses: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """rps's step in numpy: saturate like the profile, forward Euler, wrap the heading."""
+    from controllers.unicycle import saturate
+    v, w = saturate(u[:, 0], u[:, 1], profile)
+    th = poses[:, 2]
+    new = np.column_stack([poses[:, 0] + profile.dt * np.cos(th) * v, poses[:, 1] + profile.dt * np.sin(th) * v,
+                           th + profile.dt * w])
+    new[:, 2] = np.arctan2(np.sin(new[:, 2]), np.cos(new[:, 2]))
+    return new
+
+
+def swap_numpy(profile: Any, n: int, steps: int, filt: Any = None, form: str = "unicycle_walls",
+               record: bool = False) -> dict[str, Any]:
+    """Antipodal swap with the deployment filter and `swap_nominal`, in numpy.
+
+    Returns the `swap_summary` plus worst status/residual, and with `record` the (poses, nominal)
+    inputs of every call (the latency benchmark replays them)."""
+    from controllers.barrier import BarrierFilter
+    filt = filt or BarrierFilter(profile, n, form)
+    poses, goals = swap_start(profile, n)
+    traj, calls, statuses, residual, iters = [poses], [], set(), 0.0, []
+    for _ in range(steps):
+        u = swap_nominal(profile, poses, goals, form)
+        if record:
+            calls.append((poses, u))
+        res = filt.filter(poses, u)
+        statuses.add(res.status)
+        residual = max(residual, res.residual)
+        iters.append(res.iterations)
+        poses = numpy_step(profile, poses, res.u)
+        traj.append(poses)
+    out = swap_summary(profile, np.array(traj), goals)
+    out |= {"statuses": sorted(statuses), "residual": residual, "iterations_max": int(max(iters, default=0))}
+    if record:
+        out["calls"] = calls
+    return out
+
+
+def swap_jax(profile: Any, n: int, steps: int, form: str = "unicycle_walls", batch: int | None = None) -> Any:
+    """A jitted antipodal swap with the training barrier and the simulator's physics.
+
+    Returns a function () -> dict of numpy aggregates per environment: min_distance (collision
+    centres), collisions (pair-steps), boundary_exits (robot-steps), arrival_s (NaN: never
+    settled), not_optimal (steps whose status was not OK), residual (max), iterations (mean, max)."""
+    import jax
+    import jax.numpy as jnp
+
+    from controllers.barrier_jax import OK, unicycle_barrier
+    from sim.fleet import physics_step
+
+    barrier = unicycle_barrier(profile, n, form)
+    poses0, goals_np = swap_start(profile, n)
+    a = profile.arena
+    iu = np.triu_indices(n, 1)
+
+    def rollout(poses, goals):
+        def step(carry, t):
+            p, dmin, coll, exits, last_away, bad, res, it_sum, it_max = carry
+            u_safe, info = barrier(p, swap_nominal(profile, p, goals, form))
+            new, _, _ = physics_step(profile, p, u_safe)
+            c = new[:, :2] + profile.collision_offset * jnp.stack([jnp.cos(new[:, 2]), jnp.sin(new[:, 2])], axis=-1)
+            d = jnp.linalg.norm(c[iu[0]] - c[iu[1]], axis=-1)
+            out = (new[:, 0] < a.x_min) | (new[:, 0] > a.x_max) | (new[:, 1] < a.y_min) | (new[:, 1] > a.y_max)
+            away = jnp.any(jnp.linalg.norm(new[:, :2] - goals, axis=-1) > SUCCESS_RADIUS)
+            return (new, jnp.minimum(dmin, d.min()), coll + jnp.sum(d <= profile.collision_distance), exits + jnp.sum(out),
+                    jnp.where(away, t + 1, last_away), bad + (info["status"] != OK), jnp.maximum(res, info["residual"]),
+                    it_sum + info["iterations"], jnp.maximum(it_max, info["iterations"])), None
+        zero = jnp.zeros((), jnp.int32)
+        init = (poses, jnp.asarray(jnp.inf, poses.dtype), zero, zero, zero, zero, jnp.zeros((), poses.dtype), zero, zero)
+        carry, _ = jax.lax.scan(step, init, jnp.arange(steps))
+        return carry[1:]
+
+    run = jax.jit(rollout if batch is None else jax.vmap(rollout))
+    p0, g0 = jnp.asarray(poses0, jnp.float32), jnp.asarray(goals_np, jnp.float32)
+    if batch is not None:
+        p0, g0 = jnp.broadcast_to(p0, (batch, n, 3)), jnp.broadcast_to(g0, (batch, n, 2))
+
+    def call() -> dict[str, np.ndarray]:
+        dmin, coll, exits, last_away, bad, res, it_sum, it_max = map(np.asarray, jax.block_until_ready(run(p0, g0)))
+        arrival = np.where(last_away < steps, last_away * profile.dt, np.nan)
+        return {"min_distance": dmin, "collisions": coll, "boundary_exits": exits, "arrival_s": arrival,
+                "not_optimal": bad, "residual": res, "iterations_mean": it_sum / steps, "iterations_max": it_max}
+    return call
+
+
+def rps_barrier(profile: Any, form: str = "unicycle_walls") -> Any:
+    """rps's own certificate with the profile's parameters: f(dxu (2, N), x (3, N)) -> (2, N)."""
+    from rps.utilities import barrier_certificates as rb
+    from controllers.barrier_qp import barrier_spec
+    spec = barrier_spec(profile, form)
+    params = getattr(profile.barrier, form)
+    a = profile.arena
+    return rb.create_unicycle_barrier_certificate_with_boundary(
+        barrier_gain=params.gamma, safety_radius=params.safety_radius, projection_distance=spec.projection_distance,
+        magnitude_limit=profile.max_linear_speed, boundary_points=np.array([a.x_min, a.x_max, a.y_min, a.y_max]))
+
+
+def _latency(fn, calls: list) -> np.ndarray:
+    out = np.empty(len(calls))
+    for k, (poses, u) in enumerate(calls):
+        t0 = time.perf_counter()
+        fn(poses, u)
+        out[k] = time.perf_counter() - t0
+    return out * 1e3
+
+
+def deployment_rows(profile: Any, sizes: list[int], steps: int, rps_calls: int) -> list[Row]:
+    from controllers.barrier import BarrierFilter
+    rows = []
+    rps = rps_barrier(profile)
+    for n in sizes:
+        filt = BarrierFilter(profile, n)
+        swap = swap_numpy(profile, n, steps, filt, record=True)
+        calls = swap.pop("calls")
+        replay = BarrierFilter(profile, n)
+        ours = _latency(replay.filter, calls)
+        sub = calls[:: max(1, len(calls) // rps_calls)]
+        base = _latency(lambda p, u: rps(u.T.copy(), p.T.copy()), sub)
+        extra = {"min_distance_m": swap["min_distance"], "collisions": swap["collisions"],
+                 "boundary_exits": swap["boundary_exits"], "arrival_s": swap["arrival_s"],
+                 "residual": swap["residual"], "iterations_max": swap["iterations_max"], "calls": len(calls)}
+        for q in (50, 99):
+            rows.append(Row({"path": "deployment", "N": n}, f"latency_p{q}", "ms", float(np.percentile(ours, q)),
+                            float(np.percentile(base, q)), "rps 0.0.0 barrier (cvxopt)", higher_is_better=False,
+                            extra=extra))
+    return rows
+
+
+def training_rows(profile: Any, sizes: list[int], batch: int, steps: int, rps_steps: int) -> list[Row]:
+    rows = []
+    rps = rps_barrier(profile)
+    for n in sizes:
+        run = swap_jax(profile, n, steps, batch=batch)
+        run()                                               # compile
+        t0 = time.perf_counter()
+        out = run()
+        ours = batch * steps / (time.perf_counter() - t0)
+        poses, goals = swap_start(profile, n)
+        t0 = time.perf_counter()
+        for _ in range(rps_steps):
+            u = rps(swap_nominal(profile, poses, goals).T.copy(), poses.T.copy()).T
+            poses = numpy_step(profile, poses, u)
+        base = rps_steps / (time.perf_counter() - t0)
+        extra = {"min_distance_m": float(out["min_distance"].min()), "collisions": int(out["collisions"].sum()),
+                 "boundary_exits": int(out["boundary_exits"].sum()), "arrival_s": float(np.nanmax(out["arrival_s"])),
+                 "residual": float(out["residual"].max()), "iterations_mean": float(out["iterations_mean"].mean()),
+                 "iterations_max": int(out["iterations_max"].max()), "not_optimal": int(out["not_optimal"].sum()),
+                 "batch": batch, "steps": steps}
+        rows.append(Row({"path": "training", "N": n}, "safe_sim_steps_per_s", "steps/s", ours, base,
+                        "rps 0.0.0 barrier (cvxopt) + numpy step", extra=extra))
+    return rows
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--quick", action="store_true", help="fewer steps and sizes (a smoke run, ~1 min)")
+    parser.add_argument("--profile", default="gritsbot_x", help="vehicle profile (default gritsbot_x)")
+    parser.add_argument("--batch", type=int, default=4096, help="environments per batch on the training path")
+
+
+def run(args: argparse.Namespace) -> list[Row]:
+    import os
+    os.environ.setdefault("JAX_PLATFORMS", "cpu")
+    profile = load_profile(args.profile)
+    quick = getattr(args, "quick", False)
+    sizes = [4, 10] if quick else [4, 10, 20, 50]
+    steps = 300 if quick else 1200
+    rows = deployment_rows(profile, sizes, steps, rps_calls=50 if quick else 200)
+    rows += training_rows(profile, [4] if quick else [4, 10], batch=min(args.batch, 1024) if quick else args.batch,
+                          steps=steps, rps_steps=100 if quick else 300)
+    return rows

@@ -1,0 +1,164 @@
+"""`marlstack bench ros`: sensor-to-command latency over ROS 2, against a bare rclpy ping-pong.
+
+Ours: a SITL fleet (`marlstack sitl`, fleet-mode safety by default) where the sim node stamps
+each robot's pose as it publishes it and measures when that robot's `cmd_vel` comes back, after
+the policy node (onnxruntime) and the safety node (barrier QP), all separate processes, three DDS
+hops. Baseline, in the same run and namespace: two bare rclpy processes, one publishing a
+PoseStamped at the same rate and timing the Twist the other sends back (two hops, no work).
+Both use the same QoS (best effort, depth 1). Also reported: each node's CPU share while the
+fleet runs. Policy: the scripted go-to-goal controller exported like a trained one.
+Goal (issue 6): p50 <= 2 ms and p99 <= 5 ms at 10 robots.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+from bench.report import Row
+
+GOAL_P50_MS, GOAL_P99_MS = 2.0, 5.0
+RATE_HZ = 1 / 0.033  # the baseline's rate: gritsbot_x's control rate (the fleet takes it from the profile)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--robots", type=int, nargs="+", default=[4, 10], help="fleet sizes (default 4 10)")
+    parser.add_argument("--duration", type=float, default=20.0, help="seconds of steady running per case (default 20)")
+    parser.add_argument("--safety", choices=["fleet", "onboard"], default="fleet", help="safety mode (default fleet)")
+
+
+def fleet_config(n: int, policy: Path, safety: str, path: Path) -> Path:
+    """n robots in two facing columns, each driving 0.8 m toward the middle (no crossings)."""
+    rows = (n + 1) // 2
+    ys = [0.8 - 1.6 * i / max(rows - 1, 1) for i in range(rows)]
+    robots = []
+    for i in range(n):
+        side = -1 if i < rows else 1
+        y = ys[i % rows]
+        robots.append({"name": f"robot_{i}", "start": [1.2 * side, y, 0.0 if side < 0 else 3.1416],
+                       "goal": [0.4 * side, y]})
+    path.write_text(yaml.safe_dump({"name": f"bench_{n}", "profile": "gritsbot_x", "policy": str(policy),
+                                    "safety": {"mode": safety}, "robots": robots}))
+    return path
+
+
+def run_sitl(config: Path, duration: float) -> dict:
+    out = subprocess.run([sys.executable, "-m", "marlstack", "sitl", "--config", str(config), "--json",
+                          "--duration", str(duration)], capture_output=True, text=True)
+    if not out.stdout.strip():
+        raise RuntimeError(f"marlstack sitl failed (exit {out.returncode}):\n{out.stderr[-2000:]}")
+    report = json.loads(out.stdout)
+    if not report["ok"]:
+        raise RuntimeError(f"marlstack sitl failed: {report['error']}")
+    return report
+
+
+def ping_pong(duration: float) -> list[float]:
+    """Round-trip latencies (ms) of the bare two-process baseline, in a loopback-only namespace."""
+    from ros_nodes.isolation import run_isolated
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "rtt.json"
+        proc = run_isolated([sys.executable, "-m", "bench.ros", "ping", str(duration), str(out)],
+                            capture_output=True, text=True)
+        if proc.returncode != 0 or not out.exists():
+            raise RuntimeError(f"ping-pong baseline failed (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
+        return json.loads(out.read_text())
+
+
+def quantile(samples: list[float], q: float) -> float:
+    return statistics.quantiles(samples, n=100, method="inclusive")[int(q) - 1]
+
+
+def run(args: argparse.Namespace) -> list[Row]:
+    from ros_nodes.scripted_policy import export_scripted
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="marlstack-bench-ros-") as tmp:
+        base = ping_pong(args.duration)
+        b50, b99 = quantile(base, 50), quantile(base, 99)
+        for n in args.robots:
+            policy = Path(tmp) / f"policy_{n}.onnx"
+            export_scripted(policy, n)
+            report = run_sitl(fleet_config(n, policy, args.safety, Path(tmp) / f"fleet_{n}.yaml"), args.duration)
+            lat = report["latency_ms"]
+            params = {"robots": n, "rate_hz": round(RATE_HZ, 1), "safety": args.safety}
+            for q, ours, base_q, goal in ((50, lat["p50"], b50, GOAL_P50_MS), (99, lat["p99"], b99, GOAL_P99_MS)):
+                rows.append(Row(params, f"pose->cmd_vel p{q}", "ms", ours, base_q, "rclpy ping-pong (2 processes)",
+                                higher_is_better=False,
+                                extra={"goal_ms": goal, "meets_goal": ours <= goal, "samples": lat["count"]}))
+            by_kind: dict[str, list[float]] = {}
+            for node, pct in report["cpu_percent"].items():
+                by_kind.setdefault(node.rsplit("/", 1)[-1], []).append(pct)
+            for kind, pcts in sorted(by_kind.items()):
+                rows.append(Row(params, f"cpu {kind} (mean of {len(pcts)})", "% of a core", statistics.mean(pcts),
+                                None, "-", higher_is_better=False))
+    return rows
+
+
+# --- the baseline's two processes (`python -m bench.ros ping DURATION OUT`) -------------------------
+
+def _ping(duration: float, out: Path) -> None:
+    import rclpy
+    from rclpy.node import Node
+
+    from ros_nodes import convert, topics
+    pong = subprocess.Popen([sys.executable, "-m", "bench.ros", "pong"])
+    rclpy.init()
+    node = Node("ping")
+    qos = topics.qos_profile("state")
+    pub = node.create_publisher(topics.message_class(topics.POSE.type), "/bench/ping", qos)
+    sent = {"t": None}
+    rtts: list[float] = []
+
+    def on_pong(msg) -> None:
+        if sent["t"] is not None:
+            rtts.append((time.perf_counter() - sent["t"]) * 1e3)
+            sent["t"] = None
+
+    node.create_subscription(topics.message_class(topics.CMD_VEL.type), "/bench/pong", on_pong, qos)
+
+    def tick() -> None:
+        msg = convert.pose_to_msg(0.0, 0.0, 0.0, time.time())
+        sent["t"] = time.perf_counter()
+        pub.publish(msg)
+
+    node.create_timer(1.0 / RATE_HZ, tick)
+    end = time.monotonic() + 3.0 + duration  # 3 s for discovery; only answered pings count
+    while time.monotonic() < end:
+        rclpy.spin_once(node, timeout_sec=0.01)
+    pong.terminate()
+    pong.wait()
+    node.destroy_node()
+    rclpy.try_shutdown()
+    out.write_text(json.dumps(rtts))
+
+
+def _pong() -> None:
+    import rclpy
+    from rclpy.executors import ExternalShutdownException
+    from rclpy.node import Node
+
+    from ros_nodes import convert, topics
+    rclpy.init()
+    node = Node("pong")
+    qos = topics.qos_profile("state")
+    pub = node.create_publisher(topics.message_class(topics.CMD_VEL.type), "/bench/pong", qos)
+    node.create_subscription(topics.message_class(topics.POSE.type), "/bench/ping",
+                             lambda msg: pub.publish(convert.cmd_to_twist(0.0, 0.0)), qos)
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass  # stopped by the ping process
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "ping":
+        _ping(float(sys.argv[2]), Path(sys.argv[3]))
+    else:
+        _pong()

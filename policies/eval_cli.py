@@ -1,0 +1,74 @@
+"""`marlstack eval DIR|CHECKPOINT`: deterministic episodes → JSON + table (+ trajectory GIF)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+ROWS = (("success_rate", "success rate"), ("collisions", "collisions (pair-steps)"),
+        ("collision_episodes", "episodes with a collision"), ("boundary_exits", "boundary exits (robot-steps)"),
+        ("mean_return", "mean return (per agent)"), ("mean_episode_length", "mean episode length (steps)"),
+        ("time_to_goal_s", "time to goal (s, solved episodes)"))
+
+
+def table(result: dict[str, Any]) -> str:
+    head = (f"{result['scenario']} · {result['num_agents']} agents · {result['episodes']} episodes · "
+            f"barrier {result['barrier']} · run {result['run_id']}")
+    lines = [head, "-" * len(head)]
+    for key, label in ROWS:
+        v = result.get(key)
+        lines.append(f"{label:<32} {'-' if v is None else (f'{v:.4g}' if isinstance(v, float) else v)}")
+    return "\n".join(lines)
+
+
+def evaluate_run(path: Path, episodes: int = 100, barrier: str | None = None, seed: int = 0,
+                 gif: bool | Path = True, as_json: bool = False, seed_index: int | None = None) -> dict[str, Any]:
+    """Evaluate, write eval.json (+ trajectory.gif) next to the checkpoint, print table or JSON."""
+    from policies.checkpoint import checkpoint_path, load_policy
+    from policies.evaluate import evaluate, trajectory_gif
+    from policies.run_dir import EVAL_FILE
+
+    policy = load_policy(path, seed_index)
+    result = evaluate(policy, episodes=episodes, barrier=barrier, seed=seed)
+    folder = checkpoint_path(path).parent
+    if gif:
+        gif_path = gif if isinstance(gif, Path) else folder / "trajectory.gif"
+        written = trajectory_gif(policy, gif_path, barrier=barrier, seed=seed)
+        result["gif"] = str(written) if written else None
+    (folder / EVAL_FILE).write_text(json.dumps(result, indent=2), encoding="utf-8")
+    print(json.dumps(result, indent=2) if as_json else table(result))
+    return result
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="marlstack eval", description="Evaluate a trained policy deterministically: "
+                                "success rate, collisions, boundary exits, mean return, time to goal.")
+    p.add_argument("path", type=Path, help="run directory or checkpoint.msgpack")
+    p.add_argument("--episodes", "-k", type=int, default=100, help="episodes, run side by side (default 100)")
+    p.add_argument("--barrier", default=None,
+                   help="barrier certificate in the loop: a form (e.g. unicycle_walls) or 'none' (default: as trained)")
+    p.add_argument("--seed", type=int, default=0, help="evaluation seed (default 0)")
+    p.add_argument("--seed-index", type=int, default=None, help="which trained seed (default: the best one)")
+    p.add_argument("--gif", type=Path, default=None, help="trajectory GIF path (default DIR/trajectory.gif)")
+    p.add_argument("--no-gif", action="store_true", help="skip the trajectory GIF")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    return p
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    if args.episodes < 1:
+        print("marlstack eval: --episodes must be at least 1", file=sys.stderr)
+        return 2
+    from policies.checkpoint import CheckpointError
+    from policies.config import ConfigError
+
+    try:
+        evaluate_run(args.path, args.episodes, args.barrier, args.seed, False if args.no_gif else (args.gif or True),
+                     args.json, args.seed_index)
+    except (CheckpointError, ConfigError) as exc:
+        print(f"marlstack eval: {exc}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,121 @@
+"""Deterministic evaluation of a trained policy: K episodes side by side, one jitted scan.
+
+Each environment runs until its first episode ends (the auto-reset after that is ignored).
+An episode succeeds when the scenario declares it solved (navigation: every robot at its goal
+at once), which ends it early; `time_to_goal_s` is the mean length of the successful ones.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from policies.checkpoint import CheckpointError, LoadedPolicy
+from policies.envs import EVENT_KEYS, ArrayEnv
+
+
+def agent_actions(policy: LoadedPolicy, obs: jax.Array, h: jax.Array | None):
+    """obs (B, N, D) → actions (B, N, ...) for all agents, batching them when they are interchangeable."""
+    b, n, d = obs.shape
+    cfg = policy.config
+    if not cfg["agent_id"] and len(set(cfg["roles"])) <= 1:
+        flat_h = None if h is None else h.reshape(b * n, -1)
+        out = policy.act(policy.params, obs.reshape(b * n, d), flat_h) if policy.recurrent else \
+            policy.act(policy.params, obs.reshape(b * n, d))
+        if policy.recurrent:
+            out, flat_h = out
+            h = flat_h.reshape(b, n, -1)
+        return out.reshape(b, n, *out.shape[1:]), h
+    outs, hs = [], []
+    for i in range(n):
+        if policy.recurrent:
+            a, hi = policy.act(policy.params, obs[:, i], h[:, i], agent_index=i)
+            hs.append(hi)
+        else:
+            a = policy.act(policy.params, obs[:, i], agent_index=i)
+        outs.append(a)
+    return jnp.stack(outs, 1), (jnp.stack(hs, 1) if hs else h)
+
+
+def check_env(policy: LoadedPolicy, env: ArrayEnv) -> None:
+    ps, es = policy.spec, env.spec
+    for name in ("num_agents", "obs_dim", "action_dim", "discrete"):
+        if getattr(ps, name) != getattr(es, name):
+            raise CheckpointError(f"policy {policy.path} does not fit this environment: {name} "
+                                  f"{getattr(ps, name)} (trained) != {getattr(es, name)} (environment)")
+
+
+def evaluate(policy: LoadedPolicy, episodes: int = 64, barrier: str | None = None, seed: int = 0,
+             env: Any | None = None) -> dict[str, Any]:
+    """Run `episodes` deterministic episodes; returns the summary (plain Python numbers)."""
+    raw_env = env if env is not None else policy.make_env(barrier)
+    aenv = ArrayEnv(raw_env)
+    check_env(policy, aenv)
+    horizon = aenv.spec.max_steps + 1  # JaxMARL's MPE ends an episode one step after max_steps
+    if horizon < 2:
+        raise CheckpointError(f"scenario {policy.scenario!r} has no max_steps: cannot bound an evaluation episode")
+    run = jax.jit(lambda params, key: _episodes(dataclasses.replace(policy, params=params), aenv, episodes,
+                                                horizon, key))
+    stats = run(policy.params, jax.random.PRNGKey(seed))
+    stats = {k: np.asarray(v) for k, v in stats.items()}
+    solved = stats["success"].astype(bool)
+    dt = getattr(getattr(raw_env, "profile", None), "dt", None)
+    lengths = stats["length"]
+    return {
+        "scenario": policy.scenario, "run_id": policy.run_id, "episodes": episodes,
+        "barrier": getattr(raw_env, "barrier", None) or "none", "num_agents": aenv.spec.num_agents,
+        "success_rate": float(solved.mean()),
+        "unfinished_episodes": int((lengths == 0).sum()),
+        "collisions": float(stats["collisions"].sum()),
+        "collision_episodes": int((stats["collisions"] > 0).sum()),
+        "boundary_exits": float(stats["boundary_exits"].sum()),
+        "mean_return": float(stats["return"].mean()),
+        "mean_episode_length": float(lengths.mean()),
+        "time_to_goal_s": (float(lengths[solved].mean() * dt) if solved.any() and dt else None),
+        "time_to_goal_steps": float(lengths[solved].mean()) if solved.any() else None,
+    }
+
+
+def _episodes(policy: LoadedPolicy, aenv: ArrayEnv, k: int, horizon: int, key: jax.Array):
+    k_reset, k_run = jax.random.split(key)
+    obs, _, log = jax.vmap(aenv.reset)(jax.random.split(k_reset, k))
+    h = jnp.zeros((k, aenv.spec.num_agents, policy.config["gru_size"])) if policy.recurrent else None
+    zeros = jnp.zeros(k)
+    result = {"return": zeros, "length": zeros, "success": zeros, **{e: zeros for e in EVENT_KEYS}}
+
+    def step(carry, step_key):
+        obs, log, h, alive, result = carry
+        actions, h = agent_actions(policy, obs, h)
+        obs, _, log, _, done, out = jax.vmap(aenv.step)(jax.random.split(step_key, k), log, actions)
+        first = alive & done
+        fields = {"return": out["ep_return"], "length": out["ep_length"], "success": out["ep_success"],
+                  **{e: out[f"ep_{e}"] for e in EVENT_KEYS}}
+        result = {n: jnp.where(first, fields[n].astype(jnp.float32), v) for n, v in result.items()}
+        return (obs, log, h, alive & ~done, result), None
+
+    carry = (obs, log, h, jnp.ones(k, bool), result)
+    (_, _, _, _, result), _ = jax.lax.scan(step, carry, jax.random.split(k_run, horizon))
+    return result
+
+
+def trajectory_gif(policy: LoadedPolicy, path: str | Path, barrier: str | None = None, seed: int = 0) -> Path | None:
+    """One episode of a fleet scenario drawn with `sim.render`; None for scenarios without poses."""
+    from policies.envs import is_fleet
+    if not is_fleet(policy.scenario) or policy.recurrent:
+        return None  # no poses to draw / sim.rollout's policies are stateless (no GRU state to thread)
+    from sim.render import animate
+    from sim.rollout import rollout
+
+    env = policy.make_env(barrier)
+
+    def act(_key, state):
+        return agent_actions(policy, env.observations(state)[None], None)[0][0]
+
+    ep = rollout(env, act, jax.random.PRNGKey(seed), env.max_steps)
+    title = (f"{policy.scenario}: {env.num_agents} robots, {policy.config['algo']}, "
+             f"{'solved' if ep.solved else 'not solved'} in {ep.steps} steps")
+    return animate(ep.poses, env.profile, path, ep.goals, title)

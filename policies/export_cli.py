@@ -1,0 +1,31 @@
+"""`marlstack export RUN -o policy.onnx`: a trained policy as one ONNX file a robot runs without JAX."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="marlstack export", description=__doc__.split(": ", 1)[1],
+        epilog="The graph holds the scenario's observe(), observation normalisation, the actor's deterministic "
+               "action and its scaling to physical units; the file's metadata carries the spec that "
+               "`marlstack inspect` prints and the onboard runtime checks.")
+    parser.add_argument("source", type=Path, help="a training run directory or a checkpoint file")
+    parser.add_argument("-o", "--out", type=Path, default=Path("policy.onnx"), help="output file (default: policy.onnx)")
+    parser.add_argument("--agent", metavar="NAME", default=None,
+                        help="export for one agent (e.g. agent_0): needed when agents have their own parameters "
+                             "or a one-hot id; without it the artifact serves every agent of the run")
+    args = parser.parse_args(argv)
+    from policies.export import export  # JAX loads only now, so --help stays instant
+    try:
+        spec = export(args.source, args.out, args.agent)
+    except (ValueError, OSError) as exc:
+        print(f"marlstack export: {exc}", file=sys.stderr)
+        return 1
+    names = lambda group: ", ".join(f"{e['name']}{tuple(e['shape'])}" for e in spec[group])  # noqa: E731
+    print(f"wrote {args.out} ({args.out.stat().st_size} bytes): {spec['scenario']} on {spec['profile']['name']} "
+          f"at {spec['control_rate_hz']:.6g} Hz, agents {', '.join(spec['agent']['agents'])}\n"
+          f"  inputs  {names('inputs')}\n  outputs {names('outputs')}")
+    return 0

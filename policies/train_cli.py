@@ -1,0 +1,164 @@
+"""`marlstack train`: train IPPO / MAPPO on a fleet scenario or a JaxMARL environment.
+
+The host loop calls one compiled function (`Trainer.chunk_fn`: `updates_per_call` PPO
+updates for every seed) and, between calls, advances the progress bar, appends metrics
+rows and writes the checkpoint. Ctrl-C stops after saving the last completed call.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import secrets
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from policies.config import (ConfigError, TrainConfig, add_config_arguments, build_config, coerce,
+                             overrides_from_args)
+
+# keys a resumed run may change: they do not alter shapes or the state being continued
+RESUMABLE_OVERRIDES = ("total_steps", "checkpoint_every", "eval_episodes")
+
+
+def train(cfg: TrainConfig, out: Path, resume: bool = False, progress: bool = True,
+          after_call: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """Train (or continue) a run in `out`; returns a summary. `after_call(updates_done)` is a test hook."""
+    import jax
+    import numpy as np
+    from tqdm import tqdm
+
+    from policies import checkpoint, run_dir
+    from policies.ppo import Trainer
+
+    out.mkdir(parents=True, exist_ok=True)
+    trainer = Trainer(cfg)
+    runners = trainer.init_seeds()
+    updates = 0
+    run_id = f"{cfg.scenario}-{cfg.algo}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{secrets.token_hex(3)}"
+    if resume:
+        meta, raw = checkpoint.read(out)
+        checkpoint.check_compatible(meta, cfg, trainer.spec, out)
+        runners = checkpoint.restore_state(runners, raw, out)
+        run_id, updates = meta["run_id"], int(meta["updates"])
+    start = updates
+    run_dir.start_metrics(out, updates if resume else None)
+    run_dir.write_config(out, cfg)
+
+    t0 = time.perf_counter()
+    compiled = trainer.chunk_fn().lower(runners).compile()
+    compile_s = time.perf_counter() - t0
+    per_call = cfg.num_seeds * cfg.num_envs * cfg.num_steps * cfg.updates_per_call
+    calls = max(0, cfg.num_updates - updates) // cfg.updates_per_call
+
+    def save() -> None:
+        best = run_dir.best_seed(run_dir.read_metrics(out), cfg.seed, cfg.num_seeds)
+        checkpoint.save(out, checkpoint.make_meta(cfg, trainer.spec, run_id, updates, best), runners)
+
+    bar = tqdm(total=cfg.num_updates, initial=updates, unit="upd", disable=not progress, dynamic_ncols=True,
+               desc=f"{cfg.algo} {cfg.scenario}")
+    interrupted, train_s = False, 0.0
+    try:
+        for call in range(calls):
+            t_call = time.perf_counter()
+            new_runners, metrics = compiled(runners)
+            metrics = {k: np.asarray(v) for k, v in jax.device_get(metrics).items()}  # waits for the call
+            dt = time.perf_counter() - t_call
+            train_s += dt
+            runners = new_runners
+            rows = []
+            for u in range(cfg.updates_per_call):
+                for s in range(cfg.num_seeds):
+                    upd = updates + u + 1
+                    rows.append({"update": upd, "env_steps": upd * cfg.num_envs * cfg.num_steps, "seed": cfg.seed + s,
+                                 **{k: float(metrics[k][s, u]) for k in run_dir.METRIC_COLUMNS},
+                                 "env_steps_per_s": per_call / dt, "wall_s": train_s})
+            updates += cfg.updates_per_call
+            run_dir.append_metrics(out, rows)
+            bar.update(cfg.updates_per_call)
+            bar.set_postfix(ret=f"{np.nanmean(metrics['return'][:, -1]):.2f}",
+                            succ=f"{np.nanmean(metrics['success_rate'][:, -1]):.2f}",
+                            sps=f"{per_call / dt:,.0f}", refresh=False)
+            if (call + 1) % cfg.checkpoint_every == 0 or call == calls - 1:
+                save()
+            if after_call is not None:
+                after_call(updates)
+    except KeyboardInterrupt:
+        interrupted = True
+        save()
+    finally:
+        bar.close()
+    if calls == 0:
+        save()
+    curve = run_dir.plot_curves(out, f"{cfg.algo.upper()} on {cfg.scenario} ({trainer.spec.num_agents} agents)")
+    return {"run_dir": str(out), "run_id": run_id, "updates": updates,
+            "env_steps_per_seed": updates * cfg.num_envs * cfg.num_steps, "compile_s": compile_s, "train_s": train_s,
+            "env_steps_per_s": per_call * (updates - start) / cfg.updates_per_call / train_s if train_s else None,
+            "interrupted": interrupted, "curve": str(curve) if curve else None}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="marlstack train", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Train decentralised policies with IPPO or MAPPO. Defaults come from "
+                    "policies/configs/<scenario>.yaml; every config field can be overridden below.")
+    p.add_argument("scenario", nargs="?", help="fleet scenario (e.g. navigation) or JaxMARL env (e.g. MPE_simple_spread_v3)")
+    p.add_argument("--seeds", dest="cfg_num_seeds", metavar="K", default=None, help="seeds trained side by side (vmap)")
+    p.add_argument("--out", "-o", type=Path, help="run directory (default runs/<scenario>-<algo>-<time>)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--list", action="store_true", help="list the scenarios and exit")
+    add_config_arguments(p, skip=("scenario",))
+    return p
+
+
+def _resume_config(out: Path, scenario: str | None, overrides: dict[str, Any]) -> TrainConfig:
+    from policies import run_dir
+    from policies.checkpoint import CheckpointError
+    from policies.config import read_yaml
+    saved = read_yaml(out / run_dir.CONFIG_FILE) if (out / run_dir.CONFIG_FILE).is_file() else None
+    if saved is None:
+        raise CheckpointError(f"--resume: {out} has no {run_dir.CONFIG_FILE}; is it a training run directory?")
+    if scenario and scenario != saved.get("scenario"):
+        raise CheckpointError(f"--resume: {out} trained scenario {saved.get('scenario')!r}, not {scenario!r}")
+    changed = sorted(k for k, v in overrides.items()
+                     if k not in RESUMABLE_OVERRIDES and coerce(k, v) != coerce(k, saved.get(k)))
+    if changed:
+        raise ConfigError(f"--resume cannot change {', '.join(changed)} (only {', '.join(RESUMABLE_OVERRIDES)})")
+    return build_config({**saved, **overrides})
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    from hardware.profile import ProfileError
+    from policies.checkpoint import CheckpointError
+    from policies.envs import available_scenarios
+
+    if args.list:
+        print("\n".join(available_scenarios()))
+        return 0
+    try:
+        overrides = overrides_from_args(args)
+        if args.resume:
+            if args.out is None:
+                raise ConfigError("--resume needs --out DIR (the run to continue)")
+            cfg = _resume_config(args.out, args.scenario, overrides)
+        else:
+            if not args.scenario:
+                raise ConfigError("name a scenario, e.g. `marlstack train navigation` (`--list` shows them)")
+            cfg = build_config({"scenario": args.scenario, **overrides})
+        out = args.out or Path("runs") / f"{cfg.scenario}-{cfg.algo}-{time.strftime('%Y%m%d-%H%M%S')}"
+        summary = train(cfg, out, resume=args.resume, progress=not args.no_progress)
+        if summary["interrupted"]:
+            print(f"marlstack train: interrupted; kept the checkpoint and metrics of update {summary['updates']} "
+                  f"in {out} (continue with --resume --out {out})", file=sys.stderr)
+            return 130
+        print(json.dumps({k: summary[k] for k in ("run_dir", "updates", "env_steps_per_seed", "compile_s",
+                                                   "train_s", "env_steps_per_s")}))
+        if cfg.eval_episodes > 0:
+            from policies.eval_cli import evaluate_run
+            evaluate_run(out, episodes=cfg.eval_episodes, gif=False)
+    except (ConfigError, CheckpointError, ProfileError) as exc:
+        print(f"marlstack train: {exc}", file=sys.stderr)
+        return 2
+    return 0

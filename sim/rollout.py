@@ -1,0 +1,83 @@
+"""Roll a FleetEnv out for one episode under a simple policy (random or scripted), for pictures and demos."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from controllers.unicycle import position_controller, uni_to_diff
+from sim.fleet import FleetEnv, FleetState
+
+Policy = Callable[[jax.Array, FleetState], jax.Array]  # (key, state) -> stacked actions
+
+
+def random_policy(env: FleetEnv) -> Policy:
+    def act(key, state):
+        return jax.vmap(env.action_space(env.agents[0]).sample)(jax.random.split(key, env.num_agents))
+    return act
+
+
+def within_wheel_limits(u: jax.Array, profile) -> jax.Array:
+    """Scale each (v, ω) down until both wheels are within the limit: keeps the path's curvature,
+    unlike a per-wheel clip. The 1e-6 margin keeps round-off from tripping the actuator check."""
+    left, right = uni_to_diff(u[:, 0], u[:, 1], profile.wheel_radius, profile.base_length)
+    peak = jnp.maximum(jnp.abs(left), jnp.abs(right))
+    return u * jnp.minimum(1.0, profile.max_wheel_speed * (1 - 1e-6) / jnp.maximum(peak, 1e-12))[:, None]
+
+
+def scripted_policy(env: FleetEnv) -> Policy:
+    """Go to the goal: rps's position controller scaled into the wheel limits (continuous), or the
+    discrete step along the larger goal offset (stay once within the success radius)."""
+    radius = env.params.success_radius
+
+    def act(key, state):
+        goals = state.task.goals
+        if env.action_type == "continuous":
+            return within_wheel_limits(position_controller(state.poses, goals), env.profile)
+        d = goals - state.poses[:, :2]
+        along_x = jnp.abs(d[:, 0]) >= jnp.abs(d[:, 1])
+        action = jnp.where(along_x, jnp.where(d[:, 0] > 0, 1, 2), jnp.where(d[:, 1] > 0, 3, 4))
+        return jnp.where(jnp.linalg.norm(d, axis=-1) <= radius, 0, action)
+    return act
+
+
+POLICIES = {"random": random_policy, "scripted": scripted_policy}
+
+
+@dataclass
+class Episode:
+    poses: np.ndarray  # (T + 1, N, 3), the start included
+    goals: np.ndarray  # (N, 2)
+    rewards: np.ndarray  # (T, N)
+    collisions: np.ndarray  # (T, N)
+    boundary_exits: np.ndarray  # (T, N)
+    actuator_excess: np.ndarray  # (T, N)
+    success: np.ndarray  # (T, N)
+    solved: bool  # ended because every robot was at its goal
+
+    @property
+    def steps(self) -> int:
+        return len(self.rewards)
+
+
+def rollout(env: FleetEnv, policy: Policy, key: jax.Array, steps: int) -> Episode:
+    """Up to `steps` steps of one episode (stops early when it ends), without the auto-reset."""
+    k_reset, k_run = jax.random.split(key)
+    _, state = env.reset(k_reset)
+
+    @jax.jit
+    def run(state, keys):
+        def body(s, k):
+            k_act, k_step = jax.random.split(k)
+            _, s, r, done, info = env.step_env(k_step, s, policy(k_act, s))
+            return s, (s.poses, r, done, info["collisions"], info["boundary_exits"], info["actuator_excess"], info["success"])
+        return jax.lax.scan(body, state, keys)[1]
+
+    poses, r, done, coll, bound, act, succ = map(np.asarray, run(state, jax.random.split(k_run, steps)))
+    end = int(np.argmax(done)) + 1 if done.any() else steps
+    return Episode(poses=np.concatenate([np.asarray(state.poses)[None], poses[:end]]), goals=np.asarray(state.task.goals),
+                   rewards=r[:end], collisions=coll[:end], boundary_exits=bound[:end], actuator_excess=act[:end],
+                   success=succ[:end], solved=bool(done[:end].any() and succ[end - 1].all()))

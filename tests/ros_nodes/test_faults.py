@@ -1,0 +1,61 @@
+"""Faults over real DDS: bad poses, a killed policy node, a killed recorder, a wrong model."""
+import json
+import sys
+from pathlib import Path
+
+from ros_fixtures import REPO, policies  # noqa: F401  (fixture)
+from ros_nodes.isolation import run_isolated
+from ros_nodes.replay.bag import Bag
+from ros_nodes.runner import EXIT_START_ERROR
+
+SCENARIO = Path(__file__).with_name("fault_scenario.py")
+
+
+def test_watchdog_stops_and_recovers_and_a_killed_recorder_leaves_a_readable_bag(policies, tmp_path):
+    out = tmp_path / "result.json"
+    proc = run_isolated([sys.executable, str(SCENARIO), str(out), str(policies[4]), str(tmp_path)],
+                        capture_output=True, text=True, timeout=150, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert result["started"]
+    for fault, words in (("nan", "non-finite"), ("malformed", "norm 0")):
+        r = result[fault]
+        assert r["zero_command"], (fault, r)
+        assert any(words in d and "pose of robot_0" in d for d in r["diagnostics"]), (fault, r)
+        assert r["recovered"] and r["ok_diagnostic_after"], (fault, r)
+    kill = result["kill"]
+    assert kill["zero_after_s"] is not None and kill["zero_after_s"] <= 0.2, kill
+    assert kill["stays_zero"] and kill["robot_1_still_moving"], kill
+
+    bag = Bag(result["recorder_kill"]["bag"])  # SIGKILLed: no footer, no metadata.yaml
+    records = list(bag.records())
+    assert bag.status.unread_bytes == 0, bag.status  # every flushed chunk is whole
+    poses = [bag.decode(r) for r in records if r.topic == "/robot_0/pose"]
+    assert len(poses) >= 0.5 * result["recorder_kill"]["published_poses_until_1s_before_kill"] > 0
+    assert any(r.topic == "/robot_0/cmd_vel" for r in records)
+    assert poses[-1].pose.position.x == -1.0
+
+
+def run_policy_node(policy, tmp_path, **overrides):
+    params = {"robot": "robot_0", "robots": ["robot_0", "robot_1", "robot_2", "robot_3"], "profile": "gritsbot_x",
+              "scenario": "navigation", "policy_path": str(policy), "rate_hz": 1 / 0.033, **overrides}
+    args = [a for k, v in params.items() for a in ("-p", f"{k}:={json.dumps(v)}")]
+    return run_isolated([sys.executable, "-m", "ros_nodes.policy_node", "--ros-args", *args],
+                        capture_output=True, text=True, timeout=60, cwd=REPO)
+
+
+def test_wrong_models_are_refused_with_the_documented_error(policies, tmp_path):
+    other_profile = run_policy_node(policies[4], tmp_path, profile="rps_v1")
+    assert other_profile.returncode == EXIT_START_ERROR
+    line = other_profile.stderr.strip().splitlines()[-1]
+    assert line.startswith(f"policy_node: refusing to start: {policies[4]}: ") and "vehicle profile hash" in line
+
+    wrong_fleet = run_policy_node(policies[8], tmp_path)
+    assert wrong_fleet.returncode == EXIT_START_ERROR
+    assert "model input 'others' expects per-robot shape [7, 3], this fleet of 4 robots gives [3, 3]" in wrong_fleet.stderr
+
+    garbage = tmp_path / "garbage.onnx"
+    garbage.write_bytes(b"not a model")
+    bad = run_policy_node(garbage, tmp_path)
+    assert bad.returncode == EXIT_START_ERROR and "onnxruntime cannot load this model" in bad.stderr
+    assert "Traceback" not in bad.stderr + wrong_fleet.stderr + other_profile.stderr
