@@ -35,15 +35,26 @@ def swap_nominal(profile: Any, poses: Any, goals: Any, form: str = "unicycle_wal
     return si_to_uni(dxi, poses, d)
 
 
-def swap_start(profile: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """n robots evenly on an ellipse (80 % of the arena's half-extents), facing their goal: the
-    antipodal point. Returns poses (n, 3) and goals (n, 2)."""
+def swap_start(profile: Any, n: int, phase: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """n robots evenly spaced (by arc length) on an ellipse at 80 % of the arena's half-extents,
+    in more rings inside (each 0.25 smaller) once they would be closer than 0.26 m, all facing
+    their goal: the antipodal point. `phase` in [0, 1) shifts the robots by that fraction of their
+    spacing. Returns poses (n, 3) and goals (n, 2)."""
     a = profile.arena
-    cx, cy = (a.x_min + a.x_max) / 2, (a.y_min + a.y_max) / 2
-    rx, ry = 0.8 * (a.x_max - a.x_min) / 2, 0.8 * (a.y_max - a.y_min) / 2
-    ang = 2 * np.pi * np.arange(n) / n
-    start = np.column_stack([cx + rx * np.cos(ang), cy + ry * np.sin(ang)])
-    goals = np.column_stack([cx - rx * np.cos(ang), cy - ry * np.sin(ang)])
+    centre = np.array([(a.x_min + a.x_max) / 2, (a.y_min + a.y_max) / 2])
+    half = np.array([(a.x_max - a.x_min) / 2, (a.y_max - a.y_min) / 2])
+    t = np.linspace(0, 2 * np.pi, 4001)
+    offsets, scale = np.zeros((0, 2)), 0.8
+    while len(offsets) < n and scale > 0:
+        ring = half * scale * np.column_stack([np.cos(t), np.sin(t)])
+        arc = np.concatenate([[0], np.cumsum(np.linalg.norm(np.diff(ring, axis=0), axis=1))])
+        k = min(n - len(offsets), int(arc[-1] // 0.26))
+        at = np.interp((np.arange(k) + phase) * arc[-1] / k, arc, t)
+        offsets = np.concatenate([offsets, half * scale * np.column_stack([np.cos(at), np.sin(at)])])
+        scale -= 0.25
+    if len(offsets) < n:
+        raise ValueError(f"an antipodal swap of {n} robots does not fit in the arena of {profile.name}")
+    start, goals = centre + offsets, centre - offsets
     heading = np.arctan2(goals[:, 1] - start[:, 1], goals[:, 0] - start[:, 0])
     return np.column_stack([start, heading]), goals
 
@@ -121,7 +132,8 @@ def swap_numpy(profile: Any, n: int, steps: int, filt: Any = None, form: str = "
 
 
 def swap_jax(profile: Any, n: int, steps: int, form: str = "unicycle_walls", batch: int | None = None) -> Any:
-    """A jitted antipodal swap with the training barrier and the simulator's physics.
+    """A jitted antipodal swap with the training barrier and the simulator's physics; with
+    `batch`, that many swaps vmapped, each turned by a different phase.
 
     Returns a function () -> dict of numpy aggregates per environment: min_distance (collision
     centres), collisions (pair-steps), boundary_exits (robot-steps), arrival_s (NaN: never
@@ -133,7 +145,6 @@ def swap_jax(profile: Any, n: int, steps: int, form: str = "unicycle_walls", bat
     from sim.fleet import physics_step
 
     barrier = unicycle_barrier(profile, n, form)
-    poses0, goals_np = swap_start(profile, n)
     a = profile.arena
     iu = np.triu_indices(n, 1)
 
@@ -155,9 +166,11 @@ def swap_jax(profile: Any, n: int, steps: int, form: str = "unicycle_walls", bat
         return carry[1:]
 
     run = jax.jit(rollout if batch is None else jax.vmap(rollout))
-    p0, g0 = jnp.asarray(poses0, jnp.float32), jnp.asarray(goals_np, jnp.float32)
-    if batch is not None:
-        p0, g0 = jnp.broadcast_to(p0, (batch, n, 3)), jnp.broadcast_to(g0, (batch, n, 2))
+    # a batch turns each environment's start by a different fraction of the robots' spacing
+    starts = [swap_start(profile, n, k / batch) for k in range(batch)] if batch else [swap_start(profile, n)]
+    p0, g0 = (jnp.asarray(np.stack(x), jnp.float32) for x in zip(*starts))
+    if batch is None:
+        p0, g0 = p0[0], g0[0]
 
     def call() -> dict[str, np.ndarray]:
         dmin, coll, exits, last_away, bad, res, it_sum, it_max = map(np.asarray, jax.block_until_ready(run(p0, g0)))

@@ -33,19 +33,28 @@ def numpy_mlp(path: Path) -> Callable[[np.ndarray], np.ndarray]:
     import onnx
     from onnx import numpy_helper
     model = onnx.load(str(path))
-    weights = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
-    consumers = {i: n.op_type for n in model.graph.node for i in n.input}
+    consts = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    producer = {o: n for n in model.graph.node for o in n.output}
+    consumer = {i: n.op_type for n in model.graph.node for i in n.input}
     acts = {"Tanh": np.tanh, "Relu": lambda x: np.maximum(x, 0)}
+
+    def const(name: str) -> np.ndarray:
+        """An initializer, or one squeezed by the graph (a parameter set picked from a role axis)."""
+        if name in consts:
+            return consts[name]
+        node = producer[name]
+        if node.op_type != "Squeeze":
+            raise ValueError(f"{path}: Gemm operand {name!r} is computed by {node.op_type}, not a constant")
+        return np.squeeze(const(node.input[0]), axis=tuple(int(a) for a in const(node.input[1])))
+
     layers = []
     for node in model.graph.node:
-        if node.op_type != "Gemm":
-            continue
-        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
-        w, b = weights[node.input[1]], weights[node.input[2]]
-        layers.append((w.T if attrs.get("transB") else w, b, acts.get(consumers.get(node.output[0]))))
+        if node.op_type == "Gemm":
+            attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+            w = const(node.input[1])
+            layers.append((w.T if attrs.get("transB") else w, const(node.input[2]), acts.get(consumer.get(node.output[0]))))
     if not layers:
         raise ValueError(f"{path}: no Gemm layers found; the numpy baseline needs an MLP policy")
-    w_in = layers[0][0].shape[0]
 
     def forward(x: np.ndarray) -> np.ndarray:
         for w, b, act in layers:
@@ -53,21 +62,8 @@ def numpy_mlp(path: Path) -> Callable[[np.ndarray], np.ndarray]:
             x = act(x) if act is not None else x
         return x
 
-    forward.in_features = w_in  # type: ignore[attr-defined]
+    forward.in_features = layers[0][0].shape[0]  # type: ignore[attr-defined]
     return forward
-
-
-def sensor_inputs(spec: dict[str, Any], batch: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Random robots inside the profile's arena, in the layout the spec asks for."""
-    from hardware import load_profile
-    a = load_profile(spec["profile"]["name"]).arena
-    lo, hi = np.array([a.x_min, a.y_min, -np.pi]), np.array([a.x_max, a.y_max, np.pi])
-    out = {}
-    for e in spec["inputs"]:
-        shape = (batch, *e["shape"][1:])
-        k = shape[-1]
-        out[e["name"]] = (rng.uniform(lo[:k], hi[:k], shape) if k <= 3 else rng.normal(size=shape)).astype(np.float32)
-    return out
 
 
 def _timed(fn: Callable[[], Any], iters: int) -> np.ndarray:
@@ -99,7 +95,7 @@ def write_untrained_run(run_dir: Path, overrides: dict[str, Any], noise: float =
     from policies.ppo import Trainer
     cfg = build_config({"num_envs": 2, "num_steps": 8, "num_minibatches": 1, **overrides})
     trainer = Trainer(cfg)
-    runner = trainer.init_seeds()
+    runner = jax.jit(trainer.init_seeds)()  # one compiled program: much faster than op-by-op vmap
     if noise:
         keys = iter(jax.random.split(jax.random.PRNGKey(seed), 64))
         jitter = lambda a: a + noise * jax.random.normal(next(keys), a.shape, a.dtype)  # noqa: E731
@@ -119,22 +115,28 @@ def _untrained_policy(tmp: Path) -> Path:
 
 
 def run(args: argparse.Namespace) -> list[Row]:
+    from hardware import load_profile
+    from policies.export import random_inputs
     from policies.runtime import PolicyRuntime
     with tempfile.TemporaryDirectory() as tmp:
         path = args.policy or _untrained_policy(Path(tmp))
-        rt = PolicyRuntime(path)
         mlp = numpy_mlp(path)
-        rows = []
+        spec = PolicyRuntime(path).spec
+        arena = load_profile(spec["profile"]["name"]).arena
+        n = len(spec["agent"]["agents"])
         rng = np.random.default_rng(0)
-        n = len(rt.spec["agent"]["agents"])
-        for batch in sorted({1, n}):
-            inputs = {**sensor_inputs(rt.spec, batch, rng), **rt.initial_state(batch)}
+        rows = []
+        # (agents per call, fixed batch_size): one robot per node; the whole fleet in one call; any batch
+        for batch, fixed in ((1, True), (n, True), (1, False)):
+            rt = PolicyRuntime(path, batch_size=batch if fixed else None)
+            inputs = {**random_inputs(spec["inputs"], arena, batch, rng), **rt.initial_state(batch)}
             obs = rng.normal(size=(batch, mlp.in_features)).astype(np.float32)
             ours, base = _latencies(lambda: rt.run(inputs), lambda: mlp(obs), args.iters, args.rounds)
+            params = {"policy": spec["scenario"], "agents_per_call": batch,
+                      "session": f"batch_size={batch}" if fixed else "any batch"}
             for q in (50, 99):
                 ours_us, base_us = np.percentile(ours, q) / 1e3 / batch, np.percentile(base, q) / 1e3 / batch
                 extra = {"goal_us": GOAL_P99_US, "meets_goal": bool(ours_us <= GOAL_P99_US)} if q == 99 else {}
-                rows.append(Row({"policy": rt.spec["scenario"], "agents_per_call": batch}, f"latency_p{q}_per_agent",
-                                "us", float(ours_us), float(base_us), "numpy MLP forward", higher_is_better=False,
-                                extra=extra))
+                rows.append(Row(params, f"latency_p{q}_per_agent", "us", float(ours_us), float(base_us),
+                                "numpy MLP forward", higher_is_better=False, extra=extra))
         return rows

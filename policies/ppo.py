@@ -43,6 +43,7 @@ class Runner:
     ws_stats: RunningStats
     key: jax.Array
     update: jax.Array
+    total_updates: jax.Array  # for learning-rate annealing; a value, so --resume can extend a run
 
 
 class Transition(NamedTuple):
@@ -93,9 +94,8 @@ class Trainer:
         self.critic = nets.Critic(tuple(cfg.hidden_sizes), cfg.activation, gru)
         self.low = np.asarray(spec.low, np.float32)
         self.high = np.asarray(spec.high, np.float32)
-        steps = cfg.num_updates * cfg.update_epochs * cfg.num_minibatches
-        lr = optax.linear_schedule(cfg.lr, 0.0, steps) if cfg.anneal_lr else cfg.lr
-        self.tx = optax.chain(optax.clip_by_global_norm(cfg.max_grad_norm), optax.adam(lr, eps=1e-5))
+        self.tx = optax.chain(optax.clip_by_global_norm(cfg.max_grad_norm),
+                              optax.inject_hyperparams(optax.adam)(learning_rate=cfg.lr, eps=1e-5))
 
     # -- inputs ------------------------------------------------------------------------
     def _inputs(self, obs, ws, obs_stats, ws_stats):
@@ -136,7 +136,7 @@ class Trainer:
         params = {"actor": nets.init_per_role(self.actor, k_actor, self.num_roles, *ex_a),
                   "critic": nets.init_per_role(self.critic, k_critic, self.num_roles, *ex_c)}
         return Runner(params, self.tx.init(params), log, obs, ws, jnp.zeros(cfg.num_envs, bool), zeros_h, zeros_h,
-                      obs_stats, ws_stats, key, jnp.zeros((), jnp.int32))
+                      obs_stats, ws_stats, key, jnp.zeros((), jnp.int32), jnp.asarray(cfg.num_updates, jnp.int32))
 
     def init_seeds(self) -> Runner:
         seeds = jnp.arange(self.cfg.seed, self.cfg.seed + self.cfg.num_seeds)
@@ -239,8 +239,17 @@ class Trainer:
         (params, opt_state), stats = jax.lax.scan(minibatch, (params, opt_state), self._minibatches(k_perm, data))
         return (params, opt_state, key, data), stats
 
+    def _with_lr(self, r: Runner):
+        """Linear decay to 0 over `total_updates`, set once per update (the optimiser's injected LR)."""
+        frac = 1.0 - r.update / jnp.maximum(r.total_updates, 1) if self.cfg.anneal_lr else 1.0
+        clip_state, adam_state = r.opt_state
+        lr = jnp.asarray(self.cfg.lr * jnp.clip(frac, 0.0, 1.0), jnp.float32)
+        adam_state = adam_state._replace(hyperparams={**adam_state.hyperparams, "learning_rate": lr})
+        return r.replace(opt_state=(clip_state, adam_state))
+
     def update(self, r: Runner, _=None) -> tuple[Runner, dict]:
         cfg = self.cfg
+        r = self._with_lr(r)
         h_a0, h_c0 = r.actor_h, r.critic_h
         r, traj = jax.lax.scan(self._rollout_step, r, None, length=cfg.num_steps)
         a_in, c_in = self._inputs(r.obs, r.world_state, r.obs_stats, r.ws_stats)

@@ -55,6 +55,12 @@ def read_metrics(out: Path) -> list[dict[str, Any]]:
                  for k, v in row.items()} for row in csv.DictReader(fh)]
 
 
+def nanmean(values: Iterable[float], empty: float = math.nan) -> float:
+    """Mean of the finite values (`empty` when there are none), without numpy's empty-slice warning."""
+    finite = [v for v in values if math.isfinite(v)]
+    return sum(finite) / len(finite) if finite else empty
+
+
 def best_seed(rows: list[dict[str, Any]], first_seed: int, num_seeds: int) -> int:
     """Index of the seed with the best success rate (then return) over the last tenth of its updates."""
     if num_seeds == 1 or not rows:
@@ -63,9 +69,7 @@ def best_seed(rows: list[dict[str, Any]], first_seed: int, num_seeds: int) -> in
     for s in range(num_seeds):
         mine = [r for r in rows if r["seed"] == first_seed + s]
         tail = mine[-max(1, len(mine) // 10):]
-        succ = np.nanmean([r["success_rate"] for r in tail]) if tail else np.nan
-        ret = np.nanmean([r["return"] for r in tail]) if tail else np.nan
-        scores.append((np.nan_to_num(succ, nan=-1.0), np.nan_to_num(ret, nan=-np.inf)))
+        scores.append((nanmean([r["success_rate"] for r in tail], -1.0), nanmean([r["return"] for r in tail], -np.inf)))
     return int(max(range(num_seeds), key=lambda s: scores[s]))
 
 

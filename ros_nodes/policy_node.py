@@ -71,7 +71,9 @@ def make_node():
                                              topics.qos_profile(topics.CMD_VEL_NOMINAL.qos))
             self.diag = self.create_publisher(cls(topics.DIAGNOSTICS.type), topics.DIAGNOSTICS.path(),
                                               topics.qos_profile(topics.DIAGNOSTICS.qos))
-            for r in self.robots:
+            # Own pose first: the executor serves ready subscriptions in creation order, and this one
+            # triggers the step, so it should not wait behind the neighbours' bookkeeping.
+            for r in sorted(self.robots, key=lambda r: r != self.robot):
                 self.create_subscription(cls(topics.POSE.type), topics.POSE.path(r), self._pose_cb(r),
                                          topics.qos_profile(topics.POSE.qos))
             self.create_subscription(cls(topics.GOAL.type), topics.GOAL.path(self.robot), self._on_goal,

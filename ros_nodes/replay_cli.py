@@ -57,8 +57,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--config", help="deployment YAML of the run (profile, robot order, remaps, barrier form)")
     s.add_argument("--barrier-form", help="barrier form whose safety radius is drawn "
                                           f"(default: the config's, else {DEFAULT_BARRIER_FORM})")
-    s.add_argument("--intervention-tol", type=float, help="smallest |cmd_vel - cmd_vel_nominal| counted as "
-                                                          "an intervention (default 1e-3)")
+    s.add_argument("--intervention-tol", type=float, help="smallest change of v or omega by the safety filter counted as "
+                                                          "an intervention (default: the safety node's, 1e-3)")
+    s.add_argument("--no-pictures", action="store_true", help="only metrics.json and the CSVs (fast on long logs)")
     s.add_argument("--json", action="store_true", help="print the metrics JSON instead of a summary")
 
     s = sub.add_parser("csv", help="export one topic to CSV (one column per flattened field)")
@@ -123,10 +124,12 @@ def _report(args: argparse.Namespace, bag: Any) -> int:
         return _fail(f"report: profile {profile.name} has no barrier form {form!r}")
     tol = metrics.INTERVENTION_TOL if args.intervention_tol is None else args.intervention_tol
     out = Path(args.out)
-    with tqdm(total=4, desc="pictures", disable=args.json or not sys.stderr.isatty()) as bar:
-        summary = write_report(bag, out, profile, getattr(profile.barrier, form).safety_radius, config, tol, bar)
+    with tqdm(total=4, desc="pictures", disable=args.json or args.no_pictures or not sys.stderr.isatty()) as bar:
+        summary = write_report(bag, out, profile, getattr(profile.barrier, form).safety_radius, config, tol, bar,
+                               pictures=not args.no_pictures)
+    files = [f for f in FILES if f.endswith((".json", ".csv")) or not args.no_pictures]
     print(json.dumps(summary, indent=2) if args.json else
-          format_summary(summary) + f"\n\nwrote {', '.join(FILES)} to {out}")
+          format_summary(summary) + f"\n\nwrote {', '.join(files)} to {out}")
     return 0
 
 

@@ -45,8 +45,7 @@ def ros_now(node: Any) -> float:
 def run_node(factory: Callable[[], Any], label: str, argv: list[str] | None = None) -> int:
     """Init rclpy, build the node, spin until shutdown; one-line errors, never a bare traceback."""
     import rclpy
-    from rclpy.executors import ExternalShutdownException
-    from rclpy.experimental import EventsExecutor
+    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
     rclpy.init(args=sys.argv if argv is None else argv)
     node = None
@@ -56,9 +55,7 @@ def run_node(factory: Callable[[], Any], label: str, argv: list[str] | None = No
         except StartError as exc:
             print(f"{label}: refusing to start: {exc}", file=sys.stderr, flush=True)
             return EXIT_START_ERROR
-        # rclpy's C++ events executor: dispatches each message as it arrives instead of rebuilding a
-        # wait set per callback, which cuts the per-message cost (and latency) several-fold.
-        executor = EventsExecutor()
+        executor = SingleThreadedExecutor()
         executor.add_node(node)
         try:
             executor.spin()

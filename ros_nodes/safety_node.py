@@ -93,11 +93,12 @@ def make_node():
                          for r in self.controlled}
             self.diag = self.create_publisher(cls(topics.DIAGNOSTICS.type), topics.DIAGNOSTICS.path(),
                                               topics.qos_profile(topics.DIAGNOSTICS.qos))
-            for r in self.robots:
-                self.create_subscription(cls(topics.POSE.type), topics.POSE.path(r), self._on_pose(r), state)
+            # Nominal commands first: they trigger the filter (the executor serves in creation order).
             for r in self.controlled:
                 self.create_subscription(cls(topics.CMD_VEL_NOMINAL.type), topics.CMD_VEL_NOMINAL.path(r),
                                          self._on_nominal(r), state)
+            for r in self.robots:
+                self.create_subscription(cls(topics.POSE.type), topics.POSE.path(r), self._on_pose(r), state)
             self.create_timer(self.period, self._on_timer)
             base = self.get_fully_qualified_name()
             self.diag_names = {r: base if mode == "onboard" else f"{base}: {r}" for r in self.controlled}

@@ -70,8 +70,10 @@ def main(argv: list[str]) -> int:
     if not args.no_isolate and can_isolate():
         env = ros_env()
         env[ISOLATED_FLAG] = "1"
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the child (same terminal group) gets Ctrl-C and stops cleanly
-        return subprocess.run(isolated([sys.executable, "-m", "ros_nodes.sitl", *argv]), env=env).returncode
+        child = subprocess.Popen(isolated([sys.executable, "-m", "ros_nodes.sitl", *argv]), env=env)
+        for sig in (signal.SIGINT, signal.SIGTERM):  # Ctrl-C / kill reach the run inside the namespace
+            signal.signal(sig, lambda signum, _: child.poll() is None and child.send_signal(signal.SIGINT))
+        return child.wait()
     try:
         report = run(dep, args, record)
     except SitlError as exc:
@@ -126,15 +128,14 @@ def run(dep, args, record: Path | None) -> dict:
     bad = {name: code for name, code in codes.items() if not clean_exit(code)}
     if error is None and bad:
         error = "node(s) did not stop cleanly: " + ", ".join(f"{n} (exit {c})" for n, c in bad.items())
-    if error is None and stop["requested"]:
-        error = "interrupted"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else None
     if error is None and summary is None:
         error = f"the sim node wrote no summary (logs in {logdir})"
     if error is None and record is not None and not (record / "metadata.yaml").exists():
         error = f"the recorder did not close its bag {record} (log: {logdir})"
     latencies = summary.pop("all_latencies_ms", []) if summary else []
-    return {"ok": error is None, "error": error, "config": str(dep.path), "safety_mode": dep.safety_mode,
+    return {"ok": error is None, "error": error, "interrupted": stop["requested"], "config": str(dep.path),
+            "safety_mode": dep.safety_mode,
             "num_robots": len(dep.robots), "bag": str(record) if record else None, "logdir": str(logdir),
             "elapsed_s": summary["elapsed_s"] if summary else None,
             "robots": summary["robots"] if summary else {}, "exit_codes": codes, "cpu_percent": cpu,

@@ -220,9 +220,8 @@ class Bag:
     def _account_losses(self) -> None:
         if self.status.complete or self.expected is None:
             if not self.status.complete:
-                self.status.warnings.append(
-                    f"{self.status.unread_bytes} bytes could not be read; without metadata.yaml "
-                    f"the number of lost messages is unknown")
+                unread = f"{self.status.unread_bytes} bytes could not be read; " if self.status.unread_bytes else ""
+                self.status.warnings.append(f"{unread}without metadata.yaml the number of lost messages is unknown")
             return
         for topic, (_, count) in sorted(self.expected.items()):
             lost = count - self.status.counts.get(topic, 0)

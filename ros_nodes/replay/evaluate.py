@@ -113,7 +113,7 @@ def evaluate(bag: Bag, policy: str | Path, config: Any | None = None) -> dict[st
         return cmd
 
     period = 1.0 / rate
-    rows: dict[str, list[tuple[float, np.ndarray, np.ndarray, bool, bool, bool]]] = {r: [] for r in robots}
+    rows: dict[str, list[tuple[float, np.ndarray, np.ndarray, bool, bool, bool, bool]]] = {r: [] for r in robots}
     for r, t, logged, at_command, last_own in commands:
         lo, hi = bisect.bisect_left(state_t, t - period), bisect.bisect_right(state_t, t + period)
         keys: list[tuple[int, str] | None] = [(i, r) for i in range(lo, hi)] + [None]

@@ -94,9 +94,12 @@ def format_info(info: dict[str, Any]) -> str:
         lines.append(f"{t['topic']:<32} {t['type']:<38} {t['count']:>7} {rate:>8} {len(t['gaps']):>5} "
                      f"{t['missing']:>8} {t['lost']:>6}")
     for t in info["topics"]:
-        for g in t["gaps"]:
-            lines.append(f"gap: {t['topic']} silent {g['length_s']:.3f} s from t={g['start_s']:.3f} "
-                         f"(~{g['missing']} message(s) missing at {1 / t['period_s']:.1f} Hz)")
+        if not t["gaps"]:
+            continue
+        worst = max(t["gaps"], key=lambda g: g["length_s"])
+        lines.append(f"gaps: {t['topic']}: {len(t['gaps'])} gap(s), ~{t['missing']} message(s) missing at "
+                     f"{1 / t['period_s']:.1f} Hz; longest silent {worst['length_s']:.3f} s "
+                     f"from +{worst['start_s'] - info['start_s']:.3f} s")
     for s in info["stopped"]:
         lines.append(f"DAMAGED: {s}")
     for w in info["warnings"]:

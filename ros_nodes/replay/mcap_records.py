@@ -105,13 +105,16 @@ def _parse(opcode: int, body: bytes) -> Schema | Channel | Message | DataEnd | N
     return None
 
 
-def _decompress(compression: str, data: bytes, size: int) -> bytes:
+def _decompress(compression: str, data: bytes) -> bytes:
     if compression == "":
         return data
     if compression == "zstd":
         return zstd.decompress(data)
     if compression == "lz4":
-        import lz4.frame
+        try:
+            import lz4.frame
+        except ImportError:
+            raise ValueError("lz4-compressed chunk, but the lz4 package is not installed (pip install lz4)") from None
         return lz4.frame.decompress(data)
     raise ValueError(f"unsupported chunk compression {compression!r}")
 
@@ -121,7 +124,7 @@ def _chunk_records(body: bytes) -> list[Schema | Channel | Message]:
     c = _Cursor(body)
     c.u64(), c.u64()  # message start / end time: recomputed from the messages themselves
     size, crc, compression = c.u64(), c.u32(), c.string()
-    data = _decompress(compression, c.take(c.u64()), size)
+    data = _decompress(compression, c.take(c.u64()))
     if len(data) != size:
         raise ValueError(f"chunk holds {len(data)} bytes after decompression, header says {size}")
     if crc and zlib.crc32(data) != crc:

@@ -9,8 +9,11 @@ Definitions (docs/replay.md repeats them for users):
   are at most collision_distance apart; an event is a pair entering that state; its duration
   adds the time to the next sample while it lasts.
 - Boundary exit: a robot centre leaving the profile's arena rectangle; counted like collisions.
-- Intervention: a cmd_vel that differs from the latest cmd_vel_nominal of the same robot by more
-  than `intervention_tol` (Euclidean norm of the (v, omega) difference); its size is that norm.
+- Intervention (the safety node's own definition): a cmd_vel that differs from the nominal it
+  was filtered from, after the profile's actuator saturation, by more than `intervention_tol`
+  in v or omega; its size is max(|dv|, |domega|). The nominal is the closest one logged within
+  a control period (log order is only approximate). An exact (0, 0) cmd_vel is a safety stop
+  (watchdog, infeasible QP), counted apart.
 - Saturation: a command the profile's actuator saturation would change.
 - Latency: log time of a cmd_vel_nominal minus log time of the latest pose of the same robot.
 """
@@ -22,9 +25,9 @@ from typing import Any
 import numpy as np
 
 from controllers.unicycle import saturate
+from ros_nodes.safety_node import INTERVENTION_TOL
 from ros_nodes.replay.fleet import FleetError, FleetLog, Stream, held
 
-INTERVENTION_TOL = 1e-3  # m/s and rad/s: well above QP solver noise, below anything a robot can execute
 SATURATION_TOL = 1e-9  # float round-off of the wheel-speed round trip
 
 
@@ -70,11 +73,30 @@ def _saturated(cmd: np.ndarray, profile: Any) -> np.ndarray:
     return np.hypot(v - cmd[:, 0], w - cmd[:, 1]) > SATURATION_TOL
 
 
-def interventions(safe: Stream, nominal: Stream) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(times, nominal held at each cmd_vel, size) for one robot's cmd_vel messages."""
-    nom = held(nominal, safe.t)
-    size = np.linalg.norm(safe.values - nom, axis=1) if len(safe.t) else np.zeros(0)
-    return safe.t, nom, size
+def interventions(safe: Stream, nominal: Stream, profile: Any, window_s: float) -> tuple[np.ndarray, np.ndarray]:
+    """(nominal the safety node filtered, size) for each of one robot's cmd_vel messages.
+
+    The size is what the safety node counts: how far the barrier moved the command beyond the
+    actuator saturation the robot applies anyway, max(|dv|, |domega|) against the saturated
+    nominal. Which nominal a cmd_vel was filtered from is not certain from log times (the
+    recorder logs when its callback runs), so every nominal logged within `window_s` of it, and
+    the latest one before it, are candidates and the closest is taken. NaN before any nominal.
+    """
+    nom = np.full((len(safe.t), 2), np.nan)
+    size = np.full(len(safe.t), np.nan)
+    if not len(nominal.t):
+        return nom, size
+    sat = np.stack(saturate(nominal.values[:, 0], nominal.values[:, 1], profile), axis=-1)
+    for k, (t, u) in enumerate(zip(safe.t, safe.values)):
+        latest = np.searchsorted(nominal.t, t, side="right") - 1
+        lo, hi = np.searchsorted(nominal.t, t - window_s), np.searchsorted(nominal.t, t + window_s, side="right")
+        cands = sorted(set(range(lo, hi)) | ({latest} if latest >= 0 else set()))
+        if not cands:
+            continue
+        err = np.max(np.abs(sat[cands] - u), axis=1)
+        best = int(np.argmin(err))
+        nom[k], size[k] = nominal.values[cands[best]], err[best]
+    return nom, size
 
 
 def latency(fleet: FleetLog, robot: str) -> np.ndarray:
@@ -84,7 +106,7 @@ def latency(fleet: FleetLog, robot: str) -> np.ndarray:
     return cmd_t[idx >= 0] - pose_t[idx[idx >= 0]]
 
 
-def compute(fleet: FleetLog, profile: Any, safety_radius: float,
+def compute(fleet: FleetLog, profile: Any, safety_radius: float, period_s: float,
             intervention_tol: float = INTERVENTION_TOL) -> dict[str, Any]:
     """All report metrics; `series` holds the time series the CSVs and plots are drawn from."""
     t = time_base(fleet)
@@ -114,11 +136,15 @@ def compute(fleet: FleetLog, profile: Any, safety_radius: float,
     outside = (x < a.x_min) | (x > a.x_max) | (y < a.y_min) | (y > a.y_max)
 
     per_robot: dict[str, Any] = {}
-    inter_rows = []
+    inter_rows, hit_sizes = [], []
     for i, r in enumerate(robots):
         spans, out_time = _events(outside[:, i], t)
-        ts, nom, size = interventions(fleet.safe[r], fleet.nominal[r])
-        hit = size > intervention_tol
+        ts = fleet.safe[r].t
+        nom, size = interventions(fleet.safe[r], fleet.nominal[r], profile, period_s)
+        # an exact (0, 0) is the safety node's stop (watchdog, infeasible QP), not a barrier correction
+        stop = ~np.any(fleet.safe[r].values, axis=1) & (size > intervention_tol)
+        hit = (size > intervention_tol) & ~stop
+        hit_sizes.append(size[hit])
         inter_rows += [(float(ts[k] - t0), r, *nom[k], *fleet.safe[r].values[k], float(size[k]))
                        for k in range(len(ts))]
         lat = latency(fleet, r)
@@ -132,6 +158,7 @@ def compute(fleet: FleetLog, profile: Any, safety_radius: float,
             "exits": [{"start_s": s - t0, "end_s": e - t0} for s, e in spans],
             "commands": int(len(ts)),
             "interventions": int(hit.sum()),
+            "safety_stops": int(stop.sum()),
             "intervention_fraction": float(hit.mean()) if len(hit) else 0.0,
             "intervention_size": _stats(size[hit]),
             "saturated_nominal": int(_saturated(fleet.nominal[r].values, profile).sum()),
@@ -143,7 +170,6 @@ def compute(fleet: FleetLog, profile: Any, safety_radius: float,
     k_min = int(np.nanargmin(min_dist)) if pairs else 0
     closest = min(pairs, key=lambda p: dist[p][k_min]) if pairs else None
     all_lat = np.concatenate([latency(fleet, r) for r in robots])
-    sizes = [row[-1] for row in inter_rows if row[-1] > intervention_tol]
     summary = {
         "robots": robots,
         "profile": profile.name,
@@ -159,7 +185,8 @@ def compute(fleet: FleetLog, profile: Any, safety_radius: float,
         "collisions": collisions,
         "boundary_exits": int(sum(v["boundary_exits"] for v in per_robot.values())),
         "interventions": int(sum(v["interventions"] for v in per_robot.values())),
-        "intervention_size": _stats(np.asarray(sizes)),
+        "safety_stops": int(sum(v["safety_stops"] for v in per_robot.values())),
+        "intervention_size": _stats(np.concatenate(hit_sizes)),
         "intervention_tol": intervention_tol,
         "saturated_nominal": int(sum(v["saturated_nominal"] for v in per_robot.values())),
         "saturated_cmd_vel": int(sum(v["saturated_cmd_vel"] for v in per_robot.values())),

@@ -24,10 +24,13 @@ def _write_csv(path: Path, header: list[str], rows: Any) -> None:
 
 
 def write_report(bag: Bag, out: Path, profile: Any, safety_radius: float, config: Any | None = None,
-                 intervention_tol: float = metrics.INTERVENTION_TOL, progress: Any = None) -> dict[str, Any]:
-    """Compute everything and write FILES into `out`; returns the summary written to metrics.json."""
+                 intervention_tol: float = metrics.INTERVENTION_TOL, progress: Any = None,
+                 pictures: bool = True) -> dict[str, Any]:
+    """Compute everything and write FILES into `out` (the JSON and CSVs only, without `pictures`);
+    returns the summary written to metrics.json."""
     fleet = read_fleet(bag, config, need=NEEDED)
-    result = metrics.compute(fleet, profile, safety_radius, intervention_tol)
+    period = 1.0 / config.rate_hz if config is not None else profile.dt
+    result = metrics.compute(fleet, profile, safety_radius, period, intervention_tol)
     summary, series = result["summary"], result["series"]
     summary["bag"] = str(bag.path)
     summary["bag_complete"] = bag.status.complete
@@ -47,7 +50,7 @@ def write_report(bag: Bag, out: Path, profile: Any, safety_radius: float, config
              (plots.distances, (series, summary, out / "distances.png")),
              (plots.interventions, (series, robots, intervention_tol, out / "interventions.png")),
              (plots.animation, (series, robots, profile, out / "run.gif"))]
-    for draw, args in steps:
+    for draw, args in steps if pictures else []:
         draw(*args)
         if progress is not None:
             progress.update(1)
@@ -63,6 +66,7 @@ def format_summary(s: dict[str, Any]) -> str:
              f"at t={fmt(s['min_distance_t_s'])} s); collision distance {s['collision_distance']} m",
              f"collisions {s['collision_events']} ({s['collision_time_s']:.2f} s), boundary exits {s['boundary_exits']}, "
              f"interventions {s['interventions']} (max size {fmt(s['intervention_size']['max'])}), "
+             f"safety stops {s['safety_stops']}, "
              f"saturated nominal commands {s['saturated_nominal']}",
              f"pose -> command latency: mean {fmt(s['latency_s']['mean'])} s, p95 {fmt(s['latency_s']['p95'])} s", ""]
     head = f"{'robot':<12} {'final goal err':>14} {'exits':>6} {'interv.':>8} {'saturated':>10} {'latency p50':>12}"

@@ -130,16 +130,22 @@ class CableEnv:
         yaw = jax.random.uniform(k3, (), minval=-math.pi, maxval=math.pi)
         return pos, quat_from_euler(rp[0], rp[1], yaw)
 
-    def reset(self, key: jax.Array) -> tuple[dict[str, jnp.ndarray], CableState]:
+    def _rest(self) -> tuple[Bodies, quadrotor.CtrlState]:
+        """The resting hover and converged controller memory (numpy constants: cheap to trace)."""
         h, n, p = self.hover, self.num_agents, self.profile
-        f32 = lambda x: jnp.asarray(x, jnp.float32)  # noqa: E731
-        zeros = jnp.zeros((n, 3), jnp.float32)
-        bodies = Bodies(pos=f32(h.pos), vel=zeros, quat=f32(h.quat), omega=zeros, thrust=f32(h.thrust),
-                        load_pos=f32(h.load_pos), load_vel=zeros[0], load_quat=f32(h.load_quat), load_omega=zeros[0])
-        top, bottom = cable_vectors(bodies, p)
-        unit = (top - bottom) / jnp.linalg.norm(top - bottom, axis=-1, keepdims=True)
+        f32 = lambda x: jnp.asarray(np.asarray(x, np.float32))  # noqa: E731
+        zeros = np.zeros((n, 3))
+        bodies = Bodies(pos=f32(h.pos), vel=f32(zeros), quat=f32(h.quat), omega=f32(zeros), thrust=f32(h.thrust),
+                        load_pos=f32(h.load_pos), load_vel=f32(zeros[0]), load_quat=f32(h.load_quat),
+                        load_omega=f32(zeros[0]))
         # the filters start converged, as after hovering for a while: a_ext = cable pull / mass
-        ctrl = quadrotor.init_state(zeros, zeros, bodies.thrust, -f32(h.tension)[:, None] * unit / p.quadrotor.mass)
+        pull = -h.tension[:, None] * h.cable_dir / p.quadrotor.mass
+        ctrl = quadrotor.init_state(f32(zeros), f32(zeros), bodies.thrust, f32(pull))
+        return bodies, ctrl
+
+    def reset(self, key: jax.Array) -> tuple[dict[str, jnp.ndarray], CableState]:
+        n = self.num_agents
+        bodies, ctrl = self._rest()
         k_goal, k_agent, k_step = jax.random.split(key, 3)
         goal_pos, goal_quat = self._goal(k_goal)
         fail_agent = jax.random.randint(k_agent, (), 0, n) if self.failure else jnp.array(-1, jnp.int32)
@@ -147,7 +153,8 @@ class CableEnv:
         state = CableState(bodies=bodies, ctrl=ctrl, goal_pos=goal_pos, goal_quat=goal_quat,
                            actions=jnp.zeros((n, max(self.history, 1), ACTION_DIM), jnp.float32),
                            step=jnp.array(0, jnp.int32), fail_agent=fail_agent, fail_step=fail_step,
-                           tension=f32(h.tension), min_tension=f32(h.tension))
+                           tension=jnp.asarray(self.hover.tension, jnp.float32),
+                           min_tension=jnp.asarray(self.hover.tension, jnp.float32))
         return self.get_obs(state), state
 
     def working(self, state: CableState) -> jnp.ndarray:
@@ -187,11 +194,9 @@ class CableEnv:
         done = terminated | truncated
         reward = self.reward(nxt, prev, terminated)
         info = self.info(nxt)
-        obs = self.get_obs(nxt)
-        obs_re, state_re = self.reset(key)
-        pick = lambda a, b: jnp.where(done, a, b)  # noqa: E731
-        state_out = jax.tree.map(pick, state_re, nxt)
-        obs_out = jax.tree.map(pick, obs_re, obs)
+        _, state_re = self.reset(key)
+        state_out = jax.tree.map(lambda a, b: jnp.where(done, a, b), state_re, nxt)
+        obs_out = self.get_obs(state_out)
         rewards = {a: reward[i] for i, a in enumerate(self.agents)}
         dones = {a: done for a in self.agents} | {"__all__": done}
         return obs_out, state_out, rewards, dones, info

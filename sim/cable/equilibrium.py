@@ -20,6 +20,7 @@ class Hover(NamedTuple):
     quat: np.ndarray       # (N, 4)
     thrust: np.ndarray     # (N, 4) rotor thrusts
     tension: np.ndarray    # (N,)
+    cable_dir: np.ndarray  # (N, 3) unit vectors from the load's attachment points up to the MAV hooks
     load_pos: np.ndarray   # (3,)
     load_quat: np.ndarray  # (4,)
 
@@ -92,4 +93,4 @@ def hover(profile: Any, num_mavs: int, load_pos: tuple[float, float, float] | No
         pos.append(top[i] - rot @ hook)
         quat.append(rot_to_quat(rot))
         thrust.append(rotors)
-    return Hover(np.array(pos), np.array(quat), np.array(thrust), tension, load_pos, np.array([1.0, 0.0, 0.0, 0.0]))
+    return Hover(np.array(pos), np.array(quat), np.array(thrust), tension, n, load_pos, np.array([1.0, 0.0, 0.0, 0.0]))

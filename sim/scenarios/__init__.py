@@ -1,7 +1,7 @@
 """Scenarios: what the robots of a fleet are asked to do (goals, rewards, what they sense and observe).
 
 Each scenario module provides `Params`/`make_params(profile, num_agents, **overrides)`,
-`reset_task(key, poses, params)`, `sense(state, params)`, `observe(sensors, params)`,
+`num_task_uniforms(placer, params)`, `reset_task(uniforms, poses, placer, params)`, `sense(state, params)`, `observe(sensors, params)`,
 `obs_dim(params)` and `reward(...)`; `FleetEnv` only talks to that interface.
 """
 from __future__ import annotations

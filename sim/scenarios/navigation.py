@@ -17,7 +17,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from sim.placement import sample_positions
+from sim.angles import wrap_angle
+from sim.placement import place
 from sim.scenarios import navigation_spec as spec
 
 
@@ -57,9 +58,14 @@ def obs_dim(params: Params) -> int:
     return spec.obs_dim(params.num_neighbors)
 
 
-def reset_task(key: jax.Array, poses: jax.Array, grid: Any, params: Params) -> Task:
-    """Goals drawn from the same separated placement as the robots, independently of the starts."""
-    goals = sample_positions(key, grid, params.num_agents, poses.dtype)
+def num_task_uniforms(placer: Any, params: Params) -> int:
+    """How many U(0, 1) numbers `reset_task` takes (the env draws them with its own, in one go)."""
+    return placer.num_uniforms
+
+
+def reset_task(u: jax.Array, poses: jax.Array, placer: Any, params: Params) -> Task:
+    """Goals from the same separated placement as the robots, independently of the starts."""
+    goals = place(u, placer)
     return Task(goals=goals, reached=jnp.zeros(params.num_agents, bool))
 
 
@@ -86,16 +92,19 @@ def observe(sensors: dict[str, jax.Array], params: Params) -> jax.Array:
 
 
 def _neighbors(others, x, y, th, c, s, params: Params) -> jax.Array:
-    """The K nearest others as (dx, dy, distance, cos Δθ, sin Δθ, present), nearest first, flattened."""
+    """The K nearest others as (dx, dy, distance, relative heading, present), nearest first, flattened.
+
+    The relative heading is the wrapped angle θ_j − θ rather than its cos/sin: trig is the
+    costliest op in a simulator step and this would be 2·K of it per robot.
+    """
     k = params.num_neighbors
     dx, dy = others[..., 0] - x[..., None], others[..., 1] - y[..., None]
-    dth = others[..., 2] - th[..., None]
-    rx, ry = c[..., None] * dx + s[..., None] * dy, -s[..., None] * dx + c[..., None] * dy
-    feats = jnp.stack([rx, ry, jnp.sqrt(dx * dx + dy * dy), jnp.cos(dth), jnp.sin(dth), jnp.ones_like(dx)], axis=-1)
+    feats = jnp.stack([c[..., None] * dx + s[..., None] * dy, -s[..., None] * dx + c[..., None] * dy,
+                       jnp.sqrt(dx * dx + dy * dy), wrap_angle(others[..., 2] - th[..., None]), jnp.ones_like(dx)], axis=-1)
     missing = k - others.shape[-2]
     if missing > 0:  # fewer robots than K: pad with "nobody, far away" rows (static shapes only)
-        pad = jnp.asarray([0.0, 0.0, params.far, 1.0, 0.0, 0.0], feats.dtype)
-        feats = jnp.concatenate([feats, jnp.broadcast_to(pad, (*feats.shape[:-2], missing, 6))], axis=-2)
+        pad = jnp.asarray([0.0, 0.0, params.far, 0.0, 0.0], feats.dtype)
+        feats = jnp.concatenate([feats, jnp.broadcast_to(pad, (*feats.shape[:-2], missing, 5))], axis=-2)
     _, idx = jax.lax.top_k(-feats[..., 2], k)
     # Gather as a one-hot matmul: exports to ONNX as MatMul for any batch shape.
     pick = (idx[..., :, None] == jnp.arange(feats.shape[-2])).astype(feats.dtype)

@@ -35,8 +35,7 @@ NEIGHBOR_FEATURES = (
     ("dx_robot", "m", "neighbour position relative to the robot, robot frame (0 when padded)"),
     ("dy_robot", "m", "same, y left (0 when padded)"),
     ("distance", "m", "centre distance (arena diagonal when padded)"),
-    ("cos_rel_heading", "", "cos(theta_neighbour - theta) (1 when padded)"),
-    ("sin_rel_heading", "", "sin(theta_neighbour - theta) (0 when padded)"),
+    ("rel_heading", "rad", "theta_neighbour - theta wrapped into [-pi, pi] (0 when padded)"),
     ("present", "", "1 for a real neighbour, 0 for padding"),
 )
 

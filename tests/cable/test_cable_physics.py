@@ -38,8 +38,6 @@ def test_static_equilibrium_does_not_drift():
     """Load hanging still, every MAV at its equilibrium rotor thrusts, open loop: ≤ 1 mm in 10 s."""
     with jax.enable_x64(True):
         b0 = _hover_bodies(PROFILE, 3, jnp.float64)
-        a = accelerations(b0, PROFILE, jnp.ones(3, bool))
-        assert max(float(jnp.abs(x).max()) for x in (a.acc, a.alpha, a.load_acc, a.load_alpha)) < 1e-9
         b, _ = _simulate(PROFILE, b0, 10.0, lambda b: b.load_pos)
         drift = max(float(jnp.abs(b.pos - b0.pos).max()), float(jnp.abs(b.load_pos - b0.load_pos).max()))
     assert drift <= 1e-3
@@ -79,9 +77,3 @@ def test_slack_cable_transmits_no_force():
     # ...while releasing a taut cable does change the load's motion
     other = acc(b, PROFILE, jnp.array([True, False, True]))
     assert float(jnp.abs(other.load_acc - attached.load_acc).max()) > 1.0
-
-
-def test_semi_implicit_euler_keeps_quaternions_unit():
-    b = _hover_bodies(PROFILE, 3, jnp.float32).replace(omega=jnp.full((3, 3), 3.0))
-    b, _ = _simulate(PROFILE, b, 0.5, lambda b: b.quat)
-    np.testing.assert_allclose(np.linalg.norm(np.asarray(b.quat), axis=-1), 1.0, atol=1e-6)

@@ -1,4 +1,6 @@
 """Training barrier (JAX): exact against cvxpy, failure codes, swaps, a 10k-step fuzz, FleetEnv hook."""
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -16,7 +18,9 @@ from sim.fleet import FleetEnv, physics_step, violations
 GRITS = load_profile("gritsbot_x")
 
 
+@functools.lru_cache(maxsize=None)
 def batched(form, n):
+    """One jitted, vmapped barrier per (form, N) for the whole module: compile once."""
     make = unicycle_barrier if form.startswith("unicycle") else single_integrator_barrier
     return jax.jit(jax.vmap(make(GRITS, n, form)))
 
@@ -80,7 +84,7 @@ def test_antipodal_swap(n):
     assert float(out["arrival_s"]) <= ARRIVAL_S[n]           # NaN (never settled) fails too
 
 
-@pytest.mark.parametrize("n,seeds", [(2, 4), (8, 4), (30, 2)])
+@pytest.mark.parametrize("n,seeds", [(2, 4), (8, 4), (30, 1)])
 def test_random_command_fuzz(n, seeds):
     """10k steps per seed, commands uniform in ±2× the limits and held 0.5 s, the simulator's
     physics and collision rule: no collision, no boundary exit, never a braked step."""
@@ -104,7 +108,7 @@ def test_random_command_fuzz(n, seeds):
 
 
 def test_fleet_env_barrier_hook():
-    env = FleetEnv("gritsbot_x", num_agents=6, max_steps=400, barrier="unicycle_walls")
+    env = FleetEnv("gritsbot_x", num_agents=4, max_steps=400, barrier="unicycle_walls")
     high = env.action_space("agent_0").high
 
     def run(key):
@@ -114,7 +118,7 @@ def test_fleet_env_barrier_hook():
             acts = jax.random.uniform(k, (env.num_agents, 2), minval=-1.0) * high
             _, s, _, _, info = env.step(k, s, acts)
             return s, (info["collisions"].sum(), info["boundary_exits"].sum(), info["barrier_intervention"].max())
-        return jax.lax.scan(body, state, jax.random.split(key, 300))[1]
+        return jax.lax.scan(body, state, jax.random.split(key, 200))[1]
     coll, exits, intervention = jax.jit(run)(jax.random.PRNGKey(3))
     assert int(coll.sum()) == 0 and int(exits.sum()) == 0
     assert float(intervention.max()) > 0                      # the filter did act

@@ -10,7 +10,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from rosbags.rosbag2 import StoragePlugin, Writer
+from rosbags.rosbag2 import CompressionFormat, CompressionMode, StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
 TS = get_typestore(Stores.ROS2_KILTED)
@@ -45,15 +45,19 @@ def diag_msg(t_s: float, name: str, message: str, values: dict[str, str]) -> Any
 
 
 def write_bag(path: Path, messages: list[tuple[str, str, int, Any]], storage: str = "mcap",
-              chunk_every: int = 0) -> Path:
+              chunk_every: int = 0, zstd_chunks: bool = False) -> Path:
     """Write (topic, msgtype, t_ns, message-or-raw-bytes) in list order; returns the bag dir.
 
     Messages of UNKNOWN_TYPE are raw bytes and get an empty definition, like a bag recorded
     with a custom package we do not have. `chunk_every` closes the MCAP chunk after that many
-    messages, as the recorder's periodic flush does (rosbags alone closes chunks at 1 MiB).
+    messages, as the recorder's periodic flush does (rosbags alone closes chunks at 1 MiB);
+    `zstd_chunks` compresses the MCAP chunks (rosbags' storage compression).
     """
     plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
-    with Writer(path, version=9, storage_plugin=plugin) as w:
+    w = Writer(path, version=9, storage_plugin=plugin)
+    if zstd_chunks:
+        w.set_compression(CompressionMode.STORAGE, CompressionFormat.ZSTD)
+    with w:
         conns: dict[str, Any] = {}
         for i, (topic, msgtype, t_ns, msg) in enumerate(messages):
             if topic not in conns:
@@ -86,7 +90,9 @@ def pose_at(robot: str, k: int) -> tuple[float, float, float]:
 
 def commands_at(robot: str, k: int) -> tuple[tuple[float, float], tuple[float, float]]:
     """(nominal, safe) for a robot at step k."""
-    nominal = (0.3, 0.0) if robot == "robot_2" else (0.1, 0.0)  # 0.3 m/s needs 18.75 rad/s wheels > 12.5
+    if robot == "robot_2":  # 0.3 m/s needs 18.75 rad/s wheels > 12.5: the safety node sends it saturated
+        return (0.3, 0.0), (0.2, 0.0)
+    nominal = (0.1, 0.0)
     safe = (0.0, 0.5) if robot == "robot_0" and k in (5, 6) else nominal  # the known intervention
     return nominal, safe
 
@@ -116,8 +122,9 @@ def known_fleet() -> list[tuple[str, str, int, Any]]:
 #   sqrt((0.95 - 0.1 k)^2 + 0.01) <= 0.135 exactly for k = 9 (0.1118) and k = 10 (0.1118): one event,
 #   from t = 0.9 s; the other pairs are always > 1 m apart.
 # - boundary: robot_2 is outside from k = 2 (x = 1.62) to the end: one exit, 0.8 s outside.
-# - interventions: robot_0 at k = 5, 6: |(0, 0.5) - (0.1, 0)| = sqrt(0.26) each.
-# - saturation (wheel limit 12.5 rad/s): robot_2's nominal 0.3 m/s at all 11 steps; its cmd_vel too.
+# - interventions: robot_0 at k = 5, 6: max(|0 - 0.1|, |0.5 - 0|) = 0.5 each; robot_2's cmd_vel is its
+#   saturated nominal (0.2 m/s): no intervention.
+# - saturation (wheel limit 12.5 rad/s): robot_2's nominal 0.3 m/s at all 11 steps; no cmd_vel.
 # - latency pose -> nominal command: 5 ms everywhere.
 # - goal error of robot_0 at the end: |(0, 0) - (0.5, 0)| = 0.5; robot_1: |(0, 0.1) - (-0.5, 0.1)| = 0.5;
 #   robot_2: |(2.02, 0.8) - (1.0, 0.8)| = 1.02.
@@ -130,8 +137,9 @@ EXPECTED = {
     "boundary_exits": {"robot_0": 0, "robot_1": 0, "robot_2": 1},
     "time_outside": {"robot_2": 0.8},
     "interventions": {"robot_0": 2, "robot_1": 0, "robot_2": 0},
-    "intervention_max": math.sqrt(0.26),
+    "intervention_max": 0.5,
     "saturated_nominal": {"robot_0": 0, "robot_1": 0, "robot_2": 11},
+    "saturated_cmd_vel": {"robot_0": 0, "robot_1": 0, "robot_2": 0},
     "latency": LATENCY,
     "final_goal_error": {"robot_0": 0.5, "robot_1": 0.5, "robot_2": 1.02},
 }

@@ -43,13 +43,17 @@ def chunk_layout(path: Path) -> tuple[list[tuple[int, int, int]], int]:
     return chunks, footer.summary_start
 
 
-def test_mcap_and_sqlite3_storage_read_the_same(tmp_path):
+def test_mcap_zstd_mcap_and_sqlite3_storage_read_the_same(tmp_path):
     msgs = known_fleet()
     a = list(Bag(write_bag(tmp_path / "a", msgs, storage="mcap")).records())
     b = list(Bag(write_bag(tmp_path / "b", msgs, storage="sqlite3")).records())
+    zbag = write_bag(tmp_path / "z", msgs, chunk_every=CHUNK_EVERY, zstd_chunks=True)
+    z = list(Bag(zbag).records())
     key = lambda r: (r.t_ns, r.topic)  # noqa: E731
-    assert sorted(a, key=key) == sorted(b, key=key)
+    assert sorted(a, key=key) == sorted(b, key=key) == sorted(z, key=key)
     assert len(a) == len(msgs)
+    with mcap_file(zbag).open("rb") as f:
+        assert {c.compression for c in make_reader(f).get_summary().chunk_indexes} == {"zstd"}
 
 
 def test_independent_reader_decodes_every_message_we_write(chunked):

@@ -51,6 +51,7 @@ def test_report_metrics_match_hand_computed_answers(bags, tmp_path, storage, cap
         assert pr["boundary_exits"] == e["boundary_exits"][r]
         assert pr["interventions"] == e["interventions"][r]
         assert pr["saturated_nominal"] == e["saturated_nominal"][r]
+        assert pr["saturated_cmd_vel"] == e["saturated_cmd_vel"][r]
         assert pr["final_goal_error"] == pytest.approx(e["final_goal_error"][r], abs=1e-9)
     assert m["per_robot"]["robot_2"]["time_outside_s"] == pytest.approx(e["time_outside"]["robot_2"])
     assert m["intervention_size"]["max"] == pytest.approx(e["intervention_max"])
@@ -86,7 +87,8 @@ def test_info_reports_rates_gaps_and_missing_messages(bags, capsys):
     assert by["/robot_0/goal"]["rate_hz"] is None
     assert info["duration_s"] == pytest.approx(1.0 + 0.005 + 2e-6)
     assert main(["info", str(bags["sqlite3"])]) == 0
-    assert "gap: /robot_2/pose silent 0.300 s" in capsys.readouterr().out
+    assert ("gaps: /robot_2/pose: 1 gap(s), ~2 message(s) missing at 10.0 Hz; longest silent 0.300 s from +0.200 s"
+            in capsys.readouterr().out)
 
 
 def test_unknown_type_is_skipped_with_a_warning(tmp_path, capsys):
@@ -94,8 +96,10 @@ def test_unknown_type_is_skipped_with_a_warning(tmp_path, capsys):
     assert main(["info", str(bag)]) == 0
     out = capsys.readouterr().out
     assert "/acme/secret: message type 'acme_msgs/msg/Secret' has no definition" in out
-    assert main(["report", str(bag), "-o", str(tmp_path / "r"), "--profile", "gritsbot_x", "--json"]) == 0
+    assert main(["report", str(bag), "-o", str(tmp_path / "r"), "--profile", "gritsbot_x", "--json", "--no-pictures"]) == 0
     assert json.loads(capsys.readouterr().out)["collision_events"] == 1
+    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == [
+        "distances.csv", "goal_errors.csv", "interventions.csv", "metrics.json"]
     assert main(["csv", str(bag), "/acme/secret", "-o", str(tmp_path / "s.csv")]) == 0
     assert "wrote 0 rows" in capsys.readouterr().out
 
@@ -145,7 +149,7 @@ def test_deployment_config_gives_robot_order_remaps_and_profile(tmp_path, capsys
         "  - {name: robot_2, start: [1.5, 0.8, 0], goal: [1.0, 0.8]}\n"
         "  - {name: robot_0, start: [-0.5, 0, 0], goal: [0.5, 0], remaps: {pose: /mocap/robot_0/pose}}\n"
         "  - {name: robot_1, start: [0.5, 0.1, 3.1], goal: [-0.5, 0.1]}\n")
-    assert main(["report", str(bag), "-o", str(tmp_path / "r"), "--config", str(config), "--json"]) == 0
+    assert main(["report", str(bag), "-o", str(tmp_path / "r"), "--config", str(config), "--json", "--no-pictures"]) == 0
     m = json.loads(capsys.readouterr().out)
     assert m["robots"] == ["robot_2", "robot_0", "robot_1"]
     assert m["safety_radius"] == 0.25  # gritsbot_x's 'unicycle' form, from the config

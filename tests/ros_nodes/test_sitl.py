@@ -4,10 +4,17 @@ Uses the scripted go-to-goal controller exported through `policies.export` (ros_
 a trained policy takes minutes to train, and these tests are about the ROS side reaching goals
 safely, not about learning.
 """
+import json
+import signal
+import subprocess
+import sys
+import time
+
 from rosbags.rosbag2 import Reader
 from rosbags.typesys import Stores, get_typestore
 
-from ros_fixtures import config_with_policy, policies, sitl  # noqa: F401  (fixture)
+from ros_fixtures import REPO, config_with_policy, policies, sitl  # noqa: F401  (fixture)
+from ros_nodes.isolation import ros_env
 
 
 def assert_safe_and_arrived(report, n):
@@ -49,11 +56,37 @@ def test_onboard_safety_8_robots_reach_goals(policies, tmp_path):
     assert report["safety_mode"] == "onboard"
 
 
-def test_dropping_a_fifth_of_the_poses_causes_no_collision(policies, tmp_path):
+def test_dropping_a_fifth_of_the_poses_causes_no_collision_and_ctrl_c_stops_cleanly(policies, tmp_path):
     config = config_with_policy("robotarium_nav4.yaml", policies[4], tmp_path)
-    report, _ = sitl(config, "--duration", "12", "--drop-poses", "0.2")
-    assert report["ok"], report["error"]
+    logdir = tmp_path / "logs"
+    proc = subprocess.Popen([sys.executable, "-m", "marlstack", "sitl", "--config", str(config), "--json", "--duration",
+                             "120", "--drop-poses", "0.2", "--logdir", str(logdir)], env=ros_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    try:
+        deadline = time.monotonic() + 90
+        while not (logdir / "sim_summary.json").exists() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+        time.sleep(10)  # the sim has run 10 s with a fifth of the poses lost
+        proc.send_signal(signal.SIGINT)  # what Ctrl-C does
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err[-3000:]
+    report = json.loads(out)
+    assert report["ok"] and report["interrupted"], report["error"]
+    assert all(code == 0 for code in report["exit_codes"].values()), report["exit_codes"]
     robots = report["robots"].values()
     assert all(r["collision_steps"] == 0 and r["boundary_exit_steps"] == 0 for r in robots), report["robots"]
     # the robots did drive (the run is not trivially safe by standing still)
     assert all(r["final_goal_distance_m"] < 1.0 for r in robots), report["robots"]
+
+
+def test_a_crashing_node_fails_the_run_loudly(tmp_path):
+    garbage = tmp_path / "garbage.onnx"
+    garbage.write_bytes(b"not a model")
+    report, err = sitl(config_with_policy("robotarium_nav4.yaml", garbage, tmp_path), "--duration", "60")
+    assert not report["ok"]
+    assert "exited with code 2 during the run" in report["error"] and "/policy" in report["error"]
+    assert "onnxruntime cannot load this model" in report["error"]
+    assert "FAILED" in err

@@ -1,0 +1,94 @@
+"""Checkpoints: Ctrl-C keeps the last state, --resume continues bit for bit, a fixed seed reproduces
+the same metrics, and incompatible or broken checkpoints are refused with one clear line."""
+from types import SimpleNamespace
+
+import jax
+import numpy as np
+import pytest
+
+from policies import checkpoint, train_cli
+from policies.checkpoint import CheckpointError, load_policy
+from policies.config import build_config
+from policies.run_dir import read_metrics
+
+# tiny navigation runs: 2 robots, no barrier, 6 updates in 3 calls of 2
+CFG = {"scenario": "navigation", "num_agents": 2, "barrier": "none", "max_steps": 40, "num_envs": 8,
+       "num_steps": 16, "num_minibatches": 2, "hidden_sizes": [32, 32], "updates_per_call": 2,
+       "checkpoint_every": 1, "total_steps": 6 * 8 * 16, "eval_episodes": 0, "seed": 3}
+METRICS = ("return", "loss", "policy_loss", "value_loss", "entropy", "approx_kl", "episodes")
+
+
+class Stop(KeyboardInterrupt):
+    pass
+
+
+def interrupt_after(n_updates):
+    def hook(updates):
+        if updates >= n_updates:
+            raise Stop()
+    return hook
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """A straight run, and a run interrupted (Ctrl-C) after 2 updates then resumed: one compile for all."""
+    tmp = tmp_path_factory.mktemp("ckpt")
+    cfg = build_config(CFG)
+    straight = train_cli.train(cfg, tmp / "straight", progress=False)
+    interrupted = train_cli.train(cfg, tmp / "resumed", progress=False, after_call=interrupt_after(2))
+    kept = {"rows": read_metrics(tmp / "resumed"), "policy": load_policy(tmp / "resumed")}
+    resumed = train_cli.train(cfg, tmp / "resumed", resume=True, progress=False)
+    return SimpleNamespace(tmp=tmp, cfg=cfg, straight=straight, interrupted=interrupted, kept=kept, resumed=resumed)
+
+
+def _values(rows):
+    return [(r["update"], r["seed"], *[r[k] for k in METRICS]) for r in rows]
+
+
+def test_ctrl_c_keeps_last_checkpoint_and_metrics(runs):
+    assert runs.interrupted["interrupted"] and runs.interrupted["updates"] == 2
+    assert [r["update"] for r in runs.kept["rows"]] == [1, 2]
+    meta, _ = checkpoint.read(runs.tmp / "resumed")
+    assert meta["updates"] == 6  # after the resume
+    assert runs.kept["policy"].run_id == load_policy(runs.tmp / "resumed").run_id
+
+
+def test_fixed_seed_reproduces_metrics(runs):
+    straight = read_metrics(runs.tmp / "straight")
+    np.testing.assert_array_equal(np.array(_values(straight[:2]), float), np.array(_values(runs.kept["rows"]), float))
+
+
+def test_resume_continues_identically(runs):
+    straight, resumed = read_metrics(runs.tmp / "straight"), read_metrics(runs.tmp / "resumed")
+    assert [r["update"] for r in resumed] == list(range(1, 7))
+    np.testing.assert_array_equal(np.array(_values(straight), float), np.array(_values(resumed), float))
+    _, a = checkpoint.read(runs.tmp / "straight")
+    _, b = checkpoint.read(runs.tmp / "resumed")
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_resume_refuses_incompatible_runs(runs, capsys):
+    out = str(runs.tmp / "straight")
+    assert train_cli.main(["--resume", "--out", out, "--num-agents", "3", "--no-progress"]) == 2
+    assert "--resume cannot change num_agents" in capsys.readouterr().err
+    assert train_cli.main(["MPE_simple_spread_v3", "--resume", "--out", out, "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "trained scenario 'navigation', not 'MPE_simple_spread_v3'" in err and len(err.splitlines()) == 1
+    other = build_config({**CFG, "num_agents": 3})
+    meta, _ = checkpoint.read(out)
+    from policies.ppo import Trainer
+    with pytest.raises(CheckpointError, match="incompatible: num_agents 2 != 3"):
+        checkpoint.check_compatible(meta, other, Trainer(other).spec, out)
+
+
+def test_broken_or_missing_checkpoint(runs, tmp_path, capsys):
+    bad = tmp_path / "checkpoint.msgpack"
+    bad.write_bytes(b"not msgpack at all")
+    with pytest.raises(CheckpointError, match="is not a marlstack checkpoint"):
+        load_policy(bad)
+    from policies import eval_cli
+    assert eval_cli.main([str(tmp_path / "nothing")]) == 2
+    assert "no checkpoint at" in capsys.readouterr().err
+    with pytest.raises(CheckpointError, match="seed index 5 out of range"):
+        load_policy(runs.tmp / "straight", seed_index=5)
