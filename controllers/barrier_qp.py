@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import itertools
+import math
 from typing import Any
 
 import numpy as np
@@ -161,6 +162,15 @@ def _limit_rows(spec: BarrierSpec) -> np.ndarray:
     return np.concatenate([g, -g])
 
 
+def _unit(coef: Any, bound: Any) -> tuple[Any, Any]:
+    """Scale rows given by their (..., 2) coefficient on one robot to unit norm; a row touching two
+    robots (±coef) has norm √2·‖coef‖, so pass coef·√2 for those. Zero rows keep coefficient 0
+    and get a bound of ±1e12·b, so a violated zero row (robots on one spot) stays infeasible."""
+    m = xp(coef, bound)
+    scale = 1.0 / m.maximum(m.sqrt(m.sum(coef * coef, axis=-1)), 1e-12)
+    return coef * scale[..., None], bound * scale
+
+
 def qp_rows(spec: BarrierSpec, poses: Any, obstacles: Any = None, obstacle_velocities: Any = None) -> tuple[Any, Any]:
     """Constraint rows A (M, N, 2) and bounds b (M,) at `poses`, each row scaled to unit norm.
 
@@ -177,20 +187,20 @@ def qp_rows(spec: BarrierSpec, poses: Any, obstacles: Any = None, obstacle_veloc
         i, j = pairs(n)
         diff = p[i] - p[j]
         h = m.sum(diff * diff, axis=-1) - spec.distance ** 2
-        blocks.append(-2.0 * const["pair_sign"] * diff[:, None, :])
-        bounds.append(spec.gamma * h ** 3)
+        coef, bound = _unit(-2.0 * math.sqrt(2.0) * diff, spec.gamma * h ** 3)
+        blocks.append(const["pair_sign"] * (coef / math.sqrt(2.0))[:, None, :])
+        bounds.append(bound)
     if obstacles is not None and obstacles.shape[0] > 0:
         k = obstacles.shape[0]
         diff = p[:, None, :] - obstacles[None, :, :]                         # (N, K, 2)
         h = m.sum(diff * diff, axis=-1) - spec.distance ** 2
         vel = m.zeros_like(obstacles) if obstacle_velocities is None else obstacle_velocities
-        rows = -2.0 * eye[:, None, :, None] * diff[:, :, None, :]           # (N, K, N, 2)
-        blocks.append(rows.reshape(n * k, n, 2))
-        bounds.append((spec.gamma * h ** 3 - 2.0 * m.sum(diff * vel[None], axis=-1)).reshape(n * k))
+        coef, bound = _unit(-2.0 * diff, spec.gamma * h ** 3 - 2.0 * m.sum(diff * vel[None], axis=-1))
+        blocks.append((eye[:, None, :, None] * coef[:, :, None, :]).reshape(n * k, n, 2))
+        bounds.append(bound.reshape(n * k))
     if spec.walls is not None:
-        dist = _wall_distances(spec, p)
         blocks.append(const["walls"])
-        bounds.append((spec.wall_gain * spec.gamma * dist ** 3).reshape(4 * n))
+        bounds.append((spec.wall_gain * spec.gamma * _wall_distances(spec, p) ** 3).reshape(4 * n))
     if spec.unicycle:
         th = poses[:, 2]
         c, s, d = m.cos(th), m.sin(th), spec.projection_distance
@@ -198,15 +208,12 @@ def qp_rows(spec: BarrierSpec, poses: Any, obstacles: Any = None, obstacle_veloc
         # (v, ω) = T u with T = [[c, s], [-s/d, c/d]], so a row g on (v, ω) is g·T on u
         gu = m.stack([g[None, :, 0] * c[:, None] - g[None, :, 1] * s[:, None] / d,
                       g[None, :, 0] * s[:, None] + g[None, :, 1] * c[:, None] / d], axis=-1)   # (N, 4, 2)
-        blocks.append((eye[:, None, :, None] * gu[:, :, None, :]).reshape(4 * n, n, 2))
-        bounds.append(m.ones(4 * n, dtype=p.dtype))
+        coef, bound = _unit(gu, m.ones((n, 4), dtype=p.dtype))
+        blocks.append((eye[:, None, :, None] * coef[:, :, None, :]).reshape(4 * n, n, 2))
+        bounds.append(bound.reshape(4 * n))
     if not blocks:
         return m.zeros((0, n, 2), dtype=p.dtype), m.zeros((0,), dtype=p.dtype)
-    a = m.concatenate(blocks, axis=0)
-    b = m.concatenate(bounds, axis=0)
-    norm = m.sqrt(m.sum(a * a, axis=(-2, -1)))
-    scale = 1.0 / m.maximum(norm, 1e-12)
-    return a * scale[:, None, None], b * scale
+    return m.concatenate(blocks, axis=0), m.concatenate(bounds, axis=0)
 
 
 def min_barrier(spec: BarrierSpec, poses: Any, obstacles: Any = None) -> Any:

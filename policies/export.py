@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import onnx
 
@@ -149,13 +148,12 @@ def random_inputs(inputs: list[dict[str, Any]], arena: Any, batch: int, rng: np.
     ranges = {"m": [(arena.x_min, arena.x_max), (arena.y_min, arena.y_max)], "rad": [(-np.pi, np.pi)] * 2}
     out = {}
     for e in inputs:
-        shape = (batch, *e["shape"][1:])
-        seen: dict[str, int] = {}
+        size = (batch, *e["shape"][1:-1])
         cols = []
-        for unit in e["units"]:
-            i = seen[unit] = seen.get(unit, -1) + 1
-            lo_hi = ranges.get(unit, [None] * 2)[i % 2]
-            cols.append(rng.normal(size=shape[:-1]) if lo_hi is None else rng.uniform(*lo_hi, size=shape[:-1]))
+        for i, unit in enumerate(e["units"]):
+            nth = e["units"][:i].count(unit)  # the first metre of a pose is x, the second y
+            lo_hi = ranges[unit][nth % 2] if unit in ranges else None
+            cols.append(rng.normal(size=size) if lo_hi is None else rng.uniform(*lo_hi, size=size))
         out[e["name"]] = np.stack(cols, axis=-1).astype(np.float32)
     return out
 

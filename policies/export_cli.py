@@ -8,7 +8,7 @@ from pathlib import Path
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
-        prog="marlstack export", description=__doc__.split(": ", 1)[1],
+        prog="marlstack export", description="Export a trained policy as one ONNX file a robot runs without JAX.",
         epilog="The graph holds the scenario's observe(), observation normalisation, the actor's deterministic "
                "action and its scaling to physical units; the file's metadata carries the spec that "
                "`marlstack inspect` prints and the onboard runtime checks.")

@@ -72,7 +72,7 @@ def format_report(spec: dict[str, Any], summary: dict[str, Any]) -> str:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="marlstack inspect", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="marlstack inspect", description="Print a policy file's spec, inputs, outputs and graph summary.")
     parser.add_argument("policy", type=Path, help="an ONNX policy written by `marlstack export`")
     parser.add_argument("--json", action="store_true", help="print {spec, graph} as one JSON object")
     args = parser.parse_args(argv)

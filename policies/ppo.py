@@ -139,8 +139,9 @@ class Trainer:
                       obs_stats, ws_stats, key, jnp.zeros((), jnp.int32), jnp.asarray(cfg.num_updates, jnp.int32))
 
     def init_seeds(self) -> Runner:
+        """One runner per seed, stacked (jitted: op-by-op vmap would compile every small op)."""
         seeds = jnp.arange(self.cfg.seed, self.cfg.seed + self.cfg.num_seeds)
-        return jax.vmap(lambda s: self.init(jax.random.PRNGKey(s)))(seeds)
+        return jax.jit(jax.vmap(lambda s: self.init(jax.random.PRNGKey(s))))(seeds)
 
     # -- one PPO update -------------------------------------------------------------------
     def _policy_sample(self, key, out, log_std):

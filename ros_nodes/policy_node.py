@@ -14,22 +14,18 @@ import time
 
 import numpy as np
 
-from hardware.profile import ProfileError, load_profile, profile_hash
+from hardware.profile import profile_hash
 from ros_nodes import convert, health, topics
 from ros_nodes.adapters import InputError, make_adapter
-from ros_nodes.runner import StartError, declare, ros_now, run_node
+from ros_nodes.runner import StartError, declare, profile_and_rate, ros_now, run_node
 
 DIAGNOSTIC_PERIOD_S = 0.5
 FALLBACK_PERIODS = 1.5  # the timer steps only when no pose has triggered a step for this long
 
 
-def load_runtime(path: str, scenario: str, profile_name: str, rate_hz: float):
+def load_runtime(path: str, scenario: str, profile, rate_hz: float):
     """The checked ONNX runtime, or StartError with the runtime's own one-line reason."""
     from policies.runtime import PolicyRuntime
-    try:
-        profile = load_profile(profile_name)
-    except ProfileError as exc:
-        raise StartError(str(exc)) from None
     try:
         return PolicyRuntime(path, expect_scenario=scenario, expect_profile_hash=profile_hash(profile),
                              expect_rate_hz=rate_hz)
@@ -49,10 +45,11 @@ def make_node():
             scenario = p("scenario", "navigation", "task scenario; selects the input adapter and is checked against the model")
             profile = p("profile", "gritsbot_x", "vehicle profile name or path; its hash is checked against the model")
             path = p("policy_path", "", "exported policy.onnx")
-            self.rate_hz = p("rate_hz", 30.0, "control rate; checked against the model's", 0.1, 1000.0)
+            rate = p("rate_hz", 0.0, "control rate, checked against the model's (0: the profile's 1 / dt)", 0.0, 1000.0)
             periods = p("watchdog_periods", 3.0, "inputs older than this many control periods stop the robot", 1.0, 100.0)
             if not self.robot or self.robot not in self.robots:
                 raise StartError(f"parameter 'robot' = {self.robot!r} must be one of parameter 'robots' = {self.robots}")
+            profile, self.rate_hz = profile_and_rate(profile, rate)
             self.period = 1.0 / self.rate_hz
             try:
                 self.adapter = make_adapter(scenario, self.robots, self.robot, periods * self.period)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import sys
 from typing import Any, Callable
 
+from hardware.profile import ProfileError, load_profile
+
 EXIT_START_ERROR = 2  # documented in docs/ros.md: configuration or model refused at start-up
 
 
@@ -37,6 +39,15 @@ def declare(node: Any, name: str, default: Any, description: str,
     return value
 
 
+def profile_and_rate(name: str, rate_hz: float):
+    """The vehicle profile and the control rate (parameter 0 means the profile's 1 / dt)."""
+    try:
+        profile = load_profile(name)
+    except ProfileError as exc:
+        raise StartError(str(exc)) from None
+    return profile, rate_hz or 1.0 / profile.dt
+
+
 def ros_now(node: Any) -> float:
     """The node clock in seconds (system time unless use_sim_time)."""
     return node.get_clock().now().nanoseconds * 1e-9
@@ -61,6 +72,11 @@ def run_node(factory: Callable[[], Any], label: str, argv: list[str] | None = No
             executor.spin()
         except (KeyboardInterrupt, ExternalShutdownException):
             pass
+        except Exception:
+            if rclpy.ok():
+                raise
+            # Shutdown (Ctrl-C / SIGTERM) arrived while a callback ran and it touched the closed
+            # context (e.g. a publish): that is a clean stop, not a crash.
         return 0
     finally:
         if node is not None:

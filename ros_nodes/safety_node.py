@@ -20,10 +20,9 @@ import time
 import numpy as np
 
 from controllers.unicycle import saturate
-from hardware.profile import ProfileError, load_profile
 from ros_nodes import convert, health, topics
 from ros_nodes.adapters import InputError, LatestValues
-from ros_nodes.runner import StartError, declare, ros_now, run_node
+from ros_nodes.runner import StartError, declare, profile_and_rate, ros_now, run_node
 
 DIAGNOSTIC_PERIOD_S = 0.5
 FALLBACK_PERIODS = 1.5  # the timer filters only when no nominal command has triggered it for this long
@@ -62,7 +61,7 @@ def make_node():
             self.robots = list(p("robots", [""], "the fleet in agent-index order"))
             profile_name = p("profile", "gritsbot_x", "vehicle profile: limits, barrier gains, arena walls")
             form = p("form", "unicycle_walls", "barrier form of controllers.barrier (e.g. unicycle_walls)")
-            rate = p("rate_hz", 30.0, "control rate", 0.1, 1000.0)
+            rate = p("rate_hz", 0.0, "control rate (0: the profile's 1 / dt)", 0.0, 1000.0)
             periods = p("watchdog_periods", 3.0, "inputs older than this many control periods stop the robot", 1.0, 100.0)
             if mode not in ("fleet", "onboard"):
                 raise StartError(f"parameter 'mode' must be 'fleet' or 'onboard', got {mode!r}")
@@ -71,10 +70,10 @@ def make_node():
             if mode == "onboard" and robot not in self.robots:
                 raise StartError(f"parameter 'robot' = {robot!r} must be one of parameter 'robots' = {self.robots}")
             self.controlled = list(self.robots) if mode == "fleet" else [robot]
+            self.profile, rate = profile_and_rate(profile_name, rate)
             try:
-                self.profile = load_profile(profile_name)
                 self.certificate = Certificate(self.profile, self.robots, self.controlled, form)
-            except (ProfileError, ValueError) as exc:
+            except ValueError as exc:
                 raise StartError(str(exc)) from None
             self.period = 1.0 / rate
             self.max_age = periods * self.period

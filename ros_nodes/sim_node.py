@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ros_nodes import convert, health, topics
-from ros_nodes.runner import StartError, declare, ros_now, run_node
+from ros_nodes.runner import StartError, declare, profile_and_rate, ros_now, run_node
 
 SUMMARY_PERIOD_S = 1.0
 
@@ -49,7 +49,6 @@ def percentile_ms(samples: list[float], q: float) -> float | None:
 def make_node():
     from rclpy.node import Node
 
-    from hardware.profile import ProfileError, load_profile
     from sim.scenarios.navigation_spec import SUCCESS_RADIUS
 
     class SimNode(Node):
@@ -58,8 +57,8 @@ def make_node():
             p = lambda *a, **k: declare(self, *a, **k)  # noqa: E731
             self.robots = list(p("robots", [""], "the fleet in agent-index order"))
             profile_name = p("profile", "gritsbot_x", "vehicle profile: dynamics, limits, arena")
-            p("scenario", "navigation", "task scenario (navigation: goals are published and checked)")
-            rate = p("rate_hz", 30.0, "simulation and pose publishing rate", 0.1, 1000.0)
+            scenario = p("scenario", "navigation", "task scenario (navigation: goals are published and checked)")
+            rate = p("rate_hz", 0.0, "simulation and pose publishing rate (0: the profile's 1 / dt)", 0.0, 1000.0)
             periods = p("watchdog_periods", 3.0, "a cmd_vel older than this many periods is replaced by zero", 1.0, 100.0)
             starts = list(p("starts", [0.0], "initial poses, flat [x, y, yaw] per robot"))
             goals = list(p("goals", [0.0], "goals, flat [x, y] per robot"))
@@ -69,10 +68,9 @@ def make_node():
             n = len(self.robots)
             if not n or not all(self.robots) or len(starts) != 3 * n or len(goals) != 2 * n:
                 raise StartError(f"parameters 'starts' / 'goals' need 3 / 2 numbers per robot of {self.robots}")
-            try:
-                profile = load_profile(profile_name)
-            except ProfileError as exc:
-                raise StartError(str(exc)) from None
+            if scenario != "navigation":
+                raise StartError(f"the sim node simulates the 'navigation' scenario, got parameter 'scenario' = {scenario!r}")
+            profile, rate = profile_and_rate(profile_name, rate)
             self.physics = make_physics(profile)
             self.poses = np.array(starts, np.float64).reshape(n, 3)
             self.goals = np.array(goals, np.float64).reshape(n, 2)

@@ -230,6 +230,9 @@ class FleetEnv:
             scale = jnp.asarray([p.max_linear_speed, p.max_angular_speed], u.dtype) * self.actuation_noise
             noise = jax.random.normal(jax.random.fold_in(key, 1), u.shape, u.dtype) * scale
         poses, viol, _ = physics_step(self.profile, state.poses, u, noise)
+        # Materialise the new poses once: otherwise XLA re-computes the physics (trig included)
+        # inside every fusion that reads them, which doubled the cost of a step.
+        poses, viol = jax.lax.optimization_barrier((poses, viol))
         rewards, task, success, solved = self.scenario.reward(state.poses, poses, state.task, viol.collisions,
                                                               viol.boundary_exits, self.params)
         step = state.step + 1

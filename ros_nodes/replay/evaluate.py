@@ -10,33 +10,47 @@ when its callback runs, so under load a command can be logged before the pose th
 it, and a burst of poses can reach the node and the recorder in different orders. So each
 logged `cmd_vel_nominal` is compared with the policy at every moment the node could have
 computed it: the adapter state right after each pose logged within one control period of the
-command, and the state at the command's own time (a timer step). The closest one is reported
-(`reordered` counts commands where that is not the obvious "latest own pose" moment). A
-policy that differs from the logged one matches none of them; with a different policy, the
-command shown is the one at that best-matching moment.
+command, and the state at the command's own time (a timer step). When none matches, the node
+may have held a newer pose of one robot and an older one of another than the recorder's order
+suggests, so each robot's pose is also searched among those logged within three periods before
+to one period after the command (`mixed_timing`) - only when most commands already agree
+exactly, i.e. for the policy that was running (a different policy would merely be fitted). The closest is reported (`reordered` counts
+commands where that is not the obvious "latest own pose" moment). A policy that differs from
+the logged one matches none of them; with a different policy, the command shown is the one at
+that best-matching timing, which is uncertain by about a control period.
 
 A logged (0, 0) is the node's stop. When replay had every input at every candidate moment,
 the node lacked one the recorder had (typically the latched goal or a first pose reaching
-the recorder earlier at start-up); such stops are counted and listed as `unexplained_stops`
-and left out of the difference statistics rather than hidden in them.
+the recorder earlier at start-up, or a node short of CPU whose watchdog fired); such stops are
+counted and listed as `unexplained_stops`. Likewise a mismatching command within three
+periods after a pose the recorder provably missed (a header stamp every other robot's pose
+carries), or one where replay finds the inputs stale or missing while the robot moved, is
+listed under `inputs_missing_from_log`. Both are left out of the difference statistics rather
+than hidden in them.
 Inputs the adapter rejects (missing, stale, invalid) give the zero command the node publishes;
 a logged pose or goal the conversions reject invalidates that input, as in the node.
 """
 from __future__ import annotations
 
 import bisect
+import itertools
+import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from ros_nodes import topics
 from ros_nodes.adapters import InputError, make_adapter
 from ros_nodes.replay.bag import Bag
-from ros_nodes.replay.fleet import FleetError, read_fleet
+from ros_nodes.replay.fleet import FleetError, held, read_fleet
 
 NEEDED = (topics.POSE.name, topics.GOAL.name, topics.CMD_VEL_NOMINAL.name)
 GOAL, BAD_GOAL, POSE, BAD_POSE, COMMAND = range(5)  # order at equal log times: inputs before the command
+SEARCH_MIN_EXACT = 0.5  # share of exact matches that marks the evaluated policy as the one that ran
+UNLOGGED_REACH_PERIODS = 3  # a pose missing from the log can have been the node's input for this long
+MAX_COMBINATIONS = 1024  # mixed_timing tries every pose combination up to this many (4 robots x 5 poses: 625)
+MIXED_SWEEPS = 3  # beyond that, coordinate-search passes over the robots
 
 
 def open_runtime(policy: str | Path, config: Any | None) -> Any:
@@ -60,7 +74,8 @@ def evaluate(bag: Bag, policy: str | Path, config: Any | None = None) -> dict[st
                          f"({', '.join(robots)}); pass --config with the deployment's robot list")
     rate = config.rate_hz if config is not None else runtime.control_rate_hz
     max_age = config.watchdog_periods / rate if config is not None else np.inf
-    adapters = {r: make_adapter(runtime.spec["scenario"], robots, r, max_age) for r in robots}
+    scenario = runtime.spec["scenario"]
+    adapters = {r: make_adapter(scenario, robots, r, max_age) for r in robots}
 
     events = []
     for r in robots:
@@ -112,8 +127,13 @@ def evaluate(bag: Bag, policy: str | Path, config: Any | None = None) -> dict[st
             cache[key] = cmd
         return cmd
 
+    def policy_batch(feeds: dict[str, np.ndarray]) -> np.ndarray:
+        out = np.asarray(runtime.run(feeds)["cmd"], dtype=np.float64).reshape(-1, 2)
+        return np.where(np.isfinite(out).all(axis=1, keepdims=True), out, 0.0)
+
     period = 1.0 / rate
-    rows: dict[str, list[tuple[float, np.ndarray, np.ndarray, bool, bool, bool, bool]]] = {r: [] for r in robots}
+    unlogged_t = [q_t for _, q_t in fleet.unlogged_poses()]
+    first = []  # per command: (robot, t, logged, command, adapter refused, at a pose event, moment index, default)
     for r, t, logged, at_command, last_own in commands:
         lo, hi = bisect.bisect_left(state_t, t - period), bisect.bisect_right(state_t, t + period)
         keys: list[tuple[int, str] | None] = [(i, r) for i in range(lo, hi)] + [None]
@@ -123,11 +143,26 @@ def evaluate(bag: Bag, policy: str | Path, config: Any | None = None) -> dict[st
         triggered = last_own is not None and t - state_t[last_own] <= period
         default = keys.index((last_own, r)) if triggered and (last_own, r) in keys else len(keys) - 1
         best = default if err[default] <= min(err) else int(np.argmin(err))
+        first.append((r, t, logged, cmds[best], isinstance(inputs[best], InputError), keys[best] is not None,
+                      best, default))
+    # the pose-combination search explains timing, so it only runs for the policy that was running:
+    # most of its commands already agree exactly (a different policy would just be fitted to the log)
+    search = bool(first) and np.mean([np.array_equal(row[3], row[2]) for row in first]) >= SEARCH_MIN_EXACT
+    rows: dict[str, list[tuple[float, np.ndarray, np.ndarray, bool, bool, bool, bool, bool]]] = {r: [] for r in robots}
+    for r, t, logged, chosen, failed, at_pose, best, default in first:
+        if search and not np.array_equal(chosen, logged) and np.any(logged):
+            mixed = mixed_timing(fleet, r, t, period, lambda rs, me: make_adapter(scenario, rs, me, max_age),
+                                 policy_batch, logged)
+            if mixed is not None and np.max(np.abs(mixed - logged)) < np.max(np.abs(chosen - logged)):
+                chosen, failed, at_pose, best = mixed, False, True, -1
+        exact = np.array_equal(chosen, logged)
         # an exact (0, 0) is the node's stop; if replay had every input at every candidate moment,
         # the node lacked one the recorder had (e.g. the latched goal reached the recorder first)
-        unexplained_stop = not np.any(logged) and err[best] > 0
-        rows[r].append((t, logged, cmds[best], keys[best] is not None, isinstance(inputs[best], InputError),
-                        best != default, unexplained_stop))
+        unexplained_stop = not np.any(logged) and not exact
+        # the node moved on inputs replay lacks, or a pose it used is provably missing from the log
+        unlogged = not exact and not unexplained_stop and (
+            failed or any(q_t - period <= t <= q_t + UNLOGGED_REACH_PERIODS * period for q_t in unlogged_t))
+        rows[r].append((t, logged, chosen, at_pose, failed, best != default, unexplained_stop, unlogged))
 
     t0 = fleet.t0
     per_robot, series = {}, {}
@@ -139,24 +174,29 @@ def evaluate(bag: Bag, policy: str | Path, config: Any | None = None) -> dict[st
         logged = np.stack([row[1] for row in rows[r]])
         pred = np.stack([row[2] for row in rows[r]])
         stops = np.array([row[6] for row in rows[r]])
-        diff = np.abs(pred - logged)[~stops] if not stops.all() else np.zeros((1, 2))
+        unlogged = np.array([row[7] for row in rows[r]])
+        ok = ~stops & ~unlogged
+        diff = np.abs(pred - logged)[ok] if ok.any() else np.zeros((1, 2))
         k = int(np.argmax(diff.max(axis=1)))
         per_robot[r] = {
             "commands": int(len(t)),
-            "compared": int((~stops).sum()),
+            "compared": int(ok.sum()),
             "max_abs_diff": float(diff.max()),
             "mean_abs_diff": float(diff.mean()),
             "max_abs_diff_v": float(diff[:, 0].max()),
             "max_abs_diff_omega": float(diff[:, 1].max()),
-            "worst_t_s": float(t[~stops][k]) if not stops.all() else None,
+            "worst_t_s": float(t[ok][k]) if ok.any() else None,
             "pose_triggered": int(sum(row[3] for row in rows[r])),
             "timer_steps": int(sum(not row[3] for row in rows[r])),
             "input_errors": int(sum(row[4] for row in rows[r])),
             "reordered": int(sum(row[5] for row in rows[r])),
             "unexplained_stops": int(stops.sum()),
             "unexplained_stop_times_s": [float(x) for x in t[stops]],
+            "inputs_missing_from_log": int(unlogged.sum()),
+            "inputs_missing_from_log_times_s": [float(x) for x in t[unlogged]],
         }
-        series[r] = {"t": t, "logged": logged, "policy": pred}
+        status = np.where(stops, "unexplained_stop", np.where(unlogged, "inputs_missing_from_log", "compared"))
+        series[r] = {"t": t, "logged": logged, "policy": pred, "status": status}
     compared = [v for v in per_robot.values() if v["commands"] and v["compared"]]
     return {
         "bag": str(bag.path),
@@ -172,15 +212,75 @@ def evaluate(bag: Bag, policy: str | Path, config: Any | None = None) -> dict[st
     }
 
 
+def mixed_timing(fleet: Any, me: str, t: float, period: float, new_adapter: Callable[[list[str], str], Any],
+                 policy: Callable[[dict[str, np.ndarray]], np.ndarray], logged: np.ndarray) -> np.ndarray | None:
+    """The command closest to `logged` when each robot's pose may be any one logged near `t`.
+
+    The node may have held a newer pose of one robot and an older one of another than the
+    recorder's order suggests (each pose travels on its own topic). Every robot's pose is taken
+    from those logged within [t - 3 periods, t + 1 period]; all combinations are tried (in one
+    batch) up to MAX_COMBINATIONS, beyond that a coordinate search robot by robot. `policy` maps
+    batched inputs to (B, 2) commands.
+    """
+    robots = fleet.robots
+    goal = held(fleet.goal[me], np.array([t]))[0]
+    if not np.isfinite(goal).all():
+        return None
+    lists = []
+    for q in robots:
+        times = fleet.pose[q].t
+        idx = range(bisect.bisect_left(times, t - 3 * period), bisect.bisect_right(times, t + period))
+        if not idx:
+            return None
+        lists.append(sorted(idx, key=lambda i: abs(times[i] - t)))
+
+    adapter = new_adapter(robots, me)  # one adapter, each robot's pose overwritten per combination
+    adapter.update_goal(float(goal[0]), float(goal[1]))
+    held_now: list[int | None] = [None] * len(robots)
+
+    def run_many(choices: list[tuple[int, ...]]) -> tuple[np.ndarray, np.ndarray]:
+        """Commands (stops where the adapter refuses) and their distance to `logged`."""
+        cmds, feeds, ok = np.zeros((len(choices), 2)), [], []
+        for k, choice in enumerate(choices):
+            for j, (q, i) in enumerate(zip(robots, choice)):
+                if held_now[j] != i:
+                    adapter.update_pose(q, *map(float, fleet.pose[q].values[i]), float(fleet.pose[q].t[i]))
+                    held_now[j] = i
+            try:
+                feeds.append(adapter.inputs(max(float(fleet.pose[q].t[i]) for q, i in zip(robots, choice))))
+                ok.append(k)
+            except InputError:
+                pass
+        if feeds:
+            cmds[ok] = policy({name: np.concatenate([f[name] for f in feeds]) for name in feeds[0]})
+        return cmds, np.max(np.abs(cmds - logged), axis=1)
+
+    if math.prod(map(len, lists)) <= MAX_COMBINATIONS:
+        cmds, err = run_many(list(itertools.product(*lists)))
+        return cmds[int(np.argmin(err))]
+    choice = [opts[0] for opts in lists]
+    best_cmd, best_err = (x[0] for x in run_many([tuple(choice)]))
+    for _ in range(MIXED_SWEEPS):
+        before = best_err
+        for k, opts in enumerate(lists):
+            cmds, err = run_many([tuple(choice[:k] + [i] + choice[k + 1:]) for i in opts])
+            j = int(np.argmin(err))
+            if err[j] < best_err:
+                best_cmd, best_err, choice[k] = cmds[j], err[j], opts[j]
+        if best_err in (0, before):
+            break
+    return best_cmd
+
+
 def write_outputs(result: dict[str, Any], out: Path) -> None:
-    """eval_commands.csv (every command, logged vs policy) and eval_commands.png."""
+    """eval_commands.csv (every command: logged, policy's, whether it was compared) and eval_commands.png."""
     from ros_nodes.replay import plots
     out.mkdir(parents=True, exist_ok=True)
     with (out / "eval_commands.csv").open("w", encoding="utf-8") as f:
-        f.write("t_s,robot,v_logged,omega_logged,v_policy,omega_policy\n")
+        f.write("t_s,robot,v_logged,omega_logged,v_policy,omega_policy,status\n")
         for r, s in result["series"].items():
-            for t, lg, pr in zip(s["t"], s["logged"], s["policy"]):
-                f.write(f"{t:.6f},{r},{lg[0]:.9g},{lg[1]:.9g},{pr[0]:.9g},{pr[1]:.9g}\n")
+            for t, lg, pr, st in zip(s["t"], s["logged"], s["policy"], s["status"]):
+                f.write(f"{t:.6f},{r},{lg[0]:.9g},{lg[1]:.9g},{pr[0]:.9g},{pr[1]:.9g},{st}\n")
     if result["series"]:
         plots.commands(result, out / "eval_commands.png")
 
@@ -188,7 +288,7 @@ def write_outputs(result: dict[str, Any], out: Path) -> None:
 def format_result(result: dict[str, Any]) -> str:
     lines = [f"policy {result['policy']} (run {result['policy_run_id']}) on {result['bag']}", ""]
     head = (f"{'robot':<12} {'commands':>8} {'max |diff|':>11} {'mean |diff|':>11} {'max dv':>10} "
-            f"{'max domega':>10} {'input errors':>12} {'reordered':>9} {'odd stops':>9}")
+            f"{'max domega':>10} {'input errors':>12} {'reordered':>9} {'not compared':>12}")
     lines += [head, "-" * len(head)]
     for r, v in result["per_robot"].items():
         if not v["commands"]:
@@ -196,12 +296,16 @@ def format_result(result: dict[str, Any]) -> str:
             continue
         lines.append(f"{r:<12} {v['commands']:>8} {v['max_abs_diff']:>11.3g} {v['mean_abs_diff']:>11.3g} "
                      f"{v['max_abs_diff_v']:>10.3g} {v['max_abs_diff_omega']:>10.3g} {v['input_errors']:>12} "
-                     f"{v['reordered']:>9} {v['unexplained_stops']:>9}")
+                     f"{v['reordered']:>9} {v['commands'] - v['compared']:>12}")
     if result["max_abs_diff"] is not None:
         lines.append(f"\nall robots: max |diff| {result['max_abs_diff']:.3g}, mean |diff| {result['mean_abs_diff']:.3g}")
     odd = sum(v.get("unexplained_stops", 0) for v in result["per_robot"].values())
+    missing = sum(v.get("inputs_missing_from_log", 0) for v in result["per_robot"].values())
     if odd:
-        lines.append(f"{odd} logged stop(s) with every input present in the log (left out of the statistics): "
-                     f"the node lacked an input the recorder had, usually at start-up")
+        lines.append(f"not compared: {odd} logged stop(s) with every input present in the log: the node lacked "
+                     f"an input the recorder had (start-up, or a node short of CPU)")
+    if missing:
+        lines.append(f"not compared: {missing} command(s) computed from inputs missing from the log (poses the "
+                     f"recorder dropped, or a node moving on inputs replay finds stale or missing)")
     lines += [f"warning: {p}" for p in result["bag_problems"]]
     return "\n".join(lines)

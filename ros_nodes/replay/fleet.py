@@ -46,6 +46,24 @@ class FleetLog:
     rejected: dict[str, int] = field(default_factory=dict)  # topic -> messages the conversions rejected
     # (robot, kind) -> [(t, reason)] for rejected poses/goals: the node invalidates its input on those
     invalid: dict[tuple[str, str], list[tuple[float, str]]] = field(default_factory=dict)
+    pose_stamp: dict[str, np.ndarray] = field(default_factory=dict)  # header stamps (s) of `pose`, row by row
+
+    def unlogged_poses(self) -> list[tuple[str, float]]:
+        """(robot, log time) of poses the recorder missed: a header stamp every other robot's pose
+        carries (one motion-capture frame / sim step) but this robot's stream lacks, within its span."""
+        seen: dict[float, list[float]] = {}
+        for r in self.robots:
+            for stamp, t in zip(self.pose_stamp[r], self.pose[r].t):
+                seen.setdefault(round(stamp, 6), []).append(t)
+        out = []
+        for r in self.robots:
+            have, st = {round(x, 6) for x in self.pose_stamp[r]}, self.pose_stamp[r]
+            if len(st) == 0:
+                continue
+            for stamp, times in seen.items():
+                if st.min() < stamp < st.max() and stamp not in have and len(times) == len(self.robots) - 1:
+                    out.append((r, float(np.median(times))))
+        return sorted(out, key=lambda x: x[1])
 
     @property
     def t0(self) -> float:
@@ -119,18 +137,20 @@ def read_fleet(bag: Bag, config: Any | None = None, need: tuple[str, ...] = (top
         for r in robots:
             data = sorted(rows[(r, kind)], key=lambda x: x[0])
             out[r] = (Stream(np.array([d[0] for d in data]), np.array([d[1] for d in data], dtype=float))
-                      if data else Stream.empty(KINDS[kind]))
+                      if data else Stream.empty(KINDS[kind] + (kind == topics.POSE.name)))
         return out
 
-    return FleetLog(robots, where, streams(topics.POSE.name), streams(topics.GOAL.name),
-                    streams(topics.CMD_VEL_NOMINAL.name), streams(topics.CMD_VEL.name), rejected, invalid)
+    poses = streams(topics.POSE.name)  # [x, y, yaw, header stamp] until split below
+    stamps = {r: s.values[:, 3] for r, s in poses.items()}
+    poses = {r: Stream(s.t, s.values[:, :3]) for r, s in poses.items()}
+    return FleetLog(robots, where, poses, streams(topics.GOAL.name), streams(topics.CMD_VEL_NOMINAL.name),
+                    streams(topics.CMD_VEL.name), rejected, invalid, stamps)
 
 
 def _convert(msg: Any, kind: str) -> tuple[float, ...]:
     """Numbers from a decoded message with the robots' own conversions (MessageError if rejected)."""
     if kind == topics.POSE.name:
-        x, y, yaw, _ = convert.pose_from_msg(msg)
-        return x, y, yaw
+        return convert.pose_from_msg(msg)  # x, y, yaw, stamp
     if kind == topics.GOAL.name:
         return convert.goal_from_msg(msg)
     return convert.twist_to_cmd(msg)

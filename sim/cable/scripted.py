@@ -10,8 +10,8 @@ from sim.cable.env import CableEnv, CableState
 def formation_actions(env: CableEnv, state: CableState, kp: float = 4.0, kd: float = 3.0) -> jnp.ndarray:
     """(N, 5) actions: acceleration = kp·(place − position) − kd·velocity, zero rate references.
 
-    kp, kd (1/s², 1/s) set a slow, well-damped MAV position loop (natural frequency 2 rad/s),
-    slower than the ~0.5 Hz load pendulum would need to be chased."""
+    kp, kd (1/s², 1/s) set a slow, well-damped MAV position loop (natural frequency 2 rad/s); it does
+    not try to damp the load's swing, which is what a learned policy can add."""
     h, b = env.hover, state.bodies
     q = state.goal_quat
     yaw = jnp.arctan2(2 * (q[0] * q[3] + q[1] * q[2]), 1 - 2 * (q[2] ** 2 + q[3] ** 2))

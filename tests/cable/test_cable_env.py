@@ -153,3 +153,20 @@ def test_trajectory_png_and_gif(rigid_flight, tmp_path):
     assert Image.open(png).size[0] > 300
     with Image.open(gif) as im:
         assert im.n_frames == len(short["pos"])
+
+
+def test_spec_and_scenarios_match_the_env(env, fns):
+    from sim.cable import spec
+    from sim.cable.scenarios import SCENARIOS, make
+    _, state = fns[0](jax.random.PRNGKey(0))
+    sensors = env.sense(state)
+    assert set(sensors) == set(spec.SENSORS)
+    for name, s in spec.SENSORS.items():
+        shape = [env.num_agents if d == "N" else env.history if d == "H" else d for d in s["shape"]]
+        assert list(sensors[name].shape[1:]) == shape, name
+    sizes = {"N": env.num_agents, "5H": 5 * env.history}
+    assert sum(sizes.get(n, n) for _, n in spec.OBS_LAYOUT) == env.obs_dim
+    assert len(spec.ACTIONS["names"]) == ACTION_DIM
+    assert {make(name).task for name in SCENARIOS} == {"hover", "move", "random"}
+    with pytest.raises(ValueError, match="unknown cable scenario"):
+        make("cable_loop")

@@ -87,17 +87,18 @@ def edge_cases(profile, num_others: int, rng: np.random.Generator) -> dict[str, 
 
 
 def test_parity_on_rollouts_and_edge_cases(mlp, rollouts):
-    sensors = rollouts
-    assert len(sensors["pose"]) == 10_000
+    assert len(rollouts["pose"]) == 10_000
     edges = edge_cases(mlp.env.profile, mlp.env.num_agents - 1, np.random.default_rng(0))
-    for batch in (sensors, edges):
+    cmds = []
+    for batch in (rollouts, edges):
         got = mlp.runtime.run(batch)["cmd"]
         want = np.asarray(mlp.policy(batch))
         assert got.shape == want.shape == (len(batch["pose"]), 2)
         assert np.max(np.abs(got - want)) <= TOL
-    # the comparison means something: commands span most of the action range, both signs
+        cmds.append(got)
+    # the comparison means something: over the rollouts, both command components vary across their range
     limits = np.array([mlp.env.profile.max_linear_speed, mlp.env.profile.max_angular_speed])
-    assert np.all(got.min(0) < -0.5 * limits) and np.all(got.max(0) > 0.5 * limits)
+    assert np.all(cmds[0].std(0) > 0.1 * limits) and np.all(np.ptp(cmds[0], 0) > 0.5 * limits)
 
 
 def test_one_call_serves_many_agents_like_many_calls(mlp, rollouts):

@@ -74,3 +74,13 @@ def test_bad_configs_fail_with_the_key_named(tmp_path, override, needle):
     with pytest.raises(PlanError) as err:
         load_deployment(write(tmp_path, **override))
     assert needle in str(err.value) and "\n" not in str(err.value)
+
+
+def test_sitl_refuses_bad_configs_in_one_line(tmp_path, capsys):
+    from ros_nodes import sitl
+    assert sitl.main(["--config", str(tmp_path / "missing.yaml")]) == 2
+    assert sitl.main(["--config", str(write(tmp_path, policy=str(tmp_path / "none.onnx")))]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 2
+    assert "no such deployment config" in lines[0]
+    assert "none.onnx does not exist" in lines[1] and "marlstack export" in lines[1]

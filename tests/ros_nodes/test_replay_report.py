@@ -35,7 +35,9 @@ def bags(tmp_path_factory) -> dict[str, Path]:
 def test_report_metrics_match_hand_computed_answers(bags, tmp_path, storage, capsys):
     bag = bags[storage]
     before = digest(bag)
-    assert main(["report", str(bag), "-o", str(tmp_path), "--profile", "gritsbot_x"]) == 0
+    pictures = storage == "mcap"  # drawing is storage-independent: once is enough
+    assert main(["report", str(bag), "-o", str(tmp_path), "--profile", "gritsbot_x",
+                 *([] if pictures else ["--no-pictures"])]) == 0
     assert digest(bag) == before  # replay never modifies its input
     m = json.loads((tmp_path / "metrics.json").read_text())
     e = EXPECTED
@@ -68,11 +70,11 @@ def test_report_metrics_match_hand_computed_answers(bags, tmp_path, storage, cap
     assert float(dist[0]["min_distance"]) == pytest.approx(math.hypot(1.0, 0.1))
     goal = list(csv.DictReader((tmp_path / "goal_errors.csv").open()))
     assert len(goal) == 11 and float(goal[0]["robot_0"]) == pytest.approx(1.0)
-    gif = Image.open(tmp_path / "run.gif")
-    assert gif.n_frames == 11
-    for png in ("trajectories.png", "distances.png", "interventions.png"):
-        assert Image.open(tmp_path / png).size[0] > 300
     assert "interventions 2" in capsys.readouterr().out
+    if pictures:
+        assert Image.open(tmp_path / "run.gif").n_frames == 11
+        for png in ("trajectories.png", "distances.png", "interventions.png"):
+            assert Image.open(tmp_path / png).size[0] > 300
 
 
 def test_info_reports_rates_gaps_and_missing_messages(bags, capsys):

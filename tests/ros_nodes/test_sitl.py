@@ -72,7 +72,7 @@ def test_dropping_a_fifth_of_the_poses_causes_no_collision_and_ctrl_c_stops_clea
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 0, err[-3000:]
+    assert proc.returncode == 0, out[-1500:] + err[-3000:]
     report = json.loads(out)
     assert report["ok"] and report["interrupted"], report["error"]
     assert all(code == 0 for code in report["exit_codes"].values()), report["exit_codes"]
