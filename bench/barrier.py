@@ -2,10 +2,11 @@
 
 Deployment rows: per-call latency (p50, p99; wall clock and CPU time) of
 `controllers.barrier.BarrierFilter` along an antipodal swap, against rps's
-`create_unicycle_barrier_certificate_with_boundary` (cvxopt) on the same inputs. Training rows: safe simulator steps per second (barrier + physics every step,
-vmapped over environments) against rps's barrier + a numpy step in a loop. Each row carries
-the swap's minimum collision-centre distance and collision count, the solver's largest KKT
-residual and its iteration counts.
+`create_unicycle_barrier_certificate_with_boundary` (cvxopt) on the same inputs.
+Training rows: safe simulator steps per second (barrier + physics every step, vmapped over
+environments) against rps's barrier + a numpy step in a loop. Each row carries the swap's
+minimum collision-centre distance and collision count, the solver's largest KKT residual and
+its iteration counts.
 """
 from __future__ import annotations
 
@@ -59,17 +60,20 @@ def swap_start(profile: Any, n: int, phase: float = 0.0) -> tuple[np.ndarray, np
     return np.column_stack([start, heading]), goals
 
 
-def collision_distances(profile: Any, poses: np.ndarray) -> np.ndarray:
-    """(..., N, 3) poses → (...,) smallest distance between collision centres (the profile's rule)."""
-    th = poses[..., 2]
-    c = poses[..., :2] + profile.collision_offset * np.stack([np.cos(th), np.sin(th)], axis=-1)
-    d = np.linalg.norm(c[..., :, None, :] - c[..., None, :, :], axis=-1)
-    n = poses.shape[-2]
-    d = d + np.where(np.eye(n, dtype=bool), np.inf, 0.0)
-    return d.min(axis=(-2, -1))
+def pair_distances(profile: Any, poses: Any) -> Any:
+    """(..., N, 3) poses → (..., N(N−1)/2) distances between collision centres (the profile's
+    rule: centres shifted collision_offset along the heading). numpy or jax.numpy."""
+    from controllers.arrays import xp
+    from controllers.barrier_qp import pairs
+    m = xp(poses)
+    th = poses[..., 2:3]
+    c = poses[..., :2] + profile.collision_offset * m.concatenate([m.cos(th), m.sin(th)], axis=-1)
+    i, j = pairs(poses.shape[-2])
+    diff = c[..., i, :] - c[..., j, :]
+    return m.sqrt(m.sum(diff * diff, axis=-1))
 
 
-def outside(profile: Any, poses: np.ndarray) -> np.ndarray:
+def outside(profile: Any, poses: Any) -> Any:
     """(..., N) True where a robot's centre is outside the arena (rps's boundary rule)."""
     a = profile.arena
     x, y = poses[..., 0], poses[..., 1]
@@ -78,17 +82,12 @@ def outside(profile: Any, poses: np.ndarray) -> np.ndarray:
 
 def swap_summary(profile: Any, traj: np.ndarray, goals: np.ndarray) -> dict[str, Any]:
     """traj (T+1, N, 3) → min distance, collisions (pair-steps), exits, arrival time (s) or None."""
-    dmin = collision_distances(profile, traj)
-    th = traj[..., 2]
-    c = traj[..., :2] + profile.collision_offset * np.stack([np.cos(th), np.sin(th)], axis=-1)
-    pair_d = np.linalg.norm(c[:, :, None] - c[:, None, :], axis=-1)
-    iu = np.triu_indices(traj.shape[1], 1)
-    collisions = int((pair_d[:, iu[0], iu[1]] <= profile.collision_distance).sum())
+    d = pair_distances(profile, traj)
     there = np.all(np.linalg.norm(traj[..., :2] - goals, axis=-1) <= SUCCESS_RADIUS, axis=-1)
     # arrived: the first step from which every robot stays within the radius to the end
     stays = np.flip(np.cumprod(np.flip(there)))
     arrival = int(np.argmax(stays)) if stays[-1] else None
-    return {"min_distance": float(dmin.min()), "collisions": collisions,
+    return {"min_distance": float(d.min(initial=np.inf)), "collisions": int((d <= profile.collision_distance).sum()),
             "boundary_exits": int(outside(profile, traj).sum()),
             "arrival_s": None if arrival is None else arrival * profile.dt}
 
@@ -145,23 +144,21 @@ def swap_jax(profile: Any, n: int, steps: int, form: str = "unicycle_walls", bat
     from sim.fleet import physics_step
 
     barrier = unicycle_barrier(profile, n, form)
-    a = profile.arena
-    iu = np.triu_indices(n, 1)
 
     def rollout(poses, goals):
         def step(carry, t):
             p, dmin, coll, exits, last_away, bad, res, it_sum, it_max = carry
             u_safe, info = barrier(p, swap_nominal(profile, p, goals, form))
             new, _, _ = physics_step(profile, p, u_safe)
-            c = new[:, :2] + profile.collision_offset * jnp.stack([jnp.cos(new[:, 2]), jnp.sin(new[:, 2])], axis=-1)
-            d = jnp.linalg.norm(c[iu[0]] - c[iu[1]], axis=-1)
-            out = (new[:, 0] < a.x_min) | (new[:, 0] > a.x_max) | (new[:, 1] < a.y_min) | (new[:, 1] > a.y_max)
+            d, out = pair_distances(profile, new), outside(profile, new)
             away = jnp.any(jnp.linalg.norm(new[:, :2] - goals, axis=-1) > SUCCESS_RADIUS)
-            return (new, jnp.minimum(dmin, d.min()), coll + jnp.sum(d <= profile.collision_distance), exits + jnp.sum(out),
-                    jnp.where(away, t + 1, last_away), bad + (info["status"] != OK), jnp.maximum(res, info["residual"]),
+            return (new, jnp.minimum(dmin, jnp.min(d, initial=jnp.inf)), coll + jnp.sum(d <= profile.collision_distance),
+                    exits + jnp.sum(out), jnp.where(away, t + 1, last_away), bad + (info["status"] != OK),
+                    jnp.maximum(res, info["residual"]),
                     it_sum + info["iterations"], jnp.maximum(it_max, info["iterations"])), None
         zero = jnp.zeros((), jnp.int32)
-        init = (poses, jnp.asarray(jnp.inf, poses.dtype), zero, zero, zero, zero, jnp.zeros((), poses.dtype), zero, zero)
+        inf, nought = jnp.asarray(jnp.inf, poses.dtype), jnp.zeros((), poses.dtype)
+        init = (poses, inf, zero, zero, zero, zero, nought, zero, zero)
         carry, _ = jax.lax.scan(step, init, jnp.arange(steps))
         return carry[1:]
 
@@ -233,9 +230,10 @@ def training_rows(profile: Any, sizes: list[tuple[int, int]], steps: int, rps_st
     for n, batch in sizes:
         run = swap_jax(profile, n, steps, batch=batch)
         run()                                               # compile
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         out = run()
         ours = batch * steps / (time.perf_counter() - t0)
+        per_cpu_s = batch * steps / (time.process_time() - c0)   # all threads' CPU time: robust to load
         poses, goals = swap_start(profile, n)
         t0 = time.perf_counter()
         for _ in range(rps_steps):
@@ -246,7 +244,7 @@ def training_rows(profile: Any, sizes: list[tuple[int, int]], steps: int, rps_st
                  "boundary_exits": int(out["boundary_exits"].sum()), "arrival_s": float(np.nanmax(out["arrival_s"])),
                  "residual": float(out["residual"].max()), "iterations_mean": float(out["iterations_mean"].mean()),
                  "iterations_max": int(out["iterations_max"].max()), "not_optimal": int(out["not_optimal"].sum()),
-                 "batch": batch, "steps": steps}
+                 "steps_per_cpu_s": per_cpu_s, "batch": batch, "steps": steps}
         rows.append(Row({"path": "training", "N": n}, "safe_sim_steps_per_s", "steps/s", ours, base,
                         "rps 0.0.0 barrier (cvxopt) + numpy step", extra=extra))
     return rows
@@ -255,6 +253,7 @@ def training_rows(profile: Any, sizes: list[tuple[int, int]], steps: int, rps_st
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="fewer steps and sizes (a smoke run, ~1 min)")
     parser.add_argument("--profile", default="gritsbot_x", help="vehicle profile (default gritsbot_x)")
+    parser.add_argument("--only", choices=("deployment", "training"), help="run one path only")
     parser.add_argument("--batch", type=int, default=4096, help="environments per batch on the training path at N = 4 "
                         "(N = 10 uses an eighth)")
 
@@ -263,8 +262,11 @@ def run(args: argparse.Namespace) -> list[Row]:
     import os
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
     profile = load_profile(args.profile)
-    if args.quick:
-        rows = deployment_rows(profile, [4, 10], steps=300, rps_calls=50)
-        return rows + training_rows(profile, [(4, min(args.batch, 1024))], steps=300, rps_steps=100)
-    rows = deployment_rows(profile, [4, 10, 20, 50], steps=1200, rps_calls=200)
-    return rows + training_rows(profile, [(4, args.batch), (10, max(1, args.batch // 8))], steps=900, rps_steps=300)
+    rows = []
+    if args.only != "training":
+        sizes = [4, 10] if args.quick else [4, 10, 20, 50]
+        rows += deployment_rows(profile, sizes, steps=300 if args.quick else 1200, rps_calls=50 if args.quick else 200)
+    if args.only != "deployment":
+        sizes = [(4, min(args.batch, 1024))] if args.quick else [(4, args.batch), (10, max(1, args.batch // 8))]
+        rows += training_rows(profile, sizes, steps=300 if args.quick else 900, rps_steps=100 if args.quick else 300)
+    return rows

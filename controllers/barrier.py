@@ -99,7 +99,8 @@ def solve_qp(a: np.ndarray, b: np.ndarray, uhat: np.ndarray, max_iter: int,
     return None, "max_iterations", max_iter, np.zeros(b.size)
 
 
-def _warm_start(a: np.ndarray, b: np.ndarray, uhat: np.ndarray, work: list[int]) -> tuple[list[int], np.ndarray, np.ndarray]:
+def _warm_start(a: np.ndarray, b: np.ndarray, uhat: np.ndarray,
+                work: list[int]) -> tuple[list[int], np.ndarray, np.ndarray]:
     while work:
         aw = a[work]
         try:
@@ -235,17 +236,20 @@ class BarrierFilter:
             obstacles = np.concatenate([self.obstacles, barrier_points(self.spec, others)])
             velocities = np.concatenate([np.zeros_like(self.obstacles), self._velocities(others, u_nominal[~mask])])
         executed = nominal(self.spec, u_nominal[mask])
-        uhat = (uni_to_si(executed, mine, self.spec.projection_distance) if self.spec.unicycle else executed).reshape(-1)
+        uhat = uni_to_si(executed, mine, self.spec.projection_distance) if self.spec.unicycle else executed
+        uhat = uhat.reshape(-1)
         a3, b = qp_rows(self.spec, mine, obstacles, velocities)
         a = a3.reshape(a3.shape[0], -1)
         size = (mine.shape[0], obstacles.shape[0])
         if solver == "fast":
-            x, status, iters, lam = solve_qp(a, b, uhat, self.max_iter or 8 * uhat.size + 16, self._active.get(size, ()))
+            cap = self.max_iter or 8 * uhat.size + 16
+            x, status, iters, lam = solve_qp(a, b, uhat, cap, self._active.get(size, ()))
             self._active[size] = np.flatnonzero(lam > 0).tolist()
         else:
             x, status, iters, lam = self._cvxpy(*size).solve(a3, b, uhat)
         if x is None or not np.all(np.isfinite(x)):
-            return self._brake(u_nominal, mask, status if x is None else "solver_error: non-finite", h_min, solver, iters)
+            status = status if x is None else "solver_error: non-finite"
+            return self._brake(u_nominal, mask, status, h_min, solver, iters)
         u = u_nominal.copy()
         u[mask] = command(self.spec, mine, x.reshape(-1, 2))
         intervention = np.zeros(n)
@@ -261,7 +265,8 @@ class BarrierFilter:
         prob = self._problems.get((n, num_obstacles))
         if prob is None:
             first, second = row_robots(self.spec, n, num_obstacles)
-            prob = self._problems[(n, num_obstacles)] = _CvxpyProblem(first, second, n, self.cvxpy_solver, self.cvxpy_options)
+            prob = _CvxpyProblem(first, second, n, self.cvxpy_solver, self.cvxpy_options)
+            self._problems[(n, num_obstacles)] = prob
         return prob
 
     def _brake(self, u_nominal: np.ndarray, mask: np.ndarray, status: str, h_min: float, solver: str,

@@ -44,7 +44,8 @@ def solve_qp(a: jax.Array, b: jax.Array, uhat: jax.Array, max_iter: int) -> dict
     slots = jnp.arange(k_slots)
     # state: x, working rows (K, n) and bounds, inverse Gram (identity on free slots), used slots,
     # multipliers, pending row p (-1: none), its multiplier, iterations, converged, infeasible
-    init = (uhat, jnp.zeros((k_slots, n), dt), jnp.zeros(k_slots, dt), jnp.eye(k_slots, dtype=dt), jnp.zeros(k_slots, bool),
+    init = (uhat, jnp.zeros((k_slots, n), dt), jnp.zeros(k_slots, dt), jnp.eye(k_slots, dtype=dt),
+            jnp.zeros(k_slots, bool),
             jnp.zeros(k_slots, dt), jnp.int32(-1), jnp.zeros((), dt), jnp.int32(0), jnp.bool_(False), jnp.bool_(False))
 
     def running(s):
@@ -84,7 +85,8 @@ def solve_qp(a: jax.Array, b: jax.Array, uhat: jax.Array, max_iter: int) -> dict
             - (jnp.outer(at_free, r) + jnp.outer(r, at_free)) / s_ + jnp.outer(at_free, at_free) / s_
         col = ginv[:, drop]
         stay = 1.0 - at_drop
-        g_rm = (ginv - jnp.outer(col, col) / ginv[drop, drop]) * stay[:, None] * stay[None, :] + jnp.outer(at_drop, at_drop)
+        g_rm = (ginv - jnp.outer(col, col) / ginv[drop, drop]) * stay[:, None] * stay[None, :] \
+            + jnp.outer(at_drop, at_drop)
         ginv = jnp.where(add, g_add, jnp.where(remove, g_rm, ginv))
         aw = jnp.where(at_free[:, None], ap[None, :], jnp.where(at_drop[:, None], 0.0, aw))
         bw = jnp.where(at_free, b[p], jnp.where(at_drop, 0.0, bw))
@@ -133,12 +135,14 @@ def make_barrier(spec: BarrierSpec, num_robots: int, max_iter: int | None = None
     return fn
 
 
-def unicycle_barrier(profile: Any, num_robots: int, form: str = "unicycle_walls", max_iter: int | None = None) -> Callable:
+def unicycle_barrier(profile: Any, num_robots: int, form: str = "unicycle_walls",
+                     max_iter: int | None = None) -> Callable:
     """fn(poses (N, 3), u (N, 2) = (v, ω)) -> (u_safe (N, 2), info).
 
-    info: "status" (int32, `STATUS_NAMES`; not OK → u_safe = 0, brake), "intervention" (N,)
-    ‖u_safe − û‖ per robot (û: u saturated as the robot would, `barrier_qp.nominal`), "min_barrier" (`barrier_qp.min_barrier`), "residual" (largest KKT
-    error, m/s), "iterations" (working-set changes). Pure jax.numpy: jit, vmap, grad-free.
+    info: "status" (int32, `STATUS_NAMES`; not OK → u_safe = 0, brake); "intervention" (N,)
+    ‖u_safe − û‖ per robot (û: u saturated as the robot would, `barrier_qp.nominal`);
+    "min_barrier" (`barrier_qp.min_barrier`); "residual" (largest KKT error, m/s); "iterations"
+    (working-set changes). Pure jax.numpy: jit and vmap apply.
     """
     if not form.startswith("unicycle"):
         raise ValueError(f"unicycle_barrier needs a unicycle form, got {form!r}")

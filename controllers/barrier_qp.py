@@ -91,13 +91,10 @@ def _structure(spec: BarrierSpec, n: int) -> dict[str, np.ndarray]:
     i, j = pairs(n)
     eye = np.eye(n)
     dirs = np.array([[0.0, 1.0], [0.0, -1.0], [1.0, 0.0], [-1.0, 0.0]])
+    g = _limit_rows(spec)
     return {"pair_sign": (eye[i] - eye[j])[:, :, None], "eye": eye,
             "walls": (eye[:, None, :, None] * dirs[None, :, None, :]).reshape(4 * n, n, 2),
-            "limits": _limit_rows(spec)}
-
-
-def num_rows(spec: BarrierSpec, n: int, num_obstacles: int = 0) -> int:
-    return n * (n - 1) // 2 + n * num_obstacles + (4 * n if spec.walls else 0) + (4 * n if spec.unicycle else 0)
+            "limits_v": g[:, :1], "limits_w": g[:, 1:] / max(spec.projection_distance, 1e-12) * np.array([-1.0, 1.0])}
 
 
 def row_robots(spec: BarrierSpec, n: int, num_obstacles: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -144,11 +141,15 @@ def command(spec: BarrierSpec, poses: Any, u_si: Any) -> Any:
     return si_to_uni(u_si, poses, spec.projection_distance) if spec.unicycle else u_si
 
 
+_WALL_AXIS = np.array([1, 1, 0, 0])            # top, bottom, right, left: the coordinate each wall bounds
+_WALL_SIGN = np.array([-1.0, 1.0, -1.0, 1.0])
+
+
 def _wall_distances(spec: BarrierSpec, p: Any) -> Any:
     """(N, 4) distances of the barrier points to the wall margins (top, bottom, right, left)."""
     x_min, x_max, y_min, y_max = spec.walls
     c = spec.distance / 2
-    return xp(p).stack([y_max - c - p[:, 1], p[:, 1] - y_min - c, x_max - c - p[:, 0], p[:, 0] - x_min - c], axis=-1)
+    return p[:, _WALL_AXIS] * _WALL_SIGN + np.array([y_max - c, -y_min - c, x_max - c, -x_min - c])
 
 
 def _limit_rows(spec: BarrierSpec) -> np.ndarray:
@@ -202,12 +203,11 @@ def qp_rows(spec: BarrierSpec, poses: Any, obstacles: Any = None, obstacle_veloc
         blocks.append(const["walls"])
         bounds.append((spec.wall_gain * spec.gamma * _wall_distances(spec, p) ** 3).reshape(4 * n))
     if spec.unicycle:
-        th = poses[:, 2]
-        c, s, d = m.cos(th), m.sin(th), spec.projection_distance
-        g = const["limits"]                                                  # (4, 2) on (v, ω)
-        # (v, ω) = T u with T = [[c, s], [-s/d, c/d]], so a row g on (v, ω) is g·T on u
-        gu = m.stack([g[None, :, 0] * c[:, None] - g[None, :, 1] * s[:, None] / d,
-                      g[None, :, 0] * s[:, None] + g[None, :, 1] * c[:, None] / d], axis=-1)   # (N, 4, 2)
+        th = poses[:, 2:3]
+        cs = m.concatenate([m.cos(th), m.sin(th)], axis=-1)                 # (N, 2)
+        # (v, ω) = T u with T = [[c, s], [-s/d, c/d]], so a row g on (v, ω) is g·T on u:
+        # g_v·(c, s) + (g_ω/d)·(−s, c)
+        gu = const["limits_v"] * cs[:, None, :] + const["limits_w"] * cs[:, None, ::-1]   # (N, 4, 2)
         coef, bound = _unit(gu, m.ones((n, 4), dtype=p.dtype))
         blocks.append((eye[:, None, :, None] * coef[:, :, None, :]).reshape(4 * n, n, 2))
         bounds.append(bound.reshape(4 * n))

@@ -5,8 +5,8 @@ was configured for (scenario, vehicle profile hash, control rate, agent), checks
 before it reaches onnxruntime, and runs one single-threaded session. Axis 0 of every tensor is
 the batch axis, so one call can serve several agents:
 
-    rt = PolicyRuntime("policy.onnx", expect_scenario="navigation", expect_profile_hash=h)
-    cmd = rt.run({"pose": poses, "others": others, "goal": goals})["cmd"]   # (B, 2): v, omega
+    rt = PolicyRuntime("policy.onnx", expect_scenario="navigation", expect_profile_hash=h, batch_size=4)
+    cmd = rt.run({"pose": poses, "others": others, "goal": goals})["cmd"]   # (4, 2): v, omega
 
 Recurrent policies take their hidden state as an input and return the next one as an output;
 `initial_state(batch)` gives the state to start an episode with.

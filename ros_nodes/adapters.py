@@ -107,6 +107,10 @@ class NavigationAdapter:
         self.poses = LatestValues(self.robots, 3, "pose")
         self.goal = LatestValues(["goal"], 2, "goal")
 
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        """Per-robot shape of each input this fleet provides (the model's, minus the batch axis)."""
+        return {"pose": (3,), "others": (len(self._others), 3), "goal": (2,)}
+
     def update_pose(self, robot: str, x: float, y: float, yaw: float, t_s: float) -> None:
         self.poses.put(robot, (x, y, yaw), t_s)
 

@@ -33,7 +33,7 @@ from hardware.profile import ProfileError, load_profile
 from ros_nodes import topics
 
 SAFETY_MODES = ("fleet", "onboard")
-SAFETY_FORMS = ("unicycle", "unicycle_walls", "single_integrator")
+SAFETY_FORMS = ("unicycle", "unicycle_walls")  # barrier forms of controllers.barrier for unicycle robots
 NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 REMAPPABLE = tuple(t.name for t in topics.ALL if t.per_robot)
 

@@ -15,6 +15,7 @@ import time
 import numpy as np
 
 from hardware.profile import profile_hash
+from policies.runtime import BadInput, PolicyRuntime
 from ros_nodes import convert, health, topics
 from ros_nodes.adapters import InputError, make_adapter
 from ros_nodes.runner import StartError, declare, profile_and_rate, ros_now, run_node
@@ -25,7 +26,6 @@ FALLBACK_PERIODS = 1.5  # the timer steps only when no pose has triggered a step
 
 def load_runtime(path: str, scenario: str, profile, rate_hz: float):
     """The checked ONNX runtime, or StartError with the runtime's own one-line reason."""
-    from policies.runtime import PolicyRuntime
     try:
         return PolicyRuntime(path, expect_scenario=scenario, expect_profile_hash=profile_hash(profile),
                              expect_rate_hz=rate_hz)
@@ -43,13 +43,13 @@ def make_node():
             self.robot = p("robot", "", "this robot's name (its namespace without '/')")
             self.robots = list(p("robots", [""], "the fleet in agent-index order (the training env's order)"))
             scenario = p("scenario", "navigation", "task scenario; selects the input adapter and is checked against the model")
-            profile = p("profile", "gritsbot_x", "vehicle profile name or path; its hash is checked against the model")
+            profile_name = p("profile", "gritsbot_x", "vehicle profile name or path; its hash is checked against the model")
             path = p("policy_path", "", "exported policy.onnx")
             rate = p("rate_hz", 0.0, "control rate, checked against the model's (0: the profile's 1 / dt)", 0.0, 1000.0)
             periods = p("watchdog_periods", 3.0, "inputs older than this many control periods stop the robot", 1.0, 100.0)
             if not self.robot or self.robot not in self.robots:
                 raise StartError(f"parameter 'robot' = {self.robot!r} must be one of parameter 'robots' = {self.robots}")
-            profile, self.rate_hz = profile_and_rate(profile, rate)
+            profile, self.rate_hz = profile_and_rate(profile_name, rate)
             self.period = 1.0 / self.rate_hz
             try:
                 self.adapter = make_adapter(scenario, self.robots, self.robot, periods * self.period)
@@ -57,6 +57,7 @@ def make_node():
                 raise StartError(str(exc)) from None
             self.runtime = load_runtime(path, scenario, profile, self.rate_hz)
             self._check_shapes()
+            self.hidden = self.runtime.initial_state(1)  # recurrent policies: zeros at start, then fed back
 
             self.dog = health.Watchdog()
             self.steps = 0
@@ -81,14 +82,13 @@ def make_node():
 
         def _check_shapes(self) -> None:
             """The fleet must give the model the tensors it was exported for (e.g. N-1 others)."""
-            want = {e["name"]: e["shape"][1:] for e in self.runtime.spec["inputs"]}
-            sample = {k: np.zeros(v, np.float32) for k, v in {
-                "pose": (3,), "others": (len(self.robots) - 1, 3), "goal": (2,)}.items()}
-            for name, shape in want.items():
-                have = list(sample[name].shape) if name in sample else None
-                if have != shape:
-                    raise StartError(f"model input '{name}' expects per-robot shape {shape}, this fleet of "
-                                     f"{len(self.robots)} robots gives {have}; export the policy for this fleet size")
+            have = {**self.adapter.shapes(), **{k: v.shape[1:] for k, v in self.runtime.initial_state(1).items()}}
+            for e in self.runtime.spec["inputs"]:
+                want, got = e["shape"][1:], have.get(e["name"])
+                if got is None or list(got) != want:
+                    raise StartError(f"model input '{e['name']}' expects per-robot shape {want}, this fleet of "
+                                     f"{len(self.robots)} robots gives {None if got is None else list(got)}; "
+                                     f"export the policy for this fleet size")
 
         def _pose_cb(self, robot: str):
             mine = robot == self.robot
@@ -121,16 +121,20 @@ def make_node():
             self.last_step = now
             v = w = 0.0
             try:
-                inputs = self.adapter.inputs(now)
+                inputs = {**self.adapter.inputs(now), **self.hidden}
                 t0 = time.perf_counter()
-                cmd = np.asarray(self.runtime.run(inputs)["cmd"], dtype=np.float64).reshape(-1)
+                out = self.runtime.run(inputs)
                 self.infer_s += time.perf_counter() - t0
+                cmd = np.asarray(out["cmd"], dtype=np.float64).reshape(-1)
                 self.steps += 1
                 if cmd.shape != (2,) or not np.all(np.isfinite(cmd)):
                     raise InputError("model output", f"expected 2 finite numbers, got {cmd.tolist()}")
                 v, w = float(cmd[0]), float(cmd[1])
+                rec = self.runtime.spec["recurrent"]
+                if rec is not None:  # carry the memory to the next step
+                    self.hidden = {rec["input"]: out[rec["output"]]}
                 changed = self.dog.clear()
-            except InputError as exc:
+            except (InputError, BadInput) as exc:
                 changed = self.dog.trip(str(exc))
                 if changed:
                     self.get_logger().warning(f"zero velocity: {exc}")

@@ -16,12 +16,6 @@ from ros_nodes import topics
 from ros_nodes.runner import StartError, declare, run_node
 
 
-def bag_dir(output: str | Path) -> Path:
-    """rosbag2 bags are directories: `out.mcap` -> `out/` (holding `out.mcap` + metadata.yaml)."""
-    p = Path(output)
-    return p.with_suffix("") if p.suffix == ".mcap" else p
-
-
 def bag_qos(kind: str):
     """Our QoS class as rosbags' Qos, so `ros2 bag play` re-offers what the publisher offered."""
     from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
@@ -39,7 +33,7 @@ def make_node():
     class RecorderNode(Node):
         def __init__(self) -> None:
             super().__init__("recorder")
-            output = declare(self, "output", "", "bag directory to create (a trailing .mcap names the directory without it)")
+            output = declare(self, "output", "", "rosbag2 bag directory to create (must not exist)")
             names = list(declare(self, "topics", [""], "fully qualified topics to record (types from ros_nodes.topics)"))
             flush = declare(self, "flush_period_s", 0.25, "close the open chunk and flush at this period: the most "
                             "a killed recorder can lose", 0.01, 60.0)
@@ -49,7 +43,7 @@ def make_node():
             if unknown or not names:
                 raise StartError(f"parameter 'topics': unknown topic(s) {unknown or names}; "
                                  f"record topics listed in ros_nodes/topics.py")
-            self.path = bag_dir(output)
+            self.path = Path(output)  # a rosbag2 directory at exactly this path (holding <name>.mcap)
             if self.path.exists():
                 raise StartError(f"{self.path} exists already; choose a new bag path (bags are never overwritten)")
             self.path.parent.mkdir(parents=True, exist_ok=True)

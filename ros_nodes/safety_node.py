@@ -39,6 +39,8 @@ class Certificate:
     def __init__(self, profile, robots: list[str], controlled: list[str], form: str):
         from controllers.barrier import BarrierFilter
         self.filter = BarrierFilter(profile, len(robots), form=form)
+        if self.filter.state_dim != 3:
+            raise ValueError(f"parameter 'form' = {form!r}: ground robots need a unicycle form (unicycle, unicycle_walls)")
         self.mask = np.array([r in controlled for r in robots])
 
     def __call__(self, poses: np.ndarray, u_nominal: np.ndarray) -> tuple[np.ndarray, str, float]:

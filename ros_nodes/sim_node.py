@@ -8,8 +8,12 @@ counts), and the interventions / watchdog stops the other nodes report on `/diag
 The summary is published latched on `/sim/summary` and written as JSON to `summary_path`
 (every second, atomically, and at shutdown) for `marlstack sitl`.
 
-It also measures sensor-to-command latency: from publishing a robot's pose to receiving the
-first `cmd_vel` for that robot afterwards (`marlstack bench ros`). SITL tooling: imports JAX.
+It also measures sensor-to-command latency (`marlstack bench ros`): from publishing a robot's pose
+to receiving the first `cmd_vel` for that robot afterwards. Twist carries no stamp, so this is exact
+only while commands come back within a control period; a pose still unanswered when the robot's
+next pose goes out counts as late (latency = infinity), so a fleet slower than its control rate
+shows up as unbounded percentiles instead of silently pairing a late reply with the next pose.
+SITL tooling: imports JAX.
 """
 from __future__ import annotations
 
@@ -42,8 +46,13 @@ def make_physics(profile):
     return run
 
 
-def percentile_ms(samples: list[float], q: float) -> float | None:
-    return float(np.percentile(samples, q) * 1e3) if samples else None
+def latency_stats(samples_s: list[float]) -> dict:
+    """count, late and p50 / p99 in ms; a percentile that falls on a late sample is None (unbounded)."""
+    out: dict = {"count": len(samples_s), "late": sum(1 for x in samples_s if math.isinf(x))}
+    for q in (50, 99):
+        v = float(np.percentile(samples_s, q, method="inverted_cdf")) if samples_s else math.inf
+        out[f"p{q}"] = None if math.isinf(v) else v * 1e3
+    return out
 
 
 def make_node():
@@ -80,7 +89,7 @@ def make_node():
             self.summary_path = Path(summary) if summary else None
             self.cmd = np.zeros((n, 2))
             self.cmd_t = np.full(n, -np.inf)
-            self.pose_sent = np.full(n, math.nan)  # perf_counter at the last pose publish, per robot
+            self.pose_sent = np.full(n, math.nan)  # perf_counter of each robot's unanswered pose
             self.latency: list[list[float]] = [[] for _ in range(n)]
             self.steps = 0
             self.collisions = np.zeros(n, int)
@@ -109,9 +118,8 @@ def make_node():
 
         def _on_cmd(self, i: int):
             def cb(msg) -> None:
-                sent = self.pose_sent[i]
-                if not math.isnan(sent):
-                    self.latency[i].append(time.perf_counter() - sent)
+                if not math.isnan(self.pose_sent[i]):
+                    self.latency[i].append(time.perf_counter() - self.pose_sent[i])
                     self.pose_sent[i] = math.nan
                 try:
                     self.cmd[i] = convert.twist_to_cmd(msg)
@@ -145,6 +153,8 @@ def make_node():
                 if self.drop and self.rng.random() < self.drop:
                     continue
                 msg = convert.pose_to_msg(*self.poses[i], now)
+                if not math.isnan(self.pose_sent[i]):  # the last one was not answered within a period
+                    self.latency[i].append(math.inf)
                 self.pose_sent[i] = time.perf_counter()
                 pub.publish(msg)
 
@@ -159,11 +169,10 @@ def make_node():
                     "collision_steps": int(self.collisions[i]), "boundary_exit_steps": int(self.exits[i]),
                     "interventions": sum(int(v.get("interventions", 0)) for v in reports),
                     "watchdog_stops": sum(int(v.get("watchdog_stops", 0)) for v in reports),
-                    "latency_ms": {"count": len(self.latency[i]), "p50": percentile_ms(self.latency[i], 50),
-                                   "p99": percentile_ms(self.latency[i], 99)},
+                    "latency_ms": latency_stats(self.latency[i]),
                 }
             return {"elapsed_s": round(now - self.t0, 3), "steps": self.steps, "robots": robots,
-                    "all_latencies_ms": [round(x * 1e3, 4) for lat in self.latency for x in lat]}
+                    "all_latencies_ms": [round(x * 1e3, 4) if math.isfinite(x) else None for lat in self.latency for x in lat]}
 
         def write_summary(self, now: float, publish: bool = True) -> None:
             self.last_summary = now

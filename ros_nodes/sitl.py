@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import signal
 import subprocess
 import sys
@@ -21,7 +22,6 @@ from pathlib import Path
 
 from ros_nodes.isolation import ISOLATED_FLAG, can_isolate, isolated, ros_env
 from ros_nodes.plan import PlanError, fleet_plan, load_deployment
-from ros_nodes.recorder_node import bag_dir
 from ros_nodes.supervisor import Supervisor, clean_exit
 
 START_TIMEOUT_S = 120.0
@@ -39,7 +39,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--config", required=True, help="deployment YAML (e.g. launch/robotarium_nav4.yaml)")
     p.add_argument("--duration", type=float, default=30.0, help="seconds to run after the simulator starts (default 30)")
     p.add_argument("--until-goals", action="store_true", help="stop early, once every robot has reached its goal")
-    p.add_argument("--record", metavar="BAG", help="record a rosbag2 MCAP bag to this directory (out.mcap -> out/)")
+    p.add_argument("--record", metavar="BAG", help="record a rosbag2 bag (MCAP storage) to this new directory, e.g. out/run.mcap")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--logdir", help="where node logs and the sim summary go (default: a new temp dir)")
     p.add_argument("--drop-poses", type=float, default=0.0, metavar="FRACTION",
@@ -63,7 +63,7 @@ def main(argv: list[str]) -> int:
     if not 0.0 <= args.drop_poses < 1.0:
         print("marlstack sitl: --drop-poses must be in [0, 1)", file=sys.stderr)
         return 2
-    record = bag_dir(args.record).resolve() if args.record else None
+    record = Path(args.record).resolve() if args.record else None
     if record is not None and record.exists():
         print(f"marlstack sitl: {record} exists already; choose a new --record path", file=sys.stderr)
         return 2
@@ -151,12 +151,10 @@ def _all_arrived(summary_path: Path, settle_s: float) -> bool:
     return all(t is not None for t in times) and doc["elapsed_s"] - max(times) >= settle_s
 
 
-def _quantiles(samples: list[float]) -> dict:
-    if not samples:
-        return {"count": 0, "p50": None, "p99": None}
-    s = sorted(samples)
-    pick = lambda q: s[min(len(s) - 1, int(round(q * (len(s) - 1))))]  # noqa: E731
-    return {"count": len(s), "p50": pick(0.5), "p99": pick(0.99)}
+def _quantiles(samples_ms: list[float | None]) -> dict:
+    """Latency stats over the whole fleet; None samples are late replies (see sim_node)."""
+    from ros_nodes.sim_node import latency_stats
+    return latency_stats([math.inf if x is None else x / 1e3 for x in samples_ms])
 
 
 def format_report(report: dict) -> str:
@@ -169,7 +167,9 @@ def format_report(report: dict) -> str:
     out = [f"== marlstack sitl: {report['num_robots']} robots, {report['safety_mode']} safety, "
            f"{report['elapsed_s']} s simulated ==", line(head), line(["-" * w for w in widths]), *map(line, rows)]
     if lat["count"]:
-        out.append(f"pose -> cmd_vel latency: p50 {lat['p50']:.2f} ms, p99 {lat['p99']:.2f} ms ({lat['count']} samples)")
+        ms = lambda v: "> 1 period (late)" if v is None else f"{v:.2f} ms"  # noqa: E731
+        out.append(f"pose -> cmd_vel latency: p50 {ms(lat['p50'])}, p99 {ms(lat['p99'])} "
+                   f"({lat['count']} samples, {lat['late']} late)")
     out.append(f"bag: {report['bag'] or '(not recorded; use --record)'}")
     out.append(f"logs: {report['logdir']}")
     return "\n".join(out)

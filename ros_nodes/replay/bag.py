@@ -51,6 +51,8 @@ class Bag:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        if not self.path.exists() and self.path.suffix == ".mcap" and self.path.with_suffix("").is_dir():
+            self.path = self.path.with_suffix("")  # the recorder's naming: `--record out.mcap` writes out/
         if not self.path.exists():
             raise BagError(f"{self.path}: no such bag (give a rosbag2 directory or a .mcap / .db3 file)")
         self.metadata = self._read_metadata()

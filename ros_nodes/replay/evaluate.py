@@ -47,10 +47,15 @@ from ros_nodes.replay.fleet import FleetError, held, read_fleet
 
 NEEDED = (topics.POSE.name, topics.GOAL.name, topics.CMD_VEL_NOMINAL.name)
 GOAL, BAD_GOAL, POSE, BAD_POSE, COMMAND = range(5)  # order at equal log times: inputs before the command
-SEARCH_MIN_EXACT = 0.5  # share of exact matches that marks the evaluated policy as the one that ran
+AGREE_TOL = 1e-6  # |policy - logged| counted as the same command: float32 rounding of a model output
+SEARCH_MIN_EXACT = 0.5  # share of agreeing commands that marks the evaluated policy as the one that ran
 UNLOGGED_REACH_PERIODS = 3  # a pose missing from the log can have been the node's input for this long
 MAX_COMBINATIONS = 1024  # mixed_timing tries every pose combination up to this many (4 robots x 5 poses: 625)
 MIXED_SWEEPS = 3  # beyond that, coordinate-search passes over the robots
+
+
+def agrees(a: np.ndarray, b: np.ndarray) -> bool:
+    return bool(np.max(np.abs(a - b)) <= AGREE_TOL)
 
 
 def open_runtime(policy: str | Path, config: Any | None) -> Any:
@@ -147,15 +152,15 @@ def evaluate(bag: Bag, policy: str | Path, config: Any | None = None) -> dict[st
                       best, default))
     # the pose-combination search explains timing, so it only runs for the policy that was running:
     # most of its commands already agree exactly (a different policy would just be fitted to the log)
-    search = bool(first) and np.mean([np.array_equal(row[3], row[2]) for row in first]) >= SEARCH_MIN_EXACT
+    search = bool(first) and np.mean([agrees(row[3], row[2]) for row in first]) >= SEARCH_MIN_EXACT
     rows: dict[str, list[tuple[float, np.ndarray, np.ndarray, bool, bool, bool, bool, bool]]] = {r: [] for r in robots}
     for r, t, logged, chosen, failed, at_pose, best, default in first:
-        if search and not np.array_equal(chosen, logged) and np.any(logged):
+        if search and not agrees(chosen, logged) and np.any(logged):
             mixed = mixed_timing(fleet, r, t, period, lambda rs, me: make_adapter(scenario, rs, me, max_age),
                                  policy_batch, logged)
             if mixed is not None and np.max(np.abs(mixed - logged)) < np.max(np.abs(chosen - logged)):
                 chosen, failed, at_pose, best = mixed, False, True, -1
-        exact = np.array_equal(chosen, logged)
+        exact = agrees(chosen, logged)
         # an exact (0, 0) is the node's stop; if replay had every input at every candidate moment,
         # the node lacked one the recorder had (e.g. the latched goal reached the recorder first)
         unexplained_stop = not np.any(logged) and not exact

@@ -145,7 +145,8 @@ def compute(fleet: FleetLog, profile: Any, safety_radius: float, period_s: float
         stop = ~np.any(fleet.safe[r].values, axis=1) & (size > intervention_tol)
         hit = (size > intervention_tol) & ~stop
         hit_sizes.append(size[hit])
-        inter_rows += [(float(ts[k] - t0), r, *nom[k], *fleet.safe[r].values[k], float(size[k]))
+        kind = np.where(stop, "safety_stop", np.where(hit, "intervention", ""))
+        inter_rows += [(float(ts[k] - t0), r, *nom[k], *fleet.safe[r].values[k], float(size[k]), str(kind[k]))
                        for k in range(len(ts))]
         lat = latency(fleet, r)
         valid_err = goal_err[:, i][np.isfinite(goal_err[:, i])]

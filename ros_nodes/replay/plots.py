@@ -74,11 +74,11 @@ def interventions(series: dict, robots: list[str], tol: float, path: Path) -> No
     rows = series["interventions"]
     for r in robots:
         t = np.array([row[0] for row in rows if row[1] == r])
-        size = np.array([row[-1] for row in rows if row[1] == r])
+        size = np.array([row[6] for row in rows if row[1] == r])
         ax.plot(t, size, lw=1.2, label=r)
     ax.axhline(tol, ls=":", color="gray", label="intervention threshold")
     ax.set_xlabel("time [s]")
-    ax.set_ylabel("|cmd_vel - cmd_vel_nominal|")
+    ax.set_ylabel("max(|dv|, |domega|) vs saturated nominal")
     ax.set_title("safety-filter interventions")
     ax.legend(fontsize=8)
     fig.tight_layout()

@@ -44,8 +44,8 @@ def write_report(bag: Bag, out: Path, profile: Any, safety_radius: float, config
     _write_csv(out / "distances.csv", ["t_s", "min_distance", *pairs],
                ([f"{t[k]:.6f}", f"{series['min_distance'][k]:.6f}",
                  *(f"{series['pair_distance'][p][k]:.6f}" for p in pairs)] for k in range(len(t))))
-    _write_csv(out / "interventions.csv", ["t_s", "robot", "v_nominal", "omega_nominal", "v", "omega", "size"],
-               ([f"{row[0]:.6f}", row[1], *(f"{v:.6f}" for v in row[2:])] for row in series["interventions"]))
+    _write_csv(out / "interventions.csv", ["t_s", "robot", "v_nominal", "omega_nominal", "v", "omega", "size", "kind"],
+               ([f"{row[0]:.6f}", row[1], *(f"{v:.6f}" for v in row[2:7]), row[7]] for row in series["interventions"]))
     steps = [(plots.trajectories, (series, robots, profile, out / "trajectories.png")),
              (plots.distances, (series, summary, out / "distances.png")),
              (plots.interventions, (series, robots, intervention_tol, out / "interventions.png")),

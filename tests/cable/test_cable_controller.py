@@ -133,3 +133,19 @@ def test_scripted_hover_holds_the_load_30s(name):
     np.testing.assert_allclose(np.linalg.norm(np.asarray(final.bodies.quat), axis=-1), 1.0, atol=1e-5)
     # the estimate converged to the real cable pull
     np.testing.assert_allclose(np.asarray(final.ctrl.a_ext), np.asarray(true_pull), atol=0.05 * float(jnp.abs(true_pull).max()))
+
+
+def test_onboard_controller_path_never_imports_jax():
+    """The numpy controller, the profile schema and the sensor spec run on a robot without JAX."""
+    import subprocess
+    import sys
+    code = ("import sys, numpy as np\n"
+            "from hardware import load_profile\n"
+            "from controllers import quadrotor\n"
+            "import sim.cable.spec\n"
+            "p = load_profile('crazyflie_team')\n"
+            "s = quadrotor.init_state(np.zeros(3), np.zeros(3), np.full(4, 0.08))\n"
+            "cmd, s = quadrotor.step(s, np.zeros(3), np.eye(3), np.zeros(3), np.full(4, 0.08), np.zeros(3),"
+            " np.zeros(3), 0.0, p, 0.002)\n"
+            "assert cmd.shape == (4,) and 'jax' not in sys.modules, sorted(m for m in sys.modules if 'jax' in m)\n")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

@@ -21,8 +21,7 @@ def safe_configuration(profile, form, n, rng, spread=0.12):
             points.append(p)
     poses = np.array(poses)
     if spec.unicycle:
-        u = np.column_stack([rng.uniform(-1, 1, n) * profile.max_linear_speed, rng.uniform(-1, 1, n) * profile.max_angular_speed])
-        return poses, u
+        return poses, rng.uniform(-1, 1, (n, 2)) * np.array([profile.max_linear_speed, profile.max_angular_speed])
     return poses[:, :2], rng.normal(0, profile.max_linear_speed, (n, 2))
 
 

@@ -1,5 +1,8 @@
 """Training barrier (JAX): exact against cvxpy, failure codes, swaps, a 10k-step fuzz, FleetEnv hook."""
 import functools
+import os
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -122,3 +125,31 @@ def test_fleet_env_barrier_hook():
     coll, exits, intervention = jax.jit(run)(jax.random.PRNGKey(3))
     assert int(coll.sum()) == 0 and int(exits.sum()) == 0
     assert float(intervention.max()) > 0                      # the filter did act
+
+
+def test_float64_training_form_equals_the_deployment_filter():
+    """In float64 the two implementations of the method agree to round-off (run in a child:
+    x64 is process-wide)."""
+    code = """
+import sys
+sys.path.insert(0, HERE)
+import jax, jax.numpy as jnp, numpy as np
+from barrier_cases import safe_configuration
+from controllers.barrier import BarrierFilter
+from controllers.barrier_jax import unicycle_barrier
+from hardware import load_profile
+p, rng = load_profile('gritsbot_x'), np.random.default_rng(3)
+fn, ref = jax.jit(unicycle_barrier(p, 8)), BarrierFilter(p, 8)
+worst = 0.0
+for _ in range(20):
+    x, u = safe_configuration(p, 'unicycle_walls', 8, rng)
+    got, info = fn(jnp.asarray(x), jnp.asarray(u))
+    assert got.dtype == jnp.float64 and int(info['status']) == 0
+    worst = max(worst, float(np.abs(np.asarray(got) - ref.filter(x, u).u).max()))
+print(worst)
+"""
+    env = dict(os.environ, JAX_ENABLE_X64="1", JAX_PLATFORMS="cpu")
+    code = code.replace("HERE", repr(os.path.dirname(os.path.abspath(__file__))))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert float(out.stdout.strip().splitlines()[-1]) < 1e-12

@@ -63,6 +63,7 @@ def test_numpy_and_jax_agree(name):
             "si_position_controller": (POSES[:, :2], GOALS[:, :2], 1.0, 0.15, 0.3)}[name]
     fn = getattr(uc, name)
     want = fn(*args)
-    got = jax.jit(lambda *a: fn(*a, *args[len(a):]))(*[jnp.asarray(a, jnp.float32) for a in args if isinstance(a, np.ndarray)])
+    arrays = [jnp.asarray(a, jnp.float32) for a in args if isinstance(a, np.ndarray)]
+    got = jax.jit(lambda *a: fn(*a, *args[len(a):]))(*arrays)
     assert isinstance(got, jax.Array)
     np.testing.assert_allclose(np.asarray(got), want, atol=2e-5, rtol=1e-5)

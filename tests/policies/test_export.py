@@ -104,8 +104,8 @@ def test_parity_on_rollouts_and_edge_cases(mlp, rollouts):
 def test_one_call_serves_many_agents_like_many_calls(mlp, rollouts):
     sensors = {k: v[:12] for k, v in rollouts.items()}
     together = mlp.runtime.run(sensors)["cmd"]
-    alone = np.concatenate([mlp.runtime.run({k: v[i:i + 1] for k, v in sensors.items()})["cmd"]
-                            for i in range(len(together))])
+    one = PolicyRuntime(mlp.path, batch_size=1)  # the onboard node's session: shapes folded at load
+    alone = np.concatenate([one.run({k: v[i:i + 1] for k, v in sensors.items()})["cmd"] for i in range(12)])
     np.testing.assert_allclose(together, alone, rtol=0, atol=TOL)  # other Gemm kernels, same result
 
 

@@ -93,6 +93,8 @@ def commands_at(robot: str, k: int) -> tuple[tuple[float, float], tuple[float, f
     if robot == "robot_2":  # 0.3 m/s needs 18.75 rad/s wheels > 12.5: the safety node sends it saturated
         return (0.3, 0.0), (0.2, 0.0)
     nominal = (0.1, 0.0)
+    if robot == "robot_1" and k == 8:  # the safety node's stop (watchdog): not an intervention
+        return nominal, (0.0, 0.0)
     safe = (0.0, 0.5) if robot == "robot_0" and k in (5, 6) else nominal  # the known intervention
     return nominal, safe
 
@@ -123,7 +125,7 @@ def known_fleet() -> list[tuple[str, str, int, Any]]:
 #   from t = 0.9 s; the other pairs are always > 1 m apart.
 # - boundary: robot_2 is outside from k = 2 (x = 1.62) to the end: one exit, 0.8 s outside.
 # - interventions: robot_0 at k = 5, 6: max(|0 - 0.1|, |0.5 - 0|) = 0.5 each; robot_2's cmd_vel is its
-#   saturated nominal (0.2 m/s): no intervention.
+#   saturated nominal (0.2 m/s): no intervention. robot_1's (0, 0) at k = 8 is a safety stop.
 # - saturation (wheel limit 12.5 rad/s): robot_2's nominal 0.3 m/s at all 11 steps; no cmd_vel.
 # - latency pose -> nominal command: 5 ms everywhere.
 # - goal error of robot_0 at the end: |(0, 0) - (0.5, 0)| = 0.5; robot_1: |(0, 0.1) - (-0.5, 0.1)| = 0.5;
@@ -137,6 +139,7 @@ EXPECTED = {
     "boundary_exits": {"robot_0": 0, "robot_1": 0, "robot_2": 1},
     "time_outside": {"robot_2": 0.8},
     "interventions": {"robot_0": 2, "robot_1": 0, "robot_2": 0},
+    "safety_stops": {"robot_0": 0, "robot_1": 1, "robot_2": 0},
     "intervention_max": 0.5,
     "saturated_nominal": {"robot_0": 0, "robot_1": 0, "robot_2": 11},
     "saturated_cmd_vel": {"robot_0": 0, "robot_1": 0, "robot_2": 0},
@@ -193,13 +196,19 @@ def policy_onnx(path: Path, num_agents: int, seed: int, profile_name: str = "gri
     return path
 
 
+REORDER_STEP, MIXED_STEP = 10, 12
+
+
 def policy_run(policy: Path, steps: int = 20, dt: float = DT) -> list[tuple[str, str, int, Any]]:
     """A run logged the way the ROS stack logs it, with the policy node's logic done by hand.
 
     Each step the sim publishes every robot's pose in robot order; each robot's node computes
     as soon as its own pose arrives (so it sees the others' poses published before its own, and
     older ones after), and its command is logged 2 ms later. robot_1's pose is lost at step 5,
-    so its node's timer steps instead, half a period later, on the state at that time.
+    so its node's timer steps instead, half a period later, on the state at that time. Two
+    things the recorder's log order hides: at step 10 robot_2's command is logged before its
+    own pose; at step 12 robot_1's pose is logged before robot_0's although robot_0's node only
+    got it after computing (so no prefix of the log order is what that node saw).
     """
     import numpy as np
 
@@ -230,13 +239,13 @@ def policy_run(policy: Path, steps: int = 20, dt: float = DT) -> list[tuple[str,
         for i, r in enumerate(robots):
             if r == "robot_1" and k == 5:
                 continue
-            tp = t + i * 1e-4
+            tp = t - 1e-4 if (k, r) == (MIXED_STEP, "robot_1") else t + i * 1e-4
             msg = pose_msg(*state[r], tp)
             x, y, yaw, _ = pose_from_msg(msg)  # what the node sees: yaw wrapped by the quaternion
             for a in adapters.values():
                 a.update_pose(r, x, y, yaw, round(tp * S) / S)
             msgs.append((f"/{r}/pose", POSE, round(tp * S), msg))
-            cmds[r] = (tp + 2e-3, command(r, round(tp * S) / S))
+            cmds[r] = (tp + (-5e-4 if (k, r) == (REORDER_STEP, "robot_2") else 2e-3), command(r, round(tp * S) / S))
         if k == 5:  # robot_1's timer step
             tt = t + dt / 2
             cmds["robot_1"] = (tt, command("robot_1", round(tt * S) / S))

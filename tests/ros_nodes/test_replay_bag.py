@@ -56,6 +56,11 @@ def test_mcap_zstd_mcap_and_sqlite3_storage_read_the_same(tmp_path):
         assert {c.compression for c in make_reader(f).get_summary().chunk_indexes} == {"zstd"}
 
 
+def test_recorder_style_name_finds_the_bag_directory(chunked):
+    """`marlstack sitl --record out.mcap` writes the bag directory out/; `replay ... out.mcap` finds it."""
+    assert Bag(chunked.with_suffix(".mcap")).path == chunked
+
+
 def test_independent_reader_decodes_every_message_we_write(chunked):
     """mcap + mcap_ros2 (not rosbags, not our walker) must decode everything, to the same values."""
     ours = Bag(chunked)

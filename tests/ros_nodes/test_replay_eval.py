@@ -34,6 +34,9 @@ def test_same_policy_reproduces_logged_commands(run, capsys):
     assert res["per_robot"]["robot_1"]["pose_triggered"] == 19
     # at the first step robot_0 and robot_1 have not heard the later robots yet: the node sent a stop
     assert [res["per_robot"][r]["input_errors"] for r in ROBOTS] == [1, 1, 0]
+    # robot_2's command logged before its pose, robot_0's computed before a pose logged earlier
+    assert res["per_robot"]["robot_2"]["reordered"] >= 1 and res["per_robot"]["robot_0"]["reordered"] >= 1
+    assert all(v["compared"] == v["commands"] for v in res["per_robot"].values())
 
 
 def test_different_policy_shows_what_it_would_have_commanded(run, tmp_path, capsys):

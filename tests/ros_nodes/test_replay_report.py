@@ -12,10 +12,12 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from hardware.profile import load_profile
 from replay_fixtures import EXPECTED, ROBOTS, UNKNOWN_TYPE, known_fleet, write_bag
 from ros_nodes.replay_cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
+GRITSBOT = load_profile("gritsbot_x")
 
 
 def digest(bag: Path) -> str:
@@ -38,6 +40,7 @@ def test_report_metrics_match_hand_computed_answers(bags, tmp_path, storage, cap
     pictures = storage == "mcap"  # drawing is storage-independent: once is enough
     assert main(["report", str(bag), "-o", str(tmp_path), "--profile", "gritsbot_x",
                  *([] if pictures else ["--no-pictures"])]) == 0
+    assert main(["info", str(bag)]) == 0 and main(["csv", str(bag), "/robot_0/pose", "-o", str(tmp_path / "p.csv")]) == 0
     assert digest(bag) == before  # replay never modifies its input
     m = json.loads((tmp_path / "metrics.json").read_text())
     e = EXPECTED
@@ -47,11 +50,13 @@ def test_report_metrics_match_hand_computed_answers(bags, tmp_path, storage, cap
     assert m["min_distance_t_s"] == pytest.approx(e["min_distance_t"])
     assert m["collision_events"] == e["collision_events"]
     assert m["collisions"][0]["start_s"] == pytest.approx(e["collision_start_t"])
-    assert m["safety_radius"] == 0.18 and m["collision_distance"] == 0.135  # gritsbot_x, unicycle_walls
+    assert m["safety_radius"] == GRITSBOT.barrier.unicycle_walls.safety_radius  # the default barrier form
+    assert m["collision_distance"] == GRITSBOT.collision_distance
     for r in ROBOTS:
         pr = m["per_robot"][r]
         assert pr["boundary_exits"] == e["boundary_exits"][r]
         assert pr["interventions"] == e["interventions"][r]
+        assert pr["safety_stops"] == e["safety_stops"][r]
         assert pr["saturated_nominal"] == e["saturated_nominal"][r]
         assert pr["saturated_cmd_vel"] == e["saturated_cmd_vel"][r]
         assert pr["final_goal_error"] == pytest.approx(e["final_goal_error"][r], abs=1e-9)
@@ -62,7 +67,9 @@ def test_report_metrics_match_hand_computed_answers(bags, tmp_path, storage, cap
     assert m["latency_s"]["p50"] == pytest.approx(e["latency"], abs=1e-9)
 
     rows = list(csv.DictReader((tmp_path / "interventions.csv").open()))
-    hits = [r for r in rows if float(r["size"]) > m["intervention_tol"]]
+    hits = [r for r in rows if r["kind"] == "intervention"]
+    assert [(r["robot"], float(r["t_s"])) for r in rows if r["kind"] == "safety_stop"] == [
+        ("robot_1", pytest.approx(0.8 + 0.005, abs=1e-5))]
     assert [(r["robot"], float(r["t_s"])) for r in hits] == [("robot_0", pytest.approx(0.5 + 0.005, abs=1e-5)),
                                                              ("robot_0", pytest.approx(0.6 + 0.005, abs=1e-5))]
     dist = list(csv.DictReader((tmp_path / "distances.csv").open()))
@@ -154,8 +161,16 @@ def test_deployment_config_gives_robot_order_remaps_and_profile(tmp_path, capsys
     assert main(["report", str(bag), "-o", str(tmp_path / "r"), "--config", str(config), "--json", "--no-pictures"]) == 0
     m = json.loads(capsys.readouterr().out)
     assert m["robots"] == ["robot_2", "robot_0", "robot_1"]
-    assert m["safety_radius"] == 0.25  # gritsbot_x's 'unicycle' form, from the config
+    assert m["safety_radius"] == GRITSBOT.barrier.unicycle.safety_radius  # the config's form
     assert m["min_distance"] == pytest.approx(EXPECTED["min_distance"]) and m["collision_events"] == 1
     assert main(["report", str(bag), "-o", str(tmp_path / "r2"), "--profile", "gritsbot_x"]) == 2
     err = capsys.readouterr().err
     assert "missing topic(s) /robot_0/pose" in err and "pass --config" in err
+
+
+def test_poses_the_recorder_missed_are_found_by_their_frame_stamp(bags):
+    from ros_nodes.replay.bag import Bag
+    from ros_nodes.replay.fleet import read_fleet
+    fleet = read_fleet(Bag(bags["mcap"]))
+    # robot_2's poses of frames k = 3, 4 are absent while robot_0 and robot_1 carry those stamps
+    assert [(r, round(t, 6)) for r, t in fleet.unlogged_poses()] == [("robot_2", 0.3), ("robot_2", 0.4)]

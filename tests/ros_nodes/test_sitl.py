@@ -32,8 +32,8 @@ def test_fleet_safety_4_robots_reach_goals_and_record_a_readable_bag(policies, t
     report, _ = sitl(config, "--duration", "60", "--until-goals", "--record", str(tmp_path / "run.mcap"))
     assert_safe_and_arrived(report, 4)
     assert report["safety_mode"] == "fleet"
-    bag = tmp_path / "run"
-    assert report["bag"] == str(bag)
+    bag = tmp_path / "run.mcap"  # a rosbag2 directory at exactly the path given
+    assert report["bag"] == str(bag) and (bag / "metadata.yaml").is_file()
     with Reader(bag) as reader:  # the standard rosbags reader: footer, summary and metadata.yaml are there
         counts = {c.topic: c.msgcount for c in reader.connections}
         for i in range(4):
