@@ -17,6 +17,7 @@ EXTRAS = {
     "onboard": ["numpy", "onnxruntime", "cvxpy", "clarabel", "osqp", "pyyaml", "tqdm"],
     "train": ["jax", "flax", "optax", "onnx", "jax2onnx", "matplotlib", "pillow", "tqdm", "pyyaml"],
     "ros": ["ros-rclpy", "ros-rmw-fastrtps-cpp", "rosbags", *ROS_MESSAGES],
+    "replay": ["rosbags", "numpy", "pyyaml", "matplotlib", "pillow", "onnxruntime", "tqdm"],
     "sim2sim": ["pybullet"],
     "dev": ["pytest", "robotarium-python-simulator", "cvxopt", "jaxmarl", "qpax",
             "mcap", "mcap-ros2-support"],

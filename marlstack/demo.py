@@ -59,8 +59,8 @@ def main(argv: list[str]) -> int:
     _run("run 4 robots over ROS 2 with the safety layer, recording",
          ["sitl", "--config", str(fleet), "--duration", str(args.duration), "--record", str(bag)])
     _run("summarise the log", ["replay", "info", str(bag)])
-    _run("re-run the policy on the logged data", ["replay", "eval", str(bag), "--policy", str(onnx)])
-    _run("report: metrics and pictures", ["replay", "report", str(bag), "-o", str(report)])
+    _run("re-run the policy on the logged data", ["replay", "eval", str(bag), "--policy", str(onnx), "--config", str(fleet)])
+    _run("report: metrics and pictures", ["replay", "report", str(bag), "-o", str(report), "--config", str(fleet)])
 
     print(f"\nDone. Pictures of the scripted rollout: {out / 'sim'}/trajectory.png, trajectory.gif\n"
           f"Training run (config, checkpoint, metrics.csv, learning curve): {run_dir}\n"
