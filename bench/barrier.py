@@ -250,6 +250,48 @@ def training_rows(profile: Any, sizes: list[tuple[int, int]], steps: int, rps_st
     return rows
 
 
+def solver_rows(profile: Any, n: int, steps: int) -> list[Row]:
+    """The training solver alone against qpax (an interior-point JAX QP solver, default
+    settings), vmapped over the same batch of QPs: the states and nominal commands of a numpy
+    antipodal swap. Extras: how many answers differ by more than 1e-4 (qpax stops after 30
+    iterations on a few of these QPs; ours matches the float64 numpy filter there)."""
+    import jax
+    import jax.numpy as jnp
+    import qpax
+
+    from controllers.barrier_jax import solve_qp
+    from controllers.barrier_qp import barrier_spec, nominal_si, qp_rows
+    spec = barrier_spec(profile, "unicycle_walls")
+    calls = swap_numpy(profile, n, steps, record=True)["calls"]
+    poses = jnp.asarray(np.stack([c[0] for c in calls]), jnp.float32)
+    u = jnp.asarray(np.stack([c[1] for c in calls]), jnp.float32)
+
+    def data(p, c):
+        a, b = qp_rows(spec, p)
+        return a.reshape(a.shape[0], -1), b, nominal_si(spec, p, c).reshape(-1)
+
+    def ours(p, c):
+        a, b, uhat = data(p, c)
+        return solve_qp(a, b, uhat, 16 * n + 8)["x"]
+
+    def theirs(p, c):
+        a, b, uhat = data(p, c)
+        k = uhat.shape[0]
+        return qpax.solve_qp(jnp.eye(k), -uhat, jnp.zeros((0, k)), jnp.zeros((0,)), a, b)[0]
+
+    rates, answers = [], []
+    for fn in (ours, theirs):
+        batched = jax.jit(jax.vmap(fn))
+        jax.block_until_ready(batched(poses, u))
+        t0 = time.perf_counter()
+        answers.append(np.asarray(jax.block_until_ready(batched(poses, u))))
+        rates.append(len(calls) / (time.perf_counter() - t0))
+    diff = np.abs(answers[0] - answers[1]).max(axis=1)
+    return [Row({"path": "training", "N": n}, "qp_solves_per_s", "QPs/s", rates[0], rates[1], "qpax 0.1.4 (vmapped)",
+                extra={"median_diff_vs_qpax": float(np.median(diff)), "differ_gt_1e-4": int((diff > 1e-4).sum()),
+                       "batch": len(calls)})]
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="fewer steps and sizes (a smoke run, ~1 min)")
     parser.add_argument("--profile", default="gritsbot_x", help="vehicle profile (default gritsbot_x)")
@@ -269,4 +311,5 @@ def run(args: argparse.Namespace) -> list[Row]:
     if args.only != "deployment":
         sizes = [(4, min(args.batch, 1024))] if args.quick else [(4, args.batch), (10, max(1, args.batch // 8))]
         rows += training_rows(profile, sizes, steps=300 if args.quick else 900, rps_steps=100 if args.quick else 300)
+        rows += solver_rows(profile, 4, steps=300 if args.quick else 1200)
     return rows

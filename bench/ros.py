@@ -94,6 +94,11 @@ def run(args: argparse.Namespace) -> list[Row]:
                 rows.append(Row(params, f"pose->cmd_vel p{q}", "ms", ours, base_q, "rclpy ping-pong (2 processes)",
                                 higher_is_better=False, extra={"goal_ms": goal, "meets_goal": ours <= goal,
                                                                "samples": lat["count"], "late": lat["late"]}))
+            for key, label in (("inference_ms_mean", "policy inference (in node)"),
+                               ("solve_ms_mean", "barrier solve (in node)")):
+                values = [r["node_ms_mean"][key] for r in report["robots"].values() if key in r["node_ms_mean"]]
+                if values:
+                    rows.append(Row(params, label, "ms", statistics.mean(values), None, "-", higher_is_better=False))
             by_kind: dict[str, list[float]] = {}
             for node, pct in report["cpu_percent"].items():
                 by_kind.setdefault(node.rsplit("/", 1)[-1], []).append(pct)

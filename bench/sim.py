@@ -2,11 +2,16 @@
 
 Both run in this process on the same machine. rps steps one fleet at a time (set_velocities,
 get_poses, step), so its throughput for B environments is its single-fleet rate: B fleets run
-one after another. Ours: one env stepped from a Python loop (one jitted call per step), and
-B envs batched with jit + vmap + lax.scan, each env with its own key every step (as training
-does; auto-reset included). Each row gives wall-clock rates (`ours`, `baseline`, `ratio`) and
-process CPU-time rates (`ours_cpu`, `baseline_cpu`, `cpu_ratio`): on a shared machine the CPU
-figures are the steadier comparison. Ratio > 1: we are faster.
+one after another. Our modes:
+- `single`: one env, one jitted `FleetEnv.step` call per Python iteration;
+- `physics`: B fleets, jit + vmap + lax.scan over `fleet.physics_step` — the same work as rps's
+  step (saturate, count violations, integrate), nothing more;
+- `env`: B envs, jit + vmap + lax.scan over the full `FleetEnv.step` (physics, reward,
+  observations for every robot, auto-reset), each env with its own key every step, the
+  observations and rewards consumed, as training does.
+Each row gives wall-clock rates (`ours`, `baseline`, `ratio`) and process CPU-time rates
+(`ours_cpu`, `baseline_cpu`, `cpu_ratio`): on a shared machine the CPU figures are the steadier
+comparison. Ratio > 1: we are faster.
 """
 from __future__ import annotations
 
@@ -51,7 +56,6 @@ def _rps_run(initial, commands) -> tuple[float, float]:
 
 def run(args: argparse.Namespace) -> list[Row]:
     import jax
-    import jax.numpy as jnp
     import numpy as np
     from tqdm import tqdm
 
@@ -75,17 +79,22 @@ def run(args: argparse.Namespace) -> list[Row]:
             steps = max(20, int(probe * budget))
             wall, cpu = _rps_run(initial, rng.uniform(-1, 1, (steps, n, 2)) * limits)
             rps_rates[n] = (steps / wall, steps / cpu)
-        if b is None:
-            bar.set_postfix_str(f"ours N={n} single")
-            wall, cpu, total, envs, mode = *_single(env, key, limits, budget), 1, "single"
-        else:
-            bar.set_postfix_str(f"ours N={n} envs={b}")
-            wall, cpu, total, envs, mode = *_batched(env, key, limits, b, budget), b, "batched"
-        rate, rate_cpu = total / wall, total / max(cpu, 1e-9)
-        base, base_cpu = rps_rates[n]
-        rows.append(Row({"agents": n, "envs": envs, "mode": mode}, "env_steps_per_s", "steps/s", rate, base, BASELINE,
-                        extra={"ours_cpu": rate_cpu, "baseline_cpu": base_cpu, "cpu_ratio": rate_cpu / base_cpu}))
+        configs = [("single", None)] if b is None else [("physics", b), ("env", b)]
+        for mode, envs in configs:
+            bar.set_postfix_str(f"ours N={n} {mode} envs={envs or 1}")
+            if mode == "single":
+                wall, cpu, total = _single(env, key, limits, budget)
+            else:
+                wall, cpu, total = _batched(env, key, limits, envs, budget, physics_only=mode == "physics")
+            rows.append(_row(n, envs or 1, mode, wall, cpu, total, rps_rates[n]))
     return rows
+
+
+def _row(n: int, envs: int, mode: str, wall: float, cpu: float, total: int, rps: tuple[float, float]) -> Row:
+    rate, rate_cpu = total / wall, total / max(cpu, 1e-9)
+    base, base_cpu = rps
+    return Row({"agents": n, "envs": envs, "mode": mode}, "env_steps_per_s", "steps/s", rate, base, BASELINE,
+               extra={"ours_cpu": rate_cpu, "baseline_cpu": base_cpu, "cpu_ratio": rate_cpu / base_cpu})
 
 
 def _single(env, key, limits, budget: float) -> tuple[float, float, int]:
@@ -96,7 +105,7 @@ def _single(env, key, limits, budget: float) -> tuple[float, float, int]:
     step = jax.jit(env.step)
     _, state = env.reset(key)
     u = jax.random.uniform(key, (env.num_agents, 2), minval=-1.0) * jnp.asarray(limits, jnp.float32)
-    keys = jax.random.split(key, 64)
+    keys = list(jax.random.split(key, 64))
 
     def loop(count):
         s = state
@@ -108,21 +117,38 @@ def _single(env, key, limits, budget: float) -> tuple[float, float, int]:
     return (*_clock(lambda: loop(steps)), steps)
 
 
-def _batched(env, key, limits, batch: int, budget: float) -> tuple[float, float, int]:
-    """`batch` envs: jit(lax.scan(vmap(step))), a fresh key per env per step."""
+def _batched(env, key, limits, batch: int, budget: float, physics_only: bool) -> tuple[float, float, int]:
+    """`batch` fleets under jit(lax.scan(vmap(...))); every output is consumed so none is compiled away."""
     import jax
     import jax.numpy as jnp
 
+    from sim.fleet import physics_step
+
     _, states = jax.vmap(env.reset)(jax.random.split(key, batch))
     u = jax.random.uniform(key, (batch, env.num_agents, 2), minval=-1.0) * jnp.asarray(limits, jnp.float32)
+    dim = env.observation_space(env.agents[0]).shape[0]
+
+    def physics(carry, k):
+        poses, count = carry
+        poses, viol, _ = jax.vmap(lambda p, c: physics_step(env.profile, p, c))(poses, u)
+        return (poses, count + viol.collisions + viol.boundary_exits + viol.actuator_excess), None
+
+    def full(carry, k):
+        s, acc = carry
+        obs, s, rew, _, _ = jax.vmap(env.step)(jax.random.split(k, batch), s, u)
+        for a in env.agents:
+            acc = acc + obs[a] + rew[a][:, None]
+        return (s, acc), None
+
+    if physics_only:
+        body, init = physics, (states.poses, jnp.zeros((batch, env.num_agents), jnp.int32))
+    else:
+        body, init = full, (states, jnp.zeros((batch, dim), states.poses.dtype))
 
     def make(steps: int):
-        @jax.jit
-        def scan(states):
-            body = lambda s, k: (jax.vmap(env.step)(jax.random.split(k, batch), s, u)[1], None)  # noqa: E731
-            return jax.lax.scan(body, states, jax.random.split(key, steps))[0]
-        jax.block_until_ready(scan(states))  # compile
-        return lambda: jax.block_until_ready(scan(states))
+        scan = jax.jit(lambda c: jax.lax.scan(body, c, jax.random.split(key, steps))[0])
+        jax.block_until_ready(scan(init))  # compile
+        return lambda: jax.block_until_ready(scan(init))
 
     probe = 10
     per_step = _clock(make(probe))[0] / probe

@@ -24,7 +24,6 @@ import numpy as np
 from controllers.barrier_qp import barrier_points, barrier_spec, command, min_barrier, nominal, qp_rows, row_robots
 from controllers.unicycle import uni_to_si
 
-_EPS = 1e-12
 TOLERANCE = 1e-9   # accepted constraint violation (rows are unit norm, so m/s)
 CLARABEL_TIGHT = {"tol_gap_abs": 1e-12, "tol_gap_rel": 1e-12, "tol_feas": 1e-10, "tol_ktratio": 1e-10}
 
@@ -101,6 +100,8 @@ def solve_qp(a: np.ndarray, b: np.ndarray, uhat: np.ndarray, max_iter: int,
 
 def _warm_start(a: np.ndarray, b: np.ndarray, uhat: np.ndarray,
                 work: list[int]) -> tuple[list[int], np.ndarray, np.ndarray]:
+    """Shrink `work` (dropping rows with negative multipliers) until its equality solution has
+    λ ≥ 0: returns (rows, λ, inverse Gram); empty when nothing is left or the rows are dependent."""
     while work:
         aw = a[work]
         try:

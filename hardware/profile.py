@@ -50,7 +50,7 @@ class Arena:
 @dataclasses.dataclass(frozen=True)
 class BarrierParams:
     gamma: float = field(1e-6, 1e4, "class-K gain of the cubic barrier condition dh/dt >= -gamma h^3")
-    safety_radius: float = field(0.0, 10.0, "minimum distance between barrier points", "m")
+    safety_radius: float = field(0.0, 10.0, "barrier distance D_s (unicycle forms keep projection points D_s + projection_distance apart, as rps does)", "m")
     projection_distance: float = field(0.0, 1.0, "look-ahead of the unicycle projection point (0 for single integrators)", "m")
 
 

@@ -15,6 +15,7 @@ import importlib
 import importlib.metadata
 import logging
 import subprocess
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -120,6 +121,13 @@ def trace(step: Step, opset: int = OPSET) -> onnx.ModelProto:
     try:
         model = to_onnx(step.fn, [tuple(e["shape"]) for e in step.inputs], opset=opset, model_name="marlstack_policy",
                         input_names=[e["name"] for e in step.inputs], output_names=[e["name"] for e in step.outputs])
+    except Exception as exc:  # tracing runs scenario and trainer code: name the line that failed
+        frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename.startswith(str(REPO))
+                  and "site-packages" not in f.filename]
+        where = f" at {Path(frames[-1].filename).relative_to(REPO)}:{frames[-1].lineno}" if frames else ""
+        first = (str(exc).strip().splitlines() or [""])[0]
+        raise ExportError(f"jax2onnx cannot trace observe() + act() with a dynamic batch axis{where}: "
+                          f"{type(exc).__name__}: {first}") from exc
     finally:
         log.setLevel(level)
     _drop_unused_initializers(model.graph)
@@ -180,6 +188,16 @@ def git_revision() -> str:
     return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "unknown"
 
 
+def check_obs_dim(loaded: Any, env: Any, agent_index: int) -> None:
+    """The checkpoint's observation size must be what the scenario's observe() produces today."""
+    want = getattr(loaded, "obs_dim", None)
+    have = int(env.observation_space(env.agents[agent_index]).shape[-1])
+    if want is not None and want != have:
+        raise ExportError(f"the checkpoint was trained on {want}-dim observations but scenario {loaded.scenario!r} "
+                          f"now observes {have}: observe() changed since training; retrain, or export from the "
+                          f"revision it was trained with")
+
+
 def agent_dependent(config: dict[str, Any]) -> bool:
     """True when agents act differently on equal observations (one-hot agent id or several roles)."""
     return bool(config.get("agent_id")) or len(set(config.get("roles") or ())) > 1
@@ -205,6 +223,7 @@ def export(source: str | Path, out: str | Path, agent: str | None = None, *, che
     loaded = load_policy(source)
     env = loaded.make_env()
     index, role, agents = choose_agent(loaded, agent)
+    check_obs_dim(loaded, env, index)
     step = policy_step(loaded, env, index)
     model = trace(step)
     profile = env.profile

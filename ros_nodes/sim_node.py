@@ -5,8 +5,9 @@ rate, publishes every robot's `pose` and (latched) `goal`, applies each robot's 
 (zero when it is older than `watchdog_periods` periods, as robot firmware would), and keeps a
 per-robot summary: goal reached and when, collision and boundary-exit steps (the simulator's
 counts), and the interventions / watchdog stops the other nodes report on `/diagnostics`.
-The summary is published latched on `/sim/summary` and written as JSON to `summary_path`
-(every second, atomically, and at shutdown) for `marlstack sitl`.
+Every second the summary is published latched on `/sim/summary`, each robot's violations as a
+`/diagnostics` status (ERROR once it collided or left the arena), and the JSON is written
+atomically to `summary_path` (again at shutdown) for `marlstack sitl`.
 
 It also measures sensor-to-command latency (`marlstack bench ros`): from publishing a robot's pose
 to receiving the first `cmd_vel` for that robot afterwards. Twist carries no stamp, so this is exact
@@ -104,6 +105,8 @@ def make_node():
             self.pose_pubs = [self.create_publisher(cls(topics.POSE.type), topics.POSE.path(r), state) for r in self.robots]
             goal_pubs = [self.create_publisher(cls(topics.GOAL.type), topics.GOAL.path(r),
                                                topics.qos_profile(topics.GOAL.qos)) for r in self.robots]
+            self.diag_pub = self.create_publisher(cls(topics.DIAGNOSTICS.type), topics.DIAGNOSTICS.path(),
+                                                  topics.qos_profile(topics.DIAGNOSTICS.qos))
             self.summary_pub = self.create_publisher(cls(topics.SIM_SUMMARY.type), topics.SIM_SUMMARY.path(),
                                                      topics.qos_profile(topics.SIM_SUMMARY.qos))
             for i, r in enumerate(self.robots):
@@ -153,8 +156,8 @@ def make_node():
                 if self.drop and self.rng.random() < self.drop:
                     continue
                 msg = convert.pose_to_msg(*self.poses[i], now)
-                if not math.isnan(self.pose_sent[i]):  # the last one was not answered within a period
-                    self.latency[i].append(math.inf)
+                if not math.isnan(self.pose_sent[i]) and self.latency[i]:  # unanswered within a period
+                    self.latency[i].append(math.inf)  # (before the robot's first answer: start-up, not counted)
                 self.pose_sent[i] = time.perf_counter()
                 pub.publish(msg)
 
@@ -170,6 +173,8 @@ def make_node():
                     "interventions": sum(int(v.get("interventions", 0)) for v in reports),
                     "watchdog_stops": sum(int(v.get("watchdog_stops", 0)) for v in reports),
                     "latency_ms": latency_stats(self.latency[i]),
+                    # compute time inside the nodes (policy inference, barrier solve), as they report it
+                    "node_ms_mean": {k: float(v[k]) for v in reports for k in v if k.endswith("_ms_mean")},
                 }
             return {"elapsed_s": round(now - self.t0, 3), "steps": self.steps, "robots": robots,
                     "all_latencies_ms": [round(x * 1e3, 4) if math.isfinite(x) else None for lat in self.latency for x in lat]}
@@ -181,10 +186,20 @@ def make_node():
             if publish:
                 brief = json.dumps({k: v for k, v in doc.items() if k != "all_latencies_ms"})
                 self.summary_pub.publish(topics.message_class(topics.SIM_SUMMARY.type)(data=brief))
+                self.diag_pub.publish(health.array(self.get_clock().now().to_msg(), [
+                    self._violation_status(r, v) for r, v in doc["robots"].items()]))
             if self.summary_path:
                 tmp = self.summary_path.with_suffix(".tmp")
                 tmp.write_text(text)
                 os.replace(tmp, self.summary_path)
+
+        def _violation_status(self, robot: str, r: dict):
+            """The simulator's verdict on a robot: ERROR once it has collided or left the arena."""
+            bad = r["collision_steps"] or r["boundary_exit_steps"]
+            message = (f"{r['collision_steps']} collision steps, {r['boundary_exit_steps']} boundary-exit steps"
+                       if bad else "no violations")
+            return health.status(f"{self.get_fully_qualified_name()}: {robot}", robot, health.ERROR if bad else health.OK,
+                                 message, {k: r[k] for k in ("collision_steps", "boundary_exit_steps", "goal_reached")})
 
         def close(self) -> None:
             self.write_summary(ros_now(self), publish=False)  # DDS is already shut down here

@@ -88,6 +88,7 @@ def main(argv: list[str]) -> int:
 def run(dep, args, record: Path | None) -> dict:
     logdir = Path(args.logdir) if args.logdir else Path(tempfile.mkdtemp(prefix="marlstack-sitl-"))
     summary_path = logdir.resolve() / "sim_summary.json"
+    summary_path.unlink(missing_ok=True)  # its appearance is how we know the sim has started
     specs = fleet_plan(dep, sitl=True, record=record, summary_path=summary_path)
     specs = [dataclasses.replace(s, parameters={**s.parameters, "drop_pose_fraction": args.drop_poses})
              if s.executable == "sim_node" else s for s in specs]

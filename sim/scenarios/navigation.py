@@ -22,6 +22,9 @@ from sim.placement import place
 from sim.scenarios import navigation_spec as spec
 
 
+SMALL_FLEET = 4  # up to this many others, argmin rounds beat top-k + gather on XLA's CPU backend
+
+
 @dataclasses.dataclass(frozen=True)
 class Params:
     """Scenario constants (hashable, so jit can treat them as static). Arena bounds from the profile."""
@@ -69,46 +72,73 @@ def reset_task(u: jax.Array, poses: jax.Array, placer: Any, params: Params) -> T
     return Task(goals=goals, reached=jnp.zeros(params.num_agents, bool))
 
 
-def _others_index(n: int) -> np.ndarray:
-    """(n, n-1): for robot i, the indices of every other robot in ascending order."""
-    return np.array([[j for j in range(n) if j != i] for i in range(n)], dtype=np.int32).reshape(n, n - 1)
-
-
 def sense(state: Any, params: Params) -> dict[str, jax.Array]:
     """Raw sensors per robot: pose (N, 3), others (N, N-1, 3), goal (N, 2); world frame, m and rad."""
     poses = state.poses
-    return {"pose": poses, "others": poses[_others_index(params.num_agents)], "goal": state.task.goals}
+    n = params.num_agents
+    # others[i, j] = poses[j + (j >= i)]: a select between two shifted views (no gather, which
+    # XLA's CPU backend runs element by element).
+    after = np.arange(n - 1)[None, :] >= np.arange(n)[:, None]
+    others = jnp.where(after[..., None], poses[None, 1:, :], poses[None, :-1, :])
+    return {"pose": poses, "others": others, "goal": state.task.goals}
 
 
 def observe(sensors: dict[str, jax.Array], params: Params) -> jax.Array:
-    """Sensors with any leading batch axes (..., ·) -> observation (..., obs_dim)."""
+    """Sensors with any leading batch axes (..., ·) -> observation (..., obs_dim).
+
+    Every feature is computed as its own (...)-shaped array and the vector is assembled once at the
+    end (stack on a new leading axis, then one transpose): on XLA's CPU backend, stacking or
+    reducing along a short last axis costs many times the arithmetic, which dominated the step.
+    """
     pose, others, goal = sensors["pose"], sensors["others"], sensors["goal"]
     x, y, th = pose[..., 0], pose[..., 1], pose[..., 2]
     c, s = jnp.cos(th), jnp.sin(th)
     gx, gy = goal[..., 0] - x, goal[..., 1] - y
     own = [c * gx + s * gy, -s * gx + c * gy, jnp.sqrt(gx * gx + gy * gy), c, s, x, y,
            x - params.x_min, params.x_max - x, y - params.y_min, params.y_max - y]
-    return jnp.concatenate([jnp.stack(own, axis=-1), _neighbors(others, x, y, th, c, s, params)], axis=-1)
+    return jnp.moveaxis(jnp.stack(own + _neighbors(others, x, y, th, c, s, params), axis=0), 0, -1)
 
 
-def _neighbors(others, x, y, th, c, s, params: Params) -> jax.Array:
-    """The K nearest others as (dx, dy, distance, relative heading, present), nearest first, flattened.
+def _neighbors(others, x, y, th, c, s, params: Params) -> list[jax.Array]:
+    """The K nearest others, nearest first: per slot (dx, dy, distance, relative heading, present).
 
-    The relative heading is the wrapped angle θ_j − θ rather than its cos/sin: trig is the
-    costliest op in a simulator step and this would be 2·K of it per robot.
+    Slots beyond the N-1 real neighbours are static padding: nobody, far away. Selection is tuned
+    for XLA's CPU backend, where sorts and small reductions cost far more than their arithmetic:
+    for a few others, K rounds of an unrolled elementwise argmin; for many, one top-k and a gather
+    (2-3x faster than the alternatives at 50 robots). Both pick the same rows; ties go to the
+    lower robot index.
     """
-    k = params.num_neighbors
-    dx, dy = others[..., 0] - x[..., None], others[..., 1] - y[..., None]
-    feats = jnp.stack([c[..., None] * dx + s[..., None] * dy, -s[..., None] * dx + c[..., None] * dy,
-                       jnp.sqrt(dx * dx + dy * dy), wrap_angle(others[..., 2] - th[..., None]), jnp.ones_like(dx)], axis=-1)
-    missing = k - others.shape[-2]
-    if missing > 0:  # fewer robots than K: pad with "nobody, far away" rows (static shapes only)
-        pad = jnp.asarray([0.0, 0.0, params.far, 0.0, 0.0], feats.dtype)
-        feats = jnp.concatenate([feats, jnp.broadcast_to(pad, (*feats.shape[:-2], missing, 5))], axis=-2)
-    _, idx = jax.lax.top_k(-feats[..., 2], k)
-    # Gather as a one-hot matmul: exports to ONNX as MatMul for any batch shape.
-    pick = (idx[..., :, None] == jnp.arange(feats.shape[-2])).astype(feats.dtype)
-    return (pick @ feats).reshape(*feats.shape[:-2], k * feats.shape[-1])
+    k, m = params.num_neighbors, others.shape[-2]
+    real = min(k, m)
+    if m <= SMALL_FLEET:
+        cols = [_relative(others[..., j, :], x, y, th, c, s) for j in range(m)]  # per other: 4 features
+        dist = [col[2] for col in cols]
+        slots = []
+        for _ in range(real):
+            best, arg = dist[0], jnp.zeros(x.shape, jnp.int32)
+            for j in range(1, m):
+                closer = dist[j] < best
+                best, arg = jnp.where(closer, dist[j], best), jnp.where(closer, j, arg)
+            for f in range(4):
+                v = cols[0][f]
+                for j in range(1, m):
+                    v = jnp.where(arg == j, cols[j][f], v)
+                slots.append(v)
+            slots.append(jnp.ones_like(x))
+            dist = [jnp.where(arg == j, jnp.inf, d) for j, d in enumerate(dist)]
+    else:
+        dx, dy = others[..., 0] - x[..., None], others[..., 1] - y[..., None]
+        _, idx = jax.lax.top_k(-(dx * dx + dy * dy), real)
+        near = jnp.take_along_axis(others, idx[..., None], axis=-2)
+        slots = [f for j in range(real) for f in (*_relative(near[..., j, :], x, y, th, c, s), jnp.ones_like(x))]
+    pad = [jnp.full(x.shape, v, x.dtype) for v in (0.0, 0.0, params.far, 0.0, 0.0)]
+    return slots + pad * (k - real)
+
+
+def _relative(other, x, y, th, c, s) -> tuple[jax.Array, ...]:
+    """One other robot (..., 3) seen from (x, y, θ): robot-frame dx, dy, distance, wrapped Δθ."""
+    dx, dy = other[..., 0] - x, other[..., 1] - y
+    return c * dx + s * dy, -s * dx + c * dy, jnp.sqrt(dx * dx + dy * dy), wrap_angle(other[..., 2] - th)
 
 
 def goal_distance(poses: jax.Array, task: Task) -> jax.Array:

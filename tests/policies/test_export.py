@@ -19,7 +19,7 @@ from bench.policy import write_untrained_run
 from hardware import load_profile, profile_hash
 from policies import export_cli, inspect_cli
 from policies.checkpoint import load_policy
-from policies.export import IR_VERSION, OPSET, ExportError, choose_agent
+from policies.export import IR_VERSION, OPSET, ExportError, check_obs_dim, choose_agent
 from policies.runtime import PolicyRuntime, SpecMismatch, load_spec
 from policies.spec import SPEC_KEY, dumps
 
@@ -169,6 +169,14 @@ def test_agent_specific_policies_need_an_agent():
     assert choose_agent(SimpleNamespace(agent_names=names, config={}), None) == (0, "shared", list(names))
     with pytest.raises(ExportError, match="agent_7"):
         choose_agent(SimpleNamespace(agent_names=names, config={}), "agent_7")
+
+
+def test_checkpoint_from_an_older_observe_is_refused(mlp):
+    stale = SimpleNamespace(obs_dim=mlp.loaded.obs_dim + 4, scenario="navigation")
+    with pytest.raises(ExportError, match=f"trained on {mlp.loaded.obs_dim + 4}-dim observations .* now observes "
+                                          f"{mlp.loaded.obs_dim}"):
+        check_obs_dim(stale, mlp.env, 0)
+    check_obs_dim(mlp.loaded, mlp.env, 0)
 
 
 def test_export_cli_errors_are_one_line(tmp_path, capsys):
