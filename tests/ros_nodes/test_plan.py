@@ -84,3 +84,11 @@ def test_sitl_refuses_bad_configs_in_one_line(tmp_path, capsys):
     assert len(lines) == 2
     assert "no such deployment config" in lines[0]
     assert "none.onnx does not exist" in lines[1] and "marlstack export" in lines[1]
+
+
+def test_benchmark_fleets_are_valid_deployments(tmp_path):
+    from bench.ros import fleet_config
+    for n in (4, 10):
+        dep = load_deployment(fleet_config(n, tmp_path / "p.onnx", "onboard", tmp_path / f"f{n}.yaml"))
+        assert len(dep.robots) == n and dep.safety_mode == "onboard"
+        assert dep.rate_hz == pytest.approx(1 / 0.033)  # the profile's rate, which the policy was exported for
