@@ -48,8 +48,8 @@ class LatestValues:
         self._invalid: dict[str, str] = {}
 
     def source(self, key: str) -> str:
-        """How errors name a source: 'pose of robot_1', or just 'goal' for a single-valued one."""
-        return self.label if key == self.label else f"{self.label} of {key}"
+        """How errors name a source: 'pose of robot_1'; just the key without a label, or for a single-valued one."""
+        return self.label if key == self.label else (f"{self.label} of {key}" if self.label else key)
 
     def put(self, key: str, values: tuple[float, ...], t_s: float) -> None:
         """Store a sample; a non-finite one marks the source invalid until the next good one."""

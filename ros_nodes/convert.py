@@ -25,7 +25,8 @@ class Malformed(MessageError):
     """Missing fields or values that cannot describe the quantity (e.g. a zero quaternion)."""
 
 
-def _floats(values: dict[str, Any], what: str) -> dict[str, float]:
+def floats(values: dict[str, Any], what: str) -> dict[str, float]:
+    """Named fields as floats; raises Malformed (not a number) or NonFinite naming `what` and the field."""
     out = {}
     for key, v in values.items():
         try:
@@ -43,6 +44,14 @@ def stamp_seconds(stamp: Any) -> float:
     return stamp.sec + stamp.nanosec * 1e-9
 
 
+def check_quaternion(x: float, y: float, z: float, w: float, what: str) -> tuple[float, float, float, float]:
+    """The quaternion, or Malformed when it is too far from unit length to be an orientation."""
+    norm = math.sqrt(x * x + y * y + z * z + w * w)
+    if abs(norm - 1.0) > QUATERNION_NORM_TOLERANCE:
+        raise Malformed(f"{what}: orientation quaternion has norm {norm:.3g}, expected 1")
+    return x, y, z, w
+
+
 def yaw_from_quaternion(x: float, y: float, z: float, w: float) -> float:
     """Heading (rotation about world z) of a unit quaternion."""
     return math.atan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
@@ -52,15 +61,13 @@ def pose_from_msg(msg: Any) -> tuple[float, float, float, float]:
     """PoseStamped -> (x, y, yaw, stamp_s); raises NonFinite / Malformed."""
     try:
         p, q, stamp = msg.pose.position, msg.pose.orientation, msg.header.stamp
-        f = _floats({"position.x": p.x, "position.y": p.y, "orientation.x": q.x, "orientation.y": q.y,
-                     "orientation.z": q.z, "orientation.w": q.w}, "pose")
+        f = floats({"position.x": p.x, "position.y": p.y, "orientation.x": q.x, "orientation.y": q.y,
+                    "orientation.z": q.z, "orientation.w": q.w}, "pose")
         t = stamp_seconds(stamp)
     except AttributeError as exc:
         raise Malformed(f"pose: not a PoseStamped ({exc})") from None
-    norm = math.sqrt(f["orientation.x"] ** 2 + f["orientation.y"] ** 2 + f["orientation.z"] ** 2 + f["orientation.w"] ** 2)
-    if abs(norm - 1.0) > QUATERNION_NORM_TOLERANCE:
-        raise Malformed(f"pose: orientation quaternion has norm {norm:.3g}, expected 1")
-    yaw = yaw_from_quaternion(f["orientation.x"], f["orientation.y"], f["orientation.z"], f["orientation.w"])
+    quat = check_quaternion(f["orientation.x"], f["orientation.y"], f["orientation.z"], f["orientation.w"], "pose")
+    yaw = yaw_from_quaternion(*quat)
     return f["position.x"], f["position.y"], yaw, t
 
 
@@ -68,7 +75,7 @@ def goal_from_msg(msg: Any) -> tuple[float, float]:
     """PoseStamped goal -> (x, y); orientation is not part of a navigation goal."""
     try:
         p = msg.pose.position
-        f = _floats({"position.x": p.x, "position.y": p.y}, "goal")
+        f = floats({"position.x": p.x, "position.y": p.y}, "goal")
     except AttributeError as exc:
         raise Malformed(f"goal: not a PoseStamped ({exc})") from None
     return f["position.x"], f["position.y"]
@@ -77,7 +84,7 @@ def goal_from_msg(msg: Any) -> tuple[float, float]:
 def twist_to_cmd(msg: Any) -> tuple[float, float]:
     """Twist -> (v, omega); raises NonFinite / Malformed."""
     try:
-        f = _floats({"linear.x": msg.linear.x, "angular.z": msg.angular.z}, "cmd_vel")
+        f = floats({"linear.x": msg.linear.x, "angular.z": msg.angular.z}, "cmd_vel")
     except AttributeError as exc:
         raise Malformed(f"cmd_vel: not a Twist ({exc})") from None
     return f["linear.x"], f["angular.z"]

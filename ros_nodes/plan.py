@@ -35,7 +35,7 @@ from ros_nodes import topics
 SAFETY_MODES = ("fleet", "onboard")
 SAFETY_FORMS = ("unicycle", "unicycle_walls")  # barrier forms of controllers.barrier for unicycle robots
 NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
-REMAPPABLE = tuple(t.name for t in topics.ALL if t.per_robot)
+REMAPPABLE = tuple(t.name for t in topics.GROUND if t.per_robot)
 
 
 class PlanError(ValueError):

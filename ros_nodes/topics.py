@@ -51,11 +51,25 @@ DIAGNOSTICS = Topic("/diagnostics", "diagnostic_msgs/msg/DiagnosticArray", "even
 SIM_SUMMARY = Topic("/sim/summary", "std_msgs/msg/String", "latched", False,
                     "sim node's running per-robot summary as JSON (goal reached, collisions, exits)")
 
-ALL: tuple[Topic, ...] = (POSE, GOAL, CMD_VEL_NOMINAL, CMD_VEL, DIAGNOSTICS, SIM_SUMMARY)
+# MAV team (DESIGN contract 5). Odometry follows REP 105: pose in the world frame, twist in the body
+# frame (child_frame_id); the rate controller reads body rates from the IMU's gyro.
+ODOM = Topic("odom", "nav_msgs/msg/Odometry", "state", True,
+             "MAV state: world pose, body-frame twist")
+IMU = Topic("imu", "sensor_msgs/msg/Imu", "state", True, "MAV IMU: angular_velocity = body rates [rad/s]")
+LOAD_ODOM = Topic("/load/odom", "nav_msgs/msg/Odometry", "state", False, "the cable-suspended load's state")
+SETPOINT = Topic("setpoint", "trajectory_msgs/msg/MultiDOFJointTrajectory", "state", True,
+                 "policy output, one point: accelerations[0].linear = world acceleration [m/s^2], "
+                 "velocities[0].angular = body-rate feed-forward [rad/s], transforms[0].rotation = yaw set-point")
+ROTOR_THRUST = Topic("rotor_thrust", "std_msgs/msg/Float64MultiArray", "state", True,
+                     "rate controller output: per-rotor thrust command [N], rotors 0-3")
+
+ALL: tuple[Topic, ...] = (POSE, GOAL, CMD_VEL_NOMINAL, CMD_VEL, DIAGNOSTICS, SIM_SUMMARY,
+                          ODOM, IMU, LOAD_ODOM, SETPOINT, ROTOR_THRUST)
+GROUND: tuple[Topic, ...] = (POSE, GOAL, CMD_VEL_NOMINAL, CMD_VEL, DIAGNOSTICS, SIM_SUMMARY)
 BY_NAME = {t.name: t for t in ALL}
 
 
-def robot_topics(robots: list[str], topics: tuple[Topic, ...] = ALL) -> dict[str, Topic]:
+def robot_topics(robots: list[str], topics: tuple[Topic, ...] = GROUND) -> dict[str, Topic]:
     """Fully qualified name -> Topic for a fleet (what the recorder subscribes to by default)."""
     out: dict[str, Topic] = {}
     for t in topics:

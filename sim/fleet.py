@@ -24,6 +24,7 @@ from sim.placement import make_placer, place, uniforms
 from sim.spaces import Box, Discrete
 from sim.waypoints import NUM_ACTIONS, waypoints
 
+
 @struct.dataclass
 class Violations:
     """Per-robot counts for one step (rps's error kinds)."""
@@ -190,7 +191,7 @@ class FleetEnv:
     def _initial_state(self, key: jax.Array) -> FleetState:
         dtype, n = float_dtype(), self.num_agents
         m = self.placer.num_uniforms
-        # One random draw for the whole reset (each threefry call costs more than a physics step).
+        # One hashed draw for the whole reset: it runs every step for every env (auto-reset).
         u = uniforms(key, m + n + self.scenario.num_task_uniforms(self.placer, self.params), dtype)
         theta = (2 * u[m:m + n] - 1) * jnp.pi
         poses = jnp.concatenate([place(u[:m], self.placer), theta[:, None]], axis=-1)

@@ -3,7 +3,8 @@
 `sense` extracts the raw per-robot tensors (physical units, world frame) a real robot would
 receive; `observe` turns them into the policy's input vector. `observe` is the one observation
 function: the exported ONNX graph contains it, so it uses only ops jax2onnx exports (trig,
-elementwise, top-k, one-hot matmul gathers) and works for any leading batch axes.
+elementwise, argmin rounds or top-k + gather, static slices; no loops, no dynamic shapes) and
+works for any leading batch axes.
 The observation layout is listed element by element in `navigation_spec.obs_names`.
 """
 from __future__ import annotations
@@ -128,7 +129,7 @@ def _neighbors(others, x, y, th, c, s, params: Params) -> list[jax.Array]:
             dist = [jnp.where(arg == j, jnp.inf, d) for j, d in enumerate(dist)]
     else:
         dx, dy = others[..., 0] - x[..., None], others[..., 1] - y[..., None]
-        _, idx = jax.lax.top_k(-(dx * dx + dy * dy), real)
+        _, idx = jax.lax.top_k(-jnp.sqrt(dx * dx + dy * dy), real)  # the argmin path's key, exactly
         near = jnp.take_along_axis(others, idx[..., None], axis=-2)
         slots = [f for j in range(real) for f in (*_relative(near[..., j, :], x, y, th, c, s), jnp.ones_like(x))]
     pad = [jnp.full(x.shape, v, x.dtype) for v in (0.0, 0.0, params.far, 0.0, 0.0)]

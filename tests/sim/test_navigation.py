@@ -11,6 +11,7 @@ from sim.scenarios import navigation as nav
 from sim.scenarios import navigation_spec as spec
 
 PROFILE = load_profile("gritsbot_x")
+observe = jax.jit(nav.observe, static_argnums=1)  # one compile per shape, not hundreds of eager ops
 
 
 def params(n):
@@ -35,7 +36,7 @@ def test_observation_layout_in_the_robot_frame():
     p = params(3)
     # Robot 0 at the origin facing +y; its goal 1 m to the world +x is on its right (robot -y).
     st = state_of([[0.0, 0.0, np.pi / 2], [0.0, 0.5, np.pi / 2], [-0.3, 0.0, 0.0]], [[1.0, 0.0]] * 3)
-    obs = np.asarray(nav.observe(nav.sense(st, p), p))
+    obs = np.asarray(observe(nav.sense(st, p), p))
     names = spec.obs_names(p.num_neighbors)
     assert obs.shape == (3, nav.obs_dim(p)) == (3, len(names))
     o = dict(zip(names, obs[0]))
@@ -58,9 +59,9 @@ def test_observe_works_for_any_leading_batch_axes():
     key = jax.random.PRNGKey(3)
     sensors = {"pose": jax.random.normal(key, (2, 5, 3)), "others": jax.random.normal(jax.random.fold_in(key, 1), (2, 5, 5, 3)),
                "goal": jax.random.normal(jax.random.fold_in(key, 2), (2, 5, 2))}
-    batched = nav.observe(sensors, p)
+    batched = observe(sensors, p)
     assert batched.shape == (2, 5, nav.obs_dim(p))
-    single = nav.observe({k: v[1, 3] for k, v in sensors.items()}, p)
+    single = observe({k: v[1, 3] for k, v in sensors.items()}, p)
     np.testing.assert_allclose(batched[1, 3], single, rtol=1e-6)
     d = np.asarray(batched[..., spec.obs_names(p.num_neighbors).index("neighbor0_distance")::5])
     assert (np.diff(d, axis=-1) >= 0).all()  # sorted nearest first
@@ -70,7 +71,7 @@ def test_observe_works_for_any_leading_batch_axes():
 def test_observation_finite_for_tiny_fleets_and_wild_inputs(n):
     p = params(n)
     poses = np.array([[1e3, -1e3, 1e4], [5.0, 5.0, -7.0]], np.float32)[:n]
-    obs = np.asarray(nav.observe(nav.sense(state_of(poses, poses[:, :2]), p), p))
+    obs = np.asarray(observe(nav.sense(state_of(poses, poses[:, :2]), p), p))
     assert obs.shape == (n, nav.obs_dim(p)) and np.isfinite(obs).all()
     assert obs[0, 2] == 0  # at its goal
 
@@ -98,7 +99,7 @@ def test_both_neighbour_selections_agree(monkeypatch):
     sensors = {"pose": jax.random.normal(key, (3, 3)), "others": jax.random.normal(jax.random.fold_in(key, 1), (3, 6, 3)),
                "goal": jnp.zeros((3, 2))}
     monkeypatch.setattr(nav, "SMALL_FLEET", 0)
-    gathered = nav.observe(sensors, p)
+    gathered = jax.jit(nav.observe, static_argnums=1)(sensors, p)  # a fresh jit: traced with this setting
     monkeypatch.setattr(nav, "SMALL_FLEET", 100)
-    unrolled = nav.observe(sensors, p)
+    unrolled = jax.jit(nav.observe, static_argnums=1)(sensors, p)
     np.testing.assert_allclose(gathered, unrolled, rtol=1e-6, atol=1e-6)

@@ -54,7 +54,10 @@ def test_matches_rps_for_1000_steps(n):
     with jax.enable_x64(True):
         env = FleetEnv(profile, num_agents=n, max_steps=10 * STEPS)
         _, state = env.reset(jax.random.PRNGKey(n))
-        state = state.replace(task=state.task.replace(goals=jnp.full((n, 2), 100.0)))  # never solved: no reset
+        # Robot 1 starts 5 cm from robot 0, so collisions are certain to be counted; goals are
+        # unreachable, so the episode never ends and auto-reset never interferes.
+        poses = state.poses.at[1, :2].set(state.poses[0, :2] + 0.05)
+        state = state.replace(poses=poses, task=state.task.replace(goals=jnp.full((n, 2), 100.0)))
         initial = np.asarray(state.poses)
         assert initial.dtype == np.float64
 
@@ -77,6 +80,4 @@ def test_matches_rps_for_1000_steps(n):
             np.testing.assert_array_equal(np.stack([coll, bound, act], -1), ref_errs, err_msg=name)
             totals += ref_errs.sum(0)
     # The comparison is only meaningful if every kind of violation actually happened.
-    assert (totals[1:] > 0).all(), totals
-    if n >= 5:
-        assert totals[0] > 0, totals
+    assert (totals > 0).all(), totals
