@@ -52,8 +52,9 @@ def sim_steps_per_s(cfg: Any, steps: int, repeats: int) -> float:
             k_act, k_env = jax.random.split(k)
             keys = jax.random.split(k_act, (len(spaces), cfg.num_envs))
             acts = {a: jax.vmap(s.sample)(keys[i]) for i, (a, s) in enumerate(zip(env.agents, spaces))}
-            _, state, rew, _, _ = jax.vmap(env.step)(jax.random.split(k_env, cfg.num_envs), state, acts)
-            return state, rew[env.agents[0]].sum()
+            obs, state, rew, _, _ = jax.vmap(env.step)(jax.random.split(k_env, cfg.num_envs), state, acts)
+            # consume observations and rewards, so XLA cannot drop what training needs
+            return state, sum(obs[a].sum() + rew[a].sum() for a in env.agents)
 
         return jax.lax.scan(step, state, jax.random.split(k_run, steps))[1]
 

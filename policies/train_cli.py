@@ -114,7 +114,7 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, progress: bool = Tr
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="marlstack train", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        prog="marlstack train",
         description="Train decentralised policies with IPPO or MAPPO. Defaults come from "
                     "policies/configs/<scenario>.yaml; every config field can be overridden below.")
     p.add_argument("scenario", nargs="?", help="fleet scenario (e.g. navigation) or JaxMARL env (e.g. MPE_simple_spread_v3)")

@@ -132,7 +132,7 @@ def _neighbors(others, x, y, th, c, s, params: Params) -> list[jax.Array]:
         _, idx = jax.lax.top_k(-jnp.sqrt(dx * dx + dy * dy), real)  # the argmin path's key, exactly
         near = jnp.take_along_axis(others, idx[..., None], axis=-2)
         slots = [f for j in range(real) for f in (*_relative(near[..., j, :], x, y, th, c, s), jnp.ones_like(x))]
-    pad = [jnp.full(x.shape, v, x.dtype) for v in (0.0, 0.0, params.far, 0.0, 0.0)]
+    pad = [jnp.full_like(x, v) for v in (0.0, 0.0, params.far, 0.0, 0.0)]
     return slots + pad * (k - real)
 
 
