@@ -203,7 +203,7 @@ def _robots(raw: Any, profile: Any, where: str) -> tuple[RobotConfig, ...]:
     return tuple(out)
 
 
-def _robot_remaps(dep: Deployment) -> dict[str, str]:
+def robot_remaps(dep: Deployment) -> dict[str, str]:
     """Every robot's remaps as absolute rules, so any node (onboard or fleet-wide) resolves them alike."""
     return {topics.BY_NAME[t].path(r.name): dst if dst.startswith("/") else f"/{r.name}/{dst}"
             for r in dep.robots for t, dst in r.remaps.items()}
@@ -215,7 +215,7 @@ def fleet_plan(dep: Deployment, sitl: bool = False, record: str | Path | None = 
     robots = dep.robot_names
     common = {"profile": dep.profile, "robots": robots, "rate_hz": dep.rate_hz,
               "watchdog_periods": dep.watchdog_periods}
-    fleet_remaps = _robot_remaps(dep)
+    fleet_remaps = robot_remaps(dep)
     specs: list[NodeSpec] = []
     if sitl:
         specs.append(NodeSpec("sim_node", "sim", "/", {

@@ -81,8 +81,8 @@ def _natural(name: str) -> list[Any]:
 def fleet_topics(bag_types: dict[str, str], config: Any | None) -> tuple[list[str], dict[tuple[str, str], str]]:
     """Robots and where each of their streams lives in the bag."""
     if config is not None:
-        from ros_nodes.plan import _robot_remaps  # the nodes' own remap rule (relative names live in the namespace)
-        robots, remaps = list(config.robot_names), _robot_remaps(config)
+        from ros_nodes.plan import robot_remaps  # the nodes' own remap rule (relative names live in the namespace)
+        robots, remaps = list(config.robot_names), robot_remaps(config)
     else:
         robots = sorted({path.split("/")[1] for path in bag_types
                          if (t := topics.topic_for_path(path)) is not None and t.name in KINDS}, key=_natural)
