@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> list[Row]:
     algos = [a.strip() for a in args.algos.split(",") if a.strip()]
     rows: list[Row] = []
     for scenario, overrides in CASES:
-        base = {"scenario": scenario, **overrides, "updates_per_call": 1}
+        base = {"scenario": scenario, **overrides, "num_seeds": 1, "updates_per_call": 1}
         if args.num_envs:
             base["num_envs"] = args.num_envs
         if args.quick:

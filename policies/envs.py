@@ -8,6 +8,8 @@ or any environment registered in JaxMARL (e.g. `MPE_simple_spread_v3`, built unc
 from __future__ import annotations
 
 import dataclasses
+import os
+import sys
 from typing import Any
 
 import flax.struct
@@ -31,12 +33,30 @@ def fleet_scenarios() -> list[str]:
     return sorted(SCENARIOS)
 
 
+def _jaxmarl() -> Any:
+    """Import jaxmarl with its import-time chatter sent to stderr (keeps `--json` output clean).
+
+    Redirected at the file-descriptor level: `contextlib.redirect_stdout` does not catch it here.
+    """
+    if "jaxmarl" in sys.modules:
+        return sys.modules["jaxmarl"]
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        import jaxmarl
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+    return jaxmarl
+
+
 def jaxmarl_scenarios() -> list[str]:
     try:
-        from jaxmarl.registration import registered_envs
+        return list(_jaxmarl().registered_envs)
     except ImportError:
         return []
-    return list(registered_envs)
 
 
 def available_scenarios() -> list[str]:
@@ -63,8 +83,7 @@ def make_env(cfg: TrainConfig, barrier: str | None = None) -> Any:
     if cfg.scenario in jaxmarl_scenarios():
         if barrier not in ("none", "", None):
             raise ConfigError(f"scenario {cfg.scenario!r} is a JaxMARL environment: it has no barrier option")
-        import jaxmarl
-        return _construct(lambda **kw: jaxmarl.make(cfg.scenario, **kw), cfg.scenario, kwargs)
+        return _construct(lambda **kw: _jaxmarl().make(cfg.scenario, **kw), cfg.scenario, kwargs)
     known = ", ".join(fleet_scenarios() + ["MPE_simple_spread_v3", "... (any JaxMARL environment)"])
     raise ConfigError(f"unknown scenario {cfg.scenario!r} (available: {known})")
 

@@ -12,7 +12,7 @@ from policies.config import build_config
 from policies.run_dir import read_metrics
 
 # tiny navigation runs: 2 robots, no barrier, 6 updates in 3 calls of 2
-CFG = {"scenario": "navigation", "num_agents": 2, "barrier": "none", "max_steps": 40, "num_envs": 8,
+CFG = {"scenario": "navigation", "num_agents": 2, "num_seeds": 1, "barrier": "none", "max_steps": 40, "num_envs": 8,
        "num_steps": 16, "num_minibatches": 2, "hidden_sizes": [32, 32], "updates_per_call": 2,
        "checkpoint_every": 1, "total_steps": 6 * 8 * 16, "eval_episodes": 0, "seed": 3}
 METRICS = ("return", "loss", "policy_loss", "value_loss", "entropy", "approx_kl", "episodes")

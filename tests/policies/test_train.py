@@ -18,7 +18,7 @@ from policies.evaluate import evaluate
 from policies.run_dir import read_metrics
 
 # navigation without the barrier (compiles fast), 2 robots, 3.3 s episodes
-SMALL_NAV = {"scenario": "navigation", "num_agents": 2, "barrier": "none", "max_steps": 100, "num_envs": 64,
+SMALL_NAV = {"scenario": "navigation", "num_agents": 2, "num_seeds": 1, "barrier": "none", "max_steps": 100, "num_envs": 64,
              "num_steps": 32, "num_minibatches": 2, "lr": 0.001, "log_std_init": -1.0, "updates_per_call": 4,
              "eval_episodes": 0}
 EPISODES = 64
