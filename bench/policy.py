@@ -99,7 +99,7 @@ def write_untrained_run(run_dir: Path, overrides: dict[str, Any], noise: float =
     from policies.ppo import Trainer
     cfg = build_config({"num_envs": 2, "num_steps": 8, "num_minibatches": 1, **overrides})
     trainer = Trainer(cfg)
-    runner = jax.jit(trainer.init_seeds)()  # one compiled program: much faster than op-by-op vmap
+    runner = trainer.init_seeds()
     if noise:
         keys = iter(jax.random.split(jax.random.PRNGKey(seed), 64))
         jitter = lambda a: a + noise * jax.random.normal(next(keys), a.shape, a.dtype)  # noqa: E731

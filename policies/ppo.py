@@ -139,9 +139,11 @@ class Trainer:
                       obs_stats, ws_stats, key, jnp.zeros((), jnp.int32), jnp.asarray(cfg.num_updates, jnp.int32))
 
     def init_seeds(self) -> Runner:
-        """One runner per seed, stacked (jitted: op-by-op vmap would compile every small op)."""
-        seeds = jnp.arange(self.cfg.seed, self.cfg.seed + self.cfg.num_seeds)
-        return jax.jit(jax.vmap(lambda s: self.init(jax.random.PRNGKey(s))))(seeds)
+        """One runner per seed, stacked. Each seed is initialised by one jitted call: the vmapped
+        form deadlocks XLA's CPU runtime for some keys with the GRU variant (jaxlib 0.10.2)."""
+        init = jax.jit(self.init)
+        runners = [init(jax.random.PRNGKey(s)) for s in range(self.cfg.seed, self.cfg.seed + self.cfg.num_seeds)]
+        return jax.tree.map(lambda *xs: jnp.stack(xs), *runners)
 
     # -- one PPO update -------------------------------------------------------------------
     def _policy_sample(self, key, out, log_std):
