@@ -48,7 +48,7 @@ def main(argv: list[str]) -> int:
     if args.total_steps:
         train += ["--total-steps", str(args.total_steps)]
     _run("train a navigation policy (IPPO, barrier in the loop)", train)
-    _run("evaluate it", ["eval", str(run_dir), "--episodes", "16", "--barrier"])
+    _run("evaluate it (barrier as trained)", ["eval", str(run_dir), "--episodes", "16"])
     _run("export it to ONNX", ["export", str(run_dir), "-o", str(onnx)])
     _run("inspect the artifact", ["inspect", str(onnx)])
 

@@ -24,9 +24,6 @@ from policies.config import ConfigError, TrainConfig
 from policies.envs import EVENT_KEYS, ArrayEnv, EpisodeLog, make_env
 from policies.normalize import RunningStats, normalize
 
-METRICS = ("return", "success_rate", *EVENT_KEYS, "episode_length", "episodes",
-           "loss", "policy_loss", "value_loss", "entropy", "approx_kl", "clip_frac")
-
 
 @flax.struct.dataclass
 class Runner:
