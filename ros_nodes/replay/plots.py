@@ -20,6 +20,13 @@ def _plt():
     return plt
 
 
+def _save(fig: Any, path: Path) -> None:
+    """Every static figure is written the same way, and closed so long replays do not leak figures."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    _plt().close(fig)
+
+
 def _arena(ax: Any, profile: Any, poses: np.ndarray) -> None:
     """The arena rectangle, with limits that also show robots that left it."""
     a = profile.arena
@@ -47,9 +54,7 @@ def trajectories(series: dict, robots: list[str], profile: Any, path: Path) -> N
             ax.plot(g[-1, 0], g[-1, 1], "x", ms=10, mew=2, color=line.get_color())
     ax.set_title("trajectories (o start, s end, x goal)")
     ax.legend(loc="upper right", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def distances(series: dict, summary: dict, path: Path) -> None:
@@ -63,9 +68,7 @@ def distances(series: dict, summary: dict, path: Path) -> None:
     ax.set_xlabel("time [s]")
     ax.set_ylabel("distance [m]")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def interventions(series: dict, robots: list[str], tol: float, path: Path) -> None:
@@ -81,9 +84,7 @@ def interventions(series: dict, robots: list[str], tol: float, path: Path) -> No
     ax.set_ylabel("max(|dv|, |domega|) vs saturated nominal")
     ax.set_title("safety-filter interventions")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def animation(series: dict, robots: list[str], profile: Any, path: Path) -> None:
@@ -124,6 +125,4 @@ def commands(result: dict, path: Path) -> None:
     axes[0, 0].legend(fontsize=7)
     for ax in axes[-1]:
         ax.set_xlabel("time [s]")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(fig, path)
