@@ -198,6 +198,23 @@ def check_obs_dim(loaded: Any, env: Any, agent_index: int) -> None:
                           f"revision it was trained with")
 
 
+def check_fleet_size(trained: Any, target: Any) -> None:
+    """The observation must mean the same at both fleet sizes: as many real (unpadded) neighbours.
+
+    A policy trained with 4 robots never saw a 4th neighbour (that slot was always padding, with
+    zero variance in its normalisation statistics); fed one with 8 robots it acts arbitrarily.
+    """
+    k = getattr(getattr(trained, "params", None), "num_neighbors", None)
+    if k is None:
+        raise ExportError(f"scenario of this run has no fleet-size-independent observation; export with the "
+                          f"training fleet ({trained.num_agents} agents)")
+    seen, wanted = min(trained.num_agents - 1, k), min(target.num_agents - 1, k)
+    if seen != wanted:
+        raise ExportError(f"trained with {trained.num_agents} agents, the policy observed {seen} neighbour(s); a fleet "
+                          f"of {target.num_agents} fills {wanted} of the {k} neighbour slots, which it never saw. "
+                          f"Train with at least {k + 1} agents to export for any fleet of {k + 1} or more")
+
+
 def agent_dependent(config: dict[str, Any]) -> bool:
     """True when agents act differently on equal observations (one-hot agent id or several roles)."""
     return bool(config.get("agent_id")) or len(set(config.get("roles") or ())) > 1
@@ -216,13 +233,25 @@ def choose_agent(loaded: Any, agent: str | None) -> tuple[int, str, list[str]]:
     return names.index(agent), agent, [agent]
 
 
-def export(source: str | Path, out: str | Path, agent: str | None = None, *, check_batch: int = 1024,
-           seed: int = 0) -> dict[str, Any]:
-    """Export a run dir or checkpoint to `out`; returns the spec written into the file."""
+def export(source: str | Path, out: str | Path, agent: str | None = None, *, num_agents: int | None = None,
+           check_batch: int = 1024, seed: int = 0) -> dict[str, Any]:
+    """Export a run dir or checkpoint to `out`; returns the spec written into the file.
+
+    `num_agents` exports for another fleet size than the training one: possible when every
+    agent runs the same parameters and the observation does not grow with the fleet (e.g.
+    navigation's K nearest neighbours); the sensor tensors then take the new size.
+    """
     from policies.checkpoint import load_policy
     loaded = load_policy(source)
-    env = loaded.make_env()
     index, role, agents = choose_agent(loaded, agent)
+    if num_agents is not None and num_agents != loaded.num_agents:
+        if role != "shared":
+            raise ExportError("--num-agents needs a policy whose agents share parameters without an agent id")
+        env = loaded.make_env(num_agents=num_agents)
+        check_fleet_size(loaded.make_env(), env)
+        agents = list(env.agents)
+    else:
+        env = loaded.make_env()
     check_obs_dim(loaded, env, index)
     step = policy_step(loaded, env, index)
     model = trace(step)

@@ -17,10 +17,15 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--agent", metavar="NAME", default=None,
                         help="export for one agent (e.g. agent_0): needed when agents have their own parameters "
                              "or a one-hot id; without it the artifact serves every agent of the run")
+    parser.add_argument("--num-agents", type=int, metavar="N", default=None,
+                        help="export for a fleet of N robots instead of the training fleet (shared-parameter "
+                             "policies whose observation does not grow with the fleet, e.g. navigation)")
     args = parser.parse_args(argv)
+    if args.num_agents is not None and args.num_agents < 1:
+        parser.error("--num-agents must be at least 1")
     from policies.export import export  # JAX loads only now, so --help stays instant
     try:
-        spec = export(args.source, args.out, args.agent)
+        spec = export(args.source, args.out, args.agent, num_agents=args.num_agents)
     except (ValueError, OSError) as exc:
         print(f"marlstack export: {exc}", file=sys.stderr)
         return 1

@@ -6,12 +6,17 @@ raised while building the node prints `<node>: <reason>` and exits with `EXIT_ST
 """
 from __future__ import annotations
 
+import faulthandler
+import os
 import sys
+import threading
+import time
 from typing import Any, Callable
 
 from hardware.profile import ProfileError, load_profile
 
 EXIT_START_ERROR = 2  # documented in docs/ros.md: configuration or model refused at start-up
+TEARDOWN_S = 4.0  # longest a stopped node may spend tearing down DDS (the supervisor waits 15 s)
 
 
 class StartError(Exception):
@@ -83,6 +88,26 @@ def run_node(factory: Callable[[], Any], label: str, argv: list[str] | None = No
             close = getattr(node, "close", None)
             if close is not None:
                 close()
+            _bound_teardown(label)
             node.destroy_node()
         if rclpy.ok():
             rclpy.try_shutdown()
+
+
+def _bound_teardown(label: str) -> None:
+    """Never let a wedged middleware teardown keep a stopped node alive.
+
+    The node's own work is saved by now (close() ran). Tearing down the DDS participant can
+    hang (a known class of rmw/DDS bugs, seen once in CI); after TEARDOWN_S we print every
+    thread's stack to the node's log and leave with exit 0. If a C call holds the GIL so that
+    this thread cannot run, faulthandler's own GIL-free thread exits with 1 shortly after.
+    """
+    def force() -> None:
+        time.sleep(TEARDOWN_S)
+        print(f"{label}: middleware teardown took over {TEARDOWN_S:g} s; exiting anyway. Stacks:",
+              file=sys.stderr, flush=True)
+        faulthandler.dump_traceback(sys.stderr, all_threads=True)
+        os._exit(0)
+
+    threading.Thread(target=force, daemon=True).start()
+    faulthandler.dump_traceback_later(TEARDOWN_S + 2.0, exit=True)

@@ -128,7 +128,9 @@ def run(dep, args, record: Path | None) -> dict:
         sup.kill_all()
     bad = {name: code for name, code in codes.items() if not clean_exit(code)}
     if error is None and bad:
-        error = "node(s) did not stop cleanly: " + ", ".join(f"{n} (exit {c})" for n, c in bad.items())
+        tails = {p.label: p.tail() for p in sup.procs if p.label in bad}
+        error = "node(s) did not stop cleanly: " + "; ".join(
+            f"{n} (exit {c} after {sup.stop_seconds.get(n, 0.0):.1f} s; its log ends:\n{tails[n]})" for n, c in bad.items())
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else None
     if error is None and summary is None:
         error = f"the sim node wrote no summary (logs in {logdir})"
@@ -139,7 +141,7 @@ def run(dep, args, record: Path | None) -> dict:
             "safety_mode": dep.safety_mode,
             "num_robots": len(dep.robots), "bag": str(record) if record else None, "logdir": str(logdir),
             "elapsed_s": summary["elapsed_s"] if summary else None,
-            "robots": summary["robots"] if summary else {}, "exit_codes": codes, "cpu_percent": cpu,
+            "robots": summary["robots"] if summary else {}, "exit_codes": codes, "stop_s": sup.stop_seconds, "cpu_percent": cpu,
             "latency_ms": _quantiles(latencies)}
 
 

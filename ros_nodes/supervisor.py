@@ -19,7 +19,7 @@ from typing import Mapping
 
 from ros_nodes.plan import NodeSpec
 
-STOP_GRACE_S = 10.0
+STOP_GRACE_S = 15.0
 
 
 @dataclass
@@ -44,6 +44,7 @@ class Supervisor:
     def __init__(self, env: Mapping[str, str], logdir: Path, python: str = sys.executable):
         self.env, self.logdir, self.python = dict(env), Path(logdir), python
         self.procs: list[Proc] = []
+        self.stop_seconds: dict[str, float] = {}  # how long each node took to exit after our SIGINT
         self.logdir.mkdir(parents=True, exist_ok=True)
 
     def start(self, spec: NodeSpec) -> Proc:
@@ -78,16 +79,18 @@ class Supervisor:
             groups.append([p for p in self.procs if p.spec.executable == exe])
         groups.append([p for p in self.procs if not any(p in g for g in groups)])
         for group in groups:
+            t0 = time.monotonic()
             for p in group:
                 if p.popen.poll() is None:
                     p.popen.send_signal(signal.SIGINT)
-            deadline = time.monotonic() + STOP_GRACE_S
+            deadline = t0 + STOP_GRACE_S
             for p in group:
                 try:
                     p.popen.wait(max(0.0, deadline - time.monotonic()))
                 except subprocess.TimeoutExpired:
                     p.popen.kill()
                     p.popen.wait()
+                self.stop_seconds[p.label] = round(time.monotonic() - t0, 3)
         return {p.label: p.popen.returncode for p in self.procs}
 
     def kill_all(self) -> None:

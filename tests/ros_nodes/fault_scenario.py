@@ -91,6 +91,11 @@ def last_zero(node: Mocap, robot: str, since: float) -> bool:
     return bool(recent) and abs(recent[-1][1]) + abs(recent[-1][2]) == 0.0
 
 
+def recorder_matched(node: Mocap) -> bool:
+    """The recorder subscribes to robot_0's pose (beside 2 policies and the safety node) and cmd_vel (beside us)."""
+    return node.pose_pubs[0].get_subscription_count() >= 4 and node.count_subscribers(topics.CMD_VEL.path(ROBOTS[0])) >= 2
+
+
 def main(out: Path, policy: str, workdir: Path) -> None:
     env = ros_env()
     common = {"profile": "gritsbot_x", "robots": ROBOTS, "rate_hz": RATE_HZ, "watchdog_periods": 3.0}
@@ -107,7 +112,10 @@ def main(out: Path, policy: str, workdir: Path) -> None:
     result: dict = {}
     try:
         t0 = time.monotonic()
-        result["started"] = node.spin_for(60.0, lambda: moving(node, "robot_0", t0) and moving(node, "robot_1", t0))
+        # Started = both robots move and the recorder is matched on both of its topics (it starts
+        # last and slowest: under load its subscriptions can come up after the robots move).
+        result["started"] = node.spin_for(60.0, lambda: moving(node, "robot_0", t0) and moving(node, "robot_1", t0)
+                                          and recorder_matched(node))
         result["startup_s"] = time.monotonic() - t0
         for fault in ("nan", "malformed"):
             t_fault = time.monotonic()
