@@ -12,8 +12,10 @@ Goal (issue 6): p50 <= 2 ms and p99 <= 5 ms at 10 robots.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
+import os
 import statistics
 import subprocess
 import sys
@@ -33,6 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--robots", type=int, nargs="+", default=[4, 10], help="fleet sizes (default 4 10)")
     parser.add_argument("--duration", type=float, default=20.0, help="seconds of steady running per case (default 20)")
     parser.add_argument("--safety", choices=["fleet", "onboard"], default="fleet", help="safety mode (default fleet)")
+    parser.add_argument("--executor", choices=["events", "single"], nargs="+", default=["events"],
+                        help="rclpy executor(s) the nodes spin in (ros_nodes/runner.py); give both to compare "
+                             "(default events)")
 
 
 def fleet_config(n: int, policy: Path, safety: str, path: Path) -> Path:
@@ -50,9 +55,11 @@ def fleet_config(n: int, policy: Path, safety: str, path: Path) -> Path:
     return path
 
 
-def run_sitl(config: Path, duration: float) -> dict:
+def run_sitl(config: Path, duration: float, executor: str) -> dict:
+    from ros_nodes.runner import EXECUTOR_ENV
     out = subprocess.run([sys.executable, "-m", "marlstack", "sitl", "--config", str(config), "--json",
-                          "--duration", str(duration)], capture_output=True, text=True)
+                          "--duration", str(duration)], capture_output=True, text=True,
+                         env={**os.environ, EXECUTOR_ENV: executor})
     if not out.stdout.strip():
         raise RuntimeError(f"marlstack sitl failed (exit {out.returncode}):\n{out.stderr[-2000:]}")
     report = json.loads(out.stdout)
@@ -83,12 +90,14 @@ def run(args: argparse.Namespace) -> list[Row]:
     with tempfile.TemporaryDirectory(prefix="marlstack-bench-ros-") as tmp:
         base = ping_pong(args.duration)
         b50, b99 = quantile(base, 50), quantile(base, 99)
-        for n in args.robots:
+        for n, executor in itertools.product(args.robots, args.executor):
             policy = Path(tmp) / f"policy_{n}.onnx"
-            export_scripted(policy, n)
-            report = run_sitl(fleet_config(n, policy, args.safety, Path(tmp) / f"fleet_{n}.yaml"), args.duration)
+            if not policy.exists():
+                export_scripted(policy, n)
+            report = run_sitl(fleet_config(n, policy, args.safety, Path(tmp) / f"fleet_{n}.yaml"), args.duration,
+                              executor)
             lat = report["latency_ms"]
-            params = {"robots": n, "rate_hz": round(RATE_HZ, 1), "safety": args.safety}
+            params = {"robots": n, "rate_hz": round(RATE_HZ, 1), "safety": args.safety, "executor": executor}
             for q, base_q, goal in ((50, b50, GOAL_P50_MS), (99, b99, GOAL_P99_MS)):
                 ours = math.inf if lat[f"p{q}"] is None else lat[f"p{q}"]  # None: the percentile is a late reply
                 rows.append(Row(params, f"pose->cmd_vel p{q}", "ms", ours, base_q, "rclpy ping-pong (2 processes)",

@@ -50,6 +50,8 @@ def main(argv: list[str]) -> int:
     _run("train a navigation policy (IPPO, barrier in the loop)", train)
     _run("evaluate it (barrier as trained)", ["eval", str(run_dir), "--episodes", "16"])
     _run("export it to ONNX", ["export", str(run_dir), "-o", str(onnx)])
+    _run("export the same policy for 8 robots (launch/robotarium_onboard8.yaml)",
+         ["export", str(run_dir), "-o", str(out / "policy_8.onnx"), "--num-agents", "8"])
     _run("inspect the artifact", ["inspect", str(onnx)])
 
     config = yaml.safe_load(DEPLOYMENT.read_text())
@@ -64,5 +66,5 @@ def main(argv: list[str]) -> int:
 
     print(f"\nDone. Pictures of the scripted rollout: {out / 'sim'}/trajectory.png, trajectory.gif\n"
           f"Training run (config, checkpoint, metrics.csv, learning curve): {run_dir}\n"
-          f"Policy artifact: {onnx}\nROS 2 log (rosbag2 MCAP): {bag}\nReplay report (JSON, CSV, PNG, GIF): {report}")
+          f"Policy artifacts: {onnx} (4 robots), {out / 'policy_8.onnx'} (8 robots)\nROS 2 log (rosbag2 MCAP): {bag}\nReplay report (JSON, CSV, PNG, GIF): {report}")
     return 0

@@ -233,16 +233,16 @@ def choose_agent(loaded: Any, agent: str | None) -> tuple[int, str, list[str]]:
     return names.index(agent), agent, [agent]
 
 
-def export(source: str | Path, out: str | Path, agent: str | None = None, *, num_agents: int | None = None,
+def export(source: str | Path | Any, out: str | Path, agent: str | None = None, *, num_agents: int | None = None,
            check_batch: int = 1024, seed: int = 0) -> dict[str, Any]:
-    """Export a run dir or checkpoint to `out`; returns the spec written into the file.
+    """Export a run dir or checkpoint (or a LoadedPolicy-like object) to `out`; returns the spec written.
 
     `num_agents` exports for another fleet size than the training one: possible when every
     agent runs the same parameters and the observation does not grow with the fleet (e.g.
     navigation's K nearest neighbours); the sensor tensors then take the new size.
     """
     from policies.checkpoint import load_policy
-    loaded = load_policy(source)
+    loaded = source if hasattr(source, "act") else load_policy(source)
     index, role, agents = choose_agent(loaded, agent)
     if num_agents is not None and num_agents != loaded.num_agents:
         if role != "shared":
@@ -263,7 +263,7 @@ def export(source: str | Path, out: str | Path, agent: str | None = None, *, num
         git_revision=git_revision(), created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         marlstack_version=marlstack.__version__,
         exporter={"jax2onnx": importlib.metadata.version("jax2onnx"), "opset": OPSET, "ir_version": IR_VERSION,
-                  "source": str(source)})
+                  "source": str(getattr(source, "path", source) if hasattr(source, "act") else source)})
     feeds = random_inputs(step.inputs, profile.arena, check_batch, np.random.default_rng(seed))
     err = parity_error(model, step, feeds)
     if not err <= PARITY_TOL:

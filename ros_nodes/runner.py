@@ -16,6 +16,8 @@ from typing import Any, Callable
 from hardware.profile import ProfileError, load_profile
 
 EXIT_START_ERROR = 2  # documented in docs/ros.md: configuration or model refused at start-up
+EXECUTOR_ENV = "MARLSTACK_EXECUTOR"
+SPIN_TIMEOUT_S = 0.1  # how often the spin loop looks at rclpy.ok() when nothing happens
 TEARDOWN_S = 4.0  # longest a stopped node may spend tearing down DDS (the supervisor waits 15 s)
 
 
@@ -61,20 +63,21 @@ def ros_now(node: Any) -> float:
 def run_node(factory: Callable[[], Any], label: str, argv: list[str] | None = None) -> int:
     """Init rclpy, build the node, spin until shutdown; one-line errors, never a bare traceback."""
     import rclpy
-    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+    from rclpy.executors import ExternalShutdownException
 
     rclpy.init(args=sys.argv if argv is None else argv)
-    node = None
+    node = executor = None
     try:
         try:
             node = factory()
+            executor = make_executor()
         except StartError as exc:
             print(f"{label}: refusing to start: {exc}", file=sys.stderr, flush=True)
             return EXIT_START_ERROR
-        executor = SingleThreadedExecutor()
         executor.add_node(node)
         try:
-            executor.spin()
+            while rclpy.ok():  # not executor.spin(): this build's EventsExecutor.spin() ignores SIGINT
+                executor.spin_once(timeout_sec=SPIN_TIMEOUT_S)
         except (KeyboardInterrupt, ExternalShutdownException):
             pass
         except Exception:
@@ -89,9 +92,29 @@ def run_node(factory: Callable[[], Any], label: str, argv: list[str] | None = No
             if close is not None:
                 close()
             _bound_teardown(label)
+            if executor is not None:  # release the node's entities first: the EventsExecutor holds
+                executor.shutdown()   # their event handlers, and destroying them under it deadlocked
             node.destroy_node()
         if rclpy.ok():
             rclpy.try_shutdown()
+
+
+def make_executor():
+    """The executor every node spins in: `MARLSTACK_EXECUTOR` = events (default) or single.
+
+    rclpy's SingleThreadedExecutor rebuilds its wait set in Python on every wake-up, which at
+    30 Hz x 10 pose topics was most of a policy node's CPU; the C++ EventsExecutor
+    (rclpy.experimental) dispatches each ready entity directly. `bench ros --executor` compares them.
+    Its spin() busy-loops and ignores SIGINT in the pip Kilted build; spin_once() in a loop works.
+    """
+    choice = os.environ.get(EXECUTOR_ENV, "events")
+    if choice == "events":
+        from rclpy.experimental import EventsExecutor
+        return EventsExecutor()
+    if choice == "single":
+        from rclpy.executors import SingleThreadedExecutor
+        return SingleThreadedExecutor()
+    raise StartError(f"{EXECUTOR_ENV}={choice!r}: use 'events' or 'single'")
 
 
 def _bound_teardown(label: str) -> None:

@@ -9,11 +9,8 @@ SITL tooling: imports JAX (never loaded by onboard nodes).
 """
 from __future__ import annotations
 
-import sys
-import types
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 RUN_ID = "scripted-go-to-goal"
 
@@ -24,6 +21,7 @@ class ScriptedNavigation:
     scenario = "navigation"
     recurrent = False
     run_id = RUN_ID
+    path = RUN_ID
     params: dict = {}
 
     def __init__(self, num_agents: int, profile: str = "gritsbot_x"):
@@ -54,8 +52,4 @@ class ScriptedNavigation:
 def export_scripted(out: str | Path, num_agents: int, profile: str = "gritsbot_x") -> dict:
     """Write the scripted controller as `out` (policy.onnx) for a fleet of `num_agents`; returns its spec."""
     from policies.export import export
-    loaded = ScriptedNavigation(num_agents, profile)
-    fake = types.ModuleType("policies.checkpoint")
-    fake.load_policy = lambda source: loaded
-    with mock.patch.dict(sys.modules, {"policies.checkpoint": fake}):
-        return export(RUN_ID, out)
+    return export(ScriptedNavigation(num_agents, profile), out)

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 SCENARIO = "navigation"
 SUCCESS_RADIUS = 0.1  # m: a robot has arrived when its centre is this close to its goal (issue 2)
-NUM_NEIGHBORS = 4  # K nearest other robots in the observation, padded when the fleet is smaller
+NUM_NEIGHBORS = 3  # K nearest other robots observed, padded when the fleet is smaller. 3: a policy trained
+# with 4 robots has seen every slot filled, so it exports to any larger fleet (marlstack export --num-agents)
 
 SENSORS = {
     "pose": {"shape": [3], "units": ["m", "m", "rad"], "frame": "world",

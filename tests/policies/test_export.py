@@ -222,3 +222,22 @@ def test_recurrent_policy_carries_its_hidden_state(tmp_path, rollouts):
         assert np.max(np.abs(out["hidden_next"] - np.asarray(h_jax))) <= TOL
         h_onnx = out["hidden_next"]
     assert np.abs(h_onnx).max() > 0.1  # the state really evolves
+
+
+def test_num_agents_exports_the_same_policy_for_a_larger_fleet_and_refuses_unseen_slots(mlp, tmp_path, capsys):
+    big = tmp_path / "policy_8.onnx"
+    assert export_cli.main([str(mlp.loaded.path), "-o", str(big), "--num-agents", "8"]) == 0
+    spec = load_spec(big)
+    assert spec["agent"]["agents"] == [f"agent_{i}" for i in range(8)]
+    assert {e["name"]: e["shape"] for e in spec["inputs"]}["others"] == ["B", 7, 3]
+    # 8 robots: the same parameters, the 3 nearest of 7 others -> the JAX policy on the big env
+    env8 = mlp.loaded.make_env(num_agents=8)
+    sensors = rollout_sensors(env8, jax.random.PRNGKey(2), 4, 25)
+    want = np.asarray(mlp.loaded.act(mlp.loaded.params, env8.scenario.observe(sensors, env8.params)))
+    assert np.max(np.abs(PolicyRuntime(big).run(sensors)["cmd"] - want)) <= TOL
+    # a fleet of 3 leaves a neighbour slot empty that this 4-robot policy always saw filled
+    capsys.readouterr()
+    assert export_cli.main([str(mlp.loaded.path), "-o", str(tmp_path / "p3.onnx"), "--num-agents", "3"]) == 1
+    err = capsys.readouterr().err
+    assert "trained with 4 agents, the policy observed 3 neighbour(s); a fleet of 3 fills 2" in err
+    assert not (tmp_path / "p3.onnx").exists()

@@ -1,4 +1,4 @@
-"""Shared by the DDS tests: scripted go-to-goal policies exported once per session, and configs using them."""
+"""Shared by the DDS tests: the committed trained navigation policy, exported once per session, and configs using it."""
 from __future__ import annotations
 
 import json
@@ -11,19 +11,23 @@ import yaml
 from ros_nodes.isolation import run_isolated
 
 REPO = Path(__file__).resolve().parents[2]
+# `marlstack train navigation --num-agents 4` (the navigation.yaml defaults, as `make demo` trains),
+# kept in the repository so the SITL tests drive a trained policy without minutes of training.
+# How it was made and how to remake it: tests/data/README.md.
+TRAINED = REPO / "tests" / "data" / "navigation_4" / "checkpoint.msgpack"
 
 
 @pytest.fixture(scope="session")
 def policies(tmp_path_factory) -> dict[int, Path]:
-    """fleet size -> policy.onnx of the scripted controller (ros_nodes/scripted_policy.py), cached on disk."""
-    from ros_nodes.scripted_policy import export_scripted
+    """fleet size -> policy.onnx of the trained 4-robot policy, exported for 4 and for 8 robots."""
+    from policies.export import export
     root = tmp_path_factory.getbasetemp() / "ros_policies"
     root.mkdir(exist_ok=True)
     out = {}
     for n in (4, 8):
-        path = root / f"scripted_{n}.onnx"
+        path = root / f"trained_{n}.onnx"
         if not path.exists():
-            export_scripted(path, n)
+            export(TRAINED, path, num_agents=n)
         out[n] = path
     return out
 

@@ -1,8 +1,7 @@
 """End-to-end software-in-the-loop over real DDS: every node its own process, counted by the sim node.
 
-Uses the scripted go-to-goal controller exported through `policies.export` (ros_fixtures.policies):
-a trained policy takes minutes to train, and these tests are about the ROS side reaching goals
-safely, not about learning.
+Drives the committed trained navigation policy (ros_fixtures.TRAINED: IPPO, 4 robots, barrier in
+the loop), exported for 4 robots and, with `--num-agents 8`, for the 8-robot onboard fleet.
 """
 import json
 import signal

@@ -42,7 +42,7 @@ def test_spaces_follow_the_profile(env):
     samples = jax.vmap(box.sample)(jax.random.split(KEY, 200))
     assert samples.shape == (200, 2) and bool(jnp.all((samples >= box.low) & (samples <= box.high)))
     assert samples.std(0).min() > 0.1 * box.high.min()
-    assert env.observation_space("agent_3").shape == (11 + 5 * 4,)
+    assert env.observation_space("agent_3").shape == (11 + 5 * 3,)  # K = 3 nearest neighbours
     disc = FleetEnv("gritsbot_x", num_agents=2, action_type="discrete").action_space("agent_1")
     d = jax.vmap(disc.sample)(jax.random.split(KEY, 200))
     assert disc.n == 5 and set(np.unique(d).tolist()) == set(range(5))
@@ -92,7 +92,7 @@ def test_vmap_over_64_envs(env):
         return env.step(key, state, {a: jnp.array([0.2, 1.0]) for a in env.agents})
 
     obs, states, rew, dones, info = jax.jit(jax.vmap(reset_and_step))(jax.random.split(KEY, 64))
-    assert obs["agent_2"].shape == (64, 31) and rew["agent_0"].shape == (64,) and info["collisions"].shape == (64, 4)
+    assert obs["agent_2"].shape == (64, 26) and rew["agent_0"].shape == (64,) and info["collisions"].shape == (64, 4)
     assert len({tuple(np.round(p, 6)) for p in np.asarray(states.poses[:, 0])}) == 64  # every env differs
 
 

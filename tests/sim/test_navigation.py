@@ -50,8 +50,9 @@ def test_observation_layout_in_the_robot_frame():
     np.testing.assert_allclose(o["neighbor1_rel_heading"], 0.0, atol=1e-6)
     np.testing.assert_allclose([o[f"neighbor1_{k}"] for k in ("dx_robot", "dy_robot", "distance", "present")],
                                [0.5, 0, 0.5, 1], atol=1e-6)
-    # Only two others: the remaining neighbour slots are padding, far away and absent.
-    np.testing.assert_allclose([o["neighbor2_distance"], o["neighbor2_present"], o["neighbor3_present"]], [p.far, 0, 0])
+    # Only two others: the remaining neighbour slot is padding, far away and absent.
+    assert p.num_neighbors == 3
+    np.testing.assert_allclose([o["neighbor2_distance"], o["neighbor2_present"], o["neighbor2_dx_robot"]], [p.far, 0, 0])
 
 
 def test_observe_works_for_any_leading_batch_axes():
