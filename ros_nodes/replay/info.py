@@ -2,8 +2,10 @@
 
 A stream's nominal period is the median of its inter-arrival times (robust to a few late
 messages). A gap is an interval longer than GAP_FACTOR periods; it stands for
-round(gap / period) - 1 missing messages. Streams with fewer than three messages, or latched
-topics published once, have no period and no gaps.
+round(gap / period) - 1 missing messages. Streams with fewer than three messages, latched
+topics published once, and irregular streams (fewer than REGULAR_FRACTION of the intervals
+within 50 % of the median: event-driven topics such as /diagnostics, which many nodes publish
+when something changes) have no period and no gaps: there is no schedule to miss.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import numpy as np
 from ros_nodes.replay.bag import Bag
 
 GAP_FACTOR = 1.5
+REGULAR_FRACTION = 0.5
 
 
 @dataclass
@@ -40,6 +43,8 @@ def stream_stats(t_ns: np.ndarray) -> tuple[float | None, float | None, list[dic
     if period <= 0:
         return None, None, [], 0
     rate = (len(t_ns) - 1) / ((t_ns[-1] - t_ns[0]) / 1e9)
+    if np.mean(np.abs(dt - period) <= 0.5 * period) < REGULAR_FRACTION:
+        return float(rate), None, [], 0
     gaps = []
     for i in np.flatnonzero(dt > GAP_FACTOR * period):
         gaps.append({"start_s": float(t_ns[i] / 1e9), "length_s": float(dt[i]),

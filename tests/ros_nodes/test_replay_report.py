@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -174,3 +175,14 @@ def test_poses_the_recorder_missed_are_found_by_their_frame_stamp(bags):
     fleet = read_fleet(Bag(bags["mcap"]))
     # robot_2's poses of frames k = 3, 4 are absent while robot_0 and robot_1 carry those stamps
     assert [(r, round(t, 6)) for r, t in fleet.unlogged_poses()] == [("robot_2", 0.3), ("robot_2", 0.4)]
+
+
+def test_event_driven_streams_have_a_rate_but_no_gaps():
+    from ros_nodes.replay.info import stream_stats
+    rng = np.random.default_rng(0)
+    bursts = np.sort(np.concatenate([rng.uniform(0, 30, 60), rng.uniform(10, 10.01, 40)]))  # /diagnostics-like
+    rate, period, gaps, missing = stream_stats((bursts * 1e9).astype(np.int64))
+    assert rate == pytest.approx(99 / (bursts[-1] - bursts[0])) and period is None and gaps == [] and missing == 0
+    regular = np.delete(np.arange(100) / 30.0, [50, 51])  # 30 Hz with two messages missing
+    rate, period, gaps, missing = stream_stats((regular * 1e9).astype(np.int64))
+    assert period == pytest.approx(1 / 30) and missing == 2 and len(gaps) == 1

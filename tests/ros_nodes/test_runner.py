@@ -1,0 +1,68 @@
+"""The node runner: which executor the nodes spin in, and that SIGINT stops a node spinning in it."""
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import rclpy
+
+from ros_fixtures import REPO
+from ros_nodes.isolation import isolated, can_isolate, ros_env
+from ros_nodes.runner import EXECUTOR_ENV, StartError, make_executor
+
+TICKER = """
+import sys
+from ros_nodes.runner import run_node
+def make():
+    from rclpy.node import Node
+    class Ticker(Node):
+        def __init__(self):
+            super().__init__("ticker")
+            self.ticks = 0
+            self.create_timer(1 / 30, self.tick)
+        def tick(self):
+            self.ticks += 1
+            if self.ticks == 15:
+                print("ticking", flush=True)
+        def close(self):
+            print(f"ticks {self.ticks}", flush=True)
+    return Ticker()
+sys.exit(run_node(make, "ticker"))
+"""
+
+
+def test_executor_is_chosen_by_the_environment(monkeypatch):
+    rclpy.init()
+    try:
+        monkeypatch.setenv(EXECUTOR_ENV, "single")
+        assert type(make_executor()).__name__ == "SingleThreadedExecutor"
+        monkeypatch.setenv(EXECUTOR_ENV, "events")
+        assert type(make_executor()).__name__ == "EventsExecutor"
+        monkeypatch.setenv(EXECUTOR_ENV, "fast")
+        with pytest.raises(StartError, match="MARLSTACK_EXECUTOR='fast': use 'events' or 'single'"):
+            make_executor()
+    finally:
+        rclpy.try_shutdown()
+
+
+@pytest.mark.parametrize("executor", ["events", "single"])
+def test_timers_run_at_rate_and_sigint_stops_the_node(executor):
+    env = {**ros_env(), EXECUTOR_ENV: executor}
+    argv = [sys.executable, "-c", TICKER]
+    proc = subprocess.Popen(isolated(argv) if can_isolate() else argv, env=env, cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "ticking"  # 15 timer callbacks at 30 Hz
+        t0 = time.monotonic()
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err[-2000:]
+    ticks = int(out.split()[-1])
+    assert ticks >= 15 + 20, out  # about 30 more in that second: the timer kept running until SIGINT
+    assert "teardown took" not in err
+    assert time.monotonic() - t0 < 1.0 + 5.0
