@@ -21,7 +21,7 @@ $(VENV)/.installed-%: setup.py constraints.txt | $(PY)
 
 comma := ,
 
-demo: $(VENV)/.installed-train+onboard+ros+replay
+demo: $(VENV)/.installed-train+onboard+ros+replay+sim2sim
 	$(PY) -m marlstack demo --out out/demo
 
 test: $(VENV)/.installed-all

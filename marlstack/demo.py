@@ -1,7 +1,8 @@
 """`marlstack demo`: the whole road in one command.
 
-train a small navigation policy → export it to ONNX → run it over ROS 2 (policy nodes, barrier
-safety node, simulator bridge as fake hardware) with recording → replay the log into a report.
+train a small navigation policy → export it to ONNX → check it in pybullet (sim-to-sim gap) → run
+it over ROS 2 (policy nodes, barrier safety node, simulator bridge as fake hardware) with recording
+→ replay the log into a report.
 Each step runs as its own `marlstack` process, exactly as a user would type it, so a failure
 names the command to re-run by hand.
 """
@@ -58,6 +59,7 @@ def main(argv: list[str]) -> int:
     config["policy"] = str(onnx.resolve())
     fleet = out / "fleet.yaml"
     fleet.write_text(yaml.safe_dump(config, sort_keys=False))
+    _run("check it in a second physics engine (pybullet)", ["sim2sim", "--config", str(fleet), "-o", str(out / "sim2sim")])
     _run("run 4 robots over ROS 2 with the safety layer, recording",
          ["sitl", "--config", str(fleet), "--duration", str(args.duration), "--record", str(bag)])
     _run("summarise the log", ["replay", "info", str(bag)])
@@ -66,5 +68,6 @@ def main(argv: list[str]) -> int:
 
     print(f"\nDone. Pictures of the scripted rollout: {out / 'sim'}/trajectory.png, trajectory.gif\n"
           f"Training run (config, checkpoint, metrics.csv, learning curve): {run_dir}\n"
+          f"Sim-to-sim gap (our simulator vs pybullet): {out / 'sim2sim'}/sim2sim.json, sim2sim.png\n"
           f"Policy artifacts: {onnx} (4 robots), {out / 'policy_8.onnx'} (8 robots)\nROS 2 log (rosbag2 MCAP): {bag}\nReplay report (JSON, CSV, PNG, GIF): {report}")
     return 0

@@ -14,7 +14,8 @@ from matplotlib import animation, patches  # noqa: E402
 MAX_FRAMES = 120  # a GIF longer than this is subsampled: keeps files small and rendering quick
 
 
-def _arena_axes(profile: Any, title: str):
+def arena_axes(profile: Any, title: str):
+    """A figure with the profile's arena drawn to scale (shared by every trajectory picture)."""
     a = profile.arena
     fig, ax = plt.subplots(figsize=(8, 8 * (a.y_max - a.y_min + 0.2) / (a.x_max - a.x_min + 0.2)), dpi=100)
     ax.add_patch(patches.Rectangle((a.x_min, a.y_min), a.x_max - a.x_min, a.y_max - a.y_min, fill=False, lw=2))
@@ -27,7 +28,8 @@ def _arena_axes(profile: Any, title: str):
     return fig, ax
 
 
-def _colors(n: int) -> np.ndarray:
+def robot_colors(n: int) -> np.ndarray:
+    """One colour per robot, the same in every picture of a run."""
     return plt.get_cmap("tab10" if n <= 10 else "turbo")(np.linspace(0, 1, n) if n > 10 else np.arange(n))
 
 
@@ -43,7 +45,7 @@ def _robots(ax, poses: np.ndarray, profile: Any, colors) -> list:
     return artists
 
 
-def _goals(ax, goals: np.ndarray | None, colors) -> None:
+def draw_goals(ax, goals: np.ndarray | None, colors) -> None:
     if goals is not None:
         ax.scatter(goals[:, 0], goals[:, 1], marker="x", s=80, c=colors, linewidths=2.5, zorder=3, label="goals")
 
@@ -52,12 +54,12 @@ def plot_trajectories(poses: np.ndarray, profile: Any, path: str | Path, goals: 
                       title: str = "") -> Path:
     """poses (T, N, 3) -> PNG: paths, starts (dots), final robots and goals (crosses)."""
     poses = np.asarray(poses)
-    colors = _colors(poses.shape[1])
-    fig, ax = _arena_axes(profile, title)
+    colors = robot_colors(poses.shape[1])
+    fig, ax = arena_axes(profile, title)
     for i, c in enumerate(colors):
         ax.plot(poses[:, i, 0], poses[:, i, 1], "-", color=c, lw=1.5)
         ax.plot(*poses[0, i, :2], "o", color=c, ms=4)
-    _goals(ax, goals, colors)
+    draw_goals(ax, goals, colors)
     _robots(ax, poses[-1], profile, colors)
     path = Path(path)
     fig.savefig(path, bbox_inches="tight")
@@ -74,9 +76,9 @@ def animate(poses: np.ndarray, profile: Any, path: str | Path, goals: np.ndarray
     if len(poses) > 1 and (len(poses) - 1) % stride:
         frames = np.concatenate([frames, poses[-1:]])
     fps = fps or max(1, round(1 / (profile.dt * stride)))
-    colors = _colors(poses.shape[1])
-    fig, ax = _arena_axes(profile, title)
-    _goals(ax, goals, colors)
+    colors = robot_colors(poses.shape[1])
+    fig, ax = arena_axes(profile, title)
+    draw_goals(ax, goals, colors)
     trails = [ax.plot([], [], "-", color=c, lw=1)[0] for c in colors]
     robots = _robots(ax, frames[0], profile, colors)
     r = profile.diameter / 2

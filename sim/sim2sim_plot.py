@@ -1,0 +1,35 @@
+"""The sim-to-sim picture: both engines' trajectories over the arena (matplotlib, Agg), one colour per robot."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+from matplotlib import patches
+
+from sim.render import arena_axes, draw_goals, plt, robot_colors
+from sim.scenarios.navigation_spec import SUCCESS_RADIUS
+
+STYLES = {"marlstack": "-", "pybullet": "--"}
+
+
+def plot_comparison(trajs: Mapping[str, Any], goals: Any, profile: Any, path: str | Path, title: str = "") -> Path:
+    """trajs: engine name -> Trajectory (poses (T + 1, N, 3)); solid marlstack, dashed pybullet,
+    starts as dots, goals as crosses inside their success circles."""
+    goals = np.asarray(goals)
+    colors = robot_colors(goals.shape[0])
+    fig, ax = arena_axes(profile, title)
+    for engine, traj in trajs.items():
+        ax.plot([], [], STYLES[engine], color="k", label=engine)
+        for i, c in enumerate(colors):
+            ax.plot(traj.poses[:, i, 0], traj.poses[:, i, 1], STYLES[engine], color=c, lw=1.5)
+    for (x, y), c in zip(goals, colors):
+        ax.add_patch(patches.Circle((x, y), SUCCESS_RADIUS, fill=False, edgecolor=c, ls=":"))
+    first = next(iter(trajs.values())).poses[0]
+    ax.scatter(first[:, 0], first[:, 1], c=colors, s=20, zorder=3)
+    draw_goals(ax, goals, colors)
+    ax.legend(loc="upper right")
+    path = Path(path)
+    fig.savefig(path, bbox_inches="tight")
+    plt.close(fig)
+    return path
