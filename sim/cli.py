@@ -14,7 +14,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("scenario", choices=sorted(SCENARIOS), help="which scenario to run")
     p.add_argument("--num-agents", "-n", type=int, default=4, help="robots in the fleet (1..profile max, default 4)")
     p.add_argument("--policy", choices=["random", "scripted"], default="scripted",
-                   help="random actions, or the scripted go-to-goal controller (default)")
+                   help="random actions, or the scripted controller (default): each robot drives to its goal "
+                   "(coverage: to the landmark of its own index)")
     p.add_argument("--steps", type=int, default=300, help="most steps to run; the episode may end sooner (default 300)")
     p.add_argument("--profile", default="gritsbot_x", help="vehicle profile name or YAML path (default gritsbot_x)")
     p.add_argument("--action-type", choices=["continuous", "discrete"], default="continuous")
@@ -52,11 +53,10 @@ def main(argv: list[str]) -> int:
     title = f"{args.scenario}: {args.num_agents} × {profile.name}, {args.policy} policy, {ep.steps} steps"
     png = plot_trajectories(ep.poses, profile, args.out / "trajectory.png", ep.goals, title)
     gif = animate(ep.poses, profile, args.out / "trajectory.gif", ep.goals, title)
-    at_goal = int(ep.success[-1].sum())
     print(f"{args.scenario}: {args.num_agents} robots ({profile.name}), {args.policy} policy, {ep.steps} steps "
           f"({ep.steps * profile.dt:.1f} s), {'solved' if ep.solved else 'not solved'}")
-    print(f"  at goal at the end: {at_goal}/{args.num_agents}; reached at least once: "
-          f"{int(ep.success.any(0).sum())}/{args.num_agents}")
+    print(f"  {env.scenario.SUCCESS_LABEL} at the end: {int(ep.success[-1].sum())}/{args.num_agents}; "
+          f"at least once: {int(ep.success.any(0).sum())}/{args.num_agents}")
     print(f"  violations: collisions {int(ep.collisions.sum()) // 2} pair-steps, boundary exits "
           f"{int(ep.boundary_exits.sum())} robot-steps, actuator limit {int(ep.actuator_excess.any(1).sum())} steps")
     print(f"  mean return per robot: {float(ep.rewards.sum(0).mean()):.3f}")

@@ -2,14 +2,16 @@
 
 Each scenario module provides `Params`/`make_params(profile, num_agents, **overrides)`,
 `num_task_uniforms(placer, params)`, `reset_task(uniforms, poses, placer, params)`, `sense(state, params)`, `observe(sensors, params)`,
-`obs_dim(params)` and `reward(...)`; `FleetEnv` only talks to that interface.
+`obs_dim(params)`, `reward(...)` and `SUCCESS_LABEL` (what the per-robot `success` flags count); `FleetEnv`
+only talks to that interface. The task state has `goals` (N, 2) (the points the world state and the
+pictures show) and `reached` (N,).
 """
 from __future__ import annotations
 
 import importlib
 from types import ModuleType
 
-SCENARIOS = {"navigation": "sim.scenarios.navigation"}
+SCENARIOS = {"navigation": "sim.scenarios.navigation", "coverage": "sim.scenarios.coverage"}
 
 
 def get(name: str) -> ModuleType:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -23,7 +23,8 @@ from sim.placement import place
 from sim.scenarios import navigation_spec as spec
 
 
-SMALL_FLEET = 4  # up to this many others, argmin rounds beat top-k + gather on XLA's CPU backend
+SUCCESS_LABEL = "robots at their goals"  # what `success` counts, for summaries
+SMALL_FLEET = 4  # up to this many candidates (others, landmarks), argmin rounds beat top-k + gather on XLA's CPU backend
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,10 +47,15 @@ class Params:
         """The distance given to padded neighbours: nothing in the arena is farther."""
         return math.hypot(self.x_max - self.x_min, self.y_max - self.y_min)
 
+    @classmethod
+    def from_profile(cls, profile: Any, num_agents: int, **overrides: Any) -> Params:
+        """The arena bounds from the vehicle profile (subclasses, e.g. coverage's, inherit this)."""
+        a = profile.arena
+        return cls(num_agents=num_agents, x_min=a.x_min, x_max=a.x_max, y_min=a.y_min, y_max=a.y_max, **overrides)
+
 
 def make_params(profile: Any, num_agents: int, **overrides: Any) -> Params:
-    a = profile.arena
-    return Params(num_agents=num_agents, x_min=a.x_min, x_max=a.x_max, y_min=a.y_min, y_max=a.y_max, **overrides)
+    return Params.from_profile(profile, num_agents, **overrides)
 
 
 @struct.dataclass
@@ -75,13 +81,18 @@ def reset_task(u: jax.Array, poses: jax.Array, placer: Any, params: Params) -> T
 
 def sense(state: Any, params: Params) -> dict[str, jax.Array]:
     """Raw sensors per robot: pose (N, 3), others (N, N-1, 3), goal (N, 2); world frame, m and rad."""
-    poses = state.poses
-    n = params.num_agents
-    # others[i, j] = poses[j + (j >= i)]: a select between two shifted views (no gather, which
-    # XLA's CPU backend runs element by element).
+    return {"pose": state.poses, "others": others_of(state.poses), "goal": state.task.goals}
+
+
+def others_of(poses: jax.Array) -> jax.Array:
+    """(N, 3) poses -> (N, N-1, 3): for each robot, the others in ascending index, self removed.
+
+    others[i, j] = poses[j + (j >= i)]: a select between two shifted views (no gather, which
+    XLA's CPU backend runs element by element).
+    """
+    n = poses.shape[0]
     after = np.arange(n - 1)[None, :] >= np.arange(n)[:, None]
-    others = jnp.where(after[..., None], poses[None, 1:, :], poses[None, :-1, :])
-    return {"pose": poses, "others": others, "goal": state.task.goals}
+    return jnp.where(after[..., None], poses[None, 1:, :], poses[None, :-1, :])
 
 
 def observe(sensors: dict[str, jax.Array], params: Params) -> jax.Array:
@@ -94,52 +105,78 @@ def observe(sensors: dict[str, jax.Array], params: Params) -> jax.Array:
     pose, others, goal = sensors["pose"], sensors["others"], sensors["goal"]
     x, y, th = pose[..., 0], pose[..., 1], pose[..., 2]
     c, s = jnp.cos(th), jnp.sin(th)
-    gx, gy = goal[..., 0] - x, goal[..., 1] - y
-    own = [c * gx + s * gy, -s * gx + c * gy, jnp.sqrt(gx * gx + gy * gy), c, s, x, y,
-           x - params.x_min, params.x_max - x, y - params.y_min, params.y_max - y]
-    return jnp.moveaxis(jnp.stack(own + _neighbors(others, x, y, th, c, s, params), axis=0), 0, -1)
+    own = [*robot_frame(goal, x, y, c, s), *pose_features(x, y, c, s, params)]
+    return jnp.moveaxis(jnp.stack(own + neighbors(others, x, y, th, c, s, params), axis=0), 0, -1)
 
 
-def _neighbors(others, x, y, th, c, s, params: Params) -> list[jax.Array]:
+def pose_features(x: jax.Array, y: jax.Array, c: jax.Array, s: jax.Array, params: Params) -> list[jax.Array]:
+    """Heading cos/sin, position and the four wall distances (`navigation_spec.POSE_FEATURES`)."""
+    return [c, s, x, y, x - params.x_min, params.x_max - x, y - params.y_min, params.y_max - y]
+
+
+def neighbors(others: jax.Array, x: jax.Array, y: jax.Array, th: jax.Array, c: jax.Array, s: jax.Array,
+              params: Params) -> list[jax.Array]:
     """The K nearest others, nearest first: per slot (dx, dy, distance, relative heading, present).
 
-    Slots beyond the N-1 real neighbours are static padding: nobody, far away. Selection is tuned
-    for XLA's CPU backend, where sorts and small reductions cost far more than their arithmetic:
-    for a few others, K rounds of an unrolled elementwise argmin; for many, one top-k and a gather
-    (2-3x faster than the alternatives at 50 robots). Both pick the same rows; ties go to the
-    lower robot index.
+    Slots beyond the N-1 real neighbours are static padding: nobody, far away.
     """
-    k, m = params.num_neighbors, others.shape[-2]
-    real = min(k, m)
-    if m <= SMALL_FLEET:
-        cols = [_relative(others[..., j, :], x, y, th, c, s) for j in range(m)]  # per other: 4 features
-        dist = [col[2] for col in cols]
-        slots = []
-        for _ in range(real):
-            best, arg = dist[0], jnp.zeros(x.shape, jnp.int32)
+    k = params.num_neighbors
+    real = min(k, others.shape[-2])
+    slots = nearest(others, x, y, real, lambda o: _relative(o, x, y, th, c, s))
+    return padded_slots(slots, k, x, (0.0, 0.0, params.far, 0.0, 0.0))
+
+
+def padded_slots(slots: list[tuple[jax.Array, ...]], k: int, x: jax.Array, pad: tuple[float, ...]) -> list[jax.Array]:
+    """Flatten nearest-first slots, each followed by present = 1, then fill up to `k` slots with the
+    constants `pad` (which end with present = 0)."""
+    one = jnp.ones_like(x)
+    return [f for slot in slots for f in (*slot, one)] + [jnp.full_like(x, v) for v in pad] * (k - len(slots))
+
+
+def nearest(rows: jax.Array, x: jax.Array, y: jax.Array, k: int,
+            features: Callable[[jax.Array], tuple[jax.Array, ...]]) -> list[tuple[jax.Array, ...]]:
+    """The k of `rows` (..., m, F: world x, y first) nearest to (x, y), nearest first, as `features(row)`.
+
+    `features` maps one row (..., F) to per-element arrays whose third is the distance to (x, y).
+    Selection is tuned for XLA's CPU backend, where sorts and small reductions cost far more than
+    their arithmetic: for a few rows, k rounds of an unrolled elementwise argmin; for many, one
+    top-k and a gather (2-3x faster than the alternatives at 50 robots). Both pick the same rows;
+    ties go to the lower row index.
+    """
+    m = rows.shape[-2]
+    if m > SMALL_FLEET:
+        dx, dy = rows[..., 0] - x[..., None], rows[..., 1] - y[..., None]
+        _, idx = jax.lax.top_k(-jnp.sqrt(dx * dx + dy * dy), k)  # the argmin path's key, exactly
+        near = jnp.take_along_axis(rows, idx[..., None], axis=-2)
+        return [features(near[..., j, :]) for j in range(k)]
+    cols = [features(rows[..., j, :]) for j in range(m)]
+    dist = [col[2] for col in cols]
+    slots = []
+    for _ in range(k):
+        best, arg = dist[0], jnp.zeros(x.shape, jnp.int32)
+        for j in range(1, m):
+            closer = dist[j] < best
+            best, arg = jnp.where(closer, dist[j], best), jnp.where(closer, j, arg)
+        slot = []
+        for f in range(len(cols[0])):
+            v = cols[0][f]
             for j in range(1, m):
-                closer = dist[j] < best
-                best, arg = jnp.where(closer, dist[j], best), jnp.where(closer, j, arg)
-            for f in range(4):
-                v = cols[0][f]
-                for j in range(1, m):
-                    v = jnp.where(arg == j, cols[j][f], v)
-                slots.append(v)
-            slots.append(jnp.ones_like(x))
-            dist = [jnp.where(arg == j, jnp.inf, d) for j, d in enumerate(dist)]
-    else:
-        dx, dy = others[..., 0] - x[..., None], others[..., 1] - y[..., None]
-        _, idx = jax.lax.top_k(-jnp.sqrt(dx * dx + dy * dy), real)  # the argmin path's key, exactly
-        near = jnp.take_along_axis(others, idx[..., None], axis=-2)
-        slots = [f for j in range(real) for f in (*_relative(near[..., j, :], x, y, th, c, s), jnp.ones_like(x))]
-    pad = [jnp.full_like(x, v) for v in (0.0, 0.0, params.far, 0.0, 0.0)]
-    return slots + pad * (k - real)
+                v = jnp.where(arg == j, cols[j][f], v)
+            slot.append(v)
+        slots.append(tuple(slot))
+        dist = [jnp.where(arg == j, jnp.inf, d) for j, d in enumerate(dist)]
+    return slots
+
+
+def robot_frame(point: jax.Array, x: jax.Array, y: jax.Array, c: jax.Array, s: jax.Array) -> tuple[jax.Array, ...]:
+    """A world point (..., ≥2) seen from (x, y) with heading (c, s) = (cos θ, sin θ): dx forward, dy left, distance."""
+    dx, dy = point[..., 0] - x, point[..., 1] - y
+    return c * dx + s * dy, -s * dx + c * dy, jnp.sqrt(dx * dx + dy * dy)
 
 
 def _relative(other, x, y, th, c, s) -> tuple[jax.Array, ...]:
     """One other robot (..., 3) seen from (x, y, θ): robot-frame dx, dy, distance, wrapped Δθ."""
-    dx, dy = other[..., 0] - x, other[..., 1] - y
-    return c * dx + s * dy, -s * dx + c * dy, jnp.sqrt(dx * dx + dy * dy), wrap_angle(other[..., 2] - th)
+    return (*robot_frame(other, x, y, c, s), wrap_angle(other[..., 2] - th))
 
 
 def goal_distance(poses: jax.Array, task: Task) -> jax.Array:

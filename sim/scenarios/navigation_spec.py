@@ -19,10 +19,12 @@ SENSORS = {
     "goal": {"shape": [2], "units": ["m", "m"], "frame": "world", "doc": "own goal position [x, y]"},
 }
 
-SELF_FEATURES = (
+GOAL_FEATURES = (
     ("goal_x_robot", "m", "goal vector in the robot frame (x forward)"),
     ("goal_y_robot", "m", "goal vector in the robot frame (y left)"),
     ("goal_distance", "m", "distance to the goal"),
+)
+POSE_FEATURES = (  # shared with the other ground scenarios (coverage)
     ("cos_theta", "", "heading cosine (world frame)"),
     ("sin_theta", "", "heading sine (world frame)"),
     ("x", "m", "position in the arena (world frame)"),
@@ -32,6 +34,7 @@ SELF_FEATURES = (
     ("wall_bottom", "m", "y - y_min"),
     ("wall_top", "m", "y_max - y"),
 )
+SELF_FEATURES = GOAL_FEATURES + POSE_FEATURES
 NEIGHBOR_FEATURES = (
     ("dx_robot", "m", "neighbour position relative to the robot, robot frame (0 when padded)"),
     ("dy_robot", "m", "same, y left (0 when padded)"),
@@ -43,15 +46,19 @@ NEIGHBOR_FEATURES = (
 
 def obs_names(num_neighbors: int = NUM_NEIGHBORS) -> list[str]:
     """Every observation element's name; neighbours are sorted nearest first."""
-    names = [n for n, _, _ in SELF_FEATURES]
-    names += [f"neighbor{k}_{n}" for k in range(num_neighbors) for n, _, _ in NEIGHBOR_FEATURES]
-    return names
+    return [n for n, _, _ in SELF_FEATURES] + slot_names("neighbor", num_neighbors, NEIGHBOR_FEATURES)
+
+
+def slot_names(prefix: str, slots: int, features: tuple[tuple[str, str, str], ...]) -> list[str]:
+    """`{prefix}{k}_{feature}` for every slot k of a nearest-first list (neighbours, landmarks)."""
+    return [f"{prefix}{k}_{n}" for k in range(slots) for n, _, _ in features]
 
 
 def obs_dim(num_neighbors: int = NUM_NEIGHBORS) -> int:
     return len(SELF_FEATURES) + num_neighbors * len(NEIGHBOR_FEATURES)
 
 
-def sensor_shapes(num_agents: int) -> dict[str, list[int]]:
-    """Concrete per-robot sensor shapes for a fleet of `num_agents`."""
-    return {name: [num_agents - 1 if d == "N-1" else d for d in s["shape"]] for name, s in SENSORS.items()}
+def sensor_shapes(num_agents: int, sensors: dict[str, dict] = SENSORS) -> dict[str, list[int]]:
+    """Concrete per-robot sensor shapes for a fleet of `num_agents` ("N" and "N-1" in `sensors`' shapes)."""
+    size = {"N": num_agents, "N-1": num_agents - 1}
+    return {name: [size.get(d, d) for d in s["shape"]] for name, s in sensors.items()}

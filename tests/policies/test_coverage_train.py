@@ -1,0 +1,48 @@
+"""Coverage trains (a short run beats the random policy measured alongside) and exports to ONNX with parity.
+
+Reuses the navigation tests' small config, random-policy baseline and sensor rollouts.
+"""
+import jax
+import numpy as np
+import pytest
+from test_export import NOISE, TOL, rollout_sensors
+from test_train import SMALL_NAV, random_return
+
+from bench.policy import write_untrained_run
+from policies import export_cli, train_cli
+from policies.checkpoint import load_policy
+from policies.config import build_config
+from policies.evaluate import evaluate
+from policies.runtime import PolicyRuntime, load_spec
+
+EPISODES = 64
+
+
+def test_short_training_beats_random_policy(tmp_path):
+    cfg = build_config({**SMALL_NAV, "scenario": "coverage", "total_steps": 48 * 64 * 32})
+    train_cli.train(cfg, tmp_path, progress=False)
+    policy = load_policy(tmp_path)
+    trained = evaluate(policy, episodes=EPISODES, seed=7)
+    baseline = random_return(policy.make_env(), EPISODES, jax.random.PRNGKey(7))
+    # shared progress reward, 10 per metre the summed landmark gaps shrink; random driving gains ~nothing
+    # measured: trained 10.4, random 0.24 (2 robots, 100-step episodes, 98k env steps)
+    assert trained["mean_return"] > baseline + 5.0, (trained, baseline)
+
+
+@pytest.mark.parametrize("num_agents", [4, 8])  # 8: the same 4-robot policy, top-k selection in the graph
+def test_export_matches_jax(tmp_path, num_agents):
+    run = write_untrained_run(tmp_path / "run", {"scenario": "coverage", "num_agents": 4}, noise=NOISE)
+    path = tmp_path / "policy.onnx"
+    assert export_cli.main([str(run), "-o", str(path), "--num-agents", str(num_agents)]) == 0
+    spec = load_spec(path)
+    assert spec["scenario"] == "coverage"
+    assert [(e["name"], e["shape"]) for e in spec["inputs"]] == [
+        ("pose", ["B", 3]), ("others", ["B", num_agents - 1, 3]), ("landmarks", ["B", num_agents, 2])]
+    loaded = load_policy(run)
+    env = loaded.make_env(num_agents=num_agents)
+    sensors = rollout_sensors(env, jax.random.PRNGKey(3), 40 // num_agents, 10)  # 400 robot samples
+    assert len(sensors["pose"]) == 400
+    want = np.asarray(loaded.act(loaded.params, env.scenario.observe(sensors, env.params)))
+    got = PolicyRuntime(path).run(sensors)["cmd"]
+    assert got.shape == want.shape == (400, 2) and np.max(np.abs(got - want)) <= TOL
+    assert np.ptp(got, 0).min() > 0  # the commands vary: the comparison means something
