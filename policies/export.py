@@ -198,19 +198,20 @@ def check_obs_dim(loaded: Any, env: Any, agent_index: int) -> None:
                           f"revision it was trained with")
 
 
-def check_fleet_size(trained: Any, target: Any) -> None:
+def check_fleet_size(trained_agents: int, target: Any) -> None:
     """The observation must mean the same at both fleet sizes: as many real (unpadded) neighbours.
 
     A policy trained with 4 robots never saw a 4th neighbour (that slot was always padding, with
     zero variance in its normalisation statistics); fed one with 8 robots it acts arbitrarily.
+    `target` is the environment at the new size; its scenario parameters are the training ones.
     """
-    k = getattr(getattr(trained, "params", None), "num_neighbors", None)
+    k = getattr(getattr(target, "params", None), "num_neighbors", None)
     if k is None:
         raise ExportError(f"scenario of this run has no fleet-size-independent observation; export with the "
-                          f"training fleet ({trained.num_agents} agents)")
-    seen, wanted = min(trained.num_agents - 1, k), min(target.num_agents - 1, k)
+                          f"training fleet ({trained_agents} agents)")
+    seen, wanted = min(trained_agents - 1, k), min(target.num_agents - 1, k)
     if seen != wanted:
-        raise ExportError(f"trained with {trained.num_agents} agents, the policy observed {seen} neighbour(s); a fleet "
+        raise ExportError(f"trained with {trained_agents} agents, the policy observed {seen} neighbour(s); a fleet "
                           f"of {target.num_agents} fills {wanted} of the {k} neighbour slots, which it never saw. "
                           f"Train with at least {k + 1} agents to export for any fleet of {k + 1} or more")
 
@@ -248,7 +249,7 @@ def export(source: str | Path | Any, out: str | Path, agent: str | None = None, 
         if role != "shared":
             raise ExportError("--num-agents needs a policy whose agents share parameters without an agent id")
         env = loaded.make_env(num_agents=num_agents)
-        check_fleet_size(loaded.make_env(), env)
+        check_fleet_size(loaded.num_agents, env)
         agents = list(env.agents)
     else:
         env = loaded.make_env()
