@@ -218,10 +218,14 @@ def fleet_plan(dep: Deployment, sitl: bool = False, record: str | Path | None = 
     fleet_remaps = robot_remaps(dep)
     specs: list[NodeSpec] = []
     if sitl:
+        # the sim holds the robots until every node below is connected: each policy node and safety
+        # node reads every pose, each policy node its own goal, the recorder all of them
+        safety_nodes = 1 if dep.safety_mode == "fleet" else len(robots)
         specs.append(NodeSpec("sim_node", "sim", "/", {
             **common, "scenario": dep.scenario, "seed": dep.seed,
             "starts": [v for r in dep.robots for v in r.start], "goals": [v for r in dep.robots for v in r.goal],
-            "summary_path": str(summary_path or "")}, fleet_remaps))
+            "summary_path": str(summary_path or ""), "pose_subscribers": len(robots) + safety_nodes + bool(record),
+            "goal_subscribers": 1 + bool(record), "cmd_vel_publishers": 1}, fleet_remaps))
     for r in dep.robots:
         specs.append(NodeSpec("policy_node", "policy", f"/{r.name}", {
             **common, "robot": r.name, "scenario": dep.scenario, "policy_path": str(dep.policy)}, fleet_remaps))

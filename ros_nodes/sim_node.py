@@ -14,6 +14,13 @@ to receiving the first `cmd_vel` for that robot afterwards. Twist carries no sta
 only while commands come back within a control period; a pose still unanswered when the robot's
 next pose goes out counts as late (latency = infinity), so a fleet slower than its control rate
 shows up as unbounded percentiles instead of silently pairing a late reply with the next pose.
+Like a real fleet that is armed only once its software is up, the sim holds the robots (no
+pose published, no step) until the fleet's nodes are connected: each pose topic has
+`pose_subscribers` matched readers, each goal `goal_subscribers`, and each robot's `cmd_vel` a
+writer. A node or the recorder that discovers the others late (DDS discovery under load can take
+seconds) would otherwise start on a moving fleet without its goal or miss the first poses, and the
+log would show commands nobody can explain. Time, the summary and the `summary_path` file start
+when the robots are released, with their start poses.
 SITL tooling: imports JAX.
 """
 from __future__ import annotations
@@ -32,6 +39,7 @@ from ros_nodes import convert, health, topics
 from ros_nodes.runner import StartError, declare, profile_and_rate, ros_now, run_node
 
 SUMMARY_PERIOD_S = 1.0
+WAIT_LOG_PERIOD_S = 2.0
 
 
 def make_physics(profile):
@@ -75,6 +83,9 @@ def make_node():
             seed = p("seed", 0, "seed of the pose-drop draws", 0, 2**31 - 1)
             self.drop = p("drop_pose_fraction", 0.0, "fault injection: fraction of pose messages not published", 0.0, 1.0)
             summary = p("summary_path", "", "write the JSON summary here (empty: only publish it)")
+            self.need_pose = p("pose_subscribers", 0, "hold the robots until each pose has this many readers", 0, 10_000)
+            self.need_goal = p("goal_subscribers", 0, "... and each goal this many", 0, 10_000)
+            self.need_cmd = p("cmd_vel_publishers", 0, "... and each cmd_vel this many writers", 0, 10_000)
             n = len(self.robots)
             if not n or not all(self.robots) or len(starts) != 3 * n or len(goals) != 2 * n:
                 raise StartError(f"parameters 'starts' / 'goals' need 3 / 2 numbers per robot of {self.robots}")
@@ -98,7 +109,8 @@ def make_node():
             self.reached_at: list[float | None] = [None] * n
             self.reports: dict[str, dict[str, dict[str, str]]] = {r: {} for r in self.robots}
             self.t0 = ros_now(self)
-            self.last_summary = -math.inf
+            self.released = False
+            self.last_summary = self.last_wait_log = -math.inf
 
             cls = topics.message_class
             state = topics.qos_profile("state")
@@ -109,13 +121,13 @@ def make_node():
                                                   topics.qos_profile(topics.DIAGNOSTICS.qos))
             self.summary_pub = self.create_publisher(cls(topics.SIM_SUMMARY.type), topics.SIM_SUMMARY.path(),
                                                      topics.qos_profile(topics.SIM_SUMMARY.qos))
-            for i, r in enumerate(self.robots):
-                self.create_subscription(cls(topics.CMD_VEL.type), topics.CMD_VEL.path(r), self._on_cmd(i), state)
+            self.goal_pubs = goal_pubs
+            self.cmd_subs = [self.create_subscription(cls(topics.CMD_VEL.type), topics.CMD_VEL.path(r), self._on_cmd(i),
+                                                      state) for i, r in enumerate(self.robots)]
             self.create_subscription(cls(topics.DIAGNOSTICS.type), topics.DIAGNOSTICS.path(), self._on_diag,
                                      topics.qos_profile(topics.DIAGNOSTICS.qos))
             for i, pub in enumerate(goal_pubs):
                 pub.publish(convert.pose_to_msg(self.goals[i, 0], self.goals[i, 1], 0.0, self.t0))
-            self._publish_poses(self.t0)
             self.create_timer(self.period, self._on_timer)
             self.get_logger().info(f"simulating {n} robots of {profile.name} at {rate:g} Hz")
 
@@ -136,8 +148,27 @@ def make_node():
                 if s.hardware_id in self.reports:
                     self.reports[s.hardware_id][s.name] = health.values_of(s)
 
+        def unconnected(self) -> list[str]:
+            """Topics whose readers / writers have not all matched yet, with have/need counts."""
+            counts = [(pub.topic_name, pub.get_subscription_count(), self.need_pose) for pub in self.pose_pubs]
+            counts += [(pub.topic_name, pub.get_subscription_count(), self.need_goal) for pub in self.goal_pubs]
+            counts += [(sub.topic_name, sub.get_publisher_count(), self.need_cmd) for sub in self.cmd_subs]
+            return [f"{name} {have}/{need}" for name, have, need in counts if have < need]
+
         def _on_timer(self) -> None:
             now = ros_now(self)
+            if not self.released:
+                missing = self.unconnected()
+                if missing:
+                    if now - self.last_wait_log >= WAIT_LOG_PERIOD_S:
+                        self.last_wait_log = now
+                        self.get_logger().info(f"holding the robots until the fleet is connected; matched/needed: "
+                                               f"{', '.join(missing)}")
+                    return
+                self.get_logger().info(f"fleet connected after {now - self.t0:.2f} s: releasing the robots")
+                self.released, self.t0 = True, now
+                self._publish_poses(now)
+                return
             u = np.where((now - self.cmd_t <= self.max_age)[:, None], self.cmd, 0.0)
             self.poses, collisions, exits = self.physics(self.poses, u)
             self.steps += 1
@@ -202,7 +233,8 @@ def make_node():
                                  message, {k: r[k] for k in ("collision_steps", "boundary_exit_steps", "goal_reached")})
 
         def close(self) -> None:
-            self.write_summary(ros_now(self), publish=False)  # DDS is already shut down here
+            if self.released:
+                self.write_summary(ros_now(self), publish=False)  # DDS is already shut down here
 
     return SimNode()
 

@@ -44,6 +44,10 @@ def test_sitl_and_record_add_sim_and_recorder(tmp_path):
     sim = specs["sim_node"].parameters
     assert sim["starts"][:3] == [-0.9, 0.6, 0.0] and len(sim["goals"]) == 8
     assert sim["summary_path"] == str(tmp_path / "s.json")
+    # held until 4 policy nodes + the fleet safety node + the recorder read every pose
+    assert (sim["pose_subscribers"], sim["goal_subscribers"], sim["cmd_vel_publishers"]) == (6, 2, 1)
+    onboard = load_deployment(LAUNCH / "robotarium_onboard8.yaml")
+    assert next(s for s in fleet_plan(onboard, sitl=True) if s.executable == "sim_node").parameters["pose_subscribers"] == 16
     rec = specs["recorder_node"].parameters["topics"]
     assert set(rec) == set(topics.robot_topics(dep.robot_names))
     assert "/robot_3/cmd_vel_nominal" in rec and "/diagnostics" in rec

@@ -1,0 +1,26 @@
+"""The sim node releases the robots only once the fleet is connected (real DDS, real sim node)."""
+import json
+import sys
+from pathlib import Path
+
+from ros_fixtures import REPO
+from ros_nodes.isolation import run_isolated
+
+SCENARIO = Path(__file__).with_name("hold_scenario.py")
+
+
+def test_sim_holds_the_robots_until_every_topic_is_connected(tmp_path):
+    out = tmp_path / "result.json"
+    proc = run_isolated([sys.executable, str(SCENARIO), str(out), str(tmp_path)], capture_output=True, text=True,
+                        timeout=150, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r = json.loads(out.read_text())
+    # robot_1 not connected: no summary, no poses (the robots are not running yet)
+    assert not r["released_with_one_robot"] and r["poses_while_held"] == 0, r
+    assert "holding the robots" in r["log"] and "/robot_1/pose 0/1" in r["log"] and "/robot_1/cmd_vel 0/1" in r["log"]
+    assert "/robot_0/pose" not in r["log"].split("releasing")[0].split("holding")[-1], r["log"]  # robot_0 connected
+    # both connected: released at the start pose (robot_0 was commanded to drive all along), then it drives
+    assert r["released"] and "releasing the robots" in r["log"], r["log"]
+    poses = r["robot_0_poses"]
+    assert poses[0] == [-0.5, 0.0] and poses[-1][0] > -0.5 + 0.02, poses[:3] + poses[-1:]
+    assert r["summary"]["elapsed_s"] < 5.0 and r["exit_codes"]["/sim"] == 0, r
