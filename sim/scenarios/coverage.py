@@ -1,7 +1,7 @@
 """Coverage: N robots spread out to cover N landmarks together (the Robotarium analogue of MPE simple spread).
 
-No landmark belongs to a robot: the whole team is paid for shrinking the sum over landmarks of the
-distance to the nearest robot, so the robots must split the landmarks among themselves. Each robot
+No landmark belongs to a robot: the robots must split the landmarks among themselves. Training pays
+each robot for approaching the landmark a greedy pairing gives it (see `reward`). Each robot
 sees every landmark with how close its nearest *other* robot is, which tells it which ones are taken.
 `sense`/`observe` follow navigation's split (DESIGN contract 2) and reuse its pose, neighbour and
 nearest-first selection code, so `observe` exports with jax2onnx the same way. The observation
@@ -102,22 +102,48 @@ def _landmarks(landmarks, others, x, y, c, s, params: Params) -> list[jax.Array]
 
 def landmark_gaps(poses: jax.Array, landmarks: jax.Array) -> jax.Array:
     """(N,) distance from each landmark to its nearest robot."""
+    return distances(poses, landmarks).min(-1)
+
+
+def distances(poses: jax.Array, landmarks: jax.Array) -> jax.Array:
+    """(landmarks, robots) distance matrix."""
     dx = landmarks[:, None, 0] - poses[None, :, 0]
     dy = landmarks[:, None, 1] - poses[None, :, 1]
-    return jnp.sqrt(dx * dx + dy * dy).min(-1)
+    return jnp.sqrt(dx * dx + dy * dy)
+
+
+def greedy_assignment(d: jax.Array) -> jax.Array:
+    """(robots,) landmark index per robot: repeatedly pair the closest free robot and landmark.
+
+    Within a few percent of the optimal assignment for the fleets we train, O(N^3) instead of N!."""
+    n = d.shape[0]
+
+    def pick(_, carry):
+        d, owner = carry
+        k = jnp.argmin(d)
+        landmark, robot = k // n, k % n
+        return d.at[landmark, :].set(jnp.inf).at[:, robot].set(jnp.inf), owner.at[robot].set(landmark)
+    return jax.lax.fori_loop(0, n, pick, (d, jnp.zeros(n, jnp.int32)))[1]
 
 
 def reward(prev_poses: jax.Array, poses: jax.Array, task: Task, collisions: jax.Array,
            boundary: jax.Array, params: Params) -> tuple[jax.Array, Task, jax.Array, jax.Array]:
-    """The team's progress at covering the landmarks, shared, a bonus when all are covered; each robot's
-    own collision and boundary penalties.
+    """Each robot's progress towards the landmark a greedy robot-landmark pairing gives it, a team
+    bonus when all are covered, each robot's own collision and boundary penalties.
 
+    A team reward alone (the summed landmark gaps, MPE simple spread's) pays nothing to a robot that
+    is nobody's nearest and lets two robots share a landmark: 2 or 3 of 4 landmarks covered after
+    4M steps (docs/training.md). The pairing is made on the previous poses, so a robot is paid for
+    moving towards one landmark per step; it is training-only (no robot needs it at run time).
     Returns (rewards (N,), task, success (N,) = landmark i covered now, episode solved: all covered at once).
     """
     gaps = landmark_gaps(poses, task.landmarks)
     covered = gaps <= params.success_radius
     solved = jnp.all(covered)
-    shared = params.progress_gain * (landmark_gaps(prev_poses, task.landmarks).sum() - gaps.sum())
-    r = (shared + params.success_bonus * solved
+    before = distances(prev_poses, task.landmarks)
+    mine = greedy_assignment(before)
+    robots = jnp.arange(poses.shape[0])
+    progress = before[mine, robots] - distances(poses, task.landmarks)[mine, robots]
+    r = (params.progress_gain * progress + params.success_bonus * solved
          - params.collision_penalty * (collisions > 0) - params.boundary_penalty * boundary)
     return r.astype(poses.dtype), task.replace(reached=task.reached | covered), covered, solved

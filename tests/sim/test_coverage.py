@@ -1,5 +1,6 @@
 """Coverage: sensing vs observing (layout worked out by hand, sorting, padding, size), reward and success,
 batched and deterministic resets, landmark placement, registration in FleetEnv and `marlstack sim`."""
+import itertools
 from types import SimpleNamespace
 
 import jax
@@ -101,27 +102,41 @@ def test_both_landmark_selections_agree(monkeypatch):
     np.testing.assert_allclose(gathered, unrolled, rtol=1e-6, atol=1e-6)
 
 
-def test_reward_is_shared_progress_and_needs_one_robot_per_landmark():
+def test_reward_pays_each_robot_for_its_paired_landmark():
     p = params(2)
     task = cov.Task(landmarks=jnp.array([[1.0, 0.0], [-1.0, 0.0]]), reached=jnp.zeros(2, bool))
-    before = jnp.array([[0.0, 0.0, 0.0], [0.0, 0.5, 0.0]])  # landmark gaps 1 + 1 = 2 m
+    before = jnp.array([[0.0, 0.0, 0.0], [0.0, 0.5, 0.0]])  # robot 0 is 1 m from both, robot 1 1.118 m
+    far = float(np.hypot(1.0, 0.5))
     none, one = jnp.array([0, 0]), jnp.array([1, 1])
-    # both robots on landmark 0: its gap 0, landmark 1's 2 m (robot 0 at 2 m): no progress, not solved
+    # pairing (closest pair first): robot 0 - landmark 0, then robot 1 - landmark 1. Both drive onto
+    # landmark 0: robot 0 is paid 1 m, robot 1 loses what it moved away from landmark 1; not solved
     stacked = jnp.array([[1.0, 0.0, 0.0], [1.05, 0.0, 0.0]])
     r, task2, success, solved = cov.reward(before, stacked, task, one, none, p)
-    np.testing.assert_allclose(r, [-p.collision_penalty] * 2, atol=1e-6)
+    np.testing.assert_allclose(r, [p.progress_gain * 1.0 - p.collision_penalty,
+                                   p.progress_gain * (far - 2.05) - p.collision_penalty], rtol=1e-5)
     np.testing.assert_array_equal(success, [True, False])
     assert not bool(solved) and task2.reached.tolist() == [True, False]
-    # one robot on each: 1.95 m of progress, shared by both, and the bonus; robot 1 out of bounds
+    # one robot on each: each paid its own progress, both the bonus; robot 1 out of bounds
     spread = jnp.array([[1.0, 0.05, 0.0], [-1.0, 0.0, 0.0]])
     r, task3, success, solved = cov.reward(before, spread, task, none, jnp.array([0, 1]), p)
-    team = p.progress_gain * 1.95 + p.success_bonus
-    np.testing.assert_allclose(r, [team, team - p.boundary_penalty], rtol=1e-5)
+    np.testing.assert_allclose(r, [p.progress_gain * 0.95 + p.success_bonus,
+                                   p.progress_gain * far + p.success_bonus - p.boundary_penalty], rtol=1e-5)
     assert bool(solved) and success.tolist() == [True, True] and task3.reached.tolist() == [True, True]
-    # progress is the team's: only robot 0 moves toward landmark 0 (gaps 1 + 0.5 -> 0.5 + 0.5), both earn it
+    # credit is each robot's own: only robot 0 moves toward its landmark, only robot 0 earns
     start = jnp.array([[0.0, 0.0, 0.0], [-0.5, 0.0, 0.0]])
     r, *_ = cov.reward(start, start.at[0, 0].set(0.5), task, none, none, p)
-    np.testing.assert_allclose(r, [p.progress_gain * 0.5] * 2, rtol=1e-5)
+    np.testing.assert_allclose(r, [p.progress_gain * 0.5, 0.0], atol=1e-6)
+
+
+def test_greedy_pairing_is_a_permutation_close_to_the_best():
+    d = jax.random.uniform(jax.random.PRNGKey(3), (200, 5, 5))
+    owner = jax.vmap(cov.greedy_assignment)(d)
+    assert all(sorted(o.tolist()) == list(range(5)) for o in owner)  # every landmark paired once
+    cost = lambda m, perm: sum(float(m[perm[i], i]) for i in range(5))  # noqa: E731
+    greedy = [cost(m, o.tolist()) for m, o in zip(d, owner)]
+    best = [min(cost(m, perm) for perm in itertools.permutations(range(5))) for m in d]
+    assert all(g >= b - 1e-6 for g, b in zip(greedy, best))
+    assert np.mean(greedy) <= 1.25 * np.mean(best), (np.mean(greedy), np.mean(best))
 
 
 def test_vmapped_steps_and_determinism_under_a_key():
@@ -137,9 +152,9 @@ def test_vmapped_steps_and_determinism_under_a_key():
     obs, states, rew, dones, info = run(KEY)
     assert obs["agent_3"].shape == (64, 43) and obs["world_state"].shape == (64, 4, 43 + 6 * 4 + 1)
     assert states.task.landmarks.shape == (64, 4, 2) and info["success"].shape == (64, 4)
-    # the reward is shared: robots of one env differ only by their own penalties (none here)
+    # each robot is paid its own progress: the robots of one env earn different rewards
     r = np.stack([np.asarray(rew[a]) for a in env.agents], -1)
-    np.testing.assert_allclose(r, r[:, :1].repeat(4, 1), rtol=1e-6)
+    assert np.isfinite(r).all() and (np.ptp(r, axis=1) > 1e-4).mean() > 0.9
     assert len({tuple(np.round(lm, 6)) for lm in np.asarray(states.task.landmarks[:, 0])}) == 64
     again, other = run(KEY), run(jax.random.PRNGKey(1))
     for x, y in zip(jax.tree.leaves((obs, states, rew)), jax.tree.leaves(again[:3])):
