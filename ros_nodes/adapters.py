@@ -9,8 +9,11 @@ re-evaluates with exactly the logic a robot ran. No rclpy, no JAX: numpy only.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
+
+from ros_nodes import convert, topics
 
 
 class InputError(Exception):
@@ -89,11 +92,14 @@ class NavigationAdapter:
     `robots` is the fleet in agent-index order (the deployment config's order, which is the
     simulator's agent order); `others` keeps that order with `me` removed, as `sense()` does.
     Times are seconds on one clock: a node passes its receive time, replay the bag's log time.
-    Poses expire after `max_age_s`; the goal is a set-point and does not.
+    Poses expire after `max_age_s`; the task input (here the goal) is a set-point and does not.
+    Subclasses change only the task input: its name, topic, message conversion and shape.
     """
 
     scenario = "navigation"
-    input_names = ("pose", "others", "goal")
+    task_name = "goal"
+    task_topic = topics.GOAL
+    input_names = ("pose", "others", task_name)
 
     def __init__(self, robots: list[str], me: str, max_age_s: float):
         if me not in robots:
@@ -105,38 +111,74 @@ class NavigationAdapter:
         self.robots, self.me, self.max_age_s = list(robots), me, float(max_age_s)
         self._others = [r for r in robots if r != me]
         self.poses = LatestValues(self.robots, 3, "pose")
-        self.goal = LatestValues(["goal"], 2, "goal")
+        self.task = LatestValues([self.task_name], math.prod(self.task_shape()), self.task_name)
+
+    def task_shape(self) -> tuple[int, ...]:
+        return (2,)
+
+    @staticmethod
+    def task_from_msg(msg: Any) -> Any:
+        """The task message -> numbers for `update_task`; raises convert.MessageError."""
+        return convert.goal_from_msg(msg)
 
     def shapes(self) -> dict[str, tuple[int, ...]]:
         """Per-robot shape of each input this fleet provides (the model's, minus the batch axis)."""
-        return {"pose": (3,), "others": (len(self._others), 3), "goal": (2,)}
+        return {"pose": (3,), "others": (len(self._others), 3), self.task_name: self.task_shape()}
 
     def update_pose(self, robot: str, x: float, y: float, yaw: float, t_s: float) -> None:
         self.poses.put(robot, (x, y, yaw), t_s)
 
+    def update_task(self, values: Any, t_s: float = 0.0) -> None:
+        """A new task set-point; one of the wrong size invalidates the task input until a good one."""
+        flat = np.asarray(values, dtype=np.float64).reshape(-1)
+        want = self.task_shape()
+        if flat.size != math.prod(want):
+            self.invalidate_task(f"expected {' x '.join(map(str, want))} numbers for this fleet of "
+                                 f"{len(self.robots)}, got {flat.size}")
+            return
+        self.task.put(self.task_name, tuple(flat), t_s)
+
     def update_goal(self, x: float, y: float, t_s: float = 0.0) -> None:
-        self.goal.put("goal", (x, y), t_s)
+        self.update_task((x, y), t_s)
 
     def invalidate_pose(self, robot: str, reason: str) -> None:
         """The latest pose message of `robot` was unusable (e.g. malformed): stop until a good one."""
         self.poses.invalidate(robot, reason)
 
-    def invalidate_goal(self, reason: str) -> None:
-        self.goal.invalidate("goal", reason)
+    def invalidate_task(self, reason: str) -> None:
+        self.task.invalidate(self.task_name, reason)
+
+    invalidate_goal = invalidate_task
 
     def inputs(self, now_s: float) -> dict[str, np.ndarray]:
         """The model's inputs at `now_s`; raises MissingInput / StaleInput / InvalidInput."""
-        problem = self.goal.problem("goal", now_s, math.inf)
+        problem = self.task.problem(self.task_name, now_s, math.inf)
         for r in [self.me, *self._others]:
             problem = problem or self.poses.problem(r, now_s, self.max_age_s)
         if problem:
             raise problem
         f32 = lambda a: np.asarray(a, dtype=np.float32)[None]  # noqa: E731
         return {"pose": f32(self.poses.get(self.me)), "others": f32([self.poses.get(r) for r in self._others]),
-                "goal": f32(self.goal.get("goal"))}
+                self.task_name: f32(self.task.get(self.task_name).reshape(self.task_shape()))}
 
 
-ADAPTERS = {NavigationAdapter.scenario: NavigationAdapter}
+class CoverageAdapter(NavigationAdapter):
+    """Coverage inputs: navigation's pose and others, and every landmark (1,N,2) from `/landmarks`."""
+
+    scenario = "coverage"
+    task_name = "landmarks"
+    task_topic = topics.LANDMARKS
+    input_names = ("pose", "others", task_name)
+
+    def task_shape(self) -> tuple[int, ...]:
+        return (len(self.robots), 2)  # as many landmarks as robots, as the model was exported
+
+    @staticmethod
+    def task_from_msg(msg: Any) -> Any:
+        return convert.points_from_msg(msg)
+
+
+ADAPTERS = {a.scenario: a for a in (NavigationAdapter, CoverageAdapter)}
 
 
 def make_adapter(scenario: str, robots: list[str], me: str, max_age_s: float) -> NavigationAdapter:

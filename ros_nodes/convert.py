@@ -81,6 +81,30 @@ def goal_from_msg(msg: Any) -> tuple[float, float]:
     return f["position.x"], f["position.y"]
 
 
+def points_from_msg(msg: Any) -> list[tuple[float, float]]:
+    """PoseArray of landmarks -> [(x, y), ...] in message order; raises NonFinite / Malformed."""
+    try:
+        points = [(q.position.x, q.position.y) for q in msg.poses]
+    except AttributeError as exc:
+        raise Malformed(f"landmarks: not a PoseArray ({exc})") from None
+    if not points:
+        raise Malformed("landmarks: empty PoseArray")
+    return [tuple(floats({"x": x, "y": y}, f"landmarks[{i}]").values()) for i, (x, y) in enumerate(points)]
+
+
+def points_to_msg(points: Any, stamp_s: float, frame_id: str = "world") -> Any:
+    """[(x, y), ...] -> PoseArray in the world frame (identity orientations)."""
+    from geometry_msgs.msg import Pose, PoseArray
+    msg = PoseArray()
+    msg.header.frame_id = frame_id
+    set_stamp(msg.header.stamp, stamp_s)
+    for x, y in points:
+        q = Pose()
+        q.position.x, q.position.y, q.orientation.w = float(x), float(y), 1.0
+        msg.poses.append(q)
+    return msg
+
+
 def twist_to_cmd(msg: Any) -> tuple[float, float]:
     """Twist -> (v, omega); raises NonFinite / Malformed."""
     try:

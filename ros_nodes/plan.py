@@ -16,6 +16,9 @@ Deployment YAML (relative paths are relative to the YAML file):
     robots:
       - {name: robot_0, start: [-1.2, 0.6, 0.0], goal: [1.2, -0.6], remaps: {pose: /mocap/robot_0/pose}}
     sim: {seed: 0}               # optional, SITL only
+
+A coverage deployment (`scenario: coverage`) has no per-robot goals but one top-level list
+`landmarks: [[x, y], ...]`, as many as robots, published on `/landmarks`.
 """
 from __future__ import annotations
 
@@ -33,6 +36,7 @@ from hardware.profile import ProfileError, load_profile
 from ros_nodes import topics
 
 SAFETY_MODES = ("fleet", "onboard")
+SCENARIOS = ("navigation", "coverage")  # those with a ROS task adapter (ros_nodes/adapters.py) and sim node support
 SAFETY_FORMS = ("unicycle", "unicycle_walls")  # barrier forms of controllers.barrier for unicycle robots
 NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 REMAPPABLE = tuple(t.name for t in topics.GROUND if t.per_robot)
@@ -46,7 +50,7 @@ class PlanError(ValueError):
 class RobotConfig:
     name: str
     start: tuple[float, float, float]
-    goal: tuple[float, float]
+    goal: tuple[float, float] | None  # navigation only
     remaps: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -63,10 +67,16 @@ class Deployment:
     safety_form: str
     robots: tuple[RobotConfig, ...]
     seed: int = 0
+    landmarks: tuple[tuple[float, float], ...] = ()  # coverage only
 
     @property
     def robot_names(self) -> list[str]:
         return [r.name for r in self.robots]
+
+    @property
+    def task_points(self) -> list[tuple[float, float]]:
+        """What the sim publishes: robot i's goal (navigation) or landmark i (coverage)."""
+        return list(self.landmarks) if self.scenario == "coverage" else [r.goal for r in self.robots]
 
 
 @dataclass(frozen=True)
@@ -123,7 +133,7 @@ def load_deployment(path: str | Path) -> Deployment:
         raise _fail(where, f"not valid YAML: {exc}") from None
     if not isinstance(data, Mapping):
         raise _fail(where, "a deployment config must be a YAML mapping")
-    known = {"name", "profile", "scenario", "policy", "rate_hz", "watchdog_periods", "safety", "robots", "sim"}
+    known = {"name", "profile", "scenario", "policy", "rate_hz", "watchdog_periods", "safety", "robots", "sim", "landmarks"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise _fail(where, f"unknown key(s) {', '.join(unknown)} (expected: {', '.join(sorted(known))})")
@@ -157,11 +167,33 @@ def load_deployment(path: str | Path) -> Deployment:
     if not isinstance(seed, int) or isinstance(seed, bool) or set(sim) - {"seed"}:
         raise _fail(where, f"key 'sim' must be a mapping like {{seed: 0}}, got {sim!r}")
 
-    robots = _robots(data["robots"], profile, where)
+    scenario = data.get("scenario", "navigation")
+    if scenario not in SCENARIOS:
+        raise _fail(where, f"key 'scenario' must be one of {', '.join(SCENARIOS)}, got {scenario!r}")
+    robots = _robots(data["robots"], profile, where, needs_goal=scenario == "navigation")
+    landmarks: tuple[tuple[float, float], ...] = ()
+    if scenario == "coverage":
+        raw = data.get("landmarks")
+        if not isinstance(raw, list) or len(raw) != len(robots):
+            raise _fail(where, f"key 'landmarks' must list one [x, y] per robot ({len(robots)}) for scenario coverage, "
+                               f"got {raw!r}")
+        landmarks = tuple(_in_arena(_number_list(v, 2, where, f"landmarks[{i}]"), profile, where, f"landmarks[{i}]")
+                          for i, v in enumerate(raw))
+    elif "landmarks" in data:
+        raise _fail(where, f"key 'landmarks' is for scenario coverage, this is {scenario}")
     return Deployment(path=path, name=str(data.get("name", path.stem)), profile=profile.name,
-                      scenario=str(data.get("scenario", "navigation")), policy=_resolve(path, str(data["policy"])),
+                      scenario=scenario, policy=_resolve(path, str(data["policy"])),
                       rate_hz=float(rate), watchdog_periods=float(periods), safety_mode=mode, safety_form=form,
-                      robots=robots, seed=seed)
+                      robots=robots, seed=seed, landmarks=landmarks)
+
+
+def _in_arena(point: tuple[float, ...], profile: Any, where: str, key: str) -> tuple[float, ...]:
+    a = profile.arena
+    x, y = point[:2]
+    if not (a.x_min < x < a.x_max and a.y_min < y < a.y_max):
+        raise _fail(where, f"key '{key}' = ({x}, {y}) is outside the arena of profile {profile.name} "
+                           f"(x in ({a.x_min}, {a.x_max}), y in ({a.y_min}, {a.y_max}))")
+    return point
 
 
 def _resolve(config: Path, value: str) -> Path:
@@ -169,26 +201,24 @@ def _resolve(config: Path, value: str) -> Path:
     return p if p.is_absolute() else (config.parent / p).resolve()
 
 
-def _robots(raw: Any, profile: Any, where: str) -> tuple[RobotConfig, ...]:
+def _robots(raw: Any, profile: Any, where: str, needs_goal: bool) -> tuple[RobotConfig, ...]:
     if not isinstance(raw, list) or not raw:
         raise _fail(where, "key 'robots' must be a non-empty list")
     if len(raw) > profile.max_robots:
         raise _fail(where, f"key 'robots': {len(raw)} robots, profile {profile.name} allows at most {profile.max_robots}")
-    a = profile.arena
     out = []
+    fields = {"name", "start", "goal"} if needs_goal else {"name", "start"}
     for i, r in enumerate(raw):
         key = f"robots[{i}]"
-        if not isinstance(r, Mapping) or set(r) - {"name", "start", "goal", "remaps"} or not {"name", "start", "goal"} <= set(r):
-            raise _fail(where, f"key '{key}' must be a mapping with name, start [x, y, yaw], goal [x, y] (and optional remaps)")
+        if not isinstance(r, Mapping) or set(r) - fields - {"remaps"} or not fields <= set(r):
+            raise _fail(where, f"key '{key}' must be a mapping with name, start [x, y, yaw]"
+                               f"{', goal [x, y]' if needs_goal else ' (no goal: coverage robots share the landmarks)'}"
+                               f" (and optional remaps)")
         name = r["name"]
         if not isinstance(name, str) or not NAME.match(name):
             raise _fail(where, f"key '{key}.name' must be a ROS name (letters, digits, _), got {name!r}")
-        start = _number_list(r["start"], 3, where, f"{key}.start")
-        goal = _number_list(r["goal"], 2, where, f"{key}.goal")
-        for what, (x, y) in (("start", start[:2]), ("goal", goal)):
-            if not (a.x_min < x < a.x_max and a.y_min < y < a.y_max):
-                raise _fail(where, f"key '{key}.{what}' = ({x}, {y}) is outside the arena of profile {profile.name} "
-                                   f"(x in ({a.x_min}, {a.x_max}), y in ({a.y_min}, {a.y_max}))")
+        start = _in_arena(_number_list(r["start"], 3, where, f"{key}.start"), profile, where, f"{key}.start")
+        goal = _in_arena(_number_list(r["goal"], 2, where, f"{key}.goal"), profile, where, f"{key}.goal") if needs_goal else None
         remaps = r.get("remaps", {}) or {}
         if not isinstance(remaps, Mapping) or not all(isinstance(v, str) for v in remaps.values()):
             raise _fail(where, f"key '{key}.remaps' must map topic names to topic names")
@@ -219,13 +249,15 @@ def fleet_plan(dep: Deployment, sitl: bool = False, record: str | Path | None = 
     specs: list[NodeSpec] = []
     if sitl:
         # the sim holds the robots until every node below is connected: each policy node and safety
-        # node reads every pose, each policy node its own goal, the recorder all of them
+        # node reads every pose, each policy node its own goal (coverage: every policy node the
+        # landmarks), the recorder all of them
         safety_nodes = 1 if dep.safety_mode == "fleet" else len(robots)
+        task_readers = 1 if dep.scenario == "navigation" else len(robots)
         specs.append(NodeSpec("sim_node", "sim", "/", {
             **common, "scenario": dep.scenario, "seed": dep.seed,
-            "starts": [v for r in dep.robots for v in r.start], "goals": [v for r in dep.robots for v in r.goal],
+            "starts": [v for r in dep.robots for v in r.start], "goals": [v for p in dep.task_points for v in p],
             "summary_path": str(summary_path or ""), "pose_subscribers": len(robots) + safety_nodes + bool(record),
-            "goal_subscribers": 1 + bool(record), "cmd_vel_publishers": 1}, fleet_remaps))
+            "task_subscribers": task_readers + bool(record), "cmd_vel_publishers": 1}, fleet_remaps))
     for r in dep.robots:
         specs.append(NodeSpec("policy_node", "policy", f"/{r.name}", {
             **common, "robot": r.name, "scenario": dep.scenario, "policy_path": str(dep.policy)}, fleet_remaps))

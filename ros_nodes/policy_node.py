@@ -74,8 +74,8 @@ def make_node():
             for r in sorted(self.robots, key=lambda r: r != self.robot):
                 self.create_subscription(cls(topics.POSE.type), topics.POSE.path(r), self._pose_cb(r),
                                          topics.qos_profile(topics.POSE.qos))
-            self.create_subscription(cls(topics.GOAL.type), topics.GOAL.path(self.robot), self._on_goal,
-                                     topics.qos_profile(topics.GOAL.qos))
+            task = self.adapter.task_topic  # navigation: its own goal; coverage: the landmarks
+            self.create_subscription(cls(task.type), task.path(self.robot), self._on_task, topics.qos_profile(task.qos))
             self.create_timer(self.period, self._on_timer)
             self.name_ = self.get_fully_qualified_name()
             self.get_logger().info(f"running {path} for {self.robot} at {self.rate_hz:g} Hz")
@@ -104,11 +104,11 @@ def make_node():
                     self._step(now)
             return cb
 
-        def _on_goal(self, msg) -> None:
+        def _on_task(self, msg) -> None:
             try:
-                self.adapter.update_goal(*convert.goal_from_msg(msg))
+                self.adapter.update_task(self.adapter.task_from_msg(msg))
             except convert.MessageError as exc:
-                self.adapter.invalidate_goal(str(exc))
+                self.adapter.invalidate_task(str(exc))
 
         def _on_timer(self) -> None:
             now = ros_now(self)

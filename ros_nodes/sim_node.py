@@ -1,10 +1,12 @@
 """Sim node: fake hardware for software-in-the-loop. The fleet simulator's physics behind ROS topics.
 
 Steps `sim.fleet.physics_step` (rps's dynamics, saturation and violation rules) at the control
-rate, publishes every robot's `pose` and (latched) `goal`, applies each robot's latest `cmd_vel`
-(zero when it is older than `watchdog_periods` periods, as robot firmware would), and keeps a
-per-robot summary: goal reached and when, collision and boundary-exit steps (the simulator's
-counts), and the interventions / watchdog stops the other nodes report on `/diagnostics`.
+rate, publishes every robot's `pose` and (latched) `goal` - for coverage the `/landmarks` instead -,
+applies each robot's latest `cmd_vel` (zero when it is older than `watchdog_periods` periods, as
+robot firmware would), and keeps a per-robot summary: goal reached and when (coverage: first on a
+landmark), collision and boundary-exit steps (the simulator's counts), and the interventions /
+watchdog stops the other nodes report on `/diagnostics`; `done_at_s` is when every robot had
+arrived (coverage: when every landmark was first covered at once).
 Every second the summary is published latched on `/sim/summary`, each robot's violations as a
 `/diagnostics` status (ERROR once it collided or left the arena), and the JSON is written
 atomically to `summary_path` (again at shutdown) for `marlstack sitl`.
@@ -16,7 +18,7 @@ next pose goes out counts as late (latency = infinity), so a fleet slower than i
 shows up as unbounded percentiles instead of silently pairing a late reply with the next pose.
 Like a real fleet that is armed only once its software is up, the sim holds the robots (no
 pose published, no step) until the fleet's nodes are connected: each pose topic has
-`pose_subscribers` matched readers, each goal `goal_subscribers`, and each robot's `cmd_vel` a
+`pose_subscribers` matched readers, each goal (coverage: the landmarks) `task_subscribers`, and each robot's `cmd_vel` a
 writer. A node or the recorder that discovers the others late (DDS discovery under load can take
 seconds) would otherwise start on a moving fleet without its goal or miss the first poses, and the
 log would show commands nobody can explain. Time, the summary and the `summary_path` file start
@@ -75,22 +77,23 @@ def make_node():
             p = lambda *a, **k: declare(self, *a, **k)  # noqa: E731
             self.robots = list(p("robots", [""], "the fleet in agent-index order"))
             profile_name = p("profile", "gritsbot_x", "vehicle profile: dynamics, limits, arena")
-            scenario = p("scenario", "navigation", "task scenario (navigation: goals are published and checked)")
+            self.scenario = p("scenario", "navigation", "task scenario: navigation (each robot's goal is published and "
+                              "checked) or coverage (the landmarks are published; solved when every one is covered)")
             rate = p("rate_hz", 0.0, "simulation and pose publishing rate (0: the profile's 1 / dt)", 0.0, 1000.0)
             periods = p("watchdog_periods", 3.0, "a cmd_vel older than this many periods is replaced by zero", 1.0, 100.0)
             starts = list(p("starts", [0.0], "initial poses, flat [x, y, yaw] per robot"))
-            goals = list(p("goals", [0.0], "goals, flat [x, y] per robot"))
+            goals = list(p("goals", [0.0], "flat [x, y] per robot: its goal (navigation) or a landmark (coverage)"))
             seed = p("seed", 0, "seed of the pose-drop draws", 0, 2**31 - 1)
             self.drop = p("drop_pose_fraction", 0.0, "fault injection: fraction of pose messages not published", 0.0, 1.0)
             summary = p("summary_path", "", "write the JSON summary here (empty: only publish it)")
             self.need_pose = p("pose_subscribers", 0, "hold the robots until each pose has this many readers", 0, 10_000)
-            self.need_goal = p("goal_subscribers", 0, "... and each goal this many", 0, 10_000)
+            self.need_task = p("task_subscribers", 0, "... and each goal (the landmarks) this many", 0, 10_000)
             self.need_cmd = p("cmd_vel_publishers", 0, "... and each cmd_vel this many writers", 0, 10_000)
             n = len(self.robots)
             if not n or not all(self.robots) or len(starts) != 3 * n or len(goals) != 2 * n:
                 raise StartError(f"parameters 'starts' / 'goals' need 3 / 2 numbers per robot of {self.robots}")
-            if scenario != "navigation":
-                raise StartError(f"the sim node simulates the 'navigation' scenario, got parameter 'scenario' = {scenario!r}")
+            if self.scenario not in ("navigation", "coverage"):
+                raise StartError(f"parameter 'scenario' = {self.scenario!r}: the sim node simulates navigation or coverage")
             profile, rate = profile_and_rate(profile_name, rate)
             self.physics = make_physics(profile)
             self.poses = np.array(starts, np.float64).reshape(n, 3)
@@ -106,7 +109,8 @@ def make_node():
             self.steps = 0
             self.collisions = np.zeros(n, int)
             self.exits = np.zeros(n, int)
-            self.reached_at: list[float | None] = [None] * n
+            self.reached_at: list[float | None] = [None] * n  # coverage: first time on a landmark
+            self.done_at: float | None = None
             self.reports: dict[str, dict[str, dict[str, str]]] = {r: {} for r in self.robots}
             self.t0 = ros_now(self)
             self.released = False
@@ -115,19 +119,22 @@ def make_node():
             cls = topics.message_class
             state = topics.qos_profile("state")
             self.pose_pubs = [self.create_publisher(cls(topics.POSE.type), topics.POSE.path(r), state) for r in self.robots]
-            goal_pubs = [self.create_publisher(cls(topics.GOAL.type), topics.GOAL.path(r),
-                                               topics.qos_profile(topics.GOAL.qos)) for r in self.robots]
+            task = topics.GOAL if self.scenario == "navigation" else topics.LANDMARKS
+            self.task_pubs = [self.create_publisher(cls(task.type), task.path(r), topics.qos_profile(task.qos))
+                              for r in (self.robots if task.per_robot else [None])]
             self.diag_pub = self.create_publisher(cls(topics.DIAGNOSTICS.type), topics.DIAGNOSTICS.path(),
                                                   topics.qos_profile(topics.DIAGNOSTICS.qos))
             self.summary_pub = self.create_publisher(cls(topics.SIM_SUMMARY.type), topics.SIM_SUMMARY.path(),
                                                      topics.qos_profile(topics.SIM_SUMMARY.qos))
-            self.goal_pubs = goal_pubs
             self.cmd_subs = [self.create_subscription(cls(topics.CMD_VEL.type), topics.CMD_VEL.path(r), self._on_cmd(i),
                                                       state) for i, r in enumerate(self.robots)]
             self.create_subscription(cls(topics.DIAGNOSTICS.type), topics.DIAGNOSTICS.path(), self._on_diag,
                                      topics.qos_profile(topics.DIAGNOSTICS.qos))
-            for i, pub in enumerate(goal_pubs):
-                pub.publish(convert.pose_to_msg(self.goals[i, 0], self.goals[i, 1], 0.0, self.t0))
+            if task.per_robot:
+                for i, pub in enumerate(self.task_pubs):
+                    pub.publish(convert.pose_to_msg(self.goals[i, 0], self.goals[i, 1], 0.0, self.t0))
+            else:
+                self.task_pubs[0].publish(convert.points_to_msg(self.goals, self.t0))
             self.create_timer(self.period, self._on_timer)
             self.get_logger().info(f"simulating {n} robots of {profile.name} at {rate:g} Hz")
 
@@ -151,7 +158,7 @@ def make_node():
         def unconnected(self) -> list[str]:
             """Topics whose readers / writers have not all matched yet, with have/need counts."""
             counts = [(pub.topic_name, pub.get_subscription_count(), self.need_pose) for pub in self.pose_pubs]
-            counts += [(pub.topic_name, pub.get_subscription_count(), self.need_goal) for pub in self.goal_pubs]
+            counts += [(pub.topic_name, pub.get_subscription_count(), self.need_task) for pub in self.task_pubs]
             counts += [(sub.topic_name, sub.get_publisher_count(), self.need_cmd) for sub in self.cmd_subs]
             return [f"{name} {have}/{need}" for name, have, need in counts if have < need]
 
@@ -174,10 +181,11 @@ def make_node():
             self.steps += 1
             self.collisions += collisions > 0
             self.exits += exits > 0
-            dist = np.hypot(*(self.poses[:, :2] - self.goals).T)
-            for i in np.flatnonzero(dist <= SUCCESS_RADIUS):
+            for i in np.flatnonzero(self.task_distance() <= SUCCESS_RADIUS):
                 if self.reached_at[i] is None:
                     self.reached_at[i] = round(now - self.t0, 3)
+            if self.done_at is None and self.done():
+                self.done_at = round(now - self.t0, 3)
             self._publish_poses(now)
             if now - self.last_summary >= SUMMARY_PERIOD_S:
                 self.write_summary(now)
@@ -192,8 +200,22 @@ def make_node():
                 self.pose_sent[i] = time.perf_counter()
                 pub.publish(msg)
 
+        def gaps(self) -> np.ndarray:
+            """(goal or landmark, robot) distances."""
+            return np.hypot(*(self.poses[None, :, :2] - self.goals[:, None]).transpose(2, 0, 1))
+
+        def task_distance(self) -> np.ndarray:
+            """Per robot: distance to its goal (navigation) or to the nearest landmark (coverage)."""
+            return np.diagonal(self.gaps()) if self.scenario == "navigation" else self.gaps().min(0)
+
+        def done(self) -> bool:
+            """Navigation: every robot has arrived (at some time); coverage: every landmark covered now."""
+            if self.scenario == "navigation":
+                return all(t is not None for t in self.reached_at)
+            return bool((self.gaps().min(1) <= SUCCESS_RADIUS).all())
+
         def summary(self, now: float) -> dict:
-            dist = np.hypot(*(self.poses[:, :2] - self.goals).T)
+            dist = self.task_distance()
             robots = {}
             for i, r in enumerate(self.robots):
                 reports = self.reports[r].values()
@@ -207,7 +229,8 @@ def make_node():
                     # compute time inside the nodes (policy inference, barrier solve), as they report it
                     "node_ms_mean": {k: float(v[k]) for v in reports for k in v if k.endswith("_ms_mean")},
                 }
-            return {"elapsed_s": round(now - self.t0, 3), "steps": self.steps, "robots": robots,
+            return {"elapsed_s": round(now - self.t0, 3), "steps": self.steps, "scenario": self.scenario,
+                    "done_at_s": self.done_at, "robots": robots,
                     "all_latencies_ms": [round(x * 1e3, 4) if math.isfinite(x) else None for lat in self.latency for x in lat]}
 
         def write_summary(self, now: float, publish: bool = True) -> None:

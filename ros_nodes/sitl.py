@@ -38,7 +38,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="marlstack sitl", description=__doc__.split("\n\n")[0])
     p.add_argument("--config", required=True, help="deployment YAML (e.g. launch/robotarium_nav4.yaml)")
     p.add_argument("--duration", type=float, default=30.0, help="seconds to run after the simulator starts (default 30)")
-    p.add_argument("--until-goals", action="store_true", help="stop early, once every robot has reached its goal")
+    p.add_argument("--until-goals", action="store_true", help="stop early, once every robot has reached its goal (coverage: every landmark is covered)")
     p.add_argument("--record", metavar="BAG", help="record a rosbag2 bag (MCAP storage) to this new directory, e.g. out/run.mcap")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--logdir", help="where node logs and the sim summary go (default: a new temp dir)")
@@ -138,7 +138,8 @@ def run(dep, args, record: Path | None) -> dict:
         error = f"the recorder did not close its bag {record} (log: {logdir})"
     latencies = summary.pop("all_latencies_ms", []) if summary else []
     return {"ok": error is None, "error": error, "interrupted": stop["requested"], "config": str(dep.path),
-            "safety_mode": dep.safety_mode,
+            "safety_mode": dep.safety_mode, "scenario": dep.scenario,
+            "done_at_s": summary["done_at_s"] if summary else None,
             "num_robots": len(dep.robots), "bag": str(record) if record else None, "logdir": str(logdir),
             "elapsed_s": summary["elapsed_s"] if summary else None,
             "robots": summary["robots"] if summary else {}, "exit_codes": codes, "stop_s": sup.stop_seconds, "cpu_percent": cpu,
@@ -146,12 +147,12 @@ def run(dep, args, record: Path | None) -> dict:
 
 
 def _all_arrived(summary_path: Path, settle_s: float) -> bool:
+    """The task is done (every robot arrived; coverage: every landmark covered) for `settle_s` already."""
     try:
         doc = json.loads(summary_path.read_text())
     except (OSError, json.JSONDecodeError):
         return False
-    times = [r["reached_at_s"] for r in doc["robots"].values()]
-    return all(t is not None for t in times) and doc["elapsed_s"] - max(times) >= settle_s
+    return doc["done_at_s"] is not None and doc["elapsed_s"] - doc["done_at_s"] >= settle_s
 
 
 def _quantiles(samples_ms: list[float | None]) -> dict:
@@ -173,6 +174,9 @@ def format_report(report: dict) -> str:
         ms = lambda v: "> 1 period (late)" if v is None else f"{v:.2f} ms"  # noqa: E731
         out.append(f"pose -> cmd_vel latency: p50 {ms(lat['p50'])}, p99 {ms(lat['p99'])} "
                    f"({lat['count']} samples, {lat['late']} late)")
+    task = "every landmark covered" if report["scenario"] == "coverage" else "every robot arrived"
+    done = report["done_at_s"]
+    out.append(f"{task}: {'no' if done is None else f'at {done:.2f} s'}")
     out.append(f"bag: {report['bag'] or '(not recorded; use --record)'}")
     out.append(f"logs: {report['logdir']}")
     return "\n".join(out)

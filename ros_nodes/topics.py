@@ -48,6 +48,8 @@ CMD_VEL = Topic("cmd_vel", "geometry_msgs/msg/Twist", "state", True,
                 "safe command after the barrier certificate, sent to the robot")
 DIAGNOSTICS = Topic("/diagnostics", "diagnostic_msgs/msg/DiagnosticArray", "events", False,
                     "watchdog state, safety interventions, solver status, sim violation counts")
+LANDMARKS = Topic("/landmarks", "geometry_msgs/msg/PoseArray", "latched", False,
+                  "coverage landmarks, world frame, in landmark index order (x, y; orientation ignored)")
 SIM_SUMMARY = Topic("/sim/summary", "std_msgs/msg/String", "latched", False,
                     "sim node's running per-robot summary as JSON (goal reached, collisions, exits)")
 
@@ -63,9 +65,9 @@ SETPOINT = Topic("setpoint", "trajectory_msgs/msg/MultiDOFJointTrajectory", "sta
 ROTOR_THRUST = Topic("rotor_thrust", "std_msgs/msg/Float64MultiArray", "state", True,
                      "rate controller output: per-rotor thrust command [N], rotors 0-3")
 
-ALL: tuple[Topic, ...] = (POSE, GOAL, CMD_VEL_NOMINAL, CMD_VEL, DIAGNOSTICS, SIM_SUMMARY,
+ALL: tuple[Topic, ...] = (POSE, GOAL, CMD_VEL_NOMINAL, CMD_VEL, DIAGNOSTICS, LANDMARKS, SIM_SUMMARY,
                           ODOM, IMU, LOAD_ODOM, SETPOINT, ROTOR_THRUST)
-GROUND: tuple[Topic, ...] = (POSE, GOAL, CMD_VEL_NOMINAL, CMD_VEL, DIAGNOSTICS, SIM_SUMMARY)
+GROUND: tuple[Topic, ...] = (POSE, GOAL, CMD_VEL_NOMINAL, CMD_VEL, DIAGNOSTICS, LANDMARKS, SIM_SUMMARY)
 BY_NAME = {t.name: t for t in ALL}
 
 

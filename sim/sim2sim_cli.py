@@ -69,6 +69,9 @@ def main(argv: list[str]) -> int:
         dep = load_deployment(args.config)
     except PlanError as exc:
         return fail(str(exc))
+    if dep.scenario != "navigation":
+        return fail(f"{args.config}: sim2sim compares navigation deployments (goal errors, arrival times); "
+                    f"scenario {dep.scenario} is not supported yet")
     policy = args.policy or dep.policy
     if not policy.is_file():
         return fail(f"no policy file {policy}: run `make demo` (writes out/demo/policy.onnx) "

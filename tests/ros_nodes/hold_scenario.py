@@ -55,7 +55,7 @@ def main(out: Path, workdir: Path) -> None:
     summary = workdir / "sim_summary.json"
     spec = NodeSpec("sim_node", "sim", "/", {
         "robots": ROBOTS, "profile": "gritsbot_x", "starts": [-0.5, 0.0, 0.0, 0.5, 0.0, 3.14], "goals": [0.5, 0.5, -0.5, -0.5],
-        "summary_path": str(summary), "pose_subscribers": 1, "goal_subscribers": 0, "cmd_vel_publishers": 1})
+        "summary_path": str(summary), "pose_subscribers": 1, "task_subscribers": 0, "cmd_vel_publishers": 1})
     sup = Supervisor(ros_env(), workdir / "logs")
     proc = sup.start(spec)
     rclpy.init()

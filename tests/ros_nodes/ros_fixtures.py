@@ -1,4 +1,4 @@
-"""Shared by the DDS tests: the committed trained navigation policy, exported once per session, and configs using it."""
+"""Shared by the DDS tests: the committed trained navigation and coverage policies, exported once per session, and configs using them."""
 from __future__ import annotations
 
 import json
@@ -15,6 +15,7 @@ REPO = Path(__file__).resolve().parents[2]
 # kept in the repository so the SITL tests drive a trained policy without minutes of training.
 # How it was made and how to remake it: tests/data/README.md.
 TRAINED = REPO / "tests" / "data" / "navigation_4" / "checkpoint.msgpack"
+TRAINED_COVERAGE = REPO / "tests" / "data" / "coverage_4" / "checkpoint.msgpack"  # `marlstack train coverage`
 
 
 @pytest.fixture(scope="session")
@@ -30,6 +31,17 @@ def policies(tmp_path_factory) -> dict[int, Path]:
             export(TRAINED, path, num_agents=n)
         out[n] = path
     return out
+
+
+@pytest.fixture(scope="session")
+def coverage_policy(tmp_path_factory) -> Path:
+    """policy.onnx of the trained 4-robot coverage policy."""
+    from policies.export import export
+    path = tmp_path_factory.getbasetemp() / "ros_policies" / "coverage_4.onnx"
+    if not path.exists():
+        path.parent.mkdir(exist_ok=True)
+        export(TRAINED_COVERAGE, path)
+    return path
 
 
 def config_with_policy(example: str, policy: Path, tmp_path: Path) -> Path:

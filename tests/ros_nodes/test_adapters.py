@@ -81,6 +81,25 @@ def test_missing_stale_invalid_and_recovery():
     assert a.inputs(1.12)["others"].shape == (1, 1, 3)
 
 
+def test_coverage_takes_the_landmarks_message_and_checks_their_count():
+    a = make_adapter("coverage", ["r0", "r1"], "r1", 0.1)
+    assert a.task_topic.path() == "/landmarks" and a.shapes()["landmarks"] == (2, 2)
+    for r in ("r0", "r1"):
+        a.update_pose(r, 0.0, 0.0, 0.0, 1.0)
+    with pytest.raises(MissingInput, match="landmarks"):
+        a.inputs(1.0)
+    point = lambda x, y: NS(position=NS(x=x, y=y, z=0.0))  # noqa: E731
+    a.update_task(a.task_from_msg(NS(poses=[point(1.0, 0.5), point(-1.0, 0.5)])))
+    np.testing.assert_allclose(a.inputs(1.0)["landmarks"], [[[1.0, 0.5], [-1.0, 0.5]]])
+    a.update_task(a.task_from_msg(NS(poses=[point(1.0, 0.5)])))  # one landmark for a fleet of two
+    with pytest.raises(InvalidInput, match="landmarks: expected 2 x 2 numbers for this fleet of 2, got 2"):
+        a.inputs(1.0)
+    with pytest.raises(convert.NonFinite, match=r"landmarks\[1\]"):
+        a.task_from_msg(NS(poses=[point(1.0, 0.5), point(math.nan, 0.0)]))
+    with pytest.raises(convert.Malformed, match="empty"):
+        a.task_from_msg(NS(poses=[]))
+
+
 def test_unknown_scenario_is_a_clear_error():
     with pytest.raises(ValueError, match="no ROS task adapter for scenario 'herding'"):
         make_adapter("herding", ["a"], "a", 0.1)

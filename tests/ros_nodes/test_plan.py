@@ -1,5 +1,6 @@
 """The fleet plan: deployment YAML -> node specs, and its one-line errors."""
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -45,12 +46,32 @@ def test_sitl_and_record_add_sim_and_recorder(tmp_path):
     assert sim["starts"][:3] == [-0.9, 0.6, 0.0] and len(sim["goals"]) == 8
     assert sim["summary_path"] == str(tmp_path / "s.json")
     # held until 4 policy nodes + the fleet safety node + the recorder read every pose
-    assert (sim["pose_subscribers"], sim["goal_subscribers"], sim["cmd_vel_publishers"]) == (6, 2, 1)
+    assert (sim["pose_subscribers"], sim["task_subscribers"], sim["cmd_vel_publishers"]) == (6, 2, 1)
     onboard = load_deployment(LAUNCH / "robotarium_onboard8.yaml")
     assert next(s for s in fleet_plan(onboard, sitl=True) if s.executable == "sim_node").parameters["pose_subscribers"] == 16
     rec = specs["recorder_node"].parameters["topics"]
     assert set(rec) == set(topics.robot_topics(dep.robot_names))
     assert "/robot_3/cmd_vel_nominal" in rec and "/diagnostics" in rec
+
+
+def test_coverage_example_publishes_its_landmarks_through_the_sim(tmp_path):
+    dep = load_deployment(LAUNCH / "robotarium_coverage4.yaml")
+    assert dep.scenario == "coverage" and len(dep.landmarks) == 4 and all(r.goal is None for r in dep.robots)
+    sim = next(s for s in fleet_plan(dep, sitl=True) if s.executable == "sim_node").parameters
+    assert sim["goals"] == [v for p in dep.landmarks for v in p] and sim["task_subscribers"] == 4  # every policy node
+    robots = [{"name": "a", "start": [0, 0, 0]}, {"name": "b", "start": [1, 0, 0]}]
+    for extra, needle in (({}, "key 'landmarks' must list one [x, y] per robot (2)"),
+                          ({"landmarks": [[0.5, 0.5]]}, "key 'landmarks' must list one [x, y] per robot (2)"),
+                          ({"landmarks": [[0.5, 0.5], [9.0, 0.0]]}, "key 'landmarks[1]' = (9.0, 0.0) is outside the arena")):
+        with pytest.raises(PlanError, match=re.escape(needle)):
+            load_deployment(write(tmp_path, scenario="coverage", robots=robots, **extra))
+    with pytest.raises(PlanError, match=re.escape("robots[0]' must be a mapping with name, start [x, y, yaw] (no goal")):
+        load_deployment(write(tmp_path, scenario="coverage", landmarks=[[0.5, 0.5], [-0.5, 0.5]],
+                              robots=[{**robots[0], "goal": [0.5, 0.5]}, robots[1]]))
+    with pytest.raises(PlanError, match="key 'landmarks' is for scenario coverage, this is navigation"):
+        load_deployment(write(tmp_path, landmarks=[[0.5, 0.5]] * 4))
+    with pytest.raises(PlanError, match="key 'scenario' must be one of navigation, coverage, got 'herding'"):
+        load_deployment(write(tmp_path, scenario="herding"))
 
 
 def test_ros_args_carry_typed_parameters_and_remaps(tmp_path):

@@ -12,7 +12,7 @@ import time
 from rosbags.rosbag2 import Reader
 from rosbags.typesys import Stores, get_typestore
 
-from ros_fixtures import REPO, config_with_policy, policies, sitl  # noqa: F401  (fixture)
+from ros_fixtures import REPO, config_with_policy, coverage_policy, policies, sitl  # noqa: F401  (fixtures)
 from ros_nodes.isolation import ros_env
 
 
@@ -53,6 +53,18 @@ def test_onboard_safety_8_robots_reach_goals(policies, tmp_path):
     report, _ = sitl(config, "--duration", "60", "--until-goals")
     assert_safe_and_arrived(report, 8)
     assert report["safety_mode"] == "onboard"
+
+
+def test_coverage_4_robots_cover_every_landmark(coverage_policy, tmp_path):
+    """The committed trained coverage policy splits launch/robotarium_coverage4.yaml's landmarks over ROS 2."""
+    config = config_with_policy("robotarium_coverage4.yaml", coverage_policy, tmp_path)
+    report, _ = sitl(config, "--duration", "60", "--until-goals", "--record", str(tmp_path / "run"))
+    assert_safe_and_arrived(report, 4)  # coverage: each robot got onto a landmark
+    assert report["scenario"] == "coverage" and report["done_at_s"] is not None, report  # all covered at once
+    with Reader(tmp_path / "run") as reader:
+        counts = {c.topic: c.msgcount for c in reader.connections}
+    assert counts["/landmarks"] == 1 and counts["/robot_0/cmd_vel_nominal"] > 30, counts
+    assert "/robot_0/goal" not in counts or counts["/robot_0/goal"] == 0
 
 
 def test_dropping_a_fifth_of_the_poses_causes_no_collision_and_ctrl_c_stops_cleanly(policies, tmp_path):
