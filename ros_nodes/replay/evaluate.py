@@ -1,7 +1,7 @@
 """`replay eval`: run a policy on the logged sensor data, exactly as the policy node would have.
 
-The node (`ros_nodes/policy_node.py`) feeds every robot's pose and its own goal into a task
-adapter (`ros_nodes/adapters.py`) stamped with the receive time, runs the model as soon as its
+The node (`ros_nodes/policy_node.py`) feeds every robot's pose and its task input (its own goal;
+coverage: the landmarks on `/landmarks`) into a task adapter (`ros_nodes/adapters.py`) stamped with the receive time, runs the model as soon as its
 own robot's pose arrives, and runs it again from a timer only when no pose came for a control
 period. Replay rebuilds the same adapters from the bag, with log time as receive time.
 
@@ -45,7 +45,7 @@ from ros_nodes.adapters import InputError, make_adapter
 from ros_nodes.replay.bag import Bag
 from ros_nodes.replay.fleet import FleetError, held, read_fleet
 
-NEEDED = (topics.POSE.name, topics.GOAL.name, topics.CMD_VEL_NOMINAL.name)
+NEEDED = (topics.POSE.name, topics.CMD_VEL_NOMINAL.name)  # and the task: each goal, or the landmarks
 GOAL, BAD_GOAL, POSE, BAD_POSE, COMMAND = range(5)  # order at equal log times: inputs before the command
 AGREE_TOL = 1e-6  # |policy - logged| counted as the same command: float32 rounding of a model output
 SEARCH_MIN_EXACT = 0.5  # share of agreeing commands that marks the evaluated policy as the one that ran
@@ -71,23 +71,31 @@ def open_runtime(policy: str | Path, config: Any | None) -> Any:
 def evaluate(bag: Bag, policy: str | Path, config: Any | None = None) -> dict[str, Any]:
     """Per-robot comparison of logged nominal commands with the policy's on the logged inputs."""
     runtime = open_runtime(policy, config)
-    fleet = read_fleet(bag, config, need=NEEDED)
+    scenario = runtime.spec["scenario"]
+    fleet = read_fleet(bag, config, need=NEEDED + ((topics.GOAL.name,) if scenario == "navigation" else ()))
     robots = fleet.robots
+    if scenario == "navigation":
+        task = fleet.goal
+        bad_task = {r: fleet.invalid.get((r, topics.GOAL.name), []) for r in robots}
+    elif fleet.landmarks is not None:
+        task = dict.fromkeys(robots, fleet.landmarks)  # every robot's node reads the same landmarks
+        bad_task = dict.fromkeys(robots, fleet.invalid.get(("", topics.LANDMARKS.name), []))
+    else:
+        raise FleetError(f"{bag.path}: a {scenario} policy needs {topics.LANDMARKS.path()}, which this bag lacks")
     others = {e["name"]: e["shape"] for e in runtime.spec["inputs"]}.get("others")
     if others is not None and others[1] != len(robots) - 1:
         raise FleetError(f"the policy was exported for {others[1] + 1} robots, the bag has {len(robots)} "
                          f"({', '.join(robots)}); pass --config with the deployment's robot list")
     rate = config.rate_hz if config is not None else runtime.control_rate_hz
     max_age = config.watchdog_periods / rate if config is not None else np.inf
-    scenario = runtime.spec["scenario"]
     adapters = {r: make_adapter(scenario, robots, r, max_age) for r in robots}
 
     events = []
     for r in robots:
-        events += [(t, GOAL, r, v) for t, v in zip(fleet.goal[r].t, fleet.goal[r].values)]
+        events += [(t, GOAL, r, v) for t, v in zip(task[r].t, task[r].values)]
         events += [(t, POSE, r, v) for t, v in zip(fleet.pose[r].t, fleet.pose[r].values)]
         events += [(t, COMMAND, r, v) for t, v in zip(fleet.nominal[r].t, fleet.nominal[r].values)]
-        events += [(t, BAD_GOAL, r, why) for t, why in fleet.invalid.get((r, topics.GOAL.name), [])]
+        events += [(t, BAD_GOAL, r, why) for t, why in bad_task[r]]
         events += [(t, BAD_POSE, r, why) for t, why in fleet.invalid.get((r, topics.POSE.name), [])]
     events.sort(key=lambda e: (e[0], e[1]))
 
@@ -103,9 +111,9 @@ def evaluate(bag: Bag, policy: str | Path, config: Any | None = None) -> dict[st
     commands: list[tuple[str, float, np.ndarray, Any, int | None]] = []
     for t, kind, r, v in events:
         if kind == GOAL:
-            adapters[r].update_goal(float(v[0]), float(v[1]))
+            adapters[r].update_task(v)
         elif kind == BAD_GOAL:
-            adapters[r].invalidate_goal(v)
+            adapters[r].invalidate_task(v)
         elif kind in (POSE, BAD_POSE):  # every node hears every pose; a rejected one invalidates it
             for a in adapters.values():
                 if kind == POSE:
@@ -156,7 +164,7 @@ def evaluate(bag: Bag, policy: str | Path, config: Any | None = None) -> dict[st
     rows: dict[str, list[tuple[float, np.ndarray, np.ndarray, bool, bool, bool, bool, bool]]] = {r: [] for r in robots}
     for r, t, logged, chosen, failed, at_pose, best, default in first:
         if search and not agrees(chosen, logged) and np.any(logged):
-            mixed = mixed_timing(fleet, r, t, period, lambda rs, me: make_adapter(scenario, rs, me, max_age),
+            mixed = mixed_timing(fleet, task[r], r, t, period, lambda rs, me: make_adapter(scenario, rs, me, max_age),
                                  policy_batch, logged)
             if mixed is not None and np.max(np.abs(mixed - logged)) < np.max(np.abs(chosen - logged)):
                 chosen, failed, at_pose, best = mixed, False, True, -1
@@ -217,7 +225,7 @@ def evaluate(bag: Bag, policy: str | Path, config: Any | None = None) -> dict[st
     }
 
 
-def mixed_timing(fleet: Any, me: str, t: float, period: float, new_adapter: Callable[[list[str], str], Any],
+def mixed_timing(fleet: Any, task: Any, me: str, t: float, period: float, new_adapter: Callable[[list[str], str], Any],
                  policy: Callable[[dict[str, np.ndarray]], np.ndarray], logged: np.ndarray) -> np.ndarray | None:
     """The command closest to `logged` when each robot's pose may be any one logged near `t`.
 
@@ -228,7 +236,7 @@ def mixed_timing(fleet: Any, me: str, t: float, period: float, new_adapter: Call
     batched inputs to (B, 2) commands.
     """
     robots = fleet.robots
-    goal = held(fleet.goal[me], np.array([t]))[0]
+    goal = held(task, np.array([t]))[0]  # `me`'s task stream: its goal or the landmarks
     if not np.isfinite(goal).all():
         return None
     lists = []
@@ -240,7 +248,7 @@ def mixed_timing(fleet: Any, me: str, t: float, period: float, new_adapter: Call
         lists.append(sorted(idx, key=lambda i: abs(times[i] - t)))
 
     adapter = new_adapter(robots, me)  # one adapter, each robot's pose overwritten per combination
-    adapter.update_goal(float(goal[0]), float(goal[1]))
+    adapter.update_task(goal)
     held_now: list[int | None] = [None] * len(robots)
 
     def run_many(choices: list[tuple[int, ...]]) -> tuple[np.ndarray, np.ndarray]:

@@ -47,6 +47,7 @@ class FleetLog:
     # (robot, kind) -> [(t, reason)] for rejected poses/goals: the node invalidates its input on those
     invalid: dict[tuple[str, str], list[tuple[float, str]]] = field(default_factory=dict)
     pose_stamp: dict[str, np.ndarray] = field(default_factory=dict)  # header stamps (s) of `pose`, row by row
+    landmarks: Stream | None = None  # coverage: `/landmarks`, flat [x0, y0, x1, y1, ...]; None if not in the bag
 
     def unlogged_poses(self) -> list[tuple[str, float]]:
         """(robot, log time) of poses the recorder missed: a header stamp every other robot's pose
@@ -117,7 +118,10 @@ def read_fleet(bag: Bag, config: Any | None = None, need: tuple[str, ...] = (top
                          f"(topics found: {', '.join(sorted(bag.types))}; "
                          f"{'check the remaps in' if config else 'if they were remapped, pass'} --config)")
     back = {topic: key for key, topic in where.items()}
-    rows: dict[tuple[str, str], list[tuple[float, tuple[float, ...]]]] = {key: [] for key in where}
+    shared = topics.LANDMARKS.path()
+    if shared in bag.types:
+        back[shared] = ("", topics.LANDMARKS.name)
+    rows: dict[tuple[str, str], list[tuple[float, tuple[float, ...]]]] = {key: [] for key in back.values()}
     rejected: dict[str, int] = {}
     invalid: dict[tuple[str, str], list[tuple[float, str]]] = {}
     for rec in bag.records(back):
@@ -143,8 +147,11 @@ def read_fleet(bag: Bag, config: Any | None = None, need: tuple[str, ...] = (top
     poses = streams(topics.POSE.name)  # [x, y, yaw, header stamp] until split below
     stamps = {r: s.values[:, 3] for r, s in poses.items()}
     poses = {r: Stream(s.t, s.values[:, :3]) for r, s in poses.items()}
+    marks = rows.get(("", topics.LANDMARKS.name))
+    landmarks = None if marks is None else (Stream(np.array([d[0] for d in marks]), np.array([d[1] for d in marks]))
+                                            if marks else Stream.empty(2))
     return FleetLog(robots, where, poses, streams(topics.GOAL.name), streams(topics.CMD_VEL_NOMINAL.name),
-                    streams(topics.CMD_VEL.name), rejected, invalid, stamps)
+                    streams(topics.CMD_VEL.name), rejected, invalid, stamps, landmarks)
 
 
 def _convert(msg: Any, kind: str) -> tuple[float, ...]:
@@ -153,6 +160,8 @@ def _convert(msg: Any, kind: str) -> tuple[float, ...]:
         return convert.pose_from_msg(msg)  # x, y, yaw, stamp
     if kind == topics.GOAL.name:
         return convert.goal_from_msg(msg)
+    if kind == topics.LANDMARKS.name:
+        return tuple(v for point in convert.points_from_msg(msg) for v in point)
     return convert.twist_to_cmd(msg)
 
 

@@ -3,6 +3,7 @@
 Drives the committed trained navigation policy (ros_fixtures.TRAINED: IPPO, 4 robots, barrier in
 the loop), exported for 4 robots and, with `--num-agents 8`, for the 8-robot onboard fleet.
 """
+import csv
 import json
 import signal
 import subprocess
@@ -14,6 +15,7 @@ from rosbags.typesys import Stores, get_typestore
 
 from ros_fixtures import REPO, config_with_policy, coverage_policy, policies, sitl  # noqa: F401  (fixtures)
 from ros_nodes.isolation import ros_env
+from ros_nodes.replay_cli import main as replay_main
 
 
 def assert_safe_and_arrived(report, n):
@@ -55,7 +57,7 @@ def test_onboard_safety_8_robots_reach_goals(policies, tmp_path):
     assert report["safety_mode"] == "onboard"
 
 
-def test_coverage_4_robots_cover_every_landmark(coverage_policy, tmp_path):
+def test_coverage_4_robots_cover_every_landmark(coverage_policy, tmp_path, capsys):
     """The committed trained coverage policy splits launch/robotarium_coverage4.yaml's landmarks over ROS 2."""
     config = config_with_policy("robotarium_coverage4.yaml", coverage_policy, tmp_path)
     report, _ = sitl(config, "--duration", "60", "--until-goals", "--record", str(tmp_path / "run"))
@@ -65,6 +67,17 @@ def test_coverage_4_robots_cover_every_landmark(coverage_policy, tmp_path):
         counts = {c.topic: c.msgcount for c in reader.connections}
     assert counts["/landmarks"] == 1 and counts["/robot_0/cmd_vel_nominal"] > 30, counts
     assert "/robot_0/goal" not in counts or counts["/robot_0/goal"] == 0
+    # replay re-runs the policy on the logged poses and landmarks and gets the logged commands back
+    assert replay_main(["eval", str(tmp_path / "run"), "--policy", str(coverage_policy), "--config", str(config),
+                        "--json", "-o", str(tmp_path / "eval")]) == 0
+    res = json.loads(capsys.readouterr().out)
+    for name, v in res["per_robot"].items():
+        assert v["compared"] >= 0.8 * v["commands"], (name, v)
+    # (as in test_replay_sitl: a loaded machine can delay a node's inputs beyond what the log shows for the odd command)
+    rows = [r for r in csv.DictReader((tmp_path / "eval" / "eval_commands.csv").open()) if r["status"] == "compared"]
+    same = [abs(float(r["v_policy"]) - float(r["v_logged"])) <= 1e-5 and
+            abs(float(r["omega_policy"]) - float(r["omega_logged"])) <= 1e-5 for r in rows]
+    assert sum(same) >= 0.95 * len(same), (sum(same), len(same))
 
 
 def test_dropping_a_fifth_of_the_poses_causes_no_collision_and_ctrl_c_stops_cleanly(policies, tmp_path):
