@@ -78,6 +78,10 @@ class Deployment:
         """What the sim publishes: robot i's goal (navigation) or landmark i (coverage)."""
         return list(self.landmarks) if self.scenario == "coverage" else [r.goal for r in self.robots]
 
+    def task_input(self, robot: int) -> list[float]:
+        """What robot `robot`'s node receives on its task topic: its goal, or every landmark (coverage)."""
+        return [v for p in self.landmarks for v in p] if self.scenario == "coverage" else list(self.robots[robot].goal)
+
 
 @dataclass(frozen=True)
 class NodeSpec:

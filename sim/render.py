@@ -45,9 +45,9 @@ def _robots(ax, poses: np.ndarray, profile: Any, colors) -> list:
     return artists
 
 
-def draw_goals(ax, goals: np.ndarray | None, colors) -> None:
+def draw_goals(ax, goals: np.ndarray | None, colors, label: str = "goals") -> None:
     if goals is not None:
-        ax.scatter(goals[:, 0], goals[:, 1], marker="x", s=80, c=colors, linewidths=2.5, zorder=3, label="goals")
+        ax.scatter(goals[:, 0], goals[:, 1], marker="x", s=80, c=colors, linewidths=2.5, zorder=3, label=label)
 
 
 def plot_trajectories(poses: np.ndarray, profile: Any, path: str | Path, goals: np.ndarray | None = None,

@@ -3,7 +3,7 @@
 Why: the fleet simulator integrates the ideal unicycle (rps's step), pybullet simulates bodies,
 wheels, contact and friction. Both are driven by what a robot runs — the policy node's task
 adapter feeding the exported ONNX policy, then the safety node's barrier certificate — from the
-same starts and goals, so the gap between their trajectories is what the ideal model hides.
+same starts and goals (or landmarks), so the gap between their trajectories is what the ideal model hides.
 Tooling, not onboard: the marlstack side runs `sim.fleet.physics_step` in JAX (sim.pybullet stays JAX-free).
 """
 from __future__ import annotations
@@ -41,8 +41,8 @@ class Pipeline:
         self.names = dep.robot_names
         max_age = dep.watchdog_periods / dep.rate_hz
         self.adapters = [make_adapter(dep.scenario, self.names, r.name, max_age) for r in dep.robots]
-        for adapter, robot in zip(self.adapters, dep.robots):
-            adapter.update_goal(*robot.goal)
+        for i, adapter in enumerate(self.adapters):
+            adapter.update_task(dep.task_input(i))
         self.runtime = runtime
         self.hidden = runtime.initial_state(len(self.names))
         groups = [self.names] if dep.safety_mode == "fleet" else [[r] for r in self.names]
@@ -109,14 +109,16 @@ class MarlstackFleet:
 ENGINES: dict[str, Callable[[Any, np.ndarray], Engine]] = {"marlstack": MarlstackFleet, "pybullet": PybulletFleet}
 
 
-def engine_metrics(traj: Trajectory, goals: np.ndarray, profile: Any) -> list[dict]:
+def engine_metrics(traj: Trajectory, goals: np.ndarray, profile: Any, shared: bool = False) -> list[dict]:
     """Per robot: goal reached (within SUCCESS_RADIUS) and first when, final goal error, closest
-    approach to another robot, and the simulator's collision / boundary-exit rule per step."""
+    approach to another robot, and the simulator's collision / boundary-exit rule per step.
+    `shared` (coverage): `goals` are landmarks and a robot's error is to the nearest one."""
     from sim.fleet import violations
     p = traj.poses
     viol = violations(profile, p[:-1], traj.commands)
     collisions, exits = np.asarray(viol.collisions) > 0, np.asarray(viol.boundary_exits) > 0
-    err = np.linalg.norm(p[:, :, :2] - goals, axis=-1)
+    to_goal = np.linalg.norm(p[:, :, None, :2] - goals, axis=-1)  # (T + 1, robot, goal)
+    err = to_goal.min(-1) if shared else np.diagonal(to_goal, axis1=1, axis2=2)
     gaps = np.linalg.norm(p[:, :, None, :2] - p[:, None, :, :2], axis=-1)
     gaps[:, np.arange(p.shape[1]), np.arange(p.shape[1])] = np.inf
     out = []
@@ -148,18 +150,18 @@ def compare(dep: Deployment, policy: str | Path, steps: int,
     """
     profile = load_profile(dep.profile)
     starts = np.array([r.start for r in dep.robots])
-    goals = np.array([r.goal for r in dep.robots])
+    goals = np.array(dep.task_points)
     runtime = PolicyRuntime(policy, expect_scenario=dep.scenario, expect_profile_hash=profile_hash(profile),
                             expect_rate_hz=1.0 / profile.dt, batch_size=len(dep.robots))
     trajs = {}
     for name, make in ENGINES.items():
         with contextlib.closing(make(profile, starts)) as engine:
             trajs[name] = closed_loop(engine, starts, Pipeline(dep, runtime, profile), steps, profile.dt, tick)
-    metrics = {name: engine_metrics(trajs[name], goals, profile) for name in ENGINES}
+    metrics = {name: engine_metrics(trajs[name], goals, profile, dep.scenario == "coverage") for name in ENGINES}
     dev = deviation(trajs["marlstack"], trajs["pybullet"])
     robots = [{"name": name, "deviation": dev[i], **{e: metrics[e][i] for e in ENGINES}}
               for i, name in enumerate(dep.robot_names)]
-    report = {"config": str(dep.path), "policy": str(policy), "profile": profile.name, "dt_s": profile.dt,
+    report = {"config": str(dep.path), "scenario": dep.scenario, "policy": str(policy), "profile": profile.name, "dt_s": profile.dt,
               "steps": steps, "duration_s": steps * profile.dt, "success_radius_m": SUCCESS_RADIUS,
               "safety": {"mode": dep.safety_mode, "form": dep.safety_form},
               "brakes": {e: trajs[e].brakes for e in ENGINES}, "robots": robots,

@@ -12,8 +12,9 @@ PROG = "marlstack sim2sim"
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=PROG, description=(
         "Run a deployment's exported ONNX policy behind its barrier certificate, closed loop, in marlstack's "
-        "fleet simulator and in pybullet, from the config's starts to its goals. Prints per robot: goal reached "
-        "and when, final goal error, closest approach, collisions, boundary exits and the position deviation "
+        "fleet simulator and in pybullet, from the config's starts to its goals (coverage: its landmarks). Prints "
+        "per robot: goal reached and when, final goal error (coverage: to the nearest landmark), closest approach, "
+        "collisions, boundary exits and the position deviation "
         "between the engines; writes sim2sim.json and sim2sim.png (both trajectories over the arena)."))
     p.add_argument("--config", type=Path, required=True, help="deployment YAML, e.g. launch/robotarium_nav4.yaml")
     p.add_argument("--policy", type=Path, default=None, help="policy.onnx to run instead of the config's")
@@ -69,9 +70,6 @@ def main(argv: list[str]) -> int:
         dep = load_deployment(args.config)
     except PlanError as exc:
         return fail(str(exc))
-    if dep.scenario != "navigation":
-        return fail(f"{args.config}: sim2sim compares navigation deployments (goal errors, arrival times); "
-                    f"scenario {dep.scenario} is not supported yet")
     policy = args.policy or dep.policy
     if not policy.is_file():
         return fail(f"no policy file {policy}: run `make demo` (writes out/demo/policy.onnx) "
@@ -86,8 +84,8 @@ def main(argv: list[str]) -> int:
             return fail(str(exc))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "sim2sim.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    goals = [r.goal for r in dep.robots]
-    png = plot_comparison(trajs, goals, profile, args.out / "sim2sim.png", f"{dep.name}: marlstack vs pybullet")
+    png = plot_comparison(trajs, dep.task_points, profile, args.out / "sim2sim.png", f"{dep.name}: marlstack vs pybullet",
+                          shared=dep.scenario == "coverage")
     if args.json:
         print(json.dumps(report, indent=2))
     else:
