@@ -3,7 +3,8 @@
 Definitions (docs/replay.md repeats them for users):
 - Time base: every pose arrival (log time). At each one, every robot's pose is its latest
   logged pose (sample-and-hold); the run starts when every robot has a pose.
-- Goal error: distance from a robot's centre to its latest goal.
+- Goal error: distance from a robot's centre to its latest goal (a coverage run, with `/landmarks`
+  logged: to the nearest landmark, which is then the robot's goal in the series and pictures).
 - Inter-robot distance: centre to centre; the report gives the minimum per time and overall.
 - Collision: two robots whose collision centres (position + collision_offset along the heading)
   are at most collision_distance apart; an event is a pair entering that state; its duration
@@ -106,6 +107,16 @@ def latency(fleet: FleetLog, robot: str) -> np.ndarray:
     return cmd_t[idx >= 0] - pose_t[idx[idx >= 0]]
 
 
+def task_goals(fleet: FleetLog, t: np.ndarray, poses: np.ndarray) -> np.ndarray:
+    """(T, N, 2): each robot's latest goal, or (coverage) its nearest landmark; NaN before any."""
+    if fleet.landmarks is None or not len(fleet.landmarks.t):
+        return np.stack([held(fleet.goal[r], t) for r in fleet.robots], axis=1)
+    marks = held(fleet.landmarks, t).reshape(len(t), -1, 2)  # (T, L, 2)
+    gaps = np.linalg.norm(poses[:, :, None, :2] - marks[:, None], axis=3)  # (T, N, L)
+    nearest = np.where(np.isnan(gaps), np.inf, gaps).argmin(2)  # all NaN -> 0, still NaN below
+    return np.take_along_axis(marks, np.repeat(nearest[:, :, None], 2, axis=2), axis=1)
+
+
 def compute(fleet: FleetLog, profile: Any, safety_radius: float, period_s: float,
             intervention_tol: float = INTERVENTION_TOL) -> dict[str, Any]:
     """All report metrics; `series` holds the time series the CSVs and plots are drawn from."""
@@ -114,7 +125,7 @@ def compute(fleet: FleetLog, profile: Any, safety_radius: float, period_s: float
         raise FleetError("not every robot has a logged pose; nothing to measure")
     n, robots, t0 = len(fleet.robots), fleet.robots, t[0]
     poses = poses_on(fleet, t)
-    goals = np.stack([held(fleet.goal[r], t) for r in robots], axis=1)  # (T, N, 2)
+    goals = task_goals(fleet, t, poses)  # (T, N, 2)
     goal_err = np.linalg.norm(poses[:, :, :2] - goals, axis=2)
 
     pairs = list(combinations(range(n), 2))

@@ -78,6 +78,11 @@ def test_coverage_4_robots_cover_every_landmark(coverage_policy, tmp_path, capsy
     same = [abs(float(r["v_policy"]) - float(r["v_logged"])) <= 1e-5 and
             abs(float(r["omega_policy"]) - float(r["omega_logged"])) <= 1e-5 for r in rows]
     assert sum(same) >= 0.95 * len(same), (sum(same), len(same))
+    # the report measures each robot against its nearest landmark
+    assert replay_main(["report", str(tmp_path / "run"), "-o", str(tmp_path / "report"), "--config", str(config),
+                        "--json", "--no-pictures"]) == 0
+    m = json.loads(capsys.readouterr().out)
+    assert m["collision_events"] == 0 and all(v["min_goal_error"] <= 0.1 for v in m["per_robot"].values()), m["per_robot"]
 
 
 def test_dropping_a_fifth_of_the_poses_causes_no_collision_and_ctrl_c_stops_cleanly(policies, tmp_path):
