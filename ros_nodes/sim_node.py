@@ -18,8 +18,8 @@ next pose goes out counts as late (latency = infinity), so a fleet slower than i
 shows up as unbounded percentiles instead of silently pairing a late reply with the next pose.
 Like a real fleet that is armed only once its software is up, the sim holds the robots (no
 pose published, no step) until the fleet's nodes are connected: each pose topic has
-`pose_subscribers` matched readers, each goal (coverage: the landmarks) `task_subscribers`, and each robot's `cmd_vel` a
-writer. A node or the recorder that discovers the others late (DDS discovery under load can take
+`pose_subscribers` matched readers, each goal (coverage: the landmarks) `task_subscribers`, and
+each robot's `cmd_vel` a writer. A node or the recorder that discovers the others late (DDS discovery under load can take
 seconds) would otherwise start on a moving fleet without its goal or miss the first poses, and the
 log would show commands nobody can explain. Time, the summary and the `summary_path` file start
 when the robots are released, with their start poses.
