@@ -96,7 +96,7 @@ def _landmarks(landmarks, others, x, y, c, s, params: Params) -> list[jax.Array]
         taken = reduce(jnp.minimum, gaps) if gaps else jnp.full_like(x, params.far)
         return (*nav.robot_frame(point, x, y, c, s), taken)
 
-    slots = nav.nearest(landmarks, x, y, real, features)
+    slots = nav.nearest(landmarks, x, y, real, features, params.gather_above)
     return nav.padded_slots(slots, k, x, (0.0, 0.0, params.far, 0.0, 0.0))
 
 

@@ -1,5 +1,6 @@
 """Coverage: sensing vs observing (layout worked out by hand, sorting, padding, size), reward and success,
 batched and deterministic resets, landmark placement, registration in FleetEnv and `marlstack sim`."""
+import dataclasses
 import itertools
 from types import SimpleNamespace
 
@@ -14,7 +15,6 @@ from sim.fleet import FleetEnv
 from sim.rollout import rollout, scripted_policy
 from sim.scenarios import coverage as cov
 from sim.scenarios import coverage_spec as spec
-from sim.scenarios import navigation as nav
 
 PROFILE = load_profile("gritsbot_x")
 KEY = jax.random.PRNGKey(0)
@@ -89,16 +89,14 @@ def test_observation_size_does_not_depend_on_the_fleet(n):
     assert (np.diff(d, axis=-1) >= 0).all()  # sorted nearest first
 
 
-def test_both_landmark_selections_agree(monkeypatch):
+def test_both_landmark_selections_agree():
     """Few landmarks: unrolled argmin rounds; many: top-k + gather (navigation's code). Same rows, same order."""
     p = params(7)
     k = jax.random.split(jax.random.PRNGKey(5), 3)
     sensors = {"pose": jax.random.normal(k[0], (3, 3)), "others": jax.random.normal(k[1], (3, 6, 3)),
                "landmarks": jax.random.normal(k[2], (3, 7, 2))}
-    monkeypatch.setattr(nav, "SMALL_FLEET", 0)
-    gathered = jax.jit(cov.observe, static_argnums=1)(sensors, p)  # a fresh jit: traced with this setting
-    monkeypatch.setattr(nav, "SMALL_FLEET", 100)
-    unrolled = jax.jit(cov.observe, static_argnums=1)(sensors, p)
+    gathered = jax.jit(cov.observe, static_argnums=1)(sensors, dataclasses.replace(p, gather_above=0))
+    unrolled = jax.jit(cov.observe, static_argnums=1)(sensors, dataclasses.replace(p, gather_above=100))
     np.testing.assert_allclose(gathered, unrolled, rtol=1e-6, atol=1e-6)
 
 

@@ -1,4 +1,5 @@
 """Navigation: sensing vs observing (shapes, frames, padding, sorting, finiteness) and the reward."""
+import dataclasses
 from types import SimpleNamespace
 
 import jax
@@ -93,14 +94,12 @@ def test_reward_progress_bonus_and_penalties():
     np.testing.assert_allclose(r3, 0.0)
 
 
-def test_both_neighbour_selections_agree(monkeypatch):
+def test_both_neighbour_selections_agree():
     """Few others: unrolled argmin rounds; many: top-k + gather. Same rows, same order."""
     p = params(7)
     key = jax.random.PRNGKey(5)
     sensors = {"pose": jax.random.normal(key, (3, 3)), "others": jax.random.normal(jax.random.fold_in(key, 1), (3, 6, 3)),
                "goal": jnp.zeros((3, 2))}
-    monkeypatch.setattr(nav, "SMALL_FLEET", 0)
-    gathered = jax.jit(nav.observe, static_argnums=1)(sensors, p)  # a fresh jit: traced with this setting
-    monkeypatch.setattr(nav, "SMALL_FLEET", 100)
-    unrolled = jax.jit(nav.observe, static_argnums=1)(sensors, p)
+    gathered = jax.jit(nav.observe, static_argnums=1)(sensors, dataclasses.replace(p, gather_above=0))
+    unrolled = jax.jit(nav.observe, static_argnums=1)(sensors, dataclasses.replace(p, gather_above=100))
     np.testing.assert_allclose(gathered, unrolled, rtol=1e-6, atol=1e-6)
