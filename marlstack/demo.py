@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -60,6 +61,9 @@ def main(argv: list[str]) -> int:
     fleet = out / "fleet.yaml"
     fleet.write_text(yaml.safe_dump(config, sort_keys=False))
     _run("check it in a second physics engine (pybullet)", ["sim2sim", "--config", str(fleet), "-o", str(out / "sim2sim")])
+    if bag.exists():  # `sitl --record` never overwrites a bag; this one is the previous demo's own
+        print(f"\n(replacing the previous demo's bag {bag})")
+        shutil.rmtree(bag)
     _run("run 4 robots over ROS 2 with the safety layer, recording",
          ["sitl", "--config", str(fleet), "--duration", str(args.duration), "--record", str(bag)])
     _run("summarise the log", ["replay", "info", str(bag)])
