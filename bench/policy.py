@@ -5,6 +5,10 @@ scenario's observe(), normalisation, the MLP and the action scaling, i.e. everyt
 does per control step. Baseline, timed in the same process and interleaved with ours: a bare
 numpy forward pass of the same MLP (the weights read from the ONNX file), which is the least
 any runtime must do. Latencies are per agent (one call's time / batch size).
+
+Without `--policy` it also times the export choice: the same untrained policy exported with
+observe()'s training-time neighbour selection (argmin rounds for up to `navigation.SMALL_FLEET`
+candidates) as the baseline of ours (top-k + gather, what `marlstack export` writes).
 """
 from __future__ import annotations
 
@@ -111,11 +115,12 @@ def write_untrained_run(run_dir: Path, overrides: dict[str, Any], noise: float =
     return run_dir
 
 
-def _untrained_policy(tmp: Path) -> Path:
+def _untrained_policy(tmp: Path, gather_above: int = 0, name: str = "policy.onnx") -> Path:
     from policies.export import export
-    run = write_untrained_run(tmp / "run", {"scenario": "navigation", "num_agents": 4})
-    export(run, tmp / "policy.onnx")
-    return tmp / "policy.onnx"
+    run = tmp / "run" if (tmp / "run").is_dir() else write_untrained_run(tmp / "run", {"scenario": "navigation",
+                                                                                        "num_agents": 4})
+    export(run, tmp / name, gather_above=gather_above)
+    return tmp / name
 
 
 def run(args: argparse.Namespace) -> list[Row]:
@@ -145,4 +150,17 @@ def run(args: argparse.Namespace) -> list[Row]:
                     extra |= {"goal_us": GOAL_P99_US, "meets_goal": bool(ours_us <= GOAL_P99_US)}
                 rows.append(Row(params, f"latency_p{q}_per_agent", "us", float(ours_us), float(base_us),
                                 "numpy MLP forward", higher_is_better=False, extra=extra))
+        if args.policy is None:  # the export's neighbour selection: top-k (ours) vs argmin rounds
+            from sim.scenarios.navigation import SMALL_FLEET
+            rounds = _untrained_policy(Path(tmp), SMALL_FLEET, "argmin_rounds.onnx")
+            for batch in (1, n):
+                rt, rt_base = (PolicyRuntime(p, batch_size=batch) for p in (path, rounds))
+                inputs = {**random_inputs(spec["inputs"], arena, batch, rng), **rt.initial_state(batch)}
+                assert np.array_equal(rt.run(inputs)["cmd"], rt_base.run(inputs)["cmd"])  # the same policy
+                ours, base, cpu = _latencies(lambda: rt.run(inputs), lambda: rt_base.run(inputs), args.iters, args.rounds)
+                params = {"policy": spec["scenario"], "agents_per_call": batch, "session": f"batch_size={batch}"}
+                for q in (50, 99):
+                    ours_us, base_us, cpu_us = (np.percentile(x, q) / 1e3 / batch for x in (ours, base, cpu))
+                    rows.append(Row(params, f"latency_p{q}_per_agent", "us", float(ours_us), float(base_us),
+                                    "argmin-round export", higher_is_better=False, extra={"ours_cpu_time_us": float(cpu_us)}))
         return rows

@@ -71,8 +71,12 @@ def command_spec(env: Any, agent: str) -> dict[str, Any]:
                         low=np.asarray(space.low, float).tolist(), high=np.asarray(space.high, float).tolist())
 
 
-def policy_step(loaded: Any, env: Any, agent_index: int) -> Step:
-    """observe + act for one agent, as a function of the named raw sensor tensors (batch axis first)."""
+def policy_step(loaded: Any, env: Any, agent_index: int, gather_above: int = 0) -> Step:
+    """observe + act for one agent, as a function of the named raw sensor tensors (batch axis first).
+
+    `gather_above`: nearest-first selections in observe() use argmin rounds up to this many
+    candidates, top-k beyond; 0 (top-k always) runs fastest in onnxruntime, the same rows either way.
+    """
     sensors = sensor_spec(env)
     names = list(sensors)
     example = jax.eval_shape(env.sense, jax.eval_shape(env.reset, jax.random.PRNGKey(0))[1])
@@ -80,8 +84,8 @@ def policy_step(loaded: Any, env: Any, agent_index: int) -> Step:
                            sensors[n].get("doc", "")) for n in names]
     outputs = [command_spec(env, env.agents[agent_index])]
     act, params, scenario, obs_params = loaded.act, loaded.params, env.scenario, env.params
-    if hasattr(obs_params, "gather_above"):  # same rows, picked the way onnxruntime runs fastest
-        obs_params = dataclasses.replace(obs_params, gather_above=0)
+    if hasattr(obs_params, "gather_above"):
+        obs_params = dataclasses.replace(obs_params, gather_above=gather_above)
 
     def observe(tensors):
         return scenario.observe(dict(zip(names, tensors)), obs_params)
@@ -238,8 +242,11 @@ def choose_agent(loaded: Any, agent: str | None) -> tuple[int, str, list[str]]:
 
 
 def export(source: str | Path | Any, out: str | Path, agent: str | None = None, *, num_agents: int | None = None,
-           check_batch: int = 1024, seed: int = 0) -> dict[str, Any]:
+           check_batch: int = 1024, seed: int = 0, gather_above: int = 0) -> dict[str, Any]:
     """Export a run dir or checkpoint (or a LoadedPolicy-like object) to `out`; returns the spec written.
+
+    `gather_above` is `policy_step`'s (`marlstack bench policy` exports with the training default too,
+    as its baseline).
 
     `num_agents` exports for another fleet size than the training one: possible when every
     agent runs the same parameters and the observation does not grow with the fleet (e.g.
@@ -257,7 +264,7 @@ def export(source: str | Path | Any, out: str | Path, agent: str | None = None, 
     else:
         env = loaded.make_env()
     check_obs_dim(loaded, env, index)
-    step = policy_step(loaded, env, index)
+    step = policy_step(loaded, env, index, gather_above)
     model = trace(step)
     profile = env.profile
     spec = specs.build_spec(
