@@ -46,7 +46,9 @@ def machine() -> dict[str, Any]:
     return info
 
 
-def emit(bench: str, rows: list[Row], as_json: bool, out=sys.stdout) -> dict[str, Any]:
+def emit(bench: str, rows: list[Row], as_json: bool, out: Any = None) -> dict[str, Any]:
+    """Print the rows (to `out`, default the current `sys.stdout`, looked up at call time) and return them."""
+    out = sys.stdout if out is None else out
     doc = {"bench": bench, "machine": machine(), "rows": [r.as_dict() for r in rows]}
     if as_json:
         print(json.dumps(doc, indent=2), file=out)
