@@ -24,20 +24,25 @@ def table(result: dict[str, Any]) -> str:
 
 
 def evaluate_run(path: Path, episodes: int = 100, barrier: str | None = None, seed: int = 0,
-                 gif: bool | Path = True, as_json: bool = False, seed_index: int | None = None) -> dict[str, Any]:
-    """Evaluate, write eval.json (+ trajectory.gif) next to the checkpoint, print table or JSON."""
+                 gif: bool | Path = True, as_json: bool = False, seed_index: int | None = None,
+                 num_agents: int | None = None) -> dict[str, Any]:
+    """Evaluate, write eval.json (+ trajectory.gif) next to the checkpoint, print table or JSON.
+
+    On another fleet size the files are eval_<N>_agents.json / trajectory_<N>_agents.gif, so the
+    run's own evaluation stays."""
     from policies.checkpoint import checkpoint_path, load_policy
     from policies.evaluate import evaluate, trajectory_gif
     from policies.run_dir import EVAL_FILE
 
     policy = load_policy(path, seed_index)
-    result = evaluate(policy, episodes=episodes, barrier=barrier, seed=seed)
+    result = evaluate(policy, episodes=episodes, barrier=barrier, seed=seed, num_agents=num_agents)
     folder = checkpoint_path(path).parent
+    tag = "" if num_agents in (None, policy.num_agents) else f"_{num_agents}_agents"
     if gif:
-        gif_path = gif if isinstance(gif, Path) else folder / "trajectory.gif"
-        written = trajectory_gif(policy, gif_path, barrier=barrier, seed=seed)
+        gif_path = gif if isinstance(gif, Path) else folder / f"trajectory{tag}.gif"
+        written = trajectory_gif(policy, gif_path, barrier=barrier, seed=seed, num_agents=num_agents)
         result["gif"] = str(written) if written else None
-    (folder / EVAL_FILE).write_text(json.dumps(result, indent=2), encoding="utf-8")
+    (folder / EVAL_FILE.replace(".json", f"{tag}.json")).write_text(json.dumps(result, indent=2), encoding="utf-8")
     print(json.dumps(result, indent=2) if as_json else table(result))
     return result
 
@@ -51,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="barrier certificate in the loop: a form (e.g. unicycle_walls) or 'none' (default: as trained)")
     p.add_argument("--seed", type=int, default=0, help="evaluation seed (default 0)")
     p.add_argument("--seed-index", type=int, default=None, help="which trained seed (default: the best one)")
+    p.add_argument("--num-agents", type=int, default=None,
+                   help="evaluate on this many robots instead of the training fleet (policies whose agents share "
+                        "parameters, e.g. a 4-robot navigation policy on 8 robots)")
     p.add_argument("--gif", type=Path, default=None, help="trajectory GIF path (default DIR/trajectory.gif)")
     p.add_argument("--no-gif", action="store_true", help="skip the trajectory GIF")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -67,7 +75,7 @@ def main(argv: list[str]) -> int:
 
     try:
         evaluate_run(args.path, args.episodes, args.barrier, args.seed, False if args.no_gif else (args.gif or True),
-                     args.json, args.seed_index)
+                     args.json, args.seed_index, args.num_agents)
     except (CheckpointError, ConfigError) as exc:
         print(f"marlstack eval: {exc}", file=sys.stderr)
         return 2

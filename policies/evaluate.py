@@ -41,20 +41,39 @@ def agent_actions(policy: LoadedPolicy, obs: jax.Array, h: jax.Array | None):
     return jnp.stack(outs, 1), (jnp.stack(hs, 1) if hs else h)
 
 
-def check_env(policy: LoadedPolicy, env: ArrayEnv) -> None:
+def check_env(policy: LoadedPolicy, env: ArrayEnv, same_fleet: bool = True) -> None:
     ps, es = policy.spec, env.spec
-    for name in ("num_agents", "obs_dim", "action_dim", "discrete"):
+    for name in ("num_agents", "obs_dim", "action_dim", "discrete")[0 if same_fleet else 1:]:
         if getattr(ps, name) != getattr(es, name):
             raise CheckpointError(f"policy {policy.path} does not fit this environment: {name} "
                                   f"{getattr(ps, name)} (trained) != {getattr(es, name)} (environment)")
 
 
+def fleet_env(policy: LoadedPolicy, num_agents: int | None, barrier: str | None = None) -> Any:
+    """The training environment, or the same scenario with `num_agents` robots when the policy can run
+    them: every agent shares one parameter set and observes as many real neighbours at both sizes
+    (the exporter's rule, `policies.export.check_fleet_size`)."""
+    if num_agents is None or num_agents == policy.num_agents:
+        return policy.make_env(barrier)
+    from policies.export import ExportError, check_fleet_size
+    if policy.config["agent_id"] or len(set(policy.config["roles"])) > 1:
+        raise CheckpointError("--num-agents needs a policy whose agents share parameters without an agent id")
+    env = policy.make_env(barrier, num_agents=num_agents)
+    try:
+        check_fleet_size(policy.num_agents, env)
+    except ExportError as exc:
+        raise CheckpointError(str(exc).replace("export", "evaluate")) from None
+    return env
+
+
 def evaluate(policy: LoadedPolicy, episodes: int = 64, barrier: str | None = None, seed: int = 0,
-             env: Any | None = None) -> dict[str, Any]:
-    """Run `episodes` deterministic episodes; returns the summary (plain Python numbers)."""
-    raw_env = env if env is not None else policy.make_env(barrier)
+             env: Any | None = None, num_agents: int | None = None) -> dict[str, Any]:
+    """Run `episodes` deterministic episodes; returns the summary (plain Python numbers).
+
+    `num_agents` evaluates on another fleet size (see `fleet_env`); `env` overrides the environment."""
+    raw_env = env if env is not None else fleet_env(policy, num_agents, barrier)
     aenv = ArrayEnv(raw_env)
-    check_env(policy, aenv)
+    check_env(policy, aenv, same_fleet=env is not None or num_agents is None)
     horizon = aenv.spec.max_steps + 1  # JaxMARL's MPE ends an episode one step after max_steps
     if horizon < 2:
         raise CheckpointError(f"scenario {policy.scenario!r} has no max_steps: cannot bound an evaluation episode")
@@ -102,7 +121,8 @@ def _episodes(policy: LoadedPolicy, aenv: ArrayEnv, k: int, horizon: int, key: j
     return result
 
 
-def trajectory_gif(policy: LoadedPolicy, path: str | Path, barrier: str | None = None, seed: int = 0) -> Path | None:
+def trajectory_gif(policy: LoadedPolicy, path: str | Path, barrier: str | None = None, seed: int = 0,
+                   num_agents: int | None = None) -> Path | None:
     """One episode of a fleet scenario drawn with `sim.render`; None for scenarios without poses."""
     from policies.envs import is_fleet
     if not is_fleet(policy.scenario) or policy.recurrent:
@@ -110,7 +130,7 @@ def trajectory_gif(policy: LoadedPolicy, path: str | Path, barrier: str | None =
     from sim.render import animate
     from sim.rollout import rollout
 
-    env = policy.make_env(barrier)
+    env = fleet_env(policy, num_agents, barrier)
 
     def act(_key, state):
         return agent_actions(policy, env.observations(state)[None], None)[0][0]
