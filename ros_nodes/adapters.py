@@ -98,7 +98,7 @@ class NavigationAdapter:
 
     scenario = "navigation"
     task_name = "goal"
-    task_topic = topics.GOAL
+    task_topic = topics.TASK_TOPIC["navigation"]
     input_names = ("pose", "others", task_name)
 
     def __init__(self, robots: list[str], me: str, max_age_s: float):
@@ -167,7 +167,7 @@ class CoverageAdapter(NavigationAdapter):
 
     scenario = "coverage"
     task_name = "landmarks"
-    task_topic = topics.LANDMARKS
+    task_topic = topics.TASK_TOPIC["coverage"]
     input_names = ("pose", "others", task_name)
 
     def task_shape(self) -> tuple[int, ...]:

@@ -36,7 +36,7 @@ from hardware.profile import ProfileError, load_profile
 from ros_nodes import topics
 
 SAFETY_MODES = ("fleet", "onboard")
-SCENARIOS = ("navigation", "coverage")  # those with a ROS task adapter (ros_nodes/adapters.py) and sim node support
+SCENARIOS = tuple(topics.TASK_TOPIC)  # those with a ROS task adapter (ros_nodes/adapters.py); the sim node simulates each
 SAFETY_FORMS = ("unicycle", "unicycle_walls")  # barrier forms of controllers.barrier for unicycle robots
 NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 REMAPPABLE = tuple(t.name for t in topics.GROUND if t.per_robot)
@@ -74,13 +74,18 @@ class Deployment:
         return [r.name for r in self.robots]
 
     @property
+    def per_robot_goals(self) -> bool:
+        """Each robot has its own goal (navigation), rather than the fleet sharing landmarks (coverage)."""
+        return topics.TASK_TOPIC[self.scenario].per_robot
+
+    @property
     def task_points(self) -> list[tuple[float, float]]:
         """What the sim publishes: robot i's goal (navigation) or landmark i (coverage)."""
-        return list(self.landmarks) if self.scenario == "coverage" else [r.goal for r in self.robots]
+        return [r.goal for r in self.robots] if self.per_robot_goals else list(self.landmarks)
 
     def task_input(self, robot: int) -> list[float]:
         """What robot `robot`'s node receives on its task topic: its goal, or every landmark (coverage)."""
-        return [v for p in self.landmarks for v in p] if self.scenario == "coverage" else list(self.robots[robot].goal)
+        return list(self.robots[robot].goal) if self.per_robot_goals else [v for p in self.landmarks for v in p]
 
 
 @dataclass(frozen=True)
@@ -174,9 +179,10 @@ def load_deployment(path: str | Path) -> Deployment:
     scenario = data.get("scenario", "navigation")
     if scenario not in SCENARIOS:
         raise _fail(where, f"key 'scenario' must be one of {', '.join(SCENARIOS)}, got {scenario!r}")
-    robots = _robots(data["robots"], profile, where, needs_goal=scenario == "navigation")
+    per_robot = topics.TASK_TOPIC[scenario].per_robot
+    robots = _robots(data["robots"], profile, where, needs_goal=per_robot)
     landmarks: tuple[tuple[float, float], ...] = ()
-    if scenario == "coverage":
+    if not per_robot:
         raw = data.get("landmarks")
         if not isinstance(raw, list) or len(raw) != len(robots):
             raise _fail(where, f"key 'landmarks' must list one [x, y] per robot ({len(robots)}) for scenario coverage, "
@@ -256,7 +262,7 @@ def fleet_plan(dep: Deployment, sitl: bool = False, record: str | Path | None = 
         # node reads every pose, each policy node its own goal (coverage: every policy node the
         # landmarks), the recorder all of them
         safety_nodes = 1 if dep.safety_mode == "fleet" else len(robots)
-        task_readers = 1 if dep.scenario == "navigation" else len(robots)
+        task_readers = 1 if dep.per_robot_goals else len(robots)
         specs.append(NodeSpec("sim_node", "sim", "/", {
             **common, "scenario": dep.scenario, "seed": dep.seed,
             "starts": [v for r in dep.robots for v in r.start], "goals": [v for p in dep.task_points for v in p],

@@ -92,8 +92,9 @@ def make_node():
             n = len(self.robots)
             if not n or not all(self.robots) or len(starts) != 3 * n or len(goals) != 2 * n:
                 raise StartError(f"parameters 'starts' / 'goals' need 3 / 2 numbers per robot of {self.robots}")
-            if self.scenario not in ("navigation", "coverage"):
-                raise StartError(f"parameter 'scenario' = {self.scenario!r}: the sim node simulates navigation or coverage")
+            if self.scenario not in topics.TASK_TOPIC:
+                raise StartError(f"parameter 'scenario' = {self.scenario!r}: the sim node simulates "
+                                 f"{', '.join(topics.TASK_TOPIC)}")
             profile, rate = profile_and_rate(profile_name, rate)
             self.physics = make_physics(profile)
             self.poses = np.array(starts, np.float64).reshape(n, 3)
@@ -119,7 +120,8 @@ def make_node():
             cls = topics.message_class
             state = topics.qos_profile("state")
             self.pose_pubs = [self.create_publisher(cls(topics.POSE.type), topics.POSE.path(r), state) for r in self.robots]
-            task = topics.GOAL if self.scenario == "navigation" else topics.LANDMARKS
+            task = topics.TASK_TOPIC[self.scenario]  # what the robots' nodes read: goals or the landmarks
+            self.own_goals = task.per_robot  # navigation: robot i's goal is goals[i]; coverage: any landmark
             self.task_pubs = [self.create_publisher(cls(task.type), task.path(r), topics.qos_profile(task.qos))
                               for r in (self.robots if task.per_robot else [None])]
             self.diag_pub = self.create_publisher(cls(topics.DIAGNOSTICS.type), topics.DIAGNOSTICS.path(),
@@ -206,11 +208,11 @@ def make_node():
 
         def task_distance(self) -> np.ndarray:
             """Per robot: distance to its goal (navigation) or to the nearest landmark (coverage)."""
-            return np.diagonal(self.gaps()) if self.scenario == "navigation" else self.gaps().min(0)
+            return np.diagonal(self.gaps()) if self.own_goals else self.gaps().min(0)
 
         def done(self) -> bool:
             """Navigation: every robot has arrived (at some time); coverage: every landmark covered now."""
-            if self.scenario == "navigation":
+            if self.own_goals:
                 return all(t is not None for t in self.reached_at)
             return bool((self.gaps().min(1) <= SUCCESS_RADIUS).all())
 

@@ -65,6 +65,9 @@ SETPOINT = Topic("setpoint", "trajectory_msgs/msg/MultiDOFJointTrajectory", "sta
 ROTOR_THRUST = Topic("rotor_thrust", "std_msgs/msg/Float64MultiArray", "state", True,
                      "rate controller output: per-rotor thrust command [N], rotors 0-3")
 
+# The topic that carries each ground scenario's task input (the adapters, the plan and the sim node read it).
+TASK_TOPIC: dict[str, Topic] = {"navigation": GOAL, "coverage": LANDMARKS}
+
 ALL: tuple[Topic, ...] = (POSE, GOAL, CMD_VEL_NOMINAL, CMD_VEL, DIAGNOSTICS, LANDMARKS, SIM_SUMMARY,
                           ODOM, IMU, LOAD_ODOM, SETPOINT, ROTOR_THRUST)
 GROUND: tuple[Topic, ...] = (POSE, GOAL, CMD_VEL_NOMINAL, CMD_VEL, DIAGNOSTICS, LANDMARKS, SIM_SUMMARY)

@@ -157,7 +157,7 @@ def compare(dep: Deployment, policy: str | Path, steps: int,
     for name, make in ENGINES.items():
         with contextlib.closing(make(profile, starts)) as engine:
             trajs[name] = closed_loop(engine, starts, Pipeline(dep, runtime, profile), steps, profile.dt, tick)
-    metrics = {name: engine_metrics(trajs[name], goals, profile, dep.scenario == "coverage") for name in ENGINES}
+    metrics = {name: engine_metrics(trajs[name], goals, profile, not dep.per_robot_goals) for name in ENGINES}
     dev = deviation(trajs["marlstack"], trajs["pybullet"])
     robots = [{"name": name, "deviation": dev[i], **{e: metrics[e][i] for e in ENGINES}}
               for i, name in enumerate(dep.robot_names)]

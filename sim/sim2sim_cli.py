@@ -85,7 +85,7 @@ def main(argv: list[str]) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "sim2sim.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     png = plot_comparison(trajs, dep.task_points, profile, args.out / "sim2sim.png", f"{dep.name}: marlstack vs pybullet",
-                          shared=dep.scenario == "coverage")
+                          shared=not dep.per_robot_goals)
     if args.json:
         print(json.dumps(report, indent=2))
     else:

@@ -72,13 +72,16 @@ def evaluate(bag: Bag, policy: str | Path, config: Any | None = None) -> dict[st
     """Per-robot comparison of logged nominal commands with the policy's on the logged inputs."""
     runtime = open_runtime(policy, config)
     scenario = runtime.spec["scenario"]
-    fleet = read_fleet(bag, config, need=NEEDED + ((topics.GOAL.name,) if scenario == "navigation" else ()))
+    if scenario not in topics.TASK_TOPIC:
+        raise FleetError(f"no ROS task adapter for scenario {scenario!r}: replay cannot rebuild its inputs")
+    per_robot = topics.TASK_TOPIC[scenario].per_robot  # each robot's goal, or the landmarks all read
+    fleet = read_fleet(bag, config, need=NEEDED + ((topics.GOAL.name,) if per_robot else ()))
     robots = fleet.robots
-    if scenario == "navigation":
+    if per_robot:
         task = fleet.goal
         bad_task = {r: fleet.invalid.get((r, topics.GOAL.name), []) for r in robots}
     elif fleet.landmarks is not None:
-        task = dict.fromkeys(robots, fleet.landmarks)  # every robot's node reads the same landmarks
+        task = dict.fromkeys(robots, fleet.landmarks)
         bad_task = dict.fromkeys(robots, fleet.invalid.get(("", topics.LANDMARKS.name), []))
     else:
         raise FleetError(f"{bag.path}: a {scenario} policy needs {topics.LANDMARKS.path()}, which this bag lacks")
