@@ -148,8 +148,6 @@ class NavigationAdapter:
     def invalidate_task(self, reason: str) -> None:
         self.task.invalidate(self.task_name, reason)
 
-    invalidate_goal = invalidate_task
-
     def inputs(self, now_s: float) -> dict[str, np.ndarray]:
         """The model's inputs at `now_s`; raises MissingInput / StaleInput / InvalidInput."""
         problem = self.task.problem(self.task_name, now_s, math.inf)
