@@ -136,20 +136,19 @@ def read_fleet(bag: Bag, config: Any | None = None, need: tuple[str, ...] = (top
             continue
         rows[back[rec.topic]].append((rec.t_ns / 1e9, values))
 
+    def stream(key: tuple[str, str], width: int) -> Stream:
+        data = sorted(rows[key], key=lambda x: x[0])
+        return (Stream(np.array([d[0] for d in data]), np.array([d[1] for d in data], dtype=float))
+                if data else Stream.empty(width))
+
     def streams(kind: str) -> dict[str, Stream]:
-        out = {}
-        for r in robots:
-            data = sorted(rows[(r, kind)], key=lambda x: x[0])
-            out[r] = (Stream(np.array([d[0] for d in data]), np.array([d[1] for d in data], dtype=float))
-                      if data else Stream.empty(KINDS[kind] + (kind == topics.POSE.name)))
-        return out
+        return {r: stream((r, kind), KINDS[kind] + (kind == topics.POSE.name)) for r in robots}
 
     poses = streams(topics.POSE.name)  # [x, y, yaw, header stamp] until split below
     stamps = {r: s.values[:, 3] for r, s in poses.items()}
     poses = {r: Stream(s.t, s.values[:, :3]) for r, s in poses.items()}
-    marks = rows.get(("", topics.LANDMARKS.name))
-    landmarks = None if marks is None else (Stream(np.array([d[0] for d in marks]), np.array([d[1] for d in marks]))
-                                            if marks else Stream.empty(2))
+    shared_key = ("", topics.LANDMARKS.name)
+    landmarks = stream(shared_key, 2) if shared_key in rows else None
     return FleetLog(robots, where, poses, streams(topics.GOAL.name), streams(topics.CMD_VEL_NOMINAL.name),
                     streams(topics.CMD_VEL.name), rejected, invalid, stamps, landmarks)
 
