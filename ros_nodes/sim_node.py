@@ -69,6 +69,7 @@ def latency_stats(samples_s: list[float]) -> dict:
 def make_node():
     from rclpy.node import Node
 
+    from sim.scenarios.coverage_spec import point_errors
     from sim.scenarios.navigation_spec import SUCCESS_RADIUS
 
     class SimNode(Node):
@@ -202,19 +203,15 @@ def make_node():
                 self.pose_sent[i] = time.perf_counter()
                 pub.publish(msg)
 
-        def gaps(self) -> np.ndarray:
-            """(goal or landmark, robot) distances."""
-            return np.hypot(*(self.poses[None, :, :2] - self.goals[:, None]).transpose(2, 0, 1))
-
         def task_distance(self) -> np.ndarray:
             """Per robot: distance to its goal (navigation) or to the nearest landmark (coverage)."""
-            return np.diagonal(self.gaps()) if self.own_goals else self.gaps().min(0)
+            return point_errors(self.poses[:, :2], self.goals, shared=not self.own_goals)
 
         def done(self) -> bool:
             """Navigation: every robot has arrived (at some time); coverage: every landmark covered now."""
             if self.own_goals:
                 return all(t is not None for t in self.reached_at)
-            return bool((self.gaps().min(1) <= SUCCESS_RADIUS).all())
+            return bool((point_errors(self.goals, self.poses[:, :2], shared=True) <= SUCCESS_RADIUS).all())
 
         def summary(self, now: float) -> dict:
             dist = self.task_distance()

@@ -21,6 +21,7 @@ from ros_nodes.adapters import make_adapter
 from ros_nodes.plan import Deployment
 from ros_nodes.safety_node import Certificate
 from sim.pybullet import PybulletFleet
+from sim.scenarios.coverage_spec import point_errors
 from sim.scenarios.navigation_spec import SUCCESS_RADIUS
 
 
@@ -117,8 +118,7 @@ def engine_metrics(traj: Trajectory, goals: np.ndarray, profile: Any, shared: bo
     p = traj.poses
     viol = violations(profile, p[:-1], traj.commands)
     collisions, exits = np.asarray(viol.collisions) > 0, np.asarray(viol.boundary_exits) > 0
-    to_goal = np.linalg.norm(p[:, :, None, :2] - goals, axis=-1)  # (T + 1, robot, goal)
-    err = to_goal.min(-1) if shared else np.diagonal(to_goal, axis1=1, axis2=2)
+    err = point_errors(p[..., :2], goals, shared)  # (T + 1, robot)
     gaps = np.linalg.norm(p[:, :, None, :2] - p[:, None, :, :2], axis=-1)
     gaps[:, np.arange(p.shape[1]), np.arange(p.shape[1])] = np.inf
     out = []

@@ -6,6 +6,8 @@ element, in the order `sim.scenarios.coverage.observe` writes it.
 """
 from __future__ import annotations
 
+import numpy as np
+
 from sim.scenarios import navigation_spec as nav
 
 SCENARIO = "coverage"
@@ -30,6 +32,14 @@ LANDMARK_FEATURES = (
                             "(arena diagonal with no other robot, 0 when padded)"),
     ("present", "", "1 for a real landmark, 0 for padding"),
 )
+
+
+def point_errors(xy: np.ndarray, points: np.ndarray, shared: bool) -> np.ndarray:
+    """(..., N, 2) positions, (..., M, 2) points -> (..., N): each position's distance to the nearest
+    point (`shared`: coverage's landmarks), or to its own point i (navigation's goals, M = N).
+    Swap the roles to ask how far each landmark's nearest robot is."""
+    d = np.linalg.norm(np.asarray(xy)[..., :, None, :] - np.asarray(points)[..., None, :, :], axis=-1)
+    return d.min(-1) if shared else np.diagonal(d, axis1=-2, axis2=-1)
 
 
 def obs_names(num_neighbors: int = NUM_NEIGHBORS, num_landmarks: int = NUM_LANDMARKS) -> list[str]:

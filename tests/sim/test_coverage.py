@@ -182,3 +182,12 @@ def test_scripted_policy_solves_and_cli_runs(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "coverage: 4 robots (gritsbot_x), random policy, 5 steps" in out and "landmarks covered" in out
     assert (tmp_path / "trajectory.gif").stat().st_size > 0
+
+
+def test_point_errors_own_goal_nearest_landmark_and_batched():
+    xy = np.array([[0.0, 0.0], [1.0, 0.0]])
+    points = np.array([[1.0, 0.5], [0.0, 0.3]])
+    np.testing.assert_allclose(spec.point_errors(xy, points, shared=False), [np.hypot(1, 0.5), np.hypot(1, 0.3)])
+    np.testing.assert_allclose(spec.point_errors(xy, points, shared=True), [0.3, 0.5])
+    np.testing.assert_allclose(spec.point_errors(points, xy, shared=True), [0.5, 0.3])  # each landmark's nearest robot
+    assert spec.point_errors(np.stack([xy] * 5), points, shared=True).shape == (5, 2)  # a trajectory (T, N, 2)
