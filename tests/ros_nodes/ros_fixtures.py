@@ -53,6 +53,16 @@ def config_with_policy(example: str, policy: Path, tmp_path: Path) -> Path:
     return path
 
 
+def run_scenario(script: str, tmp_path: Path, *args: str, timeout: float = 150) -> dict:
+    """Run a DDS scenario script (tests/ros_nodes/<script>) in a loopback-only namespace; the JSON it
+    wrote to its first argument (its other arguments: `args`, then `tmp_path` as its work directory)."""
+    out = tmp_path / "result.json"
+    proc = run_isolated([sys.executable, str(Path(__file__).with_name(script)), str(out), *args, str(tmp_path)],
+                        capture_output=True, text=True, timeout=timeout, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(out.read_text())
+
+
 def sitl(config: Path, *args: str, timeout: float = 180) -> tuple[dict, str]:
     """`marlstack sitl --json` in a loopback-only namespace; (report, stderr)."""
     out = run_isolated([sys.executable, "-m", "marlstack", "sitl", "--config", str(config), "--json", *args],

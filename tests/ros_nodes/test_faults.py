@@ -1,22 +1,14 @@
 """Faults over real DDS: bad poses, a killed policy node, a killed recorder, a wrong model."""
 import json
 import sys
-from pathlib import Path
-
-from ros_fixtures import REPO, policies  # noqa: F401  (fixture)
+from ros_fixtures import REPO, policies, run_scenario  # noqa: F401  (fixture)
 from ros_nodes.isolation import run_isolated
 from ros_nodes.replay.bag import Bag
 from ros_nodes.runner import EXIT_START_ERROR
 
-SCENARIO = Path(__file__).with_name("fault_scenario.py")
-
 
 def test_watchdog_stops_and_recovers_and_a_killed_recorder_leaves_a_readable_bag(policies, tmp_path):
-    out = tmp_path / "result.json"
-    proc = run_isolated([sys.executable, str(SCENARIO), str(out), str(policies[4]), str(tmp_path)],
-                        capture_output=True, text=True, timeout=150, cwd=REPO)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    result = json.loads(out.read_text())
+    result = run_scenario("fault_scenario.py", tmp_path, str(policies[4]))
     assert result["started"]
     for fault, words in (("nan", "non-finite"), ("malformed", "norm 0")):
         r = result[fault]

@@ -1,18 +1,12 @@
 """The MAV rate controller node: conversions, and its watchdog over real DDS."""
-import json
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from hardware import load_profile
-from ros_fixtures import REPO
-from ros_nodes.isolation import run_isolated
+from ros_fixtures import run_scenario
 from ros_nodes.rate_controller_node import rotation
-
-SCENARIO = Path(__file__).with_name("mav_scenario.py")
 
 
 def test_rotation_is_body_to_world():
@@ -23,11 +17,7 @@ def test_rotation_is_body_to_world():
 
 
 def test_hover_then_hold_then_minimum_thrust_then_recovery(tmp_path):
-    out = tmp_path / "result.json"
-    proc = run_isolated([sys.executable, str(SCENARIO), str(out), str(tmp_path)], capture_output=True, text=True,
-                        timeout=120, cwd=REPO)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    r = json.loads(out.read_text())
+    r = run_scenario("mav_scenario.py", tmp_path, timeout=120)
     p = load_profile("crazyflie_team")
     hover = p.quadrotor.mass * p.gravity / 4
     assert r["flying"]["count"] > 100  # ~500 Hz inner loop

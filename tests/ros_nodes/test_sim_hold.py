@@ -1,20 +1,9 @@
 """The sim node releases the robots only once the fleet is connected (real DDS, real sim node)."""
-import json
-import sys
-from pathlib import Path
-
-from ros_fixtures import REPO
-from ros_nodes.isolation import run_isolated
-
-SCENARIO = Path(__file__).with_name("hold_scenario.py")
+from ros_fixtures import run_scenario
 
 
 def test_sim_holds_the_robots_until_every_topic_is_connected(tmp_path):
-    out = tmp_path / "result.json"
-    proc = run_isolated([sys.executable, str(SCENARIO), str(out), str(tmp_path)], capture_output=True, text=True,
-                        timeout=150, cwd=REPO)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    r = json.loads(out.read_text())
+    r = run_scenario("hold_scenario.py", tmp_path)
     # robot_1 not connected: no summary, no poses (the robots are not running yet)
     assert not r["released_with_one_robot"] and r["poses_while_held"] == 0, r
     assert "holding the robots" in r["log"] and "/robot_1/pose 0/1" in r["log"] and "/robot_1/cmd_vel 0/1" in r["log"]
