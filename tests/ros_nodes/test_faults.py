@@ -1,6 +1,7 @@
 """Faults over real DDS: bad poses, a killed policy node, a killed recorder, a wrong model."""
 import json
 import sys
+
 from ros_fixtures import REPO, policies, run_scenario  # noqa: F401  (fixture)
 from ros_nodes.isolation import run_isolated
 from ros_nodes.replay.bag import Bag
