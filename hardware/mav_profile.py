@@ -93,6 +93,10 @@ class Task:
     min_cable_distance: float = field(0.0, 10.0, "smallest allowed distance between two cables", "m")
     success_position: float = field(0.0, 10.0, "success: load position error below this", "m")
     success_orientation: float = field(0.0, 180.0, "success: load orientation error below this", "deg")
+    success_hold: float = field(0.0, 60.0, "success: both errors below their limits for this long", "s")
+    start_position_range: float = field(0.0, 100.0, "the team starts at rest, shifted by up to ±this per axis (z: half)", "m")
+    goal_cable_margin: float = field(0.0, 90.0, "random goals: the goal's equilibrium cables stay this far below max_cable_angle", "deg")
+    goal_distance_margin: float = field(0.0, 10.0, "random goals: the goal's equilibrium MAVs stay this far beyond min_mav_distance", "m")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,6 +111,13 @@ class Reward:
     downwash: float = field(0.0, 100.0, "penalty per MAV flying above another MAV or the load")
     downwash_radius: float = field(1e-3, 10.0, "horizontal scale of the downwash penalty", "m")
     termination: float = field(0.0, 1000.0, "one-off penalty when the episode ends early")
+    progress_position: float = field(0.0, 1000.0, "reward per metre the load's position error shrinks", "1/m")
+    progress_orientation: float = field(0.0, 1000.0, "reward per radian the load's orientation error shrinks", "1/rad")
+    in_tolerance: float = field(0.0, 100.0, "reward per step with the load inside the success tolerance")
+    success: float = field(0.0, 1000.0, "one-off reward when the goal has been held for task.success_hold")
+    proximity: float = field(0.0, 100.0, "penalty per MAV pair, exp(-(distance - min_mav_distance) / proximity_scale)")
+    proximity_scale: float = field(1e-3, 10.0, "", "m")
+    residual: float = field(0.0, 100.0, "penalty on the squared normalised residual (residual actions only)")
 
 
 @dataclasses.dataclass(frozen=True)

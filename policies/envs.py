@@ -1,7 +1,7 @@
 """Scenario registry and the array view of a JaxMARL-style environment that the trainer uses.
 
-Scenarios are our fleet scenarios (`sim.scenarios.SCENARIOS`, built as `sim.fleet.FleetEnv`)
-or any environment registered in JaxMARL (e.g. `MPE_simple_spread_v3`, built unchanged with
+Scenarios are our fleet scenarios (`sim.scenarios.SCENARIOS`, built as `sim.fleet.FleetEnv`), the
+cable-load team's (`sim.cable.scenarios.SCENARIOS`, built as `sim.cable.env.CableEnv`) or any environment registered in JaxMARL (e.g. `MPE_simple_spread_v3`, built unchanged with
 `jaxmarl.make`). `ArrayEnv` only uses the MultiAgentEnv duck type — per-agent dicts,
 `dones["__all__"]`, auto-reset inside `step` — so both kinds train through the same code.
 """
@@ -52,6 +52,15 @@ def _jaxmarl() -> Any:
     return jaxmarl
 
 
+def cable_scenarios() -> list[str]:
+    from sim.cable.scenarios import SCENARIOS
+    return sorted(SCENARIOS)
+
+
+def is_cable(scenario: str) -> bool:
+    return scenario in cable_scenarios()
+
+
 def jaxmarl_scenarios() -> list[str]:
     try:
         return list(_jaxmarl().registered_envs)
@@ -60,7 +69,7 @@ def jaxmarl_scenarios() -> list[str]:
 
 
 def available_scenarios() -> list[str]:
-    return fleet_scenarios() + jaxmarl_scenarios()
+    return fleet_scenarios() + cable_scenarios() + jaxmarl_scenarios()
 
 
 def is_fleet(scenario: str) -> bool:
@@ -80,6 +89,12 @@ def make_env(cfg: TrainConfig, barrier: str | None = None) -> Any:
         kwargs.update(profile=cfg.profile, scenario=cfg.scenario, action_type=cfg.action_type,
                       barrier=None if barrier in ("none", "", None) else barrier)
         return _construct(FleetEnv, cfg.scenario, kwargs)
+    if is_cable(cfg.scenario):
+        if barrier not in ("none", "", None):
+            raise ConfigError(f"scenario {cfg.scenario!r} is a cable-load team: it has no ground-robot barrier")
+        from sim.cable.scenarios import make
+        kwargs.update(profile=cfg.profile, world_state=cfg.algo == "mappo")
+        return _construct(lambda **kw: make(cfg.scenario, **kw), cfg.scenario, kwargs)
     if cfg.scenario in jaxmarl_scenarios():
         if barrier not in ("none", "", None):
             raise ConfigError(f"scenario {cfg.scenario!r} is a JaxMARL environment: it has no barrier option")

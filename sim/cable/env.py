@@ -7,14 +7,20 @@ squashes with tanh into this box). Between two policy steps the low-level contro
 (`controllers.quadrotor`, INDI or rate PID as the profile says) and the physics run
 `profile.substeps` times inside the same jitted function.
 
-Observation of MAV i (paper: load pose, own state, goal error, agent id, optional history; no
-neighbour states), from `sense()` through the one `observe()`: load position (3), load rotation
-matrix (9), own position relative to the load (3), own rotation matrix (9), own velocity (3), own body
-rate (3), goal position error (3), goal orientation error as the first two columns of R_loadᵀR_goal
-(6), agent one-hot (N), the last `history` normalised actions (5 each).
+Observation of MAV i (the paper's: load pose and twist, own state, the other MAVs' relative positions,
+goal error, agent id, optional history), from `sense()` through the one `observe()`, in the order
+`sim.cable.spec.OBS_LAYOUT` lists; it also carries the classical controller's command
+(`sim.cable.carrot`), computed from the same sensors.
+
+Residual actions (`residual > 0`): the policy's action is a correction of at most `residual` times the
+action limits added to the classical controller's command (`command()`), the same sum an exported
+policy computes.
 
 Tasks: `hover` (hold the start pose), `move` (go to the profile's `task.move_offset` / `move_yaw`),
-`random` (goal within ±goal_position_range, roll/pitch within ±goal_tilt_range, any yaw).
+`random` (goal within ±goal_position_range, roll/pitch within ±goal_tilt_range, any yaw, kept only
+where the goal's static equilibrium keeps the cables and MAVs inside the limits with a margin). The
+team starts at rest, shifted by up to `task.start_position_range`. Success: the load within the
+tolerance for `task.success_hold` seconds, which ends `move` and `random` episodes.
 Optional failure: one MAV loses all thrust at a random step (between 20 % and 80 % of the episode)
 and its cable is released.
 """
@@ -31,6 +37,7 @@ from flax import struct
 
 from controllers import quadrotor
 from hardware import load_profile
+from sim.cable import carrot
 from sim.cable.dynamics import Bodies, cable_vectors, physics_step
 from sim.cable.equilibrium import hover
 from sim.cable.rotation import quat_angle, quat_from_euler, quat_to_rot
@@ -38,6 +45,7 @@ from sim.spaces import Box
 
 TASKS = ("hover", "move", "random")
 ACTION_DIM = 5
+GOAL_CANDIDATES = 8  # random goals drawn per reset; the first feasible one is used
 
 
 @struct.dataclass
@@ -52,6 +60,7 @@ class CableState:
     fail_step: jnp.ndarray     # () int32
     tension: jnp.ndarray       # (N,) at the last substep
     min_tension: jnp.ndarray   # (N,) smallest over the last policy step's substeps
+    held: jnp.ndarray          # () int32, consecutive steps with the load inside the success tolerance
 
 
 def segment_distance(p1: jnp.ndarray, q1: jnp.ndarray, p2: jnp.ndarray, q2: jnp.ndarray) -> jnp.ndarray:
@@ -67,16 +76,35 @@ def segment_distance(p1: jnp.ndarray, q1: jnp.ndarray, p2: jnp.ndarray, q2: jnp.
     return jnp.linalg.norm(p1 + d1 * s[..., None] - p2 - d2 * t[..., None], axis=-1)
 
 
-def observe(sensors: dict[str, jnp.ndarray]) -> jnp.ndarray:
-    """Raw sensor tensors (any leading batch dims) → observation vectors (..., obs_dim)."""
+def observe(sensors: dict[str, jnp.ndarray], team: carrot.TeamConstants) -> jnp.ndarray:
+    """Raw sensor tensors (any leading batch dims) → observation vectors (..., obs_dim), in the order of
+    `sim.cable.spec.OBS_LAYOUT`; `team` holds the profile constants of the classical controller."""
     lead = sensors["pos"].shape[:-1]
     flat = lambda x: x.reshape(*lead, -1)  # noqa: E731
     load_rot, goal_rot = sensors["load_rot"], sensors["goal_rot"]
     rel_rot = jnp.einsum("...ji,...jk->...ik", load_rot, goal_rot)
     return jnp.concatenate([
-        sensors["load_pos"], flat(load_rot), sensors["pos"] - sensors["load_pos"], flat(sensors["rot"]),
-        sensors["vel"], sensors["omega"], sensors["goal_pos"] - sensors["load_pos"], flat(rel_rot[..., :, :2]),
+        sensors["goal_pos"] - sensors["load_pos"], flat(load_rot), flat(rel_rot[..., :, :2]), sensors["load_vel"],
+        sensors["load_omega"], sensors["pos"] - sensors["load_pos"], flat(sensors["rot"]), sensors["vel"],
+        sensors["omega"], flat(sensors["others_pos"] - sensors["pos"][..., None, :]), classical(sensors, team),
         sensors["agent_id"], flat(sensors["past_actions"])], axis=-1)
+
+
+def classical(sensors: dict[str, jnp.ndarray], team: carrot.TeamConstants) -> jnp.ndarray:
+    """(..., 3) the classical controller's acceleration from the same sensors."""
+    return carrot.carrot_acceleration(sensors["load_pos"], sensors["load_rot"], sensors["pos"], sensors["vel"],
+                                      sensors["goal_pos"], sensors["goal_rot"], sensors["agent_id"], team)
+
+
+def command(sensors: dict[str, jnp.ndarray], action: jnp.ndarray, team: carrot.TeamConstants,
+            residual: float, limit: np.ndarray) -> jnp.ndarray:
+    """Policy action (..., 5) → the command sent to the vehicle, clipped to the action limits `limit` (5,):
+    the action itself, or with `residual > 0` the classical controller's command plus the action."""
+    if residual > 0:
+        base = jnp.concatenate([classical(sensors, team), jnp.zeros((*action.shape[:-1], 2), action.dtype)], -1)
+        action = base + action
+    lim = jnp.asarray(limit, jnp.float32)
+    return jnp.clip(action, -lim, lim)
 
 
 class CableEnv:
@@ -85,7 +113,7 @@ class CableEnv:
     def __init__(self, profile: Any = "mav_corl25", num_agents: int = 3, task: str = "hover",
                  cable_model: str | None = None, inner_loop: str | None = None, failure: bool = False,
                  history: int = 1, world_state: bool = False, max_steps: int | None = None,
-                 free_flight: bool = False):
+                 free_flight: bool = False, residual: float = 0.0):
         p = load_profile(profile) if isinstance(profile, str) else profile
         if cable_model is not None:
             p = dataclasses.replace(p, cable=dataclasses.replace(p.cable, model=cable_model))
@@ -94,17 +122,23 @@ class CableEnv:
         if task not in TASKS:
             raise ValueError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
         p.team(num_agents)  # raises a clear error when the profile has no layout for this team size
+        if not 0.0 <= residual <= 2.0:
+            raise ValueError(f"residual must be within [0, 2] (a fraction of the action limits), got {residual}")
         self.profile, self.num_agents, self.task = p, num_agents, task
         self.failure, self.history, self.use_world_state = failure, history, world_state
         self.free_flight = free_flight  # cables released from the start (the benchmark's free-flyer baseline)
+        self.residual = residual
+        self.team_constants = carrot.team_constants(p, num_agents)
+        self.hold_steps = max(1, int(round(p.task.success_hold * p.control.policy_rate_hz)))
         self.agents = [f"agent_{i}" for i in range(num_agents)]
         self.dt = 1.0 / p.control.policy_rate_hz
         self.max_steps = max_steps or int(round(p.task.episode_seconds * p.control.policy_rate_hz))
         c = p.control
         self.action_limit = np.array([c.max_acceleration] * 3 + [c.max_rate_reference] * 2)
-        self.obs_dim = 3 + 9 + 3 + 9 + 3 + 3 + 3 + 6 + num_agents + ACTION_DIM * history
+        self.obs_dim = 3 + 9 + 6 + 3 + 3 + 3 + 9 + 3 + 3 + 3 * (num_agents - 1) + 3 + num_agents + ACTION_DIM * history
         self.world_state_dim = self.obs_dim + 18 + 18 * num_agents + 9
-        self._action_space = Box.make(-self.action_limit, self.action_limit, (ACTION_DIM,))
+        box = self.action_limit * (residual if residual > 0 else 1.0)
+        self._action_space = Box.make(-box, box, (ACTION_DIM,))
         self._obs_space = Box.make(-np.inf, np.inf, (self.obs_dim,))
         self.hover = hover(p, num_agents)
 
@@ -116,22 +150,46 @@ class CableEnv:
         return self._action_space
 
     # ---- reset / step -------------------------------------------------------------------------
-    def _goal(self, key: jax.Array) -> tuple[jnp.ndarray, jnp.ndarray]:
+    def _goal(self, key: jax.Array, start: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
         t = self.profile.task
-        start = jnp.asarray(self.hover.load_pos, jnp.float32)
         if self.task == "hover":
             return start, jnp.asarray(self.hover.load_quat, jnp.float32)
         if self.task == "move":
             return start + jnp.asarray(t.move_offset, jnp.float32), quat_from_euler(0.0, 0.0, math.radians(t.move_yaw))
+        pos, quat = self.sample_goals(key, start, GOAL_CANDIDATES)
+        ok = self.goal_feasible(pos, quat)
+        first = jnp.argmax(ok)  # the first feasible candidate; the level goal at candidate 0 if none is
+        level = quat_from_euler(0.0, 0.0, 2 * jnp.arctan2(quat[0, 3], quat[0, 0]))
+        return pos[first], jnp.where(jnp.any(ok), quat[first], level)
+
+    def sample_goals(self, key: jax.Array, start: jnp.ndarray, count: int) -> tuple[jnp.ndarray, jnp.ndarray]:
+        """`count` goal poses from the random task's box around `start` (before the feasibility check)."""
+        t = self.profile.task
         k1, k2, k3 = jax.random.split(key, 3)
-        pos = start + jax.random.uniform(k1, (3,), minval=-t.goal_position_range, maxval=t.goal_position_range)
+        pos = start + jax.random.uniform(k1, (count, 3), minval=-t.goal_position_range, maxval=t.goal_position_range)
         tilt = math.radians(t.goal_tilt_range)
-        rp = jax.random.uniform(k2, (2,), minval=-tilt, maxval=tilt)
-        yaw = jax.random.uniform(k3, (), minval=-math.pi, maxval=math.pi)
-        return pos, quat_from_euler(rp[0], rp[1], yaw)
+        rp = jax.random.uniform(k2, (count, 2), minval=-tilt, maxval=tilt)
+        yaw = jax.random.uniform(k3, (count,), minval=-math.pi, maxval=math.pi)
+        return pos, quat_from_euler(rp[:, 0], rp[:, 1], yaw)
+
+    def goal_feasible(self, pos: jnp.ndarray, quat: jnp.ndarray) -> jnp.ndarray:
+        """(...,) True where the load can rest at the pose: its static equilibrium keeps every cable
+        `goal_cable_margin` below the cable-angle limit, the MAVs `goal_distance_margin` beyond their
+        separation limit and everything above the ground clearance."""
+        t, c = self.profile.task, self.team_constants
+        rot = quat_to_rot(quat)
+        mavs = carrot.places(pos, rot, c)
+        cable = mavs - jnp.asarray([0.0, 0.0, c.hook]) - (pos[..., None, :] + jnp.einsum("...ij,nj->...ni", rot, c.arms))
+        cos = cable[..., 2] / jnp.linalg.norm(cable, axis=-1)
+        steep = jnp.any(cos < math.cos(math.radians(t.max_cable_angle - t.goal_cable_margin)), -1)
+        iu, ju = np.triu_indices(self.num_agents, 1)
+        gap = jnp.linalg.norm(mavs[..., iu, :] - mavs[..., ju, :], axis=-1)
+        close = jnp.any(gap < t.min_mav_distance + t.goal_distance_margin, -1)
+        low = jnp.any(mavs[..., 2] < t.ground_clearance, -1) | (pos[..., 2] < t.ground_clearance + 0.3)
+        return ~(steep | close | low)
 
     def _rest(self) -> tuple[Bodies, quadrotor.CtrlState]:
-        """The resting hover and converged controller memory (numpy constants: cheap to trace)."""
+        """The resting hover at the start pose and converged controller memory (numpy constants)."""
         h, n, p = self.hover, self.num_agents, self.profile
         f32 = lambda x: jnp.asarray(np.asarray(x, np.float32))  # noqa: E731
         zeros = np.zeros((n, 3))
@@ -144,17 +202,21 @@ class CableEnv:
         return bodies, ctrl
 
     def reset(self, key: jax.Array) -> tuple[dict[str, jnp.ndarray], CableState]:
-        n = self.num_agents
+        n, t = self.num_agents, self.profile.task
         bodies, ctrl = self._rest()
-        k_goal, k_agent, k_step = jax.random.split(key, 3)
-        goal_pos, goal_quat = self._goal(k_goal)
+        k_goal, k_agent, k_step, k_start = jax.random.split(key, 4)
+        span = jnp.asarray([1.0, 1.0, 0.5], jnp.float32) * t.start_position_range
+        shift = jax.random.uniform(k_start, (3,), minval=-span, maxval=span) if self.task == "random" else jnp.zeros(3)
+        bodies = bodies.replace(pos=bodies.pos + shift, load_pos=bodies.load_pos + shift)
+        goal_pos, goal_quat = self._goal(k_goal, bodies.load_pos)
         fail_agent = jax.random.randint(k_agent, (), 0, n) if self.failure else jnp.array(-1, jnp.int32)
         fail_step = jax.random.randint(k_step, (), int(0.2 * self.max_steps), int(0.8 * self.max_steps) + 1)
         state = CableState(bodies=bodies, ctrl=ctrl, goal_pos=goal_pos, goal_quat=goal_quat,
                            actions=jnp.zeros((n, max(self.history, 1), ACTION_DIM), jnp.float32),
                            step=jnp.array(0, jnp.int32), fail_agent=fail_agent, fail_step=fail_step,
                            tension=jnp.asarray(self.hover.tension, jnp.float32),
-                           min_tension=jnp.asarray(self.hover.tension, jnp.float32))
+                           min_tension=jnp.asarray(self.hover.tension, jnp.float32),
+                           held=jnp.array(0, jnp.int32))
         return self.get_obs(state), state
 
     def working(self, state: CableState) -> jnp.ndarray:
@@ -187,12 +249,18 @@ class CableEnv:
     def step(self, key: jax.Array, state: CableState, actions: dict[str, jnp.ndarray] | jnp.ndarray):
         """JaxMARL step: per-agent dicts in and out, `dones["__all__"]`, automatic reset when done."""
         act = jnp.stack([actions[a] for a in self.agents]) if isinstance(actions, dict) else actions
-        prev = state.actions[:, 0]
-        nxt = self.step_physics(state, act)
+        lim = jnp.asarray(self.action_limit * (self.residual if self.residual > 0 else 1.0), jnp.float32)
+        act = jnp.clip(act.astype(jnp.float32), -lim, lim)
+        cmd = self.command(self.sense(state), act)
+        nxt = self.step_physics(state, cmd)
         terminated = self.terminated(nxt)
+        e_pos, e_rot = self.errors(nxt)
+        inside = self._inside(e_pos, e_rot) & ~terminated
+        nxt = nxt.replace(held=jnp.where(inside, state.held + 1, 0))
+        solved = (nxt.held >= self.hold_steps) & (self.task != "hover")
         truncated = nxt.step >= self.max_steps
-        done = terminated | truncated
-        reward = self.reward(nxt, prev, terminated)
+        done = terminated | solved | truncated
+        reward = self.reward(nxt, state, act / lim, terminated, solved)
         info = self.info(nxt)
         _, state_re = self.reset(key)
         state_out = jax.tree.map(lambda a, b: jnp.where(done, a, b), state_re, nxt)
@@ -201,19 +269,30 @@ class CableEnv:
         dones = {a: done for a in self.agents} | {"__all__": done}
         return obs_out, state_out, rewards, dones, info
 
+    def command(self, sensors: dict[str, jnp.ndarray], action: jnp.ndarray) -> jnp.ndarray:
+        """(N, 5) policy actions → commands in physical units (see module `command`)."""
+        return command(sensors, action, self.team_constants, self.residual, self.action_limit)
+
+    def observe(self, sensors: dict[str, jnp.ndarray]) -> jnp.ndarray:
+        """`observe` with this team's constants: what an exported policy runs."""
+        return observe(sensors, self.team_constants)
+
     # ---- sensing and observing ----------------------------------------------------------------
     def sense(self, state: CableState) -> dict[str, jnp.ndarray]:
         """Raw per-agent tensors in physical units, world frame (see sim/cable/spec.py)."""
         b, n = state.bodies, self.num_agents
         rep = lambda x: jnp.broadcast_to(x, (n, *x.shape))  # noqa: E731
-        return {"load_pos": rep(b.load_pos), "load_rot": rep(quat_to_rot(b.load_quat)), "pos": b.pos,
-                "rot": quat_to_rot(b.quat), "vel": b.vel, "omega": b.omega, "goal_pos": rep(state.goal_pos),
+        others = np.array([[j for j in range(n) if j != i] for i in range(n)], np.int32).reshape(n, n - 1)
+        return {"load_pos": rep(b.load_pos), "load_rot": rep(quat_to_rot(b.load_quat)),
+                "load_vel": rep(b.load_vel), "load_omega": rep(b.load_omega), "pos": b.pos,
+                "rot": quat_to_rot(b.quat), "vel": b.vel, "omega": b.omega, "others_pos": b.pos[others],
+                "goal_pos": rep(state.goal_pos),
                 "goal_rot": rep(quat_to_rot(state.goal_quat)), "agent_id": jnp.eye(n, dtype=jnp.float32),
                 "past_actions": state.actions[:, :self.history]}
 
     def observations(self, state: CableState) -> jnp.ndarray:
         """(N, obs_dim): `observe(sense(state))`, the same function an exported policy runs."""
-        return observe(self.sense(state))
+        return self.observe(self.sense(state))
 
     def get_obs(self, state: CableState) -> dict[str, jnp.ndarray]:
         o = self.observations(state)
@@ -241,21 +320,34 @@ class CableEnv:
         b = state.bodies
         return jnp.linalg.norm(state.goal_pos - b.load_pos), quat_angle(b.load_quat, state.goal_quat)
 
-    def reward(self, state: CableState, prev_action: jnp.ndarray, terminated: jnp.ndarray) -> jnp.ndarray:
-        """Per-agent reward: shared bounded tracking terms minus each MAV's own penalties."""
-        w, b, n = self.profile.reward, state.bodies, self.num_agents
+    def _inside(self, e_pos: jnp.ndarray, e_rot: jnp.ndarray) -> jnp.ndarray:
+        t = self.profile.task
+        return (e_pos < t.success_position) & (e_rot < math.radians(t.success_orientation))
+
+    def reward(self, state: CableState, prev: CableState, action: jnp.ndarray, terminated: jnp.ndarray,
+               solved: jnp.ndarray) -> jnp.ndarray:
+        """Per-agent reward: shared progress, tolerance and success terms (and the paper's bounded tracking
+        terms, if weighted) minus each MAV's own penalties. `action` is the normalised policy action."""
+        w, t, b, n = self.profile.reward, self.profile.task, state.bodies, self.num_agents
         e_pos, e_rot = self.errors(state)
+        p_pos, p_rot = self.errors(prev)
         track = w.position * jnp.exp(-e_pos / w.position_scale) + w.orientation * jnp.exp(-e_rot / w.orientation_scale)
-        act = state.actions[:, 0]
-        smooth = w.smoothness * jnp.sum((act - prev_action) ** 2, -1)
+        progress = w.progress_position * (p_pos - e_pos) + w.progress_orientation * (p_rot - e_rot)
+        shared = (track + progress + w.in_tolerance * self._inside(e_pos, e_rot) + w.success * solved
+                  - w.termination * terminated)
+        sent = state.actions[:, 0]
+        smooth = w.smoothness * jnp.sum((sent - prev.actions[:, 0]) ** 2, -1)
         rate = w.body_rate * jnp.sum(b.omega ** 2, -1)
-        effort = w.effort * jnp.sum(act[:, :3] ** 2, -1)
+        effort = w.effort * jnp.sum(sent[:, :3] ** 2, -1)
+        residual = w.residual * jnp.sum(action ** 2, -1) if self.residual > 0 else 0.0
         # downwash: a MAV above another MAV or the load, weighted by horizontal closeness
         below = jnp.concatenate([b.pos, b.load_pos[None]], 0)
         dxy = jnp.sum((b.pos[:, None, :2] - below[None, :, :2]) ** 2, -1)
         under = (below[None, :, 2] < b.pos[:, None, 2]) & ~jnp.eye(n, n + 1, dtype=bool)
         down = w.downwash * jnp.sum(jnp.where(under, jnp.exp(-dxy / w.downwash_radius ** 2), 0.0), -1)
-        return track - smooth - rate - effort - down - w.termination * terminated
+        gap = jnp.linalg.norm(b.pos[:, None] - b.pos[None], axis=-1) + jnp.eye(n) * 1e3
+        near = w.proximity * jnp.sum(jnp.exp(-(gap - t.min_mav_distance) / w.proximity_scale), -1)
+        return shared - smooth - rate - effort - residual - down - near
 
     def terminated(self, state: CableState) -> jnp.ndarray:
         """Ground contact, a cable too steep, MAVs or cables too close, leaving the workspace, a rigid
@@ -279,11 +371,10 @@ class CableEnv:
         return ground | steep | close | tangled | left | pushing | ~finite
 
     def info(self, state: CableState) -> dict[str, jnp.ndarray]:
-        t = self.profile.task
         e_pos, e_rot = self.errors(state)
-        success = (e_pos < t.success_position) & (e_rot < math.radians(t.success_orientation))
+        held = (state.held >= self.hold_steps) if self.task != "hover" else self._inside(e_pos, e_rot)
         ok = self.working(state)
         return {"tension": state.tension, "slack": ok & (state.tension <= 0.0),
-                "success": jnp.broadcast_to(success, (self.num_agents,)), "failed": ~ok,
+                "success": jnp.broadcast_to(held, (self.num_agents,)), "failed": ~ok,
                 "position_error": jnp.broadcast_to(e_pos, (self.num_agents,)),
                 "orientation_error": jnp.broadcast_to(e_rot, (self.num_agents,))}

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-SCENARIOS: dict[str, str] = {"cable_hover": "hover", "cable_move": "move", "cable_random": "random"}
+# `cable` is the default task of `marlstack train cable`: random goal poses (the paper's task)
+SCENARIOS: dict[str, str] = {"cable": "random", "cable_hover": "hover", "cable_move": "move", "cable_random": "random"}
 DEFAULT_PROFILE = "mav_corl25"
 
 
