@@ -113,7 +113,7 @@ class Reward:
     termination: float = field(0.0, 1000.0, "one-off penalty when the episode ends early")
     progress_position: float = field(0.0, 1000.0, "reward per metre the load's position error shrinks", "1/m")
     progress_orientation: float = field(0.0, 1000.0, "reward per radian the load's orientation error shrinks", "1/rad")
-    in_tolerance: float = field(0.0, 100.0, "reward per step with the load inside the success tolerance")
+    in_tolerance: float = field(0.0, 1000.0, "reward for holding the load inside the success tolerance for task.success_hold, paid per step and taken back when it leaves")
     success: float = field(0.0, 1000.0, "one-off reward when the goal has been held for task.success_hold")
     proximity: float = field(0.0, 100.0, "penalty per MAV pair, exp(-(distance - min_mav_distance) / proximity_scale)")
     proximity_scale: float = field(1e-3, 10.0, "", "m")

@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from policies.config import ConfigError
+
 ROWS = (("success_rate", "success rate"), ("collisions", "collisions (pair-steps)"),
         ("collision_episodes", "episodes with a collision"), ("boundary_exits", "boundary exits (robot-steps)"),
         ("mean_return", "mean return (per agent)"), ("mean_episode_length", "mean episode length (steps)"),
@@ -25,16 +27,19 @@ def table(result: dict[str, Any]) -> str:
 
 def evaluate_run(path: Path, episodes: int = 100, barrier: str | None = None, seed: int = 0,
                  gif: bool | Path = True, as_json: bool = False, seed_index: int | None = None,
-                 num_agents: int | None = None) -> dict[str, Any]:
+                 num_agents: int | None = None, failure: bool = False) -> dict[str, Any]:
     """Evaluate, write eval.json (+ trajectory.gif) next to the checkpoint, print table or JSON.
 
     On another fleet size the files are eval_<N>_agents.json / trajectory_<N>_agents.gif, so the
     run's own evaluation stays."""
     from policies.checkpoint import checkpoint_path, load_policy
+    from policies.envs import is_cable
     from policies.evaluate import evaluate, trajectory_gif
     from policies.run_dir import EVAL_FILE
 
     policy = load_policy(path, seed_index)
+    if is_cable(policy.scenario):
+        return _evaluate_cable_run(path, episodes, seed, gif, as_json, num_agents, failure)
     result = evaluate(policy, episodes=episodes, barrier=barrier, seed=seed, num_agents=num_agents)
     folder = checkpoint_path(path).parent
     tag = "" if num_agents in (None, policy.num_agents) else f"_{num_agents}_agents"
@@ -44,6 +49,28 @@ def evaluate_run(path: Path, episodes: int = 100, barrier: str | None = None, se
         result["gif"] = str(written) if written else None
     (folder / EVAL_FILE.replace(".json", f"{tag}.json")).write_text(json.dumps(result, indent=2), encoding="utf-8")
     print(json.dumps(result, indent=2) if as_json else table(result))
+    return result
+
+
+def _evaluate_cable_run(path: Path, episodes: int, seed: int, gif: bool | Path, as_json: bool,
+                        num_agents: int | None, failure: bool) -> dict[str, Any]:
+    """Cable teams: every trained seed beside the zero command and the classical controller (eval.json, or
+    eval_failure.json with a MAV failing mid-episode), and a 3-D GIF of the best seed's first episode."""
+    from policies.checkpoint import checkpoint_path
+    from policies.evaluate_cable import evaluate_cable, table as cable_table
+    from policies.run_dir import EVAL_FILE
+
+    if num_agents is not None:
+        raise ConfigError("--num-agents: a cable team's policy is trained for its team size; train another team")
+    overrides = {"env_kwargs": {"failure": True}} if failure else {}
+    result = evaluate_cable(path, episodes=episodes, seed=seed, env_overrides=overrides)
+    folder = checkpoint_path(path).parent
+    if gif:
+        from policies.evaluate_cable import team_gif
+        result["gif"] = str(team_gif(path, gif if isinstance(gif, Path) else folder / "trajectory.gif", seed, failure))
+    name = EVAL_FILE.replace(".json", "_failure.json") if failure else EVAL_FILE
+    (folder / name).write_text(json.dumps(result, indent=2), encoding="utf-8")
+    print(json.dumps(result, indent=2) if as_json else cable_table(result))
     return result
 
 
@@ -59,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-agents", type=int, default=None,
                    help="evaluate on this many robots instead of the training fleet (policies whose agents share "
                         "parameters, e.g. a 4-robot navigation policy on 8 robots)")
+    p.add_argument("--failure", action="store_true",
+                   help="cable teams: one MAV loses thrust at a random time in every episode")
     p.add_argument("--gif", type=Path, default=None, help="trajectory GIF path (default DIR/trajectory.gif)")
     p.add_argument("--no-gif", action="store_true", help="skip the trajectory GIF")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -71,11 +100,10 @@ def main(argv: list[str]) -> int:
         print("marlstack eval: --episodes must be at least 1", file=sys.stderr)
         return 2
     from policies.checkpoint import CheckpointError
-    from policies.config import ConfigError
 
     try:
         evaluate_run(args.path, args.episodes, args.barrier, args.seed, False if args.no_gif else (args.gif or True),
-                     args.json, args.seed_index, args.num_agents)
+                     args.json, args.seed_index, args.num_agents, args.failure)
     except (CheckpointError, ConfigError) as exc:
         print(f"marlstack eval: {exc}", file=sys.stderr)
         return 2

@@ -333,8 +333,10 @@ class CableEnv:
         p_pos, p_rot = self.errors(prev)
         track = w.position * jnp.exp(-e_pos / w.position_scale) + w.orientation * jnp.exp(-e_rot / w.orientation_scale)
         progress = w.progress_position * (p_pos - e_pos) + w.progress_orientation * (p_rot - e_rot)
-        shared = (track + progress + w.in_tolerance * self._inside(e_pos, e_rot) + w.success * solved
-                  - w.termination * terminated)
+        # holding the goal pays in_tolerance in total over success_hold, and leaving it takes that back (a
+        # potential on the hold counter: a policy cannot farm it by stepping in and out of the tolerance)
+        hold = w.in_tolerance * (state.held - prev.held) / self.hold_steps
+        shared = track + progress + hold + w.success * solved - w.termination * terminated
         sent = state.actions[:, 0]
         smooth = w.smoothness * jnp.sum((sent - prev.actions[:, 0]) ** 2, -1)
         rate = w.body_rate * jnp.sum(b.omega ** 2, -1)

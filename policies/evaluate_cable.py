@@ -1,0 +1,165 @@
+"""Evaluation of cable-team policies beside the baselines, on the same episodes.
+
+Each episode runs until it ends (goal held for `task.success_hold`, a crash, or the time limit); the
+same keys give the same random starts and goals to the trained policy (every seed), the zero command
+(hover thrust) and the classical carrot controller. Reported per controller: success, crashes, final
+position / orientation errors, slack events, effort and time to success, overall and by goal tilt.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from policies.checkpoint import LoadedPolicy, load_policy
+from policies.evaluate import agent_actions
+
+TILT_BINS = ((0.0, 30.0), (30.0, 45.0), (45.0, 90.0))  # goal tilt from level, degrees
+
+
+def rollouts(env: Any, act: Callable[[jax.Array, Any], jax.Array], episodes: int, seed: int) -> dict[str, np.ndarray]:
+    """Per-episode outcomes of `act(obs (N, D), state) -> actions (N, 5)` on `env` (a CableEnv)."""
+    from sim.cable.rotation import quat_to_rot
+
+    def one(key):
+        obs, state = env.reset(key)
+        tilt = jnp.degrees(jnp.arccos(jnp.clip(quat_to_rot(state.goal_quat)[2, 2], -1.0, 1.0)))
+        zero = jnp.zeros((), jnp.float32)
+        carry = dict(state=state, obs=jnp.stack([obs[a] for a in env.agents]), alive=jnp.ones((), bool),
+                     success=jnp.zeros((), bool), crashed=jnp.zeros((), bool), steps=zero, e_pos=zero, e_rot=zero,
+                     slack=zero, effort=zero)
+
+        def step(c, k):
+            action = act(c["obs"], c["state"])
+            obs, nxt, _, dones, info = env.step(k, c["state"], action)
+            done, alive = dones["__all__"], c["alive"]
+            succ = jnp.all(info["success"])
+            crashed = done & ~succ & (c["state"].step + 1 < env.max_steps)
+            sent = nxt.actions[:, 0, :3] * env.action_limit[:3]
+            end = alive & done
+            out = dict(state=nxt, obs=jnp.stack([obs[a] for a in env.agents]), alive=alive & ~done,
+                       success=c["success"] | (end & succ), crashed=c["crashed"] | (end & crashed),
+                       steps=c["steps"] + alive, e_pos=jnp.where(end, info["position_error"][0], c["e_pos"]),
+                       e_rot=jnp.where(end, info["orientation_error"][0], c["e_rot"]),
+                       slack=c["slack"] + alive * jnp.sum(info["slack"]),
+                       effort=c["effort"] + alive * jnp.mean(jnp.sum(sent ** 2, -1)))
+            return out, None
+
+        c, _ = jax.lax.scan(step, carry, jax.random.split(key, env.max_steps))
+        return {"success": c["success"], "crashed": c["crashed"], "steps": c["steps"], "position_error": c["e_pos"],
+                "orientation_error": c["e_rot"], "slack_steps": c["slack"], "effort": c["effort"] / c["steps"],
+                "goal_tilt_deg": tilt}
+
+    keys = jax.random.split(jax.random.PRNGKey(seed), episodes)
+    return {k: np.asarray(v) for k, v in jax.jit(jax.vmap(one))(keys).items()}
+
+
+def summarise(r: dict[str, np.ndarray], dt: float) -> dict[str, Any]:
+    ok = r["success"].astype(bool)
+    by_tilt = {}
+    for lo, hi in TILT_BINS:
+        m = (r["goal_tilt_deg"] >= lo) & (r["goal_tilt_deg"] < hi)
+        by_tilt[f"{lo:.0f}-{hi:.0f}"] = {"episodes": int(m.sum()),
+                                          "success_rate": float(ok[m].mean()) if m.any() else None}
+    return {"success_rate": float(ok.mean()), "crash_rate": float(r["crashed"].mean()),
+            "position_error_median_m": float(np.median(r["position_error"])),
+            "orientation_error_median_deg": float(np.degrees(np.median(r["orientation_error"]))),
+            "slack_mav_steps": float(r["slack_steps"].sum()),
+            "effort_mean": float(r["effort"].mean()),
+            "time_to_success_s": float(r["steps"][ok].mean() * dt) if ok.any() else None,
+            "by_goal_tilt_deg": by_tilt}
+
+
+def baselines(env: Any) -> dict[str, Callable]:
+    """The zero command (hover thrust) and the classical controller, as action functions on `env` (a CableEnv
+    without residual actions)."""
+    from sim.cable.env import classical
+
+    def zero(obs, state):
+        return jnp.zeros((env.num_agents, 5), jnp.float32)
+
+    def carrot(obs, state):
+        acc = classical(env.sense(state), env.team_constants)
+        return jnp.concatenate([acc, jnp.zeros((env.num_agents, 2), acc.dtype)], -1)
+
+    return {"zero": zero, "classical": carrot}
+
+
+def _env(policy: LoadedPolicy, overrides: dict | None) -> Any:
+    """The policy's training environment; `overrides["env_kwargs"]` is merged into the trained ones."""
+    overrides = dict(overrides or {})
+    kwargs = {**policy.config["env_kwargs"], **overrides.pop("env_kwargs", {})}
+    return policy.make_env(env_kwargs=kwargs, **overrides)
+
+
+def team_gif(path: Any, out: Any, seed: int = 0, failure: bool = False) -> Any:
+    """A 3-D GIF (and PNG beside it) of the best seed's first evaluation episode."""
+    from sim.cable.render import animate, plot_trajectory, record
+
+    policy = load_policy(path)
+    env = _env(policy, {"env_kwargs": {"failure": True}} if failure else None)
+    _, state = env.reset(jax.random.split(jax.random.PRNGKey(seed), 1)[0])
+
+    def command(env, s):
+        return env.command(env.sense(s), agent_actions(policy, env.observations(s)[None], None)[0][0])
+
+    traj = record(env, state, command, env.max_steps)
+    title = f"{policy.scenario}: {env.num_agents} MAVs, {policy.config['algo']} (seed {policy.seed_index})"
+    plot_trajectory({k: (v[::10] if v.ndim > 1 else v) for k, v in traj.items()}, out.with_suffix(".png"), title)
+    return animate({k: (v[::20] if v.ndim > 1 else v) for k, v in traj.items()}, out, title=title)
+
+
+def evaluate_cable(path: Any, episodes: int = 256, seed: int = 0, env_overrides: dict | None = None) -> dict[str, Any]:
+    """Every trained seed of a cable run and the baselines on the same `episodes` episodes."""
+    first = load_policy(path, 0)
+    env = _env(first, env_overrides)
+    plain = _env(first, {**(env_overrides or {}), "env_kwargs": {**(env_overrides or {}).get("env_kwargs", {}),
+                                                                "residual": 0.0}})
+    dt = env.dt
+    seeds = []
+    for s in range(int(first.config["num_seeds"])):
+        policy: LoadedPolicy = load_policy(path, s)
+
+        def act(obs, state, policy=policy):
+            return agent_actions(policy, obs[None], None)[0][0]
+
+        seeds.append({"seed": int(first.config["seed"]) + s, **summarise(rollouts(env, act, episodes, seed), dt)})
+    base = baselines(plain)
+    result = {"scenario": first.scenario, "run_id": first.run_id, "episodes": episodes, "eval_seed": seed,
+              "num_agents": env.num_agents, "failure": bool(env.failure), "seeds": seeds,
+              "median_success_rate": float(np.median([s["success_rate"] for s in seeds])),
+              "median_crash_rate": float(np.median([s["crash_rate"] for s in seeds])),
+              "baselines": {name: summarise(rollouts(plain, fn, episodes, seed), dt) for name, fn in base.items()}}
+    return result
+
+
+def table(result: dict[str, Any]) -> str:
+    cols = [(f"seed {s['seed']}", s) for s in result["seeds"]] + list(result["baselines"].items())
+    head = (f"{result['scenario']} · {result['num_agents']} MAVs · {result['episodes']} episodes (eval seed "
+            f"{result['eval_seed']}){' · one MAV fails mid-episode' if result['failure'] else ''} · run {result['run_id']}")
+    rows = [("success rate", "success_rate", "{:.3f}"), ("crash rate", "crash_rate", "{:.3f}"),
+            ("median position error (m)", "position_error_median_m", "{:.3f}"),
+            ("median orientation error (deg)", "orientation_error_median_deg", "{:.1f}"),
+            ("slack MAV-steps", "slack_mav_steps", "{:.0f}"), ("effort (m²/s⁴ per MAV-step)", "effort_mean", "{:.2f}"),
+            ("time to success (s)", "time_to_success_s", "{:.2f}")]
+    lines = [head, "-" * len(head), f"{'':<32}" + "".join(f"{name:>12}" for name, _ in cols)]
+    for label, key, fmt in rows:
+        lines.append(f"{label:<32}" + "".join(f"{'-' if c[key] is None else fmt.format(c[key]):>12}" for _, c in cols))
+    for lo, hi in TILT_BINS:
+        k = f"{lo:.0f}-{hi:.0f}"
+        cells = [c["by_goal_tilt_deg"][k]["success_rate"] for _, c in cols]
+        n = cols[0][1]["by_goal_tilt_deg"][k]["episodes"]
+        lines.append(f"{f'success, goal tilt {k} deg ({n})':<32}" + "".join(
+            f"{'-' if v is None else f'{v:.3f}':>12}" for v in cells))
+    lines.append(f"median over seeds: success {result['median_success_rate']:.3f}, crashes {result['median_crash_rate']:.3f}")
+    return "\n".join(lines)
+
+
+def goal_rejection_rate(env: Any, samples: int = 4096, seed: int = 0) -> float:
+    """Share of the random task's raw goal draws that `goal_feasible` rejects."""
+    start = jnp.asarray(env.hover.load_pos, jnp.float32)
+    pos, quat = env.sample_goals(jax.random.PRNGKey(seed), start, samples)
+    return float(1.0 - np.asarray(env.goal_feasible(pos, quat)).mean())
+
