@@ -7,6 +7,13 @@ sensor tensors a robot receives (batch axis first, dynamic); its outputs are the
 physical units (and, for recurrent policies, the next hidden state). Before the file is
 written, onnxruntime runs it on random sensor values spread over the arena and must match JAX
 to `PARITY_TOL`; the spec goes into `metadata_props` and `onnx.checker` runs its full check.
+
+Two kinds of environment export: the ground fleets (`env.scenario.observe(sensors, params)`, the
+command is the action) and the cable-load team (`CableEnv`: its bound `env.observe(sensors)` and
+`env.command(sensors, action)`, which adds the classical controller's command to a residual action and
+clips to the limits, so the graph's output is the world acceleration + body-rate reference the MAV
+flies). Either way the sensor tensors and their units come from the task's plain-Python spec module
+(`SENSORS`), so a change to the sensor set reaches the exporter without edits here.
 """
 from __future__ import annotations
 
@@ -52,16 +59,40 @@ class Step:
     recurrent: dict[str, Any] | None
 
 
-def sensor_spec(env: Any) -> dict[str, dict[str, Any]]:
-    """The scenario's JAX-free sensor description (`sim/scenarios/<name>_spec.py: SENSORS`)."""
+def is_team(env: Any) -> bool:
+    """The cable-load team: `observe` and `command` are the environment's own (bound) methods."""
+    return all(callable(getattr(env, a, None)) for a in ("sense", "observe", "command"))
+
+
+def spec_module(env: Any) -> Any:
+    """The task's JAX-free spec module: `sim/scenarios/<name>_spec.py` (fleets) or `sim/cable/spec.py` (team)."""
+    if is_team(env):
+        return importlib.import_module(f"{type(env).__module__.rpartition('.')[0]}.spec")
     module = getattr(env, "scenario", None)
     if not (hasattr(env, "sense") and hasattr(module, "observe")):
         raise ExportError(f"environment {type(env).__name__} has no sense()/observe() split, so there is no "
-                          f"onboard observation to export; only the fleet scenarios export")
-    return importlib.import_module(f"{module.__name__}_spec").SENSORS
+                          f"onboard observation to export; only the fleet and cable-team scenarios export")
+    return importlib.import_module(f"{module.__name__}_spec")
+
+
+def sensor_spec(env: Any) -> dict[str, dict[str, Any]]:
+    """The scenario's JAX-free sensor description (`SENSORS` of its spec module)."""
+    return spec_module(env).SENSORS
+
+
+def control_rate_hz(env: Any) -> float:
+    """The rate the policy runs at: the fleet profile's 1 / dt, the MAV team's policy rate."""
+    profile = env.profile
+    return float(profile.control.policy_rate_hz) if is_team(env) else 1.0 / profile.dt
 
 
 def command_spec(env: Any, agent: str) -> dict[str, Any]:
+    if is_team(env):  # the physical command (after the residual sum), clipped to the profile's limits
+        actions, lim = spec_module(env).ACTIONS, np.asarray(env.action_limit, float)
+        return specs.tensor("cmd", [len(actions["names"])], actions["units"], "world/body",
+                            f"MAV command {actions['names']}: world-frame acceleration, roll/pitch body-rate "
+                            f"references, within [low, high]", components=list(actions["names"]),
+                            frames=list(actions["frame"]), low=(-lim).tolist(), high=lim.tolist())
     space = env.action_space(agent)
     if hasattr(space, "n"):
         raise ExportError("only continuous-action policies export (the onboard command is (v, omega)); "
@@ -83,20 +114,26 @@ def policy_step(loaded: Any, env: Any, agent_index: int, gather_above: int = 0) 
     inputs = [specs.tensor(n, list(example[n].shape[1:]), sensors[n]["units"], sensors[n]["frame"],
                            sensors[n].get("doc", "")) for n in names]
     outputs = [command_spec(env, env.agents[agent_index])]
-    act, params, scenario, obs_params = loaded.act, loaded.params, env.scenario, env.params
-    if hasattr(obs_params, "gather_above"):
-        obs_params = dataclasses.replace(obs_params, gather_above=gather_above)
+    act, params = loaded.act, loaded.params
+    if is_team(env):
+        observe_fn, finish = env.observe, env.command
+    else:
+        scenario, obs_params = env.scenario, env.params
+        if hasattr(obs_params, "gather_above"):
+            obs_params = dataclasses.replace(obs_params, gather_above=gather_above)
+        observe_fn, finish = (lambda s: scenario.observe(s, obs_params)), (lambda s, a: a)
 
-    def observe(tensors):
-        return scenario.observe(dict(zip(names, tensors)), obs_params)
+    def run(tensors, *hidden):
+        sensors = dict(zip(names, tensors))
+        out = act(params, observe_fn(sensors), *hidden, agent_index=agent_index)
+        return (finish(sensors, out[0]), out[1]) if hidden else finish(sensors, out)
 
     if not loaded.recurrent:
-        return Step(lambda *s: act(params, observe(s), agent_index=agent_index), inputs, outputs, None)
+        return Step(lambda *s: run(s), inputs, outputs, None)
     size = int(loaded.init_hidden(1).shape[-1])
     inputs.append(specs.tensor(HIDDEN_IN, [size], [""] * size, "none", "recurrent state, zeros at episode start"))
     outputs.append(specs.tensor(HIDDEN_OUT, [size], [""] * size, "none", f"next recurrent state: feed back as {HIDDEN_IN!r}"))
-    return Step(lambda *a: act(params, observe(a[:-1]), a[-1], agent_index=agent_index), inputs, outputs,
-                {"input": HIDDEN_IN, "output": HIDDEN_OUT, "size": size})
+    return Step(lambda *a: run(a[:-1], a[-1]), inputs, outputs, {"input": HIDDEN_IN, "output": HIDDEN_OUT, "size": size})
 
 
 def _converter() -> Callable[..., Any]:
@@ -171,6 +208,38 @@ def random_inputs(inputs: list[dict[str, Any]], arena: Any, batch: int, rng: np.
             cols.append(rng.normal(size=size) if lo_hi is None else rng.uniform(*lo_hi, size=size))
         out[e["name"]] = np.stack(cols, axis=-1).astype(np.float32)
     return out
+
+
+def rollout_inputs(env: Any, num_envs: int, num_steps: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """Every agent's sensors over rollouts with random commands (uniform in the action limits) from
+    random resets: name -> (num_envs * num_steps * N, ...) float32. Parity inputs for tasks whose
+    sensors (rotation matrices, a team's geometry) are not independent random numbers."""
+    import jax.numpy as jnp
+    lim = jnp.asarray(env.action_limit, jnp.float32)
+
+    def step(state, k):
+        k_act, k_env = jax.random.split(k)
+        u = jax.random.uniform(k_act, (env.num_agents, lim.shape[0]), jnp.float32, -lim, lim)
+        state = env.step(k_env, state, u)[1]  # a residual policy's box clips u; the carrot flies the rest
+        return state, env.sense(state)
+
+    def run(k):
+        k0, k1 = jax.random.split(k)
+        return jax.lax.scan(step, env.reset(k0)[1], jax.random.split(k1, num_steps))[1]
+
+    out = jax.jit(jax.vmap(run))(jax.random.split(jax.random.PRNGKey(seed), num_envs))
+    return {n: np.asarray(v, np.float32).reshape(-1, *v.shape[3:]) for n, v in out.items()}
+
+
+def check_inputs(env: Any, step: Step, batch: int, seed: int) -> dict[str, np.ndarray]:
+    """The exporter's parity inputs: rollouts for the team, values spread over the arena for fleets."""
+    if is_team(env):
+        steps = 16
+        feeds = rollout_inputs(env, max(1, -(-batch // (steps * env.num_agents))), steps, seed)
+        feeds = {k: v[:batch] for k, v in feeds.items()}
+        size = (step.recurrent or {}).get("size")
+        return {**feeds, HIDDEN_IN: np.zeros((len(feeds["pos"]), size), np.float32)} if size else feeds
+    return random_inputs(step.inputs, env.profile.arena, batch, np.random.default_rng(seed))
 
 
 def parity_error(model: onnx.ModelProto, step: Step, feeds: dict[str, np.ndarray]) -> float:
@@ -269,14 +338,13 @@ def export(source: str | Path | Any, out: str | Path, agent: str | None = None, 
     profile = env.profile
     spec = specs.build_spec(
         scenario=loaded.scenario, vehicle_kind=profile.kind, agent={"role": role, "agents": agents},
-        inputs=step.inputs, outputs=step.outputs, recurrent=step.recurrent, control_rate_hz=1.0 / profile.dt,
+        inputs=step.inputs, outputs=step.outputs, recurrent=step.recurrent, control_rate_hz=control_rate_hz(env),
         profile_name=profile.name, profile_hash=profile_hash(profile), training_run_id=str(loaded.run_id),
         git_revision=git_revision(), created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         marlstack_version=marlstack.__version__,
         exporter={"jax2onnx": importlib.metadata.version("jax2onnx"), "opset": OPSET, "ir_version": IR_VERSION,
                   "source": str(getattr(source, "path", source) if hasattr(source, "act") else source)})
-    feeds = random_inputs(step.inputs, profile.arena, check_batch, np.random.default_rng(seed))
-    err = parity_error(model, step, feeds)
+    err = parity_error(model, step, check_inputs(env, step, check_batch, seed))
     if not err <= PARITY_TOL:
         raise ExportError(f"the ONNX graph disagrees with JAX by {err:.3g} (> {PARITY_TOL:g}) on random sensor values; "
                           f"file not written. Please report this with the checkpoint")
