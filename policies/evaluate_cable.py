@@ -1,6 +1,7 @@
 """Evaluation of cable-team policies beside the baselines, on the same episodes.
 
-Each episode runs until it ends (goal held for `task.success_hold`, a crash, or the time limit); the
+Each episode runs until it ends (goal held for `task.success_hold`, a crash, or the profile's
+`task.episode_seconds`, whatever length training used); the
 same keys give the same random starts and goals to the trained policy (every seed), the zero command
 (hover thrust) and the classical carrot controller. Reported per controller: success, crashes, final
 position / orientation errors, slack events, effort and time to success, overall and by goal tilt.
@@ -88,8 +89,9 @@ def baselines(env: Any) -> dict[str, Callable]:
 
 
 def _env(policy: LoadedPolicy, overrides: dict | None) -> Any:
-    """The policy's training environment; `overrides["env_kwargs"]` is merged into the trained ones."""
-    overrides = dict(overrides or {})
+    """The policy's task with the profile's full episode length (`task.episode_seconds`: training may use
+    shorter episodes); `overrides["env_kwargs"]` is merged into the trained ones."""
+    overrides = {"max_steps": 0, **(overrides or {})}
     kwargs = {**policy.config["env_kwargs"], **overrides.pop("env_kwargs", {})}
     return policy.make_env(env_kwargs=kwargs, **overrides)
 
@@ -128,6 +130,7 @@ def evaluate_cable(path: Any, episodes: int = 256, seed: int = 0, env_overrides:
         seeds.append({"seed": int(first.config["seed"]) + s, **summarise(rollouts(env, act, episodes, seed), dt)})
     base = baselines(plain)
     result = {"scenario": first.scenario, "run_id": first.run_id, "episodes": episodes, "eval_seed": seed,
+              "episode_seconds": env.max_steps * dt,
               "num_agents": env.num_agents, "failure": bool(env.failure), "seeds": seeds,
               "median_success_rate": float(np.median([s["success_rate"] for s in seeds])),
               "median_crash_rate": float(np.median([s["crash_rate"] for s in seeds])),
@@ -137,7 +140,8 @@ def evaluate_cable(path: Any, episodes: int = 256, seed: int = 0, env_overrides:
 
 def table(result: dict[str, Any]) -> str:
     cols = [(f"seed {s['seed']}", s) for s in result["seeds"]] + list(result["baselines"].items())
-    head = (f"{result['scenario']} · {result['num_agents']} MAVs · {result['episodes']} episodes (eval seed "
+    head = (f"{result['scenario']} · {result['num_agents']} MAVs · {result['episodes']} episodes of "
+            f"{result['episode_seconds']:.0f} s (eval seed "
             f"{result['eval_seed']}){' · one MAV fails mid-episode' if result['failure'] else ''} · run {result['run_id']}")
     rows = [("success rate", "success_rate", "{:.3f}"), ("crash rate", "crash_rate", "{:.3f}"),
             ("median position error (m)", "position_error_median_m", "{:.3f}"),

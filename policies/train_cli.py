@@ -123,6 +123,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--list", action="store_true", help="list the scenarios and exit")
+    cable = p.add_argument_group("cable-load teams (scenario cable, cable_hover, cable_move, cable_random)")
+    cable.add_argument("--mavs", type=int, metavar="N", help="team size (the profile needs an attachment layout: 3 or 4)")
+    cable.add_argument("--cable", choices=("tension", "rigid"), help="cable model (default: the profile's)")
+    cable.add_argument("--failure", action="store_true", help="one MAV loses thrust at a random time in every episode")
     add_config_arguments(p, skip=("scenario",))
     return p
 
@@ -143,6 +147,24 @@ def _resume_config(out: Path, scenario: str | None, overrides: dict[str, Any]) -
     return build_config({**saved, **overrides})
 
 
+def cable_overrides(args: argparse.Namespace, overrides: dict[str, Any]) -> dict[str, Any]:
+    """--mavs / --cable / --failure as config overrides; env_kwargs merge into the scenario's."""
+    from policies.config import scenario_defaults
+    from policies.envs import is_cable
+    extra = {k: v for k, v in (("cable_model", args.cable), ("failure", args.failure or None)) if v is not None}
+    if args.mavs is None and not extra:
+        return overrides
+    if not is_cable(args.scenario or ""):
+        raise ConfigError("--mavs, --cable and --failure are for cable scenarios (e.g. `marlstack train cable`)")
+    out = dict(overrides)
+    if args.mavs is not None:
+        out["num_agents"] = args.mavs
+    if extra:
+        base = overrides.get("env_kwargs", scenario_defaults(args.scenario).get("env_kwargs", {}))
+        out["env_kwargs"] = {**base, **extra}
+    return out
+
+
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     from hardware.profile import ProfileError
@@ -153,7 +175,7 @@ def main(argv: list[str]) -> int:
         print("\n".join(available_scenarios()))
         return 0
     try:
-        overrides = overrides_from_args(args)
+        overrides = cable_overrides(args, overrides_from_args(args))
         if args.resume:
             if args.out is None:
                 raise ConfigError("--resume needs --out DIR (the run to continue)")

@@ -347,8 +347,13 @@ class CableEnv:
         dxy = jnp.sum((b.pos[:, None, :2] - below[None, :, :2]) ** 2, -1)
         under = (below[None, :, 2] < b.pos[:, None, 2]) & ~jnp.eye(n, n + 1, dtype=bool)
         down = w.downwash * jnp.sum(jnp.where(under, jnp.exp(-dxy / w.downwash_radius ** 2), 0.0), -1)
+        # closing in on the separation limits that end an episode: MAV-MAV and cable-cable distances
         gap = jnp.linalg.norm(b.pos[:, None] - b.pos[None], axis=-1) + jnp.eye(n) * 1e3
-        near = w.proximity * jnp.sum(jnp.exp(-(gap - t.min_mav_distance) / w.proximity_scale), -1)
+        top, bottom = cable_vectors(b, self.profile)
+        ii, jj = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
+        cables = segment_distance(top[ii], bottom[ii], top[jj], bottom[jj]) + jnp.eye(n) * 1e3
+        near = w.proximity * jnp.sum(jnp.exp(-(gap - t.min_mav_distance) / w.proximity_scale)
+                                     + jnp.exp(-(cables - t.min_cable_distance) / w.proximity_scale), -1)
         return shared - smooth - rate - effort - residual - down - near
 
     def terminated(self, state: CableState) -> jnp.ndarray:
