@@ -22,11 +22,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sitl": ("ros_nodes.sitl", "run a fleet in software-in-the-loop over ROS 2 (no ros2 launch needed)"),
     "replay": ("ros_nodes.replay_cli", "inspect, re-publish, re-evaluate and report on rosbag2 logs"),
     "bench": ("bench.cli", "benchmarks: each prints a table (or --json) against a baseline run alongside"),
+    "robotarium": ("targets.robotarium_cli", "write a Robotarium submission (rps 2.x script, numpy policy, barrier)"),
     "profile": ("hardware.cli", "list, show and validate vehicle profiles"),
     "demo": ("marlstack.demo", "the whole road: train, export, run over ROS 2 with safety, record, replay"),
 }
 
-OWN_PACKAGES = {"marlstack", "sim", "policies", "controllers", "ros_nodes", "hardware", "bench"}
+OWN_PACKAGES = {"marlstack", "sim", "policies", "controllers", "ros_nodes", "hardware", "bench", "targets"}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -63,10 +63,11 @@ class Episode:
         return len(self.rewards)
 
 
-def rollout(env: FleetEnv, policy: Policy, key: jax.Array, steps: int) -> Episode:
-    """Up to `steps` steps of one episode (stops early when it ends), without the auto-reset."""
+def rollout(env: FleetEnv, policy: Policy, key: jax.Array, steps: int, state: FleetState | None = None) -> Episode:
+    """Up to `steps` steps of one episode (stops early when it ends), without the auto-reset;
+    from `state` (e.g. `start_state`) or a reset with `key`."""
     k_reset, k_run = jax.random.split(key)
-    _, state = env.reset(k_reset)
+    state = env.reset(k_reset)[1] if state is None else state
 
     @jax.jit
     def run(state, keys):
@@ -81,3 +82,31 @@ def rollout(env: FleetEnv, policy: Policy, key: jax.Array, steps: int) -> Episod
     return Episode(poses=np.concatenate([np.asarray(state.poses)[None], poses[:end]]), goals=np.asarray(state.task.goals),
                    rewards=r[:end], collisions=coll[:end], boundary_exits=bound[:end], actuator_excess=act[:end],
                    success=succ[:end], solved=bool(done[:end].any() and succ[end - 1].all()))
+
+
+def start_state(env: FleetEnv, poses: np.ndarray, goals: np.ndarray) -> FleetState:
+    """A fresh episode from given starts (N, 3) and goals (N, 2), e.g. a Robotarium run's."""
+    _, state = env.reset(jax.random.PRNGKey(0))
+    dtype = state.poses.dtype
+    return state.replace(poses=jnp.asarray(poses, dtype), task=state.task.replace(
+        goals=jnp.asarray(goals, dtype), reached=jnp.zeros(env.num_agents, bool)))
+
+
+def policy_rollout(env: FleetEnv, run: Callable[[dict[str, np.ndarray]], np.ndarray], state: FleetState,
+                   steps: int) -> Episode:
+    """Up to `steps` steps from `state` under an exported policy: `run(sensors) -> (N, 2)` commands
+    (onnxruntime, or a numpy translation), fed `env.sense` as float32 — what a robot's node feeds it.
+    The environment's barrier and physics follow, as in training; stops when the episode ends."""
+    step = jax.jit(env.step_env)
+    key = jax.random.PRNGKey(0)
+    poses, out = [np.asarray(state.poses)], []
+    for _ in range(steps):
+        sensors = {k: np.asarray(v, np.float32) for k, v in env.sense(state).items()}
+        _, state, r, done, info = step(key, state, jnp.asarray(run(sensors), state.poses.dtype))
+        poses.append(np.asarray(state.poses))
+        out.append((r, info["collisions"], info["boundary_exits"], info["actuator_excess"], info["success"]))
+        if bool(done):
+            break
+    r, coll, bound, act, succ = (np.asarray(x) for x in zip(*out))
+    return Episode(poses=np.array(poses), goals=np.asarray(state.task.goals), rewards=r, collisions=coll,
+                   boundary_exits=bound, actuator_excess=act, success=succ, solved=bool(succ[-1].all()))

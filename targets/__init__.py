@@ -1,0 +1,1 @@
+"""Export targets beyond `policy.onnx`: places a trained policy runs without our stack (the Robotarium)."""
