@@ -1,4 +1,4 @@
-"""ROS 2 launch file: a fleet from a deployment YAML (`ros2 launch marlstack robotarium.launch.py config:=FILE`).
+"""ROS 2 launch file: a fleet or a MAV team from a deployment YAML (`ros2 launch marlstack robotarium.launch.py config:=FILE`).
 
 Thin on purpose: `ros_nodes.plan` decides every node, name, namespace, parameter and remap;
 this file only turns each NodeSpec into a `launch_ros` Node. `sim:=true` adds the sim node
@@ -27,9 +27,10 @@ def node_actions(context, *args, **kwargs):
             for s in specs]
 
 
-def generate_launch_description():
+def generate_launch_description(default_config: str = DEFAULT_CONFIG):
+    """The launch description; cable.launch.py reuses it with a MAV-team default config."""
     return LaunchDescription([
-        DeclareLaunchArgument("config", default_value=DEFAULT_CONFIG, description="deployment YAML (docs/ros.md)"),
+        DeclareLaunchArgument("config", default_value=default_config, description="deployment YAML (docs/ros.md)"),
         DeclareLaunchArgument("sim", default_value="false", description="add the sim node (software-in-the-loop)"),
         DeclareLaunchArgument("record", default_value="", description="record a rosbag2 MCAP bag to this directory"),
         OpaqueFunction(function=node_actions),

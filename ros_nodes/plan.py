@@ -142,6 +142,9 @@ def load_deployment(path: str | Path) -> Deployment:
         raise _fail(where, f"not valid YAML: {exc}") from None
     if not isinstance(data, Mapping):
         raise _fail(where, "a deployment config must be a YAML mapping")
+    if "mavs" in data:  # a MAV team carrying a load (ros_nodes/team_plan.py)
+        from ros_nodes.team_plan import load_team
+        return load_team(path, data)
     known = {"name", "profile", "scenario", "policy", "rate_hz", "watchdog_periods", "safety", "robots", "sim", "landmarks"}
     unknown = sorted(set(data) - known)
     if unknown:
@@ -252,6 +255,9 @@ def robot_remaps(dep: Deployment) -> dict[str, str]:
 def fleet_plan(dep: Deployment, sitl: bool = False, record: str | Path | None = None,
                summary_path: str | Path | None = None) -> list[NodeSpec]:
     """The nodes of a deployment; with `sitl`, the sim node stands in for the robots and mocap."""
+    if not isinstance(dep, Deployment):  # a MAV team (ros_nodes/team_plan.py)
+        from ros_nodes.team_plan import team_plan
+        return team_plan(dep, sitl, record, summary_path)
     robots = dep.robot_names
     common = {"profile": dep.profile, "robots": robots, "rate_hz": dep.rate_hz,
               "watchdog_periods": dep.watchdog_periods}

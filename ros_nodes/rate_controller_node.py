@@ -21,18 +21,11 @@ import numpy as np
 
 from controllers import quadrotor
 from ros_nodes import convert, health, topics
+from ros_nodes.mav_io import rotation, setpoint_values
 from ros_nodes.adapters import LatestValues
 from ros_nodes.runner import StartError, declare, run_node
 
 DIAGNOSTIC_PERIOD_S = 0.5
-
-
-def rotation(qx: float, qy: float, qz: float, qw: float) -> np.ndarray:
-    """Unit quaternion -> rotation matrix (body to world)."""
-    return np.array([
-        [1 - 2 * (qy * qy + qz * qz), 2 * (qx * qy - qz * qw), 2 * (qx * qz + qy * qw)],
-        [2 * (qx * qy + qz * qw), 1 - 2 * (qx * qx + qz * qz), 2 * (qy * qz - qx * qw)],
-        [2 * (qx * qz - qy * qw), 2 * (qy * qz + qx * qw), 1 - 2 * (qx * qx + qy * qy)]])
 
 
 def odom_values(msg) -> tuple[float, ...]:
@@ -45,20 +38,6 @@ def odom_values(msg) -> tuple[float, ...]:
         raise convert.Malformed(f"odom: not an Odometry ({exc})") from None
     values = tuple(f.values())
     return (*convert.check_quaternion(*values[:4], "odom"), *values[4:])
-
-
-def setpoint_values(msg) -> tuple[float, ...]:
-    """MultiDOFJointTrajectory (one point) -> (acc x, y, z, rate ff x, y, z, yaw set-point)."""
-    try:
-        point = msg.points[0]
-        a, w, q = point.accelerations[0].linear, point.velocities[0].angular, point.transforms[0].rotation
-    except (AttributeError, IndexError) as exc:
-        raise convert.Malformed(f"setpoint: needs one point with a transform, a velocity and an acceleration ({exc})") from None
-    f = tuple(convert.floats({"acceleration.x": a.x, "acceleration.y": a.y, "acceleration.z": a.z,
-                              "angular.x": w.x, "angular.y": w.y, "angular.z": w.z,
-                              "rotation.x": q.x, "rotation.y": q.y, "rotation.z": q.z, "rotation.w": q.w},
-                             "setpoint").values())
-    return (*f[:6], convert.yaw_from_quaternion(*convert.check_quaternion(*f[6:], "setpoint")))
 
 
 def make_node():

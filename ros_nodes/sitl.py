@@ -27,7 +27,8 @@ from ros_nodes.supervisor import Supervisor, clean_exit
 START_TIMEOUT_S = 120.0
 POLL_S = 0.1
 SETTLE_S = 1.0  # with --until-goals: keep running this long after the last robot arrived
-STOP_ORDER = ["sim_node", "policy_node", "safety_node"]  # the recorder stops last, keeping the whole run
+STOP_ORDER = ["sim_node", "mav_sim_node", "policy_node", "mav_policy_node", "safety_node"]  # the recorder stops last
+START_ORDER = ["recorder_node", "safety_node", "policy_node", "mav_policy_node", "sim_node", "mav_sim_node"]
 
 
 class SitlError(Exception):
@@ -101,7 +102,7 @@ def run(dep, args, record: Path | None) -> dict:
     started = time.monotonic()
     try:
         # Recorder first (it sees everything), the sim last (the robots wait for their nodes).
-        for s in sorted(specs, key=lambda s: ["recorder_node", "safety_node", "policy_node", "sim_node"].index(s.executable)):
+        for s in sorted(specs, key=lambda s: START_ORDER.index(s.executable)):
             sup.start(s)
         sim_start = None
         while not stop["requested"]:
@@ -137,12 +138,13 @@ def run(dep, args, record: Path | None) -> dict:
     if error is None and record is not None and not (record / "metadata.yaml").exists():
         error = f"the recorder did not close its bag {record} (log: {logdir})"
     latencies = summary.pop("all_latencies_ms", []) if summary else []
+    team = {k: v for k, v in summary.items() if k not in ("robots", "mavs")} if summary and "mavs" in summary else None
     return {"ok": error is None, "error": error, "interrupted": stop["requested"], "config": str(dep.path),
-            "safety_mode": dep.safety_mode, "scenario": dep.scenario,
+            "safety_mode": getattr(dep, "safety_mode", "none"), "scenario": dep.scenario, "team": team,
             "done_at_s": summary["done_at_s"] if summary else None,
-            "num_robots": len(dep.robots), "bag": str(record) if record else None, "logdir": str(logdir),
+            "num_robots": len(dep.robot_names), "bag": str(record) if record else None, "logdir": str(logdir),
             "elapsed_s": summary["elapsed_s"] if summary else None,
-            "robots": summary["robots"] if summary else {}, "exit_codes": codes, "stop_s": sup.stop_seconds, "cpu_percent": cpu,
+            "robots": (summary.get("robots") or summary.get("mavs", {})) if summary else {}, "exit_codes": codes, "stop_s": sup.stop_seconds, "cpu_percent": cpu,
             "latency_ms": _quantiles(latencies)}
 
 
@@ -162,6 +164,8 @@ def _quantiles(samples_ms: list[float | None]) -> dict:
 
 
 def format_report(report: dict) -> str:
+    if report.get("team") is not None:
+        return format_team_report(report)
     head = ["robot", "goal", "reached_at_s", "collision_steps", "boundary_exit_steps", "interventions", "watchdog_stops"]
     rows = [[name, "yes" if r["goal_reached"] else "no", "-" if r["reached_at_s"] is None else f"{r['reached_at_s']:.2f}",
              *(str(r[k]) for k in head[3:])] for name, r in report["robots"].items()]
@@ -177,6 +181,29 @@ def format_report(report: dict) -> str:
     task = "every landmark covered" if report["scenario"] == "coverage" else "every robot arrived"
     done = report["done_at_s"]
     out.append(f"{task}: {'no' if done is None else f'at {done:.2f} s'}")
+    out.append(f"bag: {report['bag'] or '(not recorded; use --record)'}")
+    out.append(f"logs: {report['logdir']}")
+    return "\n".join(out)
+
+
+def format_team_report(report: dict) -> str:
+    """A MAV team's mission: per goal the load's errors and success, then separation, slack, tilt, landing."""
+    t, lat = report["team"], report["latency_ms"]
+    out = [f"== marlstack sitl: {report['num_robots']} MAVs, {t['sim_time_s']} s simulated ==",
+           "goal  position [m]       quaternion wxyz            success  after_s  final_err_m  final_err_deg  min_err_m"]
+    for i, g in enumerate(t["goals"]):
+        out.append(f"{i:<5} {str([round(v, 2) for v in g['goal_pos']]):<16} {str([round(v, 3) for v in g['goal_quat_wxyz']]):<26} "
+                   f"{'yes' if g['success'] else 'no':<8} {g['success_after_s'] if g['success'] else '-':<8} "
+                   f"{g['final_position_error_m']!s:<12} {g['final_orientation_error_deg']!s:<14} {g['min_position_error_m']}")
+    out.append(f"min MAV separation {t['min_mav_separation_m']} m (limit {t['mav_separation_limit_m']} m), "
+               f"cable-slack events {t['slack_events']}, max tilt {t['max_tilt_deg']} deg")
+    out.append(f"landed: {'yes, at ' + str(t['landed_at_s']) + ' s' if t['landed'] else 'no'} "
+               f"(load touch-down {t['load_touchdown_speed_mps']} m/s); flight-controller modes {t['modes']}")
+    stops = {m: (r["watchdog_stops"], r["hold_steps"]) for m, r in report["robots"].items()}
+    out.append(f"policy-node watchdog stops / hold steps per MAV: {stops}")
+    if lat["count"]:
+        ms = lambda v: "> 1 period (late)" if v is None else f"{v:.2f} ms"  # noqa: E731
+        out.append(f"/load/odom -> setpoint latency: p50 {ms(lat['p50'])}, p99 {ms(lat['p99'])} ({lat['count']} samples)")
     out.append(f"bag: {report['bag'] or '(not recorded; use --record)'}")
     out.append(f"logs: {report['logdir']}")
     return "\n".join(out)

@@ -59,6 +59,8 @@ ODOM = Topic("odom", "nav_msgs/msg/Odometry", "state", True,
              "MAV state: world pose, body-frame twist")
 IMU = Topic("imu", "sensor_msgs/msg/Imu", "state", True, "MAV IMU: angular_velocity = body rates [rad/s]")
 LOAD_ODOM = Topic("/load/odom", "nav_msgs/msg/Odometry", "state", False, "the cable-suspended load's state")
+LOAD_GOAL = Topic("/load/goal", "geometry_msgs/msg/PoseStamped", "latched", False,
+                  "goal pose of the load, world frame (position and attitude)")
 SETPOINT = Topic("setpoint", "trajectory_msgs/msg/MultiDOFJointTrajectory", "state", True,
                  "policy output, one point: accelerations[0].linear = world acceleration [m/s^2], "
                  "velocities[0].angular = body-rate feed-forward [rad/s], transforms[0].rotation = yaw set-point")
@@ -69,8 +71,9 @@ ROTOR_THRUST = Topic("rotor_thrust", "std_msgs/msg/Float64MultiArray", "state", 
 TASK_TOPIC: dict[str, Topic] = {"navigation": GOAL, "coverage": LANDMARKS}
 
 ALL: tuple[Topic, ...] = (POSE, GOAL, CMD_VEL_NOMINAL, CMD_VEL, DIAGNOSTICS, LANDMARKS, SIM_SUMMARY,
-                          ODOM, IMU, LOAD_ODOM, SETPOINT, ROTOR_THRUST)
+                          ODOM, IMU, LOAD_ODOM, LOAD_GOAL, SETPOINT, ROTOR_THRUST)
 GROUND: tuple[Topic, ...] = (POSE, GOAL, CMD_VEL_NOMINAL, CMD_VEL, DIAGNOSTICS, LANDMARKS, SIM_SUMMARY)
+MAV: tuple[Topic, ...] = (ODOM, IMU, LOAD_ODOM, LOAD_GOAL, SETPOINT, DIAGNOSTICS, SIM_SUMMARY)  # a cable team's
 BY_NAME = {t.name: t for t in ALL}
 
 

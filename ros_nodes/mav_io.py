@@ -1,0 +1,206 @@
+"""MAV messages <-> numbers, and a cable-team policy's sensor tensors from the latest messages.
+
+`TeamInputs` builds the exported model's inputs (names and shapes from its spec, i.e. from
+`sim.cable.spec.SENSORS`) out of the load's odometry, this MAV's and the others' odometry, the goal
+pose and the commands this MAV sent (the action history). Each sensor name maps to one source in
+`SOURCES`; a model that needs a sensor no source provides is refused at start, naming it, so a new
+sensor in the contract shows up as a clear error instead of a silently wrong input.
+
+Odometry follows REP 105 (pose in the world frame, twist in the body frame, `child_frame_id`);
+the policy's tensors are world-frame velocities and body rates, as `CableEnv.sense` gives them.
+Freshness is judged by each message's `header.stamp` against the node clock (DESIGN contract 8).
+No rclpy at import and never JAX: onboard code.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import numpy as np
+
+from ros_nodes import convert
+from ros_nodes.adapters import InputError, LatestValues
+
+WIDTH = 13  # position (3), quaternion x y z w (4), world velocity (3), body rates (3)
+LOAD, GOAL = "/load/odom", "/load/goal"
+
+
+def rotation(qx: float, qy: float, qz: float, qw: float) -> np.ndarray:
+    """Unit quaternion -> rotation matrix (body to world)."""
+    return np.array([
+        [1 - 2 * (qy * qy + qz * qz), 2 * (qx * qy - qz * qw), 2 * (qx * qz + qy * qw)],
+        [2 * (qx * qy + qz * qw), 1 - 2 * (qx * qx + qz * qz), 2 * (qy * qz - qx * qw)],
+        [2 * (qx * qz - qy * qw), 2 * (qy * qz + qx * qw), 1 - 2 * (qx * qx + qy * qy)]])
+
+
+def odometry(msg: Any, what: str = "odom") -> tuple[float, ...]:
+    """nav_msgs/Odometry -> WIDTH numbers (world velocity = R · body twist); raises convert.MessageError."""
+    try:
+        p, q = msg.pose.pose.position, msg.pose.pose.orientation
+        v, w = msg.twist.twist.linear, msg.twist.twist.angular
+        f = list(convert.floats({"position.x": p.x, "position.y": p.y, "position.z": p.z, "orientation.x": q.x,
+                                 "orientation.y": q.y, "orientation.z": q.z, "orientation.w": q.w,
+                                 "linear.x": v.x, "linear.y": v.y, "linear.z": v.z,
+                                 "angular.x": w.x, "angular.y": w.y, "angular.z": w.z}, what).values())
+    except AttributeError as exc:
+        raise convert.Malformed(f"{what}: not an Odometry ({exc})") from None
+    quat = convert.check_quaternion(*f[3:7], what)
+    vel = rotation(*quat) @ np.asarray(f[7:10])
+    return (*f[:3], *quat, *vel.tolist(), *f[10:13])
+
+
+def goal_pose(msg: Any) -> tuple[float, ...]:
+    """geometry_msgs/PoseStamped -> WIDTH numbers (position, quaternion, zero twist)."""
+    try:
+        p, q = msg.pose.position, msg.pose.orientation
+        f = list(convert.floats({"position.x": p.x, "position.y": p.y, "position.z": p.z, "orientation.x": q.x,
+                                 "orientation.y": q.y, "orientation.z": q.z, "orientation.w": q.w}, "goal").values())
+    except AttributeError as exc:
+        raise convert.Malformed(f"goal: not a PoseStamped ({exc})") from None
+    return (*f[:3], *convert.check_quaternion(*f[3:], "goal"), *[0.0] * 6)
+
+
+def odometry_msg(pos: Any, quat_wxyz: Any, vel_world: Any, omega_body: Any, stamp_s: float, child: str) -> Any:
+    """A body's state -> nav_msgs/Odometry (REP 105: world pose, body twist)."""
+    from nav_msgs.msg import Odometry
+    msg = Odometry()
+    msg.header.frame_id, msg.child_frame_id = "world", child
+    convert.set_stamp(msg.header.stamp, stamp_s)
+    w, x, y, z = (float(v) for v in quat_wxyz)
+    p, o = msg.pose.pose.position, msg.pose.pose.orientation
+    p.x, p.y, p.z = (float(v) for v in pos)
+    o.x, o.y, o.z, o.w = x, y, z, w
+    v_body = rotation(x, y, z, w).T @ np.asarray(vel_world, float)
+    t = msg.twist.twist
+    t.linear.x, t.linear.y, t.linear.z = (float(v) for v in v_body)
+    t.angular.x, t.angular.y, t.angular.z = (float(v) for v in omega_body)
+    return msg
+
+
+def pose_msg(pos: Any, quat_wxyz: Any, stamp_s: float) -> Any:
+    from geometry_msgs.msg import PoseStamped
+    msg = PoseStamped()
+    msg.header.frame_id = "world"
+    convert.set_stamp(msg.header.stamp, stamp_s)
+    msg.pose.position.x, msg.pose.position.y, msg.pose.position.z = (float(v) for v in pos)
+    o = msg.pose.orientation
+    o.w, o.x, o.y, o.z = (float(v) for v in quat_wxyz)
+    return msg
+
+
+def setpoint_msg(cmd: Any, stamp_s: float, yaw: float = 0.0) -> Any:
+    """(acc x, y, z [m/s²] world, roll rate, pitch rate [rad/s] body) -> one-point MultiDOFJointTrajectory.
+
+    `stamp_s` is the time of the measurement the command answers (the load odometry's stamp)."""
+    from geometry_msgs.msg import Transform, Twist
+    from trajectory_msgs.msg import MultiDOFJointTrajectory, MultiDOFJointTrajectoryPoint
+    acc, rates = Twist(), Twist()
+    acc.linear.x, acc.linear.y, acc.linear.z = (float(v) for v in cmd[:3])
+    rates.angular.x, rates.angular.y = float(cmd[3]), float(cmd[4])
+    heading = Transform()
+    heading.rotation.z, heading.rotation.w = math.sin(yaw / 2), math.cos(yaw / 2)
+    msg = MultiDOFJointTrajectory()
+    msg.header.frame_id = "world"
+    convert.set_stamp(msg.header.stamp, stamp_s)
+    msg.points = [MultiDOFJointTrajectoryPoint(transforms=[heading], velocities=[rates], accelerations=[acc])]
+    return msg
+
+
+def setpoint_values(msg: Any) -> tuple[float, ...]:
+    """MultiDOFJointTrajectory (one point) -> (acc x, y, z, rate ff x, y, z, yaw set-point)."""
+    try:
+        point = msg.points[0]
+        a, w, q = point.accelerations[0].linear, point.velocities[0].angular, point.transforms[0].rotation
+    except (AttributeError, IndexError) as exc:
+        raise convert.Malformed(f"setpoint: needs one point with a transform, a velocity and an acceleration ({exc})") from None
+    f = tuple(convert.floats({"acceleration.x": a.x, "acceleration.y": a.y, "acceleration.z": a.z,
+                              "angular.x": w.x, "angular.y": w.y, "angular.z": w.z,
+                              "rotation.x": q.x, "rotation.y": q.y, "rotation.z": q.z, "rotation.w": q.w},
+                             "setpoint").values())
+    return (*f[:6], convert.yaw_from_quaternion(*convert.check_quaternion(*f[6:], "setpoint")))
+
+
+def stamp_or(msg: Any, now_s: float) -> float:
+    """The message's header stamp in seconds, or `now_s` when it carries none (zero)."""
+    s = convert.stamp_seconds(msg.header.stamp)
+    return s if s > 0 else now_s
+
+
+class Latest:
+    """What one MAV's companion computer knows: latest values by source, the team order, its own history."""
+
+    def __init__(self, mavs: list[str], me: str, history: int, limit: np.ndarray):
+        self.mavs, self.me, self.index = list(mavs), me, mavs.index(me)
+        self.values = LatestValues([LOAD, GOAL, *mavs], WIDTH, "")
+        self.limit = np.asarray(limit, np.float64)
+        self.past = np.zeros((max(history, 1), len(self.limit)))
+
+    def row(self, key: str) -> np.ndarray:
+        return self.values.values[self.values.keys.index(key)]
+
+    def sent(self, cmd: np.ndarray) -> None:
+        """Remember a command this MAV sent (the model sees the last H of them over the limits, newest first)."""
+        self.past = np.concatenate([(np.clip(cmd, -self.limit, self.limit) / self.limit)[None], self.past[:-1]])
+
+
+# sensor name (sim.cable.spec.SENSORS) -> how the companion computer computes it from `Latest`
+SOURCES: dict[str, Callable[[Latest], np.ndarray]] = {
+    "load_pos": lambda s: s.row(LOAD)[0:3],
+    "load_rot": lambda s: rotation(*s.row(LOAD)[3:7]),
+    "load_vel": lambda s: s.row(LOAD)[7:10],
+    "load_omega": lambda s: s.row(LOAD)[10:13],
+    "pos": lambda s: s.row(s.me)[0:3],
+    "rot": lambda s: rotation(*s.row(s.me)[3:7]),
+    "vel": lambda s: s.row(s.me)[7:10],
+    "omega": lambda s: s.row(s.me)[10:13],
+    "others_pos": lambda s: np.stack([s.row(m)[0:3] for m in s.mavs if m != s.me]),
+    "goal_pos": lambda s: s.row(GOAL)[0:3],
+    "goal_rot": lambda s: rotation(*s.row(GOAL)[3:7]),
+    "agent_id": lambda s: np.eye(len(s.mavs))[s.index],
+    "past_actions": lambda s: s.past,
+}
+# the sources each sensor reads (its freshness is theirs)
+NEEDS = {"load_pos": [LOAD], "load_rot": [LOAD], "load_vel": [LOAD], "load_omega": [LOAD], "pos": ["me"],
+         "rot": ["me"], "vel": ["me"], "omega": ["me"], "others_pos": ["others"], "goal_pos": [GOAL],
+         "goal_rot": [GOAL], "agent_id": [], "past_actions": []}
+
+
+class TeamInputs:
+    """The model's input tensors (batch of one) for MAV `me`, or InputError naming the stale/missing source."""
+
+    def __init__(self, spec_inputs: list[dict], mavs: list[str], me: str, limit: np.ndarray, max_age_s: float):
+        unknown = [e["name"] for e in spec_inputs if e["name"] not in SOURCES]
+        if unknown:
+            raise ValueError(f"the model needs sensor(s) {unknown} that the MAV policy node has no source for "
+                             f"(it provides {sorted(SOURCES)})")
+        history = next((e["shape"][1] for e in spec_inputs if e["name"] == "past_actions"), 1)
+        self.latest = Latest(mavs, me, history, limit)
+        self.spec_inputs, self.max_age = spec_inputs, max_age_s
+        needed = {k for e in spec_inputs for k in NEEDS[e["name"]]}
+        self.sources = ([LOAD] if LOAD in needed else []) + ([me] if "me" in needed else []) \
+            + ([m for m in mavs if m != me] if "others" in needed else []) + ([GOAL] if GOAL in needed else [])
+        for e in spec_inputs:
+            got = list(SOURCES[e["name"]](self.latest).shape)
+            if got != list(e["shape"][1:]):
+                raise ValueError(f"model input {e['name']!r} expects per-MAV shape {e['shape'][1:]}, a team of "
+                                 f"{len(mavs)} MAVs gives {got}; export the policy for this team")
+
+    def put(self, key: str, values: tuple[float, ...], stamp_s: float) -> None:
+        self.latest.values.put(key, values, stamp_s)
+
+    def invalidate(self, key: str, reason: str) -> None:
+        self.latest.values.invalidate(key, reason)
+
+    def problem(self, now_s: float, keys: list[str] | None = None) -> InputError | None:
+        """The first unusable source among `keys` (default: all the model reads); the goal is latched (no age)."""
+        for key in self.sources if keys is None else keys:
+            bad = self.latest.values.problem(key, now_s, math.inf if key == GOAL else self.max_age)
+            if bad is not None:
+                return bad
+        return None
+
+    def inputs(self, now_s: float) -> dict[str, np.ndarray]:
+        bad = self.problem(now_s)
+        if bad is not None:
+            raise bad
+        return {e["name"]: np.asarray(SOURCES[e["name"]](self.latest), np.float32)[None] for e in self.spec_inputs}

@@ -1,0 +1,185 @@
+"""MAV policy node: one per MAV of a cable team, in its namespace. Load + team odometry -> ONNX -> `setpoint`.
+
+Runs the exported cable-team policy (observe() + actor + the classical controller's residual base +
+scaling, see docs/export.md) on onnxruntime at the model's control rate (100 Hz for mav_corl25):
+a step runs when `/load/odom` brings a new sample (at most once per period) and otherwise on a
+timer, so silence is noticed. Inputs come from `/load/odom`, this MAV's `odom`, the other MAVs'
+`odom` (if the model reads them) and the latched `/load/goal`; outputs the world-frame acceleration
++ roll/pitch body-rate set-point (`topics.SETPOINT`, yaw set-point 0 as in training), stamped with
+the load sample it answers.
+
+Watchdog (DESIGN contract 9: MAVs hold, then land together):
+- the load, another MAV or the goal missing / stale / invalid, or a non-finite model output: hold
+  this MAV's position where the fault began (a PD loop on its own odometry), WARN diagnostic;
+- its own odometry missing / stale: nothing sensible can be commanded, so no set-point is sent and
+  the flight controller's own failsafe takes over (level hover, then a bounded descent; see
+  ros_nodes/mav_sim_node.py), ERROR diagnostic.
+Both recover with the next good inputs. Onboard code: numpy + onnxruntime, never JAX.
+"""
+from __future__ import annotations
+
+import math
+import sys
+import time
+
+import numpy as np
+
+from policies.runtime import BadInput
+from ros_nodes import convert, health, mav_io, topics
+from ros_nodes.adapters import InputError
+from ros_nodes.policy_node import load_runtime
+from ros_nodes.runner import StartError, declare, ros_now, run_node
+
+DIAGNOSTIC_PERIOD_S = 0.5
+MIN_STEP_PERIODS = 0.9   # a load sample runs a step only this long after the previous one
+HOLD_GAINS = (4.0, 3.0)  # 1/s², 1/s: the position hold's PD (those of the classical controller's position loop)
+
+
+def hold_command(pos: np.ndarray, vel: np.ndarray, target: np.ndarray, limit: np.ndarray) -> np.ndarray:
+    """Hold `target`: world acceleration from a PD loop on position, no rate feed-forward, within `limit` (5,)."""
+    kp, kd = HOLD_GAINS
+    cmd = np.concatenate([kp * (target - pos) - kd * vel, np.zeros(2)])
+    return np.clip(cmd, -limit, limit)
+
+
+def make_node():
+    from rclpy.node import Node
+
+    from hardware.profile import ProfileError, load_profile
+
+    class MavPolicyNode(Node):
+        def __init__(self) -> None:
+            super().__init__("mav_policy")
+            p = lambda *a, **k: declare(self, *a, **k)  # noqa: E731
+            self.mav = p("mav", "", "this MAV's name (its namespace without '/')")
+            self.mavs = list(p("mavs", [""], "the team in agent-index order (the training env's order)"))
+            scenario = p("scenario", "cable", "cable scenario the model was trained on; checked against the model")
+            profile_name = p("profile", "mav_corl25", "MAV team profile; its hash is checked against the model")
+            path = p("policy_path", "", "exported cable-team policy .onnx")
+            rate = p("rate_hz", 0.0, "policy rate, checked against the model's (0: the profile's policy rate)", 0.0, 1000.0)
+            periods = p("watchdog_periods", 3.0, "inputs older than this many periods trip the watchdog", 1.0, 100.0)
+            if not self.mav or self.mav not in self.mavs:
+                raise StartError(f"parameter 'mav' = {self.mav!r} must be one of parameter 'mavs' = {self.mavs}")
+            try:
+                profile = load_profile(profile_name)
+            except ProfileError as exc:
+                raise StartError(str(exc)) from None
+            if profile.kind != "mav_team":
+                raise StartError(f"parameter 'profile' = {profile_name!r} is a {profile.kind!r} profile, not 'mav_team'")
+            self.rate_hz = rate or profile.control.policy_rate_hz
+            self.period = 1.0 / self.rate_hz
+            self.runtime = load_runtime(path, scenario, profile, self.rate_hz)
+            (cmd_spec,) = [e for e in self.runtime.spec["outputs"] if e["name"] == "cmd"]
+            self.limit = np.asarray(cmd_spec["high"], np.float64)
+            try:
+                self.inputs = mav_io.TeamInputs(self.runtime.spec["inputs"], self.mavs, self.mav, self.limit,
+                                                periods * self.period)
+            except ValueError as exc:
+                raise StartError(f"{path}: {exc}") from None
+            self.hidden = self.runtime.initial_state(1)
+            self.dog = health.Watchdog()
+            self.blind = False
+            self.hold_at: np.ndarray | None = None
+            self.steps = self.holds = 0
+            self.infer_s = 0.0
+            self.last_step = self.last_diag = -math.inf
+            self.load_stamp = 0.0
+            cls = topics.message_class
+            state = topics.qos_profile("state")
+            self.pub = self.create_publisher(cls(topics.SETPOINT.type), topics.SETPOINT.path(self.mav), state)
+            self.diag = self.create_publisher(cls(topics.DIAGNOSTICS.type), topics.DIAGNOSTICS.path(),
+                                              topics.qos_profile(topics.DIAGNOSTICS.qos))
+            # the load first: it triggers the step
+            self.create_subscription(cls(topics.LOAD_ODOM.type), topics.LOAD_ODOM.path(), self._on_load, state)
+            for m in sorted(self.mavs, key=lambda m: m != self.mav):
+                self.create_subscription(cls(topics.ODOM.type), topics.ODOM.path(m), self._on_odom(m), state)
+            self.create_subscription(cls(topics.LOAD_GOAL.type), topics.LOAD_GOAL.path(), self._on_goal,
+                                     topics.qos_profile(topics.LOAD_GOAL.qos))
+            self.create_timer(self.period, self._on_timer)
+            self.name_ = self.get_fully_qualified_name()
+            self.get_logger().info(f"running {path} for {self.mav} at {self.rate_hz:g} Hz")
+
+        def _store(self, key: str, msg, parse) -> None:
+            now = ros_now(self)
+            try:
+                self.inputs.put(key, parse(msg), mav_io.stamp_or(msg, now))
+            except convert.MessageError as exc:
+                self.inputs.invalidate(key, str(exc))
+
+        def _on_load(self, msg) -> None:
+            self._store(mav_io.LOAD, msg, lambda m: mav_io.odometry(m, "load odom"))
+            self.load_stamp = mav_io.stamp_or(msg, ros_now(self))
+            now = ros_now(self)
+            if now - self.last_step >= MIN_STEP_PERIODS * self.period:
+                self._step(now)
+
+        def _on_odom(self, mav: str):
+            return lambda msg: self._store(mav, msg, lambda m: mav_io.odometry(m, f"odom of {mav}"))
+
+        def _on_goal(self, msg) -> None:
+            self._store(mav_io.GOAL, msg, mav_io.goal_pose)
+
+        def _on_timer(self) -> None:
+            now = ros_now(self)
+            if now - self.last_step > 1.5 * self.period:  # no load sample lately: step anyway, the watchdog decides
+                self._step(now)
+            if now - self.last_diag > DIAGNOSTIC_PERIOD_S:
+                self._publish_diag(now)
+
+        def _step(self, now: float) -> None:
+            self.last_step = now
+            own = self.inputs.problem(now, [self.mav])
+            if own is not None:  # blind: send nothing, the flight controller's failsafe flies
+                changed = self.dog.trip(f"no set-point (flight-controller failsafe): {own}")
+                self.blind, self.hold_at = True, None
+                if changed:
+                    self.get_logger().error(self.dog.reason)
+                    self._publish_diag(now)
+                return
+            me = self.inputs.latest.row(self.mav)
+            try:
+                feeds = {**self.inputs.inputs(now), **self.hidden}
+                t0 = time.perf_counter()
+                out = self.runtime.run(feeds)
+                self.infer_s += time.perf_counter() - t0
+                self.steps += 1
+                cmd = np.asarray(out["cmd"], np.float64).reshape(-1)
+                if cmd.shape != self.limit.shape or not np.all(np.isfinite(cmd)):
+                    raise InputError("model output", f"expected {self.limit.size} finite numbers, got {cmd.tolist()}")
+                rec = self.runtime.spec["recurrent"]
+                if rec is not None:
+                    self.hidden = {rec["input"]: out[rec["output"]]}
+                changed, self.hold_at = self.dog.clear(), None
+            except (InputError, BadInput) as exc:
+                if self.hold_at is None:
+                    self.hold_at = me[0:3].copy()
+                cmd = hold_command(me[0:3], me[7:10], self.hold_at, self.limit)
+                self.holds += 1
+                changed = self.dog.trip(f"holding position: {exc}")
+                if changed:
+                    self.get_logger().warning(self.dog.reason)
+            self.blind = False
+            self.inputs.latest.sent(cmd)
+            self.pub.publish(mav_io.setpoint_msg(cmd, self.load_stamp or now))
+            if changed:
+                self._publish_diag(now)
+
+        def _publish_diag(self, now: float) -> None:
+            self.last_diag = now
+            mean_ms = 1e3 * self.infer_s / self.steps if self.steps else 0.0
+            s = health.watchdog_status(self.name_, self.mav, self.dog, {"inference_ms_mean": f"{mean_ms:.3f}",
+                                                                        "hold_steps": self.holds})
+            if not self.dog.ok:
+                s.level = bytes([health.ERROR if self.blind else health.WARN])
+                s.message = self.dog.reason
+            self.diag.publish(health.array(self.get_clock().now().to_msg(), [s]))
+
+    return MavPolicyNode()
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_node(make_node, "mav_policy_node", argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,205 @@
+"""The cable team as fake hardware for SITL: `CableEnv.step_physics` with each vehicle's flight-controller
+failsafes, a crude ground, and the mission's measurements. No ROS here (ros_nodes/mav_sim_node.py wraps it).
+
+Firmware: `step_physics` runs `controllers.quadrotor.step` (acceleration loop, tilt-first attitude loop,
+INDI / rate PID, mixer, motor lag) at the profile's physics rate inside every policy period, exactly as
+in training: the ROS boundary carries only the ~100 Hz set-points. Per MAV the firmware flies:
+- `fly`: its latest set-point while it is fresh (younger than `max_age_s`);
+- `hold`: once set-points stop, level hover: zero horizontal acceleration reference with velocity
+  damping, the INDI's external-acceleration estimate carrying this MAV's share of the load;
+- `descend`: after `hold_s` of hold, a bounded-rate descent (`descent_rate`) until it touches down;
+- `landed`: idle thrust (the controller's floor of 0.1 g), never a motor cut while the load hangs on it.
+A fresh set-point returns a holding MAV to `fly`; `land()` sends every MAV down together (end of mission).
+
+Ground (not in the training physics): after each period the load and the MAVs are kept at or above
+`task.ground_clearance`; what reaches it stops (velocity and load rates zeroed). A projection, not a
+contact model: enough for touch-down and a resting load, not for bounces or tipping.
+SITL tooling: imports JAX.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+FLY, HOLD, DESCEND, LANDED = "fly", "hold", "descend", "landed"
+DAMPING = 2.0  # 1/s: velocity damping of the hold and descent references
+
+
+@dataclass
+class Failsafe:
+    """Flight-controller failsafe timing (deployment YAML `failsafe:`)."""
+    hold_s: float = 2.0          # level hover this long after the last set-point, then descend
+    descent_rate: float = 0.3    # m/s, bounded descent when set-points stay away or to land
+    max_age_s: float = 0.03      # a set-point older than this is stale (watchdog periods / policy rate)
+
+
+@dataclass
+class GoalRecord:
+    """Per goal of the mission: errors over time and the success rule (inside the tolerance, held)."""
+    pos: tuple[float, ...]
+    quat: tuple[float, ...]
+    start_s: float
+    errors: list[tuple[float, float, float]] = field(default_factory=list)  # (t, position m, orientation deg)
+    success_at_s: float | None = None
+    inside_since: float | None = None
+
+
+class TeamSim:
+    """N MAVs and the load at rest in hover with the load at `start`; advance with `step(cmds, fresh)`."""
+
+    def __init__(self, profile: str, num_mavs: int, start: tuple[float, float, float], failsafe: Failsafe,
+                 cable_model: str | None = None):
+        from sim.cable.env import CableEnv
+        self.env = CableEnv(profile, num_agents=num_mavs, task="hover", cable_model=cable_model)
+        self.profile, self.n, self.failsafe = self.env.profile, num_mavs, failsafe
+        state = self.env.reset(jax.random.PRNGKey(0))[1]
+        shift = jnp.asarray(start, jnp.float32) - state.bodies.load_pos
+        b = state.bodies
+        self.state = state.replace(bodies=b.replace(pos=b.pos + shift, load_pos=b.load_pos + shift),
+                                   goal_pos=b.load_pos + shift)
+        self.dt = self.env.dt
+        self._step = jax.jit(self.env.step_physics)
+        self._step(self.state, jnp.zeros((num_mavs, 5), jnp.float32))  # compile now, not in the first period
+        self.mode = [FLY] * num_mavs
+        self.stale_since = [0.0] * num_mavs
+        self.t = 0.0
+        self.cmd = np.zeros((num_mavs, 5))
+        self.last_cmd_t = np.full(num_mavs, -math.inf)
+        self.min_separation = math.inf
+        self.max_tilt_deg = 0.0
+        self.slack_events = 0
+        self._slack = np.zeros(num_mavs, bool)
+        self.min_rotor_sum_loaded = math.inf  # smallest total thrust of a MAV whose cable pulled
+        self.landed_at: float | None = None
+        self.touchdown_speed = 0.0
+        self.goals: list[GoalRecord] = []
+        self.landing = False
+
+    # ---- inputs -----------------------------------------------------------------------------------
+    def setpoint(self, i: int, cmd: np.ndarray, t: float) -> None:
+        """A set-point for MAV i arrived at time t (s since release)."""
+        self.cmd[i], self.last_cmd_t[i] = cmd, t
+
+    def set_goal(self, pos: tuple[float, ...], quat_wxyz: tuple[float, ...]) -> None:
+        self.goals.append(GoalRecord(tuple(pos), tuple(quat_wxyz), self.t))
+        self.state = self.state.replace(goal_pos=jnp.asarray(pos, jnp.float32), goal_quat=jnp.asarray(quat_wxyz, jnp.float32))
+
+    def land(self) -> None:
+        """End of mission: every MAV descends at the bounded rate and lands, together."""
+        self.landing = True
+
+    # ---- the vehicles' firmware ---------------------------------------------------------------------
+    def firmware_commands(self) -> np.ndarray:
+        b = self.state.bodies
+        vel, pos = np.asarray(b.vel, np.float64), np.asarray(b.pos, np.float64)
+        fs, t = self.failsafe, self.t
+        lim = np.asarray(self.env.action_limit)
+        out = np.zeros((self.n, 5))
+        floor = self.profile.task.ground_clearance + 1e-3
+        for i in range(self.n):
+            fresh = t - self.last_cmd_t[i] <= fs.max_age_s
+            if self.mode[i] == LANDED:
+                out[i, 2] = -lim[2]
+                continue
+            if fresh and not self.landing:
+                self.mode[i] = FLY
+                out[i] = self.cmd[i]
+                continue
+            if self.mode[i] == FLY:
+                self.mode[i], self.stale_since[i] = (DESCEND if self.landing else HOLD), t
+            if self.mode[i] == HOLD and t - self.stale_since[i] >= fs.hold_s:
+                self.mode[i] = DESCEND
+            target = np.array([0.0, 0.0, -fs.descent_rate if self.mode[i] == DESCEND else 0.0])
+            out[i, :3] = -DAMPING * (vel[i] - target)
+            if self.mode[i] == DESCEND and pos[i, 2] <= floor:
+                self.mode[i] = LANDED
+        return np.clip(out, -lim, lim)
+
+    # ---- time ---------------------------------------------------------------------------------------
+    def step(self) -> None:
+        """One policy period: firmware commands, physics substeps, the ground, the measurements."""
+        cmds = self.firmware_commands()
+        before = self.state.bodies
+        self.state = self._step(self.state, jnp.asarray(cmds, jnp.float32))
+        self._ground(before)
+        self.t += self.dt
+        self._measure()
+
+    def _ground(self, before) -> None:
+        b, floor = self.state.bodies, self.profile.task.ground_clearance
+        load_down = float(b.load_pos[2]) < floor
+        mav_down = np.asarray(b.pos[:, 2]) < floor
+        if not (load_down or mav_down.any()):
+            return
+        if load_down:
+            self.touchdown_speed = max(self.touchdown_speed, float(-b.load_vel[2]))
+            b = b.replace(load_pos=b.load_pos.at[2].set(floor), load_vel=jnp.zeros(3), load_omega=jnp.zeros(3))
+        if mav_down.any():
+            down = jnp.asarray(mav_down)[:, None]
+            b = b.replace(pos=b.pos.at[:, 2].set(jnp.maximum(b.pos[:, 2], floor)),
+                          vel=jnp.where(down, 0.0, b.vel), omega=jnp.where(down, 0.0, b.omega))
+        self.state = self.state.replace(bodies=b)
+
+    def _measure(self) -> None:
+        b = self.state.bodies
+        pos = np.asarray(b.pos, np.float64)
+        iu, ju = np.triu_indices(self.n, 1)
+        self.min_separation = min(self.min_separation, float(np.min(np.linalg.norm(pos[iu] - pos[ju], axis=-1))))
+        rot = np.asarray(_rot(b.quat))
+        self.max_tilt_deg = max(self.max_tilt_deg, float(np.degrees(np.max(np.arccos(np.clip(rot[:, 2, 2], -1, 1))))))
+        tension = np.asarray(self.state.tension)
+        slack = tension <= 0.0
+        self.slack_events += int(np.sum(slack & ~self._slack))
+        self._slack = slack
+        loaded = tension > 0
+        if loaded.any():
+            self.min_rotor_sum_loaded = min(self.min_rotor_sum_loaded, float(np.min(np.asarray(b.thrust).sum(-1)[loaded])))
+        if self.landing and self.landed_at is None and all(m == LANDED for m in self.mode):
+            self.landed_at = round(self.t, 3)
+        if self.goals and not self.landing:
+            self._goal_errors(self.goals[-1])
+
+    def _goal_errors(self, g: GoalRecord) -> None:
+        e_pos, e_rot = (float(x) for x in self.env.errors(self.state))
+        deg = math.degrees(e_rot)
+        g.errors.append((round(self.t, 3), e_pos, deg))
+        t = self.profile.task
+        if e_pos <= t.success_position and deg <= t.success_orientation:
+            g.inside_since = self.t if g.inside_since is None else g.inside_since
+            if g.success_at_s is None and self.t - g.inside_since >= t.success_hold - 1e-9:
+                g.success_at_s = round(self.t - g.start_s, 3)
+        else:
+            g.inside_since = None
+
+    # ---- what the sensors see -----------------------------------------------------------------------
+    def bodies(self) -> dict[str, np.ndarray]:
+        b = self.state.bodies
+        return {k: np.asarray(getattr(b, k), np.float64) for k in ("pos", "vel", "quat", "omega", "load_pos", "load_vel",
+                                                                   "load_quat", "load_omega")}
+
+    def summary(self) -> dict:
+        goals = []
+        for g in self.goals:
+            errs = np.asarray([e[1:] for e in g.errors]) if g.errors else np.zeros((0, 2))
+            goals.append({"goal_pos": list(g.pos), "goal_quat_wxyz": list(g.quat), "start_s": round(g.start_s, 3),
+                          "success": g.success_at_s is not None, "success_after_s": g.success_at_s,
+                          "final_position_error_m": round(float(errs[-1, 0]), 4) if len(errs) else None,
+                          "final_orientation_error_deg": round(float(errs[-1, 1]), 3) if len(errs) else None,
+                          "min_position_error_m": round(float(errs[:, 0].min()), 4) if len(errs) else None,
+                          "error_trace": [list(map(lambda v: round(v, 4), e)) for e in g.errors[::10]]})
+        return {"elapsed_s": round(self.t, 3), "goals": goals, "min_mav_separation_m": round(self.min_separation, 4),
+                "mav_separation_limit_m": self.profile.task.min_mav_distance,
+                "separation_violated": self.min_separation < self.profile.task.min_mav_distance,
+                "slack_events": self.slack_events, "max_tilt_deg": round(self.max_tilt_deg, 2),
+                "modes": list(self.mode), "landed": self.landed_at is not None, "landed_at_s": self.landed_at,
+                "load_touchdown_speed_mps": round(self.touchdown_speed, 3),
+                "min_rotor_thrust_sum_with_load_n": round(self.min_rotor_sum_loaded, 4)}
+
+
+def _rot(quat):
+    from sim.cable.rotation import quat_to_rot
+    return quat_to_rot(quat)

@@ -1,0 +1,264 @@
+"""MAV sim node: the cable team as fake hardware for SITL (ros_nodes/mav_sim.py behind ROS topics).
+
+Every policy period (100 Hz for mav_corl25) it applies each MAV's latest `setpoint` through that
+vehicle's simulated flight controller (INDI / rate loop, mixer and motors at the physics rate, with
+the failsafes of `mav_sim.TeamSim`), and publishes each MAV's `odom` and `imu` and the load's
+`/load/odom` at their configured rates with Gaussian noise, a fixed latency and random drops (the
+deployment YAML's `sensors:`). It flies the mission: the latched `/load/goal` steps through the
+goal sequence (next goal once the current one is held `task.success_hold` s, or after
+`goal_timeout_s`), then every MAV lands. Fault injection: `blind_mav`'s odometry stops for
+`blind_for_s` from `blind_at_s` (its policy node cannot fly; the firmware holds, then descends).
+
+Like the fleet's sim node it holds the team (nothing published, no step) until every node is
+connected, writes a JSON summary (per goal: error trace, success; minimum MAV separation, slack
+events, maximum tilt, landing; load odometry -> set-point latency) to `summary_path` every second
+and at shutdown, and publishes it latched on `/sim/summary`. SITL tooling: imports JAX.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from collections import deque
+from pathlib import Path
+
+import numpy as np
+
+from ros_nodes import health, mav_io, topics
+from ros_nodes.runner import StartError, declare, ros_now, run_node
+from ros_nodes.sim_node import latency_stats
+
+SUMMARY_PERIOD_S = 1.0
+WAIT_LOG_PERIOD_S = 2.0
+
+
+def quat_from_rpy(roll: float, pitch: float, yaw: float) -> tuple[float, float, float, float]:
+    """(w, x, y, z) of R = Rz(yaw) Ry(pitch) Rx(roll)."""
+    cr, sr, cp, sp = math.cos(roll / 2), math.sin(roll / 2), math.cos(pitch / 2), math.sin(pitch / 2)
+    cy, sy = math.cos(yaw / 2), math.sin(yaw / 2)
+    return (cr * cp * cy + sr * sp * sy, sr * cp * cy - cr * sp * sy, cr * sp * cy + sr * cp * sy,
+            cr * cp * sy - sr * sp * cy)
+
+
+def make_node():
+    from rclpy.node import Node
+
+    from ros_nodes import convert
+    from ros_nodes.mav_sim import LANDED, Failsafe, TeamSim
+
+    class MavSimNode(Node):
+        def __init__(self) -> None:
+            super().__init__("mav_sim")
+            p = lambda *a, **k: declare(self, *a, **k)  # noqa: E731
+            self.mavs = list(p("mavs", [""], "the team in agent-index order"))
+            profile = p("profile", "mav_corl25", "MAV team profile")
+            start = list(p("start", [0.0, 0.0, 1.5], "load start position [x, y, z] (the team starts in hover)"))
+            goals = list(p("goals", [0.0], "goal sequence, flat [x, y, z, roll, pitch, yaw (deg)] per goal"))
+            self.goal_timeout = p("goal_timeout_s", 15.0, "move on to the next goal after this long", 0.1, 3600.0)
+            periods = p("watchdog_periods", 3.0, "a set-point older than this many periods is stale", 1.0, 100.0)
+            fs = Failsafe(hold_s=p("failsafe_hold_s", 2.0, "level hover this long before descending", 0.0, 60.0),
+                          descent_rate=p("failsafe_descent_rate", 0.3, "bounded descent rate, m/s", 0.05, 2.0))
+            self.rates = {k: p(f"{k}_rate_hz", 100.0, f"{k} publishing rate", 1.0, 1000.0) for k in ("odom", "imu", "load")}
+            self.noise = {k: p(f"noise_{k}", 0.0, f"Gaussian noise std of {k}", 0.0, 10.0)
+                          for k in ("position", "velocity", "attitude", "rate")}
+            self.latency = p("latency_s", 0.0, "sensor messages leave this long after they are measured", 0.0, 1.0)
+            self.drop = p("drop_fraction", 0.0, "fraction of sensor messages not published", 0.0, 1.0)
+            seed = p("seed", 0, "seed of the noise and drop draws", 0, 2**31 - 1)
+            self.blind = p("blind_mav", "", "fault injection: this MAV's odometry stops (empty: none)")
+            self.blind_at = p("blind_at_s", 0.0, "... from this time", 0.0, 3600.0)
+            self.blind_for = p("blind_for_s", 0.0, "... for this long", 0.0, 3600.0)
+            summary = p("summary_path", "", "write the JSON summary here (empty: only publish it)")
+            self.need_odom = p("odom_subscribers", 0, "hold the team until each odom has this many readers", 0, 10_000)
+            self.need_load = p("load_subscribers", 0, "... /load/odom and /load/goal this many", 0, 10_000)
+            self.need_setpoint = p("setpoint_publishers", 0, "... each setpoint this many writers", 0, 10_000)
+            n = len(self.mavs)
+            if not n or not all(self.mavs) or len(start) != 3 or len(goals) % 6 or not goals:
+                raise StartError(f"parameters: 'mavs' must name the team, 'start' be [x, y, z] and 'goals' 6 numbers "
+                                 f"per goal (got {len(goals)})")
+            if self.blind and self.blind not in self.mavs:
+                raise StartError(f"parameter 'blind_mav' = {self.blind!r} is not one of {self.mavs}")
+            try:
+                self.sim = TeamSim(profile, n, tuple(start), fs)
+            except Exception as exc:  # profile or team-size errors: one line
+                raise StartError(str(exc)) from None
+            fs.max_age_s = periods * self.sim.dt
+            self.goal_list = [(tuple(g[:3]), quat_from_rpy(*(math.radians(v) for v in g[3:])))
+                              for g in np.asarray(goals, float).reshape(-1, 6).tolist()]
+            self.goal_index = -1
+            self.rng = np.random.default_rng(seed)
+            self.summary_path = Path(summary) if summary else None
+            self.queue: deque = deque()  # (due time, publisher, message) for the latency model
+            self.sent: dict[float, tuple] = {}  # load odom stamp -> (perf_counter when it left, MAVs that answered)
+            self.latency_s: list[float] = []
+            self.reports: dict[str, dict] = {m: {} for m in self.mavs}
+            self.ticks = 0
+            self.t0 = ros_now(self)
+            self.released = False
+            self.done_at: float | None = None
+            self.last_summary = self.last_wait_log = -math.inf
+            cls, state = topics.message_class, topics.qos_profile("state")
+            self.odom_pubs = [self.create_publisher(cls(topics.ODOM.type), topics.ODOM.path(m), state) for m in self.mavs]
+            self.imu_pubs = [self.create_publisher(cls(topics.IMU.type), topics.IMU.path(m), state) for m in self.mavs]
+            self.load_pub = self.create_publisher(cls(topics.LOAD_ODOM.type), topics.LOAD_ODOM.path(), state)
+            self.goal_pub = self.create_publisher(cls(topics.LOAD_GOAL.type), topics.LOAD_GOAL.path(),
+                                                  topics.qos_profile(topics.LOAD_GOAL.qos))
+            self.summary_pub = self.create_publisher(cls(topics.SIM_SUMMARY.type), topics.SIM_SUMMARY.path(),
+                                                     topics.qos_profile(topics.SIM_SUMMARY.qos))
+            self.setpoint_subs = [self.create_subscription(cls(topics.SETPOINT.type), topics.SETPOINT.path(m),
+                                                           self._on_setpoint(i), state) for i, m in enumerate(self.mavs)]
+            self.create_subscription(cls(topics.DIAGNOSTICS.type), topics.DIAGNOSTICS.path(), self._on_diag,
+                                     topics.qos_profile(topics.DIAGNOSTICS.qos))
+            self._next_goal()
+            self.create_timer(self.sim.dt, self._on_timer)
+            self.convert = convert
+            self.get_logger().info(f"simulating {n} MAVs of {self.sim.profile.name} at {1 / self.sim.dt:g} Hz, "
+                                   f"{len(self.goal_list)} goal(s)")
+
+        # ---- inputs ---------------------------------------------------------------------------------
+        def _on_setpoint(self, i: int):
+            def cb(msg) -> None:
+                sent = self.sent.get(mav_io.stamp_or(msg, 0.0))
+                if sent is not None and i not in sent[1]:  # the first set-point of MAV i answering that sample
+                    sent[1].add(i)
+                    self.latency_s.append(time.perf_counter() - sent[0])
+                try:
+                    values = mav_io.setpoint_values(msg)
+                except self.convert.MessageError:
+                    return  # a bad set-point is no set-point: the firmware's freshness rule decides
+                self.sim.setpoint(i, np.asarray(values[:3] + values[3:5]), self.sim.t)
+            return cb
+
+        def _on_diag(self, msg) -> None:
+            for s in msg.status:
+                if s.hardware_id in self.reports:
+                    self.reports[s.hardware_id][s.name] = health.values_of(s)
+
+        def unconnected(self) -> list[str]:
+            counts = [(p.topic_name, p.get_subscription_count(), self.need_odom) for p in self.odom_pubs]
+            counts += [(p.topic_name, p.get_subscription_count(), self.need_load) for p in (self.load_pub, self.goal_pub)]
+            counts += [(s.topic_name, s.get_publisher_count(), self.need_setpoint) for s in self.setpoint_subs]
+            return [f"{name} {have}/{need}" for name, have, need in counts if have < need]
+
+        # ---- time -----------------------------------------------------------------------------------
+        def _next_goal(self) -> None:
+            self.goal_index += 1
+            if self.goal_index >= len(self.goal_list):
+                self.sim.land()
+                return
+            pos, quat = self.goal_list[self.goal_index]
+            self.sim.set_goal(pos, quat)
+            self.goal_pub.publish(mav_io.pose_msg(pos, quat, ros_now(self)))
+
+        def _on_timer(self) -> None:
+            now = ros_now(self)
+            if not self.released:
+                missing = self.unconnected()
+                if missing:
+                    if now - self.last_wait_log >= WAIT_LOG_PERIOD_S:
+                        self.last_wait_log = now
+                        self.get_logger().info(f"holding the team until it is connected; matched/needed: {', '.join(missing)}")
+                    return
+                self.get_logger().info(f"team connected after {now - self.t0:.2f} s: releasing it")
+                self.released, self.t0 = True, now
+                self._publish_sensors(now)
+                return
+            self.sim.step()
+            self.ticks += 1
+            goal = self.sim.goals[-1] if self.sim.goals and not self.sim.landing else None
+            if goal is not None and (goal.success_at_s is not None or self.sim.t - goal.start_s >= self.goal_timeout):
+                self._next_goal()
+            if self.done_at is None and self.sim.landed_at is not None:
+                self.done_at = self.sim.landed_at
+            self._publish_sensors(now)
+            if now - self.last_summary >= SUMMARY_PERIOD_S:
+                self.write_summary(now)
+
+        def _due(self, kind: str) -> bool:
+            return self.ticks % max(1, round(1.0 / (self.rates[kind] * self.sim.dt))) == 0
+
+        def _send(self, pub, msg, now: float) -> None:
+            if self.drop and self.rng.random() < self.drop:
+                return
+            self.queue.append((now + self.latency, pub, msg))
+
+        def _publish_sensors(self, now: float) -> None:
+            b, nz = self.sim.bodies(), self.noise
+            noisy = lambda x, s: x + (self.rng.normal(0.0, s, np.shape(x)) if s else 0.0)  # noqa: E731
+            if self._due("load"):
+                q = _jitter(b["load_quat"], nz["attitude"], self.rng)
+                self._send(self.load_pub, mav_io.odometry_msg(noisy(b["load_pos"], nz["position"]), q,
+                                                              noisy(b["load_vel"], nz["velocity"]),
+                                                              noisy(b["load_omega"], nz["rate"]), now, "load"), now)
+            blind_window = self.blind_at <= self.sim.t < self.blind_at + self.blind_for
+            for i, m in enumerate(self.mavs):
+                if self._due("odom") and not (m == self.blind and blind_window):
+                    q = _jitter(b["quat"][i], nz["attitude"], self.rng)
+                    self._send(self.odom_pubs[i], mav_io.odometry_msg(noisy(b["pos"][i], nz["position"]), q,
+                                                                      noisy(b["vel"][i], nz["velocity"]),
+                                                                      noisy(b["omega"][i], nz["rate"]), now, m), now)
+                if self._due("imu"):
+                    imu = topics.message_class(topics.IMU.type)()
+                    imu.header.frame_id = m
+                    self.convert.set_stamp(imu.header.stamp, now)
+                    w = noisy(b["omega"][i], nz["rate"])
+                    imu.angular_velocity.x, imu.angular_velocity.y, imu.angular_velocity.z = (float(v) for v in w)
+                    self._send(self.imu_pubs[i], imu, now)
+            while self.queue and self.queue[0][0] <= now + 1e-9:
+                _, pub, msg = self.queue.popleft()
+                if pub is self.load_pub:
+                    self.sent[mav_io.stamp_or(msg, 0.0)] = (time.perf_counter(), set())
+                pub.publish(msg)
+            if len(self.sent) > 1000:  # stamps nobody answered
+                self.sent = dict(list(self.sent.items())[-100:])
+
+        # ---- summary --------------------------------------------------------------------------------
+        def summary(self, now: float) -> dict:
+            doc = self.sim.summary()
+            doc.update({"elapsed_s": round(now - self.t0, 3), "sim_time_s": doc["elapsed_s"], "done_at_s": self.done_at,
+                        "mavs": {m: {"mode": self.sim.mode[i], "landed": self.sim.mode[i] == LANDED,
+                                     "watchdog_stops": sum(int(v.get("watchdog_stops", 0)) for v in self.reports[m].values()),
+                                     "hold_steps": sum(int(v.get("hold_steps", 0)) for v in self.reports[m].values()),
+                                     "node_ms_mean": {k: float(v[k]) for v in self.reports[m].values()
+                                                      for k in v if k.endswith("_ms_mean")}}
+                                 for i, m in enumerate(self.mavs)},
+                        "latency_ms": latency_stats(self.latency_s),
+                        "all_latencies_ms": [round(x * 1e3, 4) for x in self.latency_s]})
+            return doc
+
+        def write_summary(self, now: float, publish: bool = True) -> None:
+            self.last_summary = now
+            doc = self.summary(now)
+            if publish:
+                brief = {k: v for k, v in doc.items() if k != "all_latencies_ms"}
+                self.summary_pub.publish(topics.message_class(topics.SIM_SUMMARY.type)(data=json.dumps(brief)))
+            if self.summary_path:
+                tmp = self.summary_path.with_suffix(".tmp")
+                tmp.write_text(json.dumps(doc))
+                os.replace(tmp, self.summary_path)
+
+        def close(self) -> None:
+            if self.released:
+                self.write_summary(ros_now(self), publish=False)
+
+    return MavSimNode()
+
+
+def _jitter(quat_wxyz: np.ndarray, std: float, rng: np.random.Generator) -> np.ndarray:
+    """The attitude turned by a small random rotation (std rad per axis), renormalised."""
+    if not std:
+        return quat_wxyz
+    d = rng.normal(0.0, std / 2, 3)
+    w, x, y, z = quat_wxyz
+    q = np.array([w - d @ [x, y, z], w * d[0] + y * d[2] - z * d[1] + x, w * d[1] + z * d[0] - x * d[2] + y,
+                  w * d[2] + x * d[1] - y * d[0] + z])
+    return q / np.linalg.norm(q)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_node(make_node, "mav_sim_node", argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,167 @@
+"""Deployment YAML of a MAV team carrying a load -> the same kind of node plan as the ground fleets'.
+
+`plan.load_deployment` hands a config with a `mavs:` list here and `plan.fleet_plan` hands a
+`TeamDeployment` back to `team_plan`, so `marlstack sitl`, `ros2 launch` and the recorder treat both
+robot kinds alike (NodeSpec, PlanError, path rules and number checks are plan.py's). Pure Python.
+
+    name: cable3
+    profile: mav_corl25            # a mav_team profile
+    scenario: cable                # what the model was trained on (checked against it)
+    policy: ../out/demo/cable.onnx
+    watchdog_periods: 3            # optional; set-points / inputs older than this many policy periods are stale
+    mavs: [mav_0, mav_1, mav_2]    # agent order of the policy; the profile needs an attachment layout for this size
+    start: [0.0, 0.0, 1.5]         # load position at the start (the team starts in hover)
+    goals:                         # the mission, in order; each held success_hold s (or goal_timeout_s), then land
+      - {position: [0.5, 0.0, 1.6], rpy_deg: [0, 0, 30]}
+    goal_timeout_s: 15             # optional
+    failsafe: {hold_s: 2.0, descent_rate: 0.3}      # optional, the flight controllers' (see ros_nodes/mav_sim.py)
+    sensors: {odom_rate_hz: 100, imu_rate_hz: 100, load_rate_hz: 100, latency_s: 0.0, drop_fraction: 0.0,
+              noise: {position: 0.0, velocity: 0.0, attitude: 0.0, rate: 0.0}}   # optional, SITL only
+    sim: {seed: 0}                 # optional, SITL only
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from hardware.profile import ProfileError, load_profile
+from ros_nodes import topics
+from ros_nodes.plan import NAME, NodeSpec, PlanError, _number_list, _resolve
+
+KNOWN = {"name", "profile", "scenario", "policy", "rate_hz", "watchdog_periods", "mavs", "start", "goals",
+         "goal_timeout_s", "failsafe", "sensors", "sim"}
+FAILSAFE = {"hold_s": (2.0, 0.0, 60.0), "descent_rate": (0.3, 0.05, 2.0)}
+SENSORS = {"odom_rate_hz": (100.0, 1.0, 1000.0), "imu_rate_hz": (100.0, 1.0, 1000.0), "load_rate_hz": (100.0, 1.0, 1000.0),
+           "latency_s": (0.0, 0.0, 1.0), "drop_fraction": (0.0, 0.0, 0.99)}
+NOISE = {"position": (0.0, 0.0, 1.0), "velocity": (0.0, 0.0, 10.0), "attitude": (0.0, 0.0, 1.0), "rate": (0.0, 0.0, 10.0)}
+
+
+@dataclass(frozen=True)
+class TeamDeployment:
+    path: Path
+    name: str
+    profile: str
+    scenario: str
+    policy: Path
+    rate_hz: float
+    watchdog_periods: float
+    mavs: tuple[str, ...]
+    start: tuple[float, float, float]
+    goals: tuple[tuple[float, ...], ...]     # (x, y, z, roll, pitch, yaw [deg])
+    goal_timeout_s: float
+    failsafe: Mapping[str, float] = field(default_factory=dict)
+    sensors: Mapping[str, float] = field(default_factory=dict)  # incl. noise_<kind>
+    seed: int = 0
+
+    @property
+    def robot_names(self) -> list[str]:
+        return list(self.mavs)
+
+
+def _fail(where: str, msg: str) -> PlanError:
+    return PlanError(f"{where}: {msg}")
+
+
+def _numbers(raw: Any, table: dict[str, tuple[float, float, float]], where: str, key: str) -> dict[str, float]:
+    """A mapping of bounded numbers with defaults (`table`: name -> (default, low, high))."""
+    raw = raw or {}
+    if not isinstance(raw, Mapping) or set(raw) - set(table):
+        raise _fail(where, f"key '{key}' must be a mapping with keys among {', '.join(table)}, got {raw!r}")
+    out = {}
+    for k, (default, lo, hi) in table.items():
+        v = raw.get(k, default)
+        if not isinstance(v, (int, float)) or isinstance(v, bool) or not lo <= v <= hi:
+            raise _fail(where, f"key '{key}.{k}' must be a number in [{lo}, {hi}], got {v!r}")
+        out[k] = float(v)
+    return out
+
+
+def load_team(path: Path, data: Mapping[str, Any]) -> TeamDeployment:
+    where = str(path)
+    unknown = sorted(set(data) - KNOWN)
+    if unknown:
+        raise _fail(where, f"unknown key(s) {', '.join(unknown)} (a MAV team config has: {', '.join(sorted(KNOWN))})")
+    for key in ("profile", "policy", "mavs", "start", "goals"):
+        if key not in data:
+            raise _fail(where, f"missing key '{key}'")
+    try:
+        profile = load_profile(str(_resolve(path, str(data["profile"]))) if str(data["profile"]).endswith((".yaml", ".yml"))
+                               else str(data["profile"]))
+    except ProfileError as exc:
+        raise _fail(where, f"key 'profile': {exc}") from None
+    if profile.kind != "mav_team":
+        raise _fail(where, f"key 'profile': a config with 'mavs' needs a 'mav_team' profile, got kind {profile.kind!r}")
+    mavs = data["mavs"]
+    if not isinstance(mavs, list) or not mavs or not all(isinstance(m, str) and NAME.match(m) for m in mavs) \
+            or len(set(mavs)) != len(mavs):
+        raise _fail(where, f"key 'mavs' must list distinct ROS names (letters, digits, _), got {mavs!r}")
+    try:
+        profile.team(len(mavs))
+    except ProfileError as exc:
+        raise _fail(where, f"key 'mavs': {exc}") from None
+    rate = data.get("rate_hz", profile.control.policy_rate_hz)
+    if not isinstance(rate, (int, float)) or isinstance(rate, bool) or not 1 <= rate <= 1000:
+        raise _fail(where, f"key 'rate_hz' must be a number in [1, 1000] Hz, got {rate!r}")
+    periods = data.get("watchdog_periods", 3)
+    if not isinstance(periods, (int, float)) or isinstance(periods, bool) or not 1 <= periods <= 100:
+        raise _fail(where, f"key 'watchdog_periods' must be a number in [1, 100], got {periods!r}")
+    lo, hi = profile.task.workspace.low, profile.task.workspace.high
+
+    def inside(point: tuple[float, ...], key: str) -> tuple[float, ...]:
+        if not all(a < v < b for v, a, b in zip(point, lo, hi)):
+            raise _fail(where, f"key '{key}' = {list(point)} is outside the workspace of profile {profile.name} "
+                               f"({list(lo)} .. {list(hi)})")
+        return point
+    start = inside(_number_list(data["start"], 3, where, "start"), "start")
+    goals = data["goals"]
+    if not isinstance(goals, list) or not goals:
+        raise _fail(where, "key 'goals' must be a non-empty list of {position: [x, y, z], rpy_deg: [r, p, y]}")
+    parsed = []
+    for i, g in enumerate(goals):
+        if not isinstance(g, Mapping) or set(g) - {"position", "rpy_deg"} or "position" not in g:
+            raise _fail(where, f"key 'goals[{i}]' must be a mapping with position [x, y, z] and optional rpy_deg [r, p, y]")
+        pos = inside(_number_list(g["position"], 3, where, f"goals[{i}].position"), f"goals[{i}].position")
+        rpy = _number_list(g.get("rpy_deg", [0, 0, 0]), 3, where, f"goals[{i}].rpy_deg")
+        if max(abs(rpy[0]), abs(rpy[1])) > profile.task.goal_tilt_range:
+            raise _fail(where, f"key 'goals[{i}].rpy_deg': roll/pitch beyond the trained ±{profile.task.goal_tilt_range}°")
+        parsed.append(pos + rpy)
+    timeout = data.get("goal_timeout_s", 15.0)
+    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not 0.1 <= timeout <= 3600:
+        raise _fail(where, f"key 'goal_timeout_s' must be a number in [0.1, 3600] s, got {timeout!r}")
+    sensors_raw = dict(data.get("sensors") or {})
+    noise = _numbers(sensors_raw.pop("noise", None), NOISE, where, "sensors.noise")
+    sensors = {**_numbers(sensors_raw, SENSORS, where, "sensors"), **{f"noise_{k}": v for k, v in noise.items()}}
+    sim = data.get("sim", {}) or {}
+    seed = sim.get("seed", 0) if isinstance(sim, Mapping) else None
+    if not isinstance(seed, int) or isinstance(seed, bool) or set(sim) - {"seed"}:
+        raise _fail(where, f"key 'sim' must be a mapping like {{seed: 0}}, got {sim!r}")
+    return TeamDeployment(path=path, name=str(data.get("name", path.stem)), profile=profile.name,
+                          scenario=str(data.get("scenario", "cable")), policy=_resolve(path, str(data["policy"])),
+                          rate_hz=float(rate), watchdog_periods=float(periods), mavs=tuple(mavs), start=start,
+                          goals=tuple(parsed), goal_timeout_s=float(timeout),
+                          failsafe=_numbers(data.get("failsafe"), FAILSAFE, where, "failsafe"), sensors=sensors, seed=seed)
+
+
+def team_plan(dep: TeamDeployment, sitl: bool = False, record: str | Path | None = None,
+              summary_path: str | Path | None = None) -> list[NodeSpec]:
+    """One policy node per MAV (+ the recorder); with `sitl`, the MAV sim node stands in for the vehicles."""
+    mavs = list(dep.mavs)
+    common = {"profile": dep.profile, "mavs": mavs, "rate_hz": dep.rate_hz, "watchdog_periods": dep.watchdog_periods}
+    specs: list[NodeSpec] = []
+    if sitl:
+        # every policy node subscribes to every MAV's odom and to the load; the recorder too
+        specs.append(NodeSpec("mav_sim_node", "mav_sim", "/", {
+            "profile": dep.profile, "mavs": mavs, "watchdog_periods": dep.watchdog_periods, "seed": dep.seed,
+            "start": list(dep.start), "goals": [v for g in dep.goals for v in g], "goal_timeout_s": dep.goal_timeout_s,
+            **{f"failsafe_{k}": v for k, v in dep.failsafe.items()},
+            **dep.sensors,
+            "summary_path": str(summary_path or ""), "odom_subscribers": len(mavs) + bool(record),
+            "load_subscribers": len(mavs) + bool(record), "setpoint_publishers": 1}))
+    for m in mavs:
+        specs.append(NodeSpec("mav_policy_node", "mav_policy", f"/{m}", {
+            **common, "mav": m, "scenario": dep.scenario, "policy_path": str(dep.policy)}))
+    if record:
+        specs.append(NodeSpec("recorder_node", "recorder", "/", {
+            "output": str(record), "topics": sorted(topics.robot_topics(mavs, topics.MAV))}))
+    return specs

@@ -1,0 +1,88 @@
+"""MAV messages and the policy node's inputs (ros_nodes/mav_io.py), the hold command, the team plan: no DDS."""
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ros_nodes import mav_io
+from ros_nodes.adapters import MissingInput, StaleInput
+from ros_nodes.mav_policy_node import hold_command
+from ros_nodes.plan import PlanError, fleet_plan, load_deployment
+from sim.cable import spec as cable_spec
+
+MAVS = ["mav_0", "mav_1", "mav_2"]
+LIMIT = np.array([5.0, 5.0, 5.0, 3.0, 3.0])
+CABLE3 = Path(__file__).resolve().parents[2] / "launch" / "cable3.yaml"
+
+
+def spec_inputs(n=3, history=1):
+    return [{"name": k, "shape": ["B", *cable_spec.concrete_shape(v["shape"], n, history)]}
+            for k, v in cable_spec.SENSORS.items()]
+
+
+def test_odometry_round_trip_gives_world_velocity_and_body_rates():
+    yaw = math.radians(90)
+    quat = (math.cos(yaw / 2), 0.0, 0.0, math.sin(yaw / 2))  # w x y z: body x along world y
+    msg = mav_io.odometry_msg([1.0, 2.0, 3.0], quat, [0.0, 1.0, 0.0], [0.1, 0.2, 0.3], 5.0, "mav_0")
+    assert msg.twist.twist.linear.x == pytest.approx(1.0)  # world +y is body +x
+    values = mav_io.odometry(msg)
+    np.testing.assert_allclose(values[7:10], [0.0, 1.0, 0.0], atol=1e-12)
+    np.testing.assert_allclose(values[10:13], [0.1, 0.2, 0.3])
+    sp = mav_io.setpoint_values(mav_io.setpoint_msg([1, 2, 3, 0.5, -0.5], 5.0))
+    assert sp == pytest.approx((1, 2, 3, 0.5, -0.5, 0.0, 0.0))
+
+
+def test_inputs_follow_the_sensor_contract_and_name_what_is_stale():
+    inp = mav_io.TeamInputs(spec_inputs(), MAVS, "mav_1", LIMIT, max_age_s=0.1)
+    with pytest.raises(MissingInput, match="/load/odom"):
+        inp.inputs(0.0)
+    rest = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.1, 0.0, 0.0, 0.0, 0.0, 0.0)
+    for k, m in enumerate(MAVS):
+        inp.put(m, (float(k), 0.0, 2.0, *rest[3:]), 1.0)
+    inp.put(mav_io.LOAD, (0.0, 0.0, 1.0, *rest[3:]), 1.0)
+    inp.put(mav_io.GOAL, (1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0, *[0.0] * 6), 0.0)  # latched: never stale
+    inp.latest.sent(np.array([10.0, 0.0, 0.0, 1.5, 0.0]))
+    x = inp.inputs(1.05)
+    assert list(x) == list(cable_spec.SENSORS)
+    assert {k: list(v.shape[1:]) for k, v in x.items()} == {e["name"]: e["shape"][1:] for e in spec_inputs()}
+    np.testing.assert_allclose(x["others_pos"][0], [[0.0, 0.0, 2.0], [2.0, 0.0, 2.0]])  # agent order, self removed
+    np.testing.assert_allclose(x["agent_id"][0], [0, 1, 0])
+    np.testing.assert_allclose(x["past_actions"][0, 0], [1.0, 0.0, 0.0, 0.5, 0.0])  # clipped, over the limits
+    np.testing.assert_allclose(x["vel"][0], [0.1, 0.0, 0.0])
+    with pytest.raises(StaleInput, match="/load/odom"):
+        inp.inputs(1.2)
+    assert inp.problem(1.2, ["mav_1"]) is not None and inp.problem(1.05, ["mav_1"]) is None
+
+
+def test_a_model_with_an_unknown_sensor_or_another_team_size_is_refused():
+    with pytest.raises(ValueError, match="no source for"):
+        mav_io.TeamInputs(spec_inputs() + [{"name": "wind", "shape": ["B", 3]}], MAVS, "mav_0", LIMIT, 0.1)
+    with pytest.raises(ValueError, match="team of 3 MAVs"):
+        mav_io.TeamInputs(spec_inputs(n=4), MAVS, "mav_0", LIMIT, 0.1)
+
+
+def test_hold_command_pulls_back_to_the_hold_point_within_the_limits():
+    cmd = hold_command(np.array([0.0, 0.0, 1.0]), np.zeros(3), np.array([0.1, 0.0, 1.0]), LIMIT)
+    assert cmd[0] > 0 and cmd[1] == 0 and cmd[2] == 0 and not cmd[3:].any()
+    far = hold_command(np.zeros(3), np.zeros(3), np.array([100.0, 0, 0]), LIMIT)
+    assert far[0] == LIMIT[0]
+
+
+def test_team_plan_from_cable3_and_clear_errors(tmp_path):
+    dep = load_deployment(CABLE3)
+    specs = fleet_plan(dep, sitl=True, record=tmp_path / "bag", summary_path=tmp_path / "s.json")
+    assert [s.executable for s in specs] == ["mav_sim_node"] + ["mav_policy_node"] * 3 + ["recorder_node"]
+    assert specs[1].parameters["mav"] == "mav_0" and specs[1].namespace == "/mav_0"
+    assert len(specs[0].parameters["goals"]) == 6 * len(dep.goals)
+    assert "/load/odom" in specs[-1].parameters["topics"] and "/mav_2/setpoint" in specs[-1].parameters["topics"]
+    bad = tmp_path / "bad.yaml"
+    text = CABLE3.read_text()
+    for old, new, match in [("profile: mav_corl25", "profile: gritsbot_x", "needs a 'mav_team' profile"),
+                            ("mavs: [mav_0, mav_1, mav_2]", "mavs: [mav_0, mav_1]", "no attachment layout for 2"),
+                            ("start: [0.0, 0.0, 1.5]", "start: [0.0, 0.0, 9.5]", "outside the workspace"),
+                            ("hold_s: 2.0", "hold_s: -1", "failsafe.hold_s")]:
+        bad.write_text(text.replace(old, new))
+        with pytest.raises(PlanError, match=match) as err:
+            load_deployment(bad)
+        assert "\n" not in str(err.value) and str(bad) in str(err.value)
