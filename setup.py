@@ -31,6 +31,8 @@ NODES = {
     "sim_node": "ros_nodes.sim_node:main",
     "recorder_node": "ros_nodes.recorder_node:main",
     "rate_controller_node": "ros_nodes.rate_controller_node:main",
+    "mav_policy_node": "ros_nodes.mav_policy_node:main",
+    "mav_sim_node": "ros_nodes.mav_sim_node:main",
 }
 
 setup(
