@@ -65,6 +65,7 @@ class TeamSim:
         self._step = jax.jit(self.env.step_physics)
         self._step(self.state, jnp.zeros((num_mavs, 5), jnp.float32))  # compile now, not in the first period
         self.mode = [FLY] * num_mavs
+        self.events: list[tuple[float, int, str]] = []  # (time, MAV, new mode): every failsafe transition
         self.stale_since = [0.0] * num_mavs
         self.t = 0.0
         self.cmd = np.zeros((num_mavs, 5))
@@ -100,6 +101,7 @@ class TeamSim:
         lim = np.asarray(self.env.action_limit)
         out = np.zeros((self.n, 5))
         floor = self.profile.task.ground_clearance + 1e-3
+        before = list(self.mode)
         for i in range(self.n):
             fresh = t - self.last_cmd_t[i] <= fs.max_age_s
             if self.mode[i] == LANDED:
@@ -117,6 +119,7 @@ class TeamSim:
             out[i, :3] = -DAMPING * (vel[i] - target)
             if self.mode[i] == DESCEND and pos[i, 2] <= floor:
                 self.mode[i] = LANDED
+        self.events += [(round(t, 3), i, m) for i, (b, m) in enumerate(zip(before, self.mode)) if b != m]
         return np.clip(out, -lim, lim)
 
     # ---- time ---------------------------------------------------------------------------------------
@@ -195,7 +198,7 @@ class TeamSim:
                 "mav_separation_limit_m": self.profile.task.min_mav_distance,
                 "separation_violated": self.min_separation < self.profile.task.min_mav_distance,
                 "slack_events": self.slack_events, "max_tilt_deg": round(self.max_tilt_deg, 2),
-                "modes": list(self.mode), "landed": self.landed_at is not None, "landed_at_s": self.landed_at,
+                "modes": list(self.mode), "mode_changes": [list(e) for e in self.events[-50:]], "landed": self.landed_at is not None, "landed_at_s": self.landed_at,
                 "load_touchdown_speed_mps": round(self.touchdown_speed, 3),
                 "min_rotor_thrust_sum_with_load_n": round(self.min_rotor_sum_loaded, 4)}
 

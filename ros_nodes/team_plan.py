@@ -17,7 +17,7 @@ robot kinds alike (NodeSpec, PlanError, path rules and number checks are plan.py
     failsafe: {hold_s: 2.0, descent_rate: 0.3}      # optional, the flight controllers' (see ros_nodes/mav_sim.py)
     sensors: {odom_rate_hz: 100, imu_rate_hz: 100, load_rate_hz: 100, latency_s: 0.0, drop_fraction: 0.0,
               noise: {position: 0.0, velocity: 0.0, attitude: 0.0, rate: 0.0}}   # optional, SITL only
-    sim: {seed: 0}                 # optional, SITL only
+    sim: {seed: 0}                 # optional, SITL only; fault injection: blind_mav, blind_at_s, blind_for_s
 """
 from __future__ import annotations
 
@@ -34,6 +34,7 @@ KNOWN = {"name", "profile", "scenario", "policy", "rate_hz", "watchdog_periods",
 FAILSAFE = {"hold_s": (2.0, 0.0, 60.0), "descent_rate": (0.3, 0.05, 2.0)}
 SENSORS = {"odom_rate_hz": (100.0, 1.0, 1000.0), "imu_rate_hz": (100.0, 1.0, 1000.0), "load_rate_hz": (100.0, 1.0, 1000.0),
            "latency_s": (0.0, 0.0, 1.0), "drop_fraction": (0.0, 0.0, 0.99)}
+FAULT = {"blind_at_s": (0.0, 0.0, 3600.0), "blind_for_s": (0.0, 0.0, 3600.0)}  # sim: the fault injection
 NOISE = {"position": (0.0, 0.0, 1.0), "velocity": (0.0, 0.0, 10.0), "attitude": (0.0, 0.0, 1.0), "rate": (0.0, 0.0, 10.0)}
 
 
@@ -53,6 +54,7 @@ class TeamDeployment:
     failsafe: Mapping[str, float] = field(default_factory=dict)
     sensors: Mapping[str, float] = field(default_factory=dict)  # incl. noise_<kind>
     seed: int = 0
+    fault: Mapping[str, Any] = field(default_factory=dict)      # blind_mav, blind_at_s, blind_for_s
 
     @property
     def robot_names(self) -> list[str]:
@@ -132,15 +134,20 @@ def load_team(path: Path, data: Mapping[str, Any]) -> TeamDeployment:
     sensors_raw = dict(data.get("sensors") or {})
     noise = _numbers(sensors_raw.pop("noise", None), NOISE, where, "sensors.noise")
     sensors = {**_numbers(sensors_raw, SENSORS, where, "sensors"), **{f"noise_{k}": v for k, v in noise.items()}}
-    sim = data.get("sim", {}) or {}
-    seed = sim.get("seed", 0) if isinstance(sim, Mapping) else None
-    if not isinstance(seed, int) or isinstance(seed, bool) or set(sim) - {"seed"}:
-        raise _fail(where, f"key 'sim' must be a mapping like {{seed: 0}}, got {sim!r}")
+    sim = dict(data.get("sim", {}) or {}) if isinstance(data.get("sim", {}) or {}, Mapping) else None
+    seed = sim.pop("seed", 0) if sim is not None else None
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise _fail(where, f"key 'sim' must be a mapping like {{seed: 0}}, got {data.get('sim')!r}")
+    blind = sim.pop("blind_mav", "")
+    if blind and blind not in mavs:
+        raise _fail(where, f"key 'sim.blind_mav' must be one of {mavs}, got {blind!r}")
+    fault = {"blind_mav": blind, **_numbers(sim, FAULT, where, "sim")}
     return TeamDeployment(path=path, name=str(data.get("name", path.stem)), profile=profile.name,
                           scenario=str(data.get("scenario", "cable")), policy=_resolve(path, str(data["policy"])),
                           rate_hz=float(rate), watchdog_periods=float(periods), mavs=tuple(mavs), start=start,
                           goals=tuple(parsed), goal_timeout_s=float(timeout),
-                          failsafe=_numbers(data.get("failsafe"), FAILSAFE, where, "failsafe"), sensors=sensors, seed=seed)
+                          failsafe=_numbers(data.get("failsafe"), FAILSAFE, where, "failsafe"), sensors=sensors, seed=seed,
+                          fault=fault)
 
 
 def team_plan(dep: TeamDeployment, sitl: bool = False, record: str | Path | None = None,
@@ -155,7 +162,7 @@ def team_plan(dep: TeamDeployment, sitl: bool = False, record: str | Path | None
             "profile": dep.profile, "mavs": mavs, "watchdog_periods": dep.watchdog_periods, "seed": dep.seed,
             "start": list(dep.start), "goals": [v for g in dep.goals for v in g], "goal_timeout_s": dep.goal_timeout_s,
             **{f"failsafe_{k}": v for k, v in dep.failsafe.items()},
-            **dep.sensors,
+            **dep.sensors, **dep.fault,
             "summary_path": str(summary_path or ""), "odom_subscribers": len(mavs) + bool(record),
             "load_subscribers": len(mavs) + bool(record), "setpoint_publishers": 1}))
     for m in mavs:

@@ -1,0 +1,40 @@
+"""A MAV team's mission in software-in-the-loop over real DDS: 3 policy nodes + the MAV sim node + the recorder.
+
+The policy is an untrained residual `cable` run exported through `marlstack export` (the residual is
+near zero, so the classical controller inside the graph flies): the chain, not a trained policy, is
+under test. One goal, then landing; mav_1's odometry drops out for 0.3 s (its policy node trips, its
+flight controller holds, then it flies on).
+"""
+import yaml
+
+from bench.policy import write_untrained_run
+from ros_fixtures import REPO, sitl
+from rosbags.rosbag2 import Reader
+
+
+def test_three_mavs_reach_the_goal_ride_out_a_blind_spell_land_and_record(tmp_path):
+    from policies.export import export
+    run = write_untrained_run(tmp_path / "run", {"scenario": "cable", "num_seeds": 1, "hidden_sizes": [32, 32]})
+    export(run, tmp_path / "cable.onnx")
+    data = yaml.safe_load((REPO / "launch" / "cable3.yaml").read_text())
+    data.update(policy=str(tmp_path / "cable.onnx"), goals=[{"position": [0.3, 0.0, 1.5], "rpy_deg": [0, 0, 20]}],
+                goal_timeout_s=8, failsafe={"hold_s": 0.5, "descent_rate": 1.0},
+                sim={"seed": 0, "blind_mav": "mav_1", "blind_at_s": 0.5, "blind_for_s": 0.3})
+    config = tmp_path / "cable3.yaml"
+    config.write_text(yaml.safe_dump(data))
+    bag = tmp_path / "cable.mcap"
+    report, err = sitl(config, "--duration", "40", "--until-goals", "--record", str(bag))
+    assert report["ok"], report["error"]
+    team = report["team"]
+    (goal,) = team["goals"]
+    assert goal["success"] and goal["success_after_s"] < 8, goal
+    assert team["landed"] and team["modes"] == ["landed"] * 3
+    assert not team["separation_violated"] and team["max_tilt_deg"] < 30
+    assert [1, "hold"] in [e[1:] for e in team["mode_changes"]]           # mav_1's flight controller held
+    assert report["robots"]["mav_1"]["watchdog_stops"] >= 1                # its policy node said why
+    assert report["latency_ms"]["count"] > 100
+    assert all(code == 0 for code in report["exit_codes"].values()), report["exit_codes"]
+    with Reader(bag) as reader:
+        counts = {c.topic: c.msgcount for c in reader.connections}
+    assert counts["/load/goal"] == 1 and counts["/load/odom"] > 200
+    assert all(counts[f"/mav_{i}/setpoint"] > 100 and counts[f"/mav_{i}/odom"] > 100 for i in range(3))
