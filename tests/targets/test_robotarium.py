@@ -1,0 +1,97 @@
+"""`marlstack robotarium export`: the submission runs under rps 2.1.0 as the Robotarium would run it.
+
+rps 2.1.0 lives in its own venv (conftest), so the run also proves the folder imports nothing but
+the Robotarium's libraries. The starts of seed 2 are ones rps's initializer reaches within ~600
+steps; `random` and numpy are seeded so its charger poses and deadlock waypoints repeat.
+"""
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from marlstack.cli import main as marlstack
+from sim.fleet import FleetEnv
+from sim.rollout import policy_rollout, start_state
+from targets.robotarium import export_submission, foreign_imports
+
+RUNNER = Path(__file__).with_name("rps21_run.py")
+TASK_SEED = 2
+
+
+def run_submission(python: Path, folder: Path, tmp_path: Path) -> tuple[str, dict]:
+    record = tmp_path / "trajectory.npz"
+    env = {"MARLSTACK_SHOW_FIGURE": "0", "MARLSTACK_SIM_IN_REAL_TIME": "0", "MARLSTACK_TRAJECTORY": str(record),
+           "PATH": "/usr/bin:/bin", "MPLBACKEND": "Agg"}
+    proc = subprocess.run([str(python), str(RUNNER), "main", str(folder), "0"], capture_output=True, text=True,
+                          env=env, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout, dict(np.load(record))
+
+
+def imported_anywhere(folder: Path) -> set[str]:
+    """Top-level names of every import in the folder's Python files, inside functions too."""
+    names = set()
+    for path in folder.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                names.add(node.module.split(".")[0])
+    return names
+
+
+def check_debug(stdout: str) -> None:
+    assert "every robot at its goal after" in stdout, stdout
+    assert "your script will run on the Robotarium!" in stdout and "Errors detected" not in stdout, stdout
+
+
+@pytest.mark.parametrize("barrier", ["ours", "rps"])
+def test_submission_runs_on_rps_2_1(barrier, rps21, nav_policy, tmp_path):
+    folder = tmp_path / "submission"
+    task = export_submission(nav_policy, folder, barrier=barrier, seed=TASK_SEED)
+    assert task["parity_error"] <= 1e-5
+    assert foreign_imports(folder) == []
+    assert not {"jax", "onnxruntime", "onnx", "flax"} & imported_anywhere(folder)
+    stdout, record = run_submission(rps21, folder, tmp_path)
+    check_debug(stdout)
+    poses, arrived = record["poses"], int(record["arrived"])
+    goals = np.asarray(task["goals"])
+    assert arrived > 0 and np.hypot(*(poses[-1, :, :2] - goals).T).max() <= task["success_radius"]
+    # rps's initializer brought the robots to the task's starts (its own tolerance: 0.05 m)
+    assert np.hypot(*(poses[0, :, :2] - np.asarray(task["initial_conditions"])[:, :2]).T).max() <= 0.05
+    if barrier == "rps":
+        return  # rps's barrier solves its QP to cvxopt's 1e-2 tolerances: no trajectory to match
+    # marlstack sim, same policy (onnxruntime), same barrier (the JAX form of the same QP), from the poses
+    # rps started the experiment at: the trajectories agree (rps integrates in float64)
+    start = tmp_path / "start.json"
+    start.write_text(json.dumps({"initial_conditions": poses[0].tolist(), "goals": task["goals"]}))
+    with jax.enable_x64(True):
+        assert marlstack(["sim", "navigation", "--policy", str(nav_policy), "--start", str(start), "--float64",
+                          "--barrier", "unicycle_walls", "--steps", "1000", "-o", str(tmp_path / "sim")]) == 0
+    sim = np.load(tmp_path / "sim" / "trajectory.npz")["poses"]
+    assert sim.shape == poses.shape  # the same arrival step
+    assert np.abs(sim[..., :2] - poses[..., :2]).max() <= 1e-6
+
+
+def test_cli_refuses_bad_input_in_one_line(nav_policy, tmp_path, capsys):
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "keep.txt").write_text("mine")
+    cases = [([str(nav_policy), "-o", str(tmp_path / "a"), "--num-robots", "5"], "for 4 robots, not 5"),
+             ([str(tmp_path / "missing.onnx"), "-o", str(tmp_path / "b")], "no such policy file"),
+             ([str(nav_policy), "-o", str(tmp_path / "full")], "not empty")]
+    for argv, message in cases:
+        assert marlstack(["robotarium", "export", *argv]) == 1
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "a").exists() and (tmp_path / "full" / "keep.txt").read_text() == "mine"
+
+
+def test_missing_rps_2_1_fails_saying_where_to_get_it(tmp_path):
+    from conftest import find_wheel
+    with pytest.raises(FileNotFoundError, match="need rps 2.1.0.*github.com/robotarium/robotarium_python_simulator"):
+        find_wheel({}, tmp_path / "no_shared" / "wheels")
