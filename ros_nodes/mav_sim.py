@@ -148,13 +148,14 @@ class TeamSim:
         self.state = self.state.replace(bodies=b)
 
     def _measure(self) -> None:
-        b = self.state.bodies
+        """Numpy on one copy of the state (eager JAX ops here cost more than the jitted step)."""
+        b, tension = jax.device_get((self.state.bodies, self.state.tension))
         pos = np.asarray(b.pos, np.float64)
         iu, ju = np.triu_indices(self.n, 1)
         self.min_separation = min(self.min_separation, float(np.min(np.linalg.norm(pos[iu] - pos[ju], axis=-1))))
-        rot = np.asarray(_rot(b.quat))
-        self.max_tilt_deg = max(self.max_tilt_deg, float(np.degrees(np.max(np.arccos(np.clip(rot[:, 2, 2], -1, 1))))))
-        tension = np.asarray(self.state.tension)
+        q = np.asarray(b.quat, np.float64)  # w x y z: body z's world z component is 1 - 2 (x² + y²)
+        cos_tilt = np.clip(1 - 2 * (q[:, 1] ** 2 + q[:, 2] ** 2), -1, 1)
+        self.max_tilt_deg = max(self.max_tilt_deg, float(np.degrees(np.max(np.arccos(cos_tilt)))))
         slack = tension <= 0.0
         self.slack_events += int(np.sum(slack & ~self._slack))
         self._slack = slack
@@ -164,11 +165,12 @@ class TeamSim:
         if self.landing and self.landed_at is None and all(m == LANDED for m in self.mode):
             self.landed_at = round(self.t, 3)
         if self.goals and not self.landing:
-            self._goal_errors(self.goals[-1])
+            self._goal_errors(self.goals[-1], np.asarray(b.load_pos, np.float64), np.asarray(b.load_quat, np.float64))
 
-    def _goal_errors(self, g: GoalRecord) -> None:
-        e_pos, e_rot = (float(x) for x in self.env.errors(self.state))
-        deg = math.degrees(e_rot)
+    def _goal_errors(self, g: GoalRecord, load_pos: np.ndarray, load_quat: np.ndarray) -> None:
+        """The load's errors to goal `g` (as `CableEnv.errors`: distance, and the angle between the attitudes)."""
+        e_pos = float(np.linalg.norm(np.asarray(g.pos) - load_pos))
+        deg = math.degrees(2 * math.acos(min(1.0, abs(float(np.dot(np.asarray(g.quat), load_quat))))))
         g.errors.append((round(self.t, 3), e_pos, deg))
         t = self.profile.task
         if e_pos <= t.success_position and deg <= t.success_orientation:
@@ -180,7 +182,7 @@ class TeamSim:
 
     # ---- what the sensors see -----------------------------------------------------------------------
     def bodies(self) -> dict[str, np.ndarray]:
-        b = self.state.bodies
+        b = jax.device_get(self.state.bodies)
         return {k: np.asarray(getattr(b, k), np.float64) for k in ("pos", "vel", "quat", "omega", "load_pos", "load_vel",
                                                                    "load_quat", "load_omega")}
 
@@ -201,8 +203,3 @@ class TeamSim:
                 "modes": list(self.mode), "mode_changes": [list(e) for e in self.events[-50:]], "landed": self.landed_at is not None, "landed_at_s": self.landed_at,
                 "load_touchdown_speed_mps": round(self.touchdown_speed, 3),
                 "min_rotor_thrust_sum_with_load_n": round(self.min_rotor_sum_loaded, 4)}
-
-
-def _rot(quat):
-    from sim.cable.rotation import quat_to_rot
-    return quat_to_rot(quat)
