@@ -19,6 +19,7 @@ EXTRAS = {
     "ros": ["ros-rclpy", "ros-rmw-fastrtps-cpp", "rosbags", *ROS_MESSAGES],
     "replay": ["rosbags", "numpy", "pyyaml", "matplotlib", "pillow", "onnxruntime", "tqdm"],
     "sim2sim": ["pybullet"],
+    "hardware": ["pymavlink", "cflib"],  # flight-controller links (hardware/mavlink.py, hardware/crazyflie.py)
     "dev": ["pytest", "robotarium-python-simulator", "cvxopt", "jaxmarl", "qpax",
             "mcap", "mcap-ros2-support"],
 }
