@@ -45,7 +45,7 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=[PACKAGE, "sim*", "policies*", "controllers*", "ros_nodes*",
-                                    "hardware*", "bench*", "targets*"]),
+                                    "hardware*", "bench*", "targets*", "replay*"]),
     package_data={"hardware": ["vehicles/*.yaml", "urdf/*.urdf"], "policies": ["configs/*.yaml"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),

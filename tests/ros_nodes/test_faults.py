@@ -4,7 +4,7 @@ import sys
 
 from ros_fixtures import REPO, policies, run_scenario  # noqa: F401  (fixture)
 from ros_nodes.isolation import run_isolated
-from ros_nodes.replay.bag import Bag
+from replay.bag import Bag
 from ros_nodes.runner import EXIT_START_ERROR
 
 

@@ -15,7 +15,7 @@ from rosbags.typesys import Stores, get_typestore
 
 from ros_fixtures import REPO, config_with_policy, coverage_policy, policies, sitl  # noqa: F401  (fixtures)
 from ros_nodes.isolation import ros_env
-from ros_nodes.replay_cli import main as replay_main
+from replay.cli import main as replay_main
 
 
 def assert_safe_and_arrived(report, n):

@@ -12,7 +12,7 @@ import json
 import pytest
 
 from replay_fixtures import ROBOTS, policy_onnx, policy_run, write_bag
-from ros_nodes.replay_cli import main
+from replay.cli import main
 
 
 @pytest.fixture(scope="module")

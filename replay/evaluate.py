@@ -42,8 +42,8 @@ import numpy as np
 
 from ros_nodes import topics
 from ros_nodes.adapters import InputError, make_adapter
-from ros_nodes.replay.bag import Bag
-from ros_nodes.replay.fleet import FleetError, held, read_fleet
+from replay.bag import Bag
+from replay.fleet import FleetError, held, read_fleet
 
 NEEDED = (topics.POSE.name, topics.CMD_VEL_NOMINAL.name)  # and the task: each goal, or the landmarks
 GOAL, BAD_GOAL, POSE, BAD_POSE, COMMAND = range(5)  # order at equal log times: inputs before the command
@@ -290,7 +290,7 @@ def mixed_timing(fleet: Any, task: Any, me: str, t: float, period: float, new_ad
 
 def write_outputs(result: dict[str, Any], out: Path) -> None:
     """eval_commands.csv (every command: logged, policy's, whether it was compared) and eval_commands.png."""
-    from ros_nodes.replay import plots
+    from replay import plots
     out.mkdir(parents=True, exist_ok=True)
     with (out / "eval_commands.csv").open("w", encoding="utf-8") as f:
         f.write("t_s,robot,v_logged,omega_logged,v_policy,omega_policy,status\n")

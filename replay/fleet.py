@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ros_nodes import convert, topics
-from ros_nodes.replay.bag import Bag
+from replay.bag import Bag
 
 
 class FleetError(Exception):

@@ -19,8 +19,8 @@ from mcap_ros2.decoder import DecoderFactory
 from hardware.profile import load_profile
 from replay_fixtures import policy_onnx
 from ros_nodes.isolation import run_isolated
-from ros_nodes.replay.bag import Bag
-from ros_nodes.replay_cli import main
+from replay.bag import Bag
+from replay.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 DURATION_S = 3.0

@@ -27,7 +27,7 @@ import numpy as np
 
 from controllers.unicycle import saturate
 from ros_nodes.safety_node import INTERVENTION_TOL
-from ros_nodes.replay.fleet import FleetError, FleetLog, Stream, held
+from replay.fleet import FleetError, FleetLog, Stream, held
 
 SATURATION_TOL = 1e-9  # float round-off of the wheel-speed round trip
 

@@ -70,14 +70,14 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _info(args: argparse.Namespace, bag: Any) -> int:
-    from ros_nodes.replay.info import bag_info, format_info
+    from replay.info import bag_info, format_info
     info = bag_info(bag)
     print(json.dumps(info, indent=2) if args.json else format_info(info))
     return 0
 
 
 def _play(args: argparse.Namespace, bag: Any) -> int:
-    from ros_nodes.replay.play import play
+    from replay.play import play
     if not args.rate > 0:
         return _fail("play: --rate must be > 0")
     try:
@@ -90,8 +90,8 @@ def _play(args: argparse.Namespace, bag: Any) -> int:
 
 
 def _eval(args: argparse.Namespace, bag: Any) -> int:
-    from ros_nodes.replay.evaluate import evaluate, format_result, write_outputs
-    from ros_nodes.replay.fleet import load_config
+    from replay.evaluate import evaluate, format_result, write_outputs
+    from replay.fleet import load_config
     result = evaluate(bag, args.policy, load_config(args.config))
     if args.out:
         write_outputs(result, Path(args.out))
@@ -108,9 +108,9 @@ def _eval(args: argparse.Namespace, bag: Any) -> int:
 
 def _report(args: argparse.Namespace, bag: Any) -> int:
     from hardware.profile import load_profile
-    from ros_nodes.replay import metrics
-    from ros_nodes.replay.fleet import load_config
-    from ros_nodes.replay.report import FILES, format_summary, write_report
+    from replay import metrics
+    from replay.fleet import load_config
+    from replay.report import FILES, format_summary, write_report
     from tqdm import tqdm
 
     config = load_config(args.config)
@@ -134,7 +134,7 @@ def _report(args: argparse.Namespace, bag: Any) -> int:
 
 
 def _csv(args: argparse.Namespace, bag: Any) -> int:
-    from ros_nodes.replay.export import topic_to_csv
+    from replay.export import topic_to_csv
     try:
         n = topic_to_csv(bag, args.topic, Path(args.out))
     except KeyError:
@@ -157,8 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
     from hardware.profile import ProfileError
     from policies.spec import PolicyError
-    from ros_nodes.replay.bag import Bag, BagError
-    from ros_nodes.replay.fleet import FleetError
+    from replay.bag import Bag, BagError
+    from replay.fleet import FleetError
     try:
         bag = Bag(args.bag)
         return COMMANDS[args.cmd](args, bag)

@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from ros_nodes import topics
-from ros_nodes.replay import metrics, plots
-from ros_nodes.replay.bag import Bag
-from ros_nodes.replay.fleet import read_fleet
+from replay import metrics, plots
+from replay.bag import Bag
+from replay.fleet import read_fleet
 
 NEEDED = (topics.POSE.name, topics.CMD_VEL_NOMINAL.name, topics.CMD_VEL.name)
 FILES = ("metrics.json", "goal_errors.csv", "distances.csv", "interventions.csv",

@@ -12,7 +12,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from ros_nodes.replay.bag import Bag
+from replay.bag import Bag
 
 
 def flatten(msg: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:

@@ -16,7 +16,7 @@ from typing import Any, Iterable, Iterator
 import yaml
 from rosbags.typesys import Stores, get_types_from_idl, get_types_from_msg, get_typestore
 
-from ros_nodes.replay import mcap_records as mr
+from replay import mcap_records as mr
 
 STORAGE_SUFFIX = {".mcap": "mcap", ".db3": "sqlite3"}
 

@@ -11,7 +11,7 @@ import time
 from typing import Any, Callable, Iterable
 
 from ros_nodes import topics as stack_topics
-from ros_nodes.replay.bag import Bag
+from replay.bag import Bag
 
 CLOCK_TOPIC, CLOCK_TYPE = "/clock", "rosgraph_msgs/msg/Clock"
 DEFAULT_DEPTH = 10

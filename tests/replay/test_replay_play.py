@@ -19,7 +19,7 @@ from mcap_ros2.decoder import DecoderFactory
 from replay_fixtures import ROBOTS, known_fleet, write_bag
 from ros_nodes import topics
 from ros_nodes.isolation import isolated, ros_env
-from ros_nodes.replay.bag import Bag
+from replay.bag import Bag
 
 ROOT = Path(__file__).resolve().parents[2]
 
