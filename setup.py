@@ -17,7 +17,7 @@ EXTRAS = {
     "onboard": ["numpy", "onnxruntime", "cvxpy", "clarabel", "osqp", "pyyaml", "tqdm"],
     "train": ["jax", "flax", "optax", "onnx", "jax2onnx", "matplotlib", "pillow", "tqdm", "pyyaml"],
     "ros": ["ros-rclpy", "ros-rmw-fastrtps-cpp", "rosbags", *ROS_MESSAGES],
-    "replay": ["rosbags", "numpy", "pyyaml", "matplotlib", "pillow", "onnxruntime", "tqdm"],
+    "replay": ["rosbags", "numpy", "pyyaml", "matplotlib", "pillow", "onnxruntime", "tqdm", "pyulog", "pymavlink"],
     "sim2sim": ["pybullet"],
     "hardware": ["pymavlink", "cflib"],  # flight-controller links (hardware/mavlink.py, hardware/crazyflie.py)
     "dev": ["pytest", "robotarium-python-simulator", "cvxopt", "jaxmarl", "qpax",
