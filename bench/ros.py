@@ -8,6 +8,12 @@ PoseStamped at the same rate and timing the Twist the other sends back (two hops
 Both use the same QoS (best effort, depth 1). Also reported: each node's CPU share while the
 fleet runs. Policy: the scripted go-to-goal controller exported like a trained one.
 Goal (issue 6): p50 <= 2 ms and p99 <= 5 ms at 10 robots.
+
+The MAV chain (`--mavs`, issue 13): a SITL team (`launch/cable3.yaml`, holding the load at its start):
+the MAV sim node stamps `/load/odom` and times each MAV's first `setpoint` answering that stamp,
+through the MAV policy nodes (onnxruntime; an untrained residual cable policy, so the classical
+controller in the graph flies); also the achieved sim-loop and set-point rates and CPU per node.
+Goal: p50 <= 2 ms, p99 <= 5 ms for 3 MAVs.
 """
 from __future__ import annotations
 
@@ -32,8 +38,10 @@ RATE_HZ = 1 / 0.033  # the baseline's rate: gritsbot_x's control rate (the fleet
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--robots", type=int, nargs="+", default=[4, 10], help="fleet sizes (default 4 10)")
+    parser.add_argument("--robots", type=int, nargs="*", default=[4, 10], help="fleet sizes (default 4 10; none: skip)")
     parser.add_argument("--duration", type=float, default=20.0, help="seconds of steady running per case (default 20)")
+    parser.add_argument("--mavs", type=int, nargs="*", default=[3],
+                        help="MAV team sizes for the MAV chain, /load/odom -> setpoint (default 3; none: skip)")
     parser.add_argument("--safety", choices=["fleet", "onboard"], default="fleet", help="safety mode (default fleet)")
     parser.add_argument("--executor", choices=["events", "single"], nargs="+", default=["events"],
                         help="rclpy executor(s) the nodes spin in (ros_nodes/runner.py); give both to compare "
@@ -53,6 +61,52 @@ def fleet_config(n: int, policy: Path, safety: str, path: Path) -> Path:
     path.write_text(yaml.safe_dump({"name": f"bench_{n}", "profile": "gritsbot_x", "policy": str(policy),
                                     "safety": {"mode": safety}, "robots": robots}))
     return path
+
+
+def team_config(n: int, policy: Path, path: Path) -> Path:
+    """launch/cable3.yaml for n MAVs holding the load at its start for the whole run (no landing inside it)."""
+    data = yaml.safe_load((Path(__file__).resolve().parent.parent / "launch" / "cable3.yaml").read_text())
+    data.update(name=f"bench_cable_{n}", policy=str(policy), mavs=[f"mav_{i}" for i in range(n)],
+                goals=[{"position": data["start"]}], goal_timeout_s=3600)
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def team_policy(n: int, path: Path) -> Path:
+    """An untrained residual cable-team policy for n MAVs, exported like a trained one (the carrot flies)."""
+    from bench.policy import write_untrained_run
+    from policies.export import export
+    run = write_untrained_run(path.with_suffix(""), {"scenario": "cable", "num_agents": n, "num_seeds": 1})
+    export(run, path)
+    return path
+
+
+def team_rows(n: int, executor: str, duration: float, tmp: Path, b50: float, b99: float) -> list[Row]:
+    """The MAV chain: load odometry -> every MAV's set-point latency, achieved rates, CPU per node."""
+    report = run_sitl(team_config(n, team_policy(n, tmp / f"cable_{n}.onnx"), tmp / f"team_{n}.yaml"), duration,
+                      executor)
+    lat, params = report["latency_ms"], {"mavs": n, "rate_hz": 100.0, "executor": executor}
+    rows = [Row(params, f"load odom->setpoint p{q}", "ms", math.inf if lat[f"p{q}"] is None else lat[f"p{q}"],
+                base_q, "rclpy ping-pong (2 processes)", higher_is_better=False,
+                extra={"goal_ms": goal, "samples": lat["count"]})
+            for q, base_q, goal in ((50, b50, GOAL_P50_MS), (99, b99, GOAL_P99_MS))]
+    rows.append(Row(params, "sim node loop rate (achieved)", "Hz", report["team"]["sim_rate_hz"], 100.0, "nominal"))
+    rows.append(Row(params, "set-point rate per MAV (mean, achieved)", "Hz",
+                    statistics.mean(r["setpoint_rate_hz"] for r in report["robots"].values()), 100.0, "nominal"))
+    values = [r["node_ms_mean"]["inference_ms_mean"] for r in report["robots"].values()
+              if "inference_ms_mean" in r["node_ms_mean"]]
+    if values:
+        rows.append(Row(params, "policy inference (in node)", "ms", statistics.mean(values), None, "-",
+                        higher_is_better=False))
+    return rows + cpu_rows(report, params)
+
+
+def cpu_rows(report: dict, params: dict) -> list[Row]:
+    by_kind: dict[str, list[float]] = {}
+    for node, pct in report["cpu_percent"].items():
+        by_kind.setdefault(node.rsplit("/", 1)[-1], []).append(pct)
+    return [Row(params, f"cpu {kind} (mean of {len(pcts)})", "% of a core", statistics.mean(pcts), None, "-",
+                higher_is_better=False) for kind, pcts in sorted(by_kind.items())]
 
 
 def run_sitl(config: Path, duration: float, executor: str) -> dict:
@@ -108,12 +162,9 @@ def run(args: argparse.Namespace) -> list[Row]:
                 values = [r["node_ms_mean"][key] for r in report["robots"].values() if key in r["node_ms_mean"]]
                 if values:
                     rows.append(Row(params, label, "ms", statistics.mean(values), None, "-", higher_is_better=False))
-            by_kind: dict[str, list[float]] = {}
-            for node, pct in report["cpu_percent"].items():
-                by_kind.setdefault(node.rsplit("/", 1)[-1], []).append(pct)
-            for kind, pcts in sorted(by_kind.items()):
-                rows.append(Row(params, f"cpu {kind} (mean of {len(pcts)})", "% of a core", statistics.mean(pcts),
-                                None, "-", higher_is_better=False))
+            rows += cpu_rows(report, params)
+        for n, executor in itertools.product(args.mavs, args.executor):
+            rows += team_rows(n, executor, args.duration, Path(tmp), b50, b99)
     return rows
 
 

@@ -31,7 +31,7 @@ from ros_nodes.policy_node import load_runtime
 from ros_nodes.runner import StartError, declare, ros_now, run_node
 
 DIAGNOSTIC_PERIOD_S = 0.5
-MIN_STEP_PERIODS = 0.9   # a load sample runs a step only this long after the previous one
+MIN_STEP_PERIODS = 0.5   # a load sample runs a step unless one ran less than this long ago (bunched samples)
 HOLD_GAINS = (4.0, 3.0)  # 1/s², 1/s: the position hold's PD (those of the classical controller's position loop)
 
 

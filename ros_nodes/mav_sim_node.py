@@ -94,6 +94,7 @@ def make_node():
             self.latency_s: list[float] = []
             self.reports: dict[str, dict] = {m: {} for m in self.mavs}
             self.ticks = 0
+            self.setpoints_in = [0] * n
             self.t0 = ros_now(self)
             self.released = False
             self.done_at: float | None = None
@@ -128,6 +129,7 @@ def make_node():
                 except self.convert.MessageError:
                     return  # a bad set-point is no set-point: the firmware's freshness rule decides
                 self.sim.setpoint(i, np.asarray(values[:3] + values[3:5]), self.sim.t)
+                self.setpoints_in[i] += self.released
             return cb
 
         def _on_diag(self, msg) -> None:
@@ -216,8 +218,11 @@ def make_node():
         # ---- summary --------------------------------------------------------------------------------
         def summary(self, now: float) -> dict:
             doc = self.sim.summary()
+            wall = max(now - self.t0, 1e-9)
             doc.update({"elapsed_s": round(now - self.t0, 3), "sim_time_s": doc["elapsed_s"], "done_at_s": self.done_at,
+                        "sim_rate_hz": round(self.ticks / wall, 2),  # achieved, vs the policy rate it should hold
                         "mavs": {m: {"mode": self.sim.mode[i], "landed": self.sim.mode[i] == LANDED,
+                                     "setpoint_rate_hz": round(self.setpoints_in[i] / wall, 2),
                                      "watchdog_stops": sum(int(v.get("watchdog_stops", 0)) for v in self.reports[m].values()),
                                      "hold_steps": sum(int(v.get("hold_steps", 0)) for v in self.reports[m].values()),
                                      "node_ms_mean": {k: float(v[k]) for v in self.reports[m].values()
