@@ -121,6 +121,15 @@ class Reward:
 
 
 @dataclasses.dataclass(frozen=True)
+class Safety:
+    """The MAV barrier certificate on the commanded acceleration (controllers/mav_barrier.py)."""
+    separation: float = field(0.0, 10.0, "certified smallest distance between MAV centres", "m")
+    floor: float = field(0.0, 100.0, "certified lowest MAV altitude", "m")
+    wall_margin: float = field(0.0, 10.0, "certified distance of every MAV from the workspace's sides and top", "m")
+    gain: float = field(0.01, 100.0, "decay rate k of both barrier stages (h' + k h >= 0 twice)", "1/s")
+
+
+@dataclasses.dataclass(frozen=True)
 class MavTeamProfile:
     """A team of quadrotors carrying a rigid load on cables, with its low-level control and task."""
     name: str
@@ -133,6 +142,7 @@ class MavTeamProfile:
     control: Control
     task: Task
     reward: Reward
+    safety: Safety
 
     def team(self, num_mavs: int) -> Team:
         """The attachment layout for `num_mavs` cables; a clear error when the profile has none."""
@@ -172,5 +182,7 @@ class MavTeamProfile:
             if lift <= self.load.mass * self.gravity:
                 raise ProfileError(f"{where}: a team of {n} cannot lift load.mass at quadrotor.max_rotor_thrust")
         ws = self.task.workspace
+        if self.safety.separation < self.task.min_mav_distance:
+            raise ProfileError(f"{where}: safety.separation must be at least task.min_mav_distance")
         if not all(lo < hi for lo, hi in zip(ws.low, ws.high)):
             raise ProfileError(f"{where}: task.workspace needs low < high on every axis, got {ws}")

@@ -36,6 +36,7 @@ import numpy as np
 from flax import struct
 
 from controllers import quadrotor
+from controllers.mav_barrier_jax import mav_barrier
 from hardware import load_profile
 from sim.cable import carrot
 from sim.cable.dynamics import Bodies, cable_vectors, physics_step
@@ -113,7 +114,7 @@ class CableEnv:
     def __init__(self, profile: Any = "mav_corl25", num_agents: int = 3, task: str = "hover",
                  cable_model: str | None = None, inner_loop: str | None = None, failure: bool = False,
                  history: int = 1, world_state: bool = False, max_steps: int | None = None,
-                 free_flight: bool = False, residual: float = 0.0):
+                 free_flight: bool = False, residual: float = 0.0, barrier: bool = False):
         p = load_profile(profile) if isinstance(profile, str) else profile
         if cable_model is not None:
             p = dataclasses.replace(p, cable=dataclasses.replace(p.cable, model=cable_model))
@@ -128,6 +129,8 @@ class CableEnv:
         self.failure, self.history, self.use_world_state = failure, history, world_state
         self.free_flight = free_flight  # cables released from the start (the benchmark's free-flyer baseline)
         self.residual = residual
+        # the MAV barrier certificate on the commanded acceleration (controllers/mav_barrier.py), every step
+        self.barrier = mav_barrier(p, num_agents) if barrier else None
         self.team_constants = carrot.team_constants(p, num_agents)
         self.hold_steps = max(1, int(round(p.task.success_hold * p.control.policy_rate_hz)))
         self.agents = [f"agent_{i}" for i in range(num_agents)]
@@ -252,6 +255,7 @@ class CableEnv:
         lim = jnp.asarray(self.action_limit * (self.residual if self.residual > 0 else 1.0), jnp.float32)
         act = jnp.clip(act.astype(jnp.float32), -lim, lim)
         cmd = self.command(self.sense(state), act)
+        cmd, shield = self.shield(state, cmd)
         nxt = self.step_physics(state, cmd)
         terminated = self.terminated(nxt)
         e_pos, e_rot = self.errors(nxt)
@@ -261,13 +265,24 @@ class CableEnv:
         truncated = nxt.step >= self.max_steps
         done = terminated | solved | truncated
         reward = self.reward(nxt, state, act / lim, terminated, solved)
-        info = self.info(nxt)
+        info = {**self.info(nxt), **shield}
         _, state_re = self.reset(key)
         state_out = jax.tree.map(lambda a, b: jnp.where(done, a, b), state_re, nxt)
         obs_out = self.get_obs(state_out)
         rewards = {a: reward[i] for i, a in enumerate(self.agents)}
         dones = {a: done for a in self.agents} | {"__all__": done}
         return obs_out, state_out, rewards, dones, info
+
+    def shield(self, state: CableState, cmd: jnp.ndarray) -> tuple[jnp.ndarray, dict[str, jnp.ndarray]]:
+        """The barrier certificate on the commands' accelerations (failed MAVs are obstacles), when enabled;
+        info: per-MAV `barrier_intervention` (m/s²) and `barrier_ok`."""
+        n = self.num_agents
+        if self.barrier is None:
+            return cmd, {"barrier_intervention": jnp.zeros(n), "barrier_ok": jnp.ones(n, bool)}
+        b = state.bodies
+        acc, info = self.barrier(b.pos, b.vel, cmd[:, :3], self.working(state))
+        return (jnp.concatenate([acc, cmd[:, 3:]], -1),
+                {"barrier_intervention": info["intervention"], "barrier_ok": jnp.broadcast_to(info["status"] == 0, (n,))})
 
     def command(self, sensors: dict[str, jnp.ndarray], action: jnp.ndarray) -> jnp.ndarray:
         """(N, 5) policy actions → commands in physical units (see module `command`)."""

@@ -1,0 +1,54 @@
+"""The MAV team's barrier certificate for training and evaluation: jit- and vmap-able.
+
+`mav_barrier(profile, N)` returns `fn(pos, vel, a_nom, active=None) -> (a_safe, info)`: the exact QP of
+`controllers.mav_barrier` solved by the ground fleet's dual active-set solver (`controllers.barrier_jax`).
+Inactive MAVs (failed, stopped) are obstacles whose acceleration is zero; their command passes through.
+A non-finite input or an infeasible QP yields zero acceleration command for everyone (hover) and a status.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+
+from controllers.barrier_jax import INFEASIBLE, MAX_ITERATIONS, NONFINITE, OK, kkt_residual, solve_qp
+from controllers.mav_barrier import barriers, mav_barrier_spec, rows
+
+
+def mav_barrier(profile: Any, num_mavs: int, max_iter: int | None = None) -> Callable:
+    spec = mav_barrier_spec(profile)
+    n = num_mavs
+    cap = 10 * n + 16 if max_iter is None else max_iter
+
+    def fn(pos: jax.Array, vel: jax.Array, a_nom: jax.Array, active: jax.Array | None = None):
+        active = jnp.ones(n, bool) if active is None else active
+        finite = jnp.all(jnp.isfinite(pos)) & jnp.all(jnp.isfinite(vel)) & jnp.all(jnp.isfinite(a_nom))
+        pos, vel = jnp.where(finite, pos, 0.0), jnp.where(finite, vel, 0.0)
+        a_nom = jnp.where(finite, a_nom, 0.0)
+        a, b = rows(spec, pos, vel)
+        # an inactive MAV's columns are pinned at zero acceleration: its rows move to the right-hand side
+        # with a zero contribution, and its own wall / limit rows are dropped (it is not ours to steer)
+        cols = jnp.repeat(active, 3)
+        a = jnp.where(cols[None, :], a, 0.0)
+        norm = jnp.linalg.norm(a, axis=-1)
+        keep = norm > 1e-9
+        a = a / jnp.where(keep, norm, 1.0)[:, None]
+        b = jnp.where(keep, b / jnp.where(keep, norm, 1.0), jnp.maximum(b, 0.0))
+        uhat = jnp.where(cols, a_nom.reshape(-1), 0.0)
+        sol = solve_qp(a, b, uhat, cap)
+        ok = finite & sol["converged"] & jnp.all(jnp.isfinite(sol["x"]))
+        status = jnp.where(~finite, NONFINITE, jnp.where(sol["infeasible"], INFEASIBLE,
+                           jnp.where(ok, OK, MAX_ITERATIONS))).astype(jnp.int32)
+        safe = jnp.where(ok, sol["x"].reshape(n, 3), 0.0)
+        safe = jnp.where(active[:, None], safe, a_nom)
+        du = jnp.where(active[:, None], safe - a_nom, 0.0)
+        info = {"status": status, "intervention": jnp.linalg.norm(du, axis=-1),
+                "residual": kkt_residual(a, b, uhat, sol), "iterations": sol["iterations"],
+                **barriers(spec, pos)}
+        return safe, info
+
+    return fn
+
+
+__all__ = ["mav_barrier", "OK", "INFEASIBLE", "NONFINITE", "MAX_ITERATIONS"]
