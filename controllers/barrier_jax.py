@@ -19,7 +19,7 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 
-from controllers.barrier_qp import BarrierSpec, barrier_spec, command, min_barrier, nominal, nominal_si, qp_rows
+from controllers.barrier_qp import BarrierSpec, barrier_spec, command, fix_robots, min_barrier, nominal, nominal_si, qp_rows
 
 OK, INFEASIBLE, NONFINITE, MAX_ITERATIONS = 0, 1, 2, 3
 STATUS_NAMES = {OK: "optimal", INFEASIBLE: "infeasible", NONFINITE: "nonfinite_input",
@@ -114,11 +114,15 @@ def make_barrier(spec: BarrierSpec, num_robots: int, max_iter: int | None = None
     n = num_robots
     cap = 4 * 2 * n + 8 if max_iter is None else max_iter
 
-    def fn(poses: jax.Array, u: jax.Array) -> tuple[jax.Array, dict[str, jax.Array]]:
+    def fn(poses: jax.Array, u: jax.Array, active: jax.Array | None = None) -> tuple[jax.Array, dict[str, jax.Array]]:
         finite = jnp.all(jnp.isfinite(poses)) & jnp.all(jnp.isfinite(u))
         poses = jnp.where(finite, poses, 0.0)
         u = jnp.where(finite, u, 0.0)
         a, b = qp_rows(spec, poses)
+        if active is not None:  # inactive robots are fixed obstacles: velocity 0, the others avoid them
+            active = jnp.asarray(active, bool).reshape(n)
+            u = jnp.where(active[:, None], u, 0.0)
+            a, b = fix_robots(a, b, active)
         a = a.reshape(a.shape[0], 2 * n)
         uhat = nominal_si(spec, poses, u).reshape(2 * n)
         sol = solve_qp(a, b, uhat, cap)
@@ -137,7 +141,10 @@ def make_barrier(spec: BarrierSpec, num_robots: int, max_iter: int | None = None
 
 def unicycle_barrier(profile: Any, num_robots: int, form: str = "unicycle_walls",
                      max_iter: int | None = None) -> Callable:
-    """fn(poses (N, 3), u (N, 2) = (v, ω)) -> (u_safe (N, 2), info).
+    """fn(poses (N, 3), u (N, 2) = (v, ω), active=None) -> (u_safe (N, 2), info).
+
+    active: optional (N,) bool; robots outside it (failed, parked, masked agents) get u_safe = 0
+    and enter the QP as fixed obstacles, so the active ones take each avoidance in full.
 
     info: "status" (int32, `STATUS_NAMES`; not OK → u_safe = 0, brake); "intervention" (N,)
     ‖u_safe − û‖ per robot (û: u saturated as the robot would, `barrier_qp.nominal`);

@@ -216,6 +216,20 @@ def qp_rows(spec: BarrierSpec, poses: Any, obstacles: Any = None, obstacle_veloc
     return m.concatenate(blocks, axis=0), m.concatenate(bounds, axis=0)
 
 
+def fix_robots(a: Any, b: Any, active: Any) -> tuple[Any, Any]:
+    """Rows (M, N, 2), bounds (M,) of `qp_rows` with the robots outside `active` (N,) fixed at zero
+    velocity: their coefficients are dropped and each row re-scaled to unit norm, so a pair with
+    one stopped robot becomes that robot's obstacle row (the moving one takes the whole
+    avoidance) and rows of stopped robots only become empty (coefficient 0, bound 1: never
+    binding). The numpy filter's `controlled` mask with zero obstacle velocities is the same QP."""
+    m = xp(a, b)
+    a = a * m.asarray(active, dtype=a.dtype)[None, :, None]
+    norm = m.sqrt(m.sum(a * a, axis=(1, 2)))
+    empty = norm < 1e-12
+    scale = 1.0 / m.where(empty, 1.0, norm)
+    return a * scale[:, None, None], m.where(empty, 1.0, b * scale)
+
+
 def min_barrier(spec: BarrierSpec, poses: Any, obstacles: Any = None) -> Any:
     """Smallest barrier value at `poses` (< 0: unsafe): pairs and obstacle points ‖pᵢ − o‖² − D²
     (m²) and, for walled forms, each barrier point's distance to its wall margin (m)."""

@@ -34,6 +34,9 @@ class Certificate:
 
     Fleet mode controls all; onboard mode controls one, and its neighbours enter the QP as
     obstacles at their current poses (their velocities are unknown onboard: taken as zero).
+    A controlled robot that must stop leaves the QP's variables and becomes a fixed obstacle
+    (velocity 0): the others then take each avoidance in full, so every pair stays certified
+    with the stopped robot's real velocity (zeroing it after a shared solve would not be).
     """
 
     def __init__(self, profile, robots: list[str], controlled: list[str], form: str):
@@ -43,12 +46,19 @@ class Certificate:
             raise ValueError(f"parameter 'form' = {form!r}: ground robots need a unicycle form (unicycle, unicycle_walls)")
         self.mask = np.array([r in controlled for r in robots])
 
-    def __call__(self, poses: np.ndarray, u_nominal: np.ndarray) -> tuple[np.ndarray, str, float]:
-        """poses (N, 3) of every robot, u_nominal (controlled, 2) -> (u (controlled, 2), status, min barrier)."""
+    def __call__(self, poses: np.ndarray, u_nominal: np.ndarray,
+                 stopped: np.ndarray | None = None) -> tuple[np.ndarray, str, float]:
+        """poses (N, 3) of every robot, u_nominal (controlled, 2), stopped (controlled,) bool
+        -> (u (controlled, 2), zero for stopped robots; status; min barrier)."""
+        stop = np.zeros(int(self.mask.sum()), bool) if stopped is None else np.asarray(stopped, bool)
+        moving = self.mask.copy()
+        moving[self.mask] = ~stop
         u = np.zeros((self.mask.size, 2))
-        u[self.mask] = u_nominal
-        result = self.filter.filter(poses, u, controlled=self.mask)
-        return np.asarray(result.u)[self.mask], result.status, float(result.min_barrier)
+        u[moving] = np.asarray(u_nominal)[~stop]
+        result = self.filter.filter(poses, u, controlled=moving)
+        out = np.asarray(result.u)[self.mask]
+        out[stop] = 0.0
+        return out, result.status, float(result.min_barrier)
 
 
 def make_node():
@@ -158,7 +168,7 @@ def make_node():
             if not stopped.all():
                 poses = np.nan_to_num(self.poses.values, nan=0.0)
                 t0 = time.perf_counter()
-                u, self.solver_status, self.min_barrier = self.certificate(poses, u_nom)
+                u, self.solver_status, self.min_barrier = self.certificate(poses, u_nom, stopped)
                 self.solve_s += time.perf_counter() - t0
                 self.solves += 1
                 u[stopped | ~np.isfinite(u).all(axis=1)] = 0.0
