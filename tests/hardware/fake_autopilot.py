@@ -1,0 +1,122 @@
+"""A fake PX4 / ArduPilot autopilot speaking MAVLink over UDP on 127.0.0.1 (pymavlink, real packets).
+
+It behaves like the parts of the firmware a companion link touches, and records everything it
+receives with its arrival time so the tests can check rates, fields, units and frames:
+  * HEARTBEAT at 10 Hz with its arming state and custom mode (can be paused: link loss);
+  * COMMAND_LONG: arm / disarm / force disarm (21196), DO_SET_MODE, NAV_TAKEOFF, NAV_LAND, each
+    acknowledged (ACCEPTED or DENIED);
+  * like PX4, it refuses the rate-control mode unless setpoints arrived at >= 2 Hz over the last
+    second, and drops out of it (to its land mode) when they stop for 0.5 s.
+"""
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from pymavlink import mavutil
+from pymavlink.dialects.v20 import common as mav
+
+MODES = {"px4": {"rate": 6 << 16, "land": (4 << 16) | (6 << 24)}, "ardupilot": {"rate": 4, "land": 9}}
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Received:
+    time: float
+    msg: Any
+
+
+@dataclass
+class FakeAutopilot:
+    autopilot: str = "px4"
+    port: int = field(default_factory=free_udp_port)
+    armed: bool = False
+    custom_mode: int = 0
+    heartbeats: bool = True
+    log: list[Received] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.conn = mavutil.mavlink_connection(f"udpin:127.0.0.1:{self.port}", source_system=1, source_component=1)
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._threads = [threading.Thread(target=f, daemon=True) for f in (self._rx, self._beat)]
+        for t in self._threads:
+            t.start()
+
+    @property
+    def url(self) -> str:
+        return f"udpout:127.0.0.1:{self.port}"
+
+    def received(self, kind: str) -> list[Received]:
+        with self._lock:
+            return [r for r in self.log if r.msg.get_type() == kind]
+
+    def commands(self) -> list[Any]:
+        return [r.msg for r in self.received("COMMAND_LONG")]
+
+    def close(self) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout=2)
+        self.conn.close()
+
+    def _beat(self) -> None:
+        while not self._stop.wait(0.1):
+            if self.heartbeats and self.conn.clients:
+                base = mav.MAV_MODE_FLAG_CUSTOM_MODE_ENABLED | (mav.MAV_MODE_FLAG_SAFETY_ARMED if self.armed else 0)
+                kind = mav.MAV_AUTOPILOT_PX4 if self.autopilot == "px4" else mav.MAV_AUTOPILOT_ARDUPILOTMEGA
+                self.conn.mav.heartbeat_send(mav.MAV_TYPE_QUADROTOR, kind, base, self.custom_mode, mav.MAV_STATE_ACTIVE)
+            self._watch_setpoints()
+
+    def _setpoint_times(self, within: float) -> list[float]:
+        now = time.monotonic()
+        return [r.time for r in self.received("SET_ATTITUDE_TARGET") if now - r.time <= within]
+
+    def _watch_setpoints(self) -> None:
+        if self.custom_mode == MODES[self.autopilot]["rate"] and not self._setpoint_times(0.5):
+            self.custom_mode = MODES[self.autopilot]["land"]  # PX4: offboard lost -> failsafe
+
+    def _rx(self) -> None:
+        while not self._stop.is_set():
+            msg = self.conn.recv_match(blocking=True, timeout=0.05)
+            if msg is None or msg.get_type() == "BAD_DATA":
+                continue
+            with self._lock:
+                self.log.append(Received(time.monotonic(), msg))
+            if msg.get_type() == "COMMAND_LONG":
+                self._ack(msg.command, self._handle(msg))
+
+    def _handle(self, cmd: Any) -> int:
+        ok, denied = mav.MAV_RESULT_ACCEPTED, mav.MAV_RESULT_DENIED
+        if cmd.command == mav.MAV_CMD_COMPONENT_ARM_DISARM:
+            if cmd.param1 == 1:
+                self.armed = True
+            elif cmd.param2 == 21196 or self.custom_mode != MODES[self.autopilot]["rate"]:
+                self.armed = False
+            else:
+                return denied  # a plain disarm in flight is refused, as by the firmware
+            return ok
+        if cmd.command == mav.MAV_CMD_DO_SET_MODE:
+            if cmd.param2 == (6 if self.autopilot == "px4" else 4):
+                if len(self._setpoint_times(1.0)) < 2:
+                    return denied  # PX4: no offboard without a setpoint stream
+                self.custom_mode = MODES[self.autopilot]["rate"]
+                return ok
+            return denied
+        if cmd.command == mav.MAV_CMD_NAV_LAND:
+            self.custom_mode = MODES[self.autopilot]["land"]
+            return ok
+        if cmd.command == mav.MAV_CMD_NAV_TAKEOFF:
+            return ok if self.armed else denied
+        return mav.MAV_RESULT_UNSUPPORTED
+
+    def _ack(self, command: int, result: int) -> None:
+        self.conn.mav.command_ack_send(command, result)
