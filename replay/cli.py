@@ -1,13 +1,16 @@
-"""`marlstack replay`: inspect, re-publish, re-evaluate and report on rosbag2 logs.
+"""`marlstack replay`: inspect, re-publish, re-evaluate, report on and convert robot and flight logs.
 
-    marlstack replay info BAG [--json]
+    marlstack replay info LOG [--json]
     marlstack replay play BAG [--rate X] [--topics T ...] [--loop] [--clock]
     marlstack replay eval BAG --policy policy.onnx [--config fleet.yaml] [-o DIR] [--json]
-    marlstack replay report BAG -o DIR [--profile NAME | --config fleet.yaml]
-    marlstack replay csv BAG TOPIC -o file.csv
+    marlstack replay report LOG -o DIR [--profile NAME | --config fleet.yaml]
+    marlstack replay csv LOG [TOPIC | --topic TOPIC] -o file.csv
+    marlstack replay convert FLIGHT_LOG -o out.mcap [--namespace NS]
 
-Log tooling for any machine: numpy, rosbags, matplotlib and onnxruntime; rclpy only for
-`play`; never JAX. The input bag is only read. Errors are one line on stderr, exit code 2.
+LOG is a rosbag2 bag (MCAP / sqlite3) or a flight-controller log (PX4 .ulg, ArduPilot .bin /
+.tlog). Log tooling for any machine: numpy, rosbags, pyulog, pymavlink, matplotlib and
+onnxruntime; rclpy only for `play`; never JAX. The input log is only read. Errors are one line
+on stderr, exit code 2.
 """
 from __future__ import annotations
 
@@ -26,9 +29,10 @@ def _parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", metavar="<command>", required=True)
     bag_help = "rosbag2 directory (MCAP or sqlite3 storage) or a single .mcap / .db3 file"
+    log_help = bag_help + ", or a flight log (PX4 .ulg, ArduPilot .bin / .tlog)"
 
     s = sub.add_parser("info", help="topics, types, counts, rates, duration, gaps, drops and damage")
-    s.add_argument("bag", help=bag_help)
+    s.add_argument("bag", help=log_help)
     s.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     s = sub.add_parser("play", help="re-publish on ROS 2 with the original timing")
@@ -50,8 +54,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--fail-above", type=float, metavar="TOL",
                    help="exit with status 1 if any |policy - logged| exceeds TOL (for CI)")
 
-    s = sub.add_parser("report", help="metrics (JSON + CSV) and pictures of a run")
-    s.add_argument("bag", help=bag_help)
+    s = sub.add_parser("report", help="metrics (JSON + CSV) and pictures of a run; for a flight log: "
+                                      "trajectory, tracking, saturation, battery, modes")
+    s.add_argument("bag", help=log_help)
     s.add_argument("-o", "--out", required=True, help="output directory")
     s.add_argument("--profile", help="vehicle profile whose rules define collisions and the arena")
     s.add_argument("--config", help="deployment YAML of the run (profile, robot order, remaps, barrier form)")
@@ -63,9 +68,17 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="print the metrics JSON instead of a summary")
 
     s = sub.add_parser("csv", help="export one topic to CSV (one column per flattened field)")
-    s.add_argument("bag", help=bag_help)
-    s.add_argument("topic", help="topic name, e.g. /robot_0/pose")
+    s.add_argument("bag", help=log_help)
+    s.add_argument("topic", nargs="?", help="topic name, e.g. /robot_0/pose, or a flight log's stream, "
+                                            "e.g. vehicle_attitude (instance 1: battery_status.1)")
+    s.add_argument("--topic", dest="topic_opt", metavar="TOPIC", help="the same, as an option")
     s.add_argument("-o", "--out", required=True, help="CSV file to write")
+
+    s = sub.add_parser("convert", help="a flight log as standard ROS 2 messages in a rosbag2 MCAP bag")
+    s.add_argument("bag", metavar="flight_log", help="PX4 .ulg or ArduPilot .bin / .tlog")
+    s.add_argument("-o", "--out", required=True, help="bag to create (a rosbag2 directory at this path, "
+                                                      "holding the .mcap file; must not exist)")
+    s.add_argument("--namespace", default="vehicle", help="topic namespace: /NS/odom, /NS/imu, ... (default vehicle)")
     return p
 
 
@@ -135,6 +148,9 @@ def _report(args: argparse.Namespace, bag: Any) -> int:
 
 def _csv(args: argparse.Namespace, bag: Any) -> int:
     from replay.export import topic_to_csv
+    args.topic = args.topic or args.topic_opt
+    if not args.topic:
+        return _fail("csv: say which topic: csv BAG TOPIC -o file.csv")
     try:
         n = topic_to_csv(bag, args.topic, Path(args.out))
     except KeyError:
@@ -150,7 +166,66 @@ def _fail(msg: str) -> int:
     return EXIT_USAGE
 
 
-COMMANDS = {"info": _info, "play": _play, "eval": _eval, "report": _report, "csv": _csv}
+def _warn_problems(log: Any) -> None:
+    for line in log.problems:
+        print(f"warning: {log.path.name}: {line}", file=sys.stderr)
+
+
+def _flight_info(args: argparse.Namespace, log: Any) -> int:
+    from replay.flight_info import flight_info, format_flight_info
+    info = flight_info(log)
+    print(json.dumps(info, indent=2) if args.json else format_flight_info(info))
+    return 0
+
+
+def _flight_report(args: argparse.Namespace, log: Any) -> int:
+    from replay.flight_report import FILES, write_report
+    out = Path(args.out)
+    summary = write_report(log, out, pictures=not args.no_pictures)
+    files = [f for f in FILES if f.endswith(".json") or not args.no_pictures]
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(f"{log.format}, {summary['duration_s']:.1f} s; wrote {', '.join(files)} to {out}")
+        _warn_problems(log)
+    return 0
+
+
+def _flight_csv(args: argparse.Namespace, log: Any) -> int:
+    from replay.flight_info import stream_to_csv
+    name = args.topic or args.topic_opt
+    if not name:
+        return _fail(f"csv: say which stream (--topic NAME); streams: {', '.join(sorted(log.streams))}")
+    try:
+        n = stream_to_csv(log, name, Path(args.out))
+    except KeyError:
+        return _fail(f"csv: stream {name} is not in {log.path}; streams: {', '.join(sorted(log.streams))}")
+    print(f"wrote {n} rows to {args.out}")
+    _warn_problems(log)
+    return 0
+
+
+def _flight_convert(args: argparse.Namespace, log: Any) -> int:
+    from replay.convert import convert
+    counts = convert(log, Path(args.out), args.namespace)
+    print(f"wrote {sum(counts.values())} messages on {len(counts)} topics to {args.out}: "
+          + ", ".join(f"{t} {n}" for t, n in sorted(counts.items())))
+    _warn_problems(log)
+    return 0
+
+
+def _not_for_flight_logs(args: argparse.Namespace, log: Any) -> int:
+    return _fail(f"{args.cmd}: {log.path} is a {log.format} log, not a rosbag2 bag; "
+                 f"`marlstack replay convert {log.path} -o run.mcap` makes one")
+
+
+def _not_for_bags(args: argparse.Namespace, bag: Any) -> int:
+    return _fail(f"{args.cmd}: {bag.path} is a rosbag2 bag already; convert reads flight logs (.ulg, .bin, .tlog)")
+
+
+COMMANDS = {"info": _info, "play": _play, "eval": _eval, "report": _report, "csv": _csv, "convert": _not_for_bags}
+FLIGHT_COMMANDS = {"info": _flight_info, "report": _flight_report, "csv": _flight_csv, "convert": _flight_convert,
+                   "play": _not_for_flight_logs, "eval": _not_for_flight_logs}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -158,11 +233,15 @@ def main(argv: list[str] | None = None) -> int:
     from hardware.profile import ProfileError
     from policies.spec import PolicyError
     from replay.bag import Bag, BagError
+    from replay.convert import ConvertError
     from replay.fleet import FleetError
+    from replay.flightlog import FlightLogError, flight_format, open_flight_log
     try:
+        if flight_format(Path(args.bag)) is not None:
+            return FLIGHT_COMMANDS[args.cmd](args, open_flight_log(args.bag))
         bag = Bag(args.bag)
         return COMMANDS[args.cmd](args, bag)
-    except (BagError, FleetError, ProfileError, PolicyError) as exc:
+    except (BagError, FleetError, ProfileError, PolicyError, FlightLogError, ConvertError) as exc:
         return _fail(f"{args.cmd}: {exc}")
 
 
