@@ -14,6 +14,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Protocol
 
+import numpy as np
+
 
 @dataclasses.dataclass(frozen=True)
 class LinkLimits:
@@ -70,3 +72,48 @@ class FlightLink(Protocol):
         """connected, armed, mode, fault (None or why), setpoints sent, link age..."""
 
     def close(self) -> None: ...
+
+
+class SetpointGuard:
+    """The stack's newest setpoint and the shared fault rule (hold, then land), for a link's stream thread.
+
+    `update` stores a setpoint (clipped to the limits; non-finite ones are dropped, so the previous
+    one ages into the hold). Each tick the stream asks `next(now)`: the stack's setpoint while fresh,
+    the hover setpoint for `hold_s` once it is stale, then None exactly once: land now.
+    """
+
+    def __init__(self, limits: LinkLimits):
+        self.limits = limits
+        self._setpoint: tuple[Any, float, float] | None = None   # (FLU rates rad/s, thrust N, received at)
+        self._hold_since: float | None = None
+        self.fault: str | None = None
+        self.active = False
+
+    def update(self, body_rates_flu: Any, thrust_n: float, now: float) -> None:
+        rates = np.asarray(body_rates_flu, float).reshape(3)
+        if not (np.all(np.isfinite(rates)) and np.isfinite(thrust_n)):
+            return
+        lim = self.limits
+        self._setpoint = (np.clip(rates, -lim.max_body_rate, lim.max_body_rate),
+                          float(np.clip(thrust_n, 0.0, lim.max_thrust_n)), now)
+
+    def start(self, now: float) -> None:
+        """Begin streaming: from the stack's setpoint if one came, else from hover."""
+        if self._setpoint is None:
+            self.update((0.0, 0.0, 0.0), self.limits.hover_thrust_n, now)
+        self._hold_since, self.fault, self.active = None, None, True
+
+    def stop(self) -> None:
+        self.active = False
+
+    def next(self, now: float) -> tuple[Any, float] | None:
+        rates, thrust, received = self._setpoint
+        if self._hold_since is None and now - received > self.limits.setpoint_timeout_s:
+            self._hold_since = now
+            self.fault = f"stack setpoints stale for {now - received:.2f} s: hold, then land"
+        if self._hold_since is None:
+            return rates, thrust
+        if now - self._hold_since >= self.limits.hold_s:
+            self.active = False
+            return None
+        return np.zeros(3), self.limits.hover_thrust_n

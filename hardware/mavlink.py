@@ -18,11 +18,10 @@ import threading
 import time
 from typing import Any
 
-import numpy as np
 from pymavlink import mavutil
 from pymavlink.dialects.v20 import common as mav
 
-from hardware.flight import LinkLimits
+from hardware.flight import LinkLimits, SetpointGuard
 from hardware.frames import attitude_enu_flu_to_ned_frd, enu_to_ned, euler_zyx, flu_to_frd
 
 # autopilot -> (DO_SET_MODE custom main mode for rate control, heartbeat custom_mode it shows)
@@ -52,10 +51,8 @@ class MavlinkLink:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._t0 = time.monotonic()
-        self._setpoint: tuple[np.ndarray, float, float] | None = None   # (frd rates, thrust 0..1, received at)
-        self._streaming = False
-        self._hold_since: float | None = None
-        self._fault: str | None = None
+        self._guard = SetpointGuard(limits)
+        self._fault: str | None = None   # a failed landing; the guard holds the stale-setpoint fault
         self._last_heartbeat: float | None = None
         self._base_mode = 0
         self._custom_mode = 0
@@ -91,7 +88,7 @@ class MavlinkLink:
         self._command(mav.MAV_CMD_COMPONENT_ARM_DISARM, 0)
 
     def kill(self) -> None:
-        self._streaming = False
+        self._guard.stop()
         self._command(mav.MAV_CMD_COMPONENT_ARM_DISARM, 0, FORCE_DISARM)
 
     def takeoff(self, height_m: float) -> None:
@@ -99,14 +96,13 @@ class MavlinkLink:
         self._command(mav.MAV_CMD_NAV_TAKEOFF, 0, 0, 0, float("nan"), float("nan"), float("nan"), float(height_m))
 
     def land(self) -> None:
-        self._streaming = False
+        self._guard.stop()
         self._command(mav.MAV_CMD_NAV_LAND, 0, 0, 0, float("nan"), float("nan"), float("nan"), 0)
 
     def start_rate_control(self, warmup_s: float = 0.5, timeout_s: float = 3.0) -> None:
         """Stream setpoints (the stack's, or hover) for `warmup_s`, then switch mode and wait for it."""
-        if self._setpoint is None:
-            self.set_rates(np.zeros(3), self.limits.hover_thrust_n)
-        self._fault, self._hold_since, self._streaming = None, None, True
+        self._fault = None
+        self._guard.start(time.monotonic())
         time.sleep(warmup_s)
         main_mode, shown = RATE_MODES[self.autopilot]
         self._command(mav.MAV_CMD_DO_SET_MODE, mav.MAV_MODE_FLAG_CUSTOM_MODE_ENABLED, main_mode, 0)
@@ -119,11 +115,7 @@ class MavlinkLink:
 
     # --- streams ---------------------------------------------------------------------------
     def set_rates(self, body_rates_flu: Any, thrust_n: float) -> None:
-        rates = np.clip(np.asarray(body_rates_flu, float).reshape(3), -self.limits.max_body_rate, self.limits.max_body_rate)
-        if not (np.all(np.isfinite(rates)) and np.isfinite(thrust_n)):
-            return  # a non-finite setpoint is dropped: the previous one ages into the hold
-        self._setpoint = (flu_to_frd(rates), float(np.clip(thrust_n / self.limits.max_thrust_n, 0.0, 1.0)),
-                          time.monotonic())
+        self._guard.update(body_rates_flu, thrust_n, time.monotonic())
 
     def send_pose(self, position_enu: Any, attitude_enu_flu: Any, stamp_s: float) -> None:
         pos = enu_to_ned(position_enu)
@@ -140,8 +132,9 @@ class MavlinkLink:
         age = None if self._last_heartbeat is None else time.monotonic() - self._last_heartbeat
         lost = age is None or age > self.link_timeout_s
         return {"connected": not lost, "heartbeat_age_s": age, "armed": bool(self._base_mode & mav.MAV_MODE_FLAG_SAFETY_ARMED),
-                "custom_mode": self._custom_mode, "rate_control": self._streaming,
-                "fault": "autopilot heartbeat lost" if lost and age is not None else self._fault, **self.sent}
+                "custom_mode": self._custom_mode, "rate_control": self._guard.active,
+                "fault": "autopilot heartbeat lost" if lost and age is not None else self._fault or self._guard.fault,
+                **self.sent}
 
     # --- internals ---------------------------------------------------------------------------
     def _command(self, command: int, *params: float, timeout_s: float = 1.0, attempts: int = 3) -> None:
@@ -187,7 +180,7 @@ class MavlinkLink:
                                                   mav.MAV_STATE_ACTIVE)
                     self.sent["heartbeats"] += 1
                 next_heartbeat = now + self.heartbeat_period
-            if self._streaming:
+            if self._guard.active:
                 self._send_setpoint(now)
             tick += period
             self._stop.wait(max(0.0, tick - time.monotonic()))
@@ -195,15 +188,11 @@ class MavlinkLink:
                 tick = time.monotonic()
 
     def _send_setpoint(self, now: float) -> None:
-        rates, thrust, received = self._setpoint
-        if self._hold_since is None and now - received > self.limits.setpoint_timeout_s:
-            self._hold_since, self._fault = now, f"stack setpoints stale for {now - received:.2f} s: hold, then land"
-        if self._hold_since is not None:
-            if now - self._hold_since >= self.limits.hold_s:
-                self._streaming = False
-                threading.Thread(target=self._land_quietly, daemon=True).start()
-                return
-            rates, thrust = np.zeros(3), self.limits.hover_thrust_n / self.limits.max_thrust_n
+        setpoint = self._guard.next(now)
+        if setpoint is None:  # held long enough: land (acknowledged off this thread)
+            threading.Thread(target=self._land_quietly, daemon=True).start()
+            return
+        rates, thrust = flu_to_frd(setpoint[0]), setpoint[1] / self.limits.max_thrust_n
         with self._lock:
             self._conn.mav.set_attitude_target_send(
                 int((now - self._t0) * 1000) & 0xFFFFFFFF, *self.target, mav.ATTITUDE_TARGET_TYPEMASK_ATTITUDE_IGNORE,
@@ -214,4 +203,4 @@ class MavlinkLink:
         try:
             self.land()
         except (RuntimeError, ConnectionError) as exc:
-            self._fault = f"{self._fault}; landing failed: {exc}"
+            self._fault = f"{self._guard.fault}; landing failed: {exc}"
