@@ -75,6 +75,19 @@ ALL: tuple[Topic, ...] = (POSE, GOAL, CMD_VEL_NOMINAL, CMD_VEL, DIAGNOSTICS, LAN
 GROUND: tuple[Topic, ...] = (POSE, GOAL, CMD_VEL_NOMINAL, CMD_VEL, DIAGNOSTICS, LANDMARKS, SIM_SUMMARY)
 MAV: tuple[Topic, ...] = (ODOM, IMU, LOAD_ODOM, LOAD_GOAL, SETPOINT, DIAGNOSTICS, SIM_SUMMARY)  # a cable team's
 BY_NAME = {t.name: t for t in ALL}
+# Topics that move vehicles. Replaying a log must not re-publish them unless the user asks (replay play
+# --actuation, under a namespace or domain they name): on a lab network a replayed cmd_vel drives the robots.
+ACTUATION: tuple[Topic, ...] = (CMD_VEL_NOMINAL, CMD_VEL, SETPOINT, ROTOR_THRUST)
+# the same for other drivers' command topics a lab bag may hold (name parts: mavros setpoints and RC
+# override, PX4's uXRCE-DDS inputs /fmu/in/..., thrust and motor commands)
+ACTUATION_NAME_PARTS = ("cmd_vel", "setpoint", "thrust", "actuator", "motor", "rc/override", "/fmu/in/")
+
+
+def is_actuation(path: str) -> bool:
+    """Whether a fully qualified topic name carries commands that make a vehicle move."""
+    known = topic_for_path(path)
+    return (known in ACTUATION or path.rsplit("/", 1)[-1] in {t.name for t in ACTUATION}
+            or any(part in path.lower() for part in ACTUATION_NAME_PARTS))
 
 
 def robot_topics(robots: list[str], topics: tuple[Topic, ...] = GROUND) -> dict[str, Topic]:
