@@ -128,27 +128,33 @@ def evaluate_cable(path: Any, episodes: int = 256, seed: int = 0, env_overrides:
             return agent_actions(policy, obs[None], None)[0][0]
 
         seeds.append({"seed": int(first.config["seed"]) + s, **summarise(rollouts(env, act, episodes, seed), dt)})
-    base = baselines(plain)
+    base = {name: (plain, fn) for name, fn in baselines(plain).items()}
+    if plain.barrier is not None:  # the classical controller as the issue measured it, without the certificate
+        bare = _env(first, {**(env_overrides or {}), "env_kwargs": {**(env_overrides or {}).get("env_kwargs", {}),
+                                                                    "residual": 0.0, "barrier": False}})
+        base["classical_no_barrier"] = (bare, baselines(bare)["classical"])
     result = {"scenario": first.scenario, "run_id": first.run_id, "episodes": episodes, "eval_seed": seed,
               "episode_seconds": env.max_steps * dt,
               "num_agents": env.num_agents, "failure": bool(env.failure), "seeds": seeds,
               "median_success_rate": float(np.median([s["success_rate"] for s in seeds])),
               "median_crash_rate": float(np.median([s["crash_rate"] for s in seeds])),
-              "baselines": {name: summarise(rollouts(plain, fn, episodes, seed), dt) for name, fn in base.items()}}
+              "barrier": plain.barrier is not None,
+              "baselines": {name: summarise(rollouts(e, fn, episodes, seed), dt) for name, (e, fn) in base.items()}}
     return result
 
 
 def table(result: dict[str, Any]) -> str:
     cols = [(f"seed {s['seed']}", s) for s in result["seeds"]] + list(result["baselines"].items())
     head = (f"{result['scenario']} · {result['num_agents']} MAVs · {result['episodes']} episodes of "
-            f"{result['episode_seconds']:.0f} s (eval seed "
+            f"{result['episode_seconds']:.0f} s{', barrier on' if result['barrier'] else ''} (eval seed "
             f"{result['eval_seed']}){' · one MAV fails mid-episode' if result['failure'] else ''} · run {result['run_id']}")
     rows = [("success rate", "success_rate", "{:.3f}"), ("crash rate", "crash_rate", "{:.3f}"),
             ("median position error (m)", "position_error_median_m", "{:.3f}"),
             ("median orientation error (deg)", "orientation_error_median_deg", "{:.1f}"),
             ("slack MAV-steps", "slack_mav_steps", "{:.0f}"), ("effort (m²/s⁴ per MAV-step)", "effort_mean", "{:.2f}"),
             ("time to success (s)", "time_to_success_s", "{:.2f}")]
-    lines = [head, "-" * len(head), f"{'':<32}" + "".join(f"{name:>12}" for name, _ in cols)]
+    short = {"classical_no_barrier": "no barrier"}
+    lines = [head, "-" * len(head), f"{'':<32}" + "".join(f"{short.get(name, name):>12}" for name, _ in cols)]
     for label, key, fmt in rows:
         lines.append(f"{label:<32}" + "".join(f"{'-' if c[key] is None else fmt.format(c[key]):>12}" for _, c in cols))
     for lo, hi in TILT_BINS:

@@ -31,14 +31,30 @@ class TeamConstants(NamedTuple):
     cable_length: float     # m
     stiffness: float        # N/m (inf for rigid cables)
     hook: float             # m, cable hook below each MAV's centre of mass
+    fade_position: float    # m, a residual policy's correction fades out inside these load errors
+    fade_orientation: float  # rad
+
+
+FADE = 3.0  # residual corrections fade out within this many success tolerances of the goal
 
 
 def team_constants(profile: Any, num_mavs: int) -> TeamConstants:
-    team = profile.team(num_mavs)
+    team, task = profile.team(num_mavs), profile.task
     stiff = profile.cable.stiffness if profile.cable.model == "tension" else math.inf
     return TeamConstants(np.asarray(team.attachment_points, np.float32), math.radians(team.cable_tilt),
                          profile.load.mass * profile.gravity, profile.cable.length, stiff,
-                         profile.quadrotor.cable_offset)
+                         profile.quadrotor.cable_offset, FADE * task.success_position,
+                         FADE * math.radians(task.success_orientation))
+
+
+def fade(load_pos: jnp.ndarray, load_rot: jnp.ndarray, goal_pos: jnp.ndarray, goal_rot: jnp.ndarray,
+         c: TeamConstants) -> jnp.ndarray:
+    """(..., 1) weight of a residual correction: 1 far from the goal, falling linearly to 0 at it, so the
+    classical controller alone makes the final, precise approach."""
+    e_pos = jnp.linalg.norm(goal_pos - load_pos, axis=-1)
+    cos = (jnp.einsum("...ij,...ij->...", load_rot, goal_rot) - 1) / 2  # trace(R_loadᵀ R_goal) = Σ elementwise
+    e_rot = jnp.arccos(jnp.clip(cos, -1.0, 1.0))
+    return jnp.clip(jnp.maximum(e_pos / c.fade_position, e_rot / c.fade_orientation), 0.0, 1.0)[..., None]
 
 
 def _skew(v: jnp.ndarray) -> jnp.ndarray:

@@ -100,10 +100,12 @@ def classical(sensors: dict[str, jnp.ndarray], team: carrot.TeamConstants) -> jn
 def command(sensors: dict[str, jnp.ndarray], action: jnp.ndarray, team: carrot.TeamConstants,
             residual: float, limit: np.ndarray) -> jnp.ndarray:
     """Policy action (..., 5) → the command sent to the vehicle, clipped to the action limits `limit` (5,):
-    the action itself, or with `residual > 0` the classical controller's command plus the action."""
+    the action itself, or with `residual > 0` the classical controller's command plus the action, faded
+    out near the goal (`carrot.fade`)."""
     if residual > 0:
         base = jnp.concatenate([classical(sensors, team), jnp.zeros((*action.shape[:-1], 2), action.dtype)], -1)
-        action = base + action
+        weight = carrot.fade(sensors["load_pos"], sensors["load_rot"], sensors["goal_pos"], sensors["goal_rot"], team)
+        action = base + weight * action
     lim = jnp.asarray(limit, jnp.float32)
     return jnp.clip(action, -lim, lim)
 

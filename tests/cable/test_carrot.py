@@ -73,9 +73,14 @@ def test_residual_command_adds_the_classical_controller_and_clips(env):
     sensors = env.sense(state)
     base = classical(sensors, env.team_constants)
     act = jnp.ones((3, 5)) * 0.5
+    far = float(np.linalg.norm(state.goal_pos - state.bodies.load_pos)) > env.team_constants.fade_position
+    assert far  # this reset's goal is far enough for the full correction
     cmd = env.command(sensors, act)
     np.testing.assert_allclose(cmd[:, :3], np.clip(base + 0.5, -5.0, 5.0), atol=1e-6)
     np.testing.assert_allclose(cmd[:, 3:], 0.5)
+    # at the goal the correction fades out: the classical controller alone makes the final approach
+    at_goal = {**sensors, "goal_pos": sensors["load_pos"], "goal_rot": sensors["load_rot"]}
+    np.testing.assert_allclose(env.command(at_goal, act)[:, 3:], 0.0, atol=1e-3)
     huge = env.command(sensors, jnp.full((3, 5), 100.0))
     np.testing.assert_allclose(huge, np.broadcast_to(env.action_limit, (3, 5)))
     assert env.action_space("agent_0").high[0] == pytest.approx(0.3 * env.action_limit[0])

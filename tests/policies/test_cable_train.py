@@ -36,7 +36,9 @@ def test_eval_reports_every_seed_beside_the_baselines(cable_run, capsys):
     assert cli(["eval", str(cable_run), "--episodes", "16", "--no-gif", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert [s["seed"] for s in result["seeds"]] == [0]
-    assert set(result["baselines"]) == {"zero", "classical"} and result["episodes"] == 16
+    # the run trained with the barrier: the classical controller is reported with it and without it
+    assert result["barrier"] is True and result["episodes"] == 16
+    assert set(result["baselines"]) == {"zero", "classical", "classical_no_barrier"}
     zero, classical = result["baselines"]["zero"], result["baselines"]["classical"]
     # the run trained with a failing MAV, so it is evaluated with one (as trained); on the same episodes hover
     # thrust never reaches a goal, the classical controller often does
