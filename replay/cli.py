@@ -2,6 +2,7 @@
 
     marlstack replay info LOG [--json]
     marlstack replay play BAG [--rate X] [--topics T ...] [--loop] [--clock]
+                              [--actuation (--namespace NS | --domain-id N)]
     marlstack replay eval BAG --policy policy.onnx [--config fleet.yaml] [-o DIR] [--json]
     marlstack replay report LOG -o DIR [--profile NAME | --config fleet.yaml]
     marlstack replay csv LOG [TOPIC | --topic TOPIC] -o file.csv
@@ -41,6 +42,11 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--topics", nargs="+", metavar="TOPIC", help="only these topics (default: all)")
     s.add_argument("--loop", action="store_true", help="start over at the end until Ctrl-C")
     s.add_argument("--clock", action="store_true", help="also publish the log time on /clock (for use_sim_time)")
+    s.add_argument("--actuation", action="store_true",
+                   help="also re-publish command topics (cmd_vel, set-points, thrusts: left out by default, as "
+                        "they drive real vehicles); needs --namespace or --domain-id")
+    s.add_argument("--namespace", metavar="NS", help="re-publish every topic under /NS (e.g. /NS/robot_0/pose)")
+    s.add_argument("--domain-id", type=int, metavar="N", help="ROS domain to publish on (default: the shell's)")
     s.add_argument("--start-delay", type=float, default=0.5, metavar="S",
                    help="wait up to S seconds for every topic to have a subscriber before the first "
                         "message (default 0.5)")
@@ -90,14 +96,19 @@ def _info(args: argparse.Namespace, bag: Any) -> int:
 
 
 def _play(args: argparse.Namespace, bag: Any) -> int:
-    from replay.play import play
+    from replay.play import ActuationRefused, play
     if not args.rate > 0:
         return _fail("play: --rate must be > 0")
+    if args.domain_id is not None and not 0 <= args.domain_id <= 232:
+        return _fail("play: --domain-id must be 0..232")
     try:
         n = play(bag, rate=args.rate, topics=args.topics, loop=args.loop, clock=args.clock,
-                 start_delay_s=args.start_delay, say=lambda s: print(s, file=sys.stderr))
+                 start_delay_s=args.start_delay, say=lambda s: print(s, file=sys.stderr),
+                 actuation=args.actuation, namespace=args.namespace, domain_id=args.domain_id)
     except KeyError as exc:
         return _fail(f"play: topic(s) {exc.args[0]} not in {bag.path} (see `marlstack replay info`)")
+    except ActuationRefused as exc:
+        return _fail(f"play: {exc}")
     print(f"published {n} messages")
     return 0
 

@@ -1,5 +1,9 @@
 """`replay play`: put a bag back on ROS 2 with its original timing (scaled), optionally with /clock.
 
+Command topics (ros_nodes.topics.is_actuation: cmd_vel, set-points, thrusts) are left out unless
+the caller passes `actuation=True`, and then only under a namespace or ROS domain the user named:
+on a lab network a replayed cmd_vel would drive the real robots.
+
 Messages go out as the raw CDR bytes stored in the bag (`Publisher.publish(bytes)`), so a
 replay is byte-identical to what was recorded and needs no decoding. Topics of ours keep the
 stack's QoS (latched goals reach late joiners); others get a reliable depth-10 profile.
@@ -27,11 +31,17 @@ def _qos(topic: str) -> Any:
     return QoSProfile(depth=DEFAULT_DEPTH)
 
 
+class ActuationRefused(Exception):
+    """Command topics were asked for without `actuation=True` and a namespace or domain."""
+
+
 def play(bag: Bag, rate: float = 1.0, topics: Iterable[str] | None = None, loop: bool = False,
-         clock: bool = False, start_delay_s: float = 0.5, say: Callable[[str], None] = print) -> int:
+         clock: bool = False, start_delay_s: float = 0.5, say: Callable[[str], None] = print,
+         actuation: bool = False, namespace: str | None = None, domain_id: int | None = None) -> int:
     """Publish the bag's messages; returns how many were published. Ctrl-C stops cleanly.
 
     Playing starts once every topic has a subscriber, or after `start_delay_s` at the latest.
+    `namespace` prefixes every re-published topic; `domain_id` picks the ROS domain.
     """
     import rclpy
 
@@ -43,20 +53,35 @@ def play(bag: Bag, rate: float = 1.0, topics: Iterable[str] | None = None, loop:
         missing = sorted(wanted - set(bag.types))
         if missing:
             raise KeyError(", ".join(missing))
-    rclpy.init(args=[])
+    commands = sorted(t for t in bag.types if stack_topics.is_actuation(t) and (wanted is None or t in wanted))
+    if actuation and not namespace and domain_id is None:
+        raise ActuationRefused("command topics are re-published only under a namespace or ROS domain you name")
+    if commands and not actuation:
+        if wanted is not None:
+            raise ActuationRefused(f"{', '.join(commands)} carry vehicle commands; they are re-published only "
+                                   f"with --actuation and --namespace NS or --domain-id N")
+        say(f"not re-publishing {len(commands)} command topic(s) ({', '.join(commands)}); "
+            f"--actuation with --namespace or --domain-id includes them")
+    if commands and actuation:
+        where = " and ".join(w for w in (f"namespace /{namespace.strip('/')}" if namespace else "",
+                                         f"ROS domain {domain_id}" if domain_id is not None else "") if w)
+        say(f"warning: re-publishing {len(commands)} command topic(s) ({', '.join(commands)}) under {where}: "
+            f"anything listening there will act on them")
+    prefix = f"/{namespace.strip('/')}" if namespace else ""
+    rclpy.init(args=[], domain_id=domain_id)
     node = rclpy.create_node("marlstack_replay")
     published = 0
     try:
         pubs: dict[str, Any] = {}
         for topic, msgtype in sorted(bag.types.items()):
-            if wanted is not None and topic not in wanted:
+            if (wanted is not None and topic not in wanted) or (topic in commands and not actuation):
                 continue
             try:
                 cls = stack_topics.message_class(msgtype)
             except (ImportError, AttributeError, ValueError):
                 say(f"warning: {topic}: message type {msgtype!r} is not installed for rclpy; not published")
                 continue
-            pubs[topic] = node.create_publisher(cls, topic, _qos(topic))
+            pubs[topic] = node.create_publisher(cls, prefix + topic, _qos(topic))
         clock_pub = clock_msg = None
         if clock:
             clock_cls = stack_topics.message_class(CLOCK_TYPE)
