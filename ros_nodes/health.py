@@ -7,9 +7,22 @@ e.g. the sim node's summary, can read the latest totals from a single message.
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+import json
+import math
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+
+from ros_nodes.adapters import MissingInput, StaleInput
 
 OK, WARN, ERROR = 0, 1, 2  # diagnostic_msgs/DiagnosticStatus levels
+STARTING = "starting: waiting for the first good inputs"
+# Cumulative per-robot counters the nodes report and the sim node's summary adds up (docs/barrier.md):
+# barrier_brakes: solves where the certificate braked (infeasible, solver failure) a robot that could move;
+# clipped_commands: commands beyond the profile's limits, saturated; output_faults: policy outputs refused.
+COUNTERS = ("interventions", "watchdog_stops", "barrier_brakes", "clipped_commands", "output_faults")
+IMPLAUSIBLE_FACTOR = 10.0   # a command beyond this many times the profile's limits is a fault, not a clip
+POSE_MARGIN_M = 1.0         # a pose further than this outside the arena is a sensing fault, not a robot
 
 
 class Watchdog:
@@ -20,25 +33,79 @@ class Watchdog:
     """
 
     def __init__(self) -> None:
-        self.reason: str | None = "starting: waiting for the first good inputs"
+        self.reason: str | None = STARTING
         self.stops = 0
+        self.stop_reasons: dict[str, int] = {}   # reason kind -> stops it started (and a failed start)
+        self.started = False                     # had good inputs once
 
     @property
     def ok(self) -> bool:
         return self.reason is None
 
-    def trip(self, reason: str) -> bool:
-        """Enter (or stay in) the stopped state with the latest reason; True when this starts a stop."""
+    def trip(self, reason: Any) -> bool:
+        """Enter (or stay in) the stopped state with the latest reason (a string or an adapters.InputError);
+        True when this is news to log: a stop starts, or the start-up wait turns into a fault."""
         new = self.reason is None
+        key = reason_kind(reason)
+        # before the first good inputs, waiting is normal; any other reason is news once per kind
+        news = new or (not self.started and not isinstance(reason, MissingInput) and key not in self.stop_reasons)
         self.stops += new
-        self.reason = reason
-        return new
+        if news:
+            self.stop_reasons[key] = self.stop_reasons.get(key, 0) + 1
+        self.reason = str(reason)
+        return news
 
     def clear(self) -> bool:
         """Inputs are good again; True when this ends a stop."""
         was = self.reason is not None
         self.reason = None
+        self.started = True
         return was
+
+
+def reason_kind(reason: Any) -> str:
+    """A stop reason without its measurements, to count alike stops together: an InputError becomes
+    '<source>: missing | stale | <why invalid>'; a plain string is kept up to its first '(' ."""
+    source = getattr(reason, "source", None)
+    if source is not None:
+        kind = "missing" if isinstance(reason, MissingInput) else "stale" if isinstance(reason, StaleInput) else reason.reason
+        return f"{source}: {kind}"
+    return str(reason).split(" (")[0]
+
+
+def command_fault(v: float, w: float, profile: Any) -> str | None:
+    """Why a commanded (v, ω) is not believable (beyond IMPLAUSIBLE_FACTOR × the profile's limits), or None."""
+    if abs(v) > IMPLAUSIBLE_FACTOR * profile.max_linear_speed or abs(w) > IMPLAUSIBLE_FACTOR * profile.max_angular_speed:
+        return (f"(v, ω) = ({v:.4g}, {w:.4g}) is beyond {IMPLAUSIBLE_FACTOR:g}× the profile's limits "
+                f"({profile.max_linear_speed:g} m/s, {profile.max_angular_speed:g} rad/s)")
+    return None
+
+
+def output_fault(cmd: Any, profile: Any) -> str | None:
+    """Why a policy's output (v, ω) cannot be driven: wrong size, non-finite, implausible; None when usable."""
+    values = np.asarray(cmd, dtype=float).reshape(-1).tolist()
+    if len(values) != 2:
+        return f"expected 2 numbers (v, ω), got {len(values)}"
+    if not all(math.isfinite(v) for v in values):
+        return "non-finite"
+    return "implausible" if command_fault(values[0], values[1], profile) else None
+
+
+def clipped(v: float, w: float, profile: Any) -> bool:
+    """The robot would saturate (v, ω): the command asks for more than its wheels / limits give."""
+    from controllers.unicycle import saturate
+    sv, sw = saturate(v, w, profile)
+    return not (math.isclose(float(sv), v, rel_tol=1e-9, abs_tol=1e-9) and math.isclose(float(sw), w, rel_tol=1e-9, abs_tol=1e-9))
+
+
+def pose_fault(x: float, y: float, profile: Any) -> str | None:
+    """Why a measured position is not believable (more than POSE_MARGIN_M outside the arena), or None."""
+    a = profile.arena
+    out = max(a.x_min - x, x - a.x_max, a.y_min - y, y - a.y_max)
+    if out > POSE_MARGIN_M:
+        return (f"position ({x:.4g}, {y:.4g}) is {out:.3g} m outside the arena (more than {POSE_MARGIN_M:g} m): "
+                f"a sensing fault")
+    return None
 
 
 def status(name: str, hardware_id: str, level: int, message: str, values: Mapping[str, Any]) -> Any:
@@ -57,7 +124,8 @@ def array(stamp: Any, statuses: list[Any]) -> Any:
 
 def watchdog_status(name: str, robot: str, dog: Watchdog, extra: Mapping[str, Any] | None = None) -> Any:
     """The standard status of a motion-commanding node: OK, or WARN with the reason it stopped."""
-    values = {"watchdog": "ok" if dog.ok else "stopped", "watchdog_stops": dog.stops, **(extra or {})}
+    values = {"watchdog": "ok" if dog.ok else "stopped", "watchdog_stops": dog.stops,
+              "stop_reasons": json.dumps(dog.stop_reasons), **(extra or {})}
     if dog.ok:
         return status(name, robot, OK, "ok", values)
     return status(name, robot, WARN, f"zero velocity: {dog.reason}", values)
@@ -65,3 +133,16 @@ def watchdog_status(name: str, robot: str, dog: Watchdog, extra: Mapping[str, An
 
 def values_of(s: Any) -> dict[str, str]:
     return {kv.key: kv.value for kv in s.values}
+
+
+def fold_reports(reports: Iterable[Mapping[str, str]]) -> dict[str, Any]:
+    """One robot's latest diagnostic values from every node that reports on it -> the totals of
+    COUNTERS and `stop_reasons` (reason kind -> stops), as the sim node's summary carries them."""
+    reports = list(reports)
+    out: dict[str, Any] = {k: sum(int(v.get(k, 0)) for v in reports) for k in COUNTERS}
+    reasons: dict[str, int] = {}
+    for v in reports:
+        for kind, count in json.loads(v.get("stop_reasons", "{}")).items():
+            reasons[kind] = reasons.get(kind, 0) + int(count)
+    out["stop_reasons"] = reasons
+    return out

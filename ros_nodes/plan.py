@@ -139,7 +139,7 @@ def load_deployment(path: str | Path) -> Deployment:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
-        raise _fail(where, f"not valid YAML: {exc}") from None
+        raise _fail(where, f"not valid YAML: {_yaml_error(exc)}") from None
     if not isinstance(data, Mapping):
         raise _fail(where, "a deployment config must be a YAML mapping")
     if "mavs" in data:  # a MAV team carrying a load (ros_nodes/team_plan.py)
@@ -161,8 +161,11 @@ def load_deployment(path: str | Path) -> Deployment:
         raise _fail(where, f"key 'profile': the ground-robot fleet plan needs a 'ground' profile, got kind {profile.kind!r}")
 
     rate = data.get("rate_hz", 1.0 / profile.dt)
-    if not isinstance(rate, (int, float)) or isinstance(rate, bool) or not 0.1 <= rate <= 1000:
-        raise _fail(where, f"key 'rate_hz' must be a number in [0.1, 1000] Hz, got {rate!r}")
+    low, high = 0.5 / profile.dt, 2.0 / profile.dt
+    if not isinstance(rate, (int, float)) or isinstance(rate, bool) or not low <= rate <= high:
+        raise _fail(where, f"key 'rate_hz' must be a number within a factor 2 of profile {profile.name}'s control rate "
+                           f"1 / dt = {1 / profile.dt:.4g} Hz (its limits and barrier gains are for that period; "
+                           f"[{low:.4g}, {high:.4g}] Hz), got {rate!r}")
     periods = data.get("watchdog_periods", 3)
     if not isinstance(periods, (int, float)) or isinstance(periods, bool) or not 1 <= periods <= 100:
         raise _fail(where, f"key 'watchdog_periods' must be a number in [1, 100], got {periods!r}")
@@ -176,14 +179,18 @@ def load_deployment(path: str | Path) -> Deployment:
         raise _fail(where, f"key 'safety.form' must be one of {', '.join(SAFETY_FORMS)}, got {form!r}")
     sim = data.get("sim", {}) or {}
     seed = sim.get("seed", 0) if isinstance(sim, Mapping) else None
-    if not isinstance(seed, int) or isinstance(seed, bool) or set(sim) - {"seed"}:
-        raise _fail(where, f"key 'sim' must be a mapping like {{seed: 0}}, got {sim!r}")
+    if not isinstance(seed, int) or isinstance(seed, bool) or set(sim) - {"seed"} or not 0 <= seed < 2 ** 32:
+        raise _fail(where, f"key 'sim' must be a mapping like {{seed: 0}} with 0 <= seed < 2**32, got {sim!r}")
+    policy = _resolve(path, str(data["policy"]))
+    if policy.is_dir():
+        raise _fail(where, f"key 'policy' = {policy} is a directory; point it at the exported policy.onnx file")
 
     scenario = data.get("scenario", "navigation")
     if scenario not in SCENARIOS:
         raise _fail(where, f"key 'scenario' must be one of {', '.join(SCENARIOS)}, got {scenario!r}")
     per_robot = topics.TASK_TOPIC[scenario].per_robot
     robots = _robots(data["robots"], profile, where, needs_goal=per_robot)
+    _check_starts(robots, profile, form, where)
     landmarks: tuple[tuple[float, float], ...] = ()
     if not per_robot:
         raw = data.get("landmarks")
@@ -195,9 +202,40 @@ def load_deployment(path: str | Path) -> Deployment:
     elif "landmarks" in data:
         raise _fail(where, f"key 'landmarks' is for scenario coverage, this is {scenario}")
     return Deployment(path=path, name=str(data.get("name", path.stem)), profile=profile.name,
-                      scenario=scenario, policy=_resolve(path, str(data["policy"])),
+                      scenario=scenario, policy=policy,
                       rate_hz=float(rate), watchdog_periods=float(periods), safety_mode=mode, safety_form=form,
                       robots=robots, seed=seed, landmarks=landmarks)
+
+
+def _yaml_error(exc: yaml.YAMLError) -> str:
+    """PyYAML's several-line message as one: what is wrong and where."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    return f"{problem} at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else problem
+
+
+def _check_starts(robots: tuple[RobotConfig, ...], profile: Any, form: str, where: str) -> None:
+    """Refuse starts the barrier certificate cannot start from (its QP is infeasible there, so the whole
+    fleet would stay braked): every pair of projection points at least the pair distance apart and,
+    for the walled form, each one at least half of it inside the arena (docs/barrier.md)."""
+    params = getattr(profile.barrier, "unicycle_walls" if form == "unicycle_walls" else "unicycle")
+    d = params.projection_distance
+    dist = params.safety_radius + d
+    points = [(r.start[0] + d * math.cos(r.start[2]), r.start[1] + d * math.sin(r.start[2])) for r in robots]
+    for j, (pj, rj) in enumerate(zip(points, robots)):
+        for i in range(j):
+            gap = math.dist(points[i], pj)
+            if gap < dist:
+                raise _fail(where, f"key 'robots[{j}].start': {rj.name} starts {math.dist(robots[i].start[:2], rj.start[:2]):.3f} m "
+                                   f"from {robots[i].name} (projection points {gap:.3f} m apart); the barrier certificate "
+                                   f"({form}) needs {dist:.3f} m between them: move the starts apart "
+                                   f"(at least {dist + 2 * d:.3f} m between centres is always enough)")
+        a = profile.arena
+        margin = dist / 2
+        if form == "unicycle_walls" and not (a.x_min + margin <= pj[0] <= a.x_max - margin
+                                             and a.y_min + margin <= pj[1] <= a.y_max - margin):
+            raise _fail(where, f"key 'robots[{j}].start': {rj.name} starts within {margin:.3f} m of a wall (its projection "
+                               f"point); the barrier certificate ({form}) needs that margin: move it inwards")
 
 
 def _in_arena(point: tuple[float, ...], profile: Any, where: str, key: str) -> tuple[float, ...]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+from typing import Any
 
 import numpy as np
 
@@ -33,6 +34,37 @@ def load_runtime(path: str, scenario: str, profile, rate_hz: float):
         raise StartError(str(exc) if str(path) in str(exc) else f"policy {path}: {exc}") from None
 
 
+def open_policy(path: str, scenario: str, profile, rate_hz: float, robots: list[str], robot: str,
+                max_age_s: float) -> tuple[PolicyRuntime, Any]:
+    """(runtime, task adapter) for `robot`, checked as far as can be before the first pose: metadata
+    (scenario, profile, rate), the fleet's tensor shapes, and one inference on zero inputs of those
+    shapes (a graph whose real shapes differ from its metadata fails here, not in the control loop).
+    Raises StartError with one line; `marlstack sitl` calls it too, before starting any node."""
+    try:
+        adapter = make_adapter(scenario, robots, robot, max_age_s)
+    except ValueError as exc:
+        raise StartError(str(exc)) from None
+    runtime = load_runtime(path, scenario, profile, rate_hz)
+    have = {**adapter.shapes(), **{k: v.shape[1:] for k, v in runtime.initial_state(1).items()}}
+    for e in runtime.spec["inputs"]:
+        want, got = e["shape"][1:], have.get(e["name"])
+        if got is None or list(got) != want:
+            raise StartError(f"model input '{e['name']}' expects per-robot shape {want}, this fleet of "
+                             f"{len(robots)} robots gives {None if got is None else list(got)}; "
+                             f"export the policy for this fleet size")
+    feeds = {name: np.zeros((1, *shape), np.float32) for name, shape in have.items()}
+    try:
+        cmd = np.asarray(runtime.run(feeds)["cmd"])
+    except Exception as exc:  # noqa: BLE001 - onnxruntime raises untyped errors: a refusal, in one line
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise StartError(f"policy {path}: the model does not run on this fleet's inputs ({first[:300]}); "
+                         f"export it for this fleet and scenario") from None
+    if cmd.size != 2:
+        raise StartError(f"policy {path}: output 'cmd' has shape {list(cmd.shape)}, expected [1, 2] (v, ω); "
+                         f"export it for this robot type")
+    return runtime, adapter
+
+
 def make_node():
     from rclpy.node import Node
 
@@ -49,18 +81,16 @@ def make_node():
             periods = p("watchdog_periods", 3.0, "inputs older than this many control periods stop the robot", 1.0, 100.0)
             if not self.robot or self.robot not in self.robots:
                 raise StartError(f"parameter 'robot' = {self.robot!r} must be one of parameter 'robots' = {self.robots}")
-            profile, self.rate_hz = profile_and_rate(profile_name, rate)
+            self.profile, self.rate_hz = profile_and_rate(profile_name, rate)
             self.period = 1.0 / self.rate_hz
-            try:
-                self.adapter = make_adapter(scenario, self.robots, self.robot, periods * self.period)
-            except ValueError as exc:
-                raise StartError(str(exc)) from None
-            self.runtime = load_runtime(path, scenario, profile, self.rate_hz)
-            self._check_shapes()
+            self.runtime, self.adapter = open_policy(path, scenario, self.profile, self.rate_hz, self.robots,
+                                                     self.robot, periods * self.period)
             self.hidden = self.runtime.initial_state(1)  # recurrent policies: zeros at start, then fed back
 
             self.dog = health.Watchdog()
             self.steps = 0
+            self.output_faults = 0     # model outputs refused (non-finite, implausible): the robot stopped
+            self.clipped = 0           # outputs beyond the profile's limits, saturated downstream
             self.infer_s = 0.0
             self.last_step = -math.inf
             self.last_diag = -math.inf
@@ -80,16 +110,6 @@ def make_node():
             self.name_ = self.get_fully_qualified_name()
             self.get_logger().info(f"running {path} for {self.robot} at {self.rate_hz:g} Hz")
 
-        def _check_shapes(self) -> None:
-            """The fleet must give the model the tensors it was exported for (e.g. N-1 others)."""
-            have = {**self.adapter.shapes(), **{k: v.shape[1:] for k, v in self.runtime.initial_state(1).items()}}
-            for e in self.runtime.spec["inputs"]:
-                want, got = e["shape"][1:], have.get(e["name"])
-                if got is None or list(got) != want:
-                    raise StartError(f"model input '{e['name']}' expects per-robot shape {want}, this fleet of "
-                                     f"{len(self.robots)} robots gives {None if got is None else list(got)}; "
-                                     f"export the policy for this fleet size")
-
         def _pose_cb(self, robot: str):
             mine = robot == self.robot
 
@@ -97,7 +117,11 @@ def make_node():
                 now = ros_now(self)
                 try:
                     x, y, yaw, _ = convert.pose_from_msg(msg)
-                    self.adapter.update_pose(robot, x, y, yaw, now)
+                    fault = health.pose_fault(x, y, self.profile)
+                    if fault:
+                        self.adapter.invalidate_pose(robot, fault)
+                    else:
+                        self.adapter.update_pose(robot, x, y, yaw, now)
                 except convert.MessageError as exc:
                     self.adapter.invalidate_pose(robot, str(exc))
                 if mine:
@@ -127,9 +151,19 @@ def make_node():
                 self.infer_s += time.perf_counter() - t0
                 cmd = np.asarray(out["cmd"], dtype=np.float64).reshape(-1)
                 self.steps += 1
-                if cmd.shape != (2,) or not np.all(np.isfinite(cmd)):
-                    raise InputError("model output", f"expected 2 finite numbers, got {cmd.tolist()}")
+                fault = health.output_fault(cmd, self.profile)
+                if fault:
+                    self.output_faults += 1
+                    if self.output_faults == 1:
+                        self.get_logger().error(f"model output {cmd.tolist()} refused ({fault}): zero velocity "
+                                                f"(counted as output_faults)")
+                    raise InputError("model output", fault)
                 v, w = float(cmd[0]), float(cmd[1])
+                if health.clipped(v, w, self.profile):
+                    self.clipped += 1
+                    if self.clipped == 1:
+                        self.get_logger().warning(f"model output ({v:.4g}, {w:.4g}) is beyond the profile's limits: "
+                                                  f"the robot saturates it (counted as clipped_commands)")
                 rec = self.runtime.spec["recurrent"]
                 if rec is not None:  # carry the memory to the next step
                     self.hidden = {rec["input"]: out[rec["output"]]}
@@ -145,7 +179,8 @@ def make_node():
         def _publish_diag(self, now: float) -> None:
             self.last_diag = now
             mean_ms = 1e3 * self.infer_s / self.steps if self.steps else 0.0
-            s = health.watchdog_status(self.name_, self.robot, self.dog, {"inference_ms_mean": f"{mean_ms:.3f}"})
+            s = health.watchdog_status(self.name_, self.robot, self.dog, {
+                "output_faults": self.output_faults, "clipped_commands": self.clipped, "inference_ms_mean": f"{mean_ms:.3f}"})
             self.diag.publish(health.array(self.get_clock().now().to_msg(), [s]))
 
     return PolicyNode()

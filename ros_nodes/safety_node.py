@@ -94,6 +94,8 @@ def make_node():
             self.fresh: set[str] = set()
             self.dogs = {r: health.Watchdog() for r in self.controlled}
             self.interventions = dict.fromkeys(self.controlled, 0)
+            self.brakes = dict.fromkeys(self.controlled, 0)    # solves that braked this robot (infeasible, ...)
+            self.clipped = dict.fromkeys(self.controlled, 0)   # nominal commands beyond the limits, saturated
             self.solver_status, self.min_barrier = "not run", math.nan
             self.solves, self.solve_s = 0, 0.0
             self.last_solve = self.last_diag = -math.inf
@@ -119,16 +121,21 @@ def make_node():
             def cb(msg) -> None:
                 try:
                     x, y, yaw, _ = convert.pose_from_msg(msg)
-                    self.poses.put(robot, (x, y, yaw), ros_now(self))
                 except convert.MessageError as exc:
                     self.poses.invalidate(robot, str(exc))
+                    return
+                fault = health.pose_fault(x, y, self.profile)
+                if fault:
+                    self.poses.invalidate(robot, fault)
+                else:
+                    self.poses.put(robot, (x, y, yaw), ros_now(self))
             return cb
 
         def _on_nominal(self, robot: str):
             def cb(msg) -> None:
                 now = ros_now(self)
                 try:
-                    self.nominal.put(robot, convert.twist_to_cmd(msg), now)
+                    self._put_nominal(robot, convert.twist_to_cmd(msg), now)
                 except convert.MessageError as exc:
                     self.nominal.invalidate(robot, str(exc))
                 self.fresh.add(robot)
@@ -136,6 +143,20 @@ def make_node():
                 if live <= self.fresh:  # every live policy has spoken this cycle: filter now
                     self._solve(now)
             return cb
+
+        def _put_nominal(self, robot: str, cmd: tuple[float, float], now: float) -> None:
+            """Store a nominal command; an implausible one (a broken policy) stops the robot, one beyond the
+            limits is saturated as the robot would, counted, and logged the first time."""
+            fault = health.command_fault(*cmd, self.profile)
+            if fault:
+                self.nominal.invalidate(robot, f"implausible: {fault}")
+                return
+            if health.clipped(*cmd, self.profile):
+                self.clipped[robot] += 1
+                if self.clipped[robot] == 1:
+                    self.get_logger().warning(f"nominal command of {robot} ({cmd[0]:.4g}, {cmd[1]:.4g}) is beyond the "
+                                              f"profile's limits: saturated (counted as clipped_commands)")
+            self.nominal.put(robot, cmd, now)
 
         def _on_timer(self) -> None:
             now = ros_now(self)
@@ -173,8 +194,11 @@ def make_node():
                 self.solves += 1
                 u[stopped | ~np.isfinite(u).all(axis=1)] = 0.0
                 if self.solver_status != "optimal":  # the filter braked: say so, per robot
-                    problems.update({r: f"barrier certificate: {self.solver_status}"
-                                     for r in self.controlled if r not in problems})
+                    for r in self.controlled:
+                        if r not in problems:
+                            self.brakes[r] += 1
+                            problems[r] = (f"barrier certificate: {self.solver_status} (min barrier "
+                                           f"{self.min_barrier:.3g}: robots overlap or start unsafe)")
             # An intervention is the barrier changing the command beyond what the wheels' limits would.
             u_sat = np.stack(saturate(u_nom[:, 0], u_nom[:, 1], self.profile), axis=-1)
             changed = False
@@ -183,7 +207,7 @@ def make_node():
                     self.interventions[r] += 1
                 dog = self.dogs[r]
                 if r in problems:
-                    if dog.trip(str(problems[r])):
+                    if dog.trip(problems[r]):
                         changed = True
                         self.get_logger().warning(f"zero velocity for {r}: {problems[r]}")
                 else:
@@ -196,7 +220,8 @@ def make_node():
             self.last_diag = now
             mean_ms = 1e3 * self.solve_s / self.solves if self.solves else 0.0
             statuses = [health.watchdog_status(self.diag_names[r], r, self.dogs[r], {
-                "interventions": self.interventions[r], "solver_status": self.solver_status,
+                "interventions": self.interventions[r], "barrier_brakes": self.brakes[r],
+                "clipped_commands": self.clipped[r], "solver_status": self.solver_status,
                 "min_barrier": f"{self.min_barrier:.4g}", "solve_ms_mean": f"{mean_ms:.3f}"}) for r in self.controlled]
             self.diag.publish(health.array(self.get_clock().now().to_msg(), statuses))
 

@@ -222,8 +222,7 @@ def make_node():
                     "goal_reached": self.reached_at[i] is not None, "reached_at_s": self.reached_at[i],
                     "final_goal_distance_m": round(float(dist[i]), 4),
                     "collision_steps": int(self.collisions[i]), "boundary_exit_steps": int(self.exits[i]),
-                    "interventions": sum(int(v.get("interventions", 0)) for v in reports),
-                    "watchdog_stops": sum(int(v.get("watchdog_stops", 0)) for v in reports),
+                    **health.fold_reports(reports),  # interventions, watchdog stops and why, brakes, clips
                     "latency_ms": latency_stats(self.latency[i]),
                     # compute time inside the nodes (policy inference, barrier solve), as they report it
                     "node_ms_mean": {k: float(v[k]) for v in reports for k in v if k.endswith("_ms_mean")},

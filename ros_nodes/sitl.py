@@ -4,7 +4,11 @@ The plan's nodes plus the sim node (fake robots and motion capture) run as separ
 with `--ros-args`, supervised: a node that dies is reported with the tail of its log and the run
 fails (exit 1). Ctrl-C stops the nodes cleanly. At the end it prints, per robot, whether and
 when the goal was reached, collision and boundary-exit steps (the simulator's counts), safety
-interventions and watchdog stops, and the bag's path; `--json` prints the same as JSON.
+interventions, watchdog stops and their reasons, barrier brakes, clipped commands and refused
+policy outputs, and the bag's path; `--json` prints the same as JSON. A run with collisions, arena
+exits, barrier brakes, refused policy outputs or (with --until-goals) a robot that never arrived
+fails (exit 1, `faults` in the JSON); what the policy nodes would refuse at start is refused
+before any node starts (exit 2).
 DDS stays on loopback (see ros_nodes/isolation.py).
 """
 from __future__ import annotations
@@ -21,7 +25,7 @@ import time
 from pathlib import Path
 
 from ros_nodes.isolation import ISOLATED_FLAG, can_isolate, isolated, ros_env
-from ros_nodes.plan import PlanError, fleet_plan, load_deployment
+from ros_nodes.plan import Deployment, PlanError, fleet_plan, load_deployment
 from ros_nodes.supervisor import Supervisor, clean_exit
 
 START_TIMEOUT_S = 120.0
@@ -61,6 +65,10 @@ def main(argv: list[str]) -> int:
         print(f"marlstack sitl: policy {dep.policy} does not exist; set 'policy' in {dep.path} "
               f"(create one with `marlstack export` or `make demo`)", file=sys.stderr)
         return 2
+    refusal = preflight(dep)
+    if refusal:
+        print(f"marlstack sitl: {refusal}", file=sys.stderr)
+        return 2
     if not 0.0 <= args.drop_poses < 1.0:
         print("marlstack sitl: --drop-poses must be in [0, 1)", file=sys.stderr)
         return 2
@@ -84,6 +92,43 @@ def main(argv: list[str]) -> int:
     if not report["ok"]:
         print(f"marlstack sitl: FAILED: {report['error']}", file=sys.stderr)
     return 0 if report["ok"] else 1
+
+
+def preflight(dep) -> str | None:
+    """What the policy nodes would refuse at start (model metadata, shapes, a test inference), checked
+    here once before any process starts: one line, or None. MAV teams are checked by their nodes."""
+    if not isinstance(dep, Deployment):
+        return None
+    from hardware.profile import load_profile
+    from ros_nodes.policy_node import open_policy
+    from ros_nodes.runner import StartError
+    try:
+        open_policy(str(dep.policy), dep.scenario, load_profile(dep.profile), dep.rate_hz, dep.robot_names,
+                    dep.robot_names[0], dep.watchdog_periods / dep.rate_hz)
+    except StartError as exc:
+        return f"{exc} (policy of {dep.path})"
+    return None
+
+
+def faults(robots: dict, until_goals: bool) -> list[str]:
+    """Why a ground fleet's run was not a good one, from the sim node's per-robot summary: collisions,
+    arena exits, barrier brakes (infeasible certificate: the fleet froze), refused policy outputs and,
+    with --until-goals, robots that never arrived. Watchdog stops and clipped commands are reported
+    in the table but are the designed response to bad inputs, not failures of the run."""
+    out = []
+    for name, r in robots.items():
+        if r.get("collision_steps"):
+            out.append(f"{name} collided ({r['collision_steps']} steps)")
+        if r.get("boundary_exit_steps"):
+            out.append(f"{name} left the arena ({r['boundary_exit_steps']} steps)")
+        if r.get("barrier_brakes"):
+            out.append(f"{name} braked by the barrier certificate in {r['barrier_brakes']} solves (infeasible: "
+                       f"robots overlapping or starting unsafe)")
+        if r.get("output_faults"):
+            out.append(f"{name}'s policy gave {r['output_faults']} unusable outputs (non-finite or implausible)")
+        if until_goals and "goal_reached" in r and not r["goal_reached"]:
+            out.append(f"{name} did not reach its goal (final distance {r.get('final_goal_distance_m')} m)")
+    return out
 
 
 def run(dep, args, record: Path | None) -> dict:
@@ -138,13 +183,17 @@ def run(dep, args, record: Path | None) -> dict:
     if error is None and record is not None and not (record / "metadata.yaml").exists():
         error = f"the recorder did not close its bag {record} (log: {logdir})"
     latencies = summary.pop("all_latencies_ms", []) if summary else []
+    robots = (summary.get("robots") or summary.get("mavs", {})) if summary else {}
+    found = faults(robots, args.until_goals and not stop["requested"]) if summary and "robots" in summary else []
+    if error is None and found:
+        error = "; ".join(found)
     team = {k: v for k, v in summary.items() if k not in ("robots", "mavs")} if summary and "mavs" in summary else None
     return {"ok": error is None, "error": error, "interrupted": stop["requested"], "config": str(dep.path),
             "safety_mode": getattr(dep, "safety_mode", "none"), "scenario": dep.scenario, "team": team,
             "done_at_s": summary["done_at_s"] if summary else None,
             "num_robots": len(dep.robot_names), "bag": str(record) if record else None, "logdir": str(logdir),
             "elapsed_s": summary["elapsed_s"] if summary else None,
-            "robots": (summary.get("robots") or summary.get("mavs", {})) if summary else {}, "exit_codes": codes, "stop_s": sup.stop_seconds, "cpu_percent": cpu,
+            "robots": robots, "faults": found, "exit_codes": codes, "stop_s": sup.stop_seconds, "cpu_percent": cpu,
             "latency_ms": _quantiles(latencies)}
 
 
@@ -166,14 +215,18 @@ def _quantiles(samples_ms: list[float | None]) -> dict:
 def format_report(report: dict) -> str:
     if report.get("team") is not None:
         return format_team_report(report)
-    head = ["robot", "goal", "reached_at_s", "collision_steps", "boundary_exit_steps", "interventions", "watchdog_stops"]
+    head = ["robot", "goal", "reached_at_s", "collision_steps", "boundary_exit_steps", "interventions", "watchdog_stops",
+            "barrier_brakes", "clipped_commands", "output_faults"]
     rows = [[name, "yes" if r["goal_reached"] else "no", "-" if r["reached_at_s"] is None else f"{r['reached_at_s']:.2f}",
-             *(str(r[k]) for k in head[3:])] for name, r in report["robots"].items()]
+             *(str(r.get(k, 0)) for k in head[3:])] for name, r in report["robots"].items()]
     widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(head)]
     line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths))  # noqa: E731
     lat = report["latency_ms"]
     out = [f"== marlstack sitl: {report['num_robots']} robots, {report['safety_mode']} safety, "
            f"{report['elapsed_s']} s simulated ==", line(head), line(["-" * w for w in widths]), *map(line, rows)]
+    for name, r in report["robots"].items():
+        if r.get("stop_reasons"):
+            out.append(f"{name} stopped because: " + "; ".join(f"{k} (x{v})" for k, v in r["stop_reasons"].items()))
     if lat["count"]:
         ms = lambda v: "> 1 period (late)" if v is None else f"{v:.2f} ms"  # noqa: E731
         out.append(f"pose -> cmd_vel latency: p50 {ms(lat['p50'])}, p99 {ms(lat['p99'])} "

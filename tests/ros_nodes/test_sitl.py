@@ -5,10 +5,12 @@ the loop), exported for 4 robots and, with `--num-agents 8`, for the 8-robot onb
 """
 import csv
 import json
+import os
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from rosbags.rosbag2 import Reader
 from rosbags.typesys import Stores, get_typestore
@@ -111,11 +113,49 @@ def test_dropping_a_fifth_of_the_poses_causes_no_collision_and_ctrl_c_stops_clea
     assert all(r["final_goal_distance_m"] < 1.0 for r in robots), report["robots"]
 
 
-def test_a_crashing_node_fails_the_run_loudly(tmp_path):
+def test_an_unloadable_model_is_refused_before_any_node_starts(tmp_path):
     garbage = tmp_path / "garbage.onnx"
     garbage.write_bytes(b"not a model")
-    report, err = sitl(config_with_policy("robotarium_nav4.yaml", garbage, tmp_path), "--duration", "60")
-    assert not report["ok"]
-    assert "exited with code 2 during the run" in report["error"] and "/policy" in report["error"]
-    assert "onnxruntime cannot load this model" in report["error"]
-    assert "FAILED" in err
+    config = config_with_policy("robotarium_nav4.yaml", garbage, tmp_path)
+    out = subprocess.run([sys.executable, "-m", "marlstack", "sitl", "--config", str(config), "--no-isolate"],
+                         capture_output=True, text=True, timeout=60, cwd=REPO, env=ros_env())
+    assert out.returncode == 2 and out.stdout == ""
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "onnxruntime cannot load this model" in lines[0] and str(garbage) in lines[0]
+
+
+def _pids(*words: str) -> list[int]:
+    """Processes whose command line holds every word (this test's own nodes: the words include its tmp dir)."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = cmdline.read_bytes().split(b"\0")
+        except OSError:
+            continue
+        text = " ".join(a.decode(errors="replace") for a in args)
+        if all(w in text for w in words):
+            found.append(int(cmdline.parent.name))
+    return found
+
+
+def test_a_node_dying_during_the_run_fails_it_loudly(policies, tmp_path):
+    config = config_with_policy("robotarium_nav4.yaml", policies[4], tmp_path)
+    logdir = tmp_path / "logs"
+    proc = subprocess.Popen([sys.executable, "-m", "marlstack", "sitl", "--config", str(config), "--json", "--duration",
+                             "60", "--logdir", str(logdir), "--no-isolate"], env=ros_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    try:
+        deadline = time.monotonic() + 90
+        while not (logdir / "sim_summary.json").exists() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+        victims = _pids("ros_nodes.policy_node", "robot:=\"robot_1\"", str(policies[4]))
+        assert len(victims) == 1, victims
+        os.kill(victims[0], signal.SIGKILL)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 1, err[-2000:]
+    report = json.loads(out)
+    assert not report["ok"] and "FAILED" in err
+    assert "exited with code -9 during the run" in report["error"] and "/robot_1/policy" in report["error"]

@@ -1,0 +1,169 @@
+"""Say what happened: faults become stop reasons, counters, log lines, SITL failures or start refusals.
+
+Mostly the nodes' pure parts (health, the policy's start-up check, the plan, the SITL verdict);
+one short SITL run over real DDS shows a NaN policy failing the run with its reason.
+"""
+import json
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import yaml
+
+from hardware import load_profile, profile_hash
+from policies.export import Step, trace, write_artifact
+from policies.spec import build_spec, tensor
+from ros_fixtures import REPO, config_with_policy, sitl  # noqa: F401
+from ros_nodes import health, sitl as sitl_cli
+from ros_nodes.adapters import MissingInput, StaleInput
+from ros_nodes.plan import PlanError, load_deployment
+from ros_nodes.policy_node import open_policy
+from ros_nodes.runner import StartError
+
+GRITS = load_profile("gritsbot_x")
+ROBOTS = [f"robot_{i}" for i in range(4)]
+LAUNCH = REPO / "launch"
+
+
+def model(tmp_path, value, graph_others=3, spec_others=3, name="policy.onnx"):
+    """A navigation 'policy' for 4 robots whose command is `value` (plus 0 × its inputs); the graph's
+    'others' input has `graph_others` rows, its metadata says `spec_others`."""
+    def spec(n):
+        return build_spec(
+            scenario="navigation", vehicle_kind="ground", agent={"role": "shared", "agents": ROBOTS},
+            inputs=[tensor("pose", [3], ["m", "m", "rad"], "world"), tensor("others", [n, 3], ["m", "m", "rad"], "world"),
+                    tensor("goal", [2], ["m", "m"], "world")],
+            outputs=[tensor("cmd", [2], ["m/s", "rad/s"], "body")], recurrent=None, control_rate_hz=1 / GRITS.dt,
+            profile_name=GRITS.name, profile_hash=profile_hash(GRITS), training_run_id="test", git_revision="abc",
+            created="2026-01-01T00:00:00+00:00", marlstack_version="0.1.0", exporter={"opset": 20})
+
+    def fn(pose, others, goal):
+        zero = 0.0 * (jnp.sum(pose, -1) + jnp.sum(others, (-2, -1)) + jnp.sum(goal, -1))
+        return jnp.stack([zero + value[0], zero + value[1]], axis=-1)
+
+    graph = spec(graph_others)
+    return write_artifact(trace(Step(fn, graph["inputs"], graph["outputs"], None)), spec(spec_others), tmp_path / name)
+
+
+# --- health: reasons, plausibility, totals ------------------------------------------------------------
+
+def test_a_fault_during_start_up_is_logged_and_stops_are_counted_by_kind():
+    dog = health.Watchdog()
+    assert not dog.trip(MissingInput("pose of robot_0", "none received yet"))   # waiting: not news
+    assert dog.trip("barrier certificate: infeasible (min barrier -0.04: robots overlap)")  # news, though no stop
+    assert dog.stops == 0 and dog.stop_reasons == {"barrier certificate: infeasible": 1}
+    assert dog.clear()
+    assert dog.trip(StaleInput("pose of robot_2", "last one 120 ms old (limit 99 ms)"))
+    assert not dog.trip(StaleInput("pose of robot_2", "last one 150 ms old (limit 99 ms)"))
+    dog.clear()
+    dog.trip(StaleInput("pose of robot_2", "last one 101 ms old (limit 99 ms)"))
+    assert dog.stops == 2
+    assert dog.stop_reasons == {"barrier certificate: infeasible": 1, "pose of robot_2: stale": 2}
+
+
+def test_implausible_commands_poses_and_outputs_are_named():
+    assert health.command_fault(1e9, 0.0, GRITS) and health.command_fault(0.0, -1e9, GRITS)
+    assert health.command_fault(0.2, 1.0, GRITS) is None
+    assert health.clipped(0.5, 0.0, GRITS) and not health.clipped(0.1, 0.5, GRITS)
+    assert "outside the arena" in health.pose_fault(1e12, 0.0, GRITS)
+    assert health.pose_fault(GRITS.arena.x_max + 0.5, 0.0, GRITS) is None   # a robot just over the line is real
+    assert health.output_fault(np.array([[np.nan, 0.0]]), GRITS) == "non-finite"
+    assert health.output_fault(np.array([1e9, 0.0]), GRITS) == "implausible"
+    assert health.output_fault(np.zeros(3), GRITS) == "expected 2 numbers (v, ω), got 3"
+    assert health.output_fault(np.array([0.1, 0.2]), GRITS) is None
+
+
+def test_reports_fold_into_per_robot_totals_with_reasons():
+    policy = {"watchdog_stops": "1", "output_faults": "30", "stop_reasons": json.dumps({"model output: non-finite": 1})}
+    safety = {"watchdog_stops": "2", "interventions": "5", "barrier_brakes": "0", "clipped_commands": "3",
+              "stop_reasons": json.dumps({"cmd_vel_nominal of robot_0: stale": 2})}
+    got = health.fold_reports([policy, safety])
+    assert got == {"interventions": 5, "watchdog_stops": 3, "barrier_brakes": 0, "clipped_commands": 3,
+                   "output_faults": 30, "stop_reasons": {"model output: non-finite": 1,
+                                                         "cmd_vel_nominal of robot_0: stale": 2}}
+
+
+# --- SITL verdict ----------------------------------------------------------------------------------------
+
+def test_a_frozen_or_faulty_fleet_is_not_an_ok_run():
+    good = {"goal_reached": True, "collision_steps": 0, "boundary_exit_steps": 0, "barrier_brakes": 0, "output_faults": 0}
+    assert sitl_cli.faults({"robot_0": good}, until_goals=True) == []
+    frozen = {**good, "goal_reached": False, "barrier_brakes": 185, "final_goal_distance_m": 1.2}
+    nan = {**good, "output_faults": 30, "watchdog_stops": 1}
+    found = sitl_cli.faults({"robot_0": frozen, "robot_1": nan, "robot_2": {**good, "collision_steps": 4}}, until_goals=True)
+    assert any("robot_0 braked by the barrier certificate in 185 solves" in f for f in found)
+    assert any("robot_0 did not reach its goal" in f for f in found)
+    assert any("robot_1's policy gave 30 unusable outputs" in f for f in found)
+    assert any("robot_2 collided (4 steps)" in f for f in found)
+    assert not any("did not reach" in f for f in sitl_cli.faults({"robot_0": frozen}, until_goals=False))
+
+
+# --- refused at start ------------------------------------------------------------------------------------
+
+def test_a_model_with_the_right_names_but_wrong_shapes_is_refused_in_one_line(tmp_path):
+    bad = model(tmp_path, (0.1, 0.0), graph_others=5, spec_others=3)
+    with pytest.raises(StartError) as exc:
+        open_policy(str(bad), "navigation", GRITS, 1 / GRITS.dt, ROBOTS, "robot_0", 0.1)
+    msg = str(exc.value)
+    assert "does not run on this fleet's inputs" in msg and "\n" not in msg and str(bad) in msg
+    runtime, _ = open_policy(str(model(tmp_path, (0.1, 0.0), name="ok.onnx")), "navigation", GRITS, 1 / GRITS.dt,
+                             ROBOTS, "robot_0", 0.1)
+    assert runtime.spec["scenario"] == "navigation"
+
+
+def test_sitl_refuses_the_wrong_shape_model_before_starting_any_node(tmp_path, capsys):
+    config = config_with_policy("robotarium_nav4.yaml", model(tmp_path, (0.1, 0.0), graph_others=5), tmp_path)
+    assert sitl_cli.main(["--config", str(config), "--duration", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "does not run on this fleet's inputs" in err[0] and "Traceback" not in err[0]
+
+
+def write_plan(tmp_path, text=None, **overrides):
+    data = yaml.safe_load((LAUNCH / "robotarium_nav4.yaml").read_text())
+    data.update(overrides)
+    path = tmp_path / "fleet.yaml"
+    path.write_text(text if text is not None else yaml.safe_dump(data))
+    return path
+
+
+@pytest.mark.parametrize("overrides,words", [
+    ({"rate_hz": 0.5}, "key 'rate_hz' must be a number within a factor 2 of profile gritsbot_x's control rate"),
+    ({"sim": {"seed": -1}}, "0 <= seed < 2**32"),
+    ({"policy": "."}, "is a directory; point it at the exported policy.onnx file"),
+])
+def test_implausible_plan_values_are_refused_in_one_line(tmp_path, overrides, words):
+    with pytest.raises(PlanError) as exc:
+        load_deployment(write_plan(tmp_path, **overrides))
+    assert words in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_invalid_yaml_is_one_line_with_its_position(tmp_path):
+    with pytest.raises(PlanError) as exc:
+        load_deployment(write_plan(tmp_path, text="name: x\nrobots: [\n  - {name: a\n"))
+    assert "not valid YAML" in str(exc.value) and "line" in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_starts_the_certificate_cannot_start_from_are_refused(tmp_path):
+    data = yaml.safe_load((LAUNCH / "robotarium_nav4.yaml").read_text())
+    robots = data["robots"]
+    robots[1]["start"] = list(robots[0]["start"])                 # two robots on one spot
+    with pytest.raises(PlanError, match=r"robots\[1\]\.start': robot_1 starts 0.000 m from robot_0 .* move the starts apart"):
+        load_deployment(write_plan(tmp_path, robots=robots))
+    robots[1]["start"] = [GRITS.arena.x_max - 0.05, 0.0, 0.0]     # facing the wall, a few cm from it
+    with pytest.raises(PlanError, match="within 0.105 m of a wall"):
+        load_deployment(write_plan(tmp_path, robots=robots))
+
+
+# --- over real DDS: a NaN policy fails the run, with its reason -------------------------------------------
+
+def test_a_nan_policy_fails_sitl_with_its_reason(tmp_path):
+    config = config_with_policy("robotarium_nav4.yaml", model(tmp_path, (float("nan"), 0.0)), tmp_path)
+    report, err = sitl(config, "--duration", "2")
+    assert not report["ok"] and "FAILED" in err
+    for name, r in report["robots"].items():
+        assert r["output_faults"] > 0, (name, r)
+        assert r["stop_reasons"].get("model output: non-finite") == 1, (name, r)
+    assert any("unusable outputs" in f for f in report["faults"])
+    from pathlib import Path
+    logs = "".join(p.read_text(errors="replace") for p in Path(report["logdir"]).rglob("*.log"))
+    assert "refused (non-finite): zero velocity" in logs   # the policy node's own log says it, not just /diagnostics
