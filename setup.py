@@ -11,7 +11,7 @@ PACKAGE = "marlstack"
 
 ROS_MESSAGES = [
     "ros-geometry-msgs", "ros-nav-msgs", "ros-sensor-msgs", "ros-diagnostic-msgs",
-    "ros-trajectory-msgs", "ros-std-msgs", "ros-rosgraph-msgs", "ros-builtin-interfaces",
+    "ros-trajectory-msgs", "ros-std-msgs", "ros-std-srvs", "ros-rosgraph-msgs", "ros-builtin-interfaces",
 ]
 EXTRAS = {
     "onboard": ["numpy", "onnxruntime", "cvxpy", "clarabel", "osqp", "pyyaml", "tqdm"],
@@ -34,6 +34,7 @@ NODES = {
     "rate_controller_node": "ros_nodes.rate_controller_node:main",
     "mav_policy_node": "ros_nodes.mav_policy_node:main",
     "mav_sim_node": "ros_nodes.mav_sim_node:main",
+    "hardware_adapter_node": "ros_nodes.hardware_adapter_node:main",
 }
 
 setup(
