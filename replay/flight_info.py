@@ -23,7 +23,7 @@ def flight_info(log: FlightLog) -> dict[str, Any]:
     errors = [m for m in log.messages if m[1] in ("EMERG", "ALERT", "CRIT", "ERROR")]
     return {
         "log": str(log.path), "format": log.format, "size_bytes": log.size_bytes,
-        "start_s": log.start_s, "end_s": log.end_s, "duration_s": log.end_s - log.start_s,
+        "start_s": log.start_s, "end_s": log.end_s, "clock": log.clock, "duration_s": log.end_s - log.start_s,
         "messages": sum(s["count"] for s in streams), "info": log.info,
         "parameters": len(log.parameters), "changed_parameters": [list(c) for c in log.changed_parameters],
         "logged_messages": [list(m) for m in log.messages], "logged_errors": len(errors),
@@ -39,7 +39,7 @@ def format_flight_info(info: dict[str, Any]) -> str:
     vehicle = ", ".join(f"{k}={v}" for k, v in i.items()) or "-"
     lines = [f"log       {info['log']}  ({info['format']}, {info['size_bytes']} bytes)",
              f"vehicle   {vehicle}",
-             f"duration  {info['duration_s']:.3f} s  ({info['start_s']:.3f} .. {info['end_s']:.3f} s since boot)",
+             f"duration  {info['duration_s']:.3f} s  ({info['start_s']:.3f} .. {info['end_s']:.3f} {info['clock']})",
              f"messages  {info['messages']} in {len(info['streams'])} streams; {info['parameters']} parameters "
              f"({len(info['changed_parameters'])} changed in flight); {len(info['logged_messages'])} logged text "
              f"messages ({info['logged_errors']} errors)",

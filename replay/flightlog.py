@@ -80,6 +80,7 @@ class FlightLog:
     state: VehicleState
     start_s: float  # the log's start and end on its clock (not the streams' extremes: some topics
     end_s: float  # are logged with a zero timestamp before their publisher sets one)
+    clock: str = "s since boot"  # what the timestamps count: the flight controller's boot time, or UTC
 
     def stream(self, name: str) -> Stream:
         """The named stream; KeyError (listing what there is) when absent."""
@@ -95,6 +96,12 @@ def hold(s: Series, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     values = held(Rows(s.t_s, s.values.reshape(len(s.t_s), -1)), t).reshape((len(t), *s.values.shape[1:]))
     return values, (t >= s.t_s[0]) if len(s.t_s) else np.zeros(len(t), dtype=bool)
+
+
+def changes(t: np.ndarray, values: np.ndarray) -> list[tuple[float, Any]]:
+    """(t, value) at the first sample and wherever the value changes (modes, arming)."""
+    idx = [0, *np.flatnonzero(values[1:] != values[:-1]) + 1] if len(values) else []
+    return [(float(t[i]), values[i].item() if hasattr(values[i], "item") else values[i]) for i in idx]
 
 
 def flight_format(path: Path) -> str | None:

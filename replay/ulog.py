@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from replay import frames
-from replay.flightlog import (ULOG_MAGIC, FlightLog, FlightLogError, Series, Stream, VehicleState,
+from replay.flightlog import (ULOG_MAGIC, FlightLog, FlightLogError, Series, Stream, VehicleState, changes,
                               unit_from_name)
 
 HEADER_BYTES = 16  # magic (7), version (1), start timestamp (8)
@@ -140,10 +140,6 @@ def _has(streams: dict[str, Stream], name: str, *fields: str) -> Stream | None:
     return s if s is not None and len(s.t_s) and all(f in s.fields for f in fields) else None
 
 
-def _changes(values: np.ndarray) -> list[int]:
-    return [0, *np.flatnonzero(values[1:] != values[:-1]) + 1] if len(values) else []
-
-
 def _state(streams: dict[str, Stream], params: dict[str, float]) -> VehicleState:
     st = VehicleState()
     q = ["q[0]", "q[1]", "q[2]", "q[3]"]
@@ -196,10 +192,7 @@ def _state(streams: dict[str, Stream], params: dict[str, float]) -> VehicleState
         if "remaining" in s.fields:
             st.battery_remaining = Series(s.t_s, s.fields["remaining"].astype(float), "1", "battery_status.remaining")
     if s := _has(streams, "vehicle_status", "nav_state"):
-        nav = s.fields["nav_state"]
-        st.modes = [(float(s.t_s[i]), NAV_STATES.get(int(nav[i]), f"nav_state {int(nav[i])}"))
-                    for i in _changes(nav)]
+        st.modes = [(t, NAV_STATES.get(int(n), f"nav_state {int(n)}")) for t, n in changes(s.t_s, s.fields["nav_state"])]
         if "arming_state" in s.fields:
-            armed = s.fields["arming_state"] == ARMED
-            st.armed = [(float(s.t_s[i]), bool(armed[i])) for i in _changes(armed)]
+            st.armed = changes(s.t_s, s.fields["arming_state"] == ARMED)
     return st
