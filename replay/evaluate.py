@@ -71,6 +71,9 @@ def open_runtime(policy: str | Path, config: Any | None) -> Any:
 def evaluate(bag: Bag, policy: str | Path, config: Any | None = None) -> dict[str, Any]:
     """Per-robot comparison of logged nominal commands with the policy's on the logged inputs."""
     runtime = open_runtime(policy, config)
+    if runtime.spec["vehicle_kind"] == "mav_team":  # a cable team's bag: replay/team.py
+        from replay.team import evaluate_team
+        return evaluate_team(bag, runtime, config, str(policy))
     scenario = runtime.spec["scenario"]
     if scenario not in topics.TASK_TOPIC:
         raise FleetError(f"no ROS task adapter for scenario {scenario!r}: replay cannot rebuild its inputs")
@@ -292,6 +295,10 @@ def write_outputs(result: dict[str, Any], out: Path) -> None:
     """eval_commands.csv (every command: logged, policy's, whether it was compared) and eval_commands.png."""
     from replay import plots
     out.mkdir(parents=True, exist_ok=True)
+    if "per_mav" in result:
+        from replay.team import write_team_csv
+        write_team_csv(result, out / "eval_commands.csv")
+        return
     with (out / "eval_commands.csv").open("w", encoding="utf-8") as f:
         f.write("t_s,robot,v_logged,omega_logged,v_policy,omega_policy,status\n")
         for r, s in result["series"].items():
@@ -302,6 +309,9 @@ def write_outputs(result: dict[str, Any], out: Path) -> None:
 
 
 def format_result(result: dict[str, Any]) -> str:
+    if "per_mav" in result:
+        from replay.team import format_team
+        return format_team(result)
     lines = [f"policy {result['policy']} (run {result['policy_run_id']}) on {result['bag']}", ""]
     head = (f"{'robot':<12} {'commands':>8} {'max |diff|':>11} {'mean |diff|':>11} {'max dv':>10} "
             f"{'max domega':>10} {'input errors':>12} {'reordered':>9} {'not compared':>12}")

@@ -120,6 +120,17 @@ def setpoint_values(msg: Any) -> tuple[float, ...]:
     return (*f[:6], convert.yaw_from_quaternion(*convert.check_quaternion(*f[6:], "setpoint")))
 
 
+HOLD_GAINS = (4.0, 3.0)  # 1/s², 1/s: the position hold's PD (those of the classical controller's position loop)
+
+
+def hold_command(pos: np.ndarray, vel: np.ndarray, target: np.ndarray, limit: np.ndarray) -> np.ndarray:
+    """The policy node's position hold: world acceleration from a PD loop on position, no rate
+    feed-forward, within `limit` (5,). Replay recognises hold steps with it."""
+    kp, kd = HOLD_GAINS
+    cmd = np.concatenate([kp * (np.asarray(target) - pos) - kd * np.asarray(vel), np.zeros(2)])
+    return np.clip(cmd, -limit, limit)
+
+
 def stamp_or(msg: Any, now_s: float) -> float:
     """The message's header stamp in seconds, or `now_s` when it carries none (zero)."""
     s = convert.stamp_seconds(msg.header.stamp)

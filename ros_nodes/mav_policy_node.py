@@ -27,19 +27,12 @@ import numpy as np
 from policies.runtime import BadInput
 from ros_nodes import convert, health, mav_io, topics
 from ros_nodes.adapters import InputError
+from ros_nodes.mav_io import hold_command
 from ros_nodes.policy_node import load_runtime
 from ros_nodes.runner import StartError, declare, ros_now, run_node
 
 DIAGNOSTIC_PERIOD_S = 0.5
 MIN_STEP_PERIODS = 0.5   # a load sample runs a step unless one ran less than this long ago (bunched samples)
-HOLD_GAINS = (4.0, 3.0)  # 1/s², 1/s: the position hold's PD (those of the classical controller's position loop)
-
-
-def hold_command(pos: np.ndarray, vel: np.ndarray, target: np.ndarray, limit: np.ndarray) -> np.ndarray:
-    """Hold `target`: world acceleration from a PD loop on position, no rate feed-forward, within `limit` (5,)."""
-    kp, kd = HOLD_GAINS
-    cmd = np.concatenate([kp * (target - pos) - kd * vel, np.zeros(2)])
-    return np.clip(cmd, -limit, limit)
 
 
 def make_node():

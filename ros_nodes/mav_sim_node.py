@@ -188,11 +188,6 @@ def make_node():
         def _publish_sensors(self, now: float) -> None:
             b, nz = self.sim.bodies(), self.noise
             noisy = lambda x, s: x + (self.rng.normal(0.0, s, np.shape(x)) if s else 0.0)  # noqa: E731
-            if self._due("load"):
-                q = _jitter(b["load_quat"], nz["attitude"], self.rng)
-                self._send(self.load_pub, mav_io.odometry_msg(noisy(b["load_pos"], nz["position"]), q,
-                                                              noisy(b["load_vel"], nz["velocity"]),
-                                                              noisy(b["load_omega"], nz["rate"]), now, "load"), now)
             blind_window = self.blind_at <= self.sim.t < self.blind_at + self.blind_for
             for i, m in enumerate(self.mavs):
                 if self._due("odom") and not (m == self.blind and blind_window):
@@ -207,6 +202,11 @@ def make_node():
                     w = noisy(b["omega"][i], nz["rate"])
                     imu.angular_velocity.x, imu.angular_velocity.y, imu.angular_velocity.z = (float(v) for v in w)
                     self._send(self.imu_pubs[i], imu, now)
+            if self._due("load"):  # last: the step it triggers finds this tick's odometry already there
+                q = _jitter(b["load_quat"], nz["attitude"], self.rng)
+                self._send(self.load_pub, mav_io.odometry_msg(noisy(b["load_pos"], nz["position"]), q,
+                                                              noisy(b["load_vel"], nz["velocity"]),
+                                                              noisy(b["load_omega"], nz["rate"]), now, "load"), now)
             while self.queue and self.queue[0][0] <= now + 1e-9:
                 _, pub, msg = self.queue.popleft()
                 if pub is self.load_pub:

@@ -7,7 +7,7 @@ import pytest
 
 from ros_nodes import mav_io
 from ros_nodes.adapters import MissingInput, StaleInput
-from ros_nodes.mav_policy_node import hold_command
+from ros_nodes.mav_io import hold_command
 from ros_nodes.plan import PlanError, fleet_plan, load_deployment
 from sim.cable import spec as cable_spec
 
