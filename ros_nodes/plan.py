@@ -55,6 +55,22 @@ class RobotConfig:
 
 
 @dataclass(frozen=True)
+class HardwareConfig:
+    """Real robots behind hardware adapter nodes (ros_nodes/hardware_adapter_node.py); `{robot}` in a
+    topic is replaced by the robot's name. In SITL the sim node plays the drivers and the mocap."""
+    robot_cmd_topic: str = "/{robot}/driver/cmd_vel"
+    robot_cmd_stamped: bool = False
+    mocap_topic: str = "/mocap/{robot}/pose"
+    mocap_up_axis: str = "z"
+    timeout_s: float = 0.25
+
+    def for_robot(self, robot: str) -> dict[str, Any]:
+        return {"robot_cmd_topic": self.robot_cmd_topic.format(robot=robot), "robot_cmd_stamped": self.robot_cmd_stamped,
+                "mocap_topic": self.mocap_topic.format(robot=robot), "mocap_up_axis": self.mocap_up_axis,
+                "timeout_s": self.timeout_s}
+
+
+@dataclass(frozen=True)
 class Deployment:
     path: Path
     name: str
@@ -68,6 +84,7 @@ class Deployment:
     robots: tuple[RobotConfig, ...]
     seed: int = 0
     landmarks: tuple[tuple[float, float], ...] = ()  # coverage only
+    hardware: HardwareConfig | None = None  # real robots behind adapter nodes (docs/hardware.md)
 
     @property
     def robot_names(self) -> list[str]:
@@ -145,7 +162,8 @@ def load_deployment(path: str | Path) -> Deployment:
     if "mavs" in data:  # a MAV team carrying a load (ros_nodes/team_plan.py)
         from ros_nodes.team_plan import load_team
         return load_team(path, data)
-    known = {"name", "profile", "scenario", "policy", "rate_hz", "watchdog_periods", "safety", "robots", "sim", "landmarks"}
+    known = {"name", "profile", "scenario", "policy", "rate_hz", "watchdog_periods", "safety", "robots", "sim", "landmarks",
+             "hardware"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise _fail(where, f"unknown key(s) {', '.join(unknown)} (expected: {', '.join(sorted(known))})")
@@ -204,7 +222,28 @@ def load_deployment(path: str | Path) -> Deployment:
     return Deployment(path=path, name=str(data.get("name", path.stem)), profile=profile.name,
                       scenario=scenario, policy=policy,
                       rate_hz=float(rate), watchdog_periods=float(periods), safety_mode=mode, safety_form=form,
-                      robots=robots, seed=seed, landmarks=landmarks)
+                      robots=robots, seed=seed, landmarks=landmarks, hardware=_hardware(data.get("hardware"), where))
+
+
+def _hardware(raw: Any, where: str) -> HardwareConfig | None:
+    """The optional 'hardware' section: adapter parameters shared by every robot."""
+    if raw is None:
+        return None
+    fields = HardwareConfig.__dataclass_fields__
+    if not isinstance(raw, Mapping) or set(raw) - set(fields):
+        raise _fail(where, f"key 'hardware' must be a mapping with some of {', '.join(fields)}, got {raw!r}")
+    cfg = HardwareConfig(**raw)
+    for key in ("robot_cmd_topic", "mocap_topic"):
+        value = getattr(cfg, key)
+        if not isinstance(value, str) or not value.startswith("/") or "{robot}" not in value:
+            raise _fail(where, f"key 'hardware.{key}' must be an absolute topic containing {{robot}}, got {value!r}")
+    if cfg.mocap_up_axis not in ("z", "y"):
+        raise _fail(where, f"key 'hardware.mocap_up_axis' must be 'z' or 'y', got {cfg.mocap_up_axis!r}")
+    if not isinstance(cfg.robot_cmd_stamped, bool):
+        raise _fail(where, f"key 'hardware.robot_cmd_stamped' must be true or false, got {cfg.robot_cmd_stamped!r}")
+    if not isinstance(cfg.timeout_s, (int, float)) or isinstance(cfg.timeout_s, bool) or not 0.01 <= cfg.timeout_s <= 10:
+        raise _fail(where, f"key 'hardware.timeout_s' must be a number in [0.01, 10], got {cfg.timeout_s!r}")
+    return cfg
 
 
 def _yaml_error(exc: yaml.YAMLError) -> str:
@@ -307,11 +346,23 @@ def fleet_plan(dep: Deployment, sitl: bool = False, record: str | Path | None = 
         # landmarks), the recorder all of them
         safety_nodes = 1 if dep.safety_mode == "fleet" else len(robots)
         task_readers = 1 if dep.per_robot_goals else len(robots)
+        pose_readers = len(robots) + safety_nodes + bool(record)
+        sim_remaps = dict(fleet_remaps)
+        if dep.hardware is not None:  # the sim plays each robot's driver and mocap body; the adapters read them
+            pose_readers = 1
+            for r in robots:
+                hw = dep.hardware.for_robot(r)
+                sim_remaps[topics.CMD_VEL.path(r)] = hw["robot_cmd_topic"]
+                sim_remaps[topics.POSE.path(r)] = hw["mocap_topic"]
         specs.append(NodeSpec("sim_node", "sim", "/", {
             **common, "scenario": dep.scenario, "seed": dep.seed,
             "starts": [v for r in dep.robots for v in r.start], "goals": [v for p in dep.task_points for v in p],
-            "summary_path": str(summary_path or ""), "pose_subscribers": len(robots) + safety_nodes + bool(record),
-            "task_subscribers": task_readers + bool(record), "cmd_vel_publishers": 1}, fleet_remaps))
+            "summary_path": str(summary_path or ""), "pose_subscribers": pose_readers,
+            "task_subscribers": task_readers + bool(record), "cmd_vel_publishers": 1}, sim_remaps))
+    if dep.hardware is not None:
+        for r in robots:
+            specs.append(NodeSpec("hardware_adapter_node", "hardware_adapter", f"/{r}", {
+                "robot": r, "profile": dep.profile, "rate_hz": dep.rate_hz, **dep.hardware.for_robot(r)}, fleet_remaps))
     for r in dep.robots:
         specs.append(NodeSpec("policy_node", "policy", f"/{r.name}", {
             **common, "robot": r.name, "scenario": dep.scenario, "policy_path": str(dep.policy)}, fleet_remaps))

@@ -31,8 +31,8 @@ from ros_nodes.supervisor import Supervisor, clean_exit
 START_TIMEOUT_S = 120.0
 POLL_S = 0.1
 SETTLE_S = 1.0  # with --until-goals: keep running this long after the last robot arrived
-STOP_ORDER = ["sim_node", "mav_sim_node", "policy_node", "mav_policy_node", "safety_node"]  # the recorder stops last
-START_ORDER = ["recorder_node", "safety_node", "policy_node", "mav_policy_node", "sim_node", "mav_sim_node"]
+STOP_ORDER = ["sim_node", "mav_sim_node", "policy_node", "mav_policy_node", "safety_node", "hardware_adapter_node"]  # the recorder stops last
+START_ORDER = ["recorder_node", "hardware_adapter_node", "safety_node", "policy_node", "mav_policy_node", "sim_node", "mav_sim_node"]
 
 
 class SitlError(Exception):

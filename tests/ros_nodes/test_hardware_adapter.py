@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from hardware import load_profile
-from ros_fixtures import run_scenario
+from ros_fixtures import REPO, policies, run_scenario  # noqa: F401  (fixture)
 from ros_nodes.hardware_adapter_node import CommandGate, mocap_to_world
 
 
@@ -50,3 +50,36 @@ def test_adapter_with_a_fake_robot(tmp_path):
     assert np.abs(poses[:, 0] - poses[:, 3]).max() < 0.01 and np.abs(poses[:, 1] - poses[:, 4]).max() < 0.01
     assert np.abs(np.angle(np.exp(1j * (poses[:, 2] - poses[:, 5])))).max() < 0.01
     assert np.abs(poses[:, 6] - 0.05).max() < 0.01   # height: the body's y in Motive
+
+
+def test_sitl_through_hardware_adapters_reaches_goals(policies, tmp_path):
+    """marlstack sitl with a 'hardware' section: the sim plays the drivers and the mocap on the real-fleet topics."""
+    from ros_fixtures import config_with_policy, sitl
+    from ros_nodes.plan import fleet_plan, load_deployment
+    config = config_with_policy("robotarium_nav4_hardware.yaml", policies[4], tmp_path)
+    specs = fleet_plan(load_deployment(config), sitl=True)
+    adapters = [s for s in specs if s.executable == "hardware_adapter_node"]
+    sim = next(s for s in specs if s.executable == "sim_node")
+    assert [a.parameters["robot_cmd_topic"] for a in adapters] == [f"/robot_{i}/driver/cmd_vel" for i in range(4)]
+    assert sim.remaps["/robot_0/cmd_vel"] == "/robot_0/driver/cmd_vel" and sim.remaps["/robot_0/pose"] == "/mocap/robot_0/pose"
+    report, _ = sitl(config, "--duration", "60", "--until-goals")
+    assert report["ok"], report["error"]
+    assert sorted(report["exit_codes"]) == sorted({*report["exit_codes"]} | {f"/robot_{i}/hardware_adapter" for i in range(4)})
+    assert all(code == 0 for code in report["exit_codes"].values()), report["exit_codes"]
+    for name, r in report["robots"].items():
+        assert r["goal_reached"] and r["collision_steps"] == 0 and r["boundary_exit_steps"] == 0, (name, r)
+
+
+@pytest.mark.parametrize("section, message", [({"mocap_up_axis": "x"}, "hardware.mocap_up_axis"),
+                                              ({"robot_cmd_topic": "cmd_vel"}, "hardware.robot_cmd_topic"),
+                                              ({"timeout": 1}, "key 'hardware' must be a mapping")])
+def test_bad_hardware_section_is_named(tmp_path, section, message):
+    import yaml
+
+    from ros_nodes.plan import PlanError, load_deployment
+    data = yaml.safe_load((REPO / "launch" / "robotarium_nav4_hardware.yaml").read_text())
+    data["hardware"] = section
+    path = tmp_path / "fleet.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(PlanError, match=message):
+        load_deployment(path)
