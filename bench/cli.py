@@ -14,6 +14,7 @@ BENCHES = {
     "policy": ("bench.policy", "exported ONNX policy latency vs a bare numpy forward pass"),
     "ros": ("bench.ros", "sensor-to-command latency over ROS 2 vs a bare rclpy ping-pong"),
     "cable": ("bench.cable", "cable-suspended load env-steps/s vs a free-flying quadrotor"),
+    "replay": ("bench.replay", "replay info/report time and peak memory on a PX4 log and a bag vs pyulog / mcap"),
 }
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import mmap
 import struct
 from pathlib import Path
 
@@ -44,17 +45,18 @@ TOPIC_UNITS = {("vehicle_rates_setpoint", f): "rad/s" for f in ("roll", "pitch",
 
 def scan_framing(path: Path, size: int) -> str | None:
     """Where and why the message framing breaks (one line), or None when it runs to the end."""
-    with path.open("rb") as f:
-        data = f.read()
-    pos = HEADER_BYTES
-    while pos + 3 <= size:
-        msg_size, msg_type = struct.unpack_from("<HB", data, pos)
-        if msg_type not in MESSAGE_TYPES:
-            return f"stopped making sense at byte {pos} of {size}: unknown message type 0x{msg_type:02x} (corrupt data)"
-        if pos + 3 + msg_size > size:
-            return (f"cut at byte {size}: the last {chr(msg_type)!r} message (from byte {pos}) has "
-                    f"{size - pos - 3} of its {msg_size} bytes")
-        pos += 3 + msg_size
+    if size <= HEADER_BYTES:
+        return None
+    with path.open("rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:  # no copy in memory
+        pos = HEADER_BYTES
+        while pos + 3 <= size:
+            msg_size, msg_type = struct.unpack_from("<HB", data, pos)
+            if msg_type not in MESSAGE_TYPES:
+                return f"stopped making sense at byte {pos} of {size}: unknown message type 0x{msg_type:02x} (corrupt data)"
+            if pos + 3 + msg_size > size:
+                return (f"cut at byte {size}: the last {chr(msg_type)!r} message (from byte {pos}) has "
+                        f"{size - pos - 3} of its {msg_size} bytes")
+            pos += 3 + msg_size
     if pos < size:
         return f"cut at byte {size}: the file ends inside a message header (from byte {pos})"
     return None
