@@ -35,6 +35,7 @@ NODES = {
     "mav_policy_node": "ros_nodes.mav_policy_node:main",
     "mav_sim_node": "ros_nodes.mav_sim_node:main",
     "hardware_adapter_node": "ros_nodes.hardware_adapter_node:main",
+    "flight_link_node": "ros_nodes.flight_link_node:main",
 }
 
 setup(

@@ -7,7 +7,7 @@ configuration and the tests treat every vehicle alike.
 
 Fault rule shared by every link (DESIGN contract 9, MAV: hold, then land): when the stack's
 setpoints stop arriving for `setpoint_timeout_s`, the link sends a level hover setpoint (zero body
-rates, hover thrust) for `hold_s`, then commands a landing, and reports the fault in `status()`.
+rates, hover thrust); if none arrives within `hold_s` it commands a landing; the fault is in `status()`.
 """
 from __future__ import annotations
 
@@ -79,7 +79,8 @@ class SetpointGuard:
 
     `update` stores a setpoint (clipped to the limits; non-finite ones are dropped, so the previous
     one ages into the hold). Each tick the stream asks `next(now)`: the stack's setpoint while fresh,
-    the hover setpoint for `hold_s` once it is stale, then None exactly once: land now.
+    the hover setpoint once it is stale (the stack's again if a fresh one comes within `hold_s`),
+    then, after `hold_s` of hovering, None exactly once: land now.
     """
 
     def __init__(self, limits: LinkLimits):
@@ -108,9 +109,12 @@ class SetpointGuard:
 
     def next(self, now: float) -> tuple[Any, float] | None:
         rates, thrust, received = self._setpoint
-        if self._hold_since is None and now - received > self.limits.setpoint_timeout_s:
+        stale = now - received > self.limits.setpoint_timeout_s
+        if self._hold_since is None and stale:
             self._hold_since = now
             self.fault = f"stack setpoints stale for {now - received:.2f} s: hold, then land"
+        elif self._hold_since is not None and not stale:   # the stack is back within the hold: fly on
+            self._hold_since, self.fault = None, None
         if self._hold_since is None:
             return rates, thrust
         if now - self._hold_since >= self.limits.hold_s:

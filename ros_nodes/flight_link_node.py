@@ -1,0 +1,136 @@
+"""Flight link node: one MAV's policy set-point and mocap odometry -> its flight controller (MAVLink or Crazyflie).
+
+Where the rate controller node flies a simulated MAV rotor by rotor, a real MAV's autopilot runs
+its own rate loop: this node runs only the outer loops of `controllers.quadrotor` (acceleration ->
+collective thrust + body axis, tilt-first attitude loop -> body rates, feed-forward included) at the
+policy rate and hands `(body rates, thrust)` to a `hardware.flight.FlightLink`, which streams them at
+its own fixed rate, converts frames and units, and applies the hold-then-land rule when this node
+goes quiet. The MAV's `odom` (world pose from motion capture) also goes to the vehicle as its
+external pose. Vehicle commands are std_srvs/Trigger services: `/<mav>/arm`, `/<mav>/takeoff`,
+`/<mav>/start_rate_control`, `/<mav>/land`, `/<mav>/kill`, `/<mav>/disarm`. Onboard: no JAX.
+"""
+from __future__ import annotations
+
+import math
+import sys
+
+import numpy as np
+
+from controllers import quadrotor
+from hardware.flight import LinkLimits
+from ros_nodes import convert, health, topics
+from ros_nodes.mav_io import rotation, setpoint_values
+from ros_nodes.runner import StartError, declare, run_node
+
+LINKS = ("mavlink", "crazyflie")
+COMMANDS = ("arm", "takeoff", "start_rate_control", "land", "kill", "disarm")
+
+
+def rates_and_thrust(setpoint: tuple[float, ...], quat_xyzw: tuple[float, ...], profile) -> tuple[np.ndarray, float]:
+    """(acc x y z, rate ff x y z, yaw set-point) and the MAV's attitude -> (FLU body rates, collective thrust N)."""
+    acc, rate_ff, yaw_sp = np.asarray(setpoint[:3], float), np.asarray(setpoint[3:6], float), float(setpoint[6])
+    thrust, z_des = quadrotor.thrust_and_axis(acc, np.zeros(3), profile)
+    rates = quadrotor.attitude_rates(rotation(*quat_xyzw), z_des, yaw_sp, rate_ff, profile)
+    return np.asarray(rates, float), float(thrust)
+
+
+def make_link(kind: str, url: str, limits: LinkLimits, autopilot: str, mocap: str):
+    if kind == "mavlink":
+        from hardware.mavlink import MavlinkLink
+        return MavlinkLink(url, limits, autopilot=autopilot, mocap=mocap)
+    from hardware.crazyflie import CrazyflieLink
+    return CrazyflieLink(url, limits)
+
+
+def make_node():
+    from rclpy.node import Node
+    from std_srvs.srv import Trigger
+
+    from hardware.profile import ProfileError, load_profile
+
+    class FlightLinkNode(Node):
+        def __init__(self) -> None:
+            super().__init__("flight_link")
+            p = lambda *a, **k: declare(self, *a, **k)  # noqa: E731
+            self.mav = p("mav", "", "this MAV's name (its namespace without '/')")
+            profile_name = p("profile", "mav_corl25", "MAV team profile: mass, rotor thrust, rate limits, outer-loop gains")
+            kind = p("link", "mavlink", f"flight controller link: {' or '.join(LINKS)}")
+            url = p("url", "", "pymavlink connection (udpin:0.0.0.0:14540, /dev/ttyACM0) or Crazyflie URI (radio://0/80/2M/E7E7E7E7E7)")
+            autopilot = p("autopilot", "px4", "MAVLink only: px4 or ardupilot")
+            mocap = p("mocap_message", "att_pos_mocap", "MAVLink only: att_pos_mocap or vision_position_estimate")
+            self.height = p("takeoff_height", 1.0, "take-off service: height above the take-off point", 0.1, 20.0)
+            if not self.mav or not url or kind not in LINKS:
+                raise StartError(f"parameters 'mav' and 'url' are required and 'link' must be one of {LINKS}")
+            try:
+                self.profile = load_profile(profile_name)
+            except ProfileError as exc:
+                raise StartError(str(exc)) from None
+            if self.profile.kind != "mav_team":
+                raise StartError(f"parameter 'profile' = {profile_name!r} is not a 'mav_team' profile")
+            try:
+                self.link = make_link(kind, url, LinkLimits.from_mav_profile(self.profile), autopilot, mocap)
+                self.link.connect()
+            except (ValueError, ConnectionError, OSError) as exc:
+                raise StartError(f"{kind} link: {exc}") from None
+            self.attitude: tuple[float, ...] | None = None
+            self.setpoints = 0
+            cls = topics.message_class
+            state = topics.qos_profile("state")
+            self.create_subscription(cls(topics.ODOM.type), topics.ODOM.path(self.mav), self._on_odom, state)
+            self.create_subscription(cls(topics.SETPOINT.type), topics.SETPOINT.path(self.mav), self._on_setpoint, state)
+            for name in COMMANDS:
+                self.create_service(Trigger, f"/{self.mav}/{name}", self._command(name))
+            self.diag = self.create_publisher(cls(topics.DIAGNOSTICS.type), topics.DIAGNOSTICS.path(),
+                                              topics.qos_profile(topics.DIAGNOSTICS.qos))
+            self.create_timer(0.5, self._publish_diag)
+            self.get_logger().info(f"{self.mav}: {kind} link to {url} connected")
+
+        def _on_odom(self, msg) -> None:
+            pos, q = msg.pose.pose.position, msg.pose.pose.orientation
+            try:
+                x, y, z, w = convert.check_quaternion(q.x, q.y, q.z, q.w, "odom")
+            except convert.MessageError:
+                return  # a bad pose is not forwarded; the vehicle's estimator times the feed out
+            self.attitude = (x, y, z, w)
+            self.link.send_pose((pos.x, pos.y, pos.z), (w, x, y, z), convert.stamp_seconds(msg.header.stamp))
+
+        def _on_setpoint(self, msg) -> None:
+            if self.attitude is None:
+                return
+            try:
+                rates, thrust = rates_and_thrust(setpoint_values(msg), self.attitude, self.profile)
+            except convert.MessageError:
+                return  # dropped: the link holds, then lands, if no good set-point follows
+            self.link.set_rates(rates, thrust)
+            self.setpoints += 1
+
+        def _command(self, name: str):
+            def cb(request, response):
+                try:
+                    fn = getattr(self.link, name)
+                    fn(self.height) if name == "takeoff" else fn()
+                    response.success, response.message = True, f"{self.mav}: {name} done"
+                except (RuntimeError, ConnectionError) as exc:
+                    response.success, response.message = False, f"{self.mav}: {name} failed: {exc}"
+                return response
+            return cb
+
+        def _publish_diag(self) -> None:
+            st = self.link.status()
+            level = health.OK if st.get("connected") and not st.get("fault") else health.WARN
+            status = health.status(self.get_fully_qualified_name(), self.mav, level, st.get("fault") or "ok",
+                                   {k: v for k, v in st.items() if k != "fault"} | {"setpoints_in": self.setpoints})
+            self.diag.publish(health.array(self.get_clock().now().to_msg(), [status]))
+
+        def close(self) -> None:
+            self.link.close()
+
+    return FlightLinkNode()
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_node(make_node, "flight_link", argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
