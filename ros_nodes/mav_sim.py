@@ -79,6 +79,7 @@ class TeamSim:
         self.touchdown_speed = 0.0
         self.goals: list[GoalRecord] = []
         self.landing = False
+        self.failed_at: tuple[float, int] | None = None
 
     # ---- inputs -----------------------------------------------------------------------------------
     def setpoint(self, i: int, cmd: np.ndarray, t: float) -> None:
@@ -88,6 +89,11 @@ class TeamSim:
     def set_goal(self, pos: tuple[float, ...], quat_wxyz: tuple[float, ...]) -> None:
         self.goals.append(GoalRecord(tuple(pos), tuple(quat_wxyz), self.t))
         self.state = self.state.replace(goal_pos=jnp.asarray(pos, jnp.float32), goal_quat=jnp.asarray(quat_wxyz, jnp.float32))
+
+    def fail(self, i: int) -> None:
+        """MAV i loses all thrust now and its cable is released (`CableEnv`'s failure mode)."""
+        self.state = self.state.replace(fail_agent=jnp.asarray(i, jnp.int32), fail_step=self.state.step)
+        self.failed_at = (round(self.t, 3), i)
 
     def land(self) -> None:
         """End of mission: every MAV descends at the bounded rate and lands, together."""
@@ -201,5 +207,5 @@ class TeamSim:
                 "separation_violated": self.min_separation < self.profile.task.min_mav_distance,
                 "slack_events": self.slack_events, "max_tilt_deg": round(self.max_tilt_deg, 2),
                 "modes": list(self.mode), "mode_changes": [list(e) for e in self.events[-50:]], "landed": self.landed_at is not None, "landed_at_s": self.landed_at,
-                "load_touchdown_speed_mps": round(self.touchdown_speed, 3),
+                "load_touchdown_speed_mps": round(self.touchdown_speed, 3), "failed_mav": self.failed_at,
                 "min_rotor_thrust_sum_with_load_n": round(self.min_rotor_sum_loaded, 4)}

@@ -7,7 +7,8 @@ the failsafes of `mav_sim.TeamSim`), and publishes each MAV's `odom` and `imu` a
 deployment YAML's `sensors:`). It flies the mission: the latched `/load/goal` steps through the
 goal sequence (next goal once the current one is held `task.success_hold` s, or after
 `goal_timeout_s`), then every MAV lands. Fault injection: `blind_mav`'s odometry stops for
-`blind_for_s` from `blind_at_s` (its policy node cannot fly; the firmware holds, then descends).
+`blind_for_s` from `blind_at_s` (its policy node cannot fly; the firmware holds, then descends);
+`fail_mav` loses all thrust at `fail_at_s` and its cable is released (the environment's failure mode).
 
 Like the fleet's sim node it holds the team (nothing published, no step) until every node is
 connected, writes a JSON summary (per goal: error trace, success; minimum MAV separation, slack
@@ -69,6 +70,8 @@ def make_node():
             self.blind = p("blind_mav", "", "fault injection: this MAV's odometry stops (empty: none)")
             self.blind_at = p("blind_at_s", 0.0, "... from this time", 0.0, 3600.0)
             self.blind_for = p("blind_for_s", 0.0, "... for this long", 0.0, 3600.0)
+            self.fail_mav = p("fail_mav", "", "fault injection: this MAV loses all thrust (cable released); empty: none")
+            self.fail_at = p("fail_at_s", 0.0, "... at this time", 0.0, 3600.0)
             summary = p("summary_path", "", "write the JSON summary here (empty: only publish it)")
             self.need_odom = p("odom_subscribers", 0, "hold the team until each odom has this many readers", 0, 10_000)
             self.need_load = p("load_subscribers", 0, "... /load/odom and /load/goal this many", 0, 10_000)
@@ -77,6 +80,8 @@ def make_node():
             if not n or not all(self.mavs) or len(start) != 3 or len(goals) % 6 or not goals:
                 raise StartError(f"parameters: 'mavs' must name the team, 'start' be [x, y, z] and 'goals' 6 numbers "
                                  f"per goal (got {len(goals)})")
+            if self.fail_mav and self.fail_mav not in self.mavs:
+                raise StartError(f"parameter 'fail_mav' = {self.fail_mav!r} is not one of {self.mavs}")
             if self.blind and self.blind not in self.mavs:
                 raise StartError(f"parameter 'blind_mav' = {self.blind!r} is not one of {self.mavs}")
             try:
@@ -166,6 +171,9 @@ def make_node():
                 self.released, self.t0 = True, now
                 self._publish_sensors(now)
                 return
+            if self.fail_mav and self.sim.failed_at is None and self.sim.t >= self.fail_at:
+                self.sim.fail(self.mavs.index(self.fail_mav))
+                self.get_logger().warning(f"fault injection: {self.fail_mav} lost all thrust at {self.sim.t:.2f} s")
             self.sim.step()
             self.ticks += 1
             goal = self.sim.goals[-1] if self.sim.goals and not self.sim.landing else None

@@ -17,7 +17,7 @@ robot kinds alike (NodeSpec, PlanError, path rules and number checks are plan.py
     failsafe: {hold_s: 2.0, descent_rate: 0.3}      # optional, the flight controllers' (see ros_nodes/mav_sim.py)
     sensors: {odom_rate_hz: 100, imu_rate_hz: 100, load_rate_hz: 100, latency_s: 0.0, drop_fraction: 0.0,
               noise: {position: 0.0, velocity: 0.0, attitude: 0.0, rate: 0.0}}   # optional, SITL only
-    sim: {seed: 0}                 # optional, SITL only; fault injection: blind_mav, blind_at_s, blind_for_s
+    sim: {seed: 0}                 # optional, SITL only; faults: blind_mav, blind_at_s, blind_for_s, fail_mav, fail_at_s
 """
 from __future__ import annotations
 
@@ -34,7 +34,8 @@ KNOWN = {"name", "profile", "scenario", "policy", "rate_hz", "watchdog_periods",
 FAILSAFE = {"hold_s": (2.0, 0.0, 60.0), "descent_rate": (0.3, 0.05, 2.0)}
 SENSORS = {"odom_rate_hz": (100.0, 1.0, 1000.0), "imu_rate_hz": (100.0, 1.0, 1000.0), "load_rate_hz": (100.0, 1.0, 1000.0),
            "latency_s": (0.0, 0.0, 1.0), "drop_fraction": (0.0, 0.0, 0.99)}
-FAULT = {"blind_at_s": (0.0, 0.0, 3600.0), "blind_for_s": (0.0, 0.0, 3600.0)}  # sim: the fault injection
+FAULT = {"blind_at_s": (0.0, 0.0, 3600.0), "blind_for_s": (0.0, 0.0, 3600.0),
+         "fail_at_s": (0.0, 0.0, 3600.0)}  # sim: the fault injection
 NOISE = {"position": (0.0, 0.0, 1.0), "velocity": (0.0, 0.0, 10.0), "attitude": (0.0, 0.0, 1.0), "rate": (0.0, 0.0, 10.0)}
 
 
@@ -54,7 +55,7 @@ class TeamDeployment:
     failsafe: Mapping[str, float] = field(default_factory=dict)
     sensors: Mapping[str, float] = field(default_factory=dict)  # incl. noise_<kind>
     seed: int = 0
-    fault: Mapping[str, Any] = field(default_factory=dict)      # blind_mav, blind_at_s, blind_for_s
+    fault: Mapping[str, Any] = field(default_factory=dict)      # blind_mav, blind_at_s, blind_for_s, fail_mav, fail_at_s
 
     @property
     def robot_names(self) -> list[str]:
@@ -138,10 +139,11 @@ def load_team(path: Path, data: Mapping[str, Any]) -> TeamDeployment:
     seed = sim.pop("seed", 0) if sim is not None else None
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise _fail(where, f"key 'sim' must be a mapping like {{seed: 0}}, got {data.get('sim')!r}")
-    blind = sim.pop("blind_mav", "")
-    if blind and blind not in mavs:
-        raise _fail(where, f"key 'sim.blind_mav' must be one of {mavs}, got {blind!r}")
-    fault = {"blind_mav": blind, **_numbers(sim, FAULT, where, "sim")}
+    named = {k: sim.pop(k, "") for k in ("blind_mav", "fail_mav")}
+    for k, m in named.items():
+        if m and m not in mavs:
+            raise _fail(where, f"key 'sim.{k}' must be one of {mavs}, got {m!r}")
+    fault = {**named, **_numbers(sim, FAULT, where, "sim")}
     return TeamDeployment(path=path, name=str(data.get("name", path.stem)), profile=profile.name,
                           scenario=str(data.get("scenario", "cable")), policy=_resolve(path, str(data["policy"])),
                           rate_hz=float(rate), watchdog_periods=float(periods), mavs=tuple(mavs), start=start,
