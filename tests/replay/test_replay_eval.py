@@ -58,24 +58,30 @@ def test_policy_for_another_fleet_size_is_refused(run, tmp_path, capsys):
     assert "no such policy file" in capsys.readouterr().err
 
 
-def deployment(path, policy, watchdog_periods: float):
+STARTS = {"robot_0": "[-1.0, -0.5, 0.3]", "robot_1": "[1.0, 0.5, 2.5]", "robot_2": "[0.0, 0.7, -1.2]"}  # policy_run's
+
+
+def deployment(path, policy, watchdog_periods: float, rate_hz: float):
     path.write_text(
-        f"profile: gritsbot_x\npolicy: {policy}\nrate_hz: 10\nwatchdog_periods: {watchdog_periods}\nrobots:\n"
-        + "".join(f"  - {{name: {r}, start: [0, 0, 0], goal: [0.1, 0.1]}}\n" for r in ROBOTS))
+        f"profile: gritsbot_x\npolicy: {policy}\nrate_hz: {rate_hz:g}\nwatchdog_periods: {watchdog_periods}\nrobots:\n"
+        + "".join(f"  - {{name: {r}, start: {STARTS[r]}, goal: [0.1, 0.1]}}\n" for r in ROBOTS))
     return path
 
 
-def test_config_sets_the_watchdog_the_node_ran_with(run, tmp_path, capsys):
-    ok = deployment(tmp_path / "ok.yaml", run["policy"], 3)
-    assert main(["eval", str(run["bag"]), "--policy", str(run["policy"]), "--config", str(ok), "--json"]) == 0
+def test_config_sets_the_watchdog_the_node_ran_with(tmp_path, capsys):
+    # deployment configs must run gritsbot_x within a factor 2 of its 30 Hz (ros_nodes.plan): a 20 Hz run
+    policy = policy_onnx(tmp_path / "policy.onnx", num_agents=3, seed=0, rate_hz=20.0)
+    bag = write_bag(tmp_path / "run", policy_run(policy, dt=0.05), chunk_every=25)
+    ok = deployment(tmp_path / "ok.yaml", policy, 3, rate_hz=20)
+    assert main(["eval", str(bag), "--policy", str(policy), "--config", str(ok), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["max_abs_diff"] <= 1e-5
-    # a 0.1 s watchdog would have stopped the fleet around robot_1's lost pose (0.15-0.2 s old):
-    # replay predicts those stops, which the log (made without a watchdog) does not show
-    strict = deployment(tmp_path / "strict.yaml", run["policy"], 1)
-    assert main(["eval", str(run["bag"]), "--policy", str(run["policy"]), "--config", str(strict), "--json"]) == 0
+    # a one-period (0.05 s) watchdog would have stopped the fleet around robot_1's lost pose (1.5-2
+    # periods old): replay predicts those stops, which the log (made without a watchdog) does not show
+    strict = deployment(tmp_path / "strict.yaml", policy, 1, rate_hz=20)
+    assert main(["eval", str(bag), "--policy", str(policy), "--config", str(strict), "--json"]) == 0
     res = json.loads(capsys.readouterr().out)
     assert res["per_robot"]["robot_0"]["max_abs_diff"] > 1e-2 and res["per_robot"]["robot_1"]["max_abs_diff"] > 1e-2
     wrong_rate = tmp_path / "rate.yaml"
-    wrong_rate.write_text(ok.read_text().replace("rate_hz: 10", "rate_hz: 30"))
-    assert main(["eval", str(run["bag"]), "--policy", str(run["policy"]), "--config", str(wrong_rate)]) == 2
-    assert "control rate: expected 30 Hz, found 10 Hz" in capsys.readouterr().err
+    wrong_rate.write_text(ok.read_text().replace("rate_hz: 20", "rate_hz: 30"))
+    assert main(["eval", str(bag), "--policy", str(policy), "--config", str(wrong_rate)]) == 2
+    assert "control rate: expected 30 Hz, found 20 Hz" in capsys.readouterr().err

@@ -155,7 +155,7 @@ def test_deployment_config_gives_robot_order_remaps_and_profile(tmp_path, capsys
     bag = write_bag(tmp_path / "remapped", remapped)
     config = tmp_path / "fleet.yaml"
     config.write_text(
-        "profile: gritsbot_x\npolicy: policy.onnx\nrate_hz: 10\nsafety: {mode: fleet, form: unicycle}\nrobots:\n"
+        "profile: gritsbot_x\npolicy: policy.onnx\nrate_hz: 20\nsafety: {mode: fleet, form: unicycle}\nrobots:\n"
         "  - {name: robot_2, start: [1.5, 0.8, 0], goal: [1.0, 0.8]}\n"
         "  - {name: robot_0, start: [-0.5, 0, 0], goal: [0.5, 0], remaps: {pose: /mocap/robot_0/pose}}\n"
         "  - {name: robot_1, start: [0.5, 0.1, 3.1], goal: [-0.5, 0.1]}\n")
