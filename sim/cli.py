@@ -20,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="starts and goals from a JSON file with 'initial_conditions' (N x 3) and 'goals' (N x 2), "
                    "e.g. a Robotarium submission's task.json, instead of a seeded reset (navigation)")
     p.add_argument("--float64", action="store_true", help="simulate in float64 (as rps does) instead of float32")
+    p.add_argument("--no-render", action="store_true", help="write trajectory.npz only (no PNG, no GIF)")
     p.add_argument("--steps", type=int, default=300, help="most steps to run; the episode may end sooner (default 300)")
     p.add_argument("--profile", default="gritsbot_x", help="vehicle profile name or YAML path (default gritsbot_x)")
     p.add_argument("--action-type", choices=["continuous", "discrete"], default="continuous")
@@ -77,8 +78,12 @@ def main(argv: list[str]) -> int:
     np.savez(args.out / "trajectory.npz", poses=ep.poses, goals=ep.goals, success=ep.success)
     policy_name = Path(args.policy).name if onnx_policy else args.policy
     title = f"{args.scenario}: {args.num_agents} × {profile.name}, {policy_name} policy, {ep.steps} steps"
-    png = plot_trajectories(ep.poses, profile, args.out / "trajectory.png", ep.goals, title)
-    gif = animate(ep.poses, profile, args.out / "trajectory.gif", ep.goals, title)
+    if args.no_render:
+        wrote = str(args.out / "trajectory.npz")
+    else:
+        png = plot_trajectories(ep.poses, profile, args.out / "trajectory.png", ep.goals, title)
+        gif = animate(ep.poses, profile, args.out / "trajectory.gif", ep.goals, title)
+        wrote = f"{png} and {gif}"
     print(f"{args.scenario}: {args.num_agents} robots ({profile.name}), {policy_name} policy, {ep.steps} steps "
           f"({ep.steps * profile.dt:.1f} s), {'solved' if ep.solved else 'not solved'}")
     print(f"  {env.scenario.SUCCESS_LABEL} at the end: {int(ep.success[-1].sum())}/{args.num_agents}; "
@@ -86,7 +91,7 @@ def main(argv: list[str]) -> int:
     print(f"  violations: collisions {int(ep.collisions.sum()) // 2} pair-steps, boundary exits "
           f"{int(ep.boundary_exits.sum())} robot-steps, actuator limit {int(ep.actuator_excess.any(1).sum())} steps")
     print(f"  mean return per robot: {float(ep.rewards.sum(0).mean()):.3f}")
-    print(f"  wrote {png} and {gif}")
+    print(f"  wrote {wrote}")
     return 0
 
 

@@ -97,11 +97,11 @@ def policy_rollout(env: FleetEnv, run: Callable[[dict[str, np.ndarray]], np.ndar
     """Up to `steps` steps from `state` under an exported policy: `run(sensors) -> (N, 2)` commands
     (onnxruntime, or a numpy translation), fed `env.sense` as float32 — what a robot's node feeds it.
     The environment's barrier and physics follow, as in training; stops when the episode ends."""
-    step = jax.jit(env.step_env)
+    step, sense = jax.jit(env.step_env), jax.jit(env.sense)
     key = jax.random.PRNGKey(0)
     poses, out = [np.asarray(state.poses)], []
     for _ in range(steps):
-        sensors = {k: np.asarray(v, np.float32) for k, v in env.sense(state).items()}
+        sensors = {k: np.asarray(v, np.float32) for k, v in sense(state).items()}
         _, state, r, done, info = step(key, state, jnp.asarray(run(sensors), state.poses.dtype))
         poses.append(np.asarray(state.poses))
         out.append((r, info["collisions"], info["boundary_exits"], info["actuator_excess"], info["success"]))

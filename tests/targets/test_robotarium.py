@@ -72,7 +72,7 @@ def test_submission_runs_on_rps_2_1(barrier, rps21, nav_policy, tmp_path):
     start.write_text(json.dumps({"initial_conditions": poses[0].tolist(), "goals": task["goals"]}))
     with jax.enable_x64(True):
         assert marlstack(["sim", "navigation", "--policy", str(nav_policy), "--start", str(start), "--float64",
-                          "--barrier", "unicycle_walls", "--steps", "1000", "-o", str(tmp_path / "sim")]) == 0
+                          "--barrier", "unicycle_walls", "--steps", "1000", "--no-render", "-o", str(tmp_path / "sim")]) == 0
     sim = np.load(tmp_path / "sim" / "trajectory.npz")["poses"]
     assert sim.shape == poses.shape  # the same arrival step
     assert np.abs(sim[..., :2] - poses[..., :2]).max() <= 1e-6
@@ -95,3 +95,12 @@ def test_missing_rps_2_1_fails_saying_where_to_get_it(tmp_path):
     from conftest import find_wheel
     with pytest.raises(FileNotFoundError, match="need rps 2.1.0.*github.com/robotarium/robotarium_python_simulator"):
         find_wheel({}, tmp_path / "no_shared" / "wheels")
+
+
+def test_export_from_the_run_for_six_robots(tmp_path):
+    from conftest import TRAINED
+    task = export_submission(TRAINED, tmp_path / "six", num_robots=6, seed=3)
+    assert task["num_robots"] == 6 and len(task["initial_conditions"]) == 6 and len(task["goals"]) == 6
+    assert task["parity_error"] <= 1e-5
+    spec = json.loads((tmp_path / "six" / "task.json").read_text())["policy_spec"]
+    assert spec["inputs"][1]["shape"] == ["B", 5, 3]  # 'others' for 6 robots
