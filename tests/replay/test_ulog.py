@@ -18,7 +18,7 @@ from PIL import Image
 
 from replay import frames
 from replay.cli import main
-from replay.flightlog import open_flight_log
+from replay.flightlog import hold, open_flight_log
 
 LOG = Path(__file__).resolve().parents[1] / "data" / "flight_logs" / "px4_sample.ulg"
 
@@ -51,7 +51,7 @@ def test_enu_flu_on_the_real_log(log):
     assert up[2] == pytest.approx(9.7, abs=0.2) and np.hypot(up[0], up[1]) < 0.3
     # heading: the estimator's NED yaw psi is ENU yaw pi/2 - psi of the converted attitude
     lp = log.streams["vehicle_local_position"]
-    q, _ = __import__("replay.flightlog", fromlist=["hold"]).hold(st.attitude, lp.t_s[10:])
+    q, _ = hold(st.attitude, lp.t_s[10:])
     yaw_enu = frames.euler(q)[:, 2]
     diff = np.angle(np.exp(1j * (yaw_enu - (math.pi / 2 - lp.fields["yaw"][10:]))))
     assert np.max(np.abs(diff)) < 0.02
