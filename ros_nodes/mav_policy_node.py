@@ -101,8 +101,8 @@ def make_node():
 
         def _on_load(self, msg) -> None:
             self._store(mav_io.LOAD, msg, lambda m: mav_io.odometry(m, "load odom"))
-            self.load_stamp = mav_io.stamp_or(msg, ros_now(self))
             now = ros_now(self)
+            self.load_stamp = mav_io.stamp_or(msg, now)
             if now - self.last_step >= MIN_STEP_PERIODS * self.period:
                 self._step(now)
 

@@ -132,13 +132,12 @@ class TeamSim:
     def step(self) -> None:
         """One policy period: firmware commands, physics substeps, the ground, the measurements."""
         cmds = self.firmware_commands()
-        before = self.state.bodies
         self.state = self._step(self.state, jnp.asarray(cmds, jnp.float32))
-        self._ground(before)
+        self._ground()
         self.t += self.dt
         self._measure()
 
-    def _ground(self, before) -> None:
+    def _ground(self) -> None:
         b, floor = self.state.bodies, self.profile.task.ground_clearance
         load_down = float(b.load_pos[2]) < floor
         mav_down = np.asarray(b.pos[:, 2]) < floor

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ros_nodes import health, mav_io, topics
+from ros_nodes import convert, health, mav_io, topics
 from ros_nodes.runner import StartError, declare, ros_now, run_node
 from ros_nodes.sim_node import latency_stats
 
@@ -46,7 +46,6 @@ def quat_from_rpy(roll: float, pitch: float, yaw: float) -> tuple[float, float, 
 def make_node():
     from rclpy.node import Node
 
-    from ros_nodes import convert
     from ros_nodes.mav_sim import LANDED, Failsafe, TeamSim
 
     class MavSimNode(Node):
@@ -118,7 +117,6 @@ def make_node():
                                      topics.qos_profile(topics.DIAGNOSTICS.qos))
             self._next_goal()
             self.create_timer(self.sim.dt, self._on_timer)
-            self.convert = convert
             self.get_logger().info(f"simulating {n} MAVs of {self.sim.profile.name} at {1 / self.sim.dt:g} Hz, "
                                    f"{len(self.goal_list)} goal(s)")
 
@@ -131,7 +129,7 @@ def make_node():
                     self.latency_s.append(time.perf_counter() - sent[0])
                 try:
                     values = mav_io.setpoint_values(msg)
-                except self.convert.MessageError:
+                except convert.MessageError:
                     return  # a bad set-point is no set-point: the firmware's freshness rule decides
                 self.sim.setpoint(i, np.asarray(values[:3] + values[3:5]), self.sim.t)
                 self.setpoints_in[i] += self.released
@@ -206,7 +204,7 @@ def make_node():
                 if self._due("imu"):
                     imu = topics.message_class(topics.IMU.type)()
                     imu.header.frame_id = m
-                    self.convert.set_stamp(imu.header.stamp, now)
+                    convert.set_stamp(imu.header.stamp, now)
                     w = noisy(b["omega"][i], nz["rate"])
                     imu.angular_velocity.x, imu.angular_velocity.y, imu.angular_velocity.z = (float(v) for v in w)
                     self._send(self.imu_pubs[i], imu, now)

@@ -27,7 +27,7 @@ from typing import Any, Mapping
 
 from hardware.profile import ProfileError, load_profile
 from ros_nodes import topics
-from ros_nodes.plan import NAME, NodeSpec, PlanError, _number_list, _resolve
+from ros_nodes.plan import NAME, NodeSpec, _fail, _number_list, _resolve
 
 KNOWN = {"name", "profile", "scenario", "policy", "rate_hz", "watchdog_periods", "mavs", "start", "goals",
          "goal_timeout_s", "failsafe", "sensors", "sim"}
@@ -60,10 +60,6 @@ class TeamDeployment:
     @property
     def robot_names(self) -> list[str]:
         return list(self.mavs)
-
-
-def _fail(where: str, msg: str) -> PlanError:
-    return PlanError(f"{where}: {msg}")
 
 
 def _numbers(raw: Any, table: dict[str, tuple[float, float, float]], where: str, key: str) -> dict[str, float]:
