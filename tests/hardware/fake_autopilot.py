@@ -6,7 +6,7 @@ receives with its arrival time so the tests can check rates, fields, units and f
   * COMMAND_LONG: arm / disarm / force disarm (21196), DO_SET_MODE, NAV_TAKEOFF, NAV_LAND, each
     acknowledged (ACCEPTED or DENIED);
   * like PX4, it refuses the rate-control mode unless setpoints arrived at >= 2 Hz over the last
-    second, and drops out of it (to its land mode) when they stop for 0.5 s.
+    second, and drops out of it (to its land mode) when they stop for 1 s (PX4's COM_OF_LOSS_T default).
 """
 from __future__ import annotations
 
@@ -81,7 +81,7 @@ class FakeAutopilot:
         return [r.time for r in self.received("SET_ATTITUDE_TARGET") if now - r.time <= within]
 
     def _watch_setpoints(self) -> None:
-        if self.custom_mode == MODES[self.autopilot]["rate"] and not self._setpoint_times(0.5):
+        if self.custom_mode == MODES[self.autopilot]["rate"] and not self._setpoint_times(1.0):
             self.custom_mode = MODES[self.autopilot]["land"]  # PX4: offboard lost -> failsafe
 
     def _rx(self) -> None:

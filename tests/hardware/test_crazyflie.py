@@ -13,7 +13,7 @@ from hardware.crazyflie import CrazyflieLink
 from hardware.flight import LinkLimits
 
 LIMITS = LinkLimits(max_thrust_n=0.6, hover_thrust_n=0.3237, max_body_rate=6.0, setpoint_rate_hz=100.0,
-                    setpoint_timeout_s=0.1, hold_s=0.4)
+                    setpoint_timeout_s=0.1, hold_s=1.0)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from hardware.mavlink import MavlinkLink
 from pymavlink.dialects.v20 import common as mav
 
 LIMITS = LinkLimits(max_thrust_n=25.0, hover_thrust_n=5.886, max_body_rate=3.0, setpoint_rate_hz=100.0,
-                    setpoint_timeout_s=0.1, hold_s=0.5)
+                    setpoint_timeout_s=0.1, hold_s=1.0)
 
 
 @pytest.fixture(params=["px4", "ardupilot"])
