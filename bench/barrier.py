@@ -23,16 +23,18 @@ SUCCESS_RADIUS = 0.1   # m: "at the goal" (the navigation scenario's radius)
 SWIRL = 0.3            # rad: right-hand rule of the swap's nominal controller (see swap_nominal)
 
 
-def swap_nominal(profile: Any, poses: Any, goals: Any, form: str = "unicycle_walls") -> Any:
+def swap_nominal(profile: Any, poses: Any, goals: Any, form: str = "unicycle_walls", swirl: float = SWIRL) -> Any:
     """The swap's nominal command, rps's barrier-example pipeline: the single-integrator position
     controller on the projection point (rps's 0.15 m/s = 0.75 of the speed limit), mapped to
     (v, ω) through the projection. A 0.3 rad right-hand swirl breaks the head-on standoffs in which
-    an exact barrier (ours or rps's) otherwise parks the robots for good."""
+    an exact barrier (ours or rps's) otherwise parks the robots for good; `swirl=0` is the plain
+    goal-seeking controller that ignores the others (the deadlock rows and tests use it with
+    `controllers.barrier_deadlock`)."""
     from controllers.barrier_qp import barrier_spec
     from controllers.unicycle import si_position_controller, si_to_uni, uni_to_si_states
     d = barrier_spec(profile, form).projection_distance
     dxi = si_position_controller(uni_to_si_states(poses, d), goals, magnitude_limit=0.75 * profile.max_linear_speed,
-                                 swirl=SWIRL)
+                                 swirl=swirl)
     return si_to_uni(dxi, poses, d)
 
 
@@ -104,7 +106,7 @@ def numpy_step(profile: Any, poses: np.ndarray, u: np.ndarray) -> np.ndarray:
 
 
 def swap_numpy(profile: Any, n: int, steps: int, filt: Any = None, form: str = "unicycle_walls",
-               record: bool = False) -> dict[str, Any]:
+               record: bool = False, swirl: float = SWIRL) -> dict[str, Any]:
     """Antipodal swap with the deployment filter and `swap_nominal`, in numpy.
 
     Returns the `swap_summary` plus worst status/residual, and with `record` the (poses, nominal)
@@ -114,7 +116,7 @@ def swap_numpy(profile: Any, n: int, steps: int, filt: Any = None, form: str = "
     poses, goals = swap_start(profile, n)
     traj, calls, statuses, residual, iters = [poses], [], set(), 0.0, []
     for _ in range(steps):
-        u = swap_nominal(profile, poses, goals, form)
+        u = swap_nominal(profile, poses, goals, form, swirl)
         if record:
             calls.append((poses, u))
         res = filt.filter(poses, u)
@@ -223,6 +225,25 @@ def deployment_rows(profile: Any, sizes: list[int], steps: int, rps_calls: int) 
     return rows
 
 
+def deadlock_rows(profile: Any, sizes: list[int], steps: int) -> list[Row]:
+    """Antipodal swaps with the plain goal-seeking nominal (no swirl): arrival time (s) of the last
+    robot with the right-hand rule (`controllers.barrier_deadlock`), against the plain filter,
+    which parks the fleet (baseline None: never arrived) or arrives later."""
+    from controllers.barrier import BarrierFilter
+    from controllers.barrier_deadlock import DeadlockFreeFilter
+    rows = []
+    for n in sizes:
+        rule = DeadlockFreeFilter(profile, n, profile.dt)
+        ours = swap_numpy(profile, n, steps, rule, swirl=0.0)
+        plain = swap_numpy(profile, n, steps, BarrierFilter(profile, n), swirl=0.0)
+        rows.append(Row({"path": "deadlock", "N": n}, "all_arrived_s", "s", ours["arrival_s"], plain["arrival_s"],
+                        "plain exact barrier, same nominal", higher_is_better=False,
+                        extra={"min_distance_m": ours["min_distance"], "collisions": ours["collisions"],
+                               "boundary_exits": ours["boundary_exits"], "statuses": ours["statuses"],
+                               "deadlocks_broken": int(rule.deadlocks.sum()), "steps": steps}))
+    return rows
+
+
 def training_rows(profile: Any, sizes: list[tuple[int, int]], steps: int, rps_steps: int) -> list[Row]:
     """sizes: (robots, environments per batch) pairs."""
     rows = []
@@ -295,7 +316,7 @@ def solver_rows(profile: Any, n: int, steps: int) -> list[Row]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="fewer steps and sizes (a smoke run, ~1 min)")
     parser.add_argument("--profile", default="gritsbot_x", help="vehicle profile (default gritsbot_x)")
-    parser.add_argument("--only", choices=("deployment", "training"), help="run one path only")
+    parser.add_argument("--only", choices=("deployment", "training", "deadlock"), help="run one path only")
     parser.add_argument("--batch", type=int, default=4096, help="environments per batch on the training path at N = 4 "
                         "(N = 10 uses an eighth)")
 
@@ -305,10 +326,12 @@ def run(args: argparse.Namespace) -> list[Row]:
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
     profile = load_profile(args.profile)
     rows = []
-    if args.only != "training":
+    if args.only in (None, "deployment"):
         sizes = [4, 10] if args.quick else [4, 10, 20, 50]
         rows += deployment_rows(profile, sizes, steps=300 if args.quick else 1200, rps_calls=50 if args.quick else 200)
-    if args.only != "deployment":
+    if args.only in (None, "deadlock"):
+        rows += deadlock_rows(profile, [4, 10] if args.quick else [4, 8, 12, 16, 20], steps=int(60 / profile.dt))
+    if args.only in (None, "training"):
         sizes = [(4, min(args.batch, 1024))] if args.quick else [(4, args.batch), (10, max(1, args.batch // 8))]
         rows += training_rows(profile, sizes, steps=300 if args.quick else 900, rps_steps=100 if args.quick else 300)
         rows += solver_rows(profile, 4, steps=300 if args.quick else 1200)

@@ -188,14 +188,15 @@ class BarrierFilter:
 
     obstacles: optional (K, 2) static points kept `spec.distance` away from every barrier point.
     solver: "fast" (exact active set, numpy only) or "cvxpy" (the reference formulation).
+    lookahead_s: sense-to-actuate delay + control period to certify for (`barrier_qp.barrier_spec`).
     """
 
     def __init__(self, profile: Any, num_robots: int, form: str = "unicycle_walls", obstacles: Any = None,
                  solver: str = "fast", cvxpy_solver: str = "CLARABEL", cvxpy_options: dict[str, Any] | None = None,
-                 max_iter: int | None = None):
+                 max_iter: int | None = None, lookahead_s: float = 0.0):
         if solver not in ("fast", "cvxpy"):
             raise ValueError(f"solver must be 'fast' or 'cvxpy', got {solver!r}")
-        self.spec = barrier_spec(profile, form)
+        self.spec = barrier_spec(profile, form, lookahead_s)
         self.num_robots = int(num_robots)
         self.obstacles = np.zeros((0, 2)) if obstacles is None else np.asarray(obstacles, float).reshape(-1, 2)
         self.solver = solver
@@ -210,13 +211,14 @@ class BarrierFilter:
     def state_dim(self) -> int:
         return 3 if self.spec.unicycle else 2
 
-    def filter(self, poses: Any, u_nominal: Any, controlled: Any = None) -> BarrierResult:
+    def filter(self, poses: Any, u_nominal: Any, controlled: Any = None, margins: Any = None) -> BarrierResult:
         """Safe commands for `poses` (N, 3) [(N, 2) for single integrators] and `u_nominal` (N, 2).
 
         controlled: optional (N,) bool mask. Robots outside it are not commanded: they become
         moving obstacles whose velocity is their row of `u_nominal` (pass zeros if unknown),
         and their rows come back unchanged. This is the onboard mode: one robot, its
-        neighbours' poses. Raises ValueError only for wrong shapes.
+        neighbours' poses. margins: optional (N,) extra distance (m) kept from each robot outside
+        `controlled` (e.g. speed limit × the age of its pose). Raises ValueError only for wrong shapes.
         """
         n, k = self.num_robots, self.state_dim
         poses = np.asarray(poses, dtype=float)
@@ -231,15 +233,17 @@ class BarrierFilter:
         h_min = float(min_barrier(self.spec, poses, self.obstacles))
         if not mask.any():
             return BarrierResult(u_nominal.copy(), "optimal", np.zeros(n), h_min, 0.0, 0, solver)
-        mine, obstacles, velocities = poses, self.obstacles, None
+        mine, obstacles, velocities, reach = poses, self.obstacles, None, None
         if not mask.all():
             mine, others = poses[mask], poses[~mask]
             obstacles = np.concatenate([self.obstacles, barrier_points(self.spec, others)])
             velocities = np.concatenate([np.zeros_like(self.obstacles), self._velocities(others, u_nominal[~mask])])
+            if margins is not None:
+                reach = np.concatenate([np.zeros(len(self.obstacles)), np.asarray(margins, float).reshape(n)[~mask]])
         executed = nominal(self.spec, u_nominal[mask])
         uhat = uni_to_si(executed, mine, self.spec.projection_distance) if self.spec.unicycle else executed
         uhat = uhat.reshape(-1)
-        a3, b = qp_rows(self.spec, mine, obstacles, velocities)
+        a3, b = qp_rows(self.spec, mine, obstacles, velocities, reach)
         a = a3.reshape(a3.shape[0], -1)
         size = (mine.shape[0], obstacles.shape[0])
         if solver == "fast":

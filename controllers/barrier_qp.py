@@ -58,8 +58,14 @@ class BarrierSpec:
         return self.projection_distance > 0
 
 
-def barrier_spec(profile: Any, form: str = "unicycle_walls") -> BarrierSpec:
-    """The QP parameters of `form` from a GroundProfile; raises ValueError on an unknown form."""
+def barrier_spec(profile: Any, form: str = "unicycle_walls", lookahead_s: float = 0.0) -> BarrierSpec:
+    """The QP parameters of `form` from a GroundProfile; raises ValueError on an unknown form.
+
+    lookahead_s: the time from a pose's measurement to the end of the control period its command
+    is held for (sense-to-actuate delay + one period). The pair distance grows by what two barrier
+    points can close in that time at their top speed (2·v_bp·lookahead_s; the wall margin D/2 by
+    one robot's share), so the condition certified on the measured poses holds for the true ones
+    (docs/barrier.md, "Discrete time and delay"). 0 (default): rps's continuous-time certificate."""
     if form not in FORMS:
         raise ValueError(f"unknown barrier form {form!r}; choose one of {', '.join(FORMS)}")
     unicycle = form.startswith("unicycle")
@@ -68,9 +74,12 @@ def barrier_spec(profile: Any, form: str = "unicycle_walls") -> BarrierSpec:
     d = params.projection_distance if unicycle else 0.0
     if unicycle and d <= 0:
         raise ValueError(f"profile {profile.name!r}: barrier form {form!r} needs projection_distance > 0")
+    if not lookahead_s >= 0:
+        raise ValueError(f"lookahead_s must be >= 0, got {lookahead_s}")
     a = profile.arena
+    reach = 2.0 * math.hypot(profile.max_linear_speed, d * profile.max_angular_speed) * lookahead_s
     return BarrierSpec(
-        form=form, gamma=params.gamma, distance=params.safety_radius + d, projection_distance=d,
+        form=form, gamma=params.gamma, distance=params.safety_radius + d + reach, projection_distance=d,
         walls=(a.x_min, a.x_max, a.y_min, a.y_max) if form.endswith("walls") else None,
         wall_gain=profile.barrier.wall_gain, saturation=profile.saturation,
         max_linear_speed=profile.max_linear_speed, max_angular_speed=profile.max_angular_speed,
@@ -172,8 +181,12 @@ def _unit(coef: Any, bound: Any) -> tuple[Any, Any]:
     return coef * scale[..., None], bound * scale
 
 
-def qp_rows(spec: BarrierSpec, poses: Any, obstacles: Any = None, obstacle_velocities: Any = None) -> tuple[Any, Any]:
+def qp_rows(spec: BarrierSpec, poses: Any, obstacles: Any = None, obstacle_velocities: Any = None,
+            obstacle_margins: Any = None) -> tuple[Any, Any]:
     """Constraint rows A (M, N, 2) and bounds b (M,) at `poses`, each row scaled to unit norm.
+
+    obstacle_margins: optional (K,) extra distance (m) kept from each obstacle point on top of the
+    pair distance D (an aged neighbour pose: how far it may have moved since it was measured).
 
     Row order: pairs (rps order), obstacles (robot-major), walls (top, bottom, right, left per
     robot), limits (4 per robot). Works for numpy and jax.numpy alike.
@@ -194,7 +207,8 @@ def qp_rows(spec: BarrierSpec, poses: Any, obstacles: Any = None, obstacle_veloc
     if obstacles is not None and obstacles.shape[0] > 0:
         k = obstacles.shape[0]
         diff = p[:, None, :] - obstacles[None, :, :]                         # (N, K, 2)
-        h = m.sum(diff * diff, axis=-1) - spec.distance ** 2
+        reach = spec.distance if obstacle_margins is None else spec.distance + obstacle_margins[None, :]
+        h = m.sum(diff * diff, axis=-1) - reach ** 2
         vel = m.zeros_like(obstacles) if obstacle_velocities is None else obstacle_velocities
         coef, bound = _unit(-2.0 * diff, spec.gamma * h ** 3 - 2.0 * m.sum(diff * vel[None], axis=-1))
         blocks.append((eye[:, None, :, None] * coef[:, :, None, :]).reshape(n * k, n, 2))

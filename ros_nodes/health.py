@@ -19,8 +19,9 @@ OK, WARN, ERROR = 0, 1, 2  # diagnostic_msgs/DiagnosticStatus levels
 STARTING = "starting: waiting for the first good inputs"
 # Cumulative per-robot counters the nodes report and the sim node's summary adds up (docs/barrier.md):
 # barrier_brakes: solves where the certificate braked (infeasible, solver failure) a robot that could move;
-# clipped_commands: commands beyond the profile's limits, saturated; output_faults: policy outputs refused.
-COUNTERS = ("interventions", "watchdog_stops", "barrier_brakes", "clipped_commands", "output_faults")
+# clipped_commands: commands beyond the profile's limits, saturated; output_faults: policy outputs refused;
+# deadlocks: standoffs the safety node broke with its right-hand rule (controllers/barrier_deadlock.py).
+COUNTERS = ("interventions", "watchdog_stops", "barrier_brakes", "clipped_commands", "output_faults", "deadlocks")
 IMPLAUSIBLE_FACTOR = 10.0   # a command beyond this many times the profile's limits is a fault, not a clip
 POSE_MARGIN_M = 1.0         # a pose further than this outside the arena is a sensing fault, not a robot
 
@@ -146,3 +147,44 @@ def fold_reports(reports: Iterable[Mapping[str, str]]) -> dict[str, Any]:
             reasons[kind] = reasons.get(kind, 0) + int(count)
     out["stop_reasons"] = reasons
     return out
+
+
+class Stamps:
+    """Judges each source's samples by the time they describe (their header stamp), not by arrival.
+
+    A sample is usable when its stamp is set (> 0), not more than `offset_s` (the clock-offset
+    allowance between machines) in the future of this node's clock, not older than `max_age_s` +
+    `offset_s` on arrival, and later than the source's previous one. `judge` returns None (use
+    the sample, timed by its stamp) or why not; `fatal` says whether the fault is the source's
+    (delayed, future, unset or repeated stamps: stop until a good one) or one packet's (out of
+    order: drop it, count it, carry on). `delay_s` holds each source's latest arrival delay.
+    """
+
+    def __init__(self, max_age_s: float, offset_s: float):
+        self.max_age_s, self.offset_s = float(max_age_s), float(offset_s)
+        self.last: dict[str, float] = {}
+        self.delay_s: dict[str, float] = {}
+        self.dropped = 0     # out-of-order samples dropped
+
+    def judge(self, key: str, stamp_s: float, now_s: float) -> tuple[str | None, bool]:
+        """(reason or None, fatal) for a sample of `key` stamped `stamp_s`, arriving at `now_s`."""
+        if not math.isfinite(stamp_s) or stamp_s <= 0:
+            return f"header stamp not set ({stamp_s:g})", True
+        delay = now_s - stamp_s
+        if delay < -self.offset_s:
+            return (f"header stamp {-delay:.3g} s in the future of this node's clock (allowance {self.offset_s:g} s): "
+                    f"clocks out of sync or a bad stamp"), True
+        self.delay_s[key] = delay
+        if delay > self.max_age_s + self.offset_s:
+            return f"delayed: stamped {delay * 1e3:.0f} ms before it arrived (limit {(self.max_age_s + self.offset_s) * 1e3:.0f} ms)", True
+        last = self.last.get(key)
+        if last is not None and stamp_s == last:
+            return "header stamp repeated: the source is frozen", True
+        if last is not None and stamp_s < last:
+            self.dropped += 1
+            return f"out of order: stamped {(last - stamp_s) * 1e3:.1f} ms before the previous one (dropped)", False
+        self.last[key] = stamp_s
+        return None, False
+
+    def worst_delay_ms(self) -> float:
+        return 1e3 * max(self.delay_s.values(), default=math.nan)

@@ -79,12 +79,15 @@ def make_node():
             path = p("policy_path", "", "exported policy.onnx")
             rate = p("rate_hz", 0.0, "control rate, checked against the model's (0: the profile's 1 / dt)", 0.0, 1000.0)
             periods = p("watchdog_periods", 3.0, "inputs older than this many control periods stop the robot", 1.0, 100.0)
+            offset = p("clock_offset_s", 0.02, "allowance for the clock offset between this node and the pose "
+                       "source: stamps may be this far in the future, and this much older than watchdog_periods", 0.0, 1.0)
             if not self.robot or self.robot not in self.robots:
                 raise StartError(f"parameter 'robot' = {self.robot!r} must be one of parameter 'robots' = {self.robots}")
             self.profile, self.rate_hz = profile_and_rate(profile_name, rate)
             self.period = 1.0 / self.rate_hz
             self.runtime, self.adapter = open_policy(path, scenario, self.profile, self.rate_hz, self.robots,
-                                                     self.robot, periods * self.period)
+                                                     self.robot, periods * self.period + offset)
+            self.stamps = health.Stamps(periods * self.period, offset)   # poses are judged by their header stamps
             self.hidden = self.runtime.initial_state(1)  # recurrent policies: zeros at start, then fed back
 
             self.dog = health.Watchdog()
@@ -116,12 +119,15 @@ def make_node():
             def cb(msg) -> None:
                 now = ros_now(self)
                 try:
-                    x, y, yaw, _ = convert.pose_from_msg(msg)
-                    fault = health.pose_fault(x, y, self.profile)
-                    if fault:
+                    x, y, yaw, stamp = convert.pose_from_msg(msg)
+                    late, fatal = self.stamps.judge(robot, stamp, now)
+                    fault = late if late else health.pose_fault(x, y, self.profile)
+                    if fault and (fatal or not late):
                         self.adapter.invalidate_pose(robot, fault)
+                    elif late:
+                        return   # one packet out of order: dropped (counted), the previous pose stands
                     else:
-                        self.adapter.update_pose(robot, x, y, yaw, now)
+                        self.adapter.update_pose(robot, x, y, yaw, stamp)   # timed by what it describes
                 except convert.MessageError as exc:
                     self.adapter.invalidate_pose(robot, str(exc))
                 if mine:
@@ -180,7 +186,8 @@ def make_node():
             self.last_diag = now
             mean_ms = 1e3 * self.infer_s / self.steps if self.steps else 0.0
             s = health.watchdog_status(self.name_, self.robot, self.dog, {
-                "output_faults": self.output_faults, "clipped_commands": self.clipped, "inference_ms_mean": f"{mean_ms:.3f}"})
+                "output_faults": self.output_faults, "clipped_commands": self.clipped,
+                "pose_delay_ms_max": f"{self.stamps.worst_delay_ms():.1f}", "dropped_out_of_order": self.stamps.dropped, "inference_ms_mean": f"{mean_ms:.3f}"})
             self.diag.publish(health.array(self.get_clock().now().to_msg(), [s]))
 
     return PolicyNode()

@@ -34,28 +34,41 @@ class Certificate:
 
     Fleet mode controls all; onboard mode controls one, and its neighbours enter the QP as
     obstacles at their current poses (their velocities are unknown onboard: taken as zero).
+    Symmetric standoffs are broken by the right-hand rule of `controllers.barrier_deadlock`
+    (a robot stuck for `deadlock_hold_s` turns its nominal clockwise; 0 turns it off).
     A controlled robot that must stop leaves the QP's variables and becomes a fixed obstacle
     (velocity 0): the others then take each avoidance in full, so every pair stays certified
     with the stopped robot's real velocity (zeroing it after a shared solve would not be).
     """
 
-    def __init__(self, profile, robots: list[str], controlled: list[str], form: str):
-        from controllers.barrier import BarrierFilter
-        self.filter = BarrierFilter(profile, len(robots), form=form)
-        if self.filter.state_dim != 3:
+    def __init__(self, profile, robots: list[str], controlled: list[str], form: str, period: float | None = None,
+                 deadlock_hold_s: float = 0.5, delay_s: float = 0.0):
+        from controllers.barrier_deadlock import DeadlockFreeFilter
+        from controllers.barrier_qp import barrier_spec
+        if not barrier_spec(profile, form).unicycle:
             raise ValueError(f"parameter 'form' = {form!r}: ground robots need a unicycle form (unicycle, unicycle_walls)")
+        period = period or profile.dt
+        # certified for poses delay_s old, each command held one period (barrier_qp.barrier_spec)
+        self.filter = DeadlockFreeFilter(profile, len(robots), period, form, hold_s=deadlock_hold_s,
+                                         lookahead_s=delay_s + period)
         self.mask = np.array([r in controlled for r in robots])
 
-    def __call__(self, poses: np.ndarray, u_nominal: np.ndarray,
-                 stopped: np.ndarray | None = None) -> tuple[np.ndarray, str, float]:
-        """poses (N, 3) of every robot, u_nominal (controlled, 2), stopped (controlled,) bool
+    @property
+    def deadlocks(self) -> np.ndarray:
+        """(controlled,) how often each controlled robot was found deadlocked (and turned right)."""
+        return self.filter.deadlocks[self.mask]
+
+    def __call__(self, poses: np.ndarray, u_nominal: np.ndarray, stopped: np.ndarray | None = None,
+                 margins: np.ndarray | None = None) -> tuple[np.ndarray, str, float]:
+        """poses (N, 3) of every robot, u_nominal (controlled, 2), stopped (controlled,) bool, margins (N,)
+        extra distance (m) kept from each robot that does not move with this solve (stopped, or a neighbour)
         -> (u (controlled, 2), zero for stopped robots; status; min barrier)."""
         stop = np.zeros(int(self.mask.sum()), bool) if stopped is None else np.asarray(stopped, bool)
         moving = self.mask.copy()
         moving[self.mask] = ~stop
         u = np.zeros((self.mask.size, 2))
         u[moving] = np.asarray(u_nominal)[~stop]
-        result = self.filter.filter(poses, u, controlled=moving)
+        result = self.filter.filter(poses, u, controlled=moving, margins=margins)
         out = np.asarray(result.u)[self.mask]
         out[stop] = 0.0
         return out, result.status, float(result.min_barrier)
@@ -75,6 +88,12 @@ def make_node():
             form = p("form", "unicycle_walls", "barrier form of controllers.barrier (e.g. unicycle_walls)")
             rate = p("rate_hz", 0.0, "control rate (0: the profile's 1 / dt)", 0.0, 1000.0)
             periods = p("watchdog_periods", 3.0, "inputs older than this many control periods stop the robot", 1.0, 100.0)
+            offset = p("clock_offset_s", 0.02, "allowance for the clock offset between this node and the pose "
+                       "source: stamps may be this far in the future, and this much older than watchdog_periods", 0.0, 1.0)
+            delay = p("delay_s", 0.0, "sense-to-actuate delay the certificate allows for (pose stamp to wheels), "
+                      "on top of one control period", 0.0, 1.0)
+            hold = p("deadlock_hold_s", 0.5, "a robot blocked this long turns right (controllers.barrier_deadlock; 0: off)",
+                     0.0, 60.0)
             if mode not in ("fleet", "onboard"):
                 raise StartError(f"parameter 'mode' must be 'fleet' or 'onboard', got {mode!r}")
             if not self.robots or not all(self.robots):
@@ -84,11 +103,13 @@ def make_node():
             self.controlled = list(self.robots) if mode == "fleet" else [robot]
             self.profile, rate = profile_and_rate(profile_name, rate)
             try:
-                self.certificate = Certificate(self.profile, self.robots, self.controlled, form)
+                self.certificate = Certificate(self.profile, self.robots, self.controlled, form, 1.0 / rate, hold, delay)
             except ValueError as exc:
                 raise StartError(str(exc)) from None
             self.period = 1.0 / rate
             self.max_age = periods * self.period
+            self.max_pose_age = self.max_age + offset     # poses are judged by their header stamps
+            self.stamps = health.Stamps(self.max_age, offset)
             self.poses = LatestValues(self.robots, 3, "pose")
             self.nominal = LatestValues(self.controlled, 2, "cmd_vel_nominal")
             self.fresh: set[str] = set()
@@ -120,15 +141,16 @@ def make_node():
         def _on_pose(self, robot: str):
             def cb(msg) -> None:
                 try:
-                    x, y, yaw, _ = convert.pose_from_msg(msg)
+                    x, y, yaw, stamp = convert.pose_from_msg(msg)
                 except convert.MessageError as exc:
                     self.poses.invalidate(robot, str(exc))
                     return
-                fault = health.pose_fault(x, y, self.profile)
-                if fault:
+                late, fatal = self.stamps.judge(robot, stamp, ros_now(self))
+                fault = late if late else health.pose_fault(x, y, self.profile)
+                if fault and (fatal or not late):
                     self.poses.invalidate(robot, fault)
-                else:
-                    self.poses.put(robot, (x, y, yaw), ros_now(self))
+                elif not fault:
+                    self.poses.put(robot, (x, y, yaw), stamp)   # timed by what it describes, not its arrival
             return cb
 
         def _on_nominal(self, robot: str):
@@ -170,9 +192,9 @@ def make_node():
             out: dict[str, InputError | str] = {}
             unknown = [r for r in self.robots if not self.poses.known(r)]
             for r in self.controlled:
-                problem = self.poses.problem(r, now, self.max_age) or self.nominal.problem(r, now, self.max_age)
+                problem = self.poses.problem(r, now, self.max_pose_age) or self.nominal.problem(r, now, self.max_age)
                 if problem is None and unknown:
-                    problem = self.poses.problem(unknown[0], now, self.max_age)  # cannot certify against it
+                    problem = self.poses.problem(unknown[0], now, self.max_pose_age)  # cannot certify against it
                 if problem is not None:
                     out[r] = problem
             return out
@@ -189,7 +211,12 @@ def make_node():
             if not stopped.all():
                 poses = np.nan_to_num(self.poses.values, nan=0.0)
                 t0 = time.perf_counter()
-                u, self.solver_status, self.min_barrier = self.certificate(poses, u_nom, stopped)
+                # a robot that does not move with us (stopped, or a neighbour onboard) is where it was
+                # measured, give or take how far it can drive in its pose's age; its own watchdog stops
+                # it within max_pose_age + a period of its last stamp (docs/barrier.md)
+                age = np.clip(now - self.poses.times, 0.0, self.max_pose_age + self.period)
+                margins = self.profile.max_linear_speed * age
+                u, self.solver_status, self.min_barrier = self.certificate(poses, u_nom, stopped, margins)
                 self.solve_s += time.perf_counter() - t0
                 self.solves += 1
                 u[stopped | ~np.isfinite(u).all(axis=1)] = 0.0
@@ -219,10 +246,13 @@ def make_node():
         def _publish_diag(self, now: float) -> None:
             self.last_diag = now
             mean_ms = 1e3 * self.solve_s / self.solves if self.solves else 0.0
+            deadlocks = self.certificate.deadlocks
             statuses = [health.watchdog_status(self.diag_names[r], r, self.dogs[r], {
                 "interventions": self.interventions[r], "barrier_brakes": self.brakes[r],
-                "clipped_commands": self.clipped[r], "solver_status": self.solver_status,
-                "min_barrier": f"{self.min_barrier:.4g}", "solve_ms_mean": f"{mean_ms:.3f}"}) for r in self.controlled]
+                "clipped_commands": self.clipped[r], "deadlocks": int(deadlocks[i]),
+                "solver_status": self.solver_status, "pose_delay_ms_max": f"{self.stamps.worst_delay_ms():.1f}",
+                "dropped_out_of_order": self.stamps.dropped,
+                "min_barrier": f"{self.min_barrier:.4g}", "solve_ms_mean": f"{mean_ms:.3f}"}) for i, r in enumerate(self.controlled)]
             self.diag.publish(health.array(self.get_clock().now().to_msg(), statuses))
 
     return SafetyNode()

@@ -19,6 +19,7 @@ from ros_nodes.adapters import MissingInput, StaleInput
 from ros_nodes.plan import PlanError, load_deployment
 from ros_nodes.policy_node import open_policy
 from ros_nodes.runner import StartError
+from ros_nodes.safety_node import Certificate
 
 GRITS = load_profile("gritsbot_x")
 ROBOTS = [f"robot_{i}" for i in range(4)]
@@ -79,7 +80,7 @@ def test_reports_fold_into_per_robot_totals_with_reasons():
               "stop_reasons": json.dumps({"cmd_vel_nominal of robot_0: stale": 2})}
     got = health.fold_reports([policy, safety])
     assert got == {"interventions": 5, "watchdog_stops": 3, "barrier_brakes": 0, "clipped_commands": 3,
-                   "output_faults": 30, "stop_reasons": {"model output: non-finite": 1,
+                   "output_faults": 30, "deadlocks": 0, "stop_reasons": {"model output: non-finite": 1,
                                                          "cmd_vel_nominal of robot_0: stale": 2}}
 
 
@@ -167,3 +168,48 @@ def test_a_nan_policy_fails_sitl_with_its_reason(tmp_path):
     from pathlib import Path
     logs = "".join(p.read_text(errors="replace") for p in Path(report["logdir"]).rglob("*.log"))
     assert "refused (non-finite): zero velocity" in logs   # the policy node's own log says it, not just /diagnostics
+
+
+# --- time-aware inputs: stamps, not arrival ---------------------------------------------------------------
+
+def test_samples_are_judged_by_their_stamps():
+    s = health.Stamps(max_age_s=0.1, offset_s=0.02)
+    now = 1_700_000_000.0
+    assert s.judge("r0", now - 0.01, now) == (None, False) and s.delay_s["r0"] == pytest.approx(0.01)
+    assert s.judge("r0", 0.0, now)[0].startswith("header stamp not set")
+    assert "in the future" in s.judge("r0", now + 5.0, now)[0] and s.judge("r0", now + 5.0, now)[1]
+    assert "in the future" in s.judge("r0", 1e12, now)[0]
+    assert s.judge("r0", now + 0.015, now) == (None, False)                   # ahead, within the allowance
+    for k in range(5):   # a constant 1 s delay is refused every time, not reported once and then tolerated
+        reason, fatal = s.judge("r1", now + k * 0.03 - 1.0, now + k * 0.03)
+        assert fatal and reason.startswith("delayed: stamped 1000 ms before it arrived")
+    assert s.judge("r0", 1e9, now)[0].startswith("delayed")                  # a stamp shifted by decades
+    assert s.judge("r0", now + 0.02, now + 0.02) == (None, False)
+    assert s.judge("r0", now + 0.02, now + 0.03) == ("header stamp repeated: the source is frozen", True)
+    reason, fatal = s.judge("r0", now + 0.001, now + 0.03)                     # one packet out of order
+    assert not fatal and reason.startswith("out of order") and s.dropped == 1
+    assert s.judge("r0", now + 0.04, now + 0.045) == (None, False)
+    assert s.worst_delay_ms() == pytest.approx(1000.0, abs=1e-3)
+
+
+def test_an_aged_neighbour_is_kept_further_away_by_its_possible_travel():
+    """Onboard: robot a drives at neighbour b; b's pose is `age` old, so a keeps D + v_max·age away."""
+    from controllers.barrier_qp import barrier_points
+    from bench.barrier import numpy_step
+    closest = {}
+    for age in (0.0, 0.25):
+        cert = Certificate(GRITS, ["a", "b"], ["a"], "unicycle_walls", deadlock_hold_s=0.0)
+        spec = cert.filter.spec
+        poses = np.array([[-0.5, 0.0, 0.0], [0.3, 0.0, 0.0]])
+        margins = np.array([0.0, GRITS.max_linear_speed * age])
+        gap = np.inf
+        for _ in range(300):
+            u, status, _ = cert(poses, np.array([[0.2, 0.0]]), margins=margins)
+            assert status == "optimal"
+            poses[0] = numpy_step(GRITS, poses[:1], u)[0]
+            p = barrier_points(spec, poses)
+            gap = min(gap, float(np.linalg.norm(p[0] - p[1])))
+        closest[age] = gap
+    assert spec.distance - 1e-6 <= closest[0.0] < spec.distance + 0.05   # the cubic barrier approaches slowly
+    assert closest[0.25] >= spec.distance + GRITS.max_linear_speed * 0.25 - 1e-6
+    assert closest[0.25] > closest[0.0] + 0.02
