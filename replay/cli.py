@@ -7,6 +7,7 @@
     marlstack replay report LOG -o DIR [--profile NAME | --config fleet.yaml]
     marlstack replay csv LOG [TOPIC | --topic TOPIC] -o file.csv
     marlstack replay convert FLIGHT_LOG -o out.mcap [--namespace NS]
+    marlstack replay compare FLIGHT_LOG FLIGHT_LOG ... -o DIR [--offsets S S ...]
 
 LOG is a rosbag2 bag (MCAP / sqlite3) or a flight-controller log (PX4 .ulg, ArduPilot .bin /
 .tlog). Log tooling for any machine: numpy, rosbags, pyulog, pymavlink, matplotlib and
@@ -85,6 +86,13 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("-o", "--out", required=True, help="bag to create (a rosbag2 directory at this path, "
                                                       "holding the .mcap file; must not exist)")
     s.add_argument("--namespace", default="vehicle", help="topic namespace: /NS/odom, /NS/imu, ... (default vehicle)")
+
+    s = sub.add_parser("compare", help="several flight logs (one per vehicle) on one time axis, plotted together")
+    s.add_argument("logs", nargs="+", metavar="flight_log", help="PX4 .ulg or ArduPilot .bin / .tlog files")
+    s.add_argument("-o", "--out", required=True, help="output directory")
+    s.add_argument("--offsets", type=float, nargs="+", metavar="S",
+                   help="seconds added to each log's clock, one per log (default: align by UTC from GPS)")
+    s.add_argument("--json", action="store_true", help="print alignment.json instead of a summary")
     return p
 
 
@@ -239,20 +247,42 @@ FLIGHT_COMMANDS = {"info": _flight_info, "report": _flight_report, "csv": _fligh
                    "play": _not_for_flight_logs, "eval": _not_for_flight_logs}
 
 
+def _compare(args: argparse.Namespace) -> int:
+    from replay.align import FILES, write_comparison
+    from replay.flightlog import flight_format, open_flight_log
+    not_flight = [p for p in args.logs if flight_format(Path(p)) is None]
+    if not_flight:
+        return _fail(f"compare: {', '.join(not_flight)}: not a flight log (.ulg, .bin, .tlog)")
+    logs = [open_flight_log(p) for p in args.logs]
+    doc = write_comparison(logs, Path(args.out), args.offsets)
+    if args.json:
+        print(json.dumps(doc, indent=2))
+        return 0
+    for r in doc["logs"]:
+        print(f"{r['log']}: {r['start_s']:.3f} .. {r['end_s']:.3f} s on the common axis ({r['method']})")
+    print(f"wrote {', '.join(FILES)} to {args.out}")
+    for log in logs:
+        _warn_problems(log)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
     from hardware.profile import ProfileError
     from policies.spec import PolicyError
+    from replay.align import AlignError
     from replay.bag import Bag, BagError
     from replay.convert import ConvertError
     from replay.fleet import FleetError
     from replay.flightlog import FlightLogError, flight_format, open_flight_log
     try:
+        if args.cmd == "compare":
+            return _compare(args)
         if flight_format(Path(args.bag)) is not None:
             return FLIGHT_COMMANDS[args.cmd](args, open_flight_log(args.bag))
         bag = Bag(args.bag)
         return COMMANDS[args.cmd](args, bag)
-    except (BagError, FleetError, ProfileError, PolicyError, FlightLogError, ConvertError) as exc:
+    except (BagError, FleetError, ProfileError, PolicyError, FlightLogError, ConvertError, AlignError) as exc:
         return _fail(f"{args.cmd}: {exc}")
 
 

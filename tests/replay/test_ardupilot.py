@@ -80,7 +80,7 @@ def test_dataflash_damage(tmp_path, capsys):
         assert err.count("\n") == 1 and "Traceback" not in err and str(bad) in err
 
 
-def write_tlog(path: Path) -> None:
+def write_tlog(path: Path, t0_us: int = 1_700_000_000_000_000) -> None:
     from pymavlink.dialects.v20 import ardupilotmega as mav
 
     class Sink:
@@ -90,7 +90,7 @@ def write_tlog(path: Path) -> None:
     link = mav.MAVLink(Sink(), srcSystem=1, srcComponent=1)
     frames_out = []
     for k in range(20):
-        t_us = 1_700_000_000_000_000 + k * 100_000  # 10 Hz, unix time in microseconds
+        t_us = t0_us + k * 100_000  # 10 Hz, unix time in microseconds
         msgs = [link.heartbeat_encode(mav.MAV_TYPE_QUADROTOR, mav.MAV_AUTOPILOT_ARDUPILOTMEGA,
                                       mav.MAV_MODE_FLAG_CUSTOM_MODE_ENABLED | (128 if k >= 10 else 0),
                                       5 if k < 10 else 4, mav.MAV_STATE_ACTIVE),  # LOITER, then GUIDED armed
