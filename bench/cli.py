@@ -15,6 +15,7 @@ BENCHES = {
     "ros": ("bench.ros", "sensor-to-command latency over ROS 2 vs a bare rclpy ping-pong"),
     "cable": ("bench.cable", "cable-suspended load env-steps/s vs a free-flying quadrotor"),
     "replay": ("bench.replay", "replay info/report time and peak memory on a PX4 log and a bag vs pyulog / mcap"),
+    "mav_barrier": ("bench.mav_barrier", "MAV barrier certificate latency vs cvxopt, safe env-steps/s, fuzz"),
 }
 
 

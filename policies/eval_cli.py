@@ -27,7 +27,7 @@ def table(result: dict[str, Any]) -> str:
 
 def evaluate_run(path: Path, episodes: int = 100, barrier: str | None = None, seed: int = 0,
                  gif: bool | Path = True, as_json: bool = False, seed_index: int | None = None,
-                 num_agents: int | None = None, failure: bool = False) -> dict[str, Any]:
+                 num_agents: int | None = None, failure: bool | None = None) -> dict[str, Any]:
     """Evaluate, write eval.json (+ trajectory.gif) next to the checkpoint, print table or JSON.
 
     On another fleet size the files are eval_<N>_agents.json / trajectory_<N>_agents.gif, so the
@@ -53,22 +53,26 @@ def evaluate_run(path: Path, episodes: int = 100, barrier: str | None = None, se
 
 
 def _evaluate_cable_run(path: Path, episodes: int, seed: int, gif: bool | Path, as_json: bool,
-                        num_agents: int | None, failure: bool) -> dict[str, Any]:
+                        num_agents: int | None, failure: bool | None) -> dict[str, Any]:
     """Cable teams: every trained seed beside the zero command and the classical controller (eval.json, or
-    eval_failure.json with a MAV failing mid-episode), and a 3-D GIF of the best seed's first episode."""
+    eval_failure.json / eval_no_failure.json when --failure / --no-failure differs from training), and a
+    3-D GIF of the best seed's first episode."""
     from policies.checkpoint import checkpoint_path
     from policies.evaluate_cable import evaluate_cable, table as cable_table
     from policies.run_dir import EVAL_FILE
 
     if num_agents is not None:
         raise ConfigError("--num-agents: a cable team's policy is trained for its team size; train another team")
-    overrides = {"env_kwargs": {"failure": True}} if failure else {}
+    from policies.checkpoint import load_policy
+    trained = bool(load_policy(path).config["env_kwargs"].get("failure", False))
+    failure = trained if failure is None else failure
+    overrides = {"env_kwargs": {"failure": failure}}
     result = evaluate_cable(path, episodes=episodes, seed=seed, env_overrides=overrides)
     folder = checkpoint_path(path).parent
     if gif:
         from policies.evaluate_cable import team_gif
         result["gif"] = str(team_gif(path, gif if isinstance(gif, Path) else folder / "trajectory.gif", seed, failure))
-    name = EVAL_FILE.replace(".json", "_failure.json") if failure else EVAL_FILE
+    name = EVAL_FILE if failure == trained else EVAL_FILE.replace(".json", "_failure.json" if failure else "_no_failure.json")
     (folder / name).write_text(json.dumps(result, indent=2), encoding="utf-8")
     print(json.dumps(result, indent=2) if as_json else cable_table(result))
     return result
@@ -86,8 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-agents", type=int, default=None,
                    help="evaluate on this many robots instead of the training fleet (policies whose agents share "
                         "parameters, e.g. a 4-robot navigation policy on 8 robots)")
-    p.add_argument("--failure", action="store_true",
-                   help="cable teams: one MAV loses thrust at a random time in every episode")
+    p.add_argument("--failure", action=argparse.BooleanOptionalAction, default=None,
+                   help="cable teams: one MAV loses thrust at a random time in every episode (default: as trained)")
     p.add_argument("--gif", type=Path, default=None, help="trajectory GIF path (default DIR/trajectory.gif)")
     p.add_argument("--no-gif", action="store_true", help="skip the trajectory GIF")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")

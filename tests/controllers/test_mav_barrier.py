@@ -7,10 +7,9 @@ import pytest
 
 from controllers.barrier_jax import NONFINITE, OK
 from controllers.mav_barrier import filter_team, mav_barrier_spec
-from controllers.mav_barrier_jax import mav_barrier
+from controllers.mav_barrier_jax import fuzz, mav_barrier
 from hardware import load_profile
 
-DT = 0.01  # the policy period of mav_corl25 (100 Hz)
 DISCRETE_SLACK = 0.005  # m: how far a 100 Hz zero-order hold may cross a continuous-time barrier (measured ≤ 2.4 mm)
 
 
@@ -19,36 +18,10 @@ def profile():
     return load_profile("mav_corl25")
 
 
-def _fuzz(profile, n, seeds, steps, active=None):
-    """Random commands (±5 m/s² per axis, redrawn on 10 % of the steps, plus a pull towards the team's centre)
-    through the filter, on the certificate's model (double integrators, zero-order hold at DT)."""
-    fn = mav_barrier(profile, n)
-    grid = jnp.asarray([[0.0, 0.0, 2.0], [0.8, 0.0, 2.0], [0.0, 0.8, 2.0], [0.8, 0.8, 2.0]][:n])
-    act = jnp.ones(n, bool) if active is None else jnp.asarray(active)
-
-    def run(key):
-        k0, k1 = jax.random.split(key)
-        pos0 = grid + jax.random.uniform(k0, (n, 3), minval=-0.1, maxval=0.1)
-
-        def step(c, k):
-            pos, vel, a_prev = c
-            k_a, k_redraw = jax.random.split(k)
-            a_nom = jax.random.uniform(k_a, (n, 3), minval=-5.0, maxval=5.0) + 3.0 * (pos.mean(0) - pos)
-            a_nom = jnp.where(jax.random.uniform(k_redraw) < 0.1, a_nom, a_prev)
-            a, info = fn(pos, vel, a_nom, act)
-            a = jnp.where(act[:, None], a, 0.0)  # a stopped MAV stays where it is
-            vel = vel + a * DT
-            return (pos + vel * DT, vel, a_nom), (info["separation"], info["box"], info["status"], info["intervention"])
-
-        init = (pos0, jnp.zeros((n, 3)), jnp.zeros((n, 3)))
-        return jax.lax.scan(step, init, jax.random.split(k1, steps))[1]
-
-    return [np.asarray(x) for x in jax.jit(jax.vmap(run))(jax.random.split(jax.random.PRNGKey(n), seeds))]
-
-
 @pytest.mark.parametrize("n", [3, 4])
 def test_fuzzed_commands_never_break_the_certificate(profile, n):
-    sep, box, status, intervention = _fuzz(profile, n, seeds=32, steps=2000)
+    out = fuzz(profile, n, seeds=32, steps=2000)  # `marlstack bench mav_barrier`: 64 seeds x 10,000 steps
+    sep, box, status, intervention = out["separation"], out["box"], out["status"], out["intervention"]
     spec, task = mav_barrier_spec(profile), profile.task
     assert np.all(status == OK)
     assert sep.min() >= -DISCRETE_SLACK and box.min() >= -DISCRETE_SLACK
@@ -59,8 +32,9 @@ def test_fuzzed_commands_never_break_the_certificate(profile, n):
 
 def test_a_stopped_mav_is_an_obstacle(profile):
     """MAV 0 is stopped (inactive): its command passes through, and the others avoid it alone."""
-    sep, box, status, _ = _fuzz(profile, 3, seeds=16, steps=1500, active=[False, True, True])
-    assert np.all(status == OK) and sep.min() >= -DISCRETE_SLACK and box.min() >= -DISCRETE_SLACK
+    out = fuzz(profile, 3, seeds=16, steps=1500, active=[False, True, True])
+    assert np.all(out["status"] == OK)
+    assert out["separation"].min() >= -DISCRETE_SLACK and out["box"].min() >= -DISCRETE_SLACK
     fn = jax.jit(mav_barrier(profile, 3))
     pos = jnp.asarray([[0.0, 0.0, 2.0], [0.6, 0.0, 2.0], [3.0, 3.0, 2.0]])
     vel = jnp.asarray([[0.0, 0.0, 0.0], [-2.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
