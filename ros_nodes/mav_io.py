@@ -131,6 +131,15 @@ def hold_command(pos: np.ndarray, vel: np.ndarray, target: np.ndarray, limit: np
     return np.clip(cmd, -limit, limit)
 
 
+def land_command(pos: np.ndarray, vel: np.ndarray, over: np.ndarray, descent_rate: float, limit: np.ndarray) -> np.ndarray:
+    """Descend at `descent_rate` over the point `over` (x, y): the team landing every MAV flies once a
+    teammate is lost, so the load comes down level. Position hold's gains sideways, velocity loop down."""
+    kp, kd = HOLD_GAINS
+    acc = np.concatenate([kp * (np.asarray(over[:2]) - pos[:2]) - kd * np.asarray(vel[:2]),
+                          [-kd * (vel[2] + descent_rate)]])
+    return np.clip(np.concatenate([acc, np.zeros(2)]), -limit, limit)
+
+
 def stamp_or(msg: Any, now_s: float) -> float:
     """The message's header stamp in seconds, or `now_s` when it carries none (zero)."""
     s = convert.stamp_seconds(msg.header.stamp)
@@ -209,6 +218,16 @@ class TeamInputs:
             if bad is not None:
                 return bad
         return None
+
+    def lost(self, now_s: float, after_s: float, fall_speed: float) -> list[str]:
+        """Teammates that are gone: heard from before but silent for `after_s`, or falling faster than
+        `fall_speed` (a MAV that lost its thrust)."""
+        out = []
+        for m in self.latest.mavs:
+            t = self.latest.values.times[self.latest.values.keys.index(m)]
+            if m != self.latest.me and np.isfinite(t) and (now_s - t > after_s or self.latest.row(m)[9] < -fall_speed):
+                out.append(m)
+        return out
 
     def inputs(self, now_s: float) -> dict[str, np.ndarray]:
         bad = self.problem(now_s)

@@ -14,7 +14,10 @@ Watchdog (DESIGN contract 9: MAVs hold, then land together):
 - its own odometry missing / stale: nothing sensible can be commanded, so no set-point is sent and
   the flight controller's own failsafe takes over (level hover, then a bounded descent; see
   ros_nodes/mav_sim_node.py), ERROR diagnostic.
-Both recover with the next good inputs. Onboard code: numpy + onnxruntime, never JAX.
+Both recover with the next good inputs. A lost teammate (silent for `lost_after_s`, or falling faster
+than `lost_fall_speed`: it lost its thrust) starts the team landing, which does not end: every MAV
+descends at `landing_descent_rate` over where it was, so the load comes down level (ERROR).
+Onboard code: numpy + onnxruntime, never JAX.
 """
 from __future__ import annotations
 
@@ -51,6 +54,9 @@ def make_node():
             path = p("policy_path", "", "exported cable-team policy .onnx")
             rate = p("rate_hz", 0.0, "policy rate, checked against the model's (0: the profile's policy rate)", 0.0, 1000.0)
             periods = p("watchdog_periods", 3.0, "inputs older than this many periods trip the watchdog", 1.0, 100.0)
+            self.lost_after = p("lost_after_s", 1.0, "a teammate silent this long is lost: the team lands", 0.1, 60.0)
+            self.fall_speed = p("lost_fall_speed", 3.0, "... or one falling faster than this (m/s)", 0.5, 50.0)
+            self.descent_rate = p("landing_descent_rate", 0.3, "descent rate of the team landing (m/s)", 0.05, 2.0)
             if not self.mav or self.mav not in self.mavs:
                 raise StartError(f"parameter 'mav' = {self.mav!r} must be one of parameter 'mavs' = {self.mavs}")
             try:
@@ -73,6 +79,8 @@ def make_node():
             self.dog = health.Watchdog()
             self.blind = False
             self.hold_at: np.ndarray | None = None
+            self.landing: str | None = None  # why the team is landing (a lost teammate); never cleared
+            self.land_over = np.zeros(3)      # where this MAV was when the landing began
             self.steps = self.holds = 0
             self.infer_s = 0.0
             self.last_step = self.last_diag = -math.inf
@@ -130,6 +138,18 @@ def make_node():
                     self._publish_diag(now)
                 return
             me = self.inputs.latest.row(self.mav)
+            lost = self.inputs.lost(now, self.lost_after, self.fall_speed) if self.landing is None else []
+            if lost:
+                self.landing, self.land_over = f"team landing: {', '.join(lost)} lost", me[0:3].copy()
+                self.get_logger().error(self.landing)
+            if self.landing is not None:  # the others keep the load level: every MAV descends over its place
+                cmd = mav_io.land_command(me[0:3], me[7:10], self.land_over, self.descent_rate, self.limit)
+                changed = self.dog.trip(self.landing)
+                self.inputs.latest.sent(cmd)
+                self.pub.publish(mav_io.setpoint_msg(cmd, self.load_stamp or now))
+                if changed:
+                    self._publish_diag(now)
+                return
             try:
                 feeds = {**self.inputs.inputs(now), **self.hidden}
                 t0 = time.perf_counter()
@@ -163,7 +183,7 @@ def make_node():
             s = health.watchdog_status(self.name_, self.mav, self.dog, {"inference_ms_mean": f"{mean_ms:.3f}",
                                                                         "hold_steps": self.holds})
             if not self.dog.ok:
-                s.level = bytes([health.ERROR if self.blind else health.WARN])
+                s.level = bytes([health.ERROR if self.blind or self.landing else health.WARN])
                 s.message = self.dog.reason
             self.diag.publish(health.array(self.get_clock().now().to_msg(), [s]))
 

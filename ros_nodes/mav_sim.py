@@ -8,7 +8,8 @@ in training: the ROS boundary carries only the ~100 Hz set-points. Per MAV the f
 - `hold`: once set-points stop, level hover: zero horizontal acceleration reference with velocity
   damping, the INDI's external-acceleration estimate carrying this MAV's share of the load;
 - `descend`: after `hold_s` of hold, a bounded-rate descent (`descent_rate`) until it touches down;
-- `landed`: idle thrust (the controller's floor of 0.1 g), never a motor cut while the load hangs on it.
+- `landed`: idle thrust (the controller's floor of 0.1 g), never a motor cut while the load hangs on it;
+  also entered from `fly` when the MAV is on the ground and its set-point pushes down (land detector).
 A fresh set-point returns a holding MAV to `fly`; `land()` sends every MAV down together (end of mission).
 
 Ground (not in the training physics): after each period the load and the MAVs are kept at or above
@@ -116,6 +117,8 @@ class TeamSim:
             if fresh and not self.landing:
                 self.mode[i] = FLY
                 out[i] = self.cmd[i]
+                if pos[i, 2] <= floor and self.cmd[i, 2] < 0:  # land detector: on the ground, pushed down
+                    self.mode[i] = LANDED
                 continue
             if self.mode[i] == FLY:
                 self.mode[i], self.stale_since[i] = (DESCEND if self.landing else HOLD), t
@@ -167,7 +170,8 @@ class TeamSim:
         loaded = tension > 0
         if loaded.any():
             self.min_rotor_sum_loaded = min(self.min_rotor_sum_loaded, float(np.min(np.asarray(b.thrust).sum(-1)[loaded])))
-        if self.landing and self.landed_at is None and all(m == LANDED for m in self.mode):
+        failed = self.failed_at[1] if self.failed_at else -1
+        if self.landed_at is None and all(m == LANDED for i, m in enumerate(self.mode) if i != failed):
             self.landed_at = round(self.t, 3)
         if self.goals and not self.landing:
             self._goal_errors(self.goals[-1], np.asarray(b.load_pos, np.float64), np.asarray(b.load_quat, np.float64))

@@ -165,7 +165,8 @@ def team_plan(dep: TeamDeployment, sitl: bool = False, record: str | Path | None
             "load_subscribers": len(mavs) + bool(record), "setpoint_publishers": 1}))
     for m in mavs:
         specs.append(NodeSpec("mav_policy_node", "mav_policy", f"/{m}", {
-            **common, "mav": m, "scenario": dep.scenario, "policy_path": str(dep.policy)}))
+            **common, "mav": m, "scenario": dep.scenario, "policy_path": str(dep.policy),
+            "landing_descent_rate": dep.failsafe["descent_rate"]}))
     if record:
         specs.append(NodeSpec("recorder_node", "recorder", "/", {
             "output": str(record), "topics": sorted(topics.robot_topics(mavs, topics.MAV))}))

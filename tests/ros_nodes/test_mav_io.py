@@ -86,3 +86,18 @@ def test_team_plan_from_cable3_and_clear_errors(tmp_path):
         with pytest.raises(PlanError, match=match) as err:
             load_deployment(bad)
         assert "\n" not in str(err.value) and str(bad) in str(err.value)
+
+
+def test_a_silent_or_falling_teammate_is_lost_and_the_landing_comes_down_level():
+    inp = mav_io.TeamInputs(spec_inputs(), MAVS, "mav_0", LIMIT, max_age_s=0.1)
+    level = (0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)  # quaternion, velocity, rates
+    inp.put("mav_0", (0.0, 0.0, 2.0, *level), 10.0)
+    inp.put("mav_1", (1.0, 0.0, 2.0, *level), 10.0)
+    assert inp.lost(10.5, after_s=1.0, fall_speed=3.0) == []   # mav_2 never heard from: not lost, just missing
+    assert inp.lost(11.2, after_s=1.0, fall_speed=3.0) == ["mav_1"]  # silent for 1.2 s
+    inp.put("mav_1", (1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, -4.0, 0.0, 0.0, 0.0), 11.2)
+    assert inp.lost(11.2, after_s=1.0, fall_speed=3.0) == ["mav_1"]  # falling at 4 m/s
+    down = mav_io.land_command(np.array([0.1, 0.0, 2.0]), np.zeros(3), np.array([0.0, 0.0, 2.0]), 0.3, LIMIT)
+    assert down[0] < 0 and down[1] == 0 and down[2] == pytest.approx(-0.9) and not down[3:].any()
+    steady = mav_io.land_command(np.zeros(3), np.array([0.0, 0.0, -0.3]), np.zeros(3), 0.3, LIMIT)
+    np.testing.assert_allclose(steady, 0.0, atol=1e-12)  # descending at the rate: nothing more to do
