@@ -51,9 +51,11 @@ def make_venv(wheel: Path, venv: Path = VENV) -> Path:
 def rps21() -> Path:
     """Python of the rps 2.1.0 venv; fails (does not skip) with how to get the wheel when it is missing."""
     try:
-        wheel = find_wheel()
+        wheel, missing = find_wheel(), None
     except FileNotFoundError as exc:
-        pytest.fail(str(exc), pytrace=False)
+        wheel, missing = None, str(exc)
+    if missing:
+        pytest.fail(missing, pytrace=False)
     return make_venv(wheel)
 
 
