@@ -10,7 +10,7 @@
     marlstack replay compare FLIGHT_LOG FLIGHT_LOG ... -o DIR [--offsets S S ...]
 
 LOG is a rosbag2 bag (MCAP / sqlite3) or a flight-controller log (PX4 .ulg, ArduPilot .bin /
-.tlog). Log tooling for any machine: numpy, rosbags, pyulog, pymavlink, matplotlib and
+.tlog, Crazyflie uSD). Log tooling for any machine: numpy, rosbags, pyulog, pymavlink, matplotlib and
 onnxruntime; rclpy only for `play`; never JAX. The input log is only read. Errors are one line
 on stderr, exit code 2.
 """
@@ -31,7 +31,7 @@ def _parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", metavar="<command>", required=True)
     bag_help = "rosbag2 directory (MCAP or sqlite3 storage) or a single .mcap / .db3 file"
-    log_help = bag_help + ", or a flight log (PX4 .ulg, ArduPilot .bin / .tlog)"
+    log_help = bag_help + ", or a flight log (PX4 .ulg, ArduPilot .bin / .tlog, Crazyflie uSD log)"
 
     s = sub.add_parser("info", help="topics, types, counts, rates, duration, gaps, drops and damage")
     s.add_argument("bag", help=log_help)

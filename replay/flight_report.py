@@ -163,7 +163,8 @@ def _tracking(st: VehicleState, t0: float, path: Path, attitude: bool) -> None:
         if sp is not None and len(sp.t_s):
             ax.step(sp.t_s - t0, conv(sp.values)[:, i], where="post", lw=1.0, ls="--", label="set-point")
         ax.set_ylabel(f"{AXES[i]} [{unit}]")
-    axes[0].legend(fontsize=8, loc="upper right")
+    if meas is not None:
+        axes[0].legend(fontsize=8, loc="upper right")
     axes[0].set_title(("attitude (Euler Z-Y-X of the FLU->ENU quaternion)" if attitude else "body rates (FLU)")
                       + " vs set-point")
     axes[-1].set_xlabel("time since log start [s]")

@@ -1,4 +1,4 @@
-"""One view over flight-controller logs (PX4 ULog, ArduPilot DataFlash / telemetry).
+"""One view over flight-controller logs (PX4 ULog, ArduPilot DataFlash / telemetry, Crazyflie uSD).
 
 Each format's reader fills a `FlightLog`: its raw `streams` (every logged topic or message type,
 with timestamps, fields and units where the format or its naming says them), the log's metadata,
@@ -19,6 +19,7 @@ import numpy as np
 
 ULOG_MAGIC = b"ULog\x01\x12\x35"
 DATAFLASH_HEAD = b"\xa3\x95"  # every DataFlash (.bin) message starts with these two bytes
+CRAZYFLIE_MAGIC = 0xBC  # a Crazyflie uSD log's first byte, followed by its u16 version (1 or 2)
 FLIGHT_SUFFIXES = {".ulg": "ulog", ".bin": "dataflash", ".tlog": "tlog"}
 
 
@@ -105,7 +106,7 @@ def changes(t: np.ndarray, values: np.ndarray) -> list[tuple[float, Any]]:
 
 
 def flight_format(path: Path) -> str | None:
-    """'ulog', 'dataflash' or 'tlog' when the file is a flight log (by content, else suffix), else None."""
+    """'ulog', 'dataflash', 'tlog' or 'crazyflie' for a flight log (by content, else suffix), else None."""
     try:
         with path.open("rb") as f:
             head = f.read(len(ULOG_MAGIC))
@@ -115,6 +116,8 @@ def flight_format(path: Path) -> str | None:
         return "ulog"
     if head[:2] == DATAFLASH_HEAD and path.suffix.lower() != ".mcap":
         return "dataflash"
+    if len(head) >= 3 and head[0] == CRAZYFLIE_MAGIC and head[1:3] in (b"\x01\x00", b"\x02\x00"):
+        return "crazyflie"  # uSD deck files have no suffix (log00, log01, ...)
     return FLIGHT_SUFFIXES.get(path.suffix.lower())
 
 
@@ -128,7 +131,10 @@ def open_flight_log(path: str | Path) -> FlightLog:
     if kind in ("dataflash", "tlog"):
         from replay.ardupilot import read_ardupilot
         return read_ardupilot(path, kind)
-    raise FlightLogError(f"{path}: not a flight log (expected PX4 .ulg, ArduPilot .bin or .tlog)")
+    if kind == "crazyflie":
+        from replay.crazyflie import read_crazyflie
+        return read_crazyflie(path)
+    raise FlightLogError(f"{path}: not a flight log (expected PX4 .ulg, ArduPilot .bin or .tlog, Crazyflie uSD log)")
 
 
 def unit_from_name(name: str) -> str:
