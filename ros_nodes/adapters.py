@@ -101,7 +101,7 @@ class NavigationAdapter:
     task_topic = topics.TASK_TOPIC["navigation"]
     input_names = ("pose", "others", task_name)
 
-    def __init__(self, robots: list[str], me: str, max_age_s: float):
+    def __init__(self, robots: list[str], me: str, max_age_s: float, neighbour_max_age_s: float | None = None):
         if me not in robots:
             raise ValueError(f"robot {me!r} is not in the fleet {robots}")
         if len(set(robots)) != len(robots):
@@ -109,6 +109,8 @@ class NavigationAdapter:
         if not max_age_s > 0:
             raise ValueError(f"max_age_s must be > 0, got {max_age_s}")
         self.robots, self.me, self.max_age_s = list(robots), me, float(max_age_s)
+        # neighbours may be older than our own pose where a safety layer accounts for their age
+        self.neighbour_max_age_s = self.max_age_s if neighbour_max_age_s is None else float(neighbour_max_age_s)
         self._others = [r for r in robots if r != me]
         self.poses = LatestValues(self.robots, 3, "pose")
         self.task = LatestValues([self.task_name], math.prod(self.task_shape()), self.task_name)
@@ -151,8 +153,9 @@ class NavigationAdapter:
     def inputs(self, now_s: float) -> dict[str, np.ndarray]:
         """The model's inputs at `now_s`; raises MissingInput / StaleInput / InvalidInput."""
         problem = self.task.problem(self.task_name, now_s, math.inf)
-        for r in [self.me, *self._others]:
-            problem = problem or self.poses.problem(r, now_s, self.max_age_s)
+        problem = problem or self.poses.problem(self.me, now_s, self.max_age_s)
+        for r in self._others:
+            problem = problem or self.poses.problem(r, now_s, self.neighbour_max_age_s)
         if problem:
             raise problem
         f32 = lambda a: np.asarray(a, dtype=np.float32)[None]  # noqa: E731
@@ -179,8 +182,9 @@ class CoverageAdapter(NavigationAdapter):
 ADAPTERS = {a.scenario: a for a in (NavigationAdapter, CoverageAdapter)}
 
 
-def make_adapter(scenario: str, robots: list[str], me: str, max_age_s: float) -> NavigationAdapter:
+def make_adapter(scenario: str, robots: list[str], me: str, max_age_s: float,
+                 neighbour_max_age_s: float | None = None) -> NavigationAdapter:
     """The adapter for a scenario; a clear error for scenarios without a ROS adapter yet."""
     if scenario not in ADAPTERS:
         raise ValueError(f"no ROS task adapter for scenario {scenario!r} (available: {', '.join(sorted(ADAPTERS))})")
-    return ADAPTERS[scenario](robots, me, max_age_s)
+    return ADAPTERS[scenario](robots, me, max_age_s, neighbour_max_age_s)

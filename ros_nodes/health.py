@@ -153,15 +153,17 @@ class Stamps:
     """Judges each source's samples by the time they describe (their header stamp), not by arrival.
 
     A sample is usable when its stamp is set (> 0), not more than `offset_s` (the clock-offset
-    allowance between machines) in the future of this node's clock, not older than `max_age_s` +
-    `offset_s` on arrival, and later than the source's previous one. `judge` returns None (use
-    the sample, timed by its stamp) or why not; `fatal` says whether the fault is the source's
-    (delayed, future, unset or repeated stamps: stop until a good one) or one packet's (out of
-    order: drop it, count it, carry on). `delay_s` holds each source's latest arrival delay.
+    allowance between machines) in the future of this node's clock, and later than the source's
+    previous one. `judge` returns None (use the sample, timed by its stamp) or why not; `fatal`
+    says whether the fault is the source's (future, unset or repeated stamps: stop until a good
+    one) or one packet's (out of order: drop it, count it, carry on). A delayed sample is used,
+    timed by its stamp, so it is as stale as it is old: a pose that arrives 1 s late stops its
+    robot every time, and a neighbour's is avoided with the margin its age asks for.
+    `delay_s` holds each source's latest arrival delay (reported on /diagnostics).
     """
 
-    def __init__(self, max_age_s: float, offset_s: float):
-        self.max_age_s, self.offset_s = float(max_age_s), float(offset_s)
+    def __init__(self, offset_s: float):
+        self.offset_s = float(offset_s)
         self.last: dict[str, float] = {}
         self.delay_s: dict[str, float] = {}
         self.dropped = 0     # out-of-order samples dropped
@@ -175,8 +177,6 @@ class Stamps:
             return (f"header stamp {-delay:.3g} s in the future of this node's clock (allowance {self.offset_s:g} s): "
                     f"clocks out of sync or a bad stamp"), True
         self.delay_s[key] = delay
-        if delay > self.max_age_s + self.offset_s:
-            return f"delayed: stamped {delay * 1e3:.0f} ms before it arrived (limit {(self.max_age_s + self.offset_s) * 1e3:.0f} ms)", True
         last = self.last.get(key)
         if last is not None and stamp_s == last:
             return "header stamp repeated: the source is frozen", True

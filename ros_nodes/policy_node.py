@@ -35,13 +35,13 @@ def load_runtime(path: str, scenario: str, profile, rate_hz: float):
 
 
 def open_policy(path: str, scenario: str, profile, rate_hz: float, robots: list[str], robot: str,
-                max_age_s: float) -> tuple[PolicyRuntime, Any]:
+                max_age_s: float, neighbour_max_age_s: float | None = None) -> tuple[PolicyRuntime, Any]:
     """(runtime, task adapter) for `robot`, checked as far as can be before the first pose: metadata
     (scenario, profile, rate), the fleet's tensor shapes, and one inference on zero inputs of those
     shapes (a graph whose real shapes differ from its metadata fails here, not in the control loop).
     Raises StartError with one line; `marlstack sitl` calls it too, before starting any node."""
     try:
-        adapter = make_adapter(scenario, robots, robot, max_age_s)
+        adapter = make_adapter(scenario, robots, robot, max_age_s, neighbour_max_age_s)
     except ValueError as exc:
         raise StartError(str(exc)) from None
     runtime = load_runtime(path, scenario, profile, rate_hz)
@@ -79,6 +79,9 @@ def make_node():
             path = p("policy_path", "", "exported policy.onnx")
             rate = p("rate_hz", 0.0, "control rate, checked against the model's (0: the profile's 1 / dt)", 0.0, 1000.0)
             periods = p("watchdog_periods", 3.0, "inputs older than this many control periods stop the robot", 1.0, 100.0)
+            neighbours = p("neighbour_max_age_s", 60.0, "a neighbour's pose may be this old before this robot stops "
+                           "(its last known pose feeds the model; the safety node keeps the robot clear of where it "
+                           "could be by now); 0: as fresh as the robot's own", 0.0, 3600.0)
             offset = p("clock_offset_s", 0.02, "allowance for the clock offset between this node and the pose "
                        "source: stamps may be this far in the future, and this much older than watchdog_periods", 0.0, 1.0)
             if not self.robot or self.robot not in self.robots:
@@ -86,8 +89,9 @@ def make_node():
             self.profile, self.rate_hz = profile_and_rate(profile_name, rate)
             self.period = 1.0 / self.rate_hz
             self.runtime, self.adapter = open_policy(path, scenario, self.profile, self.rate_hz, self.robots,
-                                                     self.robot, periods * self.period + offset)
-            self.stamps = health.Stamps(periods * self.period, offset)   # poses are judged by their header stamps
+                                                     self.robot, periods * self.period + offset,
+                                                     neighbours or None)
+            self.stamps = health.Stamps(offset)   # poses are judged by their header stamps
             self.hidden = self.runtime.initial_state(1)  # recurrent policies: zeros at start, then fed back
 
             self.dog = health.Watchdog()

@@ -109,7 +109,7 @@ def make_node():
             self.period = 1.0 / rate
             self.max_age = periods * self.period
             self.max_pose_age = self.max_age + offset     # poses are judged by their header stamps
-            self.stamps = health.Stamps(self.max_age, offset)
+            self.stamps = health.Stamps(offset)
             self.poses = LatestValues(self.robots, 3, "pose")
             self.nominal = LatestValues(self.controlled, 2, "cmd_vel_nominal")
             self.fresh: set[str] = set()
