@@ -244,6 +244,29 @@ def deadlock_rows(profile: Any, sizes: list[int], steps: int) -> list[Row]:
     return rows
 
 
+def variant_rows(profile: Any, sizes: list[int], steps: int) -> list[Row]:
+    """Per-call cost of the safety node's variants against the plain filter, on one swap's calls:
+    a quarter of the robots stopped (fixed obstacles, `controlled` mask) and the delay-aware
+    certificate (`lookahead_s` = 3 periods of delay + 1 period). Same rows, other bounds: the cost
+    should not move."""
+    from controllers.barrier import BarrierFilter
+    rows = []
+    for n in sizes:
+        calls = swap_numpy(profile, n, steps, record=True)["calls"]
+        moving = np.arange(n) >= n // 4
+        base = _latency(BarrierFilter(profile, n).filter, calls)[1]
+        stopped_filter = BarrierFilter(profile, n)
+        stopped = _latency(lambda p, u: stopped_filter.filter(p, np.where(moving[:, None], u, 0.0), controlled=moving),
+                           calls)[1]
+        delayed = _latency(BarrierFilter(profile, n, lookahead_s=4 * profile.dt).filter, calls)[1]
+        for name, ours in (("stopped_quarter", stopped), ("lookahead_4_periods", delayed)):
+            for q in (50, 99):
+                rows.append(Row({"path": name, "N": n}, f"cpu_time_p{q}", "ms", float(np.percentile(ours, q)),
+                                float(np.percentile(base, q)), "plain BarrierFilter, same calls",
+                                higher_is_better=False, extra={"calls": len(calls)}))
+    return rows
+
+
 def training_rows(profile: Any, sizes: list[tuple[int, int]], steps: int, rps_steps: int) -> list[Row]:
     """sizes: (robots, environments per batch) pairs."""
     rows = []
@@ -316,7 +339,7 @@ def solver_rows(profile: Any, n: int, steps: int) -> list[Row]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="fewer steps and sizes (a smoke run, ~1 min)")
     parser.add_argument("--profile", default="gritsbot_x", help="vehicle profile (default gritsbot_x)")
-    parser.add_argument("--only", choices=("deployment", "training", "deadlock"), help="run one path only")
+    parser.add_argument("--only", choices=("deployment", "variants", "training", "deadlock"), help="run one path only")
     parser.add_argument("--batch", type=int, default=4096, help="environments per batch on the training path at N = 4 "
                         "(N = 10 uses an eighth)")
 
@@ -329,6 +352,8 @@ def run(args: argparse.Namespace) -> list[Row]:
     if args.only in (None, "deployment"):
         sizes = [4, 10] if args.quick else [4, 10, 20, 50]
         rows += deployment_rows(profile, sizes, steps=300 if args.quick else 1200, rps_calls=50 if args.quick else 200)
+    if args.only in (None, "variants"):
+        rows += variant_rows(profile, [4, 10] if args.quick else [4, 10, 20], steps=300 if args.quick else 1200)
     if args.only in (None, "deadlock"):
         rows += deadlock_rows(profile, [4, 10] if args.quick else [4, 8, 12, 16, 20], steps=int(60 / profile.dt))
     if args.only in (None, "training"):
