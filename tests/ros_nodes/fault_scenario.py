@@ -6,6 +6,7 @@ nodes of robot_0 and robot_1, the fleet safety node and the recorder. Phases:
 
 1. good poses until both robots move;
 2. robot_0's pose is NaN, then good again; then its quaternion is zero (malformed), then good;
+   robot_2's marker drops out for 1 s; robot_0's poses arrive 1 s late (by their stamps) for 1 s;
 3. SIGKILL robot_0's policy node: when does robot_0's `cmd_vel` become zero?
 4. SIGKILL the recorder: what is in the bag it leaves?
 
@@ -64,7 +65,9 @@ class Mocap(Node):
     def _publish(self) -> None:
         now = time.time()
         for i, pub in enumerate(self.pose_pubs):
-            msg = convert.pose_to_msg(*POSES[i], now)
+            if i == 2 and self.fault == "lost_2":  # robot_2's marker drops out
+                continue
+            msg = convert.pose_to_msg(*POSES[i], now - (1.0 if i == 0 and self.fault == "delay_0" else 0.0))
             if i == 0 and self.fault == "nan":
                 msg.pose.position.x = math.nan
             elif i == 0 and self.fault == "malformed":
@@ -130,6 +133,19 @@ def main(out: Path, policy: str, workdir: Path) -> None:
                                                      for d in node.diags))
             result[fault] = {"zero_command": stopped, "diagnostics": sorted({d[3] for d in warn}),
                              "recovered": recovered, "ok_diagnostic_after": ok_diag}
+        # robot_2's marker lost for 1 s: only robot_2 is stopped, the others drive on around it;
+        # robot_0's poses 1 s late (stamped 1 s before they are sent): robot_0 stops, robot_1 goes on
+        for fault, victim in (("lost_2", None), ("delay_0", "robot_0")):
+            t_fault = time.monotonic()
+            node.fault = fault
+            node.spin_for(1.0)
+            node.fault = None
+            result[fault] = {"robot_0_moving": moving(node, "robot_0", t_fault + 0.4),
+                             "robot_1_moving": moving(node, "robot_1", t_fault + 0.4),
+                             "victim_zero": victim is None or last_zero(node, victim, t_fault),
+                             "diagnostics": sorted({d[3] for d in node.diags if d[0] > t_fault and d[2] == health.WARN})}
+            t_ok = time.monotonic()
+            node.spin_for(3.0, lambda: moving(node, "robot_0", t_ok) and moving(node, "robot_1", t_ok))
         node.spin_for(0.5)
         t_kill = time.monotonic()
         procs["/robot_0/policy"].popen.send_signal(signal.SIGKILL)

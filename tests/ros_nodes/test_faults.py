@@ -16,6 +16,11 @@ def test_watchdog_stops_and_recovers_and_a_killed_recorder_leaves_a_readable_bag
         assert r["zero_command"], (fault, r)
         assert any(words in d and "pose of robot_0" in d for d in r["diagnostics"]), (fault, r)
         assert r["recovered"] and r["ok_diagnostic_after"], (fault, r)
+    lost = result["lost_2"]   # one lost marker stops only its robot (robot_2 has no policy: stopped anyway)
+    assert lost["robot_0_moving"] and lost["robot_1_moving"], lost
+    late = result["delay_0"]  # poses stamped 1 s before they arrive are stale every time: robot_0 stops
+    assert late["victim_zero"] and not late["robot_0_moving"] and late["robot_1_moving"], late
+    assert any("pose of robot_0: last one" in d for d in late["diagnostics"]), late
     kill = result["kill"]
     assert kill["zero_after_s"] is not None and kill["zero_after_s"] <= 0.2, kill
     assert kill["stays_zero"] and kill["robot_1_still_moving"], kill
