@@ -184,3 +184,14 @@ def test_nothing_readable(tmp_path, capsys, case):
     code, out, err = _run(capsys, "info", str(path))
     assert code == 2 and out == "" and err.count("\n") == 1
     assert err.startswith("marlstack replay info: ") and str(path) in err
+
+
+def test_bag_only_commands_point_to_convert(tmp_path, capsys):
+    for argv in (["play", str(LOG)], ["eval", str(LOG), "--policy", "p.onnx"]):
+        code, _, err = _run(capsys, *argv)
+        assert code == 2 and "is a PX4 ULog log, not a rosbag2 bag" in err and "replay convert" in err
+    out = tmp_path / "flight.mcap"
+    assert main(["convert", str(LOG), "-o", str(out)]) == 0
+    capsys.readouterr()
+    code, _, err = _run(capsys, "convert", str(out), "-o", str(tmp_path / "again.mcap"))
+    assert code == 2 and "is a rosbag2 bag already" in err
