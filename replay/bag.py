@@ -128,7 +128,13 @@ class Bag:
         with path.open("rb") as f:
             try:
                 for rec in mr.walk(f, size):
-                    if isinstance(rec, mr.DataEnd):
+                    if type(rec) is mr.Message:  # by far the most frequent record: tested first
+                        topic, msgtype = channels.get(rec.channel_id, ("", ""))
+                        if not topic:
+                            self._warn(f"{path.name}: message on undeclared channel {rec.channel_id} skipped")
+                            continue
+                        yield Record(topic, msgtype, rec.log_time, rec.data)
+                    elif isinstance(rec, mr.DataEnd):
                         data_end = True
                     elif isinstance(rec, mr.Schema):
                         schemas[rec.id] = rec
@@ -139,12 +145,6 @@ class Bag:
                         msgtype = schema.name if schema else self.types.get(rec.topic, "")
                         channels[rec.id] = (rec.topic, msgtype)
                         self.types.setdefault(rec.topic, msgtype)
-                    elif isinstance(rec, mr.Message):
-                        topic, msgtype = channels.get(rec.channel_id, ("", ""))
-                        if not topic:
-                            self._warn(f"{path.name}: message on undeclared channel {rec.channel_id} skipped")
-                            continue
-                        yield Record(topic, msgtype, rec.log_time, rec.data)
             except mr.McapCorrupt as exc:
                 if data_end:  # only the index/summary after the data is damaged: nothing lost
                     self._warn(f"{path.name}: index/summary section damaged at byte {exc.offset} of {size} "

@@ -23,6 +23,8 @@ else:
 MAGIC = b"\x89MCAP0\r\n"
 SCHEMA, CHANNEL, MESSAGE, CHUNK, DATA_END, FOOTER = 0x03, 0x04, 0x05, 0x06, 0x0F, 0x02
 KNOWN_OPCODES = frozenset(range(0x01, 0x11))  # 0x80+ are user-defined, 0x00 and 0x11..0x7f are not valid
+MESSAGE_HEAD = struct.Struct("<HIQQ")  # channel id, sequence, log time, publish time
+RECORD_HEAD = struct.Struct("<BQ")  # opcode, body length
 
 
 class McapCorrupt(Exception):
@@ -98,11 +100,18 @@ def _parse(opcode: int, body: bytes) -> Schema | Channel | Message | DataEnd | N
     if opcode == CHANNEL:
         return Channel(c.u16(), c.u16(), c.string(), c.string())
     if opcode == MESSAGE:
-        channel_id, _sequence, log_time, _publish_time = c.u16(), c.u32(), c.u64(), c.u64()
-        return Message(channel_id, log_time, c.rest())
+        return _message(body, 0, len(body))
     if opcode == DATA_END:
         return DataEnd()
     return None
+
+
+def _message(buf: bytes, start: int, end: int) -> Message:
+    """The message record whose body is buf[start:end] (the hot path: one unpack, one slice)."""
+    if end - start < MESSAGE_HEAD.size:
+        raise ValueError(f"message record of {end - start} bytes is shorter than its {MESSAGE_HEAD.size}-byte header")
+    channel_id, _sequence, log_time, _publish_time = MESSAGE_HEAD.unpack_from(buf, start)
+    return Message(channel_id, log_time, buf[start + MESSAGE_HEAD.size:end])
 
 
 def _decompress(compression: str, data: bytes) -> bytes:
@@ -129,17 +138,18 @@ def _chunk_records(body: bytes) -> list[Schema | Channel | Message]:
         raise ValueError(f"chunk holds {len(data)} bytes after decompression, header says {size}")
     if crc and zlib.crc32(data) != crc:
         raise ValueError("chunk CRC does not match its contents")
-    out, pos = [], 0
-    while pos < len(data):
-        if pos + 9 > len(data):
+    out, pos, n = [], 0, len(data)
+    while pos < n:
+        if pos + 9 > n:
             raise ValueError("chunk ends inside a record header")
-        opcode, length = struct.unpack_from("<BQ", data, pos)
-        if pos + 9 + length > len(data):
+        opcode, length = RECORD_HEAD.unpack_from(data, pos)
+        end = pos + 9 + length
+        if end > n:
             raise ValueError(f"record 0x{opcode:02x} in the chunk runs past the chunk end")
-        record = _parse(opcode, data[pos + 9:pos + 9 + length])
+        record = _message(data, pos + 9, end) if opcode == MESSAGE else _parse(opcode, data[pos + 9:end])
         if record is not None:
             out.append(record)
-        pos += 9 + length
+        pos = end
     return out
 
 
