@@ -76,6 +76,8 @@ def test_team_plan_from_cable3_and_clear_errors(tmp_path):
     assert specs[1].parameters["mav"] == "mav_0" and specs[1].namespace == "/mav_0"
     assert len(specs[0].parameters["goals"]) == 6 * len(dep.goals)
     assert "/load/odom" in specs[-1].parameters["topics"] and "/mav_2/setpoint" in specs[-1].parameters["topics"]
+    cf = load_deployment(CABLE3.with_name("cable3_crazyflie.yaml"))  # the Crazyflie-class team
+    assert cf.profile == "crazyflie_team" and cf.mavs == ("cf_0", "cf_1", "cf_2") and cf.rate_hz == 100.0
     bad = tmp_path / "bad.yaml"
     text = CABLE3.read_text()
     for old, new, match in [("profile: mav_corl25", "profile: gritsbot_x", "needs a 'mav_team' profile"),
