@@ -5,8 +5,8 @@ that triggered it, so the load input of every logged set-point is known exactly.
 node held at that moment: the latched goal (latest logged before, see below), its own last H set-points (the
 action history, from the log), and each MAV's latest odometry, which is the one of the same sim tick
 or, when that one had not reached the node yet, one of the two before; when messages bunch (a node
-short of CPU), the next tick's may already have been processed. Every combination is tried in one
-batch (64 for 3 MAVs) and the closest command is kept. Inputs are assembled by the
+short of CPU), the next tick's may already have been processed. When the same tick's inputs
+disagree, every combination is tried in one batch (64 for 3 MAVs) and the closest is kept. Inputs are assembled by the
 node's own `ros_nodes.mav_io.TeamInputs`. A set-point for which some input the model reads was older
 than the watchdog limit (by the stamps), or that equals the node's position hold (`mav_io.hold_command`:
 its own clock found an input stale), is the node's hold, not the policy's: counted, not compared. So is a
