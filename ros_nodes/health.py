@@ -188,3 +188,38 @@ class Stamps:
 
     def worst_delay_ms(self) -> float:
         return 1e3 * max(self.delay_s.values(), default=math.nan)
+
+
+class FrozenValues:
+    """A pose that stops changing while its robot is commanded to move is a frozen source (a bridge
+    re-sending its last value with fresh stamps). Real measurements always change a little (noise)
+    and a moving robot's a lot, so exact repetition for `hold_s` while commanded is the signature.
+    Once found it stays frozen until the values change again."""
+
+    def __init__(self, hold_s: float):
+        self.hold_s = float(hold_s)
+        self._last: dict[str, tuple[float, ...]] = {}
+        self._changed: dict[str, float] = {}
+        self._commanded: dict[str, float] = {}   # since when the robot has been commanded to move
+        self._frozen: set[str] = set()
+
+    def sample(self, key: str, values: tuple[float, ...], t_s: float) -> None:
+        if self._last.get(key) != tuple(values):
+            self._last[key] = tuple(values)
+            self._changed[key] = t_s
+            self._frozen.discard(key)
+
+    def commanded(self, key: str, moving: bool, t_s: float) -> None:
+        if not moving:
+            self._commanded.pop(key, None)
+        else:
+            self._commanded.setdefault(key, t_s)
+
+    def problem(self, key: str, t_s: float) -> str | None:
+        since, changed = self._commanded.get(key), self._changed.get(key)
+        if key not in self._frozen and since is not None and changed is not None \
+                and t_s - since >= self.hold_s and t_s - changed >= self.hold_s:
+            self._frozen.add(key)
+        if key in self._frozen:
+            return f"frozen (unchanged for {t_s - self._changed[key]:.2f} s while commanded to move)"
+        return None

@@ -26,6 +26,8 @@ from ros_nodes.runner import StartError, declare, profile_and_rate, ros_now, run
 
 DIAGNOSTIC_PERIOD_S = 0.5
 FALLBACK_PERIODS = 1.5  # the timer filters only when no nominal command has triggered it for this long
+FROZEN_S = 1.0          # a pose unchanged this long while its robot is commanded to move is frozen: stop
+MOVING_TOL = 0.02       # |v| (m/s) or |ω| (rad/s) above this is "commanded to move"
 INTERVENTION_TOL = 1e-3  # |u - saturated u_nominal| above this (m/s or rad/s) counts as an intervention
 
 
@@ -110,6 +112,7 @@ def make_node():
             self.max_age = periods * self.period
             self.max_pose_age = self.max_age + offset     # poses are judged by their header stamps
             self.stamps = health.Stamps(offset)
+            self.frozen = health.FrozenValues(FROZEN_S)
             self.poses = LatestValues(self.robots, 3, "pose")
             self.nominal = LatestValues(self.controlled, 2, "cmd_vel_nominal")
             self.fresh: set[str] = set()
@@ -151,6 +154,7 @@ def make_node():
                     self.poses.invalidate(robot, fault)
                 elif not fault:
                     self.poses.put(robot, (x, y, yaw), stamp)   # timed by what it describes, not its arrival
+                    self.frozen.sample(robot, (x, y, yaw), ros_now(self))
             return cb
 
         def _on_nominal(self, robot: str):
@@ -193,6 +197,9 @@ def make_node():
             unknown = [r for r in self.robots if not self.poses.known(r)]
             for r in self.controlled:
                 problem = self.poses.problem(r, now, self.max_pose_age) or self.nominal.problem(r, now, self.max_age)
+                frozen = self.frozen.problem(r, now)
+                if problem is None and frozen:
+                    problem = f"pose of {r}: {frozen}"
                 if problem is None and unknown:
                     problem = self.poses.problem(unknown[0], now, self.max_pose_age)  # cannot certify against it
                 if problem is not None:
@@ -240,6 +247,7 @@ def make_node():
                 else:
                     changed |= dog.clear()
                 self.pubs[r].publish(convert.cmd_to_twist(u[i, 0], u[i, 1]))
+                self.frozen.commanded(r, bool(np.abs(u[i]).max() > MOVING_TOL), now)
             if changed:
                 self._publish_diag(now)
 

@@ -1,7 +1,7 @@
 """Fault injection over real DDS; run as a script inside the loopback-only namespace (see test_faults.py).
 
-This process plays motion capture for four robots that stand still (poses at 30 Hz, goals
-latched) and watches `cmd_vel` and `/diagnostics`, while real node processes run: the policy
+This process plays motion capture for four robots that stand still (poses at 30 Hz with 0.1 mm
+noise, goals latched) and watches `cmd_vel` and `/diagnostics`, while real node processes run: the policy
 nodes of robot_0 and robot_1, the fleet safety node and the recorder. Phases:
 
 1. good poses until both robots move;
@@ -21,6 +21,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import rclpy
 from rclpy.node import Node
 
@@ -53,6 +54,7 @@ class Mocap(Node):
                                      lambda m, r=r: self.cmds[r].append((time.monotonic(), m.linear.x, m.angular.z)), state)
         self.create_subscription(topics.message_class(topics.DIAGNOSTICS.type), topics.DIAGNOSTICS.path(), self._on_diag,
                                  topics.qos_profile(topics.DIAGNOSTICS.qos))
+        self.noise = np.random.default_rng(0)
         self.fault: str | None = None  # None, "nan" or "malformed": what robot_0's pose carries
         self.published = 0
         self.publish_times: list[float] = []
@@ -67,7 +69,9 @@ class Mocap(Node):
         for i, pub in enumerate(self.pose_pubs):
             if i == 2 and self.fault == "lost_2":  # robot_2's marker drops out
                 continue
-            msg = convert.pose_to_msg(*POSES[i], now - (1.0 if i == 0 and self.fault == "delay_0" else 0.0))
+            x, y, yaw = POSES[i]
+            noise = self.noise.normal(0.0, 1e-4, 2)  # mocap noise: an exactly repeated pose is a frozen source
+            msg = convert.pose_to_msg(x + noise[0], y + noise[1], yaw, now - (1.0 if i == 0 and self.fault == "delay_0" else 0.0))
             if i == 0 and self.fault == "nan":
                 msg.pose.position.x = math.nan
             elif i == 0 and self.fault == "malformed":

@@ -31,7 +31,7 @@ def test_watchdog_stops_and_recovers_and_a_killed_recorder_leaves_a_readable_bag
     assert bag.status.unread_bytes == 0, bag.status  # every flushed chunk is whole
     poses = [r for r in records if r.topic == "/robot_0/pose"]
     assert any(r.topic == "/robot_0/cmd_vel" for r in records)
-    assert bag.decode(poses[-1]).pose.position.x == -1.0
+    assert abs(bag.decode(poses[-1]).pose.position.x + 1.0) < 1e-3   # robot_0 at x = -1 (0.1 mm mocap noise)
     # What was on disk at the kill: everything up to about one flush period (0.2 s) before it,
     # and no hole before that (best effort may lose a few under load, not a stretch).
     first, last = poses[0].t_ns / 1e9, poses[-1].t_ns / 1e9

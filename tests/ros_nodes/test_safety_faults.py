@@ -248,3 +248,22 @@ def test_an_aged_neighbour_is_kept_further_away_by_its_possible_travel():
     assert spec.distance - 1e-6 <= closest[0.0] < spec.distance + 0.05   # the cubic barrier approaches slowly
     assert closest[0.25] >= spec.distance + GRITS.max_linear_speed * 0.25 - 1e-6
     assert closest[0.25] > closest[0.0] + 0.02
+
+
+def test_a_pose_that_stops_changing_while_the_robot_is_commanded_is_frozen():
+    f = health.FrozenValues(hold_s=1.0)
+    f.sample("r0", (0.0, 0.0, 0.0), 0.0)
+    assert f.problem("r0", 5.0) is None                  # standing still and not commanded: fine
+    f.commanded("r0", True, 5.0)
+    assert f.problem("r0", 5.5) is None                  # commanded for 0.5 s only
+    f.sample("r0", (0.0, 0.0, 0.0), 5.9)                 # same values again (fresh stamps do not matter)
+    assert f.problem("r0", 6.1).startswith("frozen (unchanged for 6.10 s")
+    assert health.reason_kind("pose of r0: " + f.problem("r0", 6.1)) == "pose of r0: frozen"
+    f.commanded("r0", False, 6.2)                        # the stop does not clear it: the source is still frozen
+    assert f.problem("r0", 6.3) is not None
+    f.sample("r0", (0.001, 0.0, 0.0), 6.4)               # the values move again: fine
+    assert f.problem("r0", 6.5) is None
+    f.commanded("r1", True, 0.0)
+    for k in range(30):                                  # a moving robot's pose changes every sample
+        f.sample("r1", (0.006 * k, 0.0, 0.0), 0.033 * k)
+        assert f.problem("r1", 0.033 * k) is None
