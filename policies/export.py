@@ -211,16 +211,17 @@ def random_inputs(inputs: list[dict[str, Any]], arena: Any, batch: int, rng: np.
 
 
 def rollout_inputs(env: Any, num_envs: int, num_steps: int, seed: int = 0) -> dict[str, np.ndarray]:
-    """Every agent's sensors over rollouts with random commands (uniform in the action limits) from
+    """Every agent's sensors over rollouts with random actions (uniform in the action limits) from
     random resets: name -> (num_envs * num_steps * N, ...) float32. Parity inputs for tasks whose
     sensors (rotation matrices, a team's geometry) are not independent random numbers."""
     import jax.numpy as jnp
     lim = jnp.asarray(env.action_limit, jnp.float32)
 
     def step(state, k):
-        k_act, k_env = jax.random.split(k)
-        u = jax.random.uniform(k_act, (env.num_agents, lim.shape[0]), jnp.float32, -lim, lim)
-        state = env.step(k_env, state, u)[1]  # a residual policy's box clips u; the carrot flies the rest
+        u = jax.random.uniform(k, (env.num_agents, lim.shape[0]), jnp.float32, -lim, lim)
+        # physics only (no reward, auto-reset or training shield: a far smaller graph to compile); with
+        # residual actions the classical controller's command plus u, clipped to the limits, flies
+        state = env.step_physics(state, env.command(env.sense(state), u))
         return state, env.sense(state)
 
     def run(k):
