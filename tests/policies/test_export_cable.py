@@ -24,7 +24,9 @@ TOL = 1e-5
 @pytest.fixture(scope="module")
 def team(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("cable")
-    run = write_untrained_run(tmp / "run", {"scenario": "cable", "num_seeds": 1, "hidden_sizes": [32, 32]}, noise=0.2)
+    run = write_untrained_run(tmp / "run", {"scenario": "cable", "num_seeds": 1, "hidden_sizes": [32, 32],
+                                                 # the training shield is not part of the exported graph
+                                                 "env_kwargs": {"residual": 0.2}}, noise=0.2)
     path = tmp / "cable.onnx"
     assert export_cli.main([str(run), "-o", str(path)]) == 0
     loaded = load_policy(run)
