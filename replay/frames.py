@@ -8,28 +8,29 @@ Hamilton) rotates FRD body vectors into NED. ROS wants East-North-Up and Forward
     v_flu = B v_frd,  B = diag(1,-1,-1)                (a half turn about x)
     q_enu_flu = q_P * q_ned_frd * q_B
 
-All functions take arrays with the vector / quaternion on the last axis, so whole streams convert
-at once. Quaternions here are (w, x, y, z); ROS messages store (x, y, z, w).
+The frames themselves are defined once, in `hardware.frames` (the flight links convert the other
+way, one sample at a time, with them); this module applies them to whole streams: every function
+takes arrays with the vector / quaternion on the last axis. Quaternions are (w, x, y, z); ROS
+messages store (x, y, z, w).
 """
 from __future__ import annotations
 
 import numpy as np
 
-_H = np.sqrt(0.5)
-Q_ENU_NED = np.array([0.0, _H, _H, 0.0])  # rotates NED vectors into ENU
-Q_FRD_FLU = np.array([0.0, 1.0, 0.0, 0.0])  # rotates FLU vectors into FRD
+from hardware.frames import ENU_TO_NED, FLU_TO_FRD, matrix_to_quat
+
+Q_ENU_NED = matrix_to_quat(ENU_TO_NED)  # (0, 1/sqrt2, 1/sqrt2, 0): rotates NED vectors into ENU (self-inverse map)
+Q_FRD_FLU = matrix_to_quat(FLU_TO_FRD)  # (0, 1, 0, 0): rotates FLU vectors into FRD
 
 
 def ned_to_enu(v: np.ndarray) -> np.ndarray:
     """(north, east, down) -> (east, north, up)."""
-    v = np.asarray(v, dtype=float)
-    return np.stack([v[..., 1], v[..., 0], -v[..., 2]], axis=-1)
+    return np.asarray(v, dtype=float) @ ENU_TO_NED.T
 
 
 def frd_to_flu(v: np.ndarray) -> np.ndarray:
     """(forward, right, down) -> (forward, left, up)."""
-    v = np.asarray(v, dtype=float)
-    return np.stack([v[..., 0], -v[..., 1], -v[..., 2]], axis=-1)
+    return np.asarray(v, dtype=float) @ FLU_TO_FRD.T
 
 
 def quat_mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:

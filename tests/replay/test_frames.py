@@ -48,3 +48,22 @@ def test_rotations_agree():
     via_ned = frames.ned_to_enu(frames.rotate(q_ned, v_frd))
     via_enu = frames.rotate(frames.quat_ned_frd_to_enu_flu(q_ned), frames.frd_to_flu(v_frd))
     np.testing.assert_allclose(via_enu, via_ned, atol=1e-12)
+
+
+def test_streams_agree_with_the_flight_links_conversions():
+    """replay converts whole streams NED/FRD -> ENU/FLU; hardware.frames converts one sample the other
+    way for the flight links: the round trip is the identity."""
+    from hardware import frames as link
+
+    rng = np.random.default_rng(5)
+    q_ned = rng.normal(size=(50, 4))
+    q_ned /= np.linalg.norm(q_ned, axis=1, keepdims=True)
+    q_ned *= np.sign(q_ned[:, :1])
+    v = rng.normal(size=(50, 3))
+    for k in range(50):
+        np.testing.assert_allclose(link.attitude_enu_flu_to_ned_frd(frames.quat_ned_frd_to_enu_flu(q_ned[k])),
+                                   q_ned[k], atol=1e-12)
+        np.testing.assert_allclose(link.enu_to_ned(frames.ned_to_enu(v[k])), v[k], atol=1e-15)
+        np.testing.assert_allclose(link.flu_to_frd(frames.frd_to_flu(v[k])), v[k], atol=1e-15)
+        q_enu = frames.quat_ned_frd_to_enu_flu(q_ned[k])
+        np.testing.assert_allclose(frames.euler(q_enu), link.euler_zyx(q_enu), atol=1e-9)
