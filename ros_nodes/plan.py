@@ -12,10 +12,12 @@ Deployment YAML (relative paths are relative to the YAML file):
     policy: ../out/demo/policy.onnx
     rate_hz: 30.3                # optional; default 1 / profile.dt
     watchdog_periods: 3          # optional; inputs older than this many control periods -> stop
-    safety: {mode: fleet, form: unicycle_walls}   # mode: fleet | onboard
+    safety: {mode: fleet, form: unicycle_walls}   # mode: fleet | onboard; optional delay_s: the
+                                 # sense-to-actuate delay the certificate allows for (docs/barrier.md)
     robots:
       - {name: robot_0, start: [-1.2, 0.6, 0.0], goal: [1.2, -0.6], remaps: {pose: /mocap/robot_0/pose}}
-    sim: {seed: 0}               # optional, SITL only
+    sim: {seed: 0}               # optional, SITL only; sensing model: pose_delay_s, pose_jitter_s,
+                                 # pose_noise_m, pose_drop (fraction), all 0 by default
 
 A coverage deployment (`scenario: coverage`) has no per-robot goals but one top-level list
 `landmarks: [[x, y], ...]`, as many as robots, published on `/landmarks`.
@@ -37,7 +39,10 @@ from ros_nodes import topics
 
 SAFETY_MODES = ("fleet", "onboard")
 SCENARIOS = tuple(topics.TASK_TOPIC)  # those with a ROS task adapter (ros_nodes/adapters.py); the sim node simulates each
-SAFETY_FORMS = ("unicycle", "unicycle_walls")  # barrier forms of controllers.barrier for unicycle robots
+SAFETY_FORMS = ("unicycle", "unicycle_walls")
+# deployment `sim:` sensing-model keys -> (sim node parameter, largest accepted value)
+SENSING = {"pose_delay_s": ("pose_delay_s", 10.0), "pose_jitter_s": ("pose_jitter_s", 10.0),
+           "pose_noise_m": ("pose_noise_m", 1.0), "pose_drop": ("drop_pose_fraction", 0.99)}  # barrier forms of controllers.barrier for unicycle robots
 NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 REMAPPABLE = tuple(t.name for t in topics.GROUND if t.per_robot)
 
@@ -83,6 +88,8 @@ class Deployment:
     safety_form: str
     robots: tuple[RobotConfig, ...]
     seed: int = 0
+    sensing: Mapping[str, float] = field(default_factory=dict)   # SITL sensing model (sim node parameters)
+    safety_delay_s: float = 0.0
     landmarks: tuple[tuple[float, float], ...] = ()  # coverage only
     hardware: HardwareConfig | None = None  # real robots behind adapter nodes (docs/hardware.md)
 
@@ -188,8 +195,11 @@ def load_deployment(path: str | Path) -> Deployment:
     if not isinstance(periods, (int, float)) or isinstance(periods, bool) or not 1 <= periods <= 100:
         raise _fail(where, f"key 'watchdog_periods' must be a number in [1, 100], got {periods!r}")
     safety = data.get("safety", {}) or {}
-    if not isinstance(safety, Mapping) or set(safety) - {"mode", "form"}:
-        raise _fail(where, f"key 'safety' must be a mapping with 'mode' and 'form', got {safety!r}")
+    if not isinstance(safety, Mapping) or set(safety) - {"mode", "form", "delay_s"}:
+        raise _fail(where, f"key 'safety' must be a mapping with 'mode', 'form' (and optional 'delay_s'), got {safety!r}")
+    delay = safety.get("delay_s", 0.0)
+    if not isinstance(delay, (int, float)) or isinstance(delay, bool) or not 0 <= delay <= 1:
+        raise _fail(where, f"key 'safety.delay_s' must be a number of seconds in [0, 1], got {delay!r}")
     mode, form = safety.get("mode", "fleet"), safety.get("form", "unicycle_walls")
     if mode not in SAFETY_MODES:
         raise _fail(where, f"key 'safety.mode' must be one of {', '.join(SAFETY_MODES)}, got {mode!r}")
@@ -197,8 +207,15 @@ def load_deployment(path: str | Path) -> Deployment:
         raise _fail(where, f"key 'safety.form' must be one of {', '.join(SAFETY_FORMS)}, got {form!r}")
     sim = data.get("sim", {}) or {}
     seed = sim.get("seed", 0) if isinstance(sim, Mapping) else None
-    if not isinstance(seed, int) or isinstance(seed, bool) or set(sim) - {"seed"} or not 0 <= seed < 2 ** 32:
-        raise _fail(where, f"key 'sim' must be a mapping like {{seed: 0}} with 0 <= seed < 2**32, got {sim!r}")
+    if not isinstance(seed, int) or isinstance(seed, bool) or set(sim) - {"seed", *SENSING} or not 0 <= seed < 2 ** 32:
+        raise _fail(where, f"key 'sim' must be a mapping like {{seed: 0}} with 0 <= seed < 2**32 and optional "
+                           f"{', '.join(SENSING)}, got {sim!r}")
+    sensing = {}
+    for key, (param, high) in SENSING.items():
+        value = sim.get(key, 0.0)
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value <= high:
+            raise _fail(where, f"key 'sim.{key}' must be a number in [0, {high}], got {value!r}")
+        sensing[param] = float(value)
     policy = _resolve(path, str(data["policy"]))
     if policy.is_dir():
         raise _fail(where, f"key 'policy' = {policy} is a directory; point it at the exported policy.onnx file")
@@ -222,7 +239,8 @@ def load_deployment(path: str | Path) -> Deployment:
     return Deployment(path=path, name=str(data.get("name", path.stem)), profile=profile.name,
                       scenario=scenario, policy=policy,
                       rate_hz=float(rate), watchdog_periods=float(periods), safety_mode=mode, safety_form=form,
-                      robots=robots, seed=seed, landmarks=landmarks, hardware=_hardware(data.get("hardware"), where))
+                      robots=robots, seed=seed, sensing=sensing, safety_delay_s=float(delay), landmarks=landmarks,
+                      hardware=_hardware(data.get("hardware"), where))
 
 
 def _hardware(raw: Any, where: str) -> HardwareConfig | None:
@@ -358,7 +376,7 @@ def fleet_plan(dep: Deployment, sitl: bool = False, record: str | Path | None = 
             **common, "scenario": dep.scenario, "seed": dep.seed,
             "starts": [v for r in dep.robots for v in r.start], "goals": [v for p in dep.task_points for v in p],
             "summary_path": str(summary_path or ""), "pose_subscribers": pose_readers,
-            "task_subscribers": task_readers + bool(record), "cmd_vel_publishers": 1}, sim_remaps))
+            "task_subscribers": task_readers + bool(record), "cmd_vel_publishers": 1, **dep.sensing}, sim_remaps))
     if dep.hardware is not None:
         for r in robots:
             specs.append(NodeSpec("hardware_adapter_node", "hardware_adapter", f"/{r}", {
@@ -366,7 +384,7 @@ def fleet_plan(dep: Deployment, sitl: bool = False, record: str | Path | None = 
     for r in dep.robots:
         specs.append(NodeSpec("policy_node", "policy", f"/{r.name}", {
             **common, "robot": r.name, "scenario": dep.scenario, "policy_path": str(dep.policy)}, fleet_remaps))
-    safety = {**common, "form": dep.safety_form}
+    safety = {**common, "form": dep.safety_form, "delay_s": dep.safety_delay_s}
     if dep.safety_mode == "fleet":
         specs.append(NodeSpec("safety_node", "safety", "/", {**safety, "mode": "fleet", "robot": ""}, fleet_remaps))
     else:

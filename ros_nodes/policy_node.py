@@ -179,7 +179,7 @@ def make_node():
                     self.hidden = {rec["input"]: out[rec["output"]]}
                 changed = self.dog.clear()
             except (InputError, BadInput) as exc:
-                changed = self.dog.trip(str(exc))
+                changed = self.dog.trip(exc)
                 if changed:
                     self.get_logger().warning(f"zero velocity: {exc}")
             self.pub.publish(convert.cmd_to_twist(v, w))

@@ -27,6 +27,7 @@ SITL tooling: imports JAX.
 """
 from __future__ import annotations
 
+import heapq
 import json
 import math
 import os
@@ -34,6 +35,7 @@ import random
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -86,6 +88,12 @@ def make_node():
             goals = list(p("goals", [0.0], "flat [x, y] per robot: its goal (navigation) or a landmark (coverage)"))
             seed = p("seed", 0, "seed of the pose-drop draws", 0, 2**31 - 1)
             self.drop = p("drop_pose_fraction", 0.0, "fault injection: fraction of pose messages not published", 0.0, 1.0)
+            # sensing model (deployment YAML `sim:`): each pose is stamped when measured and published
+            # delay + U(0, jitter) later (rounded up to the next period), with Gaussian position / heading noise
+            self.delay = p("pose_delay_s", 0.0, "sensing model: pose publication delay after its stamp", 0.0, 10.0)
+            self.jitter = p("pose_jitter_s", 0.0, "sensing model: extra uniform random delay in [0, this]", 0.0, 10.0)
+            self.noise = p("pose_noise_m", 0.0, "sensing model: std of the position noise (heading: this / 0.1 m rad)",
+                           0.0, 1.0)
             summary = p("summary_path", "", "write the JSON summary here (empty: only publish it)")
             self.need_pose = p("pose_subscribers", 0, "hold the robots until each pose has this many readers", 0, 10_000)
             self.need_task = p("task_subscribers", 0, "... and each goal (the landmarks) this many", 0, 10_000)
@@ -103,6 +111,8 @@ def make_node():
             self.physics(self.poses, np.zeros((n, 2)))  # compile now, not inside the first period
             self.period, self.max_age = 1.0 / rate, periods / rate
             self.rng = random.Random(seed)
+            self.pending: list[tuple[float, int, int, Any]] = []   # (due time, order, robot, message): delayed poses
+            self.sent = 0
             self.summary_path = Path(summary) if summary else None
             self.cmd = np.zeros((n, 2))
             self.cmd_t = np.full(n, -np.inf)
@@ -194,14 +204,23 @@ def make_node():
                 self.write_summary(now)
 
         def _publish_poses(self, now: float) -> None:
-            for i, pub in enumerate(self.pose_pubs):
+            for i in range(len(self.pose_pubs)):
                 if self.drop and self.rng.random() < self.drop:
                     continue
-                msg = convert.pose_to_msg(*self.poses[i], now)
+                x, y, yaw = self.poses[i]
+                if self.noise:
+                    x, y = x + self.rng.gauss(0.0, self.noise), y + self.rng.gauss(0.0, self.noise)
+                    yaw += self.rng.gauss(0.0, self.noise / 0.1)
+                msg = convert.pose_to_msg(x, y, yaw, now)   # stamped when measured
+                due = now + self.delay + (self.rng.uniform(0.0, self.jitter) if self.jitter else 0.0)
+                heapq.heappush(self.pending, (due, self.sent, i, msg))
+                self.sent += 1
+            while self.pending and self.pending[0][0] <= now + 1e-9:
+                _, _, i, msg = heapq.heappop(self.pending)
                 if not math.isnan(self.pose_sent[i]) and self.latency[i]:  # unanswered within a period
                     self.latency[i].append(math.inf)  # (before the robot's first answer: start-up, not counted)
                 self.pose_sent[i] = time.perf_counter()
-                pub.publish(msg)
+                self.pose_pubs[i].publish(msg)
 
         def task_distance(self) -> np.ndarray:
             """Per robot: distance to its goal (navigation) or to the nearest landmark (coverage)."""

@@ -136,8 +136,9 @@ def run(dep, args, record: Path | None) -> dict:
     summary_path = logdir.resolve() / "sim_summary.json"
     summary_path.unlink(missing_ok=True)  # its appearance is how we know the sim has started
     specs = fleet_plan(dep, sitl=True, record=record, summary_path=summary_path)
-    specs = [dataclasses.replace(s, parameters={**s.parameters, "drop_pose_fraction": args.drop_poses})
-             if s.executable == "sim_node" else s for s in specs]
+    if args.drop_poses:  # --drop-poses overrides the deployment's sim.pose_drop
+        specs = [dataclasses.replace(s, parameters={**s.parameters, "drop_pose_fraction": args.drop_poses})
+                 if s.executable == "sim_node" else s for s in specs]
     stop = {"requested": False}
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.update(requested=True))

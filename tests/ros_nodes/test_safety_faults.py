@@ -267,3 +267,18 @@ def test_a_pose_that_stops_changing_while_the_robot_is_commanded_is_frozen():
     for k in range(30):                                  # a moving robot's pose changes every sample
         f.sample("r1", (0.006 * k, 0.0, 0.0), 0.033 * k)
         assert f.problem("r1", 0.033 * k) is None
+
+
+def test_the_deployment_sets_the_sitl_sensing_model_and_the_certificate_delay(tmp_path):
+    from ros_nodes.plan import fleet_plan
+    dep = load_deployment(write_plan(tmp_path, sim={"seed": 1, "pose_delay_s": 0.1, "pose_jitter_s": 0.02,
+                                                     "pose_noise_m": 0.001, "pose_drop": 0.05},
+                                     safety={"mode": "fleet", "form": "unicycle_walls", "delay_s": 0.12}))
+    specs = {s.executable: s.parameters for s in fleet_plan(dep, sitl=True)}
+    sim = specs["sim_node"]
+    assert (sim["pose_delay_s"], sim["pose_jitter_s"], sim["pose_noise_m"], sim["drop_pose_fraction"]) == (0.1, 0.02, 0.001, 0.05)
+    assert specs["safety_node"]["delay_s"] == 0.12
+    with pytest.raises(PlanError, match=r"key 'sim.pose_delay_s' must be a number in \[0, 10.0\]"):
+        load_deployment(write_plan(tmp_path, sim={"pose_delay_s": -1}))
+    with pytest.raises(PlanError, match="key 'safety.delay_s'"):
+        load_deployment(write_plan(tmp_path, safety={"mode": "fleet", "delay_s": 5}))
