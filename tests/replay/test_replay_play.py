@@ -106,7 +106,8 @@ def test_play_commands_only_when_asked_under_a_named_domain(tmp_path):
     """--actuation with --domain-id: the command topics reach a recorder on that domain, with a warning."""
     original = write_bag(tmp_path / "original", known_fleet())
     proc, out = replay_into_recorder(tmp_path, original, COMMANDS, ["--rate", "4", "--actuation", "--domain-id",
-                                                                    "__SHIFTED__"], domain_shift=1)
+                                                                    "__SHIFTED__", "--topics", *COMMANDS],
+                                     domain_shift=1)
     assert "warning: re-publishing 6 command topic(s)" in proc.stdout and "ROS domain" in proc.stdout
     got = {rec.topic for rec in Bag(out).records()}
     assert got == set(COMMANDS)
