@@ -14,6 +14,9 @@ Watchdog (DESIGN contract 9: MAVs hold, then land together):
 - its own odometry missing / stale: nothing sensible can be commanded, so no set-point is sent and
   the flight controller's own failsafe takes over (level hover, then a bounded descent; see
   ros_nodes/mav_sim_node.py), ERROR diagnostic.
+Output stage (`safety` = onboard, the default): the barrier certificate filters the policy's
+acceleration, the other MAVs obstacles keeping their velocity (ros_nodes/mav_safety.py); a step it
+cannot certify (the others' odometry stale, non-finite state, infeasible QP) holds position, WARN.
 Both recover with the next good inputs. A lost teammate (silent for `lost_after_s`, or falling faster
 than `lost_fall_speed`: it lost its thrust) starts the team landing, which does not end: every MAV
 descends at `landing_descent_rate` over where it was, so the load comes down level (ERROR).
@@ -28,7 +31,7 @@ import time
 import numpy as np
 
 from policies.runtime import BadInput
-from ros_nodes import convert, health, mav_io, topics
+from ros_nodes import convert, health, mav_io, mav_safety, topics
 from ros_nodes.adapters import InputError
 from ros_nodes.mav_io import hold_command
 from ros_nodes.policy_node import load_runtime
@@ -57,6 +60,10 @@ def make_node():
             self.lost_after = p("lost_after_s", 1.0, "a teammate silent this long is lost: the team lands", 0.1, 60.0)
             self.fall_speed = p("lost_fall_speed", 3.0, "... or one falling faster than this (m/s)", 0.5, 50.0)
             self.descent_rate = p("landing_descent_rate", 0.3, "descent rate of the team landing (m/s)", 0.05, 2.0)
+            safety = p("safety", "onboard", "output stage: 'onboard' filters the set-point through the MAV barrier "
+                                            "certificate, 'off' sends the policy's command")
+            if safety not in mav_safety.MODES:
+                raise StartError(f"parameter 'safety' = {safety!r} must be one of {', '.join(mav_safety.MODES)}")
             if not self.mav or self.mav not in self.mavs:
                 raise StartError(f"parameter 'mav' = {self.mav!r} must be one of parameter 'mavs' = {self.mavs}")
             try:
@@ -75,6 +82,8 @@ def make_node():
                                                 periods * self.period)
             except ValueError as exc:
                 raise StartError(f"{path}: {exc}") from None
+            self.safety = mav_safety.SafetyStage(profile, self.mavs, self.mav) if safety == "onboard" else None
+            self.others = [m for m in self.mavs if m != self.mav]
             self.hidden = self.runtime.initial_state(1)
             self.dog = health.Watchdog()
             self.blind = False
@@ -162,6 +171,8 @@ def make_node():
                 rec = self.runtime.spec["recurrent"]
                 if rec is not None:
                     self.hidden = {rec["input"]: out[rec["output"]]}
+                if self.safety is not None:
+                    cmd = self._certified(now, cmd)
                 changed, self.hold_at = self.dog.clear(), None
             except (InputError, BadInput) as exc:
                 if self.hold_at is None:
@@ -177,11 +188,23 @@ def make_node():
             if changed:
                 self._publish_diag(now)
 
+        def _certified(self, now: float, cmd: np.ndarray) -> np.ndarray:
+            """The output stage: the certificate's command, or InputError (the step holds) naming why not."""
+            stale = self.inputs.problem(now, self.others)  # the obstacles must be current, read by the model or not
+            if stale is not None:
+                raise InputError("safety", f"cannot certify: {stale}")
+            team = np.stack([self.inputs.latest.row(m) for m in self.mavs])
+            safe, why = self.safety.filter(team[:, 0:3], team[:, 7:10], cmd)
+            if safe is None:
+                raise InputError("safety", why)
+            return safe
+
         def _publish_diag(self, now: float) -> None:
             self.last_diag = now
             mean_ms = 1e3 * self.infer_s / self.steps if self.steps else 0.0
-            s = health.watchdog_status(self.name_, self.mav, self.dog, {"inference_ms_mean": f"{mean_ms:.3f}",
-                                                                        "hold_steps": self.holds})
+            extra = {"inference_ms_mean": f"{mean_ms:.3f}", "hold_steps": self.holds,
+                     "safety": "off" if self.safety is None else "onboard", **(self.safety.report() if self.safety else {})}
+            s = health.watchdog_status(self.name_, self.mav, self.dog, extra)
             if not self.dog.ok:
                 s.level = bytes([health.ERROR if self.blind or self.landing else health.WARN])
                 s.message = self.dog.reason

@@ -230,7 +230,8 @@ def make_node():
                         "mavs": {m: {"mode": self.sim.mode[i], "landed": self.sim.mode[i] == LANDED,
                                      "setpoint_rate_hz": round(self.setpoints_in[i] / wall, 2),
                                      "watchdog_stops": sum(int(v.get("watchdog_stops", 0)) for v in self.reports[m].values()),
-                                     "hold_steps": sum(int(v.get("hold_steps", 0)) for v in self.reports[m].values()),
+                                     **{k: sum(int(v.get(k, 0)) for v in self.reports[m].values())
+                                        for k in ("hold_steps", "safety_interventions", "safety_infeasible")},
                                      "node_ms_mean": {k: float(v[k]) for v in self.reports[m].values()
                                                       for k in v if k.endswith("_ms_mean")}}
                                  for i, m in enumerate(self.mavs)},

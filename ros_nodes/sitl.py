@@ -255,6 +255,8 @@ def format_team_report(report: dict) -> str:
                f"(load touch-down {t['load_touchdown_speed_mps']} m/s); flight-controller modes {t['modes']}")
     stops = {m: (r["watchdog_stops"], r["hold_steps"]) for m, r in report["robots"].items()}
     out.append(f"policy-node watchdog stops / hold steps per MAV: {stops}")
+    certified = {m: (r.get("safety_interventions", 0), r.get("safety_infeasible", 0)) for m, r in report["robots"].items()}
+    out.append(f"barrier interventions / infeasible solves per MAV: {certified}")
     if lat["count"]:
         ms = lambda v: "> 1 period (late)" if v is None else f"{v:.2f} ms"  # noqa: E731
         out.append(f"/load/odom -> setpoint latency: p50 {ms(lat['p50'])}, p99 {ms(lat['p99'])} ({lat['count']} samples)")

@@ -9,6 +9,8 @@ robot kinds alike (NodeSpec, PlanError, path rules and number checks are plan.py
     scenario: cable                # what the model was trained on (checked against it)
     policy: ../out/demo/cable.onnx
     watchdog_periods: 3            # optional; set-points / inputs older than this many policy periods are stale
+    safety: {mode: onboard}        # optional; each policy node filters its set-point through the barrier
+                                   # certificate (ros_nodes/mav_safety.py); mode "off" (a bare off reads as false) flies without
     mavs: [mav_0, mav_1, mav_2]    # agent order of the policy; the profile needs an attachment layout for this size
     start: [0.0, 0.0, 1.5]         # load position at the start (the team starts in hover)
     goals:                         # the mission, in order; each held success_hold s (or goal_timeout_s), then land
@@ -27,9 +29,10 @@ from typing import Any, Mapping
 
 from hardware.profile import ProfileError, load_profile
 from ros_nodes import topics
+from ros_nodes.mav_safety import MODES as SAFETY_MODES
 from ros_nodes.plan import NAME, NodeSpec, _fail, _number_list, _resolve
 
-KNOWN = {"name", "profile", "scenario", "policy", "rate_hz", "watchdog_periods", "mavs", "start", "goals",
+KNOWN = {"name", "profile", "scenario", "policy", "rate_hz", "watchdog_periods", "safety", "mavs", "start", "goals",
          "goal_timeout_s", "failsafe", "sensors", "sim"}
 FAILSAFE = {"hold_s": (2.0, 0.0, 60.0), "descent_rate": (0.3, 0.05, 2.0)}
 SENSORS = {"odom_rate_hz": (100.0, 1.0, 1000.0), "imu_rate_hz": (100.0, 1.0, 1000.0), "load_rate_hz": (100.0, 1.0, 1000.0),
@@ -48,6 +51,7 @@ class TeamDeployment:
     policy: Path
     rate_hz: float
     watchdog_periods: float
+    safety: str                              # a mav_safety.MODES entry
     mavs: tuple[str, ...]
     start: tuple[float, float, float]
     goals: tuple[tuple[float, ...], ...]     # (x, y, z, roll, pitch, yaw [deg])
@@ -105,6 +109,11 @@ def load_team(path: Path, data: Mapping[str, Any]) -> TeamDeployment:
     periods = data.get("watchdog_periods", 3)
     if not isinstance(periods, (int, float)) or isinstance(periods, bool) or not 1 <= periods <= 100:
         raise _fail(where, f"key 'watchdog_periods' must be a number in [1, 100], got {periods!r}")
+    safety = data.get("safety", {}) or {}
+    mode = safety.get("mode", "onboard") if isinstance(safety, Mapping) and set(safety) <= {"mode"} else None
+    mode = "off" if mode is False else mode  # YAML 1.1 reads a bare off as false
+    if mode not in SAFETY_MODES:
+        raise _fail(where, f"key 'safety.mode' must be one of {', '.join(SAFETY_MODES)}, got {safety!r}")
     lo, hi = profile.task.workspace.low, profile.task.workspace.high
 
     def inside(point: tuple[float, ...], key: str) -> tuple[float, ...]:
@@ -142,7 +151,7 @@ def load_team(path: Path, data: Mapping[str, Any]) -> TeamDeployment:
     fault = {**named, **_numbers(sim, FAULT, where, "sim")}
     return TeamDeployment(path=path, name=str(data.get("name", path.stem)), profile=profile.name,
                           scenario=str(data.get("scenario", "cable")), policy=_resolve(path, str(data["policy"])),
-                          rate_hz=float(rate), watchdog_periods=float(periods), mavs=tuple(mavs), start=start,
+                          rate_hz=float(rate), watchdog_periods=float(periods), safety=mode, mavs=tuple(mavs), start=start,
                           goals=tuple(parsed), goal_timeout_s=float(timeout),
                           failsafe=_numbers(data.get("failsafe"), FAILSAFE, where, "failsafe"), sensors=sensors, seed=seed,
                           fault=fault)
@@ -165,7 +174,7 @@ def team_plan(dep: TeamDeployment, sitl: bool = False, record: str | Path | None
             "load_subscribers": len(mavs) + bool(record), "setpoint_publishers": 1}))
     for m in mavs:
         specs.append(NodeSpec("mav_policy_node", "mav_policy", f"/{m}", {
-            **common, "mav": m, "scenario": dep.scenario, "policy_path": str(dep.policy),
+            **common, "mav": m, "scenario": dep.scenario, "policy_path": str(dep.policy), "safety": dep.safety,
             "landing_descent_rate": dep.failsafe["descent_rate"]}))
     if record:
         specs.append(NodeSpec("recorder_node", "recorder", "/", {

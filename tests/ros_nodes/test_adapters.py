@@ -106,7 +106,7 @@ def test_unknown_scenario_is_a_clear_error():
 
 
 ONBOARD = ["ros_nodes.policy_node", "ros_nodes.safety_node", "ros_nodes.recorder_node", "ros_nodes.rate_controller_node",
-           "ros_nodes.mav_policy_node", "ros_nodes.mav_io", "ros_nodes.team_plan", "ros_nodes.adapters",
+           "ros_nodes.mav_policy_node", "ros_nodes.mav_io", "ros_nodes.mav_safety", "ros_nodes.team_plan", "ros_nodes.adapters",
            "ros_nodes.convert", "ros_nodes.topics", "ros_nodes.plan", "ros_nodes.health", "ros_nodes.runner",
            "ros_nodes.sitl", "policies.runtime", "controllers.barrier", "ros_nodes.hardware_adapter_node",
            "hardware.mavlink", "hardware.crazyflie", "ros_nodes.flight_link_node"]

@@ -1,0 +1,58 @@
+"""The MAV barrier certificate as the MAV policy node's output stage (onboard: numpy, never JAX).
+
+Training filters the whole team's commands in one QP (`CableEnv(barrier=True)`); an exported graph
+holds one MAV's policy, so onboard each MAV filters only its own commanded acceleration with
+`controllers.mav_barrier.filter_team`, the others fixed at zero acceleration: obstacles assumed to keep
+their current velocity. The certificate's pair rows already assume that one MAV brakes alone, so this
+MAV's filter keeps the separation if the others do not speed up towards it. The body-rate feed-forward
+passes through, as in training. A step whose certificate cannot be computed (non-finite state or
+command, infeasible QP, no solution within the iteration cap) gives no command: the node holds.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from controllers.mav_barrier import filter_team, mav_barrier_spec
+
+MODES = ("onboard", "off")
+INTERVENED = 1e-6  # m/s²: a change smaller than this is the solver's round-off, not an intervention
+
+
+class SafetyStage:
+    """One MAV's certificate filter with its counters (reported in the node's diagnostics)."""
+
+    def __init__(self, profile: Any, mavs: list[str], me: str):
+        self.spec = mav_barrier_spec(profile)
+        self.mine = np.asarray([m == me for m in mavs])
+        self.interventions = self.infeasible = 0
+        self.max_intervention = 0.0  # m/s²
+
+    def filter(self, pos: np.ndarray, vel: np.ndarray, cmd: np.ndarray) -> tuple[np.ndarray | None, str]:
+        """(the certified command (5,), "") or (None, why not). `pos`, `vel`: (N, 3) world, team order;
+        `cmd`: this MAV's (acc x, y, z [m/s²] world, roll rate, pitch rate [rad/s])."""
+        pos, vel, cmd = (np.asarray(x, np.float64) for x in (pos, vel, cmd))
+        bad = [name for name, x in (("positions", pos), ("velocities", vel), ("command", cmd)) if not np.all(np.isfinite(x))]
+        if bad:
+            return None, f"non-finite {' and '.join(bad)}"
+        n = pos.shape[0]
+        nominal = np.zeros((n, 3))
+        nominal[self.mine] = cmd[:3]
+        acc, status = filter_team(self.spec, pos, vel, nominal, controlled=self.mine, others=np.zeros((n, 3)))
+        if acc is None:
+            self.infeasible += 1
+            gaps = np.linalg.norm(pos[~self.mine] - pos[self.mine], axis=-1)
+            closest = f"closest MAV {gaps.min():.3f} m, certified {self.spec.separation:g} m" if gaps.size else ""
+            return None, f"barrier QP {status} ({closest})" if closest else f"barrier QP {status}"
+        change = float(np.linalg.norm(acc[0] - cmd[:3]))
+        if change > INTERVENED:
+            self.interventions += 1
+            self.max_intervention = max(self.max_intervention, change)
+            return np.concatenate([acc[0], cmd[3:]]), ""
+        return cmd, ""
+
+    def report(self) -> dict[str, str | int]:
+        """The counters as diagnostic key-values."""
+        return {"safety_interventions": self.interventions, "safety_infeasible": self.infeasible,
+                "safety_max_intervention": f"{self.max_intervention:.3f}"}
