@@ -194,7 +194,9 @@ def make_node():
             if stale is not None:
                 raise InputError("safety", f"cannot certify: {stale}")
             team = np.stack([self.inputs.latest.row(m) for m in self.mavs])
-            safe, why = self.safety.filter(team[:, 0:3], team[:, 7:10], cmd)
+            values = self.inputs.latest.values
+            age = now - np.asarray([values.times[values.keys.index(m)] for m in self.mavs])
+            safe, why = self.safety.filter(team[:, 0:3], team[:, 7:10], cmd, age)
             if safe is None:
                 raise InputError("safety", why)
             return safe

@@ -4,8 +4,10 @@ Training filters the whole team's commands in one QP (`CableEnv(barrier=True)`);
 holds one MAV's policy, so onboard each MAV filters only its own commanded acceleration with
 `controllers.mav_barrier.filter_team`, the others fixed at zero acceleration: obstacles assumed to keep
 their current velocity. The certificate's pair rows already assume that one MAV brakes alone, so this
-MAV's filter keeps the separation if the others do not speed up towards it. The body-rate feed-forward
-passes through, as in training. A step whose certificate cannot be computed (non-finite state or
+MAV's filter keeps the separation if the others do not accelerate towards it. Under the same
+assumption every position is carried forward to the step's time by its velocity over its odometry's
+age (DESIGN contract 9: a neighbour pose is inflated by how far it could have moved). The body-rate
+feed-forward passes through, as in training. A step whose certificate cannot be computed (non-finite state or
 command, infeasible QP, no solution within the iteration cap) gives no command: the node holds.
 """
 from __future__ import annotations
@@ -29,13 +31,18 @@ class SafetyStage:
         self.interventions = self.infeasible = 0
         self.max_intervention = 0.0  # m/s²
 
-    def filter(self, pos: np.ndarray, vel: np.ndarray, cmd: np.ndarray) -> tuple[np.ndarray | None, str]:
+    def filter(self, pos: np.ndarray, vel: np.ndarray, cmd: np.ndarray,
+               age_s: np.ndarray | None = None) -> tuple[np.ndarray | None, str]:
         """(the certified command (5,), "") or (None, why not). `pos`, `vel`: (N, 3) world, team order;
-        `cmd`: this MAV's (acc x, y, z [m/s²] world, roll rate, pitch rate [rad/s])."""
+        `cmd`: this MAV's (acc x, y, z [m/s²] world, roll rate, pitch rate [rad/s]); `age_s` (N,): how old
+        each MAV's odometry is (positions move on by velocity × age)."""
         pos, vel, cmd = (np.asarray(x, np.float64) for x in (pos, vel, cmd))
-        bad = [name for name, x in (("positions", pos), ("velocities", vel), ("command", cmd)) if not np.all(np.isfinite(x))]
+        age = np.zeros(len(pos)) if age_s is None else np.asarray(age_s, np.float64)
+        bad = [name for name, x in (("positions", pos), ("velocities", vel), ("command", cmd), ("ages", age))
+               if not np.all(np.isfinite(x))]
         if bad:
             return None, f"non-finite {' and '.join(bad)}"
+        pos = pos + vel * np.maximum(age, 0.0)[:, None]
         n = pos.shape[0]
         nominal = np.zeros((n, 3))
         nominal[self.mine] = cmd[:3]

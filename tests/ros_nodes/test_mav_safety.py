@@ -59,6 +59,12 @@ def test_a_safe_command_passes_unchanged(profile):
     cmd = np.array([0.5, -0.3, 0.2, 0.1, -0.2])
     out, why = stage.filter(pos, vel, cmd)
     assert why == "" and np.array_equal(out, cmd) and stage.interventions == 0
+    # mav_0 closing at 2.5 m/s: mav_1 moves away; more so when mav_0's odometry is 0.1 s old (0.25 m further on)
+    vel[0, 0] = 2.5
+    fresh, _ = stage.filter(pos, vel, cmd)
+    aged, _ = stage.filter(pos, vel, cmd, age_s=[0.1, 0.0])
+    assert aged[0] > fresh[0] + 0.5 > cmd[0] + 0.5 and stage.interventions == 2
+    np.testing.assert_array_equal(aged[3:], cmd[3:])  # the rate feed-forward passes
 
 
 def test_non_finite_input_or_an_infeasible_qp_gives_no_command_and_says_why(profile):
