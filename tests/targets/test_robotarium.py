@@ -10,7 +10,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import jax
 import numpy as np
 import pytest
 
@@ -70,9 +69,11 @@ def test_submission_runs_on_rps_2_1(barrier, rps21, nav_policy, tmp_path):
     # rps started the experiment at: the trajectories agree (rps integrates in float64)
     start = tmp_path / "start.json"
     start.write_text(json.dumps({"initial_conditions": poses[0].tolist(), "goals": task["goals"]}))
-    with jax.enable_x64(True):
-        assert marlstack(["sim", "navigation", "--policy", str(nav_policy), "--start", str(start), "--float64",
-                          "--barrier", "unicycle_walls", "--steps", "1000", "--no-render", "-o", str(tmp_path / "sim")]) == 0
+    # in its own process: --float64 switches JAX to 64 bits for the rest of the process it runs in
+    run = subprocess.run([sys.executable, "-m", "marlstack", "sim", "navigation", "--policy", str(nav_policy),
+                          "--start", str(start), "--float64", "--barrier", "unicycle_walls", "--steps", "1000",
+                          "--no-render", "-o", str(tmp_path / "sim")], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
     sim = np.load(tmp_path / "sim" / "trajectory.npz")["poses"]
     assert sim.shape == poses.shape  # the same arrival step
     assert np.abs(sim[..., :2] - poses[..., :2]).max() <= 1e-6
