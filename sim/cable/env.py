@@ -142,8 +142,9 @@ class CableEnv:
         self.action_limit = np.array([c.max_acceleration] * 3 + [c.max_rate_reference] * 2)
         self.obs_dim = 3 + 9 + 6 + 3 + 3 + 3 + 9 + 3 + 3 + 3 * (num_agents - 1) + 3 + num_agents + ACTION_DIM * history
         self.world_state_dim = self.obs_dim + 18 + 18 * num_agents + 9
-        box = self.action_limit * (residual if residual > 0 else 1.0)
-        self._action_space = Box.make(-box, box, (ACTION_DIM,))
+        # the policy's own box: the limits, or the residual's share of them
+        self.policy_limit = self.action_limit * (residual if residual > 0 else 1.0)
+        self._action_space = Box.make(-self.policy_limit, self.policy_limit, (ACTION_DIM,))
         self._obs_space = Box.make(-np.inf, np.inf, (self.obs_dim,))
         self.hover = hover(p, num_agents)
 
@@ -254,7 +255,7 @@ class CableEnv:
     def step(self, key: jax.Array, state: CableState, actions: dict[str, jnp.ndarray] | jnp.ndarray):
         """JaxMARL step: per-agent dicts in and out, `dones["__all__"]`, automatic reset when done."""
         act = jnp.stack([actions[a] for a in self.agents]) if isinstance(actions, dict) else actions
-        lim = jnp.asarray(self.action_limit * (self.residual if self.residual > 0 else 1.0), jnp.float32)
+        lim = jnp.asarray(self.policy_limit, jnp.float32)
         act = jnp.clip(act.astype(jnp.float32), -lim, lim)
         cmd = self.command(self.sense(state), act)
         cmd, shield = self.shield(state, cmd)
