@@ -8,23 +8,27 @@ position / orientation errors, slack events, effort and time to success, overall
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from policies.checkpoint import LoadedPolicy, load_policy
+from policies.checkpoint import load_policy
 from policies.evaluate import agent_actions
 
 TILT_BINS = ((0.0, 30.0), (30.0, 45.0), (45.0, 90.0))  # goal tilt from level, degrees
 
 
-def rollouts(env: Any, act: Callable[[jax.Array, Any], jax.Array], episodes: int, seed: int) -> dict[str, np.ndarray]:
-    """Per-episode outcomes of `act(obs (N, D), state) -> actions (N, 5)` on `env` (a CableEnv)."""
+def rollouts(env: Any, act: Callable[..., jax.Array], episodes: int, seed: int,
+             params: Any = None) -> dict[str, np.ndarray]:
+    """Per-episode outcomes of `act(params, obs (N, D), state) -> actions (N, 5)` on `env` (a CableEnv):
+    arrays (episodes,), or (K, episodes) when `params` carries a leading axis of K policies (the seeds of a
+    run: one compiled program evaluates them all on the same episodes)."""
     from sim.cable.rotation import quat_to_rot
 
-    def one(key):
+    def one(params, key):
         obs, state = env.reset(key)
         tilt = jnp.degrees(jnp.arccos(jnp.clip(quat_to_rot(state.goal_quat)[2, 2], -1.0, 1.0)))
         zero = jnp.zeros((), jnp.float32)
@@ -33,7 +37,7 @@ def rollouts(env: Any, act: Callable[[jax.Array, Any], jax.Array], episodes: int
                      slack=zero, effort=zero)
 
         def step(c, k):
-            action = act(c["obs"], c["state"])
+            action = act(params, c["obs"], c["state"])
             obs, nxt, _, dones, info = env.step(k, c["state"], action)
             done, alive = dones["__all__"], c["alive"]
             succ = jnp.all(info["success"])
@@ -54,7 +58,9 @@ def rollouts(env: Any, act: Callable[[jax.Array, Any], jax.Array], episodes: int
                 "goal_tilt_deg": tilt}
 
     keys = jax.random.split(jax.random.PRNGKey(seed), episodes)
-    return {k: np.asarray(v) for k, v in jax.jit(jax.vmap(one))(keys).items()}
+    run = jax.vmap(one, (None, 0))
+    run = run if params is None else jax.vmap(run, (0, None))
+    return {k: np.asarray(v) for k, v in jax.jit(run)(params, keys).items()}
 
 
 def summarise(r: dict[str, np.ndarray], dt: float) -> dict[str, Any]:
@@ -78,10 +84,10 @@ def baselines(env: Any) -> dict[str, Callable]:
     without residual actions)."""
     from sim.cable.env import classical
 
-    def zero(obs, state):
+    def zero(params, obs, state):
         return jnp.zeros((env.num_agents, 5), jnp.float32)
 
-    def carrot(obs, state):
+    def carrot(params, obs, state):
         acc = classical(env.sense(state), env.team_constants)
         return jnp.concatenate([acc, jnp.zeros((env.num_agents, 2), acc.dtype)], -1)
 
@@ -113,26 +119,33 @@ def team_gif(path: Any, out: Any, seed: int = 0, failure: bool = False) -> Any:
     return animate({k: (v[::20] if v.ndim > 1 else v) for k, v in traj.items()}, out, title=title)
 
 
-def evaluate_cable(path: Any, episodes: int = 256, seed: int = 0, env_overrides: dict | None = None) -> dict[str, Any]:
-    """Every trained seed of a cable run and the baselines on the same `episodes` episodes."""
+BASELINES = ("zero", "classical", "classical_no_barrier")
+
+
+def evaluate_cable(path: Any, episodes: int = 256, seed: int = 0, env_overrides: dict | None = None,
+                   compare: tuple[str, ...] = BASELINES) -> dict[str, Any]:
+    """Every trained seed of a cable run and the baselines named in `compare` on the same `episodes` episodes
+    (`classical_no_barrier` only where the run trained with the barrier)."""
     first = load_policy(path, 0)
     env = _env(first, env_overrides)
     plain = _env(first, {**(env_overrides or {}), "env_kwargs": {**(env_overrides or {}).get("env_kwargs", {}),
                                                                 "residual": 0.0}})
     dt = env.dt
-    seeds = []
-    for s in range(int(first.config["num_seeds"])):
-        policy: LoadedPolicy = load_policy(path, s)
+    policies = [load_policy(path, s) for s in range(int(first.config["num_seeds"]))]
 
-        def act(obs, state, policy=policy):
-            return agent_actions(policy, obs[None], None)[0][0]
+    def act(params, obs, state):
+        return agent_actions(dataclasses.replace(first, params=params), obs[None], None)[0][0]
 
-        seeds.append({"seed": int(first.config["seed"]) + s, **summarise(rollouts(env, act, episodes, seed), dt)})
+    stacked = jax.tree.map(lambda *p: jnp.stack(p), *[p.params for p in policies])
+    per_seed = rollouts(env, act, episodes, seed, stacked)
+    seeds = [{"seed": int(first.config["seed"]) + p.seed_index,
+              **summarise({k: v[i] for k, v in per_seed.items()}, dt)} for i, p in enumerate(policies)]
     base = {name: (plain, fn) for name, fn in baselines(plain).items()}
     if plain.barrier is not None:  # the classical controller as the issue measured it, without the certificate
         bare = _env(first, {**(env_overrides or {}), "env_kwargs": {**(env_overrides or {}).get("env_kwargs", {}),
                                                                     "residual": 0.0, "barrier": False}})
         base["classical_no_barrier"] = (bare, baselines(bare)["classical"])
+    base = {name: v for name, v in base.items() if name in compare}
     result = {"scenario": first.scenario, "run_id": first.run_id, "episodes": episodes, "eval_seed": seed,
               "episode_seconds": env.max_steps * dt,
               "num_agents": env.num_agents, "failure": bool(env.failure), "seeds": seeds,
