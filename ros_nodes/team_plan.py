@@ -20,6 +20,7 @@ robot kinds alike (NodeSpec, PlanError, path rules and number checks are plan.py
     sensors: {odom_rate_hz: 100, imu_rate_hz: 100, load_rate_hz: 100, latency_s: 0.0, drop_fraction: 0.0,
               noise: {position: 0.0, velocity: 0.0, attitude: 0.0, rate: 0.0}}   # optional, SITL only
     sim: {seed: 0}                 # optional, SITL only; faults: blind_mav, blind_at_s, blind_for_s, fail_mav, fail_at_s
+    links: {mav_0: {link: mavlink, url: "udpin:0.0.0.0:14540"}, ...}   # optional: real vehicles (ros_nodes/link_plan.py)
 """
 from __future__ import annotations
 
@@ -29,11 +30,12 @@ from typing import Any, Mapping
 
 from hardware.profile import ProfileError, load_profile
 from ros_nodes import topics
+from ros_nodes.link_plan import link_specs, load_links
 from ros_nodes.mav_safety import MODES as SAFETY_MODES
 from ros_nodes.plan import NAME, NodeSpec, _fail, _number_list, _resolve
 
 KNOWN = {"name", "profile", "scenario", "policy", "rate_hz", "watchdog_periods", "safety", "mavs", "start", "goals",
-         "goal_timeout_s", "failsafe", "sensors", "sim"}
+         "goal_timeout_s", "failsafe", "sensors", "sim", "links"}
 FAILSAFE = {"hold_s": (2.0, 0.0, 60.0), "descent_rate": (0.3, 0.05, 2.0)}
 SENSORS = {"odom_rate_hz": (100.0, 1.0, 1000.0), "imu_rate_hz": (100.0, 1.0, 1000.0), "load_rate_hz": (100.0, 1.0, 1000.0),
            "latency_s": (0.0, 0.0, 1.0), "drop_fraction": (0.0, 0.0, 0.99)}
@@ -60,6 +62,7 @@ class TeamDeployment:
     sensors: Mapping[str, float] = field(default_factory=dict)  # incl. noise_<kind>
     seed: int = 0
     fault: Mapping[str, Any] = field(default_factory=dict)      # blind_mav, blind_at_s, blind_for_s, fail_mav, fail_at_s
+    links: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # real MAV -> its flight link (empty: simulated)
 
     @property
     def robot_names(self) -> list[str]:
@@ -154,12 +157,13 @@ def load_team(path: Path, data: Mapping[str, Any]) -> TeamDeployment:
                           rate_hz=float(rate), watchdog_periods=float(periods), safety=mode, mavs=tuple(mavs), start=start,
                           goals=tuple(parsed), goal_timeout_s=float(timeout),
                           failsafe=_numbers(data.get("failsafe"), FAILSAFE, where, "failsafe"), sensors=sensors, seed=seed,
-                          fault=fault)
+                          fault=fault, links=load_links(data.get("links"), mavs, where))
 
 
 def team_plan(dep: TeamDeployment, sitl: bool = False, record: str | Path | None = None,
               summary_path: str | Path | None = None) -> list[NodeSpec]:
-    """One policy node per MAV (+ the recorder); with `sitl`, the MAV sim node stands in for the vehicles."""
+    """One policy node per MAV (+ the recorder); with `sitl`, the MAV sim node stands in for the vehicles,
+    else each real MAV (`links`) gets its flight link node."""
     mavs = list(dep.mavs)
     common = {"profile": dep.profile, "mavs": mavs, "rate_hz": dep.rate_hz, "watchdog_periods": dep.watchdog_periods}
     specs: list[NodeSpec] = []
@@ -176,6 +180,8 @@ def team_plan(dep: TeamDeployment, sitl: bool = False, record: str | Path | None
         specs.append(NodeSpec("mav_policy_node", "mav_policy", f"/{m}", {
             **common, "mav": m, "scenario": dep.scenario, "policy_path": str(dep.policy), "safety": dep.safety,
             "landing_descent_rate": dep.failsafe["descent_rate"]}))
+    if not sitl:
+        specs += link_specs(dep.links, dep.profile, dep.failsafe["hold_s"])
     if record:
         specs.append(NodeSpec("recorder_node", "recorder", "/", {
             "output": str(record), "topics": sorted(topics.robot_topics(mavs, topics.MAV))}))
