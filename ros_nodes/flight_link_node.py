@@ -59,6 +59,7 @@ def make_node():
             autopilot = p("autopilot", "px4", "MAVLink only: px4 or ardupilot")
             mocap = p("mocap_message", "att_pos_mocap", "MAVLink only: att_pos_mocap or vision_position_estimate")
             self.height = p("takeoff_height", 1.0, "take-off service: height above the take-off point", 0.1, 20.0)
+            hold_s = p("hold_s", 1.0, "set-points silent: hover this long, then land (the team's failsafe.hold_s)", 0.0, 60.0)
             if not self.mav or not url or kind not in LINKS:
                 raise StartError(f"parameters 'mav' and 'url' are required and 'link' must be one of {LINKS}")
             try:
@@ -68,7 +69,7 @@ def make_node():
             if self.profile.kind != "mav_team":
                 raise StartError(f"parameter 'profile' = {profile_name!r} is not a 'mav_team' profile")
             try:
-                self.link = make_link(kind, url, LinkLimits.from_mav_profile(self.profile), autopilot, mocap)
+                self.link = make_link(kind, url, LinkLimits.from_mav_profile(self.profile, hold_s=hold_s), autopilot, mocap)
                 self.link.connect()
             except (ValueError, ConnectionError, OSError) as exc:
                 raise StartError(f"{kind} link: {exc}") from None
