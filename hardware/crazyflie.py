@@ -1,12 +1,14 @@
 """A Crazyflie over its radio (cflib): body-rate setpoints, external pose, arming, take-off, landing.
 
 `CrazyflieLink(uri, limits)` is the Crazyflie's `FlightLink`:
-  * rate setpoints stream at `limits.setpoint_rate_hz` from its own thread as cflib's manual
-    setpoint with `rate=True` (generic commander type 11: roll/pitch rates, yaw rate, thrust): no
-    flight-mode parameters to set first. Units at the wire: deg/s, thrust as a percentage of
-    max_thrust_n (cflib maps 0..100 % to 10001..60000; linear in thrust to first order — calibrate).
-    Signs: FLU roll rate p and yaw rate r go as they are; cflib negates pitch on the wire and the
-    firmware's rate loop compares the packet's pitch with -gyro.y, so FLU q goes in as cflib's pitch;
+  * rate setpoints stream at `limits.setpoint_rate_hz` from its own thread as the generic commander's
+    manual setpoint with the rate flag (type 11, the packet cflib's `send_setpoint_manual(..., rate=True)`
+    sends): no flight-mode parameters to set first. Built here with cflib's packet class because
+    `send_setpoint_manual` takes thrust as a percentage it maps to 10001..60000, while the firmware
+    hands the field to the motors as a fraction of 65535: 0 % would be 15 % power. Units at the wire:
+    deg/s, thrust 65535 * thrust_n / max_thrust_n (linear in thrust to first order — calibrate).
+    Signs: FLU roll rate p and yaw rate r go as they are; the firmware's rate loop compares the
+    packet's pitch with -gyro.y, so the wire carries -q (as cflib's own call would for pitch = q);
   * the Crazyflie's world is ENU with an FLU body already: the mocap pose goes to cflib's
     `extpos.send_extpose` (x, y, z, qx, qy, qz, qw) unconverted;
   * arm / disarm through the supervisor, take-off / land through the high-level commander (after
@@ -17,6 +19,7 @@
 from __future__ import annotations
 
 import math
+import struct
 import threading
 import time
 from typing import Any
@@ -26,6 +29,7 @@ import numpy as np
 from hardware.flight import LinkLimits, SetpointGuard
 
 LAND_SECONDS = 2.0   # high-level commander: duration of the descent to the ground
+MANUAL = 11          # generic commander packet type: roll, pitch (deg or deg/s), yaw rate deg/s, thrust 0..65535, rate flag
 
 
 class CrazyflieLink:
@@ -130,8 +134,11 @@ class CrazyflieLink:
                 tick = time.monotonic()
 
     def _send(self, rates_flu: np.ndarray, thrust_n: float) -> None:
+        from cflib.crtp.crtpstack import CRTPPacket, CRTPPort
         p, q, r = (math.degrees(float(v)) for v in rates_flu)
-        percent = 100.0 * float(np.clip(thrust_n / self.limits.max_thrust_n, 0.0, 1.0))
+        pk = CRTPPacket()
+        pk.port, pk.channel = CRTPPort.COMMANDER_GENERIC, 0
+        pk.data = struct.pack("<BfffHB", MANUAL, p, -q, r, round(65535 * float(np.clip(thrust_n / self.limits.max_thrust_n, 0, 1))), 1)
         with self._lock:
-            self._cf.commander.send_setpoint_manual(p, q, r, percent, True)
+            self._cf.send_packet(pk)
             self.sent["setpoints"] += 1

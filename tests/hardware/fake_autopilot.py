@@ -6,7 +6,11 @@ receives with its arrival time so the tests can check rates, fields, units and f
   * COMMAND_LONG: arm / disarm / force disarm (21196), DO_SET_MODE, NAV_TAKEOFF, NAV_LAND, each
     acknowledged (ACCEPTED or DENIED);
   * like PX4, it refuses the rate-control mode unless setpoints arrived at >= 2 Hz over the last
-    second, and drops out of it (to its land mode) when they stop for 1 s (PX4's COM_OF_LOSS_T default).
+    second, and drops out of it (to its land mode) when they stop for 1 s (PX4's COM_OF_LOSS_T default);
+  * with a `vehicle` (tests/hardware/fake_vehicle.py) it flies it: take-off to param 7's height, then
+    hold (PX4: AUTO.TAKEOFF, then AUTO.LOITER); in the rate mode the setpoints' FRD body rates and
+    normalised thrust (of the vehicle's maximum); land mode descends and disarms on touchdown; force
+    disarm cuts the motors in the air; a plain disarm is refused while airborne.
 """
 from __future__ import annotations
 
@@ -19,7 +23,12 @@ from typing import Any
 from pymavlink import mavutil
 from pymavlink.dialects.v20 import common as mav
 
-MODES = {"px4": {"rate": 6 << 16, "land": (4 << 16) | (6 << 24)}, "ardupilot": {"rate": 4, "land": 9}}
+from hardware.frames import flu_to_frd
+
+# PX4: main mode << 16 | AUTO sub mode << 24 (OFFBOARD 6; AUTO 4: TAKEOFF 2, LOITER 3, LAND 6); ArduCopter: GUIDED 4, LAND 9
+MODES = {"px4": {"rate": 6 << 16, "land": (4 << 16) | (6 << 24), "takeoff": (4 << 16) | (2 << 24),
+                 "hold": (4 << 16) | (3 << 24)},
+         "ardupilot": {"rate": 4, "land": 9, "takeoff": 4, "hold": 4}}
 
 
 def free_udp_port() -> int:
@@ -42,6 +51,7 @@ class FakeAutopilot:
     custom_mode: int = 0
     heartbeats: bool = True
     log: list[Received] = field(default_factory=list)
+    vehicle: Any = None          # a fake_vehicle.FakeQuad to fly, or None: protocol only
 
     def __post_init__(self) -> None:
         self.conn = mavutil.mavlink_connection(f"udpin:127.0.0.1:{self.port}", source_system=1, source_component=1)
@@ -75,6 +85,7 @@ class FakeAutopilot:
                 kind = mav.MAV_AUTOPILOT_PX4 if self.autopilot == "px4" else mav.MAV_AUTOPILOT_ARDUPILOTMEGA
                 self.conn.mav.heartbeat_send(mav.MAV_TYPE_QUADROTOR, kind, base, self.custom_mode, mav.MAV_STATE_ACTIVE)
             self._watch_setpoints()
+            self._watch_vehicle()
 
     def _setpoint_times(self, within: float) -> list[float]:
         now = time.monotonic()
@@ -82,7 +93,21 @@ class FakeAutopilot:
 
     def _watch_setpoints(self) -> None:
         if self.custom_mode == MODES[self.autopilot]["rate"] and not self._setpoint_times(1.0):
-            self.custom_mode = MODES[self.autopilot]["land"]  # PX4: offboard lost -> failsafe
+            self._set_mode("land")  # PX4: offboard lost -> failsafe
+
+    def _watch_vehicle(self) -> None:
+        v = self.vehicle
+        if v is None:
+            return
+        if v.mode == "hold" and self.custom_mode == MODES[self.autopilot]["takeoff"]:
+            self.custom_mode = MODES[self.autopilot]["hold"]
+        if v.mode == "idle" and self.armed and self.custom_mode == MODES[self.autopilot]["land"]:
+            self.armed = False   # landed: auto-disarm
+
+    def _set_mode(self, name: str, height: float | None = None) -> None:
+        self.custom_mode = MODES[self.autopilot][name]
+        if self.vehicle is not None:
+            self.vehicle.set_mode({"rate": "rate", "land": "land", "takeoff": "takeoff"}[name], height)
 
     def _rx(self) -> None:
         while not self._stop.is_set():
@@ -93,14 +118,20 @@ class FakeAutopilot:
                 self.log.append(Received(time.monotonic(), msg))
             if msg.get_type() == "COMMAND_LONG":
                 self._ack(msg.command, self._handle(msg))
+            elif msg.get_type() == "SET_ATTITUDE_TARGET" and self.vehicle is not None:
+                rates = flu_to_frd([msg.body_roll_rate, msg.body_pitch_rate, msg.body_yaw_rate])  # FRD -> FLU
+                self.vehicle.set_rates(rates, msg.thrust * self.vehicle.max_thrust_n)
 
     def _handle(self, cmd: Any) -> int:
         ok, denied = mav.MAV_RESULT_ACCEPTED, mav.MAV_RESULT_DENIED
         if cmd.command == mav.MAV_CMD_COMPONENT_ARM_DISARM:
+            airborne = self.vehicle.airborne if self.vehicle is not None else self.custom_mode == MODES[self.autopilot]["rate"]
             if cmd.param1 == 1:
                 self.armed = True
-            elif cmd.param2 == 21196 or self.custom_mode != MODES[self.autopilot]["rate"]:
+            elif cmd.param2 == 21196 or not airborne:
                 self.armed = False
+                if self.vehicle is not None:
+                    self.vehicle.set_mode("off")
             else:
                 return denied  # a plain disarm in flight is refused, as by the firmware
             return ok
@@ -108,14 +139,17 @@ class FakeAutopilot:
             if cmd.param2 == (6 if self.autopilot == "px4" else 4):
                 if len(self._setpoint_times(1.0)) < 2:
                     return denied  # PX4: no offboard without a setpoint stream
-                self.custom_mode = MODES[self.autopilot]["rate"]
+                self._set_mode("rate")
                 return ok
             return denied
         if cmd.command == mav.MAV_CMD_NAV_LAND:
-            self.custom_mode = MODES[self.autopilot]["land"]
+            self._set_mode("land")
             return ok
         if cmd.command == mav.MAV_CMD_NAV_TAKEOFF:
-            return ok if self.armed else denied
+            if not self.armed:
+                return denied
+            self._set_mode("takeoff", cmd.param7)   # the home altitude is 0: relative and AMSL agree here
+            return ok
         return mav.MAV_RESULT_UNSUPPORTED
 
     def _ack(self, command: int, result: int) -> None:

@@ -27,7 +27,8 @@ def link(monkeypatch):
 
 
 def thrust16(percent):
-    return int(10001 + 0.01 * percent * (60000 - 10001))
+    """The firmware drives the motors with this field as a fraction of 65535 (cflib's percentage would start at 10001)."""
+    return round(655.35 * percent)
 
 
 def test_rate_setpoints_units_signs_and_rate(link):
