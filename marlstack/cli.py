@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("policies.export_cli", "export a trained policy to ONNX"),
     "inspect": ("policies.inspect_cli", "print an ONNX policy's spec, inputs, outputs and graph summary"),
     "sitl": ("ros_nodes.sitl", "run a fleet in software-in-the-loop over ROS 2 (no ros2 launch needed)"),
+    "flight": ("ros_nodes.flight_cli", "arm / take off / start / land / kill / disarm every real MAV of a team"),
     "replay": ("replay.cli", "inspect, re-publish, re-evaluate, report on and convert rosbag2 and flight-controller logs"),
     "bench": ("bench.cli", "benchmarks: each prints a table (or --json) against a baseline run alongside"),
     "robotarium": ("targets.robotarium_cli", "write a Robotarium submission (rps 2.x script, numpy policy, barrier)"),
