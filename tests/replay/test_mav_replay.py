@@ -1,0 +1,61 @@
+"""A MAV team's bag through `replay eval / report / info / csv` (tests/data/mav_team: a SITL recording
+of the shipped cable3 policy flying at the certified wall, so the onboard safety stage changes mav_0's
+set-points in most steps)."""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from replay.bag import Bag
+from replay.cli import main
+from replay.team import evaluate_team
+from policies.runtime import PolicyRuntime
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "mav_team"
+BAG, POLICY = DATA / "cable3_wall", DATA / "cable3.onnx"
+
+
+@pytest.fixture(scope="module")
+def result():
+    return evaluate_team(Bag(BAG), PolicyRuntime(POLICY), None, str(POLICY))
+
+
+def test_eval_reruns_policy_and_safety_stage(result):
+    per = result["per_mav"]
+    assert result["safety"] == "onboard" and list(per) == ["mav_0", "mav_1", "mav_2"]
+    assert all(v["compared"] >= 0.9 * v["commands"] > 40 for v in per.values()), per
+    assert result["max_abs_diff"] <= 1e-5  # every compared set-point, those the stage changed included
+    # the stage braked mav_0 at the wall: by metres per second squared, reproduced to 1e-5
+    assert per["mav_0"]["interventions"] >= 40 and per["mav_0"]["max_intervention"] > 1.0
+    assert per["mav_0"]["max_abs_diff_interventions"] <= 1e-5
+    assert per["mav_0"]["policy_max_abs_diff"] <= 1e-5  # the raw policy where the stage let it pass
+    s = result["series"]["mav_0"]
+    stepped = np.array([st == "compared" for st in s["status"]]) & (np.abs(s["raw"][:, 0] - s["logged"][:, 0]) > 0.1)
+    assert stepped.sum() >= 40  # comparing the raw policy alone with the log would have failed these
+    assert np.max(np.abs(s["raw"][stepped, 3:] - s["logged"][stepped, 3:])) <= 1e-5  # rates pass unchanged
+    assert per["mav_2"]["holds"] >= 1  # the node's own position hold is recognised, not compared
+
+
+def test_eval_cli_table_and_csv(tmp_path, capsys):
+    assert main(["eval", str(BAG), "--policy", str(POLICY), "-o", str(tmp_path), "--fail-above", "1e-5"]) == 0
+    out = capsys.readouterr().out
+    assert "safety stage onboard" in out and "stage steps" in out
+    rows = list(csv.DictReader((tmp_path / "eval_commands.csv").open()))
+    assert {r["mav"] for r in rows} == {"mav_0", "mav_1", "mav_2"}
+    assert {"acc_x_logged", "acc_x_rerun", "acc_x_policy", "status"} <= set(rows[0])
+
+
+def test_info_and_csv_on_a_mav_bag(tmp_path, capsys):
+    assert main(["info", str(BAG), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    topics = {t["topic"]: t for t in info["topics"]}
+    assert topics["/mav_0/setpoint"]["type"] == "trajectory_msgs/msg/MultiDOFJointTrajectory"
+    assert topics["/load/odom"]["count"] > 50 and info["complete"]
+    assert main(["csv", str(BAG), "/mav_0/setpoint", "-o", str(tmp_path / "sp.csv")]) == 0
+    rows = list(csv.DictReader((tmp_path / "sp.csv").open()))
+    assert len(rows) == topics["/mav_0/setpoint"]["count"]
+    assert min(float(r["points.0.accelerations.0.linear.x"]) for r in rows) == pytest.approx(-2.5)  # the stage's brake
