@@ -7,12 +7,16 @@ policy rate and hands `(body rates, thrust)` to a `hardware.flight.FlightLink`, 
 its own fixed rate, converts frames and units, and applies the hold-then-land rule when this node
 goes quiet. The MAV's `odom` (world pose from motion capture) also goes to the vehicle as its
 external pose. Vehicle commands are std_srvs/Trigger services: `/<mav>/arm`, `/<mav>/takeoff`,
-`/<mav>/start_rate_control`, `/<mav>/land`, `/<mav>/kill`, `/<mav>/disarm`. Onboard: no JAX.
+`/<mav>/start_rate_control`, `/<mav>/land`, `/<mav>/kill`, `/<mav>/disarm`. They block until the
+vehicle answers (start_rate_control streams for 0.5 s first, then waits for the mode), so they live
+on a second node spun by its own thread: set-points and odometry keep flowing meanwhile, else the
+link would see the stack go quiet and hold, then land, in the middle of the handshake. Onboard: no JAX.
 """
 from __future__ import annotations
 
 import math
 import sys
+import threading
 
 import numpy as np
 
@@ -43,6 +47,8 @@ def make_link(kind: str, url: str, limits: LinkLimits, autopilot: str, mocap: st
 
 
 def make_node():
+    import rclpy
+    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
     from rclpy.node import Node
     from std_srvs.srv import Trigger
 
@@ -79,8 +85,15 @@ def make_node():
             state = topics.qos_profile("state")
             self.create_subscription(cls(topics.ODOM.type), topics.ODOM.path(self.mav), self._on_odom, state)
             self.create_subscription(cls(topics.SETPOINT.type), topics.SETPOINT.path(self.mav), self._on_setpoint, state)
+            self.commands = rclpy.create_node(f"{self.get_name()}_commands", namespace=self.get_namespace(),
+                                              context=self.context, use_global_arguments=False)
             for name in COMMANDS:
-                self.create_service(Trigger, f"/{self.mav}/{name}", self._command(name))
+                self.commands.create_service(Trigger, f"/{self.mav}/{name}", self._command(name))
+            self._serving = True
+            self._executor = SingleThreadedExecutor(context=self.context)
+            self._executor.add_node(self.commands)
+            self._command_thread = threading.Thread(target=self._serve_commands, name="vehicle-commands", daemon=True)
+            self._command_thread.start()
             self.diag = self.create_publisher(cls(topics.DIAGNOSTICS.type), topics.DIAGNOSTICS.path(),
                                               topics.qos_profile(topics.DIAGNOSTICS.qos))
             self.create_timer(0.5, self._publish_diag)
@@ -123,7 +136,18 @@ def make_node():
                                    {k: v for k, v in st.items() if k != "fault"} | {"setpoints_in": self.setpoints})
             self.diag.publish(health.array(self.get_clock().now().to_msg(), [status]))
 
+        def _serve_commands(self) -> None:
+            try:
+                while self._serving and self.context.ok():
+                    self._executor.spin_once(timeout_sec=0.1)
+            except ExternalShutdownException:
+                pass   # Ctrl-C / SIGTERM: the main loop stops the node
+
         def close(self) -> None:
+            self._serving = False
+            self._command_thread.join(timeout=5.0)
+            self._executor.shutdown()
+            self.commands.destroy_node()
             self.link.close()
 
     return FlightLinkNode()

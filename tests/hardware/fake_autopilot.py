@@ -52,6 +52,7 @@ class FakeAutopilot:
     heartbeats: bool = True
     log: list[Received] = field(default_factory=list)
     vehicle: Any = None          # a fake_vehicle.FakeQuad to fly, or None: protocol only
+    offboard: bool = False       # in the rate mode (ArduCopter takes off in GUIDED too: the mode alone does not say)
 
     def __post_init__(self) -> None:
         self.conn = mavutil.mavlink_connection(f"udpin:127.0.0.1:{self.port}", source_system=1, source_component=1)
@@ -92,7 +93,7 @@ class FakeAutopilot:
         return [r.time for r in self.received("SET_ATTITUDE_TARGET") if now - r.time <= within]
 
     def _watch_setpoints(self) -> None:
-        if self.custom_mode == MODES[self.autopilot]["rate"] and not self._setpoint_times(1.0):
+        if self.offboard and not self._setpoint_times(1.0):
             self._set_mode("land")  # PX4: offboard lost -> failsafe
 
     def _watch_vehicle(self) -> None:
@@ -105,7 +106,7 @@ class FakeAutopilot:
             self.armed = False   # landed: auto-disarm
 
     def _set_mode(self, name: str, height: float | None = None) -> None:
-        self.custom_mode = MODES[self.autopilot][name]
+        self.custom_mode, self.offboard = MODES[self.autopilot][name], name == "rate"
         if self.vehicle is not None:
             self.vehicle.set_mode({"rate": "rate", "land": "land", "takeoff": "takeoff"}[name], height)
 
@@ -125,7 +126,7 @@ class FakeAutopilot:
     def _handle(self, cmd: Any) -> int:
         ok, denied = mav.MAV_RESULT_ACCEPTED, mav.MAV_RESULT_DENIED
         if cmd.command == mav.MAV_CMD_COMPONENT_ARM_DISARM:
-            airborne = self.vehicle.airborne if self.vehicle is not None else self.custom_mode == MODES[self.autopilot]["rate"]
+            airborne = self.vehicle.airborne if self.vehicle is not None else self.offboard
             if cmd.param1 == 1:
                 self.armed = True
             elif cmd.param2 == 21196 or not airborne:

@@ -28,3 +28,28 @@ def test_flight_link_node_with_a_fake_px4(tmp_path):
     np.testing.assert_allclose(r["mocap_last"][:3], [2.0, 1.0, -3.0], atol=1e-6)   # ENU (1, 2, 3) -> NED
     assert r["kill"]["success"] and r["armed_after_kill"] is False
     assert r["exit_codes"] == {"/mav_0/flight_link": 0}, r["log"][-2000:]
+
+
+def test_team_flies_through_its_flight_links_closed_loop(tmp_path):
+    """PX4 + ArduPilot (MAVLink/UDP) + Crazyflie (cflib udp://) fakes flying numpy quadrotors; the flight link
+    nodes of the plan, each its own process; set-points in, mocap odometry back (flight_team_scenario.py)."""
+    r = run_scenario("flight_team_scenario.py", tmp_path, timeout=150)
+    log = r["log"][-2000:]
+    assert r["plan"] == ["/mav_0", "/mav_1", "/mav_2"]
+    for step in ("arm", "takeoff", "start"):
+        assert all(ok for ok, _ in r[step].values()), (step, r[step], log)
+    assert r["armed"] == [True, True, True]
+    # take-off by the firmware, then its hold: PX4 AUTO.LOITER, ArduCopter GUIDED
+    assert r["climbed"] and np.allclose(r["heights"], 1.0, atol=0.06), r["heights"]
+    assert r["modes_after_takeoff"] == [(4 << 16) | (3 << 24), 4]
+    # rate control: PX4 OFFBOARD, ArduCopter GUIDED, the Crazyflie on low-level setpoints; flown there by the stack
+    assert r["modes_in_flight"] == [6 << 16, 4, "rate"] and all(r["rate_mode_all_along"]), r["timeline"]
+    assert max(r["errors"]) < 0.05 and max(r["speeds"]) < 0.1, (r["errors"], r["speeds"])
+    assert max(r["max_tilt_deg"]) < 45 and min(r["mocap_received"]) > 100
+    # mav_0's stack goes quiet: its link hovers (zero rates) for hold_s = 0.5 s, then lands it; the fault is on /diagnostics
+    assert r["mav_0_land_after_s"] is not None and 0.5 <= r["mav_0_land_after_s"] < 3.0, r["mav_0_land_after_s"]
+    assert r["mav_0_hover_setpoints"] > 0 and "stale" in r["mav_0_fault"]
+    # mav_1 lands on command; mav_2 is killed in the air (motors cut) and falls
+    assert r["land"]["mav_1"][0] and r["kill"]["mav_2"][0] and r["kill_height"] > 0.9
+    assert r["all_down"] and r["armed_after"] == [False, False, False] and r["modes_after"] == ["idle", "idle", "off"]
+    assert r["exit_codes"] == {f"/mav_{i}/flight_link": 0 for i in range(3)}, log
