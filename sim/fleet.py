@@ -237,7 +237,8 @@ class FleetEnv:
         rewards, task, success, solved = self.scenario.reward(state.poses, poses, state.task, viol.collisions,
                                                               viol.boundary_exits, self.params)
         step = state.step + 1
-        done = solved | (step >= self.max_steps)
+        timeout = step >= self.max_steps
+        done = solved | timeout
         returns = state.episode_returns + rewards
         state = state.replace(
             poses=poses, task=task, step=step, episode_returns=returns,
@@ -247,6 +248,8 @@ class FleetEnv:
         n = self.num_agents
         info |= {"collisions": viol.collisions, "boundary_exits": viol.boundary_exits,
                  "actuator_excess": viol.actuator_excess, "success": success,
+                 # the episode ended by its time limit, not solved: a truncation (trainers bootstrap the value)
+                 "truncated": jnp.full(n, timeout & ~solved),
                  "returned_episode": jnp.full(n, done), "returned_episode_returns": state.returned_episode_returns,
                  "returned_episode_lengths": state.returned_episode_lengths,
                  "returned_episode_success": state.returned_episode_success}
