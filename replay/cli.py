@@ -148,9 +148,11 @@ def _report(args: argparse.Namespace, bag: Any) -> int:
     config = load_config(args.config)
     name = args.profile or (config.profile if config is not None else None)
     if name is None:
-        return _fail("report: say which vehicle profile's rules apply: --profile NAME (e.g. gritsbot_x) "
+        return _fail("report: say which vehicle profile's rules apply: --profile NAME (e.g. gritsbot_x, mav_corl25) "
                      "or --config deployment.yaml")
     profile = load_profile(name)
+    if _is_team(bag, config):
+        return _team_report(args, bag, profile, config)
     form = args.barrier_form or (config.safety_form if config is not None else DEFAULT_BARRIER_FORM)
     if not hasattr(profile.barrier, form):
         return _fail(f"report: profile {profile.name} has no barrier form {form!r}")
@@ -162,6 +164,29 @@ def _report(args: argparse.Namespace, bag: Any) -> int:
     files = [f for f in FILES if f.endswith((".json", ".csv")) or not args.no_pictures]
     print(json.dumps(summary, indent=2) if args.json else
           format_summary(summary) + f"\n\nwrote {', '.join(files)} to {out}")
+    return 0
+
+
+def _is_team(bag: Any, config: Any | None) -> bool:
+    """A MAV team's bag: the config has a `mavs:` list, or the bag holds the load's odometry."""
+    from ros_nodes import topics
+    if config is not None:
+        return hasattr(config, "mavs")
+    if not bag.types:
+        for _ in bag.records():
+            pass
+    return topics.LOAD_ODOM.path() in bag.types
+
+
+def _team_report(args: argparse.Namespace, bag: Any, profile: Any, config: Any | None) -> int:
+    from replay.team_report import FILES, format_team_summary, write_team_report
+    if profile.kind != "mav_team":
+        return _fail(f"report: {bag.path} is a MAV team's bag; profile {profile.name} is a {profile.kind!r} profile "
+                     f"(give --profile of the team, e.g. mav_corl25)")
+    summary = write_team_report(bag, Path(args.out), profile, config, pictures=not args.no_pictures)
+    files = [f for f in FILES if f.endswith(".json") or not args.no_pictures]
+    print(json.dumps(summary, indent=2) if args.json else
+          format_team_summary(summary) + f"\n\nwrote {', '.join(files)} to {args.out}")
     return 0
 
 

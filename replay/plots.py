@@ -133,3 +133,77 @@ def commands(result: dict, path: Path) -> None:
     for ax in axes[-1]:
         ax.set_xlabel("time [s]")
     _save(fig, path)
+
+
+def team_3d(s: dict, mavs: list[str], path: Path, snapshots: int) -> None:
+    """A MAV team's bag: MAV and load paths in 3-D, the cables and the load at a few moments, the goals."""
+    plt = _plt()
+    fig = plt.figure(figsize=(7, 6))
+    ax = fig.add_subplot(projection="3d")
+    load = s["load"]
+    ax.plot(*load[:, 0:3].T, color="k", lw=2, label="load")
+    for i, m in enumerate(mavs):
+        ax.plot(*s["mav"][:, i, 0:3].T, lw=1, label=m)
+    for k in np.unique(np.linspace(0, len(s["t"]) - 1, snapshots).astype(int)):
+        for i in range(len(mavs)):
+            ax.plot(*np.stack([s["hooks"][k, i], s["attach"][k, i]]).T, color="0.5", lw=0.8)
+        ring = np.vstack([s["attach"][k], s["attach"][k][:1]])
+        ax.plot(*ring.T, color="k", lw=0.8)
+    goals = np.unique(s["goals"][:, 0:3], axis=0)
+    ax.scatter(*goals.T, marker="x", s=60, color="r", label="load goal")
+    ax.set_xlabel("x [m]")
+    ax.set_ylabel("y [m]")
+    ax.set_zlabel("z [m]")
+    ax.set_title("MAVs, cables (grey, at a few moments) and load")
+    ax.legend(fontsize=7)
+    _save(fig, path)
+
+
+def load_error(s: dict, task: Any, path: Path) -> None:
+    """Load position and orientation error against the goal in force, with the success tolerances."""
+    plt = _plt()
+    fig, axes = plt.subplots(2, 1, figsize=(8, 5), sharex=True)
+    for ax, err, tol, label in ((axes[0], s["pos_err"], task.success_position, "position error [m]"),
+                                (axes[1], s["rot_err"], task.success_orientation, "orientation error [deg]")):
+        ax.plot(s["t"], err, lw=1)
+        ax.axhline(tol, ls="--", color="g", lw=1, label="success tolerance")
+        for t in s["t"][1:][np.diff(s["goal_idx"]) != 0]:
+            ax.axvline(t, color="0.6", lw=0.8)
+        ax.set_ylabel(label)
+    axes[0].legend(fontsize=7)
+    axes[1].set_xlabel("time [s] (load odometry stamps; grey: a new goal)")
+    _save(fig, path)
+
+
+def cables(s: dict, mavs: list[str], share: float, slack: np.ndarray, path: Path) -> None:
+    """Estimated cable tensions (load force balance) with slack shaded, and each cable's stretch."""
+    plt = _plt()
+    fig, axes = plt.subplots(2, 1, figsize=(8, 5.5), sharex=True)
+    t = s["t"]
+    for i, m in enumerate(mavs):
+        line, = axes[0].plot(t, s["tension"][:, i], lw=1, label=m)
+        axes[0].fill_between(t, 0, 1, where=slack[:, i], transform=axes[0].get_xaxis_transform(),
+                             color=line.get_color(), alpha=0.15, lw=0)
+        axes[1].plot(t, 1e3 * s["stretch"][:, i], lw=1, label=m)
+    axes[0].axhline(share, ls="--", color="k", lw=1, label="mean share m_L g / N")
+    axes[0].set_ylim(-share, 4 * share)  # off-scale spikes: the force balance on the ground, or a jolt
+    axes[0].set_ylabel("tension, estimated [N]")
+    axes[0].legend(fontsize=7)
+    axes[1].axhline(0, color="k", lw=0.8)
+    axes[1].set_ylabel("stretch: length - rest [mm]")
+    axes[1].set_xlabel("time [s] (shaded: slack)")
+    _save(fig, path)
+
+
+def tracking(s: dict, mavs: list[str], path: Path) -> None:
+    """Each MAV's set-point acceleration against the achieved one, per world axis."""
+    plt = _plt()
+    fig, axes = plt.subplots(3, 1, figsize=(8, 7), sharex=True)
+    for j, axis in enumerate("xyz"):
+        for i, m in enumerate(mavs):
+            line, = axes[j].plot(s["t"], s["acc_mav"][:, i, j], lw=1, label=f"{m} achieved")
+            axes[j].plot(s["t"], s["cmd"][:, i, j], lw=1, ls="--", color=line.get_color(), label=f"{m} set-point")
+        axes[j].set_ylabel(f"a_{axis} [m/s²]")
+    axes[0].legend(fontsize=6, ncol=2)
+    axes[-1].set_xlabel("time [s]")
+    _save(fig, path)

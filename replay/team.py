@@ -69,6 +69,7 @@ class TeamLog:
     load: dict[float, tuple[float, ...]]                    # header stamp -> load odometry (mav_io.WIDTH)
     goal_t: list[float]                                     # log times of the goals
     goals: list[tuple[float, ...]]
+    goal_stamps: list[float]                                # their header stamps (log time when unstamped)
     odom: dict[str, tuple[list[float], list[tuple[float, ...]]]]  # mav -> (sorted stamps, odometry rows)
     setpoints: dict[str, list[tuple[float, float, np.ndarray]]]   # mav -> [(log time, stamp, command (5,))]
     t0: float
@@ -115,8 +116,9 @@ def read_team(bag: Bag, mavs: list[str]) -> TeamLog:
         for t, msg in logged[topics.SETPOINT.path(m)]:
             v = mav_io.setpoint_values(msg)
             setpoints[m].append((t, mav_io.stamp_or(msg, t), np.array(v[:3] + v[3:5])))
-    return TeamLog(mavs, load, [t for t, _ in logged[topics.LOAD_GOAL.path()]],
-                   [mav_io.goal_pose(m) for _, m in logged[topics.LOAD_GOAL.path()]], odom, setpoints,
+    goal_msgs = logged[topics.LOAD_GOAL.path()]
+    return TeamLog(mavs, load, [t for t, _ in goal_msgs], [mav_io.goal_pose(m) for _, m in goal_msgs],
+                   [mav_io.stamp_or(m, t) for t, m in goal_msgs], odom, setpoints,
                    min(t for n in names for t, _ in logged[n][:1]))
 
 

@@ -40,12 +40,14 @@ def test_eval_reruns_policy_and_safety_stage(result):
     assert per["mav_2"]["holds"] >= 1  # the node's own position hold is recognised, not compared
 
 
-def test_eval_cli_table_and_csv(tmp_path, capsys):
-    assert main(["eval", str(BAG), "--policy", str(POLICY), "-o", str(tmp_path), "--fail-above", "1e-5"]) == 0
-    out = capsys.readouterr().out
+def test_eval_table_and_csv(result, tmp_path):
+    from replay.evaluate import format_result, write_outputs
+    out = format_result(result)
     assert "safety stage onboard" in out and "stage steps" in out
+    write_outputs(result, tmp_path)
     rows = list(csv.DictReader((tmp_path / "eval_commands.csv").open()))
     assert {r["mav"] for r in rows} == {"mav_0", "mav_1", "mav_2"}
+    assert len(rows) == sum(v["commands"] for v in result["per_mav"].values())
     assert {"acc_x_logged", "acc_x_rerun", "acc_x_policy", "status"} <= set(rows[0])
 
 
@@ -59,3 +61,24 @@ def test_info_and_csv_on_a_mav_bag(tmp_path, capsys):
     rows = list(csv.DictReader((tmp_path / "sp.csv").open()))
     assert len(rows) == topics["/mav_0/setpoint"]["count"]
     assert min(float(r["points.0.accelerations.0.linear.x"]) for r in rows) == pytest.approx(-2.5)  # the stage's brake
+
+
+def test_report_on_a_mav_bag(tmp_path, capsys):
+    assert main(["report", str(BAG), "-o", str(tmp_path), "--profile", "mav_corl25", "--json"]) == 0
+    s = json.loads(capsys.readouterr().out)
+    assert s["mavs"] == ["mav_0", "mav_1", "mav_2"] and s["samples"] > 50
+    (goal,) = s["goals"]
+    assert goal["position"] == [3.4, 0.0, 1.5] and goal["within_tolerance_at_s"] is None  # held off by the wall
+    assert 0.15 < goal["min_position_error_m"] < 0.4
+    assert s["min_separation"]["distance_m"] > 0.35 and not s["min_separation"]["violated"]
+    share = s["cables"]["mav_0"]["mean_share_n"]
+    assert share == pytest.approx(1.4 * 9.81 / 3)
+    # the estimated tensions carry the load: they sum to about its weight (the cables lean ~20 degrees)
+    total = sum(c["tension_estimate_n"]["mean"] for c in s["cables"].values())
+    assert 3 * share < total < 3 * share / np.cos(np.radians(35))
+    assert all(c["slack_events"] == 0 for c in s["cables"].values())  # taut in flight
+    assert all(v["setpoints"] > 40 for v in s["tracking"].values())
+    for f in ("team_3d.png", "load_error.png", "cables.png", "tracking.png"):
+        assert (tmp_path / f).stat().st_size > 10_000, f
+    assert main(["report", str(BAG), "-o", str(tmp_path), "--profile", "gritsbot_x"]) == 2
+    assert "MAV team's bag" in capsys.readouterr().err
