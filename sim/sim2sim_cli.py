@@ -15,10 +15,15 @@ def build_parser() -> argparse.ArgumentParser:
         "fleet simulator and in pybullet, from the config's starts to its goals (coverage: its landmarks). Prints "
         "per robot: goal reached and when, final goal error (coverage: to the nearest landmark), closest approach, "
         "collisions, boundary exits and the position deviation "
-        "between the engines; writes sim2sim.json and sim2sim.png (both trajectories over the arena)."))
+        "between the engines; writes sim2sim.json and sim2sim.png (both trajectories over the arena). "
+        "A MAV team config (with 'mavs', e.g. launch/cable3.yaml) flies its goal sequence in marlstack's cable "
+        "simulator and in pybullet (sim/pybullet/cable_sim2sim.py): success per goal in each engine and the load-pose "
+        "gap; writes cable_sim2sim.json and cable_sim2sim.png."))
     p.add_argument("--config", type=Path, required=True, help="deployment YAML, e.g. launch/robotarium_nav4.yaml")
     p.add_argument("--policy", type=Path, default=None, help="policy.onnx to run instead of the config's")
-    p.add_argument("--duration", type=float, default=20.0, help="simulated seconds in each engine (default 20)")
+    p.add_argument("--duration", type=float, default=20.0, help="ground fleets: simulated seconds in each engine (default 20)")
+    p.add_argument("--goal-time", type=float, default=None,
+                   help="MAV teams: seconds each goal is flown in each engine (default: the config's goal_timeout_s)")
     p.add_argument("-o", "--out", type=Path, default=Path("out/sim2sim"), help="output directory (default out/sim2sim)")
     p.add_argument("--json", action="store_true", help="print the report as JSON instead of a table")
     return p
@@ -53,6 +58,8 @@ def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     if not args.duration > 0:
         return fail(f"--duration must be > 0 s, got {args.duration}")
+    if args.goal_time is not None and not args.goal_time > 0:
+        return fail(f"--goal-time must be > 0 s, got {args.goal_time}")
     try:
         from sim import sim2sim
     except ImportError as exc:
@@ -74,6 +81,12 @@ def main(argv: list[str]) -> int:
     if not policy.is_file():
         return fail(f"no policy file {policy}: run `make demo` (writes out/demo/policy.onnx) "
                     f"or `marlstack export RUN_DIR -o {policy}`")
+    if hasattr(dep, "mavs"):  # a MAV team carrying a load
+        from sim.pybullet.cable_sim2sim import run_cli
+        try:
+            return run_cli(dep, policy, args.goal_time or dep.goal_timeout_s, args.out, args.json)
+        except PolicyError as exc:
+            return fail(str(exc))
     profile = load_profile(dep.profile)
     steps = sim2sim.num_steps(profile, args.duration)
     with tqdm(total=len(sim2sim.ENGINES) * steps, desc=PROG, unit="step",
