@@ -1,16 +1,21 @@
 """`marlstack bench mav_barrier`: the MAV team's barrier certificate (controllers/mav_barrier.py).
 
-Rows, each against a baseline run in the same process:
-* per call (onboard, numpy, one team): our dual active-set QP vs the same QP solved by cvxopt (the
-  Robotarium's solver) on the same random states; p50 and p99 latency, and the largest difference;
-* batched (training, JAX): safe env-steps/s of `CableEnv(barrier=True)` vs the same env without it;
-* fuzz: random commands on the certificate's model (as tests/controllers/test_mav_barrier.py, 10,000
-  steps × 64 seeds by default): infeasible solves and the smallest margins to the certified values.
+Every row has a baseline measured in the same run:
+* per call (numpy, along the fuzz's closed-loop trajectory, warm-started call by call as a control loop
+  runs it): the onboard stage (`ros_nodes.mav_safety.SafetyStage`: one MAV's QP, the others obstacles)
+  and the whole team's QP, each against the same rows solved by cvxopt (the Robotarium's solver);
+  wall-clock and CPU-time p50 / p99 (issue 14 goal: p99 ≤ 0.3 ms at 3-4 MAVs);
+* batched (JAX): certificate + double-integrator steps/s of the fuzz (the certificate on its own model)
+  against cvxopt one QP at a time, and `CableEnv(barrier=True)` env-steps/s against the same env
+  without it (the cost of safety in training; goal: ≥ 100k safe env-steps/s);
+* fuzz (as tests/controllers/test_mav_barrier.py, 64 seeds × 10,000 steps by default): solves that were
+  not optimal, steps beyond the discretisation allowance, collisions, and the smallest margins.
 """
 from __future__ import annotations
 
 import argparse
 import time
+from typing import Any, Callable
 
 import numpy as np
 
@@ -18,37 +23,106 @@ from bench.report import Row
 
 GOAL_P99_MS = 0.3          # issue 14: per call, 3-4 MAVs
 GOAL_SAFE_STEPS = 100_000  # issue 14: batched safe env-steps/s
+DISCRETE_SLACK = 0.005     # m: how far the 100 Hz zero-order hold may cross the continuous-time barrier
+PARTS = ("latency", "fuzz", "env")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--quick", action="store_true", help="fewer calls and steps (a smoke run)")
+    parser.add_argument("--quick", action="store_true",
+                        help="a smoke run: 4 seeds x 500 fuzz steps, 200 calls, a tiny env batch")
     parser.add_argument("--teams", type=int, nargs="+", default=[3, 4], help="team sizes (default: 3 4)")
+    parser.add_argument("--only", nargs="+", choices=PARTS, default=list(PARTS),
+                        help="latency: the per-call rows (on one seed's trajectory alone; short enough for "
+                             "`chrt -f 10`); fuzz: the batched and fuzz rows; env: the CableEnv rows (slow to compile)")
 
 
-def _states(n: int, count: int, rng: np.random.Generator):
-    for _ in range(count):
-        pos = rng.uniform([-1.0, -1.0, 1.0], [1.0, 1.0, 2.5], (n, 3))
-        yield pos, rng.normal(size=(n, 3)) * 1.5, rng.normal(size=(n, 3)) * 3.0
-
-
-def _cvxopt(spec, pos, vel, nominal):
+def _cvxopt(spec: Any, pos: np.ndarray, vel: np.ndarray, nominal: np.ndarray,
+            controlled: np.ndarray) -> np.ndarray | None:
+    """The same QP as `filter_team` (same rows, same restriction), solved by cvxopt."""
     import cvxopt
-    from controllers.mav_barrier import rows
+
+    from controllers.mav_barrier import restrict, rows
     a, b = rows(spec, pos, vel)
-    n = nominal.size
+    if not controlled.all():
+        a, b = restrict(a, b, controlled, np.zeros_like(pos))
+    q = nominal[controlled].reshape(-1)
     cvxopt.solvers.options["show_progress"] = False
-    sol = cvxopt.solvers.qp(cvxopt.matrix(np.eye(n)), cvxopt.matrix(-nominal.reshape(-1)), cvxopt.matrix(a),
-                            cvxopt.matrix(b))
+    sol = cvxopt.solvers.qp(cvxopt.matrix(np.eye(q.size)), cvxopt.matrix(-q), cvxopt.matrix(a), cvxopt.matrix(b))
     return np.asarray(sol["x"]).reshape(-1, 3) if sol["status"] == "optimal" else None
 
 
-def _latency(fn, states) -> np.ndarray:
-    out = []
-    for s in states:
-        t0 = time.perf_counter()
-        fn(*s)
-        out.append(time.perf_counter() - t0)
-    return np.asarray(out) * 1e3
+def _timed(fn: Callable[[int], Any], count: int) -> tuple[np.ndarray, np.ndarray, list[Any]]:
+    """Wall and CPU (this thread) milliseconds of fn(k) for k < count, and its results."""
+    wall, cpu, out = np.empty(count), np.empty(count), []
+    for k in range(count):
+        t0, c0 = time.perf_counter_ns(), time.thread_time_ns()
+        out.append(fn(k))
+        cpu[k], wall[k] = time.thread_time_ns() - c0, time.perf_counter_ns() - t0
+    return wall / 1e6, cpu / 1e6, out
+
+
+def _per_call_rows(profile: Any, n: int, states: dict, calls: int) -> list[Row]:
+    from controllers.mav_barrier import filter_team, mav_barrier_spec
+    from ros_nodes.mav_safety import SafetyStage
+
+    spec = mav_barrier_spec(profile)
+    pos, vel, nom = (np.asarray(states[k][0, :calls], np.float64) for k in ("pos", "vel", "a_nom"))
+    rows: list[Row] = []
+    mine = np.arange(n) == 0
+    stage = SafetyStage(profile, [f"mav_{i}" for i in range(n)], "mav_0")
+    warm: list[int] = []
+
+    def team(k: int) -> np.ndarray | None:
+        nonlocal warm
+        x, _, warm = filter_team(spec, pos[k], vel[k], nom[k], warm=warm)
+        return x
+
+    cmd = np.concatenate([nom[:, 0], np.zeros((calls, 2))], 1)   # MAV 0's (acceleration, body rates)
+    cases = [("onboard stage (1 MAV's QP)", lambda k: stage.filter(pos[k], vel[k], cmd[k])[0],
+              mine, lambda x: None if x is None else x[:3]),
+             ("team QP", team, np.ones(n, bool), lambda x: x)]
+    for name, ours_fn, controlled, solution in cases:
+        wall, cpu, ours = _timed(ours_fn, calls)
+        b_wall, b_cpu, theirs = _timed(lambda k: _cvxopt(spec, pos[k], vel[k], nom[k], controlled), calls)
+        diffs = [np.abs(solution(x).reshape(-1) - y.reshape(-1)).max() for x, y in zip(ours, theirs)
+                 if x is not None and y is not None]
+        for q in (50, 99):
+            rows.append(Row({"mavs": n, "calls": calls, "percentile": q}, f"{name}: per-call latency p{q}", "ms",
+                            float(np.percentile(wall, q)), float(np.percentile(b_wall, q)), "cvxopt, same QP", False,
+                            {"cpu_ms": round(float(np.percentile(cpu, q)), 4),
+                             "baseline_cpu_ms": round(float(np.percentile(b_cpu, q)), 4),
+                             "goal_p99_ms": GOAL_P99_MS, "max_abs_diff_vs_cvxopt": float(max(diffs, default=np.nan)),
+                             "unsolved": sum(x is None for x in ours)}))
+    return rows
+
+
+def _batched_row(profile: Any, n: int, out: dict, calls: int) -> Row:
+    """The fuzz's throughput against cvxopt one QP at a time on the first `calls` states of seed 0."""
+    from controllers.mav_barrier import mav_barrier_spec
+    spec = mav_barrier_spec(profile)
+    pos, vel, nom = (np.asarray(out[k][0, :calls], np.float64) for k in ("pos", "vel", "a_nom"))
+    wall, _, _ = _timed(lambda k: _cvxopt(spec, pos[k], vel[k], nom[k], np.ones(n, bool)), calls)
+    seeds, steps = out["status"].shape
+    return Row({"mavs": n, "seeds": seeds, "steps": steps}, "certificate + double integrator, batched", "steps/s",
+               float(out["status"].size / out["run_s"]), 1e3 / float(wall.mean()), "cvxopt, one QP at a time", True,
+               {"goal": GOAL_SAFE_STEPS})
+
+
+def _fuzz_row(profile: Any, n: int, out: dict) -> Row:
+    from controllers.mav_barrier import mav_barrier_spec
+    from controllers.mav_barrier_jax import OK
+
+    spec, task = mav_barrier_spec(profile), profile.task
+    sep, box = out["separation"], out["box"]
+    seeds, steps = out["status"].shape
+    collisions = int(((sep + spec.separation) < task.min_mav_distance).sum()
+                     + ((spec.low[2] + box) < task.ground_clearance).sum())
+    beyond = int(((sep < -DISCRETE_SLACK) | (box < -DISCRETE_SLACK)).sum())
+    return Row({"mavs": n, "seeds": seeds, "steps": steps}, "fuzz: solves that were not optimal", "count",
+               float((out["status"] != OK).sum()), None, "", False,
+               {"safe_steps": int(out["status"].size), "collisions": collisions,
+                "steps_beyond_5mm": beyond, "min_separation_margin_m": float(sep.min()),
+                "min_box_margin_m": float(box.min()), "mean_intervention_m_s2": float(out["intervention"].mean())})
 
 
 def _env_rate(barrier: bool, n: int, envs: int, steps: int) -> float:
@@ -76,42 +150,24 @@ def _env_rate(barrier: bool, n: int, envs: int, steps: int) -> float:
 def run(args: argparse.Namespace) -> list[Row]:
     import os
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
-    from controllers.mav_barrier import filter_team, mav_barrier_spec
+    from controllers.mav_barrier_jax import fuzz
     from hardware import load_profile
 
     profile = load_profile("mav_corl25")
-    spec = mav_barrier_spec(profile)
     calls = 200 if args.quick else 2000
+    seeds, steps = (4, 500) if args.quick else (64, 10_000)
+    envs, env_steps = (8, 5) if args.quick else (1024, 50)
     rows: list[Row] = []
     for n in args.teams:
-        states = list(_states(n, calls, np.random.default_rng(n)))
-        ours = _latency(lambda p, v, a: filter_team(spec, p, v, a), states)
-        theirs = _latency(lambda p, v, a: _cvxopt(spec, p, v, a), states)
-        diffs = []
-        for p, v, a in states[:100]:
-            x, _ = filter_team(spec, p, v, a)
-            y = _cvxopt(spec, p, v, a)
-            if x is not None and y is not None:
-                diffs.append(np.abs(x - y).max())
-        params = {"mavs": n, "calls": calls}
-        for q in (50, 99):
-            rows.append(Row({**params, "percentile": q}, f"per-call latency p{q}", "ms", float(np.percentile(ours, q)),
-                            float(np.percentile(theirs, q)), "cvxopt, same QP", False,
-                            {"goal_p99_ms": GOAL_P99_MS, "max_abs_diff_vs_cvxopt": float(max(diffs))}))
-        envs, steps = (64, 50) if args.quick else (256, 200)
-        with_barrier, without = _env_rate(True, n, envs, steps), _env_rate(False, n, envs, steps)
-        rows.append(Row({"mavs": n, "envs": envs}, "safe env-steps/s", "env-steps/s", with_barrier, without,
-                        "the same env without the barrier", True, {"goal": GOAL_SAFE_STEPS}))
-        seeds, fuzz_steps = (8, 500) if args.quick else (64, 10_000)
-        rows.append(_fuzz_row(profile, n, seeds, fuzz_steps))
+        if "latency" in args.only or "fuzz" in args.only:
+            shape = (seeds, max(steps, calls)) if "fuzz" in args.only else (1, calls)
+            out = fuzz(profile, n, *shape, states=True)
+            if "latency" in args.only:
+                rows += _per_call_rows(profile, n, out, calls)
+            if "fuzz" in args.only:
+                rows += [_batched_row(profile, n, out, calls), _fuzz_row(profile, n, out)]
+        if "env" in args.only:
+            with_barrier, without = _env_rate(True, n, envs, env_steps), _env_rate(False, n, envs, env_steps)
+            rows.append(Row({"mavs": n, "envs": envs}, "CableEnv(barrier=True)", "env-steps/s", with_barrier, without,
+                            "the same env without the barrier", True, {"goal": GOAL_SAFE_STEPS}))
     return rows
-
-
-def _fuzz_row(profile, n: int, seeds: int, steps: int) -> Row:
-    from controllers.mav_barrier_jax import OK, fuzz
-    out = fuzz(profile, n, seeds, steps)
-    infeasible = int((out["status"] != OK).sum())
-    return Row({"mavs": n, "seeds": seeds, "steps": steps}, "fuzz: solves that were not optimal", "count",
-               float(infeasible), None, "", False,
-               {"min_separation_margin_m": float(out["separation"].min()), "min_box_margin_m": float(out["box"].min()),
-                "mean_intervention_m_s2": float(out["intervention"].mean())})

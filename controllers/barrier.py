@@ -119,8 +119,9 @@ def _warm_start(a: np.ndarray, b: np.ndarray, uhat: np.ndarray,
 
 def _finish(a: np.ndarray, b: np.ndarray, uhat: np.ndarray, work: list[int], lam: np.ndarray, x: np.ndarray,
             it: int) -> tuple[np.ndarray, str, int, np.ndarray]:
-    """Re-solve the final working set's equality problem exactly, removing update round-off."""
-    if work:
+    """Re-solve the final working set's equality problem exactly, removing update round-off (none when
+    the first iteration found the warm start optimal: its λ came from a direct inverse, not updates)."""
+    if work and it > 1:
         aw = a[work]
         try:
             exact = np.linalg.solve(aw @ aw.T, aw @ uhat - b[work])

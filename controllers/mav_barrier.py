@@ -20,8 +20,9 @@ acceleration. `rows` builds the constraints for both array libraries; `filter_te
 """
 from __future__ import annotations
 
+import functools
 import math
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
@@ -50,8 +51,12 @@ def mav_barrier_spec(profile: Any) -> MavBarrierSpec:
                           math.tan(math.radians(profile.control.max_tilt)), profile.gravity)
 
 
+@functools.lru_cache(maxsize=32)
 def pairs(n: int) -> tuple[np.ndarray, np.ndarray]:
-    return np.triu_indices(n, 1)
+    """Indices (i, j), i < j, of every MAV pair (cached: the onboard filter runs every period)."""
+    iu, ju = np.triu_indices(n, 1)
+    iu.flags.writeable = ju.flags.writeable = False
+    return iu, ju
 
 
 FREE = 1e6  # a lower bound on d̈ that binds nothing
@@ -72,44 +77,61 @@ def _least_ddot(m: Any, d: Any, ddot: Any, brake: float, k: float) -> Any:
 
 
 def rows(spec: MavBarrierSpec, pos: Any, vel: Any) -> tuple[Any, Any]:
-    """(A (M, 3N), b (M,)) with A a ≤ b for the stacked team command a (3N,); rows have unit norm."""
+    """(A (M, 3N), b (M,)) with A a ≤ b for the stacked team command a (3N,); rows have unit norm.
+
+    Order: pairs, lower walls, upper walls (per MAV and axis), then the state-independent limit and
+    tilt rows (`_fixed_rows`, built once per team size)."""
     m = xp(pos, vel)
     n = pos.shape[0]
-    k, brake = spec.gain, BRAKE_SHARE * spec.max_acceleration
-    iu, ju = pairs(n)
-    dp, dv = pos[iu] - pos[ju], vel[iu] - vel[ju]
+    fixed = _fixed_rows(spec, n)
+    cast = lambda x: m.asarray(x, pos.dtype)  # noqa: E731
+    dp, dv = cast(fixed.signs) @ pos, cast(fixed.signs) @ vel   # pᵢ − pⱼ, vᵢ − vⱼ per pair
     r = m.sqrt(m.sum(dp * dp, -1))
-    unit = dp / m.maximum(r, 1e-9)[:, None]
+    safe_r = m.maximum(r, 1e-9)
+    unit = dp / safe_r[:, None]
     rdot = m.sum(unit * dv, -1)
-    curv = (m.sum(dv * dv, -1) - rdot * rdot) / m.maximum(r, 1e-9)  # the part of r̈ not due to the commands
-    # r̈ = curv + unit·(a_i − a_j) ≥ L   ⇔   −unit·a_i + unit·a_j ≤ curv − L
-    pair_a = _scatter(m, m.zeros((iu.size, n, 3), dtype=pos.dtype), iu, ju, -unit)
-    pair_b = curv - _least_ddot(m, r - spec.separation, rdot, brake, k)
-    low, high = m.asarray(spec.low, pos.dtype), m.asarray(spec.high, pos.dtype)
-    # walls per axis: d = p − low (d̈ = a: −a ≤ −L) and d = high − p (d̈ = −a: a ≤ −L)
-    lo_b = -_least_ddot(m, (pos - low).reshape(-1), vel.reshape(-1), brake, k)
-    hi_b = -_least_ddot(m, (high - pos).reshape(-1), -vel.reshape(-1), brake, k)
+    curv = (m.sum(dv * dv, -1) - rdot * rdot) / safe_r  # the part of r̈ not due to the commands
+    # every certified distance at once: pairs r − s; walls per axis p − low (d̈ = a) and high − p (d̈ = −a)
+    walls = cast(fixed.walls)
+    least = _least_ddot(m, m.concatenate([r - spec.separation, walls @ pos.reshape(-1) + cast(fixed.wall_offset)]),
+                        m.concatenate([rdot, walls @ vel.reshape(-1)]), BRAKE_SHARE * spec.max_acceleration, spec.gain)
+    # r̈ = curv + unit·(a_i − a_j) ≥ L   ⇔   −unit·a_i + unit·a_j ≤ curv − L; the row's norm is √2
+    pairs_a = (cast(fixed.pair_coef)[:, :, None] * unit[:, None, :]).reshape(-1, 3 * n)
+    npair = fixed.signs.shape[0]
+    a = m.concatenate([pairs_a, cast(fixed.a)])
+    b = m.concatenate([(curv - least[:npair]) / math.sqrt(2), -least[npair:], cast(fixed.b)])
+    return a, b
+
+
+class _Fixed(NamedTuple):
+    signs: np.ndarray        # (P, N): +1 at i, −1 at j for each pair i < j
+    pair_coef: np.ndarray    # (P, N): −signs / √2, a pair row's coefficient on each MAV's unit vector
+    walls: np.ndarray        # (6N, 3N): wall distances = walls @ p + wall_offset (p − low, then high − p)
+    wall_offset: np.ndarray  # (6N,)
+    a: np.ndarray            # wall rows (−walls), limit rows (I, −I) and tilt rows, unit norm
+    b: np.ndarray            # the limit and tilt rows' bounds
+
+
+@functools.lru_cache(maxsize=32)
+def _fixed_rows(spec: MavBarrierSpec, n: int) -> _Fixed:
+    """What does not depend on the state, built once per team size: the pair signs, the wall maps, the
+    wall rows, the limits |a| ≤ max_acceleration per axis and the tilt planes c·a_xy − tan·a_z ≤ tan·g."""
+    iu, ju = pairs(n)
+    signs = np.eye(n)[iu] - np.eye(n)[ju]
     eye = np.eye(3 * n)
-    lim_b = m.full((3 * n,), spec.max_acceleration, dtype=pos.dtype)
-    # tilt planes per MAV: c·a_xy − tan·a_z ≤ tan·g
+    walls = np.concatenate([eye, -eye])
+    offset = np.concatenate([-np.tile(spec.low, n), np.tile(spec.high, n)])
     tilt = np.zeros((n * 8, n, 3))
     for i in range(n):
         tilt[i * 8:(i + 1) * 8, i, :2] = OCTAGON
         tilt[i * 8:(i + 1) * 8, i, 2] = -spec.tan_tilt
-    tilt_b = m.full((n * 8,), spec.tan_tilt * spec.gravity, dtype=pos.dtype)
-    cast = lambda x: m.asarray(x, pos.dtype)  # noqa: E731
-    a = m.concatenate([pair_a.reshape(iu.size, 3 * n), cast(-eye), cast(eye), cast(eye), cast(-eye),
-                       cast(tilt.reshape(n * 8, 3 * n))])
-    b = m.concatenate([pair_b, lo_b, hi_b, lim_b, lim_b, tilt_b])
-    norm = m.sqrt(m.sum(a * a, -1))
-    return a / norm[:, None], b / norm
-
-
-def _scatter(m: Any, out: Any, iu: np.ndarray, ju: np.ndarray, coef: Any) -> Any:
-    """out[r, iu[r]] = coef[r], out[r, ju[r]] = -coef[r] (one pair per row)."""
-    onehot_i = np.eye(out.shape[1])[iu][:, :, None]
-    onehot_j = np.eye(out.shape[1])[ju][:, :, None]
-    return out + m.asarray(onehot_i - onehot_j, coef.dtype) * coef[:, None, :]
+    norm = math.sqrt(1 + spec.tan_tilt ** 2)
+    a = np.concatenate([-walls, eye, -eye, tilt.reshape(n * 8, 3 * n) / norm])
+    b = np.concatenate([np.full(6 * n, spec.max_acceleration), np.full(n * 8, spec.tan_tilt * spec.gravity / norm)])
+    out = _Fixed(signs, -signs / math.sqrt(2), walls, offset, a, b)
+    for x in out:
+        x.flags.writeable = False
+    return out
 
 
 def barriers(spec: MavBarrierSpec, pos: Any) -> dict[str, Any]:
@@ -122,30 +144,30 @@ def barriers(spec: MavBarrierSpec, pos: Any) -> dict[str, Any]:
     return {"separation": gap, "box": box}
 
 
-def restrict(a: Any, b: Any, n: int, controlled: np.ndarray, others: Any) -> tuple[Any, Any]:
-    """Rows for the controlled MAVs only: the others' accelerations are fixed at `others` (N, 3)
-    (zero for stopped MAVs: obstacles), moved to the right-hand side."""
-    m = xp(a, b)
+def restrict(a: np.ndarray, b: np.ndarray, controlled: np.ndarray, others: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """numpy: the rows for the controlled MAVs only, the others' accelerations fixed at `others` (N, 3)
+    (zero for stopped MAVs: obstacles) and moved to the right-hand side. Rows that only involved fixed
+    MAVs say nothing about the controlled ones and are dropped."""
     cols = np.repeat(controlled, 3)
-    fixed = m.where(m.asarray(np.repeat(~controlled, 3)), others.reshape(-1), 0.0)
-    b = b - a @ fixed
+    b = b - a[:, ~cols] @ others[~controlled].reshape(-1)
     a = a[:, cols]
-    norm = m.sqrt(m.sum(a * a, -1))
-    keep = norm > 1e-9  # rows that only involved fixed MAVs say nothing about the controlled ones
-    safe = m.where(keep, norm, 1.0)
-    return a / safe[:, None], m.where(keep, b / safe, m.maximum(b, 0.0))
+    norm = np.sqrt(np.sum(a * a, -1))
+    keep = norm > 1e-9
+    return a[keep] / norm[keep, None], b[keep] / norm[keep]
 
 
 def filter_team(spec: MavBarrierSpec, pos: np.ndarray, vel: np.ndarray, a_nom: np.ndarray,
                 controlled: np.ndarray | None = None, others: np.ndarray | None = None,
-                max_iter: int = 64) -> tuple[np.ndarray | None, str]:
-    """numpy: the safe accelerations (N, 3) of the controlled MAVs (all by default), or (None, status)
-    when the QP has no solution — the caller then holds (and says so)."""
+                warm: Sequence[int] = (), max_iter: int = 64) -> tuple[np.ndarray | None, str, list[int]]:
+    """numpy: (the safe accelerations (N_controlled, 3) of the controlled MAVs (all by default), or None
+    when the QP has no solution — the caller then holds and says so; the solver's status; the active
+    rows). Passing the previous call's active rows as `warm` (same team and mask) starts the solver
+    there, as the ground filter does: a control loop then needs one or two iterations."""
     from controllers.barrier import solve_qp
     n = pos.shape[0]
     a, b = rows(spec, np.asarray(pos, np.float64), np.asarray(vel, np.float64))
     controlled = np.ones(n, bool) if controlled is None else np.asarray(controlled, bool)
     if not controlled.all():
-        a, b = restrict(a, b, n, controlled, np.zeros((n, 3)) if others is None else np.asarray(others, np.float64))
-    x, status, _, _ = solve_qp(a, b, np.asarray(a_nom, np.float64)[controlled].reshape(-1), max_iter)
-    return (None if x is None else x.reshape(-1, 3)), status
+        a, b = restrict(a, b, controlled, np.zeros((n, 3)) if others is None else np.asarray(others, np.float64))
+    x, status, _, lam = solve_qp(a, b, np.asarray(a_nom, np.float64)[controlled].reshape(-1), max_iter, warm)
+    return (None if x is None else x.reshape(-1, 3)), status, np.flatnonzero(lam > 0).tolist()

@@ -7,6 +7,7 @@ A non-finite input or an infeasible QP yields zero acceleration command for ever
 """
 from __future__ import annotations
 
+import time
 from typing import Any, Callable
 
 import jax
@@ -52,12 +53,13 @@ def mav_barrier(profile: Any, num_mavs: int, max_iter: int | None = None) -> Cal
     return fn
 
 
-
-def fuzz(profile: Any, num_mavs: int, seeds: int, steps: int, active: Any = None, dt: float = 0.01) -> dict:
+def fuzz(profile: Any, num_mavs: int, seeds: int, steps: int, active: Any = None, dt: float = 0.01,
+         states: bool = False) -> dict:
     """The certificate on its own model under random commands: double integrators with a zero-order hold
     at `dt`, starting 0.8 m apart, commanded ±5 m/s² per axis (redrawn on 10 % of the steps) plus a pull
     towards the team's centre; inactive MAVs stay put. Per seed and step: `separation` and `box` margins
-    to the certified values, `status`, `intervention` (mean over MAVs)."""
+    to the certified values, `status`, `intervention` (mean over MAVs); with `states`, also the filter's
+    inputs `pos`, `vel`, `a_nom` (N, 3) each. `run_s`: the wall time of the compiled run (for the bench)."""
     n = num_mavs
     fn = mav_barrier(profile, n)
     grid = jnp.asarray([[0.0, 0.0, 2.0], [0.8, 0.0, 2.0], [0.0, 0.8, 2.0], [0.8, 0.8, 2.0]][:n])
@@ -73,15 +75,21 @@ def fuzz(profile: Any, num_mavs: int, seeds: int, steps: int, active: Any = None
             a_nom = jax.random.uniform(k_a, (n, 3), minval=-5.0, maxval=5.0) + 3.0 * (pos.mean(0) - pos)
             a_nom = jnp.where(jax.random.uniform(k_redraw) < 0.1, a_nom, a_prev)
             a, info = fn(pos, vel, a_nom, act)
+            out = {"separation": info["separation"], "box": info["box"], "status": info["status"],
+                   "intervention": info["intervention"].mean()}
+            if states:
+                out.update(pos=pos, vel=vel, a_nom=a_nom)
             vel = vel + jnp.where(act[:, None], a, 0.0) * dt
-            return (pos + vel * dt, vel, a_nom), {"separation": info["separation"], "box": info["box"],
-                                                 "status": info["status"], "intervention": info["intervention"].mean()}
+            return (pos + vel * dt, vel, a_nom), out
 
         init = (pos0, jnp.zeros((n, 3)), jnp.zeros((n, 3)))
         return jax.lax.scan(step, init, jax.random.split(k1, steps))[1]
 
-    out = jax.jit(jax.vmap(run))(jax.random.split(jax.random.PRNGKey(n), seeds))
-    return {k: np.asarray(v) for k, v in out.items()}
+    keys = jax.random.split(jax.random.PRNGKey(n), seeds)
+    compiled = jax.jit(jax.vmap(run)).lower(keys).compile()
+    t0 = time.perf_counter()
+    out = jax.block_until_ready(compiled(keys))
+    return {"run_s": time.perf_counter() - t0, **{k: np.asarray(v) for k, v in out.items()}}
 
 
 __all__ = ["mav_barrier", "fuzz", "OK", "INFEASIBLE", "NONFINITE", "MAX_ITERATIONS"]

@@ -30,6 +30,7 @@ class SafetyStage:
         self.mine = np.asarray([m == me for m in mavs])
         self.interventions = self.infeasible = 0
         self.max_intervention = 0.0  # m/s²
+        self._warm: list[int] = []     # the previous solve's active rows: the next one starts there
 
     def filter(self, pos: np.ndarray, vel: np.ndarray, cmd: np.ndarray,
                age_s: np.ndarray | None = None) -> tuple[np.ndarray | None, str]:
@@ -46,7 +47,8 @@ class SafetyStage:
         n = pos.shape[0]
         nominal = np.zeros((n, 3))
         nominal[self.mine] = cmd[:3]
-        acc, status = filter_team(self.spec, pos, vel, nominal, controlled=self.mine, others=np.zeros((n, 3)))
+        acc, status, self._warm = filter_team(self.spec, pos, vel, nominal, controlled=self.mine,
+                                              others=np.zeros((n, 3)), warm=self._warm)
         if acc is None:
             self.infeasible += 1
             gaps = np.linalg.norm(pos[~self.mine] - pos[self.mine], axis=-1)

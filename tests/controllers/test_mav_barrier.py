@@ -54,7 +54,7 @@ def test_numpy_and_jax_forms_agree(profile):
     for _ in range(40):
         pos = rng.uniform([-1, -1, 1.5], [1, 1, 2.5], (3, 3))
         vel, nominal = rng.normal(size=(3, 3)) * 1.5, rng.normal(size=(3, 3)) * 3
-        x, status = filter_team(spec, pos, vel, nominal)
+        x, status, _ = filter_team(spec, pos, vel, nominal)
         y, info = fn(jnp.asarray(pos, jnp.float32), jnp.asarray(vel, jnp.float32), jnp.asarray(nominal, jnp.float32))
         assert (status == "optimal") == (int(info["status"]) == OK)
         if x is not None:
