@@ -23,8 +23,6 @@ from typing import Any
 from pymavlink import mavutil
 from pymavlink.dialects.v20 import common as mav
 
-from hardware.frames import flu_to_frd
-
 # PX4: main mode << 16 | AUTO sub mode << 24 (OFFBOARD 6; AUTO 4: TAKEOFF 2, LOITER 3, LAND 6); ArduCopter: GUIDED 4, LAND 9
 MODES = {"px4": {"rate": 6 << 16, "land": (4 << 16) | (6 << 24), "takeoff": (4 << 16) | (2 << 24),
                  "hold": (4 << 16) | (3 << 24)},
@@ -120,7 +118,8 @@ class FakeAutopilot:
             if msg.get_type() == "COMMAND_LONG":
                 self._ack(msg.command, self._handle(msg))
             elif msg.get_type() == "SET_ATTITUDE_TARGET" and self.vehicle is not None:
-                rates = flu_to_frd([msg.body_roll_rate, msg.body_pitch_rate, msg.body_yaw_rate])  # FRD -> FLU
+                # FRD body rates (MAVLink common.xml) -> FLU, written out here rather than taken from the link's code
+                rates = [msg.body_roll_rate, -msg.body_pitch_rate, -msg.body_yaw_rate]
                 self.vehicle.set_rates(rates, msg.thrust * self.vehicle.max_thrust_n)
 
     def _handle(self, cmd: Any) -> int:

@@ -65,3 +65,14 @@ def test_bad_links_fail_in_one_line_naming_the_key(tmp_path, links, needle):
     with pytest.raises(PlanError) as err:
         load_deployment(write(tmp_path, links=links))
     assert needle in str(err.value) and "\n" not in str(err.value), str(err.value)
+
+
+def test_flight_cli_refuses_teams_without_real_mavs_in_one_line(capsys):
+    from marlstack.cli import main as marlstack
+    cases = [(["arm", "--config", str(LAUNCH / "cable3.yaml")], "has no real MAVs"),
+             (["kill", "--config", str(LAUNCH / "cable3_px4.yaml"), "--mavs", "mav_0,mav_9"], "mav_9 not among"),
+             (["land", "--config", str(LAUNCH / "missing.yaml")], "no such deployment config")]
+    for argv, needle in cases:
+        assert marlstack(["flight", *argv]) == 2
+        err = capsys.readouterr().err.strip()
+        assert needle in err and len(err.splitlines()) == 1, err

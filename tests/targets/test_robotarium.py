@@ -6,6 +6,7 @@ steps; `random` and numpy are seeded so its charger poses and deadlock waypoints
 """
 import ast
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ import numpy as np
 import pytest
 
 from marlstack.cli import main as marlstack
+from rps21_env import TRAINED, Rps21Missing, find_wheel
 from sim.fleet import FleetEnv
 from sim.rollout import policy_rollout, start_state
 from targets.robotarium import export_submission, foreign_imports
@@ -93,13 +95,24 @@ def test_cli_refuses_bad_input_in_one_line(nav_policy, tmp_path, capsys):
 
 
 def test_missing_rps_2_1_fails_saying_where_to_get_it(tmp_path):
-    from conftest import find_wheel
-    with pytest.raises(FileNotFoundError, match="need rps 2.1.0.*github.com/robotarium/robotarium_python_simulator"):
+    with pytest.raises(Rps21Missing, match="need rps 2.1.0.*github.com/robotarium/robotarium_python_simulator"):
         find_wheel({}, tmp_path / "no_shared" / "wheels")
 
 
+def test_rps_2_1_tests_fail_rather_than_skip_without_the_wheel(tmp_path):
+    """A clone without ../shared: the rps 2.1.0 tests fail, in one line saying what to do (CI has ../shared)."""
+    (tmp_path / "test_needs_rps.py").write_text("def test_it(rps21):\n    pass\n")
+    for name in ("conftest.py", "rps21_env.py"):
+        (tmp_path / name).write_text((Path(__file__).parent / name).read_text())
+    env = {k: v for k, v in os.environ.items() if k != "MARLSTACK_RPS21_WHEEL"}
+    env["MARLSTACK_RPS21_WHEEL"] = str(tmp_path / "no_such.whl")
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rfs", str(tmp_path)],
+                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    assert proc.returncode == 1 and "1 error" in proc.stdout and "skipped" not in proc.stdout, proc.stdout[-2000:]
+    assert "need rps 2.1.0" in proc.stdout and "Traceback" not in proc.stdout, proc.stdout[-2000:]
+
+
 def test_export_from_the_run_for_six_robots(tmp_path):
-    from conftest import TRAINED
     task = export_submission(TRAINED, tmp_path / "six", num_robots=6, seed=3)
     assert task["num_robots"] == 6 and len(task["initial_conditions"]) == 6 and len(task["goals"]) == 6
     assert task["parity_error"] <= 1e-5
