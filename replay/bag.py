@@ -13,6 +13,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+import numpy as np
 import yaml
 from rosbags.typesys import Stores, get_types_from_idl, get_types_from_msg, get_typestore
 
@@ -120,20 +121,46 @@ class Bag:
                     yield rec
         self._account_losses()
 
-    def _mcap_records(self, path: Path) -> Iterator[Record]:
+    def message_times(self) -> dict[str, np.ndarray]:
+        """Per topic, the log times (ns) of its messages in storage order: a full pass like `records()`
+        (and the same `status`) without the payloads. MCAP chunks come whole from their message indexes."""
+        if self.storage != "mcap":
+            out: dict[str, list[int]] = {}
+            for rec in self.records():
+                out.setdefault(rec.topic, []).append(rec.t_ns)
+            return {k: np.asarray(v, np.int64) for k, v in out.items()}
+        self.status = ReadStatus()
+        parts: dict[str, list[np.ndarray]] = {}
+        for path in self.files:
+            for item in self._mcap_records(path, times=True):
+                topic, t = (item.topic, np.array([item.t_ns], np.int64)) if isinstance(item, Record) else item
+                parts.setdefault(topic, []).append(t)
+                self.status.counts[topic] += len(t)
+        self._account_losses()
+        return {k: np.concatenate(v) for k, v in parts.items()}
+
+    def _mcap_records(self, path: Path, times: bool = False) -> Iterator[Any]:
+        """Records of one MCAP file; with `times`, whole chunks as (topic, log times) instead."""
         schemas: dict[int, mr.Schema] = {}
         channels: dict[int, tuple[str, str]] = {}
         size = path.stat().st_size
         data_end = False
         with path.open("rb") as f:
             try:
-                for rec in mr.walk(f, size):
+                for rec in mr.walk(f, size, times):
                     if type(rec) is mr.Message:  # by far the most frequent record: tested first
                         topic, msgtype = channels.get(rec.channel_id, ("", ""))
                         if not topic:
                             self._warn(f"{path.name}: message on undeclared channel {rec.channel_id} skipped")
                             continue
                         yield Record(topic, msgtype, rec.log_time, rec.data)
+                    elif type(rec) is mr.MessageTimes:
+                        for cid in np.unique(rec.channel_ids):
+                            topic, _ = channels.get(int(cid), ("", ""))
+                            if not topic:
+                                self._warn(f"{path.name}: message on undeclared channel {cid} skipped")
+                                continue
+                            yield topic, rec.log_times[rec.channel_ids == cid]
                     elif isinstance(rec, mr.DataEnd):
                         data_end = True
                     elif isinstance(rec, mr.Schema):

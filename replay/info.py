@@ -53,22 +53,20 @@ def stream_stats(t_ns: np.ndarray) -> tuple[float | None, float | None, list[dic
 
 
 def bag_info(bag: Bag) -> dict[str, Any]:
-    times: dict[str, list[int]] = {}
-    for rec in bag.records():
-        times.setdefault(rec.topic, []).append(rec.t_ns)
+    times = bag.message_times()
     lost = bag.lost()
     for topic, msgtype in sorted(bag.types.items()):
         if not bag.can_decode(msgtype):
             bag.warn_unknown(topic)
     topics = []
     for topic in sorted(set(bag.types) | set(times)):
-        t = np.sort(np.asarray(times.get(topic, []), dtype=np.int64))
+        t = np.sort(times.get(topic, np.zeros(0, np.int64)))
         rate, period, gaps, missing = stream_stats(t)
         topics.append(TopicStats(topic, bag.types.get(topic, ""), len(t),
                                  float(t[0] / 1e9) if len(t) else None, float(t[-1] / 1e9) if len(t) else None,
                                  rate, period, gaps, missing, lost.get(topic, 0)))
-    all_t = [t for ts in times.values() for t in ts]
-    start, end = (min(all_t), max(all_t)) if all_t else (0, 0)
+    nonempty = [t for t in times.values() if len(t)]
+    start, end = (int(min(t.min() for t in nonempty)), int(max(t.max() for t in nonempty))) if nonempty else (0, 0)
     return {
         "bag": str(bag.path),
         "storage": bag.storage,

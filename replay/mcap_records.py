@@ -6,6 +6,13 @@ we walk the records front to back instead, hand out each chunk only once it has 
 decompressed and parsed in full, and stop at the first record that does not add up, saying
 at which byte and why. Only the records replay needs are parsed (schema, channel, message,
 chunk, data end, footer); others are skipped by their length, as the MCAP spec allows.
+
+`walk(..., times=True)` is the fast path for `replay info`, which needs every message's channel and
+log time but not its payload: a chunk followed by its message indexes (every writer we know writes
+them) is handed out as one `MessageTimes` block of arrays. The indexes are trusted only after they are
+checked against the chunk's bytes (each points at a message record of its channel, the records tile
+the chunk, what lies between them parses and holds no other message); else the chunk is walked record
+by record as usual.
 """
 from __future__ import annotations
 
@@ -15,13 +22,15 @@ import zlib
 from dataclasses import dataclass
 from typing import BinaryIO, Iterator
 
+import numpy as np
+
 if sys.version_info >= (3, 14):
     from compression import zstd
 else:
     from backports import zstd
 
 MAGIC = b"\x89MCAP0\r\n"
-SCHEMA, CHANNEL, MESSAGE, CHUNK, DATA_END, FOOTER = 0x03, 0x04, 0x05, 0x06, 0x0F, 0x02
+SCHEMA, CHANNEL, MESSAGE, CHUNK, MESSAGE_INDEX, DATA_END, FOOTER = 0x03, 0x04, 0x05, 0x06, 0x07, 0x0F, 0x02
 KNOWN_OPCODES = frozenset(range(0x01, 0x11))  # 0x80+ are user-defined, 0x00 and 0x11..0x7f are not valid
 MESSAGE_HEAD = struct.Struct("<HIQQ")  # channel id, sequence, log time, publish time
 RECORD_HEAD = struct.Struct("<BQ")  # opcode, body length
@@ -57,6 +66,13 @@ class Message:
     channel_id: int
     log_time: int
     data: bytes
+
+
+@dataclass(frozen=True)
+class MessageTimes:
+    """Every message of one chunk, without payloads: channel ids and log times (ns), in chunk order."""
+    channel_ids: np.ndarray
+    log_times: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -128,8 +144,8 @@ def _decompress(compression: str, data: bytes) -> bytes:
     raise ValueError(f"unsupported chunk compression {compression!r}")
 
 
-def _chunk_records(body: bytes) -> list[Schema | Channel | Message]:
-    """All records of one chunk, or ValueError if any part of it is damaged."""
+def _chunk_data(body: bytes) -> bytes:
+    """A chunk's records, decompressed and checked against its size and CRC (ValueError if damaged)."""
     c = _Cursor(body)
     c.u64(), c.u64()  # message start / end time: recomputed from the messages themselves
     size, crc, compression = c.u64(), c.u32(), c.string()
@@ -138,6 +154,11 @@ def _chunk_records(body: bytes) -> list[Schema | Channel | Message]:
         raise ValueError(f"chunk holds {len(data)} bytes after decompression, header says {size}")
     if crc and zlib.crc32(data) != crc:
         raise ValueError("chunk CRC does not match its contents")
+    return data
+
+
+def _records_in(data: bytes) -> list[Schema | Channel | Message]:
+    """All records of a chunk's data, or ValueError if any part of it is damaged."""
     out, pos, n = [], 0, len(data)
     while pos < n:
         if pos + 9 > n:
@@ -153,30 +174,96 @@ def _chunk_records(body: bytes) -> list[Schema | Channel | Message]:
     return out
 
 
-def walk(f: BinaryIO, size: int) -> Iterator[Schema | Channel | Message | DataEnd]:
+def _chunk_records(body: bytes) -> list[Schema | Channel | Message]:
+    return _records_in(_chunk_data(body))
+
+
+def _message_index(body: bytes) -> tuple[int, np.ndarray] | None:
+    """(channel id, byte offsets of its messages in the chunk) of a message index record; None if damaged."""
+    try:
+        c = _Cursor(body)
+        channel = c.u16()
+        entries = np.frombuffer(c.take(c.u32()), "<u8").reshape(-1, 2)  # (log time, offset) pairs
+    except ValueError:
+        return None
+    return channel, entries[:, 1].astype(np.int64)
+
+
+def _field(buf: np.ndarray, at: np.ndarray, dtype: str) -> np.ndarray:
+    """A little-endian field read at many byte offsets at once."""
+    width = np.dtype(dtype).itemsize
+    return buf[at[:, None] + np.arange(width)].copy().view(dtype).ravel()
+
+
+def _indexed_chunk(body: bytes, indexes: list[tuple[int, np.ndarray]]) -> list | None:
+    """A chunk's non-message records + one MessageTimes, read through its message indexes; None when
+    the indexes do not account for exactly the chunk's messages (then the caller walks it)."""
+    data = _chunk_data(body)
+    if not indexes:
+        return None
+    channels = np.concatenate([np.full(len(o), ch, np.int64) for ch, o in indexes])
+    offsets = np.concatenate([o for _, o in indexes])
+    order = np.argsort(offsets, kind="stable")
+    offsets, channels = offsets[order], channels[order]
+    buf = np.frombuffer(data, np.uint8)
+    n = len(buf)
+    if len(offsets) == 0 or offsets[0] < 0 or offsets[-1] + 9 + MESSAGE_HEAD.size > n:
+        return None
+    if np.any(buf[offsets] != MESSAGE):
+        return None
+    ends = offsets + 9 + _field(buf, offsets + 1, "<u8").astype(np.int64)
+    if np.any(ends > n) or np.any(ends[:-1] > offsets[1:]) or np.any(ends - offsets < 9 + MESSAGE_HEAD.size):
+        return None
+    if np.any(_field(buf, offsets + 9, "<u2") != channels):
+        return None
+    others: list = []
+    starts, stops = np.concatenate([[0], ends]), np.concatenate([offsets, [n]])
+    for a, b in zip(starts[stops > starts], stops[stops > starts]):  # schemas and channels between messages
+        records = _records_in(data[a:b])
+        if any(isinstance(r, Message) for r in records):
+            return None
+        others += records
+    return others + [MessageTimes(channels.astype(np.uint16), _field(buf, offsets + 15, "<u8").astype(np.int64))]
+
+
+def walk(f: BinaryIO, size: int, times: bool = False) -> Iterator[Schema | Channel | Message | MessageTimes | DataEnd]:
     """Yield records in file order; raise McapCorrupt at the first damaged or missing byte.
 
     A clean file ends with a footer and returns normally. A file that simply stops (no
     footer) raises McapCorrupt at the end offset, so the caller can tell "complete" from
-    "recording was cut".
+    "recording was cut". With `times`, a chunk followed by valid message indexes comes as its
+    schemas / channels and one MessageTimes instead of its messages.
     """
     if f.read(len(MAGIC)) != MAGIC:
         raise McapCorrupt(0, "not an MCAP file (bad magic)")
     pos = len(MAGIC)
+    pending: tuple[int, bytes, list] | None = None  # times: a chunk whose message indexes may follow
     while True:
         head = f.read(9)
+        problem, opcode, length = None, None, 0
         if len(head) < 9:
-            raise McapCorrupt(pos, "the file ends here without a footer" if not head
-                              else "the file ends inside a record header")
-        opcode, length = struct.unpack("<BQ", head)
-        if opcode not in KNOWN_OPCODES and opcode < 0x80:
-            raise McapCorrupt(pos, f"invalid record opcode 0x{opcode:02x}")
-        if length > size - pos - 9:
-            raise McapCorrupt(pos, f"record 0x{opcode:02x} of {length} bytes runs past the end of the file "
-                                   f"({size - pos - 9} bytes left)")
+            problem = McapCorrupt(pos, "the file ends here without a footer" if not head
+                                  else "the file ends inside a record header")
+        else:
+            opcode, length = struct.unpack("<BQ", head)
+            if opcode not in KNOWN_OPCODES and opcode < 0x80:
+                problem = McapCorrupt(pos, f"invalid record opcode 0x{opcode:02x}")
+            elif length > size - pos - 9:
+                problem = McapCorrupt(pos, f"record 0x{opcode:02x} of {length} bytes runs past the end of the file "
+                                           f"({size - pos - 9} bytes left)")
+        if pending is not None and (problem is not None or opcode != MESSAGE_INDEX):
+            yield from _flush(*pending)
+            pending = None
+        if problem is not None:
+            raise problem
         body = f.read(length)
         try:
-            if opcode == CHUNK:
+            if opcode == CHUNK and times:
+                pending = (pos, body, [])
+            elif opcode == MESSAGE_INDEX and pending is not None:
+                index = _message_index(body)
+                pending = (pending[0], pending[1], None if index is None or pending[2] is None else pending[2] + [index])
+            elif opcode == CHUNK:
                 yield from _chunk_records(body)
             else:
                 record = _parse(opcode, body)
@@ -187,3 +274,12 @@ def walk(f: BinaryIO, size: int) -> Iterator[Schema | Channel | Message | DataEn
         pos += 9 + length
         if opcode == FOOTER:
             return
+
+
+def _flush(pos: int, body: bytes, indexes: list | None) -> Iterator:
+    """The records of a chunk held back for its message indexes (walked one by one without usable ones)."""
+    try:
+        records = (_indexed_chunk(body, indexes) if indexes else None) or _chunk_records(body)
+    except (ValueError, UnicodeDecodeError, zstd.ZstdError, RuntimeError) as exc:
+        raise McapCorrupt(pos, f"damaged record 0x{CHUNK:02x}: {exc}") from None
+    yield from records

@@ -82,3 +82,30 @@ def test_report_on_a_mav_bag(tmp_path, capsys):
         assert (tmp_path / f).stat().st_size > 10_000, f
     assert main(["report", str(BAG), "-o", str(tmp_path), "--profile", "gritsbot_x"]) == 2
     assert "MAV team's bag" in capsys.readouterr().err
+
+
+def test_message_times_fast_path_agrees_and_distrusts_bad_indexes(tmp_path):
+    from replay import mcap_records as mr
+
+    def times_slow(bag):
+        out = {}
+        for rec in bag.records():
+            out.setdefault(rec.topic, []).append(rec.t_ns)
+        return out
+
+    src = next(BAG.glob("*.mcap"))
+    with src.open("rb") as f:
+        kinds = {type(r).__name__ for r in mr.walk(f, src.stat().st_size, times=True)}
+    assert "MessageTimes" in kinds and "Message" not in kinds  # every chunk came through its indexes
+    expected = times_slow(Bag(BAG))
+    assert {k: v.tolist() for k, v in Bag(BAG).message_times().items()} == expected
+    # a message index pointing one byte off: that chunk is walked record by record, nothing changes
+    data = bytearray(src.read_bytes())
+    pos = len(mr.MAGIC)
+    while data[pos] != mr.MESSAGE_INDEX:
+        pos += 9 + int.from_bytes(data[pos + 1:pos + 9], "little")
+    first_offset = pos + 9 + 2 + 4 + 8  # channel id, byte length, then (log time, offset) pairs
+    data[first_offset:first_offset + 8] = (int.from_bytes(data[first_offset:first_offset + 8], "little") + 1).to_bytes(8, "little")
+    bad = tmp_path / "bad.mcap"
+    bad.write_bytes(bytes(data))
+    assert {k: v.tolist() for k, v in Bag(bad).message_times().items()} == times_slow(Bag(bad)) == expected
