@@ -56,6 +56,7 @@ class MavlinkLink:
         self._last_heartbeat: float | None = None
         self._base_mode = 0
         self._custom_mode = 0
+        self._home_amsl: float | None = None    # home altitude above mean sea level, from GLOBAL_POSITION_INT
         self.sent = {"setpoints": 0, "heartbeats": 0, "poses": 0, "commands": 0}
 
     # --- connection ------------------------------------------------------------------------
@@ -92,8 +93,20 @@ class MavlinkLink:
         self._command(mav.MAV_CMD_COMPONENT_ARM_DISARM, 0, FORCE_DISARM)
 
     def takeoff(self, height_m: float) -> None:
-        """MAV_CMD_NAV_TAKEOFF; param7 is the altitude: relative for ArduPilot, AMSL for PX4 (docs/hardware.md)."""
-        self._command(mav.MAV_CMD_NAV_TAKEOFF, 0, 0, 0, float("nan"), float("nan"), float("nan"), float(height_m))
+        """MAV_CMD_NAV_TAKEOFF to `height_m` above home. PX4 reads param 7 as altitude above mean sea level:
+        home's (GLOBAL_POSITION_INT alt - relative_alt) is added, and without it the take-off is refused
+        (indoors, PX4 has a global position only once its EKF origin is set). ArduCopter takes off only
+        in GUIDED, set here first, and reads param 7 as relative to home."""
+        if self.autopilot == "px4":
+            if self._home_amsl is None:
+                raise RuntimeError(f"{self.url}: PX4 takes MAV_CMD_NAV_TAKEOFF's altitude above mean sea level and sent no "
+                                   f"GLOBAL_POSITION_INT to add the home altitude to: set its EKF origin "
+                                   f"(SET_GPS_GLOBAL_ORIGIN) first")
+            altitude = self._home_amsl + float(height_m)
+        else:
+            self._command(mav.MAV_CMD_DO_SET_MODE, mav.MAV_MODE_FLAG_CUSTOM_MODE_ENABLED, RATE_MODES["ardupilot"][0], 0)
+            altitude = float(height_m)
+        self._command(mav.MAV_CMD_NAV_TAKEOFF, 0, 0, 0, float("nan"), float("nan"), float("nan"), altitude)
 
     def land(self) -> None:
         self._guard.stop()
@@ -164,6 +177,8 @@ class MavlinkLink:
             if kind == "HEARTBEAT" and msg.autopilot != mav.MAV_AUTOPILOT_INVALID:
                 self._last_heartbeat = time.monotonic()
                 self._base_mode, self._custom_mode = msg.base_mode, msg.custom_mode
+            elif kind == "GLOBAL_POSITION_INT":
+                self._home_amsl = (msg.alt - msg.relative_alt) / 1000.0
             elif kind == "COMMAND_ACK":
                 with self._acks:
                     self._ack[msg.command] = msg.result

@@ -5,12 +5,15 @@ receives with its arrival time so the tests can check rates, fields, units and f
   * HEARTBEAT at 10 Hz with its arming state and custom mode (can be paused: link loss);
   * COMMAND_LONG: arm / disarm / force disarm (21196), DO_SET_MODE, NAV_TAKEOFF, NAV_LAND, each
     acknowledged (ACCEPTED or DENIED);
-  * like PX4, it refuses the rate-control mode unless setpoints arrived at >= 2 Hz over the last
-    second, and drops out of it (to its land mode) when they stop for 1 s (PX4's COM_OF_LOSS_T default);
-  * with a `vehicle` (tests/hardware/fake_vehicle.py) it flies it: take-off to param 7's height, then
-    hold (PX4: AUTO.TAKEOFF, then AUTO.LOITER); in the rate mode the setpoints' FRD body rates and
-    normalised thrust (of the vehicle's maximum); land mode descends and disarms on touchdown; force
-    disarm cuts the motors in the air; a plain disarm is refused while airborne.
+  * GLOBAL_POSITION_INT at 10 Hz, home at HOME_AMSL (off: PX4 indoors before its EKF origin is set);
+  * PX4: refuses OFFBOARD unless setpoints arrived at >= 2 Hz over the last second, and drops out of
+    it (to AUTO.LAND) when they stop for 1 s (COM_OF_LOSS_T default); take-off altitude (param 7) AMSL;
+  * ArduCopter: GUIDED whenever asked; take-off only in GUIDED, altitude relative to home; attitude
+    targets in GUIDED fly the vehicle on them, and when they stop for GUID_TIMEOUT (3 s) it holds;
+  * with a `vehicle` (tests/hardware/fake_vehicle.py) it flies it: take-off, then hold (PX4:
+    AUTO.TAKEOFF, then AUTO.LOITER); in rate control the setpoints' FRD body rates and normalised
+    thrust (of the vehicle's maximum); land mode descends and disarms on touchdown; force disarm cuts
+    the motors in the air; a plain disarm is refused while airborne.
 """
 from __future__ import annotations
 
@@ -24,6 +27,8 @@ from pymavlink import mavutil
 from pymavlink.dialects.v20 import common as mav
 
 # PX4: main mode << 16 | AUTO sub mode << 24 (OFFBOARD 6; AUTO 4: TAKEOFF 2, LOITER 3, LAND 6); ArduCopter: GUIDED 4, LAND 9
+HOME_AMSL = 488.0        # m, the fake's home altitude above mean sea level
+GUIDED_TIMEOUT_S = 3.0   # ArduCopter GUID_TIMEOUT default
 MODES = {"px4": {"rate": 6 << 16, "land": (4 << 16) | (6 << 24), "takeoff": (4 << 16) | (2 << 24),
                  "hold": (4 << 16) | (3 << 24)},
          "ardupilot": {"rate": 4, "land": 9, "takeoff": 4, "hold": 4}}
@@ -50,7 +55,8 @@ class FakeAutopilot:
     heartbeats: bool = True
     log: list[Received] = field(default_factory=list)
     vehicle: Any = None          # a fake_vehicle.FakeQuad to fly, or None: protocol only
-    offboard: bool = False       # in the rate mode (ArduCopter takes off in GUIDED too: the mode alone does not say)
+    offboard: bool = False       # flying the companion's rates (ArduCopter takes off in GUIDED too: the mode alone does not say)
+    global_position: bool = True
 
     def __post_init__(self) -> None:
         self.conn = mavutil.mavlink_connection(f"udpin:127.0.0.1:{self.port}", source_system=1, source_component=1)
@@ -83,6 +89,10 @@ class FakeAutopilot:
                 base = mav.MAV_MODE_FLAG_CUSTOM_MODE_ENABLED | (mav.MAV_MODE_FLAG_SAFETY_ARMED if self.armed else 0)
                 kind = mav.MAV_AUTOPILOT_PX4 if self.autopilot == "px4" else mav.MAV_AUTOPILOT_ARDUPILOTMEGA
                 self.conn.mav.heartbeat_send(mav.MAV_TYPE_QUADROTOR, kind, base, self.custom_mode, mav.MAV_STATE_ACTIVE)
+                if self.global_position:
+                    z = float(self.vehicle.state()[0][2]) if self.vehicle is not None else 0.0
+                    self.conn.mav.global_position_int_send(0, 0, 0, round((HOME_AMSL + z) * 1000), round(z * 1000),
+                                                           0, 0, 0, 65535)
             self._watch_setpoints()
             self._watch_vehicle()
 
@@ -91,8 +101,12 @@ class FakeAutopilot:
         return [r.time for r in self.received("SET_ATTITUDE_TARGET") if now - r.time <= within]
 
     def _watch_setpoints(self) -> None:
-        if self.offboard and not self._setpoint_times(1.0):
+        if self.offboard and self.autopilot == "px4" and not self._setpoint_times(1.0):
             self._set_mode("land")  # PX4: offboard lost -> failsafe
+        elif self.offboard and not self._setpoint_times(GUIDED_TIMEOUT_S):
+            self.offboard = False   # ArduCopter: guided attitude targets timed out -> hold
+            if self.vehicle is not None:
+                self.vehicle.set_mode("hold")
 
     def _watch_vehicle(self) -> None:
         v = self.vehicle
@@ -117,10 +131,14 @@ class FakeAutopilot:
                 self.log.append(Received(time.monotonic(), msg))
             if msg.get_type() == "COMMAND_LONG":
                 self._ack(msg.command, self._handle(msg))
-            elif msg.get_type() == "SET_ATTITUDE_TARGET" and self.vehicle is not None:
-                # FRD body rates (MAVLink common.xml) -> FLU, written out here rather than taken from the link's code
-                rates = [msg.body_roll_rate, -msg.body_pitch_rate, -msg.body_yaw_rate]
-                self.vehicle.set_rates(rates, msg.thrust * self.vehicle.max_thrust_n)
+            elif msg.get_type() == "SET_ATTITUDE_TARGET":
+                if self.vehicle is not None:
+                    # FRD body rates (MAVLink common.xml) -> FLU, written out here rather than taken from the link's code
+                    rates = [msg.body_roll_rate, -msg.body_pitch_rate, -msg.body_yaw_rate]
+                    self.vehicle.set_rates(rates, msg.thrust * self.vehicle.max_thrust_n)
+                guided = self.autopilot == "ardupilot" and self.custom_mode == MODES["ardupilot"]["rate"]
+                if guided and self.armed and not self.offboard and (self.vehicle is None or self.vehicle.airborne):
+                    self._set_mode("rate")   # ArduCopter flies guided attitude targets as they come
 
     def _handle(self, cmd: Any) -> int:
         ok, denied = mav.MAV_RESULT_ACCEPTED, mav.MAV_RESULT_DENIED
@@ -136,7 +154,10 @@ class FakeAutopilot:
                 return denied  # a plain disarm in flight is refused, as by the firmware
             return ok
         if cmd.command == mav.MAV_CMD_DO_SET_MODE:
-            if cmd.param2 == (6 if self.autopilot == "px4" else 4):
+            if self.autopilot == "ardupilot" and cmd.param2 == 4:
+                self.custom_mode = 4   # GUIDED: the vehicle keeps doing what it does until a target or take-off comes
+                return ok
+            if self.autopilot == "px4" and cmd.param2 == 6:
                 if len(self._setpoint_times(1.0)) < 2:
                     return denied  # PX4: no offboard without a setpoint stream
                 self._set_mode("rate")
@@ -146,9 +167,9 @@ class FakeAutopilot:
             self._set_mode("land")
             return ok
         if cmd.command == mav.MAV_CMD_NAV_TAKEOFF:
-            if not self.armed:
-                return denied
-            self._set_mode("takeoff", cmd.param7)   # the home altitude is 0: relative and AMSL agree here
+            if not self.armed or (self.autopilot == "ardupilot" and self.custom_mode != 4):
+                return denied   # ArduCopter: take-off only in GUIDED
+            self._set_mode("takeoff", cmd.param7 - HOME_AMSL if self.autopilot == "px4" else cmd.param7)
             return ok
         return mav.MAV_RESULT_UNSUPPORTED
 

@@ -150,3 +150,33 @@ def test_no_autopilot_is_a_clear_error():
     link = MavlinkLink(f"udpout:127.0.0.1:{free_udp_port()}", LIMITS)
     with pytest.raises(ConnectionError, match="no autopilot heartbeat"):
         link.connect(timeout_s=0.5)
+
+
+def test_takeoff_altitude_px4_amsl_ardupilot_guided_and_relative(pair):
+    from fake_autopilot import HOME_AMSL
+    fake, link = pair
+    wait_for(lambda: fake.received("HEARTBEAT") and link._home_amsl is not None)
+    link.arm()
+    link.takeoff(1.5)
+    cmds = fake.commands()
+    takeoff = next(c for c in cmds if c.command == mav.MAV_CMD_NAV_TAKEOFF)
+    if fake.autopilot == "px4":   # param 7 above mean sea level: home's altitude from GLOBAL_POSITION_INT + 1.5 m
+        assert takeoff.param7 == pytest.approx(HOME_AMSL + 1.5) and fake.custom_mode == MODES["px4"]["takeoff"]
+    else:                         # ArduCopter: GUIDED first, then param 7 relative to home
+        modes = [c for c in cmds if c.command == mav.MAV_CMD_DO_SET_MODE]
+        assert modes and modes[0].param2 == 4 and cmds.index(modes[0]) < cmds.index(takeoff)
+        assert takeoff.param7 == pytest.approx(1.5)
+
+
+def test_px4_without_a_global_position_refuses_takeoff_saying_why():
+    fake = FakeAutopilot(global_position=False)
+    link = MavlinkLink(fake.url, LIMITS)
+    try:
+        link.connect(timeout_s=5.0)
+        link.arm()
+        with pytest.raises(RuntimeError, match="above mean sea level.*EKF origin"):
+            link.takeoff(1.0)
+        assert not any(c.command == mav.MAV_CMD_NAV_TAKEOFF for c in fake.commands())
+    finally:
+        link.close()
+        fake.close()
