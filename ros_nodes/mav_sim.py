@@ -10,7 +10,14 @@ in training: the ROS boundary carries only the ~100 Hz set-points. Per MAV the f
 - `descend`: after `hold_s` of hold, a bounded-rate descent (`descent_rate`) until it touches down;
 - `landed`: idle thrust (the controller's floor of 0.1 g), never a motor cut while the load hangs on it;
   also entered from `fly` when the MAV is on the ground and its set-point pushes down (land detector).
-A fresh set-point returns a holding MAV to `fly`; `land()` sends every MAV down together (end of mission).
+- `takeoff` (a mission starting on the ground, `Takeoff`): the MAVs stand on the ground around the load
+  with slack cables, each below its place in the resting hover over the start; the firmware climbs each
+  one vertically (rate-bounded, its ground spot held sideways) to that place, so the cables tighten
+  together and the load lifts level; once the load is within `handover_m` of the start the MAVs fly
+  their set-points (`airborne`). Set-points are ignored until then (the policy never saw the ground).
+A fresh set-point returns a holding MAV to `fly`; `land()` sends every MAV down together (end of mission):
+all descend at the bounded rate over where they are, so the load, hanging below, touches down first
+and the MAVs then land beside it on slack cables.
 
 Ground (not in the training physics): after each period the load and the MAVs are kept at or above
 `task.ground_clearance`; what reaches it stops (velocity and load rates zeroed). A projection, not a
@@ -26,8 +33,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-FLY, HOLD, DESCEND, LANDED = "fly", "hold", "descend", "landed"
-DAMPING = 2.0  # 1/s: velocity damping of the hold and descent references
+FLY, HOLD, DESCEND, LANDED, TAKEOFF = "fly", "hold", "descend", "landed", "takeoff"
+DAMPING = 2.0  # 1/s: velocity damping of the hold, descent and climb references
+CLIMB_GAIN = 2.0  # 1/s: climb velocity reference per metre below the hover place (then rate-bounded)
+SPOT_GAIN = 2.0   # 1/s²: sideways pull back to the ground spot during the climb
 
 
 @dataclass
@@ -39,33 +48,55 @@ class Failsafe:
 
 
 @dataclass
+class Takeoff:
+    """A mission that starts on the ground (deployment YAML `takeoff:`)."""
+    climb_rate: float = 0.5      # m/s, the firmware's bounded climb
+    handover_m: float = 0.1      # the set-points take over once the load is this close to the start
+
+
+@dataclass
 class GoalRecord:
-    """Per goal of the mission: errors over time and the success rule (inside the tolerance, held)."""
+    """Per goal of the mission: errors over time, the success rule (inside the tolerance, held, before any
+    crash: `CableEnv.terminated`, as in evaluation) and the team's margins while it was flown."""
     pos: tuple[float, ...]
     quat: tuple[float, ...]
     start_s: float
+    scored: bool = True          # False: a waypoint of the mission (reported, not counted in the success rate)
     errors: list[tuple[float, float, float]] = field(default_factory=list)  # (t, position m, orientation deg)
     success_at_s: float | None = None
     inside_since: float | None = None
+    crashed_at_s: float | None = None
+    min_separation: float = math.inf
+    slack_events: int = 0
+    max_tilt_deg: float = 0.0
 
 
 class TeamSim:
-    """N MAVs and the load at rest in hover with the load at `start`; advance with `step(cmds, fresh)`."""
+    """N MAVs and the load at rest in hover with the load at `start` (with `takeoff`: on the ground below it);
+    advance with `step()`, feed set-points with `setpoint()`."""
 
     def __init__(self, profile: str, num_mavs: int, start: tuple[float, float, float], failsafe: Failsafe,
-                 cable_model: str | None = None):
+                 cable_model: str | None = None, takeoff: Takeoff | None = None):
         from sim.cable.env import CableEnv
         self.env = CableEnv(profile, num_agents=num_mavs, task="hover", cable_model=cable_model)
-        self.profile, self.n, self.failsafe = self.env.profile, num_mavs, failsafe
+        self.profile, self.n, self.failsafe, self.takeoff = self.env.profile, num_mavs, failsafe, takeoff
         state = self.env.reset(jax.random.PRNGKey(0))[1]
         shift = jnp.asarray(start, jnp.float32) - state.bodies.load_pos
         b = state.bodies
+        self.start = np.asarray(start, np.float64)
+        self.places = np.asarray(b.pos + shift, np.float64)  # each MAV's place in the resting hover over the start
         self.state = state.replace(bodies=b.replace(pos=b.pos + shift, load_pos=b.load_pos + shift),
                                    goal_pos=b.load_pos + shift)
+        if takeoff is not None:
+            self.state = self._on_the_ground(self.state)
         self.dt = self.env.dt
         self._step = jax.jit(self.env.step_physics)
         self._step(self.state, jnp.zeros((num_mavs, 5), jnp.float32))  # compile now, not in the first period
-        self.mode = [FLY] * num_mavs
+        self._crashed = jax.jit(self.env.terminated)
+        self._crashed(self.state)
+        self.mode = [FLY if takeoff is None else TAKEOFF] * num_mavs
+        self.airborne_at: float | None = None if takeoff is not None else 0.0
+        self.load_down_at: float | None = None
         self.events: list[tuple[float, int, str]] = []  # (time, MAV, new mode): every failsafe transition
         self.stale_since = [0.0] * num_mavs
         self.t = 0.0
@@ -82,13 +113,34 @@ class TeamSim:
         self.landing = False
         self.failed_at: tuple[float, int] | None = None
 
+    def _on_the_ground(self, state):
+        """The team at rest on the ground: each MAV level below its hover place, idling at its own weight's
+        thrust, the load under the start, every cable slack."""
+        from controllers import quadrotor
+        floor, n, q = self.profile.task.ground_clearance, self.n, self.profile.quadrotor
+        b = state.bodies
+        pos = b.pos.at[:, 2].set(floor)
+        thrust = jnp.full((n, 4), q.mass * self.profile.gravity / 4, jnp.float32)
+        zeros = jnp.zeros((n, 3), jnp.float32)
+        level = jnp.tile(jnp.asarray([1.0, 0.0, 0.0, 0.0], jnp.float32), (n, 1))
+        bodies = b.replace(pos=pos, vel=zeros, quat=level, omega=zeros, thrust=thrust,
+                           load_pos=b.load_pos.at[2].set(floor), load_vel=jnp.zeros(3), load_omega=jnp.zeros(3),
+                           load_quat=jnp.asarray([1.0, 0.0, 0.0, 0.0], jnp.float32))
+        return state.replace(bodies=bodies, ctrl=quadrotor.init_state(zeros, zeros, thrust),
+                             tension=jnp.zeros(n), min_tension=jnp.zeros(n))
+
+    @property
+    def airborne(self) -> bool:
+        """The take-off is over (or there was none): the set-points fly."""
+        return self.airborne_at is not None
+
     # ---- inputs -----------------------------------------------------------------------------------
     def setpoint(self, i: int, cmd: np.ndarray, t: float) -> None:
         """A set-point for MAV i arrived at time t (s since release)."""
         self.cmd[i], self.last_cmd_t[i] = cmd, t
 
-    def set_goal(self, pos: tuple[float, ...], quat_wxyz: tuple[float, ...]) -> None:
-        self.goals.append(GoalRecord(tuple(pos), tuple(quat_wxyz), self.t))
+    def set_goal(self, pos: tuple[float, ...], quat_wxyz: tuple[float, ...], scored: bool = True) -> None:
+        self.goals.append(GoalRecord(tuple(pos), tuple(quat_wxyz), self.t, scored))
         self.state = self.state.replace(goal_pos=jnp.asarray(pos, jnp.float32), goal_quat=jnp.asarray(quat_wxyz, jnp.float32))
 
     def fail(self, i: int) -> None:
@@ -113,6 +165,11 @@ class TeamSim:
             fresh = t - self.last_cmd_t[i] <= fs.max_age_s
             if self.mode[i] == LANDED:
                 out[i, 2] = -lim[2]
+                continue
+            if self.mode[i] == TAKEOFF:
+                climb = np.clip(CLIMB_GAIN * (self.places[i, 2] - pos[i, 2]), -fs.descent_rate, self.takeoff.climb_rate)
+                out[i, :2] = -SPOT_GAIN * (pos[i, :2] - self.places[i, :2]) - DAMPING * vel[i, :2]
+                out[i, 2] = -DAMPING * (vel[i, 2] - climb)
                 continue
             if fresh and not self.landing:
                 self.mode[i] = FLY
@@ -139,6 +196,10 @@ class TeamSim:
         self._ground()
         self.t += self.dt
         self._measure()
+        if not self.airborne and np.linalg.norm(np.asarray(self.state.bodies.load_pos) - self.start) <= self.takeoff.handover_m:
+            self.airborne_at = round(self.t, 3)
+            self.mode = [FLY if m == TAKEOFF else m for m in self.mode]
+            self.events += [(self.airborne_at, i, FLY) for i in range(self.n)]
 
     def _ground(self) -> None:
         b, floor = self.state.bodies, self.profile.task.ground_clearance
@@ -147,7 +208,9 @@ class TeamSim:
         if not (load_down or mav_down.any()):
             return
         if load_down:
-            self.touchdown_speed = max(self.touchdown_speed, float(-b.load_vel[2]))
+            if self.landing and self.load_down_at is None:
+                self.load_down_at = round(self.t + self.dt, 3)
+            self.touchdown_speed = max(self.touchdown_speed, float(-b.load_vel[2])) if self.airborne else 0.0
             b = b.replace(load_pos=b.load_pos.at[2].set(floor), load_vel=jnp.zeros(3), load_omega=jnp.zeros(3))
         if mav_down.any():
             down = jnp.asarray(mav_down)[:, None]
@@ -160,13 +223,23 @@ class TeamSim:
         b, tension = jax.device_get((self.state.bodies, self.state.tension))
         pos = np.asarray(b.pos, np.float64)
         iu, ju = np.triu_indices(self.n, 1)
-        self.min_separation = min(self.min_separation, float(np.min(np.linalg.norm(pos[iu] - pos[ju], axis=-1))))
+        separation = float(np.min(np.linalg.norm(pos[iu] - pos[ju], axis=-1)))
+        self.min_separation = min(self.min_separation, separation)
         q = np.asarray(b.quat, np.float64)  # w x y z: body z's world z component is 1 - 2 (x² + y²)
         cos_tilt = np.clip(1 - 2 * (q[:, 1] ** 2 + q[:, 2] ** 2), -1, 1)
-        self.max_tilt_deg = max(self.max_tilt_deg, float(np.degrees(np.max(np.arccos(cos_tilt)))))
+        tilt = float(np.degrees(np.max(np.arccos(cos_tilt))))
+        self.max_tilt_deg = max(self.max_tilt_deg, tilt)
         slack = tension <= 0.0
-        self.slack_events += int(np.sum(slack & ~self._slack))
+        new_slack = int(np.sum(slack & ~self._slack)) if self.airborne else 0  # cables start slack on the ground
+        self.slack_events += new_slack
         self._slack = slack
+        goal = self.goals[-1] if self.goals and not self.landing else None
+        if goal is not None:
+            goal.min_separation = min(goal.min_separation, separation)
+            goal.slack_events += new_slack
+            goal.max_tilt_deg = max(goal.max_tilt_deg, tilt)
+            if goal.crashed_at_s is None and goal.success_at_s is None and bool(self._crashed(self.state)):
+                goal.crashed_at_s = round(self.t - goal.start_s, 3)
         loaded = tension > 0
         if loaded.any():
             self.min_rotor_sum_loaded = min(self.min_rotor_sum_loaded, float(np.min(np.asarray(b.thrust).sum(-1)[loaded])))
@@ -200,7 +273,10 @@ class TeamSim:
         for g in self.goals:
             errs = np.asarray([e[1:] for e in g.errors]) if g.errors else np.zeros((0, 2))
             goals.append({"goal_pos": list(g.pos), "goal_quat_wxyz": list(g.quat), "start_s": round(g.start_s, 3),
-                          "success": g.success_at_s is not None, "success_after_s": g.success_at_s,
+                          "scored": g.scored, "success": g.success_at_s is not None and g.crashed_at_s is None,
+                          "success_after_s": g.success_at_s,
+                          "crashed_after_s": g.crashed_at_s, "min_mav_separation_m": round(g.min_separation, 4),
+                          "slack_events": g.slack_events, "max_tilt_deg": round(g.max_tilt_deg, 2),
                           "final_position_error_m": round(float(errs[-1, 0]), 4) if len(errs) else None,
                           "final_orientation_error_deg": round(float(errs[-1, 1]), 3) if len(errs) else None,
                           "min_position_error_m": round(float(errs[:, 0].min()), 4) if len(errs) else None,
@@ -209,6 +285,8 @@ class TeamSim:
                 "mav_separation_limit_m": self.profile.task.min_mav_distance,
                 "separation_violated": self.min_separation < self.profile.task.min_mav_distance,
                 "slack_events": self.slack_events, "max_tilt_deg": round(self.max_tilt_deg, 2),
-                "modes": list(self.mode), "mode_changes": [list(e) for e in self.events[-50:]], "landed": self.landed_at is not None, "landed_at_s": self.landed_at,
+                "modes": list(self.mode), "mode_changes": [list(e) for e in self.events[-50:]],
+                "took_off": self.takeoff is not None, "airborne_at_s": self.airborne_at,
+                "landed": self.landed_at is not None, "landed_at_s": self.landed_at, "load_down_at_s": self.load_down_at,
                 "load_touchdown_speed_mps": round(self.touchdown_speed, 3), "failed_mav": self.failed_at,
                 "min_rotor_thrust_sum_with_load_n": round(self.min_rotor_sum_loaded, 4)}

@@ -4,9 +4,12 @@ Every policy period (100 Hz for mav_corl25) it applies each MAV's latest `setpoi
 vehicle's simulated flight controller (INDI / rate loop, mixer and motors at the physics rate, with
 the failsafes of `mav_sim.TeamSim`), and publishes each MAV's `odom` and `imu` and the load's
 `/load/odom` at their configured rates with Gaussian noise, a fixed latency and random drops (the
-deployment YAML's `sensors:`). It flies the mission: the latched `/load/goal` steps through the
-goal sequence (next goal once the current one is held `task.success_hold` s, or after
-`goal_timeout_s`), then every MAV lands. Fault injection: `blind_mav`'s odometry stops for
+deployment YAML's `sensors:`). It flies the mission: with `takeoff_climb_rate` > 0 the team starts
+on the ground beside the load and the firmware climbs until the load hangs at the start (the first goal
+is published at once, so the policy nodes are running when the set-points take over); then the latched
+`/load/goal` steps through the goal sequence (next goal once the current one is held
+`task.success_hold` s, or after `goal_timeout_s`; goals with `scored` 0 are waypoints), then every
+MAV lands. Fault injection: `blind_mav`'s odometry stops for
 `blind_for_s` from `blind_at_s` (its policy node cannot fly; the firmware holds, then descends);
 `fail_mav` loses all thrust at `fail_at_s` and its cable is released (the environment's failure mode).
 
@@ -46,7 +49,7 @@ def quat_from_rpy(roll: float, pitch: float, yaw: float) -> tuple[float, float, 
 def make_node():
     from rclpy.node import Node
 
-    from ros_nodes.mav_sim import LANDED, Failsafe, TeamSim
+    from ros_nodes.mav_sim import LANDED, Failsafe, Takeoff, TeamSim
 
     class MavSimNode(Node):
         def __init__(self) -> None:
@@ -56,6 +59,9 @@ def make_node():
             profile = p("profile", "mav_corl25", "MAV team profile")
             start = list(p("start", [0.0, 0.0, 1.5], "load start position [x, y, z] (the team starts in hover)"))
             goals = list(p("goals", [0.0], "goal sequence, flat [x, y, z, roll, pitch, yaw (deg)] per goal"))
+            scored = list(p("scored", [1], "per goal 1 (counted in the success rate) or 0 (a waypoint); [1]: all"))
+            climb = p("takeoff_climb_rate", 0.0, "take off from the ground at this climb rate, m/s (0: start in hover)",
+                      0.0, 2.0)
             self.goal_timeout = p("goal_timeout_s", 15.0, "move on to the next goal after this long", 0.1, 3600.0)
             periods = p("watchdog_periods", 3.0, "a set-point older than this many periods is stale", 1.0, 100.0)
             fs = Failsafe(hold_s=p("failsafe_hold_s", 2.0, "level hover this long before descending", 0.0, 60.0),
@@ -76,20 +82,22 @@ def make_node():
             self.need_load = p("load_subscribers", 0, "... /load/odom and /load/goal this many", 0, 10_000)
             self.need_setpoint = p("setpoint_publishers", 0, "... each setpoint this many writers", 0, 10_000)
             n = len(self.mavs)
-            if not n or not all(self.mavs) or len(start) != 3 or len(goals) % 6 or not goals:
-                raise StartError(f"parameters: 'mavs' must name the team, 'start' be [x, y, z] and 'goals' 6 numbers "
-                                 f"per goal (got {len(goals)})")
+            if not n or not all(self.mavs) or len(start) != 3 or len(goals) % 6 or not goals \
+                    or len(scored) not in (1, len(goals) // 6):
+                raise StartError(f"parameters: 'mavs' must name the team, 'start' be [x, y, z], 'goals' 6 numbers "
+                                 f"per goal (got {len(goals)}) and 'scored' one flag per goal")
             if self.fail_mav and self.fail_mav not in self.mavs:
                 raise StartError(f"parameter 'fail_mav' = {self.fail_mav!r} is not one of {self.mavs}")
             if self.blind and self.blind not in self.mavs:
                 raise StartError(f"parameter 'blind_mav' = {self.blind!r} is not one of {self.mavs}")
             try:
-                self.sim = TeamSim(profile, n, tuple(start), fs)
+                self.sim = TeamSim(profile, n, tuple(start), fs, takeoff=Takeoff(climb_rate=climb) if climb else None)
             except Exception as exc:  # profile or team-size errors: one line
                 raise StartError(str(exc)) from None
             fs.max_age_s = periods * self.sim.dt
             self.goal_list = [(tuple(g[:3]), quat_from_rpy(*(math.radians(v) for v in g[3:])))
                               for g in np.asarray(goals, float).reshape(-1, 6).tolist()]
+            self.scored = [bool(v) for v in (scored * len(self.goal_list) if len(scored) == 1 else scored)]
             self.goal_index = -1
             self.rng = np.random.default_rng(seed)
             self.summary_path = Path(summary) if summary else None
@@ -153,7 +161,8 @@ def make_node():
                 self.sim.land()
                 return
             pos, quat = self.goal_list[self.goal_index]
-            self.sim.set_goal(pos, quat)
+            if self.sim.airborne:  # during a take-off the goal's clock starts at the hand-over
+                self.sim.set_goal(pos, quat, self.scored[self.goal_index])
             self.goal_pub.publish(mav_io.pose_msg(pos, quat, ros_now(self)))
 
         def _on_timer(self) -> None:
@@ -174,6 +183,9 @@ def make_node():
                 self.get_logger().warning(f"fault injection: {self.fail_mav} lost all thrust at {self.sim.t:.2f} s")
             self.sim.step()
             self.ticks += 1
+            if self.sim.airborne and not self.sim.goals:
+                self.sim.set_goal(*self.goal_list[0], self.scored[0])
+                self.get_logger().info(f"airborne after {self.sim.t:.2f} s: the set-points fly")
             goal = self.sim.goals[-1] if self.sim.goals and not self.sim.landing else None
             if goal is not None and (goal.success_at_s is not None or self.sim.t - goal.start_s >= self.goal_timeout):
                 self._next_goal()

@@ -12,9 +12,11 @@ robot kinds alike (NodeSpec, PlanError, path rules and number checks are plan.py
     safety: {mode: onboard}        # optional; each policy node filters its set-point through the barrier
                                    # certificate (ros_nodes/mav_safety.py); mode "off" (a bare off reads as false) flies without
     mavs: [mav_0, mav_1, mav_2]    # agent order of the policy; the profile needs an attachment layout for this size
-    start: [0.0, 0.0, 1.5]         # load position at the start (the team starts in hover)
+    start: [0.0, 0.0, 1.5]         # load position at the start (the team starts in hover there, or lifts it there)
+    takeoff: {climb_rate: 0.5}     # optional: start on the ground beside the load, slack cables, and climb (m/s)
     goals:                         # the mission, in order; each held success_hold s (or goal_timeout_s), then land
       - {position: [0.5, 0.0, 1.6], rpy_deg: [0, 0, 30]}
+      - {position: [0.0, 0.0, 1.5], scored: false}  # a waypoint: flown and reported, not in the success rate
     goal_timeout_s: 15             # optional
     failsafe: {hold_s: 2.0, descent_rate: 0.3}      # optional, the flight controllers' (see ros_nodes/mav_sim.py)
     sensors: {odom_rate_hz: 100, imu_rate_hz: 100, load_rate_hz: 100, latency_s: 0.0, drop_fraction: 0.0,
@@ -35,7 +37,8 @@ from ros_nodes.mav_safety import MODES as SAFETY_MODES
 from ros_nodes.plan import NAME, NodeSpec, _fail, _number_list, _resolve
 
 KNOWN = {"name", "profile", "scenario", "policy", "rate_hz", "watchdog_periods", "safety", "mavs", "start", "goals",
-         "goal_timeout_s", "failsafe", "sensors", "sim", "links"}
+         "goal_timeout_s", "failsafe", "sensors", "sim", "links", "takeoff"}
+TAKEOFF = {"climb_rate": (0.5, 0.05, 2.0)}
 FAILSAFE = {"hold_s": (2.0, 0.0, 60.0), "descent_rate": (0.3, 0.05, 2.0)}
 SENSORS = {"odom_rate_hz": (100.0, 1.0, 1000.0), "imu_rate_hz": (100.0, 1.0, 1000.0), "load_rate_hz": (100.0, 1.0, 1000.0),
            "latency_s": (0.0, 0.0, 1.0), "drop_fraction": (0.0, 0.0, 0.99)}
@@ -58,6 +61,8 @@ class TeamDeployment:
     start: tuple[float, float, float]
     goals: tuple[tuple[float, ...], ...]     # (x, y, z, roll, pitch, yaw [deg])
     goal_timeout_s: float
+    scored: tuple[bool, ...] = ()            # per goal: counted in the success rate (False: a waypoint)
+    climb_rate: float = 0.0                  # take-off climb rate (m/s); 0: the team starts in hover
     failsafe: Mapping[str, float] = field(default_factory=dict)
     sensors: Mapping[str, float] = field(default_factory=dict)  # incl. noise_<kind>
     seed: int = 0
@@ -130,13 +135,17 @@ def load_team(path: Path, data: Mapping[str, Any]) -> TeamDeployment:
         raise _fail(where, "key 'goals' must be a non-empty list of {position: [x, y, z], rpy_deg: [r, p, y]}")
     parsed = []
     for i, g in enumerate(goals):
-        if not isinstance(g, Mapping) or set(g) - {"position", "rpy_deg"} or "position" not in g:
-            raise _fail(where, f"key 'goals[{i}]' must be a mapping with position [x, y, z] and optional rpy_deg [r, p, y]")
+        if not isinstance(g, Mapping) or set(g) - {"position", "rpy_deg", "scored"} or "position" not in g \
+                or not isinstance(g.get("scored", True), bool):
+            raise _fail(where, f"key 'goals[{i}]' must be a mapping with position [x, y, z] and optional rpy_deg [r, p, y] "
+                               f"and scored (true/false)")
         pos = inside(_number_list(g["position"], 3, where, f"goals[{i}].position"), f"goals[{i}].position")
         rpy = _number_list(g.get("rpy_deg", [0, 0, 0]), 3, where, f"goals[{i}].rpy_deg")
         if max(abs(rpy[0]), abs(rpy[1])) > profile.task.goal_tilt_range:
             raise _fail(where, f"key 'goals[{i}].rpy_deg': roll/pitch beyond the trained ±{profile.task.goal_tilt_range}°")
         parsed.append(pos + rpy)
+    takeoff = {} if data.get("takeoff") is True else data.get("takeoff")
+    climb = _numbers(takeoff, TAKEOFF, where, "takeoff")["climb_rate"] if takeoff not in (None, False) else 0.0
     timeout = data.get("goal_timeout_s", 15.0)
     if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not 0.1 <= timeout <= 3600:
         raise _fail(where, f"key 'goal_timeout_s' must be a number in [0.1, 3600] s, got {timeout!r}")
@@ -156,6 +165,7 @@ def load_team(path: Path, data: Mapping[str, Any]) -> TeamDeployment:
                           scenario=str(data.get("scenario", "cable")), policy=_resolve(path, str(data["policy"])),
                           rate_hz=float(rate), watchdog_periods=float(periods), safety=mode, mavs=tuple(mavs), start=start,
                           goals=tuple(parsed), goal_timeout_s=float(timeout),
+                          scored=tuple(bool(g.get("scored", True)) for g in goals), climb_rate=climb,
                           failsafe=_numbers(data.get("failsafe"), FAILSAFE, where, "failsafe"), sensors=sensors, seed=seed,
                           fault=fault, links=load_links(data.get("links"), mavs, where))
 
@@ -172,6 +182,7 @@ def team_plan(dep: TeamDeployment, sitl: bool = False, record: str | Path | None
         specs.append(NodeSpec("mav_sim_node", "mav_sim", "/", {
             "profile": dep.profile, "mavs": mavs, "watchdog_periods": dep.watchdog_periods, "seed": dep.seed,
             "start": list(dep.start), "goals": [v for g in dep.goals for v in g], "goal_timeout_s": dep.goal_timeout_s,
+            "scored": [int(v) for v in dep.scored] or [1], "takeoff_climb_rate": dep.climb_rate,
             **{f"failsafe_{k}": v for k, v in dep.failsafe.items()},
             **dep.sensors, **dep.fault,
             "summary_path": str(summary_path or ""), "odom_subscribers": len(mavs) + bool(record),

@@ -75,6 +75,7 @@ def test_team_plan_from_cable3_and_clear_errors(tmp_path):
     assert [s.executable for s in specs] == ["mav_sim_node"] + ["mav_policy_node"] * 3 + ["recorder_node"]
     assert specs[1].parameters["mav"] == "mav_0" and specs[1].namespace == "/mav_0"
     assert len(specs[0].parameters["goals"]) == 6 * len(dep.goals)
+    assert specs[0].parameters["takeoff_climb_rate"] == 0.5 and specs[0].parameters["scored"] == [1] * len(dep.goals)
     assert "/load/odom" in specs[-1].parameters["topics"] and "/mav_2/setpoint" in specs[-1].parameters["topics"]
     cf = load_deployment(CABLE3.with_name("cable3_crazyflie.yaml"))  # the Crazyflie-class team
     assert cf.profile == "crazyflie_team" and cf.mavs == ("cf_0", "cf_1", "cf_2") and cf.rate_hz == 100.0
@@ -83,11 +84,18 @@ def test_team_plan_from_cable3_and_clear_errors(tmp_path):
     for old, new, match in [("profile: mav_corl25", "profile: gritsbot_x", "needs a 'mav_team' profile"),
                             ("mavs: [mav_0, mav_1, mav_2]", "mavs: [mav_0, mav_1]", "no attachment layout for 2"),
                             ("start: [0.0, 0.0, 1.5]", "start: [0.0, 0.0, 9.5]", "outside the workspace"),
-                            ("hold_s: 2.0", "hold_s: -1", "failsafe.hold_s")]:
+                            ("hold_s: 2.0", "hold_s: -1", "failsafe.hold_s"),
+                            ("climb_rate: 0.5", "climb_rate: 9", "takeoff.climb_rate"),
+                            ("rpy_deg: [0, 0, 0]}", "rpy_deg: [0, 0, 0], scored: 1}", "scored \\(true/false\\)")]:
         bad.write_text(text.replace(old, new))
         with pytest.raises(PlanError, match=match) as err:
             load_deployment(bad)
         assert "\n" not in str(err.value) and str(bad) in str(err.value)
+    bad.write_text(text.replace("takeoff: {climb_rate: 0.5}", "takeoff: true").replace(
+        "rpy_deg: [0, 0, 0]}", "rpy_deg: [0, 0, 0], scored: false}"))
+    waypoint = load_deployment(bad)  # take-off at the default climb rate; the first goal a waypoint
+    assert waypoint.climb_rate == 0.5 and waypoint.scored == (False, True, True)
+    assert fleet_plan(waypoint, sitl=True)[0].parameters["scored"] == [0, 1, 1]
 
 
 def test_a_silent_or_falling_teammate_is_lost_and_the_landing_comes_down_level():
@@ -103,3 +111,27 @@ def test_a_silent_or_falling_teammate_is_lost_and_the_landing_comes_down_level()
     assert down[0] < 0 and down[1] == 0 and down[2] == pytest.approx(-0.9) and not down[3:].any()
     steady = mav_io.land_command(np.zeros(3), np.array([0.0, 0.0, -0.3]), np.zeros(3), 0.3, LIMIT)
     np.testing.assert_allclose(steady, 0.0, atol=1e-12)  # descending at the rate: nothing more to do
+
+
+def test_sitl_vs_jax_missions_fly_the_evaluation_goals_with_level_waypoints_between(tmp_path):
+    import yaml
+
+    from ros_nodes.mav_compare import mission, quat_to_rpy_deg, totals
+    from ros_nodes.mav_sim_node import quat_from_rpy
+    q = quat_from_rpy(math.radians(30), math.radians(-20), math.radians(120))
+    assert quat_to_rpy_deg(np.asarray(q)) == pytest.approx([30, -20, 120])
+    eps = {"start": np.array([[0.1, 0.2, 1.4], [-0.2, 0.0, 1.6]]), "goal_pos": np.array([[0.5, 0.5, 1.5], [0.0, -0.5, 1.2]]),
+           "goal_quat": np.array([quat_from_rpy(0.0, math.radians(45.0000001), 1.0), [1.0, 0.0, 0.0, 0.0]])}
+    base = yaml.safe_load(CABLE3.read_text())
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump(mission(base, eps, [0, 1], 20.0, 45.0, seed=3)))
+    dep = load_deployment(config)  # the tilt at the limit after float round-off is accepted
+    assert dep.start == pytest.approx((0.1, 0.2, 1.4)) and dep.seed == 3 and dep.goal_timeout_s == 20.0
+    assert dep.scored == (True, False, True)
+    np.testing.assert_allclose([g[:3] for g in dep.goals], [[0.5, 0.5, 1.5], [-0.2, 0.0, 1.6], [0.0, -0.5, 1.2]])
+    rows = [{"sitl_success": [True, False], "jax_success": [True, True], "separation_violated": False,
+             "min_mav_separation_m": 0.5}, {"sitl_success": [True, True], "jax_success": [True, True],
+                                            "separation_violated": True, "min_mav_separation_m": 0.3}]
+    t = totals(rows)
+    assert t["gap_points"] == -25.0 and t["same_outcome_goals"] == 3 and t["mav_mav_violations"] == 1
+    assert t["sitl_median_per_run"] == 0.75 and t["min_mav_separation_m"] == 0.3

@@ -2,8 +2,10 @@
 
 The policy is an untrained residual `cable` run exported through `marlstack export` (the residual is
 near zero, so the classical controller inside the graph flies): the chain, not a trained policy, is
-under test. One goal, then landing; mav_1's odometry drops out for 0.3 s (its policy node trips, its
-flight controller holds, then it flies on). `replay eval` then re-runs the policy on the logged inputs.
+under test. Take-off from the ground with slack cables (the firmware lifts the load to the start), one
+goal, then landing (the load set down first); mav_1's odometry drops out for 0.3 s during the goal (its
+policy node trips, its flight controller holds, then it flies on). `replay eval` then re-runs the
+policy on the logged inputs.
 """
 import numpy as np
 import yaml
@@ -16,15 +18,15 @@ from ros_fixtures import REPO, sitl
 from rosbags.rosbag2 import Reader
 
 
-def test_three_mavs_reach_the_goal_ride_out_a_blind_spell_land_and_record(tmp_path):
+def test_three_mavs_take_off_reach_the_goal_ride_out_a_blind_spell_land_and_record(tmp_path):
     from policies.export import export
     run = write_untrained_run(tmp_path / "run", {"scenario": "cable", "num_seeds": 1, "hidden_sizes": [32, 32],
                                            "env_kwargs": {"residual": 0.2}})  # no training shield: a faster init
     export(run, tmp_path / "cable.onnx")
     data = yaml.safe_load((REPO / "launch" / "cable3.yaml").read_text())
     data.update(policy=str(tmp_path / "cable.onnx"), goals=[{"position": [0.3, 0.0, 1.5], "rpy_deg": [0, 0, 20]}],
-                goal_timeout_s=8, failsafe={"hold_s": 0.5, "descent_rate": 1.0},
-                sim={"seed": 0, "blind_mav": "mav_1", "blind_at_s": 0.5, "blind_for_s": 0.3})
+                goal_timeout_s=8, failsafe={"hold_s": 0.5, "descent_rate": 1.0}, takeoff={"climb_rate": 1.0},
+                sim={"seed": 0, "blind_mav": "mav_1", "blind_at_s": 5.0, "blind_for_s": 0.3})
     config = tmp_path / "cable3.yaml"
     config.write_text(yaml.safe_dump(data))
     bag = tmp_path / "cable.mcap"
@@ -33,7 +35,11 @@ def test_three_mavs_reach_the_goal_ride_out_a_blind_spell_land_and_record(tmp_pa
     team = report["team"]
     (goal,) = team["goals"]
     assert goal["success"] and goal["success_after_s"] < 8, goal
+    assert team["took_off"] and 1.5 < team["airborne_at_s"] < 5.0, team["airborne_at_s"]  # lifted from the ground
+    assert [[0, "fly"], [1, "fly"], [2, "fly"]] == [e[1:] for e in team["mode_changes"][:3]]  # take-off -> set-points
+    assert goal["slack_events"] == 0 and goal["min_mav_separation_m"] > 0.35                  # taut while flying
     assert team["landed"] and team["modes"] == ["landed"] * 3
+    assert team["load_down_at_s"] < team["landed_at_s"]                                     # the load set down first
     assert not team["separation_violated"] and team["max_tilt_deg"] < 45  # the controller's tilt limit (mav_corl25)
     assert [1, "hold"] in [e[1:] for e in team["mode_changes"]]           # mav_1's flight controller held
     assert report["robots"]["mav_1"]["watchdog_stops"] >= 1                # its policy node said why

@@ -1,0 +1,170 @@
+"""`marlstack sitl --config TEAM.yaml --runs 10 --compare-jax RUN`: the MAV team in SITL against the JAX
+evaluation of the same policy on the same goals.
+
+The goals are `marlstack eval RUN`'s own episodes (eval seed `--eval-seed`, `--episodes` of them, the
+run's best seed, which is what `marlstack export` ships): run r flies episodes r·G … r·G+G−1
+(G = `--goals-per-run`). Each run is one SITL mission over real DDS from the team config: take off
+(when the config says so) and lift the load to the first episode's start, fly its goal, fly to the
+next episode's start (a waypoint, level, not scored), its goal, … then land; every goal gets the
+evaluation's episode length as its time-out, and the same success rule (0.1 m and 10° held 1 s,
+before any crash of `CableEnv.terminated`). Sensor noise is drawn with seed r. The JAX side is
+`policies.evaluate_cable.rollouts` on exactly those episodes: the same numbers `marlstack eval`
+reports per episode. What differs is only the road: the ONNX graph, onboard decentralised barrier,
+sensing noise and delays, DDS and the asynchronous nodes, starts reached to within the tolerance.
+SITL tooling: imports JAX.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+
+def quat_to_rpy_deg(q: np.ndarray) -> list[float]:
+    """Z-Y-X Euler angles (deg) of a (w, x, y, z) quaternion: the inverse of `mav_sim_node.quat_from_rpy`."""
+    w, x, y, z = (float(v) for v in q)
+    roll = math.atan2(2 * (w * x + y * z), 1 - 2 * (x * x + y * y))
+    pitch = math.asin(max(-1.0, min(1.0, 2 * (w * y - z * x))))
+    yaw = math.atan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))
+    return [math.degrees(a) for a in (roll, pitch, yaw)]
+
+
+def episodes(model: str, count: int, seed: int) -> tuple[dict, dict[str, np.ndarray]]:
+    """The evaluation's episodes (start load position, goal pose) and the JAX outcome of each, for the best seed."""
+    import jax
+
+    from policies.checkpoint import load_policy
+    from policies.evaluate import agent_actions
+    from policies.evaluate_cable import _env, rollouts
+
+    policy = load_policy(model)
+    env = _env(policy, None)
+    states = jax.vmap(env.reset)(jax.random.split(jax.random.PRNGKey(seed), count))[1]
+    starts = np.asarray(states.bodies.load_pos, np.float64)
+    goals = np.asarray(states.goal_pos, np.float64), np.asarray(states.goal_quat, np.float64)
+
+    def act(params, obs, state):
+        return agent_actions(policy, obs[None], None)[0][0]
+
+    outcome = rollouts(env, act, count, seed)
+    meta = {"model": str(model), "run_id": policy.run_id, "policy_seed_index": policy.seed_index, "eval_seed": seed,
+            "episodes": count, "episode_seconds": env.max_steps * env.dt, "tilt_limit_deg": env.profile.task.goal_tilt_range}
+    return meta, {"start": starts, "goal_pos": goals[0], "goal_quat": goals[1], **outcome}
+
+
+def cached_episodes(out: Path, model: str, count: int, seed: int) -> tuple[dict, dict[str, np.ndarray]]:
+    """`episodes`, kept in `out` (the JAX evaluation takes minutes on a 2-core CPU); recomputed when the
+    checkpoint, the seed or the count differ."""
+    from policies.checkpoint import load_policy
+    key = {"model": str(model), "run_id": load_policy(model).run_id, "eval_seed": seed, "episodes": count}
+    meta_path, data_path = out / "jax_episodes.json", out / "jax_episodes.npz"
+    if meta_path.exists() and data_path.exists():
+        meta = json.loads(meta_path.read_text())
+        if {k: meta.get(k) for k in key} == key:
+            with np.load(data_path) as data:
+                return meta, dict(data)
+    meta, eps = episodes(model, count, seed)
+    np.savez(data_path, **eps)
+    meta_path.write_text(json.dumps(meta))
+    return meta, eps
+
+
+def mission(base: dict, eps: dict[str, np.ndarray], idx: list[int], timeout_s: float, tilt_limit: float,
+            seed: int) -> dict:
+    """The team config for one run: the base config with the episodes' starts (waypoints) and goals."""
+    goals = []
+    for k, i in enumerate(idx):
+        if k:  # to the next episode's start, level, as the evaluation's team starts at rest
+            goals.append({"position": [round(float(v), 4) for v in eps["start"][i]], "scored": False})
+        rpy = quat_to_rpy_deg(eps["goal_quat"][i])
+        rpy[:2] = [max(-tilt_limit, min(tilt_limit, v)) for v in rpy[:2]]  # float round-off at the limit
+        goals.append({"position": [round(float(v), 4) for v in eps["goal_pos"][i]], "rpy_deg": [round(v, 3) for v in rpy]})
+    sim = {**(base.get("sim") or {}), "seed": seed}
+    return {**base, "start": [round(float(v), 4) for v in eps["start"][idx[0]]], "goals": goals,
+            "goal_timeout_s": timeout_s, "sim": sim}
+
+
+def main(config: Path, args: argparse.Namespace) -> int:
+    """Every run, its SITL and JAX success per goal, and the totals; exit 1 when a run failed to run."""
+    from ros_nodes.plan import PlanError, load_deployment
+    from ros_nodes.sitl import SitlError, run
+
+    from ros_nodes.team_plan import TeamDeployment
+    if not isinstance(load_deployment(config), TeamDeployment) or min(args.runs, args.goals_per_run) < 1:
+        print(f"marlstack sitl: --compare-jax needs a MAV team config (a 'mavs:' list; {config} has none) and "
+              f"--runs / --goals-per-run of at least 1")
+        return 2
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    base = yaml.safe_load(config.read_text())
+    policy = (config.parent / str(base["policy"])).resolve()
+    base["policy"] = str(policy)
+    g, runs = args.goals_per_run, args.runs
+    meta, eps = cached_episodes(out, args.compare_jax, max(args.episodes, g * runs), args.eval_seed)
+    rows, failures = [], []
+    for r in range(runs):
+        idx = list(range(r * g, (r + 1) * g))
+        path = out / f"run_{r}.yaml"
+        path.write_text(yaml.safe_dump(mission(base, eps, idx, meta["episode_seconds"], meta["tilt_limit_deg"], r),
+                                       sort_keys=False))
+        try:
+            dep = load_deployment(path)
+            longest = 30.0 + (2 * g - 1) * meta["episode_seconds"]  # take-off, every goal and waypoint timed out, landing
+            report = run(dep, argparse.Namespace(duration=max(args.duration, longest), until_goals=True, drop_poses=0.0,
+                                                 logdir=str(out / f"run_{r}_logs")), None)
+        except (PlanError, SitlError) as exc:
+            report = {"ok": False, "error": str(exc), "team": None}
+        team = report.get("team") or {}
+        scored = [x for x in team.get("goals", []) if x["scored"]]
+        sitl = [bool(x["success"]) for x in scored] + [False] * (g - len(scored))  # goals never reached count as failed
+        row = {"run": r, "episodes": idx, "ok": report["ok"], "error": report.get("error"),
+               "sitl_success": sitl, "sitl_crashed": [x["crashed_after_s"] is not None for x in scored],
+               "jax_success": [bool(eps["success"][i]) for i in idx], "jax_crashed": [bool(eps["crashed"][i]) for i in idx],
+               "min_mav_separation_m": team.get("min_mav_separation_m"), "separation_violated": team.get("separation_violated"),
+               "max_tilt_deg": team.get("max_tilt_deg"), "landed": team.get("landed"),
+               "success_after_s": [x["success_after_s"] for x in scored]}
+        rows.append(row)
+        if not report["ok"]:
+            failures.append(f"run {r}: {report['error']}")
+        print(format_row(row), flush=True)
+        (out / "compare.json").write_text(json.dumps({**meta, "goals_per_run": g, "runs": rows}, indent=1))
+    print(format_totals(rows, meta))
+    for f in failures:
+        print(f"marlstack sitl: {f}")
+    return 1 if failures else 0
+
+
+def format_row(row: dict) -> str:
+    flag = lambda xs: "".join("1" if x else "0" for x in xs)  # noqa: E731
+    return (f"run {row['run']:>2}  episodes {row['episodes'][0]}-{row['episodes'][-1]}  SITL {flag(row['sitl_success'])} "
+            f"({sum(row['sitl_success'])}/{len(row['sitl_success'])}, crashes {sum(row['sitl_crashed'])})  "
+            f"JAX {flag(row['jax_success'])} ({sum(row['jax_success'])}/{len(row['jax_success'])}, crashes "
+            f"{sum(row['jax_crashed'])})  min separation {row['min_mav_separation_m']} m  max tilt {row['max_tilt_deg']} deg"
+            f"  landed {row['landed']}{'' if row['ok'] else '  RUN FAILED'}")
+
+
+def totals(rows: list[dict]) -> dict:
+    per_run = lambda key: [float(np.mean(r[key])) for r in rows]  # noqa: E731
+    sitl, jax_ = [x for r in rows for x in r["sitl_success"]], [x for r in rows for x in r["jax_success"]]
+    return {"goals": len(sitl), "sitl_success_rate": float(np.mean(sitl)), "jax_success_rate": float(np.mean(jax_)),
+            "gap_points": round(100 * (float(np.mean(sitl)) - float(np.mean(jax_))), 1),
+            "sitl_median_per_run": float(np.median(per_run("sitl_success"))),
+            "jax_median_per_run": float(np.median(per_run("jax_success"))),
+            "same_outcome_goals": sum(a == b for r in rows for a, b in zip(r["sitl_success"], r["jax_success"])),
+            "mav_mav_violations": sum(bool(r["separation_violated"]) for r in rows),
+            "min_mav_separation_m": min((r["min_mav_separation_m"] for r in rows if r["min_mav_separation_m"] is not None),
+                                        default=None)}
+
+
+def format_totals(rows: list[dict], meta: dict) -> str:
+    t = totals(rows)
+    return (f"== {len(rows)} runs, {t['goals']} goals (marlstack eval {meta['model']} episodes, eval seed {meta['eval_seed']}, "
+            f"policy seed {meta['policy_seed_index']}) ==\n"
+            f"success: SITL {t['sitl_success_rate']:.3f}, JAX {t['jax_success_rate']:.3f} (gap {t['gap_points']:+.1f} points; "
+            f"goal within 5); median per run: SITL {t['sitl_median_per_run']:.3f}, JAX {t['jax_median_per_run']:.3f}\n"
+            f"same outcome on {t['same_outcome_goals']} of {t['goals']} goals; runs with a MAV-MAV separation violation: "
+            f"{t['mav_mav_violations']} (goal 0), smallest separation {t['min_mav_separation_m']} m")
