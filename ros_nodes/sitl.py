@@ -46,11 +46,19 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--until-goals", action="store_true", help="stop early, once every robot has reached its goal (coverage: every landmark is covered; a MAV team: the mission flown and landed)")
     p.add_argument("--record", metavar="BAG", help="record a rosbag2 bag (MCAP storage) to this new directory, e.g. out/run.mcap")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--plot", metavar="PNG", help="a MAV team: draw the mission's load errors per goal to this PNG")
     p.add_argument("--logdir", help="where node logs and the sim summary go (default: a new temp dir)")
     p.add_argument("--drop-poses", type=float, default=0.0, metavar="FRACTION",
                    help="fault injection: the sim node drops this fraction of pose messages")
     p.add_argument("--no-isolate", action="store_true",
                    help="do not re-run inside a loopback-only network namespace (DDS still uses LOCALHOST discovery)")
+    c = p.add_argument_group("MAV team vs its JAX evaluation (ros_nodes/mav_compare.py)")
+    c.add_argument("--compare-jax", metavar="RUN", help="fly `marlstack eval RUN`'s episodes in SITL and print both successes")
+    c.add_argument("--runs", type=int, default=10, help="SITL missions, each with its own noise seed (default 10)")
+    c.add_argument("--goals-per-run", type=int, default=3, help="evaluation episodes per mission (default 3)")
+    c.add_argument("--eval-seed", type=int, default=0, help="the evaluation's seed (default 0, as marlstack eval)")
+    c.add_argument("--episodes", type=int, default=256, help="the evaluation's episode count (default 256, as marlstack eval)")
+    c.add_argument("--out", default="out/sitl_compare", help="missions, logs and compare.json (default out/sitl_compare)")
     return p
 
 
@@ -83,11 +91,17 @@ def main(argv: list[str]) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):  # Ctrl-C / kill reach the run inside the namespace
             signal.signal(sig, lambda signum, _: child.poll() is None and child.send_signal(signal.SIGINT))
         return child.wait()
+    if args.compare_jax:
+        from ros_nodes.mav_compare import main as compare
+        return compare(dep.path, args)
     try:
         report = run(dep, args, record)
     except SitlError as exc:
         print(f"marlstack sitl: {exc}", file=sys.stderr)
         return 1
+    if args.plot and report.get("team"):
+        from ros_nodes.mav_plot import plot_mission
+        plot_mission(report["team"], Path(args.plot))
     print(json.dumps(report, indent=2) if args.json else format_report(report))
     if not report["ok"]:
         print(f"marlstack sitl: FAILED: {report['error']}", file=sys.stderr)
@@ -244,15 +258,22 @@ def format_team_report(report: dict) -> str:
     """A MAV team's mission: per goal the load's errors and success, then separation, slack, tilt, landing."""
     t, lat = report["team"], report["latency_ms"]
     out = [f"== marlstack sitl: {report['num_robots']} MAVs, {t['sim_time_s']} s simulated ==",
-           "goal  position [m]       quaternion wxyz            success  after_s  final_err_m  final_err_deg  min_err_m"]
+           "goal  position [m]       quaternion wxyz            success  after_s  final_err_m  final_err_deg  min_err_m  "
+           "min_sep_m  slack  max_tilt"]
     for i, g in enumerate(t["goals"]):
-        out.append(f"{i:<5} {str([round(v, 2) for v in g['goal_pos']]):<16} {str([round(v, 3) for v in g['goal_quat_wxyz']]):<26} "
-                   f"{'yes' if g['success'] else 'no':<8} {g['success_after_s'] if g['success'] else '-':<8} "
-                   f"{g['final_position_error_m']!s:<12} {g['final_orientation_error_deg']!s:<14} {g['min_position_error_m']}")
+        name = f"{i}" if g.get("scored", True) else f"{i} wp"  # a waypoint: not in the success rate
+        ok = "yes" if g["success"] else ("crash" if g.get("crashed_after_s") is not None else "no")
+        out.append(f"{name:<5} {str([round(v, 2) for v in g['goal_pos']]):<16} {str([round(v, 3) for v in g['goal_quat_wxyz']]):<26} "
+                   f"{ok:<8} {g['success_after_s'] if g['success'] else '-':<8} "
+                   f"{g['final_position_error_m']!s:<12} {g['final_orientation_error_deg']!s:<14} {g['min_position_error_m']!s:<10} "
+                   f"{g.get('min_mav_separation_m', '-')!s:<10} {g.get('slack_events', '-')!s:<6} {g.get('max_tilt_deg', '-')}")
+    if t.get("took_off"):
+        out.append(f"took off from the ground: airborne (load at the start, set-points flying) at {t['airborne_at_s']} s")
     out.append(f"min MAV separation {t['min_mav_separation_m']} m (limit {t['mav_separation_limit_m']} m), "
                f"cable-slack events {t['slack_events']}, max tilt {t['max_tilt_deg']} deg")
     out.append(f"landed: {'yes, at ' + str(t['landed_at_s']) + ' s' if t['landed'] else 'no'} "
-               f"(load touch-down {t['load_touchdown_speed_mps']} m/s); flight-controller modes {t['modes']}")
+               f"(load set down at {t.get('load_down_at_s')} s, {t['load_touchdown_speed_mps']} m/s); "
+               f"flight-controller modes {t['modes']}")
     stops = {m: (r["watchdog_stops"], r["hold_steps"]) for m, r in report["robots"].items()}
     out.append(f"policy-node watchdog stops / hold steps per MAV: {stops}")
     certified = {m: (r.get("safety_interventions", 0), r.get("safety_infeasible", 0)) for m, r in report["robots"].items()}
