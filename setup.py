@@ -36,6 +36,7 @@ NODES = {
     "mav_sim_node": "ros_nodes.mav_sim_node:main",
     "hardware_adapter_node": "ros_nodes.hardware_adapter_node:main",
     "flight_link_node": "ros_nodes.flight_link_node:main",
+    "mocap_odom_node": "ros_nodes.mocap_odom_node:main",
 }
 
 setup(
