@@ -56,7 +56,8 @@ def main(argv: list[str]) -> int:
     except PlanError as exc:
         print(f"marlstack flight: {exc}", file=sys.stderr)
         return 2
-    real = list(getattr(dep, "links", {}) or {})
+    from ros_nodes.link_plan import real_mavs
+    real = real_mavs(getattr(dep, "links", {}) or {})
     if not real:
         print(f"marlstack flight: {args.config} has no real MAVs (a MAV team with a 'links' section; docs/hardware.md)",
               file=sys.stderr)

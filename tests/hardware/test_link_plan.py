@@ -22,6 +22,10 @@ def test_px4_team_gets_a_flight_link_node_per_mav_and_sitl_simulates_it():
     specs = fleet_plan(dep)
     links = [s for s in specs if s.executable == "flight_link_node"]
     assert [s.namespace for s in links] == ["/mav_0", "/mav_1", "/mav_2"]
+    mocap = {s.parameters["body"]: s for s in specs if s.executable == "mocap_odom_node"}   # each body's mocap -> its odometry
+    assert sorted(mocap) == ["load", "mav_0", "mav_1", "mav_2"] and mocap["load"].namespace == "/load"
+    assert mocap["mav_1"].parameters == {"body": "mav_1", "mocap_topic": "/vrpn_mocap/mav_1/pose", "mocap_up_axis": "z"}
+    assert "mocap_topic" not in links[0].parameters
     assert [s.parameters["url"] for s in links] == [f"udpin:0.0.0.0:{p}" for p in (14540, 14541, 14542)]
     assert all(s.parameters["mav"] == s.namespace[1:] and s.parameters["profile"] == "mav_corl25"
                and s.parameters["hold_s"] == dep.failsafe["hold_s"] == 1.0 for s in links)
@@ -60,6 +64,11 @@ PX4 = {"link": "mavlink", "url": "udpin:0.0.0.0:14540"}
     ({m: {"link": "crazyflie", "url": "radio://0/1", "autopilot": "px4"} for m in ("mav_0", "mav_1", "mav_2")},
      "autopilot not used by a crazyflie link"),
     ({m: {**PX4, "takeoff_height": 50} for m in ("mav_0", "mav_1", "mav_2")}, "links.mav_0.takeoff_height"),
+    ({**{m: {**PX4, "url": f"udpin:0.0.0.0:{i}"} for i, m in enumerate(("mav_0", "mav_1", "mav_2"))},
+      "load": {"mocap_topic": "vrpn/load"}}, "links.load': mocap_topic must be an absolute topic"),
+    ({m: {"link": "sim"} for m in ("mav_0", "mav_1", "mav_2")} | {"load": {"mocap_topic": "/l"}}, "beside real MAVs"),
+    ({m: {**PX4, "url": f"udpin:0.0.0.0:{i}", "mocap_up_axis": "y"} for i, m in enumerate(("mav_0", "mav_1", "mav_2"))},
+     "links.mav_0.mocap_up_axis' needs a mocap_topic"),
 ])
 def test_bad_links_fail_in_one_line_naming_the_key(tmp_path, links, needle):
     with pytest.raises(PlanError) as err:

@@ -4,9 +4,11 @@ Run as a script inside the loopback-only namespace (test_flight_link.py); JSON t
 vehicles (tests/hardware/fake_vehicle.py, mav_corl25 quadrotors on the ground) behind a fake PX4
 and a fake ArduPilot (MAVLink over UDP) and a fake Crazyflie (cflib's udp:// protocol). The flight
 link nodes are the ones the team's plan starts for a `links:` section (launch/cable3_px4.yaml with
-the fakes' addresses), each its own process. This process plays the lab: the motion capture (each
-vehicle's `/<mav>/odom` at 100 Hz) and, in the policy's place, a position loop publishing each MAV's
-`/<mav>/setpoint` (world acceleration, the MAV policy's output contract) towards a target.
+the fakes' addresses), each its own process, and so is mav_2's mocap odometry node. This process plays
+the lab: the motion capture at 100 Hz (mav_0's and mav_1's `/<mav>/odom` directly; mav_2 as a Motive
+y-up PoseStamped on /mocap/mav_2/pose, which its mocap odometry node turns into `/mav_2/odom`) and, in
+the policy's place, a position loop publishing each MAV's `/<mav>/setpoint` (world acceleration, the
+MAV policy's output contract) towards a target.
 
 Sequence through `marlstack flight`'s team call: arm, takeoff (firmware climbs to 1 m), start
 (PX4 OFFBOARD, ArduPilot GUIDED, Crazyflie low-level stream), the targets move by (0.5, -0.3, +0.4) m;
@@ -35,7 +37,8 @@ from fake_vehicle import FakeFleet, FakeQuad, fly  # noqa: E402
 from ros_nodes import health, topics  # noqa: E402
 from ros_nodes.flight_cli import call_team  # noqa: E402
 from ros_nodes.isolation import ros_env  # noqa: E402
-from ros_nodes.mav_io import odometry_msg, setpoint_msg  # noqa: E402
+from hardware.frames import matrix_to_quat, quat_to_matrix  # noqa: E402
+from ros_nodes.mav_io import odometry_msg, pose_msg, setpoint_msg  # noqa: E402
 from ros_nodes.plan import fleet_plan, load_deployment  # noqa: E402
 from ros_nodes.supervisor import Supervisor  # noqa: E402
 
@@ -43,6 +46,8 @@ MAVS = ["mav_0", "mav_1", "mav_2"]
 STARTS = {"mav_0": (0.0, 0.0, 0.0), "mav_1": (1.5, 0.0, 0.0), "mav_2": (0.0, 1.5, 0.0)}
 MOVE = np.array([0.5, -0.3, 0.4])
 HOLD_S = 0.5
+MOCAP_TOPIC = "/mocap/mav_2/pose"
+Y_UP = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])   # z-up world -> Motive's y-up
 
 
 class Lab(Node):
@@ -55,7 +60,9 @@ class Lab(Node):
         self.last_setpoint: dict[str, float] = {}
         self.faults: dict[str, list[tuple[float, str]]] = {m: [] for m in vehicles}
         state, cls = topics.qos_profile("state"), topics.message_class
-        self.odom = {m: self.create_publisher(cls(topics.ODOM.type), topics.ODOM.path(m), state) for m in vehicles}
+        self.odom = {m: self.create_publisher(cls(topics.ODOM.type), topics.ODOM.path(m), state) for m in MAVS[:2]}
+        from rclpy.qos import qos_profile_sensor_data
+        self.mocap = self.create_publisher(cls("geometry_msgs/msg/PoseStamped"), MOCAP_TOPIC, qos_profile_sensor_data)
         self.setpoint = {m: self.create_publisher(cls(topics.SETPOINT.type), topics.SETPOINT.path(m), state) for m in vehicles}
         self.create_subscription(cls(topics.DIAGNOSTICS.type), topics.DIAGNOSTICS.path(), self._on_diag,
                                  topics.qos_profile(topics.DIAGNOSTICS.qos))
@@ -65,7 +72,10 @@ class Lab(Node):
         stamp = self.get_clock().now().nanoseconds * 1e-9
         for m, v in self.vehicles.items():
             pos, quat, vel, omega = v.state()
-            self.odom[m].publish(odometry_msg(pos, quat, vel, omega, stamp, m))
+            if m in self.odom:
+                self.odom[m].publish(odometry_msg(pos, quat, vel, omega, stamp, m))
+            else:   # Motive streams y-up: (x, y, z) z-up is (x, z, -y) there
+                self.mocap.publish(pose_msg(Y_UP @ pos, matrix_to_quat(Y_UP @ quat_to_matrix(quat) @ Y_UP.T), stamp))
             target = self.targets[m]
             if target is not None:
                 acc = np.clip(4.0 * (target - pos) - 3.0 * vel, -3.0, 3.0)
@@ -95,15 +105,16 @@ def main(out: Path, workdir: Path) -> None:
     data["failsafe"]["hold_s"] = HOLD_S
     data["links"] = {"mav_0": {"link": "mavlink", "url": px4.url, "autopilot": "px4", "takeoff_height": 1.0},
                      "mav_1": {"link": "mavlink", "url": apm.url, "autopilot": "ardupilot", "takeoff_height": 1.0},
-                     "mav_2": {"link": "crazyflie", "url": cf.url, "takeoff_height": 1.0}}
+                     "mav_2": {"link": "crazyflie", "url": cf.url, "takeoff_height": 1.0, "mocap_topic": MOCAP_TOPIC,
+                               "mocap_up_axis": "y"}}
     config = workdir / "team.yaml"
     config.write_text(yaml.safe_dump(data))
-    specs = [s for s in fleet_plan(load_deployment(config)) if s.executable == "flight_link_node"]
+    specs = [s for s in fleet_plan(load_deployment(config)) if s.executable in ("flight_link_node", "mocap_odom_node")]
     sup = Supervisor(ros_env(), workdir / "logs")
     procs = [sup.start(s) for s in specs]
     rclpy.init()
     lab = Lab(vehicles)
-    r: dict = {"plan": [s.namespace for s in specs]}
+    r: dict = {"plan": [(s.executable, s.namespace) for s in specs]}
     t0 = time.monotonic()
     try:
         r["arm"] = call_team(lab, MAVS, "arm", timeout_s=40)
@@ -148,7 +159,7 @@ def main(out: Path, workdir: Path) -> None:
         r["elapsed_s"] = round(time.monotonic() - t0, 2)
         lab.destroy_node()
         rclpy.shutdown()
-        r["exit_codes"] = sup.stop(["flight_link_node"])
+        r["exit_codes"] = sup.stop(["flight_link_node", "mocap_odom_node"])
         sup.kill_all()
         stop.set()
         physics.join(timeout=2)

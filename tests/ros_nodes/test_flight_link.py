@@ -32,10 +32,12 @@ def test_flight_link_node_with_a_fake_px4(tmp_path):
 
 def test_team_flies_through_its_flight_links_closed_loop(tmp_path):
     """PX4 + ArduPilot (MAVLink/UDP) + Crazyflie (cflib udp://) fakes flying numpy quadrotors; the flight link
-    nodes of the plan, each its own process; set-points in, mocap odometry back (flight_team_scenario.py)."""
+    nodes of the plan, each its own process; set-points in, mocap odometry back, mav_2's through its mocap
+    odometry node from Motive y-up poses (flight_team_scenario.py)."""
     r = run_scenario("flight_team_scenario.py", tmp_path, timeout=150)
     log = r["log"][-2000:]
-    assert r["plan"] == ["/mav_0", "/mav_1", "/mav_2"]
+    assert r["plan"] == [["flight_link_node", "/mav_0"], ["flight_link_node", "/mav_1"], ["flight_link_node", "/mav_2"],
+                         ["mocap_odom_node", "/mav_2"]]
     for step in ("arm", "takeoff", "start"):
         assert all(ok for ok, _ in r[step].values()), (step, r[step], log)
     assert r["armed"] == [True, True, True]
@@ -52,4 +54,4 @@ def test_team_flies_through_its_flight_links_closed_loop(tmp_path):
     # mav_1 lands on command; mav_2 is killed in the air (motors cut) and falls
     assert r["land"]["mav_1"][0] and r["kill"]["mav_2"][0] and r["kill_height"] > 0.9
     assert r["all_down"] and r["armed_after"] == [False, False, False] and r["modes_after"] == ["idle", "idle", "off"]
-    assert r["exit_codes"] == {f"/mav_{i}/flight_link": 0 for i in range(3)}, log
+    assert r["exit_codes"] == {**{f"/mav_{i}/flight_link": 0 for i in range(3)}, "/mav_2/mocap_odom": 0}, log
