@@ -3,7 +3,7 @@
     marlstack replay info LOG [--json]
     marlstack replay play BAG [--rate X] [--topics T ...] [--loop] [--clock]
                               [--actuation (--namespace NS | --domain-id N)]
-    marlstack replay eval BAG --policy policy.onnx [--config fleet.yaml] [-o DIR] [--json]
+    marlstack replay eval BAG [BAG ...] --policy policy.onnx [--config fleet.yaml] [--offsets S ...] [-o DIR] [--json]
     marlstack replay report LOG -o DIR [--profile NAME | --config fleet.yaml]
     marlstack replay csv LOG [TOPIC | --topic TOPIC] -o file.csv
     marlstack replay convert FLIGHT_LOG -o out.mcap [--namespace NS]
@@ -52,8 +52,15 @@ def _parser() -> argparse.ArgumentParser:
                    help="wait up to S seconds for every topic to have a subscriber before the first "
                         "message (default 0.5)")
 
-    s = sub.add_parser("eval", help="re-run a policy on the logged inputs and compare with cmd_vel_nominal")
+    s = sub.add_parser("eval", help="re-run a policy on the logged inputs and compare with the logged commands "
+                                    "(cmd_vel_nominal; a MAV team's set-points)")
     s.add_argument("bag", help=bag_help)
+    s.add_argument("more", nargs="*", metavar="LOG",
+                   help="a MAV team: more bags of the same run, one per vehicle (each recorded on its own clock); "
+                        "each topic is read from one of them, all put on the first one's clock")
+    s.add_argument("--offsets", type=float, nargs="+", metavar="S",
+                   help="with several logs: seconds added to each log's clock, one per log (default: from the "
+                        "sensor samples they share, by header stamp)")
     s.add_argument("--policy", required=True, help="policy.onnx written by `marlstack export`")
     s.add_argument("--config", help="deployment YAML of the run (robot order, remaps, rate, watchdog)")
     s.add_argument("-o", "--out", help="also write eval_commands.csv and eval_commands.png here")
@@ -124,6 +131,12 @@ def _play(args: argparse.Namespace, bag: Any) -> int:
 def _eval(args: argparse.Namespace, bag: Any) -> int:
     from replay.evaluate import evaluate, format_result, write_outputs
     from replay.fleet import load_config
+    if args.more:
+        from replay.bag import Bag
+        from replay.merge import MergedBag
+        bag = MergedBag([bag] + [Bag(p) for p in args.more], args.offsets)
+    elif args.offsets:
+        return _fail("eval: --offsets needs several logs")
     result = evaluate(bag, args.policy, load_config(args.config))
     if args.out:
         write_outputs(result, Path(args.out))
@@ -300,6 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     from replay.convert import ConvertError
     from replay.fleet import FleetError
     from replay.flightlog import FlightLogError, flight_format, open_flight_log
+    from replay.merge import MergeError
     try:
         if args.cmd == "compare":
             return _compare(args)
@@ -307,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
             return FLIGHT_COMMANDS[args.cmd](args, open_flight_log(args.bag))
         bag = Bag(args.bag)
         return COMMANDS[args.cmd](args, bag)
-    except (BagError, FleetError, ProfileError, PolicyError, FlightLogError, ConvertError, AlignError) as exc:
+    except (BagError, FleetError, ProfileError, PolicyError, FlightLogError, ConvertError, AlignError, MergeError) as exc:
         return _fail(f"{args.cmd}: {exc}")
 
 

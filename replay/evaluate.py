@@ -74,6 +74,8 @@ def evaluate(bag: Bag, policy: str | Path, config: Any | None = None) -> dict[st
     if runtime.spec["vehicle_kind"] == "mav_team":  # a cable team's bag: replay/team.py
         from replay.team import evaluate_team
         return evaluate_team(bag, runtime, config, str(policy))
+    if not isinstance(bag, Bag):
+        raise FleetError("several logs at once are read for MAV teams only; a ground fleet's run is one bag")
     scenario = runtime.spec["scenario"]
     if scenario not in topics.TASK_TOPIC:
         raise FleetError(f"no ROS task adapter for scenario {scenario!r}: replay cannot rebuild its inputs")

@@ -143,8 +143,11 @@ class _Stage:
             safe, _ = self.stage.filter(pos, vel, raw, now - stamps)
             return safe, (np.inf if safe is None else _err(safe, target))
         hi = max(hi, lo)
+        first = at(hi)  # a step the stage let pass passes at any clock: one call
+        if first[1] <= AGREE_TOL:
+            return first
         nows = np.linspace(lo, hi, NOW_GRID) if hi > lo else np.array([lo])
-        tried = [at(float(n)) for n in nows]
+        tried = [at(float(n)) for n in nows[:-1]] + [first]
         k = int(np.argmin([e for _, e in tried]))
         best = tried[k]
         if best[1] > AGREE_TOL and len(nows) > 1:  # bisect towards the closest between the neighbours
@@ -179,7 +182,8 @@ def evaluate_team(bag: Bag, runtime: Any, config: Any | None, policy: str) -> di
             "robots": mavs, "safety": safety, "max_abs_diff": max((v["max_abs_diff"] for v in compared), default=None),
             "mean_abs_diff": (float(np.average([v["mean_abs_diff"] for v in compared],
                                                weights=[v["compared"] for v in compared])) if compared else None),
-            "per_mav": per_mav, "bag_problems": bag.status.stops + bag.status.warnings, "series": series}
+            "per_mav": per_mav, "bag_problems": bag.status.stops + bag.status.warnings, "series": series,
+            **({"alignment": bag.alignment()} if hasattr(bag, "alignment") else {})}
 
 
 def _evaluate_mav(log: TeamLog, runtime: Any, me: str, limit: np.ndarray, rate: float, max_age: float,
@@ -301,6 +305,10 @@ def format_team(result: dict[str, Any]) -> str:
         lines.append(f"\nall MAVs: max |diff| {result['max_abs_diff']:.3g} (m/s², rad/s), mean {result['mean_abs_diff']:.3g}"
                      f" (set-point against policy + re-run safety stage; 'policy alone': the raw output where the "
                      f"stage let it pass; 'stage steps': set-points the stage changed, by up to 'max change' m/s²)")
+    if "alignment" in result:
+        lines.append(f"\nlogs on one clock ({result['alignment']['method']}):")
+        lines += [f"  {r['log']} ({r['vehicle'] or 'no set-points'}): {r['offset_s']:+.6f} s"
+                  for r in result["alignment"]["logs"]]
     lines += [f"warning: {p}" for p in result["bag_problems"]]
     return "\n".join(lines)
 
