@@ -25,7 +25,7 @@ from hardware.profile import load_profile, profile_hash
 from policies.runtime import PolicyRuntime
 from ros_nodes import mav_io
 from ros_nodes.mav_safety import SafetyStage
-from sim.pybullet.cable_twin import Chain, PybulletCableTeam, TeamState, quat_from_rpy, xyzw
+from sim.pybullet.cable_twin import Chain, PybulletCableTeam, TeamState, cable_mass, quat_from_rpy, xyzw
 
 
 class TeamEngine(Protocol):
@@ -231,7 +231,7 @@ def compare(dep: Any, policy: str | Path, goal_time_s: float, chain: Chain = Cha
     dt = 1.0 / dep.rate_hz
     steps = max(1, round(goal_time_s / dt))
     goals = goal_poses(dep.goals)
-    slack_below = chain.mass * profile.gravity  # a cable pulling less than its own weight hangs slack
+    slack_below = cable_mass(profile, chain) * profile.gravity  # a cable pulling less than its own weight hangs slack
     flights = {}
     for name, make in ENGINES.items():
         with contextlib.closing(make(profile, len(mavs), dep.start, chain)) as engine:
@@ -240,7 +240,7 @@ def compare(dep: Any, policy: str | Path, goal_time_s: float, chain: Chain = Cha
     report = {"config": str(dep.path), "policy": str(policy), "profile": profile.name, "mavs": mavs,
               "policy_rate_hz": dep.rate_hz, "firmware_rate_hz": profile.control.physics_rate_hz,
               "inner_loop": profile.control.inner_loop, "pybullet_rate_hz": profile.control.physics_rate_hz * chain.engine_substeps,
-              "chain": dataclasses.asdict(chain), "cable_model_marlstack": profile.cable.model, "safety": dep.safety,
+              "chain": {**dataclasses.asdict(chain), "cable_mass_kg": cable_mass(profile, chain)}, "cable_model_marlstack": profile.cable.model, "safety": dep.safety,
               "start": list(dep.start), "goals": [{"position": list(g[:3]), "rpy_deg": list(g[3:])} for g in dep.goals],
               "goal_time_s": steps * dt, "duration_s": steps * dt * len(goals), "slack_below_n": slack_below,
               "success_rule": {"position_m": t.success_position, "attitude_deg": t.success_orientation,

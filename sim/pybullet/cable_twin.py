@@ -40,10 +40,16 @@ from sim.cable.equilibrium import Hover, attitude_for, hover, rot_to_quat
 class Chain:
     """How each cable and the engine are built; every number is an estimate (see docs/sim2sim.md)."""
     segments: int = 4              # rigid links per cable
-    mass: float = 0.01             # kg per cable: a 1 m braided line (the profile's cable is massless)
+    mass_ratio: float = 0.007      # each cable's mass / the load's: 10 g for mav_corl25's 1.4 kg (a 1 m braided
+                                   # line), 0.14 g for crazyflie_team's 20 g (a thread); the profile's cable is massless
     radius: float = 0.002          # m, the links' axial inertia only (nothing collides)
     engine_substeps: int = 4       # Bullet steps per firmware tick: 1600 Hz for a 400 Hz firmware
     solver_iterations: int = 50    # Bullet's constraint solver; fewer lets the chains stretch
+
+
+def cable_mass(profile: Any, chain: Chain) -> float:
+    """kg of one cable."""
+    return chain.mass_ratio * profile.load.mass
 
 
 class TeamState(NamedTuple):
@@ -93,7 +99,7 @@ class PybulletCableTeam:
     """
 
     def __init__(self, profile: Any, num_mavs: int, load_pos: Any, chain: Chain = Chain()):
-        if chain.segments < 1 or chain.engine_substeps < 1 or chain.mass <= 0:
+        if chain.segments < 1 or chain.engine_substeps < 1 or chain.mass_ratio <= 0:
             raise ValueError(f"a chain needs at least one segment, one engine substep and a positive mass, got {chain}")
         self.profile, self.n, self.chain = profile, num_mavs, chain
         q, c = profile.quadrotor, profile.control
@@ -129,7 +135,7 @@ class PybulletCableTeam:
     def _cable(self, i: int, h: Hover) -> int:
         """Links from the load's attachment point straight up to MAV i's hook; returns the load-end constraint."""
         ch, length = self.chain, self.profile.cable.length
-        seg, m = length / ch.segments, ch.mass / ch.segments
+        seg, m = length / ch.segments, cable_mass(self.profile, ch) / ch.segments
         bottom = h.load_pos + self.attach[i]
         axis = h.cable_dir[i]
         quat = rot_to_quat(attitude_for(axis))               # link z along the cable
