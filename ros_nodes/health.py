@@ -24,6 +24,8 @@ STARTING = "starting: waiting for the first good inputs"
 COUNTERS = ("interventions", "watchdog_stops", "barrier_brakes", "clipped_commands", "output_faults", "deadlocks")
 IMPLAUSIBLE_FACTOR = 10.0   # a command beyond this many times the profile's limits is a fault, not a clip
 POSE_MARGIN_M = 1.0         # a pose further than this outside the arena is a sensing fault, not a robot
+FROZEN_S = 1.0              # a pose unchanged this long while its robot is commanded to move is frozen: stop
+MOVING_TOL = 0.02           # |v| (m/s) or |ω| (rad/s) above this is "commanded to move"
 
 
 class Watchdog:
@@ -66,11 +68,11 @@ class Watchdog:
 
 def reason_kind(reason: Any) -> str:
     """A stop reason without its measurements, to count alike stops together: an InputError becomes
-    '<source>: missing | stale | <why invalid>'; a plain string is kept up to its first '(' ."""
+    '<source>: missing | stale | <why invalid>'; the why, like a plain string, is kept up to its first ' (' ."""
     source = getattr(reason, "source", None)
     if source is not None:
         kind = "missing" if isinstance(reason, MissingInput) else "stale" if isinstance(reason, StaleInput) else reason.reason
-        return f"{source}: {kind}"
+        return f"{source}: {kind.split(' (')[0]}"
     return str(reason).split(" (")[0]
 
 
@@ -153,20 +155,29 @@ class Stamps:
     """Judges each source's samples by the time they describe (their header stamp), not by arrival.
 
     A sample is usable when its stamp is set (> 0), not more than `offset_s` (the clock-offset
-    allowance between machines) in the future of this node's clock, and later than the source's
-    previous one. `judge` returns None (use the sample, timed by its stamp) or why not; `fatal`
-    says whether the fault is the source's (future, unset or repeated stamps: stop until a good
-    one) or one packet's (out of order: drop it, count it, carry on). A delayed sample is used,
-    timed by its stamp, so it is as stale as it is old: a pose that arrives 1 s late stops its
-    robot every time, and a neighbour's is avoided with the margin its age asks for.
-    `delay_s` holds each source's latest arrival delay (reported on /diagnostics).
+    allowance between machines) in the future of this node's clock, later than the source's
+    previous one, and not further ahead of it than the time between their arrivals plus `jump_s`.
+    `judge` returns None (use the sample, timed by its stamp) or why not; `fatal` says whether the
+    fault is the source's (future, unset, repeated or jumping stamps: stop until a good one) or one
+    packet's (out of order: drop it, count it, carry on). A delayed sample is used, timed by its stamp,
+    so it is as stale as it is old: a pose that arrives 1 s late stops its robot every time, and a
+    neighbour's is avoided with the margin its age asks for.
+
+    A jump is a stamp that advances faster than time: its source's delay fell by more than `jump_s`
+    from one sample to the next (a clock step, a corrupted stamp, or a backlog flushed at once). Its
+    stamp claims fresher data than the source has delivered so far, so the sample is refused; the
+    next sample is judged against it, so a source that really did catch up costs one sample.
+    `jump_s` = `offset_s` + one control period in the nodes: a healthy source's delay varies by less
+    between two samples (clock allowance plus the publishing quantisation). `delay_s` holds each
+    source's latest arrival delay (reported on /diagnostics); `jumps` and `dropped` count refusals.
     """
 
-    def __init__(self, offset_s: float):
-        self.offset_s = float(offset_s)
-        self.last: dict[str, float] = {}
+    def __init__(self, offset_s: float, jump_s: float):
+        self.offset_s, self.jump_s = float(offset_s), float(jump_s)
+        self.last: dict[str, tuple[float, float]] = {}   # source -> (stamp, arrival) of its latest sample
         self.delay_s: dict[str, float] = {}
         self.dropped = 0     # out-of-order samples dropped
+        self.jumps = 0       # samples refused for a forward jump
 
     def judge(self, key: str, stamp_s: float, now_s: float) -> tuple[str | None, bool]:
         """(reason or None, fatal) for a sample of `key` stamped `stamp_s`, arriving at `now_s`."""
@@ -177,13 +188,18 @@ class Stamps:
             return (f"header stamp {-delay:.3g} s in the future of this node's clock (allowance {self.offset_s:g} s): "
                     f"clocks out of sync or a bad stamp"), True
         self.delay_s[key] = delay
-        last = self.last.get(key)
+        last, arrived = self.last.get(key, (None, None))
         if last is not None and stamp_s == last:
             return "header stamp repeated: the source is frozen", True
         if last is not None and stamp_s < last:
             self.dropped += 1
             return f"out of order: stamped {(last - stamp_s) * 1e3:.1f} ms before the previous one (dropped)", False
-        self.last[key] = stamp_s
+        self.last[key] = (stamp_s, now_s)
+        ahead = 0.0 if last is None else (stamp_s - last) - (now_s - arrived)
+        if ahead > self.jump_s:
+            self.jumps += 1
+            return (f"header stamp jumped ahead of the time between arrivals (by {ahead * 1e3:.0f} ms, "
+                    f"tolerance {self.jump_s * 1e3:.0f} ms): a clock step or a bad stamp"), True
         return None, False
 
     def worst_delay_ms(self) -> float:
@@ -194,9 +210,13 @@ class FrozenValues:
     """A pose that stops changing while its robot is commanded to move is a frozen source (a bridge
     re-sending its last value with fresh stamps). Real measurements always change a little (noise)
     and a moving robot's a lot, so exact repetition for `hold_s` while commanded is the signature.
-    Once found it stays frozen until the values change again."""
+    Once found it stays frozen until the values change again.
 
-    def __init__(self, hold_s: float):
+    Every node that sees a robot's measured state and the command it executes runs it: `sample` each
+    accepted measurement, `commanded` with what the robot is told to do (the executed command, e.g. the
+    safety filter's output, not a nominal the barrier may be holding back), `problem` before acting."""
+
+    def __init__(self, hold_s: float = FROZEN_S):
         self.hold_s = float(hold_s)
         self._last: dict[str, tuple[float, ...]] = {}
         self._changed: dict[str, float] = {}

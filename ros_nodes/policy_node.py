@@ -91,7 +91,8 @@ def make_node():
             self.runtime, self.adapter = open_policy(path, scenario, self.profile, self.rate_hz, self.robots,
                                                      self.robot, periods * self.period + offset,
                                                      neighbours or None)
-            self.stamps = health.Stamps(offset)   # poses are judged by their header stamps
+            self.stamps = health.Stamps(offset, offset + self.period)   # poses are judged by their header stamps
+            self.frozen = health.FrozenValues()   # own pose unchanged while the robot is driven: stop
             self.hidden = self.runtime.initial_state(1)  # recurrent policies: zeros at start, then fed back
 
             self.dog = health.Watchdog()
@@ -111,6 +112,9 @@ def make_node():
             for r in sorted(self.robots, key=lambda r: r != self.robot):
                 self.create_subscription(cls(topics.POSE.type), topics.POSE.path(r), self._pose_cb(r),
                                          topics.qos_profile(topics.POSE.qos))
+            # what the robot is told to drive (the safety filter's output): judges whether its pose should change
+            self.create_subscription(cls(topics.CMD_VEL.type), topics.CMD_VEL.path(self.robot), self._on_cmd_vel,
+                                     topics.qos_profile(topics.CMD_VEL.qos))
             task = self.adapter.task_topic  # navigation: its own goal; coverage: the landmarks
             self.create_subscription(cls(task.type), task.path(self.robot), self._on_task, topics.qos_profile(task.qos))
             self.create_timer(self.period, self._on_timer)
@@ -132,11 +136,20 @@ def make_node():
                         return   # one packet out of order: dropped (counted), the previous pose stands
                     else:
                         self.adapter.update_pose(robot, x, y, yaw, stamp)   # timed by what it describes
+                        if mine:
+                            self.frozen.sample(robot, (x, y, yaw), now)
                 except convert.MessageError as exc:
                     self.adapter.invalidate_pose(robot, str(exc))
                 if mine:
                     self._step(now)
             return cb
+
+        def _on_cmd_vel(self, msg) -> None:
+            try:
+                moving = max(map(abs, convert.twist_to_cmd(msg))) > health.MOVING_TOL
+            except convert.MessageError:
+                moving = False
+            self.frozen.commanded(self.robot, moving, ros_now(self))
 
         def _on_task(self, msg) -> None:
             try:
@@ -155,6 +168,9 @@ def make_node():
             self.last_step = now
             v = w = 0.0
             try:
+                frozen = self.frozen.problem(self.robot, now)
+                if frozen:
+                    raise InputError(f"pose of {self.robot}", frozen)
                 inputs = {**self.adapter.inputs(now), **self.hidden}
                 t0 = time.perf_counter()
                 out = self.runtime.run(inputs)
@@ -191,7 +207,8 @@ def make_node():
             mean_ms = 1e3 * self.infer_s / self.steps if self.steps else 0.0
             s = health.watchdog_status(self.name_, self.robot, self.dog, {
                 "output_faults": self.output_faults, "clipped_commands": self.clipped,
-                "pose_delay_ms_max": f"{self.stamps.worst_delay_ms():.1f}", "dropped_out_of_order": self.stamps.dropped, "inference_ms_mean": f"{mean_ms:.3f}"})
+                "pose_delay_ms_max": f"{self.stamps.worst_delay_ms():.1f}", "dropped_out_of_order": self.stamps.dropped,
+                "stamp_jumps": self.stamps.jumps, "inference_ms_mean": f"{mean_ms:.3f}"})
             self.diag.publish(health.array(self.get_clock().now().to_msg(), [s]))
 
     return PolicyNode()

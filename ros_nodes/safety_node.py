@@ -26,8 +26,6 @@ from ros_nodes.runner import StartError, declare, profile_and_rate, ros_now, run
 
 DIAGNOSTIC_PERIOD_S = 0.5
 FALLBACK_PERIODS = 1.5  # the timer filters only when no nominal command has triggered it for this long
-FROZEN_S = 1.0          # a pose unchanged this long while its robot is commanded to move is frozen: stop
-MOVING_TOL = 0.02       # |v| (m/s) or |ω| (rad/s) above this is "commanded to move"
 INTERVENTION_TOL = 1e-3  # |u - saturated u_nominal| above this (m/s or rad/s) counts as an intervention
 
 
@@ -111,8 +109,8 @@ def make_node():
             self.period = 1.0 / rate
             self.max_age = periods * self.period
             self.max_pose_age = self.max_age + offset     # poses are judged by their header stamps
-            self.stamps = health.Stamps(offset)
-            self.frozen = health.FrozenValues(FROZEN_S)
+            self.stamps = health.Stamps(offset, offset + self.period)
+            self.frozen = health.FrozenValues()
             self.poses = LatestValues(self.robots, 3, "pose")
             self.nominal = LatestValues(self.controlled, 2, "cmd_vel_nominal")
             self.fresh: set[str] = set()
@@ -247,7 +245,7 @@ def make_node():
                 else:
                     changed |= dog.clear()
                 self.pubs[r].publish(convert.cmd_to_twist(u[i, 0], u[i, 1]))
-                self.frozen.commanded(r, bool(np.abs(u[i]).max() > MOVING_TOL), now)
+                self.frozen.commanded(r, bool(np.abs(u[i]).max() > health.MOVING_TOL), now)
             if changed:
                 self._publish_diag(now)
 
@@ -259,7 +257,7 @@ def make_node():
                 "interventions": self.interventions[r], "barrier_brakes": self.brakes[r],
                 "clipped_commands": self.clipped[r], "deadlocks": int(deadlocks[i]),
                 "solver_status": self.solver_status, "pose_delay_ms_max": f"{self.stamps.worst_delay_ms():.1f}",
-                "dropped_out_of_order": self.stamps.dropped,
+                "dropped_out_of_order": self.stamps.dropped, "stamp_jumps": self.stamps.jumps,
                 "min_barrier": f"{self.min_barrier:.4g}", "solve_ms_mean": f"{mean_ms:.3f}"}) for i, r in enumerate(self.controlled)]
             self.diag.publish(health.array(self.get_clock().now().to_msg(), statuses))
 

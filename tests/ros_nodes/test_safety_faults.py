@@ -13,7 +13,7 @@ import yaml
 from hardware import load_profile, profile_hash
 from policies.export import Step, trace, write_artifact
 from policies.spec import build_spec, tensor
-from ros_fixtures import REPO, config_with_policy, sitl  # noqa: F401
+from ros_fixtures import REPO, config_with_policy, run_scenario, sitl  # noqa: F401
 from ros_nodes import health, sitl as sitl_cli
 from ros_nodes.adapters import MissingInput, StaleInput
 from ros_nodes.plan import PlanError, load_deployment
@@ -173,7 +173,7 @@ def test_a_nan_policy_fails_sitl_with_its_reason(tmp_path):
 # --- time-aware inputs: stamps, not arrival ---------------------------------------------------------------
 
 def test_samples_are_judged_by_their_stamps():
-    s = health.Stamps(offset_s=0.02)
+    s = health.Stamps(offset_s=0.02, jump_s=0.053)
     now = 1_700_000_000.0
     assert s.judge("r0", now - 0.01, now) == (None, False) and s.delay_s["r0"] == pytest.approx(0.01)
     assert s.judge("r0", 0.0, now)[0].startswith("header stamp not set")
@@ -191,7 +191,7 @@ def test_a_constant_delay_is_stale_every_time_not_reported_once_and_tolerated():
     """Timed by its stamp, a pose arriving 1 s late is 1 s old when it is used: its robot stops on
     every sample (and the delay is on /diagnostics); a stamp shifted into the past (1e9) likewise."""
     from ros_nodes.adapters import LatestValues
-    s, poses, now = health.Stamps(offset_s=0.02), LatestValues(["r1"], 3, "pose"), 1_700_000_000.0
+    s, poses, now = health.Stamps(offset_s=0.02, jump_s=0.053), LatestValues(["r1"], 3, "pose"), 1_700_000_000.0
     for k in range(5):
         t = now + k * 0.033
         assert s.judge("r1", t - 1.0, t) == (None, False)
@@ -225,6 +225,38 @@ def test_a_stale_neighbour_does_not_stop_the_policy_but_a_stale_own_pose_does():
     strict.update_pose("robot_0", 0.0, 0.0, 0.0, 15.0)
     with pytest.raises(StaleInput, match="pose of robot_1"):
         strict.inputs(15.05)                    # replay and sim2sim keep the one age limit
+
+
+def test_a_stamp_jumping_ahead_of_its_arrivals_is_refused_for_one_sample():
+    """Poses 90 ms late are within the 119 ms age window; the next one on time claims 90 ms fresher data
+    than the source delivered a period ago: a clock step or a bad stamp, refused (fatal: the robot stops)."""
+    s, now = health.Stamps(offset_s=0.02, jump_s=0.053), 1_700_000_000.0
+    for k in range(5):
+        assert s.judge("r0", now + k * 0.033 - 0.09, now + k * 0.033) == (None, False)
+    t = now + 5 * 0.033
+    reason, fatal = s.judge("r0", t, t)
+    assert fatal and reason.startswith("header stamp jumped ahead of the time between arrivals (by 90 ms, "
+                                       "tolerance 53 ms)") and "\n" not in reason and s.jumps == 1
+    assert health.reason_kind(f"pose of r0: {reason}") == "pose of r0: header stamp jumped ahead of the time between arrivals"
+    assert s.judge("r0", t + 0.033, t + 0.033) == (None, False)     # judged against the refused one: fine again
+    for k in range(6, 60):                                          # delay varying by 30 ms (< tolerance): no jump
+        t = now + k * 0.033 + 0.5 * (k > 30)                        # and 0.5 s of silence: stamps and arrivals alike
+        assert s.judge("r1", t - 0.03 * (k % 2), t) == (None, False)
+    assert s.jumps == 1
+
+
+def test_the_policy_node_refuses_a_jumping_stamp_and_a_frozen_pose(tmp_path):
+    """The policy node uses the shared health checks (not only the safety node): message by message
+    through its real callbacks (tests/ros_nodes/policy_health_scenario.py)."""
+    seen = run_scenario("policy_health_scenario.py", tmp_path, str(model(tmp_path, (0.1, 0.0))), timeout=60)
+    assert seen["late_within_window"] is None                       # 90 ms late: used, timed by its stamp
+    assert "pose of robot_0: header stamp jumped ahead" in seen["jump"]
+    assert seen["after_jump"] is None and seen["stamp_jumps"] == 4       # one per robot: every pose jumped
+    assert seen["frozen"].startswith("pose of robot_0: frozen (unchanged for ")
+    assert 1.0 <= seen["frozen_after_s"] < 1.6                      # FROZEN_S after the robot was told to drive
+    assert seen["still_frozen_when_stopped"] is not None and seen["moved"] is None
+    assert seen["stop_reasons"] == {"pose of robot_0: header stamp jumped ahead of the time between arrivals": 1,
+                                    "pose of robot_0: frozen": 1}
 
 
 def test_an_aged_neighbour_is_kept_further_away_by_its_possible_travel():
