@@ -136,7 +136,8 @@ class EpisodeLog:
 class ArrayEnv:
     """Stacked-array view: obs (N, D), world_state (N, W), rewards (N,), done ().
 
-    `step` also returns per-step scalars for logging: `ep_done`, and for a finished episode
+    `step` also returns per-step scalars: `truncated` (the episode ended by its time limit, not in a
+    terminal state: the env's `info["truncated"]`, else reaching `max_steps`), `ep_done`, and for a finished episode
     `ep_return` (mean over agents), `ep_length`, `ep_success` (all agents at their goal at
     the end), and one count per EVENT_KEYS entry.
     """
@@ -195,7 +196,11 @@ class ArrayEnv:
         at_goal = jnp.all(jnp.asarray(info["success"], bool)) if "success" in info else jnp.zeros((), bool)
         ret, length = log.ret + reward, log.length + 1
         events_total = log.events + events
-        out = {"ep_done": done, "ep_return": jnp.mean(ret), "ep_length": length,
+        if "truncated" in info:  # the env tells a time-out from a terminal state
+            truncated = jnp.any(jnp.asarray(info["truncated"], bool))
+        else:  # it does not: an episode that ran to the time limit was cut by it
+            truncated = length >= self.spec.max_steps if self.spec.max_steps else jnp.zeros((), bool)
+        out = {"ep_done": done, "truncated": done & truncated, "ep_return": jnp.mean(ret), "ep_length": length,
                "ep_success": at_goal,
                **{f"ep_{k}": events_total[i] for i, k in enumerate(EVENT_KEYS)}}
         keep = 1 - done

@@ -52,6 +52,7 @@ class Transition(NamedTuple):
     value: jax.Array
     reward: jax.Array
     done: jax.Array  # (E,)
+    truncated: jax.Array  # (E,) the episode ended by its time limit (a subset of done)
     info: dict
 
 
@@ -163,24 +164,11 @@ class Trainer:
         u, log_prob, action = self._policy_sample(k_act, out, log_std)
         obs, ws, log, reward, done, info = jax.vmap(self.env.step)(
             jax.random.split(k_env, cfg.num_envs), r.env_log, action)
-        t = Transition(a_in, c_in, reset, u, log_prob, value, reward, done, info)
+        t = Transition(a_in, c_in, reset, u, log_prob, value, reward, done, info["truncated"], info)
         r = r.replace(env_log=log, obs=obs, world_state=ws, done=done, obs_stats=obs_stats, ws_stats=ws_stats,
                       key=key, actor_h=r.actor_h if h_a is None else h_a,
                       critic_h=r.critic_h if h_c is None else h_c)
         return r, t
-
-    def _gae(self, traj: Transition, last_value: jax.Array):
-        cfg = self.cfg
-
-        def step(carry, t):
-            gae, next_value = carry
-            not_done = 1.0 - t.done[:, None].astype(jnp.float32)
-            delta = t.reward + cfg.gamma * next_value * not_done - t.value
-            gae = delta + cfg.gamma * cfg.gae_lambda * not_done * gae
-            return (gae, t.value), gae
-
-        _, adv = jax.lax.scan(step, (jnp.zeros_like(last_value), last_value), traj, reverse=True)
-        return adv, adv + traj.value
 
     def _loss(self, params, batch):
         cfg = self.cfg
@@ -255,7 +243,7 @@ class Trainer:
         a_in, c_in = self._inputs(r.obs, r.world_state, r.obs_stats, r.ws_stats)
         reset = jnp.broadcast_to(r.done[:, None], (cfg.num_envs, self.n))
         *_, last_value = self._heads(r.params, a_in, c_in, r.actor_h, r.critic_h, reset, False)
-        adv, targets = self._gae(traj, last_value)
+        adv, targets = gae(traj, last_value, cfg.gamma, cfg.gae_lambda)
         key, k_epochs = jax.random.split(r.key)
         data = (traj._replace(info={}), adv, targets, h_a0, h_c0)
         (params, opt_state, _, _), stats = jax.lax.scan(
@@ -268,6 +256,23 @@ class Trainer:
         def run(r):
             return jax.lax.scan(self.update, r, None, length=self.cfg.updates_per_call)
         return jax.jit(jax.vmap(run))
+
+
+def gae(traj: Transition, last_value: jax.Array, gamma: float, lam: float) -> tuple[jax.Array, jax.Array]:
+    """Advantages and value targets (time-major `traj`). A terminal state ends the return; a time-out does
+    not. Its transition's successor is already the next episode's first observation (auto-reset) and the
+    observation the episode was cut at is never seen, so that one transition carries no signal (advantage
+    0, target its own value) and the step before it bootstraps from its value, as Brax's PPO does."""
+    def step(carry, t):
+        adv, next_value = carry
+        not_done = 1.0 - t.done[:, None].astype(jnp.float32)
+        delta = t.reward + gamma * next_value * not_done - t.value
+        delta = jnp.where(t.truncated[:, None], 0.0, delta)
+        adv = delta + gamma * lam * not_done * adv
+        return (adv, t.value), adv
+
+    _, adv = jax.lax.scan(step, (jnp.zeros_like(last_value), last_value), traj, reverse=True)
+    return adv, adv + traj.value
 
 
 def episode_metrics(info: dict) -> dict:
