@@ -16,12 +16,12 @@ ROS_MESSAGES = [
 EXTRAS = {
     "onboard": ["numpy", "onnxruntime", "cvxpy", "clarabel", "osqp", "pyyaml", "tqdm"],
     "train": ["jax", "flax", "optax", "onnx", "jax2onnx", "matplotlib", "pillow", "tqdm", "pyyaml"],
-    "ros": ["ros-rclpy", "ros-rmw-fastrtps-cpp", "rosbags", *ROS_MESSAGES],
+    "ros": ["ros-rclpy", "ros-rmw-fastrtps-cpp", "rosbags", "foxglove-sdk", *ROS_MESSAGES],
     "replay": ["rosbags", "numpy", "pyyaml", "matplotlib", "pillow", "onnxruntime", "tqdm", "pyulog", "pymavlink"],
     "sim2sim": ["pybullet"],
     "hardware": ["pymavlink", "cflib"],  # flight-controller links (hardware/mavlink.py, hardware/crazyflie.py)
     "dev": ["pytest", "robotarium-python-simulator", "cvxopt", "jaxmarl", "qpax",
-            "mcap", "mcap-ros2-support"],
+            "mcap", "mcap-ros2-support", "websockets"],
 }
 EXTRAS["all"] = sorted({dep for deps in EXTRAS.values() for dep in deps})
 
@@ -37,6 +37,7 @@ NODES = {
     "hardware_adapter_node": "ros_nodes.hardware_adapter_node:main",
     "flight_link_node": "ros_nodes.flight_link_node:main",
     "mocap_odom_node": "ros_nodes.mocap_odom_node:main",
+    "foxglove_node": "ros_nodes.foxglove_node:main",
 }
 
 setup(
