@@ -25,7 +25,8 @@ from hardware.profile import load_profile, profile_hash
 from policies.runtime import PolicyRuntime
 from ros_nodes import mav_io
 from ros_nodes.mav_safety import SafetyStage
-from sim.pybullet.cable_twin import Chain, PybulletCableTeam, TeamState, cable_mass, quat_from_rpy, xyzw
+from sim.pybullet.cable_twin import (Chain, PybulletCableTeam, TeamState, cable_mass, cable_spans, quat_from_rpy,
+                                     xyzw)
 
 
 class TeamEngine(Protocol):
@@ -177,7 +178,8 @@ def flight_metrics(f: Flight, goals: list[tuple[np.ndarray, np.ndarray]], profil
                    slack_below_n: float) -> dict:
     """Per goal the success rule of `CableEnv` / SITL (load within success_position and success_orientation,
     held success_hold) and its errors; over the flight: closest MAVs, largest tilt, cable slack
-    (pulling less than `slack_below_n`), tension range and the load's lowest altitude."""
+    (pulling less than `slack_below_n`), the shortest hook-to-attachment distance (below the cable length:
+    slack by geometry), tension range and the load's lowest altitude."""
     t = profile.task
     e_pos, e_deg = goal_errors(f, goals)
     inside = (e_pos <= t.success_position) & (e_deg <= t.success_orientation)
@@ -204,6 +206,7 @@ def flight_metrics(f: Flight, goals: list[tuple[np.ndarray, np.ndarray]], profil
             "min_mav_separation_m": float(sep.min()), "separation_violated": bool(sep.min() < t.min_mav_distance),
             "max_tilt_deg": float(np.degrees(np.arccos(cos_tilt)).max()),
             "slack_events": int(np.sum(slack[1:] & ~slack[:-1]) + np.sum(slack[0])),
+            "min_cable_span_m": float(cable_spans(profile, f.pos, f.quat, f.load_pos, f.load_quat).min()),
             "slack_fraction": float(slack.mean()),
             "tension_n": {"min": float(f.tension[1:].min()), "max": float(f.tension[1:].max())},  # pybullet has none before a step
             "min_load_altitude_m": float(f.load_pos[:, 2].min()), "certificate_holds": f.holds}

@@ -85,6 +85,25 @@ def quat_from_rpy(roll: float, pitch: float, yaw: float) -> np.ndarray:
     return wxyz(pybullet.getQuaternionFromEuler([roll, pitch, yaw]))
 
 
+def cable_spans(profile: Any, pos: np.ndarray, quat: np.ndarray, load_pos: np.ndarray, load_quat: np.ndarray) -> np.ndarray:
+    """(..., N) distance from each MAV's hook to its attachment point on the load; below the cable's
+    length the cable cannot be taut. pos (..., N, 3), quat (..., N, 4) w x y z, load_pos (..., 3), load_quat (..., 4)."""
+    n = pos.shape[-2]
+    hook = np.array([0.0, 0.0, -profile.quadrotor.cable_offset])
+    attach = np.asarray(profile.team(n).attachment_points, np.float64)
+    top = pos + np.einsum("...ij,j->...i", _rotations(quat), hook)
+    bottom = load_pos[..., None, :] + np.einsum("...ij,nj->...ni", _rotations(load_quat), attach)
+    return np.linalg.norm(top - bottom, axis=-1)
+
+
+def _rotations(q: np.ndarray) -> np.ndarray:
+    """Quaternions (..., 4) w x y z -> rotation matrices (..., 3, 3), vectorised."""
+    w, x, y, z = np.moveaxis(np.asarray(q, np.float64), -1, 0)
+    return np.stack([np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)], -1),
+                     np.stack([2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)], -1),
+                     np.stack([2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], -1)], -2)
+
+
 def start_hover(profile: Any, num_mavs: int, load_pos: Any) -> Hover:
     """The resting hover with inextensible cables (a chain does not stretch by k), load level at `load_pos`."""
     rigid = dataclasses.replace(profile, cable=dataclasses.replace(profile.cable, model="rigid"))
