@@ -32,7 +32,7 @@ START_TIMEOUT_S = 120.0
 POLL_S = 0.1
 SETTLE_S = 1.0  # with --until-goals: keep running this long after the last robot arrived
 STOP_ORDER = ["sim_node", "mav_sim_node", "policy_node", "mav_policy_node", "safety_node", "hardware_adapter_node"]  # the recorder stops last
-START_ORDER = ["recorder_node", "hardware_adapter_node", "safety_node", "policy_node", "mav_policy_node", "sim_node", "mav_sim_node"]
+START_ORDER = ["recorder_node", "foxglove_node", "hardware_adapter_node", "safety_node", "policy_node", "mav_policy_node", "sim_node", "mav_sim_node"]
 
 
 class SitlError(Exception):
@@ -46,6 +46,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--until-goals", action="store_true", help="stop early, once every robot has reached its goal (coverage: every landmark is covered; a MAV team: the mission flown and landed)")
     p.add_argument("--record", metavar="BAG", help="record a rosbag2 bag (MCAP storage) to this new directory, e.g. out/run.mcap")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--foxglove", type=int, nargs="?", const=8765, metavar="PORT",
+                   help="live view: stream the run to Foxglove on ws://127.0.0.1:PORT (default 8765; the run is then "
+                        "not network-isolated, DDS stays on LOCALHOST discovery)")
     p.add_argument("--plot", metavar="PNG", help="a MAV team: draw the mission's load errors per goal to this PNG")
     p.add_argument("--logdir", help="where node logs and the sim summary go (default: a new temp dir)")
     p.add_argument("--drop-poses", type=float, default=0.0, metavar="FRACTION",
@@ -84,7 +87,7 @@ def main(argv: list[str]) -> int:
     if record is not None and record.exists():
         print(f"marlstack sitl: {record} exists already; choose a new --record path", file=sys.stderr)
         return 2
-    if not args.no_isolate and can_isolate():
+    if not args.no_isolate and args.foxglove is None and can_isolate():  # a live view must be reachable
         env = ros_env()
         env[ISOLATED_FLAG] = "1"
         child = subprocess.Popen(isolated([sys.executable, "-m", "ros_nodes.sitl", *argv]), env=env)
@@ -150,6 +153,9 @@ def run(dep, args, record: Path | None) -> dict:
     summary_path = logdir.resolve() / "sim_summary.json"
     summary_path.unlink(missing_ok=True)  # its appearance is how we know the sim has started
     specs = fleet_plan(dep, sitl=True, record=record, summary_path=summary_path)
+    if args.foxglove is not None:
+        from ros_nodes.foxglove_node import node_spec
+        specs.append(node_spec(dep, args.foxglove))
     if args.drop_poses:  # --drop-poses overrides the deployment's sim.pose_drop
         specs = [dataclasses.replace(s, parameters={**s.parameters, "drop_pose_fraction": args.drop_poses})
                  if s.executable == "sim_node" else s for s in specs]
