@@ -106,27 +106,38 @@ def main(config: Path, args: argparse.Namespace) -> int:
     g, runs = args.goals_per_run, args.runs
     meta, eps = cached_episodes(out, args.compare_jax, max(args.episodes, g * runs), args.eval_seed)
     rows, failures = [], []
+    previous = json.loads((out / "compare.json").read_text()).get("runs", []) if args.resume and (out / "compare.json").exists() else []
+    kept = {row["run"]: row for row in previous if row["ok"] and row["landed"] and row.get("goals_per_run", g) == g}
     for r in range(runs):
         idx = list(range(r * g, (r + 1) * g))
+        if r in kept and kept[r]["episodes"] == idx:  # --resume: a run that flew and landed is not flown again
+            rows.append(kept[r])
+            print(format_row(kept[r]) + "  (kept from compare.json)", flush=True)
+            continue
         path = out / f"run_{r}.yaml"
         path.write_text(yaml.safe_dump(mission(base, eps, idx, meta["episode_seconds"], meta["tilt_limit_deg"], r),
                                        sort_keys=False))
         try:
             dep = load_deployment(path)
-            longest = 30.0 + (2 * g - 1) * meta["episode_seconds"]  # take-off, every goal and waypoint timed out, landing
+            # take-off, every goal and waypoint timed out, landing: simulated seconds; the limit is wall-clock
+            # seconds and a loaded 2-core machine steps the team at a third of real time
+            longest = 4 * (30.0 + (2 * g - 1) * meta["episode_seconds"])
             report = run(dep, argparse.Namespace(duration=max(args.duration, longest), until_goals=True, drop_poses=0.0,
                                                  logdir=str(out / f"run_{r}_logs")), None)
         except (PlanError, SitlError) as exc:
             report = {"ok": False, "error": str(exc), "team": None}
+        if report.get("interrupted"):
+            print("marlstack sitl: interrupted; the runs so far are in " + str(out / "compare.json"))
+            return 1
         team = report.get("team") or {}
         scored = [x for x in team.get("goals", []) if x["scored"]]
         sitl = [bool(x["success"]) for x in scored] + [False] * (g - len(scored))  # goals never reached count as failed
-        row = {"run": r, "episodes": idx, "ok": report["ok"], "error": report.get("error"),
+        row = {"run": r, "episodes": idx, "goals_per_run": g, "ok": report["ok"], "error": report.get("error"),
                "sitl_success": sitl, "sitl_crashed": [x["crashed_after_s"] is not None for x in scored],
                "jax_success": [bool(eps["success"][i]) for i in idx], "jax_crashed": [bool(eps["crashed"][i]) for i in idx],
                "min_mav_separation_m": team.get("min_mav_separation_m"), "separation_violated": team.get("separation_violated"),
                "max_tilt_deg": team.get("max_tilt_deg"), "landed": team.get("landed"),
-               "success_after_s": [x["success_after_s"] for x in scored]}
+               "success_after_s": [x["success_after_s"] for x in scored], "crash": [x.get("crash") for x in scored]}
         rows.append(row)
         if not report["ok"]:
             failures.append(f"run {r}: {report['error']}")

@@ -66,6 +66,7 @@ class GoalRecord:
     success_at_s: float | None = None
     inside_since: float | None = None
     crashed_at_s: float | None = None
+    crash: str | None = None     # which of the evaluation's termination checks tripped
     min_separation: float = math.inf
     slack_events: int = 0
     max_tilt_deg: float = 0.0
@@ -112,6 +113,8 @@ class TeamSim:
         self.goals: list[GoalRecord] = []
         self.landing = False
         self.failed_at: tuple[float, int] | None = None
+        self.after_failure = {"load_max_tilt_deg": 0.0, "load_max_sink_mps": 0.0, "load_min_z_m": math.inf,
+                              "load_down_after_s": None}  # what the load does once a MAV lost its thrust
 
     def _on_the_ground(self, state):
         """The team at rest on the ground: each MAV level below its hover place, idling at its own weight's
@@ -208,7 +211,7 @@ class TeamSim:
         if not (load_down or mav_down.any()):
             return
         if load_down:
-            if self.landing and self.load_down_at is None:
+            if (self.landing or self.failed_at) and self.load_down_at is None:
                 self.load_down_at = round(self.t + self.dt, 3)
             self.touchdown_speed = max(self.touchdown_speed, float(-b.load_vel[2])) if self.airborne else 0.0
             b = b.replace(load_pos=b.load_pos.at[2].set(floor), load_vel=jnp.zeros(3), load_omega=jnp.zeros(3))
@@ -239,7 +242,15 @@ class TeamSim:
             goal.slack_events += new_slack
             goal.max_tilt_deg = max(goal.max_tilt_deg, tilt)
             if goal.crashed_at_s is None and goal.success_at_s is None and bool(self._crashed(self.state)):
-                goal.crashed_at_s = round(self.t - goal.start_s, 3)
+                goal.crashed_at_s, goal.crash = round(self.t - goal.start_s, 3), self._crash_reason(separation)
+        if self.failed_at is not None:
+            a, lq = self.after_failure, np.asarray(b.load_quat, np.float64)
+            a["load_max_tilt_deg"] = max(a["load_max_tilt_deg"],
+                                         math.degrees(math.acos(min(1.0, 1 - 2 * (lq[1] ** 2 + lq[2] ** 2)))))
+            a["load_max_sink_mps"] = max(a["load_max_sink_mps"], float(-b.load_vel[2]))
+            a["load_min_z_m"] = min(a["load_min_z_m"], float(b.load_pos[2]))
+            if a["load_down_after_s"] is None and self.load_down_at is not None:
+                a["load_down_after_s"] = round(self.load_down_at - self.failed_at[0], 3)
         loaded = tension > 0
         if loaded.any():
             self.min_rotor_sum_loaded = min(self.min_rotor_sum_loaded, float(np.min(np.asarray(b.thrust).sum(-1)[loaded])))
@@ -248,6 +259,30 @@ class TeamSim:
             self.landed_at = round(self.t, 3)
         if self.goals and not self.landing:
             self._goal_errors(self.goals[-1], np.asarray(b.load_pos, np.float64), np.asarray(b.load_quat, np.float64))
+
+    def _crash_reason(self, separation: float) -> str:
+        """Which of `CableEnv.terminated`'s checks failed, in words (computed once, when one did)."""
+        from sim.cable.dynamics import cable_vectors
+        from sim.cable.env import segment_distance
+        t, b, n = self.profile.task, jax.device_get(self.state.bodies), self.n
+        ok = np.asarray(self.env.working(self.state))
+        top, bottom = (np.asarray(v, np.float64) for v in cable_vectors(self.state.bodies, self.profile))
+        cable = top - bottom
+        angle = np.degrees(np.arccos(np.clip(cable[:, 2] / np.linalg.norm(cable, axis=-1), -1, 1)))
+        iu, ju = np.triu_indices(n, 1)
+        both = ok[iu] & ok[ju]
+        gap = np.asarray(segment_distance(top[iu], bottom[iu], top[ju], bottom[ju]), np.float64)
+        why = []
+        if both.any() and separation < t.min_mav_distance:
+            why.append(f"MAVs {separation:.3f} m apart (limit {t.min_mav_distance})")
+        if np.any(both & (gap < t.min_cable_distance)):
+            why.append(f"cables {np.min(gap[both]):.3f} m apart (limit {t.min_cable_distance})")
+        if np.any(ok & (angle > t.max_cable_angle)):
+            why.append(f"a cable {np.max(angle[ok]):.0f} deg from vertical (limit {t.max_cable_angle})")
+        low = min(float(b.load_pos[2]), float(np.min(np.asarray(b.pos)[ok, 2])))
+        if low < t.ground_clearance:
+            why.append(f"{low:.2f} m above the ground")
+        return "; ".join(why) or "outside the workspace, a pushing cable or a non-finite state"
 
     def _goal_errors(self, g: GoalRecord, load_pos: np.ndarray, load_quat: np.ndarray) -> None:
         """The load's errors to goal `g` (as `CableEnv.errors`: distance, and the angle between the attitudes)."""
@@ -275,7 +310,8 @@ class TeamSim:
             goals.append({"goal_pos": list(g.pos), "goal_quat_wxyz": list(g.quat), "start_s": round(g.start_s, 3),
                           "scored": g.scored, "success": g.success_at_s is not None and g.crashed_at_s is None,
                           "success_after_s": g.success_at_s,
-                          "crashed_after_s": g.crashed_at_s, "min_mav_separation_m": round(g.min_separation, 4),
+                          "crashed_after_s": g.crashed_at_s, "crash": g.crash,
+                          "min_mav_separation_m": round(g.min_separation, 4),
                           "slack_events": g.slack_events, "max_tilt_deg": round(g.max_tilt_deg, 2),
                           "final_position_error_m": round(float(errs[-1, 0]), 4) if len(errs) else None,
                           "final_orientation_error_deg": round(float(errs[-1, 1]), 3) if len(errs) else None,
@@ -289,4 +325,6 @@ class TeamSim:
                 "took_off": self.takeoff is not None, "airborne_at_s": self.airborne_at,
                 "landed": self.landed_at is not None, "landed_at_s": self.landed_at, "load_down_at_s": self.load_down_at,
                 "load_touchdown_speed_mps": round(self.touchdown_speed, 3), "failed_mav": self.failed_at,
+                "after_failure": {k: round(v, 3) if isinstance(v, float) else v for k, v in self.after_failure.items()}
+                if self.failed_at else None,
                 "min_rotor_thrust_sum_with_load_n": round(self.min_rotor_sum_loaded, 4)}
