@@ -62,6 +62,7 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--eval-seed", type=int, default=0, help="the evaluation's seed (default 0, as marlstack eval)")
     c.add_argument("--episodes", type=int, default=256, help="the evaluation's episode count (default 256, as marlstack eval)")
     c.add_argument("--out", default="out/sitl_compare", help="missions, logs and compare.json (default out/sitl_compare)")
+    c.add_argument("--resume", action="store_true", help="keep the runs of --out's compare.json that flew and landed")
     return p
 
 
