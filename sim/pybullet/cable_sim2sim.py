@@ -40,7 +40,7 @@ class TeamEngine(Protocol):
 
 class MarlstackTeam:
     """marlstack's cable physics and firmware, `CableEnv.step_physics` jitted, from the env's converged hover
-    moved to `load_pos` (as the SITL MAV simulator starts)."""
+    moved to `load_pos` (as the SITL MAV simulator starts). `chain` (pybullet's cables) is not used."""
 
     def __init__(self, profile: Any, num_mavs: int, load_pos: Any, chain: Chain | None = None):
         import jax
@@ -249,8 +249,24 @@ def compare(dep: Any, policy: str | Path, goal_time_s: float, chain: Chain = Cha
               "success_rule": {"position_m": t.success_position, "attitude_deg": t.success_orientation,
                                "hold_s": t.success_hold},
               "engines": {name: flight_metrics(f, goals, profile, dt, slack_below) for name, f in flights.items()},
-              "gap": gap_report(flights["marlstack"], flights["pybullet"], len(goals))}
+              "gap": gap_report(flights["marlstack"], flights["pybullet"], len(goals)),
+              "trace": trace(flights, goals, dt)}
     return report, flights
+
+
+TRACE_HZ = 10.0
+
+
+def trace(flights: dict[str, Flight], goals: list[tuple[np.ndarray, np.ndarray]], dt: float) -> dict:
+    """The errors and the gap over time at TRACE_HZ, for plots of one's own."""
+    a, b = flights["marlstack"], flights["pybullet"]
+    every = max(1, round(1.0 / (TRACE_HZ * dt)))
+    gap_m, gap_deg = load_gap(a, b)
+    cols = [np.arange(len(a.goal)) * dt, a.goal, gap_m, gap_deg, *goal_errors(a, goals), *goal_errors(b, goals)]
+    rows = np.stack(cols, axis=1)[::every]
+    return {"columns": ["t_s", "goal", "gap_m", "gap_deg", "marlstack_error_m", "marlstack_error_deg",
+                        "pybullet_error_m", "pybullet_error_deg"],
+            "rows": [[round(float(v), 5) for v in r] for r in rows]}
 
 
 def table(report: dict) -> str:

@@ -123,6 +123,8 @@ def test_cli_flies_a_team_config_in_both_engines_and_reports_the_gap(tmp_path, p
     gap = report["gap"]
     assert len(gap["per_goal"]) == 1 and 0 < gap["position_m"]["rms"] <= gap["position_m"]["max"]
     assert gap["position_m"]["max"] < 0.02 and gap["attitude_deg"]["max"] < 1.0, gap  # measured 3.7 mm, 0.07 deg
+    rows = report["trace"]["rows"]  # 10 Hz over 2 s, the start included
+    assert len(rows) == 21 and rows[-1][2] == pytest.approx(gap["position_m"]["final"], abs=1e-5)
 
 
 def test_team_config_errors_are_one_line(tmp_path, capsys):
