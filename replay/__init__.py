@@ -2,5 +2,6 @@
 
 Modules: `bag` (reading, damage accounting, decoding), `mcap_records` (the lenient MCAP walker),
 `fleet` (robots' streams as arrays), `info`, `play`, `evaluate`, `metrics` + `report` + `plots`,
-`export` (CSV). No JAX anywhere; rclpy only in `play`.
+`export` (CSV); MAV teams: `team` (eval with the safety stage), `team_report`, `merge` (one log per
+vehicle on one clock); flight logs: `flightlog` and its readers. No JAX anywhere; rclpy only in `play`.
 """

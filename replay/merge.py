@@ -15,6 +15,7 @@ the sensors' clock and are not moved.
 from __future__ import annotations
 
 import heapq
+import struct
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -29,14 +30,22 @@ class MergeError(Exception):
     """The logs cannot be put on one clock or do not fit together; the text says why."""
 
 
+HEADER_STAMP = struct.Struct("<iI")  # CDR: after the 4-byte encapsulation header, std_msgs/Header's stamp
+
+
 def _stamped(bag: Bag, names: Iterable[str]) -> dict[tuple[str, int], int]:
-    """(topic, header stamp ns) -> log time ns of each decodable stamped message on `names`."""
+    """(topic, header stamp ns) -> log time ns of each message on `names` whose type starts with a
+    std_msgs/Header (its stamp read straight from the CDR bytes, little-endian as our recorders write)."""
     out = {}
     for rec in bag.records(names):
-        msg = bag.decode(rec)
-        stamp = getattr(getattr(msg, "header", None), "stamp", None)
-        if stamp is not None and (stamp.sec or stamp.nanosec):
-            out[(rec.topic, stamp.sec * 1_000_000_000 + stamp.nanosec)] = rec.t_ns
+        if not bag.can_decode(rec.msgtype) or len(rec.raw) < 12 or rec.raw[1] != 1:  # CDR_LE
+            continue
+        first = bag.fields_of(rec.msgtype)[0]
+        if first[0] != "header" or first[1][1] != "std_msgs/msg/Header":
+            continue
+        sec, nsec = HEADER_STAMP.unpack_from(rec.raw, 4)
+        if sec or nsec:
+            out[(rec.topic, sec * 1_000_000_000 + nsec)] = rec.t_ns
     return out
 
 
