@@ -3,8 +3,10 @@
 Each flight link node (one per MAV with a `links:` entry, started by the team's plan) offers the
 vehicle commands as std_srvs/Trigger services `/<mav>/<command>`. This calls one of them on every
 MAV concurrently and prints one line per MAV; the exit status is 1 if any MAV refused or did not
-answer. The usual order: arm, takeoff, (wait for the height), start, ... land, disarm; kill cuts the
-motors at once, in the air or not. Onboard-safe: rclpy only, no JAX.
+answer. The usual order: status, arm, takeoff, (wait for the height), start, ... land, disarm; kill
+cuts the motors at once, in the air or not. `status` reads what each link reports on /diagnostics
+(connected, armed, mode, rate control, fault) and fails if a MAV is silent, not connected or faulty.
+Onboard-safe: rclpy only, no JAX.
 """
 from __future__ import annotations
 
@@ -41,10 +43,45 @@ def call_team(node: Any, mavs: list[str], service: str, timeout_s: float = 10.0)
     return out
 
 
+def team_status(node: Any, mavs: list[str], seconds: float = 1.5) -> dict[str, dict[str, str]]:
+    """MAV -> its flight link's latest /diagnostics status over `seconds` (level, message and the link's values)."""
+    import rclpy
+
+    from ros_nodes import topics
+    latest: dict[str, dict[str, str]] = {}
+
+    def on_diag(msg) -> None:
+        for st in msg.status:
+            if st.hardware_id in mavs and st.name.rstrip("/").endswith("flight_link"):
+                latest[st.hardware_id] = {"level": str(st.level[0]), "message": st.message,
+                                          **{kv.key: kv.value for kv in st.values}}
+    sub = node.create_subscription(topics.message_class(topics.DIAGNOSTICS.type), topics.DIAGNOSTICS.path(), on_diag,
+                                   topics.qos_profile(topics.DIAGNOSTICS.qos))
+    start = time.monotonic()
+    while (waited := time.monotonic() - start) < seconds and (len(latest) < len(mavs) or waited < 0.6):
+        rclpy.spin_once(node, timeout_sec=0.02)
+    node.destroy_subscription(sub)
+    return latest
+
+
+def status_lines(mavs: list[str], latest: dict[str, dict[str, str]]) -> dict[str, tuple[bool, str]]:
+    """One verdict per MAV: (healthy, line)."""
+    out = {}
+    for m in mavs:
+        st = latest.get(m)
+        if st is None:
+            out[m] = (False, f"{m}: no status from its flight link node on /diagnostics")
+            continue
+        shown = ", ".join(f"{k} {st[k]}" for k in ("connected", "armed", "custom_mode", "rate_control", "setpoints_in")
+                          if k in st)
+        out[m] = (st["level"] == "0" and st.get("connected") == "True", f"{m}: {st['message']} | {shown}")
+    return out
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="marlstack flight", description=__doc__.split("\n\n")[0])
-    parser.add_argument("action", choices=list(ACTIONS), help="start = start_rate_control (PX4 OFFBOARD, ArduPilot GUIDED, "
-                        "Crazyflie low-level setpoints)")
+    parser.add_argument("action", choices=["status", *ACTIONS], help="start = start_rate_control (PX4 OFFBOARD, "
+                        "ArduPilot GUIDED, Crazyflie low-level setpoints); status = what each link reports")
     parser.add_argument("--config", required=True, help="the team's deployment YAML with a 'links' section "
                         "(e.g. launch/cable3_px4.yaml)")
     parser.add_argument("--mavs", help="comma-separated subset of the team (default: every real MAV)")
@@ -71,7 +108,10 @@ def main(argv: list[str]) -> int:
     rclpy.init()
     node = rclpy.create_node("marlstack_flight")
     try:
-        results = call_team(node, mavs, ACTIONS[args.action], args.timeout)
+        if args.action == "status":
+            results = status_lines(mavs, team_status(node, mavs, min(args.timeout, 3.0)))
+        else:
+            results = call_team(node, mavs, ACTIONS[args.action], args.timeout)
     finally:
         node.destroy_node()
         rclpy.try_shutdown()

@@ -35,7 +35,7 @@ from fake_crazyflie import FakeCrazyflieUdp  # noqa: E402
 from fake_vehicle import FakeFleet, FakeQuad, fly  # noqa: E402
 
 from ros_nodes import health, topics  # noqa: E402
-from ros_nodes.flight_cli import call_team  # noqa: E402
+from ros_nodes.flight_cli import call_team, status_lines, team_status  # noqa: E402
 from ros_nodes.isolation import ros_env  # noqa: E402
 from hardware.frames import matrix_to_quat  # noqa: E402
 from ros_nodes import convert  # noqa: E402
@@ -137,6 +137,7 @@ def main(out: Path, workdir: Path) -> None:
     try:
         r["arm"] = call_team(lab, MAVS, "arm", timeout_s=40)
         r["armed"] = [px4.armed, apm.armed, cf.armed]
+        r["status"] = status_lines(MAVS, team_status(lab, MAVS, 3.0))   # the autopilots' state back, as the links report it
         r["takeoff"] = call_team(lab, MAVS, "takeoff")
         r["climbed"] = lab.spin_until(lambda: all(v.mode == "hold" for v in vehicles.values()), 8)
         r["heights"] = [float(v.state()[0][2]) for v in vehicles.values()]

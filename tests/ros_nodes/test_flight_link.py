@@ -30,6 +30,9 @@ def test_team_flies_through_its_flight_links_closed_loop(tmp_path):
     for step in ("arm", "takeoff", "start"):
         assert all(ok for ok, _ in r[step].values()), (step, r[step], log)
     assert r["armed"] == [True, True, True]
+    # `marlstack flight status`: each link's report on /diagnostics; the MAVLink links show the autopilots' armed flag
+    assert all(ok for ok, _ in r["status"].values()), r["status"]
+    assert "armed True" in r["status"]["mav_0"][1] and "armed True" in r["status"]["mav_1"][1], r["status"]
     # take-off by the firmware, then its hold: PX4 AUTO.LOITER, ArduCopter GUIDED
     assert r["climbed"] and np.allclose(r["heights"], 1.0, atol=0.06), r["heights"]
     assert r["modes_after_takeoff"] == [(4 << 16) | (3 << 24), 4]
