@@ -46,8 +46,9 @@ def _cvxopt(spec: Any, pos: np.ndarray, vel: np.ndarray, nominal: np.ndarray,
     if not controlled.all():
         a, b = restrict(a, b, controlled, np.zeros_like(pos))
     q = nominal[controlled].reshape(-1)
-    cvxopt.solvers.options["show_progress"] = False
-    sol = cvxopt.solvers.qp(cvxopt.matrix(np.eye(q.size)), cvxopt.matrix(-q), cvxopt.matrix(a), cvxopt.matrix(b))
+    # its own options: rps loosens cvxopt's global ones (tolerance 1e-2) when its barrier runs in this process
+    sol = cvxopt.solvers.qp(cvxopt.matrix(np.eye(q.size)), cvxopt.matrix(-q), cvxopt.matrix(a), cvxopt.matrix(b),
+                            options={"show_progress": False})
     return np.asarray(sol["x"]).reshape(-1, 3) if sol["status"] == "optimal" else None
 
 
