@@ -300,6 +300,7 @@ def write_outputs(result: dict[str, Any], out: Path) -> None:
     if "per_mav" in result:
         from replay.team import write_team_csv
         write_team_csv(result, out / "eval_commands.csv")
+        plots.team_commands(result, out / "eval_commands.png")
         return
     with (out / "eval_commands.csv").open("w", encoding="utf-8") as f:
         f.write("t_s,robot,v_logged,omega_logged,v_policy,omega_policy,status\n")

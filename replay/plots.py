@@ -207,3 +207,23 @@ def tracking(s: dict, mavs: list[str], path: Path) -> None:
     axes[0].legend(fontsize=6, ncol=2)
     axes[-1].set_xlabel("time [s]")
     _save(fig, path)
+
+
+def team_commands(result: dict, path: Path) -> None:
+    """`replay eval` on a MAV team: each MAV's logged set-point acceleration, the node re-run (policy +
+    safety stage) and the policy's raw output, per world axis."""
+    plt = _plt()
+    mavs = [m for m, s in result["series"].items() if s["logged"] is not None]
+    fig, axes = plt.subplots(len(mavs), 3, figsize=(12, 2.2 * len(mavs)), squeeze=False, sharex=True)
+    for i, m in enumerate(mavs):
+        s = result["series"][m]
+        for j, axis in enumerate("xyz"):
+            ax = axes[i, j]
+            ax.plot(s["t"], s["logged"][:, j], lw=1.5, label="logged set-point")
+            ax.plot(s["t"], s["policy"][:, j], lw=1.0, ls="--", label="re-run: policy + safety stage")
+            ax.plot(s["t"], s["raw"][:, j], lw=0.8, ls=":", label="policy alone")
+            ax.set_ylabel(f"{m}\na_{axis} [m/s²]", fontsize=8)
+    axes[0, 0].legend(fontsize=7)
+    for ax in axes[-1]:
+        ax.set_xlabel("time [s]")
+    _save(fig, path)

@@ -49,6 +49,7 @@ def test_eval_table_and_csv(result, tmp_path):
     assert {r["mav"] for r in rows} == {"mav_0", "mav_1", "mav_2"}
     assert len(rows) == sum(v["commands"] for v in result["per_mav"].values())
     assert {"acc_x_logged", "acc_x_rerun", "acc_x_policy", "status"} <= set(rows[0])
+    assert (tmp_path / "eval_commands.png").stat().st_size > 10_000
 
 
 def test_info_and_csv_on_a_mav_bag(tmp_path, capsys):
