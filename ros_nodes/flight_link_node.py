@@ -14,7 +14,6 @@ link would see the stack go quiet and hold, then land, in the middle of the hand
 """
 from __future__ import annotations
 
-import math
 import sys
 import threading
 

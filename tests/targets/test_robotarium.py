@@ -16,8 +16,6 @@ import pytest
 
 from marlstack.cli import main as marlstack
 from rps21_env import TRAINED, Rps21Missing, find_wheel
-from sim.fleet import FleetEnv
-from sim.rollout import policy_rollout, start_state
 from targets.robotarium import export_submission, foreign_imports
 
 RUNNER = Path(__file__).with_name("rps21_run.py")
