@@ -1,4 +1,8 @@
-"""`marlstack eval DIR|CHECKPOINT`: deterministic episodes → JSON + table (+ trajectory GIF)."""
+"""`marlstack eval DIR|CHECKPOINT`: deterministic episodes → JSON + table (+ trajectory GIF).
+
+Every trained seed by default, on evaluation episodes no training or seed selection used, with the
+median and the spread over seeds; one seed only when asked (`--seed-index K`, `--best-seed`).
+"""
 from __future__ import annotations
 
 import argparse
@@ -15,32 +19,54 @@ ROWS = (("success_rate", "success rate"), ("collisions", "collisions (pair-steps
         ("time_to_goal_s", "time to goal (s, solved episodes)"))
 
 
+def _cell(v: Any) -> str:
+    return "-" if v is None else (f"{v:.4g}" if isinstance(v, float) else str(v))
+
+
 def table(result: dict[str, Any]) -> str:
-    head = (f"{result['scenario']} · {result['num_agents']} agents · {result['episodes']} episodes · "
-            f"barrier {result['barrier']} · run {result['run_id']}")
-    lines = [head, "-" * len(head)]
+    """One column for a single-seed result; one per seed, then median and [min, max], for `evaluate_seeds`'."""
+    head = (f"{result['scenario']} · {result['num_agents']} agents · {result['episodes']} episodes (eval seed "
+            f"{result['eval_seed']}) · barrier {result['barrier']} · run {result['run_id']}")
+    if "seeds" not in result:
+        lines = [f"{head} · seed {result['seed']}", "-" * len(head)]
+        lines += [f"{label:<32} {_cell(result.get(key))}" for key, label in ROWS]
+        return "\n".join(lines)
+    cols = [("seed " + str(s["seed"]) + (" *" if s["seed"] == result["selected_seed"] else ""), s)
+            for s in result["seeds"]]
+    lines = [head, "-" * len(head),
+             f"{'':<32}" + "".join(f"{c:>10}" for c, _ in cols) + f"{'median':>10}  spread [min, max]"]
     for key, label in ROWS:
-        v = result.get(key)
-        lines.append(f"{label:<32} {'-' if v is None else (f'{v:.4g}' if isinstance(v, float) else v)}")
+        spread = result["spread"].get(key)
+        lines.append(f"{label:<32}" + "".join(f"{_cell(s.get(key)):>10}" for _, s in cols)
+                     + f"{_cell(result['median'].get(key)):>10}"
+                     + (f"  [{_cell(spread[0])}, {_cell(spread[1])}]" if spread else ""))
+    lines.append(f"* the seed export uses: {result['selection']['rule']}")
     return "\n".join(lines)
 
 
-def evaluate_run(path: Path, episodes: int = 100, barrier: str | None = None, seed: int = 0,
+def evaluate_run(path: Path, episodes: int = 100, barrier: str | None = None, seed: int | None = None,
                  gif: bool | Path = True, as_json: bool = False, seed_index: int | None = None,
-                 num_agents: int | None = None, failure: bool | None = None) -> dict[str, Any]:
-    """Evaluate, write eval.json (+ trajectory.gif) next to the checkpoint, print table or JSON.
+                 num_agents: int | None = None, failure: bool | None = None, best_seed: bool = False
+                 ) -> dict[str, Any]:
+    """Evaluate every seed (or `seed_index` / the selected seed with `best_seed`), write eval.json
+    (+ trajectory.gif of the selected seed) next to the checkpoint, print table or JSON.
 
     On another fleet size the files are eval_<N>_agents.json / trajectory_<N>_agents.gif, so the
     run's own evaluation stays."""
     from policies.checkpoint import checkpoint_path, load_policy
     from policies.envs import is_cable
-    from policies.evaluate import evaluate, trajectory_gif
+    from policies.evaluate import EVAL_SEED, evaluate, evaluate_seeds, trajectory_gif
     from policies.run_dir import EVAL_FILE
 
     policy = load_policy(path, seed_index)
     if is_cable(policy.scenario):
-        return _evaluate_cable_run(path, episodes, seed, gif, as_json, num_agents, failure)
-    result = evaluate(policy, episodes=episodes, barrier=barrier, seed=seed, num_agents=num_agents)
+        return _evaluate_cable_run(path, episodes, 0 if seed is None else seed, gif, as_json, num_agents, failure)
+    seed = EVAL_SEED if seed is None else seed
+    _warn_if_seen(policy.config, seed)
+    if seed_index is not None or best_seed:
+        result = evaluate(policy, episodes=episodes, barrier=barrier, seed=seed, num_agents=num_agents)
+    else:
+        result = evaluate_seeds(path, episodes=episodes, barrier=barrier, seed=seed, num_agents=num_agents)
     folder = checkpoint_path(path).parent
     tag = "" if num_agents in (None, policy.num_agents) else f"_{num_agents}_agents"
     if gif:
@@ -50,6 +76,15 @@ def evaluate_run(path: Path, episodes: int = 100, barrier: str | None = None, se
     (folder / EVAL_FILE.replace(".json", f"{tag}.json")).write_text(json.dumps(result, indent=2), encoding="utf-8")
     print(json.dumps(result, indent=2) if as_json else table(result))
     return result
+
+
+def _warn_if_seen(config: dict[str, Any], seed: int) -> None:
+    """A one-line warning when the evaluation episodes are ones training or seed selection drew from."""
+    from policies.evaluate import VALIDATION_SEED
+    first, count = int(config["seed"]), int(config["num_seeds"])
+    if first <= seed < first + count or seed == VALIDATION_SEED:
+        print(f"marlstack eval: warning: evaluation seed {seed} is {'a training' if seed != VALIDATION_SEED else 'the validation'}"
+              f" seed of this run; the numbers are not from unseen episodes", file=sys.stderr)
 
 
 def _evaluate_cable_run(path: Path, episodes: int, seed: int, gif: bool | Path, as_json: bool,
@@ -85,8 +120,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--episodes", "-k", type=int, default=100, help="episodes, run side by side (default 100)")
     p.add_argument("--barrier", default=None,
                    help="barrier certificate in the loop: a form (e.g. unicycle_walls) or 'none' (default: as trained)")
-    p.add_argument("--seed", type=int, default=0, help="evaluation seed (default 0)")
-    p.add_argument("--seed-index", type=int, default=None, help="which trained seed (default: the best one)")
+    p.add_argument("--seed", type=int, default=None,
+                   help="evaluation seed: which episodes (default 1000; training uses seeds from 0, the exported seed "
+                        "is chosen on 999's; cable teams: 0)")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--seed-index", type=int, default=None,
+                       help="evaluate only this trained seed (0 = the run's first; default: every seed)")
+    which.add_argument("--best-seed", action="store_true",
+                       help="evaluate only the seed export uses (chosen on validation episodes at the end of training)")
     p.add_argument("--num-agents", type=int, default=None,
                    help="evaluate on this many robots instead of the training fleet (policies whose agents share "
                         "parameters, e.g. a 4-robot navigation policy on 8 robots)")
@@ -107,7 +148,7 @@ def main(argv: list[str]) -> int:
 
     try:
         evaluate_run(args.path, args.episodes, args.barrier, args.seed, False if args.no_gif else (args.gif or True),
-                     args.json, args.seed_index, args.num_agents, args.failure)
+                     args.json, args.seed_index, args.num_agents, args.failure, args.best_seed)
     except (CheckpointError, ConfigError) as exc:
         print(f"marlstack eval: {exc}", file=sys.stderr)
         return 2

@@ -3,19 +3,29 @@
 Each environment runs until its first episode ends (the auto-reset after that is ignored).
 An episode succeeds when the scenario declares it solved (navigation: every robot at its goal
 at once), which ends it early; `time_to_goal_s` is the mean length of the successful ones.
+
+`evaluate_seeds` runs every trained seed of a run on the same episodes (one compiled scan,
+vmapped over the seeds) and reports each seed, the median and the spread: a run is judged by its
+median seed, not its best. Three disjoint streams of episodes: training uses PRNG seeds
+`seed … seed + num_seeds − 1`, the seed that `export` deploys is chosen on `VALIDATION_SEED`'s
+episodes, and `marlstack eval` reports on `EVAL_SEED`'s, which neither of the others has seen.
 """
 from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from policies.checkpoint import CheckpointError, LoadedPolicy
+from policies.checkpoint import CheckpointError, LoadedPolicy, load_policy, policy_params, read
 from policies.envs import EVENT_KEYS, ArrayEnv
+
+EVAL_SEED = 1000  # `marlstack eval`'s episodes (PRNGKey(1000)); training seeds count up from 0
+VALIDATION_SEED = 999  # the episodes the exported seed is chosen on, disjoint from both
+MEDIAN_KEYS = ("success_rate", "collisions", "boundary_exits", "mean_return", "mean_episode_length", "time_to_goal_s")
 
 
 def agent_actions(policy: LoadedPolicy, obs: jax.Array, h: jax.Array | None):
@@ -66,27 +76,25 @@ def fleet_env(policy: LoadedPolicy, num_agents: int | None, barrier: str | None 
     return env
 
 
-def evaluate(policy: LoadedPolicy, episodes: int = 64, barrier: str | None = None, seed: int = 0,
-             env: Any | None = None, num_agents: int | None = None) -> dict[str, Any]:
-    """Run `episodes` deterministic episodes; returns the summary (plain Python numbers).
-
-    `num_agents` evaluates on another fleet size (see `fleet_env`); `env` overrides the environment."""
+def _setup(policy: LoadedPolicy, episodes: int, barrier: str | None, env: Any | None,
+           num_agents: int | None) -> tuple[Any, ArrayEnv, Callable[[Any, jax.Array], dict]]:
+    """(raw env, array env, `run(params, key)` -> per-episode stats) for `policy`'s network."""
     raw_env = env if env is not None else fleet_env(policy, num_agents, barrier)
     aenv = ArrayEnv(raw_env)
     check_env(policy, aenv, same_fleet=env is not None or num_agents is None)
     horizon = aenv.spec.max_steps + 1  # JaxMARL's MPE ends an episode one step after max_steps
     if horizon < 2:
         raise CheckpointError(f"scenario {policy.scenario!r} has no max_steps: cannot bound an evaluation episode")
-    run = jax.jit(lambda params, key: _episodes(dataclasses.replace(policy, params=params), aenv, episodes,
-                                                horizon, key))
-    stats = run(policy.params, jax.random.PRNGKey(seed))
+    return raw_env, aenv, lambda params, key: _episodes(dataclasses.replace(policy, params=params), aenv, episodes,
+                                                         horizon, key)
+
+
+def _summary(stats: dict[str, Any], dt: float | None) -> dict[str, Any]:
+    """Per-episode stats of one policy -> the plain-number summary."""
     stats = {k: np.asarray(v) for k, v in stats.items()}
     solved = stats["success"].astype(bool)
-    dt = getattr(getattr(raw_env, "profile", None), "dt", None)
     lengths = stats["length"]
     return {
-        "scenario": policy.scenario, "run_id": policy.run_id, "episodes": episodes,
-        "barrier": getattr(raw_env, "barrier", None) or "none", "num_agents": aenv.spec.num_agents,
         "success_rate": float(solved.mean()),
         "unfinished_episodes": int((lengths == 0).sum()),
         "collisions": float(stats["collisions"].sum()),
@@ -97,6 +105,68 @@ def evaluate(policy: LoadedPolicy, episodes: int = 64, barrier: str | None = Non
         "time_to_goal_s": (float(lengths[solved].mean() * dt) if solved.any() and dt else None),
         "time_to_goal_steps": float(lengths[solved].mean()) if solved.any() else None,
     }
+
+
+def _header(policy: LoadedPolicy, raw_env: Any, aenv: ArrayEnv, episodes: int, seed: int) -> dict[str, Any]:
+    return {"scenario": policy.scenario, "run_id": policy.run_id, "episodes": episodes, "eval_seed": seed,
+            "barrier": getattr(raw_env, "barrier", None) or "none", "num_agents": aenv.spec.num_agents}
+
+
+def _dt(raw_env: Any) -> float | None:
+    return getattr(getattr(raw_env, "profile", None), "dt", None)
+
+
+def evaluate(policy: LoadedPolicy, episodes: int = 64, barrier: str | None = None, seed: int = EVAL_SEED,
+             env: Any | None = None, num_agents: int | None = None) -> dict[str, Any]:
+    """Run `episodes` deterministic episodes of one policy (one seed); returns the summary (plain numbers).
+
+    `num_agents` evaluates on another fleet size (see `fleet_env`); `env` overrides the environment."""
+    raw_env, aenv, run = _setup(policy, episodes, barrier, env, num_agents)
+    stats = jax.jit(run)(policy.params, jax.random.PRNGKey(seed))
+    return {**_header(policy, raw_env, aenv, episodes, seed), "seed": int(policy.config["seed"]) + policy.seed_index,
+            **_summary(stats, _dt(raw_env))}
+
+
+def evaluate_seeds(path: str | Path, episodes: int = 64, barrier: str | None = None, seed: int = EVAL_SEED,
+                   num_agents: int | None = None) -> dict[str, Any]:
+    """Every trained seed of a run on the same `episodes` episodes: `seeds` (one summary each, in seed
+    order), `median` (the median over seeds of each summary number), `spread` ([min, max] over seeds) and
+    `selected_seed` (the one `load_policy` / `export` use by default, and how it was chosen)."""
+    meta, raw = read(path)
+    policy = load_policy(path)
+    count = int(policy.config["num_seeds"])
+    raw_env, aenv, run = _setup(policy, episodes, barrier, None, num_agents)
+    stacked = jax.tree.map(lambda *a: jnp.stack(a), *[policy_params(raw, s) for s in range(count)])
+    stats = jax.jit(jax.vmap(run, in_axes=(0, None)))(stacked, jax.random.PRNGKey(seed))
+    first = int(policy.config["seed"])
+    seeds = [{"seed": first + s, **_summary(jax.tree.map(lambda a: a[s], stats), _dt(raw_env))} for s in range(count)]
+    median, spread = {}, {}
+    for key in MEDIAN_KEYS:
+        values = [s[key] for s in seeds if s[key] is not None]
+        median[key] = float(np.median(values)) if values else None
+        spread[key] = [float(min(values)), float(max(values))] if values else None
+    return {**_header(policy, raw_env, aenv, episodes, seed), "training_seeds": [first, first + count - 1],
+            "seeds": seeds, "median": median, "spread": spread, "median_success_rate": median["success_rate"],
+            "selected_seed": first + policy.seed_index, "selection": meta.get("seed_selection", {
+                "rule": "best final training success (metrics.csv; the run was not validated)"})}
+
+
+def select_seed(path: str | Path, episodes: int, seed: int = VALIDATION_SEED) -> dict[str, Any]:
+    """Choose the seed `load_policy` / `export` use by default: the best success rate (then mean return) on
+    `episodes` validation episodes, which no reported evaluation uses, so it is a median-or-better seed
+    chosen without looking at the evaluation episodes. Written into the checkpoint's header
+    (`best_seed`, `seed_selection`); returns the selection."""
+    from policies.checkpoint import save
+    result = evaluate_seeds(path, episodes, seed=seed)
+    scores = [(s["success_rate"], s["mean_return"]) for s in result["seeds"]]
+    best = max(range(len(scores)), key=lambda i: scores[i])
+    meta, raw = read(path)
+    selection = {"rule": "best success rate (then mean return) on the validation episodes",
+                 "validation_seed": seed, "episodes": episodes, "seed": result["seeds"][best]["seed"],
+                 "validation_success": [s["success_rate"] for s in result["seeds"]],
+                 "validation_median": result["median_success_rate"]}
+    save(path, {**meta, "best_seed": best, "seed_selection": selection}, raw)
+    return selection
 
 
 def _episodes(policy: LoadedPolicy, aenv: ArrayEnv, k: int, horizon: int, key: jax.Array):
@@ -121,7 +191,7 @@ def _episodes(policy: LoadedPolicy, aenv: ArrayEnv, k: int, horizon: int, key: j
     return result
 
 
-def trajectory_gif(policy: LoadedPolicy, path: str | Path, barrier: str | None = None, seed: int = 0,
+def trajectory_gif(policy: LoadedPolicy, path: str | Path, barrier: str | None = None, seed: int = EVAL_SEED,
                    num_agents: int | None = None) -> Path | None:
     """One episode of a fleet scenario drawn with `sim.render`; None for scenarios without poses."""
     from policies.envs import is_fleet
@@ -136,6 +206,7 @@ def trajectory_gif(policy: LoadedPolicy, path: str | Path, barrier: str | None =
         return agent_actions(policy, env.observations(state)[None], None)[0][0]
 
     ep = rollout(env, act, jax.random.PRNGKey(seed), env.max_steps)
-    title = (f"{policy.scenario}: {env.num_agents} robots, {policy.config['algo']}, "
+    title = (f"{policy.scenario}: {env.num_agents} robots, {policy.config['algo']} seed "
+             f"{int(policy.config['seed']) + policy.seed_index}, "
              f"{'solved' if ep.solved else 'not solved'} in {ep.steps} steps")
     return animate(ep.poses, env.profile, path, ep.goals, title)

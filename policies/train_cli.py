@@ -112,6 +112,27 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, progress: bool = Tr
             "interrupted": interrupted, "curve": str(curve) if curve else None}
 
 
+def seed_summary(out: Path, cfg: TrainConfig) -> str:
+    """Every seed's training success and return over its last tenth of updates, their median and spread
+    (training episodes: the ones that ended in an update, which favours short solved ones; eval is the
+    number to trust)."""
+    import numpy as np
+
+    from policies import run_dir
+    rows = run_dir.read_metrics(out)
+    lines = [f"training, last tenth of the updates, per seed ({cfg.num_seeds}):"]
+    for key in ("success_rate", "return"):
+        values = []
+        for s in range(cfg.seed, cfg.seed + cfg.num_seeds):
+            mine = [r for r in rows if r["seed"] == s]
+            values.append(run_dir.nanmean(r[key] for r in mine[-max(1, len(mine) // 10):]))
+        finite = [v for v in values if np.isfinite(v)]
+        stats = (f"median {np.median(finite):.3g}, spread [{min(finite):.3g}, {max(finite):.3g}]" if finite
+                 else "no finished episodes")
+        lines.append(f"  {key:<13} " + " ".join(f"{v:.3g}" for v in values) + f"  ({stats})")
+    return "\n".join(lines)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="marlstack train",
@@ -192,8 +213,15 @@ def main(argv: list[str]) -> int:
             return 130
         print(json.dumps({k: summary[k] for k in ("run_dir", "updates", "env_steps_per_seed", "compile_s",
                                                    "train_s", "env_steps_per_s")}))
+        print(seed_summary(out, cfg))
         if cfg.eval_episodes > 0:
+            from policies.envs import is_cable
             from policies.eval_cli import evaluate_run
+            if not is_cable(cfg.scenario):  # cable runs keep the best training seed (their own evaluation)
+                from policies.evaluate import select_seed
+                sel = select_seed(out, cfg.eval_episodes)
+                print(f"export seed: {sel['seed']} (validation success per seed {sel['validation_success']}, "
+                      f"{sel['episodes']} episodes of validation seed {sel['validation_seed']})")
             evaluate_run(out, episodes=cfg.eval_episodes, gif=False)
     except (ConfigError, CheckpointError, ProfileError) as exc:
         print(f"marlstack train: {exc}", file=sys.stderr)

@@ -26,9 +26,9 @@ EPISODES = 64
 
 @pytest.fixture(scope="module")
 def learned(tmp_path_factory):
-    """IPPO on navigation for ~100k env steps (a few seconds of training)."""
+    """IPPO on navigation for ~100k env steps, two seeds side by side (a few seconds of training)."""
     out = tmp_path_factory.mktemp("learned")
-    cfg = build_config({**SMALL_NAV, "total_steps": 48 * 64 * 32})
+    cfg = build_config({**SMALL_NAV, "num_seeds": 2, "total_steps": 48 * 64 * 32})
     summary = train_cli.train(cfg, out, progress=False)
     return SimpleNamespace(out=out, cfg=cfg, summary=summary, policy=load_policy(out))
 
@@ -64,7 +64,7 @@ def test_short_training_beats_random_policy(learned):
     # per-agent progress reward: 10 per metre gained; random driving gains ~nothing
     assert trained["mean_return"] > baseline + 1.5, (trained, baseline)
     rows = read_metrics(learned.out)
-    assert [r["update"] for r in rows] == list(range(1, 49))
+    assert [(r["update"], r["seed"]) for r in rows] == [(u, s) for u in range(1, 49) for s in (0, 1)]
     assert rows[-1]["env_steps"] == 48 * 64 * 32
     assert all(np.isfinite(r["loss"]) and r["env_steps_per_s"] > 0 for r in rows)
     assert (learned.out / "learning_curve.png").stat().st_size > 0
@@ -128,19 +128,36 @@ def test_jaxmarl_mpe_simple_spread_trains(tmp_path):
 
 
 def test_cli_train_then_eval(learned, tmp_path, capsys):
-    """The two commands end to end, with the fixture's config so the compiled update is reused."""
-    args = ["navigation", "--out", str(tmp_path), "--no-progress", "--set", "num_agents=2"]
-    args += [f"--{k.replace('_', '-')}={v}" for k, v in SMALL_NAV.items() if k not in ("scenario", "num_agents")]
-    args += ["--hidden-sizes", "64,64", "--total-steps", str(8 * 64 * 32)]
+    """The two commands end to end, with the fixture's config so the compiled update is reused: train prints
+    every seed, chooses the exported seed on validation episodes; eval reports every seed on unseen episodes."""
+    args = ["navigation", "--out", str(tmp_path), "--no-progress", "--set", "num_agents=2", "--seeds", "2"]
+    args += [f"--{k.replace('_', '-')}={v}" for k, v in SMALL_NAV.items() if k not in ("scenario", "num_agents", "num_seeds")]
+    args += ["--hidden-sizes", "64,64", "--total-steps", str(8 * 64 * 32), "--eval-episodes", "8"]
     assert train_cli.main(args) == 0
     for name in ("config.yaml", "metrics.csv", "checkpoint.msgpack", "learning_curve.png"):
         assert (tmp_path / name).stat().st_size > 0
-    capsys.readouterr()
+    out = capsys.readouterr().out
+    assert "per seed (2)" in out and "median" in out and "export seed:" in out, out
+    chosen = load_policy(tmp_path)
+    selection = json.loads((tmp_path / "eval.json").read_text())["selection"]
+    assert selection["validation_seed"] == 999 and selection["seed"] == chosen.seed_index
+    assert len(selection["validation_success"]) == 2
     assert eval_cli.main([str(tmp_path), "--episodes", "8", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert result["episodes"] == 8 and 0.0 <= result["success_rate"] <= 1.0 and result["barrier"] == "none"
+    assert result["episodes"] == 8 and result["barrier"] == "none" and result["eval_seed"] == 1000
+    assert [s["seed"] for s in result["seeds"]] == [0, 1] and result["selected_seed"] == chosen.seed_index
+    rates = [s["success_rate"] for s in result["seeds"]]
+    assert result["median"]["success_rate"] == result["median_success_rate"] == float(np.median(rates))
+    assert result["spread"]["success_rate"] == [min(rates), max(rates)]
     assert (tmp_path / "trajectory.gif").read_bytes()[:3] == b"GIF"
     assert json.loads((tmp_path / "eval.json").read_text())["episodes"] == 8
+    # one seed only when asked: the same numbers as that seed's column
+    assert eval_cli.main([str(tmp_path), "--episodes", "8", "--json", "--seed-index", "1", "--no-gif"]) == 0
+    one = json.loads(capsys.readouterr().out)
+    assert one["seed"] == 1 and one["success_rate"] == rates[1] and one["mean_return"] == result["seeds"][1]["mean_return"]
+    assert eval_cli.main([str(tmp_path), "--episodes", "8", "--best-seed", "--no-gif", "--seed", "1"]) == 0
+    captured = capsys.readouterr()
+    assert f"seed {chosen.seed_index}" in captured.out and "evaluation seed 1 is a training seed" in captured.err
 
 
 @pytest.mark.parametrize("argv, message", [
