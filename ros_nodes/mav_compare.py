@@ -91,7 +91,7 @@ def mission(base: dict, eps: dict[str, np.ndarray], idx: list[int], timeout_s: f
 def main(config: Path, args: argparse.Namespace) -> int:
     """Every run, its SITL and JAX success per goal, and the totals; exit 1 when a run failed to run."""
     from ros_nodes.plan import PlanError, load_deployment
-    from ros_nodes.sitl import SitlError, run
+    from ros_nodes.sitl import SitlError, parser, run
 
     from ros_nodes.team_plan import TeamDeployment
     if not isinstance(load_deployment(config), TeamDeployment) or min(args.runs, args.goals_per_run) < 1:
@@ -122,8 +122,9 @@ def main(config: Path, args: argparse.Namespace) -> int:
             # take-off, every goal and waypoint timed out, landing: simulated seconds; the limit is wall-clock
             # seconds and a loaded 2-core machine steps the team at a third of real time
             longest = 4 * (30.0 + (2 * g - 1) * meta["episode_seconds"])
-            report = run(dep, argparse.Namespace(duration=max(args.duration, longest), until_goals=True, drop_poses=0.0,
-                                                 logdir=str(out / f"run_{r}_logs")), None)
+            run_args = parser().parse_args(["--config", str(path), "--until-goals", "--duration", str(max(args.duration, longest)),
+                                            "--logdir", str(out / f"run_{r}_logs")])  # every other option at its default
+            report = run(dep, run_args, None)
         except (PlanError, SitlError) as exc:
             report = {"ok": False, "error": str(exc), "team": None}
         if report.get("interrupted"):
