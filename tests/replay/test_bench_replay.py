@@ -1,13 +1,19 @@
-"""`marlstack bench replay` runs end to end and prints its JSON (no timing asserted)."""
+"""`marlstack bench replay` runs end to end and prints its JSON (no timing asserted).
+
+On the first 400 kB of the real ULog (a cut log is read up to the cut): the whole 4 MB log made this
+the slowest test of the suite (the peak-memory passes trace every allocation of a full report)."""
 from __future__ import annotations
 
 import json
 
 from bench.cli import main
+from bench.replay import ULOG
 
 
-def test_bench_replay_json(capsys):
-    assert main(["replay", "--json", "--repeats", "1", "--bag-mb", "0.3"]) == 0
+def test_bench_replay_json(capsys, tmp_path):
+    ulog = tmp_path / "px4_sample.ulg"
+    ulog.write_bytes(ULOG.read_bytes()[:400_000])
+    assert main(["replay", "--json", "--repeats", "1", "--bag-mb", "0.3", "--ulog", str(ulog)]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["bench"] == "replay"
     cases = {(r["log"], r["case"], r["metric"]) for r in doc["rows"]}
