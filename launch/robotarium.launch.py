@@ -2,7 +2,8 @@
 
 Thin on purpose: `ros_nodes.plan` decides every node, name, namespace, parameter and remap;
 this file only turns each NodeSpec into a `launch_ros` Node. `sim:=true` adds the sim node
-(software-in-the-loop, like `marlstack sitl`); `record:=DIR` adds the recorder.
+(software-in-the-loop, like `marlstack sitl`); `record:=DIR` adds the recorder; `foxglove:=PORT` the live
+view (ros_nodes/foxglove_node.py, ws://127.0.0.1:PORT, like `marlstack sitl --foxglove`).
 """
 from pathlib import Path
 
@@ -21,7 +22,12 @@ def node_actions(context, *args, **kwargs):
     config = LaunchConfiguration("config").perform(context)
     sitl = LaunchConfiguration("sim").perform(context).lower() in ("1", "true", "yes")
     record = LaunchConfiguration("record").perform(context) or None
-    specs = fleet_plan(load_deployment(config), sitl=sitl, record=record)
+    dep = load_deployment(config)
+    specs = fleet_plan(dep, sitl=sitl, record=record)
+    port = LaunchConfiguration("foxglove").perform(context)
+    if port:
+        from ros_nodes.foxglove_node import node_spec
+        specs.append(node_spec(dep, int(port)))
     return [Node(package="marlstack", executable=s.executable, name=s.name, namespace=s.namespace,
                  parameters=[dict(s.parameters)], remappings=list(s.remaps.items()), output="screen")
             for s in specs]
@@ -33,5 +39,6 @@ def generate_launch_description(default_config: str = DEFAULT_CONFIG):
         DeclareLaunchArgument("config", default_value=default_config, description="deployment YAML (docs/ros.md)"),
         DeclareLaunchArgument("sim", default_value="false", description="add the sim node (software-in-the-loop)"),
         DeclareLaunchArgument("record", default_value="", description="record a rosbag2 MCAP bag to this directory"),
+        DeclareLaunchArgument("foxglove", default_value="", description="live view: stream to Foxglove on ws://127.0.0.1:PORT"),
         OpaqueFunction(function=node_actions),
     ])

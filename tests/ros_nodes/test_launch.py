@@ -57,27 +57,30 @@ def test_launch_file_builds_one_node_action_per_planned_node(monkeypatch, tmp_pa
     desc = module.generate_launch_description()
     actions = desc.args[0]
     declared = {a.args[0]: a.kwargs["default_value"] for a in actions if type(a).__name__ == "DeclareLaunchArgument"}
-    assert set(declared) == {"config", "sim", "record"}
+    assert set(declared) == {"config", "sim", "record", "foxglove"}
     assert Path(declared["config"]) == LAUNCH / "robotarium_nav4.yaml"
     opaque = [a for a in actions if type(a).__name__ == "OpaqueFunction"]
     assert len(opaque) == 1
 
     config = LAUNCH / "robotarium_onboard8.yaml"
-    context = types.SimpleNamespace(launch_configurations={"config": str(config), "sim": "true", "record": str(tmp_path / "bag")})
+    context = types.SimpleNamespace(launch_configurations={"config": str(config), "sim": "true", "record": str(tmp_path / "bag"),
+                                                           "foxglove": "8765"})
     nodes = opaque[0].kwargs["function"](context)
-    specs = fleet_plan(load_deployment(config), sitl=True, record=str(tmp_path / "bag"))
-    assert len(nodes) == len(specs) == 1 + 8 + 8 + 1
+    from ros_nodes.foxglove_node import node_spec
+    specs = fleet_plan(load_deployment(config), sitl=True, record=str(tmp_path / "bag")) + [node_spec(load_deployment(config), 8765)]
+    assert len(nodes) == len(specs) == 1 + 8 + 8 + 1 + 1
     for node, spec in zip(nodes, specs):
         kw = node.kwargs
         assert (kw["package"], kw["executable"], kw["name"], kw["namespace"]) == ("marlstack", spec.executable, spec.name, spec.namespace)
         assert kw["parameters"] == [dict(spec.parameters)]
         assert kw["remappings"] == list(spec.remaps.items())
-    assert {n.kwargs["executable"] for n in nodes} == {"sim_node", "policy_node", "safety_node", "recorder_node"}
+    assert {n.kwargs["executable"] for n in nodes} == {"sim_node", "policy_node", "safety_node", "recorder_node", "foxglove_node"}
 
 
 def test_launch_file_without_sim_or_record_is_the_deployment_only(monkeypatch):
     module = load_launch_file(monkeypatch)
     opaque = [a for a in module.generate_launch_description().args[0] if type(a).__name__ == "OpaqueFunction"][0]
-    context = types.SimpleNamespace(launch_configurations={"config": str(LAUNCH / "robotarium_nav4.yaml"), "sim": "false", "record": ""})
+    context = types.SimpleNamespace(launch_configurations={"config": str(LAUNCH / "robotarium_nav4.yaml"), "sim": "false", "record": "",
+                                                           "foxglove": ""})
     nodes = opaque.kwargs["function"](context)
     assert [n.kwargs["executable"] for n in nodes] == ["policy_node"] * 4 + ["safety_node"]
