@@ -75,11 +75,6 @@ def xyzw(q_wxyz: Any) -> list[float]:
     return [x, y, z, w]
 
 
-def rotation(q_wxyz: Any) -> np.ndarray:
-    """Unit quaternion (w x y z) -> rotation matrix, body to world."""
-    return np.asarray(pybullet.getMatrixFromQuaternion(xyzw(q_wxyz))).reshape(3, 3)
-
-
 def quat_from_rpy(roll: float, pitch: float, yaw: float) -> np.ndarray:
     """(w x y z) of R = Rz(yaw) Ry(pitch) Rx(roll), radians (the deployment YAML's rpy_deg convention)."""
     return wxyz(pybullet.getQuaternionFromEuler([roll, pitch, yaw]))
@@ -91,13 +86,13 @@ def cable_spans(profile: Any, pos: np.ndarray, quat: np.ndarray, load_pos: np.nd
     n = pos.shape[-2]
     hook = np.array([0.0, 0.0, -profile.quadrotor.cable_offset])
     attach = np.asarray(profile.team(n).attachment_points, np.float64)
-    top = pos + np.einsum("...ij,j->...i", _rotations(quat), hook)
-    bottom = load_pos[..., None, :] + np.einsum("...ij,nj->...ni", _rotations(load_quat), attach)
+    top = pos + np.einsum("...ij,j->...i", rotations(quat), hook)
+    bottom = load_pos[..., None, :] + np.einsum("...ij,nj->...ni", rotations(load_quat), attach)
     return np.linalg.norm(top - bottom, axis=-1)
 
 
-def _rotations(q: np.ndarray) -> np.ndarray:
-    """Quaternions (..., 4) w x y z -> rotation matrices (..., 3, 3), vectorised."""
+def rotations(q: Any) -> np.ndarray:
+    """Unit quaternions (..., 4) w x y z -> rotation matrices (..., 3, 3), body to world."""
     w, x, y, z = np.moveaxis(np.asarray(q, np.float64), -1, 0)
     return np.stack([np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)], -1),
                      np.stack([2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)], -1),
@@ -179,7 +174,7 @@ class PybulletCableTeam:
         pos, orn = pybullet.getBasePositionAndOrientation(body, physicsClientId=self.client)
         vel, w_world = pybullet.getBaseVelocity(body, physicsClientId=self.client)
         quat = wxyz(orn)
-        return np.asarray(pos), np.asarray(vel), quat, rotation(quat).T @ np.asarray(w_world)
+        return np.asarray(pos), np.asarray(vel), quat, rotations(quat).T @ np.asarray(w_world)
 
     def state(self) -> TeamState:
         mavs = [self._pose_twist(b) for b in self.mavs]
@@ -211,7 +206,7 @@ class PybulletCableTeam:
         acc, rate_ff = sp[:, :3], np.concatenate([sp[:, 3:], np.zeros((self.n, 1))], axis=1)
         for _ in range(self.profile.substeps):
             s = self.state()
-            rot = np.stack([rotation(q) for q in s.quat])
+            rot = rotations(s.quat)
             cmd, self.ctrl = quadrotor.step(self.ctrl, s.vel, rot, s.omega, self.thrust.copy(), acc, rate_ff, 0.0,
                                             self.profile, self.dt)
             for _ in range(self.chain.engine_substeps):
