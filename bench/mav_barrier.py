@@ -9,7 +9,10 @@ Every row has a baseline measured in the same run:
   against cvxopt one QP at a time, and `CableEnv(barrier=True)` env-steps/s against the same env
   without it (the cost of safety in training; goal: ≥ 100k safe env-steps/s);
 * fuzz (as tests/controllers/test_mav_barrier.py, 64 seeds × 10,000 steps by default): solves that were
-  not optimal, steps beyond the discretisation allowance, collisions, and the smallest margins.
+  not optimal, steps beyond the discretisation allowance, collisions, and the smallest margins;
+* delay: the same fuzz (16 seeds × 2000 steps) with the filter seeing states 1-10 periods old, positions
+  carried forward by velocity (as the onboard stage does with an odometry's age), against no delay:
+  the true smallest margins, and collisions. The rows have no delay term; this measures what they tolerate.
 """
 from __future__ import annotations
 
@@ -24,7 +27,8 @@ from bench.report import Row
 GOAL_P99_MS = 0.3          # issue 14: per call, 3-4 MAVs
 GOAL_SAFE_STEPS = 100_000  # issue 14: batched safe env-steps/s
 DISCRETE_SLACK = 0.005     # m: how far the 100 Hz zero-order hold may cross the continuous-time barrier
-PARTS = ("latency", "fuzz", "env")
+PARTS = ("latency", "fuzz", "delay", "env")
+DELAYS = (1, 3, 5, 10)     # policy periods of sensing delay the rows do not model (onboard: odometry age)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,7 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--teams", type=int, nargs="+", default=[3, 4], help="team sizes (default: 3 4)")
     parser.add_argument("--only", nargs="+", choices=PARTS, default=list(PARTS),
                         help="latency: the per-call rows (on one seed's trajectory alone; short enough for "
-                             "`chrt -f 10`); fuzz: the batched and fuzz rows; env: the CableEnv rows (slow to compile)")
+                             "`chrt -f 10`); fuzz: the batched and fuzz rows; delay: the fuzz with the filter seeing "
+                             "old states; env: the CableEnv rows (slow to compile)")
 
 
 def _cvxopt(spec: Any, pos: np.ndarray, vel: np.ndarray, nominal: np.ndarray,
@@ -126,6 +131,22 @@ def _fuzz_row(profile: Any, n: int, out: dict) -> Row:
                 "min_box_margin_m": float(box.min()), "mean_intervention_m_s2": float(out["intervention"].mean())})
 
 
+def _delay_rows(profile: Any, n: int, seeds: int, steps: int) -> list[Row]:
+    from controllers.mav_barrier import mav_barrier_spec
+    from controllers.mav_barrier_jax import OK, fuzz
+    spec, task = mav_barrier_spec(profile), profile.task
+    base = float(fuzz(profile, n, seeds, steps)["separation"].min())
+    rows = []
+    for d in DELAYS:
+        out = fuzz(profile, n, seeds, steps, delay_steps=d)
+        rows.append(Row({"mavs": n, "seeds": seeds, "steps": steps, "delay_periods": d},
+                        "fuzz with delay: smallest true separation margin", "m", float(out["separation"].min()), None,
+                        "", True, {"without_delay_m": base, "min_box_margin_m": float(out["box"].min()),
+                                   "collisions": int(((out["separation"] + spec.separation) < task.min_mav_distance).sum()),
+                                   "not_optimal": int((out["status"] != OK).sum())}))
+    return rows
+
+
 def _env_rate(barrier: bool, n: int, envs: int, steps: int) -> float:
     import jax
     import jax.numpy as jnp
@@ -167,6 +188,8 @@ def run(args: argparse.Namespace) -> list[Row]:
                 rows += _per_call_rows(profile, n, out, calls)
             if "fuzz" in args.only:
                 rows += [_batched_row(profile, n, out, calls), _fuzz_row(profile, n, out)]
+        if "delay" in args.only:
+            rows += _delay_rows(profile, n, *((2, 200) if args.quick else (16, 2000)))
         if "env" in args.only:
             with_barrier, without = _env_rate(True, n, envs, env_steps), _env_rate(False, n, envs, env_steps)
             rows.append(Row({"mavs": n, "envs": envs}, "CableEnv(barrier=True)", "env-steps/s", with_barrier, without,

@@ -54,14 +54,17 @@ def mav_barrier(profile: Any, num_mavs: int, max_iter: int | None = None) -> Cal
 
 
 def fuzz(profile: Any, num_mavs: int, seeds: int, steps: int, active: Any = None, dt: float = 0.01,
-         states: bool = False) -> dict:
+         states: bool = False, delay_steps: int = 0) -> dict:
     """The certificate on its own model under random commands: double integrators with a zero-order hold
     at `dt`, starting 0.8 m apart, commanded ±5 m/s² per axis (redrawn on 10 % of the steps) plus a pull
     towards the team's centre; inactive MAVs stay put. Per seed and step: `separation` and `box` margins
     to the certified values, `status`, `intervention` (mean over MAVs); with `states`, also the filter's
-    inputs `pos`, `vel`, `a_nom` (N, 3) each. `run_s`, `run_cpu_s`: the compiled run's wall and CPU time (all threads; for the bench)."""
+    inputs `pos`, `vel`, `a_nom` (N, 3) each. With `delay_steps`, the filter sees the state that many steps
+    old with positions carried forward by velocity over that age (as the onboard stage does), and the margins
+    are the true state's. `run_s`, `run_cpu_s`: the compiled run's wall and CPU time (all threads; for the bench)."""
     n = num_mavs
     fn = mav_barrier(profile, n)
+    spec = mav_barrier_spec(profile)
     grid = jnp.asarray([[0.0, 0.0, 2.0], [0.8, 0.0, 2.0], [0.0, 0.8, 2.0], [0.8, 0.8, 2.0]][:n])
     act = jnp.ones(n, bool) if active is None else jnp.asarray(active)
 
@@ -70,19 +73,22 @@ def fuzz(profile: Any, num_mavs: int, seeds: int, steps: int, active: Any = None
         pos0 = grid + jax.random.uniform(k0, (n, 3), minval=-0.1, maxval=0.1)
 
         def step(c, k):
-            pos, vel, a_prev = c
+            pos, vel, a_prev, past_pos, past_vel = c   # past_*: the last delay_steps + 1 states, oldest first
+            past_pos = jnp.concatenate([past_pos[1:], pos[None]])
+            past_vel = jnp.concatenate([past_vel[1:], vel[None]])
+            seen_pos, seen_vel = past_pos[0] + past_vel[0] * (delay_steps * dt), past_vel[0]
             k_a, k_redraw = jax.random.split(k)
-            a_nom = jax.random.uniform(k_a, (n, 3), minval=-5.0, maxval=5.0) + 3.0 * (pos.mean(0) - pos)
+            a_nom = jax.random.uniform(k_a, (n, 3), minval=-5.0, maxval=5.0) + 3.0 * (seen_pos.mean(0) - seen_pos)
             a_nom = jnp.where(jax.random.uniform(k_redraw) < 0.1, a_nom, a_prev)
-            a, info = fn(pos, vel, a_nom, act)
-            out = {"separation": info["separation"], "box": info["box"], "status": info["status"],
-                   "intervention": info["intervention"].mean()}
+            a, info = fn(seen_pos, seen_vel, a_nom, act)
+            out = {**barriers(spec, pos), "status": info["status"], "intervention": info["intervention"].mean()}
             if states:
-                out.update(pos=pos, vel=vel, a_nom=a_nom)
+                out.update(pos=seen_pos, vel=seen_vel, a_nom=a_nom)
             vel = vel + jnp.where(act[:, None], a, 0.0) * dt
-            return (pos + vel * dt, vel, a_nom), out
+            return (pos + vel * dt, vel, a_nom, past_pos, past_vel), out
 
-        init = (pos0, jnp.zeros((n, 3)), jnp.zeros((n, 3)))
+        history = lambda x: jnp.repeat(x[None], delay_steps + 1, 0)  # noqa: E731
+        init = (pos0, jnp.zeros((n, 3)), jnp.zeros((n, 3)), history(pos0), history(jnp.zeros((n, 3))))
         return jax.lax.scan(step, init, jax.random.split(k1, steps))[1]
 
     keys = jax.random.split(jax.random.PRNGKey(n), seeds)
