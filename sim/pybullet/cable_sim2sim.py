@@ -274,23 +274,24 @@ def table(report: dict) -> str:
     lines = [f"sim2sim {Path(report['config']).name}: {report['policy']}, {len(report['mavs'])} MAVs, "
              f"{len(report['goals'])} goals x {report['goal_time_s']:.1f} s, firmware {report['firmware_rate_hz']:g} Hz "
              f"({report['inner_loop']}), pybullet {report['pybullet_rate_hz']:g} Hz, safety {report['safety']}",
-             f"{'goal':<28} {'engine':<10} {'success':>8} {'after [s]':>9} {'final err [m / deg]':>20} "
+             f"{'goal':<34} {'engine':<10} {'success':>8} {'after [s]':>9} {'final err [m / deg]':>20} "
              f"{'gap rms / max [m]':>18} {'gap rms / max [deg]':>20}"]
     for g, goal in enumerate(report["goals"]):
         gap = report["gap"]["per_goal"][g]
-        name = f"{g}: {goal['position']} rpy {goal['rpy_deg']}"
+        name = f"{g}: ({', '.join(f'{v:g}' for v in goal['position'])}) rpy ({', '.join(f'{v:g}' for v in goal['rpy_deg'])})"
         for k, engine in enumerate(("marlstack", "pybullet")):
             m = report["engines"][engine]["goals"][g]
             after = "-" if m["success_after_s"] is None else f"{m['success_after_s']:.2f}"
             gaps = (f"{gap['position_m']['rms']:.4f} / {gap['position_m']['max']:.4f}",
                     f"{gap['attitude_deg']['rms']:.2f} / {gap['attitude_deg']['max']:.2f}") if k == 0 else ("", "")
-            lines.append(f"{name if k == 0 else '':<28} {engine:<10} {'yes' if m['success'] else 'no':>8} {after:>9} "
+            lines.append(f"{name if k == 0 else '':<34} {engine:<10} {'yes' if m['success'] else 'no':>8} {after:>9} "
                          f"{m['final_position_error_m']:>9.4f} / {m['final_attitude_error_deg']:>6.2f}  "
                          f"{gaps[0]:>18} {gaps[1]:>20}")
     for engine, m in report["engines"].items():
         lines.append(f"{engine}: {m['successes']}/{len(report['goals'])} goals, min MAV separation "
                      f"{m['min_mav_separation_m']:.3f} m, max tilt {m['max_tilt_deg']:.1f} deg, slack events "
-                     f"{m['slack_events']}, tension {m['tension_n']['min']:.2f}-{m['tension_n']['max']:.2f} N, "
+                     f"{m['slack_events']}, shortest hook-to-load {m['min_cable_span_m']:.3f} m, "
+                     f"tension {m['tension_n']['min']:.2f}-{m['tension_n']['max']:.2f} N, "
                      f"certificate holds {m['certificate_holds']}")
     gap = report["gap"]
     lines.append(f"load-pose gap: position rms {gap['position_m']['rms']:.4f} m, max {gap['position_m']['max']:.4f} m; "
