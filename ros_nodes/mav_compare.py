@@ -110,9 +110,10 @@ def main(config: Path, args: argparse.Namespace) -> int:
     kept = {row["run"]: row for row in previous if row["ok"] and row["landed"] and row.get("goals_per_run", g) == g}
     for r in range(runs):
         idx = list(range(r * g, (r + 1) * g))
-        if r in kept and kept[r]["episodes"] == idx:  # --resume: a run that flew and landed is not flown again
-            rows.append(kept[r])
-            print(format_row(kept[r]) + "  (kept from compare.json)", flush=True)
+        summary = out / f"run_{r}_logs" / "sim_summary.json"
+        if r in kept and kept[r]["episodes"] == idx and summary.exists():  # --resume: flown and landed, not flown again
+            rows.append(row_of(r, idx, eps, {"ok": True, "team": json.loads(summary.read_text())}))
+            print(format_row(rows[-1]) + "  (kept)", flush=True)
             continue
         path = out / f"run_{r}.yaml"
         path.write_text(yaml.safe_dump(mission(base, eps, idx, meta["episode_seconds"], meta["tilt_limit_deg"], r),
@@ -130,15 +131,7 @@ def main(config: Path, args: argparse.Namespace) -> int:
         if report.get("interrupted"):
             print("marlstack sitl: interrupted; the runs so far are in " + str(out / "compare.json"))
             return 1
-        team = report.get("team") or {}
-        scored = [x for x in team.get("goals", []) if x["scored"]]
-        sitl = [bool(x["success"]) for x in scored] + [False] * (g - len(scored))  # goals never reached count as failed
-        row = {"run": r, "episodes": idx, "goals_per_run": g, "ok": report["ok"], "error": report.get("error"),
-               "sitl_success": sitl, "sitl_crashed": [x["crashed_after_s"] is not None for x in scored],
-               "jax_success": [bool(eps["success"][i]) for i in idx], "jax_crashed": [bool(eps["crashed"][i]) for i in idx],
-               "min_mav_separation_m": team.get("min_mav_separation_m"), "separation_violated": team.get("separation_violated"),
-               "max_tilt_deg": team.get("max_tilt_deg"), "landed": team.get("landed"),
-               "success_after_s": [x["success_after_s"] for x in scored], "crash": [x.get("crash") for x in scored]}
+        row = row_of(r, idx, eps, report)
         rows.append(row)
         if not report["ok"]:
             failures.append(f"run {r}: {report['error']}")
@@ -150,20 +143,47 @@ def main(config: Path, args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def row_of(r: int, idx: list[int], eps: dict[str, np.ndarray], report: dict) -> dict:
+    """One run's outcome per scored goal beside the JAX evaluation's. A goal after the first starts from a clean
+    state only when the waypoint before it (the evaluation's start pose) was held: otherwise the team began it
+    from wherever the failed waypoint left it (tangled, tilted), which the evaluation never does."""
+    goals = (report.get("team") or {}).get("goals", [])
+    scored = [k for k, x in enumerate(goals) if x["scored"]]
+    n = len(idx)
+    sitl = [bool(goals[k]["success"]) for k in scored] + [False] * (n - len(scored))  # goals never reached: failed
+    clean = [k == 0 or bool(goals[k - 1]["success"]) for k in scored] + [False] * (n - len(scored))
+    team = report.get("team") or {}
+    return {"run": r, "episodes": idx, "goals_per_run": n, "ok": report["ok"], "error": report.get("error"),
+            "sitl_success": sitl, "sitl_crashed": [goals[k]["crashed_after_s"] is not None for k in scored],
+            "clean_start": clean, "jax_success": [bool(eps["success"][i]) for i in idx],
+            "jax_crashed": [bool(eps["crashed"][i]) for i in idx],
+            "min_mav_separation_m": team.get("min_mav_separation_m"), "separation_violated": team.get("separation_violated"),
+            "max_tilt_deg": team.get("max_tilt_deg"), "landed": team.get("landed"),
+            "success_after_s": [goals[k]["success_after_s"] for k in scored], "crash": [goals[k].get("crash") for k in scored],
+            "waypoint_crash": [x.get("crash") for x in goals if not x["scored"]]}
+
+
 def format_row(row: dict) -> str:
     flag = lambda xs: "".join("1" if x else "0" for x in xs)  # noqa: E731
     return (f"run {row['run']:>2}  episodes {row['episodes'][0]}-{row['episodes'][-1]}  SITL {flag(row['sitl_success'])} "
             f"({sum(row['sitl_success'])}/{len(row['sitl_success'])}, crashes {sum(row['sitl_crashed'])})  "
             f"JAX {flag(row['jax_success'])} ({sum(row['jax_success'])}/{len(row['jax_success'])}, crashes "
             f"{sum(row['jax_crashed'])})  min separation {row['min_mav_separation_m']} m  max tilt {row['max_tilt_deg']} deg"
-            f"  landed {row['landed']}{'' if row['ok'] else '  RUN FAILED'}")
+            f"  landed {row['landed']}{'' if all(row['clean_start']) else '  (not from a clean start: ' + flag(row['clean_start']) + ')'}"
+            f"{'' if row['ok'] else '  RUN FAILED'}")
 
 
 def totals(rows: list[dict]) -> dict:
     per_run = lambda key: [float(np.mean(r[key])) for r in rows]  # noqa: E731
     sitl, jax_ = [x for r in rows for x in r["sitl_success"]], [x for r in rows for x in r["jax_success"]]
+    clean = [x for r in rows for x in r.get("clean_start", [True] * len(r["sitl_success"]))]
+    pairs = [(a, b) for a, b, c in zip(sitl, jax_, clean) if c]
     return {"goals": len(sitl), "sitl_success_rate": float(np.mean(sitl)), "jax_success_rate": float(np.mean(jax_)),
             "gap_points": round(100 * (float(np.mean(sitl)) - float(np.mean(jax_))), 1),
+            "clean_start_goals": len(pairs), "clean_sitl_success_rate": float(np.mean([a for a, _ in pairs])) if pairs else None,
+            "clean_jax_success_rate": float(np.mean([b for _, b in pairs])) if pairs else None,
+            "clean_gap_points": round(100 * float(np.mean([a for a, _ in pairs]) - np.mean([b for _, b in pairs])), 1)
+            if pairs else None,
             "sitl_median_per_run": float(np.median(per_run("sitl_success"))),
             "jax_median_per_run": float(np.median(per_run("jax_success"))),
             "same_outcome_goals": sum(a == b for r in rows for a, b in zip(r["sitl_success"], r["jax_success"])),
@@ -178,5 +198,8 @@ def format_totals(rows: list[dict], meta: dict) -> str:
             f"policy seed {meta['policy_seed_index']}) ==\n"
             f"success: SITL {t['sitl_success_rate']:.3f}, JAX {t['jax_success_rate']:.3f} (gap {t['gap_points']:+.1f} points; "
             f"goal within 5); median per run: SITL {t['sitl_median_per_run']:.3f}, JAX {t['jax_median_per_run']:.3f}\n"
+            + (f"goals begun from a clean start (the waypoint before held): {t['clean_start_goals']}, success SITL "
+               f"{t['clean_sitl_success_rate']:.3f}, JAX {t['clean_jax_success_rate']:.3f} (gap {t['clean_gap_points']:+.1f} points)\n"
+               if t["clean_start_goals"] else "") +
             f"same outcome on {t['same_outcome_goals']} of {t['goals']} goals; runs with a MAV-MAV separation violation: "
             f"{t['mav_mav_violations']} (goal 0), smallest separation {t['min_mav_separation_m']} m")

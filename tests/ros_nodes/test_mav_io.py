@@ -116,7 +116,7 @@ def test_a_silent_or_falling_teammate_is_lost_and_the_landing_comes_down_level()
 def test_sitl_vs_jax_missions_fly_the_evaluation_goals_with_level_waypoints_between(tmp_path):
     import yaml
 
-    from ros_nodes.mav_compare import mission, quat_to_rpy_deg, totals
+    from ros_nodes.mav_compare import mission, quat_to_rpy_deg, row_of, totals
     from ros_nodes.mav_sim_node import quat_from_rpy
     q = quat_from_rpy(math.radians(30), math.radians(-20), math.radians(120))
     assert quat_to_rpy_deg(np.asarray(q)) == pytest.approx([30, -20, 120])
@@ -129,9 +129,16 @@ def test_sitl_vs_jax_missions_fly_the_evaluation_goals_with_level_waypoints_betw
     assert dep.start == pytest.approx((0.1, 0.2, 1.4)) and dep.seed == 3 and dep.goal_timeout_s == 20.0
     assert dep.scored == (True, False, True)
     np.testing.assert_allclose([g[:3] for g in dep.goals], [[0.5, 0.5, 1.5], [-0.2, 0.0, 1.6], [0.0, -0.5, 1.2]])
-    rows = [{"sitl_success": [True, False], "jax_success": [True, True], "separation_violated": False,
-             "min_mav_separation_m": 0.5}, {"sitl_success": [True, True], "jax_success": [True, True],
-                                            "separation_violated": True, "min_mav_separation_m": 0.3}]
-    t = totals(rows)
+    team = {"goals": [{"scored": True, "success": True, "crashed_after_s": None, "success_after_s": 3.0},
+                      {"scored": False, "success": False, "crashed_after_s": 1.0, "crash": "cables 0.02 m apart"},
+                      {"scored": True, "success": False, "crashed_after_s": 0.01, "success_after_s": None}],
+            "min_mav_separation_m": 0.5, "separation_violated": False, "landed": True}
+    row = row_of(0, [0, 1], {"success": np.array([True, True]), "crashed": np.array([False, False])}, {"ok": True, "team": team})
+    assert row["sitl_success"] == [True, False] and row["clean_start"] == [True, False]  # after a failed waypoint
+    assert row["waypoint_crash"] == ["cables 0.02 m apart"]
+    other = {**row, "sitl_success": [True, True], "clean_start": [True, True], "separation_violated": True,
+             "min_mav_separation_m": 0.3}
+    t = totals([row, other])
     assert t["gap_points"] == -25.0 and t["same_outcome_goals"] == 3 and t["mav_mav_violations"] == 1
     assert t["sitl_median_per_run"] == 0.75 and t["min_mav_separation_m"] == 0.3
+    assert t["clean_start_goals"] == 3 and t["clean_gap_points"] == 0.0
