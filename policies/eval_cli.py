@@ -113,6 +113,21 @@ def _evaluate_cable_run(path: Path, episodes: int, seed: int, gif: bool | Path, 
     return result
 
 
+def robustness_run(path: Path, episodes: int, seed: int, as_json: bool) -> dict[str, Any]:
+    """Cable teams: the robustness table (`policies.evaluate_cable.robustness`), written to robustness.json."""
+    from policies.checkpoint import checkpoint_path, load_policy
+    from policies.envs import is_cable
+    from policies.evaluate_cable import robustness, robustness_table
+    policy = load_policy(path)
+    if not is_cable(policy.scenario):
+        raise ConfigError(f"--robustness is for cable teams; {path} trained {policy.scenario!r}")
+    overrides = {"env_kwargs": {"failure": bool(policy.config["env_kwargs"].get("failure", False))}}
+    result = robustness(path, episodes=episodes, seed=seed, env_overrides=overrides)
+    (checkpoint_path(path).parent / "robustness.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
+    print(json.dumps(result, indent=2) if as_json else robustness_table(result))
+    return result
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="marlstack eval", description="Evaluate a trained policy deterministically: "
                                 "success rate, collisions, boundary exits, mean return, time to goal.")
@@ -133,6 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "parameters, e.g. a 4-robot navigation policy on 8 robots)")
     p.add_argument("--failure", action=argparse.BooleanOptionalAction, default=None,
                    help="cable teams: one MAV loses thrust at a random time in every episode (default: as trained)")
+    p.add_argument("--robustness", action="store_true",
+                   help="cable teams: every seed and the classical controller under each variation of the profile's "
+                        "randomization ranges (heavier load, weaker motors, noise, latency, ...) -> robustness.json")
     p.add_argument("--gif", type=Path, default=None, help="trajectory GIF path (default DIR/trajectory.gif)")
     p.add_argument("--no-gif", action="store_true", help="skip the trajectory GIF")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -147,6 +165,9 @@ def main(argv: list[str]) -> int:
     from policies.checkpoint import CheckpointError
 
     try:
+        if args.robustness:
+            robustness_run(args.path, args.episodes, 0 if args.seed is None else args.seed, args.json)
+            return 0
         evaluate_run(args.path, args.episodes, args.barrier, args.seed, False if args.no_gif else (args.gif or True),
                      args.json, args.seed_index, args.num_agents, args.failure, args.best_seed)
     except (CheckpointError, ConfigError) as exc:
