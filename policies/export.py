@@ -94,9 +94,12 @@ def command_spec(env: Any, agent: str) -> dict[str, Any]:
                             f"references, within [low, high]", components=list(actions["names"]),
                             frames=list(actions["frame"]), low=(-lim).tolist(), high=lim.tolist())
     space = env.action_space(agent)
-    if hasattr(space, "n"):
-        raise ExportError("only continuous-action policies export (the onboard command is (v, omega)); "
-                          "retrain with --action-type continuous")
+    if hasattr(space, "n"):  # the graph maps the discrete waypoint action to (v, omega) (sim.fleet.waypoint_commands)
+        p = env.profile
+        return specs.tensor("cmd", [2], ["m/s", "rad/s"], "body",
+                            f"unicycle command [v, omega] tracking the discrete action's waypoint (one of "
+                            f"{space.n}: stay, +x, -x, +y, -y), within [low, high]",
+                            low=[-p.max_linear_speed, -p.max_angular_speed], high=[p.max_linear_speed, p.max_angular_speed])
     return specs.tensor("cmd", [2], ["m/s", "rad/s"], "body",
                         "unicycle command [v forward speed, omega turn rate], within [low, high]",
                         low=np.asarray(space.low, float).tolist(), high=np.asarray(space.high, float).tolist())
@@ -122,6 +125,9 @@ def policy_step(loaded: Any, env: Any, agent_index: int, gather_above: int = 0) 
         if hasattr(obs_params, "gather_above"):
             obs_params = dataclasses.replace(obs_params, gather_above=gather_above)
         observe_fn, finish = (lambda s: scenario.observe(s, obs_params)), (lambda s, a: a)
+        if env.action_type == "discrete":
+            from sim.fleet import waypoint_commands
+            finish = lambda s, a: waypoint_commands(env.profile, s["pose"], a)  # noqa: E731
 
     def run(tensors, *hidden):
         sensors = dict(zip(names, tensors))

@@ -87,6 +87,15 @@ def physics_step(profile: Any, poses: jax.Array, u: jax.Array, noise: jax.Array 
     return jnp.stack([x, y, wrap_angle(th + profile.dt * w)], axis=-1), viol, applied
 
 
+def waypoint_commands(profile: Any, poses: jax.Array, actions: jax.Array) -> jax.Array:
+    """Discrete actions (...,) at poses (..., 3) -> nominal unicycle commands (..., 2) [v, ω]: the waypoint
+    0.2 m that way, kept half a diameter inside the walls, tracked by rps's position controller (within
+    the profile's v/ω limits: at most 0.16 m/s and 0.6 rad/s). The exported graph of a discrete policy
+    ends with this same function, so a robot receives (v, ω) whichever action type was trained."""
+    targets = waypoints(poses[..., :2], jnp.asarray(actions, jnp.int32), profile.arena, profile.diameter / 2)
+    return position_controller(poses, targets)
+
+
 class FleetEnv:
     """A fleet of `num_agents` robots on one scenario (JaxMARL MultiAgentEnv duck type).
 
@@ -171,7 +180,9 @@ class FleetEnv:
 
     def world_state(self, state: FleetState) -> jax.Array:
         """(N, obs_dim + 6 N + 1): each robot's own observation, then every robot's
-        (x, y, cos θ, sin θ, goal x, goal y) and the episode's elapsed fraction — for centralised critics."""
+        (x, y, cos θ, sin θ, goal x, goal y) and the episode's elapsed fraction — for centralised critics.
+        A scenario with `world_features(task, params)` (foraging) gives every robot's (x, y, cos θ, sin θ),
+        then those features, instead of the goal columns."""
         return self._world_state(state, self.observations(state))
 
     # --- pieces -------------------------------------------------------------------------------
@@ -184,7 +195,12 @@ class FleetEnv:
 
     def _world_state(self, state: FleetState, obs: jax.Array) -> jax.Array:
         p = state.poses
-        glob = jnp.concatenate([p[:, :2], jnp.cos(p[:, 2:]), jnp.sin(p[:, 2:]), state.task.goals], axis=-1).reshape(-1)
+        features = getattr(self.scenario, "world_features", None)  # scenarios whose task is not one goal per robot
+        if features is None:
+            glob = jnp.concatenate([p[:, :2], jnp.cos(p[:, 2:]), jnp.sin(p[:, 2:]), state.task.goals], -1).reshape(-1)
+        else:
+            glob = jnp.concatenate([jnp.concatenate([p[:, :2], jnp.cos(p[:, 2:]), jnp.sin(p[:, 2:])], -1).reshape(-1),
+                                    features(state.task, self.params).astype(p.dtype)])
         glob = jnp.concatenate([glob, (state.step / self.max_steps).astype(p.dtype)[None]])
         return jnp.concatenate([obs, jnp.broadcast_to(glob, (self.num_agents, glob.shape[0]))], axis=-1)
 
@@ -207,9 +223,7 @@ class FleetEnv:
             actions = jnp.stack([jnp.asarray(actions[a]) for a in self.agents])
         if self.action_type == "continuous":
             return jnp.asarray(actions, state.poses.dtype).reshape(self.num_agents, 2)
-        targets = waypoints(state.poses[:, :2], jnp.asarray(actions, jnp.int32).reshape(self.num_agents),
-                            self.profile.arena, self.profile.diameter / 2)
-        return position_controller(state.poses, targets)
+        return waypoint_commands(self.profile, state.poses, jnp.asarray(actions).reshape(self.num_agents))
 
     def step_env(self, key: jax.Array, state: FleetState, actions: dict[str, jax.Array] | jax.Array):
         """One step without the auto-reset: (obs, state, rewards (N,), done, info)."""

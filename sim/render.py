@@ -46,8 +46,10 @@ def _robots(ax, poses: np.ndarray, profile: Any, colors) -> list:
 
 
 def draw_goals(ax, goals: np.ndarray | None, colors, label: str = "goals") -> None:
+    """Crosses in the robots' colours (goal i is robot i's), black when they do not pair up (foraging's resources)."""
     if goals is not None:
-        ax.scatter(goals[:, 0], goals[:, 1], marker="x", s=80, c=colors, linewidths=2.5, zorder=3, label=label)
+        c = colors if len(goals) == len(colors) else "k"
+        ax.scatter(goals[:, 0], goals[:, 1], marker="x", s=80, c=c, linewidths=2.5, zorder=3, label=label)
 
 
 def plot_trajectories(poses: np.ndarray, profile: Any, path: str | Path, goals: np.ndarray | None = None,

@@ -32,9 +32,10 @@ def scripted_policy(env: FleetEnv) -> Policy:
     """Go to the goal: rps's position controller scaled into the wheel limits (continuous), or the
     discrete step along the larger goal offset (stay once within the success radius)."""
     radius = env.params.success_radius
+    targets = getattr(env.scenario, "scripted_goals", None)  # default: robot i to goal / landmark i
 
     def act(key, state):
-        goals = state.task.goals
+        goals = state.task.goals if targets is None else targets(state, env.params)
         if env.action_type == "continuous":
             return within_wheel_limits(position_controller(state.poses, goals), env.profile)
         d = goals - state.poses[:, :2]

@@ -11,7 +11,8 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-SCENARIOS = {"navigation": "sim.scenarios.navigation", "coverage": "sim.scenarios.coverage"}
+SCENARIOS = {"navigation": "sim.scenarios.navigation", "coverage": "sim.scenarios.coverage",
+             "formation": "sim.scenarios.formation", "foraging": "sim.scenarios.foraging"}
 
 
 def get(name: str) -> ModuleType:

@@ -125,7 +125,7 @@ def neighbors(others: jax.Array, x: jax.Array, y: jax.Array, th: jax.Array, c: j
     """
     k = params.num_neighbors
     real = min(k, others.shape[-2])
-    slots = nearest(others, x, y, real, lambda o: _relative(o, x, y, th, c, s), params.gather_above)
+    slots = nearest(others, x, y, real, lambda o: relative_pose(o, x, y, th, c, s), params.gather_above)
     return padded_slots(slots, k, x, (0.0, 0.0, params.far, 0.0, 0.0))
 
 
@@ -179,7 +179,7 @@ def robot_frame(point: jax.Array, x: jax.Array, y: jax.Array, c: jax.Array, s: j
     return c * dx + s * dy, -s * dx + c * dy, jnp.sqrt(dx * dx + dy * dy)
 
 
-def _relative(other, x, y, th, c, s) -> tuple[jax.Array, ...]:
+def relative_pose(other, x, y, th, c, s) -> tuple[jax.Array, ...]:
     """One other robot (..., 3) seen from (x, y, θ): robot-frame dx, dy, distance, wrapped Δθ."""
     return (*robot_frame(other, x, y, c, s), wrap_angle(other[..., 2] - th))
 
