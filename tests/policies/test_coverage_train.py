@@ -30,10 +30,11 @@ def test_short_training_beats_random_policy(tmp_path):
 
 
 @pytest.mark.parametrize("num_agents", [4, 8])  # 8: the same 4-robot policy, top-k selection in the graph
-def test_export_matches_jax(tmp_path, num_agents):
+def test_export_matches_jax(tmp_path, num_agents, capsys):
     run = write_untrained_run(tmp_path / "run", {"scenario": "coverage", "num_agents": 4}, noise=NOISE)
     path = tmp_path / "policy.onnx"
-    assert export_cli.main([str(run), "-o", str(path), "--num-agents", str(num_agents)]) == 0
+    assert export_cli.main([str(run), "-o", str(path), "--num-agents", str(num_agents), "--seed-index", "0"]) == 0
+    assert "seed    0 (asked for)" in capsys.readouterr().out  # export says which trained seed it wrote
     spec = load_spec(path)
     assert spec["scenario"] == "coverage"
     assert [(e["name"], e["shape"]) for e in spec["inputs"]] == [
