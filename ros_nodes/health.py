@@ -7,6 +7,7 @@ e.g. the sim node's summary, can read the latest totals from a single message.
 """
 from __future__ import annotations
 
+import collections
 import json
 import math
 from typing import Any, Iterable, Mapping
@@ -26,6 +27,7 @@ IMPLAUSIBLE_FACTOR = 10.0   # a command beyond this many times the profile's lim
 POSE_MARGIN_M = 1.0         # a pose further than this outside the arena is a sensing fault, not a robot
 FROZEN_S = 1.0              # a pose unchanged this long while its robot is commanded to move is frozen: stop
 MOVING_TOL = 0.02           # |v| (m/s) or |ω| (rad/s) above this is "commanded to move"
+JUMP_WINDOW_S = 1.0         # a stamp is judged against the source's delays over this long (health.Stamps)
 
 
 class Watchdog:
@@ -156,25 +158,27 @@ class Stamps:
 
     A sample is usable when its stamp is set (> 0), not more than `offset_s` (the clock-offset
     allowance between machines) in the future of this node's clock, later than the source's
-    previous one, and not further ahead of it than the time between their arrivals plus `jump_s`.
+    previous one, and not fresher than the source's recent samples by more than `jump_s`.
     `judge` returns None (use the sample, timed by its stamp) or why not; `fatal` says whether the
     fault is the source's (future, unset, repeated or jumping stamps: stop until a good one) or one
     packet's (out of order: drop it, count it, carry on). A delayed sample is used, timed by its stamp,
     so it is as stale as it is old: a pose that arrives 1 s late stops its robot every time, and a
     neighbour's is avoided with the margin its age asks for.
 
-    A jump is a stamp that advances faster than time: its source's delay fell by more than `jump_s`
-    from one sample to the next (a clock step, a corrupted stamp, or a backlog flushed at once). Its
-    stamp claims fresher data than the source has delivered so far, so the sample is refused; the
-    next sample is judged against it, so a source that really did catch up costs one sample.
-    `jump_s` = `offset_s` + one control period in the nodes: a healthy source's delay varies by less
-    between two samples (clock allowance plus the publishing quantisation). `delay_s` holds each
-    source's latest arrival delay (reported on /diagnostics); `jumps` and `dropped` count refusals.
+    A jump is a stamp fresher than its source has delivered lately: its delay is more than `jump_s`
+    below the smallest delay of the source's samples that arrived in the last `JUMP_WINDOW_S` (a clock
+    step or a corrupted stamp, e.g. 90 ms late for a while, then on time at once). The sample is refused
+    and joins the window, so a source whose delay really did drop costs one sample; a late sample after a
+    stall (the node's or the network's) is judged stale by its age, and the next one on time is not a
+    jump. `jump_s` = `offset_s` + one control period in the nodes: a healthy source's delay varies by
+    less (clock allowance plus publishing on period boundaries). `delay_s` holds each source's latest
+    arrival delay (reported on /diagnostics); `jumps` and `dropped` count refusals.
     """
 
     def __init__(self, offset_s: float, jump_s: float):
         self.offset_s, self.jump_s = float(offset_s), float(jump_s)
-        self.last: dict[str, tuple[float, float]] = {}   # source -> (stamp, arrival) of its latest sample
+        self.last: dict[str, float] = {}                 # source -> stamp of its latest sample
+        self.recent: dict[str, collections.deque] = {}   # source -> (arrival, delay) within JUMP_WINDOW_S
         self.delay_s: dict[str, float] = {}
         self.dropped = 0     # out-of-order samples dropped
         self.jumps = 0       # samples refused for a forward jump
@@ -188,18 +192,22 @@ class Stamps:
             return (f"header stamp {-delay:.3g} s in the future of this node's clock (allowance {self.offset_s:g} s): "
                     f"clocks out of sync or a bad stamp"), True
         self.delay_s[key] = delay
-        last, arrived = self.last.get(key, (None, None))
+        last = self.last.get(key)
         if last is not None and stamp_s == last:
             return "header stamp repeated: the source is frozen", True
         if last is not None and stamp_s < last:
             self.dropped += 1
             return f"out of order: stamped {(last - stamp_s) * 1e3:.1f} ms before the previous one (dropped)", False
-        self.last[key] = (stamp_s, now_s)
-        ahead = 0.0 if last is None else (stamp_s - last) - (now_s - arrived)
+        self.last[key] = stamp_s
+        recent = self.recent.setdefault(key, collections.deque())
+        while recent and now_s - recent[0][0] > JUMP_WINDOW_S:
+            recent.popleft()
+        ahead = min((d for _, d in recent), default=delay) - delay
+        recent.append((now_s, delay))
         if ahead > self.jump_s:
             self.jumps += 1
-            return (f"header stamp jumped ahead of the time between arrivals (by {ahead * 1e3:.0f} ms, "
-                    f"tolerance {self.jump_s * 1e3:.0f} ms): a clock step or a bad stamp"), True
+            return (f"header stamp jumped ahead ({ahead * 1e3:.0f} ms fresher than any sample of the last "
+                    f"{JUMP_WINDOW_S:g} s, tolerance {self.jump_s * 1e3:.0f} ms): a clock step or a bad stamp"), True
         return None, False
 
     def worst_delay_ms(self) -> float:
