@@ -161,15 +161,16 @@ def _env_rate(barrier: bool, n: int, envs: int, steps: int) -> tuple[float, floa
         _, state = jax.vmap(env.reset)(jax.random.split(key, envs))
 
         def step(s, k):
-            _, s, _, _, info = jax.vmap(env.step)(jax.random.split(k, envs), s, jnp.zeros((envs, n, 5)))
+            _, s, rew, _, info = jax.vmap(env.step)(jax.random.split(k, envs), s, jnp.zeros((envs, n, 5)))
             change = info["barrier_intervention"]
-            return s, (jnp.mean(change > 1e-3), jnp.mean(change))
+            # the rewards keep the physics alive: without the barrier nothing else depends on it
+            return s, (jnp.mean(change > 1e-3), jnp.mean(change), sum(r.sum() for r in rew.values()))
         return jax.lax.scan(step, state, jax.random.split(key, steps))[1]
 
     compiled = jax.jit(run).lower(jax.random.PRNGKey(0)).compile()
     jax.block_until_ready(compiled(jax.random.PRNGKey(0)))
     t0 = time.perf_counter()
-    share, mean = jax.block_until_ready(compiled(jax.random.PRNGKey(1)))
+    share, mean, _ = jax.block_until_ready(compiled(jax.random.PRNGKey(1)))
     return envs * steps / (time.perf_counter() - t0), float(share.mean()), float(mean.mean())
 
 
