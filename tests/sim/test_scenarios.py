@@ -89,10 +89,13 @@ def test_foraging_observation_layout_and_foraged_resources_as_padding():
     np.testing.assert_allclose(fo.observe(sensors, dataclasses.replace(p, gather_above=0)), obs, atol=1e-6)
 
 
-def test_foraging_env_world_state_and_discrete_steps():
+def test_foraging_env_world_state():
     env = FleetEnv(PROFILE, num_agents=4, scenario="foraging", action_type="discrete", max_steps=50, world_state=True)
     obs, state = env.reset(jax.random.PRNGKey(1))
+    # own observation; every robot's (x, y, cos, sin); resources (x, y); remaining levels; robot levels; time
     assert obs["agent_0"].shape == (37,) and obs["world_state"].shape == (4, 37 + 4 * 4 + 2 * 2 + 2 + 4 + 1)
+    ws = np.asarray(obs["world_state"][0, 37:])
+    np.testing.assert_allclose(ws[16:20], np.asarray(state.task.resources).reshape(-1))
+    np.testing.assert_allclose(ws[20:22], state.task.resource_levels)
+    assert ws[22:26].tolist() == [1, 2, 1, 2] and ws[26] == 0
     assert set(np.asarray(state.task.resource_levels).tolist()) <= {1.0, 2.0, 3.0}
-    obs, state, rew, dones, info = env.step(jax.random.PRNGKey(2), state, jnp.array([1, 2, 3, 0]))
-    assert np.isfinite(np.asarray(obs["world_state"])).all() and info["success"].shape == (4,)
