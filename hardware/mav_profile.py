@@ -130,6 +130,24 @@ class Safety:
 
 
 @dataclasses.dataclass(frozen=True)
+class Randomization:
+    """Domain randomisation (CableEnv `variation="profile"`): each episode draws the true vehicle around the
+    profile's numbers (the controllers keep the nominal ones) and corrupts what the policy senses."""
+    mav_mass: float = field(0.0, 0.9, "relative spread of each MAV's mass: nominal × U(1 - x, 1 + x)")
+    mav_inertia: float = field(0.0, 0.9, "relative spread of each MAV's moments of inertia")
+    load_mass: float = field(0.0, 0.9, "relative spread of the load's mass")
+    load_inertia: float = field(0.0, 0.9, "relative spread of the load's moments of inertia")
+    cable_length: float = field(0.0, 0.5, "relative spread of each cable's length")
+    motor_constant: float = field(0.0, 0.5, "relative spread of each MAV's thrust per commanded thrust")
+    motor_time_constant: float = field(0.0, 0.9, "relative spread of each MAV's motor lag")
+    noise_position: float = field(0.0, 1.0, "Gaussian noise std on sensed positions (MAVs, load)", "m")
+    noise_velocity: float = field(0.0, 10.0, "Gaussian noise std on sensed linear velocities", "m/s")
+    noise_attitude: float = field(0.0, 1.0, "Gaussian noise std of a small rotation on sensed attitudes, per axis", "rad")
+    noise_rate: float = field(0.0, 10.0, "Gaussian noise std on sensed body rates", "rad/s")
+    latency: float = field(0.0, 1.0, "largest delay from sensing to the command reaching the vehicle: U(0, x), whole policy steps", "s")
+
+
+@dataclasses.dataclass(frozen=True)
 class MavTeamProfile:
     """A team of quadrotors carrying a rigid load on cables, with its low-level control and task."""
     name: str
@@ -143,6 +161,7 @@ class MavTeamProfile:
     task: Task
     reward: Reward
     safety: Safety
+    randomization: Randomization
 
     def team(self, num_mavs: int) -> Team:
         """The attachment layout for `num_mavs` cables; a clear error when the profile has none."""

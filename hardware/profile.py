@@ -203,6 +203,8 @@ def load_profile(name_or_path: str | Path) -> Any:
 
 
 def profile_hash(profile: Any) -> str:
-    """Stable digest of a profile's values: a policy artifact records it, a node compares it."""
-    blob = json.dumps(dataclasses.asdict(profile), sort_keys=True, separators=(",", ":"))
+    """Stable digest of a profile's values: a policy artifact records it, a node compares it. The ranges of
+    domain randomisation (`randomization:`) only shape training, so they are left out."""
+    values = {k: v for k, v in dataclasses.asdict(profile).items() if k != "randomization"}
+    blob = json.dumps(values, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -22,18 +22,25 @@ TILT_BINS = ((0.0, 30.0), (30.0, 45.0), (45.0, 90.0))  # goal tilt from level, d
 
 
 def rollouts(env: Any, act: Callable[..., jax.Array], episodes: int, seed: int,
-             params: Any = None) -> dict[str, np.ndarray]:
+             params: Any = None, ranges: dict | None = None) -> dict[str, np.ndarray]:
     """Per-episode outcomes of `act(params, obs (N, D), state) -> actions (N, 5)` on `env` (a CableEnv):
     arrays (episodes,), or (K, episodes) when `params` carries a leading axis of K policies (the seeds of a
-    run: one compiled program evaluates them all on the same episodes)."""
+    run: one compiled program evaluates them all on the same episodes), and (R, ...) when `ranges` holds R
+    variations (`sim.cable.variation` ranges, every factor an (R,) low and high; `env` needs a variation
+    whose latency covers theirs)."""
     from sim.cable.rotation import quat_to_rot
+    from sim.cable.variation import sample
 
-    def one(params, key):
-        obs, state = env.reset(key)
+    def one(params, ranges, key):
+        _, state = env.reset(key)
+        if ranges is not None:  # this row's variation in place of the environment's own draw
+            state = state.replace(variation=sample(jax.random.fold_in(key, 1), ranges, env.num_agents, env.dt))
+        obs = env.observations(state)
         tilt = jnp.degrees(jnp.arccos(jnp.clip(quat_to_rot(state.goal_quat)[2, 2], -1.0, 1.0)))
         zero = jnp.zeros((), jnp.float32)
-        carry = dict(state=state, obs=jnp.stack([obs[a] for a in env.agents]), alive=jnp.ones((), bool),
-                     success=jnp.zeros((), bool), crashed=jnp.zeros((), bool), steps=zero, e_pos=zero, e_rot=zero,
+        carry = dict(state=state, obs=obs, alive=jnp.ones((), bool),
+                     success=jnp.zeros((), bool), crashed=jnp.zeros((), bool), cause=jnp.zeros((), jnp.int32),
+                     steps=zero, e_pos=zero, e_rot=zero,
                      slack=zero, effort=zero)
 
         def step(c, k):
@@ -46,6 +53,7 @@ def rollouts(env: Any, act: Callable[..., jax.Array], episodes: int, seed: int,
             end = alive & done
             out = dict(state=nxt, obs=jnp.stack([obs[a] for a in env.agents]), alive=alive & ~done,
                        success=c["success"] | (end & succ), crashed=c["crashed"] | (end & crashed),
+                       cause=jnp.where(end & crashed, info["crash_cause"][0], c["cause"]),
                        steps=c["steps"] + alive, e_pos=jnp.where(end, info["position_error"][0], c["e_pos"]),
                        e_rot=jnp.where(end, info["orientation_error"][0], c["e_rot"]),
                        slack=c["slack"] + alive * jnp.sum(info["slack"]),
@@ -53,14 +61,16 @@ def rollouts(env: Any, act: Callable[..., jax.Array], episodes: int, seed: int,
             return out, None
 
         c, _ = jax.lax.scan(step, carry, jax.random.split(key, env.max_steps))
-        return {"success": c["success"], "crashed": c["crashed"], "steps": c["steps"], "position_error": c["e_pos"],
+        return {"success": c["success"], "crashed": c["crashed"], "crash_cause": c["cause"], "steps": c["steps"],
+                "position_error": c["e_pos"],
                 "orientation_error": c["e_rot"], "slack_steps": c["slack"], "effort": c["effort"] / c["steps"],
                 "goal_tilt_deg": tilt}
 
     keys = jax.random.split(jax.random.PRNGKey(seed), episodes)
-    run = jax.vmap(one, (None, 0))
-    run = run if params is None else jax.vmap(run, (0, None))
-    return {k: np.asarray(v) for k, v in jax.jit(run)(params, keys).items()}
+    run = jax.vmap(one, (None, None, 0))
+    run = run if params is None else jax.vmap(run, (0, None, None))
+    run = run if ranges is None else jax.vmap(run, (None, 0, None))
+    return {k: np.asarray(v) for k, v in jax.jit(run)(params, ranges, keys).items()}
 
 
 def summarise(r: dict[str, np.ndarray], dt: float) -> dict[str, Any]:
@@ -70,7 +80,10 @@ def summarise(r: dict[str, np.ndarray], dt: float) -> dict[str, Any]:
         m = (r["goal_tilt_deg"] >= lo) & (r["goal_tilt_deg"] < hi)
         by_tilt[f"{lo:.0f}-{hi:.0f}"] = {"episodes": int(m.sum()),
                                           "success_rate": float(ok[m].mean()) if m.any() else None}
+    from sim.cable.env import CRASH_CAUSES
+    causes = {name: int(np.sum(r["crashed"] & (r["crash_cause"] == i + 1))) for i, name in enumerate(CRASH_CAUSES)}
     return {"success_rate": float(ok.mean()), "crash_rate": float(r["crashed"].mean()),
+            "crashes_by_cause": {k: v for k, v in causes.items() if v},
             "position_error_median_m": float(np.median(r["position_error"])),
             "orientation_error_median_deg": float(np.degrees(np.median(r["orientation_error"]))),
             "slack_mav_steps": float(r["slack_steps"].sum()),
@@ -119,13 +132,8 @@ def team_gif(path: Any, out: Any, seed: int = 0, failure: bool = False) -> Any:
     return animate({k: (v[::20] if v.ndim > 1 else v) for k, v in traj.items()}, out, title=title)
 
 
-BASELINES = ("zero", "classical", "classical_no_barrier")
-
-
-def evaluate_cable(path: Any, episodes: int = 256, seed: int = 0, env_overrides: dict | None = None,
-                   compare: tuple[str, ...] = BASELINES) -> dict[str, Any]:
-    """Every trained seed of a cable run and the baselines named in `compare` on the same `episodes` episodes
-    (`classical_no_barrier` only where the run trained with the barrier)."""
+def evaluate_cable(path: Any, episodes: int = 256, seed: int = 0, env_overrides: dict | None = None) -> dict[str, Any]:
+    """Every trained seed of a cable run and the baselines on the same `episodes` episodes."""
     first = load_policy(path, 0)
     env = _env(first, env_overrides)
     plain = _env(first, {**(env_overrides or {}), "env_kwargs": {**(env_overrides or {}).get("env_kwargs", {}),
@@ -145,7 +153,6 @@ def evaluate_cable(path: Any, episodes: int = 256, seed: int = 0, env_overrides:
         bare = _env(first, {**(env_overrides or {}), "env_kwargs": {**(env_overrides or {}).get("env_kwargs", {}),
                                                                     "residual": 0.0, "barrier": False}})
         base["classical_no_barrier"] = (bare, baselines(bare)["classical"])
-    base = {name: v for name, v in base.items() if name in compare}
     result = {"scenario": first.scenario, "run_id": first.run_id, "episodes": episodes, "eval_seed": seed,
               "episode_seconds": env.max_steps * dt,
               "num_agents": env.num_agents, "failure": bool(env.failure), "seeds": seeds,
@@ -154,6 +161,73 @@ def evaluate_cable(path: Any, episodes: int = 256, seed: int = 0, env_overrides:
               "barrier": plain.barrier is not None,
               "baselines": {name: summarise(rollouts(e, fn, episodes, seed), dt) for name, (e, fn) in base.items()}}
     return result
+
+
+def robustness_rows(profile: Any) -> list[tuple[str, dict[str, tuple[float, float]]]]:
+    """The robustness table's rows, from the profile's `randomization:` spread: nominal, each physical
+    factor at both ends of its range, the sensor noise, the largest latency, every factor drawn at once,
+    and every factor drawn from twice the spread (beyond what training with randomisation saw)."""
+    from sim.cable.variation import NOISES, SCALES, profile_ranges
+    r = profile_ranges(profile)
+    rows = [("nominal", {})]
+    for k in SCALES:
+        lo, hi = r[k]
+        rows += [(f"{k} x{v:.2f}", {k: (v, v)}) for v in (lo, hi) if v != 1.0]
+    rows.append(("sensor noise", {k: (r[k][1], r[k][1]) for k in NOISES}))
+    rows.append((f"latency {r['latency'][1] * 1e3:.0f} ms", {"latency": (r["latency"][1], r["latency"][1])}))
+    rows.append(("all drawn (profile ranges)", r))
+    rows.append(("all drawn, twice the spread", {k: (max(2 * lo - hi, 0.05) if k in SCALES else lo, 2 * hi - lo)
+                                                  for k, (lo, hi) in r.items()}))
+    return rows
+
+
+def robustness(path: Any, episodes: int = 64, seed: int = 0, env_overrides: dict | None = None,
+               rows: list[tuple[str, dict]] | None = None) -> dict[str, Any]:
+    """Every seed of a cable run and the classical controller under each variation of `rows` (default
+    `robustness_rows`), on the same episodes (one compiled program per controller for all rows)."""
+    from sim.cable.variation import FACTORS, check_ranges
+    first = load_policy(path, 0)
+    rows = robustness_rows(_env(first, env_overrides).profile) if rows is None else rows
+    latency = max(r.get("latency", (0.0, 0.0))[1] for _, r in rows)
+    kw = {**(env_overrides or {}).get("env_kwargs", {}), "variation": {"latency": (0.0, latency)}}
+    env = _env(first, {**(env_overrides or {}), "env_kwargs": kw})
+    plain = _env(first, {**(env_overrides or {}), "env_kwargs": {**kw, "residual": 0.0}})
+    nominal = {k: (0.0, 0.0) if k.startswith("noise") or k == "latency" else (1.0, 1.0) for k in FACTORS}
+    full = [{**nominal, **check_ranges(r)} for _, r in rows]
+    ranges = {k: (jnp.asarray([f[k][0] for f in full], jnp.float32), jnp.asarray([f[k][1] for f in full], jnp.float32))
+              for k in FACTORS}
+    policies = [load_policy(path, s) for s in range(int(first.config["num_seeds"]))]
+
+    def act(params, obs, state):
+        return agent_actions(dataclasses.replace(first, params=params), obs[None], None)[0][0]
+
+    stacked = jax.tree.map(lambda *p: jnp.stack(p), *[p.params for p in policies])
+    trained = rollouts(env, act, episodes, seed, stacked, ranges)                  # (R, K, episodes)
+    classical = rollouts(plain, baselines(plain)["classical"], episodes, seed, None, ranges)  # (R, episodes)
+    out = []
+    for i, (name, r) in enumerate(rows):
+        seeds = [summarise({k: v[i, j] for k, v in trained.items()}, env.dt) for j in range(len(policies))]
+        out.append({"name": name, "ranges": {k: list(v) for k, v in r.items()},
+                    "success_per_seed": [s["success_rate"] for s in seeds],
+                    "crash_per_seed": [s["crash_rate"] for s in seeds],
+                    "median_success_rate": float(np.median([s["success_rate"] for s in seeds])),
+                    "median_crash_rate": float(np.median([s["crash_rate"] for s in seeds])),
+                    "classical": summarise({k: v[i] for k, v in classical.items()}, env.dt)})
+    return {"scenario": first.scenario, "run_id": first.run_id, "episodes": episodes, "eval_seed": seed,
+            "num_agents": env.num_agents, "barrier": plain.barrier is not None,
+            "trained_with": first.config["env_kwargs"].get("variation"), "rows": out}
+
+
+def robustness_table(result: dict[str, Any]) -> str:
+    head = (f"robustness · {result['scenario']} · {result['num_agents']} MAVs · {result['episodes']} episodes per row "
+            f"(eval seed {result['eval_seed']}) · trained with variation: {result['trained_with'] or 'none'}")
+    lines = [head, "-" * len(head), f"{'':<30}{'trained policy (median over seeds)':^42}{'classical':^20}",
+             f"{'variation':<30}{'success':>9}{'per seed':>22}{'crashes':>11}{'success':>10}{'crashes':>10}"]
+    for r in result["rows"]:
+        per = " ".join(f"{x:.3f}" for x in r["success_per_seed"])
+        lines.append(f"{r['name']:<30}{r['median_success_rate']:>9.3f}{per:>22}{r['median_crash_rate']:>11.3f}"
+                     f"{r['classical']['success_rate']:>10.3f}{r['classical']['crash_rate']:>10.3f}")
+    return "\n".join(lines)
 
 
 def table(result: dict[str, Any]) -> str:
@@ -176,6 +250,9 @@ def table(result: dict[str, Any]) -> str:
         n = cols[0][1]["by_goal_tilt_deg"][k]["episodes"]
         lines.append(f"{f'success, goal tilt {k} deg ({n})':<32}" + "".join(
             f"{'-' if v is None else f'{v:.3f}':>12}" for v in cells))
+    for name, c in cols:
+        if c.get("crashes_by_cause"):
+            lines.append(f"crashes of {short.get(name, name)}: " + ", ".join(f"{k} {v}" for k, v in c["crashes_by_cause"].items()))
     lines.append(f"median over seeds: success {result['median_success_rate']:.3f}, crashes {result['median_crash_rate']:.3f}")
     return "\n".join(lines)
 

@@ -22,7 +22,9 @@ where the goal's static equilibrium keeps the cables and MAVs inside the limits 
 team starts at rest, shifted by up to `task.start_position_range`. Success: the load within the
 tolerance for `task.success_hold` seconds, which ends `move` and `random` episodes.
 Optional failure: one MAV loses all thrust at a random step (between 20 % and 80 % of the episode)
-and its cable is released.
+and its cable is released. Optional `variation` (`sim.cable.variation`): each episode's true masses,
+inertias, cable lengths and motors differ from the profile, the policy's sensors are noisy and its
+commands arrive late (`"profile"`: the profile's `randomization:` ranges; a dict: ranges per factor).
 """
 from __future__ import annotations
 
@@ -38,14 +40,15 @@ from flax import struct
 from controllers import quadrotor
 from controllers.mav_barrier_jax import mav_barrier
 from hardware import load_profile
-from sim.cable import carrot
+from sim.cable import carrot, variation as var
 from sim.cable.dynamics import Bodies, cable_vectors, physics_step
 from sim.cable.equilibrium import hover
-from sim.cable.rotation import quat_angle, quat_from_euler, quat_to_rot
+from sim.cable.rotation import quat_angle, quat_from_euler, quat_integrate, quat_to_rot
 from sim.spaces import Box
 
 TASKS = ("hover", "move", "random")
 ACTION_DIM = 5
+CRASH_CAUSES = ("ground", "cable_angle", "mav_distance", "cables_crossed", "workspace", "cable_push", "non_finite")
 GOAL_CANDIDATES = 8  # random goals drawn per reset; the first feasible one is used
 
 
@@ -62,6 +65,8 @@ class CableState:
     tension: jnp.ndarray       # (N,) at the last substep
     min_tension: jnp.ndarray   # (N,) smallest over the last policy step's substeps
     held: jnp.ndarray          # () int32, consecutive steps with the load inside the success tolerance
+    variation: var.Variation | None = None  # this episode's true team and sensors (None: the profile's)
+    pending: jnp.ndarray | None = None      # (L, N, 5) commands still on their way, newest first (latency)
 
 
 def segment_distance(p1: jnp.ndarray, q1: jnp.ndarray, p2: jnp.ndarray, q2: jnp.ndarray) -> jnp.ndarray:
@@ -110,13 +115,28 @@ def command(sensors: dict[str, jnp.ndarray], action: jnp.ndarray, team: carrot.T
     return jnp.clip(action, -lim, lim)
 
 
+def noisy(b: Bodies, true: var.Variation | None, step: jnp.ndarray) -> Bodies:
+    """What the sensors report: the bodies with the variation's Gaussian noise (fresh every step), or as is."""
+    if true is None:
+        return b
+    k = jax.random.split(jax.random.fold_in(true.key, step), 8)
+    s_pos, s_vel, s_att, s_rate = true.noise
+    g = lambda i, x, s: x + s * jax.random.normal(k[i], x.shape, x.dtype)  # noqa: E731
+    # a small random rotation about each body's own axes (integrating a rate over one unit of time)
+    turn = lambda i, q, s: quat_integrate(q, s * jax.random.normal(k[i], q.shape[:-1] + (3,), q.dtype), 1.0)  # noqa: E731
+    return b.replace(pos=g(0, b.pos, s_pos), vel=g(1, b.vel, s_vel), quat=turn(2, b.quat, s_att),
+                     omega=g(3, b.omega, s_rate), load_pos=g(4, b.load_pos, s_pos), load_vel=g(5, b.load_vel, s_vel),
+                     load_quat=turn(6, b.load_quat, s_att), load_omega=g(7, b.load_omega, s_rate))
+
+
 class CableEnv:
     """A team of `num_agents` MAVs carrying a load; see the module docstring for spaces and tasks."""
 
     def __init__(self, profile: Any = "mav_corl25", num_agents: int = 3, task: str = "hover",
                  cable_model: str | None = None, inner_loop: str | None = None, failure: bool = False,
                  history: int = 1, world_state: bool = False, max_steps: int | None = None,
-                 free_flight: bool = False, residual: float = 0.0, barrier: bool = False):
+                 free_flight: bool = False, residual: float = 0.0, barrier: bool = False,
+                 variation: str | dict | None = None):
         p = load_profile(profile) if isinstance(profile, str) else profile
         if cable_model is not None:
             p = dataclasses.replace(p, cable=dataclasses.replace(p.cable, model=cable_model))
@@ -133,6 +153,10 @@ class CableEnv:
         self.residual = residual
         # the MAV barrier certificate on the commanded acceleration (controllers/mav_barrier.py), every step
         self.barrier = mav_barrier(p, num_agents) if barrier else None
+        if variation is not None and variation != "profile" and not isinstance(variation, dict):
+            raise ValueError(f"variation must be 'profile', a dict of ranges per factor or None, got {variation!r}")
+        self.variation = (var.profile_ranges(p) if variation == "profile" else var.check_ranges(variation)
+                          if variation is not None else None)
         self.team_constants = carrot.team_constants(p, num_agents)
         self.hold_steps = max(1, int(round(p.task.success_hold * p.control.policy_rate_hz)))
         self.agents = [f"agent_{i}" for i in range(num_agents)]
@@ -147,6 +171,7 @@ class CableEnv:
         self._action_space = Box.make(-self.policy_limit, self.policy_limit, (ACTION_DIM,))
         self._obs_space = Box.make(-np.inf, np.inf, (self.obs_dim,))
         self.hover = hover(p, num_agents)
+        self.latency_steps = var.max_latency_steps(self.variation, self.dt) if self.variation is not None else 0
 
     # ---- spaces -------------------------------------------------------------------------------
     def observation_space(self, agent: str) -> Box:
@@ -210,7 +235,7 @@ class CableEnv:
     def reset(self, key: jax.Array) -> tuple[dict[str, jnp.ndarray], CableState]:
         n, t = self.num_agents, self.profile.task
         bodies, ctrl = self._rest()
-        k_goal, k_agent, k_step, k_start = jax.random.split(key, 4)
+        k_goal, k_agent, k_step, k_start, k_var = jax.random.split(key, 5)
         span = jnp.asarray([1.0, 1.0, 0.5], jnp.float32) * t.start_position_range
         shift = jax.random.uniform(k_start, (3,), minval=-span, maxval=span) if self.task == "random" else jnp.zeros(3)
         bodies = bodies.replace(pos=bodies.pos + shift, load_pos=bodies.load_pos + shift)
@@ -223,6 +248,9 @@ class CableEnv:
                            tension=jnp.asarray(self.hover.tension, jnp.float32),
                            min_tension=jnp.asarray(self.hover.tension, jnp.float32),
                            held=jnp.array(0, jnp.int32))
+        if self.variation is not None:
+            state = state.replace(variation=var.sample(k_var, self.variation, n, self.dt),
+                                  pending=jnp.zeros((self.latency_steps, n, ACTION_DIM), jnp.float32))
         return self.get_obs(state), state
 
     def working(self, state: CableState) -> jnp.ndarray:
@@ -239,12 +267,16 @@ class CableEnv:
         acc_des = act[:, :3]
         rate_ff = jnp.concatenate([act[:, 3:], jnp.zeros((self.num_agents, 1), jnp.float32)], axis=-1)
         dt = 1.0 / p.control.physics_rate_hz
+        true = state.variation
+        # rotor thrust per command: the controller believes the profile's, the motors make the true one
+        gain = 1.0 if true is None else true.motor_constant[:, None]
 
         def substep(carry, _):
             b, ctrl = carry
-            cmd, ctrl = quadrotor.step(ctrl, b.vel, quat_to_rot(b.quat), b.omega, b.thrust, acc_des, rate_ff,
+            cmd, ctrl = quadrotor.step(ctrl, b.vel, quat_to_rot(b.quat), b.omega, b.thrust / gain, acc_des, rate_ff,
                                        jnp.float32(0.0), p, dt)
-            b, acc = physics_step(b, jnp.where(ok[:, None], cmd, 0.0), p, ok & (not self.free_flight), dt)
+            b, acc = physics_step(b, jnp.where(ok[:, None], cmd * gain, 0.0), p, ok & (not self.free_flight), dt,
+                                  true)
             return (b, ctrl), acc.tension
 
         (bodies, ctrl), tensions = jax.lax.scan(substep, (state.bodies, state.ctrl), None, length=p.substeps)
@@ -259,8 +291,10 @@ class CableEnv:
         act = jnp.clip(act.astype(jnp.float32), -lim, lim)
         cmd = self.command(self.sense(state), act)
         cmd, shield = self.shield(state, cmd)
-        nxt = self.step_physics(state, cmd)
-        terminated = self.terminated(nxt)
+        cmd, pending = self.delay(state, cmd)
+        nxt = self.step_physics(state, cmd).replace(pending=pending)
+        causes = jnp.stack(list(self.crash_causes(nxt).values()))
+        terminated = jnp.any(causes)
         e_pos, e_rot = self.errors(nxt)
         inside = self._inside(e_pos, e_rot) & ~terminated
         nxt = nxt.replace(held=jnp.where(inside, state.held + 1, 0))
@@ -268,7 +302,9 @@ class CableEnv:
         truncated = nxt.step >= self.max_steps
         done = terminated | solved | truncated
         reward = self.reward(nxt, state, act / lim, terminated, solved)
-        info = {**self.info(nxt), **shield}
+        # 0: no crash, else 1 + the index of the first cause in CRASH_CAUSES
+        cause = jnp.where(terminated, 1 + jnp.argmax(causes), 0)
+        info = {**self.info(nxt), **shield, "crash_cause": jnp.broadcast_to(cause, (self.num_agents,))}
         _, state_re = self.reset(key)
         state_out = jax.tree.map(lambda a, b: jnp.where(done, a, b), state_re, nxt)
         obs_out = self.get_obs(state_out)
@@ -287,6 +323,13 @@ class CableEnv:
         return (jnp.concatenate([acc, cmd[:, 3:]], -1),
                 {"barrier_intervention": info["intervention"], "barrier_ok": jnp.broadcast_to(info["status"] == 0, (n,))})
 
+    def delay(self, state: CableState, cmd: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray | None]:
+        """The command that reaches the vehicles this step (sent `variation.latency` steps ago) and the queue."""
+        if not self.latency_steps:
+            return cmd, state.pending
+        queue = jnp.concatenate([cmd[None], state.pending], 0)
+        return queue[state.variation.latency], queue[:-1]
+
     def command(self, sensors: dict[str, jnp.ndarray], action: jnp.ndarray) -> jnp.ndarray:
         """(N, 5) policy actions → commands in physical units (see module `command`)."""
         return command(sensors, action, self.team_constants, self.residual, self.action_limit)
@@ -297,8 +340,8 @@ class CableEnv:
 
     # ---- sensing and observing ----------------------------------------------------------------
     def sense(self, state: CableState) -> dict[str, jnp.ndarray]:
-        """Raw per-agent tensors in physical units, world frame (see sim/cable/spec.py)."""
-        b, n = state.bodies, self.num_agents
+        """Raw per-agent tensors in physical units, world frame (see sim/cable/spec.py); noisy under a variation."""
+        b, n = noisy(state.bodies, state.variation, state.step), self.num_agents
         rep = lambda x: jnp.broadcast_to(x, (n, *x.shape))  # noqa: E731
         others = np.array([[j for j in range(n) if j != i] for i in range(n)], np.int32).reshape(n, n - 1)
         return {"load_pos": rep(b.load_pos), "load_rot": rep(quat_to_rot(b.load_quat)),
@@ -375,8 +418,12 @@ class CableEnv:
         return shared - smooth - rate - effort - residual - down - near
 
     def terminated(self, state: CableState) -> jnp.ndarray:
-        """Ground contact, a cable too steep, MAVs or cables too close, leaving the workspace, a rigid
-        cable that would have to push, or a non-finite state."""
+        """Any of the `crash_causes`."""
+        return jnp.any(jnp.stack(list(self.crash_causes(state).values())))
+
+    def crash_causes(self, state: CableState) -> dict[str, jnp.ndarray]:
+        """What ends an episode early, each a () bool: ground contact, a cable too steep, MAVs or cables
+        too close, leaving the workspace, a rigid cable that would have to push, a non-finite state."""
         t, b, n = self.profile.task, state.bodies, self.num_agents
         ok = self.working(state)
         ground = (b.load_pos[2] < t.ground_clearance) | jnp.any(ok & (b.pos[:, 2] < t.ground_clearance))
@@ -391,9 +438,9 @@ class CableEnv:
         lo, hi = jnp.asarray(t.workspace.low), jnp.asarray(t.workspace.high)
         outside = lambda x: jnp.any((x < lo) | (x > hi), -1)  # noqa: E731
         left = outside(b.load_pos) | jnp.any(ok & outside(b.pos))
-        pushing = jnp.any(ok & (state.min_tension < 0)) if self.profile.cable.model == "rigid" else False
+        pushing = jnp.any(ok & (state.min_tension < 0)) if self.profile.cable.model == "rigid" else jnp.array(False)
         finite = jnp.all(jnp.array([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(b)]))
-        return ground | steep | close | tangled | left | pushing | ~finite
+        return dict(zip(CRASH_CAUSES, (ground, steep, close, tangled, left, pushing, ~finite)))
 
     def info(self, state: CableState) -> dict[str, jnp.ndarray]:
         e_pos, e_rot = self.errors(state)
