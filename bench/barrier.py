@@ -339,7 +339,9 @@ def solver_rows(profile: Any, n: int, steps: int) -> list[Row]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="fewer steps and sizes (a smoke run, ~1 min)")
     parser.add_argument("--profile", default="gritsbot_x", help="vehicle profile (default gritsbot_x)")
-    parser.add_argument("--only", choices=("deployment", "variants", "training", "deadlock"), help="run one path only")
+    parser.add_argument("--only", choices=("deployment", "variants", "training", "deadlock", "mav"),
+                        help="run one path only (mav: the MAV team's filter, `marlstack bench mav_barrier --only "
+                             "latency fuzz`; not in the default run)")
     parser.add_argument("--batch", type=int, default=4096, help="environments per batch on the training path at N = 4 "
                         "(N = 10 uses an eighth)")
 
@@ -360,4 +362,7 @@ def run(args: argparse.Namespace) -> list[Row]:
         sizes = [(4, min(args.batch, 1024))] if args.quick else [(4, args.batch), (10, max(1, args.batch // 8))]
         rows += training_rows(profile, sizes, steps=300 if args.quick else 900, rps_steps=100 if args.quick else 300)
         rows += solver_rows(profile, 4, steps=300 if args.quick else 1200)
+    if args.only == "mav":
+        from bench import mav_barrier
+        rows += mav_barrier.run(argparse.Namespace(quick=args.quick, teams=[3, 4], only=["latency", "fuzz"]))
     return rows
