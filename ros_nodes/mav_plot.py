@@ -2,7 +2,8 @@
 
 Top: the load's position error to the goal being flown; bottom: its attitude error; the success
 tolerances dashed, each goal's span shaded (waypoints lighter), a mark where a goal was held (✓) or
-a crash check tripped (✗), and the take-off hand-over and the load's touch-down as vertical lines.
+a crash check tripped (✗), and the take-off hand-over, a MAV's thrust loss (red) and the load's
+touch-down as vertical lines.
 SITL tooling (matplotlib).
 """
 from __future__ import annotations
@@ -39,9 +40,11 @@ def plot_mission(team: dict, out: Path, title: str = "") -> Path:
             ax.axvline(team["airborne_at_s"], color="k", lw=0.8, ls=":")
         if team.get("load_down_at_s"):
             ax.axvline(team["load_down_at_s"], color="brown", lw=0.8, ls=":")
+        if team.get("failed_mav"):
+            ax.axvline(team["failed_mav"][0], color="red", lw=1.0, ls="--")
     ax_p.set_ylabel("load position error [m]")
     ax_r.set_ylabel("load attitude error [deg]")
-    ax_r.set_xlabel("time since release [s] (dotted: airborne, load down)")
+    ax_r.set_xlabel("time since release [s] (dotted: airborne, load down; red dashed: a MAV lost its thrust)")
     ax_p.set_yscale("log")
     ax_p.legend(fontsize=7, ncol=4)
     ax_p.set_title(title or (f"min MAV separation {team['min_mav_separation_m']} m, max tilt {team['max_tilt_deg']}°, "
