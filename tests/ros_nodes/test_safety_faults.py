@@ -251,11 +251,11 @@ def test_the_policy_node_refuses_a_jumping_stamp_and_a_frozen_pose(tmp_path):
     """The policy node uses the shared health checks (not only the safety node): message by message
     through its real callbacks (tests/ros_nodes/policy_health_scenario.py)."""
     seen = run_scenario("policy_health_scenario.py", tmp_path, str(model(tmp_path, (0.1, 0.0))), timeout=60)
-    assert seen["late_within_window"] is None                       # 90 ms late: used, timed by its stamp
+    assert seen["late_within_window"] is None                       # 85 ms late: used, timed by its stamp
     assert "pose of robot_0: header stamp jumped ahead (" in seen["jump"]
     assert seen["after_jump"] is None and seen["stamp_jumps"] == 4       # one per robot: every pose jumped
     assert seen["frozen"].startswith("pose of robot_0: frozen (unchanged for ")
-    assert 1.0 <= seen["frozen_after_s"] < 1.6                      # FROZEN_S after the robot was told to drive
+    assert 1.0 <= seen["frozen_after_s"] < 4.0                      # FROZEN_S after the robot was told to drive
     assert seen["still_frozen_when_stopped"] is not None and seen["moved"] is None
     assert seen["stop_reasons"] == {"pose of robot_0: header stamp jumped ahead": 1, "pose of robot_0: frozen": 1}
 
