@@ -25,8 +25,9 @@ def test_short_training_beats_random_policy(tmp_path):
     trained = evaluate(policy, episodes=EPISODES, seed=7)
     baseline = random_return(policy.make_env(), EPISODES, jax.random.PRNGKey(7))
     # progress towards each robot's paired landmark; random driving gains ~nothing
-    # measured: trained 7.99, random 0.24 (2 robots, 100-step episodes, 98k env steps)
-    assert trained["mean_return"] > baseline + 4.0, (trained, baseline)
+    # measured 2026-12-04: trained 8.60, random 0.24 (+8.36; 2 robots, 100-step episodes, 98k env steps);
+    # the threshold is ~15 % under it
+    assert trained["mean_return"] > baseline + 7.0, (trained, baseline)
 
 
 @pytest.mark.parametrize("num_agents", [4, 8])  # 8: the same 4-robot policy, top-k selection in the graph

@@ -62,7 +62,8 @@ def test_short_training_beats_random_policy(learned):
     trained = evaluate(learned.policy, episodes=EPISODES, seed=7)
     baseline = random_return(learned.policy.make_env(), EPISODES, jax.random.PRNGKey(7))
     # per-agent progress reward: 10 per metre gained; random driving gains ~nothing
-    assert trained["mean_return"] > baseline + 1.5, (trained, baseline)
+    # measured 2026-12-04: trained 12.38, random 0.57 (+11.8); the threshold is ~15 % under it
+    assert trained["mean_return"] > baseline + 10.0, (trained, baseline)
     rows = read_metrics(learned.out)
     assert [(r["update"], r["seed"]) for r in rows] == [(u, s) for u in range(1, 49) for s in (0, 1)]
     assert rows[-1]["env_steps"] == 48 * 64 * 32
