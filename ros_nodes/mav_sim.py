@@ -93,8 +93,7 @@ class TeamSim:
         self.dt = self.env.dt
         self._step = jax.jit(self.env.step_physics)
         self._step(self.state, jnp.zeros((num_mavs, 5), jnp.float32))  # compile now, not in the first period
-        self._crashed = jax.jit(self.env.terminated)
-        self._crashed(self.state)
+        self._crashed = jax.jit(self.env.terminated)  # compiled by `warm_up` or at the first goal
         self.mode = [FLY if takeoff is None else TAKEOFF] * num_mavs
         self.airborne_at: float | None = None if takeoff is not None else 0.0
         self.load_down_at: float | None = None
@@ -131,6 +130,10 @@ class TeamSim:
                            load_quat=jnp.asarray([1.0, 0.0, 0.0, 0.0], jnp.float32))
         return state.replace(bodies=bodies, ctrl=quadrotor.init_state(zeros, zeros, thrust),
                              tension=jnp.zeros(n), min_tension=jnp.zeros(n))
+
+    def warm_up(self) -> None:
+        """Compile the crash check now (~1 s), not at the first goal's first period."""
+        self._crashed(self.state)
 
     @property
     def airborne(self) -> bool:

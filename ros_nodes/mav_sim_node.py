@@ -92,6 +92,7 @@ def make_node():
                 raise StartError(f"parameter 'blind_mav' = {self.blind!r} is not one of {self.mavs}")
             try:
                 self.sim = TeamSim(profile, n, tuple(start), fs, takeoff=Takeoff(climb_rate=climb) if climb else None)
+                self.sim.warm_up()
             except Exception as exc:  # profile or team-size errors: one line
                 raise StartError(str(exc)) from None
             fs.max_age_s = periods * self.sim.dt
