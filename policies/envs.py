@@ -87,7 +87,7 @@ def make_env(cfg: TrainConfig, barrier: str | None = None) -> Any:
     if is_fleet(cfg.scenario):
         from sim.fleet import FleetEnv
         kwargs.update(profile=cfg.profile, scenario=cfg.scenario, action_type=cfg.action_type,
-                      barrier=None if barrier in ("none", "", None) else barrier)
+                      barrier=None if barrier in ("none", "", None) else barrier, world_state=cfg.algo == "mappo")
         return _construct(FleetEnv, cfg.scenario, kwargs)
     if is_cable(cfg.scenario):
         if barrier not in ("none", "", None):
@@ -166,12 +166,13 @@ class ArrayEnv:
                        act_dim, low, high, int(getattr(env, "max_steps", 0) or 0))
 
     def _world_state(self, obs: dict, state: Any) -> jax.Array:
-        """(N, W): the env's own world_state when it has one, else all observations concatenated."""
+        """(N, W): the env's own world_state (from its obs dict when it put it there, built from the same
+        observations; else recomputed from the state), or all observations concatenated."""
         n = len(self.agents)
-        if hasattr(self.env, "world_state"):
-            ws = jnp.asarray(self.env.world_state(state))
-        elif "world_state" in obs:
+        if "world_state" in obs:
             ws = jnp.asarray(obs["world_state"])
+        elif hasattr(self.env, "world_state"):
+            ws = jnp.asarray(self.env.world_state(state))
         else:
             ws = jnp.concatenate([obs[a].ravel() for a in self.agents])
         return jnp.broadcast_to(ws, (n, ws.shape[-1])) if ws.ndim == 1 else ws.reshape(n, -1)

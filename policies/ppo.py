@@ -45,7 +45,7 @@ class Runner:
 
 class Transition(NamedTuple):
     actor_in: jax.Array
-    critic_in: jax.Array
+    critic_in: jax.Array | None  # None for IPPO: the critic reads actor_in
     reset: jax.Array  # (E, N)
     u: jax.Array  # pre-squash sample or category
     log_prob: jax.Array
@@ -54,6 +54,18 @@ class Transition(NamedTuple):
     done: jax.Array  # (E,)
     truncated: jax.Array  # (E,) the episode ended by its time limit (a subset of done)
     info: dict
+
+
+class Batch(NamedTuple):
+    """What the PPO loss reads of each sample (time-major in `update`, minibatch-major in the loss)."""
+    actor_in: jax.Array
+    critic_in: jax.Array | None  # None for IPPO
+    reset: jax.Array | None  # GRU resets, recurrent only
+    u: jax.Array
+    log_prob: jax.Array
+    value: jax.Array
+    adv: jax.Array
+    targets: jax.Array
 
 
 def role_assignment(cfg: TrainConfig, num_agents: int) -> tuple[int, ...]:
@@ -164,16 +176,18 @@ class Trainer:
         u, log_prob, action = self._policy_sample(k_act, out, log_std)
         obs, ws, log, reward, done, info = jax.vmap(self.env.step)(
             jax.random.split(k_env, cfg.num_envs), r.env_log, action)
-        t = Transition(a_in, c_in, reset, u, log_prob, value, reward, done, info["truncated"], info)
+        t = Transition(a_in, c_in if self.mappo else None, reset, u, log_prob, value, reward, done,
+                       info["truncated"], info)
         r = r.replace(env_log=log, obs=obs, world_state=ws, done=done, obs_stats=obs_stats, ws_stats=ws_stats,
                       key=key, actor_h=r.actor_h if h_a is None else h_a,
                       critic_h=r.critic_h if h_c is None else h_c)
         return r, t
 
-    def _loss(self, params, batch):
+    def _loss(self, params, t: Batch, h_a, h_c):
         cfg = self.cfg
-        t, adv, targets, h_a, h_c = batch
-        _, _, out, log_std, value = self._heads(params, t.actor_in, t.critic_in, h_a, h_c, t.reset, True)
+        adv, targets = t.adv, t.targets
+        c_in = t.actor_in if t.critic_in is None else t.critic_in
+        _, _, out, log_std, value = self._heads(params, t.actor_in, c_in, h_a, h_c, t.reset, True)
         if self.spec.discrete:
             log_prob, entropy = nets.categorical_log_prob(out, t.u), nets.categorical_entropy(out)
         else:
@@ -194,38 +208,44 @@ class Trainer:
                  "clip_frac": (jnp.abs(ratio - 1) > cfg.clip_eps).mean()}
         return total, stats
 
-    def _minibatches(self, key, data):
-        """Shuffle and split: transitions (feed-forward) or whole env sequences (recurrent)."""
+    def _minibatches(self, key, data: Batch, h_a, h_c):
+        """Shuffle and split into (m, ...) minibatches: transitions (feed-forward) or whole env sequences
+        (recurrent). Feed-forward fields are packed into one matrix so each epoch gathers once (one gather
+        of wide rows instead of one per field: the same samples, in the same order)."""
         cfg, m = self.cfg, self.cfg.num_minibatches
-        traj, adv, targets, h_a, h_c = data
-        seq = (traj, adv, targets)
         if cfg.recurrent:
             perm = jax.random.permutation(key, cfg.num_envs)
             seq = jax.tree.map(lambda x: jnp.swapaxes(
-                jnp.take(x, perm, axis=1).reshape(x.shape[0], m, -1, *x.shape[2:]), 0, 1), seq)
+                jnp.take(x, perm, axis=1).reshape(x.shape[0], m, -1, *x.shape[2:]), 0, 1), data)
             hs = jax.tree.map(lambda x: jnp.take(x, perm, axis=0).reshape(m, -1, *x.shape[1:]), (h_a, h_c))
-            return (*seq, *hs)
+            return (seq, *hs)
         size = cfg.num_steps * cfg.num_envs
         perm = jax.random.permutation(key, size)
-        seq = jax.tree.map(lambda x: jnp.take(x.reshape(size, *x.shape[2:]), perm, axis=0)
-                           .reshape(m, -1, *x.shape[2:]), seq)
+        leaves, tree = jax.tree.flatten(data)
+        # float32 holds every field exactly (categories are small integers)
+        packed = jnp.concatenate([x.reshape(size, -1).astype(jnp.float32) for x in leaves], axis=1)
+        widths = np.cumsum([int(np.prod(x.shape[2:], dtype=int)) for x in leaves])[:-1]
+        parts = jnp.split(jnp.take(packed, perm, axis=0).reshape(m, size // m, -1), widths, axis=-1)
+        leaves = [p.reshape(m, size // m, *x.shape[2:]).astype(x.dtype) for p, x in zip(parts, leaves)]
         none = jnp.zeros((m,))
-        return (*seq, none, none)
+        return (tree.unflatten(leaves), none, none)
 
     def _epoch(self, carry, _):
-        params, opt_state, key, data = carry
+        params, opt_state, key, data, h_a, h_c = carry
         key, k_perm = jax.random.split(key)
 
         def minibatch(state, batch):
             params, opt_state = state
+            b, mb_h_a, mb_h_c = batch
             if not self.cfg.recurrent:
-                batch = (*batch[:3], None, None)
-            grads, stats = jax.grad(self._loss, has_aux=True)(params, batch)
+                mb_h_a = mb_h_c = None
+            grads, stats = jax.grad(self._loss, has_aux=True)(params, b, mb_h_a, mb_h_c)
             updates, opt_state = self.tx.update(grads, opt_state, params)
             return (optax.apply_updates(params, updates), opt_state), stats
 
-        (params, opt_state), stats = jax.lax.scan(minibatch, (params, opt_state), self._minibatches(k_perm, data))
-        return (params, opt_state, key, data), stats
+        (params, opt_state), stats = jax.lax.scan(minibatch, (params, opt_state),
+                                                  self._minibatches(k_perm, data, h_a, h_c))
+        return (params, opt_state, key, data, h_a, h_c), stats
 
     def _with_lr(self, r: Runner):
         """Linear decay to 0 over `total_updates`, set once per update (the optimiser's injected LR)."""
@@ -245,9 +265,10 @@ class Trainer:
         *_, last_value = self._heads(r.params, a_in, c_in, r.actor_h, r.critic_h, reset, False)
         adv, targets = gae(traj, last_value, cfg.gamma, cfg.gae_lambda)
         key, k_epochs = jax.random.split(r.key)
-        data = (traj._replace(info={}), adv, targets, h_a0, h_c0)
-        (params, opt_state, _, _), stats = jax.lax.scan(
-            self._epoch, (r.params, r.opt_state, k_epochs, data), None, length=cfg.update_epochs)
+        data = Batch(traj.actor_in, traj.critic_in, traj.reset if cfg.recurrent else None, traj.u, traj.log_prob,
+                     traj.value, adv, targets)
+        (params, opt_state, *_), stats = jax.lax.scan(
+            self._epoch, (r.params, r.opt_state, k_epochs, data, h_a0, h_c0), None, length=cfg.update_epochs)
         r = r.replace(params=params, opt_state=opt_state, key=key, update=r.update + 1)
         return r, {**episode_metrics(traj.info), **jax.tree.map(jnp.mean, stats)}
 
