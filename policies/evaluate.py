@@ -76,6 +76,25 @@ def fleet_env(policy: LoadedPolicy, num_agents: int | None, barrier: str | None 
     return env
 
 
+# compiled evaluations by (config, spec, episodes, barrier, fleet size, seeds vmapped): the selection and the
+# evaluation at the end of training, and repeated `evaluate` calls in one process, compile once
+_COMPILED: dict[str, tuple[Any, ArrayEnv, Callable]] = {}
+
+
+def _compiled(policy: LoadedPolicy, episodes: int, barrier: str | None, env: Any | None, num_agents: int | None,
+              over_seeds: bool) -> tuple[Any, ArrayEnv, Callable[[Any, jax.Array], dict]]:
+    """`_setup`'s run jitted (vmapped over stacked seeds when `over_seeds`), reused for the same policy shape."""
+    key = None if env is not None else repr((sorted(policy.config.items()), policy.spec, episodes, barrier,
+                                              num_agents, over_seeds))
+    if key in _COMPILED:
+        return _COMPILED[key]
+    raw_env, aenv, run = _setup(policy, episodes, barrier, env, num_agents)
+    out = (raw_env, aenv, jax.jit(jax.vmap(run, in_axes=(0, None)) if over_seeds else run))
+    if key is not None:
+        _COMPILED[key] = out
+    return out
+
+
 def _setup(policy: LoadedPolicy, episodes: int, barrier: str | None, env: Any | None,
            num_agents: int | None) -> tuple[Any, ArrayEnv, Callable[[Any, jax.Array], dict]]:
     """(raw env, array env, `run(params, key)` -> per-episode stats) for `policy`'s network."""
@@ -121,8 +140,8 @@ def evaluate(policy: LoadedPolicy, episodes: int = 64, barrier: str | None = Non
     """Run `episodes` deterministic episodes of one policy (one seed); returns the summary (plain numbers).
 
     `num_agents` evaluates on another fleet size (see `fleet_env`); `env` overrides the environment."""
-    raw_env, aenv, run = _setup(policy, episodes, barrier, env, num_agents)
-    stats = jax.jit(run)(policy.params, jax.random.PRNGKey(seed))
+    raw_env, aenv, run = _compiled(policy, episodes, barrier, env, num_agents, over_seeds=False)
+    stats = run(policy.params, jax.random.PRNGKey(seed))
     return {**_header(policy, raw_env, aenv, episodes, seed), "seed": int(policy.config["seed"]) + policy.seed_index,
             **_summary(stats, _dt(raw_env))}
 
@@ -135,9 +154,9 @@ def evaluate_seeds(path: str | Path, episodes: int = 64, barrier: str | None = N
     meta, raw = read(path)
     policy = load_policy(path)
     count = int(policy.config["num_seeds"])
-    raw_env, aenv, run = _setup(policy, episodes, barrier, None, num_agents)
+    raw_env, aenv, run = _compiled(policy, episodes, barrier, None, num_agents, over_seeds=True)
     stacked = jax.tree.map(lambda *a: jnp.stack(a), *[policy_params(raw, s) for s in range(count)])
-    stats = jax.jit(jax.vmap(run, in_axes=(0, None)))(stacked, jax.random.PRNGKey(seed))
+    stats = run(stacked, jax.random.PRNGKey(seed))
     first = int(policy.config["seed"])
     seeds = [{"seed": first + s, **_summary(jax.tree.map(lambda a: a[s], stats), _dt(raw_env))} for s in range(count)]
     median, spread = {}, {}
