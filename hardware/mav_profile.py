@@ -126,7 +126,7 @@ class Safety:
     separation: float = field(0.0, 10.0, "certified smallest distance between MAV centres", "m")
     floor: float = field(0.0, 100.0, "certified lowest MAV altitude", "m")
     wall_margin: float = field(0.0, 10.0, "certified distance of every MAV from the workspace's sides and top", "m")
-    gain: float = field(0.01, 100.0, "decay rate k of both barrier stages (h' + k h >= 0 twice)", "1/s")
+    gain: float = field(0.01, 100.0, "decay rate k of the braking-distance barrier (dh/dt >= -k h)", "1/s")
 
 
 @dataclasses.dataclass(frozen=True)
