@@ -8,7 +8,9 @@ sensor in the contract shows up as a clear error instead of a silently wrong inp
 
 Odometry follows REP 105 (pose in the world frame, twist in the body frame, `child_frame_id`);
 the policy's tensors are world-frame velocities and body rates, as `CableEnv.sense` gives them.
-Freshness is judged by each message's `header.stamp` against the node clock (DESIGN contract 8).
+Freshness is judged by each message's `header.stamp` against the node clock (DESIGN contract 8);
+`TeamInputs.receive` refuses samples whose stamps cannot be trusted (`health.Stamps`) and watches this
+MAV's own odometry for values that stop changing in flight (`health.FrozenValues`).
 No rclpy at import and never JAX: onboard code.
 """
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ros_nodes import convert
+from ros_nodes import convert, health
 from ros_nodes.adapters import InputError, LatestValues
 
 WIDTH = 13  # position (3), quaternion x y z w (4), world velocity (3), body rates (3)
@@ -188,7 +190,8 @@ NEEDS = {"load_pos": [LOAD], "load_rot": [LOAD], "load_vel": [LOAD], "load_omega
 class TeamInputs:
     """The model's input tensors (batch of one) for MAV `me`, or InputError naming the stale/missing source."""
 
-    def __init__(self, spec_inputs: list[dict], mavs: list[str], me: str, limit: np.ndarray, max_age_s: float):
+    def __init__(self, spec_inputs: list[dict], mavs: list[str], me: str, limit: np.ndarray, max_age_s: float,
+                 offset_s: float = 0.0, period_s: float = 0.01):
         unknown = [e["name"] for e in spec_inputs if e["name"] not in SOURCES]
         if unknown:
             raise ValueError(f"the model needs sensor(s) {unknown} that the MAV policy node has no source for "
@@ -196,6 +199,8 @@ class TeamInputs:
         history = next((e["shape"][1] for e in spec_inputs if e["name"] == "past_actions"), 1)
         self.latest = Latest(mavs, me, history, limit)
         self.spec_inputs, self.max_age = spec_inputs, max_age_s
+        self.stamps = health.Stamps(offset_s, offset_s + period_s)  # odometry judged by its header stamps
+        self.frozen = health.FrozenValues()                           # own odometry repeated in flight
         needed = {k for e in spec_inputs for k in NEEDS[e["name"]]}
         self.sources = ([LOAD] if LOAD in needed else []) + ([me] if "me" in needed else []) \
             + ([m for m in mavs if m != me] if "others" in needed else []) + ([GOAL] if GOAL in needed else [])
@@ -211,10 +216,33 @@ class TeamInputs:
     def invalidate(self, key: str, reason: str) -> None:
         self.latest.values.invalidate(key, reason)
 
-    def problem(self, now_s: float, keys: list[str] | None = None) -> InputError | None:
-        """The first unusable source among `keys` (default: all the model reads); the goal is latched (no age)."""
+    def receive(self, key: str, values: tuple[float, ...], stamp_s: float, now_s: float) -> None:
+        """An odometry sample of `key` stamped `stamp_s` (its raw header stamp), arriving at `now_s`: used and
+        timed by its stamp; or, when its stamps cannot be trusted (unset, in the future, repeated, jumping),
+        the source invalid until a good one; or dropped when only this packet is out of order."""
+        fault, fatal = self.stamps.judge(key, stamp_s, now_s)
+        if fault is None:
+            self.put(key, values, stamp_s)
+            if key == self.latest.me:
+                self.frozen.sample(key, values, now_s)
+        elif fatal:
+            self.invalidate(key, fault)
+
+    def own_problem(self, now_s: float, flying: bool) -> InputError | None:
+        """Why this MAV's own odometry cannot be flown on: missing, stale, invalid, or frozen (unchanged for
+        `health.FROZEN_S` while `flying`, the node's judgement that the MAV is in the air being commanded)."""
+        me = self.latest.me
+        self.frozen.commanded(me, flying, now_s)
+        frozen = self.frozen.problem(me, now_s)
+        bad = self.problem(now_s, [me])
+        return bad if bad is not None or frozen is None else InputError(self.latest.values.source(me), frozen)
+
+    def problem(self, now_s: float, keys: list[str] | None = None, max_age_s: float | None = None) -> InputError | None:
+        """The first unusable source among `keys` (default: all the model reads), older than `max_age_s`
+        (default: the watchdog's); the goal is latched (no age)."""
+        limit = self.max_age if max_age_s is None else max_age_s
         for key in self.sources if keys is None else keys:
-            bad = self.latest.values.problem(key, now_s, math.inf if key == GOAL else self.max_age)
+            bad = self.latest.values.problem(key, now_s, math.inf if key == GOAL else limit)
             if bad is not None:
                 return bad
         return None

@@ -8,15 +8,19 @@ timer, so silence is noticed. Inputs come from `/load/odom`, this MAV's `odom`, 
 + roll/pitch body-rate set-point (`topics.SETPOINT`, yaw set-point 0 as in training), stamped with
 the load sample it answers.
 
+Odometry is judged by its header stamps (`health.Stamps` in `mav_io.TeamInputs.receive`): unset, future,
+repeated or jumping stamps make the source invalid until a good one, an out-of-order packet is dropped.
 Watchdog (DESIGN contract 9: MAVs hold, then land together):
 - the load, another MAV or the goal missing / stale / invalid, or a non-finite model output: hold
   this MAV's position where the fault began (a PD loop on its own odometry), WARN diagnostic;
-- its own odometry missing / stale: nothing sensible can be commanded, so no set-point is sent and
+- its own odometry missing / stale / invalid, or frozen (unchanged for `health.FROZEN_S` while flying
+  above the certified floor): nothing sensible can be commanded, so no set-point is sent and
   the flight controller's own failsafe takes over (level hover, then a bounded descent; see
   ros_nodes/mav_sim_node.py), ERROR diagnostic.
 Output stage (`safety` = onboard, the default): the barrier certificate filters the policy's
 acceleration, the other MAVs obstacles keeping their velocity (ros_nodes/mav_safety.py); a step it
-cannot certify (the others' odometry stale, non-finite state, infeasible QP) holds position, WARN.
+cannot certify (any MAV's odometry older than `mav_safety.MAX_AGE_PERIODS`, non-finite state,
+infeasible QP) holds position, WARN.
 Both recover with the next good inputs. A lost teammate (silent for `lost_after_s`, or falling faster
 than `lost_fall_speed`: it lost its thrust) starts the team landing, which does not end: every MAV
 descends at `landing_descent_rate` over where it was, so the load comes down level (ERROR).
@@ -57,6 +61,8 @@ def make_node():
             path = p("policy_path", "", "exported cable-team policy .onnx")
             rate = p("rate_hz", 0.0, "policy rate, checked against the model's (0: the profile's policy rate)", 0.0, 1000.0)
             periods = p("watchdog_periods", 3.0, "inputs older than this many periods trip the watchdog", 1.0, 100.0)
+            offset = p("clock_offset_s", 0.02, "allowance for the clock offset between this node and the odometry "
+                       "sources: stamps may be this far in the future", 0.0, 1.0)
             self.lost_after = p("lost_after_s", 1.0, "a teammate silent this long is lost: the team lands", 0.1, 60.0)
             self.fall_speed = p("lost_fall_speed", 3.0, "... or one falling faster than this (m/s)", 0.5, 50.0)
             self.descent_rate = p("landing_descent_rate", 0.3, "descent rate of the team landing (m/s)", 0.05, 2.0)
@@ -79,11 +85,12 @@ def make_node():
             self.limit = np.asarray(cmd_spec["high"], np.float64)
             try:
                 self.inputs = mav_io.TeamInputs(self.runtime.spec["inputs"], self.mavs, self.mav, self.limit,
-                                                periods * self.period)
+                                                periods * self.period, offset, self.period)
             except ValueError as exc:
                 raise StartError(f"{path}: {exc}") from None
             self.safety = mav_safety.SafetyStage(profile, self.mavs, self.mav) if safety == "onboard" else None
-            self.others = [m for m in self.mavs if m != self.mav]
+            self.certified_age = mav_safety.MAX_AGE_PERIODS * self.period   # odometry the stage certifies against
+            self.floor = profile.safety.floor   # above it a MAV is flying: its odometry must change (frozen check)
             self.hidden = self.runtime.initial_state(1)
             self.dog = health.Watchdog()
             self.blind = False
@@ -110,9 +117,10 @@ def make_node():
             self.get_logger().info(f"running {path} for {self.mav} at {self.rate_hz:g} Hz")
 
         def _store(self, key: str, msg, parse) -> None:
+            """An odometry sample, judged by its raw header stamp (mav_io.TeamInputs.receive)."""
             now = ros_now(self)
             try:
-                self.inputs.put(key, parse(msg), mav_io.stamp_or(msg, now))
+                self.inputs.receive(key, parse(msg), convert.stamp_seconds(msg.header.stamp), now)
             except convert.MessageError as exc:
                 self.inputs.invalidate(key, str(exc))
 
@@ -126,8 +134,11 @@ def make_node():
         def _on_odom(self, mav: str):
             return lambda msg: self._store(mav, msg, lambda m: mav_io.odometry(m, f"odom of {mav}"))
 
-        def _on_goal(self, msg) -> None:
-            self._store(mav_io.GOAL, msg, mav_io.goal_pose)
+        def _on_goal(self, msg) -> None:  # a latched set-point, not a measurement: never stale, its stamp not judged
+            try:
+                self.inputs.put(mav_io.GOAL, mav_io.goal_pose(msg), mav_io.stamp_or(msg, ros_now(self)))
+            except convert.MessageError as exc:
+                self.inputs.invalidate(mav_io.GOAL, str(exc))
 
         def _on_timer(self) -> None:
             now = ros_now(self)
@@ -138,7 +149,8 @@ def make_node():
 
         def _step(self, now: float) -> None:
             self.last_step = now
-            own = self.inputs.problem(now, [self.mav])
+            flying = not self.blind and bool(self.inputs.latest.row(self.mav)[2] > self.floor)
+            own = self.inputs.own_problem(now, flying)
             if own is not None:  # blind: send nothing, the flight controller's failsafe flies
                 changed = self.dog.trip(f"no set-point (flight-controller failsafe): {own}")
                 self.blind, self.hold_at = True, None
@@ -190,7 +202,8 @@ def make_node():
 
         def _certified(self, now: float, cmd: np.ndarray) -> np.ndarray:
             """The output stage: the certificate's command, or InputError (the step holds) naming why not."""
-            stale = self.inputs.problem(now, self.others)  # the obstacles must be current, read by the model or not
+            # every odometry the rows use, own and the others' (read by the model or not), within the certified age
+            stale = self.inputs.problem(now, self.mavs, self.certified_age)
             if stale is not None:
                 raise InputError("safety", f"cannot certify: {stale}")
             team = np.stack([self.inputs.latest.row(m) for m in self.mavs])
@@ -204,7 +217,10 @@ def make_node():
         def _publish_diag(self, now: float) -> None:
             self.last_diag = now
             mean_ms = 1e3 * self.infer_s / self.steps if self.steps else 0.0
+            stamps = self.inputs.stamps
             extra = {"inference_ms_mean": f"{mean_ms:.3f}", "hold_steps": self.holds,
+                     "odom_delay_ms_max": f"{stamps.worst_delay_ms():.1f}", "dropped_out_of_order": stamps.dropped,
+                     "stamp_jumps": stamps.jumps,
                      "safety": "off" if self.safety is None else "onboard", **(self.safety.report() if self.safety else {})}
             s = health.watchdog_status(self.name_, self.mav, self.dog, extra)
             if not self.dog.ok:
