@@ -65,6 +65,8 @@ class TrainConfig:
     roles: tuple = _f((), "role index per agent, one parameter set per role; () = all agents share")
     normalize_obs: bool = _f(True, "running mean/std observation normalisation (saved in the checkpoint)")
     log_std_init: float = _f(-0.5, "initial log std of the Gaussian head")
+    # devices
+    devices: int = _f(0, "local devices the env batch and minibatches are sharded over (data parallel); 0 = all")
     # bookkeeping
     updates_per_call: int = _f(1, "PPO updates per jitted call (progress bar, metrics and checkpoint granularity)")
     checkpoint_every: int = _f(20, "write the checkpoint every this many calls (and always at the end)")
@@ -84,6 +86,8 @@ class TrainConfig:
         if self.recurrent and self.num_envs % self.num_minibatches:
             raise ConfigError(f"recurrent: num_envs ({self.num_envs}) must be divisible by num_minibatches "
                               f"({self.num_minibatches})")
+        if self.devices < 0:
+            raise ConfigError(f"config key 'devices' must be >= 0 (0 = all local devices), got {self.devices}")
         if self.activation not in ("tanh", "relu", "gelu"):
             raise ConfigError(f"config key 'activation' must be tanh, relu or gelu, got {self.activation!r}")
         if self.action_type not in ("continuous", "discrete"):

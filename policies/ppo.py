@@ -5,12 +5,18 @@
 scans `updates_per_call` updates and `vmap`s over seeds; the host calls it repeatedly,
 which is where the progress bar, metrics rows and checkpoints happen.
 
+Data parallel (`devices`): on several local devices the environment axis of the training state
+and each minibatch's sample axis are sharded over a one-axis mesh ("data"), parameters and
+optimiser state replicated; XLA (GSPMD) inserts the reductions. The program is the same as on one
+device, so the learning curve is too, up to the order of floating-point sums.
+
 IPPO: each agent's critic sees its own (normalised) observation. MAPPO: the critic sees
 the environment's `world_state` plus a one-hot agent id. Parameters are shared by all
 agents unless `roles` gives agents different parameter sets.
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, NamedTuple
 
 import flax.struct
@@ -18,11 +24,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from policies import networks as nets
 from policies.config import ConfigError, TrainConfig
 from policies.envs import EVENT_KEYS, ArrayEnv, EpisodeLog, make_env
 from policies.normalize import RunningStats, normalize
+
+ENV_AXIS_FIELDS = ("env_log", "obs", "world_state", "done", "actor_h", "critic_h")  # Runner fields with an env axis
 
 
 @flax.struct.dataclass
@@ -106,6 +116,7 @@ class Trainer:
         self.high = np.asarray(spec.high, np.float32)
         self.tx = optax.chain(optax.clip_by_global_norm(cfg.max_grad_norm),
                               optax.inject_hyperparams(optax.adam)(learning_rate=cfg.lr, eps=1e-5))
+        self.mesh = data_mesh(cfg)
 
     # -- inputs ------------------------------------------------------------------------
     def _inputs(self, obs, ws, obs_stats, ws_stats):
@@ -225,7 +236,8 @@ class Trainer:
         # float32 holds every field exactly (categories are small integers)
         packed = jnp.concatenate([x.reshape(size, -1).astype(jnp.float32) for x in leaves], axis=1)
         widths = np.cumsum([int(np.prod(x.shape[2:], dtype=int)) for x in leaves])[:-1]
-        parts = jnp.split(jnp.take(packed, perm, axis=0).reshape(m, size // m, -1), widths, axis=-1)
+        packed = self._shard_samples(jnp.take(packed, perm, axis=0).reshape(m, size // m, -1))
+        parts = jnp.split(packed, widths, axis=-1)
         leaves = [p.reshape(m, size // m, *x.shape[2:]).astype(x.dtype) for p, x in zip(parts, leaves)]
         none = jnp.zeros((m,))
         return (tree.unflatten(leaves), none, none)
@@ -272,11 +284,48 @@ class Trainer:
         r = r.replace(params=params, opt_state=opt_state, key=key, update=r.update + 1)
         return r, {**episode_metrics(traj.info), **jax.tree.map(jnp.mean, stats)}
 
+    def _shard_samples(self, x: jax.Array) -> jax.Array:
+        """Minibatches (m, B, ...): each device computes its share of every minibatch."""
+        if self.mesh is None:
+            return x
+        return jax.lax.with_sharding_constraint(x, NamedSharding(self.mesh, P(None, "data")))
+
+    def runner_shardings(self) -> Runner | None:
+        """Per-field shardings of stacked runners (seed axis first): env axis over the mesh, the rest replicated."""
+        if self.mesh is None:
+            return None
+        env, same = NamedSharding(self.mesh, P(None, "data")), NamedSharding(self.mesh, P())
+        shape = jax.eval_shape(self.init, jax.random.PRNGKey(0))
+        return shape.replace(**{f.name: jax.tree.map(lambda _, s=env if f.name in ENV_AXIS_FIELDS else same: s,
+                                                       getattr(shape, f.name))
+                                for f in dataclasses.fields(shape)})
+
     def chunk_fn(self):
         """jit(vmap over seeds(scan over `updates_per_call` updates)) → (runners, metrics (S, U))."""
         def run(r):
             return jax.lax.scan(self.update, r, None, length=self.cfg.updates_per_call)
-        return jax.jit(jax.vmap(run))
+        shardings = self.runner_shardings()
+        if shardings is None:
+            return jax.jit(jax.vmap(run))
+        return jax.jit(jax.vmap(run), in_shardings=(shardings,),
+                       out_shardings=(shardings, NamedSharding(self.mesh, P())))
+
+
+def data_mesh(cfg: TrainConfig) -> Mesh | None:
+    """The one-axis device mesh of data-parallel training, or None on one device."""
+    available = jax.local_devices()
+    count = cfg.devices or len(available)
+    if count > len(available):
+        raise ConfigError(f"config key 'devices' asks for {count} devices, this process has {len(available)} "
+                          f"({available[0].platform})")
+    if count == 1:
+        return None
+    batch = cfg.num_envs * cfg.num_steps // cfg.num_minibatches
+    if cfg.num_envs % count or (not cfg.recurrent and batch % count) or (cfg.recurrent and
+                                                                          cfg.num_envs // cfg.num_minibatches % count):
+        raise ConfigError(f"data parallel over {count} devices: num_envs ({cfg.num_envs}) and the minibatch "
+                          f"({batch} samples) must be divisible by {count} (or set devices)")
+    return Mesh(np.asarray(available[:count]), ("data",))
 
 
 def gae(traj: Transition, last_value: jax.Array, gamma: float, lam: float) -> tuple[jax.Array, jax.Array]:
