@@ -143,7 +143,7 @@ def run(args: argparse.Namespace) -> list[Row]:
         if args.num_envs:
             base["num_envs"] = args.num_envs
         if args.quick:
-            base.update(num_envs=min(args.num_envs or 32, 32), num_steps=8)
+            base.update(num_envs=min(args.num_envs or 32, 32), num_steps=4)
         cfg = build_config(base)
         sim = sim_fn(cfg)
         params = {"scenario": scenario, "barrier": cfg.barrier, "num_envs": cfg.num_envs}

@@ -13,12 +13,13 @@ import json
 import jax, numpy as np
 from policies.config import build_config
 from policies.ppo import Trainer
-out = {}
+out, start = {}, None
 for d in (1, 2):
-    cfg = build_config({"scenario": "navigation", "num_agents": 2, "barrier": "none", "num_envs": 4, "num_steps": 8,
+    cfg = build_config({"scenario": "navigation", "num_agents": 2, "barrier": "none", "num_envs": 4, "num_steps": 4, "hidden_sizes": [16],
                         "num_minibatches": 2, "num_seeds": 1, "updates_per_call": 4, "max_steps": 10, "devices": d})
     trainer = Trainer(cfg)
-    runners, metrics = trainer.chunk_fn()(trainer.init_seeds())
+    start = trainer.init_seeds() if start is None else start  # the same initial state, resharded by jit
+    runners, metrics = trainer.chunk_fn()(start)
     out[d] = {"devices": len(runners.obs.sharding.device_set),
               "curve": {k: np.asarray(metrics[k]).tolist() for k in ("loss", "value_loss", "entropy", "return")},
               "params": [np.asarray(x).ravel()[:64].tolist() for x in jax.tree.leaves(runners.params)]}
