@@ -304,7 +304,10 @@ class CableEnv:
         reward = self.reward(nxt, state, act / lim, terminated, solved)
         # 0: no crash, else 1 + the index of the first cause in CRASH_CAUSES
         cause = jnp.where(terminated, 1 + jnp.argmax(causes), 0)
-        info = {**self.info(nxt), **shield, "crash_cause": jnp.broadcast_to(cause, (self.num_agents,))}
+        # a time-out, not a terminal state: the trainer bootstraps the value there
+        timeout = truncated & ~terminated & ~solved
+        info = {**self.info(nxt), **shield, "crash_cause": jnp.broadcast_to(cause, (self.num_agents,)),
+                "truncated": jnp.broadcast_to(timeout, (self.num_agents,))}
         _, state_re = self.reset(key)
         state_out = jax.tree.map(lambda a, b: jnp.where(done, a, b), state_re, nxt)
         obs_out = self.get_obs(state_out)

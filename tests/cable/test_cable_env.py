@@ -40,8 +40,12 @@ def test_reset_step_contract(env, fns):
     obs2, state2, rew, dones, info = step(jax.random.PRNGKey(2), state, acts)
     assert set(rew) == set(env.agents) and set(dones) == {*env.agents, "__all__"}
     assert all(np.isfinite(float(r)) for r in rew.values()) and not bool(dones["__all__"])
-    for k in ("tension", "slack", "success", "failed", "position_error", "orientation_error"):
+    for k in ("tension", "slack", "success", "failed", "position_error", "orientation_error", "truncated"):
         assert info[k].shape == (3,)
+    assert not bool(info["truncated"].any())
+    # the last step of the time limit is a time-out (the trainer bootstraps there), not a terminal state
+    _, _, _, end, info_end = step(jax.random.PRNGKey(2), state.replace(step=state.step + env.max_steps - 1), acts)
+    assert bool(end["__all__"]) and bool(info_end["truncated"].all()) and int(info_end["crash_cause"][0]) == 0
     assert int(state2.step) == 1 and not np.allclose(obs2["agent_0"], obs["agent_0"])
     # the previous normalised action is the last part of each observation (history = 1)
     np.testing.assert_allclose(obs2["agent_1"][-ACTION_DIM:], acts["agent_1"] / env.action_limit, rtol=1e-5)
