@@ -182,9 +182,10 @@ def robustness_rows(profile: Any) -> list[tuple[str, dict[str, tuple[float, floa
 
 
 def robustness(path: Any, episodes: int = 64, seed: int = 0, env_overrides: dict | None = None,
-               rows: list[tuple[str, dict]] | None = None) -> dict[str, Any]:
-    """Every seed of a cable run and the classical controller under each variation of `rows` (default
-    `robustness_rows`), on the same episodes (one compiled program per controller for all rows)."""
+               rows: list[tuple[str, dict]] | None = None, classical: bool = True) -> dict[str, Any]:
+    """Every seed of a cable run and (unless `classical=False`) the classical controller under each variation
+    of `rows` (default `robustness_rows`), on the same episodes (one compiled program per controller for all
+    rows)."""
     from sim.cable.variation import FACTORS, check_ranges
     first = load_policy(path, 0)
     rows = robustness_rows(_env(first, env_overrides).profile) if rows is None else rows
@@ -203,7 +204,7 @@ def robustness(path: Any, episodes: int = 64, seed: int = 0, env_overrides: dict
 
     stacked = jax.tree.map(lambda *p: jnp.stack(p), *[p.params for p in policies])
     trained = rollouts(env, act, episodes, seed, stacked, ranges)                  # (R, K, episodes)
-    classical = rollouts(plain, baselines(plain)["classical"], episodes, seed, None, ranges)  # (R, episodes)
+    base = rollouts(plain, baselines(plain)["classical"], episodes, seed, None, ranges) if classical else None
     out = []
     for i, (name, r) in enumerate(rows):
         seeds = [summarise({k: v[i, j] for k, v in trained.items()}, env.dt) for j in range(len(policies))]
@@ -212,7 +213,7 @@ def robustness(path: Any, episodes: int = 64, seed: int = 0, env_overrides: dict
                     "crash_per_seed": [s["crash_rate"] for s in seeds],
                     "median_success_rate": float(np.median([s["success_rate"] for s in seeds])),
                     "median_crash_rate": float(np.median([s["crash_rate"] for s in seeds])),
-                    "classical": summarise({k: v[i] for k, v in classical.items()}, env.dt)})
+                    "classical": summarise({k: v[i] for k, v in base.items()}, env.dt) if classical else None})
     return {"scenario": first.scenario, "run_id": first.run_id, "episodes": episodes, "eval_seed": seed,
             "num_agents": env.num_agents, "barrier": plain.barrier is not None,
             "trained_with": first.config["env_kwargs"].get("variation"), "rows": out}

@@ -3,7 +3,7 @@
 Each model is evaluated again on 32 fresh episodes (eval seed 1: the stated numbers use seed 0) on the
 nominal team and with every factor of the profile's domain randomisation drawn at once; each must reach its
 stated median success within 0.15 (about three binomial standard deviations at 32 episodes) with at most
-0.1 more crashes, beside the classical controller on the same episodes."""
+0.1 more crashes. (The classical controller beside it is tested in test_cable_train.py.)"""
 import json
 from pathlib import Path
 
@@ -26,13 +26,11 @@ def test_shipped_model_meets_its_stated_evaluation(name):
     stated = json.loads((MODELS / name / "eval.json").read_text())
     profile = load_profile(load_policy(MODELS / name).profile)
     rows = [row for row in robustness_rows(profile) if row[0] in ("nominal", ALL_DRAWN)]
-    result = robustness(MODELS / name, episodes=32, seed=1, rows=rows,
+    result = robustness(MODELS / name, episodes=32, seed=1, rows=rows, classical=False,
                         env_overrides={"env_kwargs": {"failure": stated["failure"]}})
     nominal, drawn = result["rows"]
     assert result["num_agents"] == stated["num_agents"]
     assert nominal["median_success_rate"] >= stated["median_success_rate"] - 0.15
     assert nominal["median_crash_rate"] <= stated["median_crash_rate"] + 0.1
-    # the classical controller on the same episodes is what the model is compared with
-    assert nominal["classical"]["success_rate"] >= stated["baselines"]["classical"]["success_rate"] - 0.15
     robust = {r["name"]: r for r in json.loads((MODELS / name / "robustness.json").read_text())["rows"]}
     assert drawn["median_success_rate"] >= robust[ALL_DRAWN]["median_success_rate"] - 0.15
