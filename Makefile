@@ -25,7 +25,7 @@ demo: $(VENV)/.installed-train+onboard+ros+replay+sim2sim
 	$(PY) -m marlstack demo --out out/demo
 
 test: $(VENV)/.installed-all
-	$(PY) -m pytest -q --durations=15 tests
+	$(PY) -m pytest -q -n 2 --dist loadfile --durations=15 tests
 
 bench: $(VENV)/.installed-all
 	for b in sim barrier train policy ros cable; do $(PY) -m marlstack bench $$b || exit 1; done

@@ -20,7 +20,7 @@ EXTRAS = {
     "replay": ["rosbags", "numpy", "pyyaml", "matplotlib", "pillow", "onnxruntime", "tqdm", "pyulog", "pymavlink"],
     "sim2sim": ["pybullet"],
     "hardware": ["pymavlink", "cflib"],  # flight-controller links (hardware/mavlink.py, hardware/crazyflie.py)
-    "dev": ["pytest", "robotarium-python-simulator", "cvxopt", "jaxmarl", "qpax",
+    "dev": ["pytest", "pytest-xdist", "robotarium-python-simulator", "cvxopt", "jaxmarl", "qpax",
             "mcap", "mcap-ros2-support", "websockets"],
 }
 EXTRAS["all"] = sorted({dep for deps in EXTRAS.values() for dep in deps})

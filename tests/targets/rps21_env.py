@@ -38,7 +38,15 @@ def find_wheel(env: dict[str, str] = os.environ, wheel_dir: Path = WHEEL_DIR) ->
 
 
 def make_venv(wheel: Path, venv: Path = VENV) -> Path:
-    """venv/bin/python with rps 2.1.0 + PyYAML; remade only when the wheel or the library list changes."""
+    """venv/bin/python with rps 2.1.0 + PyYAML; remade only when the wheel or the library list changes (one
+    maker at a time: parallel test workers share the venv)."""
+    import fcntl
+    with open(venv.parent / f"{venv.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _make_venv(wheel, venv)
+
+
+def _make_venv(wheel: Path, venv: Path) -> Path:
     libraries = wheel.parent / "robotarium-2.1.0-libraries.txt"
     digest = hashlib.sha256(wheel.read_bytes() + (libraries.read_bytes() if libraries.is_file() else b"")).hexdigest()
     python, stamp = venv / "bin" / "python", venv / ".installed"
