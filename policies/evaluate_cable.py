@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from policies.checkpoint import load_policy
+from policies.checkpoint import LoadedPolicy, load_policy
 from policies.evaluate import agent_actions
 
 TILT_BINS = ((0.0, 30.0), (30.0, 45.0), (45.0, 90.0))  # goal tilt from level, degrees
@@ -132,6 +132,17 @@ def team_gif(path: Any, out: Any, seed: int = 0, failure: bool = False) -> Any:
     return animate({k: (v[::20] if v.ndim > 1 else v) for k, v in traj.items()}, out, title=title)
 
 
+def seed_policies(path: Any, first: LoadedPolicy) -> tuple[Callable[..., jax.Array], Any]:
+    """`act(params, obs, state)` for `rollouts` and every trained seed's parameters stacked on a leading axis
+    (`first` is any seed of the run: the seeds share its network)."""
+    seeds = [load_policy(path, s).params for s in range(int(first.config["num_seeds"]))]
+
+    def act(params, obs, state):
+        return agent_actions(dataclasses.replace(first, params=params), obs[None], None)[0][0]
+
+    return act, jax.tree.map(lambda *p: jnp.stack(p), *seeds)
+
+
 def evaluate_cable(path: Any, episodes: int = 256, seed: int = 0, env_overrides: dict | None = None) -> dict[str, Any]:
     """Every trained seed of a cable run and the baselines on the same `episodes` episodes."""
     first = load_policy(path, 0)
@@ -139,15 +150,10 @@ def evaluate_cable(path: Any, episodes: int = 256, seed: int = 0, env_overrides:
     plain = _env(first, {**(env_overrides or {}), "env_kwargs": {**(env_overrides or {}).get("env_kwargs", {}),
                                                                 "residual": 0.0}})
     dt = env.dt
-    policies = [load_policy(path, s) for s in range(int(first.config["num_seeds"]))]
-
-    def act(params, obs, state):
-        return agent_actions(dataclasses.replace(first, params=params), obs[None], None)[0][0]
-
-    stacked = jax.tree.map(lambda *p: jnp.stack(p), *[p.params for p in policies])
+    act, stacked = seed_policies(path, first)
     per_seed = rollouts(env, act, episodes, seed, stacked)
-    seeds = [{"seed": int(first.config["seed"]) + p.seed_index,
-              **summarise({k: v[i] for k, v in per_seed.items()}, dt)} for i, p in enumerate(policies)]
+    seeds = [{"seed": int(first.config["seed"]) + i, **summarise({k: v[i] for k, v in per_seed.items()}, dt)}
+             for i in range(int(first.config["num_seeds"]))]
     base = {name: (plain, fn) for name, fn in baselines(plain).items()}
     if plain.barrier is not None:  # the classical controller as the issue measured it, without the certificate
         bare = _env(first, {**(env_overrides or {}), "env_kwargs": {**(env_overrides or {}).get("env_kwargs", {}),
@@ -186,9 +192,10 @@ def robustness(path: Any, episodes: int = 64, seed: int = 0, env_overrides: dict
     """Every seed of a cable run and (unless `classical=False`) the classical controller under each variation
     of `rows` (default `robustness_rows`), on the same episodes (one compiled program per controller for all
     rows)."""
+    from hardware import load_profile
     from sim.cable.variation import FACTORS, check_ranges
     first = load_policy(path, 0)
-    rows = robustness_rows(_env(first, env_overrides).profile) if rows is None else rows
+    rows = robustness_rows(load_profile(first.profile)) if rows is None else rows
     latency = max(r.get("latency", (0.0, 0.0))[1] for _, r in rows)
     kw = {**(env_overrides or {}).get("env_kwargs", {}), "variation": {"latency": (0.0, latency)}}
     env = _env(first, {**(env_overrides or {}), "env_kwargs": kw})
@@ -197,17 +204,12 @@ def robustness(path: Any, episodes: int = 64, seed: int = 0, env_overrides: dict
     full = [{**nominal, **check_ranges(r)} for _, r in rows]
     ranges = {k: (jnp.asarray([f[k][0] for f in full], jnp.float32), jnp.asarray([f[k][1] for f in full], jnp.float32))
               for k in FACTORS}
-    policies = [load_policy(path, s) for s in range(int(first.config["num_seeds"]))]
-
-    def act(params, obs, state):
-        return agent_actions(dataclasses.replace(first, params=params), obs[None], None)[0][0]
-
-    stacked = jax.tree.map(lambda *p: jnp.stack(p), *[p.params for p in policies])
+    act, stacked = seed_policies(path, first)
     trained = rollouts(env, act, episodes, seed, stacked, ranges)                  # (R, K, episodes)
     base = rollouts(plain, baselines(plain)["classical"], episodes, seed, None, ranges) if classical else None
     out = []
     for i, (name, r) in enumerate(rows):
-        seeds = [summarise({k: v[i, j] for k, v in trained.items()}, env.dt) for j in range(len(policies))]
+        seeds = [summarise({k: v[i, j] for k, v in trained.items()}, env.dt) for j in range(int(first.config["num_seeds"]))]
         out.append({"name": name, "ranges": {k: list(v) for k, v in r.items()},
                     "success_per_seed": [s["success_rate"] for s in seeds],
                     "crash_per_seed": [s["crash_rate"] for s in seeds],
