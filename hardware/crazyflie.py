@@ -28,6 +28,7 @@ import numpy as np
 
 from hardware.flight import LinkLimits, SetpointGuard
 
+ARM_TIMEOUT_S = 2.0  # the supervisor's confirmation of an arming request
 LAND_SECONDS = 2.0   # high-level commander: duration of the descent to the ground
 MANUAL = 11          # generic commander packet type: roll, pitch (deg or deg/s), yaw rate deg/s, thrust 0..65535, rate flag
 
@@ -75,11 +76,30 @@ class CrazyflieLink:
         if self._cf is not None:
             self._cf.close_link()
 
-    def arm(self) -> None:
-        self._cf.supervisor.send_arming_request(True)
+    def arm(self, timeout_s: float = ARM_TIMEOUT_S) -> None:
+        self._request_arming(True, timeout_s)
 
-    def disarm(self) -> None:
-        self._cf.supervisor.send_arming_request(False)
+    def disarm(self, timeout_s: float = ARM_TIMEOUT_S) -> None:
+        self._request_arming(False, timeout_s)
+
+    def _request_arming(self, armed: bool, timeout_s: float) -> None:
+        """The arming request is fire-and-forget on the radio: confirm it from the supervisor's state bitfield
+        (`is_armed`, CRTP protocol >= 12), re-sending the request each poll, so a lost packet is not a
+        silent 'armed'. Legacy firmware has no bitfield: the request is sent and not confirmed."""
+        sup = self._cf.supervisor
+        deadline = time.monotonic() + timeout_s
+        while True:
+            sup.send_arming_request(armed)
+            if self._cf.platform.get_protocol_version() < 12:
+                return
+            if sup.is_armed == armed:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self.uri}: the Crazyflie did not confirm {'arming' if armed else 'disarming'} "
+                                   f"within {timeout_s:g} s (supervisor bitfield 0x{sup.read_bitfield():04X}: "
+                                   f"{', '.join(sup.read_state_list()) or 'no state'}); check its battery, "
+                                   "that it is level and not locked, then retry")
+            time.sleep(0.05)
 
     def takeoff(self, height_m: float) -> None:
         """High-level commander take-off to `height_m` (absolute: the mocap world's z) at about 0.3 m/s."""

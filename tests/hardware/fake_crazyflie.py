@@ -30,6 +30,8 @@ from cflib.crtp.crtpstack import CRTPPacket, CRTPPort
 from cflib.crtp.exceptions import WrongUriType
 
 PROTOCOL_VERSION = 12
+GET_STATE_BITFIELD = 0x0C                  # supervisor info channel: the state bitfield query
+SUPERVISOR_CAN_BE_ARMED, SUPERVISOR_IS_ARMED = 1 << 0, 1 << 1
 
 
 @dataclass
@@ -47,22 +49,30 @@ class Firmware:
         self.sent: list[Sent] = []
         self.vehicle = vehicle
         self.armed = False
+        self.can_arm = True         # False: a supervisor that refuses to arm (low battery, tumbled, locked)
 
     def receive(self, port: int, channel: int, data: bytes) -> list[tuple[int, int, bytes]]:
         """One packet from cflib -> the firmware's replies (port, channel, data)."""
         self.sent.append(Sent(time.monotonic(), port, channel, bytes(data)))
+        arming = port == CRTPPort.SUPERVISOR and channel == 1 and data[:1] == b"\x01"
+        if arming:
+            self.armed = bool(data[1]) and self.can_arm
         if self.vehicle is not None:
             self._fly(port, channel, data)
         if port == CRTPPort.LINKCTRL and channel == 1:                     # link service source: the banner
             return [(CRTPPort.LINKCTRL, 1, b"Bitcraze Crazyflie".ljust(28, b"\0"))]
         if port == CRTPPort.PLATFORM and channel == 1 and data[:1] == b"\0":   # protocol version
             return [(CRTPPort.PLATFORM, 1, bytes([0, PROTOCOL_VERSION]))]
+        if port == CRTPPort.SUPERVISOR and channel == 0 and data[:1] == bytes([GET_STATE_BITFIELD]):
+            bits = (SUPERVISOR_CAN_BE_ARMED if self.can_arm else 0) | (SUPERVISOR_IS_ARMED if self.armed else 0)
+            return [(CRTPPort.SUPERVISOR, 0, bytes([GET_STATE_BITFIELD | 0x80]) + bits.to_bytes(2, "little"))]
+        if arming:   # the supervisor's answer: success, is armed
+            return [(CRTPPort.SUPERVISOR, 1, bytes([0x81, int(self.armed == bool(data[1])), int(self.armed)]))]
         return []
 
     def _fly(self, port: int, channel: int, data: bytes) -> None:
         v = self.vehicle
         if port == CRTPPort.SUPERVISOR and channel == 1 and data[:1] == b"\x01":
-            self.armed = bool(data[1])
             if not self.armed:
                 v.set_mode("off")
         elif port == CRTPPort.SUPERVISOR and channel == 1 and data[:1] == b"\x03":   # emergency stop

@@ -35,6 +35,7 @@ def test_rate_setpoints_units_signs_and_rate(link):
     link, radio = link
     link.arm()
     assert radio.of(CRTPPort.SUPERVISOR, 1)[-1].data == bytes([1, 1])  # supervisor: arm system, True
+    assert radio.armed   # confirmed from the supervisor's state bitfield before arm() returned
     link.start_rate_control()
     end = time.monotonic() + 1.0
     while time.monotonic() < end:
@@ -93,3 +94,17 @@ def test_no_crazyflie_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(cflib.crtp, "init_drivers", lambda *a, **k: None)
     with pytest.raises(ConnectionError, match="radio://0/80/2M"):
         link.connect(timeout_s=0.5)
+
+
+def test_arming_is_confirmed_by_the_supervisor_or_refused_with_its_state(link):
+    """The radio's arming request has no acknowledgement: a Crazyflie that does not arm (battery, tumbled,
+    locked) must not be reported armed. arm() reads the supervisor bitfield and names what it saw."""
+    link, radio = link
+    radio.can_arm = False
+    with pytest.raises(RuntimeError, match=r"did not confirm arming within 0.3 s \(supervisor bitfield 0x0000"):
+        link.arm(timeout_s=0.3)
+    assert not radio.armed and len(radio.of(CRTPPort.SUPERVISOR, 1)) >= 2   # re-sent while waiting
+    radio.can_arm = True
+    link.arm()
+    link.disarm()
+    assert not radio.armed
