@@ -152,7 +152,10 @@ def coerce(key: str, value: Any) -> Any:
 
 
 def scenario_defaults(scenario: str) -> dict[str, Any]:
+    """The scenario's YAML; the cable tasks without their own (cable_hover, ...) share the cable team's."""
     path = CONFIG_DIR / f"{scenario}.yaml"
+    if not path.is_file() and scenario.startswith("cable_"):
+        path = CONFIG_DIR / "cable.yaml"
     return read_yaml(path) if path.is_file() else {}
 
 

@@ -50,3 +50,10 @@ def test_eval_reports_every_seed_beside_the_baselines(cable_run, capsys):
     with pytest.raises(ConfigError, match="team size"):
         from policies.eval_cli import evaluate_run
         evaluate_run(cable_run, episodes=2, gif=False, num_agents=4)
+
+
+def test_cable_tasks_without_a_config_share_the_cable_teams():
+    """`marlstack train cable_hover` used to fall back to the ground profile and fail deep in the env."""
+    from policies.config import build_config
+    cfg = build_config({"scenario": "cable_hover"})
+    assert cfg.profile == "mav_corl25" and cfg.algo == "mappo" and cfg.env_kwargs["barrier"] is True
