@@ -8,7 +8,7 @@ export JAX_PLATFORMS ?= cpu
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONUNBUFFERED = 1
 
-.PHONY: demo test bench constraints clean
+.PHONY: demo test bench bench-gpu constraints clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,11 @@ test: $(VENV)/.installed-all
 
 bench: $(VENV)/.installed-all
 	for b in sim barrier train policy ros cable; do $(PY) -m marlstack bench $$b || exit 1; done
+
+# On a machine with an NVIDIA GPU: the scaling table, memory per environment and the cable team's
+# time-to-goal (bench/gpu.py; docs/scale.md has the numbers of the last run).
+bench-gpu: $(VENV)/.installed-train+cuda
+	JAX_PLATFORMS=cuda,cpu $(PY) -m bench.gpu --out out/bench-gpu
 
 # Re-resolve every pin from scratch (needs network access to the package index).
 constraints:

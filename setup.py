@@ -24,6 +24,9 @@ EXTRAS = {
             "mcap", "mcap-ros2-support", "websockets"],
 }
 EXTRAS["all"] = sorted({dep for deps in EXTRAS.values() for dep in deps})
+# Training on an NVIDIA GPU (CUDA 12 wheels of the pinned jaxlib): `pip install -c constraints.txt .[train,cuda]`.
+# Not in "all": CI and robots have no GPU, and the wheels are ~2 GB.
+EXTRAS["cuda"] = ["jax[cuda12]"]
 
 # Node executables: `ros2 run marlstack <node>` finds these (script dir in setup.cfg).
 NODES = {
