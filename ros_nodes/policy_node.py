@@ -25,11 +25,12 @@ DIAGNOSTIC_PERIOD_S = 0.5
 FALLBACK_PERIODS = 1.5  # the timer steps only when no pose has triggered a step for this long
 
 
-def load_runtime(path: str, scenario: str, profile, rate_hz: float):
-    """The checked ONNX runtime, or StartError with the runtime's own one-line reason."""
+def load_runtime(path: str, scenario: str, profile, rate_hz: float, batch_size: int | None = None):
+    """The checked ONNX runtime, or StartError with the runtime's own one-line reason. A fixed `batch_size`
+    (one vehicle per call) lets onnxruntime fold the graph's shape arithmetic at load."""
     try:
         return PolicyRuntime(path, expect_scenario=scenario, expect_profile_hash=profile_hash(profile),
-                             expect_rate_hz=rate_hz)
+                             expect_rate_hz=rate_hz, batch_size=batch_size)
     except Exception as exc:  # any reason a model cannot run here is a refusal to start, said in one line
         raise StartError(str(exc) if str(path) in str(exc) else f"policy {path}: {exc}") from None
 
