@@ -19,6 +19,7 @@ EXTRAS = {
     "ros": ["ros-rclpy", "ros-rmw-fastrtps-cpp", "rosbags", "foxglove-sdk", *ROS_MESSAGES],
     "replay": ["rosbags", "numpy", "pyyaml", "matplotlib", "pillow", "onnxruntime", "tqdm", "pyulog", "pymavlink"],
     "sim2sim": ["pybullet"],
+    "sweep": ["ray"],  # marlstack sweep: trainings as Ray tasks, local or on a cluster
     "hardware": ["pymavlink", "cflib"],  # flight-controller links (hardware/mavlink.py, hardware/crazyflie.py)
     "dev": ["pytest", "pytest-xdist", "robotarium-python-simulator", "cvxopt", "jaxmarl", "qpax",
             "mcap", "mcap-ros2-support", "websockets"],
