@@ -23,6 +23,24 @@ from policies.config import ConfigError, TrainConfig
 EVENT_KEYS = ("collisions", "boundary_exits")
 # a colliding pair is reported by both robots: count pair-steps, robot-steps for boundary exits
 EVENT_SHARED = jnp.asarray([2.0, 1.0])
+# a command the barrier certificate moved by more than this counts as changed: m/s and rad/s for ground
+# robots ((v, ω), `info["barrier_intervention"]` of FleetEnv), m/s² for MAVs (CableEnv's acceleration)
+BARRIER_TOL = 1e-3
+
+
+def barrier_step(intervention: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """(agents whose command the barrier changed by more than BARRIER_TOL, the sum of their changes) of one
+    step, from the env's per-agent `info["barrier_intervention"]`."""
+    change = jnp.asarray(intervention, jnp.float32).ravel()
+    changed = change > BARRIER_TOL
+    return changed.sum(dtype=jnp.float32), jnp.where(changed, change, 0.0).sum()
+
+
+def barrier_summary(changed: Any, change: Any, agent_steps: Any) -> dict[str, jax.Array]:
+    """Totals of `barrier_step` over `agent_steps` → `barrier_rate` (share of agent-steps changed) and
+    `barrier_change` (mean change over the changed ones; NaN when none was)."""
+    return {"barrier_rate": changed / agent_steps,
+            "barrier_change": jnp.where(changed > 0, change / jnp.maximum(changed, 1), jnp.nan)}
 
 
 def fleet_scenarios() -> list[str]:
@@ -139,13 +157,17 @@ class ArrayEnv:
     `step` also returns per-step scalars: `truncated` (the episode ended by its time limit, not in a
     terminal state: the env's `info["truncated"]`, else reaching `max_steps`), `ep_done`, and for a finished episode
     `ep_return` (mean over agents), `ep_length`, `ep_success` (all agents at their goal at
-    the end), and one count per EVENT_KEYS entry.
+    the end), and one count per EVENT_KEYS entry. With a barrier certificate in the loop (the env's
+    `barrier` attribute set and `info["barrier_intervention"]` per agent: ‖safe − policy command‖), also
+    `barrier_changed` (agents whose command it changed by more than BARRIER_TOL this step) and
+    `barrier_change` (the sum of those agents' changes).
     """
 
     def __init__(self, env: Any):
         self.env = env
         self.agents = tuple(env.agents)
         self.spec = self._spec()
+        self.has_barrier = getattr(env, "barrier", None) not in (None, False, "", "none")
 
     def _spec(self) -> EnvSpec:
         env, a0 = self.env, self.agents[0]
@@ -204,6 +226,8 @@ class ArrayEnv:
         out = {"ep_done": done, "truncated": done & truncated, "ep_return": jnp.mean(ret), "ep_length": length,
                "ep_success": at_goal,
                **{f"ep_{k}": events_total[i] for i, k in enumerate(EVENT_KEYS)}}
+        if self.has_barrier and "barrier_intervention" in info:
+            out["barrier_changed"], out["barrier_change"] = barrier_step(info["barrier_intervention"])
         keep = 1 - done
         log = EpisodeLog(state, ret * keep, length * keep, events_total * keep)
         return (self._stack(obs), self._world_state(obs, state).astype(jnp.float32), log,

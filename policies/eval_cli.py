@@ -16,7 +16,8 @@ from policies.config import ConfigError
 ROWS = (("success_rate", "success rate"), ("collisions", "collisions (pair-steps)"),
         ("collision_episodes", "episodes with a collision"), ("boundary_exits", "boundary exits (robot-steps)"),
         ("mean_return", "mean return (per agent)"), ("mean_episode_length", "mean episode length (steps)"),
-        ("time_to_goal_s", "time to goal (s, solved episodes)"))
+        ("time_to_goal_s", "time to goal (s, solved episodes)"),
+        ("barrier_rate", "barrier changed (agent-steps)"), ("barrier_change", "barrier change (mean |du|)"))
 
 
 def _cell(v: Any) -> str:

@@ -21,11 +21,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from policies.checkpoint import CheckpointError, LoadedPolicy, load_policy, policy_params, read
-from policies.envs import EVENT_KEYS, ArrayEnv
+from policies.envs import EVENT_KEYS, ArrayEnv, barrier_summary
 
 EVAL_SEED = 1000  # `marlstack eval`'s episodes (PRNGKey(1000)); training seeds count up from 0
 VALIDATION_SEED = 999  # the episodes the exported seed is chosen on, disjoint from both
-MEDIAN_KEYS = ("success_rate", "collisions", "boundary_exits", "mean_return", "mean_episode_length", "time_to_goal_s")
+MEDIAN_KEYS = ("success_rate", "collisions", "boundary_exits", "mean_return", "mean_episode_length", "time_to_goal_s",
+               "barrier_rate", "barrier_change")
 
 
 def agent_actions(policy: LoadedPolicy, obs: jax.Array, h: jax.Array | None):
@@ -123,7 +124,17 @@ def _summary(stats: dict[str, Any], dt: float | None) -> dict[str, Any]:
         "mean_episode_length": float(lengths.mean()),
         "time_to_goal_s": (float(lengths[solved].mean() * dt) if solved.any() and dt else None),
         "time_to_goal_steps": float(lengths[solved].mean()) if solved.any() else None,
+        **barrier_rates(stats),
     }
+
+
+def barrier_rates(stats: dict[str, Any]) -> dict[str, float | None]:
+    """Share of agent-steps whose command the barrier changed and the mean change (policies.envs.barrier_summary),
+    when the evaluation ran with a barrier."""
+    if "barrier_changed" not in stats:
+        return {}
+    rates = barrier_summary(*(np.sum(stats[k]) for k in ("barrier_changed", "barrier_change", "agent_steps")))
+    return {k: float(v) if np.isfinite(v) else None for k, v in rates.items()}
 
 
 def _header(policy: LoadedPolicy, raw_env: Any, aenv: ArrayEnv, episodes: int, seed: int) -> dict[str, Any]:
@@ -161,7 +172,7 @@ def evaluate_seeds(path: str | Path, episodes: int = 64, barrier: str | None = N
     seeds = [{"seed": first + s, **_summary(jax.tree.map(lambda a: a[s], stats), _dt(raw_env))} for s in range(count)]
     median, spread = {}, {}
     for key in MEDIAN_KEYS:
-        values = [s[key] for s in seeds if s[key] is not None]
+        values = [s[key] for s in seeds if s.get(key) is not None]
         median[key] = float(np.median(values)) if values else None
         spread[key] = [float(min(values)), float(max(values))] if values else None
     return {**_header(policy, raw_env, aenv, episodes, seed), "training_seeds": [first, first + count - 1],
@@ -194,6 +205,8 @@ def _episodes(policy: LoadedPolicy, aenv: ArrayEnv, k: int, horizon: int, key: j
     h = jnp.zeros((k, aenv.spec.num_agents, policy.config["gru_size"])) if policy.recurrent else None
     zeros = jnp.zeros(k)
     result = {"return": zeros, "length": zeros, "success": zeros, **{e: zeros for e in EVENT_KEYS}}
+    if aenv.has_barrier:  # summed over each episode: how often and how much the barrier changed the commands
+        result |= {"barrier_changed": zeros, "barrier_change": zeros, "agent_steps": zeros}
 
     def step(carry, step_key):
         obs, log, h, alive, result = carry
@@ -202,7 +215,13 @@ def _episodes(policy: LoadedPolicy, aenv: ArrayEnv, k: int, horizon: int, key: j
         first = alive & done
         fields = {"return": out["ep_return"], "length": out["ep_length"], "success": out["ep_success"],
                   **{e: out[f"ep_{e}"] for e in EVENT_KEYS}}
-        result = {n: jnp.where(first, fields[n].astype(jnp.float32), v) for n, v in result.items()}
+        totals = {}
+        if aenv.has_barrier:
+            live = alive.astype(jnp.float32)
+            totals = {"barrier_changed": result["barrier_changed"] + live * out["barrier_changed"],
+                      "barrier_change": result["barrier_change"] + live * out["barrier_change"],
+                      "agent_steps": result["agent_steps"] + live * aenv.spec.num_agents}
+        result = {**{n: jnp.where(first, f.astype(jnp.float32), result[n]) for n, f in fields.items()}, **totals}
         return (obs, log, h, alive & ~done, result), None
 
     carry = (obs, log, h, jnp.ones(k, bool), result)

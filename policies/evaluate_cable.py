@@ -16,7 +16,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from policies.checkpoint import LoadedPolicy, load_policy
-from policies.evaluate import agent_actions
+from policies.envs import barrier_step
+from policies.evaluate import agent_actions, barrier_rates
 
 TILT_BINS = ((0.0, 30.0), (30.0, 45.0), (45.0, 90.0))  # goal tilt from level, degrees
 
@@ -41,7 +42,7 @@ def rollouts(env: Any, act: Callable[..., jax.Array], episodes: int, seed: int,
         carry = dict(state=state, obs=obs, alive=jnp.ones((), bool),
                      success=jnp.zeros((), bool), crashed=jnp.zeros((), bool), cause=jnp.zeros((), jnp.int32),
                      steps=zero, e_pos=zero, e_rot=zero,
-                     slack=zero, effort=zero)
+                     slack=zero, effort=zero, barrier_changed=zero, barrier_change=zero)
 
         def step(c, k):
             action = act(params, c["obs"], c["state"])
@@ -57,14 +58,17 @@ def rollouts(env: Any, act: Callable[..., jax.Array], episodes: int, seed: int,
                        steps=c["steps"] + alive, e_pos=jnp.where(end, info["position_error"][0], c["e_pos"]),
                        e_rot=jnp.where(end, info["orientation_error"][0], c["e_rot"]),
                        slack=c["slack"] + alive * jnp.sum(info["slack"]),
-                       effort=c["effort"] + alive * jnp.mean(jnp.sum(sent ** 2, -1)))
+                       effort=c["effort"] + alive * jnp.mean(jnp.sum(sent ** 2, -1)),
+                       **{k: c[k] + alive * v for k, v in zip(("barrier_changed", "barrier_change"),
+                                                              barrier_step(info["barrier_intervention"]))})
             return out, None
 
         c, _ = jax.lax.scan(step, carry, jax.random.split(key, env.max_steps))
         return {"success": c["success"], "crashed": c["crashed"], "crash_cause": c["cause"], "steps": c["steps"],
                 "position_error": c["e_pos"],
                 "orientation_error": c["e_rot"], "slack_steps": c["slack"], "effort": c["effort"] / c["steps"],
-                "goal_tilt_deg": tilt}
+                "goal_tilt_deg": tilt, **({"barrier_changed": c["barrier_changed"], "barrier_change": c["barrier_change"],
+                                           "agent_steps": c["steps"] * env.num_agents} if env.barrier is not None else {})}
 
     keys = jax.random.split(jax.random.PRNGKey(seed), episodes)
     run = jax.vmap(one, (None, None, 0))
@@ -89,6 +93,7 @@ def summarise(r: dict[str, np.ndarray], dt: float) -> dict[str, Any]:
             "slack_mav_steps": float(r["slack_steps"].sum()),
             "effort_mean": float(r["effort"].mean()),
             "time_to_success_s": float(r["steps"][ok].mean() * dt) if ok.any() else None,
+            **barrier_rates(r),
             "by_goal_tilt_deg": by_tilt}
 
 
@@ -242,11 +247,12 @@ def table(result: dict[str, Any]) -> str:
             ("median position error (m)", "position_error_median_m", "{:.3f}"),
             ("median orientation error (deg)", "orientation_error_median_deg", "{:.1f}"),
             ("slack MAV-steps", "slack_mav_steps", "{:.0f}"), ("effort (m²/s⁴ per MAV-step)", "effort_mean", "{:.2f}"),
-            ("time to success (s)", "time_to_success_s", "{:.2f}")]
+            ("time to success (s)", "time_to_success_s", "{:.2f}"),
+            ("barrier changed (MAV-steps)", "barrier_rate", "{:.3f}"), ("barrier change (m/s², mean)", "barrier_change", "{:.2f}")]
     short = {"classical_no_barrier": "no barrier"}
     lines = [head, "-" * len(head), f"{'':<32}" + "".join(f"{short.get(name, name):>12}" for name, _ in cols)]
     for label, key, fmt in rows:
-        lines.append(f"{label:<32}" + "".join(f"{'-' if c[key] is None else fmt.format(c[key]):>12}" for _, c in cols))
+        lines.append(f"{label:<32}" + "".join(f"{'-' if c.get(key) is None else fmt.format(c[key]):>12}" for _, c in cols))
     for lo, hi in TILT_BINS:
         k = f"{lo:.0f}-{hi:.0f}"
         cells = [c["by_goal_tilt_deg"][k]["success_rate"] for _, c in cols]

@@ -29,7 +29,7 @@ from jax.sharding import PartitionSpec as P
 
 from policies import networks as nets
 from policies.config import ConfigError, TrainConfig
-from policies.envs import EVENT_KEYS, ArrayEnv, EpisodeLog, make_env
+from policies.envs import EVENT_KEYS, ArrayEnv, EpisodeLog, barrier_summary, make_env
 from policies.normalize import RunningStats, normalize
 
 ENV_AXIS_FIELDS = ("env_log", "obs", "world_state", "done", "actor_h", "critic_h")  # Runner fields with an env axis
@@ -282,7 +282,8 @@ class Trainer:
         (params, opt_state, *_), stats = jax.lax.scan(
             self._epoch, (r.params, r.opt_state, k_epochs, data, h_a0, h_c0), None, length=cfg.update_epochs)
         r = r.replace(params=params, opt_state=opt_state, key=key, update=r.update + 1)
-        return r, {**episode_metrics(traj.info), **jax.tree.map(jnp.mean, stats)}
+        return r, {**episode_metrics(traj.info), **barrier_metrics(traj.info, self.n),
+                   **jax.tree.map(jnp.mean, stats)}
 
     def _shard_samples(self, x: jax.Array) -> jax.Array:
         """Minibatches (m, B, ...): each device computes its share of every minibatch."""
@@ -356,3 +357,14 @@ def episode_metrics(info: dict) -> dict:
     return {"return": mean(info["ep_return"]), "success_rate": mean(info["ep_success"]),
             **{k: mean(info[f"ep_{k}"]) for k in EVENT_KEYS},
             "episode_length": mean(info["ep_length"]), "episodes": count}
+
+
+def barrier_metrics(info: dict, num_agents: int) -> dict:
+    """How often and how much the barrier certificate changed the policy's commands during a rollout:
+    `barrier_rate` (share of agent-steps changed by more than `envs.BARRIER_TOL`) and `barrier_change`
+    (mean ‖safe − policy command‖ over those agent-steps; NaN when none was changed). NaN without a barrier."""
+    if "barrier_changed" not in info:
+        none = jnp.full((), jnp.nan, jnp.float32)
+        return {"barrier_rate": none, "barrier_change": none}
+    return barrier_summary(info["barrier_changed"].sum(), info["barrier_change"].sum(),
+                           info["barrier_changed"].size * num_agents)

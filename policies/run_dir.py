@@ -17,7 +17,8 @@ from policies.config import TrainConfig
 
 CONFIG_FILE, METRICS_FILE, CURVE_FILE, EVAL_FILE = "config.yaml", "metrics.csv", "learning_curve.png", "eval.json"
 METRIC_COLUMNS = ("return", "success_rate", "collisions", "boundary_exits", "episode_length", "episodes",
-                  "loss", "policy_loss", "value_loss", "entropy", "approx_kl", "clip_frac")
+                  "loss", "policy_loss", "value_loss", "entropy", "approx_kl", "clip_frac",
+                  "barrier_rate", "barrier_change")  # barrier_*: policies.ppo.barrier_metrics (empty: no barrier)
 COLUMNS = ("update", "env_steps", "seed", *METRIC_COLUMNS, "env_steps_per_s", "wall_s")
 
 
@@ -51,8 +52,10 @@ def read_metrics(out: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         return []
     with path.open(newline="", encoding="utf-8") as fh:
-        return [{k: (float(v) if v != "" else math.nan) if k not in ("update", "seed", "env_steps") else int(v)
-                 for k, v in row.items()} for row in csv.DictReader(fh)]
+        # columns a metrics file of an older version lacks read as empty
+        return [{**dict.fromkeys(COLUMNS, math.nan),
+                 **{k: (float(v) if v != "" else math.nan) if k not in ("update", "seed", "env_steps") else int(v)
+                    for k, v in row.items()}} for row in csv.DictReader(fh)]
 
 
 def nanmean(values: Iterable[float], empty: float = math.nan) -> float:

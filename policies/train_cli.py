@@ -91,8 +91,10 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, progress: bool = Tr
             run_dir.append_metrics(out, rows)
             bar.update(cfg.updates_per_call)
             last = rows[-cfg.num_seeds:]
+            barrier = run_dir.nanmean(r["barrier_rate"] for r in last)  # NaN: no barrier in the loop
             bar.set_postfix(ret=f"{run_dir.nanmean(r['return'] for r in last):.2f}",
                             succ=f"{run_dir.nanmean(r['success_rate'] for r in last):.2f}",
+                            **({"barrier": f"{barrier:.3f}"} if barrier == barrier else {}),
                             sps=f"{per_call / dt:,.0f}", refresh=False)
             if (call + 1) % cfg.checkpoint_every == 0 or call == calls - 1:
                 save()
@@ -115,21 +117,25 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, progress: bool = Tr
 def seed_summary(out: Path, cfg: TrainConfig) -> str:
     """Every seed's training success and return over its last tenth of updates, their median and spread
     (training episodes: the ones that ended in an update, which favours short solved ones; eval is the
-    number to trust)."""
+    number to trust), and with a barrier in the loop how often and how much it changed the commands."""
+    import math
+
     import numpy as np
 
     from policies import run_dir
     rows = run_dir.read_metrics(out)
     lines = [f"training, last tenth of the updates, per seed ({cfg.num_seeds}):"]
-    for key in ("success_rate", "return"):
+    keys = ("success_rate", "return") + (("barrier_rate", "barrier_change") if any(
+        math.isfinite(r["barrier_rate"]) for r in rows) else ())
+    for key in keys:
         values = []
         for s in range(cfg.seed, cfg.seed + cfg.num_seeds):
             mine = [r for r in rows if r["seed"] == s]
             values.append(run_dir.nanmean(r[key] for r in mine[-max(1, len(mine) // 10):]))
         finite = [v for v in values if np.isfinite(v)]
         stats = (f"median {np.median(finite):.3g}, spread [{min(finite):.3g}, {max(finite):.3g}]" if finite
-                 else "no finished episodes")
-        lines.append(f"  {key:<13} " + " ".join(f"{v:.3g}" for v in values) + f"  ({stats})")
+                 else "the barrier changed no command" if key == "barrier_change" else "no finished episodes")
+        lines.append(f"  {key:<14} " + " ".join(f"{v:.3g}" for v in values) + f"  ({stats})")
     return "\n".join(lines)
 
 
