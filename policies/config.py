@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import re
 import typing
 from pathlib import Path
 from typing import Any, Mapping
@@ -187,9 +188,13 @@ def parse_value(text: str) -> Any:
     if "," in text and not text.strip().startswith(("[", "{")):
         text = f"[{text}]"
     try:
-        return yaml.safe_load(text)
+        value = yaml.safe_load(text)
     except yaml.YAMLError:
         return text
+    # YAML 1.1 reads exponents without a dot (3e-4) as strings
+    def number(v: Any) -> Any:
+        return float(v) if isinstance(v, str) and re.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+", v) else v
+    return [number(v) for v in value] if isinstance(value, list) else number(value)
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
