@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sim2sim": ("sim.sim2sim_cli", "the same policy + safety filter in marlstack's simulator and in pybullet, compared"),
     "train": ("policies.train_cli", "train decentralised policies (IPPO / MAPPO)"),
     "eval": ("policies.eval_cli", "evaluate a trained run or checkpoint"),
+    "sweep": ("policies.sweep_cli", "a grid of trainings x seeds as Ray tasks (local or a cluster); every seed + median"),
     "export": ("policies.export_cli", "export a trained policy to ONNX"),
     "inspect": ("policies.inspect_cli", "print an ONNX policy's spec, inputs, outputs and graph summary"),
     "sitl": ("ros_nodes.sitl", "run a fleet in software-in-the-loop over ROS 2 (no ros2 launch needed)"),

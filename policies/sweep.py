@@ -1,0 +1,222 @@
+"""Sweeps: one training per (grid point, seed), each a Ray task, on a local Ray instance or a cluster.
+
+Ray schedules the tasks (one CPU each by default, `cpus_per_trial` / `gpus_per_trial` otherwise) and
+runs our own trainer (`train_cli.train`) in them, so a trial is exactly a `marlstack train` run with
+`num_seeds: 1`: its run directory, metrics.csv and checkpoint under `OUT/trials/<point>/seed-<s>`. A
+trial that finished leaves `trial.json` there; rerunning the same sweep skips those and resumes
+trials that had saved a checkpoint (`--resume` of the trainer). The driver collects the
+results into one table: every seed and the median per grid point.
+
+On a cluster (`address`), the trials write their run directories on the machine that runs them, at
+the same path: the results come back to the driver, but resuming needs OUT on a shared file system.
+"""
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import math
+import os
+import re
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from policies.config import FIELDS, ConfigError, coerce, parse_value
+
+SWEEP_FILE, RESULTS_FILE, TRIAL_FILE = "sweep.json", "results.json", "trial.json"
+METRICS = ("eval_success", "train_success", "eval_return", "train_return")
+
+
+def parse_grid(items: Iterable[str]) -> dict[str, list[Any]]:
+    """`key=v1,v2` (lists in brackets: `hidden_sizes=[64,64],[128,128]`) → {key: [values]}, checked
+    against the config's fields and types."""
+    grid: dict[str, list[Any]] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or not text.strip():
+            raise ConfigError(f"--grid expects KEY=V1,V2,..., got {item!r}")
+        if key not in FIELDS:
+            raise ConfigError(f"--grid: unknown config key {key!r}")
+        if key in ("seed", "num_seeds"):
+            raise ConfigError("--grid: seeds are given with --seeds, not as a grid key")
+        if key in grid:
+            raise ConfigError(f"--grid: key {key!r} given twice")
+        grid[key] = [coerce(key, parse_value(v)) for v in _split_top_level(text)]
+    return grid
+
+
+def _split_top_level(text: str) -> list[str]:
+    """Split at commas outside brackets and braces."""
+    parts, depth, current = [], 0, ""
+    for ch in text:
+        depth += ch in "[{"
+        depth -= ch in "]}"
+        if ch == "," and depth == 0:
+            parts.append(current)
+            current = ""
+        else:
+            current += ch
+    return [p.strip() for p in parts + [current] if p.strip()]
+
+
+def points(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    """Every combination of the grid's values (one empty point without a grid)."""
+    keys = list(grid)
+    return [dict(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))]
+
+
+def point_name(point: dict[str, Any]) -> str:
+    """A folder name that says which values the point has (hashed when it would be too long)."""
+    text = "_".join(f"{k}-{json.dumps(v, separators=(',', ':'))}" for k, v in point.items()) or "base"
+    name = re.sub(r"[^A-Za-z0-9._,=-]+", "", text.replace("[", "").replace("]", ""))
+    if len(name) > 80:
+        name = name[:60] + "-" + hashlib.sha1(text.encode()).hexdigest()[:10]
+    return name
+
+
+def trials(out: Path, base: dict[str, Any], grid: dict[str, list[Any]], seeds: list[int]) -> list[dict[str, Any]]:
+    """One trial per (point, seed): its config overrides, run directory and identity."""
+    return [{"point": p, "seed": s, "dir": str(out / "trials" / point_name(p) / f"seed-{s}"),
+             "overrides": {**base, **p, "seed": s, "num_seeds": 1}}
+            for p in points(grid) for s in seeds]
+
+
+def check_sweep(out: Path, base: dict[str, Any]) -> None:
+    """Record the sweep's base config in OUT, or refuse OUT when it holds a sweep of another config."""
+    path = out / SWEEP_FILE
+    if path.is_file():
+        saved = json.loads(path.read_text(encoding="utf-8"))["base"]
+        if saved != json.loads(json.dumps(base)):
+            raise ConfigError(f"{out} holds a sweep of another config ({saved}); choose another --out")
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"base": base}, indent=2), encoding="utf-8")
+
+
+def finished(trial: dict[str, Any]) -> dict[str, Any] | None:
+    path = Path(trial["dir"]) / TRIAL_FILE
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def split_finished(all_trials: list[dict[str, Any]]) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
+    """({run dir: result} of the trials that left trial.json, the trials still to run)."""
+    done = {t["dir"]: r for t in all_trials if (r := finished(t)) is not None}
+    return done, [t for t in all_trials if t["dir"] not in done]
+
+
+def run_trial(trial: dict[str, Any]) -> dict[str, Any]:
+    """Train one trial (resuming its checkpoint if one was saved), evaluate it, write trial.json."""
+    from policies import checkpoint, run_dir
+    from policies.config import build_config
+    from policies.train_cli import train
+
+    out = Path(trial["dir"])
+    cfg = build_config(trial["overrides"])
+    resume = (out / checkpoint.FILENAME).is_file()
+    summary = train(cfg, out, resume=resume, progress=False)
+    rows = run_dir.read_metrics(out)
+    tail = rows[-max(1, len(rows) // 10):]
+    result = {"point": trial["point"], "seed": trial["seed"], "run_dir": str(out), "resumed": resume,
+              "env_steps": summary["env_steps_per_seed"], "train_s": summary["train_s"],
+              "env_steps_per_s": summary["env_steps_per_s"],
+              "train_success": run_dir.nanmean(r["success_rate"] for r in tail),
+              "train_return": run_dir.nanmean(r["return"] for r in tail),
+              "barrier_rate": run_dir.nanmean(r["barrier_rate"] for r in tail),
+              **_evaluate(out, cfg)}
+    result = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in result.items()}
+    (out / TRIAL_FILE).write_text(json.dumps(result, indent=2), encoding="utf-8")
+    return result
+
+
+def _evaluate(out: Path, cfg: Any) -> dict[str, Any]:
+    """Success and return on `eval_episodes` unseen episodes (fleet and JaxMARL scenarios; cable teams
+    keep their training numbers: their evaluation runs the baselines too, `marlstack eval`)."""
+    from policies.envs import is_cable
+    if cfg.eval_episodes <= 0 or is_cable(cfg.scenario):
+        return {"eval_success": None, "eval_return": None}
+    from policies.checkpoint import load_policy
+    from policies.evaluate import evaluate
+    result = evaluate(load_policy(out), episodes=cfg.eval_episodes)
+    return {"eval_success": result["success_rate"], "eval_return": result["mean_return"]}
+
+
+def run_sweep(out: Path, base: dict[str, Any], grid: dict[str, list[Any]], seeds: list[int],
+              address: str | None = None, num_cpus: int | None = None, cpus_per_trial: float = 1.0,
+              gpus_per_trial: float = 0.0, progress: bool = True,
+              on_result: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+    """Run the trials not finished yet as Ray tasks; return every trial's result (finished ones read back,
+    failed ones with an `error`).
+
+    `address` None starts a local Ray instance on loopback with `num_cpus` CPUs (default: all);
+    otherwise it joins that cluster ("auto", "HOST:PORT" or "ray://HOST:10001")."""
+    from tqdm import tqdm
+
+    all_trials = trials(out, base, grid, seeds)
+    done, todo = split_finished(all_trials)
+    bar = tqdm(total=len(all_trials), initial=len(done), unit="trial", disable=not progress, dynamic_ncols=True,
+               desc=f"sweep {base.get('scenario', '')}")
+    if todo:
+        import ray
+        started = _start_ray(address, num_cpus)
+        try:
+            task = ray.remote(num_cpus=cpus_per_trial, num_gpus=gpus_per_trial, max_retries=0)(run_trial)
+            pending = {task.remote(t): t for t in todo}
+            while pending:
+                ready, _ = ray.wait(list(pending), num_returns=1)
+                trial = pending.pop(ready[0])
+                try:
+                    result = ray.get(ready[0])
+                except ray.exceptions.RayTaskError as exc:  # kept out of trial.json: a rerun tries it again
+                    result = {"point": trial["point"], "seed": trial["seed"], "run_dir": trial["dir"],
+                              "error": (str(exc.cause or exc).strip().splitlines() or ["failed"])[-1]}
+                done[trial["dir"]] = result
+                if on_result is not None:
+                    on_result(result)
+                bar.update(1)
+                bar.set_postfix(failed=sum("error" in r for r in done.values()) or None, refresh=False)
+        finally:
+            bar.close()
+            if started:
+                ray.shutdown()
+    else:
+        bar.close()
+    return [done[t["dir"]] for t in all_trials if t["dir"] in done]
+
+
+def _start_ray(address: str | None, num_cpus: int | None) -> bool:
+    """Connect to `address` or start a local instance bound to 127.0.0.1; True when we started it."""
+    import ray
+    if ray.is_initialized():
+        return False
+    quiet = {"include_dashboard": False, "logging_level": "ERROR", "log_to_driver": False}
+    if address:
+        ray.init(address=address, **quiet)
+    else:
+        # Ray's own memory monitor kills tasks when the machine (not the task) is short of memory; on a shared
+        # workstation that is other programs' memory: leave that to the kernel unless the user set it
+        os.environ.setdefault("RAY_memory_monitor_refresh_ms", "0")
+        ray.init(num_cpus=num_cpus, _node_ip_address="127.0.0.1", **quiet)
+    return True
+
+
+def table_rows(results: list[dict[str, Any]], grid: dict[str, list[Any]], seeds: list[int],
+               metric: str) -> list[dict[str, Any]]:
+    """One row per grid point: its values, `metric` for every seed (None: not finished) and their median."""
+    rows = []
+    for p in points(grid):
+        mine = {r["seed"]: r.get(metric) for r in results if r["point"] == p}
+        values = [v for v in mine.values() if v is not None and math.isfinite(v)]
+        rows.append({**p, "per_seed": [mine.get(s) for s in seeds],
+                     "median": float(_median(values)) if values else None, "seeds_done": len(values)})
+    return rows
+
+
+def _median(values: list[float]) -> float:
+    ordered, n = sorted(values), len(values)
+    return ordered[n // 2] if n % 2 else (ordered[n // 2 - 1] + ordered[n // 2]) / 2
+
+
+def default_metric(results: list[dict[str, Any]]) -> str:
+    """Evaluation success when the trials were evaluated, else the training success."""
+    return "eval_success" if any(r.get("eval_success") is not None for r in results) else "train_success"

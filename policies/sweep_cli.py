@@ -1,0 +1,125 @@
+"""`marlstack sweep CONFIG --grid KEY=V1,V2 ... --seeds ...`: a grid of trainings as Ray tasks → one table.
+
+Every (grid point, seed) is one `marlstack train` run (policies/sweep.py); the table has every seed
+and the median per grid point, in OUT/results.json and OUT/results.csv. Rerunning the same command
+resumes: finished trials are read back, interrupted ones continue from their checkpoint.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from policies.config import ConfigError, build_config, read_yaml
+
+SET_HELP = "override a config key for every trial (repeatable), e.g. --set total_steps=200000"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="marlstack sweep",
+        description="Train every combination of --grid values for every seed, each training a Ray task (a local "
+                    "Ray instance on 127.0.0.1, or a cluster with --address), and print one table: every seed and "
+                    "the median per grid point. Rerun the same command to resume an interrupted sweep.")
+    p.add_argument("config", help="a scenario (e.g. navigation) or a YAML config file with a 'scenario' key")
+    p.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
+                   help="config key and its values (repeatable; lists in brackets: hidden_sizes=[64,64],[128,128])")
+    p.add_argument("--seeds", default=None, metavar="K|S1,S2",
+                   help="K: seeds 0..K-1; or a comma-separated list (default: the config's seed..seed+num_seeds-1)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=SET_HELP)
+    p.add_argument("--out", "-o", type=Path, help="sweep directory (default runs/sweep-<scenario>-<time>)")
+    p.add_argument("--metric", choices=("eval_success", "train_success", "eval_return", "train_return"),
+                   help="the table's number (default: eval_success when the trials were evaluated, else train_success)")
+    ray_opts = p.add_argument_group("Ray")
+    ray_opts.add_argument("--address", default=None,
+                          help="join a running Ray cluster: 'auto', HOST:PORT or ray://HOST:10001 (default: start a "
+                               "local instance on 127.0.0.1)")
+    ray_opts.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local instance (default: all)")
+    ray_opts.add_argument("--cpus-per-trial", type=float, default=1.0, help="CPUs Ray reserves per trial (default 1)")
+    ray_opts.add_argument("--gpus-per-trial", type=float, default=0.0, help="GPUs Ray reserves per trial (default 0)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
+    return p
+
+
+def base_config(config: str, sets: list[str]) -> dict[str, Any]:
+    """The overrides every trial shares: the YAML file's (or just the scenario), then --set."""
+    from policies.config import coerce, parse_value
+    if config.endswith((".yaml", ".yml")) or Path(config).is_file():
+        base = read_yaml(config)
+        if "scenario" not in base:
+            raise ConfigError(f"{config}: a sweep config needs a 'scenario' key")
+    else:
+        base = {"scenario": config}
+    for item in sets:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
+        key = key.strip().replace("-", "_")
+        base[key] = coerce(key, parse_value(value))
+    return base
+
+
+def parse_seeds(text: str | None, base: dict[str, Any]) -> list[int]:
+    if text is None:
+        cfg = build_config(base)
+        return list(range(cfg.seed, cfg.seed + cfg.num_seeds))
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ConfigError(f"--seeds expects K or S1,S2,... (integers), got {text!r}") from None
+    seeds = list(range(values[0])) if len(values) == 1 and "," not in text else values
+    if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
+        raise ConfigError(f"--seeds: need at least one seed, none negative or repeated, got {text!r}")
+    return seeds
+
+
+def table(rows: list[dict[str, Any]], keys: list[str], seeds: list[int], metric: str) -> str:
+    def cell(v: Any) -> str:
+        return "-" if v is None else f"{v:.3g}" if isinstance(v, float) else json.dumps(v) if isinstance(v, list) else str(v)
+
+    head = [*keys, *(f"seed {s}" for s in seeds), f"median {metric}"]
+    body = [[cell(r[k]) for k in keys] + [cell(v) for v in r["per_seed"]] + [cell(r["median"])] for r in rows]
+    widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(head)]
+    return "\n".join("  ".join(c.rjust(w) for c, w in zip(line, widths)) for line in [head, *body])
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    from policies import sweep
+    try:
+        base = base_config(args.config, args.set)
+        grid = sweep.parse_grid(args.grid)
+        seeds = parse_seeds(args.seeds, base)
+        for point in sweep.points(grid):  # refuse a bad value before any trial starts
+            build_config({**base, **point})
+        out = args.out or Path("runs") / f"sweep-{base['scenario']}-{time.strftime('%Y%m%d-%H%M%S')}"
+        sweep.check_sweep(out, base)
+    except ConfigError as exc:
+        print(f"marlstack sweep: {exc}", file=sys.stderr)
+        return 2
+    try:
+        results = sweep.run_sweep(out, base, grid, seeds, args.address, args.num_cpus, args.cpus_per_trial,
+                                  args.gpus_per_trial, progress=not args.no_progress)
+    except KeyboardInterrupt:
+        print(f"marlstack sweep: interrupted; rerun the same command to resume ({out})", file=sys.stderr)
+        return 130
+    metric = args.metric or sweep.default_metric(results)
+    rows = sweep.table_rows(results, grid, seeds, metric)
+    failed = [r for r in results if "error" in r]
+    summary = {"out": str(out), "base": base, "grid": grid, "seeds": seeds, "metric": metric, "table": rows,
+               "trials": results}
+    (out / sweep.RESULTS_FILE).write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    with (out / "results.csv").open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow([*grid, *(f"seed_{s}" for s in seeds), f"median_{metric}"])
+        writer.writerows([[json.dumps(r[k]) for k in grid] + ["" if v is None else v for v in r["per_seed"]]
+                          + ["" if r["median"] is None else r["median"]] for r in rows])
+    print(json.dumps(summary, indent=2) if args.json else table(rows, list(grid), seeds, metric))
+    for r in failed:
+        print(f"marlstack sweep: trial {r['run_dir']} failed: {r['error']}", file=sys.stderr)
+    return 1 if failed else 0

@@ -1,0 +1,62 @@
+"""`marlstack sweep`: a grid x seeds of trainings as Ray tasks on a local Ray instance (1 CPU, loopback),
+one table with every seed and the median per grid point, resumable."""
+import json
+
+import pytest
+
+from marlstack.cli import main as cli
+from policies import sweep
+from policies.config import ConfigError
+
+# the smallest navigation training; the grid's key only changes the budget, so the Ray worker compiles once
+TINY = ["--set", "num_agents=2", "--set", "barrier=none", "--set", "num_envs=2", "--set", "num_steps=4",
+        "--set", "num_minibatches=1", "--set", "update_epochs=1", "--set", "hidden_sizes=[8]", "--set", "max_steps=20",
+        "--set", "eval_episodes=0"]
+
+
+def test_grid_values_seeds_and_the_table():
+    grid = sweep.parse_grid(["lr=0.001,3e-4", "hidden-sizes=[64,64],[128,128]"])
+    assert grid == {"lr": [0.001, 0.0003], "hidden_sizes": [(64, 64), (128, 128)]}
+    assert len(sweep.points(grid)) == 4 and sweep.points({}) == [{}]
+    for bad, message in ((["nope=1"], "unknown config key 'nope'"), (["lr"], "KEY=V1,V2"),
+                         (["seed=1,2"], "--seeds"), (["lr=1", "lr=2"], "given twice"), (["num_envs=many"], "must be int")):
+        with pytest.raises(ConfigError, match=message):
+            sweep.parse_grid(bad)
+    results = [{"point": {"lr": 0.001}, "seed": s, "train_success": v} for s, v in ((0, 0.5), (1, 0.9), (2, 0.6))]
+    results.append({"point": {"lr": 0.0003}, "seed": 0, "error": "boom"})
+    rows = sweep.table_rows(results, {"lr": [0.001, 0.0003]}, [0, 1, 2], "train_success")
+    assert rows[0] == {"lr": 0.001, "per_seed": [0.5, 0.9, 0.6], "median": 0.6, "seeds_done": 3}
+    assert rows[1] == {"lr": 0.0003, "per_seed": [None, None, None], "median": None, "seeds_done": 0}
+
+
+def test_bad_sweeps_are_refused_in_one_line(tmp_path, capsys):
+    assert cli(["sweep", "navigation", "--grid", "lr=fast", "--out", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip().count("\n") == 0
+    assert cli(["sweep", "navigation", "--seeds", "0,0", "--out", str(tmp_path)]) == 2
+    assert "repeated" in capsys.readouterr().err
+    sweep.check_sweep(tmp_path / "s", {"scenario": "navigation"})
+    assert cli(["sweep", "coverage", "--out", str(tmp_path / "s")]) == 2
+    assert "another config" in capsys.readouterr().err
+
+
+def test_a_tiny_grid_runs_on_local_ray_and_resumes(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "sweep"
+    args = ["sweep", "navigation", "--grid", "total_steps=8,16", "--seeds", "1", *TINY, "--num-cpus", "1",
+            "--out", str(out), "--no-progress", "--json"]
+    assert cli(args) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["metric"] == "train_success" and result["seeds"] == [0]
+    assert [r["total_steps"] for r in result["table"]] == [8, 16]
+    assert [t["env_steps"] for t in result["trials"]] == [8, 16]  # each trial trained its own budget
+    for trial in result["trials"]:
+        assert (out / "trials" / f"total_steps-{trial['env_steps']}" / "seed-0" / "metrics.csv").is_file()
+    assert json.loads((out / "results.json").read_text())["table"] == result["table"]
+    assert (out / "results.csv").read_text().splitlines()[0] == "total_steps,seed_0,median_train_success"
+    # rerun: every trial is read back, Ray is not started
+    monkeypatch.setattr(sweep, "_start_ray", lambda *a: pytest.fail("a finished sweep started Ray"))
+    assert cli(args) == 0 and json.loads(capsys.readouterr().out)["trials"] == result["trials"]
+    # a trial that did not finish is the only one left to run, and resumes from the checkpoint it saved
+    first = out / "trials" / "total_steps-8" / "seed-0"
+    (first / sweep.TRIAL_FILE).unlink()
+    done, todo = sweep.split_finished(sweep.trials(out, result["base"], {"total_steps": [8, 16]}, [0]))
+    assert [t["dir"] for t in todo] == [str(first)] and len(done) == 1 and (first / "checkpoint.msgpack").is_file()
