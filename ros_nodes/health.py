@@ -183,8 +183,10 @@ class Stamps:
         self.dropped = 0     # out-of-order samples dropped
         self.jumps = 0       # samples refused for a forward jump
 
-    def judge(self, key: str, stamp_s: float, now_s: float) -> tuple[str | None, bool]:
-        """(reason or None, fatal) for a sample of `key` stamped `stamp_s`, arriving at `now_s`."""
+    def judge(self, key: str, stamp_s: float, now_s: float, repeats: bool = False) -> tuple[str | None, bool]:
+        """(reason or None, fatal) for a sample of `key` stamped `stamp_s`, arriving at `now_s`. `repeats`: a
+        repeated stamp is usable, timed by it (set-points: a policy node's timer step answers the same load
+        sample again); a stream that keeps repeating then goes stale by its stamp's age."""
         if not math.isfinite(stamp_s) or stamp_s <= 0:
             return f"header stamp not set ({stamp_s:g})", True
         delay = now_s - stamp_s
@@ -194,7 +196,7 @@ class Stamps:
         self.delay_s[key] = delay
         last = self.last.get(key)
         if last is not None and stamp_s == last:
-            return "header stamp repeated: the source is frozen", True
+            return (None, False) if repeats else ("header stamp repeated: the source is frozen", True)
         if last is not None and stamp_s < last:
             self.dropped += 1
             return f"out of order: stamped {(last - stamp_s) * 1e3:.1f} ms before the previous one (dropped)", False
@@ -251,3 +253,18 @@ class FrozenValues:
         if key in self._frozen:
             return f"frozen (unchanged for {t_s - self._changed[key]:.2f} s while commanded to move)"
         return None
+
+
+def receive_stamped(stamps: Stamps, table: Any, key: str, values: tuple[float, ...], stamp_s: float,
+                    now_s: float, repeats: bool = False) -> bool:
+    """One sample of `key` judged by its raw header stamp into `table` (an adapters.LatestValues): used and
+    timed by its stamp (True); or, when the source's stamps cannot be trusted (unset, in the future, repeated
+    unless `repeats`, jumping), the source invalid until a good one; or, when only this packet is out of
+    order, dropped."""
+    fault, fatal = stamps.judge(key, stamp_s, now_s, repeats)
+    if fault is None:
+        table.put(key, values, stamp_s)
+        return True
+    if fatal:
+        table.invalidate(key, fault)
+    return False
