@@ -90,22 +90,25 @@ def pose_msg(pos: Any, quat_wxyz: Any, stamp_s: float) -> Any:
     return msg
 
 
-def setpoint_msg(cmd: Any, stamp_s: float, yaw: float = 0.0) -> Any:
+def setpoint_msg(cmd: Any, stamp_s: float, yaw: float = 0.0, reuse: Any = None) -> Any:
     """(acc x, y, z [m/s²] world, roll rate, pitch rate [rad/s] body) -> one-point MultiDOFJointTrajectory.
 
-    `stamp_s` is the time of the measurement the command answers (the load odometry's stamp)."""
-    from geometry_msgs.msg import Transform, Twist
-    from trajectory_msgs.msg import MultiDOFJointTrajectory, MultiDOFJointTrajectoryPoint
-    acc, rates = Twist(), Twist()
-    acc.linear.x, acc.linear.y, acc.linear.z = (float(v) for v in cmd[:3])
-    rates.angular.x, rates.angular.y = float(cmd[3]), float(cmd[4])
-    heading = Transform()
-    heading.rotation.z, heading.rotation.w = math.sin(yaw / 2), math.cos(yaw / 2)
-    msg = MultiDOFJointTrajectory()
-    msg.header.frame_id = "world"
-    convert.set_stamp(msg.header.stamp, stamp_s)
-    msg.points = [MultiDOFJointTrajectoryPoint(transforms=[heading], velocities=[rates], accelerations=[acc])]
-    return msg
+    `stamp_s` is the time of the measurement the command answers (the load odometry's stamp). `reuse`: a
+    message this function made before, overwritten instead of building a new one (a 100 Hz loop's allocations)."""
+    if reuse is None:
+        from geometry_msgs.msg import Transform, Twist
+        from trajectory_msgs.msg import MultiDOFJointTrajectory, MultiDOFJointTrajectoryPoint
+        reuse = MultiDOFJointTrajectory()
+        reuse.header.frame_id = "world"
+        reuse.points = [MultiDOFJointTrajectoryPoint(transforms=[Transform()], velocities=[Twist()],
+                                                     accelerations=[Twist()])]
+    point = reuse.points[0]
+    acc, rates, heading = point.accelerations[0].linear, point.velocities[0].angular, point.transforms[0].rotation
+    acc.x, acc.y, acc.z = (float(v) for v in cmd[:3])
+    rates.x, rates.y = float(cmd[3]), float(cmd[4])
+    heading.z, heading.w = math.sin(yaw / 2), math.cos(yaw / 2)
+    convert.set_stamp(reuse.header.stamp, stamp_s)
+    return reuse
 
 
 def setpoint_values(msg: Any) -> tuple[float, ...]:
@@ -140,6 +143,17 @@ def land_command(pos: np.ndarray, vel: np.ndarray, over: np.ndarray, descent_rat
     acc = np.concatenate([kp * (np.asarray(over[:2]) - pos[:2]) - kd * np.asarray(vel[:2]),
                           [-kd * (vel[2] + descent_rate)]])
     return np.clip(np.concatenate([acc, np.zeros(2)]), -limit, limit)
+
+
+FAILSAFE_DAMPING = 2.0  # 1/s: velocity damping of the flight controller's hold and descent references
+
+
+def failsafe_acceleration(vel: np.ndarray, descend: bool, descent_rate: float) -> np.ndarray:
+    """A flight controller's failsafe reference (world acceleration) once set-points stop: level hover with its
+    velocity damped (`hold`), or a bounded-rate descent (`descend`). The INDI's external-acceleration estimate
+    carries this MAV's share of the load either way. Used by the SITL firmware and the rate controller node."""
+    target = np.array([0.0, 0.0, -descent_rate if descend else 0.0])
+    return -FAILSAFE_DAMPING * (np.asarray(vel, np.float64) - target)
 
 
 def stamp_or(msg: Any, now_s: float) -> float:
@@ -220,19 +234,18 @@ class TeamInputs:
         """An odometry sample of `key` stamped `stamp_s` (its raw header stamp), arriving at `now_s`: used and
         timed by its stamp; or, when its stamps cannot be trusted (unset, in the future, repeated, jumping),
         the source invalid until a good one; or dropped when only this packet is out of order."""
-        fault, fatal = self.stamps.judge(key, stamp_s, now_s)
-        if fault is None:
-            self.put(key, values, stamp_s)
-            if key == self.latest.me:
-                self.frozen.sample(key, values, now_s)
-        elif fatal:
-            self.invalidate(key, fault)
+        if health.receive_stamped(self.stamps, self.latest.values, key, values, stamp_s, now_s) \
+                and key == self.latest.me:
+            self.frozen.sample(key, values, now_s)
 
     def own_problem(self, now_s: float, flying: bool) -> InputError | None:
-        """Why this MAV's own odometry cannot be flown on: missing, stale, invalid, or frozen (unchanged for
-        `health.FROZEN_S` while `flying`, the node's judgement that the MAV is in the air being commanded)."""
+        """Why this MAV's own odometry cannot be flown on: missing, stale, invalid, or frozen: unchanged for
+        `health.FROZEN_S` while `flying` (the node's judgement that the MAV is in the air being commanded), or,
+        at any height, while the repeated values themselves report a speed above `health.MOVING_TOL` (a MAV
+        that says it moves but stays put: e.g. a bridge frozen during take-off or landing, below the floor)."""
         me = self.latest.me
-        self.frozen.commanded(me, flying, now_s)
+        says_moving = bool(np.linalg.norm(self.latest.row(me)[7:10]) > health.MOVING_TOL)
+        self.frozen.commanded(me, flying or says_moving, now_s)
         frozen = self.frozen.problem(me, now_s)
         bad = self.problem(now_s, [me])
         return bad if bad is not None or frozen is None else InputError(self.latest.values.source(me), frozen)

@@ -87,3 +87,18 @@ def test_the_certificate_is_claimed_only_on_odometry_within_its_certified_age():
     assert isinstance(stale, StaleInput) and str(stale) == "mav_2: last one 40 ms old (limit 30 ms)"
     inp.receive("mav_2", at(2.0), 0.98, 1.0)         # 20 ms old: certified again
     assert inp.problem(1.0, MAVS, bound) is None
+
+
+def test_own_odometry_frozen_below_the_floor_is_caught_when_it_reports_a_speed():
+    """Take-off and landing fly below the certified floor (not 'flying' for the node): values repeated there
+    are frozen only when they themselves report motion (a MAV at rest on the ground may repeat exactly)."""
+    landing, resting = team(), team()
+    t = 40.0
+    descending = (0.0, 0.0, 0.1, *HOVER[:4], 0.0, 0.0, -0.3, 0.0, 0.0, 0.0)   # 0.1 m up, sinking at 0.3 m/s
+    for _ in range(130):
+        t += PERIOD
+        landing.receive("mav_0", descending, t, t)
+        resting.receive("mav_0", at(0.0, z=0.05), t, t)
+        frozen, rest = landing.own_problem(t, flying=False), resting.own_problem(t, flying=False)
+    assert rest is None
+    assert frozen is not None and "frozen (unchanged for 1." in str(frozen)
