@@ -12,6 +12,7 @@ BENCHES = {
     "barrier": ("bench.barrier", "barrier certificate latency and safe sim steps/s vs rps"),
     "train": ("bench.train", "training env-steps/s vs pure simulator throughput"),
     "policy": ("bench.policy", "exported ONNX policy latency vs a bare numpy forward pass"),
+    "policy_steps": ("bench.policy_steps", "one onboard policy step (batch 1), onnxruntime setting by setting, vs numpy"),
     "ros": ("bench.ros", "sensor-to-command latency over ROS 2 vs a bare rclpy ping-pong"),
     "cable": ("bench.cable", "cable-suspended load env-steps/s vs a free-flying quadrotor"),
     "replay": ("bench.replay", "replay info/report time and peak memory on a PX4 log and a bag vs pyulog / mcap"),

@@ -109,6 +109,7 @@ class PolicyRuntime:
             raise ArtifactError(f"{self.path}: the spec lists inputs {self.input_names} and outputs {self.output_names} "
                                 f"but the graph has {graph_inputs} and {graph_outputs}")
         self._shapes = {e["name"]: tuple(e["shape"][1:]) for e in self.spec["inputs"]}
+        self._bound = self._bind() if batch_size is not None else None
 
     @property
     def recurrent(self) -> bool:
@@ -125,12 +126,19 @@ class PolicyRuntime:
 
     def check_inputs(self, inputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
         """float32 arrays with one common batch size, or BadInput naming the input and the problem."""
+        self._check_structure(inputs)
+        for name in self.input_names:
+            if not np.isfinite(inputs[name]).all():
+                raise self._not_finite(name, inputs[name])
+        return {name: inputs[name].astype(np.float32, copy=False) for name in self.input_names}
+
+    def _check_structure(self, inputs: Mapping[str, Any]) -> None:
+        """Names, types, dtypes, shapes and the common batch size (everything but the values)."""
         missing = [n for n in self.input_names if n not in inputs]
         extra = [n for n in inputs if n not in self._shapes]
         if missing or extra:
             raise BadInput(f"policy inputs must be exactly {self.input_names}: "
                            + "; ".join(filter(None, [missing and f"missing {missing}", extra and f"unexpected {extra}"])))
-        feeds: dict[str, np.ndarray] = {}
         batch = self.batch_size
         for name in self.input_names:
             value = inputs[name]
@@ -147,13 +155,44 @@ class PolicyRuntime:
             elif value.shape[0] != batch:
                 raise BadInput(f"input {name!r}: batch size {value.shape[0]} differs from " + (
                     f"this runtime's batch_size={batch}" if self.batch_size else f"{self.input_names[0]!r}'s {batch}"))
-            if not np.isfinite(value).all():
-                raise BadInput(f"input {name!r}: contains NaN or inf at index "
-                               f"{tuple(int(i) for i in np.argwhere(~np.isfinite(value))[0])}")
-            feeds[name] = value.astype(np.float32, copy=False)
-        return feeds
+
+    @staticmethod
+    def _not_finite(name: str, value: np.ndarray) -> BadInput:
+        return BadInput(f"input {name!r}: contains NaN or inf at index "
+                        f"{tuple(int(i) for i in np.argwhere(~np.isfinite(value))[0])}")
+
+    def _bind(self) -> tuple[Any, np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray]] | None:
+        """With a fixed batch: onnxruntime's I/O binding to preallocated arrays, so a call converts no
+        numpy array and allocates no output (about 10 µs of a navigation step). None when an output's
+        shape or type is not known before the call."""
+        dtypes = {"tensor(float)": np.float32, "tensor(int64)": np.int64, "tensor(int32)": np.int32}
+        outputs = {o.name: o for o in self._session.get_outputs()}
+        if any(o.type not in dtypes or not all(isinstance(d, int) for d in o.shape) for o in outputs.values()):
+            return None
+        binding = self._session.io_binding()
+        # the inputs are views of one buffer: one finite check per call instead of one per input
+        sizes = [self.batch_size * int(np.prod(self._shapes[n], dtype=int)) for n in self.input_names]
+        flat = np.zeros(sum(sizes), np.float32)
+        parts = np.split(flat, np.cumsum(sizes)[:-1])
+        feeds = {n: p.reshape(self.batch_size, *self._shapes[n]) for n, p in zip(self.input_names, parts)}
+        results = {n: np.zeros(outputs[n].shape, dtypes[outputs[n].type]) for n in self.output_names}
+        for name, array in feeds.items():  # on the CPU an OrtValue uses the array's memory: copy into it, run
+            binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(array))
+        for name, array in results.items():
+            binding.bind_ortvalue_output(name, ort.OrtValue.ortvalue_from_numpy(array))
+        return binding, flat, feeds, results
 
     def run(self, inputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
         """Validate `inputs` (name -> (B, ...) array) and return every output by name."""
-        feeds = self.check_inputs(inputs)
-        return dict(zip(self.output_names, self._session.run(self.output_names, feeds)))
+        if self._bound is None:
+            feeds = self.check_inputs(inputs)
+            return dict(zip(self.output_names, self._session.run(self.output_names, feeds)))
+        binding, flat, bound_in, bound_out = self._bound
+        self._check_structure(inputs)
+        for name, array in bound_in.items():
+            np.copyto(array, inputs[name])
+        if not np.isfinite(flat).all():  # (checked as float32: a float64 beyond its range is inf too)
+            name = next(n for n, a in bound_in.items() if not np.isfinite(a).all())
+            raise self._not_finite(name, bound_in[name])
+        self._session.run_with_iobinding(binding)
+        return {name: array.copy() for name, array in bound_out.items()}

@@ -65,10 +65,19 @@ def test_runs_a_batch_of_agents(artifact):
     assert rt.control_rate_hz == pytest.approx(RATE) and not rt.recurrent and rt.initial_state(3) == {}
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered in cast")  # numpy's, as 1e39 becomes inf
 def test_fixed_batch_size_gives_the_same_commands_and_refuses_other_batches(artifact):
     x = inputs(4)
     fixed = PolicyRuntime(artifact, batch_size=4)
-    np.testing.assert_allclose(fixed.run(x)["cmd"], PolicyRuntime(artifact).run(x)["cmd"], atol=1e-6)
+    first = fixed.run(x)["cmd"]
+    np.testing.assert_allclose(first, PolicyRuntime(artifact).run(x)["cmd"], atol=1e-6)
+    # I/O-bound buffers: the next call neither changes a returned command nor reuses the last inputs
+    kept, y = first.copy(), inputs(4)
+    np.testing.assert_allclose(fixed.run(y)["cmd"], PolicyRuntime(artifact).run(y)["cmd"], atol=1e-6)
+    np.testing.assert_array_equal(first, kept)
+    huge = {**x, "goal": np.full((4, 2), 1e39)}  # finite as float64, inf as the float32 the graph takes
+    with pytest.raises(BadInput, match="input 'goal': contains NaN or inf at index"):
+        fixed.run(huge)
     with pytest.raises(BadInput, match="input 'pose': batch size 2 differs from this runtime's batch_size=4"):
         fixed.run(inputs(2))
 
@@ -104,11 +113,12 @@ BAD = {
 }
 
 
+@pytest.mark.parametrize("batch_size", [None, 2])  # any batch; fixed (I/O binding, one finite check)
 @pytest.mark.parametrize("case", sorted(BAD))
-def test_bad_inputs_raise_bad_input_naming_the_problem(artifact, case):
+def test_bad_inputs_raise_bad_input_naming_the_problem(artifact, case, batch_size):
     feeds, message = BAD[case]
     with pytest.raises(BadInput) as err:
-        PolicyRuntime(artifact).run(feeds)
+        PolicyRuntime(artifact, batch_size=batch_size).run(feeds)
     assert message in str(err.value)
     assert isinstance(err.value, PolicyError) and isinstance(err.value, ValueError)
 
