@@ -23,7 +23,6 @@ from typing import Any, Callable
 
 import jax
 
-from bench import cable as cable_bench
 from bench import train as train_bench
 from bench.report import Row, format_table, machine
 
@@ -31,64 +30,67 @@ BATCHES = {"cable": [256, 4096, 32768], "navigation": [256, 4096, 65536]}
 CPU_BASELINE_MAX = 4096     # the CPU backend is timed up to this batch (beyond it, minutes per row)
 
 
-def _navigation_rate(batch: int, total: int) -> float:
-    cfg = _navigation_cfg(batch, max(10, total // batch))
-    return cfg.num_envs * cfg.num_steps / _best(train_bench.sim_fn(cfg))
-
-
 def _navigation_cfg(batch: int, steps: int) -> Any:
     from policies.config import build_config
     return build_config({"scenario": "navigation", "num_envs": batch, "num_steps": steps, "num_seeds": 1})
 
 
-def _best(fn: Callable[[], Any], repeats: int = 3) -> float:
-    fn()
-    times = []
+def _env(name: str, batch: int) -> tuple[Any, Callable[[jax.Array], Any]]:
+    """(environment, key -> one batch of actions): the cable team hovers on zero actions, the fleet
+    drives random ones."""
+    if name == "cable":
+        from hardware import load_profile
+        from sim.cable.env import ACTION_DIM, CableEnv
+        env = CableEnv(load_profile("mav_corl25"), 3)
+        return env, lambda k: jax.numpy.zeros((batch, env.num_agents, ACTION_DIM), jax.numpy.float32)
+    from policies.envs import make_env
+    env = make_env(_navigation_cfg(batch, 1))
+    return env, lambda k: {a: jax.vmap(env.action_space(a).sample)(jax.random.split(jax.random.fold_in(k, i), batch))
+                           for i, a in enumerate(env.agents)}
+
+
+def measure(name: str, batch: int, total: int, repeats: int = 3) -> dict[str, float]:
+    """One compiled program, `steps` batched env steps in a `lax.scan` on the default device: its env
+    steps/s (best of `repeats`: other work only slows it down), the batched state's bytes per env, and
+    the program's own footprint per env (arguments + outputs + temporaries, XLA's memory analysis)."""
+    env, act = _env(name, batch)
+    steps = max(10, total // batch)
+    _, states = jax.jit(jax.vmap(env.reset))(jax.random.split(jax.random.PRNGKey(0), batch))
+
+    def run(states, key):
+        def step(states, k):
+            ka, ke = jax.random.split(k)
+            obs, states, rew, *_ = jax.vmap(env.step)(jax.random.split(ke, batch), states, act(ka))
+            return states, sum(x.sum() for x in jax.tree.leaves((obs, rew)))  # what training reads stays computed
+        return jax.lax.scan(step, states, jax.random.split(key, steps))
+
+    compiled = jax.jit(run).lower(states, jax.random.PRNGKey(1)).compile()
+    mem = compiled.memory_analysis()
+    jax.block_until_ready(compiled(states, jax.random.PRNGKey(1)))
+    best = float("inf")
     for _ in range(repeats):
         t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
-
-
-def _cable_rate(batch: int, total: int, chunk: int) -> float:
-    from hardware import load_profile
-    from sim.cable.env import CableEnv
-    return cable_bench._rate(CableEnv(load_profile("mav_corl25"), 3), batch, total, jax.random.PRNGKey(0), chunk)
-
-
-def _memory(env_name: str, batch: int) -> dict[str, float]:
-    """Bytes per environment: the batched state, and the device's peak while stepping (None on CPU)."""
-    from hardware import load_profile
-    from sim.cable.env import CableEnv
-    if env_name == "cable":
-        env = CableEnv(load_profile("mav_corl25"), 3)
-    else:
-        from policies.envs import make_env
-        env = make_env(_navigation_cfg(batch, 1))
-    _, states = jax.jit(jax.vmap(env.reset))(jax.random.split(jax.random.PRNGKey(0), batch))
-    state_bytes = sum(x.nbytes for x in jax.tree.leaves(states))
-    stats = jax.devices()[0].memory_stats() or {}
-    return {"state_bytes_per_env": state_bytes / batch,
-            "peak_device_bytes_per_env": stats["peak_bytes_in_use"] / batch if "peak_bytes_in_use" in stats else None}
+        jax.block_until_ready(compiled(states, jax.random.PRNGKey(1)))
+        best = min(best, time.perf_counter() - t0)
+    program = mem.argument_size_in_bytes + mem.output_size_in_bytes + mem.temp_size_in_bytes
+    return {"steps_per_s": steps * batch / best, "state_bytes_per_env": sum(x.nbytes for x in jax.tree.leaves(states)) / batch,
+            "program_bytes_per_env": program / batch}
 
 
 def scaling(batches: dict[str, list[int]], total: int) -> list[Row]:
-    accel = jax.devices()[0]
-    cpu = jax.devices("cpu")[0]
+    accel, cpu = jax.devices()[0], jax.devices("cpu")[0]
     rows = []
     for name, sizes in batches.items():
         for b in sizes:
-            rate = (lambda: _cable_rate(b, total, 0)) if name == "cable" else (lambda: _navigation_rate(b, total))
             with jax.default_device(accel):
-                ours = rate()
-                mem = _memory(name, b)
+                ours = measure(name, b, total)
             base = None
             if b <= CPU_BASELINE_MAX and accel.platform != "cpu":
                 with jax.default_device(cpu):
-                    base = rate() if name == "navigation" else _cable_rate(b, total, 256)
-            rows.append(Row({"env": name, "envs": b, "device": accel.device_kind}, "env steps/s", "1/s", ours, base,
-                            f"the same batch on the CPU backend ({cpu.device_kind})", True, mem))
+                    base = measure(name, b, total)["steps_per_s"]
+            rows.append(Row({"env": name, "envs": b, "device": accel.device_kind}, "env steps/s", "1/s",
+                            ours.pop("steps_per_s"), base, f"the same batch on the CPU backend ({cpu.device_kind})",
+                            True, ours))
     return rows
 
 
@@ -118,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip", nargs="*", default=[], choices=["scaling", "train", "goal"], help="parts to leave out")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    batches = {k: [8, 32] for k in BATCHES} if args.quick else BATCHES
+    batches = {k: [8] for k in BATCHES} if args.quick else BATCHES
     doc: dict[str, Any] = {"bench": "gpu", "machine": machine(), "devices": [d.device_kind for d in jax.devices()]}
     path = args.out / "gpu.json"
 
