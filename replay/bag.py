@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
+from functools import partial
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -18,6 +19,7 @@ import yaml
 from rosbags.interfaces import Nodetype
 from rosbags.typesys import Stores, get_types_from_idl, get_types_from_msg, get_typestore
 
+from replay import cdr_columns
 from replay import mcap_records as mr
 
 STORAGE_SUFFIX = {".mcap": "mcap", ".db3": "sqlite3"}
@@ -33,6 +35,27 @@ class Record:
     msgtype: str
     t_ns: int  # log (receive) time in nanoseconds
     raw: bytes  # CDR exactly as stored
+
+
+@dataclasses.dataclass(frozen=True)
+class _Block:
+    """Messages of one topic from one place in the file: data[starts[i]:ends[i]] is message i's CDR."""
+    topic: str
+    msgtype: str
+    t_ns: np.ndarray
+    data: bytes
+    starts: np.ndarray
+    ends: np.ndarray
+
+
+@dataclasses.dataclass(frozen=True)
+class Payloads:
+    """Messages of one topic whose CDR payloads have the same length: `rows[i]` is the payload of the
+    message logged at `t_ns[i]`, the `seq[i]`-th of its topic in storage order."""
+    msgtype: str
+    seq: np.ndarray
+    t_ns: np.ndarray
+    rows: np.ndarray  # (n, length) uint8
 
 
 @dataclasses.dataclass
@@ -125,43 +148,85 @@ class Bag:
     def message_times(self) -> dict[str, np.ndarray]:
         """Per topic, the log times (ns) of its messages in storage order: a full pass like `records()`
         (and the same `status`) without the payloads. MCAP chunks come whole from their message indexes."""
-        if self.storage != "mcap":
-            out: dict[str, list[int]] = {}
-            for rec in self.records():
-                out.setdefault(rec.topic, []).append(rec.t_ns)
-            return {k: np.asarray(v, np.int64) for k, v in out.items()}
-        self.status = ReadStatus()
-        parts: dict[str, list[np.ndarray]] = {}
-        for path in self.files:
-            for item in self._mcap_records(path, times=True):
-                topic, t = (item.topic, np.array([item.t_ns], np.int64)) if isinstance(item, Record) else item
-                parts.setdefault(topic, []).append(t)
-                self.status.counts[topic] += len(t)
-        self._account_losses()
-        return {k: np.concatenate(v) for k, v in parts.items()}
+        return {topic: np.concatenate([p.t_ns for p in parts]) for topic, parts in self._blocks(None, False).items()}
 
-    def _mcap_records(self, path: Path, times: bool = False) -> Iterator[Any]:
-        """Records of one MCAP file; with `times`, whole chunks as (topic, log times) instead."""
+    def payloads(self, topics: Iterable[str]) -> dict[str, list[Payloads]]:
+        """The messages of `topics` as arrays: per topic, one `Payloads` per payload length (a topic's
+        messages usually all have one), each with its messages' places in storage order. A full pass
+        like `records()` (and the same `status`); MCAP chunks come whole from their message indexes."""
+        out: dict[str, list[Payloads]] = {}
+        for topic, parts in self._blocks(set(topics), True).items():
+            seq = np.cumsum([0] + [len(p.t_ns) for p in parts])
+            groups: dict[int, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
+            for k, part in enumerate(parts):
+                lengths = part.ends - part.starts
+                buf = np.frombuffer(part.data, np.uint8)
+                for n in np.unique(lengths):
+                    sel = np.flatnonzero(lengths == n)
+                    groups.setdefault(int(n), []).append((seq[k] + sel, part.t_ns[sel],
+                                                          buf[part.starts[sel, None] + np.arange(n)]))
+            out[topic] = [Payloads(parts[0].msgtype, *(np.concatenate(column) for column in zip(*gs)))
+                          for _, gs in sorted(groups.items())]
+        return out
+
+    def _blocks(self, topics: set[str] | None, payloads: bool) -> dict[str, list[_Block]]:
+        """A full pass (refreshing `status`) that keeps, per topic of `topics` (None: all), its messages in
+        storage order as blocks of arrays (the payloads only if asked): an indexed MCAP chunk's at once,
+        single records (walked chunks, sqlite3) gathered until the topic's next block."""
+        self.status = ReadStatus()
+        parts: dict[str, list[_Block]] = {}
+        singles: dict[str, tuple[str, list[int], list[bytes]]] = {}
+
+        def flush(topic: str) -> None:
+            msgtype, times, raws = singles.pop(topic)
+            ends = np.cumsum([len(r) for r in raws], dtype=np.int64) if payloads else np.zeros(len(times), np.int64)
+            starts = ends - [len(r) for r in raws] if payloads else ends
+            parts.setdefault(topic, []).append(_Block(topic, msgtype, np.array(times, np.int64), b"".join(raws),
+                                                      starts, ends))
+
+        read = partial(self._mcap_records, blocks=True) if self.storage == "mcap" else self._sqlite_records
+        for item in (item for path in self.files for item in read(path)):
+            single = type(item) is Record
+            self.status.counts[item.topic] += 1 if single else len(item.t_ns)
+            if topics is not None and item.topic not in topics:
+                continue
+            if single:
+                entry = singles.setdefault(item.topic, (item.msgtype, [], []))
+                entry[1].append(item.t_ns)
+                if payloads:
+                    entry[2].append(item.raw)
+                continue
+            if item.topic in singles:
+                flush(item.topic)
+            parts.setdefault(item.topic, []).append(item if payloads else dataclasses.replace(item, data=b""))
+        for topic in list(singles):
+            flush(topic)
+        self._account_losses()
+        return parts
+
+    def _mcap_records(self, path: Path, blocks: bool = False) -> Iterator[Record | _Block]:
+        """Records of one MCAP file; with `blocks`, an indexed chunk's messages as one _Block per topic."""
         schemas: dict[int, mr.Schema] = {}
         channels: dict[int, tuple[str, str]] = {}
         size = path.stat().st_size
         data_end = False
         with path.open("rb") as f:
             try:
-                for rec in mr.walk(f, size, times):
+                for rec in mr.walk(f, size, blocks):
                     if type(rec) is mr.Message:  # by far the most frequent record: tested first
                         topic, msgtype = channels.get(rec.channel_id, ("", ""))
                         if not topic:
                             self._warn(f"{path.name}: message on undeclared channel {rec.channel_id} skipped")
                             continue
                         yield Record(topic, msgtype, rec.log_time, rec.data)
-                    elif type(rec) is mr.MessageTimes:
+                    elif type(rec) is mr.MessageBlock:
                         for cid in np.unique(rec.channel_ids):
-                            topic, _ = channels.get(int(cid), ("", ""))
+                            topic, msgtype = channels.get(int(cid), ("", ""))
                             if not topic:
                                 self._warn(f"{path.name}: message on undeclared channel {cid} skipped")
                                 continue
-                            yield topic, rec.log_times[rec.channel_ids == cid]
+                            sel = rec.channel_ids == cid
+                            yield _Block(topic, msgtype, rec.log_times[sel], rec.data, rec.starts[sel], rec.ends[sel])
                     elif isinstance(rec, mr.DataEnd):
                         data_end = True
                     elif isinstance(rec, mr.Schema):
@@ -284,6 +349,11 @@ class Bag:
     def warn_unknown(self, topic: str) -> None:
         self._warn(f"{topic}: message type {self.types.get(topic) or '<none>'!r} has no definition "
                    f"in the bag or in ROS 2 Kilted; its messages are skipped")
+
+    def columns(self, payloads: Payloads) -> dict[str, np.ndarray] | None:
+        """The numeric fields of a batch of one type `can_decode` accepted, as columns
+        (`replay.cdr_columns`); None when the batch has no fixed layout (decode it message by message)."""
+        return cdr_columns.columns(self._store.fielddefs, payloads.msgtype, payloads.rows)
 
     def fields_of(self, msgtype: str) -> list[tuple[str, Any]]:
         """The field definitions (name, (kind, type)) of a type `can_decode` accepted."""

@@ -9,6 +9,7 @@ skipped and counted, as the robot would have done.
 """
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from ros_nodes import convert, topics
-from replay.bag import Bag
+from replay.bag import Bag, Record
 
 
 class FleetError(Exception):
@@ -121,25 +122,36 @@ def read_fleet(bag: Bag, config: Any | None = None, need: tuple[str, ...] = (top
     shared = topics.LANDMARKS.path()
     if shared in bag.types:
         back[shared] = ("", topics.LANDMARKS.name)
-    rows: dict[tuple[str, str], list[tuple[float, tuple[float, ...]]]] = {key: [] for key in back.values()}
+    parts: dict[tuple[str, str], list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {key: [] for key in back.values()}
     rejected: dict[str, int] = {}
-    invalid: dict[tuple[str, str], list[tuple[float, str]]] = {}
-    for rec in bag.records(back):
-        msg = bag.decode(rec)
-        if msg is None:
-            continue
-        try:
-            values = _convert(msg, back[rec.topic][1])
-        except convert.MessageError as exc:
-            rejected[rec.topic] = rejected.get(rec.topic, 0) + 1
-            invalid.setdefault(back[rec.topic], []).append((rec.t_ns / 1e9, str(exc)))
-            continue
-        rows[back[rec.topic]].append((rec.t_ns / 1e9, values))
+    invalid: dict[tuple[str, str], list[tuple[int, float, str]]] = {}
+    for topic, groups in bag.payloads(back).items():
+        key = back[topic]
+        for g in groups:
+            if not bag.can_decode(g.msgtype):
+                bag.warn_unknown(topic)
+                continue
+            values, ok = _convert_columns(bag.columns(g), key[1], len(g.t_ns))
+            if ok.any():
+                parts[key].append((g.seq[ok], g.t_ns[ok] / 1e9, values[ok]))
+            for i in np.flatnonzero(~ok):  # the robots' own conversion, message by message, says why
+                msg = bag.decode(Record(topic, g.msgtype, int(g.t_ns[i]), g.rows[i].tobytes()))
+                if msg is None:
+                    continue
+                try:
+                    row = _convert(msg, key[1])
+                except convert.MessageError as exc:
+                    rejected[topic] = rejected.get(topic, 0) + 1
+                    invalid.setdefault(key, []).append((int(g.seq[i]), g.t_ns[i] / 1e9, str(exc)))
+                    continue
+                parts[key].append((g.seq[i:i + 1], g.t_ns[i:i + 1] / 1e9, np.array([row], float)))
 
     def stream(key: tuple[str, str], width: int) -> Stream:
-        data = sorted(rows[key], key=lambda x: x[0])
-        return (Stream(np.array([d[0] for d in data]), np.array([d[1] for d in data], dtype=float))
-                if data else Stream.empty(width))
+        if not parts[key]:
+            return Stream.empty(width)
+        seq, t, values = (np.concatenate(c) for c in zip(*parts[key]))
+        order = np.lexsort((seq, t))  # by log time, ties in storage order
+        return Stream(t[order], values[order].reshape(len(t), -1))
 
     def streams(kind: str) -> dict[str, Stream]:
         return {r: stream((r, kind), KINDS[kind] + (kind == topics.POSE.name)) for r in robots}
@@ -148,9 +160,32 @@ def read_fleet(bag: Bag, config: Any | None = None, need: tuple[str, ...] = (top
     stamps = {r: s.values[:, 3] for r, s in poses.items()}
     poses = {r: Stream(s.t, s.values[:, :3]) for r, s in poses.items()}
     shared_key = ("", topics.LANDMARKS.name)
-    landmarks = stream(shared_key, 2) if shared_key in rows else None
+    landmarks = stream(shared_key, 2) if shared_key in parts else None
+    reasons = {key: [(t, why) for _, t, why in sorted(rows)] for key, rows in invalid.items()}  # storage order
     return FleetLog(robots, where, poses, streams(topics.GOAL.name), streams(topics.CMD_VEL_NOMINAL.name),
-                    streams(topics.CMD_VEL.name), rejected, invalid, stamps, landmarks)
+                    streams(topics.CMD_VEL.name), rejected, reasons, stamps, landmarks)
+
+
+def _convert_columns(cols: dict[str, np.ndarray] | None, kind: str, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """`_convert` on a batch at once: (values, ok). Rows not ok (a check failed, or the batch is not in
+    columns or not of the expected type) go through `_convert` one by one, which rejects them with the
+    robots' own reason; every accepted row equals `_convert`'s answer (tested)."""
+    need = {topics.POSE.name: ("pose.position.x", "pose.position.y", "pose.orientation.x", "pose.orientation.y",
+                               "pose.orientation.z", "pose.orientation.w", "header.stamp.sec", "header.stamp.nanosec"),
+            topics.GOAL.name: ("pose.position.x", "pose.position.y")}.get(kind, ("linear.x", "angular.z"))
+    if cols is None or kind == topics.LANDMARKS.name or not all(k in cols for k in need):
+        return np.zeros((n, 0)), np.zeros(n, bool)
+    f = [cols[k].astype(float) for k in need]
+    ok = np.all(np.isfinite(f[:6]), axis=0)
+    if kind != topics.POSE.name:
+        return np.stack(f, axis=1), ok
+    px, py, x, y, z, w, sec, nanosec = f
+    with np.errstate(invalid="ignore"):
+        ok &= ~(np.abs(np.sqrt(x * x + y * y + z * z + w * w) - 1.0) > convert.QUATERNION_NORM_TOLERANCE)
+    # convert.yaw_from_quaternion's arithmetic, with math.atan2 itself (numpy's arctan2 differs in the last bit)
+    yaw = np.fromiter(map(math.atan2, (2.0 * (w * z + x * y)).tolist(), (1.0 - 2.0 * (y * y + z * z)).tolist()),
+                      float, n)
+    return np.stack([px, py, yaw, sec + nanosec * 1e-9], axis=1), ok
 
 
 def _convert(msg: Any, kind: str) -> tuple[float, ...]:

@@ -7,9 +7,9 @@ decompressed and parsed in full, and stop at the first record that does not add 
 at which byte and why. Only the records replay needs are parsed (schema, channel, message,
 chunk, data end, footer); others are skipped by their length, as the MCAP spec allows.
 
-`walk(..., times=True)` is the fast path for `replay info`, which needs every message's channel and
-log time but not its payload: a chunk followed by its message indexes (every writer we know writes
-them) is handed out as one `MessageTimes` block of arrays. The indexes are trusted only after they are
+`walk(..., times=True)` is the fast path for `replay info` and `replay report`, which need every
+message's channel and log time, and the payloads as arrays rather than one object per message: a chunk
+followed by its message indexes (every writer we know writes them) is handed out as one `MessageBlock`. The indexes are trusted only after they are
 checked against the chunk's bytes (each points at a message record of its channel, the records tile
 the chunk, what lies between them parses and holds no other message); else the chunk is walked record
 by record as usual.
@@ -69,10 +69,14 @@ class Message:
 
 
 @dataclass(frozen=True)
-class MessageTimes:
-    """Every message of one chunk, without payloads: channel ids and log times (ns), in chunk order."""
+class MessageBlock:
+    """Every message of one chunk as arrays, in chunk order: channel ids, log times (ns), and where each
+    payload lies in the chunk's decompressed `data` (data[starts[i]:ends[i]])."""
     channel_ids: np.ndarray
     log_times: np.ndarray
+    data: bytes
+    starts: np.ndarray
+    ends: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -196,7 +200,7 @@ def _field(buf: np.ndarray, at: np.ndarray, dtype: str) -> np.ndarray:
 
 
 def _indexed_chunk(body: bytes, indexes: list[tuple[int, np.ndarray]]) -> list | None:
-    """A chunk's non-message records + one MessageTimes, read through its message indexes; None when
+    """A chunk's non-message records + one MessageBlock, read through its message indexes; None when
     the indexes do not account for exactly the chunk's messages (then the caller walks it)."""
     data = _chunk_data(body)
     if not indexes:
@@ -223,16 +227,17 @@ def _indexed_chunk(body: bytes, indexes: list[tuple[int, np.ndarray]]) -> list |
         if any(isinstance(r, Message) for r in records):
             return None
         others += records
-    return others + [MessageTimes(channels.astype(np.uint16), _field(buf, offsets + 15, "<u8").astype(np.int64))]
+    return others + [MessageBlock(channels.astype(np.uint16), _field(buf, offsets + 15, "<u8").astype(np.int64),
+                                  data, offsets + 9 + MESSAGE_HEAD.size, ends)]
 
 
-def walk(f: BinaryIO, size: int, times: bool = False) -> Iterator[Schema | Channel | Message | MessageTimes | DataEnd]:
+def walk(f: BinaryIO, size: int, times: bool = False) -> Iterator[Schema | Channel | Message | MessageBlock | DataEnd]:
     """Yield records in file order; raise McapCorrupt at the first damaged or missing byte.
 
     A clean file ends with a footer and returns normally. A file that simply stops (no
     footer) raises McapCorrupt at the end offset, so the caller can tell "complete" from
     "recording was cut". With `times`, a chunk followed by valid message indexes comes as its
-    schemas / channels and one MessageTimes instead of its messages.
+    schemas / channels and one MessageBlock instead of its messages.
     """
     if f.read(len(MAGIC)) != MAGIC:
         raise McapCorrupt(0, "not an MCAP file (bad magic)")

@@ -30,6 +30,7 @@ from ros_nodes.safety_node import INTERVENTION_TOL
 from replay.fleet import FleetError, FleetLog, Stream, held
 
 SATURATION_TOL = 1e-9  # float round-off of the wheel-speed round trip
+INTERVENTION_COLUMNS = ("t_s", "robot", "v_nominal", "omega_nominal", "v", "omega", "size", "kind")
 
 
 def time_base(fleet: FleetLog) -> np.ndarray:
@@ -47,16 +48,10 @@ def poses_on(fleet: FleetLog, t: np.ndarray) -> np.ndarray:
 
 def _events(flag: np.ndarray, t: np.ndarray) -> tuple[list[tuple[float, float]], float]:
     """Intervals where `flag` holds: [(start, end)] and the summed duration (sample-to-next)."""
-    spans, start = [], None
     dt = np.diff(t, append=t[-1]) if len(t) else t
-    for i, f in enumerate(flag):
-        if f and start is None:
-            start = t[i]
-        if not f and start is not None:
-            spans.append((float(start), float(t[i])))
-            start = None
-    if start is not None:
-        spans.append((float(start), float(t[-1])))
+    edges = np.diff(np.concatenate([[False], flag, [False]]).astype(np.int8))
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)  # end: first sample without the flag
+    spans = [(float(t[a]), float(t[min(b, len(t) - 1)])) for a, b in zip(starts, ends)]
     return spans, float(np.sum(dt[flag]))
 
 
@@ -81,22 +76,28 @@ def interventions(safe: Stream, nominal: Stream, profile: Any, window_s: float) 
     actuator saturation the robot applies anyway, max(|dv|, |domega|) against the saturated
     nominal. Which nominal a cmd_vel was filtered from is not certain from log times (the
     recorder logs when its callback runs), so every nominal logged within `window_s` of it, and
-    the latest one before it, are candidates and the closest is taken. NaN before any nominal.
+    the latest one before it, are candidates and the closest is taken (the earliest of equals).
+    NaN before any nominal.
     """
     nom = np.full((len(safe.t), 2), np.nan)
     size = np.full(len(safe.t), np.nan)
-    if not len(nominal.t):
+    if not len(nominal.t) or not len(safe.t):
         return nom, size
     sat = np.stack(saturate(nominal.values[:, 0], nominal.values[:, 1], profile), axis=-1)
-    for k, (t, u) in enumerate(zip(safe.t, safe.values)):
-        latest = np.searchsorted(nominal.t, t, side="right") - 1
-        lo, hi = np.searchsorted(nominal.t, t - window_s), np.searchsorted(nominal.t, t + window_s, side="right")
-        cands = sorted(set(range(lo, hi)) | ({latest} if latest >= 0 else set()))
-        if not cands:
-            continue
-        err = np.max(np.abs(sat[cands] - u), axis=1)
-        best = int(np.argmin(err))
-        nom[k], size[k] = nominal.values[cands[best]], err[best]
+    latest = np.searchsorted(nominal.t, safe.t, side="right") - 1
+    lo = np.searchsorted(nominal.t, safe.t - window_s)
+    hi = np.searchsorted(nominal.t, safe.t + window_s, side="right")
+    first = np.where(latest >= 0, np.minimum(lo, latest), lo)  # the candidates are first .. hi - 1, in a row
+    width = int(np.max(hi - first))
+    if width <= 0:
+        return nom, size
+    cand = first[:, None] + np.arange(width)  # (n, width)
+    valid = cand < hi[:, None]
+    err = np.max(np.abs(sat[np.minimum(cand, len(sat) - 1)] - safe.values[:, None, :]), axis=2)
+    best = np.argmin(np.where(valid, err, np.inf), axis=1)
+    has = valid[:, 0]
+    pick = cand[np.arange(len(cand)), best]
+    nom[has], size[has] = nominal.values[pick[has]], err[np.arange(len(cand)), best][has]
     return nom, size
 
 
@@ -132,13 +133,15 @@ def compute(fleet: FleetLog, profile: Any, safety_radius: float, period_s: float
     centre = poses[:, :, :2]
     heading = np.stack([np.cos(poses[:, :, 2]), np.sin(poses[:, :, 2])], axis=2)
     coll_centre = centre + profile.collision_offset * heading
-    dist = {p: np.linalg.norm(centre[:, p[0]] - centre[:, p[1]], axis=1) for p in pairs}
-    cdist = {p: np.linalg.norm(coll_centre[:, p[0]] - coll_centre[:, p[1]], axis=1) for p in pairs}
-    min_dist = np.min(np.stack(list(dist.values()), axis=1), axis=1) if pairs else np.full(len(t), np.nan)
+    px, py, cx, cy = (np.ascontiguousarray(c.T) for c in (centre[..., 0], centre[..., 1], coll_centre[..., 0],
+                                                           coll_centre[..., 1]))  # (N, T): one robot per row
+    dist = {p: np.hypot(px[p[0]] - px[p[1]], py[p[0]] - py[p[1]]) for p in pairs}
+    min_dist = np.minimum.reduce(list(dist.values())) if pairs else np.full(len(t), np.nan)
 
     collisions, collision_time = [], 0.0
     for p in pairs:
-        spans, dur = _events(cdist[p] <= profile.collision_distance, t)
+        touching = np.hypot(cx[p[0]] - cx[p[1]], cy[p[0]] - cy[p[1]]) <= profile.collision_distance
+        spans, dur = _events(touching, t)
         collision_time += dur
         collisions += [{"robots": [robots[p[0]], robots[p[1]]], "start_s": s - t0, "end_s": e - t0} for s, e in spans]
 
@@ -147,7 +150,8 @@ def compute(fleet: FleetLog, profile: Any, safety_radius: float, period_s: float
     outside = (x < a.x_min) | (x > a.x_max) | (y < a.y_min) | (y > a.y_max)
 
     per_robot: dict[str, Any] = {}
-    inter_rows, hit_sizes = [], []
+    inter_cols: list[tuple] = []
+    hit_sizes = []
     for i, r in enumerate(robots):
         spans, out_time = _events(outside[:, i], t)
         ts = fleet.safe[r].t
@@ -157,8 +161,8 @@ def compute(fleet: FleetLog, profile: Any, safety_radius: float, period_s: float
         hit = (size > intervention_tol) & ~stop
         hit_sizes.append(size[hit])
         kind = np.where(stop, "safety_stop", np.where(hit, "intervention", ""))
-        inter_rows += [(float(ts[k] - t0), r, *nom[k], *fleet.safe[r].values[k], float(size[k]), str(kind[k]))
-                       for k in range(len(ts))]
+        inter_cols.append((ts - t0, np.full(len(ts), r), nom[:, 0], nom[:, 1], fleet.safe[r].values[:, 0],
+                           fleet.safe[r].values[:, 1], size, kind))
         lat = latency(fleet, r)
         valid_err = goal_err[:, i][np.isfinite(goal_err[:, i])]
         per_robot[r] = {
@@ -208,5 +212,6 @@ def compute(fleet: FleetLog, profile: Any, safety_radius: float, period_s: float
     }
     series = {"t": t - t0, "poses": poses, "goals": goals, "goal_error": goal_err, "min_distance": min_dist,
               "pair_distance": {f"{robots[p[0]]}-{robots[p[1]]}": dist[p] for p in pairs},
-              "interventions": inter_rows}
+              # every cmd_vel, robot after robot: t_s, robot, v_nominal, omega_nominal, v, omega, size, kind
+              "interventions": dict(zip(INTERVENTION_COLUMNS, map(np.concatenate, zip(*inter_cols))))}
     return {"summary": summary, "series": series}

@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 
 GIF_FRAMES = 60  # enough to follow a run; more only makes the file bigger
+TRAIL_POINTS = 2000  # samples a GIF trail is drawn through: more than a 600-pixel frame can show
+PLOT_POINTS = 20000  # samples a still picture's line is drawn through (long logs): far beyond 800 pixels
 
 
 def _plt():
@@ -34,6 +36,28 @@ def _save(fig: Any, path: Path) -> None:
     gc.collect()
 
 
+def _spread(n: int, k: int) -> np.ndarray:
+    """At most k indexes spread evenly over 0 .. n-1, first and last included."""
+    return np.unique(np.linspace(0, n - 1, min(k, n)).astype(int)) if n else np.zeros(0, int)
+
+
+def _envelope(t: np.ndarray, y: np.ndarray, k: int = PLOT_POINTS) -> tuple[np.ndarray, np.ndarray]:
+    """A long time series thinned for a picture: per bucket of samples its smallest and largest value, in
+    time order, so no dip or spike is lost (NaN samples, gaps in the line, are left out)."""
+    n = len(t)
+    if n <= k:
+        return t, y
+    size = -(-n // (k // 2))
+    pad = size * -(-n // size) - n
+    low = np.concatenate([np.where(np.isnan(y), np.inf, y), np.full(pad, np.inf)]).reshape(-1, size)
+    high = np.concatenate([np.where(np.isnan(y), -np.inf, y), np.full(pad, -np.inf)]).reshape(-1, size)
+    start = np.arange(len(low)) * size
+    keep = np.unique(np.concatenate([start + low.argmin(1), start + high.argmax(1)]))
+    keep = keep[keep < n]
+    keep = keep[np.isfinite(y[keep])]
+    return t[keep], y[keep]
+
+
 def _arena(ax: Any, profile: Any, poses: np.ndarray) -> None:
     """The arena rectangle, with limits that also show robots that left it."""
     a = profile.arena
@@ -41,8 +65,8 @@ def _arena(ax: Any, profile: Any, poses: np.ndarray) -> None:
                                   fill=False, lw=1.5, color="k"))
     pad = 0.1 * max(a.x_max - a.x_min, a.y_max - a.y_min)
     x, y = poses[..., 0][np.isfinite(poses[..., 0])], poses[..., 1][np.isfinite(poses[..., 1])]
-    ax.set_xlim(min(a.x_min, *x) - pad, max(a.x_max, *x) + pad)
-    ax.set_ylim(min(a.y_min, *y) - pad, max(a.y_max, *y) + pad)
+    ax.set_xlim(min(a.x_min, x.min(initial=a.x_min)) - pad, max(a.x_max, x.max(initial=a.x_max)) + pad)
+    ax.set_ylim(min(a.y_min, y.min(initial=a.y_min)) - pad, max(a.y_max, y.max(initial=a.y_max)) + pad)
     ax.set_aspect("equal")
     ax.set_xlabel("x [m]")
     ax.set_ylabel("y [m]")
@@ -54,7 +78,8 @@ def trajectories(series: dict, robots: list[str], profile: Any, path: Path) -> N
     _arena(ax, profile, series["poses"])
     for i, r in enumerate(robots):
         p, g = series["poses"][:, i], series["goals"][:, i]
-        line, = ax.plot(p[:, 0], p[:, 1], lw=1.5, label=r)
+        drawn = p[_spread(len(p), PLOT_POINTS)]
+        line, = ax.plot(drawn[:, 0], drawn[:, 1], lw=1.5, label=r)
         ax.plot(p[0, 0], p[0, 1], "o", color=line.get_color())
         ax.plot(p[-1, 0], p[-1, 1], "s", color=line.get_color())
         if np.isfinite(g[-1]).all():
@@ -67,7 +92,7 @@ def trajectories(series: dict, robots: list[str], profile: Any, path: Path) -> N
 def distances(series: dict, summary: dict, path: Path) -> None:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(8, 4))
-    ax.plot(series["t"], series["min_distance"], lw=1.8, color="k", label="min inter-robot distance")
+    ax.plot(*_envelope(series["t"], series["min_distance"]), lw=1.8, color="k", label="min inter-robot distance")
     ax.axhline(summary["safety_radius"], ls="--", color="tab:orange", label="safety radius (barrier)")
     ax.axhline(summary["collision_distance"], ls=":", color="tab:red", label="collision distance (profile)")
     for c in summary["collisions"]:
@@ -81,11 +106,10 @@ def distances(series: dict, summary: dict, path: Path) -> None:
 def interventions(series: dict, robots: list[str], tol: float, path: Path) -> None:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(8, 4))
-    rows = series["interventions"]
+    cols = series["interventions"]
     for r in robots:
-        t = np.array([row[0] for row in rows if row[1] == r])
-        size = np.array([row[6] for row in rows if row[1] == r])
-        ax.plot(t, size, lw=1.2, label=r)
+        mine = cols["robot"] == r
+        ax.plot(*_envelope(cols["t_s"][mine], cols["size"][mine]), lw=1.2, label=r)
     ax.axhline(tol, ls=":", color="gray", label="intervention threshold")
     ax.set_xlabel("time [s]")
     ax.set_ylabel("max(|dv|, |domega|) vs saturated nominal")
@@ -95,23 +119,40 @@ def interventions(series: dict, robots: list[str], tol: float, path: Path) -> No
 
 
 def animation(series: dict, robots: list[str], profile: Any, path: Path) -> None:
+    """The run as a GIF: the arena drawn once, then per frame each robot's disc, heading and trail
+    (the trail through at most TRAIL_POINTS samples of the whole run: a long log draws as fast as a short one)."""
     from PIL import Image
     plt = _plt()
     poses, t = series["poses"], series["t"]
-    frames = np.unique(np.linspace(0, len(t) - 1, min(GIF_FRAMES, len(t))).astype(int))
+    frames = _spread(len(t), GIF_FRAMES)
+    thin = _spread(len(t), TRAIL_POINTS)
     fig, ax = plt.subplots(figsize=(6, 4))
+    _arena(ax, profile, poses)
+    artists = []
+    for _ in robots:
+        line, = ax.plot([], [], lw=1, animated=True)
+        disc = ax.add_patch(plt.Circle((0.0, 0.0), profile.diameter / 2, color=line.get_color(), alpha=0.6,
+                                       animated=True))
+        heading, = ax.plot([], [], color="k", lw=1, animated=True)
+        artists.append((line, disc, heading))
+    title = ax.set_title(" ", animated=True)
+    fig.canvas.draw()  # the arena, axes and ticks once; each frame draws only what moves on top of them
+    background = fig.canvas.copy_from_bbox(fig.bbox)
     images = []
     for k in frames:
-        ax.clear()
-        _arena(ax, profile, poses)
-        for i, r in enumerate(robots):
-            line, = ax.plot(poses[:k + 1, i, 0], poses[:k + 1, i, 1], lw=1)
+        fig.canvas.restore_region(background)
+        trail = np.append(thin[thin < k], k)
+        for i, (line, disc, heading) in enumerate(artists):
+            line.set_data(poses[trail, i, 0], poses[trail, i, 1])
             x, y, th = poses[k, i]
-            ax.add_patch(plt.Circle((x, y), profile.diameter / 2, color=line.get_color(), alpha=0.6))
-            ax.plot([x, x + profile.diameter * np.cos(th)], [y, y + profile.diameter * np.sin(th)], color="k", lw=1)
-        ax.set_title(f"t = {t[k]:.2f} s")
-        fig.canvas.draw()
-        images.append(Image.fromarray(np.asarray(fig.canvas.buffer_rgba())[..., :3]))
+            disc.center = (x, y)
+            heading.set_data([x, x + profile.diameter * np.cos(th)], [y, y + profile.diameter * np.sin(th)])
+            for a in (line, disc, heading):
+                ax.draw_artist(a)
+        title.set_text(f"t = {t[k]:.2f} s")
+        ax.draw_artist(title)
+        images.append(Image.fromarray(np.asarray(fig.canvas.buffer_rgba())[..., :3])
+                      .quantize(method=Image.Quantize.FASTOCTREE))
     plt.close(fig)
     duration_ms = max(20, int(1000 * (t[-1] - t[0]) / max(len(frames) - 1, 1)))
     images[0].save(path, save_all=True, append_images=images[1:], duration=duration_ms, loop=0)

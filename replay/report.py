@@ -1,26 +1,18 @@
 """`replay report`: metrics.json, time-series CSVs and pictures for one logged run."""
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 from typing import Any
 
 from ros_nodes import topics
-from replay import metrics, plots
+from replay import metrics, plots, table_csv
 from replay.bag import Bag
 from replay.fleet import read_fleet
 
 NEEDED = (topics.POSE.name, topics.CMD_VEL_NOMINAL.name, topics.CMD_VEL.name)
 FILES = ("metrics.json", "goal_errors.csv", "distances.csv", "interventions.csv",
          "trajectories.png", "distances.png", "interventions.png", "run.gif")
-
-
-def _write_csv(path: Path, header: list[str], rows: Any) -> None:
-    with path.open("w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(header)
-        w.writerows(rows)
 
 
 def write_report(bag: Bag, out: Path, profile: Any, safety_radius: float, config: Any | None = None,
@@ -38,14 +30,12 @@ def write_report(bag: Bag, out: Path, profile: Any, safety_radius: float, config
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     robots, t = fleet.robots, series["t"]
-    _write_csv(out / "goal_errors.csv", ["t_s", *robots],
-               ([f"{t[k]:.6f}", *(f"{e:.6f}" for e in series["goal_error"][k])] for k in range(len(t))))
+    table_csv.write(out / "goal_errors.csv", ["t_s", *robots], [t, *series["goal_error"].T])
     pairs = list(series["pair_distance"])
-    _write_csv(out / "distances.csv", ["t_s", "min_distance", *pairs],
-               ([f"{t[k]:.6f}", f"{series['min_distance'][k]:.6f}",
-                 *(f"{series['pair_distance'][p][k]:.6f}" for p in pairs)] for k in range(len(t))))
-    _write_csv(out / "interventions.csv", ["t_s", "robot", "v_nominal", "omega_nominal", "v", "omega", "size", "kind"],
-               ([f"{row[0]:.6f}", row[1], *(f"{v:.6f}" for v in row[2:7]), row[7]] for row in series["interventions"]))
+    table_csv.write(out / "distances.csv", ["t_s", "min_distance", *pairs],
+                    [t, series["min_distance"], *series["pair_distance"].values()])
+    inter = series["interventions"]
+    table_csv.write(out / "interventions.csv", list(inter), list(inter.values()))
     steps = [(plots.trajectories, (series, robots, profile, out / "trajectories.png")),
              (plots.distances, (series, summary, out / "distances.png")),
              (plots.interventions, (series, robots, intervention_tol, out / "interventions.png")),

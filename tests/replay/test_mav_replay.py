@@ -97,7 +97,7 @@ def test_message_times_fast_path_agrees_and_distrusts_bad_indexes(tmp_path):
     src = next(BAG.glob("*.mcap"))
     with src.open("rb") as f:
         kinds = {type(r).__name__ for r in mr.walk(f, src.stat().st_size, times=True)}
-    assert "MessageTimes" in kinds and "Message" not in kinds  # every chunk came through its indexes
+    assert "MessageBlock" in kinds and "Message" not in kinds  # every chunk came through its indexes
     expected = times_slow(Bag(BAG))
     assert {k: v.tolist() for k, v in Bag(BAG).message_times().items()} == expected
     # a message index pointing one byte off: that chunk is walked record by record, nothing changes

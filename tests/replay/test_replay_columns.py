@@ -1,0 +1,143 @@
+"""The column fast paths of `replay report` against the message-by-message code they replace.
+
+`Bag.payloads` + `cdr_columns` read fixed-layout messages as numpy columns, `fleet._convert_columns`
+applies the robots' conversions to whole columns, `table_csv` formats them: each must give what rosbags'
+deserialiser + `ros_nodes.convert` + "%.6f" give, message by message, including the messages the robots
+reject (NaN, a zero quaternion), which keep the robots' own reason.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from rosbags.typesys import Stores, get_typestore
+
+from replay import cdr_columns, table_csv
+from replay.bag import Bag
+from replay.fleet import _convert, read_fleet
+from replay_fixtures import POSE, TWIST, S, T, pose_msg, twist_msg, write_bag
+
+STORE = get_typestore(Stores.ROS2_KILTED)
+
+
+def _leaves(msg, prefix=""):
+    """Every numeric leaf of a rosbags message, dotted (the reference for cdr_columns)."""
+    out = {}
+    for name in msg.__dataclass_fields__:
+        v = getattr(msg, name)
+        key = f"{prefix}{name}"
+        if hasattr(v, "__dataclass_fields__"):
+            out.update(_leaves(v, key + "."))
+        elif isinstance(v, np.ndarray):
+            out.update({f"{key}.{i}": x for i, x in enumerate(v.tolist())})
+        elif not isinstance(v, str):
+            out[key] = v
+    return out
+
+
+def _rows(raws):
+    return np.frombuffer(b"".join(raws), np.uint8).reshape(len(raws), -1)
+
+
+def test_columns_equal_rosbags_decoding_for_fixed_layouts():
+    rng = np.random.default_rng(3)
+    odom_t = "nav_msgs/msg/Odometry"
+    odoms = []
+    for k in range(20):
+        m = STORE.deserialize_cdr(STORE.serialize_cdr(pose_msg(0, 0, 0, 0), POSE), POSE)  # a template
+        o = T[odom_t](header=T["std_msgs/msg/Header"](stamp=T["builtin_interfaces/msg/Time"](sec=k, nanosec=7 * k),
+                                                      frame_id="world"), child_frame_id="mav_0/base_link",
+                      pose=T["geometry_msgs/msg/PoseWithCovariance"](pose=m.pose, covariance=rng.normal(size=36)),
+                      twist=T["geometry_msgs/msg/TwistWithCovariance"](
+                          twist=twist_msg(*rng.normal(size=2)), covariance=rng.normal(size=36)))
+        odoms.append(o)
+    cases = [(POSE, [pose_msg(*rng.normal(size=3), 0.01 * k) for k in range(50)]),
+             (TWIST, [twist_msg(*rng.normal(size=2)) for _ in range(50)]),
+             (odom_t, odoms)]
+    for msgtype, msgs in cases:
+        cols = cdr_columns.columns(STORE.fielddefs, msgtype, _rows([STORE.serialize_cdr(m, msgtype) for m in msgs]))
+        want = [_leaves(m) for m in msgs]
+        assert set(cols) == set(want[0]), msgtype
+        for key, col in cols.items():
+            assert col.tolist() == [w[key] for w in want], (msgtype, key)
+
+
+def test_columns_refuse_what_has_no_fixed_layout():
+    # frame ids of 2 and 3 characters give payloads of one length (alignment) but fields at other offsets
+    a, b = pose_msg(1, 2, 0.3, 0), pose_msg(1, 2, 0.3, 0)
+    a.header.frame_id, b.header.frame_id = "ab", "abc"
+    raws = [STORE.serialize_cdr(m, POSE) for m in (a, b)]
+    assert len(raws[0]) == len(raws[1])
+    assert cdr_columns.columns(STORE.fielddefs, POSE, _rows(raws)) is None
+    arr = T["geometry_msgs/msg/PoseArray"](header=a.header, poses=[a.pose])  # a sequence
+    assert cdr_columns.columns(STORE.fielddefs, "geometry_msgs/msg/PoseArray",
+                               _rows([STORE.serialize_cdr(arr, "geometry_msgs/msg/PoseArray")])) is None
+    big_endian = bytearray(raws[0])
+    big_endian[1] = 0
+    assert cdr_columns.columns(STORE.fielddefs, POSE, _rows([bytes(big_endian)])) is None
+    # a Twist's payload read as a PoseStamped: the definition does not fit the data
+    assert cdr_columns.columns(STORE.fielddefs, POSE, _rows([STORE.serialize_cdr(twist_msg(1, 2), TWIST)])) is None
+
+
+def _reference(bag, topic, kind):
+    """The message-by-message path: rosbags decode + the robots' conversion, stable-sorted by log time."""
+    rows, rejected = [], []
+    for rec in bag.records([topic]):
+        try:
+            rows.append((rec.t_ns / 1e9, _convert(bag.decode(rec), kind)))
+        except ValueError as exc:
+            rejected.append((rec.t_ns / 1e9, str(exc)))
+    rows.sort(key=lambda r: r[0])
+    return [r[0] for r in rows], [list(r[1]) for r in rows], rejected
+
+
+@pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
+def test_read_fleet_equals_the_message_by_message_conversion(tmp_path, storage):
+    rng = np.random.default_rng(5)
+    msgs = [("/robot_0/goal", POSE, 0, pose_msg(0.5, 0.25, 0.0, 0.0)), ("/robot_1/goal", POSE, 0, pose_msg(-1, 0, 0, 0))]
+    for k in range(120):
+        t = 1 * S + k * 10_000_000
+        for r in range(2):
+            x, y, yaw = rng.uniform(-1, 1, 3) * [1, 1, math.pi]
+            m = pose_msg(x, y, yaw, k * 0.01)
+            if (k, r) == (40, 0):
+                m.pose.position.x = math.nan  # NonFinite: rejected with the robots' reason
+            if (k, r) == (41, 1):
+                m.pose.orientation.w = m.pose.orientation.z = 0.0  # a zero quaternion: Malformed
+            if (k, r) == (42, 0):
+                m.header.frame_id = "map"  # another payload length: its own batch
+            t_log = t + int(rng.integers(0, 3)) * 1_000_000 - (20_000_000 if (k, r) == (50, 1) else 0)  # one late
+            msgs.append((f"/robot_{r}/pose", POSE, t_log, m))
+            v, w = rng.normal(size=2)
+            msgs.append((f"/robot_{r}/cmd_vel_nominal", TWIST, t_log + 4_000_000,
+                         twist_msg(math.inf if (k, r) == (60, 1) else v, w)))
+            msgs.append((f"/robot_{r}/cmd_vel", TWIST, t_log + 4_000_000, twist_msg(v, w)))
+    bag_dir = write_bag(tmp_path / "bag", msgs, storage=storage, chunk_every=97)
+    fleet = read_fleet(Bag(bag_dir), need=("pose", "cmd_vel_nominal", "cmd_vel"))
+    bag = Bag(bag_dir)
+    for r in ("robot_0", "robot_1"):
+        for kind, stream in (("pose", fleet.pose[r]), ("goal", fleet.goal[r]), ("cmd_vel_nominal", fleet.nominal[r]),
+                             ("cmd_vel", fleet.safe[r])):
+            t, values, rejected = _reference(bag, f"/{r}/{kind}", kind)
+            assert stream.t.tolist() == t, (r, kind)
+            got = stream.values.tolist() if kind != "pose" else np.column_stack([stream.values, fleet.pose_stamp[r]]).tolist()
+            assert got == values, (r, kind)  # exactly: the same arithmetic in the same order
+            assert fleet.invalid.get((r, kind), []) == rejected, (r, kind)
+    assert fleet.rejected == {"/robot_0/pose": 1, "/robot_1/pose": 1, "/robot_1/cmd_vel_nominal": 1}
+    assert "non-finite position.x" in fleet.invalid[("robot_0", "pose")][0][1]
+    assert "quaternion has norm" in fleet.invalid[("robot_1", "pose")][0][1]
+
+
+def test_csv_writer_matches_printf(tmp_path):
+    rng = np.random.default_rng(7)
+    x = np.concatenate([rng.normal(size=5000) * 10.0 ** rng.integers(-7, 6, 5000),
+                        [0.0, -0.0, -1e-9, 0.5, 9.9999996, 10.0, 123456.7890125, -5e8, math.nan, math.inf, -math.inf]])
+    words = np.array(["robot_0", "", "intervention"] * len(x))[:len(x)]
+    path = tmp_path / "t.csv"
+    table_csv.write(path, ["x", "kind", "y"], [x, words, -x], rows_per_block=333)
+    lines = path.read_text().splitlines()
+    assert lines[0] == "x,kind,y"
+    assert lines[1:] == [f"{a:.6f},{w},{-a:.6f}" for a, w in zip(x.tolist(), words)]
+    table_csv.write(path, ["big"], [np.array([2e9, 1.0])])  # beyond the exact range: Python formats the column
+    assert path.read_text().splitlines()[1:] == ["2000000000.000000", "1.000000"]
