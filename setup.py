@@ -52,7 +52,7 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.10",
-    packages=find_packages(include=[PACKAGE, "sim*", "policies*", "controllers*", "ros_nodes*",
+    packages=find_packages(include=[PACKAGE, f"{PACKAGE}.*", "sim*", "policies*", "controllers*", "ros_nodes*",
                                     "hardware*", "bench*", "targets*", "replay*"]),
     package_data={"hardware": ["vehicles/*.yaml", "urdf/*.urdf"], "policies": ["configs/*.yaml"]},
     data_files=[

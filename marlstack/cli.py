@@ -13,8 +13,8 @@ from marlstack import __version__
 
 # name -> (module with main(argv), one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "sim": ("sim.cli", "roll out a scenario with a random or scripted policy; write trajectory PNG + GIF"),
-    "sim2sim": ("sim.sim2sim_cli", "the same policy + safety filter in marlstack's simulator and in pybullet, compared"),
+    "sim": ("marlstack.sim_cli", "roll out a scenario with a random or scripted policy; write trajectory PNG + GIF"),
+    "sim2sim": ("marlstack.sim2sim.cli", "the same policy + safety filter in marlstack's simulator and in pybullet, compared"),
     "train": ("policies.train_cli", "train decentralised policies (IPPO / MAPPO)"),
     "eval": ("policies.eval_cli", "evaluate a trained run or checkpoint"),
     "sweep": ("policies.sweep_cli", "a grid of trainings x seeds as Ray tasks (local or a cluster); every seed + median"),

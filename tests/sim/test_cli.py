@@ -1,7 +1,7 @@
 """`marlstack sim` end to end (few steps): pictures written, summary printed, bad input is one clear line."""
 from PIL import Image
 
-from sim.cli import main
+from marlstack.sim_cli import main
 
 
 def test_sim_writes_png_and_gif(tmp_path, capsys):

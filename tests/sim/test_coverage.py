@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from hardware import load_profile
-from sim.cli import main as sim_main
+from marlstack.sim_cli import main as sim_main
 from sim.fleet import FleetEnv
 from sim.rollout import rollout, scripted_policy
 from sim.scenarios import coverage as cov

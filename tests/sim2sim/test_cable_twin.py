@@ -67,7 +67,7 @@ import json, sys
 import numpy as np, pybullet
 from hardware import load_profile
 from policies.runtime import PolicyRuntime
-from sim.pybullet.cable_sim2sim import TeamPolicy, fly, goal_poses
+from marlstack.sim2sim.cable import TeamPolicy, fly, goal_poses
 from sim.pybullet.cable_twin import Chain, PybulletCableTeam, cable_mass, cable_spans
 profile = load_profile("mav_corl25")
 start = (0.2, -0.1, 1.5)

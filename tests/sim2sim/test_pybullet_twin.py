@@ -151,11 +151,13 @@ def test_missing_policy_says_how_to_make_one(tmp_path, capsys):
 
 
 def test_missing_pybullet_says_which_extra(monkeypatch, capsys, tmp_path):
+    import marlstack.sim2sim
     import sim
-    for name in [m for m in sys.modules if m == "sim.sim2sim" or m.startswith("sim.pybullet")]:
+    for name in [m for m in sys.modules if m == "marlstack.sim2sim.fleet" or m.startswith("sim.pybullet")]:
         monkeypatch.delitem(sys.modules, name)
-    for attr in ("sim2sim", "pybullet"):  # `from sim import x` takes an attribute before sys.modules
-        monkeypatch.delattr(sim, attr, raising=False)
+    # `from package import x` takes an attribute before sys.modules
+    monkeypatch.delattr(marlstack.sim2sim, "fleet", raising=False)
+    monkeypatch.delattr(sim, "pybullet", raising=False)
     monkeypatch.setitem(sys.modules, "pybullet", None)  # makes `import pybullet` fail
     assert main(["sim2sim", "--config", str(NAV4), "-o", str(tmp_path)]) == 2
     assert "pip install marlstack[sim2sim]" in capsys.readouterr().err

@@ -307,7 +307,7 @@ def run_cli(dep: Any, policy: Path, goal_time_s: float, out: Path, as_json: bool
 
     from tqdm import tqdm
 
-    from sim.pybullet.cable_plot import plot_cable_comparison
+    from marlstack.sim2sim.cable_plot import plot_cable_comparison
     total = len(ENGINES) * len(dep.goals) * max(1, round(goal_time_s * dep.rate_hz))
     with tqdm(total=total, desc="marlstack sim2sim", unit="step", disable=as_json or not sys.stderr.isatty()) as bar:
         report, flights = compare(dep, policy, goal_time_s, tick=bar.update)

@@ -6,7 +6,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from sim.pybullet.cable_sim2sim import goal_errors, load_gap
+from marlstack.sim2sim.cable import goal_errors, load_gap
 from sim.render import plt
 
 STYLES = {"marlstack": "-", "pybullet": "--"}

@@ -17,7 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
         "collisions, boundary exits and the position deviation "
         "between the engines; writes sim2sim.json and sim2sim.png (both trajectories over the arena). "
         "A MAV team config (with 'mavs', e.g. launch/cable3.yaml) flies its goal sequence in marlstack's cable "
-        "simulator and in pybullet (sim/pybullet/cable_sim2sim.py): success per goal in each engine and the load-pose "
+        "simulator and in pybullet (marlstack/sim2sim/cable.py): success per goal in each engine and the load-pose "
         "gap; writes cable_sim2sim.json and cable_sim2sim.png."))
     p.add_argument("--config", type=Path, required=True, help="deployment YAML, e.g. launch/robotarium_nav4.yaml")
     p.add_argument("--policy", type=Path, default=None, help="policy.onnx to run instead of the config's")
@@ -61,7 +61,7 @@ def main(argv: list[str]) -> int:
     if args.goal_time is not None and not args.goal_time > 0:
         return fail(f"--goal-time must be > 0 s, got {args.goal_time}")
     try:
-        from sim import sim2sim
+        from marlstack.sim2sim import fleet as sim2sim
     except ImportError as exc:
         if exc.name != "pybullet":
             raise
@@ -71,7 +71,7 @@ def main(argv: list[str]) -> int:
     from hardware.profile import load_profile
     from policies.runtime import PolicyError
     from ros_nodes.plan import PlanError, load_deployment
-    from sim.sim2sim_plot import plot_comparison
+    from marlstack.sim2sim.plot import plot_comparison
 
     try:
         dep = load_deployment(args.config)
@@ -82,7 +82,7 @@ def main(argv: list[str]) -> int:
         return fail(f"no policy file {policy}: run `make demo` (writes out/demo/policy.onnx) "
                     f"or `marlstack export RUN_DIR -o {policy}`")
     if hasattr(dep, "mavs"):  # a MAV team carrying a load
-        from sim.pybullet.cable_sim2sim import run_cli
+        from marlstack.sim2sim.cable import run_cli
         try:
             return run_cli(dep, policy, args.goal_time or dep.goal_timeout_s, args.out, args.json)
         except PolicyError as exc:
