@@ -128,8 +128,11 @@ class FleetEnv:
         self.with_world_state = world_state
         self.scenario = scenarios.get(scenario)
         self.params = self.scenario.make_params(self.profile, num_agents, **scenario_params)
-        # Starts and goals: separated by two robot diameters, a diameter from the walls.
-        self.placer = make_placer(self.profile.arena, 2 * self.profile.diameter, self.profile.diameter, num_agents)
+        # Starts and goals: separated by two robot diameters, a diameter from the walls; in the scenario's
+        # `start_arena` where it has one (arctic transport: the bottom of the arena).
+        start_arena = getattr(self.scenario, "start_arena", None)
+        arena = self.profile.arena if start_arena is None else start_arena(self.profile.arena, self.params)
+        self.placer = make_placer(arena, 2 * self.profile.diameter, self.profile.diameter, num_agents)
         self.barrier = barrier
         self._barrier_fn = None
         if barrier is not None:  # the barrier module validates the form (ValueError naming the choices)
@@ -234,11 +237,20 @@ class FleetEnv:
         """Commands, barrier, physics, reward and episode bookkeeping: (state, rewards (N,), done, info)."""
         u = self.commands(state, actions)
         info: dict[str, jax.Array] = {}
+        # Heterogeneous teams: each robot's own top speed (its class, the terrain under it) as a fraction of
+        # the profile's; the nominal command is scaled by it and the barrier's output clipped to it.
+        factors = getattr(self.scenario, "speed_factors", None)
+        speed = None if factors is None else factors(state.poses, state.task, self.params)
+        if speed is not None:
+            u = jnp.stack([u[:, 0] * speed, u[:, 1]], axis=-1)
         if self._barrier_fn is not None:
             u, barrier_info = self._barrier_fn(state.poses, u)
             # Per-robot entries as they are, fleet-wide scalars (status, residual) repeated per robot.
             info |= {f"barrier_{k}": jnp.broadcast_to(v, (self.num_agents,)) for k, v in barrier_info.items()
                      if jnp.shape(v) in ((), (self.num_agents,))}
+            if speed is not None:
+                top = speed * self.profile.max_linear_speed
+                u = jnp.stack([jnp.clip(u[:, 0], -top, top), u[:, 1]], axis=-1)
         noise = None
         if self.actuation_noise:
             p = self.profile

@@ -12,7 +12,10 @@ import importlib
 from types import ModuleType
 
 SCENARIOS = {"navigation": "sim.scenarios.navigation", "coverage": "sim.scenarios.coverage",
-             "formation": "sim.scenarios.formation", "foraging": "sim.scenarios.foraging"}
+             "formation": "sim.scenarios.formation", "foraging": "sim.scenarios.foraging",
+             "material_transport": "sim.scenarios.material_transport", "warehouse": "sim.scenarios.warehouse",
+             "discovery": "sim.scenarios.discovery", "predator_capture_prey": "sim.scenarios.predator_capture_prey",
+             "arctic_transport": "sim.scenarios.arctic_transport"}
 
 
 def get(name: str) -> ModuleType:

@@ -24,6 +24,7 @@ from flax import struct
 
 from sim.placement import place
 from sim.scenarios import foraging_spec as spec
+from sim.scenarios import hetero
 from sim.scenarios import navigation as nav
 
 SUCCESS_LABEL = "robots whose team foraged every resource"
@@ -119,19 +120,8 @@ def observe(sensors: dict[str, jax.Array], params: Params) -> jax.Array:
 
 def _resources(res: jax.Array, x, y, c, s, params: Params) -> list[jax.Array]:
     """Every resource, nearest first, foraged ones last as padding: (dx, dy, distance, level, present)."""
-    present = res[..., 2] > 0
-    # foraged resources move far out of the arena, so either selection path sorts them last
-    away = jnp.where(present, 0.0, 10 * params.far)
-    rows = jnp.stack([res[..., 0] + away, res[..., 1], res[..., 2]], -1)
-
-    def features(row):
-        here = row[..., 2] > 0
-        dx, dy, dist = nav.robot_frame(row, x, y, c, s)
-        return (jnp.where(here, dx, 0.0), jnp.where(here, dy, 0.0), jnp.where(here, dist, params.far),
-                row[..., 2], here.astype(x.dtype))
-
-    slots = nav.nearest(rows, x, y, res.shape[-2], features, params.gather_above)
-    return [f for slot in slots for f in slot]
+    rows = jnp.stack([res[..., 0], res[..., 1], res[..., 2], res[..., 2]], -1)  # x, y, present (level > 0), level
+    return hetero.listed_points(rows, x, y, c, s, params)
 
 
 def world_features(task: Task, params: Params) -> jax.Array:

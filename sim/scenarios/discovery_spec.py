@@ -1,0 +1,46 @@
+"""Discovery's classes, sensors and observation in plain Python (no JAX), for exporters and onboard nodes.
+
+Same conventions as `navigation_spec`: `SENSORS` per robot (the exported graph adds a leading batch axis),
+`N` in a shape is the fleet size, `T` the number of targets; `obs_names(k, t)` lists the observation element
+by element, in the order `sim.scenarios.discovery.observe` writes it.
+"""
+from __future__ import annotations
+
+from sim.scenarios import navigation_spec as nav
+from sim.scenarios import team as tm
+
+SCENARIO = "discovery"
+NUM_NEIGHBORS = nav.NUM_NEIGHBORS
+NUM_TARGETS = 3
+# sensing robots see 0.45 m around them (a quarter of the arena's height) and cannot tag; tagging robots
+# sense nothing themselves and tag a found target within 0.15 m (about one robot diameter from it)
+CLASSES = {"sensing": tm.RobotClass(sensing_radius=0.45), "tagging": tm.RobotClass(reach=0.15)}
+TEAM = ("sensing", "tagging")
+CAPABILITIES = ("sensing_radius", "reach")
+
+SENSORS = tm.team_sensors(CAPABILITIES) | {
+    "targets": {"shape": ["T", 3], "units": ["m", "m", ""], "frame": "world",
+                "doc": "every target [x, y, 1] once the team has found it and until it is tagged; [0, 0, 0] "
+                       "otherwise (target order, the same for every robot)"},
+}
+
+TARGET_FEATURES = (
+    ("dx_robot", "m", "found, untagged target, robot frame x (0 when absent)"),
+    ("dy_robot", "m", "same, y left (0 when absent)"),
+    ("distance", "m", "distance to it (arena diagonal when absent)"),
+    ("present", "", "1 for a found, untagged target, 0 otherwise (absent ones sort last)"),
+)
+
+
+def obs_names(num_neighbors: int = NUM_NEIGHBORS, num_targets: int = NUM_TARGETS) -> list[str]:
+    """Every observation element's name; neighbours and targets nearest first."""
+    return tm.team_obs_names(num_neighbors, CAPABILITIES) + nav.slot_names("target", num_targets, TARGET_FEATURES)
+
+
+def obs_dim(num_neighbors: int = NUM_NEIGHBORS, num_targets: int = NUM_TARGETS) -> int:
+    return len(obs_names(num_neighbors, num_targets))
+
+
+def sensor_shapes(num_agents: int, num_targets: int = NUM_TARGETS) -> dict[str, list[int]]:
+    """Concrete per-robot sensor shapes for a fleet of `num_agents`."""
+    return nav.sensor_shapes(num_agents, SENSORS) | {"targets": [num_targets, 3]}
