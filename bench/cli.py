@@ -9,6 +9,7 @@ from bench.report import emit
 # name -> (module, help); each module defines add_arguments(parser) and run(args) -> list[Row]
 BENCHES = {
     "sim": ("bench.sim", "fleet simulator steps/s vs the robotarium-python-simulator"),
+    "rps21": ("bench.rps21", "batched JAX fleet env steps/s vs rps 2.1.0 (the Robotarium's simulator, own venv)"),
     "barrier": ("bench.barrier", "barrier certificate latency and safe sim steps/s vs rps"),
     "train": ("bench.train", "training env-steps/s vs pure simulator throughput"),
     "policy": ("bench.policy", "exported ONNX policy latency vs a bare numpy forward pass"),
