@@ -21,7 +21,9 @@ EXTRAS = {
     "sim2sim": ["pybullet"],
     "sweep": ["ray"],  # marlstack sweep: trainings as Ray tasks, local or on a cluster
     "hardware": ["pymavlink", "cflib"],  # flight-controller links (hardware/mavlink.py, hardware/crazyflie.py)
-    "dev": ["pytest", "pytest-xdist", "robotarium-python-simulator", "cvxopt", "jaxmarl", "qpax",
+    # JaxMARL's wrappers (jaxmarl.wrappers.baselines) import gymnax, which needs `six` without declaring it
+    "jaxmarl": ["jaxmarl", "six"],
+    "dev": ["pytest", "pytest-xdist", "robotarium-python-simulator", "cvxopt", "jaxmarl", "six", "qpax",
             "mcap", "mcap-ros2-support", "websockets"],
 }
 EXTRAS["all"] = sorted({dep for deps in EXTRAS.values() for dep in deps})
