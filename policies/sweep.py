@@ -184,20 +184,33 @@ def run_sweep(out: Path, base: dict[str, Any], grid: dict[str, list[Any]], seeds
     return [done[t["dir"]] for t in all_trials if t["dir"] in done]
 
 
-def _start_ray(address: str | None, num_cpus: int | None) -> bool:
-    """Connect to `address` or start a local instance bound to 127.0.0.1; True when we started it."""
+class SweepError(RuntimeError):
+    """Ray could not be started or reached."""
+
+
+def _start_ray(address: str | None, num_cpus: int | None, attempts: int = 3) -> bool:
+    """Connect to `address` or start a local instance bound to 127.0.0.1; True when we started it.
+
+    A local start is retried: Ray gives its raylet a fixed 30 s to register, which a loaded machine can miss."""
     import ray
     if ray.is_initialized():
         return False
     quiet = {"include_dashboard": False, "logging_level": "ERROR", "log_to_driver": False}
-    if address:
-        ray.init(address=address, **quiet)
-    else:
-        # Ray's own memory monitor kills tasks when the machine (not the task) is short of memory; on a shared
-        # workstation that is other programs' memory: leave that to the kernel unless the user set it
-        os.environ.setdefault("RAY_memory_monitor_refresh_ms", "0")
-        ray.init(num_cpus=num_cpus, _node_ip_address="127.0.0.1", **quiet)
-    return True
+    # Ray's own memory monitor kills tasks when the machine (not the task) is short of memory; on a shared
+    # workstation that is other programs' memory: leave that to the kernel unless the user set it
+    os.environ.setdefault("RAY_memory_monitor_refresh_ms", "0")
+    for attempt in range(1 if address else attempts):
+        try:
+            if address:
+                ray.init(address=address, **quiet)
+            else:
+                ray.init(num_cpus=num_cpus, _node_ip_address="127.0.0.1", **quiet)
+            return True
+        except Exception as exc:  # noqa: BLE001 - Ray raises a bare Exception when its node does not start
+            ray.shutdown()
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    where = f"the Ray cluster at {address}" if address else "a local Ray instance"
+    raise SweepError(f"could not start or reach {where} ({reason})")
 
 
 def table_rows(results: list[dict[str, Any]], grid: dict[str, list[Any]], seeds: list[int],

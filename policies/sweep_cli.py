@@ -108,6 +108,9 @@ def main(argv: list[str]) -> int:
     except KeyboardInterrupt:
         print(f"marlstack sweep: interrupted; rerun the same command to resume ({out})", file=sys.stderr)
         return 130
+    except sweep.SweepError as exc:
+        print(f"marlstack sweep: {exc}", file=sys.stderr)
+        return 1
     metric = args.metric or sweep.default_metric(results)
     rows = sweep.table_rows(results, grid, seeds, metric)
     failed = [r for r in results if "error" in r]
