@@ -8,6 +8,7 @@
     marlstack replay csv LOG [TOPIC | --topic TOPIC] -o file.csv
     marlstack replay convert FLIGHT_LOG -o out.mcap [--namespace NS]
     marlstack replay compare FLIGHT_LOG FLIGHT_LOG ... -o DIR [--offsets S S ...]
+                             [--origins E,N,U E,N,U ... | --shared-frame]
 
 LOG is a rosbag2 bag (MCAP / sqlite3) or a flight-controller log (PX4 .ulg, ArduPilot .bin /
 .tlog, Crazyflie uSD). Log tooling for any machine: numpy, rosbags, pyulog, pymavlink, matplotlib and
@@ -94,11 +95,17 @@ def _parser() -> argparse.ArgumentParser:
                                                       "holding the .mcap file; must not exist)")
     s.add_argument("--namespace", default="vehicle", help="topic namespace: /NS/odom, /NS/imu, ... (default vehicle)")
 
-    s = sub.add_parser("compare", help="several flight logs (one per vehicle) on one time axis, plotted together")
+    s = sub.add_parser("compare", help="several flight logs (one per vehicle) on one time axis and in one frame, "
+                                       "plotted together, with their closest approach")
     s.add_argument("logs", nargs="+", metavar="flight_log", help="PX4 .ulg or ArduPilot .bin / .tlog files")
     s.add_argument("-o", "--out", required=True, help="output directory")
     s.add_argument("--offsets", type=float, nargs="+", metavar="S",
                    help="seconds added to each log's clock, one per log (default: align by UTC from GPS)")
+    s.add_argument("--origins", nargs="+", metavar="E,N,U",
+                   help="where each log's local origin lies in one common frame (m, east,north,up; one per log), "
+                        "for vehicles without GPS (default: from each log's GPS origin)")
+    s.add_argument("--shared-frame", action="store_true",
+                   help="the logs' local frames are one already (one motion-capture / Lighthouse / UWB system)")
     s.add_argument("--json", action="store_true", help="print alignment.json instead of a summary")
     return p
 
@@ -291,13 +298,24 @@ def _compare(args: argparse.Namespace) -> int:
     not_flight = [p for p in args.logs if flight_format(Path(p)) is None]
     if not_flight:
         return _fail(f"compare: {', '.join(not_flight)}: not a flight log (.ulg, .bin, .tlog)")
+    try:
+        origins = [[float(v) for v in o.split(",")] for o in args.origins] if args.origins else None
+    except ValueError:
+        return _fail(f"compare: --origins takes E,N,U in metres per log (e.g. 0,0,0 12.5,-3,0), not {args.origins}")
+    if origins is not None and args.shared_frame:
+        return _fail("compare: --origins and --shared-frame are two answers to one question; give one")
     logs = [open_flight_log(p) for p in args.logs]
-    doc = write_comparison(logs, Path(args.out), args.offsets)
+    doc = write_comparison(logs, Path(args.out), args.offsets, origins, args.shared_frame)
     if args.json:
         print(json.dumps(doc, indent=2))
         return 0
     for r in doc["logs"]:
         print(f"{r['log']}: {r['start_s']:.3f} .. {r['end_s']:.3f} s on the common axis ({r['method']})")
+    frame = doc["frame"]
+    print(f"positions: {frame['method']}" + ("" if frame["one_frame"] else f" ({frame['why']})"))
+    if doc["separation"] is not None:
+        sep = doc["separation"]
+        print(f"closest approach: {sep['min_m']:.3f} m ({sep['pair']}) at {sep['t_s']:.3f} s")
     print(f"wrote {', '.join(FILES)} to {args.out}")
     for log in logs:
         _warn_problems(log)

@@ -1,13 +1,17 @@
-"""`replay compare`: flight logs of several vehicles on one time axis (UTC from GPS, or given offsets)."""
+"""`replay compare`: flight logs of several vehicles on one time axis (UTC from GPS, or given offsets) and
+in one frame (GPS origins of the local frames, or given origins)."""
 from __future__ import annotations
 
 import json
+import math
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import numpy as np
 import pytest
 from test_ardupilot import write_tlog
 
+from replay import align
 from replay.align import utc_offset
 from replay.cli import main
 from replay.flightlog import open_flight_log
@@ -51,3 +55,89 @@ def test_without_utc_offsets_are_needed(tmp_path, capsys):
     assert doc["logs"][1]["start_s"] == 0.0 and doc["logs"][0]["start_s"] == pytest.approx(81.719 - 72.500, abs=1e-3)
     assert main(["compare", str(AP), str(PX4), "-o", str(tmp_path / "c"), "--offsets", "0"]) == 2
     assert "--offsets gives 1 value(s) for 2 logs" in capsys.readouterr().err
+
+
+def test_wgs84_conversion_against_the_earths_radii():
+    """Small steps north / east / up from a point are the meridional and prime-vertical radii times the
+    angle (textbook formulas, independent of the ECEF path `to_reference` takes)."""
+    lat0, e2, a = -35.36, align.WGS84_E2, align.WGS84_A
+    sin2 = math.sin(math.radians(lat0)) ** 2
+    meridional, prime = a * (1 - e2) / (1 - e2 * sin2) ** 1.5, a / math.sqrt(1 - e2 * sin2)
+    ref = np.array([lat0, 149.16, 580.0])
+    steps = np.array([[lat0 + 1e-4, 149.16, 580.0], [lat0, 149.16 + 1e-4, 580.0], [lat0, 149.16, 590.0]])
+    got = align.to_reference(np.zeros((3, 3)), steps, ref)
+    h = 580.0  # the arcs are at this height above the ellipsoid
+    np.testing.assert_allclose(got[0], [0, (meridional + h) * math.radians(1e-4), 0], atol=2e-5)
+    np.testing.assert_allclose(got[1], [(prime + h) * math.cos(math.radians(lat0)) * math.radians(1e-4), 0, 0],
+                               atol=2e-5)
+    np.testing.assert_allclose(got[2], [0, 0, 10.0], atol=1e-6)
+    # a point given in a frame 2 km away comes back to where it is
+    far = np.array([lat0 + 0.018, 149.16, 580.0])
+    there = align.to_reference(np.zeros((1, 3)), far, ref)[0]
+    back = align.to_reference(align.to_reference(np.array([[5.0, -3.0, 2.0]]), far, ref), ref, far)
+    np.testing.assert_allclose(back[0], [5.0, -3.0, 2.0], atol=1e-6)
+    assert 1990 < there[1] < 2000 and abs(there[2]) < 0.5  # 0.018 deg north; the far frame's floor is 0.3 m lower
+
+
+def test_real_ekf_positions_land_where_the_autopilot_puts_them_on_the_globe():
+    """ArduPilot logs its EKF's local position (NKF1, from the EKF origin ORGN) and its global position (POS,
+    lat / lng / alt) side by side: the local one taken to the globe through ORGN must be the global one."""
+    log = open_flight_log(AP)
+    t_origin, lla, source = align.local_origin(log)
+    assert source == "ORGN (EKF origin)" and lla.shape == (1, 3)
+    pos = log.streams["POS"]
+    k = np.searchsorted(pos.t_s, log.state.position.t_s)  # POS is logged 0.3-0.6 ms after each NKF1
+    ok = k < len(pos.t_s)
+    glob = np.stack([pos.fields[f].astype(float)[k[ok]] for f in ("Lat", "Lng", "Alt")], axis=1)
+    from_global = align.to_reference(np.zeros_like(glob), glob, lla[0])  # POS in ENU at the EKF origin
+    np.testing.assert_allclose(log.state.position.values[ok], from_global, atol=0.03)  # 1e-7 deg = 1.1 cm
+
+
+def test_two_vehicles_in_one_frame_from_their_gps_origins(tmp_path, capsys):
+    ap = open_flight_log(AP)
+    _, ap_origin, _ = align.local_origin(ap)
+    tlog = tmp_path / "second.tlog"
+    # the second vehicle's EKF origin 0.001 deg (110.9 m) north of the first one's, same height
+    second_origin = (ap_origin[0, 0] + 1e-3, ap_origin[0, 1], ap_origin[0, 2])
+    write_tlog(tlog, t0_us=int(round((ap.start_s + utc_offset(ap)[0] + 0.2) * 1e6)), origin=second_origin)
+    out = tmp_path / "c"
+    assert main(["compare", str(AP), str(tlog), "-o", str(out), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    frame = doc["frame"]
+    assert frame["one_frame"] and [p["source"] for p in frame["per_log"]] == ["ORGN (EKF origin)", "GPS_GLOBAL_ORIGIN"]
+    north = align.to_reference(np.zeros((1, 3)), np.array(second_origin), ap_origin[0])[0]
+    np.testing.assert_allclose(frame["per_log"][1]["origin_enu_m"], north, atol=1e-9)
+    assert 110.5 < north[1] < 111.5 and abs(north[0]) < 1e-6
+    # the tlog vehicle sits at local ENU (2, 1, 3 + k): in the common frame 110.9 m further north
+    sep = doc["separation"]
+    assert sep["pair"] == "ardupilot_sitl_plane.bin - second.tlog"
+    assert doc["overlap_s"][0] <= sep["t_s"] <= doc["overlap_s"][1]
+    plane = ap.state.position
+    t_plane = plane.t_s + doc["logs"][0]["shift_s"] - (ap.start_s + doc["logs"][0]["shift_s"])
+    at = np.array([np.interp(sep["t_s"], t_plane, plane.values[:, i]) for i in range(3)])
+    second = np.array([2.0, 1.0, 3.0 + (sep["t_s"] - 0.2) * 10]) + north  # 10 Hz, 1 m up per sample
+    assert sep["min_m"] == pytest.approx(float(np.linalg.norm(at - second)), abs=0.15)
+    for f in align.FILES[1:]:
+        assert (out / f).stat().st_size > 10_000, f
+
+
+def test_without_gps_the_user_places_the_frames(tmp_path, capsys):
+    args = ["compare", str(AP), str(PX4), "-o", str(tmp_path / "c"), "--offsets", "0", "-40"]
+    assert main(args + ["--json"]) == 0
+    frame = json.loads(capsys.readouterr().out)["frame"]
+    assert not frame["one_frame"] and f"{PX4} state(s) no global origin" in frame["why"]
+    assert main(args) == 0
+    assert "each vehicle's own local ENU frame" in capsys.readouterr().out
+    assert main(args + ["--origins", "0,0,0", "10,-5,0", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["frame"]["one_frame"] and doc["frame"]["origins_m"] == [[0, 0, 0], [10, -5, 0]]
+    assert doc["separation"] is not None and doc["separation"]["min_m"] > 0
+    assert main(args + ["--shared-frame", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["frame"]["method"].startswith("given: the logs share")
+    for bad, why in ((["--origins", "0,0,0"], "--origins gives 1 value(s) for 2 logs"),
+                     (["--origins", "0,0", "1,2,3"], "--origins gives 2 value(s)"),
+                     (["--origins", "a,b,c", "1,2,3"], "--origins takes E,N,U"),
+                     (["--origins", "0,0,0", "1,2,3", "--shared-frame"], "give one")):
+        assert main(args + bad) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and why in err and "Traceback" not in err

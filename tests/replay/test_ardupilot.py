@@ -80,7 +80,8 @@ def test_dataflash_damage(tmp_path, capsys):
         assert err.count("\n") == 1 and "Traceback" not in err and str(bad) in err
 
 
-def write_tlog(path: Path, t0_us: int = 1_700_000_000_000_000) -> None:
+def write_tlog(path: Path, t0_us: int = 1_700_000_000_000_000, origin: tuple[float, float, float] | None = None) -> None:
+    """A 2-second telemetry log; `origin` (lat deg, lon deg, alt m): also the EKF's GPS_GLOBAL_ORIGIN."""
     from pymavlink.dialects.v20 import ardupilotmega as mav
 
     class Sink:
@@ -99,6 +100,9 @@ def write_tlog(path: Path, t0_us: int = 1_700_000_000_000_000) -> None:
                 link.sys_status_encode(0, 0, 0, 500, 12600 - k, 100, 90 - k, 0, 0, 0, 0, 0, 0)]
         if k == 0:
             msgs.append(link.statustext_encode(mav.MAV_SEVERITY_WARNING, b"PreArm: test warning"))
+        if k == 0 and origin is not None:
+            msgs.append(link.gps_global_origin_encode(round(origin[0] * 1e7), round(origin[1] * 1e7),
+                                                      round(origin[2] * 1e3), t_us))
         for m in msgs:
             frames_out.append(struct.pack(">Q", t_us) + m.pack(link))
     path.write_bytes(b"".join(frames_out))
