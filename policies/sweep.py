@@ -61,9 +61,10 @@ def _split_top_level(text: str) -> list[str]:
 
 
 def points(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
-    """Every combination of the grid's values (one empty point without a grid)."""
+    """Every combination of the grid's values (one empty point without a grid), in JSON's types (lists, not
+    tuples), so a point read back from a trial's trial.json compares equal."""
     keys = list(grid)
-    return [dict(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))]
+    return json.loads(json.dumps([dict(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))]))
 
 
 def point_name(point: dict[str, Any]) -> str:

@@ -18,6 +18,7 @@ def test_grid_values_seeds_and_the_table():
     grid = sweep.parse_grid(["lr=0.001,3e-4", "hidden-sizes=[64,64],[128,128]"])
     assert grid == {"lr": [0.001, 0.0003], "hidden_sizes": [(64, 64), (128, 128)]}
     assert len(sweep.points(grid)) == 4 and sweep.points({}) == [{}]
+    assert sweep.points(grid)[1] == {"lr": 0.001, "hidden_sizes": [128, 128]}  # as trial.json gives it back
     for bad, message in ((["nope=1"], "unknown config key 'nope'"), (["lr"], "KEY=V1,V2"),
                          (["seed=1,2"], "--seeds"), (["lr=1", "lr=2"], "given twice"), (["num_envs=many"], "must be int")):
         with pytest.raises(ConfigError, match=message):
