@@ -17,10 +17,12 @@ def _axes(axes, rank: int) -> tuple[int, ...]:
 
 
 def div(a, b):
-    """Div: integer division truncates toward zero, as ONNX defines it."""
+    """Div: integer division truncates toward zero, as ONNX defines it; a float x / 0 is inf or nan as in
+    onnxruntime (the graph masks those lanes itself), without numpy's warning on every call."""
     if np.issubdtype(np.asarray(a).dtype, np.integer):
         return (np.trunc(a / b)).astype(np.asarray(a).dtype)
-    return np.divide(a, b)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.divide(a, b)
 
 
 def gemm(a, b, c=None, alpha=1.0, beta=1.0, trans_a=0, trans_b=0):

@@ -116,3 +116,30 @@ def test_export_from_the_run_for_six_robots(tmp_path):
     assert task["parity_error"] <= 1e-5
     spec = json.loads((tmp_path / "six" / "task.json").read_text())["policy_spec"]
     assert spec["inputs"][1]["shape"] == ["B", 5, 3]  # 'others' for 6 robots
+
+
+def test_discrete_action_policy_runs_on_rps_2_1(rps21, tmp_path):
+    """A discrete-action navigation policy (untrained weights): the waypoint action -> (v, omega) map is in
+    the exported graph, so the numpy translation carries it (ArgMax + the command table) to the Robotarium;
+    its commands match onnxruntime's and rps 2.1 runs the submission without an error (issue 17)."""
+    from bench.policy import write_untrained_run
+    from hardware import load_profile
+    from policies.export import export, random_inputs
+    from policies.runtime import PolicyRuntime, load_spec
+    from targets.robotarium import load_generated
+    run = write_untrained_run(tmp_path / "run", {"scenario": "navigation", "num_agents": 4, "action_type": "discrete",
+                                                 "barrier": "none"}, noise=0.5)
+    onnx_path = tmp_path / "discrete.onnx"
+    export(run, onnx_path)
+    folder = tmp_path / "submission"
+    task = export_submission(onnx_path, folder, seed=TASK_SEED, max_steps=20)
+    assert task["parity_error"] <= 1e-5 and foreign_imports(folder) == []
+    # the submission's policy emits the discrete map's commands, as onnxruntime does, over the whole arena
+    spec = load_spec(onnx_path)
+    sensors = random_inputs(spec["inputs"], load_profile(spec["profile"]["name"]).arena, 256, np.random.default_rng(1))
+    want = PolicyRuntime(onnx_path).run(sensors)["cmd"]
+    got = np.asarray(load_generated(folder).forward(**sensors)["cmd"])
+    assert np.abs(got - want).max() <= 1e-5 and len({tuple(np.round(c, 4)) for c in want}) > 3
+    stdout, record = run_submission(rps21, folder, tmp_path)
+    assert "No errors or warnings in your simulation!  Your script will run on the Robotarium!" in stdout, stdout
+    assert record["poses"].shape == (21, 4, 3)
