@@ -11,9 +11,13 @@ Goal (issue 6): p50 <= 2 ms and p99 <= 5 ms at 10 robots.
 
 The MAV chain (`--mavs`, issue 13): a SITL team (`launch/cable3.yaml`, holding the load at its start):
 the MAV sim node stamps `/load/odom` and times each MAV's first `setpoint` answering that stamp,
-through the MAV policy nodes (onnxruntime; an untrained residual cable policy, so the classical
-controller in the graph flies); also the achieved sim-loop and set-point rates and CPU per node.
-Goal: p50 <= 2 ms, p99 <= 5 ms for 3 MAVs.
+through the MAV policy nodes (onnxruntime, then the barrier certificate's output stage; an untrained
+residual cable policy, so the classical controller in the graph flies); also the achieved sim-loop and
+set-point rates, the policy node's own time per step and CPU per node. `--runs K` repeats each case
+(a fresh team and a fresh baseline at the chain's 100 Hz each time) and reports the median with every run.
+Goal: p50 <= 2 ms, p99 <= 5 ms for 3 MAVs. The rate controller node (the flight controller's loop where
+it runs in a ROS node) is measured alone against a stand-in MAV: achieved rate and jitter of
+`rotor_thrust`, and set-point -> first thrust command that uses it.
 """
 from __future__ import annotations
 
@@ -34,7 +38,9 @@ import yaml
 from bench.report import Row
 
 GOAL_P50_MS, GOAL_P99_MS = 2.0, 5.0
-RATE_HZ = 1 / 0.033  # the baseline's rate: gritsbot_x's control rate (the fleet takes it from the profile)
+RATE_HZ = 1 / 0.033  # the fleet baseline's rate: gritsbot_x's control rate (the fleet takes it from the profile)
+MAV_RATE_HZ = 100.0  # the MAV chain's (mav_corl25's policy rate)
+RATE_PROFILE = "mav_corl25"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,6 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duration", type=float, default=20.0, help="seconds of steady running per case (default 20)")
     parser.add_argument("--mavs", type=int, nargs="*", default=[3],
                         help="MAV team sizes for the MAV chain, /load/odom -> setpoint (default 3; none: skip)")
+    parser.add_argument("--runs", type=int, default=1,
+                        help="MAV chain and rate controller: runs per case, each with its own baseline (default 1)")
     parser.add_argument("--safety", choices=["fleet", "onboard"], default="fleet", help="safety mode (default fleet)")
     parser.add_argument("--executor", choices=["events", "single"], nargs="+", default=["events"],
                         help="rclpy executor(s) the nodes spin in (ros_nodes/runner.py); give both to compare "
@@ -81,32 +89,84 @@ def team_policy(n: int, path: Path) -> Path:
     return path
 
 
-def team_rows(n: int, executor: str, duration: float, tmp: Path, b50: float, b99: float) -> list[Row]:
-    """The MAV chain: load odometry -> every MAV's set-point latency, achieved rates, CPU per node."""
-    report = run_sitl(team_config(n, team_policy(n, tmp / f"cable_{n}.onnx"), tmp / f"team_{n}.yaml"), duration,
-                      executor)
-    lat, params = report["latency_ms"], {"mavs": n, "rate_hz": 100.0, "executor": executor}
-    rows = [Row(params, f"load odom->setpoint p{q}", "ms", math.inf if lat[f"p{q}"] is None else lat[f"p{q}"],
-                base_q, "rclpy ping-pong (2 processes)", higher_is_better=False,
-                extra={"goal_ms": goal, "samples": lat["count"]})
-            for q, base_q, goal in ((50, b50, GOAL_P50_MS), (99, b99, GOAL_P99_MS))]
-    rows.append(Row(params, "sim node loop rate (achieved)", "Hz", report["team"]["sim_rate_hz"], 100.0, "nominal"))
-    rows.append(Row(params, "set-point rate per MAV (mean, achieved)", "Hz",
-                    statistics.mean(r["setpoint_rate_hz"] for r in report["robots"].values()), 100.0, "nominal"))
-    values = [r["node_ms_mean"]["inference_ms_mean"] for r in report["robots"].values()
-              if "inference_ms_mean" in r["node_ms_mean"]]
-    if values:
-        rows.append(Row(params, "policy inference (in node)", "ms", statistics.mean(values), None, "-",
-                        higher_is_better=False))
-    return rows + cpu_rows(report, params)
+def team_rows(n: int, executor: str, duration: float, tmp: Path, runs: int) -> list[Row]:
+    """The MAV chain: load odometry -> every MAV's set-point latency, achieved rates, time in the node, CPU
+    per node; `runs` fresh teams, each against its own ping-pong at the chain's rate; the median and every run."""
+    policy = team_policy(n, tmp / f"cable_{n}.onnx")
+    per_run: list[dict[str, float]] = []
+    for _ in range(runs):
+        base = ping_pong(duration, MAV_RATE_HZ)
+        report = run_sitl(team_config(n, policy, tmp / f"team_{n}.yaml"), duration, executor)
+        lat, mavs = report["latency_ms"], report["robots"].values()
+        ms = lambda key: statistics.mean(r["node_ms_mean"].get(key, math.nan) for r in mavs)  # noqa: E731
+        per_run.append({"p50": math.inf if lat["p50"] is None else lat["p50"],
+                        "p99": math.inf if lat["p99"] is None else lat["p99"], "samples": lat["count"],
+                        "base_p50": quantile(base, 50), "base_p99": quantile(base, 99),
+                        "sim_rate": report["team"]["sim_rate_hz"],
+                        "setpoint_rate": statistics.mean(r["setpoint_rate_hz"] for r in mavs),
+                        "step_ms": ms("step_ms_mean"), "inference_ms": ms("inference_ms_mean"),
+                        **{f"cpu {k}": v for k, v in cpu_means(report).items()}})
+    params = {"mavs": n, "rate_hz": MAV_RATE_HZ, "executor": executor, "runs": runs}
+
+    def row(metric: str, unit: str, key: str, base_key: str | None = None, base_name: str = "-",
+            higher: bool = False, **extra) -> Row:
+        ours = [r[key] for r in per_run]
+        base = [r[base_key] for r in per_run] if base_key else None
+        every = {"every_run": [round(v, 3) for v in ours]}
+        if base:
+            every["baseline_every_run"] = [round(v, 3) for v in base]
+        return Row(params, metric, unit, statistics.median(ours), statistics.median(base) if base else None,
+                   base_name, higher_is_better=higher, extra={**extra, **every})
+    ping = f"rclpy ping-pong (2 processes, {MAV_RATE_HZ:g} Hz)"
+    rows = [row(f"load odom->setpoint p{q} (median of runs)", "ms", f"p{q}", f"base_p{q}", ping,
+                goal_ms=goal, meets_goal=statistics.median(r[f"p{q}"] for r in per_run) <= goal,
+                samples=[r["samples"] for r in per_run]) for q, goal in ((50, GOAL_P50_MS), (99, GOAL_P99_MS))]
+    rows.append(Row(params, "sim node loop rate (achieved, median)", "Hz",
+                    statistics.median(r["sim_rate"] for r in per_run), MAV_RATE_HZ, "nominal"))
+    rows.append(Row(params, "set-point rate per MAV (achieved, median)", "Hz",
+                    statistics.median(r["setpoint_rate"] for r in per_run), MAV_RATE_HZ, "nominal"))
+    rows.append(row("policy node step: load sample in -> set-point out (in node, mean)", "ms", "step_ms"))
+    rows.append(row("policy inference (in node, mean)", "ms", "inference_ms"))
+    rows += [row(key, "% of a core", key) for key in sorted(per_run[0]) if key.startswith("cpu ")]
+    return rows
 
 
-def cpu_rows(report: dict, params: dict) -> list[Row]:
+def cpu_means(report: dict) -> dict[str, float]:
+    """Each node kind's CPU share (mean over the nodes of that kind), % of a core."""
     by_kind: dict[str, list[float]] = {}
     for node, pct in report["cpu_percent"].items():
         by_kind.setdefault(node.rsplit("/", 1)[-1], []).append(pct)
-    return [Row(params, f"cpu {kind} (mean of {len(pcts)})", "% of a core", statistics.mean(pcts), None, "-",
-                higher_is_better=False) for kind, pcts in sorted(by_kind.items())]
+    return {f"{kind} (mean of {len(pcts)})": statistics.mean(pcts) for kind, pcts in sorted(by_kind.items())}
+
+
+def rate_controller_rows(duration: float, runs: int) -> list[Row]:
+    """The rate controller node (mav_corl25, 400 Hz) against a stand-in MAV: achieved rate, jitter, set-point ->
+    the first thrust command using it; CPU; `runs` times, the median and every run."""
+    per_run = []
+    for _ in range(runs):
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "rate.json"
+            proc = run_isolated_bench(["ratectl", str(duration), str(out), tmp])
+            if proc.returncode != 0 or not out.exists():
+                raise RuntimeError(f"rate controller bench failed (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
+            per_run.append(json.loads(out.read_text()))
+    params = {"node": "rate_controller", "profile": RATE_PROFILE, "runs": runs}
+    rows = []
+    for key, metric, unit, base in (("rate_hz", "rotor_thrust rate (achieved)", "Hz", per_run[0]["nominal_hz"]),
+                                    ("interval_p99_ms", "rotor_thrust interval p99 (jitter)", "ms",
+                                     1e3 / per_run[0]["nominal_hz"]),
+                                    ("latency_p50_ms", "setpoint -> first thrust using it p50", "ms", None),
+                                    ("latency_p99_ms", "setpoint -> first thrust using it p99", "ms", None),
+                                    ("cpu_percent", "cpu rate_controller", "% of a core", None)):
+        values = [r[key] for r in per_run]
+        rows.append(Row(params, metric, unit, statistics.median(values), base, "nominal" if base else "-",
+                        higher_is_better=key == "rate_hz", extra={"every_run": values}))
+    return rows
+
+
+def cpu_rows(report: dict, params: dict) -> list[Row]:
+    return [Row(params, f"cpu {kind}", "% of a core", pct, None, "-", higher_is_better=False)
+            for kind, pct in cpu_means(report).items()]
 
 
 def run_sitl(config: Path, duration: float, executor: str) -> dict:
@@ -122,13 +182,17 @@ def run_sitl(config: Path, duration: float, executor: str) -> dict:
     return report
 
 
-def ping_pong(duration: float) -> list[float]:
-    """Round-trip latencies (ms) of the bare two-process baseline, in a loopback-only namespace."""
+def run_isolated_bench(args: list[str]) -> subprocess.CompletedProcess:
+    """`python -m bench.ros ARGS...` in a loopback-only namespace."""
     from ros_nodes.isolation import run_isolated
+    return run_isolated([sys.executable, "-m", "bench.ros", *args], capture_output=True, text=True)
+
+
+def ping_pong(duration: float, rate_hz: float) -> list[float]:
+    """Round-trip latencies (ms) of the bare two-process baseline at `rate_hz`, in a loopback-only namespace."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "rtt.json"
-        proc = run_isolated([sys.executable, "-m", "bench.ros", "ping", str(duration), str(out)],
-                            capture_output=True, text=True)
+        proc = run_isolated_bench(["ping", str(duration), str(out), str(rate_hz)])
         if proc.returncode != 0 or not out.exists():
             raise RuntimeError(f"ping-pong baseline failed (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
         return json.loads(out.read_text())
@@ -142,8 +206,8 @@ def run(args: argparse.Namespace) -> list[Row]:
     from ros_nodes.scripted_policy import export_scripted
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="marlstack-bench-ros-") as tmp:
-        base = ping_pong(args.duration)
-        b50, b99 = quantile(base, 50), quantile(base, 99)
+        base = ping_pong(args.duration, RATE_HZ) if args.robots else []
+        b50, b99 = (quantile(base, 50), quantile(base, 99)) if base else (None, None)
         for n, executor in itertools.product(args.robots, args.executor):
             policy = Path(tmp) / f"policy_{n}.onnx"
             if not policy.exists():
@@ -164,13 +228,15 @@ def run(args: argparse.Namespace) -> list[Row]:
                     rows.append(Row(params, label, "ms", statistics.mean(values), None, "-", higher_is_better=False))
             rows += cpu_rows(report, params)
         for n, executor in itertools.product(args.mavs, args.executor):
-            rows += team_rows(n, executor, args.duration, Path(tmp), b50, b99)
+            rows += team_rows(n, executor, args.duration, Path(tmp), args.runs)
+        if args.mavs:
+            rows += rate_controller_rows(args.duration, args.runs)
     return rows
 
 
 # --- the baseline's two processes (`python -m bench.ros ping DURATION OUT`) -------------------------
 
-def _ping(duration: float, out: Path) -> None:
+def _ping(duration: float, out: Path, rate_hz: float) -> None:
     import rclpy
     from rclpy.node import Node
 
@@ -195,7 +261,7 @@ def _ping(duration: float, out: Path) -> None:
         sent["t"] = time.perf_counter()
         pub.publish(msg)
 
-    node.create_timer(1.0 / RATE_HZ, tick)
+    node.create_timer(1.0 / rate_hz, tick)
     end = time.monotonic() + 3.0 + duration  # 3 s for discovery; only answered pings count
     while time.monotonic() < end:
         rclpy.spin_once(node, timeout_sec=0.01)
@@ -224,8 +290,85 @@ def _pong() -> None:
         pass  # stopped by the ping process
 
 
+def _rate_controller(duration: float, out: Path, workdir: Path) -> None:
+    """A stand-in MAV for the rate controller node: level at rest, odom + IMU at 100 Hz, and a set-point at 100 Hz
+    whose vertical acceleration alternates +-1 m/s^2, so each thrust command shows which set-point it used."""
+    import rclpy
+    from geometry_msgs.msg import Transform, Twist
+    from rclpy.node import Node
+    from trajectory_msgs.msg import MultiDOFJointTrajectoryPoint
+
+    from hardware.profile import load_profile
+    from ros_nodes import topics
+    from ros_nodes.isolation import ros_env
+    from ros_nodes.plan import NodeSpec
+    from ros_nodes.supervisor import Supervisor
+    mav, profile = "mav_0", load_profile(RATE_PROFILE)
+    hover = profile.quadrotor.mass * profile.gravity
+    sup = Supervisor(ros_env(), workdir / "logs")
+    sup.start(NodeSpec("rate_controller_node", "rate_controller", f"/{mav}", {"mav": mav, "profile": RATE_PROFILE}))
+    rclpy.init()
+    node = Node("stand_in")
+    cls, qos = topics.message_class, topics.qos_profile("state")
+    pubs = {k: node.create_publisher(cls(t.type), t.path(mav), qos)
+            for k, t in (("odom", topics.ODOM), ("imu", topics.IMU), ("setpoint", topics.SETPOINT))}
+    sent: list[tuple[float, int]] = []       # (perf_counter, sign of the set-point's vertical acceleration)
+    thrust: list[tuple[float, float]] = []   # (perf_counter, total thrust)
+    node.create_subscription(cls(topics.ROTOR_THRUST.type), topics.ROTOR_THRUST.path(mav),
+                             lambda m: thrust.append((time.perf_counter(), sum(m.data))), qos)
+    odom, imu, sp = cls(topics.ODOM.type)(), cls(topics.IMU.type)(), cls(topics.SETPOINT.type)()
+    odom.pose.pose.orientation.w, odom.pose.pose.position.z = 1.0, 1.0
+    acc, heading = Twist(), Transform()
+    heading.rotation.w = 1.0
+    sp.points = [MultiDOFJointTrajectoryPoint(transforms=[heading], velocities=[Twist()], accelerations=[acc])]
+
+    def tick() -> None:
+        now = node.get_clock().now().to_msg()
+        for msg in (odom, imu, sp):
+            msg.header.stamp = now
+        sign = 1 if len(sent) % 2 == 0 else -1
+        acc.linear.z = float(sign)
+        pubs["odom"].publish(odom)
+        pubs["imu"].publish(imu)
+        sent.append((time.perf_counter(), sign))
+        pubs["setpoint"].publish(sp)
+
+    node.create_timer(1.0 / MAV_RATE_HZ, tick)
+    cpu0 = None
+    try:
+        end = time.monotonic() + 60
+        while len(thrust) < 100 and time.monotonic() < end:  # discovery, then a second of running
+            rclpy.spin_once(node, timeout_sec=0.01)
+        sent.clear(), thrust.clear()
+        cpu0, t0 = sup.cpu_seconds(), time.perf_counter()
+        end = time.monotonic() + duration
+        while time.monotonic() < end:
+            rclpy.spin_once(node, timeout_sec=0.01)
+        window = time.perf_counter() - t0
+        cpu = sum(sup.cpu_seconds().values()) - sum(cpu0.values())
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+        sup.stop()
+        sup.kill_all()
+    times = [t for t, _ in thrust]
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    latencies = []
+    for (t, sign), nxt in zip(sent, [t for t, _ in sent[1:]] + [math.inf]):
+        first = next((u for u, total in thrust if t < u < nxt and (total - hover) * sign > 0), None)
+        latencies.append(math.inf if first is None else first - t)
+    ms = lambda xs, q: 1e3 * quantile(xs, q) if len(xs) > 1 else math.nan  # noqa: E731
+    out.write_text(json.dumps({"nominal_hz": profile.control.physics_rate_hz, "rate_hz": len(thrust) / window,
+                               "interval_p50_ms": ms(gaps, 50), "interval_p99_ms": ms(gaps, 99),
+                               "latency_p50_ms": ms(latencies, 50), "latency_p99_ms": ms(latencies, 99),
+                               "unanswered": sum(math.isinf(x) for x in latencies), "setpoints": len(latencies),
+                               "cpu_percent": 100 * cpu / window}))
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "ping":
-        _ping(float(sys.argv[2]), Path(sys.argv[3]))
+        _ping(float(sys.argv[2]), Path(sys.argv[3]), float(sys.argv[4]))
+    elif sys.argv[1] == "ratectl":
+        _rate_controller(float(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4]))
     else:
         _pong()

@@ -145,6 +145,17 @@ def land_command(pos: np.ndarray, vel: np.ndarray, over: np.ndarray, descent_rat
     return np.clip(np.concatenate([acc, np.zeros(2)]), -limit, limit)
 
 
+def setpoint_fault(stamps: health.Stamps, mav: str, stamp_s: float, now_s: float, max_age_s: float) -> str | None:
+    """Why a flight controller must not fly MAV `mav`'s set-point stamped `stamp_s` (the load sample it answers),
+    arriving at `now_s`, or None: the shared stamp rules (unset, future, jumping; out of order), and an answer
+    to a sample already older than `max_age_s`. A repeated stamp (a policy node's timer step answering the same
+    sample again) is used while young enough, so a stream whose stamps stop advancing goes stale."""
+    fault, _ = stamps.judge(mav, stamp_s, now_s, repeats=True)
+    if fault is None and now_s - stamp_s > max_age_s:
+        fault = f"stale on arrival: answers a sample {(now_s - stamp_s) * 1e3:.0f} ms old (limit {max_age_s * 1e3:.0f} ms)"
+    return fault
+
+
 FAILSAFE_DAMPING = 2.0  # 1/s: velocity damping of the flight controller's hold and descent references
 
 

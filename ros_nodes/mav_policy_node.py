@@ -80,7 +80,7 @@ def make_node():
                 raise StartError(f"parameter 'profile' = {profile_name!r} is a {profile.kind!r} profile, not 'mav_team'")
             self.rate_hz = rate or profile.control.policy_rate_hz
             self.period = 1.0 / self.rate_hz
-            self.runtime = load_runtime(path, scenario, profile, self.rate_hz)
+            self.runtime = load_runtime(path, scenario, profile, self.rate_hz, batch_size=1)
             (cmd_spec,) = [e for e in self.runtime.spec["outputs"] if e["name"] == "cmd"]
             self.limit = np.asarray(cmd_spec["high"], np.float64)
             try:
@@ -98,7 +98,9 @@ def make_node():
             self.landing: str | None = None  # why the team is landing (a lost teammate); never cleared
             self.land_over = np.zeros(3)      # where this MAV was when the landing began
             self.steps = self.holds = 0
-            self.infer_s = 0.0
+            self.infer_s = self.step_s = 0.0   # time in the model; in whole load-triggered steps (sample in, set-point out)
+            self.load_steps = 0
+            self.setpoint = None                # the one set-point message, overwritten every step
             self.last_step = self.last_diag = -math.inf
             self.load_stamp = 0.0
             cls = topics.message_class
@@ -129,7 +131,10 @@ def make_node():
             now = ros_now(self)
             self.load_stamp = mav_io.stamp_or(msg, now)
             if now - self.last_step >= MIN_STEP_PERIODS * self.period:
+                t0 = time.perf_counter()
                 self._step(now)
+                self.step_s += time.perf_counter() - t0
+                self.load_steps += 1
 
         def _on_odom(self, mav: str):
             return lambda msg: self._store(mav, msg, lambda m: mav_io.odometry(m, f"odom of {mav}"))
@@ -166,8 +171,7 @@ def make_node():
             if self.landing is not None:  # the others keep the load level: every MAV descends over its place
                 cmd = mav_io.land_command(me[0:3], me[7:10], self.land_over, self.descent_rate, self.limit)
                 changed = self.dog.trip(self.landing)
-                self.inputs.latest.sent(cmd)
-                self.pub.publish(mav_io.setpoint_msg(cmd, self.load_stamp or now))
+                self._send(cmd, now)
                 if changed:
                     self._publish_diag(now)
                 return
@@ -195,10 +199,14 @@ def make_node():
                 if changed:
                     self.get_logger().warning(self.dog.reason)
             self.blind = False
-            self.inputs.latest.sent(cmd)
-            self.pub.publish(mav_io.setpoint_msg(cmd, self.load_stamp or now))
+            self._send(cmd, now)
             if changed:
                 self._publish_diag(now)
+
+        def _send(self, cmd: np.ndarray, now: float) -> None:
+            self.inputs.latest.sent(cmd)
+            self.setpoint = mav_io.setpoint_msg(cmd, self.load_stamp or now, reuse=self.setpoint)
+            self.pub.publish(self.setpoint)
 
         def _certified(self, now: float, cmd: np.ndarray) -> np.ndarray:
             """The output stage: the certificate's command, or InputError (the step holds) naming why not."""
@@ -218,7 +226,8 @@ def make_node():
             self.last_diag = now
             mean_ms = 1e3 * self.infer_s / self.steps if self.steps else 0.0
             stamps = self.inputs.stamps
-            extra = {"inference_ms_mean": f"{mean_ms:.3f}", "hold_steps": self.holds,
+            step_ms = 1e3 * self.step_s / self.load_steps if self.load_steps else 0.0
+            extra = {"inference_ms_mean": f"{mean_ms:.3f}", "step_ms_mean": f"{step_ms:.3f}", "hold_steps": self.holds,
                      "odom_delay_ms_max": f"{stamps.worst_delay_ms():.1f}", "dropped_out_of_order": stamps.dropped,
                      "stamp_jumps": stamps.jumps,
                      "safety": "off" if self.safety is None else "onboard", **(self.safety.report() if self.safety else {})}

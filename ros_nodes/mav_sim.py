@@ -20,8 +20,10 @@ all descend at the bounded rate over where they are, so the load, hanging below,
 and the MAVs then land beside it on slack cables.
 
 Ground (not in the training physics): after each period the load and the MAVs are kept at or above
-`task.ground_clearance`; what reaches it stops (velocity and load rates zeroed). A projection, not a
-contact model: enough for touch-down and a resting load, not for bounces or tipping.
+`task.ground_clearance`; what reaches it stops (velocity and load rates zeroed) and a MAV on the ground
+stands level on its legs (roll and pitch zeroed, yaw kept: without this a landed MAV idling at the thrust
+floor toppled to 48-52 deg within a second, since rotor torques at that floor cannot hold it). A
+projection, not a contact model: enough for touch-down and a resting load, not for bounces or tipping.
 SITL tooling: imports JAX.
 """
 from __future__ import annotations
@@ -33,8 +35,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ros_nodes.mav_io import FAILSAFE_DAMPING, failsafe_acceleration
+
 FLY, HOLD, DESCEND, LANDED, TAKEOFF = "fly", "hold", "descend", "landed", "takeoff"
-DAMPING = 2.0  # 1/s: velocity damping of the hold, descent and climb references
+DAMPING = FAILSAFE_DAMPING  # 1/s: velocity damping of the climb reference, as of the hold and descent
 CLIMB_GAIN = 2.0  # 1/s: climb velocity reference per metre below the hover place (then rate-bounded)
 SPOT_GAIN = 2.0   # 1/s²: sideways pull back to the ground spot during the climb
 
@@ -187,8 +191,7 @@ class TeamSim:
                 self.mode[i], self.stale_since[i] = (DESCEND if self.landing else HOLD), t
             if self.mode[i] == HOLD and t - self.stale_since[i] >= fs.hold_s:
                 self.mode[i] = DESCEND
-            target = np.array([0.0, 0.0, -fs.descent_rate if self.mode[i] == DESCEND else 0.0])
-            out[i, :3] = -DAMPING * (vel[i] - target)
+            out[i, :3] = failsafe_acceleration(vel[i], self.mode[i] == DESCEND, fs.descent_rate)
             if self.mode[i] == DESCEND and pos[i, 2] <= floor:
                 self.mode[i] = LANDED
         self.events += [(round(t, 3), i, m) for i, (b, m) in enumerate(zip(before, self.mode)) if b != m]
@@ -218,9 +221,12 @@ class TeamSim:
                 self.load_down_at = round(self.t + self.dt, 3)
             self.touchdown_speed = max(self.touchdown_speed, float(-b.load_vel[2])) if self.airborne else 0.0
             b = b.replace(load_pos=b.load_pos.at[2].set(floor), load_vel=jnp.zeros(3), load_omega=jnp.zeros(3))
-        if mav_down.any():
+        if mav_down.any():  # on its legs: stopped and level (the ground takes roll and pitch; yaw kept)
             down = jnp.asarray(mav_down)[:, None]
-            b = b.replace(pos=b.pos.at[:, 2].set(jnp.maximum(b.pos[:, 2], floor)),
+            q = b.quat
+            yaw = jnp.arctan2(2 * (q[:, 0] * q[:, 3] + q[:, 1] * q[:, 2]), 1 - 2 * (q[:, 2] ** 2 + q[:, 3] ** 2))
+            level = jnp.stack([jnp.cos(yaw / 2), 0 * yaw, 0 * yaw, jnp.sin(yaw / 2)], axis=-1)
+            b = b.replace(pos=b.pos.at[:, 2].set(jnp.maximum(b.pos[:, 2], floor)), quat=jnp.where(down, level, q),
                           vel=jnp.where(down, 0.0, b.vel), omega=jnp.where(down, 0.0, b.omega))
         self.state = self.state.replace(bodies=b)
 

@@ -13,6 +13,14 @@ MAV lands. Fault injection: `blind_mav`'s odometry stops for
 `blind_for_s` from `blind_at_s` (its policy node cannot fly; the firmware holds, then descends);
 `fail_mav` loses all thrust at `fail_at_s` and its cable is released (the environment's failure mode).
 
+The flight controllers judge each set-point by its header stamp (the load sample it answers), with the
+shared rules of `health.Stamps`: unset, future or jumping stamps make that MAV's set-points unusable until
+a good one, an out-of-order one is dropped, and one already older than the firmware's age limit when it
+arrives is refused as stale (a repeated stamp, a policy node's timer step answering the same load sample,
+is used while young enough: a stream whose stamps stop advancing goes stale); a refused set-point is no
+set-point, so the firmware's failsafe (hold, then descend) flies (`mav_io.setpoint_fault`). Per MAV a `/diagnostics` status `<node>: <mav>` says its firmware mode and why
+set-points were refused (every second and on each failsafe transition).
+
 Like the fleet's sim node it holds the team (nothing published, no step) until every node is
 connected, writes a JSON summary (per goal: error trace, success; minimum MAV separation, slack
 events, maximum tilt, landing; load odometry -> set-point latency) to `summary_path` every second
@@ -64,6 +72,8 @@ def make_node():
                       0.0, 2.0)
             self.goal_timeout = p("goal_timeout_s", 15.0, "move on to the next goal after this long", 0.1, 3600.0)
             periods = p("watchdog_periods", 3.0, "a set-point older than this many periods is stale", 1.0, 100.0)
+            offset = p("clock_offset_s", 0.02, "allowance for the clock offset between this node and the policy "
+                       "nodes: set-point stamps may be this far in the future", 0.0, 1.0)
             fs = Failsafe(hold_s=p("failsafe_hold_s", 2.0, "level hover this long before descending", 0.0, 60.0),
                           descent_rate=p("failsafe_descent_rate", 0.3, "bounded descent rate, m/s", 0.05, 2.0))
             self.rates = {k: p(f"{k}_rate_hz", 100.0, f"{k} publishing rate", 1.0, 1000.0) for k in ("odom", "imu", "load")}
@@ -96,6 +106,10 @@ def make_node():
             except Exception as exc:  # profile or team-size errors: one line
                 raise StartError(str(exc)) from None
             fs.max_age_s = periods * self.sim.dt
+            self.stamps = health.Stamps(offset, offset + self.sim.dt)   # set-points judged by their stamps
+            self.refused = [0] * n                  # set-points refused per MAV (bad stamp or stale on arrival)
+            self.refusal: list[str | None] = [None] * n   # why the latest one was refused (None: it was used)
+            self.events_seen = 0
             self.goal_list = [(tuple(g[:3]), quat_from_rpy(*(math.radians(v) for v in g[3:])))
                               for g in np.asarray(goals, float).reshape(-1, 6).tolist()]
             self.scored = [bool(v) for v in (scored * len(self.goal_list) if len(scored) == 1 else scored)]
@@ -118,6 +132,8 @@ def make_node():
             self.load_pub = self.create_publisher(cls(topics.LOAD_ODOM.type), topics.LOAD_ODOM.path(), state)
             self.goal_pub = self.create_publisher(cls(topics.LOAD_GOAL.type), topics.LOAD_GOAL.path(),
                                                   topics.qos_profile(topics.LOAD_GOAL.qos))
+            self.diag_pub = self.create_publisher(cls(topics.DIAGNOSTICS.type), topics.DIAGNOSTICS.path(),
+                                                  topics.qos_profile(topics.DIAGNOSTICS.qos))
             self.summary_pub = self.create_publisher(cls(topics.SIM_SUMMARY.type), topics.SIM_SUMMARY.path(),
                                                      topics.qos_profile(topics.SIM_SUMMARY.qos))
             self.setpoint_subs = [self.create_subscription(cls(topics.SETPOINT.type), topics.SETPOINT.path(m),
@@ -138,11 +154,39 @@ def make_node():
                     self.latency_s.append(time.perf_counter() - sent[0])
                 try:
                     values = mav_io.setpoint_values(msg)
-                except convert.MessageError:
+                except convert.MessageError as exc:
+                    self._refuse(i, str(exc))
                     return  # a bad set-point is no set-point: the firmware's freshness rule decides
+                now, stamp = ros_now(self), convert.stamp_seconds(msg.header.stamp)
+                fault = mav_io.setpoint_fault(self.stamps, self.mavs[i], stamp, now, self.sim.failsafe.max_age_s)
+                if fault is not None:
+                    self._refuse(i, fault)
+                    return
+                self.refusal[i] = None
                 self.sim.setpoint(i, np.asarray(values[:3] + values[3:5]), self.sim.t)
                 self.setpoints_in[i] += self.released
             return cb
+
+        def _refuse(self, i: int, why: str) -> None:
+            self.refused[i] += self.released
+            if self.refusal[i] is None:
+                self.get_logger().warning(f"{self.mavs[i]}: set-point refused: {why}")
+            self.refusal[i] = why
+
+        def _publish_firmware_diag(self) -> None:
+            """Each MAV's flight-controller mode and why its set-points were refused (OK flying, WARN holding,
+            ERROR descending on the failsafe)."""
+            statuses = []
+            for i, m in enumerate(self.mavs):
+                mode, why = self.sim.mode[i], self.refusal[i]
+                level = {"hold": health.WARN, "descend": health.ERROR if not self.sim.landing else health.OK}.get(
+                    mode, health.OK)
+                message = mode if why is None else f"{mode}: set-point refused: {why}"
+                statuses.append(health.status(f"{self.get_fully_qualified_name()}: {m}", m, level, message, {
+                    "firmware_mode": mode, "setpoints_refused": self.refused[i],
+                    "setpoint_delay_ms": f"{1e3 * self.stamps.delay_s.get(m, math.nan):.1f}",
+                    "dropped_out_of_order": self.stamps.dropped, "stamp_jumps": self.stamps.jumps}))
+            self.diag_pub.publish(health.array(self.get_clock().now().to_msg(), statuses))
 
         def _on_diag(self, msg) -> None:
             for s in msg.status:
@@ -179,6 +223,11 @@ def make_node():
                 self.released, self.t0 = True, now
                 self._publish_sensors(now)
                 return
+            if now - self.last_summary >= SUMMARY_PERIOD_S or len(self.sim.events) != self.events_seen:
+                self.events_seen = len(self.sim.events)
+                self._publish_firmware_diag()
+            if now - self.last_summary >= SUMMARY_PERIOD_S:  # first: never between a load sample and its answers
+                self.write_summary(now)
             if self.fail_mav and self.sim.failed_at is None and self.sim.t >= self.fail_at:
                 self.sim.fail(self.mavs.index(self.fail_mav))
                 self.get_logger().warning(f"fault injection: {self.fail_mav} lost all thrust at {self.sim.t:.2f} s")
@@ -192,9 +241,7 @@ def make_node():
                 self._next_goal()
             if self.done_at is None and self.sim.landed_at is not None:
                 self.done_at = self.sim.landed_at
-            self._publish_sensors(now)
-            if now - self.last_summary >= SUMMARY_PERIOD_S:
-                self.write_summary(now)
+            self._publish_sensors(ros_now(self))  # stamped when measured: after the step, not before it
 
         def _due(self, kind: str) -> bool:
             return self.ticks % max(1, round(1.0 / (self.rates[kind] * self.sim.dt))) == 0
@@ -242,6 +289,7 @@ def make_node():
                         "sim_rate_hz": round(self.ticks / wall, 2),  # achieved, vs the policy rate it should hold
                         "mavs": {m: {"mode": self.sim.mode[i], "landed": self.sim.mode[i] == LANDED,
                                      "setpoint_rate_hz": round(self.setpoints_in[i] / wall, 2),
+                                     "setpoints_refused": self.refused[i],
                                      "watchdog_stops": sum(int(v.get("watchdog_stops", 0)) for v in self.reports[m].values()),
                                      **{k: sum(int(v.get(k, 0)) for v in self.reports[m].values())
                                         for k in ("hold_steps", "safety_interventions", "safety_infeasible")},

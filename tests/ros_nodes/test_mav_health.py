@@ -102,3 +102,17 @@ def test_own_odometry_frozen_below_the_floor_is_caught_when_it_reports_a_speed()
         frozen, rest = landing.own_problem(t, flying=False), resting.own_problem(t, flying=False)
     assert rest is None
     assert frozen is not None and "frozen (unchanged for 1." in str(frozen)
+
+
+def test_the_flight_controller_refuses_set_points_by_their_stamps():
+    """The SITL firmware's rule (mav_sim_node): a set-point's stamp is the load sample it answers."""
+    from ros_nodes import health
+    stamps, limit = health.Stamps(OFFSET, OFFSET + PERIOD), 10 * PERIOD
+    fault = lambda stamp, now: mav_io.setpoint_fault(stamps, "mav_0", stamp, now, limit)  # noqa: E731
+    assert "not set" in fault(0.0, 5.0)
+    assert "in the future" in fault(6.0, 5.0)
+    assert fault(5.00, 5.004) is None
+    assert fault(5.00, 5.02) is None                  # the same sample answered again (a timer step): young enough
+    assert "stale on arrival" in fault(5.00, 5.2)     # ... until it is older than the firmware's limit
+    assert "out of order" in fault(4.99, 5.21)
+    assert fault(5.21, 5.215) is None

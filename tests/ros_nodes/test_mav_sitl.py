@@ -11,6 +11,7 @@ import numpy as np
 import yaml
 
 from bench.policy import write_untrained_run
+from hardware import load_profile
 from replay.bag import Bag
 from replay.evaluate import evaluate
 from replay.fleet import load_config
@@ -30,7 +31,9 @@ def test_three_mavs_take_off_reach_the_goal_ride_out_a_blind_spell_land_and_reco
     config = tmp_path / "cable3.yaml"
     config.write_text(yaml.safe_dump(data))
     bag = tmp_path / "cable.mcap"
-    report, err = sitl(config, "--duration", "40", "--until-goals", "--record", str(bag))
+    # a generous limit: --until-goals ends the run once landed (~11 s simulated; the sim ran at 26 % of real time
+    # at load average 14, so 40 s of wall clock did not reach the landing)
+    report, err = sitl(config, "--duration", "90", "--until-goals", "--record", str(bag), timeout=300)
     assert report["ok"], report["error"]
     team = report["team"]
     (goal,) = team["goals"]
@@ -40,10 +43,10 @@ def test_three_mavs_take_off_reach_the_goal_ride_out_a_blind_spell_land_and_reco
     assert goal["slack_events"] == 0 and goal["min_mav_separation_m"] > 0.35                  # taut while flying
     assert team["landed"] and team["modes"] == ["landed"] * 3
     assert team["load_down_at_s"] < team["landed_at_s"]                                     # the load set down first
-    assert not team["separation_violated"] and goal["max_tilt_deg"] < 45  # the controller's tilt limit (mav_corl25)
-    # over the whole mission, take-off and landing included (cables going taut or slack), a MAV tilted
-    # 51.8-52.0 deg in three runs of this mission on 2026-12-04 (outside the goal); it must not flip
-    assert team["max_tilt_deg"] < 65
+    # the whole mission, take-off, blind spell and landing included, within the controller's own tilt limit
+    # (mav_corl25: 45 deg). It was 52 deg before the ground held a landed MAV level: idling on the ground,
+    # its INDI loop wound up against the contact and tipped it over (ros_nodes/mav_sim.py, Ground)
+    assert not team["separation_violated"] and team["max_tilt_deg"] < load_profile(data["profile"]).control.max_tilt
     assert [1, "hold"] in [e[1:] for e in team["mode_changes"]]           # mav_1's flight controller held
     assert report["robots"]["mav_1"]["watchdog_stops"] >= 1                # its policy node said why
     assert report["latency_ms"]["count"] > 100
