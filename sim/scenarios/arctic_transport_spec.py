@@ -23,8 +23,11 @@ CLASSES = {"drone": tm.RobotClass(speed=1.0, water_speed=1.0, sensing_radius=0.6
 TEAM = ("drone", "ice", "water")
 CAPABILITIES = ("speed", "water_speed", "sensing_radius", "goal")
 
+GRID = (5, 8)  # rows x columns of TILE m tiles over the Robotarium arena
 SENSORS = tm.team_sensors(CAPABILITIES) | {
-    "map": {"shape": ["R", "C"], "units": [""] * 2, "frame": "world",
+    # units per element of the last axis (a map row), for the default grid; another tile size exports with the
+    # same names but this unit list no longer matches its row length
+    "map": {"shape": ["R", "C"], "units": [""] * GRID[1], "frame": "world",
             "doc": "the team's terrain map, tile [row from y_min, column from x_min]: +1 ice, -1 water, "
                    "0 not yet mapped (the same for every robot)"},
 }
@@ -44,6 +47,6 @@ def obs_dim(num_neighbors: int = NUM_NEIGHBORS) -> int:
     return len(obs_names(num_neighbors))
 
 
-def sensor_shapes(num_agents: int, grid: tuple[int, int] = (5, 8)) -> dict[str, list[int]]:
+def sensor_shapes(num_agents: int, grid: tuple[int, int] = GRID) -> dict[str, list[int]]:
     """Concrete per-robot sensor shapes for a fleet of `num_agents` on a `grid` of tiles."""
     return nav.sensor_shapes(num_agents, SENSORS) | {"map": list(grid)}
