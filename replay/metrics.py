@@ -127,16 +127,19 @@ def compute(fleet: FleetLog, profile: Any, safety_radius: float, period_s: float
     n, robots, t0 = len(fleet.robots), fleet.robots, t[0]
     poses = poses_on(fleet, t)
     goals = task_goals(fleet, t, poses)  # (T, N, 2)
-    goal_err = np.linalg.norm(poses[:, :, :2] - goals, axis=2)
+    goal_err = np.hypot(poses[:, :, 0] - goals[..., 0], poses[:, :, 1] - goals[..., 1])
+    final_goals = goals[-1].copy()
+    del goals  # (T, N, 2): only the last row is drawn; a long log's arrays are kept to what is written
 
     pairs = list(combinations(range(n), 2))
-    centre = poses[:, :, :2]
-    heading = np.stack([np.cos(poses[:, :, 2]), np.sin(poses[:, :, 2])], axis=2)
-    coll_centre = centre + profile.collision_offset * heading
-    px, py, cx, cy = (np.ascontiguousarray(c.T) for c in (centre[..., 0], centre[..., 1], coll_centre[..., 0],
-                                                           coll_centre[..., 1]))  # (N, T): one robot per row
+    # (N, T) rows, one robot each: centres and collision centres (position + collision_offset along the heading)
+    px, py, th = (np.ascontiguousarray(poses[:, :, k].T) for k in range(3))
+    cx, cy = px + profile.collision_offset * np.cos(th), py + profile.collision_offset * np.sin(th)
+    del th
     dist = {p: np.hypot(px[p[0]] - px[p[1]], py[p[0]] - py[p[1]]) for p in pairs}
-    min_dist = np.minimum.reduce(list(dist.values())) if pairs else np.full(len(t), np.nan)
+    min_dist = np.full(len(t), np.inf if pairs else np.nan)
+    for d in dist.values():  # pair by pair: a reduce over the list would first stack it into one (pairs, T) copy
+        np.minimum(min_dist, d, out=min_dist)
 
     collisions, collision_time = [], 0.0
     for p in pairs:
@@ -144,10 +147,11 @@ def compute(fleet: FleetLog, profile: Any, safety_radius: float, period_s: float
         spans, dur = _events(touching, t)
         collision_time += dur
         collisions += [{"robots": [robots[p[0]], robots[p[1]]], "start_s": s - t0, "end_s": e - t0} for s, e in spans]
+    del cx, cy
 
     a = profile.arena
-    x, y = centre[:, :, 0], centre[:, :, 1]
-    outside = (x < a.x_min) | (x > a.x_max) | (y < a.y_min) | (y > a.y_max)
+    outside = ((px < a.x_min) | (px > a.x_max) | (py < a.y_min) | (py > a.y_max)).T  # (T, N)
+    del px, py
 
     per_robot: dict[str, Any] = {}
     inter_cols: list[tuple] = []
@@ -210,7 +214,7 @@ def compute(fleet: FleetLog, profile: Any, safety_radius: float, period_s: float
         "rejected_messages": dict(fleet.rejected),
         "per_robot": per_robot,
     }
-    series = {"t": t - t0, "poses": poses, "goals": goals, "goal_error": goal_err, "min_distance": min_dist,
+    series = {"t": t - t0, "poses": poses, "final_goals": final_goals, "goal_error": goal_err, "min_distance": min_dist,
               "pair_distance": {f"{robots[p[0]]}-{robots[p[1]]}": dist[p] for p in pairs},
               # every cmd_vel, robot after robot: t_s, robot, v_nominal, omega_nominal, v, omega, size, kind
               "interventions": dict(zip(INTERVENTION_COLUMNS, map(np.concatenate, zip(*inter_cols))))}

@@ -77,13 +77,13 @@ def trajectories(series: dict, robots: list[str], profile: Any, path: Path) -> N
     fig, ax = plt.subplots(figsize=(8, 5.5))
     _arena(ax, profile, series["poses"])
     for i, r in enumerate(robots):
-        p, g = series["poses"][:, i], series["goals"][:, i]
+        p, g = series["poses"][:, i], series["final_goals"][i]
         drawn = p[_spread(len(p), PLOT_POINTS)]
         line, = ax.plot(drawn[:, 0], drawn[:, 1], lw=1.5, label=r)
         ax.plot(p[0, 0], p[0, 1], "o", color=line.get_color())
         ax.plot(p[-1, 0], p[-1, 1], "s", color=line.get_color())
-        if np.isfinite(g[-1]).all():
-            ax.plot(g[-1, 0], g[-1, 1], "x", ms=10, mew=2, color=line.get_color())
+        if np.isfinite(g).all():
+            ax.plot(g[0], g[1], "x", ms=10, mew=2, color=line.get_color())
     ax.set_title("trajectories (o start, s end, x goal)")
     ax.legend(loc="upper right", fontsize=8)
     _save(fig, path)

@@ -1,6 +1,7 @@
 """`replay report`: metrics.json, time-series CSVs and pictures for one logged run."""
 from __future__ import annotations
 
+import gc
 import json
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ def write_report(bag: Bag, out: Path, profile: Any, safety_radius: float, config
     """Compute everything and write FILES into `out` (the JSON and CSVs only, without `pictures`);
     returns the summary written to metrics.json."""
     fleet = read_fleet(bag, config, need=NEEDED)
+    gc.collect()  # the read's intermediate blocks (as large as the log's payloads) before the metrics' arrays
     period = 1.0 / config.rate_hz if config is not None else profile.dt
     result = metrics.compute(fleet, profile, safety_radius, period, intervention_tol)
     summary, series = result["summary"], result["series"]
