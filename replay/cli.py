@@ -173,6 +173,10 @@ def _report(args: argparse.Namespace, bag: Any) -> int:
     profile = load_profile(name)
     if _is_team(bag, config):
         return _team_report(args, bag, profile, config)
+    if profile.kind == "mav_team":
+        from ros_nodes import topics
+        return _fail(f"report: {bag.path} has no {topics.LOAD_ODOM.path()}: a MAV team's report follows the load; "
+                     f"for one vehicle's flight, `marlstack replay report FLIGHT_LOG` reads the flight log itself")
     form = args.barrier_form or (config.safety_form if config is not None else DEFAULT_BARRIER_FORM)
     if not hasattr(profile.barrier, form):
         return _fail(f"report: profile {profile.name} has no barrier form {form!r}")

@@ -94,7 +94,12 @@ def team_mavs(bag: Bag, config: Any | None) -> list[str]:
     mavs = list(config.mavs) if config is not None and hasattr(config, "mavs") else sorted(
         t.split("/")[1] for t in bag.types if t.endswith(f"/{topics.SETPOINT.name}") and t.count("/") == 2)
     if not mavs:
-        raise FleetError(f"{bag.path}: no /<mav>/setpoint topics: not a MAV team's bag")
+        have = [t for t in sorted(bag.types) if t in (topics.LOAD_ODOM.path(), topics.LOAD_GOAL.path())
+                or t.endswith(f"/{topics.ODOM.name}")]
+        raise FleetError(f"{bag.path}: not a MAV team's bag: re-running a MAV policy needs {topics.LOAD_ODOM.path()}, "
+                         f"{topics.LOAD_GOAL.path()} and each MAV's /<mav>/{topics.ODOM.name} and "
+                         f"/<mav>/{topics.SETPOINT.name}; it has {', '.join(have) or 'none of them'} (a flight "
+                         f"controller's log holds neither the load's pose nor the set-points its companion computed)")
     return mavs
 
 

@@ -195,3 +195,21 @@ def test_bag_only_commands_point_to_convert(tmp_path, capsys):
     capsys.readouterr()
     code, _, err = _run(capsys, "convert", str(out), "-o", str(tmp_path / "again.mcap"))
     assert code == 2 and "is a rosbag2 bag already" in err
+
+
+def test_a_mav_policy_cannot_be_rerun_on_a_flight_controller_log_alone(tmp_path, capsys):
+    """What the real log can and cannot give `replay eval` / the team report: converted, it holds the
+    vehicle's odometry (its own input to the MAV policy) but not the load's odometry, the goal or the
+    companion's set-points; both commands say so in one line instead of failing inside. (Its first
+    400 kB, read up to the cut, to keep the conversion short.)"""
+    head = tmp_path / "head.ulg"
+    head.write_bytes(LOG.read_bytes()[:400_000])
+    out = tmp_path / "mav_0.mcap"
+    assert main(["convert", str(head), "-o", str(out), "--namespace", "mav_0"]) == 0
+    capsys.readouterr()
+    policy = LOG.parents[1] / "mav_team" / "cable3.onnx"
+    code, _, err = _run(capsys, "eval", str(out), "--policy", str(policy))
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert "needs /load/odom, /load/goal" in err and "it has /mav_0/odom" in err
+    code, _, err = _run(capsys, "report", str(out), "-o", str(tmp_path / "r"), "--profile", "mav_corl25")
+    assert code == 2 and err.count("\n") == 1 and "has no /load/odom" in err and "Traceback" not in err
