@@ -16,7 +16,6 @@ each robot's own penalties. Layout: `arctic_transport_spec.obs_names`.
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any, ClassVar
 
 import jax
@@ -31,19 +30,12 @@ SUCCESS_LABEL = "robots whose team's ground robots all reached the goal zone"
 
 @dataclasses.dataclass(frozen=True)
 class Params(hetero.Params):
-    """The team's constants plus the terrain: `tile` m squares, `ice_fraction` of them ice on average, the
+    """The team's constants plus the terrain on the `tile` m grid: `ice_fraction` of them ice on average, the
     goal zone the top `goal_depth` m, `map_bonus` per tile newly mapped (to every robot)."""
-    tile: float = spec.TILE
     ice_fraction: float = 0.5
     goal_depth: float = spec.GOAL_DEPTH
     map_bonus: float = 0.2
     CAPABILITIES: ClassVar[tuple[str, ...]] = spec.CAPABILITIES
-
-    @property
-    def grid(self) -> tuple[int, int]:
-        """(rows, columns) of tiles covering the arena."""
-        return (math.ceil((self.y_max - self.y_min) / self.tile - 1e-9),
-                math.ceil((self.x_max - self.x_min) / self.tile - 1e-9))
 
     @property
     def goal_y(self) -> float:
@@ -84,22 +76,8 @@ def reset_task(u: jax.Array, poses: jax.Array, placer: Any, params: Params) -> T
     """Each tile ice with probability `ice_fraction`; the map holds what the robots sense at the start."""
     terrain = jnp.where(u.reshape(params.grid) < params.ice_fraction, 1.0, -1.0).astype(u.dtype)
     ends = jnp.asarray([[params.x_min, params.goal_y], [params.x_max, params.goal_y]], u.dtype)
-    return Task(terrain=terrain, known=covered(poses, params), ends=ends,
+    return Task(terrain=terrain, known=hetero.covered(poses, params), ends=ends,
                 reached=reached(poses, params))
-
-
-def centres(params: Params) -> tuple[jax.Array, jax.Array]:
-    """(cols,) tile centre x and (rows,) tile centre y."""
-    rows, cols = params.grid
-    return (params.x_min + params.tile * (jnp.arange(cols) + 0.5), params.y_min + params.tile * (jnp.arange(rows) + 0.5))
-
-
-def covered(poses: jax.Array, params: Params) -> jax.Array:
-    """(rows, cols) tiles whose centre is within some robot's sensing radius."""
-    cx, cy = centres(params)
-    radius = jnp.asarray(params.column("sensing_radius"), poses.dtype)
-    d2 = (poses[:, 0, None, None] - cx[None, None, :]) ** 2 + (poses[:, 1, None, None] - cy[None, :, None]) ** 2
-    return jnp.any(d2 <= radius[:, None, None] ** 2, 0)
 
 
 def start_arena(arena: Any, params: Params) -> Any:
@@ -112,20 +90,9 @@ def reached(poses: jax.Array, params: Params) -> jax.Array:
     return (poses[:, 1] >= params.goal_y) | jnp.asarray(params.column("goal") <= 0)
 
 
-def tile_values(grid: jax.Array, x: jax.Array, y: jax.Array, params: Params, di: int = 0, dj: int = 0) -> jax.Array:
-    """(...) the value of the tile (di rows, dj columns) from the one under (x, y); 0 outside the arena.
-    One-hot products instead of a gather: elementwise and sums, which export as they are."""
-    rows, cols = params.grid
-    i = jnp.floor((y - params.y_min) / params.tile) + di
-    j = jnp.floor((x - params.x_min) / params.tile) + dj
-    row_hot = (i[..., None] == jnp.arange(rows, dtype=x.dtype)).astype(x.dtype)  # (..., rows)
-    col_hot = (j[..., None] == jnp.arange(cols, dtype=x.dtype)).astype(x.dtype)  # (..., cols)
-    return jnp.sum(jnp.sum(grid * row_hot[..., :, None], -2) * col_hot, -1)
-
-
 def speed_factors(poses: jax.Array, task: Task, params: Params) -> jax.Array:
     """(N,) the class's speed on the tile under each robot (ice or water)."""
-    ice = tile_values(task.terrain, poses[:, 0], poses[:, 1], params) >= 0
+    ice = hetero.tile_values(task.terrain, poses[:, 0], poses[:, 1], params) >= 0
     return jnp.where(ice, jnp.asarray(params.column("speed"), poses.dtype),
                      jnp.asarray(params.column("water_speed"), poses.dtype))
 
@@ -140,7 +107,7 @@ def sense(state: Any, params: Params) -> dict[str, jax.Array]:
 def observe(sensors: dict[str, jax.Array], params: Params) -> jax.Array:
     """Sensors with any leading batch axes (..., ·) -> observation (..., obs_dim)."""
     (x, y, _, _, _), own = hetero.observe_team(sensors, params)
-    patch = [tile_values(sensors["map"], x, y, params, di, dj) for di in (-1, 0, 1) for dj in (-1, 0, 1)]
+    patch = [hetero.tile_values(sensors["map"], x, y, params, di, dj) for di in (-1, 0, 1) for dj in (-1, 0, 1)]
     return hetero.assemble(own + [jnp.maximum(params.goal_y - y, 0.0)] + patch)
 
 
@@ -173,7 +140,7 @@ def reward(prev_poses: jax.Array, poses: jax.Array, task: Task, collisions: jax.
     gap = lambda p: jnp.maximum(params.goal_y - p[:, 1], 0.0)  # noqa: E731
     gained = jnp.where(ground, gap(prev_poses) - gap(poses), 0.0)
     mean_ground = gained.sum() / ground.sum()
-    known = task.known | covered(poses, params)
+    known = task.known | hetero.covered(poses, params)
     success = reached(poses, params)
     solved = jnp.all(success)
     team = params.map_bonus * jnp.sum(known & ~task.known) + params.success_bonus * solved

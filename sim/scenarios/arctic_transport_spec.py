@@ -12,7 +12,7 @@ from sim.scenarios import team as tm
 
 SCENARIO = "arctic_transport"
 NUM_NEIGHBORS = nav.NUM_NEIGHBORS
-TILE = 0.4  # m: square tiles, each ice or water
+TILE = tm.TILE  # m: square tiles, each ice or water
 GOAL_DEPTH = 0.4  # m: the goal zone is the top strip of the arena this deep
 START_DEPTH = 0.8  # m: robots start in the bottom strip this deep (room for 20 robots two diameters apart)
 # ice / water robots: full speed on their own terrain, 0.3 of it on the other; drones: full speed everywhere,

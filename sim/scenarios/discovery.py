@@ -4,12 +4,15 @@ JaxRobotarium's discovery (and, with prey that flee, `predator_capture_prey`), p
 classes (`discovery_spec.CLASSES`): a *sensing* robot detects every target within its `sensing_radius`
 but cannot tag; a *tagging* robot senses nothing itself and tags a target the team has found once it is
 within its `reach`. What a sensing robot finds is shared with the team (the `targets` sensor lists the found,
-untagged targets; the others read as absent), so taggers depend on the sensing robots. The episode is
-solved, and ends, when every target is tagged.
+untagged targets; the others read as absent), so taggers depend on the sensing robots. The team also shares
+where it has searched: a tile of the `tile` m grid is searched once a sensing robot's radius covers its centre,
+and every robot observes the nearest tile not yet searched (without it, a deterministic feed-forward policy has
+nothing to search by: 1 % solved, docs/training.md). The episode is solved, and ends, when every target is tagged.
 
-What differs from the fleet: the task state (targets, found, tagged), the sensors (capabilities, the team's
-found targets), the observation (`hetero.observe_team`'s first part, then the targets nearest first, absent
-ones last as padding) and the reward: a team bonus per target found, per target tagged and at the end; each
+What differs from the fleet: the task state (targets, found, tagged, searched tiles), the sensors (capabilities,
+the team's found targets and searched map), the observation (`hetero.observe_team`'s first part, the targets
+nearest first with absent ones last as padding, the nearest unsearched tile) and the reward: a team bonus per
+tile searched, per target found, per target tagged and at the end; each
 robot's progress (a sensing robot towards the nearest target not yet found — training-only, the policy does
 not see it —, a tagging robot towards the nearest found one), its own penalties. Layout: `discovery_spec.obs_names`.
 """
@@ -36,6 +39,7 @@ class Params(hetero.Params):
     num_targets: int = spec.NUM_TARGETS
     find_bonus: float = 2.0  # per target found, to every robot
     tag_bonus: float = 5.0  # per target tagged, to every robot
+    search_bonus: float = 0.1  # per tile newly searched, to every robot
     prey_step: float = 0.0
     flee_radius: float = 0.0  # m: a target flees from a robot this close
     margin: float = 0.1  # m: a fleeing target stays this far inside the walls
@@ -59,6 +63,7 @@ class Task:
     targets: jax.Array  # (T, 2) m, world frame
     found: jax.Array  # (T,) bool: a sensing robot has been within its radius
     tagged: jax.Array  # (T,) bool
+    searched: jax.Array  # (rows, cols) bool: a sensing robot's radius has covered the tile's centre
     reached: jax.Array  # (N,) bool: every target tagged
 
     @property
@@ -75,32 +80,42 @@ def num_task_uniforms(placer: Any, params: Params) -> int:
 
 
 def reset_task(u: jax.Array, poses: jax.Array, placer: Any, params: Params) -> Task:
-    """Targets on the separated placement, independent of the starts; none found."""
+    """Targets on the separated placement, independent of the starts; none found; searched what the sensing
+    robots cover at the start."""
     t = params.num_targets
     return Task(targets=place(u, placer)[:t], found=jnp.zeros(t, bool), tagged=jnp.zeros(t, bool),
-                reached=jnp.zeros(params.num_agents, bool))
+                searched=hetero.covered(poses, params), reached=jnp.zeros(params.num_agents, bool))
 
 
 def sense(state: Any, params: Params) -> dict[str, jax.Array]:
-    """The team's sensors plus targets (N, T, 3) = [x, y, 1] for a found, untagged target, zeros otherwise
-    (the same for every robot: what the team's sensing robots have shared)."""
-    task = state.task
+    """The team's sensors plus targets (N, T, 3) = [x, y, 1] for a found, untagged target, zeros otherwise, and
+    searched (N, rows, cols) 1/0 (the same for every robot: what the team's sensing robots have shared)."""
+    task, n = state.task, params.num_agents
     listed = task.found & ~task.tagged
     rows = jnp.where(listed[:, None], jnp.concatenate([task.targets, jnp.ones_like(task.targets[:, :1])], -1), 0.0)
-    return hetero.team_sensors(state, params) | {"targets": jnp.broadcast_to(rows, (params.num_agents, *rows.shape))}
+    searched = task.searched.astype(rows.dtype)
+    return hetero.team_sensors(state, params) | {"targets": jnp.broadcast_to(rows, (n, *rows.shape)),
+                                                  "searched": jnp.broadcast_to(searched, (n, *searched.shape))}
 
 
 def observe(sensors: dict[str, jax.Array], params: Params) -> jax.Array:
     """Sensors with any leading batch axes (..., ·) -> observation (..., obs_dim)."""
     (x, y, _, c, s), own = hetero.observe_team(sensors, params)
-    return hetero.assemble(own + hetero.listed_points(sensors["targets"], x, y, c, s, params))
+    searched = sensors["searched"]
+    cx, cy = hetero.centres(params)
+    rows, cols = params.grid
+    tiles = jnp.stack([jnp.broadcast_to(cx, searched.shape), jnp.broadcast_to(cy[:, None], searched.shape),
+                       1.0 - searched], -1).reshape(*searched.shape[:-2], rows * cols, 3)  # [x, y, unsearched]
+    return hetero.assemble(own + hetero.listed_points(sensors["targets"], x, y, c, s, params)
+                           + hetero.listed_points(tiles, x, y, c, s, params, k=1))
 
 
 def world_features(task: Task, params: Params) -> jax.Array:
-    """For the centralised critic: every target's position, found and tagged flags, the team's capabilities."""
+    """For the centralised critic: every target's position, found and tagged flags, the searched tiles, the
+    team's capabilities."""
     dtype = task.targets.dtype
     return jnp.concatenate([task.targets.reshape(-1), task.found.astype(dtype), task.tagged.astype(dtype),
-                            hetero.world_columns(params, dtype)])
+                            task.searched.reshape(-1).astype(dtype), hetero.world_columns(params, dtype)])
 
 
 def distances(poses: jax.Array, points: jax.Array) -> jax.Array:
@@ -147,7 +162,7 @@ def flee(poses: jax.Array, task: Task, params: Params) -> jax.Array:
 
 def reward(prev_poses: jax.Array, poses: jax.Array, task: Task, collisions: jax.Array,
            boundary: jax.Array, params: Params) -> tuple[jax.Array, Task, jax.Array, jax.Array]:
-    """Targets flee (predator-capture-prey), then are found and tagged on the new poses; the team's bonuses,
+    """Targets flee (predator-capture-prey), then are found and tagged, tiles searched, on the new poses; the team's bonuses,
     each robot's progress towards its work before the step, its own penalties.
 
     Returns (rewards (N,), task, success (N,) = every target tagged, solved)."""
@@ -160,11 +175,12 @@ def reward(prev_poses: jax.Array, poses: jax.Array, task: Task, collisions: jax.
     reach = jnp.asarray(params.column("reach"), dtype)[:, None]
     found = moved.found | jnp.any(d <= sensing, 0)
     tagged = moved.tagged | (found & jnp.any(d <= reach, 0))
+    searched = task.searched | hetero.covered(poses, params)
     solved = jnp.all(tagged)
     team = (params.find_bonus * jnp.sum(found & ~task.found) + params.tag_bonus * jnp.sum(tagged & ~task.tagged)
-            + params.success_bonus * solved)
+            + params.search_bonus * jnp.sum(searched & ~task.searched) + params.success_bonus * solved)
     r = (params.progress_gain * gained + team
          - params.collision_penalty * (collisions > 0) - params.boundary_penalty * boundary)
     success = jnp.full(poses.shape[0], solved)
-    task = moved.replace(found=found, tagged=tagged, reached=task.reached | success)
+    task = moved.replace(found=found, tagged=tagged, searched=searched, reached=task.reached | success)
     return r.astype(dtype), task, success, solved

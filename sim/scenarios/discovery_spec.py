@@ -18,12 +18,23 @@ CLASSES = {"sensing": tm.RobotClass(sensing_radius=0.45), "tagging": tm.RobotCla
 TEAM = ("sensing", "tagging")
 CAPABILITIES = ("sensing_radius", "reach")
 
+GRID = (5, 8)  # rows x columns of team.TILE m tiles over the Robotarium arena (the searched map)
 SENSORS = tm.team_sensors(CAPABILITIES) | {
     "targets": {"shape": ["T", 3], "units": ["m", "m", ""], "frame": "world",
                 "doc": "every target [x, y, 1] once the team has found it and until it is tagged; [0, 0, 0] "
                        "otherwise (target order, the same for every robot)"},
+    # units per element of a map row, for the default grid (as arctic transport's map)
+    "searched": {"shape": ["R", "C"], "units": [""] * GRID[1], "frame": "world",
+                 "doc": "the team's searched map, tile [row from y_min, column from x_min]: 1 once a sensing "
+                        "robot has covered its centre, else 0 (the same for every robot)"},
 }
 
+UNSEARCHED_FEATURES = (
+    ("unsearched_dx_robot", "m", "the nearest tile centre not yet searched, robot frame x (0 when all are searched)"),
+    ("unsearched_dy_robot", "m", "same, y left"),
+    ("unsearched_distance", "m", "distance to it (arena diagonal when all are searched)"),
+    ("unsearched_present", "", "1 while some tile is unsearched"),
+)
 TARGET_FEATURES = (
     ("dx_robot", "m", "found, untagged target, robot frame x (0 when absent)"),
     ("dy_robot", "m", "same, y left (0 when absent)"),
@@ -34,7 +45,8 @@ TARGET_FEATURES = (
 
 def obs_names(num_neighbors: int = NUM_NEIGHBORS, num_targets: int = NUM_TARGETS) -> list[str]:
     """Every observation element's name; neighbours and targets nearest first."""
-    return tm.team_obs_names(num_neighbors, CAPABILITIES) + nav.slot_names("target", num_targets, TARGET_FEATURES)
+    return (tm.team_obs_names(num_neighbors, CAPABILITIES) + nav.slot_names("target", num_targets, TARGET_FEATURES)
+            + [n for n, _, _ in UNSEARCHED_FEATURES])
 
 
 def obs_dim(num_neighbors: int = NUM_NEIGHBORS, num_targets: int = NUM_TARGETS) -> int:
@@ -43,4 +55,4 @@ def obs_dim(num_neighbors: int = NUM_NEIGHBORS, num_targets: int = NUM_TARGETS) 
 
 def sensor_shapes(num_agents: int, num_targets: int = NUM_TARGETS) -> dict[str, list[int]]:
     """Concrete per-robot sensor shapes for a fleet of `num_agents`."""
-    return nav.sensor_shapes(num_agents, SENSORS) | {"targets": [num_targets, 3]}
+    return nav.sensor_shapes(num_agents, SENSORS) | {"targets": [num_targets, 3], "searched": list(GRID)}

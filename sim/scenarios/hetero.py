@@ -7,6 +7,7 @@ The classes and their capabilities are `sim.scenarios.team`'s (JAX-free, for the
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, ClassVar
 
 import jax
@@ -22,7 +23,14 @@ class Params(nav.Params):
     """Navigation's constants plus the team: `team` (class per robot) and `classes` (name, RobotClass)."""
     team: tuple[str, ...] = ()
     classes: tuple[tuple[str, tm.RobotClass], ...] = ()
+    tile: float = tm.TILE  # m: the square tiles of a team map (arctic transport's terrain, discovery's searched area)
     CAPABILITIES: ClassVar[tuple[str, ...]] = ("speed",)  # what a robot observes of itself and its neighbours
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        """(rows, columns) of tiles covering the arena."""
+        return (math.ceil((self.y_max - self.y_min) / self.tile - 1e-9),
+                math.ceil((self.x_max - self.x_min) / self.tile - 1e-9))
 
     def column(self, field: str) -> np.ndarray:
         """(N,) one capability of every robot."""
@@ -91,9 +99,9 @@ def world_columns(params: Params, dtype: Any) -> jax.Array:
     return jnp.asarray(params.capability_table, dtype).reshape(-1)
 
 
-def listed_points(rows: jax.Array, x, y, c, s, params: nav.Params) -> list[jax.Array]:
-    """Every row (..., M, 3 + V) = [x, y, present, values...], nearest first with absent ones last as padding:
-    per slot (dx, dy, distance, values..., present); an absent row reads (0, 0, arena diagonal, 0..., 0)."""
+def listed_points(rows: jax.Array, x, y, c, s, params: nav.Params, k: int | None = None) -> list[jax.Array]:
+    """The `k` (default: every) rows (..., M, 3 + V) = [x, y, present, values...] nearest first, absent ones last
+    as padding: per slot (dx, dy, distance, values..., present); an absent row reads (0, 0, arena diagonal, 0..., 0)."""
     present = rows[..., 2] > 0
     # absent rows move far out of the arena, so either selection path sorts them last
     shifted = rows.at[..., 0].add(jnp.where(present, 0.0, 10 * params.far))
@@ -105,5 +113,30 @@ def listed_points(rows: jax.Array, x, y, c, s, params: nav.Params) -> list[jax.A
         return (jnp.where(here, dx, 0.0), jnp.where(here, dy, 0.0), jnp.where(here, dist, params.far), *values,
                 here.astype(x.dtype))
 
-    slots = nav.nearest(shifted, x, y, rows.shape[-2], features, params.gather_above)
+    slots = nav.nearest(shifted, x, y, rows.shape[-2] if k is None else k, features, params.gather_above)
     return [f for slot in slots for f in slot]
+
+
+def centres(params: Params) -> tuple[jax.Array, jax.Array]:
+    """(cols,) tile centre x and (rows,) tile centre y."""
+    rows, cols = params.grid
+    return (params.x_min + params.tile * (jnp.arange(cols) + 0.5), params.y_min + params.tile * (jnp.arange(rows) + 0.5))
+
+
+def covered(poses: jax.Array, params: Params) -> jax.Array:
+    """(rows, cols) tiles whose centre is within some robot's sensing radius."""
+    cx, cy = centres(params)
+    radius = jnp.asarray(params.column("sensing_radius"), poses.dtype)
+    d2 = (poses[:, 0, None, None] - cx[None, None, :]) ** 2 + (poses[:, 1, None, None] - cy[None, :, None]) ** 2
+    return jnp.any(d2 <= radius[:, None, None] ** 2, 0)
+
+
+def tile_values(grid: jax.Array, x: jax.Array, y: jax.Array, params: Params, di: int = 0, dj: int = 0) -> jax.Array:
+    """(...) the value of the tile (di rows, dj columns) from the one under (x, y); 0 outside the arena.
+    One-hot products instead of a gather: elementwise and sums, which export as they are."""
+    rows, cols = params.grid
+    i = jnp.floor((y - params.y_min) / params.tile) + di
+    j = jnp.floor((x - params.x_min) / params.tile) + dj
+    row_hot = (i[..., None] == jnp.arange(rows, dtype=x.dtype)).astype(x.dtype)  # (..., rows)
+    col_hot = (j[..., None] == jnp.arange(cols, dtype=x.dtype)).astype(x.dtype)  # (..., cols)
+    return jnp.sum(jnp.sum(grid * row_hot[..., :, None], -2) * col_hot, -1)

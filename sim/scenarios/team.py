@@ -17,6 +17,9 @@ import numpy as np
 from sim.scenarios import navigation_spec as nav
 
 
+TILE = 0.4  # m: the square tiles of a team map (5 x 8 over the Robotarium arena)
+
+
 @dataclasses.dataclass(frozen=True)
 class RobotClass:
     """What one kind of robot can do. Unused capabilities stay 0."""

@@ -17,7 +17,7 @@ from sim.fleet import FleetEnv
 from sim.scenarios import SCENARIOS
 from sim.scenarios import arctic_transport as at
 from sim.scenarios import discovery as dc
-from sim.scenarios import get
+from sim.scenarios import get, hetero
 from sim.scenarios import material_transport as mt
 from sim.scenarios import predator_capture_prey as pcp
 from sim.scenarios import warehouse as wh
@@ -79,8 +79,10 @@ def test_warehouse_robots_use_their_own_colour_zones():
     np.testing.assert_allclose(sensors["unload_zone"][:2], [p.unload_zones[0][:2], p.unload_zones[1][:2]])
 
 
-def discovery_task(targets, found=(False, False), tagged=(False, False), n=4):
-    return dc.Task(targets=f32(targets), found=jnp.asarray(found), tagged=jnp.asarray(tagged), reached=jnp.zeros(n, bool))
+def discovery_task(targets, found=(False, False), tagged=(False, False), n=4, searched=None):
+    searched = jnp.zeros((5, 8), bool) if searched is None else jnp.asarray(searched)
+    return dc.Task(targets=f32(targets), found=jnp.asarray(found), tagged=jnp.asarray(tagged), searched=searched,
+                   reached=jnp.zeros(n, bool))
 
 
 def test_discovery_only_sensing_robots_find_and_only_found_targets_are_tagged():
@@ -90,7 +92,9 @@ def test_discovery_only_sensing_robots_find_and_only_found_targets_are_tagged():
     at_ = poses((1.0, 0.1), (0.0, 0.05), (-1.2, -0.8), (1.2, -0.8))
     r, new, success, solved = dc.reward(at_, at_, task, ZERO, ZERO, p)
     assert new.found.tolist() == [False, True] and new.tagged.tolist() == [False, False]
-    np.testing.assert_allclose(r, p.find_bonus)  # one found, nobody moved towards anything
+    # the tiles the sensing robots cover are searched: 4 centres within 0.45 m of robot 0, 4 of robot 2
+    assert int(new.searched.sum()) == int(hetero.covered(at_[::2], dataclasses.replace(p, team=("sensing", "sensing"))).sum()) == 8
+    np.testing.assert_allclose(r, p.find_bonus + p.search_bonus * 8, rtol=1e-6)  # one found, nobody moved towards anything
     # a sensing robot next to a found target does not tag it (reach 0); a tagging robot 0.1 m from it does
     r, new2, _, _ = dc.reward(at_, poses((1.0, 0.45), (0.0, 0.05), (-1.2, -0.8), (1.2, -0.8)), new, ZERO, ZERO, p)
     assert new2.tagged.tolist() == [False, False]
@@ -101,15 +105,18 @@ def test_discovery_only_sensing_robots_find_and_only_found_targets_are_tagged():
 
 def test_discovery_sensors_hide_targets_not_found_and_observation_pads_them():
     p = dc.make_params(PROFILE, 2, team=["sensing", "tagging"], num_targets=2)
-    task = discovery_task([[0.5, 0.0], [-0.3, 0.0]], found=(True, False), n=2)
+    searched = np.ones((5, 8), bool)
+    searched[1, 5] = False  # the one unsearched tile: centre (0.6, -0.4)
+    task = discovery_task([[0.5, 0.0], [-0.3, 0.0]], found=(True, False), n=2, searched=searched)
     s = dc.sense(SimpleNamespace(poses=poses((0, 0), (0, 0.4)), task=task), p)
     np.testing.assert_allclose(s["targets"][0], [[0.5, 0.0, 1.0], [0.0, 0.0, 0.0]])  # the unfound one reads zeros
     names = dc.spec.obs_names(p.num_neighbors, 2)
     obs = dict(zip(names, np.asarray(dc.observe(s, p))[0]))
-    assert len(names) == dc.obs_dim(p) == 8 + 2 + 3 * (4 + 2 + 1) + 2 * 4
+    assert len(names) == dc.obs_dim(p) == 8 + 2 + 3 * (4 + 2 + 1) + 2 * 4 + 4
     want = {"sensing_radius": 0.45, "reach": 0.0, "neighbor0_dy_robot": 0.4, "neighbor0_sensing_radius": 0.0,
             "neighbor0_reach": 0.15, "neighbor0_present": 1, "neighbor1_present": 0, "neighbor1_reach": 0,
-            "target0_dx_robot": 0.5, "target0_present": 1, "target1_present": 0, "target1_distance": p.far}
+            "target0_dx_robot": 0.5, "target0_present": 1, "target1_present": 0, "target1_distance": p.far,
+            "unsearched_dx_robot": 0.6, "unsearched_dy_robot": -0.4, "unsearched_present": 1}
     for k, v in want.items():
         assert obs[k] == pytest.approx(v, abs=1e-6), k
     np.testing.assert_allclose(dc.observe(s, dataclasses.replace(p, gather_above=0)), dc.observe(s, p), atol=1e-6)
@@ -146,8 +153,8 @@ def test_arctic_speed_per_tile_map_and_who_must_arrive():
     s = arctic_state(p, on, terrain)
     np.testing.assert_allclose(at.speed_factors(on, s.task, p), [1.0, 0.3, 0.3])
     # the drone maps the tiles whose centres are within 0.6 m; the ground robots about their own tile
-    known = np.asarray(at.covered(on[:1], dataclasses.replace(p, team=("drone",))))
-    cx, cy = (np.asarray(c) for c in at.centres(p))
+    known = np.asarray(hetero.covered(on[:1], dataclasses.replace(p, team=("drone",))))
+    cx, cy = (np.asarray(c) for c in hetero.centres(p))
     assert known.sum() == ((cx[None, :] - 0.2) ** 2 + (cy[:, None] + 0.8) ** 2 <= 0.36 + 1e-9).sum() > 1
     # the ice robot in the goal zone is not enough: the water robot must be there too; the drone never
     up = poses((0.2, -0.8), (0.2, 0.7), (-0.2, 0.5))
