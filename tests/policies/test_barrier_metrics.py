@@ -7,13 +7,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from policies import ppo, train_cli
-from policies.checkpoint import load_policy
+from policies import ppo
+from policies.checkpoint import FILENAME, load_policy, make_meta, save
 from policies.config import build_config
 from policies.envs import BARRIER_TOL, ArrayEnv
 from policies.evaluate import evaluate
 from policies.evaluate_cable import summarise
-from policies.run_dir import read_metrics
+from policies.run_dir import METRIC_COLUMNS
 from sim.spaces import Box
 
 
@@ -46,12 +46,13 @@ class Clipped:
 
 def test_each_step_counts_the_changed_agents_and_their_change():
     aenv = ArrayEnv(Clipped())
-    _, _, log = aenv.reset(jax.random.PRNGKey(0))
+    _, _, log = jax.jit(aenv.reset)(jax.random.PRNGKey(0))
     # agent a: 0.8 -> 0.5 (changed by 0.3); agent b: inside the limits, and a change below the tolerance
-    out = aenv.step(jax.random.PRNGKey(1), log, jnp.asarray([[0.8, 0.0], [0.5 + BARRIER_TOL / 2, 0.2]]))[-1]
+    out = jax.jit(aenv.step)(jax.random.PRNGKey(1), log, jnp.asarray([[0.8, 0.0], [0.5 + BARRIER_TOL / 2, 0.2]]))[-1]
     assert float(out["barrier_changed"]) == 1.0
     np.testing.assert_allclose(float(out["barrier_change"]), 0.3, rtol=1e-5)
-    assert "barrier_changed" not in ArrayEnv(Clipped(barrier=False)).step(jax.random.PRNGKey(1), log, jnp.ones((2, 2)))[-1]
+    no_barrier = jax.eval_shape(ArrayEnv(Clipped(barrier=False)).step, jax.random.PRNGKey(1), log, jnp.ones((2, 2)))
+    assert "barrier_changed" not in no_barrier[-1]
 
 
 def test_update_metrics_are_the_share_of_agent_steps_and_the_mean_change():
@@ -65,18 +66,19 @@ def test_update_metrics_are_the_share_of_agent_steps_and_the_mean_change():
     assert all(math.isnan(float(v)) for v in ppo.barrier_metrics({}, num_agents=2).values())
 
 
-def test_training_logs_the_barrier_per_update_and_eval_reports_it(tmp_path, monkeypatch, capsys):
-    """A tiny run on `Clipped` (the trainer built around it): metrics.csv, the progress bar and eval."""
-    cfg = build_config({"scenario": "navigation", "num_agents": 2, "barrier": "none", "num_seeds": 2, "num_envs": 4,
-                        "num_steps": 4, "num_minibatches": 1, "update_epochs": 1, "hidden_sizes": [8],
-                        "total_steps": 3 * 4 * 4, "eval_episodes": 0, "log_std_init": 0.0})
+def test_a_rollout_logs_the_barrier_and_eval_reports_it(tmp_path, monkeypatch):
+    """The trainer's own rollout on `Clipped` (no PPO epochs compiled), then `evaluate` of the same policy."""
+    cfg = build_config({"scenario": "navigation", "num_agents": 2, "barrier": "none", "num_envs": 4, "num_steps": 4,
+                        "num_minibatches": 1, "hidden_sizes": [8], "log_std_init": 0.0})
     monkeypatch.setattr(ppo, "make_env", lambda cfg: Clipped())
-    train_cli.train(cfg, tmp_path, progress=True)
-    rows = read_metrics(tmp_path)
-    assert len(rows) == 3 * 2
+    trainer = ppo.Trainer(cfg)
+    runner = jax.jit(trainer.init)(jax.random.PRNGKey(0))
+    traj = jax.jit(lambda r: jax.lax.scan(trainer._rollout_step, r, None, length=cfg.num_steps)[1])(runner)
+    m = {k: float(v) for k, v in ppo.barrier_metrics(traj.info, trainer.n).items()}
     # actions ~ N(0, 1) squashed into [-1, 1]: some but not all agent-steps leave [-0.5, 0.5]
-    assert all(0.0 < r["barrier_rate"] < 1.0 and 0.0 < r["barrier_change"] <= math.sqrt(2) / 2 for r in rows)
-    assert f"barrier={rows[-1]['barrier_rate'] / 2 + rows[-2]['barrier_rate'] / 2:.3f}" in capsys.readouterr().err
+    assert 0.0 < m["barrier_rate"] < 1.0 and 0.0 < m["barrier_change"] <= math.sqrt(2) / 2
+    assert {"barrier_rate", "barrier_change"} <= set(METRIC_COLUMNS)  # metrics.csv, the progress bar's source
+    save(tmp_path / FILENAME, make_meta(cfg, trainer.spec, "clipped", 0, 0), jax.tree.map(lambda a: a[None], runner))
     # the deterministic (mean) actions of an untrained policy stay inside the limits: every change is the shift
     result = evaluate(load_policy(tmp_path), episodes=4, env=Clipped(shift=0.1))
     assert result["barrier_rate"] == 1.0 and result["barrier_change"] == pytest.approx(0.1, rel=1e-5)

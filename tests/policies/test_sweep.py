@@ -40,6 +40,7 @@ def test_bad_sweeps_are_refused_in_one_line(tmp_path, capsys):
     assert "another config" in capsys.readouterr().err
 
 
+@pytest.mark.filterwarnings("ignore:os.fork")  # Ray starts its processes with subprocess (fork + exec)
 def test_a_tiny_grid_runs_on_local_ray_and_resumes(tmp_path, capsys, monkeypatch):
     out = tmp_path / "sweep"
     args = ["sweep", "navigation", "--grid", "total_steps=8,16", "--seeds", "1", *TINY, "--num-cpus", "1",
