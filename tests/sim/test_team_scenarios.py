@@ -23,6 +23,12 @@ from sim.scenarios import predator_capture_prey as pcp
 from sim.scenarios import warehouse as wh
 
 PROFILE = load_profile("gritsbot_x")
+JIT = {}
+
+
+def jitted(fn, params_at: int):
+    """`fn` jitted with its Params (hashable) static: one compile per function instead of one per op."""
+    return JIT.setdefault((fn, params_at), jax.jit(fn, static_argnums=params_at))
 TEAM_SCENARIOS = ["material_transport", "warehouse", "discovery", "predator_capture_prey", "arctic_transport"]
 ZERO = jnp.zeros(4, jnp.int32)
 
@@ -44,7 +50,7 @@ def test_material_transport_loads_in_index_order_within_capacity_and_unloads():
     # robots 1 and 2 arrive in the loading zone together: robot 1 (lower index) takes both waiting units,
     # robot 2 gets nothing; robot 3 (carrying 1) arrives in the unloading zone; robot 0 stays outside
     after = poses((-0.3, 0.5), (-0.6, 0.1), (-0.5, -0.1), (0.6, 0.0))
-    r, new, success, solved = mt.reward(before, after, task, ZERO, ZERO, p)
+    r, new, success, solved = jitted(mt.reward, 5)(before, after, task, ZERO, ZERO, p)
     assert new.load.tolist() == [0, 2, 0, 0] and new.waiting.tolist() == [0] and float(new.delivered) == 1
     assert not bool(solved)  # robot 1 still carries two
     team = p.load_bonus * 2 + p.unload_bonus * 1
@@ -55,7 +61,7 @@ def test_material_transport_loads_in_index_order_within_capacity_and_unloads():
             gain((0.0, -0.5), (-0.5, -0.1), (-0.6, 0)), gain((0.3, 0.0), (0.6, 0.0), (0.6, 0))]
     np.testing.assert_allclose(r, team + p.progress_gain * np.asarray(want), rtol=1e-5, atol=1e-5)
     # robot 1 unloads: nothing waits, nothing is carried: solved, every robot succeeds
-    r, new, success, solved = mt.reward(after, poses((-0.3, 0.5), (0.6, 0.1), (-0.5, -0.1), (0.6, 0.0)), new, ZERO, ZERO, p)
+    r, new, success, solved = jitted(mt.reward, 5)(after, poses((-0.3, 0.5), (0.6, 0.1), (-0.5, -0.1), (0.6, 0.0)), new, ZERO, ZERO, p)
     assert bool(solved) and success.all() and float(new.delivered) == 3
     np.testing.assert_allclose(r[0], p.unload_bonus * 2 + p.success_bonus)  # robot 0 had nowhere to go: no shaping
 
@@ -69,10 +75,10 @@ def test_warehouse_robots_use_their_own_colour_zones():
     # robot 0 (red) parks in the green loading zone, robot 1 (green) in the red one: nobody loads;
     # then they swap: each takes one package from its own colour's zone
     wrong = poses(green_load, red_load, (0, 0.9), (0, -0.9))
-    _, new, _, _ = wh.reward(wrong, wrong, task, ZERO, ZERO, p)
+    _, new, _, _ = jitted(wh.reward, 5)(wrong, wrong, task, ZERO, ZERO, p)
     assert new.load.tolist() == [0, 0, 0, 0]
     right = poses(red_load, green_load, (0, 0.9), (0, -0.9))
-    _, new, _, _ = wh.reward(wrong, right, task, ZERO, ZERO, p)
+    _, new, _, _ = jitted(wh.reward, 5)(wrong, right, task, ZERO, ZERO, p)
     assert new.load.tolist() == [1, 1, 0, 0] and new.waiting.tolist() == [0, 1]
     sensors = wh.sense(SimpleNamespace(poses=right, task=new), p)
     np.testing.assert_allclose(sensors["load_zone"][:2], [[*red_load, 0], [*green_load, 1]])  # waiting at its own zone
@@ -90,15 +96,15 @@ def test_discovery_only_sensing_robots_find_and_only_found_targets_are_tagged():
     task = discovery_task([[0.0, 0.0], [1.0, 0.5]])
     # tagging robot 1 sits on target A (not found), sensing robot 0 is 0.4 m from target B (radius 0.45)
     at_ = poses((1.0, 0.1), (0.0, 0.05), (-1.2, -0.8), (1.2, -0.8))
-    r, new, success, solved = dc.reward(at_, at_, task, ZERO, ZERO, p)
+    r, new, success, solved = jitted(dc.reward, 5)(at_, at_, task, ZERO, ZERO, p)
     assert new.found.tolist() == [False, True] and new.tagged.tolist() == [False, False]
     # the tiles the sensing robots cover are searched: 4 centres within 0.45 m of robot 0, 4 of robot 2
     assert int(new.searched.sum()) == int(hetero.covered(at_[::2], dataclasses.replace(p, team=("sensing", "sensing"))).sum()) == 8
     np.testing.assert_allclose(r, p.find_bonus + p.search_bonus * 8, rtol=1e-6)  # one found, nobody moved towards anything
     # a sensing robot next to a found target does not tag it (reach 0); a tagging robot 0.1 m from it does
-    r, new2, _, _ = dc.reward(at_, poses((1.0, 0.45), (0.0, 0.05), (-1.2, -0.8), (1.2, -0.8)), new, ZERO, ZERO, p)
+    r, new2, _, _ = jitted(dc.reward, 5)(at_, poses((1.0, 0.45), (0.0, 0.05), (-1.2, -0.8), (1.2, -0.8)), new, ZERO, ZERO, p)
     assert new2.tagged.tolist() == [False, False]
-    r, new3, success, solved = dc.reward(at_, poses((0.05, 0.3), (0.0, 0.05), (-1.2, -0.8), (1.1, 0.5)), new, ZERO, ZERO, p)
+    r, new3, success, solved = jitted(dc.reward, 5)(at_, poses((0.05, 0.3), (0.0, 0.05), (-1.2, -0.8), (1.1, 0.5)), new, ZERO, ZERO, p)
     # robot 0 now finds A (robot 1 on it tags it the same step), robot 3 tags B: solved
     assert new3.found.all() and new3.tagged.all() and bool(solved) and success.all()
 
@@ -111,7 +117,7 @@ def test_discovery_sensors_hide_targets_not_found_and_observation_pads_them():
     s = dc.sense(SimpleNamespace(poses=poses((0, 0), (0, 0.4)), task=task), p)
     np.testing.assert_allclose(s["targets"][0], [[0.5, 0.0, 1.0], [0.0, 0.0, 0.0]])  # the unfound one reads zeros
     names = dc.spec.obs_names(p.num_neighbors, 2)
-    obs = dict(zip(names, np.asarray(dc.observe(s, p))[0]))
+    obs = dict(zip(names, np.asarray(jitted(dc.observe, 1)(s, p))[0]))
     assert len(names) == dc.obs_dim(p) == 8 + 2 + 3 * (4 + 2 + 1) + 2 * 4 + 4
     want = {"sensing_radius": 0.45, "reach": 0.0, "neighbor0_dy_robot": 0.4, "neighbor0_sensing_radius": 0.0,
             "neighbor0_reach": 0.15, "neighbor0_present": 1, "neighbor1_present": 0, "neighbor1_reach": 0,
@@ -119,7 +125,7 @@ def test_discovery_sensors_hide_targets_not_found_and_observation_pads_them():
             "unsearched_dx_robot": 0.6, "unsearched_dy_robot": -0.4, "unsearched_present": 1}
     for k, v in want.items():
         assert obs[k] == pytest.approx(v, abs=1e-6), k
-    np.testing.assert_allclose(dc.observe(s, dataclasses.replace(p, gather_above=0)), dc.observe(s, p), atol=1e-6)
+    np.testing.assert_allclose(jitted(dc.observe, 1)(s, dataclasses.replace(p, gather_above=0)), jitted(dc.observe, 1)(s, p), atol=1e-6)
 
 
 def test_prey_flee_from_a_near_robot_and_stay_inside():
@@ -158,13 +164,13 @@ def test_arctic_speed_per_tile_map_and_who_must_arrive():
     assert known.sum() == ((cx[None, :] - 0.2) ** 2 + (cy[:, None] + 0.8) ** 2 <= 0.36 + 1e-9).sum() > 1
     # the ice robot in the goal zone is not enough: the water robot must be there too; the drone never
     up = poses((0.2, -0.8), (0.2, 0.7), (-0.2, 0.5))
-    r, task, success, solved = at.reward(on, up, s.task, ZERO[:3], ZERO[:3], p)
+    r, task, success, solved = jitted(at.reward, 5)(on, up, s.task, ZERO[:3], ZERO[:3], p)
     assert success.tolist() == [True, True, False] and not bool(solved)
     gains = np.array([0.0, 1.4, 1.3])  # metres gained on the goal line y = 0.6 (0 once inside)
     mapped = int(np.sum(task.known & ~s.task.known))
     np.testing.assert_allclose(r, p.progress_gain * np.array([gains[1:].mean(), *gains[1:]]) + p.map_bonus * mapped,
                                rtol=1e-5)
-    _, _, success, solved = at.reward(up, poses((0.2, -0.8), (0.2, 0.7), (-0.2, 0.65)), task, ZERO[:3], ZERO[:3], p)
+    _, _, success, solved = jitted(at.reward, 5)(up, poses((0.2, -0.8), (0.2, 0.7), (-0.2, 0.65)), task, ZERO[:3], ZERO[:3], p)
     assert bool(solved) and success.all()
 
 
@@ -175,7 +181,7 @@ def test_arctic_observes_the_mapped_tiles_around_it():
     known[0:2, 0:2] = True  # only the bottom-left 2 x 2 tiles are mapped
     s = arctic_state(p, poses((-1.4, -0.8), (0.0, 0.0), (1.0, 0.0)), terrain, known)
     names = at.spec.obs_names(p.num_neighbors)
-    obs = dict(zip(names, np.asarray(at.observe(at.sense(s, p), p))[0]))  # robot 0 on tile (0, 0), a corner
+    obs = dict(zip(names, np.asarray(jitted(at.observe, 1)(at.sense(s, p), p))[0]))  # robot 0 on tile (0, 0), a corner
     assert len(names) == at.obs_dim(p)
     want = {"tile_same_same": 1, "tile_same_right": -1, "tile_up_same": -1, "tile_up_right": 1,
             "tile_down_same": 0, "tile_same_left": 0, "tile_down_left": 0,  # outside the arena
@@ -213,10 +219,15 @@ def test_bad_teams_are_one_line_errors():
 
 
 def test_fleet_drives_each_robot_at_its_class_speed_even_behind_the_barrier():
-    for barrier in (None, "unicycle_walls"):
-        env = FleetEnv(PROFILE, 2, scenario="material_transport", barrier=barrier)  # fast (1.0), slow (0.6)
-        _, state = env.reset(jax.random.PRNGKey(0))
-        start = poses((-1.0, -0.6), (-1.0, 0.6))  # both facing +x, far apart and from the walls
-        state = state.replace(poses=start)
-        _, moved, _, _, _ = env.step_env(jax.random.PRNGKey(1), state, f32([[0.2, 0.0], [0.2, 0.0]]))
-        np.testing.assert_allclose(np.asarray(moved.poses[:, 0] - start[:, 0]) / (0.2 * PROFILE.dt), [1.0, 0.6], rtol=1e-4)
+    env = FleetEnv(PROFILE, 2, scenario="material_transport", barrier="unicycle_walls")  # fast (1.0), slow (0.6)
+    _, state = env.reset(jax.random.PRNGKey(0))
+    start = poses((-1.0, -0.6), (-1.0, 0.6))  # both facing +x, far apart and from the walls
+    # full speed ahead: scaled to each class's top speed before the barrier, which leaves it alone here
+    step = jax.jit(env.step_env)
+    _, moved, _, _, info = step(jax.random.PRNGKey(1), state.replace(poses=start), f32([[0.2, 0.0], [0.2, 0.0]]))
+    np.testing.assert_allclose(np.asarray(moved.poses[:, 0] - start[:, 0]) / (0.2 * PROFILE.dt), [1.0, 0.6], rtol=1e-4)
+    # head-on 0.2 m apart the barrier brakes and may push back: never faster than the class allows
+    close = poses((-0.1, 0.0), (0.1, 0.0)).at[1, 2].set(np.pi)
+    _, moved, _, _, info = step(jax.random.PRNGKey(1), state.replace(poses=close), f32([[0.2, 0.0], [0.2, 0.0]]))
+    travelled = np.hypot(*np.asarray(moved.poses[:, :2] - close[:, :2]).T) / (0.2 * PROFILE.dt)
+    assert np.asarray(info["barrier_intervention"]).any() and (travelled <= np.array([1.0, 0.6]) + 1e-4).all()
