@@ -113,6 +113,8 @@ def _parser() -> argparse.ArgumentParser:
 def _info(args: argparse.Namespace, bag: Any) -> int:
     from replay.info import bag_info, format_info
     info = bag_info(bag)
+    if not sum(bag.status.counts.values()) and bag.status.stops:  # damaged before its first message
+        return _fail(f"info: nothing readable in {bag.path}: {bag.status.stops[0]}")
     print(json.dumps(info, indent=2) if args.json else format_info(info))
     return 0
 

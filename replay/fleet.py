@@ -111,8 +111,9 @@ def read_fleet(bag: Bag, config: Any | None = None, need: tuple[str, ...] = (top
             pass
     robots, where = fleet_topics(bag.types, config)
     if not robots:
+        damage = f" ({'; '.join(bag.status.stops)})" if bag.status.stops else ""
         raise FleetError(f"{bag.path}: no robot topics (/<robot>/{topics.POSE.name} and the like) in this bag; "
-                         f"topics found: {', '.join(sorted(bag.types)) or 'none'}")
+                         f"topics found: {', '.join(sorted(bag.types)) or 'none'}{damage}")
     missing = sorted(where[(r, k)] for r in robots for k in need if where[(r, k)] not in bag.types)
     if missing:
         raise FleetError(f"{bag.path}: missing topic(s) {', '.join(missing)} needed here "
@@ -157,6 +158,8 @@ def read_fleet(bag: Bag, config: Any | None = None, need: tuple[str, ...] = (top
         return {r: stream((r, kind), KINDS[kind] + (kind == topics.POSE.name)) for r in robots}
 
     poses = streams(topics.POSE.name)  # [x, y, yaw, header stamp] until split below
+    if bag.status.stops and not any(len(s.t) for s in poses.values()):
+        raise FleetError(f"{bag.path}: no pose could be read: {'; '.join(bag.status.stops)}")
     stamps = {r: s.values[:, 3] for r, s in poses.items()}
     poses = {r: Stream(s.t, s.values[:, :3]) for r, s in poses.items()}
     shared_key = ("", topics.LANDMARKS.name)

@@ -111,6 +111,30 @@ def test_truncated_bag_reads_every_whole_chunk_and_says_what_was_lost(chunked, t
     assert "all messages were read" in bag.status.warnings[0]
 
 
+def test_column_reads_of_a_cut_bag_are_the_records_read(chunked, tmp_path, capsys):
+    """`report` reads through `Bag.payloads` (indexed chunks as arrays): on a cut copy it delivers exactly the
+    messages the record walk delivers, with the same damage line; a bag cut before its first message is
+    nothing readable: one line, exit 2."""
+    chunks, _ = chunk_layout(mcap_file(chunked))
+    cut = cut_copy(chunked, tmp_path / "cut", (chunks[4][0] + chunks[4][1]) // 2)
+    walked = Bag(cut)
+    want: dict[str, list[tuple[int, bytes]]] = {}
+    for rec in walked.records():
+        want.setdefault(rec.topic, []).append((rec.t_ns, rec.raw))
+    bag = Bag(cut)
+    got = {topic: sorted((int(t), row.tobytes(), int(k)) for p in parts for k, t, row in zip(p.seq, p.t_ns, p.rows))
+           for topic, parts in bag.payloads(want).items()}
+    assert {t: [(ns, raw) for ns, raw, _ in sorted(v, key=lambda x: x[2])] for t, v in got.items()} == want
+    assert bag.status.stops == walked.status.stops and bag.status.warnings == walked.status.warnings
+    assert main(["report", str(cut), "-o", str(tmp_path / "r"), "--profile", "gritsbot_x", "--no-pictures"]) == 0
+    assert "messages lost" in capsys.readouterr().out
+    for argv in (["info", str(cut_copy(chunked, tmp_path / "head", 5))],
+                 ["report", str(tmp_path / "head"), "-o", str(tmp_path / "r2"), "--profile", "gritsbot_x"]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "not an MCAP file" in err, argv
+
+
 def test_killed_recorder_without_metadata(chunked, tmp_path, capsys):
     chunks, _ = chunk_layout(mcap_file(chunked))
     cut = (chunks[3][0] + chunks[3][1]) // 2
