@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterable
 from policies.config import FIELDS, ConfigError, coerce, parse_value
 
 SWEEP_FILE, RESULTS_FILE, TRIAL_FILE = "sweep.json", "results.json", "trial.json"
-METRICS = ("eval_success", "train_success", "eval_return", "train_return")
+METRICS = ("eval_success", "train_success", "eval_return", "train_return", "barrier_rate")  # trial.json's numbers
 
 
 def parse_grid(items: Iterable[str]) -> dict[str, list[Any]]:

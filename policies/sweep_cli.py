@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from policies.config import ConfigError, build_config, read_yaml
+from policies.sweep import METRICS
 
 SET_HELP = "override a config key for every trial (repeatable), e.g. --set total_steps=200000"
 
@@ -32,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="K: seeds 0..K-1; or a comma-separated list (default: the config's seed..seed+num_seeds-1)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=SET_HELP)
     p.add_argument("--out", "-o", type=Path, help="sweep directory (default runs/sweep-<scenario>-<time>)")
-    p.add_argument("--metric", choices=("eval_success", "train_success", "eval_return", "train_return"),
+    p.add_argument("--metric", choices=METRICS,
                    help="the table's number (default: eval_success when the trials were evaluated, else train_success)")
     ray_opts = p.add_argument_group("Ray")
     ray_opts.add_argument("--address", default=None,
