@@ -306,6 +306,8 @@ def _compare(args: argparse.Namespace) -> int:
         return _fail(f"compare: {', '.join(not_flight)}: not a flight log (.ulg, .bin, .tlog)")
     try:
         origins = [[float(v) for v in o.split(",")] for o in args.origins] if args.origins else None
+        if origins is not None and any(len(o) != 3 for o in origins):
+            raise ValueError
     except ValueError:
         return _fail(f"compare: --origins takes E,N,U in metres per log (e.g. 0,0,0 12.5,-3,0), not {args.origins}")
     if origins is not None and args.shared_frame:

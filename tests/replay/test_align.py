@@ -122,20 +122,25 @@ def test_two_vehicles_in_one_frame_from_their_gps_origins(tmp_path, capsys):
 
 
 def test_without_gps_the_user_places_the_frames(tmp_path, capsys):
-    args = ["compare", str(AP), str(PX4), "-o", str(tmp_path / "c"), "--offsets", "0", "-40"]
+    head = tmp_path / "px4_head.ulg"  # the real PX4 log's first 400 kB (read up to the cut): no GPS, no global origin
+    head.write_bytes(PX4.read_bytes()[:400_000])
+    args = ["compare", str(AP), str(head), "-o", str(tmp_path / "c"), "--offsets", "0", "-35"]  # overlapping
     assert main(args + ["--json"]) == 0
     frame = json.loads(capsys.readouterr().out)["frame"]
-    assert not frame["one_frame"] and f"{PX4} state(s) no global origin" in frame["why"]
-    assert main(args) == 0
-    assert "each vehicle's own local ENU frame" in capsys.readouterr().out
-    assert main(args + ["--origins", "0,0,0", "10,-5,0", "--json"]) == 0
-    doc = json.loads(capsys.readouterr().out)
+    assert not frame["one_frame"] and f"{head} state(s) no global origin" in frame["why"]
+    assert main(args + ["--origins", "0,0,0", "10,-5,0"]) == 0
+    out = capsys.readouterr().out
+    assert "positions: given origins" in out and "closest approach: " in out
+    doc = json.loads((tmp_path / "c" / "alignment.json").read_text())
     assert doc["frame"]["one_frame"] and doc["frame"]["origins_m"] == [[0, 0, 0], [10, -5, 0]]
-    assert doc["separation"] is not None and doc["separation"]["min_m"] > 0
-    assert main(args + ["--shared-frame", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["frame"]["method"].startswith("given: the logs share")
-    for bad, why in ((["--origins", "0,0,0"], "--origins gives 1 value(s) for 2 logs"),
-                     (["--origins", "0,0", "1,2,3"], "--origins gives 2 value(s)"),
+    logs = [open_flight_log(AP), open_flight_log(head)]
+    moved, frame = align.common_frame(logs, [[0, 0, 0], [10, -5, 0]])
+    np.testing.assert_allclose(moved[1], logs[1].state.position.values + [10, -5, 0])
+    shared, frame = align.common_frame(logs, shared=True)
+    assert frame["one_frame"] and shared[1] is logs[1].state.position.values
+    with pytest.raises(align.AlignError, match="--origins gives 1 value"):
+        align.common_frame(logs, [[0, 0, 0]])
+    for bad, why in ((["--origins", "0,0", "1,2,3"], "--origins takes E,N,U"),
                      (["--origins", "a,b,c", "1,2,3"], "--origins takes E,N,U"),
                      (["--origins", "0,0,0", "1,2,3", "--shared-frame"], "give one")):
         assert main(args + bad) == 2
