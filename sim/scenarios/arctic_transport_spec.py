@@ -14,7 +14,7 @@ SCENARIO = "arctic_transport"
 NUM_NEIGHBORS = nav.NUM_NEIGHBORS
 TILE = tm.TILE  # m: square tiles, each ice or water
 GOAL_DEPTH = 0.4  # m: the goal zone is the top strip of the arena this deep
-START_DEPTH = 0.8  # m: robots start in the bottom strip this deep (room for 20 robots two diameters apart)
+START_DEPTH = 0.8  # m: robots start in the bottom strip this deep (room for 33 robots two diameters apart)
 # ice / water robots: full speed on their own terrain, 0.3 of it on the other; drones: full speed everywhere,
 # they map 0.6 m around them (ground robots 0.3 m: about their own tile) and need not reach the goal
 CLASSES = {"drone": tm.RobotClass(speed=1.0, water_speed=1.0, sensing_radius=0.6),
