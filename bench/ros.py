@@ -22,6 +22,7 @@ it runs in a ROS node) is measured alone against a stand-in MAV: achieved rate a
 from __future__ import annotations
 
 import argparse
+import bisect
 import itertools
 import json
 import math
@@ -76,6 +77,7 @@ def team_config(n: int, policy: Path, path: Path) -> Path:
     data = yaml.safe_load((Path(__file__).resolve().parent.parent / "launch" / "cable3.yaml").read_text())
     data.update(name=f"bench_cable_{n}", policy=str(policy), mavs=[f"mav_{i}" for i in range(n)],
                 goals=[{"position": data["start"]}], goal_timeout_s=3600)
+    data.pop("takeoff", None)   # steady hover from the start: the chain, not a take-off the firmware flies
     path.write_text(yaml.safe_dump(data))
     return path
 
@@ -291,8 +293,9 @@ def _pong() -> None:
 
 
 def _rate_controller(duration: float, out: Path, workdir: Path) -> None:
-    """A stand-in MAV for the rate controller node: level at rest, odom + IMU at 100 Hz, and a set-point at 100 Hz
-    whose vertical acceleration alternates +-1 m/s^2, so each thrust command shows which set-point it used."""
+    """A stand-in MAV for the rate controller node: level, moving only vertically under the thrust it is sent,
+    odom + IMU at 100 Hz, and a set-point at 100 Hz whose vertical acceleration alternates +-1 m/s^2, so the
+    collective jumps by ~2 m N at the first thrust command that uses a new set-point."""
     import rclpy
     from geometry_msgs.msg import Transform, Twist
     from rclpy.node import Node
@@ -304,7 +307,6 @@ def _rate_controller(duration: float, out: Path, workdir: Path) -> None:
     from ros_nodes.plan import NodeSpec
     from ros_nodes.supervisor import Supervisor
     mav, profile = "mav_0", load_profile(RATE_PROFILE)
-    hover = profile.quadrotor.mass * profile.gravity
     sup = Supervisor(ros_env(), workdir / "logs")
     sup.start(NodeSpec("rate_controller_node", "rate_controller", f"/{mav}", {"mav": mav, "profile": RATE_PROFILE}))
     rclpy.init()
@@ -317,12 +319,18 @@ def _rate_controller(duration: float, out: Path, workdir: Path) -> None:
     node.create_subscription(cls(topics.ROTOR_THRUST.type), topics.ROTOR_THRUST.path(mav),
                              lambda m: thrust.append((time.perf_counter(), sum(m.data))), qos)
     odom, imu, sp = cls(topics.ODOM.type)(), cls(topics.IMU.type)(), cls(topics.SETPOINT.type)()
-    odom.pose.pose.orientation.w, odom.pose.pose.position.z = 1.0, 1.0
+    odom.pose.pose.orientation.w = 1.0
     acc, heading = Twist(), Transform()
     heading.rotation.w = 1.0
     sp.points = [MultiDOFJointTrajectoryPoint(transforms=[heading], velocities=[Twist()], accelerations=[acc])]
 
+    height = {"z": 1.0, "vz": 0.0}
+
     def tick() -> None:
+        if thrust:   # the vehicle answers the latest command (so the controller's load estimate stays sane)
+            height["vz"] += (thrust[-1][1] / profile.quadrotor.mass - profile.gravity) / MAV_RATE_HZ
+            height["z"] += height["vz"] / MAV_RATE_HZ
+        odom.pose.pose.position.z, odom.twist.twist.linear.z = height["z"], height["vz"]
         now = node.get_clock().now().to_msg()
         for msg in (odom, imu, sp):
             msg.header.stamp = now
@@ -353,10 +361,17 @@ def _rate_controller(duration: float, out: Path, workdir: Path) -> None:
         sup.kill_all()
     times = [t for t, _ in thrust]
     gaps = [b - a for a, b in zip(times, times[1:])]
-    latencies = []
+    latencies, step = [], profile.quadrotor.mass * 1.0   # half the collective's jump between the two set-points
     for (t, sign), nxt in zip(sent, [t for t, _ in sent[1:]] + [math.inf]):
-        first = next((u for u, total in thrust if t < u < nxt and (total - hover) * sign > 0), None)
-        latencies.append(math.inf if first is None else first - t)
+        k = bisect.bisect_right(times, t)   # thrust[k] is the first command after the set-point left
+        if k == 0:
+            continue
+        latency = math.inf   # unanswered before the next set-point left
+        for u, total in itertools.takewhile(lambda e: e[0] < nxt, itertools.islice(thrust, k, None)):
+            if (total - thrust[k - 1][1]) * sign > step:
+                latency = u - t
+                break
+        latencies.append(latency)
     ms = lambda xs, q: 1e3 * quantile(xs, q) if len(xs) > 1 else math.nan  # noqa: E731
     out.write_text(json.dumps({"nominal_hz": profile.control.physics_rate_hz, "rate_hz": len(thrust) / window,
                                "interval_p50_ms": ms(gaps, 50), "interval_p99_ms": ms(gaps, 99),

@@ -136,8 +136,9 @@ class TeamSim:
                              tension=jnp.zeros(n), min_tension=jnp.zeros(n))
 
     def warm_up(self) -> None:
-        """Compile the crash check now (~1 s), not at the first goal's first period."""
+        """Compile the crash check and the ground now (~1 s), not at the first goal's first period or touch-down."""
         self._crashed(self.state)
+        self._project(self.state.bodies, jnp.float32(self.profile.task.ground_clearance))
 
     @property
     def airborne(self) -> bool:
@@ -212,23 +213,30 @@ class TeamSim:
 
     def _ground(self) -> None:
         b, floor = self.state.bodies, self.profile.task.ground_clearance
-        load_down = float(b.load_pos[2]) < floor
-        mav_down = np.asarray(b.pos[:, 2]) < floor
+        load_z, load_vz, mav_z = jax.device_get((b.load_pos[2], b.load_vel[2], b.pos[:, 2]))
+        load_down, mav_down = float(load_z) < floor, np.asarray(mav_z) < floor
         if not (load_down or mav_down.any()):
             return
         if load_down:
             if (self.landing or self.failed_at) and self.load_down_at is None:
                 self.load_down_at = round(self.t + self.dt, 3)
-            self.touchdown_speed = max(self.touchdown_speed, float(-b.load_vel[2])) if self.airborne else 0.0
-            b = b.replace(load_pos=b.load_pos.at[2].set(floor), load_vel=jnp.zeros(3), load_omega=jnp.zeros(3))
-        if mav_down.any():  # on its legs: stopped and level (the ground takes roll and pitch; yaw kept)
-            down = jnp.asarray(mav_down)[:, None]
-            q = b.quat
-            yaw = jnp.arctan2(2 * (q[:, 0] * q[:, 3] + q[:, 1] * q[:, 2]), 1 - 2 * (q[:, 2] ** 2 + q[:, 3] ** 2))
-            level = jnp.stack([jnp.cos(yaw / 2), 0 * yaw, 0 * yaw, jnp.sin(yaw / 2)], axis=-1)
-            b = b.replace(pos=b.pos.at[:, 2].set(jnp.maximum(b.pos[:, 2], floor)), quat=jnp.where(down, level, q),
-                          vel=jnp.where(down, 0.0, b.vel), omega=jnp.where(down, 0.0, b.omega))
-        self.state = self.state.replace(bodies=b)
+            self.touchdown_speed = max(self.touchdown_speed, float(-load_vz)) if self.airborne else 0.0
+        self.state = self.state.replace(bodies=self._project(b, jnp.float32(floor)))
+
+    @staticmethod
+    @jax.jit
+    def _project(b, floor):
+        """What is below `floor` stops there; a MAV on the ground stands level on its legs (the ground takes roll
+        and pitch; yaw kept). One compiled call: eager JAX ops cost milliseconds per period."""
+        load_down = b.load_pos[2] < floor
+        down = (b.pos[:, 2] < floor)[:, None]
+        q = b.quat
+        yaw = jnp.arctan2(2 * (q[:, 0] * q[:, 3] + q[:, 1] * q[:, 2]), 1 - 2 * (q[:, 2] ** 2 + q[:, 3] ** 2))
+        level = jnp.stack([jnp.cos(yaw / 2), 0 * yaw, 0 * yaw, jnp.sin(yaw / 2)], axis=-1)
+        return b.replace(load_pos=b.load_pos.at[2].set(jnp.maximum(b.load_pos[2], floor)),
+                         load_vel=jnp.where(load_down, 0.0, b.load_vel), load_omega=jnp.where(load_down, 0.0, b.load_omega),
+                         pos=b.pos.at[:, 2].set(jnp.maximum(b.pos[:, 2], floor)), quat=jnp.where(down, level, q),
+                         vel=jnp.where(down, 0.0, b.vel), omega=jnp.where(down, 0.0, b.omega))
 
     def _measure(self) -> None:
         """Numpy on one copy of the state (eager JAX ops here cost more than the jitted step)."""
