@@ -10,7 +10,11 @@ Every row has a baseline measured in the same run:
   without it (the cost of safety in training; goal: ≥ 100k safe env-steps/s), with how often the barrier
   changed the classical controller's commands;
 * fuzz (as tests/controllers/test_mav_barrier.py, 64 seeds × 10,000 steps by default): solves that were
-  not optimal, steps beyond the discretisation allowance, collisions, and the smallest margins;
+  not optimal, steps beyond the discretisation allowance, collisions, and the smallest margins; the same fuzz
+  with cables to a load held still and the cable rows (`fuzz(cables=True)`): cable crossings (two cables
+  closer than `task.min_cable_distance`), the smallest cable margins and how often a soft cable row gave way;
+* per call with the cable rows (issue 14's optional cable constraints): the onboard stage given the load's
+  odometry against the same stage without it (no cable rows), on the same calls of the cable fuzz;
 * delay: the same fuzz (16 seeds × 2000 steps) with the filter seeing states 1-10 periods old, positions
   carried forward by velocity (as the onboard stage does with an odometry's age), against no delay:
   the true smallest margins, and collisions. The rows have no delay term; this measures what they tolerate.
@@ -24,6 +28,7 @@ from typing import Any, Callable
 import numpy as np
 
 from bench.report import Row
+from ros_nodes.mav_safety import RELAXED
 
 GOAL_P99_MS = 0.3          # issue 14: per call, 3-4 MAVs
 GOAL_SAFE_STEPS = 100_000  # issue 14: batched safe env-steps/s
@@ -50,7 +55,7 @@ def _cvxopt(spec: Any, pos: np.ndarray, vel: np.ndarray, nominal: np.ndarray,
     from controllers.mav_barrier import restrict, rows
     a, b = rows(spec, pos, vel)
     if not controlled.all():
-        a, b = restrict(a, b, controlled, np.zeros_like(pos))
+        a, b, _ = restrict(a, b, controlled, np.zeros_like(pos))
     q = nominal[controlled].reshape(-1)
     # its own options: rps loosens cvxopt's global ones (tolerance 1e-2) when its barrier runs in this process
     sol = cvxopt.solvers.qp(cvxopt.matrix(np.eye(q.size)), cvxopt.matrix(-q), cvxopt.matrix(a), cvxopt.matrix(b),
@@ -68,6 +73,25 @@ def _timed(fn: Callable[[int], Any], count: int) -> tuple[np.ndarray, np.ndarray
     return wall / 1e6, cpu / 1e6, out
 
 
+def _cable_call_rows(profile: Any, n: int, states: dict, calls: int) -> list[Row]:
+    """The onboard stage with the cable rows (given the load) against the same stage without them."""
+    from ros_nodes.mav_safety import Load, SafetyStage
+
+    pos, vel, nom = (np.asarray(states[k][0, :calls], np.float64) for k in ("pos", "vel", "a_nom"))
+    cmd = np.concatenate([nom[:, 0], np.zeros((calls, 2))], 1)
+    mavs = [f"mav_{i}" for i in range(n)]
+    load = Load(states["load_pos"], np.zeros(3), np.eye(3), np.zeros(3))   # held still by `fuzz(cables=True)`
+    plain, cabled = SafetyStage(profile, mavs, "mav_0"), SafetyStage(profile, mavs, "mav_0")
+    wall, cpu, ours = _timed(lambda k: cabled.filter(pos[k], vel[k], cmd[k], load=load)[0], calls)
+    b_wall, b_cpu, _ = _timed(lambda k: plain.filter(pos[k], vel[k], cmd[k])[0], calls)
+    return [Row({"mavs": n, "calls": calls, "percentile": q}, f"onboard stage with cable rows: per-call latency p{q}",
+                "ms", float(np.percentile(wall, q)), float(np.percentile(b_wall, q)),
+                "the same stage without cable rows, same calls", False,
+                {"cpu_ms": round(float(np.percentile(cpu, q)), 4), "baseline_cpu_ms": round(float(np.percentile(b_cpu, q)), 4),
+                 "goal_p99_ms": GOAL_P99_MS, "unsolved": sum(x is None for x in ours),
+                 "cable_relaxed": cabled.cable_relaxed}) for q in (50, 99)]
+
+
 def _per_call_rows(profile: Any, n: int, states: dict, calls: int) -> list[Row]:
     from controllers.mav_barrier import filter_team, mav_barrier_spec
     from ros_nodes.mav_safety import SafetyStage
@@ -81,7 +105,7 @@ def _per_call_rows(profile: Any, n: int, states: dict, calls: int) -> list[Row]:
 
     def team(k: int) -> np.ndarray | None:
         nonlocal warm
-        x, _, warm = filter_team(spec, pos[k], vel[k], nom[k], warm=warm)
+        x, _, warm, _ = filter_team(spec, pos[k], vel[k], nom[k], warm=warm)
         return x
 
     cmd = np.concatenate([nom[:, 0], np.zeros((calls, 2))], 1)   # MAV 0's (acceleration, body rates)
@@ -130,6 +154,25 @@ def _fuzz_row(profile: Any, n: int, out: dict) -> Row:
                {"safe_steps": int(out["status"].size), "collisions": collisions,
                 "steps_beyond_5mm": beyond, "min_separation_margin_m": float(sep.min()),
                 "min_box_margin_m": float(box.min()), "mean_intervention_m_s2": float(out["intervention"].mean())})
+
+
+def _cable_fuzz_row(profile: Any, n: int, out: dict) -> Row:
+    from controllers.mav_barrier import mav_barrier_spec
+    from controllers.mav_barrier_jax import OK
+
+    spec, task = mav_barrier_spec(profile), profile.task
+    seeds, steps = out["status"].shape
+    crossings = int(((out["cables"] + spec.cable_separation) < task.min_cable_distance).sum())
+    collisions = int(((out["separation"] + spec.separation) < task.min_mav_distance).sum())
+    return Row({"mavs": n, "seeds": seeds, "steps": steps}, "fuzz with cable rows: cable crossings", "count",
+               float(crossings), None, "", False,
+               {"safe_steps": int(out["status"].size), "not_optimal": int((out["status"] != OK).sum()),
+                "collisions": collisions, "min_cable_margin_m": float(out["cables"].min()),
+                "min_cable_angle_margin_m": float(out["cable_angle"].min()),
+                "min_separation_margin_m": float(out["separation"].min()), "min_box_margin_m": float(out["box"].min()),
+                "relaxed_share": float((out["cable_slack"] > RELAXED).mean()),
+                "cable_slack_p99_m_s2": float(np.percentile(out["cable_slack"], 99)),
+                "mean_intervention_m_s2": float(out["intervention"].mean())})
 
 
 def _delay_rows(profile: Any, n: int, seeds: int, steps: int) -> list[Row]:
@@ -193,6 +236,11 @@ def run(args: argparse.Namespace) -> list[Row]:
                 rows += _per_call_rows(profile, n, out, calls)
             if "fuzz" in args.only:
                 rows += [_batched_row(profile, n, out, calls), _fuzz_row(profile, n, out)]
+            cabled = fuzz(profile, n, *shape, states=True, cables=True)
+            if "latency" in args.only:
+                rows += _cable_call_rows(profile, n, cabled, calls)
+            if "fuzz" in args.only:
+                rows.append(_cable_fuzz_row(profile, n, cabled))
         if "delay" in args.only:
             rows += _delay_rows(profile, n, *((2, 200) if args.quick else (16, 2000)))
         if "env" in args.only:

@@ -10,6 +10,17 @@ acceleration it went infeasible in 60 % of fuzzed steps). The rows are linear in
 
 * separation of MAVs i, j: d = |pᵢ − pⱼ| − s (one MAV alone brakes: the other may be a stopped obstacle);
 * workspace: d = p − low (floor: `safety.floor`) and d = high − p per axis, `safety.wall_margin` inside;
+* cables i, j (when the cable ends are given, `Cables`): d = the segments' distance − `safety.cable_separation`.
+  Closest points xᵢ = topᵢ + s (bottomᵢ − topᵢ), xⱼ likewise at t, held fixed over the step: the hooks move
+  with their MAVs (ẍ = (1 − s)·aᵢ), the load's attachment points move as a rigid body with constant linear
+  and angular velocity (their acceleration is the centripetal term only: the load's response to the cables
+  is not modelled). A MAV's authority over the distance is its weight (1 − s), so the braking budget is
+  a_brake × the larger weight among the MAVs the filter commands. These rows are soft (`soften`): a slack
+  of cost `CABLE_SLACK_COST` per (m/s²)² lets them give way where they conflict with the hard rows, which
+  they may, since their assumption about the load can be wrong; the slack is reported, never hidden;
+* cable angle of MAV i (with `cables` and `safety.max_cable_angle`): d = tan(θ_max)·e_z − |e_xy|, e = top − bottom,
+  the distance (scaled) to the cone of cables within θ_max of vertical: d̈ = tan θ_max (a_z − ä_bottom,z) −
+  û·(a_xy − ä_bottom,xy) − (|ė_xy|² − (û·ė_xy)²)/|e_xy|; soft like the cable pairs;
 * limits, not barriers: |a| per axis ≤ `control.max_acceleration`, and the tilt cone |a_xy| ≤ tan(max_tilt)·(g + a_z)
   as 8 planes (an inscribed octagon, so the planes are stricter than the cone).
 
@@ -29,6 +40,8 @@ import numpy as np
 from controllers.arrays import xp
 
 BRAKE_SHARE = 0.5  # of max_acceleration kept for braking, so a brake still fits inside the tilt cone
+MIN_WEIGHT = 0.05  # floor of a cable row's authority (1 − s): both closest points at the load cannot be close
+CABLE_SLACK_COST = 100.0  # a cable row's violation of 1 m/s² costs as much as a 10 m/s² change of the command
 OCTAGON = np.stack([np.cos(np.arange(8) * np.pi / 4), np.sin(np.arange(8) * np.pi / 4)], 1)
 
 
@@ -40,6 +53,8 @@ class MavBarrierSpec(NamedTuple):
     max_acceleration: float
     tan_tilt: float
     gravity: float
+    cable_separation: float           # 0: no cable pair rows
+    tan_cable_angle: float            # 0: no cable angle rows
 
 
 def mav_barrier_spec(profile: Any) -> MavBarrierSpec:
@@ -48,7 +63,66 @@ def mav_barrier_spec(profile: Any) -> MavBarrierSpec:
     low = (ws.low[0] + s.wall_margin, ws.low[1] + s.wall_margin, max(ws.low[2], s.floor))
     high = tuple(h - s.wall_margin for h in ws.high)
     return MavBarrierSpec(s.separation, low, high, s.gain, profile.control.max_acceleration,
-                          math.tan(math.radians(profile.control.max_tilt)), profile.gravity)
+                          math.tan(math.radians(profile.control.max_tilt)), profile.gravity, s.cable_separation,
+                          math.tan(math.radians(s.max_cable_angle)))
+
+
+class Cables(NamedTuple):
+    """Each cable's two ends in the world frame, (N, 3) each: top at the MAV's hook, bottom at the load."""
+    top: Any
+    top_vel: Any
+    bottom: Any
+    bottom_vel: Any
+    bottom_acc: Any   # the attachment's acceleration the rows assume: centripetal, ω × (ω × arm)
+
+
+class CableGeometry(NamedTuple):
+    hook: tuple[float, float, float]                     # in the MAV's body frame
+    attach: tuple[tuple[float, float, float], ...]       # in the load frame, one per MAV
+
+
+def cable_geometry(profile: Any, num_mavs: int) -> CableGeometry:
+    """Where the cables hang, from the profile: the hook `cable_offset` below each MAV, the team's attachments."""
+    return CableGeometry((0.0, 0.0, -profile.quadrotor.cable_offset),
+                         tuple(tuple(p) for p in profile.team(num_mavs).attachment_points))
+
+
+def cable_ends(geom: CableGeometry, pos: Any, vel: Any, rot: Any, omega: Any, load_pos: Any, load_vel: Any,
+               load_rot: Any, load_omega: Any) -> Cables:
+    """The cable ends of a team (numpy or jax.numpy): MAV positions, world velocities (N, 3), rotations body to
+    world (N, 3, 3), body rates (N, 3); the load's position, world velocity, rotation (3, 3) and body rates."""
+    m = xp(pos, load_pos)
+    hook = rot @ m.asarray(geom.hook, pos.dtype)                                   # (N, 3)
+    arm = m.asarray(geom.attach, pos.dtype) @ load_rot.T                           # (N, 3)
+    w = m.einsum("nij,nj->ni", rot, omega)
+    wl = load_rot @ load_omega
+    spin = m.cross(wl[None, :], arm)
+    return Cables(pos + hook, vel + m.cross(w, hook), load_pos + arm, load_vel + spin, m.cross(wl[None, :], spin))
+
+
+def closest_params(p1: Any, q1: Any, p2: Any, q2: Any) -> tuple[Any, Any]:
+    """(s, t) in [0, 1] of the closest points p1 + s (q1 − p1) and p2 + t (q2 − p2) of two segments (any
+    leading dims; numpy or jax.numpy); parallel or degenerate segments get a valid closest pair."""
+    m = xp(p1, p2)
+    d1, d2, r = q1 - p1, q2 - p2, p1 - p2
+    a, e = m.sum(d1 * d1, -1), m.sum(d2 * d2, -1)
+    b, c, f = m.sum(d1 * d2, -1), m.sum(d1 * r, -1), m.sum(d2 * r, -1)
+    a_, e_ = m.maximum(a, 1e-12), m.maximum(e, 1e-12)
+    denom = a * e - b * b
+    s = m.where(denom > 1e-12, m.clip((b * f - c * e) / m.where(denom > 1e-12, denom, 1.0), 0, 1), 0.0)
+    t = (b * s + f) / e_
+    s = m.where(t < 0, m.clip(-c / a_, 0, 1), m.where(t > 1, m.clip((b - c) / a_, 0, 1), s))
+    return s, m.clip(t, 0, 1)
+
+
+def cable_gaps(cables: Cables) -> Any:
+    """(P,) distance between every pair of cables (the pairs of `pairs`)."""
+    m = xp(cables.top)
+    iu, ju = pairs(cables.top.shape[0])
+    top, bottom = cables.top, cables.bottom
+    s, t = closest_params(top[iu], bottom[iu], top[ju], bottom[ju])
+    x = top[iu] + (bottom[iu] - top[iu]) * s[:, None] - top[ju] - (bottom[ju] - top[ju]) * t[:, None]
+    return m.sqrt(m.sum(x * x, -1))
 
 
 @functools.lru_cache(maxsize=32)
@@ -76,21 +150,20 @@ def _least_ddot(m: Any, d: Any, ddot: Any, brake: float, k: float) -> Any:
     return m.where(closing, braking, recover)
 
 
-def rows(spec: MavBarrierSpec, pos: Any, vel: Any) -> tuple[Any, Any]:
+def rows(spec: MavBarrierSpec, pos: Any, vel: Any, cables: Cables | None = None,
+         controlled: Any = None) -> tuple[Any, Any]:
     """(A (M, 3N), b (M,)) with A a ≤ b for the stacked team command a (3N,); rows have unit norm.
 
-    Order: pairs, lower walls, upper walls (per MAV and axis), then the state-independent limit and
-    tilt rows (`_fixed_rows`, built once per team size)."""
+    Order: MAV pairs, cable pairs and cable angles (only with `cables`, a `cable_separation` / a
+    `tan_cable_angle`; `cable_row_span` says where), lower walls, upper walls (per MAV and axis), then the
+    state-independent limit and tilt rows (`_fixed_rows`, built once per team size). `controlled` (N,) bool: the MAVs the filter commands (all by
+    default), whose authority sets a cable row's braking budget."""
     m = xp(pos, vel)
     n = pos.shape[0]
     fixed = _fixed_rows(spec, n)
     cast = lambda x: m.asarray(x, pos.dtype)  # noqa: E731
     dp, dv = cast(fixed.signs) @ pos, cast(fixed.signs) @ vel   # pᵢ − pⱼ, vᵢ − vⱼ per pair
-    r = m.sqrt(m.sum(dp * dp, -1))
-    safe_r = m.maximum(r, 1e-9)
-    unit = dp / safe_r[:, None]
-    rdot = m.sum(unit * dv, -1)
-    curv = (m.sum(dv * dv, -1) - rdot * rdot) / safe_r  # the part of r̈ not due to the commands
+    unit, r, rdot, curv = _separation(m, dp, dv)
     # every certified distance at once: pairs r − s; walls per axis p − low (d̈ = a) and high − p (d̈ = −a)
     walls = cast(fixed.walls)
     least = _least_ddot(m, m.concatenate([r - spec.separation, walls @ pos.reshape(-1) + cast(fixed.wall_offset)]),
@@ -98,9 +171,124 @@ def rows(spec: MavBarrierSpec, pos: Any, vel: Any) -> tuple[Any, Any]:
     # r̈ = curv + unit·(a_i − a_j) ≥ L   ⇔   −unit·a_i + unit·a_j ≤ curv − L; the row's norm is √2
     pairs_a = (cast(fixed.pair_coef)[:, :, None] * unit[:, None, :]).reshape(-1, 3 * n)
     npair = fixed.signs.shape[0]
-    a = m.concatenate([pairs_a, cast(fixed.a)])
-    b = m.concatenate([(curv - least[:npair]) / math.sqrt(2), -least[npair:], cast(fixed.b)])
-    return a, b
+    a = [pairs_a]
+    b = [(curv - least[:npair]) / math.sqrt(2)]
+    if cables is not None and spec.cable_separation > 0:
+        ca, cb = _cable_rows(m, spec, fixed, cables, m.ones(n, bool) if controlled is None else controlled)
+        a, b = a + [ca], b + [cb]
+    if cables is not None and spec.tan_cable_angle > 0:
+        ca, cb = _angle_rows(m, spec, cables)
+        a, b = a + [ca], b + [cb]
+    return m.concatenate(a + [cast(fixed.a)]), m.concatenate(b + [-least[npair:], cast(fixed.b)])
+
+
+def cable_row_span(spec: MavBarrierSpec, n: int, cables: bool) -> tuple[int, int, int]:
+    """(first, pair rows, angle rows) of the cable rows in `rows`' output: pairs then angles, contiguous."""
+    p = n * (n - 1) // 2
+    return p, (p if cables and spec.cable_separation > 0 else 0), (n if cables and spec.tan_cable_angle > 0 else 0)
+
+
+def _separation(m: Any, dp: Any, dv: Any) -> tuple[Any, Any, Any, Any]:
+    """For separations dp (P, 3) changing at dv: the unit vectors, distances, their rates, and the part of the
+    distance's second derivative that no acceleration causes ((|dv|² − ḋ²)/d)."""
+    r = m.sqrt(m.sum(dp * dp, -1))
+    safe_r = m.maximum(r, 1e-9)
+    unit = dp / safe_r[:, None]
+    rdot = m.sum(unit * dv, -1)
+    return unit, r, rdot, (m.sum(dv * dv, -1) - rdot * rdot) / safe_r
+
+
+def cable_kinematics(c: Cables) -> tuple[Any, Any, Any, Any, Any, Any]:
+    """For every cable pair (`pairs` order): the unit vector between the closest points, their distance d, ḋ,
+    the drift of d̈ (the part no MAV acceleration causes) and the weights (1 − s), (1 − t) of the two MAVs'
+    accelerations in d̈ (numpy or jax.numpy).
+
+    With Δx = xᵢ − xⱼ between the closest points (parameters z = (s, t)) and g = ½|Δx|², d = √(2 min g) has
+    d̈ = (|Δẋ|² − ḋ² − g_zτᵀ H⁻¹ g_zτ)/d + unit·Δẍ over the free (not clamped) parameters, H = g_zz: the
+    middle term is the closest points sliding along the cables (it only lowers d̈). Δẍ = (1 − s) aᵢ − (1 − t) aⱼ
+    + s·ä_bottomᵢ − t·ä_bottomⱼ: the hooks move with their MAVs (the hook's lever arm's rotation is left out)."""
+    m = xp(c.top)
+    iu, ju = pairs(c.top.shape[0])
+    s, t = closest_params(c.top[iu], c.bottom[iu], c.top[ju], c.bottom[ju])
+    s_, t_ = s[:, None], t[:, None]
+    dp = c.top[iu] * (1 - s_) + c.bottom[iu] * s_ - c.top[ju] * (1 - t_) - c.bottom[ju] * t_
+    dv = c.top_vel[iu] * (1 - s_) + c.bottom_vel[iu] * s_ - c.top_vel[ju] * (1 - t_) - c.bottom_vel[ju] * t_
+    unit, r, rdot, curv = _separation(m, dp, dv)
+    d1, d2 = c.bottom[iu] - c.top[iu], c.bottom[ju] - c.top[ju]
+    v1, v2 = c.bottom_vel[iu] - c.top_vel[iu], c.bottom_vel[ju] - c.top_vel[ju]
+    dot = lambda x, y: m.sum(x * y, -1)  # noqa: E731
+    free_s, free_t = (s > 1e-6) & (s < 1 - 1e-6), (t > 1e-6) & (t < 1 - 1e-6)
+    gs = m.where(free_s, dot(dv, d1) + dot(dp, v1), 0.0)
+    gt = m.where(free_t, -dot(dv, d2) - dot(dp, v2), 0.0)
+    hss, htt = m.where(free_s, dot(d1, d1), 1.0), m.where(free_t, dot(d2, d2), 1.0)
+    hst = m.where(free_s & free_t, -dot(d1, d2), 0.0)
+    det = m.maximum(hss * htt - hst * hst, 0.01 * hss * htt)   # nearly parallel cables: an angle of ≥ 6° assumed
+    slide = (htt * gs * gs - 2 * hst * gs * gt + hss * gt * gt) / det
+    drift = curv - slide / m.maximum(r, 1e-9) + dot(unit, c.bottom_acc[iu] * s_ - c.bottom_acc[ju] * t_)
+    return unit, r, rdot, drift, 1 - s, 1 - t
+
+
+def _cable_rows(m: Any, spec: MavBarrierSpec, fixed: "_Fixed", c: Cables, controlled: Any) -> tuple[Any, Any]:
+    """The cable pairs' rows, d̈ ≥ least (`cable_kinematics`); the braking budget scales with the larger weight
+    (1 − s) among the commanded MAVs, so that one of them alone can brake."""
+    n = c.top.shape[0]
+    iu, ju = pairs(n)
+    unit, r, rdot, drift, wi, wj = cable_kinematics(c)
+    own = m.asarray(controlled, r.dtype)
+    weight = m.maximum(m.maximum(wi * own[iu], wj * own[ju]), MIN_WEIGHT)
+    least = _least_ddot(m, r - spec.cable_separation, rdot, BRAKE_SHARE * spec.max_acceleration * weight, spec.gain)
+    # −wᵢ unit·aᵢ + wⱼ unit·aⱼ ≤ drift − least, scaled to unit norm
+    coef = m.asarray(fixed.signs, r.dtype) * -m.where(m.asarray(fixed.signs) > 0, wi[:, None], wj[:, None])
+    # both closest points at the load's attachments: no MAV moves them, the load's shape keeps them apart
+    moved = wi + wj > 1e-6
+    norm = m.where(moved, m.sqrt(wi * wi + wj * wj), 1.0)
+    a = (coef[:, :, None] * unit[:, None, :]).reshape(-1, 3 * n) / norm[:, None]
+    return a, m.where(moved, (drift - least) / norm, FREE)
+
+
+def cable_angle_gaps(spec: MavBarrierSpec, cables: Cables) -> Any:
+    """(N,) each cable's distance d = tan θ_max·e_z − |e_xy| to the certified cone (m; ≥ 0 inside)."""
+    m = xp(cables.top)
+    e = cables.top - cables.bottom
+    return spec.tan_cable_angle * e[:, 2] - m.sqrt(m.sum(e[:, :2] * e[:, :2], -1))
+
+
+def _angle_rows(m: Any, spec: MavBarrierSpec, c: Cables) -> tuple[Any, Any]:
+    """One row per MAV keeping its cable within the certified angle of vertical (see the module docstring);
+    braking budget a_brake, which one MAV has in any direction."""
+    n = c.top.shape[0]
+    e, ev = c.top - c.bottom, c.top_vel - c.bottom_vel
+    tan = spec.tan_cable_angle
+    flat = m.sqrt(m.sum(e[:, :2] * e[:, :2], -1))
+    safe = m.maximum(flat, 1e-6)
+    u = e[:, :2] / safe[:, None]
+    flat_dot = m.sum(u * ev[:, :2], -1)
+    curv = (m.sum(ev[:, :2] * ev[:, :2], -1) - flat_dot * flat_dot) / safe
+    drift = -tan * c.bottom_acc[:, 2] + m.sum(u * c.bottom_acc[:, :2], -1) - curv
+    least = _least_ddot(m, tan * e[:, 2] - flat, tan * ev[:, 2] - flat_dot, BRAKE_SHARE * spec.max_acceleration,
+                        spec.gain)
+    coef = m.concatenate([u, -tan * m.ones((n, 1), e.dtype)], -1)        # −(d̈'s coefficients on aᵢ)
+    norm = math.sqrt(1 + tan * tan)
+    a = (m.asarray(np.eye(n), e.dtype)[:, :, None] * coef[:, None, :]).reshape(n, 3 * n) / norm
+    return a, (drift - least) / norm
+
+
+def soften(a: Any, b: Any, first: int, count: int) -> tuple[Any, Any]:
+    """The rows [first, first + count) made soft: one slack column each (appended after the commands), whose
+    value σ' costs like a command change, so σ'/√CABLE_SLACK_COST is the row's violation in m/s²; rows re-scaled
+    to unit norm. Solve with the slacks' nominal at zero."""
+    m = xp(a)
+    cols = m.zeros((a.shape[0], count), a.dtype)
+    idx = np.arange(count)
+    scale = -1.0 / math.sqrt(CABLE_SLACK_COST)
+    if m is np:
+        cols[first + idx, idx] = scale
+    else:
+        cols = cols.at[first + idx, idx].set(scale)
+    a = m.concatenate([a, cols], 1)
+    norm = m.sqrt(m.sum(a * a, -1))
+    norm = m.where(norm > 1e-9, norm, 1.0)
+    return a / norm[:, None], b / norm
 
 
 class _Fixed(NamedTuple):
@@ -134,40 +322,65 @@ def _fixed_rows(spec: MavBarrierSpec, n: int) -> _Fixed:
     return out
 
 
-def barriers(spec: MavBarrierSpec, pos: Any) -> dict[str, Any]:
-    """The certified quantities (≥ 0 means inside): closest MAV pair distance minus the separation, and
-    the smallest distance to the certified box."""
+def barriers(spec: MavBarrierSpec, pos: Any, cables: Cables | None = None) -> dict[str, Any]:
+    """The certified quantities (≥ 0 means inside): closest MAV pair distance minus the separation, the
+    smallest distance to the certified box and, with `cables`, the closest cable pair's distance minus the
+    certified cable separation and the smallest distance to the certified cable-angle cone."""
     m = xp(pos)
     iu, ju = pairs(pos.shape[0])
     gap = m.min(m.linalg.norm(pos[iu] - pos[ju], axis=-1)) - spec.separation if iu.size else m.asarray(np.inf)
     box = m.minimum(m.min(pos - m.asarray(spec.low)), m.min(m.asarray(spec.high) - pos))
-    return {"separation": gap, "box": box}
+    out = {"separation": gap, "box": box}
+    if cables is not None:
+        out["cables"] = m.min(cable_gaps(cables)) - spec.cable_separation if iu.size else m.asarray(np.inf)
+        out["cable_angle"] = m.min(cable_angle_gaps(spec, cables))
+    return out
 
 
-def restrict(a: np.ndarray, b: np.ndarray, controlled: np.ndarray, others: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def restrict(a: np.ndarray, b: np.ndarray, controlled: np.ndarray, others: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """numpy: the rows for the controlled MAVs only, the others' accelerations fixed at `others` (N, 3)
     (zero for stopped MAVs: obstacles) and moved to the right-hand side. Rows that only involved fixed
-    MAVs say nothing about the controlled ones and are dropped."""
+    MAVs say nothing about the controlled ones and are dropped; the third value says which rows were kept."""
     cols = np.repeat(controlled, 3)
     b = b - a[:, ~cols] @ others[~controlled].reshape(-1)
     a = a[:, cols]
     norm = np.sqrt(np.sum(a * a, -1))
     keep = norm > 1e-9
-    return a[keep] / norm[keep, None], b[keep] / norm[keep]
+    return a[keep] / norm[keep, None], b[keep] / norm[keep], keep
+
+
+class TeamFilter(NamedTuple):
+    acc: np.ndarray | None   # (N_controlled, 3) safe accelerations, None when the QP has no solution
+    status: str              # the solver's
+    active: list[int]        # the active rows: pass as `warm` next time (same team, mask and cable rows)
+    cable_slack: float       # m/s²: the largest violation the soft cable rows had to accept (0: all held)
 
 
 def filter_team(spec: MavBarrierSpec, pos: np.ndarray, vel: np.ndarray, a_nom: np.ndarray,
                 controlled: np.ndarray | None = None, others: np.ndarray | None = None,
-                warm: Sequence[int] = (), max_iter: int = 64) -> tuple[np.ndarray | None, str, list[int]]:
-    """numpy: (the safe accelerations (N_controlled, 3) of the controlled MAVs (all by default), or None
-    when the QP has no solution — the caller then holds and says so; the solver's status; the active
-    rows). Passing the previous call's active rows as `warm` (same team and mask) starts the solver
-    there, as the ground filter does: a control loop then needs one or two iterations."""
+                warm: Sequence[int] = (), max_iter: int = 64, cables: Cables | None = None) -> TeamFilter:
+    """numpy: the controlled MAVs' (all by default) certified accelerations; None when the QP has no solution
+    (the caller then holds and says so). With `cables`, the cable rows join as soft rows. Passing the previous
+    call's active rows as `warm` (same team and mask) starts the solver there, as the ground filter does: a
+    control loop then needs one or two iterations."""
     from controllers.barrier import solve_qp
     n = pos.shape[0]
-    a, b = rows(spec, np.asarray(pos, np.float64), np.asarray(vel, np.float64))
     controlled = np.ones(n, bool) if controlled is None else np.asarray(controlled, bool)
+    cab = None if cables is None else Cables(*(np.asarray(x, np.float64) for x in cables))
+    a, b = rows(spec, np.asarray(pos, np.float64), np.asarray(vel, np.float64), cab, controlled)
+    first, npair, nangle = cable_row_span(spec, n, cab is not None)
+    count = npair + nangle
+    soft = np.zeros(len(b), bool)
+    soft[first:first + count] = True
     if not controlled.all():
-        a, b = restrict(a, b, controlled, np.zeros((n, 3)) if others is None else np.asarray(others, np.float64))
-    x, status, _, lam = solve_qp(a, b, np.asarray(a_nom, np.float64)[controlled].reshape(-1), max_iter, warm)
-    return (None if x is None else x.reshape(-1, 3)), status, np.flatnonzero(lam > 0).tolist()
+        a, b, keep = restrict(a, b, controlled, np.zeros((n, 3)) if others is None else np.asarray(others, np.float64))
+        soft = soft[keep]
+    count = int(soft.sum())
+    if count:  # the kept soft rows are contiguous: restrict keeps the order
+        a, b = soften(a, b, int(np.argmax(soft)), count)
+    nominal = np.concatenate([np.asarray(a_nom, np.float64)[controlled].reshape(-1), np.zeros(count)])
+    x, status, _, lam = solve_qp(a, b, nominal, max_iter, warm)
+    k = 3 * int(controlled.sum())
+    slack = 0.0 if x is None or not count else float(np.max(x[k:])) / math.sqrt(CABLE_SLACK_COST)
+    return TeamFilter(None if x is None else x[:k].reshape(-1, 3), status, np.flatnonzero(lam > 0).tolist(),
+                      max(slack, 0.0))

@@ -1,8 +1,10 @@
 """The MAV team's barrier certificate for training and evaluation: jit- and vmap-able.
 
-`mav_barrier(profile, N)` returns `fn(pos, vel, a_nom, active=None) -> (a_safe, info)`: the exact QP of
-`controllers.mav_barrier` solved by the ground fleet's dual active-set solver (`controllers.barrier_jax`).
-Inactive MAVs (failed, stopped) are obstacles whose acceleration is zero; their command passes through.
+`mav_barrier(profile, N)` returns `fn(pos, vel, a_nom, active=None, cables=None) -> (a_safe, info)`: the
+exact QP of `controllers.mav_barrier` solved by the ground fleet's dual active-set solver
+(`controllers.barrier_jax`). Inactive MAVs (failed, stopped) are obstacles whose acceleration is zero; their
+command passes through, and their cable (released) leaves the cable rows. With `cables`
+(`controllers.mav_barrier.Cables`) and a profile `safety.cable_separation`, the soft cable rows join.
 A non-finite input or an infeasible QP yields zero acceleration command for everyone (hover) and a status.
 """
 from __future__ import annotations
@@ -15,57 +17,81 @@ import jax.numpy as jnp
 import numpy as np
 
 from controllers.barrier_jax import INFEASIBLE, MAX_ITERATIONS, NONFINITE, OK, kkt_residual, solve_qp
-from controllers.mav_barrier import barriers, mav_barrier_spec, rows
+from controllers.mav_barrier import (CABLE_SLACK_COST, Cables, barriers, cable_geometry, cable_row_span, mav_barrier_spec,
+                                     pairs, rows, soften)
 
 
 def mav_barrier(profile: Any, num_mavs: int, max_iter: int | None = None) -> Callable:
     spec = mav_barrier_spec(profile)
     n = num_mavs
-    cap = 10 * n + 16 if max_iter is None else max_iter
+    first, npair, nangle = cable_row_span(spec, n, True)
+    cap = 10 * (n + npair + nangle) + 16 if max_iter is None else max_iter  # the soft rows add variables
+    iu, ju = pairs(n)
 
-    def fn(pos: jax.Array, vel: jax.Array, a_nom: jax.Array, active: jax.Array | None = None):
+    def fn(pos: jax.Array, vel: jax.Array, a_nom: jax.Array, active: jax.Array | None = None,
+           cables: Cables | None = None):
         active = jnp.ones(n, bool) if active is None else active
-        finite = jnp.all(jnp.isfinite(pos)) & jnp.all(jnp.isfinite(vel)) & jnp.all(jnp.isfinite(a_nom))
-        pos, vel = jnp.where(finite, pos, 0.0), jnp.where(finite, vel, 0.0)
-        a_nom = jnp.where(finite, a_nom, 0.0)
-        a, b = rows(spec, pos, vel)
+        inputs = (pos, vel, a_nom) + (() if cables is None else tuple(cables))
+        finite = jnp.all(jnp.asarray([jnp.all(jnp.isfinite(x)) for x in inputs]))
+        clean = lambda x: jnp.where(finite, x, 0.0)  # noqa: E731
+        pos, vel, a_nom = clean(pos), clean(vel), clean(a_nom)
+        cables = None if cables is None else Cables(*(clean(x) for x in cables))
+        a, b = rows(spec, pos, vel, cables, active)
+        count = npair + nangle if cables is not None else 0
         # an inactive MAV's columns are pinned at zero acceleration: its rows move to the right-hand side
-        # with a zero contribution, and its own wall / limit rows are dropped (it is not ours to steer)
+        # with a zero contribution, and its own wall / limit rows are dropped (it is not ours to steer);
+        # its cable is released: the cable rows it is part of are dropped
         cols = jnp.repeat(active, 3)
-        a = jnp.where(cols[None, :], a, 0.0)
+        rows_on = jnp.ones(a.shape[0], bool)
+        rows_on = rows_on.at[first:first + npair].set(active[iu] & active[ju]) if count and npair else rows_on
+        rows_on = rows_on.at[first + npair:first + count].set(active) if count and nangle else rows_on
+        a = jnp.where(cols[None, :] & rows_on[:, None], a, 0.0)
         norm = jnp.linalg.norm(a, axis=-1)
         keep = norm > 1e-9
         a = a / jnp.where(keep, norm, 1.0)[:, None]
         b = jnp.where(keep, b / jnp.where(keep, norm, 1.0), jnp.maximum(b, 0.0))
-        uhat = jnp.where(cols, a_nom.reshape(-1), 0.0)
+        if count:
+            a, b = soften(a, b, first, count)
+            a = jnp.where(keep[:, None], a, 0.0)   # a dropped row stays empty (its slack column too)
+        uhat = jnp.concatenate([jnp.where(cols, a_nom.reshape(-1), 0.0), jnp.zeros(count, a_nom.dtype)])
         sol = solve_qp(a, b, uhat, cap)
         ok = finite & sol["converged"] & jnp.all(jnp.isfinite(sol["x"]))
         status = jnp.where(~finite, NONFINITE, jnp.where(sol["infeasible"], INFEASIBLE,
                            jnp.where(ok, OK, MAX_ITERATIONS))).astype(jnp.int32)
-        safe = jnp.where(ok, sol["x"].reshape(n, 3), 0.0)
+        safe = jnp.where(ok, sol["x"][:3 * n].reshape(n, 3), 0.0)
         safe = jnp.where(active[:, None], safe, a_nom)
         du = jnp.where(active[:, None], safe - a_nom, 0.0)
+        slack = jnp.max(jnp.maximum(sol["x"][3 * n:], 0.0)) / CABLE_SLACK_COST ** 0.5 if count else jnp.zeros(())
         info = {"status": status, "intervention": jnp.linalg.norm(du, axis=-1),
                 "residual": kkt_residual(a, b, uhat, sol), "iterations": sol["iterations"],
-                **barriers(spec, pos)}
+                "cable_slack": jnp.where(ok, slack, 0.0), **barriers(spec, pos, cables)}
         return safe, info
 
     return fn
 
 
 def fuzz(profile: Any, num_mavs: int, seeds: int, steps: int, active: Any = None, dt: float = 0.01,
-         states: bool = False, delay_steps: int = 0) -> dict:
+         states: bool = False, delay_steps: int = 0, cables: bool = False) -> dict:
     """The certificate on its own model under random commands: double integrators with a zero-order hold
     at `dt`, starting 0.8 m apart, commanded ±5 m/s² per axis (redrawn on 10 % of the steps) plus a pull
     towards the team's centre; inactive MAVs stay put. Per seed and step: `separation` and `box` margins
     to the certified values, `status`, `intervention` (mean over MAVs); with `states`, also the filter's
     inputs `pos`, `vel`, `a_nom` (N, 3) each. With `delay_steps`, the filter sees the state that many steps
     old with positions carried forward by velocity over that age (as the onboard stage does), and the margins
-    are the true state's. `run_s`, `run_cpu_s`: the compiled run's wall and CPU time (all threads; for the bench)."""
+    are the true state's. With `cables`, each MAV hangs a cable to the profile's attachment point on a load
+    held still 1 m below the team (the rows' assumption: the load does not accelerate), the MAVs start above
+    their attachments spread outwards, and the filter has the cable rows: margin `cables` to the certified
+    cable separation, `cable_slack` the largest relaxation of a cable row (m/s²).
+    `run_s`, `run_cpu_s`: the compiled run's wall and CPU time (all threads; for the bench)."""
     n = num_mavs
     fn = mav_barrier(profile, n)
     spec = mav_barrier_spec(profile)
     grid = jnp.asarray([[0.0, 0.0, 2.0], [0.8, 0.0, 2.0], [0.0, 0.8, 2.0], [0.8, 0.8, 2.0]][:n])
+    if cables:
+        attach = jnp.asarray(cable_geometry(profile, n).attach) + jnp.asarray([0.0, 0.0, 1.0])   # the load's centre
+        grid = attach * jnp.asarray([2.2, 2.2, 1.0]) + jnp.asarray([0.0, 0.0, 1.0])
+        still = jnp.zeros((n, 3))
+        team_cables = lambda top, top_vel: Cables(top, top_vel, attach, still, still)  # noqa: E731
     act = jnp.ones(n, bool) if active is None else jnp.asarray(active)
 
     def run(key):
@@ -80,8 +106,9 @@ def fuzz(profile: Any, num_mavs: int, seeds: int, steps: int, active: Any = None
             k_a, k_redraw = jax.random.split(k)
             a_nom = jax.random.uniform(k_a, (n, 3), minval=-5.0, maxval=5.0) + 3.0 * (seen_pos.mean(0) - seen_pos)
             a_nom = jnp.where(jax.random.uniform(k_redraw) < 0.1, a_nom, a_prev)
-            a, info = fn(seen_pos, seen_vel, a_nom, act)
-            out = {**barriers(spec, pos), "status": info["status"], "intervention": info["intervention"].mean()}
+            a, info = fn(seen_pos, seen_vel, a_nom, act, team_cables(seen_pos, seen_vel) if cables else None)
+            out = {**barriers(spec, pos, team_cables(pos, vel) if cables else None), "status": info["status"],
+                   "intervention": info["intervention"].mean(), **({"cable_slack": info["cable_slack"]} if cables else {})}
             if states:
                 out.update(pos=seen_pos, vel=seen_vel, a_nom=a_nom)
             vel = vel + jnp.where(act[:, None], a, 0.0) * dt
@@ -96,7 +123,8 @@ def fuzz(profile: Any, num_mavs: int, seeds: int, steps: int, active: Any = None
     t0, c0 = time.perf_counter(), time.process_time()
     out = jax.block_until_ready(compiled(keys))
     timing = {"run_s": time.perf_counter() - t0, "run_cpu_s": time.process_time() - c0}
-    return {**timing, **{k: np.asarray(v) for k, v in out.items()}}
+    load = {"load_pos": np.asarray([0.0, 0.0, 1.0])} if cables else {}   # where the cables' load is held
+    return {**timing, **load, **{k: np.asarray(v) for k, v in out.items()}}
 
 
 __all__ = ["mav_barrier", "fuzz", "OK", "INFEASIBLE", "NONFINITE", "MAX_ITERATIONS"]

@@ -127,6 +127,10 @@ class Safety:
     floor: float = field(0.0, 100.0, "certified lowest MAV altitude", "m")
     wall_margin: float = field(0.0, 10.0, "certified distance of every MAV from the workspace's sides and top", "m")
     gain: float = field(0.01, 100.0, "decay rate k of the braking-distance barrier (dh/dt >= -k h)", "1/s")
+    cable_separation: float = field(0.0, 1.0, "certified smallest distance between two cables (0: cables not "
+                                    "certified)", "m", default=0.0)
+    max_cable_angle: float = field(0.0, 89.0, "certified largest cable angle from vertical (0: not certified)", "deg",
+                                   default=0.0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -203,5 +207,9 @@ class MavTeamProfile:
         ws = self.task.workspace
         if self.safety.separation < self.task.min_mav_distance:
             raise ProfileError(f"{where}: safety.separation must be at least task.min_mav_distance")
+        if 0 < self.safety.cable_separation < self.task.min_cable_distance:
+            raise ProfileError(f"{where}: safety.cable_separation must be 0 (off) or at least task.min_cable_distance")
+        if self.safety.max_cable_angle > self.task.max_cable_angle:
+            raise ProfileError(f"{where}: safety.max_cable_angle must be at most task.max_cable_angle")
         if not all(lo < hi for lo, hi in zip(ws.low, ws.high)):
             raise ProfileError(f"{where}: task.workspace needs low < high on every axis, got {ws}")

@@ -9,14 +9,20 @@ assumption every position is carried forward to the step's time by its velocity 
 age (DESIGN contract 9: a neighbour pose is inflated by how far it could have moved). The body-rate
 feed-forward passes through, as in training. A step whose certificate cannot be computed (non-finite state or
 command, infeasible QP, no solution within the iteration cap) gives no command: the node holds.
+
+Cables (profile `safety.cable_separation`, `safety.max_cable_angle`): given the MAVs' attitudes and body rates
+and the load's odometry (`Load`), this MAV's command also keeps its cable off the others' and within the
+certified angle (soft rows, as in training: `controllers.mav_barrier`); each step they had to give way is
+counted (`safety_cable_relaxed`), and each step filtered without the load's odometry, i.e. without the cable
+rows, too (`safety_cables_unchecked`).
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from controllers.mav_barrier import filter_team, mav_barrier_spec
+from controllers.mav_barrier import cable_ends, cable_geometry, filter_team, mav_barrier_spec
 
 MODES = ("onboard", "off")
 # The rows have no delay term, so the certificate is claimed only on odometry at most this many control
@@ -24,6 +30,19 @@ MODES = ("onboard", "off")
 # model": under adversarial commands 3 periods cost 15 mm of the 0.1 m buffer, 5 periods 37 mm, 10 collide.
 MAX_AGE_PERIODS = 3
 INTERVENED = 1e-6  # m/s²: a change smaller than this is the solver's round-off, not an intervention
+# m/s²: a soft cable row that gave way by more than this counts as relaxed; below it is the soft rows' give while a
+# command pushes against them (≤ the push / CABLE_SLACK_COST: ≤ 0.1 m/s² for a 10 m/s² push)
+RELAXED = 0.1
+
+
+class Load(NamedTuple):
+    """The load's odometry: position, world velocity (3,), rotation body to world (3, 3), body rates (3,), and
+    how old it is (s; the position moves on by velocity × age)."""
+    pos: np.ndarray
+    vel: np.ndarray
+    rot: np.ndarray
+    omega: np.ndarray
+    age_s: float = 0.0
 
 
 class SafetyStage:
@@ -32,27 +51,47 @@ class SafetyStage:
     def __init__(self, profile: Any, mavs: list[str], me: str):
         self.spec = mav_barrier_spec(profile)
         self.mine = np.asarray([m == me for m in mavs])
-        self.interventions = self.infeasible = 0
+        self.interventions = self.infeasible = self.cable_relaxed = self.cables_unchecked = 0
         self.max_intervention = 0.0  # m/s²
+        self.cables = self.spec.cable_separation > 0 or self.spec.tan_cable_angle > 0
+        self.profile, self.geometry = profile, None   # the cable layout, read at the first step with the load
         self._warm: list[int] = []     # the previous solve's active rows: the next one starts there
 
-    def filter(self, pos: np.ndarray, vel: np.ndarray, cmd: np.ndarray,
-               age_s: np.ndarray | None = None) -> tuple[np.ndarray | None, str]:
+    def filter(self, pos: np.ndarray, vel: np.ndarray, cmd: np.ndarray, age_s: np.ndarray | None = None,
+               rot: np.ndarray | None = None, omega: np.ndarray | None = None,
+               load: Load | None = None) -> tuple[np.ndarray | None, str]:
         """(the certified command (5,), "") or (None, why not). `pos`, `vel`: (N, 3) world, team order;
         `cmd`: this MAV's (acc x, y, z [m/s²] world, roll rate, pitch rate [rad/s]); `age_s` (N,): how old
-        each MAV's odometry is (positions move on by velocity × age)."""
+        each MAV's odometry is (positions move on by velocity × age). With `load` (and the MAVs' rotations
+        body to world `rot` (N, 3, 3) and body rates `omega` (N, 3), level and still if not given) the cable
+        rows join."""
         pos, vel, cmd = (np.asarray(x, np.float64) for x in (pos, vel, cmd))
-        age = np.zeros(len(pos)) if age_s is None else np.asarray(age_s, np.float64)
-        bad = [name for name, x in (("positions", pos), ("velocities", vel), ("command", cmd), ("ages", age))
-               if not np.all(np.isfinite(x))]
+        n = pos.shape[0]
+        age = np.zeros(n) if age_s is None else np.asarray(age_s, np.float64)
+        rot = np.broadcast_to(np.eye(3), (n, 3, 3)) if rot is None else np.asarray(rot, np.float64)
+        omega = np.zeros((n, 3)) if omega is None else np.asarray(omega, np.float64)
+        parts = [("positions", pos), ("velocities", vel), ("command", cmd), ("ages", age), ("attitudes", rot),
+                 ("body rates", omega)]
+        if load is not None:
+            parts.append(("load odometry", np.concatenate([np.ravel(x) for x in load])))
+        bad = [name for name, x in parts if not np.all(np.isfinite(x))]
         if bad:
             return None, f"non-finite {' and '.join(bad)}"
         pos = pos + vel * np.maximum(age, 0.0)[:, None]
-        n = pos.shape[0]
+        cables = None
+        if self.cables and load is not None:
+            self.geometry = self.geometry or cable_geometry(self.profile, n)
+            cables = cable_ends(self.geometry, pos, vel, rot, omega,
+                                np.asarray(load.pos, np.float64) + np.asarray(load.vel, np.float64) * max(load.age_s, 0.0),
+                                np.asarray(load.vel, np.float64), np.asarray(load.rot, np.float64),
+                                np.asarray(load.omega, np.float64))
+        elif self.cables:
+            self.cables_unchecked += 1
         nominal = np.zeros((n, 3))
         nominal[self.mine] = cmd[:3]
-        acc, status, self._warm = filter_team(self.spec, pos, vel, nominal, controlled=self.mine,
-                                              others=np.zeros((n, 3)), warm=self._warm)
+        acc, status, self._warm, slack = filter_team(self.spec, pos, vel, nominal, controlled=self.mine,
+                                                     others=np.zeros((n, 3)), warm=self._warm, cables=cables)
+        self.cable_relaxed += slack > RELAXED
         if acc is None:
             self.infeasible += 1
             gaps = np.linalg.norm(pos[~self.mine] - pos[self.mine], axis=-1)
@@ -68,4 +107,5 @@ class SafetyStage:
     def report(self) -> dict[str, str | int]:
         """The counters as diagnostic key-values."""
         return {"safety_interventions": self.interventions, "safety_infeasible": self.infeasible,
-                "safety_max_intervention": f"{self.max_intervention:.3f}"}
+                "safety_max_intervention": f"{self.max_intervention:.3f}", "safety_cable_relaxed": self.cable_relaxed,
+                "safety_cables_unchecked": self.cables_unchecked}

@@ -38,6 +38,7 @@ import numpy as np
 from flax import struct
 
 from controllers import quadrotor
+from controllers.mav_barrier import cable_ends, cable_geometry, closest_params
 from controllers.mav_barrier_jax import mav_barrier
 from hardware import load_profile
 from sim.cable import carrot, variation as var
@@ -71,15 +72,8 @@ class CableState:
 
 def segment_distance(p1: jnp.ndarray, q1: jnp.ndarray, p2: jnp.ndarray, q2: jnp.ndarray) -> jnp.ndarray:
     """Shortest distance between segments p1q1 and p2q2 (any leading dims), clamped closest points."""
-    d1, d2, r = q1 - p1, q2 - p2, p1 - p2
-    a, e = jnp.sum(d1 * d1, -1), jnp.sum(d2 * d2, -1)
-    b, c, f = jnp.sum(d1 * d2, -1), jnp.sum(d1 * r, -1), jnp.sum(d2 * r, -1)
-    denom = a * e - b * b
-    s = jnp.where(denom > 1e-12, jnp.clip((b * f - c * e) / jnp.where(denom > 1e-12, denom, 1.0), 0, 1), 0.0)
-    t = (b * s + f) / e
-    s = jnp.where(t < 0, jnp.clip(-c / a, 0, 1), jnp.where(t > 1, jnp.clip((b - c) / a, 0, 1), s))
-    t = jnp.clip(t, 0, 1)
-    return jnp.linalg.norm(p1 + d1 * s[..., None] - p2 - d2 * t[..., None], axis=-1)
+    s, t = closest_params(p1, q1, p2, q2)
+    return jnp.linalg.norm(p1 + (q1 - p1) * s[..., None] - p2 - (q2 - p2) * t[..., None], axis=-1)
 
 
 def observe(sensors: dict[str, jnp.ndarray], team: carrot.TeamConstants) -> jnp.ndarray:
@@ -153,6 +147,7 @@ class CableEnv:
         self.residual = residual
         # the MAV barrier certificate on the commanded acceleration (controllers/mav_barrier.py), every step
         self.barrier = mav_barrier(p, num_agents) if barrier else None
+        self.cable_geometry = cable_geometry(p, num_agents)
         if variation is not None and variation != "profile" and not isinstance(variation, dict):
             raise ValueError(f"variation must be 'profile', a dict of ranges per factor or None, got {variation!r}")
         self.variation = (var.profile_ranges(p) if variation == "profile" else var.check_ranges(variation)
@@ -316,15 +311,20 @@ class CableEnv:
         return obs_out, state_out, rewards, dones, info
 
     def shield(self, state: CableState, cmd: jnp.ndarray) -> tuple[jnp.ndarray, dict[str, jnp.ndarray]]:
-        """The barrier certificate on the commands' accelerations (failed MAVs are obstacles), when enabled;
-        info: per-MAV `barrier_intervention` (m/s²) and `barrier_ok`."""
+        """The barrier certificate on the commands' accelerations (failed MAVs are obstacles, their cables
+        released), cable rows included, when enabled; info: per-MAV `barrier_intervention` (m/s²), `barrier_ok`
+        and `barrier_cable_slack` (m/s²: how far the soft cable rows gave way this step, 0 when they held)."""
         n = self.num_agents
         if self.barrier is None:
-            return cmd, {"barrier_intervention": jnp.zeros(n), "barrier_ok": jnp.ones(n, bool)}
+            return cmd, {"barrier_intervention": jnp.zeros(n), "barrier_ok": jnp.ones(n, bool),
+                         "barrier_cable_slack": jnp.zeros(n)}
         b = state.bodies
-        acc, info = self.barrier(b.pos, b.vel, cmd[:, :3], self.working(state))
+        cables = cable_ends(self.cable_geometry, b.pos, b.vel, quat_to_rot(b.quat), b.omega, b.load_pos, b.load_vel,
+                            quat_to_rot(b.load_quat), b.load_omega)
+        acc, info = self.barrier(b.pos, b.vel, cmd[:, :3], self.working(state), cables)
         return (jnp.concatenate([acc, cmd[:, 3:]], -1),
-                {"barrier_intervention": info["intervention"], "barrier_ok": jnp.broadcast_to(info["status"] == 0, (n,))})
+                {"barrier_intervention": info["intervention"], "barrier_ok": jnp.broadcast_to(info["status"] == 0, (n,)),
+                 "barrier_cable_slack": jnp.broadcast_to(info["cable_slack"], (n,))})
 
     def delay(self, state: CableState, cmd: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray | None]:
         """The command that reaches the vehicles this step (sent `variation.latency` steps ago) and the queue."""

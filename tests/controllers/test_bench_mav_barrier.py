@@ -19,3 +19,10 @@ def test_bench_mav_barrier_smoke(capsys):
     fuzz = rows["fuzz: solves that were not optimal"]
     assert fuzz["ours"] == 0 and fuzz["collisions"] == 0 and fuzz["steps_beyond_5mm"] == 0
     assert fuzz["safe_steps"] == 4 * 500
+    # with cables to a load held still and the cable rows: no two cables closer than task.min_cable_distance
+    cables = rows["fuzz with cable rows: cable crossings"]
+    assert cables["ours"] == 0 and cables["not_optimal"] == 0 and cables["collisions"] == 0
+    assert cables["min_cable_margin_m"] > -0.1 and cables["safe_steps"] == 4 * 500
+    for q in (50, 99):
+        r = rows[f"onboard stage with cable rows: per-call latency p{q}"]
+        assert r["ours"] > 0 and r["baseline"] > 0 and r["unsolved"] == 0
