@@ -40,17 +40,3 @@ def test_discrete_foraging_policy_exports_levels_and_unicycle_commands(tmp_path)
     assert np.all(np.abs(got) <= np.asarray(cmd["high"]) + 1e-6)
     assert not np.any(np.asarray(sensors["resources"])[::2, :, 0, 2])  # half the samples saw resource 0 foraged
 
-
-def test_arctic_transport_policy_exports_capabilities_and_the_team_map(tmp_path):
-    """A heterogeneous team's policy: every robot feeds its own capabilities (drone / ice / water) and the
-    shared terrain map. The exporter refuses to write a graph that disagrees with JAX on 1024 random sensor
-    values (robots all over the arena, so the 3 x 3 tile lookup's one-hot products read every tile)."""
-    run = write_untrained_run(tmp_path / "run", {"scenario": "arctic_transport", "num_agents": 3, "barrier": "none"},
-                              noise=NOISE)
-    path = tmp_path / "policy.onnx"
-    assert export_cli.main([str(run), "-o", str(path)]) == 0
-    spec = load_spec(path)
-    assert [(e["name"], e["shape"]) for e in spec["inputs"]] == [
-        ("pose", ["B", 3]), ("others", ["B", 2, 3]), ("capabilities", ["B", 4]), ("other_capabilities", ["B", 2, 4]),
-        ("map", ["B", 5, 8])]
-    assert spec["scenario"] == "arctic_transport" and spec["outputs"][0]["name"] == "cmd"

@@ -201,6 +201,9 @@ def test_layout_sensors_and_registration(name):
     sensors = jax.eval_shape(lambda st: module.sense(st, p), state)
     assert sorted(sensors) == sorted(spec.SENSORS)  # eval_shape hands a dict back with sorted keys
     assert {k: list(v.shape[1:]) for k, v in sensors.items()} == spec.sensor_shapes(4)
+    # one unit per element of the last axis: the exporter draws its parity inputs by unit (a map row with two
+    # units for eight tiles once made a (B, 5, 2) input and a failed export)
+    assert all(len(s["units"]) == spec.sensor_shapes(4)[k][-1] for k, s in spec.SENSORS.items())
     assert len(spec.obs_names(p.num_neighbors)) == module.obs_dim(p) == len(set(spec.obs_names(p.num_neighbors)))
     assert jax.eval_shape(lambda s: module.observe(s, p), sensors).shape == (4, module.obs_dim(p))
 
