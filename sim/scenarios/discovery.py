@@ -103,9 +103,10 @@ def observe(sensors: dict[str, jax.Array], params: Params) -> jax.Array:
     (x, y, _, c, s), own = hetero.observe_team(sensors, params)
     searched = sensors["searched"]
     cx, cy = hetero.centres(params)
-    rows, cols = params.grid
-    tiles = jnp.stack([jnp.broadcast_to(cx, searched.shape), jnp.broadcast_to(cy[:, None], searched.shape),
-                       1.0 - searched], -1).reshape(*searched.shape[:-2], rows * cols, 3)  # [x, y, unsearched]
+    # (..., tiles, 3) = [x, y, unsearched] stacked from static slices: no reshape over the batch axis, which
+    # the exported graph got wrong
+    tiles = jnp.stack([jnp.stack([jnp.full_like(x, cx[j]), jnp.full_like(x, cy[i]), 1.0 - searched[..., i, j]], -1)
+                       for i in range(len(cy)) for j in range(len(cx))], -2)
     return hetero.assemble(own + hetero.listed_points(sensors["targets"], x, y, c, s, params)
                            + hetero.listed_points(tiles, x, y, c, s, params, k=1))
 

@@ -117,10 +117,10 @@ def listed_points(rows: jax.Array, x, y, c, s, params: nav.Params, k: int | None
     return [f for slot in slots for f in slot]
 
 
-def centres(params: Params) -> tuple[jax.Array, jax.Array]:
-    """(cols,) tile centre x and (rows,) tile centre y."""
+def centres(params: Params) -> tuple[np.ndarray, np.ndarray]:
+    """(cols,) tile centre x and (rows,) tile centre y: constants (numpy), also while a graph is traced."""
     rows, cols = params.grid
-    return (params.x_min + params.tile * (jnp.arange(cols) + 0.5), params.y_min + params.tile * (jnp.arange(rows) + 0.5))
+    return (params.x_min + params.tile * (np.arange(cols) + 0.5), params.y_min + params.tile * (np.arange(rows) + 0.5))
 
 
 def covered(poses: jax.Array, params: Params) -> jax.Array:
