@@ -20,7 +20,7 @@ def test_inputs_judged_by_their_stamps_hold_then_descend_hold_on_the_gyro_never_
     r = run_scenario("mav_scenario.py", tmp_path, timeout=120)
     p = load_profile("crazyflie_team")
     hover = p.quadrotor.mass * p.gravity / 4
-    assert r["flying"]["count"] > 100  # ~500 Hz inner loop
+    assert r["flying"]["count"] > 10  # publishing (its rate is a bench number, not a test bound: bench ros)
     assert r["flying"]["last_thrust"] == pytest.approx([hover] * 4, rel=0.02)
     # set-points gone for 1 s (stale after 0.1 s, hold 0.3 s): hover, then the bounded descent: below hover, never a cut
     lost = r["no_setpoint"]
