@@ -66,12 +66,9 @@ def measure(name: str, batch: int, total: int, repeats: int = 3) -> dict[str, fl
 
     compiled = jax.jit(run).lower(states, jax.random.PRNGKey(1)).compile()
     mem = compiled.memory_analysis()
-    jax.block_until_ready(compiled(states, jax.random.PRNGKey(1)))
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        jax.block_until_ready(compiled(states, jax.random.PRNGKey(1)))
-        best = min(best, time.perf_counter() - t0)
+    go = lambda: jax.block_until_ready(compiled(states, jax.random.PRNGKey(1)))  # noqa: E731
+    go()  # warm up
+    best = train_bench._best_of({"run": go}, repeats)["run"]
     program = mem.argument_size_in_bytes + mem.output_size_in_bytes + mem.temp_size_in_bytes
     return {"steps_per_s": steps * batch / best, "state_bytes_per_env": sum(x.nbytes for x in jax.tree.leaves(states)) / batch,
             "program_bytes_per_env": program / batch}

@@ -87,11 +87,12 @@ class CrazyflieLink:
         (`is_armed`, CRTP protocol >= 12), re-sending the request each poll, so a lost packet is not a
         silent 'armed'. Legacy firmware has no bitfield: the request is sent and not confirmed."""
         sup = self._cf.supervisor
+        if self._cf.platform.get_protocol_version() < 12:
+            sup.send_arming_request(armed)
+            return
         deadline = time.monotonic() + timeout_s
         while True:
             sup.send_arming_request(armed)
-            if self._cf.platform.get_protocol_version() < 12:
-                return
             if sup.is_armed == armed:
                 return
             if time.monotonic() > deadline:
