@@ -14,15 +14,20 @@ ABOVE = {  # floor -> the packages it must never import (also inside functions)
 }
 
 
-def imported(path: Path) -> set[str]:
-    """Top-level packages `path` imports; the bare `marlstack` package (its version string) is allowed."""
+def imported_modules(path: Path) -> set[str]:
+    """Every module `path` imports by absolute name, inside functions too (dotted names as written)."""
     names = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
             names |= {a.name for a in node.names}
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             names.add(node.module)
-    return {n.split(".")[0] for n in names if n != "marlstack"}
+    return names
+
+
+def imported(path: Path) -> set[str]:
+    """Top-level packages `path` imports; the bare `marlstack` package (its version string) is allowed."""
+    return {n.split(".")[0] for n in imported_modules(path) if n != "marlstack"}
 
 
 @pytest.mark.parametrize("floor", sorted(ABOVE))

@@ -4,7 +4,6 @@ rps 2.1.0 lives in its own venv (conftest), so the run also proves the folder im
 the Robotarium's libraries. The starts of seed 2 are ones rps's initializer reaches within ~600
 steps; `random` and numpy are seeded so its charger poses and deadlock waypoints repeat.
 """
-import ast
 import json
 import os
 import subprocess
@@ -17,6 +16,7 @@ import pytest
 from marlstack.cli import main as marlstack
 from rps21_env import TRAINED, Rps21Missing, find_wheel
 from targets.robotarium import export_submission, foreign_imports
+from test_layers import imported_modules
 
 RUNNER = Path(__file__).with_name("rps21_run.py")
 TASK_SEED = 2
@@ -34,14 +34,7 @@ def run_submission(python: Path, folder: Path, tmp_path: Path) -> tuple[str, dic
 
 def imported_anywhere(folder: Path) -> set[str]:
     """Top-level names of every import in the folder's Python files, inside functions too."""
-    names = set()
-    for path in folder.glob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Import):
-                names |= {a.name.split(".")[0] for a in node.names}
-            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-                names.add(node.module.split(".")[0])
-    return names
+    return {n.split(".")[0] for path in folder.glob("*.py") for n in imported_modules(path)}
 
 
 def check_debug(stdout: str) -> None:
