@@ -64,14 +64,20 @@ def nanmean(values: Iterable[float], empty: float = math.nan) -> float:
     return sum(finite) / len(finite) if finite else empty
 
 
+def last_tenth(rows: list[dict[str, Any]], seed: int) -> list[dict[str, Any]]:
+    """Seed `seed`'s metrics rows over the last tenth of its updates (at least one): what a run's
+    training numbers are summarised over, once the early updates no longer count."""
+    mine = [r for r in rows if r["seed"] == seed]
+    return mine[-max(1, len(mine) // 10):]
+
+
 def best_seed(rows: list[dict[str, Any]], first_seed: int, num_seeds: int) -> int:
     """Index of the seed with the best success rate (then return) over the last tenth of its updates."""
     if num_seeds == 1 or not rows:
         return 0
     scores = []
     for s in range(num_seeds):
-        mine = [r for r in rows if r["seed"] == first_seed + s]
-        tail = mine[-max(1, len(mine) // 10):]
+        tail = last_tenth(rows, first_seed + s)
         scores.append((nanmean([r["success_rate"] for r in tail], -1.0), nanmean([r["return"] for r in tail], -np.inf)))
     return int(max(range(num_seeds), key=lambda s: scores[s]))
 

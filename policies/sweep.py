@@ -116,8 +116,7 @@ def run_trial(trial: dict[str, Any]) -> dict[str, Any]:
     cfg = build_config(trial["overrides"])
     resume = (out / checkpoint.FILENAME).is_file()
     summary = train(cfg, out, resume=resume, progress=False)
-    rows = run_dir.read_metrics(out)
-    tail = rows[-max(1, len(rows) // 10):]
+    tail = run_dir.last_tenth(run_dir.read_metrics(out), cfg.seed)
     result = {"point": trial["point"], "seed": trial["seed"], "run_dir": str(out), "resumed": resume,
               "env_steps": summary["env_steps_per_seed"], "train_s": summary["train_s"],
               "env_steps_per_s": summary["env_steps_per_s"],

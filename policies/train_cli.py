@@ -130,8 +130,7 @@ def seed_summary(out: Path, cfg: TrainConfig) -> str:
     for key in keys:
         values = []
         for s in range(cfg.seed, cfg.seed + cfg.num_seeds):
-            mine = [r for r in rows if r["seed"] == s]
-            values.append(run_dir.nanmean(r[key] for r in mine[-max(1, len(mine) // 10):]))
+            values.append(run_dir.nanmean(r[key] for r in run_dir.last_tenth(rows, s)))
         finite = [v for v in values if np.isfinite(v)]
         stats = (f"median {np.median(finite):.3g}, spread [{min(finite):.3g}, {max(finite):.3g}]" if finite
                  else "the barrier changed no command" if key == "barrier_change" else "no finished episodes")
