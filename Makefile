@@ -33,7 +33,7 @@ bench: $(VENV)/.installed-all
 # On a machine with an NVIDIA GPU: the scaling table, memory per environment and the cable team's
 # time-to-goal (bench/gpu.py; docs/scale.md has the numbers of the last run).
 bench-gpu: $(VENV)/.installed-train+cuda
-	JAX_PLATFORMS=cuda,cpu $(PY) -m bench.gpu --out out/bench-gpu
+	JAX_PLATFORMS=cuda,cpu $(PY) -m marlstack.bench.gpu --out out/bench-gpu
 
 # Re-resolve every pin from scratch (needs network access to the package index).
 constraints:

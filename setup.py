@@ -31,19 +31,25 @@ EXTRAS["all"] = sorted({dep for deps in EXTRAS.values() for dep in deps})
 # Not in "all": CI and robots have no GPU, and the wheels are ~2 GB.
 EXTRAS["cuda"] = ["jax[cuda12]"]
 
+# The user's layout keeps these folders at the top of the repository; installed, they are subpackages of
+# `marlstack` (marlstack.sim, marlstack.policies, ...), so nothing generic lands in site-packages.
+FOLDERS = ("sim", "policies", "controllers", "ros_nodes", "hardware", "bench", "targets", "replay")
+PACKAGES = find_packages(include=[PACKAGE, f"{PACKAGE}.*"]) + [
+    f"{PACKAGE}.{name}" for folder in FOLDERS for name in [folder, *(f"{folder}.{sub}" for sub in find_packages(folder))]]
+
 # Node executables: `ros2 run marlstack <node>` finds these (script dir in setup.cfg).
 NODES = {
-    "policy_node": "ros_nodes.policy_node:main",
-    "safety_node": "ros_nodes.safety_node:main",
-    "sim_node": "ros_nodes.sim_node:main",
-    "recorder_node": "ros_nodes.recorder_node:main",
-    "rate_controller_node": "ros_nodes.rate_controller_node:main",
-    "mav_policy_node": "ros_nodes.mav_policy_node:main",
-    "mav_sim_node": "ros_nodes.mav_sim_node:main",
-    "hardware_adapter_node": "ros_nodes.hardware_adapter_node:main",
-    "flight_link_node": "ros_nodes.flight_link_node:main",
-    "mocap_odom_node": "ros_nodes.mocap_odom_node:main",
-    "foxglove_node": "ros_nodes.foxglove_node:main",
+    "policy_node": "marlstack.ros_nodes.policy_node:main",
+    "safety_node": "marlstack.ros_nodes.safety_node:main",
+    "sim_node": "marlstack.ros_nodes.sim_node:main",
+    "recorder_node": "marlstack.ros_nodes.recorder_node:main",
+    "rate_controller_node": "marlstack.ros_nodes.rate_controller_node:main",
+    "mav_policy_node": "marlstack.ros_nodes.mav_policy_node:main",
+    "mav_sim_node": "marlstack.ros_nodes.mav_sim_node:main",
+    "hardware_adapter_node": "marlstack.ros_nodes.hardware_adapter_node:main",
+    "flight_link_node": "marlstack.ros_nodes.flight_link_node:main",
+    "mocap_odom_node": "marlstack.ros_nodes.mocap_odom_node:main",
+    "foxglove_node": "marlstack.ros_nodes.foxglove_node:main",
 }
 
 setup(
@@ -54,9 +60,9 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.10",
-    packages=find_packages(include=[PACKAGE, f"{PACKAGE}.*", "sim*", "policies*", "controllers*", "ros_nodes*",
-                                    "hardware*", "bench*", "targets*", "replay*"]),
-    package_data={"hardware": ["vehicles/*.yaml", "urdf/*.urdf"], "policies": ["configs/*.yaml"]},
+    packages=PACKAGES,
+    package_dir={f"{PACKAGE}.{folder}": folder for folder in FOLDERS},
+    package_data={f"{PACKAGE}.hardware": ["vehicles/*.yaml", "urdf/*.urdf"], f"{PACKAGE}.policies": ["configs/*.yaml"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from bench.report import Row
-from hardware import load_profile
+from marlstack.bench.report import Row
+from marlstack.hardware import load_profile
 
 SUCCESS_RADIUS = 0.1   # m: "at the goal" (the navigation scenario's radius)
 SWIRL = 0.3            # rad: right-hand rule of the swap's nominal controller (see swap_nominal)
@@ -30,8 +30,8 @@ def swap_nominal(profile: Any, poses: Any, goals: Any, form: str = "unicycle_wal
     an exact barrier (ours or rps's) otherwise parks the robots for good; `swirl=0` is the plain
     goal-seeking controller that ignores the others (the deadlock rows and tests use it with
     `controllers.barrier_deadlock`)."""
-    from controllers.barrier_qp import barrier_spec
-    from controllers.unicycle import si_position_controller, si_to_uni, uni_to_si_states
+    from marlstack.controllers.barrier_qp import barrier_spec
+    from marlstack.controllers.unicycle import si_position_controller, si_to_uni, uni_to_si_states
     d = barrier_spec(profile, form).projection_distance
     dxi = si_position_controller(uni_to_si_states(poses, d), goals, magnitude_limit=0.75 * profile.max_linear_speed,
                                  swirl=swirl)
@@ -65,8 +65,8 @@ def swap_start(profile: Any, n: int, phase: float = 0.0) -> tuple[np.ndarray, np
 def pair_distances(profile: Any, poses: Any) -> Any:
     """(..., N, 3) poses → (..., N(N−1)/2) distances between collision centres (the profile's
     rule: centres shifted collision_offset along the heading). numpy or jax.numpy."""
-    from controllers.arrays import xp
-    from controllers.barrier_qp import pairs
+    from marlstack.controllers.arrays import xp
+    from marlstack.controllers.barrier_qp import pairs
     m = xp(poses)
     th = poses[..., 2:3]
     c = poses[..., :2] + profile.collision_offset * m.concatenate([m.cos(th), m.sin(th)], axis=-1)
@@ -96,7 +96,7 @@ def swap_summary(profile: Any, traj: np.ndarray, goals: np.ndarray) -> dict[str,
 
 def numpy_step(profile: Any, poses: np.ndarray, u: np.ndarray) -> np.ndarray:
     """rps's step in numpy: saturate like the profile, forward Euler, wrap the heading."""
-    from controllers.unicycle import saturate
+    from marlstack.controllers.unicycle import saturate
     v, w = saturate(u[:, 0], u[:, 1], profile)
     th = poses[:, 2]
     new = np.column_stack([poses[:, 0] + profile.dt * np.cos(th) * v, poses[:, 1] + profile.dt * np.sin(th) * v,
@@ -111,7 +111,7 @@ def swap_numpy(profile: Any, n: int, steps: int, filt: Any = None, form: str = "
 
     Returns the `swap_summary` plus worst status/residual, and with `record` the (poses, nominal)
     inputs of every call (the latency benchmark replays them)."""
-    from controllers.barrier import BarrierFilter
+    from marlstack.controllers.barrier import BarrierFilter
     filt = filt or BarrierFilter(profile, n, form)
     poses, goals = swap_start(profile, n)
     traj, calls, statuses, residual, iters = [poses], [], set(), 0.0, []
@@ -142,8 +142,8 @@ def swap_jax(profile: Any, n: int, steps: int, form: str = "unicycle_walls", bat
     import jax
     import jax.numpy as jnp
 
-    from controllers.barrier_jax import OK, unicycle_barrier
-    from sim.fleet import physics_step
+    from marlstack.controllers.barrier_jax import OK, unicycle_barrier
+    from marlstack.sim.fleet import physics_step
 
     barrier = unicycle_barrier(profile, n, form)
 
@@ -182,7 +182,7 @@ def swap_jax(profile: Any, n: int, steps: int, form: str = "unicycle_walls", bat
 def rps_barrier(profile: Any, form: str = "unicycle_walls") -> Any:
     """rps's own certificate with the profile's parameters: f(dxu (2, N), x (3, N)) -> (2, N)."""
     from rps.utilities import barrier_certificates as rb
-    from controllers.barrier_qp import barrier_spec
+    from marlstack.controllers.barrier_qp import barrier_spec
     spec = barrier_spec(profile, form)
     params = getattr(profile.barrier, form)
     a = profile.arena
@@ -203,7 +203,7 @@ def _latency(fn, calls: list) -> tuple[np.ndarray, np.ndarray]:
 
 
 def deployment_rows(profile: Any, sizes: list[int], steps: int, rps_calls: int) -> list[Row]:
-    from controllers.barrier import BarrierFilter
+    from marlstack.controllers.barrier import BarrierFilter
     rows = []
     rps = rps_barrier(profile)
     for n in sizes:
@@ -229,8 +229,8 @@ def deadlock_rows(profile: Any, sizes: list[int], steps: int) -> list[Row]:
     """Antipodal swaps with the plain goal-seeking nominal (no swirl): arrival time (s) of the last
     robot with the right-hand rule (`controllers.barrier_deadlock`), against the plain filter,
     which parks the fleet (baseline None: never arrived) or arrives later."""
-    from controllers.barrier import BarrierFilter
-    from controllers.barrier_deadlock import DeadlockFreeFilter
+    from marlstack.controllers.barrier import BarrierFilter
+    from marlstack.controllers.barrier_deadlock import DeadlockFreeFilter
     rows = []
     for n in sizes:
         rule = DeadlockFreeFilter(profile, n, profile.dt)
@@ -249,7 +249,7 @@ def variant_rows(profile: Any, sizes: list[int], steps: int) -> list[Row]:
     a quarter of the robots stopped (fixed obstacles, `controlled` mask) and the delay-aware
     certificate (`lookahead_s` = 3 periods of delay + 1 period). Same rows, other bounds: the cost
     should not move."""
-    from controllers.barrier import BarrierFilter
+    from marlstack.controllers.barrier import BarrierFilter
     rows = []
     for n in sizes:
         calls = swap_numpy(profile, n, steps, record=True)["calls"]
@@ -303,8 +303,8 @@ def solver_rows(profile: Any, n: int, steps: int) -> list[Row]:
     import jax.numpy as jnp
     import qpax
 
-    from controllers.barrier_jax import solve_qp
-    from controllers.barrier_qp import barrier_spec, nominal_si, qp_rows
+    from marlstack.controllers.barrier_jax import solve_qp
+    from marlstack.controllers.barrier_qp import barrier_spec, nominal_si, qp_rows
     spec = barrier_spec(profile, "unicycle_walls")
     calls = swap_numpy(profile, n, steps, record=True)["calls"]
     poses = jnp.asarray(np.stack([c[0] for c in calls]), jnp.float32)
@@ -363,6 +363,6 @@ def run(args: argparse.Namespace) -> list[Row]:
         rows += training_rows(profile, sizes, steps=300 if args.quick else 900, rps_steps=100 if args.quick else 300)
         rows += solver_rows(profile, 4, steps=300 if args.quick else 1200)
     if args.only == "mav":
-        from bench import mav_barrier
+        from marlstack.bench import mav_barrier
         rows += mav_barrier.run(argparse.Namespace(quick=args.quick, teams=[3, 4], only=["latency", "fuzz"]))
     return rows

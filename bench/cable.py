@@ -18,10 +18,10 @@ import jax
 import jax.numpy as jnp
 from tqdm import tqdm
 
-from bench.report import Row
-from hardware import ProfileError, load_profile
-from hardware.mav_profile import Team
-from sim.cable.env import ACTION_DIM, CableEnv
+from marlstack.bench.report import Row
+from marlstack.hardware import ProfileError, load_profile
+from marlstack.hardware.mav_profile import Team
+from marlstack.sim.cable.env import ACTION_DIM, CableEnv
 
 REPEATS = 3
 

@@ -4,20 +4,20 @@ from __future__ import annotations
 import argparse
 import importlib
 
-from bench.report import emit
+from marlstack.bench.report import emit
 
 # name -> (module, help); each module defines add_arguments(parser) and run(args) -> list[Row]
 BENCHES = {
-    "sim": ("bench.sim", "fleet simulator steps/s vs the robotarium-python-simulator"),
-    "rps21": ("bench.rps21", "batched JAX fleet env steps/s vs rps 2.1.0 (the Robotarium's simulator, own venv)"),
-    "barrier": ("bench.barrier", "barrier certificate latency and safe sim steps/s vs rps"),
-    "train": ("bench.train", "training env-steps/s vs pure simulator throughput"),
-    "policy": ("bench.policy", "exported ONNX policy latency vs a bare numpy forward pass"),
-    "policy_steps": ("bench.policy_steps", "one onboard policy step (batch 1), onnxruntime setting by setting, vs numpy"),
-    "ros": ("bench.ros", "sensor-to-command latency over ROS 2 vs a bare rclpy ping-pong"),
-    "cable": ("bench.cable", "cable-suspended load env-steps/s vs a free-flying quadrotor"),
-    "replay": ("bench.replay", "replay info/report time and peak memory on a PX4 log and a bag vs pyulog / mcap"),
-    "mav_barrier": ("bench.mav_barrier", "MAV barrier certificate latency vs cvxopt, safe env-steps/s, fuzz"),
+    "sim": ("marlstack.bench.sim", "fleet simulator steps/s vs the robotarium-python-simulator"),
+    "rps21": ("marlstack.bench.rps21", "batched JAX fleet env steps/s vs rps 2.1.0 (the Robotarium's simulator, own venv)"),
+    "barrier": ("marlstack.bench.barrier", "barrier certificate latency and safe sim steps/s vs rps"),
+    "train": ("marlstack.bench.train", "training env-steps/s vs pure simulator throughput"),
+    "policy": ("marlstack.bench.policy", "exported ONNX policy latency vs a bare numpy forward pass"),
+    "policy_steps": ("marlstack.bench.policy_steps", "one onboard policy step (batch 1), onnxruntime setting by setting, vs numpy"),
+    "ros": ("marlstack.bench.ros", "sensor-to-command latency over ROS 2 vs a bare rclpy ping-pong"),
+    "cable": ("marlstack.bench.cable", "cable-suspended load env-steps/s vs a free-flying quadrotor"),
+    "replay": ("marlstack.bench.replay", "replay info/report time and peak memory on a PX4 log and a bag vs pyulog / mcap"),
+    "mav_barrier": ("marlstack.bench.mav_barrier", "MAV barrier certificate latency vs cvxopt, safe env-steps/s, fuzz"),
 }
 
 

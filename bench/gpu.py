@@ -23,15 +23,15 @@ from typing import Any, Callable
 
 import jax
 
-from bench import train as train_bench
-from bench.report import Row, format_table, machine
+from marlstack.bench import train as train_bench
+from marlstack.bench.report import Row, format_table, machine
 
 BATCHES = {"cable": [256, 4096, 32768], "navigation": [256, 4096, 65536]}
 CPU_BASELINE_MAX = 4096     # the CPU backend is timed up to this batch (beyond it, minutes per row)
 
 
 def _navigation_cfg(batch: int, steps: int) -> Any:
-    from policies.config import build_config
+    from marlstack.policies.config import build_config
     return build_config({"scenario": "navigation", "num_envs": batch, "num_steps": steps, "num_seeds": 1})
 
 
@@ -39,11 +39,11 @@ def _env(name: str, batch: int) -> tuple[Any, Callable[[jax.Array], Any]]:
     """(environment, key -> one batch of actions): the cable team hovers on zero actions, the fleet
     drives random ones."""
     if name == "cable":
-        from hardware import load_profile
-        from sim.cable.env import ACTION_DIM, CableEnv
+        from marlstack.hardware import load_profile
+        from marlstack.sim.cable.env import ACTION_DIM, CableEnv
         env = CableEnv(load_profile("mav_corl25"), 3)
         return env, lambda k: jax.numpy.zeros((batch, env.num_agents, ACTION_DIM), jax.numpy.float32)
-    from policies.envs import make_env
+    from marlstack.policies.envs import make_env
     env = make_env(_navigation_cfg(batch, 1))
     return env, lambda k: {a: jax.vmap(env.action_space(a).sample)(jax.random.split(jax.random.fold_in(k, i), batch))
                            for i, a in enumerate(env.agents)}
@@ -111,7 +111,7 @@ def time_to_goal(out: Path, overrides: list[str]) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.gpu", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m marlstack.bench.gpu", description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=Path("out/bench-gpu"), help="folder for gpu.json and the run")
     parser.add_argument("--quick", action="store_true", help="tiny batches and a tiny training (a CPU smoke run)")
     parser.add_argument("--skip", nargs="*", default=[], choices=["scaling", "train", "goal"], help="parts to leave out")

@@ -27,8 +27,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from bench.report import Row
-from ros_nodes.mav_safety import RELAXED
+from marlstack.bench.report import Row
+from marlstack.ros_nodes.mav_safety import RELAXED
 
 GOAL_P99_MS = 0.3          # issue 14: per call, 3-4 MAVs
 GOAL_SAFE_STEPS = 100_000  # issue 14: batched safe env-steps/s
@@ -52,7 +52,7 @@ def _cvxopt(spec: Any, pos: np.ndarray, vel: np.ndarray, nominal: np.ndarray,
     """The same QP as `filter_team` (same rows, same restriction), solved by cvxopt."""
     import cvxopt
 
-    from controllers.mav_barrier import restrict, rows
+    from marlstack.controllers.mav_barrier import restrict, rows
     a, b = rows(spec, pos, vel)
     if not controlled.all():
         a, b, _ = restrict(a, b, controlled, np.zeros_like(pos))
@@ -75,7 +75,7 @@ def _timed(fn: Callable[[int], Any], count: int) -> tuple[np.ndarray, np.ndarray
 
 def _cable_call_rows(profile: Any, n: int, states: dict, calls: int) -> list[Row]:
     """The onboard stage with the cable rows (given the load) against the same stage without them."""
-    from ros_nodes.mav_safety import Load, SafetyStage
+    from marlstack.ros_nodes.mav_safety import Load, SafetyStage
 
     pos, vel, nom = (np.asarray(states[k][0, :calls], np.float64) for k in ("pos", "vel", "a_nom"))
     cmd = np.concatenate([nom[:, 0], np.zeros((calls, 2))], 1)
@@ -93,8 +93,8 @@ def _cable_call_rows(profile: Any, n: int, states: dict, calls: int) -> list[Row
 
 
 def _per_call_rows(profile: Any, n: int, states: dict, calls: int) -> list[Row]:
-    from controllers.mav_barrier import filter_team, mav_barrier_spec
-    from ros_nodes.mav_safety import SafetyStage
+    from marlstack.controllers.mav_barrier import filter_team, mav_barrier_spec
+    from marlstack.ros_nodes.mav_safety import SafetyStage
 
     spec = mav_barrier_spec(profile)
     pos, vel, nom = (np.asarray(states[k][0, :calls], np.float64) for k in ("pos", "vel", "a_nom"))
@@ -129,7 +129,7 @@ def _per_call_rows(profile: Any, n: int, states: dict, calls: int) -> list[Row]:
 
 def _batched_row(profile: Any, n: int, out: dict, calls: int) -> Row:
     """The fuzz's throughput against cvxopt one QP at a time on the first `calls` states of seed 0."""
-    from controllers.mav_barrier import mav_barrier_spec
+    from marlstack.controllers.mav_barrier import mav_barrier_spec
     spec = mav_barrier_spec(profile)
     pos, vel, nom = (np.asarray(out[k][0, :calls], np.float64) for k in ("pos", "vel", "a_nom"))
     wall, _, _ = _timed(lambda k: _cvxopt(spec, pos[k], vel[k], nom[k], np.ones(n, bool)), calls)
@@ -140,8 +140,8 @@ def _batched_row(profile: Any, n: int, out: dict, calls: int) -> Row:
 
 
 def _fuzz_row(profile: Any, n: int, out: dict) -> Row:
-    from controllers.mav_barrier import mav_barrier_spec
-    from controllers.mav_barrier_jax import OK
+    from marlstack.controllers.mav_barrier import mav_barrier_spec
+    from marlstack.controllers.mav_barrier_jax import OK
 
     spec, task = mav_barrier_spec(profile), profile.task
     sep, box = out["separation"], out["box"]
@@ -157,8 +157,8 @@ def _fuzz_row(profile: Any, n: int, out: dict) -> Row:
 
 
 def _cable_fuzz_row(profile: Any, n: int, out: dict) -> Row:
-    from controllers.mav_barrier import mav_barrier_spec
-    from controllers.mav_barrier_jax import OK
+    from marlstack.controllers.mav_barrier import mav_barrier_spec
+    from marlstack.controllers.mav_barrier_jax import OK
 
     spec, task = mav_barrier_spec(profile), profile.task
     seeds, steps = out["status"].shape
@@ -176,8 +176,8 @@ def _cable_fuzz_row(profile: Any, n: int, out: dict) -> Row:
 
 
 def _delay_rows(profile: Any, n: int, seeds: int, steps: int) -> list[Row]:
-    from controllers.mav_barrier import mav_barrier_spec
-    from controllers.mav_barrier_jax import OK, fuzz
+    from marlstack.controllers.mav_barrier import mav_barrier_spec
+    from marlstack.controllers.mav_barrier_jax import OK, fuzz
     spec, task = mav_barrier_spec(profile), profile.task
     base = float(fuzz(profile, n, seeds, steps)["separation"].min())
     rows = []
@@ -197,7 +197,7 @@ def _env_rate(barrier: bool, n: int, envs: int, steps: int) -> tuple[float, floa
     import jax
     import jax.numpy as jnp
 
-    from sim.cable.env import CableEnv
+    from marlstack.sim.cable.env import CableEnv
     env = CableEnv("mav_corl25", n, task="random", residual=1.0, barrier=barrier)
 
     def run(key):
@@ -220,8 +220,8 @@ def _env_rate(barrier: bool, n: int, envs: int, steps: int) -> tuple[float, floa
 def run(args: argparse.Namespace) -> list[Row]:
     import os
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
-    from controllers.mav_barrier_jax import fuzz
-    from hardware import load_profile
+    from marlstack.controllers.mav_barrier_jax import fuzz
+    from marlstack.hardware import load_profile
 
     profile = load_profile("mav_corl25")
     calls = 200 if args.quick else 2000

@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from bench.report import Row
+from marlstack.bench.report import Row
 
 GOAL_P99_US = 50.0  # issue 5: onboard p99 per agent
 
@@ -98,9 +98,9 @@ def write_untrained_run(run_dir: Path, overrides: dict[str, Any], noise: float =
     initialised head is 0.01-scaled and would output almost nothing).
     """
     import jax
-    from policies.checkpoint import FILENAME, make_meta, save
-    from policies.config import build_config
-    from policies.ppo import Trainer
+    from marlstack.policies.checkpoint import FILENAME, make_meta, save
+    from marlstack.policies.config import build_config
+    from marlstack.policies.ppo import Trainer
     cfg = build_config({"num_envs": 2, "num_steps": 8, "num_minibatches": 1, **overrides})
     trainer = Trainer(cfg)
     runner = trainer.init_seeds()
@@ -116,7 +116,7 @@ def write_untrained_run(run_dir: Path, overrides: dict[str, Any], noise: float =
 
 
 def _untrained_policy(tmp: Path, gather_above: int = 0, name: str = "policy.onnx") -> Path:
-    from policies.export import export
+    from marlstack.policies.export import export
     run = tmp / "run" if (tmp / "run").is_dir() else write_untrained_run(tmp / "run", {"scenario": "navigation",
                                                                                         "num_agents": 4})
     export(run, tmp / name, gather_above=gather_above)
@@ -124,9 +124,9 @@ def _untrained_policy(tmp: Path, gather_above: int = 0, name: str = "policy.onnx
 
 
 def run(args: argparse.Namespace) -> list[Row]:
-    from hardware import load_profile
-    from policies.export import random_inputs
-    from policies.runtime import PolicyRuntime
+    from marlstack.hardware import load_profile
+    from marlstack.policies.export import random_inputs
+    from marlstack.policies.runtime import PolicyRuntime
     with tempfile.TemporaryDirectory() as tmp:
         path = args.policy or _untrained_policy(Path(tmp))
         mlp = numpy_mlp(path)
@@ -151,7 +151,7 @@ def run(args: argparse.Namespace) -> list[Row]:
                 rows.append(Row(params, f"latency_p{q}_per_agent", "us", float(ours_us), float(base_us),
                                 "numpy MLP forward", higher_is_better=False, extra=extra))
         if args.policy is None:  # the export's neighbour selection: top-k (ours) vs argmin rounds
-            from sim.scenarios.navigation import SMALL_FLEET
+            from marlstack.sim.scenarios.navigation import SMALL_FLEET
             rounds = _untrained_policy(Path(tmp), SMALL_FLEET, "argmin_rounds.onnx")
             for batch in (1, n):
                 rt, rt_base = (PolicyRuntime(p, batch_size=batch) for p in (path, rounds))

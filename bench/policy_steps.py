@@ -27,8 +27,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from bench.policy import GOAL_P99_US, _timed, _untrained_policy, numpy_mlp
-from bench.report import Row
+from marlstack.bench.policy import GOAL_P99_US, _timed, _untrained_policy, numpy_mlp
+from marlstack.bench.report import Row
 
 ROOT = Path(__file__).resolve().parents[1]
 # a hovering 3-MAV team (load 1 m up, MAVs 1 m above it): plausible inputs for a cable-team policy
@@ -51,8 +51,8 @@ def step_inputs(spec: dict[str, Any], rng: np.random.Generator) -> dict[str, np.
     names = [e["name"] for e in spec["inputs"]]
     if set(names) <= set(CABLE_HOVER):
         return {n: np.asarray(CABLE_HOVER[n], np.float32)[None] for n in names}
-    from hardware import load_profile
-    from policies.export import random_inputs
+    from marlstack.hardware import load_profile
+    from marlstack.policies.export import random_inputs
     return random_inputs(spec["inputs"], load_profile(spec["profile"]["name"]).arena, 1, rng)
 
 
@@ -60,7 +60,7 @@ def variants(path: Path, inputs: dict[str, np.ndarray]) -> dict[str, Callable[[]
     """The rows' calls, each with one setting more than the one before."""
     import onnxruntime as ort
 
-    from policies.runtime import PolicyRuntime, session_options
+    from marlstack.policies.runtime import PolicyRuntime, session_options
     runtime = PolicyRuntime(path, batch_size=1)
     feeds = {**runtime.check_inputs(inputs), **runtime.initial_state(1)}
     names = runtime.output_names
@@ -101,7 +101,7 @@ def run(args: argparse.Namespace) -> list[Row]:
         paths = args.policy or [_untrained_policy(Path(tmp)), _cable_policy(Path(tmp))]
         rng = np.random.default_rng(0)
         for path in paths:
-            from policies.runtime import load_spec
+            from marlstack.policies.runtime import load_spec
             spec = load_spec(path)
             mlp = numpy_mlp(path)
             obs = rng.normal(size=(1, mlp.in_features)).astype(np.float32)
@@ -121,6 +121,6 @@ def run(args: argparse.Namespace) -> list[Row]:
 
 def _cable_policy(tmp: Path) -> Path:
     """models/cable3 exported (the shipped 3-MAV team)."""
-    from policies.export import export
+    from marlstack.policies.export import export
     export(ROOT / "models" / "cable3", tmp / "cable3.onnx")
     return tmp / "cable3.onnx"

@@ -29,7 +29,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from bench.report import Row
+from marlstack.bench.report import Row
 
 ULOG = Path(__file__).resolve().parent.parent / "tests" / "data" / "flight_logs" / "px4_sample.ulg"
 BAG_PROFILE = "gritsbot_x"
@@ -85,15 +85,15 @@ def _pyulog_info(path: Path) -> None:
 
 
 def _our_info(path: Path) -> None:
-    from replay.flight_info import flight_info
-    from replay.flightlog import open_flight_log
+    from marlstack.replay.flight_info import flight_info
+    from marlstack.replay.flightlog import open_flight_log
 
     flight_info(open_flight_log(path))
 
 
 def _our_report(path: Path, out: Path, pictures: bool) -> None:
-    from replay.flight_report import write_report
-    from replay.flightlog import open_flight_log
+    from marlstack.replay.flight_report import write_report
+    from marlstack.replay.flightlog import open_flight_log
 
     write_report(open_flight_log(path), out, pictures=pictures)
 
@@ -147,9 +147,9 @@ def write_bag(path: Path, megabytes: float, robots: int = 10, rate_hz: float = 3
 
 
 def _our_bag_report(path: Path, out: Path, pictures: bool) -> None:
-    from hardware.profile import load_profile
-    from replay.bag import Bag
-    from replay.report import write_report
+    from marlstack.hardware.profile import load_profile
+    from marlstack.replay.bag import Bag
+    from marlstack.replay.report import write_report
 
     profile = load_profile(BAG_PROFILE)
     write_report(Bag(path), out, profile, profile.barrier.unicycle_walls.safety_radius, pictures=pictures)
@@ -167,8 +167,8 @@ def _rosbags_decode_all(path: Path) -> None:
 
 
 def _our_bag_info(path: Path) -> None:
-    from replay.bag import Bag
-    from replay.info import bag_info
+    from marlstack.replay.bag import Bag
+    from marlstack.replay.info import bag_info
 
     bag_info(Bag(path))
 

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import yaml
 
-from bench.report import Row
+from marlstack.bench.report import Row
 
 GOAL_P50_MS, GOAL_P99_MS = 2.0, 5.0
 RATE_HZ = 1 / 0.033  # the fleet baseline's rate: gritsbot_x's control rate (the fleet takes it from the profile)
@@ -84,8 +84,8 @@ def team_config(n: int, policy: Path, path: Path) -> Path:
 
 def team_policy(n: int, path: Path) -> Path:
     """An untrained residual cable-team policy for n MAVs, exported like a trained one (the carrot flies)."""
-    from bench.policy import write_untrained_run
-    from policies.export import export
+    from marlstack.bench.policy import write_untrained_run
+    from marlstack.policies.export import export
     run = write_untrained_run(path.with_suffix(""), {"scenario": "cable", "num_agents": n, "num_seeds": 1})
     export(run, path)
     return path
@@ -172,7 +172,7 @@ def cpu_rows(report: dict, params: dict) -> list[Row]:
 
 
 def run_sitl(config: Path, duration: float, executor: str) -> dict:
-    from ros_nodes.runner import EXECUTOR_ENV
+    from marlstack.ros_nodes.runner import EXECUTOR_ENV
     out = subprocess.run([sys.executable, "-m", "marlstack", "sitl", "--config", str(config), "--json",
                           "--duration", str(duration)], capture_output=True, text=True,
                          env={**os.environ, EXECUTOR_ENV: executor})
@@ -185,9 +185,9 @@ def run_sitl(config: Path, duration: float, executor: str) -> dict:
 
 
 def run_isolated_bench(args: list[str]) -> subprocess.CompletedProcess:
-    """`python -m bench.ros ARGS...` in a loopback-only namespace."""
-    from ros_nodes.isolation import run_isolated
-    return run_isolated([sys.executable, "-m", "bench.ros", *args], capture_output=True, text=True)
+    """`python -m marlstack.bench.ros ARGS...` in a loopback-only namespace."""
+    from marlstack.ros_nodes.isolation import run_isolated
+    return run_isolated([sys.executable, "-m", "marlstack.bench.ros", *args], capture_output=True, text=True)
 
 
 def ping_pong(duration: float, rate_hz: float) -> list[float]:
@@ -205,7 +205,7 @@ def quantile(samples: list[float], q: float) -> float:
 
 
 def run(args: argparse.Namespace) -> list[Row]:
-    from ros_nodes.scripted_policy import export_scripted
+    from marlstack.ros_nodes.scripted_policy import export_scripted
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="marlstack-bench-ros-") as tmp:
         base = ping_pong(args.duration, RATE_HZ) if args.robots else []
@@ -236,14 +236,14 @@ def run(args: argparse.Namespace) -> list[Row]:
     return rows
 
 
-# --- the baseline's two processes (`python -m bench.ros ping DURATION OUT`) -------------------------
+# --- the baseline's two processes (`python -m marlstack.bench.ros ping DURATION OUT`) -------------------------
 
 def _ping(duration: float, out: Path, rate_hz: float) -> None:
     import rclpy
     from rclpy.node import Node
 
-    from ros_nodes import convert, topics
-    pong = subprocess.Popen([sys.executable, "-m", "bench.ros", "pong"])
+    from marlstack.ros_nodes import convert, topics
+    pong = subprocess.Popen([sys.executable, "-m", "marlstack.bench.ros", "pong"])
     rclpy.init()
     node = Node("ping")
     qos = topics.qos_profile("state")
@@ -279,7 +279,7 @@ def _pong() -> None:
     from rclpy.executors import ExternalShutdownException
     from rclpy.node import Node
 
-    from ros_nodes import convert, topics
+    from marlstack.ros_nodes import convert, topics
     rclpy.init()
     node = Node("pong")
     qos = topics.qos_profile("state")
@@ -301,11 +301,11 @@ def _rate_controller(duration: float, out: Path, workdir: Path) -> None:
     from rclpy.node import Node
     from trajectory_msgs.msg import MultiDOFJointTrajectoryPoint
 
-    from hardware.profile import load_profile
-    from ros_nodes import topics
-    from ros_nodes.isolation import ros_env
-    from ros_nodes.plan import NodeSpec
-    from ros_nodes.supervisor import Supervisor
+    from marlstack.hardware.profile import load_profile
+    from marlstack.ros_nodes import topics
+    from marlstack.ros_nodes.isolation import ros_env
+    from marlstack.ros_nodes.plan import NodeSpec
+    from marlstack.ros_nodes.supervisor import Supervisor
     mav, profile = "mav_0", load_profile(RATE_PROFILE)
     sup = Supervisor(ros_env(), workdir / "logs")
     sup.start(NodeSpec("rate_controller_node", "rate_controller", f"/{mav}", {"mav": mav, "profile": RATE_PROFILE}))

@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from bench.report import Row
+from marlstack.bench.report import Row
 
 ROOT = Path(__file__).resolve().parents[1]
 GOAL_RATIO = 1000.0
@@ -76,7 +76,7 @@ def batched_fn(env: Any, batch: int, steps: int, physics_only: bool) -> Callable
     import jax
     import jax.numpy as jnp
 
-    from sim.fleet import physics_step
+    from marlstack.sim.fleet import physics_step
     key = jax.random.PRNGKey(batch)
     _, states = jax.vmap(env.reset)(jax.random.split(key, batch))
     limits = jnp.asarray(env.action_space(env.agents[0]).high, jnp.float32)
@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> list[Row]:
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
     import jax
 
-    from sim.fleet import FleetEnv
+    from marlstack.sim.fleet import FleetEnv
     if not Path(args.rps_python).is_file():
         raise SystemExit(f"bench rps21: no rps 2.1.0 venv at {args.rps_python}; the Robotarium tests make it "
                          f"(`pytest tests/targets/test_gritsbot_parity.py`, the wheel in ../shared/wheels/), or pass --rps-python")

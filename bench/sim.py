@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from bench.report import Row
+from marlstack.bench.report import Row
 
 BASELINE = "rps (robotarium-python-simulator)"
 
@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> list[Row]:
     import numpy as np
     from tqdm import tqdm
 
-    from sim.fleet import FleetEnv
+    from marlstack.sim.fleet import FleetEnv
 
     agents = args.agents or ([4, 10] if args.quick else [4, 10, 50])
     batches = args.envs or [1, 64, 1024]
@@ -122,7 +122,7 @@ def _batched(env, key, limits, batch: int, budget: float, physics_only: bool) ->
     import jax
     import jax.numpy as jnp
 
-    from sim.fleet import physics_step
+    from marlstack.sim.fleet import physics_step
 
     _, states = jax.vmap(env.reset)(jax.random.split(key, batch))
     u = jax.random.uniform(key, (batch, env.num_agents, 2), minval=-1.0) * jnp.asarray(limits, jnp.float32)

@@ -21,7 +21,7 @@ import types
 from pathlib import Path
 from typing import Any, Callable
 
-from bench.report import Row
+from marlstack.bench.report import Row
 
 GOAL_ENV_STEPS_PER_S = 100_000  # issue 18: navigation, N = 4, barrier in the loop, this CPU
 CASES = {  # name -> (scenario, overrides)
@@ -32,6 +32,8 @@ CASES = {  # name -> (scenario, overrides)
 }
 GOAL_TRAIN_SHARE = 0.5  # issue 12: cable training at >= 50 % of the bare environment's env-steps/s
 ROOT = Path(__file__).resolve().parents[1]
+# where an old revision's ppo finds its envs (revisions before the marlstack.* namespace import `policies.envs`)
+ENVS_NAMES = ("marlstack.policies.envs", "policies.envs")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -59,7 +61,7 @@ def sim_fn(cfg: Any) -> Callable[[], Any]:
     """Bare simulator: `num_envs` environments, `num_steps` random-action steps in one jitted scan."""
     import jax
 
-    from policies.envs import make_env
+    from marlstack.policies.envs import make_env
     env = make_env(cfg)
     spaces = [env.action_space(a) for a in env.agents]
 
@@ -110,16 +112,19 @@ def trainer_at(rev: str) -> Any:
         if proc.returncode:
             raise SystemExit(f"bench train --against {rev}: cannot read policies/{name}.py at that revision "
                              f"({proc.stderr.strip() or 'git failed'})")
-        module = types.ModuleType(f"policies._at_{name}")
-        real = sys.modules.get("policies.envs")
+        module = types.ModuleType(f"marlstack.policies._at_{name}")
+        real = {key: sys.modules.get(key) for key in ENVS_NAMES}
         sys.modules[module.__name__] = module
         if name == "ppo":  # the old ppo imports the old envs
-            sys.modules["policies.envs"] = modules["envs"]
+            sys.modules.update(dict.fromkeys(ENVS_NAMES, modules["envs"]))
         try:
             exec(compile(proc.stdout, f"{rev}:policies/{name}.py", "exec"), module.__dict__)
         finally:
-            if real is not None:
-                sys.modules["policies.envs"] = real
+            for key, value in real.items():
+                if value is None:
+                    sys.modules.pop(key, None)
+                else:
+                    sys.modules[key] = value
         modules[name] = module
     return modules["ppo"].Trainer
 
@@ -127,8 +132,8 @@ def trainer_at(rev: str) -> Any:
 def run(args: argparse.Namespace) -> list[Row]:
     import os
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
-    from policies.config import build_config
-    from policies.ppo import Trainer
+    from marlstack.policies.config import build_config
+    from marlstack.policies.ppo import Trainer
 
     repeats = 1 if args.quick else 5
     algos = [a.strip() for a in args.algos.split(",") if a.strip()]

@@ -21,8 +21,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from controllers.barrier_qp import barrier_points, barrier_spec, command, min_barrier, nominal, qp_rows, row_robots
-from controllers.unicycle import uni_to_si
+from marlstack.controllers.barrier_qp import barrier_points, barrier_spec, command, min_barrier, nominal, qp_rows, row_robots
+from marlstack.controllers.unicycle import uni_to_si
 
 TOLERANCE = 1e-9   # accepted constraint violation (rows are unit norm, so m/s)
 CLARABEL_TIGHT = {"tol_gap_abs": 1e-12, "tol_gap_rel": 1e-12, "tol_feas": 1e-10, "tol_ktratio": 1e-10}

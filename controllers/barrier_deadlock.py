@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from controllers.barrier import BarrierFilter, BarrierResult
-from controllers.barrier_qp import nominal
-from controllers.unicycle import si_to_uni, uni_to_si
+from marlstack.controllers.barrier import BarrierFilter, BarrierResult
+from marlstack.controllers.barrier_qp import nominal
+from marlstack.controllers.unicycle import si_to_uni, uni_to_si
 
 
 class DeadlockFreeFilter:

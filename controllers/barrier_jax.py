@@ -19,7 +19,7 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 
-from controllers.barrier_qp import BarrierSpec, barrier_spec, command, fix_robots, min_barrier, nominal, nominal_si, qp_rows
+from marlstack.controllers.barrier_qp import BarrierSpec, barrier_spec, command, fix_robots, min_barrier, nominal, nominal_si, qp_rows
 
 OK, INFEASIBLE, NONFINITE, MAX_ITERATIONS = 0, 1, 2, 3
 STATUS_NAMES = {OK: "optimal", INFEASIBLE: "infeasible", NONFINITE: "nonfinite_input",

@@ -31,8 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from controllers.arrays import xp
-from controllers.unicycle import saturate, si_to_uni, uni_to_si, uni_to_si_states
+from marlstack.controllers.arrays import xp
+from marlstack.controllers.unicycle import saturate, si_to_uni, uni_to_si, uni_to_si_states
 
 FORMS = ("unicycle", "unicycle_walls", "single_integrator", "single_integrator_walls")
 

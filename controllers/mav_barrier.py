@@ -37,7 +37,7 @@ from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
-from controllers.arrays import xp
+from marlstack.controllers.arrays import xp
 
 BRAKE_SHARE = 0.5  # of max_acceleration kept for braking, so a brake still fits inside the tilt cone
 MIN_WEIGHT = 0.05  # floor of a cable row's authority (1 − s): both closest points at the load cannot be close
@@ -363,7 +363,7 @@ def filter_team(spec: MavBarrierSpec, pos: np.ndarray, vel: np.ndarray, a_nom: n
     (the caller then holds and says so). With `cables`, the cable rows join as soft rows. Passing the previous
     call's active rows as `warm` (same team and mask) starts the solver there, as the ground filter does: a
     control loop then needs one or two iterations."""
-    from controllers.barrier import solve_qp
+    from marlstack.controllers.barrier import solve_qp
     n = pos.shape[0]
     controlled = np.ones(n, bool) if controlled is None else np.asarray(controlled, bool)
     cab = None if cables is None else Cables(*(np.asarray(x, np.float64) for x in cables))

@@ -16,8 +16,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from controllers.barrier_jax import INFEASIBLE, MAX_ITERATIONS, NONFINITE, OK, kkt_residual, solve_qp
-from controllers.mav_barrier import (CABLE_SLACK_COST, Cables, barriers, cable_geometry, cable_row_span, mav_barrier_spec,
+from marlstack.controllers.barrier_jax import INFEASIBLE, MAX_ITERATIONS, NONFINITE, OK, kkt_residual, solve_qp
+from marlstack.controllers.mav_barrier import (CABLE_SLACK_COST, Cables, barriers, cable_geometry, cable_row_span, mav_barrier_spec,
                                      pairs, rows, soften)
 
 

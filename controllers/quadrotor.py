@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from controllers.arrays import xp
+from marlstack.controllers.arrays import xp
 
 
 class CtrlState(NamedTuple):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from controllers.arrays import xp
+from marlstack.controllers.arrays import xp
 
 
 def uni_to_diff(v: Any, omega: Any, wheel_radius: float, base_length: float) -> tuple[Any, Any]:

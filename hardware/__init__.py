@@ -1,4 +1,4 @@
 """Vehicle profiles (limits, physical parameters), robot descriptions and hardware adapters."""
-from hardware.profile import GroundProfile, ProfileError, available_profiles, load_profile, profile_hash
+from marlstack.hardware.profile import GroundProfile, ProfileError, available_profiles, load_profile, profile_hash
 
 __all__ = ["GroundProfile", "ProfileError", "available_profiles", "load_profile", "profile_hash"]

@@ -6,7 +6,7 @@ import dataclasses
 import json
 import sys
 
-from hardware.profile import ProfileError, available_profiles, load_profile, profile_hash
+from marlstack.hardware.profile import ProfileError, available_profiles, load_profile, profile_hash
 
 
 def main(argv: list[str]) -> int:

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from hardware.flight import LinkLimits, SetpointGuard
+from marlstack.hardware.flight import LinkLimits, SetpointGuard
 
 ARM_TIMEOUT_S = 2.0  # the supervisor's confirmation of an arming request
 LAND_SECONDS = 2.0   # high-level commander: duration of the descent to the ground

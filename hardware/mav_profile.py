@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from hardware.profile import ProfileError, field
+from marlstack.hardware.profile import ProfileError, field
 
 Vec3 = tuple[float, float, float]
 

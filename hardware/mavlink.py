@@ -21,8 +21,8 @@ from typing import Any
 from pymavlink import mavutil
 from pymavlink.dialects.v20 import common as mav
 
-from hardware.flight import LinkLimits, SetpointGuard
-from hardware.frames import attitude_enu_flu_to_ned_frd, enu_to_ned, euler_zyx, flu_to_frd
+from marlstack.hardware.flight import LinkLimits, SetpointGuard
+from marlstack.hardware.frames import attitude_enu_flu_to_ned_frd, enu_to_ned, euler_zyx, flu_to_frd
 
 # autopilot -> (DO_SET_MODE custom main mode for rate control, heartbeat custom_mode it shows)
 RATE_MODES = {"px4": (6, 6 << 16), "ardupilot": (4, 4)}   # PX4 OFFBOARD (main mode 6), ArduCopter GUIDED (4)

@@ -90,7 +90,7 @@ class GroundProfile:
 
 
 # kind -> schema; other robot families name their schema module lazily ("module:Class").
-KINDS: dict[str, type | str] = {"ground": GroundProfile, "mav_team": "hardware.mav_profile:MavTeamProfile"}
+KINDS: dict[str, type | str] = {"ground": GroundProfile, "mav_team": "marlstack.hardware.mav_profile:MavTeamProfile"}
 
 
 def _schema(kind: str) -> type:

@@ -1,6 +1,6 @@
 """ROS 2 launch file: a fleet or a MAV team from a deployment YAML (`ros2 launch marlstack robotarium.launch.py config:=FILE`).
 
-Thin on purpose: `ros_nodes.plan` decides every node, name, namespace, parameter and remap;
+Thin on purpose: `marlstack.ros_nodes.plan` decides every node, name, namespace, parameter and remap;
 this file only turns each NodeSpec into a `launch_ros` Node. `sim:=true` adds the sim node
 (software-in-the-loop, like `marlstack sitl`); `record:=DIR` adds the recorder; `foxglove:=PORT` the live
 view (ros_nodes/foxglove_node.py, ws://127.0.0.1:PORT, like `marlstack sitl --foxglove`).
@@ -12,7 +12,7 @@ from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-from ros_nodes.plan import fleet_plan, load_deployment
+from marlstack.ros_nodes.plan import fleet_plan, load_deployment
 
 DEFAULT_CONFIG = str(Path(__file__).resolve().with_name("robotarium_nav4.yaml"))
 
@@ -26,7 +26,7 @@ def node_actions(context, *args, **kwargs):
     specs = fleet_plan(dep, sitl=sitl, record=record)
     port = LaunchConfiguration("foxglove").perform(context)
     if port:
-        from ros_nodes.foxglove_node import node_spec
+        from marlstack.ros_nodes.foxglove_node import node_spec
         specs.append(node_spec(dep, int(port)))
     return [Node(package="marlstack", executable=s.executable, name=s.name, namespace=s.namespace,
                  parameters=[dict(s.parameters)], remappings=list(s.remaps.items()), output="screen")

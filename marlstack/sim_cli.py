@@ -5,7 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from sim.scenarios import SCENARIOS
+from marlstack.sim.scenarios import SCENARIOS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,10 +46,10 @@ def main(argv: list[str]) -> int:
     if args.float64:
         jax.config.update("jax_enable_x64", True)
 
-    from hardware.profile import ProfileError, load_profile
-    from sim.fleet import FleetEnv
-    from sim.render import animate, plot_trajectories
-    from sim.rollout import POLICIES, policy_rollout, rollout, start_state
+    from marlstack.hardware.profile import ProfileError, load_profile
+    from marlstack.sim.fleet import FleetEnv
+    from marlstack.sim.render import animate, plot_trajectories
+    from marlstack.sim.rollout import POLICIES, policy_rollout, rollout, start_state
 
     try:
         profile = load_profile(args.profile)
@@ -117,7 +117,7 @@ def load_onnx(path: str, env):
     import jax
     import numpy as np
 
-    from policies.runtime import PolicyRuntime
+    from marlstack.policies.runtime import PolicyRuntime
     runtime = PolicyRuntime(path, expect_scenario=env.name)
     run = lambda sensors: runtime.run(sensors)["cmd"]  # noqa: E731
     run({k: np.asarray(v, np.float32) for k, v in env.sense(env.reset(jax.random.PRNGKey(0))[1]).items()})

@@ -20,10 +20,10 @@ import jax.numpy as jnp
 import numpy as np
 from flax import serialization
 
-from policies.config import TrainConfig, coerce
-from policies.envs import EnvSpec
-from policies.normalize import normalize
-from policies.ppo import actor_input, build_actor, role_assignment
+from marlstack.policies.config import TrainConfig, coerce
+from marlstack.policies.envs import EnvSpec
+from marlstack.policies.normalize import normalize
+from marlstack.policies.ppo import actor_input, build_actor, role_assignment
 
 FORMAT = "marlstack-checkpoint-1"
 FILENAME = "checkpoint.msgpack"
@@ -144,7 +144,7 @@ class LoadedPolicy:
 
     def make_env(self, barrier: str | None = None, **overrides: Any) -> Any:
         """The raw environment this policy was trained on (`barrier` overrides the training one)."""
-        from policies.envs import make_env
+        from marlstack.policies.envs import make_env
         return make_env(dataclasses.replace(config_of({"config": self.config}), **overrides), barrier)
 
 

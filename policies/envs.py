@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from policies.config import ConfigError, TrainConfig
+from marlstack.policies.config import ConfigError, TrainConfig
 
 # per-agent info keys of fleet scenarios that the trainer and evaluator summarise per episode
 EVENT_KEYS = ("collisions", "boundary_exits")
@@ -45,7 +45,7 @@ def barrier_summary(changed: Any, change: Any, agent_steps: Any) -> dict[str, ja
 
 def fleet_scenarios() -> list[str]:
     try:
-        from sim.scenarios import SCENARIOS
+        from marlstack.sim.scenarios import SCENARIOS
     except ImportError:
         return []
     return sorted(SCENARIOS)
@@ -71,7 +71,7 @@ def _jaxmarl() -> Any:
 
 
 def cable_scenarios() -> list[str]:
-    from sim.cable.scenarios import SCENARIOS
+    from marlstack.sim.cable.scenarios import SCENARIOS
     return sorted(SCENARIOS)
 
 
@@ -103,14 +103,14 @@ def make_env(cfg: TrainConfig, barrier: str | None = None) -> Any:
     if cfg.max_steps:
         kwargs["max_steps"] = cfg.max_steps
     if is_fleet(cfg.scenario):
-        from sim.fleet import FleetEnv
+        from marlstack.sim.fleet import FleetEnv
         kwargs.update(profile=cfg.profile, scenario=cfg.scenario, action_type=cfg.action_type,
                       barrier=None if barrier in ("none", "", None) else barrier, world_state=cfg.algo == "mappo")
         return _construct(FleetEnv, cfg.scenario, kwargs)
     if is_cable(cfg.scenario):
         if barrier not in ("none", "", None):
             raise ConfigError(f"scenario {cfg.scenario!r} is a cable-load team: it has no ground-robot barrier")
-        from sim.cable.scenarios import make
+        from marlstack.sim.cable.scenarios import make
         kwargs.update(profile=cfg.profile, world_state=cfg.algo == "mappo")
         return _construct(lambda **kw: make(cfg.scenario, **kw), cfg.scenario, kwargs)
     if cfg.scenario in jaxmarl_scenarios():

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from policies.config import ConfigError
+from marlstack.policies.config import ConfigError
 
 ROWS = (("success_rate", "success rate"), ("collisions", "collisions (pair-steps)"),
         ("collision_episodes", "episodes with a collision"), ("boundary_exits", "boundary exits (robot-steps)"),
@@ -54,10 +54,10 @@ def evaluate_run(path: Path, episodes: int = 100, barrier: str | None = None, se
 
     On another fleet size the files are eval_<N>_agents.json / trajectory_<N>_agents.gif, so the
     run's own evaluation stays."""
-    from policies.checkpoint import checkpoint_path, load_policy
-    from policies.envs import is_cable
-    from policies.evaluate import EVAL_SEED, evaluate, evaluate_seeds, trajectory_gif
-    from policies.run_dir import EVAL_FILE
+    from marlstack.policies.checkpoint import checkpoint_path, load_policy
+    from marlstack.policies.envs import is_cable
+    from marlstack.policies.evaluate import EVAL_SEED, evaluate, evaluate_seeds, trajectory_gif
+    from marlstack.policies.run_dir import EVAL_FILE
 
     policy = load_policy(path, seed_index)
     if is_cable(policy.scenario):
@@ -81,7 +81,7 @@ def evaluate_run(path: Path, episodes: int = 100, barrier: str | None = None, se
 
 def _warn_if_seen(config: dict[str, Any], seed: int) -> None:
     """A one-line warning when the evaluation episodes are ones training or seed selection drew from."""
-    from policies.evaluate import VALIDATION_SEED
+    from marlstack.policies.evaluate import VALIDATION_SEED
     first, count = int(config["seed"]), int(config["num_seeds"])
     if first <= seed < first + count or seed == VALIDATION_SEED:
         print(f"marlstack eval: warning: evaluation seed {seed} is {'a training' if seed != VALIDATION_SEED else 'the validation'}"
@@ -93,20 +93,20 @@ def _evaluate_cable_run(path: Path, episodes: int, seed: int, gif: bool | Path, 
     """Cable teams: every trained seed beside the zero command and the classical controller (eval.json, or
     eval_failure.json / eval_no_failure.json when --failure / --no-failure differs from training), and a
     3-D GIF of the best seed's first episode."""
-    from policies.checkpoint import checkpoint_path
-    from policies.evaluate_cable import evaluate_cable, table as cable_table
-    from policies.run_dir import EVAL_FILE
+    from marlstack.policies.checkpoint import checkpoint_path
+    from marlstack.policies.evaluate_cable import evaluate_cable, table as cable_table
+    from marlstack.policies.run_dir import EVAL_FILE
 
     if num_agents is not None:
         raise ConfigError("--num-agents: a cable team's policy is trained for its team size; train another team")
-    from policies.checkpoint import load_policy
+    from marlstack.policies.checkpoint import load_policy
     trained = bool(load_policy(path).config["env_kwargs"].get("failure", False))
     failure = trained if failure is None else failure
     overrides = {"env_kwargs": {"failure": failure}}
     result = evaluate_cable(path, episodes=episodes, seed=seed, env_overrides=overrides)
     folder = checkpoint_path(path).parent
     if gif:
-        from policies.evaluate_cable import team_gif
+        from marlstack.policies.evaluate_cable import team_gif
         result["gif"] = str(team_gif(path, gif if isinstance(gif, Path) else folder / "trajectory.gif", seed, failure))
     name = EVAL_FILE if failure == trained else EVAL_FILE.replace(".json", "_failure.json" if failure else "_no_failure.json")
     (folder / name).write_text(json.dumps(result, indent=2), encoding="utf-8")
@@ -116,9 +116,9 @@ def _evaluate_cable_run(path: Path, episodes: int, seed: int, gif: bool | Path, 
 
 def robustness_run(path: Path, episodes: int, seed: int, as_json: bool) -> dict[str, Any]:
     """Cable teams: the robustness table (`policies.evaluate_cable.robustness`), written to robustness.json."""
-    from policies.checkpoint import checkpoint_path, load_policy
-    from policies.envs import is_cable
-    from policies.evaluate_cable import robustness, robustness_table
+    from marlstack.policies.checkpoint import checkpoint_path, load_policy
+    from marlstack.policies.envs import is_cable
+    from marlstack.policies.evaluate_cable import robustness, robustness_table
     policy = load_policy(path)
     if not is_cable(policy.scenario):
         raise ConfigError(f"--robustness is for cable teams; {path} trained {policy.scenario!r}")
@@ -163,7 +163,7 @@ def main(argv: list[str]) -> int:
     if args.episodes < 1:
         print("marlstack eval: --episodes must be at least 1", file=sys.stderr)
         return 2
-    from policies.checkpoint import CheckpointError
+    from marlstack.policies.checkpoint import CheckpointError
 
     try:
         if args.robustness:

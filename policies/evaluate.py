@@ -20,8 +20,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from policies.checkpoint import CheckpointError, LoadedPolicy, load_policy, policy_params, read
-from policies.envs import EVENT_KEYS, ArrayEnv, barrier_summary
+from marlstack.policies.checkpoint import CheckpointError, LoadedPolicy, load_policy, policy_params, read
+from marlstack.policies.envs import EVENT_KEYS, ArrayEnv, barrier_summary
 
 EVAL_SEED = 1000  # `marlstack eval`'s episodes (PRNGKey(1000)); training seeds count up from 0
 VALIDATION_SEED = 999  # the episodes the exported seed is chosen on, disjoint from both
@@ -66,7 +66,7 @@ def fleet_env(policy: LoadedPolicy, num_agents: int | None, barrier: str | None 
     (the exporter's rule, `policies.export.check_fleet_size`)."""
     if num_agents is None or num_agents == policy.num_agents:
         return policy.make_env(barrier)
-    from policies.export import ExportError, check_fleet_size
+    from marlstack.policies.export import ExportError, check_fleet_size
     if policy.config["agent_id"] or len(set(policy.config["roles"])) > 1:
         raise CheckpointError("--num-agents needs a policy whose agents share parameters without an agent id")
     env = policy.make_env(barrier, num_agents=num_agents)
@@ -186,7 +186,7 @@ def select_seed(path: str | Path, episodes: int, seed: int = VALIDATION_SEED) ->
     `episodes` validation episodes, which no reported evaluation uses, so it is a median-or-better seed
     chosen without looking at the evaluation episodes. Written into the checkpoint's header
     (`best_seed`, `seed_selection`); returns the selection."""
-    from policies.checkpoint import save
+    from marlstack.policies.checkpoint import save
     result = evaluate_seeds(path, episodes, seed=seed)
     scores = [(s["success_rate"], s["mean_return"]) for s in result["seeds"]]
     best = max(range(len(scores)), key=lambda i: scores[i])
@@ -232,11 +232,11 @@ def _episodes(policy: LoadedPolicy, aenv: ArrayEnv, k: int, horizon: int, key: j
 def trajectory_gif(policy: LoadedPolicy, path: str | Path, barrier: str | None = None, seed: int = EVAL_SEED,
                    num_agents: int | None = None) -> Path | None:
     """One episode of a fleet scenario drawn with `sim.render`; None for scenarios without poses."""
-    from policies.envs import is_fleet
+    from marlstack.policies.envs import is_fleet
     if not is_fleet(policy.scenario) or policy.recurrent:
         return None  # no poses to draw / sim.rollout's policies are stateless (no GRU state to thread)
-    from sim.render import animate
-    from sim.rollout import rollout
+    from marlstack.sim.render import animate
+    from marlstack.sim.rollout import rollout
 
     env = fleet_env(policy, num_agents, barrier)
 

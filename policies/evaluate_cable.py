@@ -15,9 +15,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from policies.checkpoint import LoadedPolicy, load_policy
-from policies.envs import barrier_step
-from policies.evaluate import agent_actions, barrier_rates
+from marlstack.policies.checkpoint import LoadedPolicy, load_policy
+from marlstack.policies.envs import barrier_step
+from marlstack.policies.evaluate import agent_actions, barrier_rates
 
 TILT_BINS = ((0.0, 30.0), (30.0, 45.0), (45.0, 90.0))  # goal tilt from level, degrees
 
@@ -29,8 +29,8 @@ def rollouts(env: Any, act: Callable[..., jax.Array], episodes: int, seed: int,
     run: one compiled program evaluates them all on the same episodes), and (R, ...) when `ranges` holds R
     variations (`sim.cable.variation` ranges, every factor an (R,) low and high; `env` needs a variation
     whose latency covers theirs)."""
-    from sim.cable.rotation import quat_to_rot
-    from sim.cable.variation import sample
+    from marlstack.sim.cable.rotation import quat_to_rot
+    from marlstack.sim.cable.variation import sample
 
     def one(params, ranges, key):
         _, state = env.reset(key)
@@ -84,7 +84,7 @@ def summarise(r: dict[str, np.ndarray], dt: float) -> dict[str, Any]:
         m = (r["goal_tilt_deg"] >= lo) & (r["goal_tilt_deg"] < hi)
         by_tilt[f"{lo:.0f}-{hi:.0f}"] = {"episodes": int(m.sum()),
                                           "success_rate": float(ok[m].mean()) if m.any() else None}
-    from sim.cable.env import CRASH_CAUSES
+    from marlstack.sim.cable.env import CRASH_CAUSES
     causes = {name: int(np.sum(r["crashed"] & (r["crash_cause"] == i + 1))) for i, name in enumerate(CRASH_CAUSES)}
     return {"success_rate": float(ok.mean()), "crash_rate": float(r["crashed"].mean()),
             "crashes_by_cause": {k: v for k, v in causes.items() if v},
@@ -100,7 +100,7 @@ def summarise(r: dict[str, np.ndarray], dt: float) -> dict[str, Any]:
 def baselines(env: Any) -> dict[str, Callable]:
     """The zero command (hover thrust) and the classical controller, as action functions on `env` (a CableEnv
     without residual actions)."""
-    from sim.cable.env import classical
+    from marlstack.sim.cable.env import classical
 
     def zero(params, obs, state):
         return jnp.zeros((env.num_agents, 5), jnp.float32)
@@ -122,7 +122,7 @@ def _env(policy: LoadedPolicy, overrides: dict | None) -> Any:
 
 def team_gif(path: Any, out: Any, seed: int = 0, failure: bool = False) -> Any:
     """A 3-D GIF (and PNG beside it) of the best seed's first evaluation episode."""
-    from sim.cable.render import animate, plot_trajectory, record
+    from marlstack.sim.cable.render import animate, plot_trajectory, record
 
     policy = load_policy(path)
     env = _env(policy, {"env_kwargs": {"failure": True}} if failure else None)
@@ -178,7 +178,7 @@ def robustness_rows(profile: Any) -> list[tuple[str, dict[str, tuple[float, floa
     """The robustness table's rows, from the profile's `randomization:` spread: nominal, each physical
     factor at both ends of its range, the sensor noise, the largest latency, every factor drawn at once,
     and every factor drawn from twice the spread (beyond what training with randomisation saw)."""
-    from sim.cable.variation import NOISES, SCALES, profile_ranges
+    from marlstack.sim.cable.variation import NOISES, SCALES, profile_ranges
     r = profile_ranges(profile)
     rows = [("nominal", {})]
     for k in SCALES:
@@ -197,8 +197,8 @@ def robustness(path: Any, episodes: int = 64, seed: int = 0, env_overrides: dict
     """Every seed of a cable run and (unless `classical=False`) the classical controller under each variation
     of `rows` (default `robustness_rows`), on the same episodes (one compiled program per controller for all
     rows)."""
-    from hardware import load_profile
-    from sim.cable.variation import FACTORS, check_ranges
+    from marlstack.hardware import load_profile
+    from marlstack.sim.cable.variation import FACTORS, check_ranges
     first = load_policy(path, 0)
     rows = robustness_rows(load_profile(first.profile)) if rows is None else rows
     latency = max(r.get("latency", (0.0, 0.0))[1] for _, r in rows)

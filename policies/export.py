@@ -33,9 +33,9 @@ import numpy as np
 import onnx
 
 import marlstack
-from hardware import profile_hash
-from policies import spec as specs
-from policies.spec import PolicyError
+from marlstack.hardware import profile_hash
+from marlstack.policies import spec as specs
+from marlstack.policies.spec import PolicyError
 
 # Opset 20 in IR version 9: onnxruntime >= 1.17 (early 2024) loads it; checked with onnxruntime
 # 1.17.3, 1.19.2, 1.22.0 and 1.32.0 (docs/export.md). jax2onnx itself would write IR 10.
@@ -126,7 +126,7 @@ def policy_step(loaded: Any, env: Any, agent_index: int, gather_above: int = 0) 
             obs_params = dataclasses.replace(obs_params, gather_above=gather_above)
         observe_fn, finish = (lambda s: scenario.observe(s, obs_params)), (lambda s, a: a)
         if env.action_type == "discrete":
-            from sim.fleet import waypoint_commands
+            from marlstack.sim.fleet import waypoint_commands
             finish = lambda s, a: waypoint_commands(env.profile, s["pose"], a)  # noqa: E731
 
     def run(tensors, *hidden):
@@ -251,7 +251,7 @@ def check_inputs(env: Any, step: Step, batch: int, seed: int) -> dict[str, np.nd
 
 def parity_error(model: onnx.ModelProto, step: Step, feeds: dict[str, np.ndarray]) -> float:
     """Largest |onnxruntime - JAX| over every output for the batch `feeds`."""
-    from policies.runtime import session_options
+    from marlstack.policies.runtime import session_options
     import onnxruntime as ort
     session = ort.InferenceSession(model.SerializeToString(), session_options(), providers=["CPUExecutionProvider"])
     names = [e["name"] for e in step.outputs]
@@ -328,7 +328,7 @@ def export(source: str | Path | Any, out: str | Path, agent: str | None = None, 
     agent runs the same parameters and the observation does not grow with the fleet (e.g.
     navigation's K nearest neighbours); the sensor tensors then take the new size.
     """
-    from policies.checkpoint import load_policy
+    from marlstack.policies.checkpoint import load_policy
     loaded = source if hasattr(source, "act") else load_policy(source)
     index, role, agents = choose_agent(loaded, agent)
     if num_agents is not None and num_agents != loaded.num_agents:

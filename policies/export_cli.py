@@ -26,8 +26,8 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.num_agents is not None and args.num_agents < 1:
         parser.error("--num-agents must be at least 1")
-    from policies.checkpoint import load_policy, read
-    from policies.export import export  # JAX loads only now, so --help stays instant
+    from marlstack.policies.checkpoint import load_policy, read
+    from marlstack.policies.export import export  # JAX loads only now, so --help stays instant
     try:
         policy = load_policy(args.source, args.seed_index)
         rule = ("asked for" if args.seed_index is not None else

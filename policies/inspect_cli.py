@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from policies.spec import PolicyError
+from marlstack.policies.spec import PolicyError
 
 
 def graph_summary(path: Path) -> dict[str, Any]:
@@ -76,7 +76,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("policy", type=Path, help="an ONNX policy written by `marlstack export`")
     parser.add_argument("--json", action="store_true", help="print {spec, graph} as one JSON object")
     args = parser.parse_args(argv)
-    from policies.runtime import load_spec
+    from marlstack.policies.runtime import load_spec
     try:
         spec = load_spec(args.policy)
     except PolicyError as exc:

@@ -27,10 +27,10 @@ import optax
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from policies import networks as nets
-from policies.config import ConfigError, TrainConfig
-from policies.envs import EVENT_KEYS, ArrayEnv, EpisodeLog, barrier_summary, make_env
-from policies.normalize import RunningStats, normalize
+from marlstack.policies import networks as nets
+from marlstack.policies.config import ConfigError, TrainConfig
+from marlstack.policies.envs import EVENT_KEYS, ArrayEnv, EpisodeLog, barrier_summary, make_env
+from marlstack.policies.normalize import RunningStats, normalize
 
 ENV_AXIS_FIELDS = ("env_log", "obs", "world_state", "done", "actor_h", "critic_h")  # Runner fields with an env axis
 

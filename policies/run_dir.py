@@ -13,7 +13,7 @@ from typing import Any, Iterable
 import numpy as np
 import yaml
 
-from policies.config import TrainConfig
+from marlstack.policies.config import TrainConfig
 
 CONFIG_FILE, METRICS_FILE, CURVE_FILE, EVAL_FILE = "config.yaml", "metrics.csv", "learning_curve.png", "eval.json"
 METRIC_COLUMNS = ("return", "success_rate", "collisions", "boundary_exits", "episode_length", "episodes",

@@ -22,7 +22,7 @@ from typing import Any, Mapping
 import numpy as np
 import onnxruntime as ort
 
-from policies.spec import BATCH_AXIS, SPEC_KEY, PolicyError, SpecError, SpecMismatch, check_expectations, loads
+from marlstack.policies.spec import BATCH_AXIS, SPEC_KEY, PolicyError, SpecError, SpecMismatch, check_expectations, loads
 
 __all__ = ["ArtifactError", "BadInput", "PolicyError", "PolicyRuntime", "SpecMismatch", "load_spec"]
 

@@ -21,7 +21,7 @@ import re
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from policies.config import FIELDS, ConfigError, coerce, parse_value
+from marlstack.policies.config import FIELDS, ConfigError, coerce, parse_value
 
 SWEEP_FILE, RESULTS_FILE, TRIAL_FILE = "sweep.json", "results.json", "trial.json"
 METRICS = ("eval_success", "train_success", "eval_return", "train_return", "barrier_rate")  # trial.json's numbers
@@ -108,9 +108,9 @@ def split_finished(all_trials: list[dict[str, Any]]) -> tuple[dict[str, dict[str
 
 def run_trial(trial: dict[str, Any]) -> dict[str, Any]:
     """Train one trial (resuming its checkpoint if one was saved), evaluate it, write trial.json."""
-    from policies import checkpoint, run_dir
-    from policies.config import build_config
-    from policies.train_cli import train
+    from marlstack.policies import checkpoint, run_dir
+    from marlstack.policies.config import build_config
+    from marlstack.policies.train_cli import train
 
     out = Path(trial["dir"])
     cfg = build_config(trial["overrides"])
@@ -132,11 +132,11 @@ def run_trial(trial: dict[str, Any]) -> dict[str, Any]:
 def _evaluate(out: Path, cfg: Any) -> dict[str, Any]:
     """Success and return on `eval_episodes` unseen episodes (fleet and JaxMARL scenarios; cable teams
     keep their training numbers: their evaluation runs the baselines too, `marlstack eval`)."""
-    from policies.envs import is_cable
+    from marlstack.policies.envs import is_cable
     if cfg.eval_episodes <= 0 or is_cable(cfg.scenario):
         return {"eval_success": None, "eval_return": None}
-    from policies.checkpoint import load_policy
-    from policies.evaluate import evaluate
+    from marlstack.policies.checkpoint import load_policy
+    from marlstack.policies.evaluate import evaluate
     result = evaluate(load_policy(out), episodes=cfg.eval_episodes)
     return {"eval_success": result["success_rate"], "eval_return": result["mean_return"]}
 

@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from policies.config import ConfigError, build_config, read_yaml
-from policies.sweep import METRICS
+from marlstack.policies.config import ConfigError, build_config, read_yaml
+from marlstack.policies.sweep import METRICS
 
 SET_HELP = "override a config key for every trial (repeatable), e.g. --set total_steps=200000"
 
@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def base_config(config: str, sets: list[str]) -> dict[str, Any]:
     """The overrides every trial shares: the YAML file's (or just the scenario), then --set."""
-    from policies.config import coerce, parse_value
+    from marlstack.policies.config import coerce, parse_value
     if config.endswith((".yaml", ".yml")) or Path(config).is_file():
         base = read_yaml(config)
         if "scenario" not in base:
@@ -91,7 +91,7 @@ def table(rows: list[dict[str, Any]], keys: list[str], seeds: list[int], metric:
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    from policies import sweep
+    from marlstack.policies import sweep
     try:
         base = base_config(args.config, args.set)
         grid = sweep.parse_grid(args.grid)

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from policies.config import (ConfigError, TrainConfig, add_config_arguments, build_config, coerce,
+from marlstack.policies.config import (ConfigError, TrainConfig, add_config_arguments, build_config, coerce,
                              overrides_from_args)
 
 # keys a resumed run may change: they do not alter shapes or the state being continued
@@ -43,8 +43,8 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, progress: bool = Tr
     import numpy as np
     from tqdm import tqdm
 
-    from policies import checkpoint, run_dir
-    from policies.ppo import Trainer
+    from marlstack.policies import checkpoint, run_dir
+    from marlstack.policies.ppo import Trainer
 
     out.mkdir(parents=True, exist_ok=True)
     trainer = Trainer(cfg)
@@ -122,7 +122,7 @@ def seed_summary(out: Path, cfg: TrainConfig) -> str:
 
     import numpy as np
 
-    from policies import run_dir
+    from marlstack.policies import run_dir
     rows = run_dir.read_metrics(out)
     lines = [f"training, last tenth of the updates, per seed ({cfg.num_seeds}):"]
     keys = ("success_rate", "return") + (("barrier_rate", "barrier_change") if any(
@@ -158,9 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _resume_config(out: Path, scenario: str | None, overrides: dict[str, Any]) -> TrainConfig:
-    from policies import run_dir
-    from policies.checkpoint import CheckpointError
-    from policies.config import read_yaml
+    from marlstack.policies import run_dir
+    from marlstack.policies.checkpoint import CheckpointError
+    from marlstack.policies.config import read_yaml
     saved = read_yaml(out / run_dir.CONFIG_FILE) if (out / run_dir.CONFIG_FILE).is_file() else None
     if saved is None:
         raise CheckpointError(f"--resume: {out} has no {run_dir.CONFIG_FILE}; is it a training run directory?")
@@ -175,8 +175,8 @@ def _resume_config(out: Path, scenario: str | None, overrides: dict[str, Any]) -
 
 def cable_overrides(args: argparse.Namespace, overrides: dict[str, Any]) -> dict[str, Any]:
     """--mavs / --cable / --failure as config overrides; env_kwargs merge into the scenario's."""
-    from policies.config import scenario_defaults
-    from policies.envs import is_cable
+    from marlstack.policies.config import scenario_defaults
+    from marlstack.policies.envs import is_cable
     extra = {k: v for k, v in (("cable_model", args.cable), ("failure", args.failure or None)) if v is not None}
     if args.mavs is None and not extra:
         return overrides
@@ -193,9 +193,9 @@ def cable_overrides(args: argparse.Namespace, overrides: dict[str, Any]) -> dict
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    from hardware.profile import ProfileError
-    from policies.checkpoint import CheckpointError
-    from policies.envs import available_scenarios
+    from marlstack.hardware.profile import ProfileError
+    from marlstack.policies.checkpoint import CheckpointError
+    from marlstack.policies.envs import available_scenarios
 
     if args.list:
         print("\n".join(available_scenarios()))
@@ -220,10 +220,10 @@ def main(argv: list[str]) -> int:
                                                    "train_s", "env_steps_per_s")}))
         print(seed_summary(out, cfg))
         if cfg.eval_episodes > 0:
-            from policies.envs import is_cable
-            from policies.eval_cli import evaluate_run
+            from marlstack.policies.envs import is_cable
+            from marlstack.policies.eval_cli import evaluate_run
             if not is_cable(cfg.scenario):  # cable runs keep the best training seed (their own evaluation)
-                from policies.evaluate import select_seed
+                from marlstack.policies.evaluate import select_seed
                 sel = select_seed(out, cfg.eval_episodes)
                 print(f"export seed: {sel['seed']} (validation success per seed {sel['validation_success']}, "
                       f"{sel['episodes']} episodes of validation seed {sel['validation_seed']})")

@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from replay import plots
-from replay.flightlog import FlightLog
+from marlstack.replay import plots
+from marlstack.replay.flightlog import FlightLog
 
 GPS_EPOCH_UNIX_S = 315_964_800  # 1980-01-06T00:00:00Z
 GPS_MINUS_UTC_S = 18  # leap seconds since 2017-01-01 (GPS time runs ahead of UTC)

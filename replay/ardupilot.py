@@ -18,8 +18,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from replay import frames
-from replay.flightlog import FlightLog, FlightLogError, Series, Stream, VehicleState, changes, unit_from_name
+from marlstack.replay import frames
+from marlstack.replay.flightlog import FlightLog, FlightLogError, Series, Stream, VehicleState, changes, unit_from_name
 
 # units of the DataFlash fields replay uses, for logs older than the FMTU/UNIT messages (ArduPilot 3.x)
 DF_UNITS = {"ATT": {c: "deg" for c in ("Roll", "Pitch", "Yaw", "DesRoll", "DesPitch", "DesYaw")},

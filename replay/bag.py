@@ -19,8 +19,8 @@ import yaml
 from rosbags.interfaces import Nodetype
 from rosbags.typesys import Stores, get_types_from_idl, get_types_from_msg, get_typestore
 
-from replay import cdr_columns
-from replay import mcap_records as mr
+from marlstack.replay import cdr_columns
+from marlstack.replay import mcap_records as mr
 
 STORAGE_SUFFIX = {".mcap": "mcap", ".db3": "sqlite3"}
 

@@ -111,7 +111,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _info(args: argparse.Namespace, bag: Any) -> int:
-    from replay.info import bag_info, format_info
+    from marlstack.replay.info import bag_info, format_info
     info = bag_info(bag)
     if not sum(bag.status.counts.values()) and bag.status.stops:  # damaged before its first message
         return _fail(f"info: nothing readable in {bag.path}: {bag.status.stops[0]}")
@@ -120,7 +120,7 @@ def _info(args: argparse.Namespace, bag: Any) -> int:
 
 
 def _play(args: argparse.Namespace, bag: Any) -> int:
-    from replay.play import ActuationRefused, play
+    from marlstack.replay.play import ActuationRefused, play
     if not args.rate > 0:
         return _fail("play: --rate must be > 0")
     if args.domain_id is not None and not 0 <= args.domain_id <= 232:
@@ -138,11 +138,11 @@ def _play(args: argparse.Namespace, bag: Any) -> int:
 
 
 def _eval(args: argparse.Namespace, bag: Any) -> int:
-    from replay.evaluate import evaluate, format_result, write_outputs
-    from replay.fleet import load_config
+    from marlstack.replay.evaluate import evaluate, format_result, write_outputs
+    from marlstack.replay.fleet import load_config
     if args.more:
-        from replay.bag import Bag
-        from replay.merge import MergedBag
+        from marlstack.replay.bag import Bag
+        from marlstack.replay.merge import MergedBag
         bag = MergedBag([bag] + [Bag(p) for p in args.more], args.offsets)
     elif args.offsets:
         return _fail("eval: --offsets needs several logs")
@@ -161,10 +161,10 @@ def _eval(args: argparse.Namespace, bag: Any) -> int:
 
 
 def _report(args: argparse.Namespace, bag: Any) -> int:
-    from hardware.profile import load_profile
-    from replay import metrics
-    from replay.fleet import load_config
-    from replay.report import FILES, format_summary, write_report
+    from marlstack.hardware.profile import load_profile
+    from marlstack.replay import metrics
+    from marlstack.replay.fleet import load_config
+    from marlstack.replay.report import FILES, format_summary, write_report
     from tqdm import tqdm
 
     config = load_config(args.config)
@@ -176,7 +176,7 @@ def _report(args: argparse.Namespace, bag: Any) -> int:
     if _is_team(bag, config):
         return _team_report(args, bag, profile, config)
     if profile.kind == "mav_team":
-        from ros_nodes import topics
+        from marlstack.ros_nodes import topics
         return _fail(f"report: {bag.path} has no {topics.LOAD_ODOM.path()}: a MAV team's report follows the load; "
                      f"for one vehicle's flight, `marlstack replay report FLIGHT_LOG` reads the flight log itself")
     form = args.barrier_form or (config.safety_form if config is not None else DEFAULT_BARRIER_FORM)
@@ -195,7 +195,7 @@ def _report(args: argparse.Namespace, bag: Any) -> int:
 
 def _is_team(bag: Any, config: Any | None) -> bool:
     """A MAV team's bag: the config has a `mavs:` list, or the bag holds the load's odometry."""
-    from ros_nodes import topics
+    from marlstack.ros_nodes import topics
     if config is not None:
         return hasattr(config, "mavs")
     if not bag.types:
@@ -205,7 +205,7 @@ def _is_team(bag: Any, config: Any | None) -> bool:
 
 
 def _team_report(args: argparse.Namespace, bag: Any, profile: Any, config: Any | None) -> int:
-    from replay.team_report import FILES, format_team_summary, write_team_report
+    from marlstack.replay.team_report import FILES, format_team_summary, write_team_report
     if profile.kind != "mav_team":
         return _fail(f"report: {bag.path} is a MAV team's bag; profile {profile.name} is a {profile.kind!r} profile "
                      f"(give --profile of the team, e.g. mav_corl25)")
@@ -217,7 +217,7 @@ def _team_report(args: argparse.Namespace, bag: Any, profile: Any, config: Any |
 
 
 def _csv(args: argparse.Namespace, bag: Any) -> int:
-    from replay.export import topic_to_csv
+    from marlstack.replay.export import topic_to_csv
     args.topic = args.topic or args.topic_opt
     if not args.topic:
         return _fail("csv: say which topic: csv BAG TOPIC -o file.csv")
@@ -242,14 +242,14 @@ def _warn_problems(log: Any) -> None:
 
 
 def _flight_info(args: argparse.Namespace, log: Any) -> int:
-    from replay.flight_info import flight_info, format_flight_info
+    from marlstack.replay.flight_info import flight_info, format_flight_info
     info = flight_info(log)
     print(json.dumps(info, indent=2) if args.json else format_flight_info(info))
     return 0
 
 
 def _flight_report(args: argparse.Namespace, log: Any) -> int:
-    from replay.flight_report import FILES, write_report
+    from marlstack.replay.flight_report import FILES, write_report
     out = Path(args.out)
     summary = write_report(log, out, pictures=not args.no_pictures)
     files = [f for f in FILES if f.endswith(".json") or not args.no_pictures]
@@ -262,7 +262,7 @@ def _flight_report(args: argparse.Namespace, log: Any) -> int:
 
 
 def _flight_csv(args: argparse.Namespace, log: Any) -> int:
-    from replay.flight_info import stream_to_csv
+    from marlstack.replay.flight_info import stream_to_csv
     name = args.topic or args.topic_opt
     if not name:
         return _fail(f"csv: say which stream (--topic NAME); streams: {', '.join(sorted(log.streams))}")
@@ -276,7 +276,7 @@ def _flight_csv(args: argparse.Namespace, log: Any) -> int:
 
 
 def _flight_convert(args: argparse.Namespace, log: Any) -> int:
-    from replay.convert import convert
+    from marlstack.replay.convert import convert
     counts = convert(log, Path(args.out), args.namespace)
     print(f"wrote {sum(counts.values())} messages on {len(counts)} topics to {args.out}: "
           + ", ".join(f"{t} {n}" for t, n in sorted(counts.items())))
@@ -299,8 +299,8 @@ FLIGHT_COMMANDS = {"info": _flight_info, "report": _flight_report, "csv": _fligh
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from replay.align import FILES, write_comparison
-    from replay.flightlog import flight_format, open_flight_log
+    from marlstack.replay.align import FILES, write_comparison
+    from marlstack.replay.flightlog import flight_format, open_flight_log
     not_flight = [p for p in args.logs if flight_format(Path(p)) is None]
     if not_flight:
         return _fail(f"compare: {', '.join(not_flight)}: not a flight log (.ulg, .bin, .tlog)")
@@ -332,14 +332,14 @@ def _compare(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
-    from hardware.profile import ProfileError
-    from policies.spec import PolicyError
-    from replay.align import AlignError
-    from replay.bag import Bag, BagError
-    from replay.convert import ConvertError
-    from replay.fleet import FleetError
-    from replay.flightlog import FlightLogError, flight_format, open_flight_log
-    from replay.merge import MergeError
+    from marlstack.hardware.profile import ProfileError
+    from marlstack.policies.spec import PolicyError
+    from marlstack.replay.align import AlignError
+    from marlstack.replay.bag import Bag, BagError
+    from marlstack.replay.convert import ConvertError
+    from marlstack.replay.fleet import FleetError
+    from marlstack.replay.flightlog import FlightLogError, flight_format, open_flight_log
+    from marlstack.replay.merge import MergeError
     try:
         if args.cmd == "compare":
             return _compare(args)

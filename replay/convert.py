@@ -17,9 +17,9 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from replay import frames
-from replay.flightlog import FlightLog, Series, hold
-from ros_nodes import topics
+from marlstack.replay import frames
+from marlstack.replay.flightlog import FlightLog, Series, hold
+from marlstack.ros_nodes import topics
 
 WORLD = "world"
 POSE_TYPE, VEC_TYPE = "geometry_msgs/msg/PoseStamped", "geometry_msgs/msg/Vector3Stamped"

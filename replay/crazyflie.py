@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from replay.flightlog import FlightLog, FlightLogError, Series, Stream, VehicleState
+from marlstack.replay.flightlog import FlightLog, FlightLogError, Series, Stream, VehicleState
 
 MAGIC = 0xBC
 G = 9.81  # m/s^2 per g, as the firmware scales its accelerometer

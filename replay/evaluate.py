@@ -40,10 +40,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ros_nodes import topics
-from ros_nodes.adapters import InputError, make_adapter
-from replay.bag import Bag
-from replay.fleet import FleetError, held, read_fleet
+from marlstack.ros_nodes import topics
+from marlstack.ros_nodes.adapters import InputError, make_adapter
+from marlstack.replay.bag import Bag
+from marlstack.replay.fleet import FleetError, held, read_fleet
 
 NEEDED = (topics.POSE.name, topics.CMD_VEL_NOMINAL.name)  # and the task: each goal, or the landmarks
 GOAL, BAD_GOAL, POSE, BAD_POSE, COMMAND = range(5)  # order at equal log times: inputs before the command
@@ -60,8 +60,8 @@ def agrees(a: np.ndarray, b: np.ndarray) -> bool:
 
 def open_runtime(policy: str | Path, config: Any | None) -> Any:
     """The checked runtime; with a deployment config, checked exactly like the node checks it."""
-    from hardware.profile import load_profile, profile_hash
-    from policies.runtime import PolicyRuntime
+    from marlstack.hardware.profile import load_profile, profile_hash
+    from marlstack.policies.runtime import PolicyRuntime
     if config is None:
         return PolicyRuntime(policy)
     return PolicyRuntime(policy, expect_scenario=config.scenario,
@@ -72,7 +72,7 @@ def evaluate(bag: Bag, policy: str | Path, config: Any | None = None) -> dict[st
     """Per-robot comparison of logged nominal commands with the policy's on the logged inputs."""
     runtime = open_runtime(policy, config)
     if runtime.spec["vehicle_kind"] == "mav_team":  # a cable team's bag: replay/team.py
-        from replay.team import evaluate_team
+        from marlstack.replay.team import evaluate_team
         return evaluate_team(bag, runtime, config, str(policy))
     if not isinstance(bag, Bag):
         raise FleetError("several logs at once are read for MAV teams only; a ground fleet's run is one bag")
@@ -295,10 +295,10 @@ def mixed_timing(fleet: Any, task: Any, me: str, t: float, period: float, new_ad
 
 def write_outputs(result: dict[str, Any], out: Path) -> None:
     """eval_commands.csv (every command: logged, policy's, whether it was compared) and eval_commands.png."""
-    from replay import plots
+    from marlstack.replay import plots
     out.mkdir(parents=True, exist_ok=True)
     if "per_mav" in result:
-        from replay.team import write_team_csv
+        from marlstack.replay.team import write_team_csv
         write_team_csv(result, out / "eval_commands.csv")
         plots.team_commands(result, out / "eval_commands.png")
         return
@@ -313,7 +313,7 @@ def write_outputs(result: dict[str, Any], out: Path) -> None:
 
 def format_result(result: dict[str, Any]) -> str:
     if "per_mav" in result:
-        from replay.team import format_team
+        from marlstack.replay.team import format_team
         return format_team(result)
     lines = [f"policy {result['policy']} (run {result['policy_run_id']}) on {result['bag']}", ""]
     head = (f"{'robot':<12} {'commands':>8} {'max |diff|':>11} {'mean |diff|':>11} {'max dv':>10} "

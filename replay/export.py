@@ -12,7 +12,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from replay.bag import Bag
+from marlstack.replay.bag import Bag
 
 
 def flatten(msg: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:

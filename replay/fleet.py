@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from ros_nodes import convert, topics
-from replay.bag import Bag, Record
+from marlstack.ros_nodes import convert, topics
+from marlstack.replay.bag import Bag, Record
 
 
 class FleetError(Exception):
@@ -83,7 +83,7 @@ def _natural(name: str) -> list[Any]:
 def fleet_topics(bag_types: dict[str, str], config: Any | None) -> tuple[list[str], dict[tuple[str, str], str]]:
     """Robots and where each of their streams lives in the bag."""
     if config is not None:
-        from ros_nodes.plan import robot_remaps  # the nodes' own remap rule (relative names live in the namespace)
+        from marlstack.ros_nodes.plan import robot_remaps  # the nodes' own remap rule (relative names live in the namespace)
         robots, remaps = list(config.robot_names), robot_remaps(config)
     else:
         robots = sorted({path.split("/")[1] for path in bag_types
@@ -96,7 +96,7 @@ def fleet_topics(bag_types: dict[str, str], config: Any | None) -> tuple[list[st
 def load_config(path: str | Path | None) -> Any | None:
     if path is None:
         return None
-    from ros_nodes.plan import PlanError, load_deployment
+    from marlstack.ros_nodes.plan import PlanError, load_deployment
     try:
         return load_deployment(path)
     except PlanError as exc:

@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from replay.flightlog import FlightLog
-from replay.info import stream_stats
+from marlstack.replay.flightlog import FlightLog
+from marlstack.replay.info import stream_stats
 
 
 def flight_info(log: FlightLog) -> dict[str, Any]:

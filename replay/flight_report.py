@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from replay import frames, plots
-from replay.flightlog import FlightLog, VehicleState, hold
+from marlstack.replay import frames, plots
+from marlstack.replay.flightlog import FlightLog, VehicleState, hold
 
 FILES = ("summary.json", "trajectory_3d.png", "attitude.png", "rates.png", "actuators.png", "battery.png",
          "modes.png")

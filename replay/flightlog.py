@@ -93,7 +93,7 @@ class FlightLog:
 def hold(s: Series, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The value in force at each time t (zero-order hold, as a controller uses a set-point) and a mask
     of the times after the first sample."""
-    from replay.fleet import Stream as Rows, held
+    from marlstack.replay.fleet import Stream as Rows, held
 
     values = held(Rows(s.t_s, s.values.reshape(len(s.t_s), -1)), t).reshape((len(t), *s.values.shape[1:]))
     return values, (t >= s.t_s[0]) if len(s.t_s) else np.zeros(len(t), dtype=bool)
@@ -126,13 +126,13 @@ def open_flight_log(path: str | Path) -> FlightLog:
     path = Path(path)
     kind = flight_format(path)
     if kind == "ulog":
-        from replay.ulog import read_ulog
+        from marlstack.replay.ulog import read_ulog
         return read_ulog(path)
     if kind in ("dataflash", "tlog"):
-        from replay.ardupilot import read_ardupilot
+        from marlstack.replay.ardupilot import read_ardupilot
         return read_ardupilot(path, kind)
     if kind == "crazyflie":
-        from replay.crazyflie import read_crazyflie
+        from marlstack.replay.crazyflie import read_crazyflie
         return read_crazyflie(path)
     raise FlightLogError(f"{path}: not a flight log (expected PX4 .ulg, ArduPilot .bin or .tlog, Crazyflie uSD log)")
 

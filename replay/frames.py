@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hardware.frames import ENU_TO_NED, FLU_TO_FRD, matrix_to_quat
+from marlstack.hardware.frames import ENU_TO_NED, FLU_TO_FRD, matrix_to_quat
 
 Q_ENU_NED = matrix_to_quat(ENU_TO_NED)  # (0, 1/sqrt2, 1/sqrt2, 0): rotates NED vectors into ENU (self-inverse map)
 Q_FRD_FLU = matrix_to_quat(FLU_TO_FRD)  # (0, 1, 0, 0): rotates FLU vectors into FRD

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from replay.bag import Bag
+from marlstack.replay.bag import Bag
 
 GAP_FACTOR = 1.5
 REGULAR_FRACTION = 0.5

@@ -22,8 +22,8 @@ from typing import Any, Iterable, Iterator
 
 import numpy as np
 
-from ros_nodes import topics
-from replay.bag import Bag, ReadStatus, Record
+from marlstack.ros_nodes import topics
+from marlstack.replay.bag import Bag, ReadStatus, Record
 
 
 class MergeError(Exception):

@@ -25,9 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from controllers.unicycle import saturate
-from ros_nodes.safety_node import INTERVENTION_TOL
-from replay.fleet import FleetError, FleetLog, Stream, held
+from marlstack.controllers.unicycle import saturate
+from marlstack.ros_nodes.safety_node import INTERVENTION_TOL
+from marlstack.replay.fleet import FleetError, FleetLog, Stream, held
 
 SATURATION_TOL = 1e-9  # float round-off of the wheel-speed round trip
 INTERVENTION_COLUMNS = ("t_s", "robot", "v_nominal", "omega_nominal", "v", "omega", "size", "kind")

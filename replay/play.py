@@ -14,8 +14,8 @@ from __future__ import annotations
 import time
 from typing import Any, Callable, Iterable
 
-from ros_nodes import topics as stack_topics
-from replay.bag import Bag
+from marlstack.ros_nodes import topics as stack_topics
+from marlstack.replay.bag import Bag
 
 CLOCK_TOPIC, CLOCK_TYPE = "/clock", "rosgraph_msgs/msg/Clock"
 DEFAULT_DEPTH = 10

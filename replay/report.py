@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ros_nodes import topics
-from replay import metrics, plots, table_csv
-from replay.bag import Bag
-from replay.fleet import read_fleet
+from marlstack.ros_nodes import topics
+from marlstack.replay import metrics, plots, table_csv
+from marlstack.replay.bag import Bag
+from marlstack.replay.fleet import read_fleet
 
 NEEDED = (topics.POSE.name, topics.CMD_VEL_NOMINAL.name, topics.CMD_VEL.name)
 FILES = ("metrics.json", "goal_errors.csv", "distances.csv", "interventions.csv",

@@ -39,9 +39,9 @@ from typing import Any
 
 import numpy as np
 
-from ros_nodes import mav_io, mav_safety, topics
-from replay.bag import Bag
-from replay.fleet import FleetError
+from marlstack.ros_nodes import mav_io, mav_safety, topics
+from marlstack.replay.bag import Bag
+from marlstack.replay.fleet import FleetError
 
 AGREE_TOL = 1e-5  # the export's parity bound
 GOAL_REACH_S = 0.1  # a goal logged this close to a set-point may (not) have reached the node yet
@@ -169,7 +169,7 @@ class _Stage:
 
 def evaluate_team(bag: Bag, runtime: Any, config: Any | None, policy: str) -> dict[str, Any]:
     """Per MAV: the logged set-points against the policy (and the safety stage) on their logged inputs."""
-    from hardware.profile import load_profile
+    from marlstack.hardware.profile import load_profile
     mavs = team_mavs(bag, config)
     log = read_team(bag, mavs)
     limit = np.asarray(next(e for e in runtime.spec["outputs"] if e["name"] == "cmd")["high"], float)

@@ -32,9 +32,9 @@ from typing import Any
 
 import numpy as np
 
-from ros_nodes import mav_io
-from replay.bag import Bag
-from replay.team import TeamLog, read_team, team_mavs
+from marlstack.ros_nodes import mav_io
+from marlstack.replay.bag import Bag
+from marlstack.replay.team import TeamLog, read_team, team_mavs
 
 DIFF_SAMPLES = 3  # central differences over ±3 samples (60 ms at 100 Hz): velocity noise -> acceleration
 SLACK_SHARE = 0.1  # slack: an estimated tension below this share of m_L g / N ...
@@ -165,7 +165,7 @@ def write_team_report(bag: Bag, out: Path, profile: Any, config: Any | None = No
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     if pictures:
-        from replay import plots
+        from marlstack.replay import plots
         plots.team_3d(s, log.mavs, out / "team_3d.png", SNAPSHOTS)
         plots.load_error(s, profile.task, out / "load_error.png")
         share = profile.load.mass * profile.gravity / len(log.mavs)

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from replay import frames
-from replay.flightlog import (ULOG_MAGIC, FlightLog, FlightLogError, Series, Stream, VehicleState, changes,
+from marlstack.replay import frames
+from marlstack.replay.flightlog import (ULOG_MAGIC, FlightLog, FlightLogError, Series, Stream, VehicleState, changes,
                               unit_from_name)
 
 HEADER_BYTES = 16  # magic (7), version (1), start timestamp (8)

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ros_nodes import convert, topics
+from marlstack.ros_nodes import convert, topics
 
 
 class InputError(Exception):

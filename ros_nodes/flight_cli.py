@@ -47,7 +47,7 @@ def team_status(node: Any, mavs: list[str], seconds: float = 1.5) -> dict[str, d
     """MAV -> its flight link's latest /diagnostics status over `seconds` (level, message and the link's values)."""
     import rclpy
 
-    from ros_nodes import topics
+    from marlstack.ros_nodes import topics
     latest: dict[str, dict[str, str]] = {}
 
     def on_diag(msg) -> None:
@@ -87,13 +87,13 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--mavs", help="comma-separated subset of the team (default: every real MAV)")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the answers (default 10)")
     args = parser.parse_args(argv)
-    from ros_nodes.plan import PlanError, load_deployment
+    from marlstack.ros_nodes.plan import PlanError, load_deployment
     try:
         dep = load_deployment(args.config)
     except PlanError as exc:
         print(f"marlstack flight: {exc}", file=sys.stderr)
         return 2
-    from ros_nodes.link_plan import real_mavs
+    from marlstack.ros_nodes.link_plan import real_mavs
     real = real_mavs(getattr(dep, "links", {}) or {})
     if not real:
         print(f"marlstack flight: {args.config} has no real MAVs (a MAV team with a 'links' section; docs/hardware.md)",

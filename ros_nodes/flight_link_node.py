@@ -19,11 +19,11 @@ import threading
 
 import numpy as np
 
-from controllers import quadrotor
-from hardware.flight import LinkLimits
-from ros_nodes import convert, health, topics
-from ros_nodes.mav_io import rotation, setpoint_values
-from ros_nodes.runner import StartError, declare, run_node
+from marlstack.controllers import quadrotor
+from marlstack.hardware.flight import LinkLimits
+from marlstack.ros_nodes import convert, health, topics
+from marlstack.ros_nodes.mav_io import rotation, setpoint_values
+from marlstack.ros_nodes.runner import StartError, declare, run_node
 
 LINKS = ("mavlink", "crazyflie")
 COMMANDS = ("arm", "takeoff", "start_rate_control", "land", "kill", "disarm")
@@ -39,9 +39,9 @@ def rates_and_thrust(setpoint: tuple[float, ...], quat_xyzw: tuple[float, ...], 
 
 def make_link(kind: str, url: str, limits: LinkLimits, autopilot: str, mocap: str):
     if kind == "mavlink":
-        from hardware.mavlink import MavlinkLink
+        from marlstack.hardware.mavlink import MavlinkLink
         return MavlinkLink(url, limits, autopilot=autopilot, mocap=mocap)
-    from hardware.crazyflie import CrazyflieLink
+    from marlstack.hardware.crazyflie import CrazyflieLink
     return CrazyflieLink(url, limits)
 
 
@@ -51,7 +51,7 @@ def make_node():
     from rclpy.node import Node
     from std_srvs.srv import Trigger
 
-    from hardware.profile import ProfileError, load_profile
+    from marlstack.hardware.profile import ProfileError, load_profile
 
     class FlightLinkNode(Node):
         def __init__(self) -> None:

@@ -16,8 +16,8 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from ros_nodes import topics
-from ros_nodes.runner import StartError, declare, run_node
+from marlstack.ros_nodes import topics
+from marlstack.ros_nodes.runner import StartError, declare, run_node
 
 POSE_TYPES = ("geometry_msgs/msg/PoseStamped", "nav_msgs/msg/Odometry")
 DEFAULT_PORT = 8765
@@ -36,7 +36,7 @@ def to_json(msg: Any) -> Any:
 
 def node_spec(dep: Any, port: int = DEFAULT_PORT, host: str = "127.0.0.1") -> Any:
     """The live view's NodeSpec for a deployment (a ground fleet or a MAV team): every topic of its robots."""
-    from ros_nodes.plan import NodeSpec
+    from marlstack.ros_nodes.plan import NodeSpec
     kinds = topics.MAV if hasattr(dep, "mavs") else topics.GROUND
     return NodeSpec("foxglove_node", "foxglove", "/", {
         "topics": list(topics.robot_topics(dep.robot_names, kinds)), "host": host, "port": int(port)})

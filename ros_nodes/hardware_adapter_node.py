@@ -23,10 +23,10 @@ from typing import Any
 
 import numpy as np
 
-from controllers.unicycle import saturate
-from hardware.frames import matrix_to_quat, quat_to_matrix
-from ros_nodes import convert, health, topics
-from ros_nodes.runner import StartError, declare, profile_and_rate, ros_now, run_node
+from marlstack.controllers.unicycle import saturate
+from marlstack.hardware.frames import matrix_to_quat, quat_to_matrix
+from marlstack.ros_nodes import convert, health, topics
+from marlstack.ros_nodes.runner import StartError, declare, profile_and_rate, ros_now, run_node
 
 ESTOP_TOPIC = "/estop"
 # Motive (OptiTrack) streams y-up: x stays, the world's up is its y, its z points toward the viewer.

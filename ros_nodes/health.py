@@ -14,7 +14,7 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
-from ros_nodes.adapters import MissingInput, StaleInput
+from marlstack.ros_nodes.adapters import MissingInput, StaleInput
 
 OK, WARN, ERROR = 0, 1, 2  # diagnostic_msgs/DiagnosticStatus levels
 STARTING = "starting: waiting for the first good inputs"
@@ -98,7 +98,7 @@ def output_fault(cmd: Any, profile: Any) -> str | None:
 
 def clipped(v: float, w: float, profile: Any) -> bool:
     """The robot would saturate (v, ω): the command asks for more than its wheels / limits give."""
-    from controllers.unicycle import saturate
+    from marlstack.controllers.unicycle import saturate
     sv, sw = saturate(v, w, profile)
     return not (math.isclose(float(sv), v, rel_tol=1e-9, abs_tol=1e-9) and math.isclose(float(sw), w, rel_tol=1e-9, abs_tol=1e-9))
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from ros_nodes.plan import NodeSpec, _fail
+from marlstack.ros_nodes.plan import NodeSpec, _fail
 
 KINDS = ("mavlink", "crazyflie", "sim")
 AUTOPILOTS = ("px4", "ardupilot")                         # hardware.mavlink.RATE_MODES

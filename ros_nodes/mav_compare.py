@@ -37,9 +37,9 @@ def episodes(model: str, count: int, seed: int) -> tuple[dict, dict[str, np.ndar
     """The evaluation's episodes (start load position, goal pose) and the JAX outcome of each, for the best seed."""
     import jax
 
-    from policies.checkpoint import load_policy
-    from policies.evaluate import agent_actions
-    from policies.evaluate_cable import _env, rollouts
+    from marlstack.policies.checkpoint import load_policy
+    from marlstack.policies.evaluate import agent_actions
+    from marlstack.policies.evaluate_cable import _env, rollouts
 
     policy = load_policy(model)
     env = _env(policy, None)
@@ -59,7 +59,7 @@ def episodes(model: str, count: int, seed: int) -> tuple[dict, dict[str, np.ndar
 def cached_episodes(out: Path, model: str, count: int, seed: int) -> tuple[dict, dict[str, np.ndarray]]:
     """`episodes`, kept in `out` (the JAX evaluation takes minutes on a 2-core CPU); recomputed when the
     checkpoint, the seed or the count differ."""
-    from policies.checkpoint import load_policy
+    from marlstack.policies.checkpoint import load_policy
     key = {"model": str(model), "run_id": load_policy(model).run_id, "eval_seed": seed, "episodes": count}
     meta_path, data_path = out / "jax_episodes.json", out / "jax_episodes.npz"
     if meta_path.exists() and data_path.exists():
@@ -90,10 +90,10 @@ def mission(base: dict, eps: dict[str, np.ndarray], idx: list[int], timeout_s: f
 
 def main(config: Path, args: argparse.Namespace) -> int:
     """Every run, its SITL and JAX success per goal, and the totals; exit 1 when a run failed to run."""
-    from ros_nodes.plan import PlanError, load_deployment
-    from ros_nodes.sitl import SitlError, parser, run
+    from marlstack.ros_nodes.plan import PlanError, load_deployment
+    from marlstack.ros_nodes.sitl import SitlError, parser, run
 
-    from ros_nodes.team_plan import TeamDeployment
+    from marlstack.ros_nodes.team_plan import TeamDeployment
     if not isinstance(load_deployment(config), TeamDeployment) or min(args.runs, args.goals_per_run) < 1:
         print(f"marlstack sitl: --compare-jax needs a MAV team config (a 'mavs:' list; {config} has none) and "
               f"--runs / --goals-per-run of at least 1")

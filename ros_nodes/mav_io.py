@@ -20,8 +20,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ros_nodes import convert, health
-from ros_nodes.adapters import InputError, LatestValues
+from marlstack.ros_nodes import convert, health
+from marlstack.ros_nodes.adapters import InputError, LatestValues
 
 WIDTH = 13  # position (3), quaternion x y z w (4), world velocity (3), body rates (3)
 LOAD, GOAL = "/load/odom", "/load/goal"

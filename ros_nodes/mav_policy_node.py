@@ -34,12 +34,12 @@ import time
 
 import numpy as np
 
-from policies.runtime import BadInput
-from ros_nodes import convert, health, mav_io, mav_safety, topics
-from ros_nodes.adapters import InputError
-from ros_nodes.mav_io import hold_command
-from ros_nodes.policy_node import load_runtime
-from ros_nodes.runner import StartError, declare, ros_now, run_node
+from marlstack.policies.runtime import BadInput
+from marlstack.ros_nodes import convert, health, mav_io, mav_safety, topics
+from marlstack.ros_nodes.adapters import InputError
+from marlstack.ros_nodes.mav_io import hold_command
+from marlstack.ros_nodes.policy_node import load_runtime
+from marlstack.ros_nodes.runner import StartError, declare, ros_now, run_node
 
 DIAGNOSTIC_PERIOD_S = 0.5
 MIN_STEP_PERIODS = 0.5   # a load sample runs a step unless one ran less than this long ago (bunched samples)
@@ -48,7 +48,7 @@ MIN_STEP_PERIODS = 0.5   # a load sample runs a step unless one ran less than th
 def make_node():
     from rclpy.node import Node
 
-    from hardware.profile import ProfileError, load_profile
+    from marlstack.hardware.profile import ProfileError, load_profile
 
     class MavPolicyNode(Node):
         def __init__(self) -> None:

@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from controllers.mav_barrier import cable_ends, cable_geometry, filter_team, mav_barrier_spec
+from marlstack.controllers.mav_barrier import cable_ends, cable_geometry, filter_team, mav_barrier_spec
 
 MODES = ("onboard", "off")
 # The rows have no delay term, so the certificate is claimed only on odometry at most this many control

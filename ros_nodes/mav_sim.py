@@ -35,7 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ros_nodes.mav_io import FAILSAFE_DAMPING, failsafe_acceleration
+from marlstack.ros_nodes.mav_io import FAILSAFE_DAMPING, failsafe_acceleration
 
 FLY, HOLD, DESCEND, LANDED, TAKEOFF = "fly", "hold", "descend", "landed", "takeoff"
 DAMPING = FAILSAFE_DAMPING  # 1/s: velocity damping of the climb reference, as of the hold and descent
@@ -82,7 +82,7 @@ class TeamSim:
 
     def __init__(self, profile: str, num_mavs: int, start: tuple[float, float, float], failsafe: Failsafe,
                  cable_model: str | None = None, takeoff: Takeoff | None = None):
-        from sim.cable.env import CableEnv
+        from marlstack.sim.cable.env import CableEnv
         self.env = CableEnv(profile, num_agents=num_mavs, task="hover", cable_model=cable_model)
         self.profile, self.n, self.failsafe, self.takeoff = self.env.profile, num_mavs, failsafe, takeoff
         state = self.env.reset(jax.random.PRNGKey(0))[1]
@@ -122,7 +122,7 @@ class TeamSim:
     def _on_the_ground(self, state):
         """The team at rest on the ground: each MAV level below its hover place, idling at its own weight's
         thrust, the load under the start, every cable slack."""
-        from controllers import quadrotor
+        from marlstack.controllers import quadrotor
         floor, n, q = self.profile.task.ground_clearance, self.n, self.profile.quadrotor
         b = state.bodies
         pos = b.pos.at[:, 2].set(floor)
@@ -279,8 +279,8 @@ class TeamSim:
 
     def _crash_reason(self, separation: float) -> str:
         """Which of `CableEnv.terminated`'s checks failed, in words (computed once, when one did)."""
-        from sim.cable.dynamics import cable_vectors
-        from sim.cable.env import segment_distance
+        from marlstack.sim.cable.dynamics import cable_vectors
+        from marlstack.sim.cable.env import segment_distance
         t, b, n = self.profile.task, jax.device_get(self.state.bodies), self.n
         ok = np.asarray(self.env.working(self.state))
         top, bottom = (np.asarray(v, np.float64) for v in cable_vectors(self.state.bodies, self.profile))

@@ -38,9 +38,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ros_nodes import convert, health, mav_io, topics
-from ros_nodes.runner import StartError, declare, ros_now, run_node
-from ros_nodes.sim_node import latency_stats
+from marlstack.ros_nodes import convert, health, mav_io, topics
+from marlstack.ros_nodes.runner import StartError, declare, ros_now, run_node
+from marlstack.ros_nodes.sim_node import latency_stats
 
 SUMMARY_PERIOD_S = 1.0
 WAIT_LOG_PERIOD_S = 2.0
@@ -57,7 +57,7 @@ def quat_from_rpy(roll: float, pitch: float, yaw: float) -> tuple[float, float, 
 def make_node():
     from rclpy.node import Node
 
-    from ros_nodes.mav_sim import LANDED, Failsafe, Takeoff, TeamSim
+    from marlstack.ros_nodes.mav_sim import LANDED, Failsafe, Takeoff, TeamSim
 
     class MavSimNode(Node):
         def __init__(self) -> None:

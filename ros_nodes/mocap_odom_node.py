@@ -18,10 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from hardware.frames import quat_to_matrix
-from ros_nodes import convert, topics
-from ros_nodes.hardware_adapter_node import mocap_to_world
-from ros_nodes.runner import StartError, declare, run_node
+from marlstack.hardware.frames import quat_to_matrix
+from marlstack.ros_nodes import convert, topics
+from marlstack.ros_nodes.hardware_adapter_node import mocap_to_world
+from marlstack.ros_nodes.runner import StartError, declare, run_node
 
 LOAD = "load"
 
@@ -68,7 +68,7 @@ def make_node():
     from rclpy.node import Node
     from rclpy.qos import qos_profile_sensor_data
 
-    from ros_nodes.mav_io import odometry_msg
+    from marlstack.ros_nodes.mav_io import odometry_msg
 
     class MocapOdomNode(Node):
         def __init__(self) -> None:

@@ -34,8 +34,8 @@ from typing import Any, Mapping
 
 import yaml
 
-from hardware.profile import ProfileError, load_profile
-from ros_nodes import topics
+from marlstack.hardware.profile import ProfileError, load_profile
+from marlstack.ros_nodes import topics
 
 SAFETY_MODES = ("fleet", "onboard")
 SCENARIOS = tuple(topics.TASK_TOPIC)  # those with a ROS task adapter (ros_nodes/adapters.py); the sim node simulates each
@@ -124,7 +124,7 @@ class NodeSpec:
     @property
     def module(self) -> str:
         """Python module whose `main()` runs this node (`python -m` in SITL)."""
-        return f"ros_nodes.{self.executable}"
+        return f"marlstack.ros_nodes.{self.executable}"
 
     @property
     def fqn(self) -> str:
@@ -167,7 +167,7 @@ def load_deployment(path: str | Path) -> Deployment:
     if not isinstance(data, Mapping):
         raise _fail(where, "a deployment config must be a YAML mapping")
     if "mavs" in data:  # a MAV team carrying a load (ros_nodes/team_plan.py)
-        from ros_nodes.team_plan import load_team
+        from marlstack.ros_nodes.team_plan import load_team
         return load_team(path, data)
     known = {"name", "profile", "scenario", "policy", "rate_hz", "watchdog_periods", "safety", "robots", "sim", "landmarks",
              "hardware"}
@@ -351,7 +351,7 @@ def fleet_plan(dep: Deployment, sitl: bool = False, record: str | Path | None = 
                summary_path: str | Path | None = None) -> list[NodeSpec]:
     """The nodes of a deployment; with `sitl`, the sim node stands in for the robots and mocap."""
     if not isinstance(dep, Deployment):  # a MAV team (ros_nodes/team_plan.py)
-        from ros_nodes.team_plan import team_plan
+        from marlstack.ros_nodes.team_plan import team_plan
         return team_plan(dep, sitl, record, summary_path)
     robots = dep.robot_names
     common = {"profile": dep.profile, "robots": robots, "rate_hz": dep.rate_hz,

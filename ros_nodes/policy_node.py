@@ -15,11 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from hardware.profile import profile_hash
-from policies.runtime import BadInput, PolicyRuntime
-from ros_nodes import convert, health, topics
-from ros_nodes.adapters import InputError, make_adapter
-from ros_nodes.runner import StartError, declare, profile_and_rate, ros_now, run_node
+from marlstack.hardware.profile import profile_hash
+from marlstack.policies.runtime import BadInput, PolicyRuntime
+from marlstack.ros_nodes import convert, health, topics
+from marlstack.ros_nodes.adapters import InputError, make_adapter
+from marlstack.ros_nodes.runner import StartError, declare, profile_and_rate, ros_now, run_node
 
 DIAGNOSTIC_PERIOD_S = 0.5
 FALLBACK_PERIODS = 1.5  # the timer steps only when no pose has triggered a step for this long

@@ -31,11 +31,11 @@ import sys
 
 import numpy as np
 
-from controllers import quadrotor
-from ros_nodes import convert, health, topics
-from ros_nodes.adapters import LatestValues
-from ros_nodes.mav_io import failsafe_acceleration, rotation, setpoint_values
-from ros_nodes.runner import StartError, declare, ros_now, run_node
+from marlstack.controllers import quadrotor
+from marlstack.ros_nodes import convert, health, topics
+from marlstack.ros_nodes.adapters import LatestValues
+from marlstack.ros_nodes.mav_io import failsafe_acceleration, rotation, setpoint_values
+from marlstack.ros_nodes.runner import StartError, declare, ros_now, run_node
 
 DIAGNOSTIC_PERIOD_S = 0.5
 FLYING_SHARE = 0.5   # thrust above this share of the MAV's weight: it is flying (its odometry must change)
@@ -76,7 +76,7 @@ def integrate_gyro(rot: np.ndarray, omega: np.ndarray, dt: float) -> np.ndarray:
 def make_node():
     from rclpy.node import Node
 
-    from hardware.profile import ProfileError, load_profile
+    from marlstack.hardware.profile import ProfileError, load_profile
 
     class RateControllerNode(Node):
         def __init__(self) -> None:

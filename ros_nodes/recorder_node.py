@@ -12,8 +12,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ros_nodes import topics
-from ros_nodes.runner import StartError, declare, run_node
+from marlstack.ros_nodes import topics
+from marlstack.ros_nodes.runner import StartError, declare, run_node
 
 
 def bag_qos(kind: str):

@@ -13,7 +13,7 @@ import threading
 import time
 from typing import Any, Callable
 
-from hardware.profile import ProfileError, load_profile
+from marlstack.hardware.profile import ProfileError, load_profile
 
 EXIT_START_ERROR = 2  # documented in docs/ros.md: configuration or model refused at start-up
 EXECUTOR_ENV = "MARLSTACK_EXECUTOR"

@@ -19,10 +19,10 @@ import time
 
 import numpy as np
 
-from controllers.unicycle import saturate
-from ros_nodes import convert, health, topics
-from ros_nodes.adapters import InputError, LatestValues
-from ros_nodes.runner import StartError, declare, profile_and_rate, ros_now, run_node
+from marlstack.controllers.unicycle import saturate
+from marlstack.ros_nodes import convert, health, topics
+from marlstack.ros_nodes.adapters import InputError, LatestValues
+from marlstack.ros_nodes.runner import StartError, declare, profile_and_rate, ros_now, run_node
 
 DIAGNOSTIC_PERIOD_S = 0.5
 FALLBACK_PERIODS = 1.5  # the timer filters only when no nominal command has triggered it for this long
@@ -30,7 +30,7 @@ INTERVENTION_TOL = 1e-3  # |u - saturated u_nominal| above this (m/s or rad/s) c
 
 
 class Certificate:
-    """controllers.barrier for the `controlled` robots among `robots`.
+    """marlstack.controllers.barrier for the `controlled` robots among `robots`.
 
     Fleet mode controls all; onboard mode controls one, and its neighbours enter the QP as
     obstacles at their current poses (their velocities are unknown onboard: taken as zero).
@@ -43,8 +43,8 @@ class Certificate:
 
     def __init__(self, profile, robots: list[str], controlled: list[str], form: str, period: float | None = None,
                  deadlock_hold_s: float = 0.5, delay_s: float = 0.0):
-        from controllers.barrier_deadlock import DeadlockFreeFilter
-        from controllers.barrier_qp import barrier_spec
+        from marlstack.controllers.barrier_deadlock import DeadlockFreeFilter
+        from marlstack.controllers.barrier_qp import barrier_spec
         if not barrier_spec(profile, form).unicycle:
             raise ValueError(f"parameter 'form' = {form!r}: ground robots need a unicycle form (unicycle, unicycle_walls)")
         period = period or profile.dt

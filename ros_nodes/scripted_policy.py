@@ -30,7 +30,7 @@ class ScriptedNavigation:
         self.config = {"scripted": "rps CLF position controller on the observation", "num_agents": num_agents}
 
     def make_env(self) -> Any:
-        from sim.fleet import FleetEnv
+        from marlstack.sim.fleet import FleetEnv
         return FleetEnv(profile=self.profile, num_agents=self.num_agents, scenario=self.scenario)
 
     @property
@@ -38,7 +38,7 @@ class ScriptedNavigation:
         """act(params, obs (B, obs_dim)) -> (B, 2) in physical units, clipped to the action box."""
         import jax.numpy as jnp
 
-        from controllers.unicycle import position_controller
+        from marlstack.controllers.unicycle import position_controller
         space = self.make_env().action_space(self.agent_names[0])
         low, high = jnp.asarray(space.low, jnp.float32), jnp.asarray(space.high, jnp.float32)
 
@@ -51,5 +51,5 @@ class ScriptedNavigation:
 
 def export_scripted(out: str | Path, num_agents: int, profile: str = "gritsbot_x") -> dict:
     """Write the scripted controller as `out` (policy.onnx) for a fleet of `num_agents`; returns its spec."""
-    from policies.export import export
+    from marlstack.policies.export import export
     return export(ScriptedNavigation(num_agents, profile), out)

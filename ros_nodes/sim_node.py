@@ -39,8 +39,8 @@ from typing import Any
 
 import numpy as np
 
-from ros_nodes import convert, health, topics
-from ros_nodes.runner import StartError, declare, profile_and_rate, ros_now, run_node
+from marlstack.ros_nodes import convert, health, topics
+from marlstack.ros_nodes.runner import StartError, declare, profile_and_rate, ros_now, run_node
 
 SUMMARY_PERIOD_S = 1.0
 WAIT_LOG_PERIOD_S = 2.0
@@ -49,7 +49,7 @@ WAIT_LOG_PERIOD_S = 2.0
 def make_physics(profile):
     """The simulator's step, jitted once for this fleet (compiled before the first real step)."""
     import jax
-    from sim.fleet import physics_step
+    from marlstack.sim.fleet import physics_step
 
     step = jax.jit(lambda poses, u: physics_step(profile, poses, u)[:2])
 
@@ -71,8 +71,8 @@ def latency_stats(samples_s: list[float]) -> dict:
 def make_node():
     from rclpy.node import Node
 
-    from sim.scenarios.coverage_spec import point_errors
-    from sim.scenarios.navigation_spec import SUCCESS_RADIUS
+    from marlstack.sim.scenarios.coverage_spec import point_errors
+    from marlstack.sim.scenarios.navigation_spec import SUCCESS_RADIUS
 
     class SimNode(Node):
         def __init__(self) -> None:

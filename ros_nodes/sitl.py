@@ -24,9 +24,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from ros_nodes.isolation import ISOLATED_FLAG, can_isolate, isolated, ros_env
-from ros_nodes.plan import Deployment, PlanError, fleet_plan, load_deployment
-from ros_nodes.supervisor import Supervisor, clean_exit
+from marlstack.ros_nodes.isolation import ISOLATED_FLAG, can_isolate, isolated, ros_env
+from marlstack.ros_nodes.plan import Deployment, PlanError, fleet_plan, load_deployment
+from marlstack.ros_nodes.supervisor import Supervisor, clean_exit
 
 START_TIMEOUT_S = 120.0
 POLL_S = 0.1
@@ -91,12 +91,12 @@ def main(argv: list[str]) -> int:
     if not args.no_isolate and args.foxglove is None and can_isolate():  # a live view must be reachable
         env = ros_env()
         env[ISOLATED_FLAG] = "1"
-        child = subprocess.Popen(isolated([sys.executable, "-m", "ros_nodes.sitl", *argv]), env=env)
+        child = subprocess.Popen(isolated([sys.executable, "-m", "marlstack.ros_nodes.sitl", *argv]), env=env)
         for sig in (signal.SIGINT, signal.SIGTERM):  # Ctrl-C / kill reach the run inside the namespace
             signal.signal(sig, lambda signum, _: child.poll() is None and child.send_signal(signal.SIGINT))
         return child.wait()
     if args.compare_jax:
-        from ros_nodes.mav_compare import main as compare
+        from marlstack.ros_nodes.mav_compare import main as compare
         return compare(dep.path, args)
     try:
         report = run(dep, args, record)
@@ -104,7 +104,7 @@ def main(argv: list[str]) -> int:
         print(f"marlstack sitl: {exc}", file=sys.stderr)
         return 1
     if args.plot and report.get("team"):
-        from ros_nodes.mav_plot import plot_mission
+        from marlstack.ros_nodes.mav_plot import plot_mission
         plot_mission(report["team"], Path(args.plot))
     print(json.dumps(report, indent=2) if args.json else format_report(report))
     if not report["ok"]:
@@ -117,9 +117,9 @@ def preflight(dep) -> str | None:
     here once before any process starts: one line, or None. MAV teams are checked by their nodes."""
     if not isinstance(dep, Deployment):
         return None
-    from hardware.profile import load_profile
-    from ros_nodes.policy_node import open_policy
-    from ros_nodes.runner import StartError
+    from marlstack.hardware.profile import load_profile
+    from marlstack.ros_nodes.policy_node import open_policy
+    from marlstack.ros_nodes.runner import StartError
     try:
         open_policy(str(dep.policy), dep.scenario, load_profile(dep.profile), dep.rate_hz, dep.robot_names,
                     dep.robot_names[0], dep.watchdog_periods / dep.rate_hz)
@@ -155,7 +155,7 @@ def run(dep, args, record: Path | None) -> dict:
     summary_path.unlink(missing_ok=True)  # its appearance is how we know the sim has started
     specs = fleet_plan(dep, sitl=True, record=record, summary_path=summary_path)
     if args.foxglove is not None:
-        from ros_nodes.foxglove_node import node_spec
+        from marlstack.ros_nodes.foxglove_node import node_spec
         specs.append(node_spec(dep, args.foxglove))
     if args.drop_poses:  # --drop-poses overrides the deployment's sim.pose_drop
         specs = [dataclasses.replace(s, parameters={**s.parameters, "drop_pose_fraction": args.drop_poses})
@@ -230,7 +230,7 @@ def _all_arrived(summary_path: Path, settle_s: float) -> bool:
 
 def _quantiles(samples_ms: list[float | None]) -> dict:
     """Latency stats over the whole fleet; None samples are late replies (see sim_node)."""
-    from ros_nodes.sim_node import latency_stats
+    from marlstack.ros_nodes.sim_node import latency_stats
     return latency_stats([math.inf if x is None else x / 1e3 for x in samples_ms])
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
-from ros_nodes.plan import NodeSpec
+from marlstack.ros_nodes.plan import NodeSpec
 
 STOP_GRACE_S = 15.0
 

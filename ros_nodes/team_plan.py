@@ -30,11 +30,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from hardware.profile import ProfileError, load_profile
-from ros_nodes import topics
-from ros_nodes.link_plan import link_specs, load_links
-from ros_nodes.mav_safety import MODES as SAFETY_MODES
-from ros_nodes.plan import NAME, NodeSpec, _fail, _number_list, _resolve
+from marlstack.hardware.profile import ProfileError, load_profile
+from marlstack.ros_nodes import topics
+from marlstack.ros_nodes.link_plan import link_specs, load_links
+from marlstack.ros_nodes.mav_safety import MODES as SAFETY_MODES
+from marlstack.ros_nodes.plan import NAME, NodeSpec, _fail, _number_list, _resolve
 
 KNOWN = {"name", "profile", "scenario", "policy", "rate_hz", "watchdog_periods", "safety", "mavs", "start", "goals",
          "goal_timeout_s", "failsafe", "sensors", "sim", "links", "takeoff"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from controllers.arrays import xp
+from marlstack.controllers.arrays import xp
 
 
 def wrap_angle(a: Any) -> Any:

@@ -16,13 +16,13 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from controllers.unicycle import position_controller, saturate, wheel_excess
-from hardware import load_profile
-from sim import scenarios
-from sim.angles import wrap_angle
-from sim.placement import make_placer, place, uniforms
-from sim.spaces import Box, Discrete
-from sim.waypoints import NUM_ACTIONS, waypoints
+from marlstack.controllers.unicycle import position_controller, saturate, wheel_excess
+from marlstack.hardware import load_profile
+from marlstack.sim import scenarios
+from marlstack.sim.angles import wrap_angle
+from marlstack.sim.placement import make_placer, place, uniforms
+from marlstack.sim.spaces import Box, Discrete
+from marlstack.sim.waypoints import NUM_ACTIONS, waypoints
 
 
 @struct.dataclass
@@ -136,7 +136,7 @@ class FleetEnv:
         self.barrier = barrier
         self._barrier_fn = None
         if barrier is not None:  # the barrier module validates the form (ValueError naming the choices)
-            from controllers.barrier_jax import unicycle_barrier
+            from marlstack.controllers.barrier_jax import unicycle_barrier
             self._barrier_fn = unicycle_barrier(self.profile, num_agents, barrier)
         p = self.profile
         if action_type == "continuous":

@@ -8,8 +8,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from controllers.unicycle import position_controller, uni_to_diff
-from sim.fleet import FleetEnv, FleetState
+from marlstack.controllers.unicycle import position_controller, uni_to_diff
+from marlstack.sim.fleet import FleetEnv, FleetState
 
 Policy = Callable[[jax.Array, FleetState], jax.Array]  # (key, state) -> stacked actions
 

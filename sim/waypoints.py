@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from controllers.arrays import xp
+from marlstack.controllers.arrays import xp
 
 # Action index -> unit direction: stay, +x, -x, +y, -y (the waypoint is STEP metres that way).
 DIRECTIONS = ((0.0, 0.0), (1.0, 0.0), (-1.0, 0.0), (0.0, 1.0), (0.0, -1.0))

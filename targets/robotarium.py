@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from hardware.profile import load_profile, profile_hash, profile_path
-from policies.spec import PolicyError
+from marlstack.hardware.profile import load_profile, profile_hash, profile_path
+from marlstack.policies.spec import PolicyError
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -35,7 +35,7 @@ MAX_ROBOTS = 20  # the Robotarium runs experiments of at most 20 robots
 PARITY_TOL = 1e-5
 PARITY_INPUTS = 10_000
 BARRIERS = ("ours", "rps")
-# module -> name in the submission; their `from controllers.x` / `from hardware.x` imports are renamed to match
+# module -> name in the submission; their `from marlstack.controllers.x` / `...hardware.x` imports are renamed to match
 VENDORED = {"controllers/arrays.py": "ms_arrays", "controllers/unicycle.py": "ms_unicycle",
             "controllers/barrier_qp.py": "ms_barrier_qp", "controllers/barrier.py": "ms_barrier",
             "hardware/profile.py": "ms_profile"}
@@ -58,7 +58,7 @@ def load_model(source: str | Path, num_robots: int | None, work: Path) -> Path:
         return source
     if not source.exists():
         raise RobotariumError(f"{source}: no such run directory, checkpoint or policy file")
-    from policies.export import export  # JAX: only when exporting a run here
+    from marlstack.policies.export import export  # JAX: only when exporting a run here
     out = work / "policy.onnx"
     export(source, out, num_agents=num_robots)
     return out
@@ -90,8 +90,8 @@ def task_of(profile: Any, n: int, seed: int, max_steps: int, barrier: str) -> di
     """Starts and goals from the navigation scenario's reset with `seed`; limits from the profile."""
     import jax
 
-    from sim.fleet import FleetEnv
-    from sim.scenarios.navigation_spec import SUCCESS_RADIUS
+    from marlstack.sim.fleet import FleetEnv
+    from marlstack.sim.scenarios.navigation_spec import SUCCESS_RADIUS
     _, state = FleetEnv(profile, num_agents=n, scenario="navigation").reset(jax.random.PRNGKey(seed))
     params = profile.barrier.unicycle_walls
     a = profile.arena
@@ -110,7 +110,7 @@ def vendor(out: Path, profile: Any) -> list[Path]:
     written = []
     for rel, name in VENDORED.items():
         text = (REPO / rel).read_text(encoding="utf-8")
-        text = re.sub(r"^(\s*)from (controllers|hardware)\.(\w+) import",
+        text = re.sub(r"^(\s*)from marlstack\.(controllers|hardware)\.(\w+) import",
                       lambda m: f"{m.group(1)}from {VENDORED.get(f'{m.group(2)}/{m.group(3)}.py', m.group(0))} import",
                       text, flags=re.M)
         path = out / f"{name}.py"
@@ -155,8 +155,8 @@ def parity_error(model_path: Path, generated: Any, spec: dict[str, Any], profile
     """Largest |numpy - onnxruntime| over every output, on `count` random sensor inputs spread over the arena."""
     import onnxruntime as ort
 
-    from policies.export import random_inputs
-    from policies.runtime import session_options
+    from marlstack.policies.export import random_inputs
+    from marlstack.policies.runtime import session_options
     feeds = random_inputs(spec["inputs"], profile.arena, count, np.random.default_rng(seed))
     session = ort.InferenceSession(str(model_path), session_options(), providers=["CPUExecutionProvider"])
     names = [e["name"] for e in spec["outputs"]]
@@ -170,8 +170,8 @@ def export_submission(source: str | Path, out: str | Path, num_robots: int | Non
     """Write the submission folder `out`; returns its task. Nothing is left in `out` on error."""
     import onnx
 
-    from policies.runtime import load_spec
-    from targets.onnx_numpy import translate
+    from marlstack.policies.runtime import load_spec
+    from marlstack.targets.onnx_numpy import translate
     if barrier not in BARRIERS:
         raise RobotariumError(f"--barrier must be one of {', '.join(BARRIERS)}, got {barrier!r}")
     if max_steps < 1:

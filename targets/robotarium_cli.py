@@ -24,8 +24,8 @@ def main(argv: list[str]) -> int:
     p.add_argument("--seed", type=int, default=0, help="seed of the navigation reset drawing starts and goals (default 0)")
     p.add_argument("--max-steps", type=int, default=1000, help="stop after this many control periods (default 1000, 33 s)")
     args = parser.parse_args(argv)
-    from policies.spec import PolicyError
-    from targets.robotarium import export_submission
+    from marlstack.policies.spec import PolicyError
+    from marlstack.targets.robotarium import export_submission
     try:
         task = export_submission(args.source, args.out, args.num_robots, args.barrier, args.seed, args.max_steps)
     except (PolicyError, ValueError, OSError) as exc:

@@ -21,11 +21,11 @@ from typing import Any, Callable, Protocol
 
 import numpy as np
 
-from hardware.profile import load_profile, profile_hash
-from policies.runtime import PolicyRuntime
-from ros_nodes import mav_io
-from ros_nodes.mav_safety import SafetyStage
-from sim.pybullet.cable_twin import (Chain, PybulletCableTeam, TeamState, cable_mass, cable_spans, quat_from_rpy,
+from marlstack.hardware.profile import load_profile, profile_hash
+from marlstack.policies.runtime import PolicyRuntime
+from marlstack.ros_nodes import mav_io
+from marlstack.ros_nodes.mav_safety import SafetyStage
+from marlstack.sim.pybullet.cable_twin import (Chain, PybulletCableTeam, TeamState, cable_mass, cable_spans, quat_from_rpy,
                                      xyzw)
 
 
@@ -46,7 +46,7 @@ class MarlstackTeam:
         import jax
         import jax.numpy as jnp
 
-        from sim.cable.env import CableEnv
+        from marlstack.sim.cable.env import CableEnv
         env = CableEnv(profile, num_agents=num_mavs, task="hover")
         s = jax.jit(lambda key: env.reset(key)[1])(jax.random.PRNGKey(0))  # one compile, not op by op
         b = s.bodies

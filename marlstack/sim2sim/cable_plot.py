@@ -7,7 +7,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from marlstack.sim2sim.cable import goal_errors, load_gap
-from sim.render import plt
+from marlstack.sim.render import plt
 
 STYLES = {"marlstack": "-", "pybullet": "--"}
 

@@ -68,9 +68,9 @@ def main(argv: list[str]) -> int:
         return fail("pybullet is not installed: `pip install marlstack[sim2sim]`")
     from tqdm import tqdm
 
-    from hardware.profile import load_profile
-    from policies.runtime import PolicyError
-    from ros_nodes.plan import PlanError, load_deployment
+    from marlstack.hardware.profile import load_profile
+    from marlstack.policies.runtime import PolicyError
+    from marlstack.ros_nodes.plan import PlanError, load_deployment
     from marlstack.sim2sim.plot import plot_comparison
 
     try:

@@ -15,14 +15,14 @@ from typing import Any, Callable, Protocol
 
 import numpy as np
 
-from hardware.profile import load_profile, profile_hash
-from policies.runtime import PolicyRuntime
-from ros_nodes.adapters import make_adapter
-from ros_nodes.plan import Deployment
-from ros_nodes.safety_node import Certificate
-from sim.pybullet import PybulletFleet
-from sim.scenarios.coverage_spec import point_errors
-from sim.scenarios.navigation_spec import SUCCESS_RADIUS
+from marlstack.hardware.profile import load_profile, profile_hash
+from marlstack.policies.runtime import PolicyRuntime
+from marlstack.ros_nodes.adapters import make_adapter
+from marlstack.ros_nodes.plan import Deployment
+from marlstack.ros_nodes.safety_node import Certificate
+from marlstack.sim.pybullet import PybulletFleet
+from marlstack.sim.scenarios.coverage_spec import point_errors
+from marlstack.sim.scenarios.navigation_spec import SUCCESS_RADIUS
 
 
 class Engine(Protocol):
@@ -95,7 +95,7 @@ class MarlstackFleet:
     def __init__(self, profile: Any, starts: Any):
         import jax
 
-        from sim.fleet import physics_step
+        from marlstack.sim.fleet import physics_step
         self._step = jax.jit(lambda poses, u: physics_step(profile, poses, u)[0])
         self.poses = np.asarray(starts, np.float64)
 
@@ -114,7 +114,7 @@ def engine_metrics(traj: Trajectory, goals: np.ndarray, profile: Any, shared: bo
     """Per robot: goal reached (within SUCCESS_RADIUS) and first when, final goal error, closest
     approach to another robot, and the simulator's collision / boundary-exit rule per step.
     `shared` (coverage): `goals` are landmarks and a robot's error is to the nearest one."""
-    from sim.fleet import violations
+    from marlstack.sim.fleet import violations
     p = traj.poses
     viol = violations(profile, p[:-1], traj.commands)
     collisions, exits = np.asarray(viol.collisions) > 0, np.asarray(viol.boundary_exits) > 0

@@ -7,8 +7,8 @@ from typing import Any, Mapping
 import numpy as np
 from matplotlib import patches
 
-from sim.render import arena_axes, draw_goals, plt, robot_colors
-from sim.scenarios.navigation_spec import SUCCESS_RADIUS
+from marlstack.sim.render import arena_axes, draw_goals, plt, robot_colors
+from marlstack.sim.scenarios.navigation_spec import SUCCESS_RADIUS
 
 STYLES = {"marlstack": "-", "pybullet": "--"}
 

@@ -23,8 +23,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from controllers.quadrotor import allocation
-from sim.cable.rotation import quat_integrate, quat_mul, quat_to_rot
+from marlstack.controllers.quadrotor import allocation
+from marlstack.sim.cable.rotation import quat_integrate, quat_mul, quat_to_rot
 
 
 @struct.dataclass

@@ -37,15 +37,15 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from controllers import quadrotor
-from controllers.mav_barrier import cable_ends, cable_geometry, closest_params
-from controllers.mav_barrier_jax import mav_barrier
-from hardware import load_profile
-from sim.cable import carrot, variation as var
-from sim.cable.dynamics import Bodies, cable_vectors, physics_step
-from sim.cable.equilibrium import hover
-from sim.cable.rotation import quat_angle, quat_from_euler, quat_integrate, quat_to_rot
-from sim.spaces import Box
+from marlstack.controllers import quadrotor
+from marlstack.controllers.mav_barrier import cable_ends, cable_geometry, closest_params
+from marlstack.controllers.mav_barrier_jax import mav_barrier
+from marlstack.hardware import load_profile
+from marlstack.sim.cable import carrot, variation as var
+from marlstack.sim.cable.dynamics import Bodies, cable_vectors, physics_step
+from marlstack.sim.cable.equilibrium import hover
+from marlstack.sim.cable.rotation import quat_angle, quat_from_euler, quat_integrate, quat_to_rot
+from marlstack.sim.spaces import Box
 
 TASKS = ("hover", "move", "random")
 ACTION_DIM = 5

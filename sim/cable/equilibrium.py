@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from controllers.quadrotor import allocation_inverse
+from marlstack.controllers.quadrotor import allocation_inverse
 
 
 class Hover(NamedTuple):

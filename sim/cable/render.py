@@ -1,6 +1,6 @@
 """Pictures of a cable-load rollout: a 3-D trajectory PNG and a GIF of MAVs, cables and load.
 
-`python -m sim.cable.render -o out/cable` flies the scripted formation controller on the `move`
+`python -m marlstack.sim.cable.render -o out/cable` flies the scripted formation controller on the `move`
 task and writes `trajectory.png` and `trajectory.gif`.
 """
 from __future__ import annotations
@@ -24,7 +24,7 @@ def record(env: Any, state: Any, policy: Callable[[Any, Any], Any], steps: int) 
     pos (T, N, 3), load_pos (T, 3), top/bottom cable ends (T, N, 3), load_corners (T, N, 3), goal_pos (3,)."""
     import jax
 
-    from sim.cable.dynamics import cable_vectors
+    from marlstack.sim.cable.dynamics import cable_vectors
 
     def body(s, _):
         s = env.step_physics(s, policy(env, s))
@@ -102,7 +102,7 @@ def animate(traj: dict[str, np.ndarray], path: str | Path, fps: int = 10, title:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sim.cable.render", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m marlstack.sim.cable.render", description=__doc__.splitlines()[0])
     parser.add_argument("-o", "--out", default="out/cable", help="output folder")
     parser.add_argument("--profile", default="mav_corl25")
     parser.add_argument("--num-agents", type=int, default=3)
@@ -111,9 +111,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     import jax
 
-    from hardware import ProfileError
-    from sim.cable.env import CableEnv
-    from sim.cable.scripted import formation_actions
+    from marlstack.hardware import ProfileError
+    from marlstack.sim.cable.env import CableEnv
+    from marlstack.sim.cable.scripted import formation_actions
     try:
         env = CableEnv(args.profile, args.num_agents, task=args.task)
     except (ProfileError, ValueError) as exc:

@@ -15,5 +15,5 @@ def make(name: str, profile: Any = DEFAULT_PROFILE, **kwargs: Any) -> Any:
     """A `CableEnv` for scenario `name`; keyword arguments go to the constructor (num_agents, max_steps, ...)."""
     if name not in SCENARIOS:
         raise ValueError(f"unknown cable scenario {name!r} (available: {', '.join(SCENARIOS)})")
-    from sim.cable.env import CableEnv
+    from marlstack.sim.cable.env import CableEnv
     return CableEnv(profile, task=SCENARIOS[name], **kwargs)

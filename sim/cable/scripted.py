@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from sim.cable.env import CableEnv, CableState
+from marlstack.sim.cable.env import CableEnv, CableState
 
 
 def formation_actions(env: CableEnv, state: CableState, kp: float = 4.0, kd: float = 3.0) -> jnp.ndarray:

@@ -2,6 +2,6 @@
 
 The only place pybullet is imported; never imports JAX, so it can run next to onboard code.
 """
-from sim.pybullet.twin import PHYSICS_HZ, PybulletFleet
+from marlstack.sim.pybullet.twin import PHYSICS_HZ, PybulletFleet
 
 __all__ = ["PHYSICS_HZ", "PybulletFleet"]

@@ -32,8 +32,8 @@ from typing import Any, NamedTuple
 import numpy as np
 import pybullet
 
-from controllers import quadrotor
-from sim.cable.equilibrium import Hover, attitude_for, hover, rot_to_quat
+from marlstack.controllers import quadrotor
+from marlstack.sim.cable.equilibrium import Hover, attitude_for, hover, rot_to_quat
 
 
 @dataclasses.dataclass(frozen=True)

@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 import pybullet
 
-from controllers.unicycle import saturate, uni_to_diff
-from hardware.urdf import Chassis, write_urdf
+from marlstack.controllers.unicycle import saturate, uni_to_diff
+from marlstack.hardware.urdf import Chassis, write_urdf
 
 PHYSICS_HZ = 240.0  # pybullet's default step rate, for which its contact solver is tuned
 GRAVITY = 9.81  # m/s^2

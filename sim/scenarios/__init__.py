@@ -11,11 +11,11 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-SCENARIOS = {"navigation": "sim.scenarios.navigation", "coverage": "sim.scenarios.coverage",
-             "formation": "sim.scenarios.formation", "foraging": "sim.scenarios.foraging",
-             "material_transport": "sim.scenarios.material_transport", "warehouse": "sim.scenarios.warehouse",
-             "discovery": "sim.scenarios.discovery", "predator_capture_prey": "sim.scenarios.predator_capture_prey",
-             "arctic_transport": "sim.scenarios.arctic_transport"}
+SCENARIOS = {"navigation": "marlstack.sim.scenarios.navigation", "coverage": "marlstack.sim.scenarios.coverage",
+             "formation": "marlstack.sim.scenarios.formation", "foraging": "marlstack.sim.scenarios.foraging",
+             "material_transport": "marlstack.sim.scenarios.material_transport", "warehouse": "marlstack.sim.scenarios.warehouse",
+             "discovery": "marlstack.sim.scenarios.discovery", "predator_capture_prey": "marlstack.sim.scenarios.predator_capture_prey",
+             "arctic_transport": "marlstack.sim.scenarios.arctic_transport"}
 
 
 def get(name: str) -> ModuleType:

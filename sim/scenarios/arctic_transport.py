@@ -22,8 +22,8 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from sim.scenarios import arctic_transport_spec as spec
-from sim.scenarios import hetero
+from marlstack.sim.scenarios import arctic_transport_spec as spec
+from marlstack.sim.scenarios import hetero
 
 SUCCESS_LABEL = "robots whose team's ground robots all reached the goal zone"
 

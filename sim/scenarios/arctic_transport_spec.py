@@ -7,8 +7,8 @@ writes it.
 """
 from __future__ import annotations
 
-from sim.scenarios import navigation_spec as nav
-from sim.scenarios import team as tm
+from marlstack.sim.scenarios import navigation_spec as nav
+from marlstack.sim.scenarios import team as tm
 
 SCENARIO = "arctic_transport"
 NUM_NEIGHBORS = nav.NUM_NEIGHBORS

@@ -17,9 +17,9 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from sim.placement import place
-from sim.scenarios import coverage_spec as spec
-from sim.scenarios import navigation as nav
+from marlstack.sim.placement import place
+from marlstack.sim.scenarios import coverage_spec as spec
+from marlstack.sim.scenarios import navigation as nav
 
 SUCCESS_LABEL = "landmarks covered"
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sim.scenarios import navigation_spec as nav
+from marlstack.sim.scenarios import navigation_spec as nav
 
 SCENARIO = "coverage"
 SUCCESS_RADIUS = nav.SUCCESS_RADIUS  # m: a landmark is covered when a robot centre is this close

@@ -25,9 +25,9 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from sim.placement import place
-from sim.scenarios import discovery_spec as spec
-from sim.scenarios import hetero
+from marlstack.sim.placement import place
+from marlstack.sim.scenarios import discovery_spec as spec
+from marlstack.sim.scenarios import hetero
 
 SUCCESS_LABEL = "robots whose team tagged every target"
 speed_factors = hetero.speed_factors

@@ -6,8 +6,8 @@ by element, in the order `sim.scenarios.discovery.observe` writes it.
 """
 from __future__ import annotations
 
-from sim.scenarios import navigation_spec as nav
-from sim.scenarios import team as tm
+from marlstack.sim.scenarios import navigation_spec as nav
+from marlstack.sim.scenarios import team as tm
 
 SCENARIO = "discovery"
 NUM_NEIGHBORS = nav.NUM_NEIGHBORS

@@ -22,10 +22,10 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from sim.placement import place
-from sim.scenarios import foraging_spec as spec
-from sim.scenarios import hetero
-from sim.scenarios import navigation as nav
+from marlstack.sim.placement import place
+from marlstack.sim.scenarios import foraging_spec as spec
+from marlstack.sim.scenarios import hetero
+from marlstack.sim.scenarios import navigation as nav
 
 SUCCESS_LABEL = "robots whose team foraged every resource"
 

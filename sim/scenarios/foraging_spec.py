@@ -6,7 +6,7 @@ observation vector element by element, in the order `sim.scenarios.foraging.obse
 """
 from __future__ import annotations
 
-from sim.scenarios import navigation_spec as nav
+from marlstack.sim.scenarios import navigation_spec as nav
 
 SCENARIO = "foraging"
 NUM_NEIGHBORS = nav.NUM_NEIGHBORS

@@ -16,8 +16,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from sim.scenarios import coverage as cov
-from sim.scenarios import formation_spec as spec
+from marlstack.sim.scenarios import coverage as cov
+from marlstack.sim.scenarios import formation_spec as spec
 
 SUCCESS_LABEL = "formation slots filled"
 Task = cov.Task

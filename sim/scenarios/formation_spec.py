@@ -5,7 +5,7 @@ order `sim.scenarios.formation.observe` (coverage's) writes it.
 """
 from __future__ import annotations
 
-from sim.scenarios import coverage_spec as cov
+from marlstack.sim.scenarios import coverage_spec as cov
 
 SCENARIO = "formation"
 SUCCESS_RADIUS = cov.SUCCESS_RADIUS  # m: a slot is filled when a robot centre is this close

@@ -14,8 +14,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sim.scenarios import navigation as nav
-from sim.scenarios import team as tm
+from marlstack.sim.scenarios import navigation as nav
+from marlstack.sim.scenarios import team as tm
 
 
 @dataclasses.dataclass(frozen=True)

@@ -24,8 +24,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from sim.scenarios import hetero
-from sim.scenarios import material_transport_spec as spec
+from marlstack.sim.scenarios import hetero
+from marlstack.sim.scenarios import material_transport_spec as spec
 
 SUCCESS_LABEL = "robots whose team delivered all the material"
 speed_factors = hetero.speed_factors

@@ -6,8 +6,8 @@ Same conventions as `navigation_spec`: `SENSORS` per robot (the exported graph a
 """
 from __future__ import annotations
 
-from sim.scenarios import navigation_spec as nav
-from sim.scenarios import team as tm
+from marlstack.sim.scenarios import navigation_spec as nav
+from marlstack.sim.scenarios import team as tm
 
 SCENARIO = "material_transport"
 NUM_NEIGHBORS = nav.NUM_NEIGHBORS

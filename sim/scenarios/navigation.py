@@ -18,9 +18,9 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from sim.angles import wrap_angle
-from sim.placement import place
-from sim.scenarios import navigation_spec as spec
+from marlstack.sim.angles import wrap_angle
+from marlstack.sim.placement import place
+from marlstack.sim.scenarios import navigation_spec as spec
 
 
 SUCCESS_LABEL = "robots at their goals"  # what `success` counts, for summaries

@@ -10,9 +10,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from sim.scenarios import discovery as dc
-from sim.scenarios import hetero
-from sim.scenarios import predator_capture_prey_spec as spec
+from marlstack.sim.scenarios import discovery as dc
+from marlstack.sim.scenarios import hetero
+from marlstack.sim.scenarios import predator_capture_prey_spec as spec
 
 SUCCESS_LABEL = "robots whose team captured every prey"
 Task = dc.Task

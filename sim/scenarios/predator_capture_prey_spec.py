@@ -2,8 +2,8 @@
 sensing and capturing predators and the prey's speed."""
 from __future__ import annotations
 
-from sim.scenarios import discovery_spec as dc
-from sim.scenarios import team as tm
+from marlstack.sim.scenarios import discovery_spec as dc
+from marlstack.sim.scenarios import team as tm
 
 SCENARIO = "predator_capture_prey"
 NUM_NEIGHBORS = dc.NUM_NEIGHBORS

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from sim.scenarios import navigation_spec as nav
+from marlstack.sim.scenarios import navigation_spec as nav
 
 
 TILE = 0.4  # m: the square tiles of a team map (5 x 8 over the Robotarium arena)

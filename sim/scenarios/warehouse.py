@@ -13,9 +13,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from sim.scenarios import hetero
-from sim.scenarios import material_transport as mt
-from sim.scenarios import warehouse_spec as spec
+from marlstack.sim.scenarios import hetero
+from marlstack.sim.scenarios import material_transport as mt
+from marlstack.sim.scenarios import warehouse_spec as spec
 
 SUCCESS_LABEL = "robots whose team delivered every package"
 Task = mt.Task

@@ -2,8 +2,8 @@
 and observation (a robot senses its own colour's zones), with two colours of robot and two zone pairs."""
 from __future__ import annotations
 
-from sim.scenarios import material_transport_spec as mt
-from sim.scenarios import team as tm
+from marlstack.sim.scenarios import material_transport_spec as mt
+from marlstack.sim.scenarios import team as tm
 
 SCENARIO = "warehouse"
 NUM_NEIGHBORS = mt.NUM_NEIGHBORS

@@ -1,7 +1,7 @@
 """`make bench-gpu` in its CPU smoke mode: the scaling rows and the memory per environment are written."""
 import json
 
-from bench.gpu import main
+from marlstack.bench.gpu import main
 
 
 def test_gpu_bench_smoke_writes_scaling_rows_with_memory_per_env(tmp_path, capsys):

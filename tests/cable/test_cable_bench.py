@@ -1,6 +1,6 @@
 import argparse
 
-from bench import cable
+from marlstack.bench import cable
 
 
 def test_bench_rows_compare_against_the_free_flyer():

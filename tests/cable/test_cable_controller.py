@@ -5,13 +5,13 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from controllers import quadrotor
-from controllers.quadrotor import allocation, mix
-from hardware import load_profile
-from sim.cable.dynamics import physics_step
-from sim.cable.env import CableEnv
-from sim.cable.rotation import quat_to_rot
-from sim.cable.scripted import formation_actions
+from marlstack.controllers import quadrotor
+from marlstack.controllers.quadrotor import allocation, mix
+from marlstack.hardware import load_profile
+from marlstack.sim.cable.dynamics import physics_step
+from marlstack.sim.cable.env import CableEnv
+from marlstack.sim.cable.rotation import quat_to_rot
+from marlstack.sim.cable.scripted import formation_actions
 
 PROFILES = ["mav_corl25", "crazyflie_team"]
 

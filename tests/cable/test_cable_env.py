@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sim.cable.env import ACTION_DIM, CableEnv
-from sim.cable.render import animate, plot_trajectory, record
-from sim.cable.rotation import quat_to_rot
-from sim.cable.scripted import formation_actions
+from marlstack.sim.cable.env import ACTION_DIM, CableEnv
+from marlstack.sim.cable.render import animate, plot_trajectory, record
+from marlstack.sim.cable.rotation import quat_to_rot
+from marlstack.sim.cable.scripted import formation_actions
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +54,7 @@ def test_reset_step_contract(env, fns):
 def test_observation_sees_the_other_mavs_positions_only(env, fns):
     """Moving MAV 1 changes MAV 0's observation only where the other MAVs' relative positions are (and the
     classical controller's command does not depend on them); a neighbour's velocity is not observed."""
-    from sim.cable import spec
+    from marlstack.sim.cable import spec
     reset, _ = fns
     _, state = reset(jax.random.PRNGKey(0))
     moved = state.replace(bodies=state.bodies.replace(pos=state.bodies.pos.at[1].add(0.3)))
@@ -173,8 +173,8 @@ def test_trajectory_png_and_gif(rigid_flight, tmp_path):
 
 
 def test_spec_and_scenarios_match_the_env(env, fns):
-    from sim.cable import spec
-    from sim.cable.scenarios import SCENARIOS, make
+    from marlstack.sim.cable import spec
+    from marlstack.sim.cable.scenarios import SCENARIOS, make
     _, state = fns[0](jax.random.PRNGKey(0))
     sensors = env.sense(state)
     assert set(sensors) == set(spec.SENSORS)

@@ -6,9 +6,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from hardware import load_profile
-from sim.cable.dynamics import Bodies, accelerations, cable_vectors, energy, physics_step
-from sim.cable.equilibrium import hover
+from marlstack.hardware import load_profile
+from marlstack.sim.cable.dynamics import Bodies, accelerations, cable_vectors, energy, physics_step
+from marlstack.sim.cable.equilibrium import hover
 
 PROFILE = load_profile("mav_corl25")
 

@@ -5,8 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from sim.cable.env import CableEnv
-from sim.cable.variation import FACTORS, check_ranges, profile_ranges, sample
+from marlstack.sim.cable.env import CableEnv
+from marlstack.sim.cable.variation import FACTORS, check_ranges, profile_ranges, sample
 
 
 def _run(env, steps, action=None, key=0):

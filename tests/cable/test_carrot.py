@@ -4,9 +4,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from sim.cable import carrot
-from sim.cable.env import CableEnv, classical
-from sim.cable.rotation import quat_from_euler, quat_to_rot
+from marlstack.sim.cable import carrot
+from marlstack.sim.cable.env import CableEnv, classical
+from marlstack.sim.cable.rotation import quat_from_euler, quat_to_rot
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +43,7 @@ def test_equilibrium_places_balance_the_load(env):
 
 
 def test_random_goals_are_feasible_and_rejection_is_reported(env):
-    from policies.evaluate_cable import goal_rejection_rate
+    from marlstack.policies.evaluate_cable import goal_rejection_rate
     rate = goal_rejection_rate(env, samples=2048)
     assert 0.02 < rate < 0.3  # the box holds some poses the cables cannot reach (measured: ~0.09)
     _, states = jax.jit(jax.vmap(env.reset))(jax.random.split(jax.random.PRNGKey(0), 256))

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import yaml
 
-from controllers.quadrotor import allocation
-from hardware import ProfileError, available_profiles, load_profile, profile_hash
-from hardware.profile import profile_path
-from sim.cable.equilibrium import hover
+from marlstack.controllers.quadrotor import allocation
+from marlstack.hardware import ProfileError, available_profiles, load_profile, profile_hash
+from marlstack.hardware.profile import profile_path
+from marlstack.sim.cable.equilibrium import hover
 
 
 def test_paper_numbers_are_loaded():

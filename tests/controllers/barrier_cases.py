@@ -1,7 +1,7 @@
 """Barrier-QP inputs shared by the numpy and JAX tests: random safe configurations, grid starts."""
 import numpy as np
 
-from controllers.barrier_qp import barrier_points, barrier_spec
+from marlstack.controllers.barrier_qp import barrier_points, barrier_spec
 
 
 def safe_configuration(profile, form, n, rng, spread=0.12):

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from rps.utilities.barrier_certificates import create_single_integrator_barrier_certificate_with_boundary
 
-from bench.barrier import numpy_step, outside, pair_distances, swap_numpy
-from controllers.barrier import BarrierFilter
-from controllers.barrier_qp import FORMS, barrier_spec, qp_rows
-from controllers.unicycle import uni_to_diff, uni_to_si
-from hardware import load_profile
+from marlstack.bench.barrier import numpy_step, outside, pair_distances, swap_numpy
+from marlstack.controllers.barrier import BarrierFilter
+from marlstack.controllers.barrier_qp import FORMS, barrier_spec, qp_rows
+from marlstack.controllers.unicycle import uni_to_diff, uni_to_si
+from marlstack.hardware import load_profile
 
 from barrier_cases import grid_start, safe_configuration
 
@@ -156,7 +156,7 @@ def _rps_si_walls(profile):
 
 
 def _rps_unicycle_walls(profile):
-    from bench.barrier import rps_barrier
+    from marlstack.bench.barrier import rps_barrier
     return rps_barrier(profile)
 
 

@@ -7,12 +7,12 @@ barrier parks symmetric swaps for good, and the rule must get every robot home.
 import numpy as np
 import pytest
 
-from bench.barrier import numpy_step, swap_nominal, swap_numpy, swap_summary
-from controllers.barrier import BarrierFilter
-from controllers.barrier_deadlock import DeadlockFreeFilter
-from controllers.barrier_qp import barrier_spec, qp_rows
-from controllers.unicycle import uni_to_si
-from hardware import load_profile
+from marlstack.bench.barrier import numpy_step, swap_nominal, swap_numpy, swap_summary
+from marlstack.controllers.barrier import BarrierFilter
+from marlstack.controllers.barrier_deadlock import DeadlockFreeFilter
+from marlstack.controllers.barrier_qp import barrier_spec, qp_rows
+from marlstack.controllers.unicycle import uni_to_si
+from marlstack.hardware import load_profile
 
 GRITS = load_profile("gritsbot_x")
 SPEC = barrier_spec(GRITS, "unicycle_walls")

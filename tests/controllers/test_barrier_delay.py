@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 
 from barrier_cases import grid_start
-from bench.barrier import numpy_step, swap_nominal, swap_start
-from controllers.barrier import BarrierFilter
-from controllers.barrier_deadlock import DeadlockFreeFilter
-from controllers.barrier_qp import barrier_points, barrier_spec, pairs
-from hardware import load_profile
+from marlstack.bench.barrier import numpy_step, swap_nominal, swap_start
+from marlstack.controllers.barrier import BarrierFilter
+from marlstack.controllers.barrier_deadlock import DeadlockFreeFilter
+from marlstack.controllers.barrier_qp import barrier_points, barrier_spec, pairs
+from marlstack.hardware import load_profile
 
 GRITS = load_profile("gritsbot_x")
 SPEC = barrier_spec(GRITS, "unicycle_walls")

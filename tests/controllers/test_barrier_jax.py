@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 from barrier_cases import grid_start, safe_configuration
 
-from bench.barrier import swap_jax
-from controllers.barrier import BarrierFilter
-from controllers.barrier_jax import INFEASIBLE, NONFINITE, OK, single_integrator_barrier, unicycle_barrier
-from controllers.barrier_qp import barrier_spec
-from controllers.unicycle import uni_to_diff, uni_to_si
-from hardware import load_profile
-from sim.fleet import FleetEnv, physics_step, violations
+from marlstack.bench.barrier import swap_jax
+from marlstack.controllers.barrier import BarrierFilter
+from marlstack.controllers.barrier_jax import INFEASIBLE, NONFINITE, OK, single_integrator_barrier, unicycle_barrier
+from marlstack.controllers.barrier_qp import barrier_spec
+from marlstack.controllers.unicycle import uni_to_diff, uni_to_si
+from marlstack.hardware import load_profile
+from marlstack.sim.fleet import FleetEnv, physics_step, violations
 
 GRITS = load_profile("gritsbot_x")
 
@@ -135,9 +135,9 @@ import sys
 sys.path.insert(0, HERE)
 import jax, jax.numpy as jnp, numpy as np
 from barrier_cases import safe_configuration
-from controllers.barrier import BarrierFilter
-from controllers.barrier_jax import unicycle_barrier
-from hardware import load_profile
+from marlstack.controllers.barrier import BarrierFilter
+from marlstack.controllers.barrier_jax import unicycle_barrier
+from marlstack.hardware import load_profile
 p, rng = load_profile('gritsbot_x'), np.random.default_rng(3)
 fn, ref = jax.jit(unicycle_barrier(p, 8)), BarrierFilter(p, 8)
 worst = 0.0

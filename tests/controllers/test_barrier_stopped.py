@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 from barrier_cases import safe_configuration
-from controllers.barrier import BarrierFilter
-from controllers.barrier_jax import OK, unicycle_barrier
-from controllers.barrier_qp import barrier_spec, qp_rows
-from controllers.unicycle import uni_to_si
-from hardware import load_profile
-from ros_nodes.safety_node import Certificate
+from marlstack.controllers.barrier import BarrierFilter
+from marlstack.controllers.barrier_jax import OK, unicycle_barrier
+from marlstack.controllers.barrier_qp import barrier_spec, qp_rows
+from marlstack.controllers.unicycle import uni_to_si
+from marlstack.hardware import load_profile
+from marlstack.ros_nodes.safety_node import Certificate
 
 GRITS = load_profile("gritsbot_x")
 FORM = "unicycle_walls"

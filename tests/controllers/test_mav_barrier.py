@@ -6,11 +6,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from controllers.barrier_jax import NONFINITE, OK
-from controllers.mav_barrier import (Cables, cable_ends, cable_gaps, cable_geometry, cable_kinematics, filter_team,
+from marlstack.controllers.barrier_jax import NONFINITE, OK
+from marlstack.controllers.mav_barrier import (Cables, cable_ends, cable_gaps, cable_geometry, cable_kinematics, filter_team,
                                      mav_barrier_spec)
-from controllers.mav_barrier_jax import fuzz, mav_barrier
-from hardware import load_profile
+from marlstack.controllers.mav_barrier_jax import fuzz, mav_barrier
+from marlstack.hardware import load_profile
 
 DISCRETE_SLACK = 0.005  # m: how far a 100 Hz zero-order hold may cross a continuous-time barrier (measured ≤ 2.4 mm)
 

@@ -8,9 +8,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from controllers import quadrotor
-from ros_nodes.mav_sim import Failsafe, TeamSim
-from sim.cable.rotation import quat_to_rot
+from marlstack.controllers import quadrotor
+from marlstack.ros_nodes.mav_sim import Failsafe, TeamSim
+from marlstack.sim.cable.rotation import quat_to_rot
 
 
 def test_numpy_controller_matches_the_jitted_one_and_the_motor_model_matches_the_true_thrust():

@@ -6,7 +6,7 @@ import pytest
 from rps.utilities import controllers as rc
 from rps.utilities import transformations as rt
 
-from controllers import unicycle as uc
+from marlstack.controllers import unicycle as uc
 
 D = 0.05
 RNG = np.random.default_rng(7)

@@ -19,8 +19,8 @@ import time
 
 import numpy as np
 
-from controllers import quadrotor
-from hardware import load_profile
+from marlstack.controllers import quadrotor
+from marlstack.hardware import load_profile
 
 LAND_SPEED = 1.0      # m/s
 CLIMB_SPEED = 1.0     # m/s, take-off
@@ -153,7 +153,7 @@ class FakeQuad:
 
     def state(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(position, attitude w x y z, world velocity, body rates)."""
-        from hardware.frames import matrix_to_quat
+        from marlstack.hardware.frames import matrix_to_quat
         f, i = self.fleet, self.i
         with f.lock:
             return f.pos[i].copy(), matrix_to_quat(f.rot[i]), f.vel[i].copy(), f.omega[i].copy()

@@ -9,8 +9,8 @@ import pytest
 from cflib.crtp.crtpstack import CRTPPort
 
 from fake_crazyflie import FakeRadioDriver
-from hardware.crazyflie import CrazyflieLink
-from hardware.flight import LinkLimits
+from marlstack.hardware.crazyflie import CrazyflieLink
+from marlstack.hardware.flight import LinkLimits
 
 LIMITS = LinkLimits(max_thrust_n=0.6, hover_thrust_n=0.3237, max_body_rate=6.0, setpoint_rate_hz=100.0,
                     setpoint_timeout_s=0.1, hold_s=1.0)

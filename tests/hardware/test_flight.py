@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from hardware.flight import LinkLimits, SetpointGuard
+from marlstack.hardware.flight import LinkLimits, SetpointGuard
 
 LIMITS = LinkLimits(max_thrust_n=10.0, hover_thrust_n=4.0, max_body_rate=2.0, setpoint_timeout_s=0.1, hold_s=1.0)
 

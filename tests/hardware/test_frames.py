@@ -1,7 +1,7 @@
 """ENU/FLU <-> NED/FRD conversions: involutions, quaternion round trips, and vectors mapped consistently."""
 import numpy as np
 
-from hardware.frames import (attitude_enu_flu_to_ned_frd, enu_to_ned, euler_zyx, flu_to_frd, matrix_to_quat,
+from marlstack.hardware.frames import (attitude_enu_flu_to_ned_frd, enu_to_ned, euler_zyx, flu_to_frd, matrix_to_quat,
                              quat_to_matrix)
 
 

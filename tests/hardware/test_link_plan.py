@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ros_nodes.plan import PlanError, fleet_plan, load_deployment
+from marlstack.ros_nodes.plan import PlanError, fleet_plan, load_deployment
 
 LAUNCH = Path(__file__).resolve().parents[2] / "launch"
 

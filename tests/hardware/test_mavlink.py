@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from fake_autopilot import MODES, FakeAutopilot
-from hardware.flight import LinkLimits
-from hardware.frames import quat_to_matrix
-from hardware.mavlink import MavlinkLink
+from marlstack.hardware.flight import LinkLimits
+from marlstack.hardware.frames import quat_to_matrix
+from marlstack.hardware.mavlink import MavlinkLink
 from pymavlink.dialects.v20 import common as mav
 
 LIMITS = LinkLimits(max_thrust_n=25.0, hover_thrust_n=5.886, max_body_rate=3.0, setpoint_rate_hz=100.0,

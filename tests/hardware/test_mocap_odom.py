@@ -4,9 +4,9 @@ import math
 import numpy as np
 import pytest
 
-from hardware.frames import matrix_to_quat, quat_to_matrix
-from ros_nodes.hardware_adapter_node import mocap_to_world
-from ros_nodes.mocap_odom_node import PoseRates
+from marlstack.hardware.frames import matrix_to_quat, quat_to_matrix
+from marlstack.ros_nodes.hardware_adapter_node import mocap_to_world
+from marlstack.ros_nodes.mocap_odom_node import PoseRates
 
 
 def rot_z(a):

@@ -3,7 +3,7 @@ import dataclasses
 import pytest
 import yaml
 
-from hardware.profile import ProfileError, available_profiles, load_profile, profile_hash, profile_path
+from marlstack.hardware.profile import ProfileError, available_profiles, load_profile, profile_hash, profile_path
 
 
 def test_bundled_ground_profiles_load():

@@ -7,14 +7,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from policies import ppo
-from policies.checkpoint import FILENAME, load_policy, make_meta, save
-from policies.config import build_config
-from policies.envs import BARRIER_TOL, ArrayEnv
-from policies.evaluate import evaluate
-from policies.evaluate_cable import summarise
-from policies.run_dir import METRIC_COLUMNS
-from sim.spaces import Box
+from marlstack.policies import ppo
+from marlstack.policies.checkpoint import FILENAME, load_policy, make_meta, save
+from marlstack.policies.config import build_config
+from marlstack.policies.envs import BARRIER_TOL, ArrayEnv
+from marlstack.policies.evaluate import evaluate
+from marlstack.policies.evaluate_cable import summarise
+from marlstack.policies.run_dir import METRIC_COLUMNS
+from marlstack.sim.spaces import Box
 
 
 class Clipped:
@@ -88,10 +88,10 @@ def test_a_rollout_logs_the_barrier_and_eval_reports_it(tmp_path, monkeypatch):
 def test_the_envs_report_the_barrier_per_agent(make):
     """The info key the trainer reads, per agent, from both barrier-filtered envs (traced, not compiled)."""
     if make == "fleet":
-        from sim.fleet import FleetEnv
+        from marlstack.sim.fleet import FleetEnv
         env = FleetEnv(num_agents=3, barrier="unicycle_walls")
     else:
-        from sim.cable.env import CableEnv
+        from marlstack.sim.cable.env import CableEnv
         env = CableEnv("mav_corl25", 3, barrier=True)
     _, state = jax.eval_shape(env.reset, jax.random.PRNGKey(0))
     actions = {a: jax.ShapeDtypeStruct(env.action_space(a).shape, jnp.float32) for a in env.agents}

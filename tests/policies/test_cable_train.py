@@ -5,7 +5,7 @@ import json
 import pytest
 
 from marlstack.cli import main as cli
-from policies.config import ConfigError
+from marlstack.policies.config import ConfigError
 
 
 @pytest.fixture(scope="module")
@@ -18,11 +18,11 @@ def cable_run(tmp_path_factory):
 
 
 def test_train_cable_writes_a_run_with_the_team_options(cable_run):
-    from policies.checkpoint import load_policy
+    from marlstack.policies.checkpoint import load_policy
     policy = load_policy(cable_run)
     assert policy.scenario == "cable" and policy.num_agents == 3 and policy.config["algo"] == "mappo"
     # --failure joins the scenario's env_kwargs instead of replacing them
-    from policies.config import scenario_defaults
+    from marlstack.policies.config import scenario_defaults
     assert policy.config["env_kwargs"] == {**scenario_defaults("cable")["env_kwargs"], "failure": True}
     assert (cable_run / "metrics.csv").is_file() and (cable_run / "learning_curve.png").is_file()
 
@@ -48,12 +48,12 @@ def test_eval_reports_every_seed_beside_the_baselines(cable_run, capsys):
     assert sum(b["episodes"] for b in classical["by_goal_tilt_deg"].values()) == 16
     assert json.loads((cable_run / "eval.json").read_text())["median_success_rate"] == result["median_success_rate"]
     with pytest.raises(ConfigError, match="team size"):
-        from policies.eval_cli import evaluate_run
+        from marlstack.policies.eval_cli import evaluate_run
         evaluate_run(cable_run, episodes=2, gif=False, num_agents=4)
 
 
 def test_cable_tasks_without_a_config_share_the_cable_teams():
     """`marlstack train cable_hover` used to fall back to the ground profile and fail deep in the env."""
-    from policies.config import build_config
+    from marlstack.policies.config import build_config
     cfg = build_config({"scenario": "cable_hover"})
     assert cfg.profile == "mav_corl25" and cfg.algo == "mappo" and cfg.env_kwargs["barrier"] is True

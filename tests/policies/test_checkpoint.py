@@ -6,10 +6,10 @@ import jax
 import numpy as np
 import pytest
 
-from policies import checkpoint, train_cli
-from policies.checkpoint import CheckpointError, load_policy
-from policies.config import build_config
-from policies.run_dir import read_metrics
+from marlstack.policies import checkpoint, train_cli
+from marlstack.policies.checkpoint import CheckpointError, load_policy
+from marlstack.policies.config import build_config
+from marlstack.policies.run_dir import read_metrics
 
 # tiny navigation runs: 2 robots, no barrier, 6 updates in 3 calls of 2
 CFG = {"scenario": "navigation", "num_agents": 2, "num_seeds": 1, "barrier": "none", "max_steps": 40, "num_envs": 8,
@@ -77,7 +77,7 @@ def test_resume_refuses_incompatible_runs(runs, capsys):
     assert "trained scenario 'navigation', not 'MPE_simple_spread_v3'" in err and len(err.splitlines()) == 1
     other = build_config({**CFG, "num_agents": 3})
     meta, _ = checkpoint.read(out)
-    from policies.ppo import Trainer
+    from marlstack.policies.ppo import Trainer
     with pytest.raises(CheckpointError, match="incompatible: num_agents 2 != 3"):
         checkpoint.check_compatible(meta, other, Trainer(other).spec, out)
 
@@ -87,7 +87,7 @@ def test_broken_or_missing_checkpoint(runs, tmp_path, capsys):
     bad.write_bytes(b"not msgpack at all")
     with pytest.raises(CheckpointError, match="is not a marlstack checkpoint"):
         load_policy(bad)
-    from policies import eval_cli
+    from marlstack.policies import eval_cli
     assert eval_cli.main([str(tmp_path / "nothing")]) == 2
     assert "no checkpoint at" in capsys.readouterr().err
     with pytest.raises(CheckpointError, match="seed index 5 out of range"):

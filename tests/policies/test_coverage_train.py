@@ -8,12 +8,12 @@ import pytest
 from test_export import NOISE, TOL, rollout_sensors
 from test_train import SMALL_NAV, random_return
 
-from bench.policy import write_untrained_run
-from policies import export_cli, train_cli
-from policies.checkpoint import load_policy
-from policies.config import build_config
-from policies.evaluate import evaluate
-from policies.runtime import PolicyRuntime, load_spec
+from marlstack.bench.policy import write_untrained_run
+from marlstack.policies import export_cli, train_cli
+from marlstack.policies.checkpoint import load_policy
+from marlstack.policies.config import build_config
+from marlstack.policies.evaluate import evaluate
+from marlstack.policies.runtime import PolicyRuntime, load_spec
 
 EPISODES = 64
 

@@ -11,8 +11,8 @@ import numpy as np
 SCRIPT = r"""
 import json
 import jax, numpy as np
-from policies.config import build_config
-from policies.ppo import Trainer
+from marlstack.policies.config import build_config
+from marlstack.policies.ppo import Trainer
 out, start = {}, None
 for d in (1, 2):
     cfg = build_config({"scenario": "navigation", "num_agents": 2, "barrier": "none", "num_envs": 4, "num_steps": 4, "hidden_sizes": [16],

@@ -15,13 +15,13 @@ import numpy as np
 import onnx
 import pytest
 
-from bench.policy import write_untrained_run
-from hardware import load_profile, profile_hash
-from policies import export_cli, inspect_cli
-from policies.checkpoint import load_policy
-from policies.export import IR_VERSION, OPSET, ExportError, check_obs_dim, choose_agent
-from policies.runtime import PolicyRuntime, SpecMismatch, load_spec
-from policies.spec import SPEC_KEY, dumps
+from marlstack.bench.policy import write_untrained_run
+from marlstack.hardware import load_profile, profile_hash
+from marlstack.policies import export_cli, inspect_cli
+from marlstack.policies.checkpoint import load_policy
+from marlstack.policies.export import IR_VERSION, OPSET, ExportError, check_obs_dim, choose_agent
+from marlstack.policies.runtime import PolicyRuntime, SpecMismatch, load_spec
+from marlstack.policies.spec import SPEC_KEY, dumps
 
 TOL = 1e-5  # issue 5: ONNX command == JAX deterministic action to 1e-5 (physical units)
 PROFILE = "gritsbot_x"

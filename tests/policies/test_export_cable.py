@@ -10,13 +10,13 @@ import jax
 import numpy as np
 import pytest
 
-from bench.policy import write_untrained_run
-from hardware import profile_hash
-from policies import export_cli, inspect_cli
-from policies.checkpoint import load_policy
-from policies.export import rollout_inputs
-from policies.runtime import PolicyRuntime, SpecMismatch
-from sim.cable import spec as cable_spec
+from marlstack.bench.policy import write_untrained_run
+from marlstack.hardware import profile_hash
+from marlstack.policies import export_cli, inspect_cli
+from marlstack.policies.checkpoint import load_policy
+from marlstack.policies.export import rollout_inputs
+from marlstack.policies.runtime import PolicyRuntime, SpecMismatch
+from marlstack.sim.cable import spec as cable_spec
 
 TOL = 1e-5
 

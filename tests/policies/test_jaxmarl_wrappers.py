@@ -6,8 +6,8 @@ import jax.numpy as jnp
 def test_jaxmarl_log_wrapper_runs_our_fleet_env_to_an_episode_end():
     from jaxmarl.wrappers.baselines import LogWrapper   # gymnax underneath needs `six` (pinned in the extra)
 
-    from policies.config import build_config
-    from policies.envs import make_env
+    from marlstack.policies.config import build_config
+    from marlstack.policies.envs import make_env
     env = make_env(build_config({"scenario": "navigation", "max_steps": 5}))
     wrapped = LogWrapper(env)
     reset, step = jax.jit(wrapped.reset), jax.jit(wrapped.step)

@@ -7,8 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from marlstack.cli import main as cli
-from policies.config import build_config
-from policies.ppo import Batch, Trainer
+from marlstack.policies.config import build_config
+from marlstack.policies.ppo import Batch, Trainer
 from test_ppo_truncation import Countdown
 
 

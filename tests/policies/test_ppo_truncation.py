@@ -4,8 +4,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from policies.envs import ArrayEnv
-from policies.ppo import Transition, gae
+from marlstack.policies.envs import ArrayEnv
+from marlstack.policies.ppo import Transition, gae
 
 GAMMA, LAM = 0.9, 0.95
 
@@ -56,7 +56,7 @@ class Countdown:
     max_steps = 3
 
     def action_space(self, agent):
-        from sim.spaces import Discrete
+        from marlstack.sim.spaces import Discrete
         return Discrete(2)
 
     def reset(self, key):
@@ -86,7 +86,7 @@ def test_array_env_tells_time_outs_from_terminal_states_without_the_envs_flag():
 
 
 def test_fleet_env_flags_a_time_out_but_not_a_solved_episode():
-    from sim.fleet import FleetEnv
+    from marlstack.sim.fleet import FleetEnv
     env = FleetEnv(num_agents=2, max_steps=2)
     step = jax.jit(env.step)
     obs, state = env.reset(jax.random.PRNGKey(0))

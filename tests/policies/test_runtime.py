@@ -13,10 +13,10 @@ import numpy as np
 import onnx
 import pytest
 
-from hardware import load_profile, profile_hash
-from policies.export import Step, trace, write_artifact
-from policies.runtime import ArtifactError, BadInput, PolicyError, PolicyRuntime, SpecMismatch, session_options
-from policies.spec import SPEC_KEY, SpecError, build_spec, check_expectations, dumps, tensor, validate_spec
+from marlstack.hardware import load_profile, profile_hash
+from marlstack.policies.export import Step, trace, write_artifact
+from marlstack.policies.runtime import ArtifactError, BadInput, PolicyError, PolicyRuntime, SpecMismatch, session_options
+from marlstack.policies.spec import SPEC_KEY, SpecError, build_spec, check_expectations, dumps, tensor, validate_spec
 
 PROFILE = load_profile("gritsbot_x")
 HASH = profile_hash(PROFILE)
@@ -170,9 +170,9 @@ def test_onboard_path_never_imports_jax(artifact):
     code = textwrap.dedent(f"""
         import sys
         import numpy as np
-        import policies, policies.runtime, policies.spec
-        from policies import inspect_cli
-        rt = policies.runtime.PolicyRuntime({str(artifact)!r}, expect_scenario="navigation")
+        import marlstack.policies.runtime, marlstack.policies.spec
+        from marlstack.policies import inspect_cli
+        rt = marlstack.policies.runtime.PolicyRuntime({str(artifact)!r}, expect_scenario="navigation")
         out = rt.run({{"pose": np.zeros((1, 3), np.float32), "others": np.zeros((1, 1, 3), np.float32),
                       "goal": np.ones((1, 2), np.float32)}})
         assert out["cmd"].tolist() == [[1.0, 0.0]], out

@@ -6,10 +6,10 @@ import jax.numpy as jnp
 import numpy as np
 from test_export import NOISE, TOL
 
-from bench.policy import write_untrained_run
-from policies import export_cli
-from policies.checkpoint import load_policy
-from policies.runtime import PolicyRuntime, load_spec
+from marlstack.bench.policy import write_untrained_run
+from marlstack.policies import export_cli
+from marlstack.policies.checkpoint import load_policy
+from marlstack.policies.runtime import PolicyRuntime, load_spec
 
 
 def test_discrete_foraging_policy_exports_levels_and_unicycle_commands(tmp_path):

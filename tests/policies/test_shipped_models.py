@@ -21,9 +21,9 @@ def test_the_paper_platform_and_the_failure_team_are_shipped():
 
 @pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_model_meets_its_stated_evaluation(name):
-    from hardware import load_profile
-    from policies.checkpoint import load_policy
-    from policies.evaluate_cable import robustness, robustness_rows
+    from marlstack.hardware import load_profile
+    from marlstack.policies.checkpoint import load_policy
+    from marlstack.policies.evaluate_cable import robustness, robustness_rows
     stated = json.loads((MODELS / name / "eval.json").read_text())
     profile = load_profile(load_policy(MODELS / name).profile)
     rows = [row for row in robustness_rows(profile) if row[0] in ("nominal", ALL_DRAWN)]

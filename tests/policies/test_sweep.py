@@ -5,8 +5,8 @@ import json
 import pytest
 
 from marlstack.cli import main as cli
-from policies import sweep
-from policies.config import ConfigError
+from marlstack.policies import sweep
+from marlstack.policies.config import ConfigError
 
 # the smallest navigation training; the grid's key only changes the budget, so the Ray worker compiles once
 TINY = ["--set", "num_agents=2", "--set", "barrier=none", "--set", "num_envs=2", "--set", "num_steps=4",

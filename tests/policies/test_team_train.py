@@ -6,9 +6,9 @@ runs are in docs/training.md; here the budget allows one compile (the trainer's)
 import numpy as np
 from test_train import SMALL_NAV
 
-from policies import train_cli
-from policies.config import build_config
-from policies.run_dir import read_metrics
+from marlstack.policies import train_cli
+from marlstack.policies.config import build_config
+from marlstack.policies.run_dir import read_metrics
 
 # IPPO explicitly (the scenario's YAML says MAPPO), 60-step episodes, small networks: one compile, ~25k steps
 SMALL_TEAM = {"algo": "ippo", "max_steps": 60, "hidden_sizes": [32, 32], "num_envs": 32, "total_steps": 24 * 32 * 32,

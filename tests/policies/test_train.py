@@ -10,12 +10,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from policies import eval_cli, train_cli
-from policies.checkpoint import load_policy
-from policies.config import build_config
-from policies.envs import ArrayEnv
-from policies.evaluate import evaluate
-from policies.run_dir import read_metrics
+from marlstack.policies import eval_cli, train_cli
+from marlstack.policies.checkpoint import load_policy
+from marlstack.policies.config import build_config
+from marlstack.policies.envs import ArrayEnv
+from marlstack.policies.evaluate import evaluate
+from marlstack.policies.run_dir import read_metrics
 
 # navigation without the barrier (compiles fast), 2 robots, 3.3 s episodes
 SMALL_NAV = {"scenario": "navigation", "num_agents": 2, "num_seeds": 1, "barrier": "none", "max_steps": 100, "num_envs": 64,

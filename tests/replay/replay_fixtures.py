@@ -159,8 +159,8 @@ def policy_onnx(path: Path, num_agents: int, seed: int, profile_name: str = "gri
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    from hardware.profile import load_profile, profile_hash
-    from policies.spec import SPEC_KEY, build_spec, dumps, tensor
+    from marlstack.hardware.profile import load_profile, profile_hash
+    from marlstack.policies.spec import SPEC_KEY, build_spec, dumps, tensor
 
     prof = load_profile(profile_name)
     n_other = num_agents - 1
@@ -212,9 +212,9 @@ def policy_run(policy: Path, steps: int = 20, dt: float = DT) -> list[tuple[str,
     """
     import numpy as np
 
-    from policies.runtime import PolicyRuntime
-    from ros_nodes.adapters import InputError, NavigationAdapter
-    from ros_nodes.convert import pose_from_msg
+    from marlstack.policies.runtime import PolicyRuntime
+    from marlstack.ros_nodes.adapters import InputError, NavigationAdapter
+    from marlstack.ros_nodes.convert import pose_from_msg
 
     rt = PolicyRuntime(policy)
     robots = ROBOTS

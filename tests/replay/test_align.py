@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from test_ardupilot import write_tlog
 
-from replay import align
-from replay.align import utc_offset
-from replay.cli import main
-from replay.flightlog import open_flight_log
+from marlstack.replay import align
+from marlstack.replay.align import utc_offset
+from marlstack.replay.cli import main
+from marlstack.replay.flightlog import open_flight_log
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "flight_logs"
 AP, PX4 = DATA / "ardupilot_sitl_plane.bin", DATA / "px4_sample.ulg"

@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from replay import frames
-from replay.ardupilot import quat_from_euler_deg
-from replay.cli import main
-from replay.flightlog import open_flight_log
+from marlstack.replay import frames
+from marlstack.replay.ardupilot import quat_from_euler_deg
+from marlstack.replay.cli import main
+from marlstack.replay.flightlog import open_flight_log
 
 LOG = Path(__file__).resolve().parents[1] / "data" / "flight_logs" / "ardupilot_sitl_plane.bin"
 

@@ -8,8 +8,8 @@ import json
 
 import pytest
 
-from bench.cli import main
-from bench.replay import ULOG
+from marlstack.bench.cli import main
+from marlstack.bench.replay import ULOG
 
 
 def test_bench_replay_json(capsys, tmp_path):

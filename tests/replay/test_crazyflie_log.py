@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from replay.cli import main
-from replay.crazyflie import _header
-from replay.flightlog import open_flight_log
+from marlstack.replay.cli import main
+from marlstack.replay.crazyflie import _header
+from marlstack.replay.flightlog import open_flight_log
 
 LOG = Path(__file__).resolve().parents[1] / "data" / "flight_logs" / "crazyflie_log05"
 

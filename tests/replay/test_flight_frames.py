@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from replay import frames
+from marlstack.replay import frames
 
 
 def quat_from_euler(roll: float, pitch: float, yaw: float) -> np.ndarray:
@@ -53,7 +53,7 @@ def test_rotations_agree():
 def test_streams_agree_with_the_flight_links_conversions():
     """replay converts whole streams NED/FRD -> ENU/FLU; hardware.frames converts one sample the other
     way for the flight links: the round trip is the identity."""
-    from hardware import frames as link
+    from marlstack.hardware import frames as link
 
     rng = np.random.default_rng(5)
     q_ned = rng.normal(size=(50, 4))

@@ -7,8 +7,8 @@ import json
 import sys
 from pathlib import Path
 
-from ros_nodes import topics
-from ros_nodes.isolation import run_isolated
+from marlstack.ros_nodes import topics
+from marlstack.ros_nodes.isolation import run_isolated
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -21,7 +21,7 @@ from websockets.sync.client import connect
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
 py, out, names = sys.argv[1:4]
-node = subprocess.Popen([py, "-m", "ros_nodes.foxglove_node", "--ros-args", "-p", f"topics:={names}", "-p", "port:=0"],
+node = subprocess.Popen([py, "-m", "marlstack.ros_nodes.foxglove_node", "--ros-args", "-p", f"topics:={names}", "-p", "port:=0"],
                         stderr=subprocess.PIPE, text=True)
 url = None
 while url is None:

@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from replay.bag import Bag
-from replay.cli import main
-from replay.team import evaluate_team
-from policies.runtime import PolicyRuntime
+from marlstack.replay.bag import Bag
+from marlstack.replay.cli import main
+from marlstack.replay.team import evaluate_team
+from marlstack.policies.runtime import PolicyRuntime
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "mav_team"
 BAG, POLICY = DATA / "cable3_wall", DATA / "cable3.onnx"
@@ -41,7 +41,7 @@ def test_eval_reruns_policy_and_safety_stage(result):
 
 
 def test_eval_table_and_csv(result, tmp_path):
-    from replay.evaluate import format_result, write_outputs
+    from marlstack.replay.evaluate import format_result, write_outputs
     out = format_result(result)
     assert "safety stage onboard" in out and "stage steps" in out
     write_outputs(result, tmp_path)
@@ -86,7 +86,7 @@ def test_report_on_a_mav_bag(tmp_path, capsys):
 
 
 def test_message_times_fast_path_agrees_and_distrusts_bad_indexes(tmp_path):
-    from replay import mcap_records as mr
+    from marlstack.replay import mcap_records as mr
 
     def times_slow(bag):
         out = {}
@@ -149,7 +149,7 @@ def test_eval_on_one_log_per_vehicle_aligned_by_shared_stamps(result, tmp_path, 
     assert res["max_abs_diff"] <= 1e-5
     # given offsets instead (relative to the first log); a log that shares nothing with the first one
     # cannot be aligned without them
-    from replay.merge import MergedBag
+    from marlstack.replay.merge import MergedBag
     given = MergedBag([Bag(p) for p in logs], [10.0, 6.75, 17.5])
     assert given.alignment()["method"] == "given offsets" and given.offsets_s == [0.0, -3.25, 7.5]
     assert main(["eval", str(logs[0]), str(BAG / "metadata.yaml"), "--policy", str(POLICY)]) == 2

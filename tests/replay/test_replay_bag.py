@@ -12,8 +12,8 @@ from mcap.records import Chunk, Footer, Message
 from mcap_ros2.decoder import DecoderFactory
 
 from replay_fixtures import known_fleet, write_bag
-from replay.bag import Bag
-from replay.cli import main
+from marlstack.replay.bag import Bag
+from marlstack.replay.cli import main
 
 CHUNK_EVERY = 10  # messages per chunk, like the recorder's periodic flush on a small fleet
 

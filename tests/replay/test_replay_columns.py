@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from rosbags.typesys import Stores, get_typestore
 
-from replay import cdr_columns, table_csv
-from replay.bag import Bag
-from replay.fleet import _convert, read_fleet
+from marlstack.replay import cdr_columns, table_csv
+from marlstack.replay.bag import Bag
+from marlstack.replay.fleet import _convert, read_fleet
 from replay_fixtures import POSE, TWIST, S, T, pose_msg, twist_msg, write_bag
 
 STORE = get_typestore(Stores.ROS2_KILTED)

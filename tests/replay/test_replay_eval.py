@@ -12,7 +12,7 @@ import json
 import pytest
 
 from replay_fixtures import ROBOTS, policy_onnx, policy_run, write_bag
-from replay.cli import main
+from marlstack.replay.cli import main
 
 
 @pytest.fixture(scope="module")

@@ -17,9 +17,9 @@ from mcap.reader import make_reader
 from mcap_ros2.decoder import DecoderFactory
 
 from replay_fixtures import ROBOTS, known_fleet, write_bag
-from ros_nodes import topics
-from ros_nodes.isolation import isolated, ros_env
-from replay.bag import Bag
+from marlstack.ros_nodes import topics
+from marlstack.ros_nodes.isolation import isolated, ros_env
+from marlstack.replay.bag import Bag
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -27,7 +27,7 @@ DRIVER = r"""
 import json, os, signal, subprocess, sys, time
 py, out, bag, topics, play_args, domain_shift = sys.argv[1:7]
 env = dict(os.environ, ROS_DOMAIN_ID=str(int(os.environ["ROS_DOMAIN_ID"]) + int(domain_shift)))
-rec = subprocess.Popen([py, "-m", "ros_nodes.recorder_node", "--ros-args", "-p", f"output:={out}",
+rec = subprocess.Popen([py, "-m", "marlstack.ros_nodes.recorder_node", "--ros-args", "-p", f"output:={out}",
                         "-p", f"topics:={topics}"], stderr=subprocess.PIPE, text=True, env=env)
 line = ""
 while "recording" not in line:
@@ -114,7 +114,7 @@ def test_play_commands_only_when_asked_under_a_named_domain(tmp_path):
 
 
 def test_play_refuses_commands_without_a_named_place(tmp_path, capsys):
-    from replay.cli import main
+    from marlstack.replay.cli import main
 
     original = write_bag(tmp_path / "original", known_fleet())
     assert main(["play", str(original), "--actuation"]) == 2

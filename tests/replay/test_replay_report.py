@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hardware.profile import load_profile
+from marlstack.hardware.profile import load_profile
 from replay_fixtures import EXPECTED, ROBOTS, UNKNOWN_TYPE, known_fleet, write_bag
-from replay.cli import main
+from marlstack.replay.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 GRITSBOT = load_profile("gritsbot_x")
@@ -170,15 +170,15 @@ def test_deployment_config_gives_robot_order_remaps_and_profile(tmp_path, capsys
 
 
 def test_poses_the_recorder_missed_are_found_by_their_frame_stamp(bags):
-    from replay.bag import Bag
-    from replay.fleet import read_fleet
+    from marlstack.replay.bag import Bag
+    from marlstack.replay.fleet import read_fleet
     fleet = read_fleet(Bag(bags["mcap"]))
     # robot_2's poses of frames k = 3, 4 are absent while robot_0 and robot_1 carry those stamps
     assert [(r, round(t, 6)) for r, t in fleet.unlogged_poses()] == [("robot_2", 0.3), ("robot_2", 0.4)]
 
 
 def test_event_driven_streams_have_a_rate_but_no_gaps():
-    from replay.info import stream_stats
+    from marlstack.replay.info import stream_stats
     rng = np.random.default_rng(0)
     bursts = np.sort(np.concatenate([rng.uniform(0, 30, 60), rng.uniform(10, 10.01, 40)]))  # /diagnostics-like
     rate, period, gaps, missing = stream_stats((bursts * 1e9).astype(np.int64))

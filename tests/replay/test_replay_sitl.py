@@ -16,11 +16,11 @@ import pytest
 from mcap.reader import make_reader
 from mcap_ros2.decoder import DecoderFactory
 
-from hardware.profile import load_profile
+from marlstack.hardware.profile import load_profile
 from replay_fixtures import policy_onnx
-from ros_nodes.isolation import run_isolated
-from replay.bag import Bag
-from replay.cli import main
+from marlstack.ros_nodes.isolation import run_isolated
+from marlstack.replay.bag import Bag
+from marlstack.replay.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 DURATION_S = 3.0

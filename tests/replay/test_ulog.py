@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from replay import frames
-from replay.cli import main
-from replay.flightlog import hold, open_flight_log
+from marlstack.replay import frames
+from marlstack.replay.cli import main
+from marlstack.replay.flightlog import hold, open_flight_log
 
 LOG = Path(__file__).resolve().parents[1] / "data" / "flight_logs" / "px4_sample.ulg"
 
@@ -92,7 +92,7 @@ def test_convert_reads_back(tmp_path, log):
     from mcap.reader import make_reader
     from mcap_ros2.decoder import DecoderFactory
 
-    from replay.bag import Bag
+    from marlstack.replay.bag import Bag
 
     out = tmp_path / "flight.mcap"
     assert main(["convert", str(LOG), "-o", str(out), "--namespace", "px4"]) == 0

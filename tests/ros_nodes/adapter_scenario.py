@@ -25,10 +25,10 @@ from rclpy.qos import qos_profile_sensor_data
 from std_msgs.msg import Bool
 from std_srvs.srv import SetBool
 
-from ros_nodes import convert, topics
-from ros_nodes.isolation import ros_env
-from ros_nodes.plan import NodeSpec
-from ros_nodes.supervisor import Supervisor
+from marlstack.ros_nodes import convert, topics
+from marlstack.ros_nodes.isolation import ros_env
+from marlstack.ros_nodes.plan import NodeSpec
+from marlstack.ros_nodes.supervisor import Supervisor
 
 ROBOT, ROBOT_CMD, MOCAP = "tb3_0", "/tb3_0_driver/cmd_vel", "/optitrack/tb3_0/pose"
 LATENCY_S, DROP, NOISE_M = 0.03, 0.1, 0.001

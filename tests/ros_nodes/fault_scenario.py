@@ -25,10 +25,10 @@ import numpy as np
 import rclpy
 from rclpy.node import Node
 
-from ros_nodes import convert, health, topics
-from ros_nodes.isolation import ros_env
-from ros_nodes.plan import NodeSpec
-from ros_nodes.supervisor import Supervisor
+from marlstack.ros_nodes import convert, health, topics
+from marlstack.ros_nodes.isolation import ros_env
+from marlstack.ros_nodes.plan import NodeSpec
+from marlstack.ros_nodes.supervisor import Supervisor
 
 ROBOTS = ["robot_0", "robot_1", "robot_2", "robot_3"]
 POSES = [(-1.0, 0.5, 0.0), (-1.0, -0.5, 0.0), (1.0, 0.5, math.pi), (1.0, -0.5, math.pi)]

@@ -34,13 +34,13 @@ from fake_autopilot import MODES, FakeAutopilot  # noqa: E402
 from fake_crazyflie import FakeCrazyflieUdp  # noqa: E402
 from fake_vehicle import FakeFleet, FakeQuad, fly  # noqa: E402
 
-from hardware.frames import matrix_to_quat  # noqa: E402
-from ros_nodes import convert, health, topics  # noqa: E402
-from ros_nodes.flight_cli import call_team, status_lines, team_status  # noqa: E402
-from ros_nodes.isolation import ros_env  # noqa: E402
-from ros_nodes.mav_io import odometry, odometry_msg, pose_msg, setpoint_msg  # noqa: E402
-from ros_nodes.plan import fleet_plan, load_deployment  # noqa: E402
-from ros_nodes.supervisor import Supervisor  # noqa: E402
+from marlstack.hardware.frames import matrix_to_quat  # noqa: E402
+from marlstack.ros_nodes import convert, health, topics  # noqa: E402
+from marlstack.ros_nodes.flight_cli import call_team, status_lines, team_status  # noqa: E402
+from marlstack.ros_nodes.isolation import ros_env  # noqa: E402
+from marlstack.ros_nodes.mav_io import odometry, odometry_msg, pose_msg, setpoint_msg  # noqa: E402
+from marlstack.ros_nodes.plan import fleet_plan, load_deployment  # noqa: E402
+from marlstack.ros_nodes.supervisor import Supervisor  # noqa: E402
 
 MAVS = ["mav_0", "mav_1", "mav_2"]
 STARTS = {"mav_0": (0.0, 0.0, 0.0), "mav_1": (1.5, 0.0, 0.0), "mav_2": (0.0, 1.5, 0.0)}

@@ -17,10 +17,10 @@ from pathlib import Path
 import rclpy
 from rclpy.node import Node
 
-from ros_nodes import topics
-from ros_nodes.isolation import ros_env
-from ros_nodes.plan import NodeSpec
-from ros_nodes.supervisor import Supervisor
+from marlstack.ros_nodes import topics
+from marlstack.ros_nodes.isolation import ros_env
+from marlstack.ros_nodes.plan import NodeSpec
+from marlstack.ros_nodes.supervisor import Supervisor
 
 ROBOTS = ["robot_0", "robot_1"]
 HOLD_CHECK_S = 3.0  # longer than the sim's 2 s between "holding" log lines

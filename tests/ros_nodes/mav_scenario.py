@@ -17,11 +17,11 @@ from pathlib import Path
 import rclpy
 from rclpy.node import Node
 
-from hardware import load_profile
-from ros_nodes import health, topics
-from ros_nodes.isolation import ros_env
-from ros_nodes.plan import NodeSpec
-from ros_nodes.supervisor import Supervisor
+from marlstack.hardware import load_profile
+from marlstack.ros_nodes import health, topics
+from marlstack.ros_nodes.isolation import ros_env
+from marlstack.ros_nodes.plan import NodeSpec
+from marlstack.ros_nodes.supervisor import Supervisor
 
 MAV, PROFILE = "mav_0", "crazyflie_team"
 

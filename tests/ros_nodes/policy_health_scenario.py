@@ -18,8 +18,8 @@ import time
 
 import rclpy
 
-from ros_nodes import convert
-from ros_nodes.policy_node import make_node
+from marlstack.ros_nodes import convert
+from marlstack.ros_nodes.policy_node import make_node
 
 ROBOTS = ["robot_0", "robot_1", "robot_2", "robot_3"]
 POSES = [(-1.0, 0.5, 0.0), (-1.0, -0.5, 0.0), (1.0, 0.5, math.pi), (1.0, -0.5, math.pi)]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ros_nodes.isolation import run_isolated
+from marlstack.ros_nodes.isolation import run_isolated
 
 REPO = Path(__file__).resolve().parents[2]
 # `marlstack train navigation --num-agents 4` (the navigation.yaml defaults, as `make demo` trains),
@@ -21,7 +21,7 @@ TRAINED_COVERAGE = REPO / "tests" / "data" / "coverage_4" / "checkpoint.msgpack"
 @pytest.fixture(scope="session")
 def policies(tmp_path_factory) -> dict[int, Path]:
     """fleet size -> policy.onnx of the trained 4-robot policy, exported for 4 and for 8 robots."""
-    from policies.export import export
+    from marlstack.policies.export import export
     root = tmp_path_factory.getbasetemp() / "ros_policies"
     root.mkdir(exist_ok=True)
     out = {}
@@ -36,7 +36,7 @@ def policies(tmp_path_factory) -> dict[int, Path]:
 @pytest.fixture(scope="session")
 def coverage_policy(tmp_path_factory) -> Path:
     """policy.onnx of the trained 4-robot coverage policy."""
-    from policies.export import export
+    from marlstack.policies.export import export
     path = tmp_path_factory.getbasetemp() / "ros_policies" / "coverage_4.onnx"
     if not path.exists():
         path.parent.mkdir(exist_ok=True)

@@ -7,8 +7,8 @@ from types import SimpleNamespace as NS
 import numpy as np
 import pytest
 
-from ros_nodes import convert
-from ros_nodes.adapters import InvalidInput, MissingInput, NavigationAdapter, StaleInput, make_adapter
+from marlstack.ros_nodes import convert
+from marlstack.ros_nodes.adapters import InvalidInput, MissingInput, NavigationAdapter, StaleInput, make_adapter
 
 
 def pose(x=0.0, y=0.0, q=(0.0, 0.0, 0.0, 1.0), t=(12, 500_000_000)):
@@ -105,11 +105,11 @@ def test_unknown_scenario_is_a_clear_error():
         make_adapter("herding", ["a"], "a", 0.1)
 
 
-ONBOARD = ["ros_nodes.policy_node", "ros_nodes.safety_node", "ros_nodes.recorder_node", "ros_nodes.rate_controller_node",
-           "ros_nodes.mav_policy_node", "ros_nodes.mav_io", "ros_nodes.mav_safety", "ros_nodes.team_plan", "ros_nodes.adapters",
-           "ros_nodes.convert", "ros_nodes.topics", "ros_nodes.plan", "ros_nodes.health", "ros_nodes.runner",
-           "ros_nodes.sitl", "policies.runtime", "controllers.barrier", "ros_nodes.hardware_adapter_node",
-           "hardware.mavlink", "hardware.crazyflie", "ros_nodes.flight_link_node"]
+ONBOARD = ["marlstack.ros_nodes.policy_node", "marlstack.ros_nodes.safety_node", "marlstack.ros_nodes.recorder_node", "marlstack.ros_nodes.rate_controller_node",
+           "marlstack.ros_nodes.mav_policy_node", "marlstack.ros_nodes.mav_io", "marlstack.ros_nodes.mav_safety", "marlstack.ros_nodes.team_plan", "marlstack.ros_nodes.adapters",
+           "marlstack.ros_nodes.convert", "marlstack.ros_nodes.topics", "marlstack.ros_nodes.plan", "marlstack.ros_nodes.health", "marlstack.ros_nodes.runner",
+           "marlstack.ros_nodes.sitl", "marlstack.policies.runtime", "marlstack.controllers.barrier", "marlstack.ros_nodes.hardware_adapter_node",
+           "marlstack.hardware.mavlink", "marlstack.hardware.crazyflie", "marlstack.ros_nodes.flight_link_node"]
 
 
 def test_onboard_node_modules_never_import_jax():

@@ -3,9 +3,9 @@ import json
 import sys
 
 from ros_fixtures import REPO, policies, run_scenario  # noqa: F401  (fixture)
-from ros_nodes.isolation import run_isolated
-from replay.bag import Bag
-from ros_nodes.runner import EXIT_START_ERROR
+from marlstack.ros_nodes.isolation import run_isolated
+from marlstack.replay.bag import Bag
+from marlstack.ros_nodes.runner import EXIT_START_ERROR
 
 
 def test_watchdog_stops_and_recovers_and_a_killed_recorder_leaves_a_readable_bag(policies, tmp_path):
@@ -44,7 +44,7 @@ def run_policy_node(policy, tmp_path, **overrides):
     params = {"robot": "robot_0", "robots": ["robot_0", "robot_1", "robot_2", "robot_3"], "profile": "gritsbot_x",
               "scenario": "navigation", "policy_path": str(policy), "rate_hz": 1 / 0.033, **overrides}
     args = [a for k, v in params.items() for a in ("-p", f"{k}:={json.dumps(v)}")]
-    return run_isolated([sys.executable, "-m", "ros_nodes.policy_node", "--ros-args", *args],
+    return run_isolated([sys.executable, "-m", "marlstack.ros_nodes.policy_node", "--ros-args", *args],
                         capture_output=True, text=True, timeout=60, cwd=REPO)
 
 

@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from hardware import load_profile
+from marlstack.hardware import load_profile
 from ros_fixtures import run_scenario
-from ros_nodes.flight_link_node import rates_and_thrust
+from marlstack.ros_nodes.flight_link_node import rates_and_thrust
 
 
 def test_outer_loops_hover_and_tilt():

@@ -4,9 +4,9 @@ import math
 import numpy as np
 import pytest
 
-from hardware import load_profile
+from marlstack.hardware import load_profile
 from ros_fixtures import REPO, policies, run_scenario  # noqa: F401  (fixture)
-from ros_nodes.hardware_adapter_node import CommandGate, mocap_to_world
+from marlstack.ros_nodes.hardware_adapter_node import CommandGate, mocap_to_world
 
 
 def test_gate_precedence_and_limits_last():
@@ -55,7 +55,7 @@ def test_adapter_with_a_fake_robot(tmp_path):
 def test_sitl_through_hardware_adapters_reaches_goals(policies, tmp_path):
     """marlstack sitl with a 'hardware' section: the sim plays the drivers and the mocap on the real-fleet topics."""
     from ros_fixtures import config_with_policy, sitl
-    from ros_nodes.plan import fleet_plan, load_deployment
+    from marlstack.ros_nodes.plan import fleet_plan, load_deployment
     config = config_with_policy("robotarium_nav4_hardware.yaml", policies[4], tmp_path)
     specs = fleet_plan(load_deployment(config), sitl=True)
     adapters = [s for s in specs if s.executable == "hardware_adapter_node"]
@@ -76,7 +76,7 @@ def test_sitl_through_hardware_adapters_reaches_goals(policies, tmp_path):
 def test_bad_hardware_section_is_named(tmp_path, section, message):
     import yaml
 
-    from ros_nodes.plan import PlanError, load_deployment
+    from marlstack.ros_nodes.plan import PlanError, load_deployment
     data = yaml.safe_load((REPO / "launch" / "robotarium_nav4_hardware.yaml").read_text())
     data["hardware"] = section
     path = tmp_path / "fleet.yaml"

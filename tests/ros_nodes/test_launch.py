@@ -12,7 +12,7 @@ import sys
 import types
 from pathlib import Path
 
-from ros_nodes.plan import fleet_plan, load_deployment
+from marlstack.ros_nodes.plan import fleet_plan, load_deployment
 
 LAUNCH = Path(__file__).resolve().parents[2] / "launch"
 
@@ -66,7 +66,7 @@ def test_launch_file_builds_one_node_action_per_planned_node(monkeypatch, tmp_pa
     context = types.SimpleNamespace(launch_configurations={"config": str(config), "sim": "true", "record": str(tmp_path / "bag"),
                                                            "foxglove": "8765"})
     nodes = opaque[0].kwargs["function"](context)
-    from ros_nodes.foxglove_node import node_spec
+    from marlstack.ros_nodes.foxglove_node import node_spec
     specs = fleet_plan(load_deployment(config), sitl=True, record=str(tmp_path / "bag")) + [node_spec(load_deployment(config), 8765)]
     assert len(nodes) == len(specs) == 1 + 8 + 8 + 1 + 1
     for node, spec in zip(nodes, specs):

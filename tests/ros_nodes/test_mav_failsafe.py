@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ros_nodes.mav_sim import DESCEND, FLY, HOLD, LANDED, Failsafe, TeamSim
+from marlstack.ros_nodes.mav_sim import DESCEND, FLY, HOLD, LANDED, Failsafe, TeamSim
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,9 @@ certifies only against odometry at most `mav_safety.MAX_AGE_PERIODS` periods old
 """
 import numpy as np
 
-from ros_nodes import mav_io, mav_safety
-from ros_nodes.adapters import InvalidInput, StaleInput
-from sim.cable import spec as cable_spec
+from marlstack.ros_nodes import mav_io, mav_safety
+from marlstack.ros_nodes.adapters import InvalidInput, StaleInput
+from marlstack.sim.cable import spec as cable_spec
 
 MAVS = ["mav_0", "mav_1", "mav_2"]
 LIMIT = np.array([5.0, 5.0, 5.0, 3.0, 3.0])
@@ -106,7 +106,7 @@ def test_own_odometry_frozen_below_the_floor_is_caught_when_it_reports_a_speed()
 
 def test_the_flight_controller_refuses_set_points_by_their_stamps():
     """The SITL firmware's rule (mav_sim_node): a set-point's stamp is the load sample it answers."""
-    from ros_nodes import health
+    from marlstack.ros_nodes import health
     stamps, limit = health.Stamps(OFFSET, OFFSET + PERIOD), 10 * PERIOD
     fault = lambda stamp, now: mav_io.setpoint_fault(stamps, "mav_0", stamp, now, limit)  # noqa: E731
     assert "not set" in fault(0.0, 5.0)

@@ -5,11 +5,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ros_nodes import mav_io
-from ros_nodes.adapters import MissingInput, StaleInput
-from ros_nodes.mav_io import hold_command
-from ros_nodes.plan import PlanError, fleet_plan, load_deployment
-from sim.cable import spec as cable_spec
+from marlstack.ros_nodes import mav_io
+from marlstack.ros_nodes.adapters import MissingInput, StaleInput
+from marlstack.ros_nodes.mav_io import hold_command
+from marlstack.ros_nodes.plan import PlanError, fleet_plan, load_deployment
+from marlstack.sim.cable import spec as cable_spec
 
 MAVS = ["mav_0", "mav_1", "mav_2"]
 LIMIT = np.array([5.0, 5.0, 5.0, 3.0, 3.0])
@@ -116,8 +116,8 @@ def test_a_silent_or_falling_teammate_is_lost_and_the_landing_comes_down_level()
 def test_sitl_vs_jax_missions_fly_the_evaluation_goals_with_level_waypoints_between(tmp_path):
     import yaml
 
-    from ros_nodes.mav_compare import mission, quat_to_rpy_deg, row_of, totals
-    from ros_nodes.mav_sim_node import quat_from_rpy
+    from marlstack.ros_nodes.mav_compare import mission, quat_to_rpy_deg, row_of, totals
+    from marlstack.ros_nodes.mav_sim_node import quat_from_rpy
     q = quat_from_rpy(math.radians(30), math.radians(-20), math.radians(120))
     assert quat_to_rpy_deg(np.asarray(q)) == pytest.approx([30, -20, 120])
     eps = {"start": np.array([[0.1, 0.2, 1.4], [-0.2, 0.0, 1.6]]), "goal_pos": np.array([[0.5, 0.5, 1.5], [0.0, -0.5, 1.2]]),

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import yaml
 
-from controllers.mav_barrier import cable_ends, cable_gaps, cable_geometry
-from hardware.profile import load_profile
-from ros_nodes.mav_safety import Load, SafetyStage
-from ros_nodes.plan import PlanError, fleet_plan, load_deployment
+from marlstack.controllers.mav_barrier import cable_ends, cable_gaps, cable_geometry
+from marlstack.hardware.profile import load_profile
+from marlstack.ros_nodes.mav_safety import Load, SafetyStage
+from marlstack.ros_nodes.plan import PlanError, fleet_plan, load_deployment
 
 MAVS = ["mav_0", "mav_1"]
 DT = 0.01  # the policy period of mav_corl25 (100 Hz)

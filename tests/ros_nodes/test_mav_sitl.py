@@ -10,17 +10,17 @@ policy on the logged inputs.
 import numpy as np
 import yaml
 
-from bench.policy import write_untrained_run
-from hardware import load_profile
-from replay.bag import Bag
-from replay.evaluate import evaluate
-from replay.fleet import load_config
+from marlstack.bench.policy import write_untrained_run
+from marlstack.hardware import load_profile
+from marlstack.replay.bag import Bag
+from marlstack.replay.evaluate import evaluate
+from marlstack.replay.fleet import load_config
 from ros_fixtures import REPO, sitl
 from rosbags.rosbag2 import Reader
 
 
 def test_three_mavs_take_off_reach_the_goal_ride_out_a_blind_spell_land_and_record(tmp_path):
-    from policies.export import export
+    from marlstack.policies.export import export
     run = write_untrained_run(tmp_path / "run", {"scenario": "cable", "num_seeds": 1, "hidden_sizes": [32, 32],
                                            "env_kwargs": {"residual": 0.2}})  # no training shield: a faster init
     export(run, tmp_path / "cable.onnx")

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ros_nodes import topics
-from ros_nodes.plan import PlanError, fleet_plan, load_deployment
+from marlstack.ros_nodes import topics
+from marlstack.ros_nodes.plan import PlanError, fleet_plan, load_deployment
 
 LAUNCH = Path(__file__).resolve().parents[2] / "launch"
 
@@ -102,7 +102,7 @@ def test_bad_configs_fail_with_the_key_named(tmp_path, override, needle):
 
 
 def test_sitl_refuses_bad_configs_in_one_line(tmp_path, capsys):
-    from ros_nodes import sitl
+    from marlstack.ros_nodes import sitl
     assert sitl.main(["--config", str(tmp_path / "missing.yaml")]) == 2
     assert sitl.main(["--config", str(write(tmp_path, policy=str(tmp_path / "none.onnx")))]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
@@ -112,7 +112,7 @@ def test_sitl_refuses_bad_configs_in_one_line(tmp_path, capsys):
 
 
 def test_benchmark_fleets_are_valid_deployments(tmp_path):
-    from bench.ros import fleet_config
+    from marlstack.bench.ros import fleet_config
     for n in (4, 10):
         dep = load_deployment(fleet_config(n, tmp_path / "p.onnx", "onboard", tmp_path / f"f{n}.yaml"))
         assert len(dep.robots) == n and dep.safety_mode == "onboard"

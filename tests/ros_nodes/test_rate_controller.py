@@ -4,9 +4,9 @@ import math
 import numpy as np
 import pytest
 
-from hardware import load_profile
+from marlstack.hardware import load_profile
 from ros_fixtures import run_scenario
-from ros_nodes.rate_controller_node import rotation
+from marlstack.ros_nodes.rate_controller_node import rotation
 
 
 def test_rotation_is_body_to_world():

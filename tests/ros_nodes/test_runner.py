@@ -8,12 +8,12 @@ import pytest
 import rclpy
 
 from ros_fixtures import REPO
-from ros_nodes.isolation import can_isolate, isolated, ros_env
-from ros_nodes.runner import EXECUTOR_ENV, StartError, make_executor
+from marlstack.ros_nodes.isolation import can_isolate, isolated, ros_env
+from marlstack.ros_nodes.runner import EXECUTOR_ENV, StartError, make_executor
 
 TICKER = """
 import sys
-from ros_nodes.runner import run_node
+from marlstack.ros_nodes.runner import run_node
 def make():
     from rclpy.node import Node
     class Ticker(Node):

@@ -10,16 +10,16 @@ import numpy as np
 import pytest
 import yaml
 
-from hardware import load_profile, profile_hash
-from policies.export import Step, trace, write_artifact
-from policies.spec import build_spec, tensor
+from marlstack.hardware import load_profile, profile_hash
+from marlstack.policies.export import Step, trace, write_artifact
+from marlstack.policies.spec import build_spec, tensor
 from ros_fixtures import REPO, config_with_policy, run_scenario, sitl  # noqa: F401
-from ros_nodes import health, sitl as sitl_cli
-from ros_nodes.adapters import MissingInput, StaleInput
-from ros_nodes.plan import PlanError, load_deployment
-from ros_nodes.policy_node import open_policy
-from ros_nodes.runner import StartError
-from ros_nodes.safety_node import Certificate
+from marlstack.ros_nodes import health, sitl as sitl_cli
+from marlstack.ros_nodes.adapters import MissingInput, StaleInput
+from marlstack.ros_nodes.plan import PlanError, load_deployment
+from marlstack.ros_nodes.policy_node import open_policy
+from marlstack.ros_nodes.runner import StartError
+from marlstack.ros_nodes.safety_node import Certificate
 
 GRITS = load_profile("gritsbot_x")
 ROBOTS = [f"robot_{i}" for i in range(4)]
@@ -190,7 +190,7 @@ def test_samples_are_judged_by_their_stamps():
 def test_a_constant_delay_is_stale_every_time_not_reported_once_and_tolerated():
     """Timed by its stamp, a pose arriving 1 s late is 1 s old when it is used: its robot stops on
     every sample (and the delay is on /diagnostics); a stamp shifted into the past (1e9) likewise."""
-    from ros_nodes.adapters import LatestValues
+    from marlstack.ros_nodes.adapters import LatestValues
     s, poses, now = health.Stamps(offset_s=0.02, jump_s=0.053), LatestValues(["r1"], 3, "pose"), 1_700_000_000.0
     for k in range(5):
         t = now + k * 0.033
@@ -205,7 +205,7 @@ def test_a_constant_delay_is_stale_every_time_not_reported_once_and_tolerated():
 
 
 def test_a_stale_neighbour_does_not_stop_the_policy_but_a_stale_own_pose_does():
-    from ros_nodes.adapters import make_adapter
+    from marlstack.ros_nodes.adapters import make_adapter
     a = make_adapter("navigation", ROBOTS, "robot_0", 0.1, neighbour_max_age_s=60.0)
     a.update_task(np.array([1.0, 0.0]))
     for i, r in enumerate(ROBOTS):
@@ -262,8 +262,8 @@ def test_the_policy_node_refuses_a_jumping_stamp_and_a_frozen_pose(tmp_path):
 
 def test_an_aged_neighbour_is_kept_further_away_by_its_possible_travel():
     """Onboard: robot a drives at neighbour b; b's pose is `age` old, so a keeps D + v_max·age away."""
-    from controllers.barrier_qp import barrier_points
-    from bench.barrier import numpy_step
+    from marlstack.controllers.barrier_qp import barrier_points
+    from marlstack.bench.barrier import numpy_step
     closest = {}
     for age in (0.0, 0.25):
         cert = Certificate(GRITS, ["a", "b"], ["a"], "unicycle_walls", deadlock_hold_s=0.0)
@@ -303,7 +303,7 @@ def test_a_pose_that_stops_changing_while_the_robot_is_commanded_is_frozen():
 
 
 def test_the_deployment_sets_the_sitl_sensing_model_and_the_certificate_delay(tmp_path):
-    from ros_nodes.plan import fleet_plan
+    from marlstack.ros_nodes.plan import fleet_plan
     dep = load_deployment(write_plan(tmp_path, sim={"seed": 1, "pose_delay_s": 0.1, "pose_jitter_s": 0.02,
                                                      "pose_noise_m": 0.001, "pose_drop": 0.05},
                                      safety={"mode": "fleet", "form": "unicycle_walls", "delay_s": 0.12}))

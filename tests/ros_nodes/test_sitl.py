@@ -16,8 +16,8 @@ from rosbags.rosbag2 import Reader
 from rosbags.typesys import Stores, get_typestore
 
 from ros_fixtures import REPO, config_with_policy, coverage_policy, policies, sitl  # noqa: F401  (fixtures)
-from ros_nodes.isolation import ros_env
-from replay.cli import main as replay_main
+from marlstack.ros_nodes.isolation import ros_env
+from marlstack.replay.cli import main as replay_main
 
 
 def assert_safe_and_arrived(report, n):
@@ -148,7 +148,7 @@ def test_a_node_dying_during_the_run_fails_it_loudly(policies, tmp_path):
         deadline = time.monotonic() + 90
         while not (logdir / "sim_summary.json").exists() and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.2)
-        victims = _pids("ros_nodes.policy_node", "robot:=\"robot_1\"", str(policies[4]))
+        victims = _pids("marlstack.ros_nodes.policy_node", "robot:=\"robot_1\"", str(policies[4]))
         assert len(victims) == 1, victims
         os.kill(victims[0], signal.SIGKILL)
         out, err = proc.communicate(timeout=60)

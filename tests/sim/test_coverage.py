@@ -9,12 +9,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from hardware import load_profile
+from marlstack.hardware import load_profile
 from marlstack.sim_cli import main as sim_main
-from sim.fleet import FleetEnv
-from sim.rollout import rollout, scripted_policy
-from sim.scenarios import coverage as cov
-from sim.scenarios import coverage_spec as spec
+from marlstack.sim.fleet import FleetEnv
+from marlstack.sim.rollout import rollout, scripted_policy
+from marlstack.sim.scenarios import coverage as cov
+from marlstack.sim.scenarios import coverage_spec as spec
 
 PROFILE = load_profile("gritsbot_x")
 KEY = jax.random.PRNGKey(0)

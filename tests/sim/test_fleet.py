@@ -7,9 +7,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from hardware import load_profile
-from sim.fleet import FleetEnv, physics_step, violations
-from sim.waypoints import STEP
+from marlstack.hardware import load_profile
+from marlstack.sim.fleet import FleetEnv, physics_step, violations
+from marlstack.sim.waypoints import STEP
 
 KEY = jax.random.PRNGKey(0)
 
@@ -186,7 +186,7 @@ def test_barrier_hook_filters_every_command(monkeypatch):
         return lambda poses, u: (u * 0.0, {"intervention": jnp.linalg.norm(u, axis=-1), "status": jnp.zeros((), jnp.int32),
                                              "matrix": jnp.zeros((3, 3))})
 
-    monkeypatch.setitem(sys.modules, "controllers.barrier_jax", types.SimpleNamespace(unicycle_barrier=unicycle_barrier))
+    monkeypatch.setitem(sys.modules, "marlstack.controllers.barrier_jax", types.SimpleNamespace(unicycle_barrier=unicycle_barrier))
     e = FleetEnv("gritsbot_x", num_agents=3, barrier="unicycle_walls")
     assert calls["args"] == ("gritsbot_x", 3, "unicycle_walls")
     _, state = e.reset(KEY)

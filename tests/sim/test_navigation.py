@@ -7,9 +7,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from hardware import load_profile
-from sim.scenarios import navigation as nav
-from sim.scenarios import navigation_spec as spec
+from marlstack.hardware import load_profile
+from marlstack.sim.scenarios import navigation as nav
+from marlstack.sim.scenarios import navigation_spec as spec
 
 PROFILE = load_profile("gritsbot_x")
 observe = jax.jit(nav.observe, static_argnums=1)  # one compile per shape, not hundreds of eager ops

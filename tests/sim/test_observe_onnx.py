@@ -5,8 +5,8 @@ import jax
 import numpy as np
 import pytest
 
-from hardware import load_profile
-from sim import scenarios
+from marlstack.hardware import load_profile
+from marlstack.sim import scenarios
 
 jax2onnx = pytest.importorskip("jax2onnx")
 ort = pytest.importorskip("onnxruntime")

@@ -11,8 +11,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from hardware import load_profile
-from sim.fleet import FleetEnv
+from marlstack.hardware import load_profile
+from marlstack.sim.fleet import FleetEnv
 
 rps_robotarium = pytest.importorskip("rps.robotarium")
 STEPS = 1000

@@ -9,12 +9,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from hardware import load_profile
-from sim.fleet import FleetEnv
-from sim.scenarios import foraging as fo
-from sim.scenarios import foraging_spec
-from sim.scenarios import formation as fm
-from sim.scenarios import formation_spec
+from marlstack.hardware import load_profile
+from marlstack.sim.fleet import FleetEnv
+from marlstack.sim.scenarios import foraging as fo
+from marlstack.sim.scenarios import foraging_spec
+from marlstack.sim.scenarios import formation as fm
+from marlstack.sim.scenarios import formation_spec
 
 PROFILE = load_profile("gritsbot_x")
 

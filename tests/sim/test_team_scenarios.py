@@ -12,15 +12,15 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from hardware import load_profile
-from sim.fleet import FleetEnv
-from sim.scenarios import SCENARIOS
-from sim.scenarios import arctic_transport as at
-from sim.scenarios import discovery as dc
-from sim.scenarios import get, hetero
-from sim.scenarios import material_transport as mt
-from sim.scenarios import predator_capture_prey as pcp
-from sim.scenarios import warehouse as wh
+from marlstack.hardware import load_profile
+from marlstack.sim.fleet import FleetEnv
+from marlstack.sim.scenarios import SCENARIOS
+from marlstack.sim.scenarios import arctic_transport as at
+from marlstack.sim.scenarios import discovery as dc
+from marlstack.sim.scenarios import get, hetero
+from marlstack.sim.scenarios import material_transport as mt
+from marlstack.sim.scenarios import predator_capture_prey as pcp
+from marlstack.sim.scenarios import warehouse as wh
 
 PROFILE = load_profile("gritsbot_x")
 JIT = {}

@@ -15,9 +15,9 @@ import pytest
 import yaml
 from onnx import TensorProto, helper
 
-from hardware import load_profile, profile_hash
+from marlstack.hardware import load_profile, profile_hash
 from marlstack.cli import main
-from policies import spec as specs
+from marlstack.policies import spec as specs
 
 ROOT = Path(__file__).resolve().parents[2]
 CABLE3 = ROOT / "launch" / "cable3.yaml"
@@ -65,10 +65,10 @@ def pd_policy(tmp_path_factory):
 HOVER = """
 import json, sys
 import numpy as np, pybullet
-from hardware import load_profile
-from policies.runtime import PolicyRuntime
+from marlstack.hardware import load_profile
+from marlstack.policies.runtime import PolicyRuntime
 from marlstack.sim2sim.cable import TeamPolicy, fly, goal_poses
-from sim.pybullet.cable_twin import Chain, PybulletCableTeam, cable_mass, cable_spans
+from marlstack.sim.pybullet.cable_twin import Chain, PybulletCableTeam, cable_mass, cable_spans
 profile = load_profile("mav_corl25")
 start = (0.2, -0.1, 1.5)
 runtime = PolicyRuntime(sys.argv[1], expect_scenario="cable", batch_size=3)

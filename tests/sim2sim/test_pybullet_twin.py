@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 import yaml
 
-from controllers.unicycle import saturate
-from hardware import load_profile
-from hardware.urdf import ground_robot_urdf
+from marlstack.controllers.unicycle import saturate
+from marlstack.hardware import load_profile
+from marlstack.hardware.urdf import ground_robot_urdf
 from marlstack.cli import main
-from sim.pybullet import PybulletFleet
+from marlstack.sim.pybullet import PybulletFleet
 
 ROOT = Path(__file__).resolve().parents[2]
 NAV4 = ROOT / "launch" / "robotarium_nav4.yaml"
@@ -92,7 +92,7 @@ def test_constant_command_matches_the_saturated_unicycle(profile, command):
 @pytest.fixture(scope="module")
 def scripted_config(tmp_path_factory):
     """launch/robotarium_nav4.yaml with the scripted go-to-goal policy exported next to it."""
-    from ros_nodes.scripted_policy import export_scripted
+    from marlstack.ros_nodes.scripted_policy import export_scripted
     tmp = tmp_path_factory.mktemp("sim2sim")
     export_scripted(tmp / "policy.onnx", 4)
     cfg = yaml.safe_load(NAV4.read_text()) | {"policy": "policy.onnx"}
@@ -121,7 +121,7 @@ def test_scripted_fleet_behaves_alike_in_both_engines(scripted_config, tmp_path,
 
 
 def test_trained_coverage_policy_covers_every_landmark_in_both_engines(tmp_path, capsys, profile):
-    from policies.export import export
+    from marlstack.policies.export import export
     cfg = yaml.safe_load((ROOT / "launch" / "robotarium_coverage4.yaml").read_text())
     export(ROOT / "tests" / "data" / "coverage_4" / "checkpoint.msgpack", tmp_path / "cov.onnx")
     cfg["policy"] = str(tmp_path / "cov.onnx")
@@ -152,19 +152,19 @@ def test_missing_policy_says_how_to_make_one(tmp_path, capsys):
 
 def test_missing_pybullet_says_which_extra(monkeypatch, capsys, tmp_path):
     import marlstack.sim2sim
-    import sim
-    for name in [m for m in sys.modules if m == "marlstack.sim2sim.fleet" or m.startswith("sim.pybullet")]:
+    import marlstack.sim
+    for name in [m for m in sys.modules if m == "marlstack.sim2sim.fleet" or m.startswith("marlstack.sim.pybullet")]:
         monkeypatch.delitem(sys.modules, name)
     # `from package import x` takes an attribute before sys.modules
     monkeypatch.delattr(marlstack.sim2sim, "fleet", raising=False)
-    monkeypatch.delattr(sim, "pybullet", raising=False)
+    monkeypatch.delattr(marlstack.sim, "pybullet", raising=False)
     monkeypatch.setitem(sys.modules, "pybullet", None)  # makes `import pybullet` fail
     assert main(["sim2sim", "--config", str(NAV4), "-o", str(tmp_path)]) == 2
     assert "pip install marlstack[sim2sim]" in capsys.readouterr().err
 
 
 def test_twin_imports_neither_jax_nor_lets_pybullet_out():
-    code = "import sys, sim.pybullet; assert 'jax' not in sys.modules, 'sim.pybullet imported jax'"
+    code = "import sys, marlstack.sim.pybullet; assert 'jax' not in sys.modules, 'marlstack.sim.pybullet imported jax'"
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     outside = [str(p.relative_to(ROOT)) for folder in ("sim", "policies", "controllers", "ros_nodes", "hardware",

@@ -20,7 +20,7 @@ def rps21() -> Path:
 @pytest.fixture(scope="session")
 def nav_policy(tmp_path_factory) -> Path:
     """The committed trained navigation policy (tests/data/README.md), exported for 4 robots."""
-    from policies.export import export
+    from marlstack.policies.export import export
     path = tmp_path_factory.mktemp("robotarium") / "navigation_4.onnx"
     export(TRAINED, path)
     return path

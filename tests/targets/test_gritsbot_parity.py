@@ -14,8 +14,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from hardware import load_profile
-from sim.fleet import physics_step
+from marlstack.hardware import load_profile
+from marlstack.sim.fleet import physics_step
 
 STEPS = 1000
 SIZES = (2, 7, 20)

@@ -4,11 +4,11 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from hardware import load_profile
-from policies.runtime import load_spec
-from targets import numpy_ops
-from targets.onnx_numpy import TranslationError, translate
-from targets.robotarium import PARITY_TOL, load_generated, parity_error
+from marlstack.hardware import load_profile
+from marlstack.policies.runtime import load_spec
+from marlstack.targets import numpy_ops
+from marlstack.targets.onnx_numpy import TranslationError, translate
+from marlstack.targets.robotarium import PARITY_TOL, load_generated, parity_error
 
 
 def write_generated(model: onnx.ModelProto, folder):

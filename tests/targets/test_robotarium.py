@@ -15,7 +15,7 @@ import pytest
 
 from marlstack.cli import main as marlstack
 from rps21_env import TRAINED, Rps21Missing, find_wheel
-from targets.robotarium import export_submission, foreign_imports
+from marlstack.targets.robotarium import export_submission, foreign_imports
 from test_layers import imported_modules
 
 RUNNER = Path(__file__).with_name("rps21_run.py")
@@ -115,11 +115,11 @@ def test_discrete_action_policy_runs_on_rps_2_1(rps21, tmp_path):
     """A discrete-action navigation policy (untrained weights): the waypoint action -> (v, omega) map is in
     the exported graph, so the numpy translation carries it (ArgMax + the command table) to the Robotarium;
     its commands match onnxruntime's and rps 2.1 runs the submission without an error (issue 17)."""
-    from bench.policy import write_untrained_run
-    from hardware import load_profile
-    from policies.export import export, random_inputs
-    from policies.runtime import PolicyRuntime, load_spec
-    from targets.robotarium import load_generated
+    from marlstack.bench.policy import write_untrained_run
+    from marlstack.hardware import load_profile
+    from marlstack.policies.export import export, random_inputs
+    from marlstack.policies.runtime import PolicyRuntime, load_spec
+    from marlstack.targets.robotarium import load_generated
     run = write_untrained_run(tmp_path / "run", {"scenario": "navigation", "num_agents": 4, "action_type": "discrete",
                                                  "barrier": "none"}, noise=0.5)
     onnx_path = tmp_path / "discrete.onnx"
