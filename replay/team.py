@@ -12,7 +12,10 @@ by the node's own `ros_nodes.mav_io.TeamInputs`.
 
 **The safety stage.** With `safety: onboard` (the node's default) the node sends the policy's
 acceleration after its barrier certificate (`ros_nodes.mav_safety.SafetyStage`), so the logged
-set-point is the *filtered* command. Replay re-runs the same stage on the same odometry. The stage
+set-point is the *filtered* command. Replay re-runs the same stage on the same odometry
+(`mav_io.certify`, as the node calls it), cable rows included: the load's odometry is the set-point's
+own sample, used by the cable rows when it was at most `mav_safety.MAX_AGE_PERIODS` periods old at the
+node's clock, as the node decides. The stage
 carries each position forward by its velocity over the odometry's age at the node's clock, which the
 log does not hold: it lies between the newest input stamp and the set-point's log time, and is
 searched there (a grid, then bisection on the closest). The stage passes the body-rate feed-forward
@@ -138,14 +141,18 @@ def _err(a: np.ndarray, b: np.ndarray) -> float:
 class _Stage:
     """The node's safety stage re-run with the node's clock unknown within [lo, hi]."""
 
-    def __init__(self, profile: Any, mavs: list[str], me: str):
+    def __init__(self, profile: Any, mavs: list[str], me: str, rate_hz: float):
         self.stage = mav_safety.SafetyStage(profile, mavs, me)
+        self.certified_age = mav_safety.MAX_AGE_PERIODS / rate_hz  # the node's rule for the load (cable rows)
 
-    def closest(self, pos: np.ndarray, vel: np.ndarray, stamps: np.ndarray, raw: np.ndarray, lo: float, hi: float,
-                target: np.ndarray) -> tuple[np.ndarray | None, float]:
-        """The stage's command closest to `target` over the node's clock in [lo, hi], and its distance."""
+    def closest(self, team: np.ndarray, stamps: np.ndarray, load: np.ndarray, load_stamp: float, raw: np.ndarray,
+                lo: float, hi: float, target: np.ndarray) -> tuple[np.ndarray | None, float]:
+        """The stage's command closest to `target` over the node's clock in [lo, hi], and its distance. `team`:
+        every MAV's odometry row (team order) stamped `stamps`; `load`: the load's row, stamped `load_stamp`,
+        which the node's cable rows used if it was at most the certified age old at its clock."""
         def at(now: float) -> tuple[np.ndarray | None, float]:
-            safe, _ = self.stage.filter(pos, vel, raw, now - stamps)
+            fresh = now - load_stamp <= self.certified_age
+            safe, _ = mav_io.certify(self.stage, team, now - stamps, raw, load if fresh else None, now - load_stamp)
             return safe, (np.inf if safe is None else _err(safe, target))
         hi = max(hi, lo)
         first = at(hi)  # a step the stage let pass passes at any clock: one call
@@ -180,7 +187,7 @@ def evaluate_team(bag: Bag, runtime: Any, config: Any | None, policy: str) -> di
     per_mav, series = {}, {}
     for me in mavs:
         rows = _evaluate_mav(log, runtime, me, limit, rate, max_age,
-                             _Stage(profile, mavs, me) if safety == "onboard" else None)
+                             _Stage(profile, mavs, me, rate) if safety == "onboard" else None)
         per_mav[me], series[me] = _summarise(rows)
     compared = [v for v in per_mav.values() if v["compared"]]
     return {"bag": str(bag.path), "policy": str(policy), "policy_run_id": runtime.spec["training_run_id"],
@@ -237,10 +244,10 @@ def _evaluate_mav(log: TeamLog, runtime: Any, me: str, limit: np.ndarray, rate: 
                 order = [k for k in order if rate_err[k] <= AGREE_TOL] or list(order[:1])
                 found = (np.inf, out[order[0]], out[order[0]])
                 for k in order:
-                    pos = np.stack([log.odom[m][1][j][0:3] for m, j in zip(used, combos[k][1:])])
-                    vel = np.stack([log.odom[m][1][j][7:10] for m, j in zip(used, combos[k][1:])])
+                    team = np.array([log.odom[m][1][j] for m, j in zip(used, combos[k][1:])])
                     st = np.array([log.odom[m][0][j] for m, j in zip(used, combos[k][1:])])
-                    safe, e = stage.closest(pos, vel, st, out[k], max(stamp, float(st.max())), t, cmd)
+                    safe, e = stage.closest(team, st, np.asarray(log.load[stamp]), stamp, out[k],
+                                            max(stamp, float(st.max())), t, cmd)
                     if safe is not None and e < found[0]:
                         found = (e, safe, out[k])
                     if found[0] <= AGREE_TOL:

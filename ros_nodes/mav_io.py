@@ -22,6 +22,7 @@ import numpy as np
 
 from marlstack.ros_nodes import convert, health
 from marlstack.ros_nodes.adapters import InputError, LatestValues
+from marlstack.ros_nodes.mav_safety import Load, SafetyStage
 
 WIDTH = 13  # position (3), quaternion x y z w (4), world velocity (3), body rates (3)
 LOAD, GOAL = "/load/odom", "/load/goal"
@@ -33,6 +34,24 @@ def rotation(qx: float, qy: float, qz: float, qw: float) -> np.ndarray:
         [1 - 2 * (qy * qy + qz * qz), 2 * (qx * qy - qz * qw), 2 * (qx * qz + qy * qw)],
         [2 * (qx * qy + qz * qw), 1 - 2 * (qx * qx + qz * qz), 2 * (qy * qz - qx * qw)],
         [2 * (qx * qz - qy * qw), 2 * (qy * qz + qx * qw), 1 - 2 * (qx * qx + qy * qy)]])
+
+
+def rotations(quats_xyzw: np.ndarray) -> np.ndarray:
+    """(N, 4) unit quaternions x y z w -> (N, 3, 3) rotations body to world."""
+    return np.moveaxis(rotation(*np.asarray(quats_xyzw, np.float64).T), -1, 0)
+
+
+def certify(stage: SafetyStage, team: np.ndarray, ages_s: np.ndarray, cmd: np.ndarray, load: np.ndarray | None = None,
+            load_age_s: float = 0.0) -> tuple[np.ndarray | None, str]:
+    """The safety stage on odometry rows as `Latest` keeps them (WIDTH numbers: position, quaternion, world
+    velocity, body rates): `team` (N, WIDTH) in team order, each row `ages_s` old; with the load's row (`load`,
+    `load_age_s` old) the cable rows join, which need every MAV's attitude and body rates and the load's pose
+    and twist; without it they are not checked (the stage counts the step). One call shared by the policy node,
+    `replay eval` and sim-to-sim, so all three filter the same numbers."""
+    team = np.asarray(team, np.float64)
+    loaded = None if load is None else Load(load[0:3], load[7:10], rotation(*load[3:7]), load[10:13], load_age_s)
+    return stage.filter(team[:, 0:3], team[:, 7:10], cmd, ages_s, rot=rotations(team[:, 3:7]), omega=team[:, 10:13],
+                        load=loaded)
 
 
 def odometry(msg: Any, what: str = "odom") -> tuple[float, ...]:

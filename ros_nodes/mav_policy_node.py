@@ -18,9 +18,12 @@ Watchdog (DESIGN contract 9: MAVs hold, then land together):
   the flight controller's own failsafe takes over (level hover, then a bounded descent; see
   ros_nodes/mav_sim_node.py), ERROR diagnostic.
 Output stage (`safety` = onboard, the default): the barrier certificate filters the policy's
-acceleration, the other MAVs obstacles keeping their velocity (ros_nodes/mav_safety.py); a step it
-cannot certify (any MAV's odometry older than `mav_safety.MAX_AGE_PERIODS`, non-finite state,
-infeasible QP) holds position, WARN.
+acceleration, the other MAVs obstacles keeping their velocity (ros_nodes/mav_safety.py), with the
+soft cable rows given every MAV's attitude and body rates and the load's odometry (`mav_io.certify`);
+a step it cannot certify (any MAV's odometry older than `mav_safety.MAX_AGE_PERIODS`, non-finite state,
+infeasible QP) holds position, WARN. The load's odometry older than that (the policy may still read
+it) leaves the cable rows out of that step: counted in `safety_cables_unchecked`, the reason in
+`safety_cables_unchecked_why`.
 Both recover with the next good inputs. A lost teammate (silent for `lost_after_s`, or falling faster
 than `lost_fall_speed`: it lost its thrust) starts the team landing, which does not end: every MAV
 descends at `landing_descent_rate` over where it was, so the load comes down level (ERROR).
@@ -90,6 +93,7 @@ def make_node():
                 raise StartError(f"{path}: {exc}") from None
             self.safety = mav_safety.SafetyStage(profile, self.mavs, self.mav) if safety == "onboard" else None
             self.certified_age = mav_safety.MAX_AGE_PERIODS * self.period   # odometry the stage certifies against
+            self.cables_unchecked_why = ""      # why the last step filtered without the cable rows
             self.floor = profile.safety.floor   # above it a MAV is flying: its odometry must change (frozen check)
             self.hidden = self.runtime.initial_state(1)
             self.dog = health.Watchdog()
@@ -217,7 +221,14 @@ def make_node():
             team = np.stack([self.inputs.latest.row(m) for m in self.mavs])
             values = self.inputs.latest.values
             age = now - np.asarray([values.times[values.keys.index(m)] for m in self.mavs])
-            safe, why = self.safety.filter(team[:, 0:3], team[:, 7:10], cmd, age)
+            # the cable rows need the load's pose and twist within the same certified age; without them the
+            # step is filtered by the MAV rows alone and counted unchecked, with the reason
+            unusable = self.inputs.problem(now, [mav_io.LOAD], self.certified_age) if self.safety.cables else None
+            if unusable is not None:
+                self.cables_unchecked_why = f"{unusable}"
+            load = self.inputs.latest.row(mav_io.LOAD) if self.safety.cables and unusable is None else None
+            safe, why = mav_io.certify(self.safety, team, age, cmd, load,
+                                       now - values.times[values.keys.index(mav_io.LOAD)])
             if safe is None:
                 raise InputError("safety", why)
             return safe
@@ -231,6 +242,8 @@ def make_node():
                      "odom_delay_ms_max": f"{stamps.worst_delay_ms():.1f}", "dropped_out_of_order": stamps.dropped,
                      "stamp_jumps": stamps.jumps,
                      "safety": "off" if self.safety is None else "onboard", **(self.safety.report() if self.safety else {})}
+            if self.safety is not None and self.safety.cables_unchecked:
+                extra["safety_cables_unchecked_why"] = self.cables_unchecked_why
             s = health.watchdog_status(self.name_, self.mav, self.dog, extra)
             if not self.dog.ok:
                 s.level = bytes([health.ERROR if self.blind or self.landing else health.WARN])

@@ -3,8 +3,8 @@ cable simulator and in pybullet, over a deployment's goal sequence; the load-pos
 
 Both engines are driven by what the team runs: per MAV the policy node's inputs (`ros_nodes.mav_io.TeamInputs`:
 load odometry, own and the others' odometry, the goal, its own past commands) feeding the exported ONNX
-policy, then — with `safety: onboard` — the node's barrier certificate (`ros_nodes.mav_safety`), at the
-policy rate; below that each vehicle's firmware (`controllers.quadrotor`) at the profile's physics rate:
+policy, then — with `safety: onboard` — the node's barrier certificate, cable rows included
+(`ros_nodes.mav_io.certify`), at the policy rate; below that each vehicle's firmware (`controllers.quadrotor`) at the profile's physics rate:
 - **marlstack**: `CableEnv.step_physics` (JAX, jitted, float32: the training physics and the SITL vehicles);
 - **pybullet**: `sim.pybullet.cable_twin.PybulletCableTeam` (rigid bodies, link-chain cables, numpy firmware).
 Every goal is held for the same fixed time in both (no early switch on success), so the two load poses
@@ -110,9 +110,10 @@ class TeamPolicy:
         if rec is not None:
             self.hidden = {rec["input"]: out[rec["output"]]}
         cmd = np.asarray(out["cmd"], np.float64).reshape(len(self.mavs), -1)
-        if self.safety is not None:
+        if self.safety is not None:  # exact sensing, no age: every MAV's and the load's odometry, cable rows included
+            team = np.asarray([rows[m] for m in self.mavs])
             for i, stage in enumerate(self.safety):
-                safe, _ = stage.filter(s.pos, s.vel, cmd[i])
+                safe, _ = mav_io.certify(stage, team, np.zeros(len(self.mavs)), cmd[i], np.asarray(rows[mav_io.LOAD]))
                 if safe is None:
                     self.holds += 1
                     safe = mav_io.hold_command(s.pos[i], s.vel[i], s.pos[i], self.limit)
