@@ -188,16 +188,18 @@ class BarrierFilter:
     """Filter nominal commands of `num_robots` robots through the barrier QP of `form`.
 
     obstacles: optional (K, 2) static points kept `spec.distance` away from every barrier point.
+    boxes: optional static axis-aligned boxes (x_min, x_max, y_min, y_max) (shelves, furniture) kept
+    the wall margin away, the same rows as the training form's (`barrier_qp.barrier_spec`).
     solver: "fast" (exact active set, numpy only) or "cvxpy" (the reference formulation).
     lookahead_s: sense-to-actuate delay + control period to certify for (`barrier_qp.barrier_spec`).
     """
 
     def __init__(self, profile: Any, num_robots: int, form: str = "unicycle_walls", obstacles: Any = None,
                  solver: str = "fast", cvxpy_solver: str = "CLARABEL", cvxpy_options: dict[str, Any] | None = None,
-                 max_iter: int | None = None, lookahead_s: float = 0.0):
+                 max_iter: int | None = None, lookahead_s: float = 0.0, boxes: Any = ()):
         if solver not in ("fast", "cvxpy"):
             raise ValueError(f"solver must be 'fast' or 'cvxpy', got {solver!r}")
-        self.spec = barrier_spec(profile, form, lookahead_s)
+        self.spec = barrier_spec(profile, form, lookahead_s, boxes)
         self.num_robots = int(num_robots)
         self.obstacles = np.zeros((0, 2)) if obstacles is None else np.asarray(obstacles, float).reshape(-1, 2)
         self.solver = solver

@@ -140,11 +140,13 @@ def make_barrier(spec: BarrierSpec, num_robots: int, max_iter: int | None = None
 
 
 def unicycle_barrier(profile: Any, num_robots: int, form: str = "unicycle_walls",
-                     max_iter: int | None = None) -> Callable:
+                     max_iter: int | None = None, boxes: Any = ()) -> Callable:
     """fn(poses (N, 3), u (N, 2) = (v, ω), active=None) -> (u_safe (N, 2), info).
 
     active: optional (N,) bool; robots outside it (failed, parked, masked agents) get u_safe = 0
     and enter the QP as fixed obstacles, so the active ones take each avoidance in full.
+    boxes: static axis-aligned obstacles (x_min, x_max, y_min, y_max), e.g. a scenario's shelves
+    (`barrier_qp.barrier_spec`); N·len(boxes) rows.
 
     info: "status" (int32, `STATUS_NAMES`; not OK → u_safe = 0, brake); "intervention" (N,)
     ‖u_safe − û‖ per robot (û: u saturated as the robot would, `barrier_qp.nominal`);
@@ -153,13 +155,13 @@ def unicycle_barrier(profile: Any, num_robots: int, form: str = "unicycle_walls"
     """
     if not form.startswith("unicycle"):
         raise ValueError(f"unicycle_barrier needs a unicycle form, got {form!r}")
-    return make_barrier(barrier_spec(profile, form), num_robots, max_iter)
+    return make_barrier(barrier_spec(profile, form, boxes=boxes), num_robots, max_iter)
 
 
 def single_integrator_barrier(profile: Any, num_robots: int, form: str = "single_integrator",
-                              max_iter: int | None = None) -> Callable:
+                              max_iter: int | None = None, boxes: Any = ()) -> Callable:
     """fn(positions (N, 2), u (N, 2) = (ẋ, ẏ)) -> (u_safe (N, 2), info); û is scaled to
     ‖ûᵢ‖ ≤ max_linear_speed first, as rps does."""
     if not form.startswith("single_integrator"):
         raise ValueError(f"single_integrator_barrier needs a single-integrator form, got {form!r}")
-    return make_barrier(barrier_spec(profile, form), num_robots, max_iter)
+    return make_barrier(barrier_spec(profile, form, boxes=boxes), num_robots, max_iter)

@@ -11,6 +11,11 @@ with rows (each scaled to unit norm, which leaves the solution unchanged):
 * pairs      h = ‖pᵢ − pⱼ‖² − D²,  ḣ ≥ −γ h³      ⇔  −2(pᵢ−pⱼ)·(uᵢ−uⱼ) ≤ γ h³
 * walls      (walled forms) e.g. top: u_y ≤ wall_gain·γ·(y_max − D/2 − y)³, likewise per wall
 * obstacles  (optional points o with velocity v_o)  −2(pᵢ−o)·uᵢ ≤ γ h³ − 2(pᵢ−o)·v_o
+* boxes      (static axis-aligned boxes of the spec, e.g. shelves) the wall rule around a box:
+             h = ‖pᵢ − cᵢ‖ − D/2 with cᵢ the box's point nearest pᵢ, n = (pᵢ − cᵢ)/‖pᵢ − cᵢ‖,
+             −n·uᵢ ≤ wall_gain·γ·h³ (the distance to a convex set is convex with gradient n, so a
+             held command cannot cross the margin in one step either: docs/barrier.md); inside a
+             box, the signed distance through its nearest face, like a robot beyond a wall
 * limits     (unicycle forms) the profile's actuator limits as linear rows in u:
              'wheel' saturation → |ω_left|, |ω_right| ≤ max_wheel_speed;
              'unicycle' saturation → |v| ≤ max_linear_speed, |ω| ≤ max_angular_speed.
@@ -52,14 +57,19 @@ class BarrierSpec:
     max_wheel_speed: float
     wheel_radius: float
     base_length: float
+    boxes: tuple[tuple[float, float, float, float], ...] = ()   # static obstacles (x_min, x_max, y_min, y_max)
 
     @property
     def unicycle(self) -> bool:
         return self.projection_distance > 0
 
 
-def barrier_spec(profile: Any, form: str = "unicycle_walls", lookahead_s: float = 0.0) -> BarrierSpec:
+def barrier_spec(profile: Any, form: str = "unicycle_walls", lookahead_s: float = 0.0,
+                 boxes: Any = ()) -> BarrierSpec:
     """The QP parameters of `form` from a GroundProfile; raises ValueError on an unknown form.
+
+    boxes: static axis-aligned obstacles (x_min, x_max, y_min, y_max) in m (a scenario's shelves,
+    a deployment's fixed furniture): every barrier point keeps the wall margin D/2 from each.
 
     lookahead_s: the time from a pose's measurement to the end of the control period its command
     is held for (sense-to-actuate delay + one period). The pair distance grows by what two barrier
@@ -76,6 +86,7 @@ def barrier_spec(profile: Any, form: str = "unicycle_walls", lookahead_s: float 
         raise ValueError(f"profile {profile.name!r}: barrier form {form!r} needs projection_distance > 0")
     if not lookahead_s >= 0:
         raise ValueError(f"lookahead_s must be >= 0, got {lookahead_s}")
+    boxes = checked_boxes(boxes)
     a = profile.arena
     reach = 2.0 * math.hypot(profile.max_linear_speed, d * profile.max_angular_speed) * lookahead_s
     return BarrierSpec(
@@ -84,7 +95,18 @@ def barrier_spec(profile: Any, form: str = "unicycle_walls", lookahead_s: float 
         wall_gain=profile.barrier.wall_gain, saturation=profile.saturation,
         max_linear_speed=profile.max_linear_speed, max_angular_speed=profile.max_angular_speed,
         max_wheel_speed=profile.max_wheel_speed, wheel_radius=profile.wheel_radius,
-        base_length=profile.base_length)
+        base_length=profile.base_length, boxes=boxes)
+
+
+def checked_boxes(boxes: Any) -> tuple[tuple[float, float, float, float], ...]:
+    """Boxes as hashable float tuples; ValueError naming the bad one (not 4 finite numbers, min > max)."""
+    out = []
+    for k, box in enumerate(() if boxes is None else boxes):
+        values = tuple(float(v) for v in np.asarray(box, float).reshape(-1))
+        if len(values) != 4 or not all(map(math.isfinite, values)) or values[0] > values[1] or values[2] > values[3]:
+            raise ValueError(f"obstacle box {k} must be (x_min, x_max, y_min, y_max) with min <= max, got {box!r}")
+        out.append(values)
+    return tuple(out)
 
 
 @functools.lru_cache(maxsize=64)
@@ -109,7 +131,7 @@ def _structure(spec: BarrierSpec, n: int) -> dict[str, np.ndarray]:
 def row_robots(spec: BarrierSpec, n: int, num_obstacles: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """For each row of `qp_rows`, the (first, second) robot it involves (equal for one-robot rows)."""
     i, j = pairs(n)
-    one = [np.repeat(np.arange(n), num_obstacles)]
+    one = [np.repeat(np.arange(n), num_obstacles), np.repeat(np.arange(n), len(spec.boxes))]
     if spec.walls is not None:
         one.append(np.repeat(np.arange(n), 4))
     if spec.unicycle:
@@ -161,6 +183,24 @@ def _wall_distances(spec: BarrierSpec, p: Any) -> Any:
     return p[:, _WALL_AXIS] * _WALL_SIGN + np.array([y_max - c, -y_min - c, x_max - c, -x_min - c])
 
 
+def _box_normals(spec: BarrierSpec, p: Any) -> tuple[Any, Any]:
+    """(N, B, 2) unit normals n pointing from each box towards each barrier point and (N, B) the signed
+    distances (the wall rule's h + D/2): outside, from the box's nearest point; inside (negative),
+    through the nearest face, as a wall's row pushes a robot back in."""
+    m = xp(p)
+    box = np.asarray(spec.boxes, p.dtype)                                 # (B, 4)
+    lo, hi = box[:, [0, 2]], box[:, [1, 3]]
+    q = p[:, None, :]
+    gap = q - m.clip(q, lo[None], hi[None])
+    dist = m.sqrt(m.sum(gap * gap, axis=-1))
+    depth = m.concatenate([q - lo[None], hi[None] - q], axis=-1)          # (N, B, 4): x_min, y_min, x_max, y_max faces
+    face = m.argmin(depth, axis=-1)
+    faces = np.array([[-1.0, 0.0], [0.0, -1.0], [1.0, 0.0], [0.0, 1.0]], p.dtype)
+    outside = dist > 0
+    normal = m.where(outside[..., None], gap / m.where(outside, dist, 1.0)[..., None], m.asarray(faces)[face])
+    return normal, m.where(outside, dist, -m.min(depth, axis=-1))
+
+
 def _limit_rows(spec: BarrierSpec) -> np.ndarray:
     """(4, 2) rows g with g·(v, ω) ≤ 1: the profile's actuator box as half-planes."""
     if spec.saturation == "wheel":
@@ -188,7 +228,7 @@ def qp_rows(spec: BarrierSpec, poses: Any, obstacles: Any = None, obstacle_veloc
     obstacle_margins: optional (K,) extra distance (m) kept from each obstacle point on top of the
     pair distance D (an aged neighbour pose: how far it may have moved since it was measured).
 
-    Row order: pairs (rps order), obstacles (robot-major), walls (top, bottom, right, left per
+    Row order: pairs (rps order), obstacles (robot-major), boxes (robot-major), walls (top, bottom, right, left per
     robot), limits (4 per robot). Works for numpy and jax.numpy alike.
     """
     m = xp(poses, obstacles)
@@ -213,6 +253,12 @@ def qp_rows(spec: BarrierSpec, poses: Any, obstacles: Any = None, obstacle_veloc
         coef, bound = _unit(-2.0 * diff, spec.gamma * h ** 3 - 2.0 * m.sum(diff * vel[None], axis=-1))
         blocks.append((eye[:, None, :, None] * coef[:, :, None, :]).reshape(n * k, n, 2))
         bounds.append(bound.reshape(n * k))
+    if spec.boxes:
+        nb = len(spec.boxes)
+        normal, dist = _box_normals(spec, p)
+        h = dist - spec.distance / 2
+        blocks.append((eye[:, None, :, None] * -normal[:, :, None, :]).reshape(n * nb, n, 2))
+        bounds.append((spec.wall_gain * spec.gamma * h ** 3).reshape(n * nb))
     if spec.walls is not None:
         blocks.append(const["walls"])
         bounds.append((spec.wall_gain * spec.gamma * _wall_distances(spec, p) ** 3).reshape(4 * n))
@@ -246,7 +292,7 @@ def fix_robots(a: Any, b: Any, active: Any) -> tuple[Any, Any]:
 
 def min_barrier(spec: BarrierSpec, poses: Any, obstacles: Any = None) -> Any:
     """Smallest barrier value at `poses` (< 0: unsafe): pairs and obstacle points ‖pᵢ − o‖² − D²
-    (m²) and, for walled forms, each barrier point's distance to its wall margin (m)."""
+    (m²) and, for walled forms and boxes, each barrier point's distance to its wall / box margin (m)."""
     m = xp(poses, obstacles)
     p = barrier_points(spec, poses)
     n = p.shape[-2]
@@ -258,6 +304,8 @@ def min_barrier(spec: BarrierSpec, poses: Any, obstacles: Any = None) -> Any:
     if obstacles is not None and obstacles.shape[0] > 0:
         diff = p[:, None, :] - obstacles[None, :, :]
         vals.append((m.sum(diff * diff, axis=-1) - spec.distance ** 2).reshape(-1))
+    if spec.boxes:
+        vals.append((_box_normals(spec, p)[1] - spec.distance / 2).reshape(-1))
     if spec.walls is not None:
         vals.append(_wall_distances(spec, p).reshape(-1))
     return m.min(m.concatenate(vals))
