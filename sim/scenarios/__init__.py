@@ -15,7 +15,7 @@ SCENARIOS = {"navigation": "marlstack.sim.scenarios.navigation", "coverage": "ma
              "formation": "marlstack.sim.scenarios.formation", "foraging": "marlstack.sim.scenarios.foraging",
              "material_transport": "marlstack.sim.scenarios.material_transport", "warehouse": "marlstack.sim.scenarios.warehouse",
              "discovery": "marlstack.sim.scenarios.discovery", "predator_capture_prey": "marlstack.sim.scenarios.predator_capture_prey",
-             "arctic_transport": "marlstack.sim.scenarios.arctic_transport"}
+             "arctic_transport": "marlstack.sim.scenarios.arctic_transport", "rware": "marlstack.sim.scenarios.rware"}
 
 
 def get(name: str) -> ModuleType:
