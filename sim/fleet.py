@@ -134,10 +134,13 @@ class FleetEnv:
         arena = self.profile.arena if start_arena is None else start_arena(self.profile.arena, self.params)
         self.placer = make_placer(arena, 2 * self.profile.diameter, self.profile.diameter, num_agents)
         self.barrier = barrier
+        # Static obstacles (RWARE's shelves), from the scenario only: the barrier's box rows and the pictures.
+        boxes = getattr(self.scenario, "obstacles", None)
+        self.obstacles = () if boxes is None else tuple(boxes(self.params))
         self._barrier_fn = None
         if barrier is not None:  # the barrier module validates the form (ValueError naming the choices)
             from marlstack.controllers.barrier_jax import unicycle_barrier
-            self._barrier_fn = unicycle_barrier(self.profile, num_agents, barrier)
+            self._barrier_fn = unicycle_barrier(self.profile, num_agents, barrier, boxes=self.obstacles)
         p = self.profile
         if action_type == "continuous":
             space = Box.make([-p.max_linear_speed, -p.max_angular_speed], [p.max_linear_speed, p.max_angular_speed], (2,))
