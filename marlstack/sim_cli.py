@@ -81,8 +81,8 @@ def main(argv: list[str]) -> int:
     if args.no_render:
         wrote = str(args.out / "trajectory.npz")
     else:
-        png = plot_trajectories(ep.poses, profile, args.out / "trajectory.png", ep.goals, title)
-        gif = animate(ep.poses, profile, args.out / "trajectory.gif", ep.goals, title)
+        png = plot_trajectories(ep.poses, profile, args.out / "trajectory.png", ep.goals, title, boxes=env.obstacles)
+        gif = animate(ep.poses, profile, args.out / "trajectory.gif", ep.goals, title, boxes=env.obstacles)
         wrote = f"{png} and {gif}"
     print(f"{args.scenario}: {args.num_agents} robots ({profile.name}), {policy_name} policy, {ep.steps} steps "
           f"({ep.steps * profile.dt:.1f} s), {'solved' if ep.solved else 'not solved'}")

@@ -14,11 +14,14 @@ from matplotlib import animation, patches  # noqa: E402
 MAX_FRAMES = 120  # a GIF longer than this is subsampled: keeps files small and rendering quick
 
 
-def arena_axes(profile: Any, title: str):
-    """A figure with the profile's arena drawn to scale (shared by every trajectory picture)."""
+def arena_axes(profile: Any, title: str, boxes: Any = ()):
+    """A figure with the profile's arena drawn to scale (shared by every trajectory picture), with the
+    scenario's static obstacles (`FleetEnv.obstacles`: (x_min, x_max, y_min, y_max) boxes, RWARE's shelves)."""
     a = profile.arena
     fig, ax = plt.subplots(figsize=(8, 8 * (a.y_max - a.y_min + 0.2) / (a.x_max - a.x_min + 0.2)), dpi=100)
     ax.add_patch(patches.Rectangle((a.x_min, a.y_min), a.x_max - a.x_min, a.y_max - a.y_min, fill=False, lw=2))
+    for x0, x1, y0, y1 in boxes:
+        ax.add_patch(patches.Rectangle((x0, y0), x1 - x0, y1 - y0, facecolor="0.6", edgecolor="k", zorder=1))
     ax.set_xlim(a.x_min - 0.1, a.x_max + 0.1)
     ax.set_ylim(a.y_min - 0.1, a.y_max + 0.1)
     ax.set_aspect("equal")
@@ -53,11 +56,11 @@ def draw_goals(ax, goals: np.ndarray | None, colors, label: str = "goals") -> No
 
 
 def plot_trajectories(poses: np.ndarray, profile: Any, path: str | Path, goals: np.ndarray | None = None,
-                      title: str = "") -> Path:
+                      title: str = "", boxes: Any = ()) -> Path:
     """poses (T, N, 3) -> PNG: paths, starts (dots), final robots and goals (crosses)."""
     poses = np.asarray(poses)
     colors = robot_colors(poses.shape[1])
-    fig, ax = arena_axes(profile, title)
+    fig, ax = arena_axes(profile, title, boxes)
     for i, c in enumerate(colors):
         ax.plot(poses[:, i, 0], poses[:, i, 1], "-", color=c, lw=1.5)
         ax.plot(*poses[0, i, :2], "o", color=c, ms=4)
@@ -70,7 +73,7 @@ def plot_trajectories(poses: np.ndarray, profile: Any, path: str | Path, goals: 
 
 
 def animate(poses: np.ndarray, profile: Any, path: str | Path, goals: np.ndarray | None = None,
-            title: str = "", fps: int | None = None) -> Path:
+            title: str = "", fps: int | None = None, boxes: Any = ()) -> Path:
     """poses (T, N, 3) -> animated GIF, at most MAX_FRAMES frames, real time by default."""
     poses = np.asarray(poses)
     stride = max(1, -(-len(poses) // MAX_FRAMES))
@@ -79,7 +82,7 @@ def animate(poses: np.ndarray, profile: Any, path: str | Path, goals: np.ndarray
         frames = np.concatenate([frames, poses[-1:]])
     fps = fps or max(1, round(1 / (profile.dt * stride)))
     colors = robot_colors(poses.shape[1])
-    fig, ax = arena_axes(profile, title)
+    fig, ax = arena_axes(profile, title, boxes)
     draw_goals(ax, goals, colors)
     trails = [ax.plot([], [], "-", color=c, lw=1)[0] for c in colors]
     robots = _robots(ax, frames[0], profile, colors)
