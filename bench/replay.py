@@ -8,6 +8,11 @@ robots at 30 Hz, pose + cmd_vel_nominal + cmd_vel, written once to a temporary d
 against the `mcap` library iterating the same file's messages (no decoding, like ours); `report`
 (metrics.json, three CSVs, three PNGs and the GIF, gritsbot_x rules) against rosbags reading and
 deserialising every message (what the report did message by message before it read columns).
+MAV team bag: the tests' 1.6 s SITL cut of a 3-MAV cable team (`tests/data/mav_team/cable3_wall`) tiled to
+`--team-mb` MB (`write_team_bag`); the team `report` (summary.json and four PNGs, read as columns) against the
+same report from the message-by-message read it replaced (`replay.team.read_team`: rosbags' deserialiser + the
+nodes' `mav_io` conversions per message), and `csv` of one MAV's set-points against the message-by-message CSV
+writer (`export.flatten` per decoded message, the code before the column path; the file is the same).
 Every timed run is kept beside the median (`runs`, `baseline_runs`); ours and the baseline alternate
 case by case in one process, so both see the same machine load.
 Peak memory: tracemalloc's peak of Python allocations (numpy arrays included) during one call, as
@@ -31,7 +36,11 @@ import numpy as np
 
 from marlstack.bench.report import Row
 
-ULOG = Path(__file__).resolve().parent.parent / "tests" / "data" / "flight_logs" / "px4_sample.ulg"
+DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
+ULOG = DATA / "flight_logs" / "px4_sample.ulg"
+TEAM_CUT = DATA / "mav_team" / "cable3_wall"
+TEAM_PROFILE = "mav_corl25"
+MCAP_BYTES_PER_MESSAGE = 47  # a message's MCAP record and index entry, beside its payload (rosbags' writer)
 BAG_PROFILE = "gritsbot_x"
 BAG_BYTES_PER_ROBOT_STEP = 330  # a pose, two twists, their MCAP records and message index entries
 GOALS = {"info": 2.0, "report": 15.0, "memory": 4.0}
@@ -40,6 +49,8 @@ GOALS = {"info": 2.0, "report": 15.0, "memory": 4.0}
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ulog", default=str(ULOG), help="PX4 log to measure (default: the tests' 4 MB real log)")
     parser.add_argument("--bag-mb", type=float, default=100.0, help="size of the synthetic bag in MB (0: skip)")
+    parser.add_argument("--team-mb", type=float, default=100.0,
+                        help="size of the MAV team bag in MB (the tests' SITL cut tiled; 0: skip)")
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats per case; the median is reported")
     parser.add_argument("--no-pictures", action="store_true",
                         help="reports without their pictures (metrics and CSVs only; a quick check of the bench)")
@@ -182,6 +193,80 @@ def _mcap_iterate(path: Path) -> None:
                 pass
 
 
+def write_team_bag(path: Path, megabytes: float) -> Path:
+    """The tests' 1.6 s MAV team cut tiled to about `megabytes` MB (uncompressed MCAP): tile k shifted by 2k s,
+    log times and header stamps alike (every message of the cut starts with a std_msgs/Header, whose
+    `stamp.sec` is the int32 right after the CDR encapsulation header)."""
+    from rosbags.rosbag2 import StoragePlugin, Writer
+    from rosbags.typesys import Stores, get_typestore
+
+    from marlstack.replay.bag import Bag
+
+    store = get_typestore(Stores.ROS2_KILTED)
+    cut = list(Bag(TEAM_CUT).records())
+    tiles = max(1, round(megabytes * 1e6 / sum(len(r.raw) + MCAP_BYTES_PER_MESSAGE for r in cut)))
+    with Writer(path, version=9, storage_plugin=StoragePlugin.MCAP) as w:
+        conn = {}
+        for rec in cut:
+            if rec.topic not in conn:
+                conn[rec.topic] = w.add_connection(rec.topic, rec.msgtype, typestore=store)
+        sec = np.array([int.from_bytes(r.raw[4:8], "little", signed=True) for r in cut])
+        for k in range(tiles):
+            for rec, s in zip(cut, sec):
+                raw = bytearray(rec.raw)
+                raw[4:8] = int(s + 2 * k).to_bytes(4, "little", signed=True)
+                w.write(conn[rec.topic], rec.t_ns + 2 * k * 10 ** 9, bytes(raw))
+    return path
+
+
+def _our_team_report(path: Path, out: Path, pictures: bool) -> None:
+    from marlstack.hardware.profile import load_profile
+    from marlstack.replay.bag import Bag
+    from marlstack.replay.team_report import write_team_report
+
+    write_team_report(Bag(path), out, load_profile(TEAM_PROFILE), pictures=pictures)
+
+
+def _team_report_per_message(path: Path, out: Path, pictures: bool) -> None:
+    """Baseline: the same report from the message-by-message read (`read_team`), as before the column path."""
+    from marlstack.hardware.profile import load_profile
+    from marlstack.replay import team_arrays, team_report
+    from marlstack.replay.bag import Bag
+    from marlstack.replay.team import read_team, team_mavs
+
+    bag = Bag(path)
+    log = team_arrays.TeamArrays.of(read_team(bag, team_mavs(bag, None)))
+    team_report.write_team_report(bag, out, load_profile(TEAM_PROFILE), pictures=pictures, log=log)
+
+
+def _our_csv(path: Path, topic: str, out: Path) -> None:
+    from marlstack.replay.bag import Bag
+    from marlstack.replay.export import topic_to_csv
+
+    topic_to_csv(Bag(path), topic, out)
+
+
+def csv_per_message(path: Path, topic: str, out: Path) -> None:
+    """Baseline: the CSV writer before the column path, every message decoded and flattened."""
+    import csv
+
+    from marlstack.replay.bag import Bag
+    from marlstack.replay.export import flatten
+
+    bag = Bag(path)
+    rows, header = [], {"t_log_s": None}
+    for rec in bag.records([topic]):
+        msg = bag.decode(rec)
+        if msg is not None:
+            row = {"t_log_s": f"{rec.t_ns / 1e9:.9f}", **dict(flatten(msg))}
+            header.update(dict.fromkeys(row))
+            rows.append(row)
+    with out.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=list(header))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
 def run(args: argparse.Namespace) -> list[Row]:
     ulog = Path(args.ulog)
     size = ulog.stat().st_size
@@ -213,4 +298,20 @@ def run(args: argparse.Namespace) -> list[Row]:
                 rows.append(Row({**params, "case": case}, "peak memory", "x file size", _peak(ours) / bag_size,
                                 _peak(base) / bag_size, name, higher_is_better=False,
                                 extra={"goal": f"<= {GOALS['memory']}x"}))
+        if args.team_mb > 0:
+            team = write_team_bag(Path(tmp) / "team", args.team_mb)
+            size = sum(f.stat().st_size for f in team.glob("*.mcap"))
+            params = {"log": "MAV team bag", "MB": round(size / 1e6, 2)}
+            rows.append(_time_row({**params, "case": "report"}, lambda: _our_team_report(team, out, pics),
+                                  lambda: _team_report_per_message(team, out, pics),
+                                  "the same report read message by message", GOALS["report"], args.repeats))
+            topic, csv_out = "/mav_0/setpoint", Path(tmp) / "setpoints.csv"
+            rows.append(_time_row({**params, "case": f"csv {topic}"}, lambda: _our_csv(team, topic, csv_out),
+                                  lambda: csv_per_message(team, topic, csv_out),
+                                  "csv message by message", GOALS["report"], args.repeats))
+            rows.append(Row({**params, "case": "report"}, "peak memory", "x file size",
+                            _peak(lambda: _our_team_report(team, out, pics)) / size,
+                            _peak(lambda: _team_report_per_message(team, out, pics)) / size,
+                            "the same report read message by message", higher_is_better=False,
+                            extra={"goal": f"<= {GOALS['memory']}x"}))
     return rows

@@ -157,16 +157,23 @@ class Bag:
         out: dict[str, list[Payloads]] = {}
         for topic, parts in self._blocks(set(topics), True).items():
             seq = np.cumsum([0] + [len(p.t_ns) for p in parts])
-            groups: dict[int, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
+            groups: dict[int, list[tuple[int, np.ndarray]]] = {}  # payload length -> (part, its messages of it)
             for k, part in enumerate(parts):
                 lengths = part.ends - part.starts
-                buf = np.frombuffer(part.data, np.uint8)
                 for n in np.unique(lengths):
-                    sel = np.flatnonzero(lengths == n)
-                    groups.setdefault(int(n), []).append((seq[k] + sel, part.t_ns[sel],
-                                                          buf[part.starts[sel, None] + np.arange(n)]))
-            out[topic] = [Payloads(parts[0].msgtype, *(np.concatenate(column) for column in zip(*gs)))
-                          for _, gs in sorted(groups.items())]
+                    groups.setdefault(int(n), []).append((k, np.flatnonzero(lengths == n)))
+            out[topic] = []
+            for n, members in sorted(groups.items()):
+                rows = np.empty((sum(len(sel) for _, sel in members), n), np.uint8)  # filled in place: one copy
+                at = 0
+                for k, sel in members:
+                    buf = np.frombuffer(parts[k].data, np.uint8)
+                    # each message's bytes as one row of an (n-byte window) view: a gather of rows, not of bytes
+                    rows[at:at + len(sel)] = np.lib.stride_tricks.sliding_window_view(buf, n)[parts[k].starts[sel]] \
+                        if n else 0
+                    at += len(sel)
+                out[topic].append(Payloads(parts[0].msgtype, np.concatenate([seq[k] + sel for k, sel in members]),
+                                           np.concatenate([parts[k].t_ns[sel] for k, sel in members]), rows))
         return out
 
     def _blocks(self, topics: set[str] | None, payloads: bool) -> dict[str, list[_Block]]:
@@ -350,10 +357,10 @@ class Bag:
         self._warn(f"{topic}: message type {self.types.get(topic) or '<none>'!r} has no definition "
                    f"in the bag or in ROS 2 Kilted; its messages are skipped")
 
-    def columns(self, payloads: Payloads) -> dict[str, np.ndarray] | None:
-        """The numeric fields of a batch of one type `can_decode` accepted, as columns
-        (`replay.cdr_columns`); None when the batch has no fixed layout (decode it message by message)."""
-        return cdr_columns.columns(self._store.fielddefs, payloads.msgtype, payloads.rows)
+    def columns(self, payloads: Payloads, text: bool = False) -> dict[str, np.ndarray] | None:
+        """The numeric fields (with `text`, the strings too) of a batch of one type `can_decode` accepted, as
+        columns (`replay.cdr_columns`); None when the batch has no fixed layout (decode it message by message)."""
+        return cdr_columns.columns(self._store.fielddefs, payloads.msgtype, payloads.rows, text)
 
     def fields_of(self, msgtype: str) -> list[tuple[str, Any]]:
         """The field definitions (name, (kind, type)) of a type `can_decode` accepted."""

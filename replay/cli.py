@@ -225,6 +225,8 @@ def _csv(args: argparse.Namespace, bag: Any) -> int:
         n = topic_to_csv(bag, args.topic, Path(args.out))
     except KeyError:
         return _fail(f"csv: topic {args.topic} is not in {bag.path}; topics: {', '.join(sorted(bag.types))}")
+    if not n and bag.status.stops:
+        return _fail(f"csv: nothing readable on {args.topic} in {bag.path}: {bag.status.stops[0]}")
     print(f"wrote {n} rows to {args.out}")
     for w in bag.status.stops + bag.status.warnings:
         print(f"warning: {w}", file=sys.stderr)
@@ -346,6 +348,11 @@ def main(argv: list[str] | None = None) -> int:
         if flight_format(Path(args.bag)) is not None:
             return FLIGHT_COMMANDS[args.cmd](args, open_flight_log(args.bag))
         bag = Bag(args.bag)
+        if args.cmd in ("eval", "report", "csv") and not bag.types:  # no metadata.yaml: topics from one pass
+            for _ in bag.records():
+                pass
+            if not bag.types and bag.status.stops:
+                return _fail(f"{args.cmd}: nothing readable in {bag.path}: {bag.status.stops[0]}")
         return COMMANDS[args.cmd](args, bag)
     except (BagError, FleetError, ProfileError, PolicyError, FlightLogError, ConvertError, AlignError, MergeError) as exc:
         return _fail(f"{args.cmd}: {exc}")

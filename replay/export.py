@@ -3,6 +3,10 @@
 Nested messages flatten to dotted names (`pose.position.x`); arrays get an index
 (`status.0.name`). A message whose arrays are longer than the first one's adds columns, so the
 header is the union of every row's fields in first-seen order.
+
+Long logs: a batch of messages with one fixed layout (`replay/cdr_columns.py`) is read as columns, not
+decoded one message at a time; the cells are the same Python values rosbags' deserialiser gives, so the
+file is the same byte for byte (tested).
 """
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from marlstack.replay.bag import Bag
+from marlstack.replay.bag import Bag, Record
 
 
 def flatten(msg: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
@@ -41,17 +45,34 @@ def topic_to_csv(bag: Bag, topic: str, out: Path) -> int:
             pass
     if topic not in bag.types:
         raise KeyError(topic)
-    rows, header = [], {"t_log_s": None}
-    for rec in bag.records([topic]):
-        msg = bag.decode(rec)
-        if msg is None:
+    parts = []  # (storage places, log times, field names, one list of cells per field)
+    for g in bag.payloads([topic]).get(topic, []):
+        if not bag.can_decode(g.msgtype):
+            bag.warn_unknown(topic)
             continue
-        row = {"t_log_s": f"{rec.t_ns / 1e9:.9f}", **dict(flatten(msg))}
-        header.update(dict.fromkeys(row))
-        rows.append(row)
+        cols = bag.columns(g, text=True)
+        if cols is not None:
+            parts.append((g.seq, g.t_ns, list(cols), [c.tolist() for c in cols.values()]))
+            continue
+        for i in range(len(g.t_ns)):  # no fixed layout: message by message
+            msg = bag.decode(Record(topic, g.msgtype, int(g.t_ns[i]), g.rows[i].tobytes()))
+            if msg is not None:
+                fields = dict(flatten(msg))
+                parts.append((g.seq[i:i + 1], g.t_ns[i:i + 1], list(fields), [[v] for v in fields.values()]))
+    parts.sort(key=lambda p: int(p[0][0]))  # a part's fields first appear with its first message
+    header = {"t_log_s": 0}
+    for _, _, names, _ in parts:
+        header.update(dict.fromkeys(names, 0))
+    names = list(header)
+    rows: list[tuple] = []
+    for _, t_ns, fields, cells in parts:
+        where = dict(zip(fields, cells))
+        empty = [""] * len(t_ns)
+        rows += zip([f"{t / 1e9:.9f}" for t in t_ns.tolist()], *(where.get(n, empty) for n in names[1:]))
+    order = np.argsort(np.concatenate([p[0] for p in parts]), kind="stable") if parts else []
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=list(header))
-        writer.writeheader()
-        writer.writerows(rows)
+        writer = csv.writer(f)
+        writer.writerow(names)
+        writer.writerows(rows[i] for i in order)
     return len(rows)

@@ -13,7 +13,8 @@ import numpy as np
 
 GIF_FRAMES = 60  # enough to follow a run; more only makes the file bigger
 TRAIL_POINTS = 2000  # samples a GIF trail is drawn through: more than a 600-pixel frame can show
-PLOT_POINTS = 20000  # samples a still picture's line is drawn through (long logs): far beyond 800 pixels
+PLOT_POINTS = 20000  # samples a still picture's path is drawn through (long logs): far beyond 800 pixels
+SERIES_POINTS = 4000  # samples of a time series' envelope: a bucket's min and max for every 0.4 px of 800
 
 
 def _plt():
@@ -41,7 +42,7 @@ def _spread(n: int, k: int) -> np.ndarray:
     return np.unique(np.linspace(0, n - 1, min(k, n)).astype(int)) if n else np.zeros(0, int)
 
 
-def _envelope(t: np.ndarray, y: np.ndarray, k: int = PLOT_POINTS) -> tuple[np.ndarray, np.ndarray]:
+def _envelope(t: np.ndarray, y: np.ndarray, k: int = SERIES_POINTS) -> tuple[np.ndarray, np.ndarray]:
     """A long time series thinned for a picture: per bucket of samples its smallest and largest value, in
     time order, so no dip or spike is lost (NaN samples, gaps in the line, are left out)."""
     n = len(t)
@@ -181,10 +182,10 @@ def team_3d(s: dict, mavs: list[str], path: Path, snapshots: int) -> None:
     plt = _plt()
     fig = plt.figure(figsize=(7, 6))
     ax = fig.add_subplot(projection="3d")
-    load = s["load"]
-    ax.plot(*load[:, 0:3].T, color="k", lw=2, label="load")
+    drawn = _spread(len(s["t"]), PLOT_POINTS)
+    ax.plot(*s["load"][drawn, 0:3].T, color="k", lw=2, label="load")
     for i, m in enumerate(mavs):
-        ax.plot(*s["mav"][:, i, 0:3].T, lw=1, label=m)
+        ax.plot(*s["mav"][drawn, i, 0:3].T, lw=1, label=m)
     for k in np.unique(np.linspace(0, len(s["t"]) - 1, snapshots).astype(int)):
         for i in range(len(mavs)):
             ax.plot(*np.stack([s["hooks"][k, i], s["attach"][k, i]]).T, color="0.5", lw=0.8)
@@ -196,7 +197,7 @@ def team_3d(s: dict, mavs: list[str], path: Path, snapshots: int) -> None:
     ax.set_ylabel("y [m]")
     ax.set_zlabel("z [m]")
     ax.set_title("MAVs, cables (grey, at a few moments) and load")
-    ax.legend(fontsize=7)
+    ax.legend(loc="upper right", fontsize=7)
     _save(fig, path)
 
 
@@ -206,12 +207,12 @@ def load_error(s: dict, task: Any, path: Path) -> None:
     fig, axes = plt.subplots(2, 1, figsize=(8, 5), sharex=True)
     for ax, err, tol, label in ((axes[0], s["pos_err"], task.success_position, "position error [m]"),
                                 (axes[1], s["rot_err"], task.success_orientation, "orientation error [deg]")):
-        ax.plot(s["t"], err, lw=1)
+        ax.plot(*_envelope(s["t"], err), lw=1)
         ax.axhline(tol, ls="--", color="g", lw=1, label="success tolerance")
-        for t in s["t"][1:][np.diff(s["goal_idx"]) != 0]:
-            ax.axvline(t, color="0.6", lw=0.8)
+        ax.vlines(s["t"][1:][np.diff(s["goal_idx"]) != 0], 0, 1, transform=ax.get_xaxis_transform(), color="0.6",
+                  lw=0.8)  # one collection however many goals
         ax.set_ylabel(label)
-    axes[0].legend(fontsize=7)
+    axes[0].legend(loc="upper right", fontsize=7)
     axes[1].set_xlabel("time [s] (load odometry stamps; grey: a new goal)")
     _save(fig, path)
 
@@ -222,14 +223,14 @@ def cables(s: dict, mavs: list[str], share: float, slack: np.ndarray, path: Path
     fig, axes = plt.subplots(2, 1, figsize=(8, 5.5), sharex=True)
     t = s["t"]
     for i, m in enumerate(mavs):
-        line, = axes[0].plot(t, s["tension"][:, i], lw=1, label=m)
+        line, = axes[0].plot(*_envelope(t, s["tension"][:, i]), lw=1, label=m)
         axes[0].fill_between(t, 0, 1, where=slack[:, i], transform=axes[0].get_xaxis_transform(),
                              color=line.get_color(), alpha=0.15, lw=0)
-        axes[1].plot(t, 1e3 * s["stretch"][:, i], lw=1, label=m)
+        axes[1].plot(*_envelope(t, 1e3 * s["stretch"][:, i]), lw=1, label=m)
     axes[0].axhline(share, ls="--", color="k", lw=1, label="mean share m_L g / N")
     axes[0].set_ylim(-share, 4 * share)  # off-scale spikes: the force balance on the ground, or a jolt
     axes[0].set_ylabel("tension, estimated [N]")
-    axes[0].legend(fontsize=7)
+    axes[0].legend(loc="upper right", fontsize=7)
     axes[1].axhline(0, color="k", lw=0.8)
     axes[1].set_ylabel("stretch: length - rest [mm]")
     axes[1].set_xlabel("time [s] (shaded: slack)")
@@ -242,10 +243,11 @@ def tracking(s: dict, mavs: list[str], path: Path) -> None:
     fig, axes = plt.subplots(3, 1, figsize=(8, 7), sharex=True)
     for j, axis in enumerate("xyz"):
         for i, m in enumerate(mavs):
-            line, = axes[j].plot(s["t"], s["acc_mav"][:, i, j], lw=1, label=f"{m} achieved")
-            axes[j].plot(s["t"], s["cmd"][:, i, j], lw=1, ls="--", color=line.get_color(), label=f"{m} set-point")
+            line, = axes[j].plot(*_envelope(s["t"], s["acc_mav"][:, i, j]), lw=1, label=f"{m} achieved")
+            axes[j].plot(*_envelope(s["t"], s["cmd"][:, i, j]), lw=1, ls="--", color=line.get_color(),
+                         label=f"{m} set-point")
         axes[j].set_ylabel(f"a_{axis} [m/s²]")
-    axes[0].legend(fontsize=6, ncol=2)
+    axes[0].legend(loc="upper right", fontsize=6, ncol=2)
     axes[-1].set_xlabel("time [s]")
     _save(fig, path)
 

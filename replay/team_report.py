@@ -1,5 +1,6 @@
 """`replay report` on a MAV team's bag: the load against its goals, the cables, the MAVs' set-point tracking.
 
+Read as columns (`replay/team_arrays.py`: the same numbers as decoding message by message, at array speed).
 Time base: the header stamps of `/load/odom` (the clock of the sensors: sim time in SITL, motion capture
 on a real team), from the first load sample; the log's receive times only order the goals. Every MAV's
 odometry and set-point is held (sample and hold) onto those stamps.
@@ -34,7 +35,8 @@ import numpy as np
 
 from marlstack.ros_nodes import mav_io
 from marlstack.replay.bag import Bag
-from marlstack.replay.team import TeamLog, read_team, team_mavs
+from marlstack.replay.team import team_mavs
+from marlstack.replay.team_arrays import TeamArrays, read_team_arrays
 
 DIFF_SAMPLES = 3  # central differences over ±3 samples (60 ms at 100 Hz): velocity noise -> acceleration
 SLACK_SHARE = 0.1  # slack: an estimated tension below this share of m_L g / N ...
@@ -45,7 +47,7 @@ FILES = ("summary.json", "team_3d.png", "load_error.png", "cables.png", "trackin
 
 def _rotations(rows: np.ndarray) -> np.ndarray:
     """(K, 3, 3) body-to-world rotations from odometry rows (quaternion x y z w at 3:7)."""
-    return np.stack([mav_io.rotation(*q) for q in rows[:, 3:7]]) if len(rows) else np.zeros((0, 3, 3))
+    return np.moveaxis(mav_io.rotation(*rows[:, 3:7].T), -1, 0)
 
 
 def _held(times: np.ndarray, values: np.ndarray, t: np.ndarray) -> np.ndarray:
@@ -71,15 +73,14 @@ def _angle_deg(q_a: np.ndarray, q_b: np.ndarray) -> np.ndarray:
     return np.degrees(2 * np.arccos(dot))
 
 
-def team_series(log: TeamLog, profile: Any) -> dict[str, Any]:
+def team_series(log: TeamArrays, profile: Any) -> dict[str, Any]:
     """Everything the report draws, on the load's stamps."""
-    stamps = np.array(sorted(log.load))
-    load = np.array([log.load[s] for s in stamps])
+    stamps, load = log.load_stamps, log.load
     t = stamps - stamps[0]
     n = len(log.mavs)
-    mav = np.stack([_held(np.asarray(log.odom[m][0]), np.asarray(log.odom[m][1]), stamps) for m in log.mavs], 1)
-    goal_idx = np.clip(np.searchsorted(np.asarray(log.goal_stamps), stamps, side="right") - 1, 0, len(log.goals) - 1)
-    goals = np.asarray(log.goals)[goal_idx]
+    mav = np.stack([_held(*log.odom[m], stamps) for m in log.mavs], 1)
+    goal_idx = np.clip(np.searchsorted(log.goal_stamps, stamps, side="right") - 1, 0, len(log.goals) - 1)
+    goals = log.goals[goal_idx]
     pos_err = np.linalg.norm(load[:, 0:3] - goals[:, 0:3], axis=1)
     rot_err = _angle_deg(load[:, 3:7], goals[:, 3:7])
     r_load = _rotations(load)
@@ -95,8 +96,8 @@ def team_series(log: TeamLog, profile: Any) -> dict[str, Any]:
     tension = np.full((len(t), n), np.nan)
     tension[ok] = np.einsum("knj,kj->kn", np.linalg.pinv(np.transpose(units[ok], (0, 2, 1))), force[ok])
     acc_mav = np.stack([_derivative(stamps, mav[:, i, 7:10]) for i in range(n)], 1)
-    cmd = np.stack([_held(np.array([s for _, s, _ in log.setpoints[m]]), np.stack([c for _, _, c in log.setpoints[m]]),
-                          stamps) if log.setpoints[m] else np.full((len(t), 5), np.nan) for m in log.mavs], 1)
+    cmd = np.stack([_held(*log.setpoints[m][1:], stamps) if len(log.setpoints[m][0]) else np.full((len(t), 5), np.nan)
+                    for m in log.mavs], 1)
     pairs = [(i, j) for i in range(n) for j in range(i + 1, n)]
     sep = np.stack([np.linalg.norm(mav[:, i, 0:3] - mav[:, j, 0:3], axis=1) for i, j in pairs], 1) \
         if pairs else np.full((len(t), 1), np.inf)
@@ -116,13 +117,13 @@ def _stats(x: np.ndarray) -> dict[str, float | None]:
             else {"min": None, "mean": None, "max": None})
 
 
-def summarise(log: TeamLog, profile: Any, s: dict[str, Any]) -> dict[str, Any]:
+def summarise(log: TeamArrays, profile: Any, s: dict[str, Any]) -> dict[str, Any]:
     t, n, task = s["t"], len(log.mavs), profile.task
     goals = []
     for k in np.unique(s["goal_idx"]):
         on = s["goal_idx"] == k
         inside = on & (s["pos_err"] <= task.success_position) & (s["rot_err"] <= task.success_orientation)
-        g = np.asarray(log.goals[k])
+        g = log.goals[k]
         goals.append({"position": g[0:3].round(4).tolist(), "quaternion_xyzw": g[3:7].round(4).tolist(),
                       "from_s": float(t[on][0]), "until_s": float(t[on][-1]),
                       "final_position_error_m": float(s["pos_err"][on][-1]),
@@ -141,7 +142,7 @@ def summarise(log: TeamLog, profile: Any, s: dict[str, Any]) -> dict[str, Any]:
     for i, m in enumerate(log.mavs):
         err = s["acc_mav"][:, i] - s["cmd"][:, i, 0:3]
         ok = np.isfinite(err).all(axis=1)
-        tracking[m] = {"setpoints": len(log.setpoints[m]),
+        tracking[m] = {"setpoints": len(log.setpoints[m][0]),
                        "rms_error_m_s2": (np.sqrt(np.mean(err[ok] ** 2, axis=0)).round(4).tolist() if ok.any() else None),
                        "median_abs_error_m_s2": np.median(np.abs(err[ok]), axis=0).round(4).tolist() if ok.any() else None,
                        "max_error_m_s2": float(np.abs(err[ok]).max()) if ok.any() else None}
@@ -155,13 +156,15 @@ def summarise(log: TeamLog, profile: Any, s: dict[str, Any]) -> dict[str, Any]:
                                "violated": bool(s["separation"][k] < task.min_mav_distance)}}
 
 
-def write_team_report(bag: Bag, out: Path, profile: Any, config: Any | None = None,
-                      pictures: bool = True) -> dict[str, Any]:
-    """summary.json and the four PNGs of FILES in `out`; returns the summary."""
-    log = read_team(bag, team_mavs(bag, config))
+def write_team_report(bag: Bag, out: Path, profile: Any, config: Any | None = None, pictures: bool = True,
+                      log: TeamArrays | None = None) -> dict[str, Any]:
+    """summary.json and the four PNGs of FILES in `out`; returns the summary. `log`: the team's streams when
+    already read (the bench times the message-by-message read this way)."""
+    log = log if log is not None else read_team_arrays(bag, team_mavs(bag, config))
     s = team_series(log, profile)
     summary = {"bag": str(bag.path), "profile": profile.name, **summarise(log, profile, s),
-               "bag_complete": bag.status.complete, "bag_problems": bag.status.stops + bag.status.warnings}
+               "rejected_messages": log.rejected, "bag_complete": bag.status.complete,
+               "bag_problems": bag.status.stops + bag.status.warnings + log.problems}
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     if pictures:

@@ -63,6 +63,36 @@ def test_columns_equal_rosbags_decoding_for_fixed_layouts():
             assert col.tolist() == [w[key] for w in want], (msgtype, key)
 
 
+def test_columns_of_sequences_and_strings_equal_what_replay_csv_flattens():
+    """Sequences and strings of one length across the batch (a MAV's one-point set-point, joint states with names)
+    are read as columns too; with `text`, strings included, every cell is the value rosbags decodes, of its type."""
+    from marlstack.replay.export import flatten
+    rng = np.random.default_rng(11)
+    traj, point, joints = ("trajectory_msgs/msg/MultiDOFJointTrajectory",
+                           "trajectory_msgs/msg/MultiDOFJointTrajectoryPoint", "sensor_msgs/msg/JointState")
+    vec, twist = T["geometry_msgs/msg/Vector3"], T["geometry_msgs/msg/Twist"]
+    header = T["std_msgs/msg/Header"](stamp=T["builtin_interfaces/msg/Time"](sec=3, nanosec=5), frame_id="world")
+    cases = [(traj, [T[traj](header=header, joint_names=["mav_0"], points=[T[point](
+        transforms=[T["geometry_msgs/msg/Transform"](translation=vec(*rng.normal(size=3)), rotation=T[
+            "geometry_msgs/msg/Quaternion"](*rng.normal(size=4)))],
+        velocities=[twist(linear=vec(0.0, 0.0, 0.0), angular=vec(*rng.normal(size=3)))],
+        accelerations=[twist(linear=vec(*rng.normal(size=3)), angular=vec(0.0, 0.0, 0.0))],
+        time_from_start=T["builtin_interfaces/msg/Duration"](sec=0, nanosec=k))]) for k in range(30)]),
+             (joints, [T[joints](header=header, name=["a", "bc"], position=rng.normal(size=2),
+                                 velocity=np.zeros(0), effort=rng.normal(size=2)) for _ in range(30)]),
+             ("diagnostic_msgs/msg/DiagnosticStatus", [T["diagnostic_msgs/msg/DiagnosticStatus"](
+                 level=k % 3, name="n", message="ok", hardware_id="h", values=[]) for k in range(30)]),
+             ("std_msgs/msg/Bool", [T["std_msgs/msg/Bool"](data=k % 2 == 0) for k in range(30)])]
+    for msgtype, msgs in cases:
+        cols = cdr_columns.columns(STORE.fielddefs, msgtype, _rows([STORE.serialize_cdr(m, msgtype) for m in msgs]),
+                                   text=True)
+        for k, m in enumerate(msgs):
+            want = dict(flatten(STORE.deserialize_cdr(STORE.serialize_cdr(m, msgtype), msgtype)))
+            got = {key: col.tolist()[k] for key, col in cols.items()}
+            assert list(got) == list(want) and got == want, msgtype
+            assert [type(v) for v in got.values()] == [type(v) for v in want.values()], msgtype
+
+
 def test_columns_refuse_what_has_no_fixed_layout():
     # frame ids of 2 and 3 characters give payloads of one length (alignment) but fields at other offsets
     a, b = pose_msg(1, 2, 0.3, 0), pose_msg(1, 2, 0.3, 0)
@@ -70,9 +100,14 @@ def test_columns_refuse_what_has_no_fixed_layout():
     raws = [STORE.serialize_cdr(m, POSE) for m in (a, b)]
     assert len(raws[0]) == len(raws[1])
     assert cdr_columns.columns(STORE.fielddefs, POSE, _rows(raws)) is None
-    arr = T["geometry_msgs/msg/PoseArray"](header=a.header, poses=[a.pose])  # a sequence
-    assert cdr_columns.columns(STORE.fielddefs, "geometry_msgs/msg/PoseArray",
-                               _rows([STORE.serialize_cdr(arr, "geometry_msgs/msg/PoseArray")])) is None
+    # sequences of different lengths in payloads of one length: 0 poses and a long frame id, 1 pose and a short one
+    arrays = "geometry_msgs/msg/PoseArray"
+    one = STORE.serialize_cdr(T[arrays](header=a.header, poses=[a.pose]), arrays)
+    empty = [STORE.serialize_cdr(T[arrays](header=T["std_msgs/msg/Header"](stamp=a.header.stamp, frame_id="x" * k),
+                                           poses=[]), arrays) for k in range(1, 120)]
+    none = next(raw for raw in empty if len(raw) == len(one))
+    assert cdr_columns.columns(STORE.fielddefs, arrays, _rows([one, none])) is None
+    assert cdr_columns.columns(STORE.fielddefs, arrays, _rows([one, one]))["poses.0.position.y"].tolist() == [2.0, 2.0]
     big_endian = bytearray(raws[0])
     big_endian[1] = 0
     assert cdr_columns.columns(STORE.fielddefs, POSE, _rows([bytes(big_endian)])) is None
