@@ -67,7 +67,7 @@ class TrainConfig:
     normalize_obs: bool = _f(True, "running mean/std observation normalisation (saved in the checkpoint)")
     log_std_init: float = _f(-0.5, "initial log std of the Gaussian head")
     # devices
-    devices: int = _f(0, "local devices the env batch and minibatches are sharded over (data parallel); 0 = all")
+    devices: int = _f(0, "devices the env batch and minibatches are sharded over; 0 = all (of all processes)")
     # bookkeeping
     updates_per_call: int = _f(1, "PPO updates per jitted call (progress bar, metrics and checkpoint granularity)")
     checkpoint_every: int = _f(20, "write the checkpoint every this many calls (and always at the end)")

@@ -313,12 +313,16 @@ class Trainer:
 
 
 def data_mesh(cfg: TrainConfig) -> Mesh | None:
-    """The one-axis device mesh of data-parallel training, or None on one device."""
-    available = jax.local_devices()
+    """The one-axis device mesh of data-parallel training, or None on one device. With several processes
+    (policies/distributed.py) the mesh spans every process's devices."""
+    available = jax.devices()
     count = cfg.devices or len(available)
     if count > len(available):
-        raise ConfigError(f"config key 'devices' asks for {count} devices, this process has {len(available)} "
+        raise ConfigError(f"config key 'devices' asks for {count} devices, the job has {len(available)} "
                           f"({available[0].platform})")
+    if jax.process_count() > 1 and count != len(available):
+        raise ConfigError(f"training on {jax.process_count()} processes uses all their {len(available)} devices: "
+                          f"set devices to 0 (got {count})")
     if count == 1:
         return None
     batch = cfg.num_envs * cfg.num_steps // cfg.num_minibatches

@@ -43,10 +43,12 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, progress: bool = Tr
     import numpy as np
     from tqdm import tqdm
 
-    from marlstack.policies import checkpoint, run_dir
+    from marlstack.policies import checkpoint, distributed, run_dir
     from marlstack.policies.ppo import Trainer
 
-    out.mkdir(parents=True, exist_ok=True)
+    primary = distributed.is_primary()  # several processes: only the first writes the run directory
+    if primary:
+        out.mkdir(parents=True, exist_ok=True)
     trainer = Trainer(cfg)
     runners = trainer.init_seeds()
     updates = 0
@@ -57,20 +59,24 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, progress: bool = Tr
         runners = checkpoint.restore_state(runners, raw, out)
         runners = runners.replace(total_updates=jnp.full_like(runners.total_updates, cfg.num_updates))
         run_id, updates = meta["run_id"], int(meta["updates"])
+    runners = distributed.to_global(runners, trainer.runner_shardings())
     start = updates
-    run_dir.start_metrics(out, updates if resume else None)
-    run_dir.write_config(out, cfg)
+    if primary:
+        run_dir.start_metrics(out, updates if resume else None)
+        run_dir.write_config(out, cfg)
 
     compiled, compile_s = compiled_chunk(cfg, trainer, runners)
     per_call = cfg.num_seeds * cfg.num_envs * cfg.num_steps * cfg.updates_per_call
     calls = max(0, cfg.num_updates - updates) // cfg.updates_per_call
 
     def save() -> None:
-        best = run_dir.best_seed(run_dir.read_metrics(out), cfg.seed, cfg.num_seeds)
-        checkpoint.save(out, checkpoint.make_meta(cfg, trainer.spec, run_id, updates, best), runners)
+        state = distributed.to_host(runners)  # a collective with several processes: all of them gather
+        if primary:
+            best = run_dir.best_seed(run_dir.read_metrics(out), cfg.seed, cfg.num_seeds)
+            checkpoint.save(out, checkpoint.make_meta(cfg, trainer.spec, run_id, updates, best), state)
 
-    bar = tqdm(total=cfg.num_updates, initial=updates, unit="upd", disable=not progress, dynamic_ncols=True,
-               desc=f"{cfg.algo} {cfg.scenario}")
+    bar = tqdm(total=cfg.num_updates, initial=updates, unit="upd", disable=not (progress and primary),
+               dynamic_ncols=True, desc=f"{cfg.algo} {cfg.scenario}")
     interrupted, train_s = False, 0.0
     try:
         for call in range(calls):
@@ -88,7 +94,8 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, progress: bool = Tr
                                  **{k: float(metrics[k][s, u]) for k in run_dir.METRIC_COLUMNS},
                                  "env_steps_per_s": per_call / dt, "wall_s": train_s})
             updates += cfg.updates_per_call
-            run_dir.append_metrics(out, rows)
+            if primary:
+                run_dir.append_metrics(out, rows)
             bar.update(cfg.updates_per_call)
             last = rows[-cfg.num_seeds:]
             barrier = run_dir.nanmean(r["barrier_rate"] for r in last)  # NaN: no barrier in the loop
@@ -107,7 +114,9 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, progress: bool = Tr
         bar.close()
     if calls == 0:
         save()
-    curve = run_dir.plot_curves(out, f"{cfg.algo.upper()} on {cfg.scenario} ({trainer.spec.num_agents} agents)")
+    curve = None
+    if primary:
+        curve = run_dir.plot_curves(out, f"{cfg.algo.upper()} on {cfg.scenario} ({trainer.spec.num_agents} agents)")
     return {"run_dir": str(out), "run_id": run_id, "updates": updates,
             "env_steps_per_seed": updates * cfg.num_envs * cfg.num_steps, "compile_s": compile_s, "train_s": train_s,
             "env_steps_per_s": per_call * (updates - start) / cfg.updates_per_call / train_s if train_s else None,
@@ -153,6 +162,11 @@ def build_parser() -> argparse.ArgumentParser:
     cable.add_argument("--mavs", type=int, metavar="N", help="team size (the profile needs an attachment layout: 3 or 4)")
     cable.add_argument("--cable", choices=("tension", "rigid"), help="cable model (default: the profile's)")
     cable.add_argument("--failure", action="store_true", help="one MAV loses thrust at a random time in every episode")
+    hosts = p.add_argument_group("several machines (one process per machine; docs/scale.md)")
+    hosts.add_argument("--coordinator", metavar="HOST:PORT", help="process 0's address, or 'auto' to read the cluster's "
+                       "variables (SLURM, Open MPI, JAX_COORDINATOR_ADDRESS ...)")
+    hosts.add_argument("--num-processes", type=int, metavar="N", help="processes in the job (with --coordinator)")
+    hosts.add_argument("--process-id", type=int, metavar="I", help="this process's index, 0 … N-1 (0 writes the run)")
     add_config_arguments(p, skip=("scenario",))
     return p
 
@@ -193,6 +207,12 @@ def cable_overrides(args: argparse.Namespace, overrides: dict[str, Any]) -> dict
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
+    from marlstack.policies import distributed
+    try:  # before anything touches JAX (some modules build arrays when imported)
+        distributed.initialize(args.coordinator, args.num_processes, args.process_id)
+    except ConfigError as exc:
+        print(f"marlstack train: {exc}", file=sys.stderr)
+        return 2
     from marlstack.hardware.profile import ProfileError
     from marlstack.policies.checkpoint import CheckpointError
     from marlstack.policies.envs import available_scenarios
@@ -212,6 +232,8 @@ def main(argv: list[str]) -> int:
             cfg = build_config({"scenario": args.scenario, **overrides})
         out = args.out or Path("runs") / f"{cfg.scenario}-{cfg.algo}-{time.strftime('%Y%m%d-%H%M%S')}"
         summary = train(cfg, out, resume=args.resume, progress=not args.no_progress)
+        if not distributed.is_primary():
+            return 130 if summary["interrupted"] else 0
         if summary["interrupted"]:
             print(f"marlstack train: interrupted; kept the checkpoint and metrics of update {summary['updates']} "
                   f"in {out} (continue with --resume --out {out})", file=sys.stderr)
