@@ -17,8 +17,8 @@ set-point is the *filtered* command. Replay re-runs the same stage on the same o
 own sample, used by the cable rows when it was at most `mav_safety.MAX_AGE_PERIODS` periods old at the
 node's clock, as the node decides. The stage
 carries each position forward by its velocity over the odometry's age at the node's clock, which the
-log does not hold: it lies between the newest input stamp and the set-point's log time, and is
-searched there (a grid, then bisection on the closest). The stage passes the body-rate feed-forward
+log does not hold: it lies between the newest input stamp and the set-point's log time, at most
+the certified age after the oldest MAV odometry (older, the node held instead), and is searched there (a grid, then bisection on the closest). The stage passes the body-rate feed-forward
 unchanged, so the policy's own rate outputs must match the logged ones exactly even where the stage
 changed the acceleration: the combinations tried through the stage are those. Reported separately:
 the policy's raw output against the log where the stage let it pass, and the re-run stage's
@@ -246,8 +246,11 @@ def _evaluate_mav(log: TeamLog, runtime: Any, me: str, limit: np.ndarray, rate: 
                 for k in order:
                     team = np.array([log.odom[m][1][j] for m, j in zip(used, combos[k][1:])])
                     st = np.array([log.odom[m][0][j] for m, j in zip(used, combos[k][1:])])
-                    safe, e = stage.closest(team, st, np.asarray(log.load[stamp]), stamp, out[k],
-                                            max(stamp, float(st.max())), t, cmd)
+                    # the node's clock: not before the newest input, not after the set-point's log time, and
+                    # certifying only while every MAV's odometry was within the certified age (else it held)
+                    lo = max(stamp, float(st.max()))
+                    safe, e = stage.closest(team, st, np.asarray(log.load[stamp]), stamp, out[k], lo,
+                                            min(t, float(st.min()) + stage.certified_age), cmd)
                     if safe is not None and e < found[0]:
                         found = (e, safe, out[k])
                     if found[0] <= AGREE_TOL:
