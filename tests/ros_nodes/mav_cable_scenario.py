@@ -6,14 +6,17 @@ onboard stage) and its callbacks are called with real messages, so the test deci
 The team hovers around a still load, but mav_0 flies at 0.8 m/s towards mav_1's cable (0.196 m apart;
 certified 0.15 m) while every MAV stays 0.86 m or more from the others, so only the cable rows can object:
 1. every input fresh: the node's set-point and the policy's own command on the same inputs;
-2. the same state with the load's odometry 45 ms old (the policy reads it: watchdog 100 ms; the stage's
-   certified age is 30 ms): the cable rows are not claimed, the set-point is the policy's command again.
+2. the same state with the load's odometry 45 ms old or more (the policy reads it: watchdog 300 ms here; the
+   stage's certified age is 30 ms): the cable rows are not claimed, the set-point is the policy's command again.
+Every message handed to the node and every set-point it sent go into a bag (`node.mcap` in the work
+directory, logged when handed over / sent), which the test gives to `replay eval`.
 """
 from __future__ import annotations
 
 import json
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import rclpy
@@ -27,6 +30,7 @@ POS = [[0.859, -0.091, 1.936], [0.241, 0.503, 1.88], [-0.421, -0.189, 2.16]]
 VEL = [[-0.738, -0.186, -0.247], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]]
 LOAD = [0.0, 0.0, 1.0]
 LEVEL = (1.0, 0.0, 0.0, 0.0)  # w x y z
+WATCHDOG_PERIODS = 30.0  # 300 ms for what the policy reads: a slow first step on a loaded machine must not trip it
 
 
 def messages(stamp: float, load_age: float) -> tuple[dict[str, object], object]:
@@ -34,28 +38,57 @@ def messages(stamp: float, load_age: float) -> tuple[dict[str, object], object]:
     return odom, mav_io.odometry_msg(LOAD, LEVEL, (0.0, 0.0, 0.0), (0.0, 0.0, 0.0), stamp - load_age, "load")
 
 
-def main(out: str, policy: str) -> None:
+class Log:
+    """What a recorder beside the node would have written: (topic, ROS type, log time ns, message)."""
+
+    def __init__(self) -> None:
+        self.records: list[tuple[str, str, int, object]] = []
+
+    def __call__(self, topic: str, kind: str, msg: object) -> None:
+        from rclpy.serialization import serialize_message
+        self.records.append((topic, kind, time.time_ns(), serialize_message(msg)))
+
+    def write(self, path: Path) -> None:
+        from rosbags.rosbag2 import StoragePlugin, Writer
+        from rosbags.typesys import Stores, get_typestore
+        store = get_typestore(Stores.ROS2_KILTED)
+        with Writer(path, version=9, storage_plugin=StoragePlugin.MCAP) as w:
+            conns = {}
+            for topic, kind, t, raw in self.records:
+                if topic not in conns:
+                    conns[topic] = w.add_connection(topic, kind, typestore=store)
+                w.write(conns[topic], t, raw)
+
+
+def main(out: str, policy: str, workdir: str) -> None:
     rclpy.init(args=["--ros-args", "-p", "mav:=mav_0", "-p", f"mavs:=[{', '.join(MAVS)}]", "-p", f"policy_path:={policy}",
-                     "-p", "watchdog_periods:=10.0"])
+                     "-p", f"watchdog_periods:={WATCHDOG_PERIODS}"])
     node = make_node()
     diags: list[dict[str, str]] = []
     node.diag.publish = lambda msg: diags.extend(health.values_of(s) for s in msg.status)  # what /diagnostics carries
     runtime = PolicyRuntime(policy, batch_size=1)
     limit = node.limit
     alone = mav_io.TeamInputs(runtime.spec["inputs"], MAVS, "mav_0", limit, np.inf)  # the policy without the node
+    log, odom_type, load_topic = Log(), "nav_msgs/msg/Odometry", "/load/odom"
     goal = mav_io.pose_msg([0.0, 0.0, 1.0], LEVEL, time.time())
+    log("/load/goal", "geometry_msgs/msg/PoseStamped", goal)
     node._on_goal(goal)
     alone.put(mav_io.GOAL, mav_io.goal_pose(goal), 0.0)
-    result = {}
-    for name, load_age in (("fresh", 0.0), ("load_45ms_old", 0.045)):
-        time.sleep(0.06)
+    result, first = {}, time.time() + 0.06
+    for name, load_stamp in (("fresh", None), ("load_45ms_old", first + 0.015)):
+        # the second step 60 ms after the first (later on a loaded machine): its load sample newer than the first
+        # step's, so it is not dropped as out of order, and at least 45 ms old
+        time.sleep(max(0.0, first + (0.0 if load_stamp is None else 0.06) - time.time()))
         now = time.time()
-        odom, load = messages(now, load_age)
+        odom, load = messages(now, 0.0 if load_stamp is None else now - load_stamp)
         for m in MAVS:
+            log(f"/{m}/odom", odom_type, odom[m])
             node._on_odom(m)(odom[m])
             alone.put(m, mav_io.odometry(odom[m]), now)
         alone.put(mav_io.LOAD, mav_io.odometry(load), now)
+        log(load_topic, odom_type, load)
         node._on_load(load)   # steps the node: policy -> safety stage -> set-point
+        log("/mav_0/setpoint", "trajectory_msgs/msg/MultiDOFJointTrajectory", node.setpoint)
         sent = np.asarray(mav_io.setpoint_values(node.setpoint), float)
         policy_cmd = np.asarray(runtime.run(alone.inputs(now))["cmd"], float).reshape(-1)
         alone.latest.sent(np.concatenate([sent[:3], sent[3:5]]))
@@ -64,9 +97,10 @@ def main(out: str, policy: str) -> None:
                         "diagnostics": diags[-1]}
     node.destroy_node()
     rclpy.shutdown()
+    log.write(Path(workdir) / "node.mcap")
     with open(out, "w") as f:
         json.dump(result, f)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    main(sys.argv[1], sys.argv[2], sys.argv[3])
