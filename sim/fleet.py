@@ -231,6 +231,13 @@ class FleetEnv:
             return jnp.asarray(actions, state.poses.dtype).reshape(self.num_agents, 2)
         return waypoint_commands(self.profile, state.poses, jnp.asarray(actions).reshape(self.num_agents))
 
+    def _override(self, nominal: jax.Array, safe: jax.Array) -> jax.Array:
+        """(N,) how far the barrier moved each robot's command: ‖Δ(v, ω)‖ with v and ω as fractions of the
+        profile's limits (‖Δ‖ in raw units would be almost all ω, whose limit is 18× v's)."""
+        p = self.profile
+        dv, dw = (safe[:, 0] - nominal[:, 0]) / p.max_linear_speed, (safe[:, 1] - nominal[:, 1]) / p.max_angular_speed
+        return jnp.sqrt(dv * dv + dw * dw).astype(nominal.dtype)
+
     def step_env(self, key: jax.Array, state: FleetState, actions: dict[str, jax.Array] | jax.Array):
         """One step without the auto-reset: (obs, state, rewards (N,), done, info)."""
         state, rewards, done, info = self._transition(key, state, actions)
@@ -246,6 +253,7 @@ class FleetEnv:
         speed = None if factors is None else factors(state.poses, state.task, self.params)
         if speed is not None:
             u = jnp.stack([u[:, 0] * speed, u[:, 1]], axis=-1)
+        nominal = u
         if self._barrier_fn is not None:
             u, barrier_info = self._barrier_fn(state.poses, u)
             # Per-robot entries as they are, fleet-wide scalars (status, residual) repeated per robot.
@@ -265,6 +273,8 @@ class FleetEnv:
         poses, viol = jax.lax.optimization_barrier((poses, viol))
         rewards, task, success, solved = self.scenario.reward(state.poses, poses, state.task, viol.collisions,
                                                               viol.boundary_exits, self.params)
+        if self._barrier_fn is not None and self.params.intervention_penalty:
+            rewards = rewards - self.params.intervention_penalty * self._override(nominal, u)
         step = state.step + 1
         timeout = step >= self.max_steps
         done = solved | timeout

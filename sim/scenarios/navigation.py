@@ -41,6 +41,10 @@ class Params:
     success_bonus: float = 5.0  # once per episode, on first arrival
     collision_penalty: float = 1.0  # per step in collision (0 turns it off)
     boundary_penalty: float = 1.0  # per step outside the arena
+    # per step, × how far the barrier moved the robot's command (‖Δ(v, ω)‖ as fractions of the limits; only
+    # with a barrier in the loop, applied by FleetEnv): a command the barrier overrides costs, so a policy
+    # learns commands the barrier lets through instead of pushing into a wall or a robot and standing still
+    intervention_penalty: float = 0.0
     # nearest-first selection: argmin rounds up to this many candidates, top-k + gather beyond. XLA's
     # CPU backend prefers rounds for a few; onnxruntime prefers top-k always (the exporter sets 0)
     gather_above: int = SMALL_FLEET

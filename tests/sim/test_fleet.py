@@ -195,3 +195,20 @@ def test_barrier_hook_filters_every_command(monkeypatch):
     np.testing.assert_allclose(info["barrier_intervention"], 0.2)
     np.testing.assert_array_equal(info["barrier_status"], [0, 0, 0])  # fleet-wide scalars repeated per robot
     assert "barrier_matrix" not in info  # anything else is not a per-robot quantity
+
+
+def test_intervention_penalty_charges_what_the_barrier_overrides():
+    """A robot driving into the wall is stopped by the barrier and pays intervention_penalty × its override (v and
+    ω as fractions of the limits) on top of the scenario's reward; the other, commanded nothing the barrier
+    changes, pays nothing."""
+    from marlstack.sim.scenarios import navigation as nav
+    e = FleetEnv("gritsbot_x", num_agents=2, barrier="unicycle_walls", intervention_penalty=0.5)
+    _, state = e.reset(KEY)
+    state = state.replace(poses=jnp.asarray([[e.profile.arena.x_max - 0.12, 0.0, 0.0], [-1.0, 0.0, 0.0]],
+                                            state.poses.dtype))
+    u = jnp.asarray([[0.2, 0.0], [0.0, 0.0]])  # robot 0 full speed at the right wall, robot 1 still
+    _, new, r, _, info = e.step_env(KEY, state, u)
+    scenario = nav.reward(state.poses, new.poses, state.task, info["collisions"], info["boundary_exits"], e.params)[0]
+    override = float(info["barrier_intervention"][0]) / e.profile.max_linear_speed  # ω unchanged: ‖Δ‖ = Δv / v_max
+    assert override > 0.3  # the barrier cut the forward speed
+    np.testing.assert_allclose(np.asarray(scenario) - np.asarray(r), [0.5 * override, 0.0], rtol=1e-4, atol=1e-6)
