@@ -15,7 +15,7 @@ ROS_MESSAGES = [
 ]
 EXTRAS = {
     "onboard": ["numpy", "onnxruntime", "cvxpy", "clarabel", "osqp", "pyyaml", "tqdm"],
-    "train": ["jax", "flax", "optax", "onnx", "jax2onnx", "matplotlib", "pillow", "tqdm", "pyyaml"],
+    "train": ["jax", "flax", "optax", "onnx", "jax2onnx", "matplotlib", "pillow", "tqdm", "pyyaml", "tensorboardX"],
     "ros": ["ros-rclpy", "ros-rmw-fastrtps-cpp", "rosbags", "foxglove-sdk", *ROS_MESSAGES],
     "replay": ["rosbags", "numpy", "pyyaml", "matplotlib", "pillow", "onnxruntime", "tqdm", "pyulog", "pymavlink"],
     "sim2sim": ["pybullet"],

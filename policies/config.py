@@ -72,6 +72,7 @@ class TrainConfig:
     updates_per_call: int = _f(1, "PPO updates per jitted call (progress bar, metrics and checkpoint granularity)")
     checkpoint_every: int = _f(20, "write the checkpoint every this many calls (and always at the end)")
     eval_episodes: int = _f(64, "episodes of the final evaluation written to eval.json")
+    tensorboard: bool = _f(False, "also write TensorBoard event files, one run per seed (OUT/tensorboard/seed-<s>)")
 
     def validate(self) -> "TrainConfig":
         if self.algo not in ALGOS:

@@ -1,7 +1,8 @@
 """What a training run leaves on disk besides the checkpoint: config.yaml, metrics.csv, curves.
 
 metrics.csv has one row per PPO update and seed; empty cells mean "no episode finished
-during that update". The learning curve is drawn from the CSV alone.
+during that update". The learning curve is drawn from the CSV alone. With `tensorboard: true`
+the same rows also go to TensorBoard event files (one run per seed, x axis = env steps).
 """
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ from typing import Any, Iterable
 import numpy as np
 import yaml
 
-from marlstack.policies.config import TrainConfig
+from marlstack.policies.config import ConfigError, TrainConfig
 
 CONFIG_FILE, METRICS_FILE, CURVE_FILE, EVAL_FILE = "config.yaml", "metrics.csv", "learning_curve.png", "eval.json"
+TENSORBOARD_DIR = "tensorboard"
 METRIC_COLUMNS = ("return", "success_rate", "collisions", "boundary_exits", "episode_length", "episodes",
                   "loss", "policy_loss", "value_loss", "entropy", "approx_kl", "clip_frac",
                   "barrier_rate", "barrier_change")  # barrier_*: policies.ppo.barrier_metrics (empty: no barrier)
@@ -45,6 +47,30 @@ def start_metrics(out: Path, keep_until_update: int | None = None) -> None:
 def append_metrics(out: Path, rows: Iterable[dict[str, Any]]) -> None:
     with (out / METRICS_FILE).open("a", newline="", encoding="utf-8") as fh:
         csv.writer(fh).writerows([[_cell(r[c]) for c in COLUMNS] for r in rows])
+
+
+class TensorBoard:
+    """metrics.csv's rows as TensorBoard scalars (`tensorboard --logdir OUT/tensorboard`; W&B reads the same
+    files with `wandb sync --sync-tensorboard`): one run per seed so the seeds overlay, step = env steps."""
+
+    def __init__(self, out: Path, cfg: TrainConfig):
+        try:
+            from tensorboardX import SummaryWriter
+        except ImportError:
+            raise ConfigError("tensorboard: true needs tensorboardX: pip install marlstack[train]") from None
+        self.writers = {s: SummaryWriter(str(out / TENSORBOARD_DIR / f"seed-{s}"))
+                        for s in range(cfg.seed, cfg.seed + cfg.num_seeds)}
+
+    def add(self, rows: Iterable[dict[str, Any]]) -> None:
+        for r in rows:
+            writer = self.writers[r["seed"]]
+            for key in (*METRIC_COLUMNS, "env_steps_per_s"):
+                if math.isfinite(r[key]):
+                    writer.add_scalar(f"train/{key}", r[key], global_step=r["env_steps"])
+
+    def close(self) -> None:
+        for writer in self.writers.values():
+            writer.close()
 
 
 def read_metrics(out: Path) -> list[dict[str, Any]]:

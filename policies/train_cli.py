@@ -18,9 +18,9 @@ from marlstack.policies.config import (ConfigError, TrainConfig, add_config_argu
                              overrides_from_args)
 
 # keys a resumed run may change: they do not alter shapes or the state being continued
-RESUMABLE_OVERRIDES = ("total_steps", "checkpoint_every", "eval_episodes")
+RESUMABLE_OVERRIDES = ("total_steps", "checkpoint_every", "eval_episodes", "tensorboard")
 # keys only the host loop reads; every other key is baked into the compiled update
-HOST_ONLY = ("total_steps", "checkpoint_every", "eval_episodes")
+HOST_ONLY = ("total_steps", "checkpoint_every", "eval_episodes", "tensorboard")
 # compiled chunk per config: a rerun in the same process (tests, benchmarks) skips compiling
 _COMPILED: dict[str, Any] = {}
 
@@ -64,6 +64,7 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, progress: bool = Tr
     if primary:
         run_dir.start_metrics(out, updates if resume else None)
         run_dir.write_config(out, cfg)
+    board = run_dir.TensorBoard(out, cfg) if primary and cfg.tensorboard else None
 
     compiled, compile_s = compiled_chunk(cfg, trainer, runners)
     per_call = cfg.num_seeds * cfg.num_envs * cfg.num_steps * cfg.updates_per_call
@@ -96,6 +97,8 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, progress: bool = Tr
             updates += cfg.updates_per_call
             if primary:
                 run_dir.append_metrics(out, rows)
+            if board is not None:
+                board.add(rows)
             bar.update(cfg.updates_per_call)
             last = rows[-cfg.num_seeds:]
             barrier = run_dir.nanmean(r["barrier_rate"] for r in last)  # NaN: no barrier in the loop
@@ -112,6 +115,8 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, progress: bool = Tr
         save()
     finally:
         bar.close()
+        if board is not None:
+            board.close()
     if calls == 0:
         save()
     curve = None

@@ -34,7 +34,8 @@ def runs(tmp_path_factory):
     """A straight run, and a run interrupted (Ctrl-C) after 2 updates then resumed: one compile for all."""
     tmp = tmp_path_factory.mktemp("ckpt")
     cfg = build_config(CFG)
-    straight = train_cli.train(cfg, tmp / "straight", progress=False)
+    # the straight run also writes TensorBoard files (a host-only key: the same compiled update)
+    straight = train_cli.train(build_config({**CFG, "tensorboard": True}), tmp / "straight", progress=False)
     interrupted = train_cli.train(cfg, tmp / "resumed", progress=False, after_call=interrupt_after(2))
     kept = {"rows": read_metrics(tmp / "resumed"), "policy": load_policy(tmp / "resumed")}
     resumed = train_cli.train(cfg, tmp / "resumed", resume=True, progress=False)
@@ -92,3 +93,28 @@ def test_broken_or_missing_checkpoint(runs, tmp_path, capsys):
     assert "no checkpoint at" in capsys.readouterr().err
     with pytest.raises(CheckpointError, match="seed index 5 out of range"):
         load_policy(runs.tmp / "straight", seed_index=5)
+
+
+def _scalars(folder):
+    """{tag: [(step, value)]} from TensorBoard event files (TFRecord: length, crc, Event proto, crc)."""
+    from tensorboardX.proto.event_pb2 import Event
+    out = {}
+    for path in sorted(folder.glob("events.out.tfevents.*")):
+        data, pos = path.read_bytes(), 0
+        while pos < len(data):
+            n = int.from_bytes(data[pos:pos + 8], "little")
+            event = Event.FromString(data[pos + 12:pos + 12 + n])
+            pos += 12 + n + 4
+            for v in event.summary.value:
+                out.setdefault(v.tag, []).append((event.step, v.simple_value))
+    return out
+
+
+def test_tensorboard_files_hold_the_metrics_rows(runs):
+    rows = read_metrics(runs.tmp / "straight")
+    scalars = _scalars(runs.tmp / "straight" / "tensorboard" / "seed-3")
+    assert [s for s, _ in scalars["train/loss"]] == [r["env_steps"] for r in rows]
+    np.testing.assert_allclose([v for _, v in scalars["train/loss"]], [r["loss"] for r in rows], rtol=1e-5)  # the CSV keeps 6 digits
+    finished = [(r["env_steps"], r["return"]) for r in rows if np.isfinite(r["return"])]
+    assert len(scalars.get("train/return", [])) == len(finished)  # updates without a finished episode: no point
+    assert not (runs.tmp / "resumed" / "tensorboard").exists()  # off by default
