@@ -4,7 +4,8 @@
 exact QP of `controllers.mav_barrier` solved by the ground fleet's dual active-set solver
 (`controllers.barrier_jax`). Inactive MAVs (failed, stopped) are obstacles whose acceleration is zero; their
 command passes through, and their cable (released) leaves the cable rows. With `cables`
-(`controllers.mav_barrier.Cables`) and a profile `safety.cable_separation`, the soft cable rows join.
+(`controllers.mav_barrier.Cables`) and a profile `safety.cable_separation`, the soft cable rows join: held
+exactly by a first solve, relaxed by a second (with their slacks) only in the lanes where the first has no solution.
 A non-finite input or an infeasible QP yields zero acceleration command for everyone (hover) and a status.
 """
 from __future__ import annotations
@@ -17,16 +18,16 @@ import jax.numpy as jnp
 import numpy as np
 
 from marlstack.controllers.barrier_jax import INFEASIBLE, MAX_ITERATIONS, NONFINITE, OK, kkt_residual, solve_qp
-from marlstack.controllers.mav_barrier import (CABLE_SLACK_COST, Cables, barriers, cable_geometry, cable_row_span, mav_barrier_spec,
-                                     pairs, rows, soften)
+from marlstack.controllers.mav_barrier import (CABLE_SLACK_COST, FREE, Cables, barriers, cable_geometry, cable_row_span,
+                                               hook_pairs, mav_barrier_spec, pairs, rows, soften)
 
 
 def mav_barrier(profile: Any, num_mavs: int, max_iter: int | None = None) -> Callable:
     spec = mav_barrier_spec(profile)
     n = num_mavs
     first, npair, nangle = cable_row_span(spec, n, True)
-    cap = 10 * (n + npair + nangle) + 16 if max_iter is None else max_iter  # the soft rows add variables
-    iu, ju = pairs(n)
+    cap = 10 * (n + npair + nangle) + 16 if max_iter is None else max_iter  # per solve; the soft rows add variables
+    iu, ju = (np.concatenate(x) for x in zip(pairs(n), hook_pairs(n)))   # the MAVs of each cable pair / hook row
 
     def fn(pos: jax.Array, vel: jax.Array, a_nom: jax.Array, active: jax.Array | None = None,
            cables: Cables | None = None):
@@ -50,20 +51,31 @@ def mav_barrier(profile: Any, num_mavs: int, max_iter: int | None = None) -> Cal
         keep = norm > 1e-9
         a = a / jnp.where(keep, norm, 1.0)[:, None]
         b = jnp.where(keep, b / jnp.where(keep, norm, 1.0), jnp.maximum(b, 0.0))
+        uhat = jnp.where(cols, a_nom.reshape(-1), 0.0)
+        sol = solve_qp(a, b, uhat, cap)          # every row held, the soft ones too
+        residual, slack = kkt_residual(a, b, uhat, sol), jnp.zeros((), a.dtype)
         if count:
-            a, b = soften(a, b, first, count)
-            a = jnp.where(keep[:, None], a, 0.0)   # a dropped row stays empty (its slack column too)
-        uhat = jnp.concatenate([jnp.where(cols, a_nom.reshape(-1), 0.0), jnp.zeros(count, a_nom.dtype)])
-        sol = solve_qp(a, b, uhat, cap)
+            # only where that has no solution (the soft rows conflict with the hard ones, or the cap) do the
+            # soft rows give way; the other lanes' second solve binds nothing and ends at once
+            give = ~sol["converged"]
+            sa, sb = soften(a, b, first, count)
+            sa = jnp.where(keep[:, None], sa, 0.0)   # a dropped row stays empty (its slack column too)
+            suhat = jnp.concatenate([uhat, jnp.zeros(count, uhat.dtype)])
+            soft = solve_qp(sa, jnp.where(give, sb, FREE), suhat, cap)
+            pick = lambda x, y: jnp.where(give, x, y)  # noqa: E731
+            residual = pick(kkt_residual(sa, sb, suhat, soft), residual)
+            slack = pick(jnp.max(jnp.maximum(soft["x"][3 * n:], 0.0)) / CABLE_SLACK_COST ** 0.5, slack)
+            sol = {"x": pick(soft["x"][:3 * n], sol["x"]), "converged": pick(soft["converged"], sol["converged"]),
+                   "infeasible": pick(soft["infeasible"], sol["infeasible"]),
+                   "iterations": sol["iterations"] + jnp.where(give, soft["iterations"], 0)}
         ok = finite & sol["converged"] & jnp.all(jnp.isfinite(sol["x"]))
         status = jnp.where(~finite, NONFINITE, jnp.where(sol["infeasible"], INFEASIBLE,
                            jnp.where(ok, OK, MAX_ITERATIONS))).astype(jnp.int32)
-        safe = jnp.where(ok, sol["x"][:3 * n].reshape(n, 3), 0.0)
+        safe = jnp.where(ok, sol["x"].reshape(n, 3), 0.0)
         safe = jnp.where(active[:, None], safe, a_nom)
         du = jnp.where(active[:, None], safe - a_nom, 0.0)
-        slack = jnp.max(jnp.maximum(sol["x"][3 * n:], 0.0)) / CABLE_SLACK_COST ** 0.5 if count else jnp.zeros(())
         info = {"status": status, "intervention": jnp.linalg.norm(du, axis=-1),
-                "residual": kkt_residual(a, b, uhat, sol), "iterations": sol["iterations"],
+                "residual": residual, "iterations": sol["iterations"],
                 "cable_slack": jnp.where(ok, slack, 0.0), **barriers(spec, pos, cables)}
         return safe, info
 

@@ -30,8 +30,8 @@ MODES = ("onboard", "off")
 # model": under adversarial commands 3 periods cost 15 mm of the 0.1 m buffer, 5 periods 37 mm, 10 collide.
 MAX_AGE_PERIODS = 3
 INTERVENED = 1e-6  # m/s²: a change smaller than this is the solver's round-off, not an intervention
-# m/s²: a soft cable row that gave way by more than this counts as relaxed; below it is the soft rows' give while a
-# command pushes against them (≤ the push / CABLE_SLACK_COST: ≤ 0.1 m/s² for a 10 m/s² push)
+# m/s²: a soft cable row that gave way by more than this counts as relaxed (they give way only where they conflict
+# with the hard rows, then by push / CABLE_SLACK_COST at least on the rows not in the conflict: ≤ 0.1 m/s² at 10 m/s²)
 RELAXED = 0.1
 
 

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from marlstack.controllers.barrier_jax import NONFINITE, OK
-from marlstack.controllers.mav_barrier import (Cables, cable_ends, cable_gaps, cable_geometry, cable_kinematics, filter_team,
-                                     mav_barrier_spec)
+from marlstack.controllers.mav_barrier import (Cables, cable_ends, cable_gaps, cable_geometry, cable_kinematics,
+                                               cable_row_span, closest_params, filter_team, hook_kinematics,
+                                               hook_pairs, mav_barrier_spec, rows)
 from marlstack.controllers.mav_barrier_jax import fuzz, mav_barrier
 from marlstack.hardware import load_profile
 
@@ -62,7 +63,7 @@ def test_a_stopped_mav_is_an_obstacle(profile, fn3):
 def test_numpy_and_jax_forms_agree(profile, fn3, with_cables):
     spec, geom = mav_barrier_spec(profile), cable_geometry(profile, 3)
     rng = np.random.default_rng(0)
-    checked, diffs = 0, []
+    checked, diffs, relaxed = 0, [], []
     for _ in range(40):
         pos = np.asarray(geom.attach) * [2.2, 2.2, 1.0] + [0, 0, 2.0] + rng.uniform(-0.3, 0.3, (3, 3))
         vel, nominal = rng.normal(size=(3, 3)) * 1.5, rng.normal(size=(3, 3)) * 3
@@ -72,12 +73,15 @@ def test_numpy_and_jax_forms_agree(profile, fn3, with_cables):
         y, info = fn3(f32(pos), f32(vel), f32(nominal), ALL, None if cables is None else Cables(*map(f32, cables)))
         assert (status == "optimal") == (int(info["status"]) == OK)
         if x is not None:
-            diffs.append(np.abs(np.asarray(y) - x).max())
+            (relaxed if slack > 0 else diffs).append(np.abs(np.asarray(y) - x).max())
             assert abs(float(info["cable_slack"]) - slack) < 0.1   # RELAXED: both forms agree on what gave way
             checked += 1
     assert checked >= 30
-    # float32 vs float64: the soft cable rows' slack columns (scale 0.1) make the QP less well conditioned
-    assert max(diffs) < (0.05 if with_cables else 2e-4) and np.median(diffs) < 1e-4
+    # every row held (the soft ones too: a first solve with them hard): float32 vs float64 only
+    assert max(diffs) < 2e-4 and np.median(diffs) < 1e-4
+    # where the soft cable rows had to give way (a second solve with their slack columns, scale 0.1, which
+    # make the QP less well conditioned): both relaxed, by as much, to within 0.05 m/s²
+    assert (len(relaxed) >= 5) == with_cables and max(relaxed, default=0.0) < 0.05
 
 
 def test_safe_commands_pass_and_bad_input_holds(fn3):
@@ -110,6 +114,55 @@ def test_cable_kinematics_match_finite_differences():
         errors.append(np.abs(predicted - (gap(h) - 2 * gap(0.0) + gap(-h)) / h ** 2))
     errors = np.concatenate(errors)
     assert np.percentile(errors, 99) < 1e-3   # the rest: a closest point switching ends within ±h
+
+
+def test_hook_kinematics_match_finite_differences():
+    """The same for each hook against each other cable (a point–segment distance)."""
+    rng = np.random.default_rng(2)
+    i, j = hook_pairs(3)
+    errors = []
+    for _ in range(200):
+        top, bottom = rng.uniform(-1, 1, (3, 3)) + [0, 0, 2], rng.uniform(-0.4, 0.4, (3, 3)) + [0, 0, 1]
+        top_vel, bottom_vel, acc = rng.normal(size=(3, 3)), rng.normal(size=(3, 3)) * 0.3, rng.normal(size=(3, 3)) * 3
+
+        def gap(tau):
+            hook, end = top + top_vel * tau + acc * tau ** 2 / 2, bottom + bottom_vel * tau
+            _, t = closest_params(hook[i], hook[i], hook[j], end[j])
+            return np.linalg.norm(hook[i] - hook[j] - (end[j] - hook[j]) * t[:, None], axis=-1)
+        h = 1e-4
+        unit, r, rdot, drift, wi, wj = hook_kinematics(Cables(top, top_vel, bottom, bottom_vel, np.zeros((3, 3))))
+        np.testing.assert_allclose(r, gap(0.0))
+        np.testing.assert_allclose(wi, 1.0)   # a hook moves with its MAV
+        np.testing.assert_allclose(rdot, (gap(h) - gap(-h)) / (2 * h), atol=1e-3)
+        predicted = drift + np.sum(unit * (wi[:, None] * acc[i] - wj[:, None] * acc[j]), -1)
+        errors.append(np.abs(predicted - (gap(h) - 2 * gap(0.0) + gap(-h)) / h ** 2))
+    assert np.percentile(np.concatenate(errors), 99) < 1e-3
+
+
+def test_a_hook_closing_on_a_cable_is_braked_before_it_is_the_closest_piece(profile):
+    """MAV 1 (alone filtered, as onboard) flies its hook at 2.5 m/s towards cable 0 while their cables' closest
+    points sit at the load (0.33 m apart, where no MAV moves them): the cables' distance jumps to the hook only
+    once the hook is 0.33 m away, too late to brake (the segment row alone let it come to 0.054 m); the hook's own
+    row brakes from the start. No soft row has to give way, and every one holds exactly (no give while nothing
+    conflicts)."""
+    spec = mav_barrier_spec(profile)
+    bottom, still = np.array([[0.0, 0.0, 1.0], [0.33, 0.0, 1.0], [-0.5, 0.8, 1.0]]), np.zeros((3, 3))
+    pos, vel = np.array([[0.0, 0.0, 2.0], [1.5, 0.0, 1.9], [-0.8, 1.2, 2.0]]), np.array([[0, 0, 0], [-2.5, 0, 0], [0, 0, 0.0]])
+    mine, warm, closest, cmd = np.array([False, True, False]), [], np.inf, np.array([[0, 0, 0], [-2.0, 0, 0], [0, 0, 0.0]])
+    first, pieces, angles = cable_row_span(spec, 3, True)
+    soft = slice(first, first + pieces + angles)
+    for _ in range(100):
+        cables = Cables(pos, vel, bottom, still, still)
+        closest = min(closest, float(cable_gaps(cables).min()))
+        acc, status, warm, slack = filter_team(spec, pos, vel, cmd, controlled=mine, warm=warm, cables=cables)
+        assert status == "optimal" and slack == 0.0
+        a, b = rows(spec, pos, vel, cables, mine)
+        team = np.zeros(9)
+        team[3:6] = acc[0]
+        assert np.all(a[soft] @ team <= b[soft] + 1e-9)
+        vel[1] += acc[0] * 0.01
+        pos = pos + vel * 0.01
+    assert closest >= spec.cable_separation - DISCRETE_SLACK
 
 
 def crossing_flight(step, steps=300, dt=0.01):

@@ -110,7 +110,9 @@ def test_given_the_load_the_stage_keeps_its_cable_off_a_neighbours(profile):
     assert closest(blind, False) < limit and blind.report()["safety_cables_unchecked"] == 300
     stage = SafetyStage(profile, team, "mav_0")
     assert closest(stage, True) >= stage.spec.cable_separation - 0.005
-    assert stage.cables_unchecked == 0 and stage.cable_relaxed == 0 and stage.interventions > 100
+    # at most a step where the cables' closest points jump along near-parallel cables (docs/barrier.md): the
+    # segment row then asks for more than the limits allow and gives way; the hook rows hold
+    assert stage.cables_unchecked == 0 and stage.cable_relaxed <= 1 and stage.interventions > 100
     out, why = stage.filter(np.zeros((3, 3)) + [[0, 0, 2], [1, 0, 2], [0, 1, 2]], np.zeros((3, 3)), np.zeros(5),
                             load=load._replace(vel=np.array([np.nan, 0, 0])))
     assert out is None and why == "non-finite load odometry"
