@@ -5,14 +5,18 @@ message type (ATT, IMU, RCOU, BAT, ...) becomes a stream, instances (`I` / `C` c
 logs) become `NAME.k`. Telemetry logs (.tlog, what a ground station recorded over MAVLink) are read
 with `mavutil`: each MAVLink message becomes a stream timed by the ground station's clock.
 
-pymavlink prints what it skips ("bad header", "Skipped N bad bytes") instead of reporting it, so
-its output is captured and summarised as problems; a file that ends inside a message says where.
+pymavlink prints what it skips ("bad header", "Skipped N bad bytes") instead of reporting it, partly
+from compiled code straight to the process's stdout / stderr, so its output is captured at the file
+descriptors and summarised as problems; a file that ends inside a message says where.
 """
 from __future__ import annotations
 
 import contextlib
 import io
+import os
 import re
+import sys
+import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -42,6 +46,26 @@ def quat_from_euler_deg(roll: np.ndarray, pitch: np.ndarray, yaw: np.ndarray) ->
                      cr * sp * cy + sr * cp * sy, cr * cp * sy - sr * sp * cy], axis=-1)
 
 
+@contextlib.contextmanager
+def _captured(printed: io.StringIO) -> Iterator[None]:
+    """Everything written to stdout / stderr meanwhile, Python's and compiled code's alike, into `printed`."""
+    with tempfile.TemporaryFile(mode="w+b") as sink, contextlib.redirect_stdout(printed), \
+            contextlib.redirect_stderr(printed):
+        sys.__stdout__.flush()
+        sys.__stderr__.flush()
+        saved = [os.dup(1), os.dup(2)]
+        os.dup2(sink.fileno(), 1)
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            for fd, old in zip((1, 2), saved):
+                os.dup2(old, fd)
+                os.close(old)
+            sink.seek(0)
+            printed.write(sink.read().decode("utf-8", "replace"))
+
+
 def read_ardupilot(path: Path, kind: str) -> FlightLog:
     size = path.stat().st_size
     if size == 0:
@@ -51,13 +75,13 @@ def read_ardupilot(path: Path, kind: str) -> FlightLog:
     modes: list[tuple[float, str]] = []
     problems: list[str] = []
     try:
-        with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
+        with _captured(printed):
             reader = _dataflash if kind == "dataflash" else _tlog
             for name, t, msg, mode in reader(path, size, problems):
                 rows.setdefault(name, []).append({"_t": t, **msg})
                 if mode is not None and (not modes or modes[-1][1] != mode):
                     modes.append((t, mode))
-    except (OSError, ValueError, IndexError, KeyError, TypeError) as exc:  # pymavlink on a damaged file
+    except (OSError, ValueError, IndexError, KeyError, TypeError, AttributeError) as exc:  # pymavlink, damaged file
         problems.append(f"pymavlink stopped: {type(exc).__name__}: {exc}")
     for count, offset in SKIPPED.findall(printed.getvalue()):
         problems.append(f"corrupt data at byte {offset}: {count} bytes skipped to the next valid message")

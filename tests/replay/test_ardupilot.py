@@ -131,3 +131,20 @@ def test_tlog(tmp_path, capsys):
     info = json.loads(capsys.readouterr().out)
     assert info["messages"] == 80 + 1 - 1  # the last frame (SYS_STATUS of sample 19) is cut
     assert info["problems"][0].startswith(f"cut at byte {len(cut.read_bytes())}: the last ")
+
+
+@pytest.mark.parametrize("suffix,seed", [(".bin", 1), (".tlog", 0), (".tlog", 6)])  # seed 6: the AttributeError
+def test_noise_is_one_line_and_pymavlinks_printout_is_kept_off_the_terminal(tmp_path, capfd, suffix, seed):
+    """Random bytes under a log's name: pymavlink prints a 'bad header' per byte from compiled code (past
+    sys.stderr), and its telemetry reader raised AttributeError on some noise (a traceback) or finds frames
+    whose checksums happen to match in others: one line and exit 2, or a normal answer; never pymavlink's
+    printout or a traceback."""
+    path = tmp_path / f"noise{suffix}"
+    path.write_bytes(np.random.default_rng(seed).bytes(5000))
+    code = main(["info", str(path)])
+    out, err = capfd.readouterr()
+    assert "bad header" not in err + out and "Traceback" not in err
+    if suffix == ".bin" or code == 2:
+        assert code == 2 and out == "" and err.count("\n") == 1 and "messages could be read" in err, err[:300]
+    else:
+        assert code == 0 and "MAVLink telemetry" in out
