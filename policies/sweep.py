@@ -1,4 +1,8 @@
-"""Sweeps: one training per (grid point, seed), each a Ray task, on a local Ray instance or a cluster.
+"""Sweeps: one training per (point, seed), each a Ray task, on a local Ray instance or a cluster.
+
+The points are a grid (every combination of listed values), random draws from a search space
+(`uniform`, `loguniform`, `randint`, `choice`; seeded, so a rerun draws the same points), or the grid
+crossed with the draws.
 
 Ray schedules the tasks (one CPU each by default, `cpus_per_trial` / `gpus_per_trial` otherwise) and
 runs our own trainer (`train_cli.train`) in them, so a trial is exactly a `marlstack train` run with
@@ -36,14 +40,18 @@ def parse_grid(items: Iterable[str]) -> dict[str, list[Any]]:
         key = key.strip().replace("-", "_")
         if not sep or not text.strip():
             raise ConfigError(f"--grid expects KEY=V1,V2,..., got {item!r}")
-        if key not in FIELDS:
-            raise ConfigError(f"--grid: unknown config key {key!r}")
-        if key in ("seed", "num_seeds"):
-            raise ConfigError("--grid: seeds are given with --seeds, not as a grid key")
-        if key in grid:
-            raise ConfigError(f"--grid: key {key!r} given twice")
+        _check_key(key, "--grid", grid)
         grid[key] = [coerce(key, parse_value(v)) for v in _split_top_level(text)]
     return grid
+
+
+def _check_key(key: str, option: str, seen: dict[str, Any]) -> None:
+    if key not in FIELDS:
+        raise ConfigError(f"{option}: unknown config key {key!r}")
+    if key in ("seed", "num_seeds"):
+        raise ConfigError(f"{option}: seeds are given with --seeds, not as a searched key")
+    if key in seen:
+        raise ConfigError(f"{option}: key {key!r} given twice")
 
 
 def _split_top_level(text: str) -> list[str]:
@@ -60,11 +68,66 @@ def _split_top_level(text: str) -> list[str]:
     return [p.strip() for p in parts + [current] if p.strip()]
 
 
-def points(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
-    """Every combination of the grid's values (one empty point without a grid), in JSON's types (lists, not
-    tuples), so a point read back from a trial's trial.json compares equal."""
+DISTRIBUTIONS = ("uniform", "loguniform", "randint", "choice")
+
+
+def parse_space(items: Iterable[str]) -> dict[str, tuple[str, list[Any]]]:
+    """`key=loguniform(1e-4,1e-3)`, `key=uniform(a,b)`, `key=randint(a,b)` (a ≤ v < b), `key=choice(v1,v2,...)`
+    → {key: (distribution, arguments)}, checked against the config's fields and types."""
+    space: dict[str, tuple[str, list[Any]]] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        key = key.strip().replace("-", "_")
+        match = re.fullmatch(r"\s*(\w+)\((.*)\)\s*", text)
+        if not sep or match is None or match[1] not in DISTRIBUTIONS:
+            raise ConfigError(f"--sample expects KEY=DIST(ARGS) with DIST one of {', '.join(DISTRIBUTIONS)}, got {item!r}")
+        _check_key(key, "--sample", space)
+        dist, args = match[1], [parse_value(v) for v in _split_top_level(match[2])]
+        if dist == "choice":
+            if not args:
+                raise ConfigError(f"--sample {key}: choice() needs at least one value")
+            args = [coerce(key, v) for v in args]
+        elif len(args) != 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in args) \
+                or not args[0] < args[1] or (dist == "loguniform" and args[0] <= 0) \
+                or (dist == "randint" and not all(isinstance(v, int) for v in args)):
+            raise ConfigError(f"--sample {key}: {dist}(LOW,HIGH) needs numbers LOW < HIGH"
+                              f"{' (> 0)' if dist == 'loguniform' else ' (integers)' if dist == 'randint' else ''}, "
+                              f"got {text!r}")
+        else:  # the key takes numbers of this kind: uniform draws are floats, randint draws integers
+            coerce(key, float(args[0]) if dist != "randint" else args[0])
+        space[key] = (dist, args)
+    return space
+
+
+def draw(space: dict[str, tuple[str, list[Any]]], samples: int, seed: int) -> list[dict[str, Any]]:
+    """`samples` points drawn from `space` with numpy's generator seeded by `seed` (one empty point without a space)."""
+    if not space:
+        return [{}]
+    import numpy as np
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(samples):
+        point = {}
+        for key, (dist, args) in space.items():
+            if dist == "uniform":
+                value = float(rng.uniform(args[0], args[1]))
+            elif dist == "loguniform":
+                value = float(np.exp(rng.uniform(np.log(args[0]), np.log(args[1]))))
+            elif dist == "randint":
+                value = int(rng.integers(args[0], args[1]))
+            else:
+                value = args[int(rng.integers(len(args)))]
+            point[key] = coerce(key, value)
+        out.append(point)
+    return out
+
+
+def points(grid: dict[str, list[Any]], draws: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """Every combination of the grid's values, each crossed with every random draw (one empty point without
+    either), in JSON's types (lists, not tuples), so a point read back from a trial's trial.json compares equal."""
     keys = list(grid)
-    return json.loads(json.dumps([dict(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))]))
+    combos = [dict(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))]
+    return json.loads(json.dumps([{**c, **d} for c in combos for d in (draws or [{}])]))
 
 
 def point_name(point: dict[str, Any]) -> str:
@@ -76,23 +139,28 @@ def point_name(point: dict[str, Any]) -> str:
     return name
 
 
-def trials(out: Path, base: dict[str, Any], grid: dict[str, list[Any]], seeds: list[int]) -> list[dict[str, Any]]:
+def trials(out: Path, base: dict[str, Any], pts: list[dict[str, Any]], seeds: list[int]) -> list[dict[str, Any]]:
     """One trial per (point, seed): its config overrides, run directory and identity."""
     return [{"point": p, "seed": s, "dir": str(out / "trials" / point_name(p) / f"seed-{s}"),
              "overrides": {**base, **p, "seed": s, "num_seeds": 1}}
-            for p in points(grid) for s in seeds]
+            for p in pts for s in seeds]
 
 
-def check_sweep(out: Path, base: dict[str, Any]) -> None:
-    """Record the sweep's base config in OUT, or refuse OUT when it holds a sweep of another config."""
+def check_sweep(out: Path, base: dict[str, Any], pts: list[dict[str, Any]] | None = None) -> None:
+    """Record the sweep's base config (and random points) in OUT, or refuse OUT when it holds another sweep.
+    A grid may grow between reruns; drawn points may not change (another space or --search-seed)."""
     path = out / SWEEP_FILE
+    drawn = json.loads(json.dumps(pts or []))
     if path.is_file():
-        saved = json.loads(path.read_text(encoding="utf-8"))["base"]
-        if saved != json.loads(json.dumps(base)):
-            raise ConfigError(f"{out} holds a sweep of another config ({saved}); choose another --out")
+        saved = json.loads(path.read_text(encoding="utf-8"))
+        if saved["base"] != json.loads(json.dumps(base)):
+            raise ConfigError(f"{out} holds a sweep of another config ({saved['base']}); choose another --out")
+        if saved.get("points", []) != drawn:
+            raise ConfigError(f"{out} holds a sweep of other random points (another --sample space, --samples or "
+                              f"--search-seed); choose another --out")
         return
     out.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"base": base}, indent=2), encoding="utf-8")
+    path.write_text(json.dumps({"base": base, "points": drawn}, indent=2), encoding="utf-8")
 
 
 def finished(trial: dict[str, Any]) -> dict[str, Any] | None:
@@ -141,7 +209,7 @@ def _evaluate(out: Path, cfg: Any) -> dict[str, Any]:
     return {"eval_success": result["success_rate"], "eval_return": result["mean_return"]}
 
 
-def run_sweep(out: Path, base: dict[str, Any], grid: dict[str, list[Any]], seeds: list[int],
+def run_sweep(out: Path, base: dict[str, Any], pts: list[dict[str, Any]], seeds: list[int],
               address: str | None = None, num_cpus: int | None = None, cpus_per_trial: float = 1.0,
               gpus_per_trial: float = 0.0, progress: bool = True,
               on_result: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
@@ -152,7 +220,7 @@ def run_sweep(out: Path, base: dict[str, Any], grid: dict[str, list[Any]], seeds
     otherwise it joins that cluster ("auto", "HOST:PORT" or "ray://HOST:10001")."""
     from tqdm import tqdm
 
-    all_trials = trials(out, base, grid, seeds)
+    all_trials = trials(out, base, pts, seeds)
     done, todo = split_finished(all_trials)
     bar = tqdm(total=len(all_trials), initial=len(done), unit="trial", disable=not progress, dynamic_ncols=True,
                desc=f"sweep {base.get('scenario', '')}")
@@ -213,11 +281,11 @@ def _start_ray(address: str | None, num_cpus: int | None, attempts: int = 3) -> 
     raise SweepError(f"could not start or reach {where} ({reason})")
 
 
-def table_rows(results: list[dict[str, Any]], grid: dict[str, list[Any]], seeds: list[int],
+def table_rows(results: list[dict[str, Any]], pts: list[dict[str, Any]], seeds: list[int],
                metric: str) -> list[dict[str, Any]]:
-    """One row per grid point: its values, `metric` for every seed (None: not finished) and their median."""
+    """One row per point: its values, `metric` for every seed (None: not finished) and their median."""
     rows = []
-    for p in points(grid):
+    for p in pts:
         mine = {r["seed"]: r.get(metric) for r in results if r["point"] == p}
         values = [v for v in mine.values() if v is not None and math.isfinite(v)]
         rows.append({**p, "per_seed": [mine.get(s) for s in seeds],

@@ -1,7 +1,7 @@
-"""`marlstack sweep CONFIG --grid KEY=V1,V2 ... --seeds ...`: a grid of trainings as Ray tasks → one table.
+"""`marlstack sweep CONFIG --grid KEY=V1,V2 --sample KEY=DIST(..) --seeds ...`: trainings as Ray tasks → one table.
 
-Every (grid point, seed) is one `marlstack train` run (policies/sweep.py); the table has every seed
-and the median per grid point, in OUT/results.json and OUT/results.csv. Rerunning the same command
+Every (point, seed) is one `marlstack train` run (policies/sweep.py); the points are the grid, random
+draws from the --sample space, or both crossed; the table has every seed and the median per point, in OUT/results.json and OUT/results.csv. Rerunning the same command
 resumes: finished trials are read back, interrupted ones continue from their checkpoint.
 """
 from __future__ import annotations
@@ -23,12 +23,19 @@ SET_HELP = "override a config key for every trial (repeatable), e.g. --set total
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="marlstack sweep",
-        description="Train every combination of --grid values for every seed, each training a Ray task (a local "
-                    "Ray instance on 127.0.0.1, or a cluster with --address), and print one table: every seed and "
-                    "the median per grid point. Rerun the same command to resume an interrupted sweep.")
+        description="Train every combination of --grid values (and/or --samples random draws from the --sample "
+                    "space) for every seed, each training a Ray task (a local Ray instance on 127.0.0.1, or a cluster "
+                    "with --address), and print one table: every seed and the median per point. Rerun the same "
+                    "command to resume an interrupted sweep.")
     p.add_argument("config", help="a scenario (e.g. navigation) or a YAML config file with a 'scenario' key")
     p.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
                    help="config key and its values (repeatable; lists in brackets: hidden_sizes=[64,64],[128,128])")
+    p.add_argument("--sample", action="append", default=[], metavar="KEY=DIST(ARGS)",
+                   help="random search (repeatable): uniform(a,b), loguniform(a,b), randint(a,b) (a <= v < b) or "
+                        "choice(v1,v2,...), e.g. lr=loguniform(1e-4,1e-3); crossed with --grid when both are given")
+    p.add_argument("--samples", type=int, default=8, metavar="N", help="random points drawn (with --sample; default 8)")
+    p.add_argument("--search-seed", type=int, default=0, metavar="S",
+                   help="seed of the random draws (the same seed draws the same points: reruns resume them)")
     p.add_argument("--seeds", default=None, metavar="K|S1,S2",
                    help="K: seeds 0..K-1; or a comma-separated list (default: the config's seed..seed+num_seeds-1)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=SET_HELP)
@@ -94,17 +101,23 @@ def main(argv: list[str]) -> int:
     from marlstack.policies import sweep
     try:
         base = base_config(args.config, args.set)
-        grid = sweep.parse_grid(args.grid)
+        grid, space = sweep.parse_grid(args.grid), sweep.parse_space(args.sample)
+        if set(grid) & set(space):
+            raise ConfigError(f"--grid and --sample both set {', '.join(sorted(set(grid) & set(space)))}")
+        if space and args.samples < 1:
+            raise ConfigError(f"--samples must be at least 1, got {args.samples}")
         seeds = parse_seeds(args.seeds, base)
-        for point in sweep.points(grid):  # refuse a bad value before any trial starts
+        draws = sweep.draw(space, args.samples, args.search_seed)
+        pts = sweep.points(grid, draws)
+        for point in pts:  # refuse a bad value before any trial starts
             build_config({**base, **point})
         out = args.out or Path("runs") / f"sweep-{base['scenario']}-{time.strftime('%Y%m%d-%H%M%S')}"
-        sweep.check_sweep(out, base)
+        sweep.check_sweep(out, base, draws if space else None)
     except ConfigError as exc:
         print(f"marlstack sweep: {exc}", file=sys.stderr)
         return 2
     try:
-        results = sweep.run_sweep(out, base, grid, seeds, args.address, args.num_cpus, args.cpus_per_trial,
+        results = sweep.run_sweep(out, base, pts, seeds, args.address, args.num_cpus, args.cpus_per_trial,
                                   args.gpus_per_trial, progress=not args.no_progress)
     except KeyboardInterrupt:
         print(f"marlstack sweep: interrupted; rerun the same command to resume ({out})", file=sys.stderr)
@@ -113,17 +126,18 @@ def main(argv: list[str]) -> int:
         print(f"marlstack sweep: {exc}", file=sys.stderr)
         return 1
     metric = args.metric or sweep.default_metric(results)
-    rows = sweep.table_rows(results, grid, seeds, metric)
+    rows = sweep.table_rows(results, pts, seeds, metric)
+    keys = [*grid, *space]
     failed = [r for r in results if "error" in r]
-    summary = {"out": str(out), "base": base, "grid": grid, "seeds": seeds, "metric": metric, "table": rows,
-               "trials": results}
+    summary = {"out": str(out), "base": base, "grid": grid, "space": space, "seeds": seeds, "metric": metric,
+               "table": rows, "trials": results}
     (out / sweep.RESULTS_FILE).write_text(json.dumps(summary, indent=2), encoding="utf-8")
     with (out / "results.csv").open("w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
-        writer.writerow([*grid, *(f"seed_{s}" for s in seeds), f"median_{metric}"])
-        writer.writerows([[json.dumps(r[k]) for k in grid] + ["" if v is None else v for v in r["per_seed"]]
+        writer.writerow([*keys, *(f"seed_{s}" for s in seeds), f"median_{metric}"])
+        writer.writerows([[json.dumps(r[k]) for k in keys] + ["" if v is None else v for v in r["per_seed"]]
                           + ["" if r["median"] is None else r["median"]] for r in rows])
-    print(json.dumps(summary, indent=2) if args.json else table(rows, list(grid), seeds, metric))
+    print(json.dumps(summary, indent=2) if args.json else table(rows, keys, seeds, metric))
     for r in failed:
         print(f"marlstack sweep: trial {r['run_dir']} failed: {r['error']}", file=sys.stderr)
     return 1 if failed else 0

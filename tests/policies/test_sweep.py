@@ -25,9 +25,29 @@ def test_grid_values_seeds_and_the_table():
             sweep.parse_grid(bad)
     results = [{"point": {"lr": 0.001}, "seed": s, "train_success": v} for s, v in ((0, 0.5), (1, 0.9), (2, 0.6))]
     results.append({"point": {"lr": 0.0003}, "seed": 0, "error": "boom"})
-    rows = sweep.table_rows(results, {"lr": [0.001, 0.0003]}, [0, 1, 2], "train_success")
+    rows = sweep.table_rows(results, sweep.points({"lr": [0.001, 0.0003]}), [0, 1, 2], "train_success")
     assert rows[0] == {"lr": 0.001, "per_seed": [0.5, 0.9, 0.6], "median": 0.6, "seeds_done": 3}
     assert rows[1] == {"lr": 0.0003, "per_seed": [None, None, None], "median": None, "seeds_done": 0}
+
+
+def test_random_points_are_seeded_typed_and_crossed_with_the_grid():
+    space = sweep.parse_space(["lr=loguniform(1e-5,1e-2)", "num-minibatches=randint(1,5)", "ent_coef=uniform(0,0.1)",
+                               "activation=choice(tanh,relu)"])
+    draws = sweep.draw(space, 200, seed=7)
+    assert draws == sweep.draw(space, 200, seed=7) and draws != sweep.draw(space, 200, seed=8)
+    lrs = [d["lr"] for d in draws]
+    assert min(lrs) >= 1e-5 and max(lrs) < 1e-2 and min(lrs) < 1e-4 and max(lrs) > 1e-3  # spans the decades
+    assert {d["num_minibatches"] for d in draws} == {1, 2, 3, 4} and {d["activation"] for d in draws} == {"tanh", "relu"}
+    assert all(0 <= d["ent_coef"] < 0.1 and isinstance(d["num_minibatches"], int) for d in draws)
+    pts = sweep.points({"hidden_sizes": [(8,), (16,)]}, draws[:3])
+    assert len(pts) == 6 and pts[4] == {"hidden_sizes": [16], **draws[1]}
+    assert sweep.draw({}, 5, 0) == [{}]
+    for bad, message in ((["lr=normal(0,1)"], "DIST one of"), (["lr=loguniform(0,1)"], "> 0"),
+                         (["lr=uniform(2,1)"], "LOW < HIGH"), (["num_envs=randint(1.5,4)"], "integers"),
+                         (["nope=uniform(0,1)"], "unknown config key"), (["num_envs=uniform(1,4)"], "must be int"),
+                         (["lr=choice()"], "at least one value"), (["seed=randint(0,9)"], "--seeds")):
+        with pytest.raises(ConfigError, match=message):
+            sweep.parse_space(bad)
 
 
 def test_bad_sweeps_are_refused_in_one_line(tmp_path, capsys):
@@ -38,27 +58,37 @@ def test_bad_sweeps_are_refused_in_one_line(tmp_path, capsys):
     sweep.check_sweep(tmp_path / "s", {"scenario": "navigation"})
     assert cli(["sweep", "coverage", "--out", str(tmp_path / "s")]) == 2
     assert "another config" in capsys.readouterr().err
+    assert cli(["sweep", "navigation", "--grid", "lr=1e-3", "--sample", "lr=uniform(0,1)", "--out", str(tmp_path)]) == 2
+    assert "both set lr" in capsys.readouterr().err
+    sweep.check_sweep(tmp_path / "r", {"scenario": "navigation"}, [{"lr": 0.001}])  # drawn points are the sweep's
+    with pytest.raises(ConfigError, match="other random points"):
+        sweep.check_sweep(tmp_path / "r", {"scenario": "navigation"}, [{"lr": 0.002}])
 
 
 @pytest.mark.filterwarnings("ignore:os.fork")  # Ray starts its processes with subprocess (fork + exec)
 def test_a_tiny_grid_runs_on_local_ray_and_resumes(tmp_path, capsys, monkeypatch):
     out = tmp_path / "sweep"
-    args = ["sweep", "navigation", "--grid", "total_steps=8,16", "--seeds", "1", *TINY, "--num-cpus", "1",
-            "--out", str(out), "--no-progress", "--json"]
+    # the grid crossed with one random draw (one learning rate: still one compile)
+    args = ["sweep", "navigation", "--grid", "total_steps=8,16", "--sample", "lr=loguniform(1e-4,1e-3)", "--samples",
+            "1", "--seeds", "1", *TINY, "--num-cpus", "1", "--out", str(out), "--no-progress", "--json"]
     assert cli(args) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["metric"] == "train_success" and result["seeds"] == [0]
-    assert [r["total_steps"] for r in result["table"]] == [8, 16]
+    lr = sweep.draw(sweep.parse_space(["lr=loguniform(1e-4,1e-3)"]), 1, 0)[0]["lr"]
+    assert [(r["total_steps"], r["lr"]) for r in result["table"]] == [(8, lr), (16, lr)]
     assert [t["env_steps"] for t in result["trials"]] == [8, 16]  # each trial trained its own budget
     for trial in result["trials"]:
-        assert (out / "trials" / f"total_steps-{trial['env_steps']}" / "seed-0" / "metrics.csv").is_file()
+        assert (out / "trials" / sweep.point_name(trial["point"]) / "seed-0" / "metrics.csv").is_file()
+        assert (out / "trials" / sweep.point_name(trial["point"]) / "seed-0" / "config.yaml").read_text().count(
+            f"lr: {lr}") == 1
     assert json.loads((out / "results.json").read_text())["table"] == result["table"]
-    assert (out / "results.csv").read_text().splitlines()[0] == "total_steps,seed_0,median_train_success"
+    assert (out / "results.csv").read_text().splitlines()[0] == "total_steps,lr,seed_0,median_train_success"
     # rerun: every trial is read back, Ray is not started
     monkeypatch.setattr(sweep, "_start_ray", lambda *a: pytest.fail("a finished sweep started Ray"))
     assert cli(args) == 0 and json.loads(capsys.readouterr().out)["trials"] == result["trials"]
     # a trial that did not finish is the only one left to run, and resumes from the checkpoint it saved
-    first = out / "trials" / "total_steps-8" / "seed-0"
+    first = out / "trials" / sweep.point_name(result["trials"][0]["point"]) / "seed-0"
     (first / sweep.TRIAL_FILE).unlink()
-    done, todo = sweep.split_finished(sweep.trials(out, result["base"], {"total_steps": [8, 16]}, [0]))
+    pts = [t["point"] for t in result["trials"]]
+    done, todo = sweep.split_finished(sweep.trials(out, result["base"], pts, [0]))
     assert [t["dir"] for t in todo] == [str(first)] and len(done) == 1 and (first / "checkpoint.msgpack").is_file()
