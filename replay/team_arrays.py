@@ -171,8 +171,11 @@ def read_team_arrays(bag: Bag, mavs: list[str]) -> TeamArrays:
         order = np.lexsort([*values.T[::-1], st])  # as sorted((stamp, row)) sorts them
         odom[m] = (st[order], values[order])
     t0 = min(read[t][0][0] for t in kinds if len(read[t][0]))
-    problems = [f"{topic}: {len(r)} message(s) rejected as the nodes reject them (first at +{r[0][1] - t0:.3f} s: "
-                f"{r[0][2]})" for topic, r in sorted(rejected.items()) for r in [sorted(r)]]
+    problems = []
+    for topic, found in sorted(rejected.items()):
+        _, t, why = min(found)  # the first in storage order
+        problems.append(f"{topic}: {len(found)} message(s) rejected as the nodes reject them (first at +{t - t0:.3f} s: "
+                        f"{why})")
     return TeamArrays(mavs, stamps[last], rows[last], read[goal_topic][1], read[goal_topic][2], odom,
                       {m: read[topics.SETPOINT.path(m)] for m in mavs},
                       {topic: len(r) for topic, r in sorted(rejected.items())}, problems)
