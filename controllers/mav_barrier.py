@@ -103,10 +103,23 @@ def cable_ends(geom: CableGeometry, pos: Any, vel: Any, rot: Any, omega: Any, lo
     m = xp(pos, load_pos)
     hook = rot @ m.asarray(geom.hook, pos.dtype)                                   # (N, 3)
     arm = m.asarray(geom.attach, pos.dtype) @ load_rot.T                           # (N, 3)
-    w = m.einsum("nij,nj->ni", rot, omega)
+    w = (rot @ omega[:, :, None])[:, :, 0]
     wl = load_rot @ load_omega
-    spin = m.cross(wl[None, :], arm)
-    return Cables(pos + hook, vel + m.cross(w, hook), load_pos + arm, load_vel + spin, m.cross(wl[None, :], spin))
+    spin = _cross(wl[None, :], arm)
+    return Cables(pos + hook, vel + _cross(w, hook), load_pos + arm, load_vel + spin, _cross(wl[None, :], spin))
+
+
+def _dot(x: Any, y: Any) -> Any:
+    """Σ x·y over the last axis (numpy or jax; the array method: the onboard stage calls this ~20 times a step)."""
+    return (x * y).sum(-1)
+
+
+_NEXT, _LAST = np.array([1, 2, 0]), np.array([2, 0, 1])
+
+
+def _cross(x: Any, y: Any) -> Any:
+    """x × y over the last axis (numpy or jax; numpy's `cross` costs ~15 µs on a 3-vector)."""
+    return x[..., _NEXT] * y[..., _LAST] - x[..., _LAST] * y[..., _NEXT]
 
 
 def closest_params(p1: Any, q1: Any, p2: Any, q2: Any) -> tuple[Any, Any]:
@@ -114,14 +127,15 @@ def closest_params(p1: Any, q1: Any, p2: Any, q2: Any) -> tuple[Any, Any]:
     leading dims; numpy or jax.numpy); parallel or degenerate segments get a valid closest pair."""
     m = xp(p1, p2)
     d1, d2, r = q1 - p1, q2 - p2, p1 - p2
-    a, e = m.sum(d1 * d1, -1), m.sum(d2 * d2, -1)
-    b, c, f = m.sum(d1 * d2, -1), m.sum(d1 * r, -1), m.sum(d2 * r, -1)
+    a, e = _dot(d1, d1), _dot(d2, d2)
+    b, c, f = _dot(d1, d2), _dot(d1, r), _dot(d2, r)
     a_, e_ = m.maximum(a, 1e-12), m.maximum(e, 1e-12)
     denom = a * e - b * b
-    s = m.where(denom > 1e-12, m.clip((b * f - c * e) / m.where(denom > 1e-12, denom, 1.0), 0, 1), 0.0)
+    unit = lambda x: m.minimum(m.maximum(x, 0.0), 1.0)  # noqa: E731
+    s = m.where(denom > 1e-12, unit((b * f - c * e) / m.where(denom > 1e-12, denom, 1.0)), 0.0)
     t = (b * s + f) / e_
-    s = m.where(t < 0, m.clip(-c / a_, 0, 1), m.where(t > 1, m.clip((b - c) / a_, 0, 1), s))
-    return s, m.clip(t, 0, 1)
+    s = m.where(t < 0, unit(-c / a_), m.where(t > 1, unit((b - c) / a_), s))
+    return s, unit(t)
 
 
 def cable_gaps(cables: Cables) -> Any:
@@ -131,7 +145,7 @@ def cable_gaps(cables: Cables) -> Any:
     top, bottom = cables.top, cables.bottom
     s, t = closest_params(top[iu], bottom[iu], top[ju], bottom[ju])
     x = top[iu] + (bottom[iu] - top[iu]) * s[:, None] - top[ju] - (bottom[ju] - top[ju]) * t[:, None]
-    return m.sqrt(m.sum(x * x, -1))
+    return m.sqrt(_dot(x, x))
 
 
 @functools.lru_cache(maxsize=32)
@@ -181,22 +195,32 @@ def rows(spec: MavBarrierSpec, pos: Any, vel: Any, cables: Cables | None = None,
     cast = lambda x: m.asarray(x, pos.dtype)  # noqa: E731
     dp, dv = cast(fixed.signs) @ pos, cast(fixed.signs) @ vel   # pᵢ − pⱼ, vᵢ − vⱼ per pair
     unit, r, rdot, curv = _separation(m, dp, dv)
-    # every certified distance at once: pairs r − s; walls per axis p − low (d̈ = a) and high − p (d̈ = −a)
-    walls = cast(fixed.walls)
-    least = _least_ddot(m, m.concatenate([r - spec.separation, walls @ pos.reshape(-1) + cast(fixed.wall_offset)]),
-                        m.concatenate([rdot, walls @ vel.reshape(-1)]), BRAKE_SHARE * spec.max_acceleration, spec.gain)
     # r̈ = curv + unit·(a_i − a_j) ≥ L   ⇔   −unit·a_i + unit·a_j ≤ curv − L; the row's norm is √2
-    pairs_a = (cast(fixed.pair_coef)[:, :, None] * unit[:, None, :]).reshape(-1, 3 * n)
-    npair = fixed.signs.shape[0]
-    a = [pairs_a]
-    b = [(curv - least[:npair]) / math.sqrt(2)]
+    parts = [_Distances((cast(fixed.pair_coef)[:, :, None] * unit[:, None, :]).reshape(-1, 3 * n), curv,
+                        cast(fixed.pair_norm), r - spec.separation, rdot, cast(fixed.pair_budget))]
     if cables is not None and spec.cable_separation > 0:
-        ca, cb = _cable_rows(m, spec, cables, m.ones(n, bool) if controlled is None else controlled)
-        a, b = a + [ca], b + [cb]
+        parts.append(_cable_rows(m, spec, cables, m.ones(n, bool) if controlled is None else controlled))
     if cables is not None and spec.tan_cable_angle > 0:
-        ca, cb = _angle_rows(m, spec, cables)
-        a, b = a + [ca], b + [cb]
-    return m.concatenate(a + [cast(fixed.a)]), m.concatenate(b + [-least[npair:], cast(fixed.b)])
+        parts.append(_angle_rows(m, spec, cables))
+    # walls per axis: p − low (d̈ = a) and high − p (d̈ = −a), their rows in `fixed.a`
+    walls = cast(fixed.walls)
+    parts.append(_Distances(None, cast(fixed.wall_zero), cast(fixed.wall_one), walls @ pos.reshape(-1) + cast(fixed.wall_offset),
+                            walls @ vel.reshape(-1), cast(fixed.wall_budget)))
+    # every certified distance's least d̈ at once
+    d, ddot, budget, drift, norm = (m.concatenate([getattr(x, k) for x in parts]) for k in ("d", "ddot", "budget", "drift", "norm"))
+    least = _least_ddot(m, d, ddot, budget, spec.gain)
+    return m.concatenate([x.a for x in parts[:-1]] + [cast(fixed.a)]), m.concatenate([(drift - least) / norm, cast(fixed.b)])
+
+
+class _Distances(NamedTuple):
+    """Rows a·x ≤ (drift − least d̈) / norm guarding distances d ≥ 0 closing at ḋ with a braking budget (`_least_ddot`);
+    `a` is already divided by `norm`."""
+    a: Any
+    drift: Any
+    norm: Any
+    d: Any
+    ddot: Any
+    budget: Any
 
 
 def cable_row_span(spec: MavBarrierSpec, n: int, cables: bool) -> tuple[int, int, int]:
@@ -209,11 +233,11 @@ def cable_row_span(spec: MavBarrierSpec, n: int, cables: bool) -> tuple[int, int
 def _separation(m: Any, dp: Any, dv: Any) -> tuple[Any, Any, Any, Any]:
     """For separations dp (P, 3) changing at dv: the unit vectors, distances, their rates, and the part of the
     distance's second derivative that no acceleration causes ((|dv|² − ḋ²)/d)."""
-    r = m.sqrt(m.sum(dp * dp, -1))
+    r = m.sqrt(_dot(dp, dp))
     safe_r = m.maximum(r, 1e-9)
     unit = dp / safe_r[:, None]
-    rdot = m.sum(unit * dv, -1)
-    return unit, r, rdot, (m.sum(dv * dv, -1) - rdot * rdot) / safe_r
+    rdot = _dot(unit, dv)
+    return unit, r, rdot, (_dot(dv, dv) - rdot * rdot) / safe_r
 
 
 def cable_kinematics(c: Cables) -> tuple[Any, Any, Any, Any, Any, Any]:
@@ -225,8 +249,29 @@ def cable_kinematics(c: Cables) -> tuple[Any, Any, Any, Any, Any, Any]:
     d̈ = (|Δẋ|² − ḋ² − g_zτᵀ H⁻¹ g_zτ)/d + unit·Δẍ over the free (not clamped) parameters, H = g_zz: the
     middle term is the closest points sliding along the cables (it only lowers d̈). Δẍ = (1 − s) aᵢ − (1 − t) aⱼ
     + s·ä_bottomᵢ − t·ä_bottomⱼ: the hooks move with their MAVs (the hook's lever arm's rotation is left out)."""
-    iu, ju = pairs(c.top.shape[0])
-    return _kinematics(_take(c, iu), _take(c, ju))
+    p = len(pairs(c.top.shape[0])[0])
+    return tuple(x[:p] for x in _pieces(c))
+
+
+def _pieces(c: Cables) -> tuple[Any, Any, Any, Any, Any, Any]:
+    """`cable_kinematics` then `hook_kinematics` in one pass (the rows' order)."""
+    ends = _piece_ends(c.top.shape[0])
+    m = xp(c.top)
+    pts, vels = m.concatenate([c.top, c.bottom]), m.concatenate([c.top_vel, c.bottom_vel])
+    acc = c.bottom_acc
+    one = Cables(pts[ends[0]], vels[ends[0]], pts[ends[1]], vels[ends[1]], acc[ends[4]])
+    two = Cables(pts[ends[2]], vels[ends[2]], pts[ends[3]], vels[ends[3]], acc[ends[5]])
+    return _kinematics(one, two)
+
+
+@functools.lru_cache(maxsize=32)
+def _piece_ends(n: int) -> tuple[np.ndarray, ...]:
+    """Indices into (tops; bottoms) of each piece's four ends, and its two cables: the cable pairs, then the
+    hooks (a hook is a segment from the top to the top)."""
+    iu, ju = pairs(n)
+    hi, hj = hook_pairs(n)
+    i, j = np.concatenate([iu, hi]), np.concatenate([ju, hj])
+    return i, np.concatenate([iu + n, hi]), j, j + n, i, j
 
 
 def hook_kinematics(c: Cables) -> tuple[Any, Any, Any, Any, Any, Any]:
@@ -234,26 +279,21 @@ def hook_kinematics(c: Cables) -> tuple[Any, Any, Any, Any, Any, Any]:
     point–segment distance, one piece of the cables' distance. The segment distance is a minimum over pieces
     whose closest points jump from one to another (near-parallel cables); a piece that closes fast while it is
     not the minimum is seen only by its own row."""
-    i, j = hook_pairs(c.top.shape[0])
-    one = _take(c, i)
-    return _kinematics(Cables(one.top, one.top_vel, one.top, one.top_vel, one.bottom_acc), _take(c, j))
-
-
-def _take(c: Cables, idx: np.ndarray) -> Cables:
-    return Cables(*(x[idx] for x in c))
+    p = len(pairs(c.top.shape[0])[0])
+    return tuple(x[p:] for x in _pieces(c))
 
 
 def _kinematics(one: Cables, two: Cables) -> tuple[Any, Any, Any, Any, Any, Any]:
     """`cable_kinematics` of the segments one[k] against two[k] (a segment may be a point: top == bottom)."""
     m = xp(one.top)
     s, t = closest_params(one.top, one.bottom, two.top, two.bottom)
+    dot = _dot
     s_, t_ = s[:, None], t[:, None]
     dp = one.top * (1 - s_) + one.bottom * s_ - two.top * (1 - t_) - two.bottom * t_
     dv = one.top_vel * (1 - s_) + one.bottom_vel * s_ - two.top_vel * (1 - t_) - two.bottom_vel * t_
     unit, r, rdot, curv = _separation(m, dp, dv)
     d1, d2 = one.bottom - one.top, two.bottom - two.top
     v1, v2 = one.bottom_vel - one.top_vel, two.bottom_vel - two.top_vel
-    dot = lambda x, y: m.sum(x * y, -1)  # noqa: E731
     free_s, free_t = (s > 1e-6) & (s < 1 - 1e-6), (t > 1e-6) & (t < 1 - 1e-6)
     gs = m.where(free_s, dot(dv, d1) + dot(dp, v1), 0.0)
     gt = m.where(free_t, -dot(dv, d2) - dot(dp, v2), 0.0)
@@ -265,54 +305,62 @@ def _kinematics(one: Cables, two: Cables) -> tuple[Any, Any, Any, Any, Any, Any]
     return unit, r, rdot, drift, 1 - s, 1 - t
 
 
-def _cable_rows(m: Any, spec: MavBarrierSpec, c: Cables, controlled: Any) -> tuple[Any, Any]:
+def _cable_rows(m: Any, spec: MavBarrierSpec, c: Cables, controlled: Any) -> "_Distances":
     """The cable pairs' rows and the hooks' rows (`cable_kinematics`, `hook_kinematics`), d̈ ≥ least; the
     braking budget scales with the larger weight (1 − s) among the commanded MAVs, so that one of them alone
     can brake."""
     n = c.top.shape[0]
-    iu, ju = pairs(n)
-    hi, hj = hook_pairs(n)
-    kin = [m.concatenate(x) for x in zip(cable_kinematics(c), hook_kinematics(c))]
-    unit, r, rdot, drift, wi, wj = kin
-    i, j = np.concatenate([iu, hi]), np.concatenate([ju, hj])
+    unit, r, rdot, drift, wi, wj = _pieces(c)
+    i, j = _piece_ends(n)[4:]
     own = m.asarray(controlled, r.dtype)
     weight = m.maximum(m.maximum(wi * own[i], wj * own[j]), MIN_WEIGHT)
-    least = _least_ddot(m, r - spec.cable_separation, rdot, BRAKE_SHARE * spec.max_acceleration * weight, spec.gain)
     # −wᵢ unit·aᵢ + wⱼ unit·aⱼ ≤ drift − least, scaled to unit norm
-    eye = m.asarray(np.eye(n), r.dtype)
-    coef = -wi[:, None] * eye[i] + wj[:, None] * eye[j]
-    # both closest points at the load's attachments: no MAV moves them, the load's shape keeps them apart
+    one_i, one_j = _onehots(n)
+    coef = -wi[:, None] * m.asarray(one_i, r.dtype) + wj[:, None] * m.asarray(one_j, r.dtype)
+    # both closest points at the load's attachments: no MAV moves them, the load's shape keeps them apart (a
+    # distance of FREE binds nothing)
     moved = wi + wj > 1e-6
     norm = m.where(moved, m.sqrt(wi * wi + wj * wj), 1.0)
     a = (coef[:, :, None] * unit[:, None, :]).reshape(-1, 3 * n) / norm[:, None]
-    return a, m.where(moved, (drift - least) / norm, FREE)
+    return _Distances(a, drift, norm, m.where(moved, r - spec.cable_separation, FREE), rdot,
+                      BRAKE_SHARE * spec.max_acceleration * weight)
+
+
+@functools.lru_cache(maxsize=32)
+def _onehots(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(pieces, N) one-hot rows of each piece's two MAVs (`_piece_ends`)."""
+    i, _, j, _, _, _ = _piece_ends(n)
+    out = np.eye(n)[i], np.eye(n)[j]
+    for x in out:
+        x.flags.writeable = False
+    return out
 
 
 def cable_angle_gaps(spec: MavBarrierSpec, cables: Cables) -> Any:
     """(N,) each cable's distance d = tan θ_max·e_z − |e_xy| to the certified cone (m; ≥ 0 inside)."""
     m = xp(cables.top)
     e = cables.top - cables.bottom
-    return spec.tan_cable_angle * e[:, 2] - m.sqrt(m.sum(e[:, :2] * e[:, :2], -1))
+    return spec.tan_cable_angle * e[:, 2] - m.sqrt(_dot(e[:, :2], e[:, :2]))
 
 
-def _angle_rows(m: Any, spec: MavBarrierSpec, c: Cables) -> tuple[Any, Any]:
+def _angle_rows(m: Any, spec: MavBarrierSpec, c: Cables) -> "_Distances":
     """One row per MAV keeping its cable within the certified angle of vertical (see the module docstring);
     braking budget a_brake, which one MAV has in any direction."""
     n = c.top.shape[0]
     e, ev = c.top - c.bottom, c.top_vel - c.bottom_vel
     tan = spec.tan_cable_angle
-    flat = m.sqrt(m.sum(e[:, :2] * e[:, :2], -1))
+    flat = m.sqrt(_dot(e[:, :2], e[:, :2]))
     safe = m.maximum(flat, 1e-6)
     u = e[:, :2] / safe[:, None]
-    flat_dot = m.sum(u * ev[:, :2], -1)
-    curv = (m.sum(ev[:, :2] * ev[:, :2], -1) - flat_dot * flat_dot) / safe
-    drift = -tan * c.bottom_acc[:, 2] + m.sum(u * c.bottom_acc[:, :2], -1) - curv
-    least = _least_ddot(m, tan * e[:, 2] - flat, tan * ev[:, 2] - flat_dot, BRAKE_SHARE * spec.max_acceleration,
-                        spec.gain)
+    flat_dot = _dot(u, ev[:, :2])
+    curv = (_dot(ev[:, :2], ev[:, :2]) - flat_dot * flat_dot) / safe
+    drift = -tan * c.bottom_acc[:, 2] + _dot(u, c.bottom_acc[:, :2]) - curv
     coef = m.concatenate([u, -tan * m.ones((n, 1), e.dtype)], -1)        # −(d̈'s coefficients on aᵢ)
     norm = math.sqrt(1 + tan * tan)
     a = (m.asarray(np.eye(n), e.dtype)[:, :, None] * coef[:, None, :]).reshape(n, 3 * n) / norm
-    return a, (drift - least) / norm
+    full = m.ones(n, e.dtype)
+    return _Distances(a, drift, norm * full, tan * e[:, 2] - flat, tan * ev[:, 2] - flat_dot,
+                      BRAKE_SHARE * spec.max_acceleration * full)
 
 
 def soften(a: Any, b: Any, first: int, count: int) -> tuple[Any, Any]:
@@ -329,7 +377,7 @@ def soften(a: Any, b: Any, first: int, count: int) -> tuple[Any, Any]:
     else:
         cols = cols.at[first + idx, idx].set(scale)
     a = m.concatenate([a, cols], 1)
-    norm = m.sqrt(m.sum(a * a, -1))
+    norm = m.sqrt(_dot(a, a))
     norm = m.where(norm > 1e-9, norm, 1.0)
     return a / norm[:, None], b / norm
 
@@ -337,8 +385,13 @@ def soften(a: Any, b: Any, first: int, count: int) -> tuple[Any, Any]:
 class _Fixed(NamedTuple):
     signs: np.ndarray        # (P, N): +1 at i, −1 at j for each pair i < j
     pair_coef: np.ndarray    # (P, N): −signs / √2, a pair row's coefficient on each MAV's unit vector
+    pair_norm: np.ndarray    # (P,): √2
+    pair_budget: np.ndarray  # (P,): a_brake
     walls: np.ndarray        # (6N, 3N): wall distances = walls @ p + wall_offset (p − low, then high − p)
     wall_offset: np.ndarray  # (6N,)
+    wall_zero: np.ndarray    # (6N,): a wall's drift
+    wall_one: np.ndarray     # (6N,): a wall row's norm
+    wall_budget: np.ndarray  # (6N,): a_brake
     a: np.ndarray            # wall rows (−walls), limit rows (I, −I) and tilt rows, unit norm
     b: np.ndarray            # the limit and tilt rows' bounds
 
@@ -359,7 +412,10 @@ def _fixed_rows(spec: MavBarrierSpec, n: int) -> _Fixed:
     norm = math.sqrt(1 + spec.tan_tilt ** 2)
     a = np.concatenate([-walls, eye, -eye, tilt.reshape(n * 8, 3 * n) / norm])
     b = np.concatenate([np.full(6 * n, spec.max_acceleration), np.full(n * 8, spec.tan_tilt * spec.gravity / norm)])
-    out = _Fixed(signs, -signs / math.sqrt(2), walls, offset, a, b)
+    brake = BRAKE_SHARE * spec.max_acceleration
+    npair = len(iu)
+    out = _Fixed(signs, -signs / math.sqrt(2), np.full(npair, math.sqrt(2)), np.full(npair, brake), walls, offset,
+                 np.zeros(6 * n), np.ones(6 * n), np.full(6 * n, brake), a, b)
     for x in out:
         x.flags.writeable = False
     return out

@@ -74,8 +74,8 @@ class SafetyStage:
                  ("body rates", omega)]
         if load is not None:
             parts.append(("load odometry", np.concatenate([np.ravel(x) for x in load])))
-        bad = [name for name, x in parts if not np.all(np.isfinite(x))]
-        if bad:
+        if not np.isfinite(np.concatenate([np.ravel(x) for _, x in parts])).all():   # one check; which, only then
+            bad = [name for name, x in parts if not np.all(np.isfinite(x))]
             return None, f"non-finite {' and '.join(bad)}"
         pos = pos + vel * np.maximum(age, 0.0)[:, None]
         cables = None
