@@ -3,7 +3,7 @@ are obstacles.
 
 JaxRobotarium's RWARE-style warehouse (after the robotic-warehouse benchmark), played by GRITSbots under the
 Robotarium's arena, dynamics and barrier. Facts kept from theirs: 8 storage cells in two rows, a delivery zone
-along the arena's right side, a 0.2 m pickup radius, as many requests as robots, robots starting along the
+along the arena's right side, as many requests as robots, robots starting along the
 bottom. What differs: the shelves stay where they are — they are static obstacles, and the barrier certifies
 that no robot enters their margin (`obstacles` feeds `FleetEnv`'s barrier; `rware_spec.SHELVES`); a robot
 takes a requested shelf's item (not the shelf) by coming within the pickup radius, with no pickup action, so
@@ -176,7 +176,7 @@ def scripted_goals(state: Any, params: Params) -> jax.Array:
     chosen = task.waiting[None, :] & (rank[None, :] == mine[:, None])
     target = centres[jnp.argmax(chosen, -1)]
     side = jnp.where(y >= target[:, 1], 1.0, -1.0)
-    pick = target + jnp.stack([jnp.zeros_like(x), side * (params.pick_radius - 0.04)], -1)
+    pick = target + jnp.stack([jnp.zeros_like(x), side * (params.pick_radius - 0.07)], -1)
     rows = np.unique(np.asarray(params.shelves)[:, 2:], axis=0)  # (rows, 2) y extents of the shelf rows
 
     def band(v):  # which gap between shelf rows a y lies in

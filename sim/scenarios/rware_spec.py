@@ -20,7 +20,8 @@ SHELF_CENTRES = tuple((round(-1.1 + i * 1.7 / 3, 4), y) for y in (0.3, -0.3) for
 SHELVES = tuple((x - SHELF_SIZE[0] / 2, x + SHELF_SIZE[0] / 2, y - SHELF_SIZE[1] / 2, y + SHELF_SIZE[1] / 2)
                 for x, y in SHELF_CENTRES)  # (x_min, x_max, y_min, y_max) m
 DELIVERY_X = 1.1  # m: the delivery zone is the arena's right strip x >= 1.1 (JaxRobotarium's 0.5 m zone)
-PICK_RADIUS = 0.2  # m: a robot whose centre is this close to a requested shelf's centre takes its item
+PICK_RADIUS = 0.25  # m: a robot whose centre is this close to a requested shelf's centre takes its item (JaxRobotarium: 0.2;
+# a robot facing a shelf stops ~0.18 m from its centre, where the barrier lets it approach at a crawl)
 START_DEPTH = 0.45  # m: robots start in the bottom strip of the arena, below the shelves (JaxRobotarium: a line)
 
 SENSORS = {
