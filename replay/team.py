@@ -26,7 +26,9 @@ command against the log everywhere (interventions: count and largest change).
 
 A set-point for which some input the model reads was older than the watchdog limit (by the stamps),
 or that equals the node's position hold (`mav_io.hold_command`: its own clock found an input stale,
-or the stage could not certify), is the node's hold, not the policy's: counted, not compared. So is
+or the stage could not certify), or that no input reproduces and whose rate feed-forward is exactly
+zero (a hold or landing command: the policy's rates are never exactly zero), is the node's hold, not
+the policy's: counted, not compared. So is
 a disagreeing set-point whose inputs the log cannot pin down: the one before it is missing (the
 recorder's best-effort subscription dropped it, or the log starts in flight: the action history is
 unknown) or it is a timer
@@ -272,6 +274,10 @@ def _evaluate_mav(log: TeamLog, runtime: Any, me: str, limit: np.ndarray, rate: 
                     if _err(h, cmd) <= AGREE_TOL:
                         status, best, raw = "hold (node watchdog)", h, np.full(5, np.nan)
                         hold_at = np.asarray(own[1][j][0:3]) if hold_at is None else hold_at
+                if not status.startswith("hold") and not np.any(cmd[3:]):
+                    # exactly zero rate feed-forward: the node's hold (or landing), never the policy's output (the
+                    # stage passes the policy's rates unchanged); its hold point or odometry not in the log
+                    status, best, raw = "hold (node watchdog)", cmd, np.full(5, np.nan)
             if not status.startswith("hold"):
                 hold_at = None
             unsure = (not rows  # a log that starts in flight: the action history before it is unknown

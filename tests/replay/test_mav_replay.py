@@ -1,6 +1,7 @@
 """A MAV team's bag through `replay eval / report / info / csv` (tests/data/mav_team: a SITL recording
-of the shipped cable3 policy flying at the certified wall, so the onboard safety stage changes mav_0's
-set-points in most steps)."""
+of the shipped cable3 policy flying at the certified wall, so the onboard safety stage changes mav_0's and
+mav_1's set-points; recorded on a loaded machine, so ~40 % of the set-points are the nodes' position holds.
+The cable rows do not bind in this cut: tests/ros_nodes/test_mav_policy_node.py replays a set-point they changed)."""
 from __future__ import annotations
 
 import csv
@@ -27,17 +28,19 @@ def result():
 def test_eval_reruns_policy_and_safety_stage(result):
     per = result["per_mav"]
     assert result["safety"] == "onboard" and list(per) == ["mav_0", "mav_1", "mav_2"]
-    assert all(v["compared"] >= 0.9 * v["commands"] > 40 for v in per.values()), per
+    # every set-point is compared, or recognised as a hold, or said to be not pinned down by the log
+    assert all(v["compared"] + v["holds"] + v["inputs_missing_from_log"] == v["commands"] for v in per.values()), per
+    assert all(v["compared"] >= max(0.5 * v["commands"], 40) for v in per.values()), per
     assert result["max_abs_diff"] <= 1e-5  # every compared set-point, those the stage changed included
     # the stage braked mav_0 at the wall: by metres per second squared, reproduced to 1e-5
-    assert per["mav_0"]["interventions"] >= 40 and per["mav_0"]["max_intervention"] > 1.0
+    assert per["mav_0"]["interventions"] >= 20 and per["mav_0"]["max_intervention"] > 1.0
     assert per["mav_0"]["max_abs_diff_interventions"] <= 1e-5
     assert per["mav_0"]["policy_max_abs_diff"] <= 1e-5  # the raw policy where the stage let it pass
     s = result["series"]["mav_0"]
     stepped = np.array([st == "compared" for st in s["status"]]) & (np.abs(s["raw"][:, 0] - s["logged"][:, 0]) > 0.1)
-    assert stepped.sum() >= 40  # comparing the raw policy alone with the log would have failed these
+    assert stepped.sum() >= 20  # comparing the raw policy alone with the log would have failed these
     assert np.max(np.abs(s["raw"][stepped, 3:] - s["logged"][stepped, 3:])) <= 1e-5  # rates pass unchanged
-    assert per["mav_2"]["holds"] >= 1  # the node's own position hold is recognised, not compared
+    assert sum(v["holds"] for v in per.values()) >= 1  # the node's own position hold is recognised, not compared
 
 
 def test_eval_table_and_csv(result, tmp_path):
@@ -69,8 +72,7 @@ def test_report_on_a_mav_bag(tmp_path, capsys):
     s = json.loads(capsys.readouterr().out)
     assert s["mavs"] == ["mav_0", "mav_1", "mav_2"] and s["samples"] > 50
     (goal,) = s["goals"]
-    assert goal["position"] == [3.4, 0.0, 1.5] and goal["within_tolerance_at_s"] is None  # held off by the wall
-    assert 0.15 < goal["min_position_error_m"] < 0.4
+    assert goal["position"] == [3.4, 0.0, 1.5] and goal["min_position_error_m"] < 0.2 < goal["until_s"]
     assert s["min_separation"]["distance_m"] > 0.35 and not s["min_separation"]["violated"]
     share = s["cables"]["mav_0"]["mean_share_n"]
     assert share == pytest.approx(1.4 * 9.81 / 3)

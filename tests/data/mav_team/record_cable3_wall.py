@@ -5,7 +5,7 @@
 Flies `launch/cable3.yaml` changed to the wall case (start [2.8, 0, 1.5], one goal [3.4, 0, 1.5]: the front
 MAVs want to pass the certified x = 3.7 m, so the onboard safety stage brakes mav_0) with this folder's
 `cable3.onnx`, `marlstack sitl --until-goals --record` in a loopback-only namespace; cuts `CUT_S` of the bag
-around the stage's first brake of mav_0 (the topics `replay eval / report` read, the latched goal re-logged at the cut's start as a late recorder
+where the stage brakes mav_0 in flight (`window_start_ns`; the topics `replay eval / report` read, the latched goal re-logged at the cut's start as a late recorder
 receives it) into `cable3_wall/`; then runs `marlstack replay eval` on it and prints the counts for the README.
 """
 from __future__ import annotations
@@ -23,11 +23,12 @@ import yaml
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[2]
 OUT = HERE / "cable3_wall"
-# the cut: from BEFORE_S before mav_0's first set-point braked by the stage at the wall (x acceleration at the
-# certificate's brake, -BRAKE_SHARE x max_acceleration = -2.5 m/s²), CUT_S long (log time: how far the team gets
-# in it depends on how fast the loaded machine runs the sim)
+# the cut: CUT_S long, from BEFORE_S before one of mav_0's set-points braked by the stage at the wall (x acceleration
+# at the certificate's brake, -BRAKE_SHARE x max_acceleration = -2.5 m/s²) with the load lifted: of those, the window
+# with the most /load/odom samples, i.e. where the loaded machine ran the sim fastest and the nodes held least
 BEFORE_S, CUT_S = 0.4, 1.6
-WALL = {"start": [2.8, 0.0, 1.5], "goals": [{"position": [3.4, 0.0, 1.5], "rpy_deg": [0, 0, 0]}], "goal_timeout_s": 6}
+WALL_START = [2.8, 0.0, 1.5]
+WALL = {"start": WALL_START, "goals": [{"position": [3.4, 0.0, 1.5], "rpy_deg": [0, 0, 0]}], "goal_timeout_s": 6}
 
 
 def keep(topic: str) -> bool:
@@ -36,23 +37,35 @@ def keep(topic: str) -> bool:
                                                                      and parts[1] in ("odom", "setpoint"))
 
 
-def first_brake_ns(src: Path) -> int:
-    """Log time of mav_0's first set-point whose x acceleration is the stage's full brake."""
+def window_start_ns(src: Path) -> int:
+    """Where the cut starts: BEFORE_S before a set-point of mav_0 at the stage's full brake, the one whose window
+    holds the most load samples."""
+    import numpy as np
+
     from marlstack.controllers.mav_barrier import BRAKE_SHARE
     from marlstack.hardware.profile import load_profile
     from marlstack.replay.bag import Bag
     from marlstack.ros_nodes import mav_io
     brake = -BRAKE_SHARE * load_profile("mav_corl25").control.max_acceleration
     bag = Bag(src)
-    for rec in bag.records(["/mav_0/setpoint"]):
-        if mav_io.setpoint_values(bag.decode(rec))[0] <= brake + 1e-6:
-            return rec.t_ns
-    raise SystemExit(f"{src}: the stage never braked mav_0 at the wall; nothing to cut")
+    starts = [rec.t_ns - int(BEFORE_S * 1e9) for rec in bag.records(["/mav_0/setpoint"])
+              if mav_io.setpoint_values(bag.decode(rec))[0] <= brake + 1e-6]
+    if not starts:
+        raise SystemExit(f"{src}: the stage never braked mav_0 at the wall; nothing to cut")
+    load = [(rec.t_ns, mav_io.odometry(bag.decode(rec))[2]) for rec in bag.records(["/load/odom"])]
+    times, heights = np.array([t for t, _ in load]), np.array([z for _, z in load])
+    # in flight: the load lifted to the start's height (during take-off the policy nodes run but are not flown)
+    lifted = [t for t in starts if heights[min(np.searchsorted(times, t), len(times) - 1)] > WALL_START[2] - 0.1]
+    if not lifted:
+        raise SystemExit(f"{src}: the stage never braked mav_0 with the load lifted; nothing to cut")
+    samples = [int(np.sum((times >= t) & (times <= t + int(CUT_S * 1e9)))) for t in lifted]
+    return lifted[int(np.argmax(samples))]
 
 
 def cut(src: Path, dst: Path, lo: int, hi: int) -> dict[str, int]:
     """The kept topics of `src` logged within [lo, hi] ns, into a new bag `dst`."""
     from rosbags.rosbag2 import Reader, StoragePlugin, Writer
+    from rosbags.rosbag2.enums import CompressionFormat, CompressionMode
     from rosbags.typesys import Stores, get_typestore
     store = get_typestore(Stores.ROS2_KILTED)
     with Reader(src) as reader:
@@ -63,7 +76,9 @@ def cut(src: Path, dst: Path, lo: int, hi: int) -> dict[str, int]:
     counts: dict[str, int] = {}
     if dst.exists():
         shutil.rmtree(dst)
-    with Writer(dst, version=9, storage_plugin=StoragePlugin.MCAP) as w:
+    w = Writer(dst, version=9, storage_plugin=StoragePlugin.MCAP)
+    w.set_compression(CompressionMode.STORAGE, CompressionFormat.ZSTD)   # zstd chunks
+    with w:
         conns = {}
         for topic, msgtype, t, raw in sorted(chosen, key=lambda r: r[2]):
             if topic not in conns:
@@ -91,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     report = json.loads(proc.stdout)
     (work / "sitl.json").write_text(json.dumps(report, indent=2))
-    start = first_brake_ns(work / "full.mcap") - int(BEFORE_S * 1e9)
+    start = window_start_ns(work / "full.mcap")
     counts = cut(work / "full.mcap", OUT, start, start + int(CUT_S * 1e9))
     size = sum(f.stat().st_size for f in OUT.iterdir())
     print(f"wrote {OUT}: {sum(counts.values())} messages, {size / 1e3:.0f} kB; " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
