@@ -12,6 +12,7 @@ BENCHES = {
     "rps21": ("marlstack.bench.rps21", "batched JAX fleet env steps/s vs rps 2.1.0 (the Robotarium's simulator, own venv)"),
     "barrier": ("marlstack.bench.barrier", "barrier certificate latency and safe sim steps/s vs rps"),
     "train": ("marlstack.bench.train", "training env-steps/s vs pure simulator throughput"),
+    "jaxmarl_ippo": ("marlstack.bench.jaxmarl_ippo", "our IPPO vs JaxMARL's own IPPO on its MPE (a JaxMARL checkout, own venv)"),
     "policy": ("marlstack.bench.policy", "exported ONNX policy latency vs a bare numpy forward pass"),
     "policy_steps": ("marlstack.bench.policy_steps", "one onboard policy step (batch 1), onnxruntime setting by setting, vs numpy"),
     "ros": ("marlstack.bench.ros", "sensor-to-command latency over ROS 2 vs a bare rclpy ping-pong"),
