@@ -17,7 +17,7 @@ BENCHES = {
     "policy_steps": ("marlstack.bench.policy_steps", "one onboard policy step (batch 1), onnxruntime setting by setting, vs numpy"),
     "ros": ("marlstack.bench.ros", "sensor-to-command latency over ROS 2 vs a bare rclpy ping-pong"),
     "cable": ("marlstack.bench.cable", "cable-suspended load env-steps/s vs a free-flying quadrotor"),
-    "replay": ("marlstack.bench.replay", "replay info/report time and peak memory on a PX4 log and a bag vs pyulog / mcap"),
+    "replay": ("marlstack.bench.replay", "replay info/report/csv time and memory: PX4 log, fleet and MAV team bags vs pyulog / mcap / per-message"),
     "mav_barrier": ("marlstack.bench.mav_barrier", "MAV barrier certificate latency vs cvxopt, safe env-steps/s, fuzz"),
 }
 
