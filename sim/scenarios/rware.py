@@ -3,15 +3,15 @@ are obstacles.
 
 JaxRobotarium's RWARE-style warehouse (after the robotic-warehouse benchmark), played by GRITSbots under the
 Robotarium's arena, dynamics and barrier. Facts kept from theirs: 8 storage cells in two rows, a delivery zone
-along the arena's right side, as many requests as robots, robots starting along the
-bottom. What differs: the shelves stay where they are — they are static obstacles, and the barrier certifies
-that no robot enters their margin (`obstacles` feeds `FleetEnv`'s barrier; `rware_spec.SHELVES`); a robot
-takes a requested shelf's item (not the shelf) by coming within the pickup radius, with no pickup action, so
-continuous and discrete actions both serve; the episode ends when every requested item is delivered (one
-request per robot), so success is a number; local observations (K nearest robots, the nearest requests, the
-nearest shelf), so one policy runs any fleet size the start strip holds; per-robot shaping and penalties.
-Not modelled: returning a shelf to an empty cell (nothing is carried back) and a request queue refilled
-after each delivery. The observation layout is `rware_spec.obs_names`.
+along the arena's right side, robots starting along the bottom. What differs: the shelves stay where they are
+— they are static obstacles, and the barrier certifies that no robot enters their margin (`obstacles` feeds
+`FleetEnv`'s barrier; `rware_spec.SHELVES`); a robot takes a requested shelf's item (not the shelf) by coming
+within the pickup radius, with no pickup action, so continuous and discrete actions both serve; the episode
+ends when every requested item is delivered (`num_requests`, 2 by default; theirs one per robot), so success
+is a number; local observations (K nearest robots, the nearest requests, the nearest shelf), so one policy
+runs any fleet size the start strip holds; per-robot shaping and penalties. Not modelled: returning a shelf to
+an empty cell (nothing is carried back) and a request queue refilled after each delivery.
+The observation layout is `rware_spec.obs_names`.
 """
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ SUCCESS_LABEL = "robots whose team delivered every requested item"
 @dataclasses.dataclass(frozen=True)
 class Params(nav.Params):
     """Navigation's constants plus the warehouse: `shelves` (x_min, x_max, y_min, y_max) m, the delivery strip
-    x >= `delivery_x`, `num_requests` items to deliver (0: one per robot, at most one per shelf).
+    x >= `delivery_x`, `num_requests` items to deliver (0: one per robot; at most one per shelf).
 
     Rewards: `pick_bonus` per item taken and `deliver_bonus` per item delivered, to every robot (team);
     `success_bonus` to every robot when the last one is delivered; `progress_gain` per metre a robot gains
@@ -43,7 +43,7 @@ class Params(nav.Params):
     shelves: tuple[tuple[float, float, float, float], ...] = spec.SHELVES
     delivery_x: float = spec.DELIVERY_X
     pick_radius: float = spec.PICK_RADIUS
-    num_requests: int = 0
+    num_requests: int = spec.NUM_REQUESTS
     num_slots: int = spec.NUM_REQUEST_SLOTS
     robot_radius: float = 0.055  # m: half the profile's diameter (make_params sets it)
     pick_bonus: float = 1.0
@@ -135,8 +135,11 @@ def observe(sensors: dict[str, jax.Array], params: Params) -> jax.Array:
     c, s = jnp.cos(th), jnp.sin(th)
     own = nav.pose_features(x, y, c, s, params) + nav.neighbors(sensors["others"], x, y, th, c, s, params)
     gap = jnp.maximum(params.delivery_x - x, 0.0)  # the zone's nearest point is straight along +x
-    b = np.asarray(params.shelves, np.float64)
-    nearest_points = jnp.stack([jnp.clip(x[..., None], b[:, 0], b[:, 1]), jnp.clip(y[..., None], b[:, 2], b[:, 3])], -1)
+    b = jnp.asarray(np.asarray(params.shelves), x.dtype)
+    # (..., S) broadcast explicitly: clip against (S,) bounds exported with wrong shapes (jax2onnx)
+    xs, ys = x[..., None] + jnp.zeros_like(b[:, 0]), y[..., None] + jnp.zeros_like(b[:, 0])
+    nearest_points = jnp.stack([jnp.minimum(jnp.maximum(xs, b[:, 0]), b[:, 1]),
+                                jnp.minimum(jnp.maximum(ys, b[:, 2]), b[:, 3])], -1)
     (shelf,) = nav.nearest(nearest_points, x, y, 1, lambda p: nav.robot_frame(p, x, y, c, s), params.gather_above)
     task = [sensors["load"][..., 0], c * gap, -s * gap, gap, *shelf]
     requests = hetero.listed_points(sensors["requests"], x, y, c, s, params, min(params.num_slots, len(params.shelves)))
@@ -165,8 +168,9 @@ def in_shelf(poses: jax.Array, params: Params) -> jax.Array:
 
 def scripted_goals(state: Any, params: Params) -> jax.Array:
     """`marlstack sim rware --policy scripted`: carrying, straight right into the delivery zone; otherwise to the
-    side facing the robot of the waiting shelf it is given (robot i: the (i mod W)-th of W), through the free column between the shelves and
-    the zone (x = `delivery_x` − 0.1) when a row of shelves is in the way. Robots with nothing left stay."""
+    side facing the robot of the waiting shelf it is given (robot i: the (i mod W)-th of W), through the free
+    column between the shelves and the zone (x = `delivery_x` − 0.1) when a row of shelves is in the way.
+    Robots with nothing left to fetch or carry stay."""
     poses, task = state.poses, state.task
     x, y = poses[:, 0], poses[:, 1]
     centres = task.shelf_centres

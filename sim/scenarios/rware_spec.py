@@ -22,6 +22,8 @@ SHELVES = tuple((x - SHELF_SIZE[0] / 2, x + SHELF_SIZE[0] / 2, y - SHELF_SIZE[1]
 DELIVERY_X = 1.1  # m: the delivery zone is the arena's right strip x >= 1.1 (JaxRobotarium's 0.5 m zone)
 PICK_RADIUS = 0.25  # m: a robot whose centre is this close to a requested shelf's centre takes its item (JaxRobotarium: 0.2;
 # a robot facing a shelf stops ~0.18 m from its centre, where the barrier lets it approach at a crawl)
+NUM_REQUESTS = 2  # items requested per episode (JaxRobotarium: one per robot; 0 asks for that): what a 10-minute
+# training run on the shared 2 cores learns (docs/sim.md)
 START_DEPTH = 0.45  # m: robots start in the bottom strip of the arena, below the shelves (JaxRobotarium: a line)
 
 SENSORS = {
