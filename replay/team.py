@@ -243,16 +243,17 @@ def _evaluate_mav(log: TeamLog, runtime: Any, me: str, limit: np.ndarray, rate: 
                 # the stage passes the rate feed-forward: only combinations whose rates agree can be the node's
                 rate_err = np.max(np.abs(out[:, 3:] - cmd[3:]), axis=1)
                 order = np.argsort(rate_err, kind="stable")[:MAX_STAGED]
-                order = [k for k in order if rate_err[k] <= AGREE_TOL] or list(order[:1])
+                agree = [k for k in order if rate_err[k] <= AGREE_TOL]
+                order = agree or list(order[:1])  # none agree: no clock makes it the node's; one stage call shows it
                 found = (np.inf, out[order[0]], out[order[0]])
                 for k in order:
                     team = np.array([log.odom[m][1][j] for m, j in zip(used, combos[k][1:])])
                     st = np.array([log.odom[m][0][j] for m, j in zip(used, combos[k][1:])])
                     # the node's clock: not before the newest input, not after the set-point's log time, and
                     # certifying only while every MAV's odometry was within the certified age (else it held)
-                    lo = max(stamp, float(st.max()))
-                    safe, e = stage.closest(team, st, np.asarray(log.load[stamp]), stamp, out[k], lo,
-                                            min(t, float(st.min()) + stage.certified_age), cmd)
+                    lo, hi = max(stamp, float(st.max())), min(t, float(st.min()) + stage.certified_age)
+                    safe, e = stage.closest(team, st, np.asarray(log.load[stamp]), stamp, out[k],
+                                            lo if agree else max(lo, hi), hi, cmd)
                     if safe is not None and e < found[0]:
                         found = (e, safe, out[k])
                     if found[0] <= AGREE_TOL:
