@@ -267,6 +267,96 @@ def variant_rows(profile: Any, sizes: list[int], steps: int) -> list[Row]:
     return rows
 
 
+def shelf_fuzz(profile: Any, n: int, steps: int, boxes: Any, batch: int | None = None, record: bool = False) -> Any:
+    """A jitted random-command run among static boxes (RWARE's shelves) with the training barrier and the
+    simulator's physics: robots start beside the shelves (in a row below them beyond eight), commands
+    uniform in ±1.5× the limits held 0.5 s. `boxes=()` is the same run without the obstacle rows. Returns
+    () -> dict: per environment the smallest margin to a shelf (barrier points, m), collisions (pair-steps),
+    exits, steps not optimal; with `record`, also the poses and commands of every step ((env, T, N, ·))."""
+    import jax
+    import jax.numpy as jnp
+
+    from marlstack.controllers.barrier_jax import OK, unicycle_barrier
+    from marlstack.controllers.barrier_qp import barrier_points, barrier_spec
+    from marlstack.sim.fleet import physics_step, violations
+    from marlstack.sim.scenarios import rware_spec
+
+    shelves = np.asarray(rware_spec.SHELVES)
+    spec = barrier_spec(profile, "unicycle_walls", boxes=rware_spec.SHELVES)
+    barrier = unicycle_barrier(profile, n, "unicycle_walls", boxes=boxes)
+    centres = np.column_stack([shelves[:, :2].mean(1), shelves[:, 2:].mean(1)])
+    beside = centres + np.column_stack([np.zeros(len(centres)), 0.2 * np.sign(centres[:, 1])])
+    row = np.column_stack([np.linspace(-1.3, 0.9, max(n - len(beside), 1)), np.full(max(n - len(beside), 1), -0.8)])
+    start = np.column_stack([np.concatenate([beside, row])[:n], np.zeros(n)])
+    limits = jnp.array([profile.max_linear_speed, profile.max_angular_speed])
+    lo, hi = jnp.asarray(shelves[:, ::2], jnp.float32), jnp.asarray(shelves[:, 1::2], jnp.float32)
+
+    def rollout(key):
+        def step(carry, t):
+            p, margin, coll, exits, bad = carry
+            u = jax.random.uniform(jax.random.fold_in(key, t // 15), (n, 2), minval=-1.5, maxval=1.5) * limits
+            safe, info = barrier(p, u)
+            new, _, _ = physics_step(profile, p, safe)
+            v = violations(profile, new, safe)
+            q = barrier_points(spec, new)
+            m = jnp.min(jnp.linalg.norm(q[:, None] - jnp.clip(q[:, None], lo, hi), axis=-1)) - spec.distance / 2
+            carry = (new, jnp.minimum(margin, m), coll + v.collisions.sum() // 2, exits + v.boundary_exits.sum(),
+                     bad + (info["status"] != OK))
+            return carry, ((p, u) if record else None)
+        zero = jnp.zeros((), jnp.int32)
+        init = (jnp.asarray(start, jnp.float32), jnp.asarray(jnp.inf, jnp.float32), zero, zero, zero)
+        carry, calls = jax.lax.scan(step, init, jnp.arange(steps))
+        return carry[1:], calls
+
+    keys = jax.random.split(jax.random.PRNGKey(n), batch or 1)
+    run = jax.jit(jax.vmap(rollout))
+
+    def call() -> dict[str, np.ndarray]:
+        (margin, coll, exits, bad), calls = jax.block_until_ready(run(keys))
+        out = {"margin": np.asarray(margin), "collisions": np.asarray(coll), "boundary_exits": np.asarray(exits),
+               "not_optimal": np.asarray(bad)}
+        return out | ({"poses": np.asarray(calls[0]), "u": np.asarray(calls[1])} if record else {})
+    return call
+
+
+def obstacle_rows(profile: Any, sizes: list[int], steps: int, batch: int) -> list[Row]:
+    """What RWARE's 8 shelves as box rows cost (N·8 more rows), same run, same inputs: per-call CPU time of
+    the deployment filter with and without them on the calls of one shelf fuzz, and batched safe simulator
+    steps per second of the training form with and without them (the run without lets robots into the
+    shelves: its margin says how far)."""
+    from marlstack.controllers.barrier import BarrierFilter
+    from marlstack.sim.scenarios import rware_spec
+    rows = []
+    for n in sizes:
+        fuzz = shelf_fuzz(profile, n, steps, rware_spec.SHELVES, record=True)()
+        calls = list(zip(fuzz["poses"][0].astype(float), fuzz["u"][0].astype(float)))
+        safety = {"shelf_margin_min_m": float(fuzz["margin"].min()), "collisions": int(fuzz["collisions"].sum()),
+                  "boundary_exits": int(fuzz["boundary_exits"].sum()), "not_optimal": int(fuzz["not_optimal"].sum()),
+                  "calls": len(calls)}
+        with_boxes = _latency(BarrierFilter(profile, n, boxes=rware_spec.SHELVES).filter, calls)[1]
+        plain = _latency(BarrierFilter(profile, n).filter, calls)[1]
+        for q in (50, 99):
+            rows.append(Row({"path": "shelves_deployment", "N": n}, f"cpu_time_p{q}", "ms",
+                            float(np.percentile(with_boxes, q)), float(np.percentile(plain, q)),
+                            "no obstacle rows, same calls", higher_is_better=False, extra=safety))
+        runs = [shelf_fuzz(profile, n, steps, boxes, batch) for boxes in (rware_spec.SHELVES, ())]
+        margins = [float(run()["margin"].min()) for run in runs]          # also compiles
+        rates, per_cpu = [0.0, 0.0], [0.0, 0.0]
+        for _ in range(3):                       # best of three, interleaved: the shared machine's load moves
+            for k, run in enumerate(runs):
+                t0, c0 = time.perf_counter(), time.process_time()
+                run()
+                rates[k] = max(rates[k], batch * steps / (time.perf_counter() - t0))
+                per_cpu[k] = max(per_cpu[k], batch * steps / (time.process_time() - c0))
+        rows.append(Row({"path": "shelves_training", "N": n}, "safe_sim_steps_per_s", "steps/s", rates[0], rates[1],
+                        "no obstacle rows, same run", extra={"shelf_margin_min_m": margins[0],
+                                                             "shelf_margin_min_without_rows_m": margins[1],
+                                                             "steps_per_cpu_s": per_cpu[0],
+                                                             "steps_per_cpu_s_without_rows": per_cpu[1],
+                                                             "batch": batch, "steps": steps}))
+    return rows
+
+
 def training_rows(profile: Any, sizes: list[tuple[int, int]], steps: int, rps_steps: int) -> list[Row]:
     """sizes: (robots, environments per batch) pairs."""
     rows = []
@@ -339,7 +429,7 @@ def solver_rows(profile: Any, n: int, steps: int) -> list[Row]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="fewer steps and sizes (a smoke run, ~1 min)")
     parser.add_argument("--profile", default="gritsbot_x", help="vehicle profile (default gritsbot_x)")
-    parser.add_argument("--only", choices=("deployment", "variants", "training", "deadlock", "mav"),
+    parser.add_argument("--only", choices=("deployment", "variants", "training", "deadlock", "obstacles", "mav"),
                         help="run one path only (mav: the MAV team's filter, `marlstack bench mav_barrier --only "
                              "latency fuzz`; not in the default run)")
     parser.add_argument("--batch", type=int, default=4096, help="environments per batch on the training path at N = 4 "
@@ -358,6 +448,8 @@ def run(args: argparse.Namespace) -> list[Row]:
         rows += variant_rows(profile, [4, 10] if args.quick else [4, 10, 20], steps=300 if args.quick else 1200)
     if args.only in (None, "deadlock"):
         rows += deadlock_rows(profile, [4, 10] if args.quick else [4, 8, 12, 16, 20], steps=int(60 / profile.dt))
+    if args.only in (None, "obstacles"):
+        rows += obstacle_rows(profile, [4, 8], steps=300 if args.quick else 1200, batch=256 if args.quick else 1024)
     if args.only in (None, "training"):
         sizes = [(4, min(args.batch, 1024))] if args.quick else [(4, args.batch), (10, max(1, args.batch // 8))]
         rows += training_rows(profile, sizes, steps=300 if args.quick else 900, rps_steps=100 if args.quick else 300)
