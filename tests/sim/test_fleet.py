@@ -181,14 +181,14 @@ def test_actuation_noise_perturbs_reproducibly(env):
 def test_barrier_hook_filters_every_command(monkeypatch):
     calls = {}
 
-    def unicycle_barrier(profile, num_agents, form):
-        calls["args"] = (profile.name, num_agents, form)
+    def unicycle_barrier(profile, num_agents, form, boxes=()):
+        calls["args"] = (profile.name, num_agents, form, boxes)
         return lambda poses, u: (u * 0.0, {"intervention": jnp.linalg.norm(u, axis=-1), "status": jnp.zeros((), jnp.int32),
                                              "matrix": jnp.zeros((3, 3))})
 
     monkeypatch.setitem(sys.modules, "marlstack.controllers.barrier_jax", types.SimpleNamespace(unicycle_barrier=unicycle_barrier))
     e = FleetEnv("gritsbot_x", num_agents=3, barrier="unicycle_walls")
-    assert calls["args"] == ("gritsbot_x", 3, "unicycle_walls")
+    assert calls["args"] == ("gritsbot_x", 3, "unicycle_walls", ())  # navigation has no static obstacles
     _, state = e.reset(KEY)
     _, new, _, _, info = e.step(KEY, state, {a: jnp.array([0.2, 0.0]) for a in e.agents})
     np.testing.assert_array_equal(new.poses, state.poses)  # the filter's zero command was applied
