@@ -210,7 +210,7 @@ def reward(prev_poses: jax.Array, poses: jax.Array, task: Task, collisions: jax.
     near = jnp.where(task.waiting[None, :] & (d <= params.pick_radius) & (load <= 0)[:, None], d, jnp.inf)
     choice = jnp.argmin(near, -1)
     pick = jnp.isfinite(near).any(-1)[:, None] & (jnp.arange(s)[None, :] == choice[:, None])
-    pick = pick & (jnp.cumsum(pick, 0) - pick == 0)  # a shelf's item goes to the lowest-index robot
+    pick = pick & (jnp.cumsum(pick, axis=0) - pick == 0)  # a shelf's item goes to the lowest-index robot
     taken = pick.any(0)
     got = pick.any(1)
     load = load + got.astype(dtype)
