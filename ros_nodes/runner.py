@@ -6,8 +6,10 @@ raised while building the node prints `<node>: <reason>` and exits with `EXIT_ST
 """
 from __future__ import annotations
 
+import ctypes
 import faulthandler
 import os
+import signal
 import sys
 import threading
 import time
@@ -19,6 +21,7 @@ EXIT_START_ERROR = 2  # documented in docs/ros.md: configuration or model refuse
 EXECUTOR_ENV = "MARLSTACK_EXECUTOR"
 SPIN_TIMEOUT_S = 0.1  # how often the spin loop looks at rclpy.ok() when nothing happens
 TEARDOWN_S = 4.0  # longest a stopped node may spend tearing down DDS (the supervisor waits 15 s)
+EXIT_TEARDOWN_WEDGED = int(signal.SIGALRM)  # 14: work saved, DDS teardown hung (docs/ros.md)
 
 
 class StartError(Exception):
@@ -121,16 +124,22 @@ def _bound_teardown(label: str) -> None:
     """Never let a wedged middleware teardown keep a stopped node alive.
 
     The node's own work is saved by now (close() ran). Tearing down the DDS participant can
-    hang (a known class of rmw/DDS bugs, seen once in CI); after TEARDOWN_S we print every
-    thread's stack to the node's log and leave with exit 0. If a C call holds the GIL so that
-    this thread cannot run, faulthandler's own GIL-free thread exits with 1 shortly after.
+    hang (a known class of rmw/Fast DDS futex deadlocks, seen twice in CI); after TEARDOWN_S we
+    print every thread's stack to the node's log and exit with EXIT_TEARDOWN_WEDGED, which the
+    supervisor counts as a clean stop with a warning. When the wedged C call holds the GIL no
+    Python thread can run: faulthandler's own thread prints the stacks and a C-level SIGALRM
+    handler (libc `_exit`, called with the signal's number) leaves with the same code.
     """
     def force() -> None:
         time.sleep(TEARDOWN_S)
         print(f"{label}: middleware teardown took over {TEARDOWN_S:g} s; exiting anyway. Stacks:",
               file=sys.stderr, flush=True)
         faulthandler.dump_traceback(sys.stderr, all_threads=True)
-        os._exit(0)
+        os._exit(EXIT_TEARDOWN_WEDGED)
 
     threading.Thread(target=force, daemon=True).start()
-    faulthandler.dump_traceback_later(TEARDOWN_S + 2.0, exit=True)
+    faulthandler.dump_traceback_later(TEARDOWN_S + 1.0, exit=False)
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.signal.restype, libc.signal.argtypes = ctypes.c_void_p, [ctypes.c_int, ctypes.c_void_p]
+    libc.signal(EXIT_TEARDOWN_WEDGED, ctypes.cast(libc._exit, ctypes.c_void_p))
+    signal.setitimer(signal.ITIMER_REAL, TEARDOWN_S + 1.5)

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from marlstack.ros_nodes.isolation import ISOLATED_FLAG, can_isolate, isolated, ros_env
 from marlstack.ros_nodes.plan import Deployment, PlanError, fleet_plan, load_deployment
+from marlstack.ros_nodes.runner import EXIT_TEARDOWN_WEDGED
 from marlstack.ros_nodes.supervisor import Supervisor, clean_exit
 
 START_TIMEOUT_S = 120.0
@@ -215,8 +216,18 @@ def run(dep, args, record: Path | None) -> dict:
             "done_at_s": summary["done_at_s"] if summary else None,
             "num_robots": len(dep.robot_names), "bag": str(record) if record else None, "logdir": str(logdir),
             "elapsed_s": summary["elapsed_s"] if summary else None,
-            "robots": robots, "faults": found, "exit_codes": codes, "stop_s": sup.stop_seconds, "cpu_percent": cpu,
+            "robots": robots, "faults": found, "exit_codes": codes,
+            "teardown_wedged": sorted(n for n, c in codes.items() if c == EXIT_TEARDOWN_WEDGED), "stop_s": sup.stop_seconds, "cpu_percent": cpu,
             "latency_ms": _quantiles(latencies)}
+
+
+def _footer(report: dict) -> list[str]:
+    """Where the bag and logs are, and any node whose DDS teardown hung after it saved its work."""
+    out = [f"bag: {report['bag'] or '(not recorded; use --record)'}", f"logs: {report['logdir']}"]
+    if report.get("teardown_wedged"):
+        out.append(f"warning: DDS teardown hung after the work was saved in {', '.join(report['teardown_wedged'])} "
+                   f"(exit {EXIT_TEARDOWN_WEDGED}; stacks in their logs)")
+    return out
 
 
 def _all_arrived(summary_path: Path, settle_s: float) -> bool:
@@ -256,9 +267,7 @@ def format_report(report: dict) -> str:
     task = "every landmark covered" if report["scenario"] == "coverage" else "every robot arrived"
     done = report["done_at_s"]
     out.append(f"{task}: {'no' if done is None else f'at {done:.2f} s'}")
-    out.append(f"bag: {report['bag'] or '(not recorded; use --record)'}")
-    out.append(f"logs: {report['logdir']}")
-    return "\n".join(out)
+    return "\n".join(out + _footer(report))
 
 
 def format_team_report(report: dict) -> str:
@@ -288,9 +297,7 @@ def format_team_report(report: dict) -> str:
     if lat["count"]:
         ms = lambda v: "> 1 period (late)" if v is None else f"{v:.2f} ms"  # noqa: E731
         out.append(f"/load/odom -> setpoint latency: p50 {ms(lat['p50'])}, p99 {ms(lat['p99'])} ({lat['count']} samples)")
-    out.append(f"bag: {report['bag'] or '(not recorded; use --record)'}")
-    out.append(f"logs: {report['logdir']}")
-    return "\n".join(out)
+    return "\n".join(out + _footer(report))
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Mapping
 
 from marlstack.ros_nodes.plan import NodeSpec
+from marlstack.ros_nodes.runner import EXIT_TEARDOWN_WEDGED
 
 STOP_GRACE_S = 15.0
 
@@ -101,5 +102,6 @@ class Supervisor:
 
 
 def clean_exit(code: int) -> bool:
-    """A node stopped by our SIGINT exits 0 (rclpy handled it) or by the signal itself."""
-    return code in (0, -signal.SIGINT, 128 + signal.SIGINT)
+    """A node stopped by our SIGINT exits 0 (rclpy handled it), by the signal itself, or with
+    runner.EXIT_TEARDOWN_WEDGED (its work saved, then the DDS teardown hung; reported apart)."""
+    return code in (0, -signal.SIGINT, 128 + signal.SIGINT, EXIT_TEARDOWN_WEDGED)

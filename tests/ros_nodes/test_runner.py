@@ -7,9 +7,9 @@ import time
 import pytest
 import rclpy
 
-from ros_fixtures import REPO
+from ros_fixtures import REPO, stopped
 from marlstack.ros_nodes.isolation import can_isolate, isolated, ros_env
-from marlstack.ros_nodes.runner import EXECUTOR_ENV, StartError, make_executor
+from marlstack.ros_nodes.runner import EXECUTOR_ENV, EXIT_TEARDOWN_WEDGED, StartError, make_executor
 
 TICKER = """
 import sys
@@ -60,7 +60,26 @@ def test_timers_run_at_rate_and_sigint_stops_the_node(executor):
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 0, err[-2000:]
+    assert stopped(proc.returncode), err[-2000:]
     ticks = int(out.split()[-1])
     assert ticks >= 15 + 5, out  # ~30 more in that second (5 suffice to show the timer kept running until SIGINT)
-    assert "teardown took" not in err
+
+
+WEDGED = """
+import re, sys, time
+from marlstack.ros_nodes.runner import _bound_teardown
+_bound_teardown("wedge")
+print("saved", flush=True)
+if sys.argv[1] == "gil":  # a C call that never lets go of the GIL, as rmw's node teardown did in CI
+    re.match(r"(a+)+$", "a" * 64 + "b")
+else:                     # a teardown blocked without the GIL
+    time.sleep(60)
+"""
+
+
+@pytest.mark.parametrize("hold", ["gil", "sleep"])
+def test_a_wedged_teardown_still_exits_with_its_own_code_and_stacks(hold):
+    proc = subprocess.run([sys.executable, "-c", WEDGED, hold], cwd=REPO, capture_output=True, text=True, timeout=30)
+    assert proc.returncode == EXIT_TEARDOWN_WEDGED and proc.stdout == "saved\n", proc.stderr[-2000:]
+    assert stopped(proc.returncode)
+    assert 'line 7 in <module>' in proc.stderr if hold == "gil" else "teardown took over 4 s" in proc.stderr
