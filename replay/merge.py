@@ -23,7 +23,7 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 
 from marlstack.ros_nodes import topics
-from marlstack.replay.bag import Bag, ReadStatus, Record
+from marlstack.replay.bag import Bag, Payloads, ReadStatus, Record
 
 
 class MergeError(Exception):
@@ -56,7 +56,8 @@ def _owner_of(bag: Bag) -> str | None:
 
 
 class MergedBag:
-    """The `Bag` interface `replay eval` uses (types, records, decode, status, path) over several logs."""
+    """The `Bag` interface `replay eval` uses (types, records, payloads, columns, decode, status, path) over
+    several logs."""
 
     def __init__(self, bags: list[Bag], offsets_s: list[float] | None = None):
         for b in bags:
@@ -106,6 +107,28 @@ class MergedBag:
 
     def decode(self, rec: Record) -> Any | None:
         return self.bags[self.source[rec.topic]].decode(rec)
+
+    def payloads(self, names: Iterable[str]) -> dict[str, list[Payloads]]:
+        """`Bag.payloads` of each topic from the log it is read from, on the first log's clock."""
+        out: dict[str, list[Payloads]] = {}
+        for i, b in enumerate(self.bags):
+            mine = [t for t in names if self.source.get(t) == i]
+            shift = int(round(self.offsets_s[i] * 1e9))
+            for topic, groups in (b.payloads(mine) if mine else {}).items():
+                out[topic] = [replace(g, t_ns=g.t_ns + shift) for g in groups]
+        return out
+
+    def _decoder(self, msgtype: str) -> Bag | None:
+        return next((b for b in self.bags if b.can_decode(msgtype)), None)
+
+    def can_decode(self, msgtype: str) -> bool:
+        return self._decoder(msgtype) is not None
+
+    def columns(self, payloads: Payloads, text: bool = False) -> dict[str, np.ndarray] | None:
+        return self._decoder(payloads.msgtype).columns(payloads, text)
+
+    def warn_unknown(self, topic: str) -> None:
+        self.bags[self.source[topic]].warn_unknown(topic)
 
     @property
     def status(self) -> ReadStatus:

@@ -179,8 +179,10 @@ class _Stage:
 def evaluate_team(bag: Bag, runtime: Any, config: Any | None, policy: str) -> dict[str, Any]:
     """Per MAV: the logged set-points against the policy (and the safety stage) on their logged inputs."""
     from marlstack.hardware.profile import load_profile
+    from marlstack.replay.team_arrays import read_team_arrays  # it builds on TeamLog: imported here, not at the top
     mavs = team_mavs(bag, config)
-    log = read_team(bag, mavs)
+    arrays = read_team_arrays(bag, mavs)
+    log = arrays.log()
     limit = np.asarray(next(e for e in runtime.spec["outputs"] if e["name"] == "cmd")["high"], float)
     rate = config.rate_hz if config is not None else runtime.control_rate_hz
     max_age = config.watchdog_periods / rate if config is not None else np.inf
@@ -196,7 +198,8 @@ def evaluate_team(bag: Bag, runtime: Any, config: Any | None, policy: str) -> di
             "robots": mavs, "safety": safety, "max_abs_diff": max((v["max_abs_diff"] for v in compared), default=None),
             "mean_abs_diff": (float(np.average([v["mean_abs_diff"] for v in compared],
                                                weights=[v["compared"] for v in compared])) if compared else None),
-            "per_mav": per_mav, "bag_problems": bag.status.stops + bag.status.warnings, "series": series,
+            "per_mav": per_mav, "bag_problems": bag.status.stops + bag.status.warnings + arrays.problems,
+            "series": series,
             **({"alignment": bag.alignment()} if hasattr(bag, "alignment") else {})}
 
 

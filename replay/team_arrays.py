@@ -48,8 +48,10 @@ class TeamArrays:
     load: np.ndarray                                            # (K, WIDTH): the last logged sample of each stamp
     goal_stamps: np.ndarray                                     # (G,) header stamps (log time when unstamped)
     goals: np.ndarray                                           # (G, WIDTH) in log order
+    goal_t: np.ndarray                                          # (G,) their log times
     odom: dict[str, tuple[np.ndarray, np.ndarray]]              # mav -> (stamps, rows), sorted by stamp then row
     setpoints: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]  # mav -> (log times, stamps, (n, CMD)), log order
+    t0: float                                                   # the first log time of any of these streams
     rejected: dict[str, int] = field(default_factory=dict)     # topic -> messages the nodes' conversions reject
     problems: list[str] = field(default_factory=list)          # one line per rejecting topic, with the first reason
 
@@ -61,11 +63,21 @@ class TeamArrays:
         stamps = np.array(sorted(log.load), float)
         return cls(log.mavs, stamps, np.array([log.load[s] for s in stamps], float).reshape(-1, width),
                    np.array(log.goal_stamps, float), np.array(log.goals, float).reshape(-1, width),
+                   np.array(log.goal_t, float),
                    {m: (np.array(log.odom[m][0], float), np.array(log.odom[m][1], float).reshape(-1, width))
                     for m in log.mavs},
                    {m: (np.array([t for t, _, _ in log.setpoints[m]], float),
                         np.array([s for _, s, _ in log.setpoints[m]], float),
-                        np.array([c for _, _, c in log.setpoints[m]], float).reshape(-1, CMD)) for m in log.mavs})
+                        np.array([c for _, _, c in log.setpoints[m]], float).reshape(-1, CMD)) for m in log.mavs},
+                   log.t0)
+
+    def log(self) -> TeamLog:
+        """The same numbers in the lookup form `replay.team.evaluate_team` walks set-point by set-point."""
+        return TeamLog(self.mavs, {float(s): tuple(r) for s, r in zip(self.load_stamps, self.load)},
+                       self.goal_t.tolist(), [tuple(g) for g in self.goals], self.goal_stamps.tolist(),
+                       {m: (st.tolist(), [tuple(r) for r in rows]) for m, (st, rows) in self.odom.items()},
+                       {m: [(float(t), float(s), c) for t, s, c in zip(*self.setpoints[m])] for m in self.mavs},
+                       self.t0)
 
 
 def _stamps(cols: dict[str, np.ndarray], t_ns: np.ndarray) -> np.ndarray:
@@ -161,7 +173,7 @@ def read_team_arrays(bag: Bag, mavs: list[str]) -> TeamArrays:
     if missing:
         damage = f"; the log is damaged: {'; '.join(bag.status.stops)}" if bag.status.stops else ""
         why = f" ({len(rejected[missing[0]])} rejected)" if missing[0] in rejected else ""
-        raise FleetError(f"{bag.path}: a MAV team's report needs {', '.join(missing)}, which this bag does not "
+        raise FleetError(f"{bag.path}: re-running or reporting a MAV team needs {', '.join(missing)}, which this bag does not "
                          f"hold{why}{damage}")
     _, stamps, rows = read[load_topic]
     last = len(stamps) - 1 - np.unique(stamps[::-1], return_index=True)[1]  # a stamp logged twice: the later one
@@ -176,6 +188,6 @@ def read_team_arrays(bag: Bag, mavs: list[str]) -> TeamArrays:
         _, t, why = min(found)  # the first in storage order
         problems.append(f"{topic}: {len(found)} message(s) rejected as the nodes reject them (first at +{t - t0:.3f} s: "
                         f"{why})")
-    return TeamArrays(mavs, stamps[last], rows[last], read[goal_topic][1], read[goal_topic][2], odom,
-                      {m: read[topics.SETPOINT.path(m)] for m in mavs},
+    return TeamArrays(mavs, stamps[last], rows[last], read[goal_topic][1], read[goal_topic][2], read[goal_topic][0], odom,
+                      {m: read[topics.SETPOINT.path(m)] for m in mavs}, t0,
                       {topic: len(r) for topic, r in sorted(rejected.items())}, problems)

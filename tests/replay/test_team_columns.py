@@ -35,7 +35,7 @@ def _messages():
 
 
 def _same(a: TeamArrays, b: TeamArrays) -> None:
-    for name in ("load_stamps", "load", "goal_stamps", "goals"):
+    for name in ("load_stamps", "load", "goal_stamps", "goals", "goal_t", "t0"):
         assert np.array_equal(getattr(a, name), getattr(b, name)), name
     for m in a.mavs:
         for x, y in zip(a.odom[m] + a.setpoints[m], b.odom[m] + b.setpoints[m]):
@@ -88,6 +88,11 @@ def test_report_leaves_out_what_the_nodes_reject(tmp_path, capsys):
     assert "non-finite linear.y" in out and "norm 0" in out and "needs one point" in out
     clean = read_team_arrays(Bag(BAG), ["mav_0", "mav_1", "mav_2"])
     assert s["tracking"]["mav_2"]["setpoints"] == len(clean.setpoints["mav_2"][0]) - 1
+    # `replay eval` reads the same way: it re-runs the policy on the rest and names what it left out
+    assert main(["eval", str(path), "--policy", str(BAG.parent / "cable3.onnx"), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert any("/mav_0/odom: 1 message(s) rejected" in p and "non-finite linear.y" in p for p in result["bag_problems"])
+    assert sum(v["commands"] for v in result["per_mav"].values()) == sum(len(c[0]) for c in clean.setpoints.values()) - 1
 
 
 def test_csv_equals_the_message_by_message_writer(tmp_path):
