@@ -66,12 +66,14 @@ SETPOINT = Topic("setpoint", "trajectory_msgs/msg/MultiDOFJointTrajectory", "sta
                  "velocities[0].angular = body-rate feed-forward [rad/s], transforms[0].rotation = yaw set-point")
 ROTOR_THRUST = Topic("rotor_thrust", "std_msgs/msg/Float64MultiArray", "state", True,
                      "rate controller output: per-rotor thrust command [N], rotors 0-3")
+CLOCK = Topic("/clock", "rosgraph_msgs/msg/Clock", "state", False,
+              "SITL on simulated time: the MAV sim node's clock (nodes with use_sim_time read it)")
 
 # The topic that carries each ground scenario's task input (the adapters, the plan and the sim node read it).
 TASK_TOPIC: dict[str, Topic] = {"navigation": GOAL, "coverage": LANDMARKS}
 
 ALL: tuple[Topic, ...] = (POSE, GOAL, CMD_VEL_NOMINAL, CMD_VEL, DIAGNOSTICS, LANDMARKS, SIM_SUMMARY,
-                          ODOM, IMU, LOAD_ODOM, LOAD_GOAL, SETPOINT, ROTOR_THRUST)
+                          ODOM, IMU, LOAD_ODOM, LOAD_GOAL, SETPOINT, ROTOR_THRUST, CLOCK)
 GROUND: tuple[Topic, ...] = (POSE, GOAL, CMD_VEL_NOMINAL, CMD_VEL, DIAGNOSTICS, LANDMARKS, SIM_SUMMARY)
 MAV: tuple[Topic, ...] = (ODOM, IMU, LOAD_ODOM, LOAD_GOAL, SETPOINT, DIAGNOSTICS, SIM_SUMMARY)  # a cable team's
 BY_NAME = {t.name: t for t in ALL}
