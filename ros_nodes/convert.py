@@ -105,6 +105,21 @@ def points_to_msg(points: Any, stamp_s: float, frame_id: str = "world") -> Any:
     return msg
 
 
+def numbers_from_msg(msg: Any, what: str) -> list[float]:
+    """Float64MultiArray -> its data as floats (the layout is ignored); raises NonFinite / Malformed naming `what`."""
+    try:
+        data = list(msg.data)
+    except (AttributeError, TypeError) as exc:
+        raise Malformed(f"{what}: not a Float64MultiArray ({exc})") from None
+    return list(floats({f"data[{i}]": v for i, v in enumerate(data)}, what).values())
+
+
+def numbers_to_msg(values: Any) -> Any:
+    """A flat sequence of numbers -> Float64MultiArray (no layout: the topic's doc says what each element is)."""
+    from std_msgs.msg import Float64MultiArray
+    return Float64MultiArray(data=[float(v) for v in values])
+
+
 def twist_to_cmd(msg: Any) -> tuple[float, float]:
     """Twist -> (v, omega); raises NonFinite / Malformed."""
     try:

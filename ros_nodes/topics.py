@@ -50,6 +50,9 @@ DIAGNOSTICS = Topic("/diagnostics", "diagnostic_msgs/msg/DiagnosticArray", "even
                     "watchdog state, safety interventions, solver status, sim violation counts")
 LANDMARKS = Topic("/landmarks", "geometry_msgs/msg/PoseArray", "latched", False,
                   "coverage landmarks, world frame, in landmark index order (x, y; orientation ignored)")
+TASK = Topic("task", "std_msgs/msg/Float64MultiArray", "latched", True,
+             "RWARE task state for this robot: [load (1 while it carries an item), then x, y, waiting (1 while its "
+             "item is requested and not taken) for every shelf in shelf order]")
 SIM_SUMMARY = Topic("/sim/summary", "std_msgs/msg/String", "latched", False,
                     "sim node's running per-robot summary as JSON (goal reached, collisions, exits)")
 
@@ -70,11 +73,11 @@ CLOCK = Topic("/clock", "rosgraph_msgs/msg/Clock", "state", False,
               "SITL on simulated time: the MAV sim node's clock (nodes with use_sim_time read it)")
 
 # The topic that carries each ground scenario's task input (the adapters, the plan and the sim node read it).
-TASK_TOPIC: dict[str, Topic] = {"navigation": GOAL, "coverage": LANDMARKS}
+TASK_TOPIC: dict[str, Topic] = {"navigation": GOAL, "coverage": LANDMARKS, "rware": TASK}
 
-ALL: tuple[Topic, ...] = (POSE, GOAL, CMD_VEL_NOMINAL, CMD_VEL, DIAGNOSTICS, LANDMARKS, SIM_SUMMARY,
+ALL: tuple[Topic, ...] = (POSE, GOAL, CMD_VEL_NOMINAL, CMD_VEL, DIAGNOSTICS, LANDMARKS, TASK, SIM_SUMMARY,
                           ODOM, IMU, LOAD_ODOM, LOAD_GOAL, SETPOINT, ROTOR_THRUST, CLOCK)
-GROUND: tuple[Topic, ...] = (POSE, GOAL, CMD_VEL_NOMINAL, CMD_VEL, DIAGNOSTICS, LANDMARKS, SIM_SUMMARY)
+GROUND: tuple[Topic, ...] = (POSE, GOAL, CMD_VEL_NOMINAL, CMD_VEL, DIAGNOSTICS, LANDMARKS, TASK, SIM_SUMMARY)
 MAV: tuple[Topic, ...] = (ODOM, IMU, LOAD_ODOM, LOAD_GOAL, SETPOINT, DIAGNOSTICS, SIM_SUMMARY)  # a cable team's
 BY_NAME = {t.name: t for t in ALL}
 # Topics that move vehicles. Replaying a log must not re-publish them unless the user asks (replay play
