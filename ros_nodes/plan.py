@@ -21,6 +21,12 @@ Deployment YAML (relative paths are relative to the YAML file):
 
 A coverage deployment (`scenario: coverage`) has no per-robot goals but one top-level list
 `landmarks: [[x, y], ...]`, as many as robots, published on `/landmarks`.
+
+Static obstacles: `obstacles: [[x_min, x_max, y_min, y_max], ...]` (m, axis-aligned boxes: shelves,
+furniture) go to the safety node's certificate as box rows and to the sim node, which counts a robot
+whose body overlaps one (`shelf_collision_steps`). An RWARE deployment (`scenario: rware`) has no goals; its
+obstacles are the shelves its policy was trained among (default `rware_spec.SHELVES`, the one place they are
+written) and `requests: [i, ...]` names the shelves whose items are wanted (indices into the obstacles).
 """
 from __future__ import annotations
 
@@ -92,6 +98,8 @@ class Deployment:
     safety_delay_s: float = 0.0
     landmarks: tuple[tuple[float, float], ...] = ()  # coverage only
     hardware: HardwareConfig | None = None  # real robots behind adapter nodes (docs/hardware.md)
+    obstacles: tuple[tuple[float, float, float, float], ...] = ()  # static boxes (x_min, x_max, y_min, y_max)
+    requests: tuple[int, ...] = ()  # rware: the requested shelves (indices into obstacles)
 
     @property
     def robot_names(self) -> list[str]:
@@ -100,7 +108,7 @@ class Deployment:
     @property
     def per_robot_goals(self) -> bool:
         """Each robot has its own goal (navigation), rather than the fleet sharing landmarks (coverage)."""
-        return topics.TASK_TOPIC[self.scenario].per_robot
+        return topics.TASK_TOPIC[self.scenario] is topics.GOAL
 
     @property
     def task_points(self) -> list[tuple[float, float]]:
@@ -170,7 +178,7 @@ def load_deployment(path: str | Path) -> Deployment:
         from marlstack.ros_nodes.team_plan import load_team
         return load_team(path, data)
     known = {"name", "profile", "scenario", "policy", "rate_hz", "watchdog_periods", "safety", "robots", "sim", "landmarks",
-             "hardware"}
+             "hardware", "obstacles", "requests"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise _fail(where, f"unknown key(s) {', '.join(unknown)} (expected: {', '.join(sorted(known))})")
@@ -223,11 +231,13 @@ def load_deployment(path: str | Path) -> Deployment:
     scenario = data.get("scenario", "navigation")
     if scenario not in SCENARIOS:
         raise _fail(where, f"key 'scenario' must be one of {', '.join(SCENARIOS)}, got {scenario!r}")
-    per_robot = topics.TASK_TOPIC[scenario].per_robot
+    per_robot = topics.TASK_TOPIC[scenario] is topics.GOAL
     robots = _robots(data["robots"], profile, where, needs_goal=per_robot)
-    _check_starts(robots, profile, form, where)
+    obstacles = _obstacles(data.get("obstacles"), scenario, profile, where)
+    _check_starts(robots, profile, form, where, obstacles)
+    requests = _requests(data.get("requests"), scenario, len(obstacles), where)
     landmarks: tuple[tuple[float, float], ...] = ()
-    if not per_robot:
+    if topics.TASK_TOPIC[scenario] is topics.LANDMARKS:
         raw = data.get("landmarks")
         if not isinstance(raw, list) or len(raw) != len(robots):
             raise _fail(where, f"key 'landmarks' must list one [x, y] per robot ({len(robots)}) for scenario coverage, "
@@ -240,7 +250,45 @@ def load_deployment(path: str | Path) -> Deployment:
                       scenario=scenario, policy=policy,
                       rate_hz=float(rate), watchdog_periods=float(periods), safety_mode=mode, safety_form=form,
                       robots=robots, seed=seed, sensing=sensing, safety_delay_s=float(delay), landmarks=landmarks,
-                      hardware=_hardware(data.get("hardware"), where))
+                      hardware=_hardware(data.get("hardware"), where), obstacles=obstacles, requests=requests)
+
+
+def _obstacles(raw: Any, scenario: str, profile: Any, where: str) -> tuple[tuple[float, float, float, float], ...]:
+    """The optional 'obstacles' boxes, checked; RWARE's default and required count are its shelves."""
+    shelves = None
+    if scenario == "rware":
+        from marlstack.sim.scenarios.rware_spec import SHELVES as shelves
+    if raw is None:
+        return tuple(shelves or ())
+    if not isinstance(raw, list):
+        raise _fail(where, f"key 'obstacles' must be a list of boxes [x_min, x_max, y_min, y_max], got {raw!r}")
+    boxes = tuple(_number_list(v, 4, where, f"obstacles[{i}]") for i, v in enumerate(raw))
+    a = profile.arena
+    for i, (x0, x1, y0, y1) in enumerate(boxes):
+        if not (x0 < x1 and y0 < y1):
+            raise _fail(where, f"key 'obstacles[{i}]' = {list(boxes[i])}: a box is [x_min, x_max, y_min, y_max] with "
+                               f"min < max")
+        if not (a.x_min <= x0 and x1 <= a.x_max and a.y_min <= y0 and y1 <= a.y_max):
+            raise _fail(where, f"key 'obstacles[{i}]' = {list(boxes[i])} is not inside the arena of profile "
+                               f"{profile.name} (x in [{a.x_min}, {a.x_max}], y in [{a.y_min}, {a.y_max}])")
+    if shelves is not None and len(boxes) != len(shelves):
+        raise _fail(where, f"key 'obstacles': scenario rware's obstacles are the {len(shelves)} shelves its policy was "
+                           f"trained among (its observation holds them as constants), got {len(boxes)}; leave the key "
+                           f"out for rware_spec.SHELVES")
+    return boxes
+
+
+def _requests(raw: Any, scenario: str, num_shelves: int, where: str) -> tuple[int, ...]:
+    """RWARE's requested shelves: distinct indices into the obstacles; no other scenario takes the key."""
+    if scenario != "rware":
+        if raw is not None:
+            raise _fail(where, f"key 'requests' is for scenario rware, this is {scenario}")
+        return ()
+    if (not isinstance(raw, list) or not raw or len(set(map(str, raw))) != len(raw)
+            or not all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < num_shelves for i in raw)):
+        raise _fail(where, f"key 'requests' must list the requested shelves as distinct indices in 0..{num_shelves - 1} "
+                           f"(scenario rware), got {raw!r}")
+    return tuple(raw)
 
 
 def _hardware(raw: Any, where: str) -> HardwareConfig | None:
@@ -271,10 +319,12 @@ def _yaml_error(exc: yaml.YAMLError) -> str:
     return f"{problem} at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else problem
 
 
-def _check_starts(robots: tuple[RobotConfig, ...], profile: Any, form: str, where: str) -> None:
+def _check_starts(robots: tuple[RobotConfig, ...], profile: Any, form: str, where: str,
+                  obstacles: tuple[tuple[float, float, float, float], ...] = ()) -> None:
     """Refuse starts the barrier certificate cannot start from (its QP is infeasible there, so the whole
     fleet would stay braked): every pair of projection points at least the pair distance apart and,
-    for the walled form, each one at least half of it inside the arena (docs/barrier.md)."""
+    for the walled form, each one at least half of it inside the arena and outside every obstacle box
+    (docs/barrier.md)."""
     params = getattr(profile.barrier, "unicycle_walls" if form == "unicycle_walls" else "unicycle")
     d = params.projection_distance
     dist = params.safety_radius + d
@@ -293,6 +343,10 @@ def _check_starts(robots: tuple[RobotConfig, ...], profile: Any, form: str, wher
                                              and a.y_min + margin <= pj[1] <= a.y_max - margin):
             raise _fail(where, f"key 'robots[{j}].start': {rj.name} starts within {margin:.3f} m of a wall (its projection "
                                f"point); the barrier certificate ({form}) needs that margin: move it inwards")
+        for k, (x0, x1, y0, y1) in enumerate(obstacles):
+            if math.hypot(pj[0] - min(max(pj[0], x0), x1), pj[1] - min(max(pj[1], y0), y1)) < margin:
+                raise _fail(where, f"key 'robots[{j}].start': {rj.name} starts within {margin:.3f} m of obstacles[{k}] "
+                                   f"(its projection point); the barrier certificate needs that margin: move it away")
 
 
 def _in_arena(point: tuple[float, ...], profile: Any, where: str, key: str) -> tuple[float, ...]:
@@ -363,7 +417,7 @@ def fleet_plan(dep: Deployment, sitl: bool = False, record: str | Path | None = 
         # node reads every pose, each policy node its own goal (coverage: every policy node the
         # landmarks), the recorder all of them
         safety_nodes = 1 if dep.safety_mode == "fleet" else len(robots)
-        task_readers = 1 if dep.per_robot_goals else len(robots)
+        task_readers = 1 if topics.TASK_TOPIC[dep.scenario].per_robot else len(robots)
         pose_readers = len(robots) + safety_nodes + bool(record)
         sim_remaps = dict(fleet_remaps)
         if dep.hardware is not None:  # the sim plays each robot's driver and mocap body; the adapters read them
@@ -374,7 +428,7 @@ def fleet_plan(dep: Deployment, sitl: bool = False, record: str | Path | None = 
                 sim_remaps[topics.POSE.path(r)] = hw["mocap_topic"]
         specs.append(NodeSpec("sim_node", "sim", "/", {
             **common, "scenario": dep.scenario, "seed": dep.seed,
-            "starts": [v for r in dep.robots for v in r.start], "goals": [v for p in dep.task_points for v in p],
+            "starts": [v for r in dep.robots for v in r.start], **_task_parameters(dep),
             "summary_path": str(summary_path or ""), "pose_subscribers": pose_readers,
             "task_subscribers": task_readers + bool(record), "cmd_vel_publishers": 1, **dep.sensing}, sim_remaps))
     if dep.hardware is not None:
@@ -384,7 +438,8 @@ def fleet_plan(dep: Deployment, sitl: bool = False, record: str | Path | None = 
     for r in dep.robots:
         specs.append(NodeSpec("policy_node", "policy", f"/{r.name}", {
             **common, "robot": r.name, "scenario": dep.scenario, "policy_path": str(dep.policy)}, fleet_remaps))
-    safety = {**common, "form": dep.safety_form, "delay_s": dep.safety_delay_s}
+    safety = {**common, "form": dep.safety_form, "delay_s": dep.safety_delay_s,
+              **({"boxes": _flat(dep.obstacles)} if dep.obstacles else {})}
     if dep.safety_mode == "fleet":
         specs.append(NodeSpec("safety_node", "safety", "/", {**safety, "mode": "fleet", "robot": ""}, fleet_remaps))
     else:
@@ -395,3 +450,21 @@ def fleet_plan(dep: Deployment, sitl: bool = False, record: str | Path | None = 
         specs.append(NodeSpec("recorder_node", "recorder", "/", {
             "output": str(record), "topics": sorted(topics.robot_topics(robots))}, fleet_remaps))
     return specs
+
+
+def _flat(boxes: tuple[tuple[float, ...], ...]) -> list[float]:
+    """Boxes as one ROS double array, 4 numbers per box."""
+    return [float(v) for b in boxes for v in b]
+
+
+def _task_parameters(dep: Deployment) -> dict[str, Any]:
+    """The sim node's task: goals or landmarks (flat [x, y] each), rware's requested shelves; the obstacle boxes.
+    Empty lists are left out (ROS cannot type an empty array)."""
+    out: dict[str, Any] = {}
+    if dep.task_points:
+        out["goals"] = [v for p in dep.task_points for v in p]
+    if dep.requests:
+        out["requests"] = list(dep.requests)
+    if dep.obstacles:
+        out["boxes"] = _flat(dep.obstacles)
+    return out

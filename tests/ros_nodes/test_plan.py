@@ -70,7 +70,7 @@ def test_coverage_example_publishes_its_landmarks_through_the_sim(tmp_path):
                               robots=[{**robots[0], "goal": [0.5, 0.5]}, robots[1]]))
     with pytest.raises(PlanError, match="key 'landmarks' is for scenario coverage, this is navigation"):
         load_deployment(write(tmp_path, landmarks=[[0.5, 0.5]] * 4))
-    with pytest.raises(PlanError, match="key 'scenario' must be one of navigation, coverage, got 'herding'"):
+    with pytest.raises(PlanError, match="key 'scenario' must be one of navigation, coverage, rware, got 'herding'"):
         load_deployment(write(tmp_path, scenario="herding"))
 
 
