@@ -183,7 +183,7 @@ def _wall_distances(spec: BarrierSpec, p: Any) -> Any:
     return p[:, _WALL_AXIS] * _WALL_SIGN + np.array([y_max - c, -y_min - c, x_max - c, -x_min - c])
 
 
-def _box_normals(spec: BarrierSpec, p: Any) -> tuple[Any, Any]:
+def box_normals(spec: BarrierSpec, p: Any) -> tuple[Any, Any]:
     """(N, B, 2) unit normals n pointing from each box towards each barrier point and (N, B) the signed
     distances (the wall rule's h + D/2): outside, from the box's nearest point; inside (negative),
     through the nearest face, as a wall's row pushes a robot back in."""
@@ -255,7 +255,7 @@ def qp_rows(spec: BarrierSpec, poses: Any, obstacles: Any = None, obstacle_veloc
         bounds.append(bound.reshape(n * k))
     if spec.boxes:
         nb = len(spec.boxes)
-        normal, dist = _box_normals(spec, p)
+        normal, dist = box_normals(spec, p)
         h = dist - spec.distance / 2
         blocks.append((eye[:, None, :, None] * -normal[:, :, None, :]).reshape(n * nb, n, 2))
         bounds.append((spec.wall_gain * spec.gamma * h ** 3).reshape(n * nb))
@@ -305,7 +305,7 @@ def min_barrier(spec: BarrierSpec, poses: Any, obstacles: Any = None) -> Any:
         diff = p[:, None, :] - obstacles[None, :, :]
         vals.append((m.sum(diff * diff, axis=-1) - spec.distance ** 2).reshape(-1))
     if spec.boxes:
-        vals.append((_box_normals(spec, p)[1] - spec.distance / 2).reshape(-1))
+        vals.append((box_normals(spec, p)[1] - spec.distance / 2).reshape(-1))
     if spec.walls is not None:
         vals.append(_wall_distances(spec, p).reshape(-1))
     return m.min(m.concatenate(vals))
