@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+from typing import Any
 
 import numpy as np
 
@@ -42,15 +43,16 @@ class Certificate:
     """
 
     def __init__(self, profile, robots: list[str], controlled: list[str], form: str, period: float | None = None,
-                 deadlock_hold_s: float = 0.5, delay_s: float = 0.0):
+                 deadlock_hold_s: float = 0.5, delay_s: float = 0.0, boxes: Any = ()):
         from marlstack.controllers.barrier_deadlock import DeadlockFreeFilter
         from marlstack.controllers.barrier_qp import barrier_spec
         if not barrier_spec(profile, form).unicycle:
             raise ValueError(f"parameter 'form' = {form!r}: ground robots need a unicycle form (unicycle, unicycle_walls)")
         period = period or profile.dt
         # certified for poses delay_s old, each command held one period (barrier_qp.barrier_spec)
+        # boxes: static obstacles (shelves) as the certificate's box rows (barrier_qp.barrier_spec)
         self.filter = DeadlockFreeFilter(profile, len(robots), period, form, hold_s=deadlock_hold_s,
-                                         lookahead_s=delay_s + period)
+                                         lookahead_s=delay_s + period, boxes=boxes)
         self.mask = np.array([r in controlled for r in robots])
 
     @property
@@ -76,6 +78,7 @@ class Certificate:
 
 def make_node():
     from rclpy.node import Node
+    from rclpy.parameter import Parameter
 
     class SafetyNode(Node):
         def __init__(self) -> None:
@@ -92,6 +95,8 @@ def make_node():
                        "source: stamps may be this far in the future, and this much older than watchdog_periods", 0.0, 1.0)
             delay = p("delay_s", 0.0, "sense-to-actuate delay the certificate allows for (pose stamp to wheels), "
                       "on top of one control period", 0.0, 1.0)
+            flat = p("boxes", Parameter.Type.DOUBLE_ARRAY, "static obstacles (shelves, furniture) the certificate keeps "
+                     "every robot out of: flat [x_min, x_max, y_min, y_max] per box, world frame (unset: none)")
             hold = p("deadlock_hold_s", 0.5, "a robot blocked this long turns right (controllers.barrier_deadlock; 0: off)",
                      0.0, 60.0)
             if mode not in ("fleet", "onboard"):
@@ -101,9 +106,13 @@ def make_node():
             if mode == "onboard" and robot not in self.robots:
                 raise StartError(f"parameter 'robot' = {robot!r} must be one of parameter 'robots' = {self.robots}")
             self.controlled = list(self.robots) if mode == "fleet" else [robot]
+            flat = list(flat or [])
+            if len(flat) % 4:
+                raise StartError(f"parameter 'boxes' needs 4 numbers per box [x_min, x_max, y_min, y_max], got {len(flat)}")
             self.profile, rate = profile_and_rate(profile_name, rate)
             try:
-                self.certificate = Certificate(self.profile, self.robots, self.controlled, form, 1.0 / rate, hold, delay)
+                self.certificate = Certificate(self.profile, self.robots, self.controlled, form, 1.0 / rate, hold, delay,
+                                               np.reshape(flat, (-1, 4)))
             except ValueError as exc:
                 raise StartError(str(exc)) from None
             self.period = 1.0 / rate
@@ -137,7 +146,7 @@ def make_node():
             self.create_timer(self.period, self._on_timer)
             base = self.get_fully_qualified_name()
             self.diag_names = {r: base if mode == "onboard" else f"{base}: {r}" for r in self.controlled}
-            self.get_logger().info(f"{mode} barrier ({form}) for {', '.join(self.controlled)}")
+            self.get_logger().info(f"{mode} barrier ({form}, {len(flat) // 4} static boxes) for {', '.join(self.controlled)}")
 
         def _on_pose(self, robot: str):
             def cb(msg) -> None:

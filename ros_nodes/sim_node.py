@@ -7,6 +7,11 @@ robot firmware would), and keeps a per-robot summary: goal reached and when (cov
 landmark), collision and boundary-exit steps (the simulator's counts), and the interventions /
 watchdog stops the other nodes report on `/diagnostics`; `done_at_s` is when every robot had
 arrived (coverage: when every landmark was first covered at once).
+RWARE (`scenario: rware`): the shelves are the `boxes`, the sim runs the scenario's own pick and deliver
+rule (`sim.scenarios.rware.reward`) on the simulated poses and publishes each robot's `task` (its load and
+which shelves' items wait) whenever it changes; a robot's goal is reached when every requested item is
+delivered. With `boxes` (any scenario) a step in which a robot's body overlaps a box counts as a
+`shelf_collision_steps` of that robot.
 Every second the summary is published latched on `/sim/summary`, each robot's violations as a
 `/diagnostics` status (ERROR once it collided or left the arena), and the JSON is written
 atomically to `summary_path` (again at shutdown) for `marlstack sitl`.
@@ -59,6 +64,44 @@ def make_physics(profile):
     return run
 
 
+class RwareTask:
+    """RWARE's task state in SITL, advanced by the scenario's own pick / deliver rule on the simulated poses."""
+
+    def __init__(self, profile: Any, num_robots: int, boxes: np.ndarray, requests: list[int]):
+        import jax
+        import jax.numpy as jnp
+        from marlstack.sim.scenarios import rware
+
+        self.params = rware.make_params(profile, num_robots, shelves=boxes, num_requests=len(requests))
+        waiting = np.zeros(len(boxes), bool)
+        waiting[requests] = True
+        zeros = jnp.zeros(num_robots, jnp.float32)
+        self.state = rware.Task(waiting=jnp.asarray(waiting), load=zeros, delivered=jnp.zeros((), jnp.float32),
+                                shelf_centres=jnp.asarray(self.params.centres, jnp.float32), reached=zeros > 0)
+        self._step = jax.jit(lambda prev, poses, task: rware.reward(prev, poses, task, zeros, zeros, self.params)[1])
+        self._step(np.zeros((num_robots, 3), np.float32), np.zeros((num_robots, 3), np.float32), self.state)  # compile
+
+    def step(self, prev: np.ndarray, poses: np.ndarray) -> bool:
+        """Advance over one simulated step; True when a robot's load or a shelf's request changed."""
+        before = self.messages()
+        self.state = self._step(np.asarray(prev, np.float32), np.asarray(poses, np.float32), self.state)
+        return self.messages() != before
+
+    def messages(self) -> list[list[float]]:
+        """Per robot its `task` topic's numbers: [load, then x, y, waiting per shelf]."""
+        shelves = np.concatenate([np.asarray(self.state.shelf_centres, np.float64),
+                                  np.asarray(self.state.waiting, np.float64)[:, None]], -1).reshape(-1).tolist()
+        return [[float(load), *shelves] for load in np.asarray(self.state.load)]
+
+    @property
+    def delivered(self) -> int:
+        return int(self.state.delivered)
+
+    @property
+    def solved(self) -> bool:
+        return self.delivered >= self.params.requests
+
+
 def latency_stats(samples_s: list[float]) -> dict:
     """count, late and p50 / p99 in ms; a percentile that falls on a late sample is None (unbounded)."""
     out: dict = {"count": len(samples_s), "late": sum(1 for x in samples_s if math.isinf(x))}
@@ -69,9 +112,12 @@ def latency_stats(samples_s: list[float]) -> dict:
 
 
 def make_node():
+    import jax
     from rclpy.node import Node
+    from rclpy.parameter import Parameter
 
     from marlstack.sim.scenarios.coverage_spec import point_errors
+    from marlstack.sim.scenarios.rware import in_boxes
     from marlstack.sim.scenarios.navigation_spec import SUCCESS_RADIUS
 
     class SimNode(Node):
@@ -86,6 +132,10 @@ def make_node():
             periods = p("watchdog_periods", 3.0, "a cmd_vel older than this many periods is replaced by zero", 1.0, 100.0)
             starts = list(p("starts", [0.0], "initial poses, flat [x, y, yaw] per robot"))
             goals = list(p("goals", [0.0], "flat [x, y] per robot: its goal (navigation) or a landmark (coverage)"))
+            flat = p("boxes", Parameter.Type.DOUBLE_ARRAY, "static obstacles (shelves): flat [x_min, x_max, y_min, y_max] "
+                     "per box; a step with a robot's body overlapping one counts in shelf_collision_steps (unset: none)")
+            requests = list(p("requests", Parameter.Type.INTEGER_ARRAY, "rware: the requested shelves, indices into "
+                              "boxes") or [])
             seed = p("seed", 0, "seed of the pose-drop draws", 0, 2**31 - 1)
             self.drop = p("drop_pose_fraction", 0.0, "fault injection: fraction of pose messages not published", 0.0, 1.0)
             # sensing model (deployment YAML `sim:`): each pose is stamped when measured and published
@@ -99,15 +149,27 @@ def make_node():
             self.need_task = p("task_subscribers", 0, "... and each goal (the landmarks) this many", 0, 10_000)
             self.need_cmd = p("cmd_vel_publishers", 0, "... and each cmd_vel this many writers", 0, 10_000)
             n = len(self.robots)
-            if not n or not all(self.robots) or len(starts) != 3 * n or len(goals) != 2 * n:
+            rware = self.scenario == "rware"
+            if not n or not all(self.robots) or len(starts) != 3 * n or (len(goals) != 2 * n and not rware):
                 raise StartError(f"parameters 'starts' / 'goals' need 3 / 2 numbers per robot of {self.robots}")
             if self.scenario not in topics.TASK_TOPIC:
                 raise StartError(f"parameter 'scenario' = {self.scenario!r}: the sim node simulates "
                                  f"{', '.join(topics.TASK_TOPIC)}")
+            flat = list(flat or [])
+            if len(flat) % 4:
+                raise StartError(f"parameter 'boxes' needs 4 numbers per box [x_min, x_max, y_min, y_max], got {len(flat)}")
+            boxes = np.reshape(flat, (-1, 4))
             profile, rate = profile_and_rate(profile_name, rate)
+            self.rware = None
+            if rware:
+                try:
+                    self.rware = RwareTask(profile, n, boxes, requests)
+                except (ValueError, IndexError) as exc:
+                    raise StartError(f"rware: parameters 'boxes' (the shelves) / 'requests' ({requests}): {exc}") from None
+            self.in_boxes = jax.jit(lambda poses: in_boxes(poses, boxes, profile.diameter / 2)) if len(boxes) else None
             self.physics = make_physics(profile)
             self.poses = np.array(starts, np.float64).reshape(n, 3)
-            self.goals = np.array(goals, np.float64).reshape(n, 2)
+            self.goals = np.zeros((n, 2)) if rware else np.array(goals, np.float64).reshape(n, 2)
             self.physics(self.poses, np.zeros((n, 2)))  # compile now, not inside the first period
             self.period, self.max_age = 1.0 / rate, periods / rate
             self.rng = random.Random(seed)
@@ -121,6 +183,7 @@ def make_node():
             self.steps = 0
             self.collisions = np.zeros(n, int)
             self.exits = np.zeros(n, int)
+            self.shelf_hits = np.zeros(n, int)
             self.reached_at: list[float | None] = [None] * n  # coverage: first time on a landmark
             self.done_at: float | None = None
             self.reports: dict[str, dict[str, dict[str, str]]] = {r: {} for r in self.robots}
@@ -132,7 +195,7 @@ def make_node():
             state = topics.qos_profile("state")
             self.pose_pubs = [self.create_publisher(cls(topics.POSE.type), topics.POSE.path(r), state) for r in self.robots]
             task = topics.TASK_TOPIC[self.scenario]  # what the robots' nodes read: goals or the landmarks
-            self.own_goals = task.per_robot  # navigation: robot i's goal is goals[i]; coverage: any landmark
+            self.own_goals = task is topics.GOAL  # navigation: robot i's goal is goals[i]; coverage: any landmark
             self.task_pubs = [self.create_publisher(cls(task.type), task.path(r), topics.qos_profile(task.qos))
                               for r in (self.robots if task.per_robot else [None])]
             self.diag_pub = self.create_publisher(cls(topics.DIAGNOSTICS.type), topics.DIAGNOSTICS.path(),
@@ -143,7 +206,9 @@ def make_node():
                                                       state) for i, r in enumerate(self.robots)]
             self.create_subscription(cls(topics.DIAGNOSTICS.type), topics.DIAGNOSTICS.path(), self._on_diag,
                                      topics.qos_profile(topics.DIAGNOSTICS.qos))
-            if task.per_robot:
+            if self.rware is not None:
+                self._publish_rware()
+            elif task.per_robot:
                 for i, pub in enumerate(self.task_pubs):
                     pub.publish(convert.pose_to_msg(self.goals[i, 0], self.goals[i, 1], 0.0, self.t0))
             else:
@@ -190,10 +255,15 @@ def make_node():
                 self._publish_poses(now)
                 return
             u = np.where((now - self.cmd_t <= self.max_age)[:, None], self.cmd, 0.0)
+            prev = self.poses
             self.poses, collisions, exits = self.physics(self.poses, u)
             self.steps += 1
             self.collisions += collisions > 0
             self.exits += exits > 0
+            if self.in_boxes is not None:
+                self.shelf_hits += np.asarray(self.in_boxes(self.poses))
+            if self.rware is not None and self.rware.step(prev, self.poses):
+                self._publish_rware()
             for i in np.flatnonzero(self.task_distance() <= SUCCESS_RADIUS):
                 if self.reached_at[i] is None:
                     self.reached_at[i] = round(now - self.t0, 3)
@@ -222,12 +292,22 @@ def make_node():
                 self.pose_sent[i] = time.perf_counter()
                 self.pose_pubs[i].publish(msg)
 
+        def _publish_rware(self) -> None:
+            for pub, numbers in zip(self.task_pubs, self.rware.messages()):
+                pub.publish(convert.numbers_to_msg(numbers))
+
         def task_distance(self) -> np.ndarray:
-            """Per robot: distance to its goal (navigation) or to the nearest landmark (coverage)."""
+            """Per robot: distance to its goal (navigation) or to the nearest landmark (coverage); rware: 0 once
+            every requested item is delivered, else infinite."""
+            if self.rware is not None:
+                return np.full(len(self.robots), 0.0 if self.rware.solved else math.inf)
             return point_errors(self.poses[:, :2], self.goals, shared=not self.own_goals)
 
         def done(self) -> bool:
-            """Navigation: every robot has arrived (at some time); coverage: every landmark covered now."""
+            """Navigation: every robot has arrived (at some time); coverage: every landmark covered now; rware:
+            every requested item delivered."""
+            if self.rware is not None:
+                return self.rware.solved
             if self.own_goals:
                 return all(t is not None for t in self.reached_at)
             return bool((point_errors(self.goals, self.poses[:, :2], shared=True) <= SUCCESS_RADIUS).all())
@@ -239,15 +319,18 @@ def make_node():
                 reports = self.reports[r].values()
                 robots[r] = {
                     "goal_reached": self.reached_at[i] is not None, "reached_at_s": self.reached_at[i],
-                    "final_goal_distance_m": round(float(dist[i]), 4),
+                    "final_goal_distance_m": round(float(dist[i]), 4) if math.isfinite(dist[i]) else None,
                     "collision_steps": int(self.collisions[i]), "boundary_exit_steps": int(self.exits[i]),
+                    "shelf_collision_steps": int(self.shelf_hits[i]),
                     **health.fold_reports(reports),  # interventions, watchdog stops and why, brakes, clips
                     "latency_ms": latency_stats(self.latency[i]),
                     # compute time inside the nodes (policy inference, barrier solve), as they report it
                     "node_ms_mean": {k: float(v[k]) for v in reports for k in v if k.endswith("_ms_mean")},
                 }
+            task = {} if self.rware is None else {"items_delivered": self.rware.delivered,
+                                                  "items_requested": self.rware.params.requests}
             return {"elapsed_s": round(now - self.t0, 3), "steps": self.steps, "scenario": self.scenario,
-                    "done_at_s": self.done_at, "robots": robots,
+                    "done_at_s": self.done_at, **task, "robots": robots,
                     "all_latencies_ms": [round(x * 1e3, 4) if math.isfinite(x) else None for lat in self.latency for x in lat]}
 
         def write_summary(self, now: float, publish: bool = True) -> None:
@@ -266,11 +349,11 @@ def make_node():
 
         def _violation_status(self, robot: str, r: dict):
             """The simulator's verdict on a robot: ERROR once it has collided or left the arena."""
-            bad = r["collision_steps"] or r["boundary_exit_steps"]
-            message = (f"{r['collision_steps']} collision steps, {r['boundary_exit_steps']} boundary-exit steps"
-                       if bad else "no violations")
+            keys = ("collision_steps", "boundary_exit_steps", "shelf_collision_steps")
+            bad = any(r[k] for k in keys)
+            message = ", ".join(f"{r[k]} {k.replace('_', ' ')}" for k in keys) if bad else "no violations"
             return health.status(f"{self.get_fully_qualified_name()}: {robot}", robot, health.ERROR if bad else health.OK,
-                                 message, {k: r[k] for k in ("collision_steps", "boundary_exit_steps", "goal_reached")})
+                                 message, {k: r[k] for k in (*keys, "goal_reached")})
 
         def close(self) -> None:
             if self.released:

@@ -138,6 +138,8 @@ def faults(robots: dict, until_goals: bool) -> list[str]:
     for name, r in robots.items():
         if r.get("collision_steps"):
             out.append(f"{name} collided ({r['collision_steps']} steps)")
+        if r.get("shelf_collision_steps"):
+            out.append(f"{name} ran into a static obstacle ({r['shelf_collision_steps']} steps)")
         if r.get("boundary_exit_steps"):
             out.append(f"{name} left the arena ({r['boundary_exit_steps']} steps)")
         if r.get("barrier_brakes"):
@@ -214,6 +216,7 @@ def run(dep, args, record: Path | None) -> dict:
     return {"ok": error is None, "error": error, "interrupted": stop["requested"], "config": str(dep.path),
             "safety_mode": getattr(dep, "safety_mode", "none"), "scenario": dep.scenario, "team": team,
             "done_at_s": summary["done_at_s"] if summary else None,
+            **{k: summary[k] for k in ("items_delivered", "items_requested") if summary and k in summary},
             "num_robots": len(dep.robot_names), "bag": str(record) if record else None, "logdir": str(logdir),
             "elapsed_s": summary["elapsed_s"] if summary else None,
             "robots": robots, "faults": found, "exit_codes": codes,
@@ -248,7 +251,8 @@ def _quantiles(samples_ms: list[float | None]) -> dict:
 def format_report(report: dict) -> str:
     if report.get("team") is not None:
         return format_team_report(report)
-    head = ["robot", "goal", "reached_at_s", "collision_steps", "boundary_exit_steps", "interventions", "watchdog_stops",
+    head = ["robot", "goal", "reached_at_s", "collision_steps", "shelf_collision_steps", "boundary_exit_steps",
+            "interventions", "watchdog_stops",
             "barrier_brakes", "clipped_commands", "output_faults"]
     rows = [[name, "yes" if r["goal_reached"] else "no", "-" if r["reached_at_s"] is None else f"{r['reached_at_s']:.2f}",
              *(str(r.get(k, 0)) for k in head[3:])] for name, r in report["robots"].items()]
@@ -264,9 +268,12 @@ def format_report(report: dict) -> str:
         ms = lambda v: "> 1 period (late)" if v is None else f"{v:.2f} ms"  # noqa: E731
         out.append(f"pose -> cmd_vel latency: p50 {ms(lat['p50'])}, p99 {ms(lat['p99'])} "
                    f"({lat['count']} samples, {lat['late']} late)")
-    task = "every landmark covered" if report["scenario"] == "coverage" else "every robot arrived"
+    task = {"coverage": "every landmark covered", "rware": "every requested item delivered"}.get(report["scenario"],
+                                                                                                "every robot arrived")
     done = report["done_at_s"]
     out.append(f"{task}: {'no' if done is None else f'at {done:.2f} s'}")
+    if "items_requested" in report:
+        out.append(f"items delivered: {report['items_delivered']} of {report['items_requested']}")
     return "\n".join(out + _footer(report))
 
 

@@ -160,10 +160,15 @@ def distances(poses: jax.Array, points: jax.Array) -> jax.Array:
 
 def in_shelf(poses: jax.Array, params: Params) -> jax.Array:
     """(N,) the robot's body overlaps a shelf (its centre within `robot_radius` of a footprint)."""
-    b = np.asarray(params.shelves, np.float64)
+    return in_boxes(poses, params.shelves, params.robot_radius)
+
+
+def in_boxes(poses: jax.Array, boxes: Any, radius: float) -> jax.Array:
+    """(N,) a body of `radius` centred at each pose overlaps one of the boxes (x_min, x_max, y_min, y_max)."""
+    b = np.asarray(boxes, np.float64).reshape(-1, 4)
     dx = poses[:, 0, None] - jnp.clip(poses[:, 0, None], b[:, 0], b[:, 1])
     dy = poses[:, 1, None] - jnp.clip(poses[:, 1, None], b[:, 2], b[:, 3])
-    return jnp.any(dx * dx + dy * dy < params.robot_radius ** 2, -1)
+    return jnp.any(dx * dx + dy * dy < radius ** 2, -1)
 
 
 def scripted_goals(state: Any, params: Params) -> jax.Array:
