@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import secrets
 import sys
 import time
@@ -70,8 +71,11 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, progress: bool = Tr
     per_call = cfg.num_seeds * cfg.num_envs * cfg.num_steps * cfg.updates_per_call
     calls = max(0, cfg.num_updates - updates) // cfg.updates_per_call
 
+    saved: list[int | None] = [updates if resume else None]  # the update of the last checkpoint
+
     def save() -> None:
         state = distributed.to_host(runners)  # a collective with several processes: all of them gather
+        saved[0] = updates
         if primary:
             best = run_dir.best_seed(run_dir.read_metrics(out), cfg.seed, cfg.num_seeds)
             checkpoint.save(out, checkpoint.make_meta(cfg, trainer.spec, run_id, updates, best), state)
@@ -79,6 +83,7 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, progress: bool = Tr
     bar = tqdm(total=cfg.num_updates, initial=updates, unit="upd", disable=not (progress and primary),
                dynamic_ncols=True, desc=f"{cfg.algo} {cfg.scenario}")
     interrupted, train_s = False, 0.0
+    leave: tuple[int, str] | None = None  # (exit code, why) when a process of several must leave the job
     try:
         for call in range(calls):
             t_call = time.perf_counter()
@@ -112,11 +117,24 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, progress: bool = Tr
                 after_call(updates)
     except KeyboardInterrupt:
         interrupted = True
-        save()
+        if distributed.process_count() == 1:
+            save()
+        else:  # the gather is a collective: with the signal on this process alone it would wait forever
+            leave = (130, "interrupted")
+    except Exception as exc:  # a collective failed: another process of the job is gone
+        if distributed.process_count() == 1:
+            raise
+        leave = (1, f"the job lost a process ({str(exc).splitlines()[0]})")
     finally:
         bar.close()
         if board is not None:
             board.close()
+    if leave is not None:  # jax.distributed's shutdown at exit is a barrier too: the other processes will not reach it
+        kept = "no checkpoint yet" if saved[0] is None else f"the checkpoint of update {saved[0]} in {out} stays"
+        print(f"process {jax.process_index()}: {leave[1]}: leaving the job without saving (saving gathers from every "
+              f"process); {kept}", file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        os._exit(leave[0])
     if calls == 0:
         save()
     curve = None
