@@ -15,7 +15,9 @@ ABOVE = {  # floor -> the packages it must never import (also inside functions)
     "policies": ("ros_nodes", "replay", "targets", "marlstack", "bench"),
     "ros_nodes": ("replay", "targets", "marlstack", "bench"),
 }
-FOLDERS = ("sim", "policies", "controllers", "ros_nodes", "hardware", "bench", "targets", "replay")
+# the folders installed as marlstack.<folder>: setup.py's list, read from it (one list)
+FOLDERS = next(ast.literal_eval(n.value) for n in ast.parse((ROOT / "setup.py").read_text()).body
+               if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", None) == "FOLDERS")
 
 
 def imported_modules(path: Path) -> set[str]:
