@@ -78,6 +78,7 @@ def team_config(n: int, policy: Path, path: Path) -> Path:
     data.update(name=f"bench_cable_{n}", policy=str(policy), mavs=[f"mav_{i}" for i in range(n)],
                 goals=[{"position": data["start"]}], goal_timeout_s=3600)
     data.pop("takeoff", None)   # steady hover from the start: the chain, not a take-off the firmware flies
+    data["sim"] = {**(data.get("sim") or {}), "clock": "wall"}  # the chain's latency at 100 Hz of real time, not lockstep
     path.write_text(yaml.safe_dump(data))
     return path
 

@@ -27,6 +27,9 @@ it) leaves the cable rows out of that step: counted in `safety_cables_unchecked`
 Both recover with the next good inputs. A lost teammate (silent for `lost_after_s`, or falling faster
 than `lost_fall_speed`: it lost its thrust) starts the team landing, which does not end: every MAV
 descends at `landing_descent_rate` over where it was, so the load comes down level (ERROR).
+Time is the node's clock: wall clock on a vehicle; in SITL on simulated time (`use_sim_time`, the MAV sim
+node's `/clock`) every age above is simulated time, and a load sample stamped ahead of the clock (its `/clock`
+not yet here) runs its step at the sample's time.
 Onboard code: numpy + onnxruntime, never JAX.
 """
 from __future__ import annotations
@@ -107,6 +110,7 @@ def make_node():
             self.setpoint = None                # the one set-point message, overwritten every step
             self.last_step = self.last_diag = -math.inf
             self.load_stamp = 0.0
+            self.sim_time = bool(self.get_parameter("use_sim_time").value)  # SITL on simulated time (/clock)
             cls = topics.message_class
             state = topics.qos_profile("state")
             self.pub = self.create_publisher(cls(topics.SETPOINT.type), topics.SETPOINT.path(self.mav), state)
@@ -134,6 +138,8 @@ def make_node():
             self._store(mav_io.LOAD, msg, lambda m: mav_io.odometry(m, "load odom"))
             now = ros_now(self)
             self.load_stamp = mav_io.stamp_or(msg, now)
+            if self.sim_time:  # /clock may reach this node just after the sample it stamps: the sample's time is now
+                now = max(now, self.load_stamp)
             if now - self.last_step >= MIN_STEP_PERIODS * self.period:
                 t0 = time.perf_counter()
                 self._step(now)

@@ -76,6 +76,56 @@ class GoalRecord:
     max_tilt_deg: float = 0.0
 
 
+@dataclass
+class Lockstep:
+    """SITL on simulated time: the physics takes its next step once every MAV has answered the load sample just
+    published (a set-point stamped with it), or once `timeout_s` of wall clock has passed. A MAV whose wait
+    expired is counted (`timeouts`) and not waited for again until a set-point of its own arrives (a blind MAV's
+    node sends none: one expired wait, not one per period), so a missing set-point never stalls the run."""
+    n: int
+    timeout_s: float = 0.5
+    tolerance_s: float = 2.5e-3          # stamps answer the sample within this (float round trip of a stamp)
+    stamp: float | None = None           # the sample being answered (None: nothing to wait for)
+    since: float = 0.0                   # wall clock when it went out
+    pending: set = field(default_factory=set)
+    silent: set = field(default_factory=set)   # MAVs whose last wait expired, not waited for until they answer
+    timeouts: list = field(default_factory=list)
+    waits_s: list = field(default_factory=list)  # wall clock from each sample to its last awaited answer
+
+    def __post_init__(self) -> None:
+        self.timeouts = [0] * self.n
+
+    def sample(self, stamp: float, wall: float) -> None:
+        """A load sample stamped `stamp` went out at wall time `wall`: wait for every MAV's answer to it."""
+        self.stamp, self.since, self.pending = stamp, wall, set(range(self.n)) - self.silent
+
+    def answer(self, i: int, stamp: float) -> None:
+        """MAV i sent a set-point answering the sample stamped `stamp`."""
+        self.silent.discard(i)
+        if self.stamp is not None and stamp >= self.stamp - self.tolerance_s:
+            self.pending.discard(i)
+
+    def ready(self, wall: float) -> bool:
+        """Whether the physics may step now (then the wait is over)."""
+        if self.stamp is None:
+            return True
+        if self.pending and wall - self.since < self.timeout_s:
+            return False
+        for i in self.pending:
+            self.timeouts[i] += 1
+        self.silent |= self.pending
+        if not self.pending:
+            self.waits_s.append(wall - self.since)
+        self.stamp, self.pending = None, set()
+        return True
+
+    def summary(self) -> dict:
+        w = np.asarray(self.waits_s) * 1e3
+        q = (lambda p: round(float(np.percentile(w, p)), 3)) if len(w) else (lambda p: None)  # noqa: E731
+        return {"timeout_s": self.timeout_s, "answered_samples": len(w), "timeouts": list(self.timeouts),
+                "wait_ms_p50": q(50), "wait_ms_p99": q(99), "wait_ms_max": q(100)}
+
+
 class TeamSim:
     """N MAVs and the load at rest in hover with the load at `start` (with `takeoff`: on the ground below it);
     advance with `step()`, feed set-points with `setpoint()`."""
@@ -85,13 +135,10 @@ class TeamSim:
         from marlstack.sim.cable.env import CableEnv
         self.env = CableEnv(profile, num_agents=num_mavs, task="hover", cable_model=cable_model)
         self.profile, self.n, self.failsafe, self.takeoff = self.env.profile, num_mavs, failsafe, takeoff
-        state = self.env.reset(jax.random.PRNGKey(0))[1]
-        shift = jnp.asarray(start, jnp.float32) - state.bodies.load_pos
-        b = state.bodies
+        self._rest = self.env.reset(jax.random.PRNGKey(0))[1]  # the evaluation's start: at rest, filters converged
+        self.state = self._at_rest(start)
         self.start = np.asarray(start, np.float64)
-        self.places = np.asarray(b.pos + shift, np.float64)  # each MAV's place in the resting hover over the start
-        self.state = state.replace(bodies=b.replace(pos=b.pos + shift, load_pos=b.load_pos + shift),
-                                   goal_pos=b.load_pos + shift)
+        self.places = np.asarray(self.state.bodies.pos, np.float64)  # each MAV's place in the resting hover over the start
         if takeoff is not None:
             self.state = self._on_the_ground(self.state)
         self.dt = self.env.dt
@@ -118,6 +165,22 @@ class TeamSim:
         self.failed_at: tuple[float, int] | None = None
         self.after_failure = {"load_max_tilt_deg": 0.0, "load_max_sink_mps": 0.0, "load_min_z_m": math.inf,
                               "load_down_after_s": None}  # what the load does once a MAV lost its thrust
+
+    def _at_rest(self, start: tuple[float, ...]):
+        """The team at rest in hover with the load at `start`: `CableEnv.reset`'s state (the evaluation's episode
+        start) moved there."""
+        state, b = self._rest, self._rest.bodies
+        shift = jnp.asarray(start, jnp.float32) - b.load_pos
+        return state.replace(bodies=b.replace(pos=b.pos + shift, load_pos=b.load_pos + shift), goal_pos=b.load_pos + shift)
+
+    def place(self, start: tuple[float, ...]) -> None:
+        """Put the team at rest in hover with the load at `start`, as an evaluation episode begins (its failure
+        state, step count and clock kept); every MAV that was holding or descending flies its set-points again."""
+        rest = self._at_rest(start)
+        self.state = self.state.replace(bodies=rest.bodies, ctrl=rest.ctrl, tension=rest.tension,
+                                        min_tension=rest.min_tension, actions=rest.actions, held=rest.held)
+        self.mode = [FLY if m in (HOLD, DESCEND) else m for m in self.mode]
+        self._slack = np.zeros(self.n, bool)
 
     def _on_the_ground(self, state):
         """The team at rest on the ground: each MAV level below its hover place, idling at its own weight's

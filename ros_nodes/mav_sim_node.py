@@ -21,6 +21,14 @@ is used while young enough: a stream whose stamps stop advancing goes stale); a 
 set-point, so the firmware's failsafe (hold, then descend) flies (`mav_io.setpoint_fault`). Per MAV a `/diagnostics` status `<node>: <mav>` says its firmware mode and why
 set-points were refused (every second and on each failsafe transition).
 
+Time (`clock`): on simulated time (`sim`, the default of `marlstack sitl`) it publishes `/clock` before each
+tick's sensors, stamps everything with it, and takes the next step only once every MAV's set-point answering the
+tick's load sample has arrived, or after `lockstep_timeout_s` of wall clock (`mav_sim.Lockstep`: counted per MAV,
+that MAV not waited for again until it answers), so the policy nodes (`use_sim_time`) see the physics advance
+one period per answer however loaded the machine is, and the run goes as fast as the chain allows. On wall
+clock (`wall`) it steps every period of real time, whatever has arrived: what a real team's timing does to the
+chain, including a starved machine's.
+
 Like the fleet's sim node it holds the team (nothing published, no step) until every node is
 connected, writes a JSON summary (per goal: error trace, success; minimum MAV separation, slack
 events, maximum tilt, landing; load odometry -> set-point latency) to `summary_path` every second
@@ -44,6 +52,9 @@ from marlstack.ros_nodes.sim_node import latency_stats
 
 SUMMARY_PERIOD_S = 1.0
 WAIT_LOG_PERIOD_S = 2.0
+CLOCKS = ("sim", "wall")
+POLL_S = 0.005          # simulated time: how often the wall-clock timer looks for an expired wait
+MAX_TICKS_PER_CALL = 10  # ... and how many ticks without a load sample to wait for it runs at once
 
 
 def quat_from_rpy(roll: float, pitch: float, yaw: float) -> tuple[float, float, float, float]:
@@ -57,7 +68,7 @@ def quat_from_rpy(roll: float, pitch: float, yaw: float) -> tuple[float, float, 
 def make_node():
     from rclpy.node import Node
 
-    from marlstack.ros_nodes.mav_sim import LANDED, Failsafe, Takeoff, TeamSim
+    from marlstack.ros_nodes.mav_sim import LANDED, Failsafe, Lockstep, Takeoff, TeamSim
 
     class MavSimNode(Node):
         def __init__(self) -> None:
@@ -68,6 +79,16 @@ def make_node():
             start = list(p("start", [0.0, 0.0, 1.5], "load start position [x, y, z] (the team starts in hover)"))
             goals = list(p("goals", [0.0], "goal sequence, flat [x, y, z, roll, pitch, yaw (deg)] per goal"))
             scored = list(p("scored", [1], "per goal 1 (counted in the success rate) or 0 (a waypoint); [1]: all"))
+            from_rest = list(p("from_rest", [0], "per goal 1: the team is put at rest in hover with the load at the "
+                                                 "goal's start (goal_starts) when it begins, as an evaluation episode "
+                                                 "starts; [0]: none"))
+            goal_starts = list(p("goal_starts", [0.0], "flat [x, y, z] per goal: where from_rest puts the load"))
+            clock = p("clock", "wall", f"time base: one of {', '.join(CLOCKS)} (sim: publish /clock, step when every "
+                                       "MAV answered)")
+            wait = p("lockstep_timeout_s", 0.5, "simulated time: step anyway after this long (wall clock) without "
+                                                "every MAV's set-point", 0.01, 60.0)
+            self.need_clock = p("clock_subscribers", 0, "simulated time: hold the team until /clock has this many "
+                                                        "readers", 0, 10_000)
             climb = p("takeoff_climb_rate", 0.0, "take off from the ground at this climb rate, m/s (0: start in hover)",
                       0.0, 2.0)
             self.goal_timeout = p("goal_timeout_s", 15.0, "move on to the next goal after this long", 0.1, 3600.0)
@@ -91,11 +112,15 @@ def make_node():
             self.need_odom = p("odom_subscribers", 0, "hold the team until each odom has this many readers", 0, 10_000)
             self.need_load = p("load_subscribers", 0, "... /load/odom and /load/goal this many", 0, 10_000)
             self.need_setpoint = p("setpoint_publishers", 0, "... each setpoint this many writers", 0, 10_000)
-            n = len(self.mavs)
+            n, count = len(self.mavs), len(goals) // 6
             if not n or not all(self.mavs) or len(start) != 3 or len(goals) % 6 or not goals \
-                    or len(scored) not in (1, len(goals) // 6):
+                    or len(scored) not in (1, count) or len(from_rest) not in (1, count) \
+                    or (any(from_rest) and len(goal_starts) != 3 * count):
                 raise StartError(f"parameters: 'mavs' must name the team, 'start' be [x, y, z], 'goals' 6 numbers "
-                                 f"per goal (got {len(goals)}) and 'scored' one flag per goal")
+                                 f"per goal (got {len(goals)}), 'scored' and 'from_rest' one flag per goal and "
+                                 f"'goal_starts' 3 numbers per goal")
+            if clock not in CLOCKS:
+                raise StartError(f"parameter 'clock' = {clock!r} must be one of {', '.join(CLOCKS)}")
             if self.fail_mav and self.fail_mav not in self.mavs:
                 raise StartError(f"parameter 'fail_mav' = {self.fail_mav!r} is not one of {self.mavs}")
             if self.blind and self.blind not in self.mavs:
@@ -113,6 +138,10 @@ def make_node():
             self.goal_list = [(tuple(g[:3]), quat_from_rpy(*(math.radians(v) for v in g[3:])))
                               for g in np.asarray(goals, float).reshape(-1, 6).tolist()]
             self.scored = [bool(v) for v in (scored * len(self.goal_list) if len(scored) == 1 else scored)]
+            rest = from_rest * count if len(from_rest) == 1 else from_rest
+            self.goal_starts = [tuple(goal_starts[3 * k:3 * k + 3]) if v else None for k, v in enumerate(rest)]
+            self.lockstep = Lockstep(n, wait) if clock == "sim" else None
+            self.base = ros_now(self)  # simulated time starts at the wall clock's now (bags and stamps look familiar)
             self.goal_index = -1
             self.rng = np.random.default_rng(seed)
             self.summary_path = Path(summary) if summary else None
@@ -122,7 +151,8 @@ def make_node():
             self.reports: dict[str, dict] = {m: {} for m in self.mavs}
             self.ticks = 0
             self.setpoints_in = [0] * n
-            self.t0 = ros_now(self)
+            self.t0 = self.now()
+            self.wall0 = time.monotonic()
             self.released = False
             self.done_at: float | None = None
             self.last_summary = self.last_wait_log = -math.inf
@@ -136,14 +166,21 @@ def make_node():
                                                   topics.qos_profile(topics.DIAGNOSTICS.qos))
             self.summary_pub = self.create_publisher(cls(topics.SIM_SUMMARY.type), topics.SIM_SUMMARY.path(),
                                                      topics.qos_profile(topics.SIM_SUMMARY.qos))
+            self.clock_pub = self.create_publisher(cls(topics.CLOCK.type), topics.CLOCK.path(),
+                                                   topics.qos_profile(topics.CLOCK.qos)) if self.lockstep else None
             self.setpoint_subs = [self.create_subscription(cls(topics.SETPOINT.type), topics.SETPOINT.path(m),
                                                            self._on_setpoint(i), state) for i, m in enumerate(self.mavs)]
             self.create_subscription(cls(topics.DIAGNOSTICS.type), topics.DIAGNOSTICS.path(), self._on_diag,
                                      topics.qos_profile(topics.DIAGNOSTICS.qos))
             self._next_goal()
-            self.create_timer(self.sim.dt, self._on_timer)
-            self.get_logger().info(f"simulating {n} MAVs of {self.sim.profile.name} at {1 / self.sim.dt:g} Hz, "
+            self.create_timer(POLL_S if self.lockstep else self.sim.dt, self._on_timer)
+            self.get_logger().info(f"simulating {n} MAVs of {self.sim.profile.name} at {1 / self.sim.dt:g} Hz on "
+                                   f"{'simulated time (/clock)' if self.lockstep else 'wall-clock time'}, "
                                    f"{len(self.goal_list)} goal(s)")
+
+        def now(self) -> float:
+            """This node's clock: simulated time (the wall clock at start + the physics' time) or the wall clock."""
+            return self.base + self.sim.t if self.lockstep else ros_now(self)
 
         # ---- inputs ---------------------------------------------------------------------------------
         def _on_setpoint(self, i: int):
@@ -157,7 +194,7 @@ def make_node():
                 except convert.MessageError as exc:
                     self._refuse(i, str(exc))
                     return  # a bad set-point is no set-point: the firmware's freshness rule decides
-                now, stamp = ros_now(self), convert.stamp_seconds(msg.header.stamp)
+                now, stamp = self.now(), convert.stamp_seconds(msg.header.stamp)
                 fault = mav_io.setpoint_fault(self.stamps, self.mavs[i], stamp, now, self.sim.failsafe.max_age_s)
                 if fault is not None:
                     self._refuse(i, fault)
@@ -165,6 +202,9 @@ def make_node():
                 self.refusal[i] = None
                 self.sim.setpoint(i, np.asarray(values[:3] + values[3:5]), self.sim.t)
                 self.setpoints_in[i] += self.released
+                if self.lockstep is not None:
+                    self.lockstep.answer(i, stamp)
+                    self._advance()
             return cb
 
         def _refuse(self, i: int, why: str) -> None:
@@ -186,7 +226,7 @@ def make_node():
                     "firmware_mode": mode, "setpoints_refused": self.refused[i],
                     "setpoint_delay_ms": f"{1e3 * self.stamps.delay_s.get(m, math.nan):.1f}",
                     "dropped_out_of_order": self.stamps.dropped, "stamp_jumps": self.stamps.jumps}))
-            self.diag_pub.publish(health.array(self.get_clock().now().to_msg(), statuses))
+            self.diag_pub.publish(health.array(_stamp(self.now()), statuses))
 
         def _on_diag(self, msg) -> None:
             for s in msg.status:
@@ -197,6 +237,8 @@ def make_node():
             counts = [(p.topic_name, p.get_subscription_count(), self.need_odom) for p in self.odom_pubs]
             counts += [(p.topic_name, p.get_subscription_count(), self.need_load) for p in (self.load_pub, self.goal_pub)]
             counts += [(s.topic_name, s.get_publisher_count(), self.need_setpoint) for s in self.setpoint_subs]
+            if self.clock_pub is not None:
+                counts.append((self.clock_pub.topic_name, self.clock_pub.get_subscription_count(), self.need_clock))
             return [f"{name} {have}/{need}" for name, have, need in counts if have < need]
 
         # ---- time -----------------------------------------------------------------------------------
@@ -207,22 +249,53 @@ def make_node():
                 return
             pos, quat = self.goal_list[self.goal_index]
             if self.sim.airborne:  # during a take-off the goal's clock starts at the hand-over
-                self.sim.set_goal(pos, quat, self.scored[self.goal_index])
-            self.goal_pub.publish(mav_io.pose_msg(pos, quat, ros_now(self)))
+                self._begin_goal(self.goal_index)
+            self.goal_pub.publish(mav_io.pose_msg(pos, quat, self.now()))
+
+        def _begin_goal(self, k: int) -> None:
+            """Goal k's clock starts now; with `from_rest`, from the team at rest at the goal's start."""
+            if self.goal_starts[k] is not None:
+                self.sim.place(self.goal_starts[k])
+            self.sim.set_goal(*self.goal_list[k], self.scored[k])
 
         def _on_timer(self) -> None:
-            now = ros_now(self)
+            """Wall clock: one tick per period. Simulated time: the ticks whose wait expired (answers step it)."""
             if not self.released:
-                missing = self.unconnected()
-                if missing:
-                    if now - self.last_wait_log >= WAIT_LOG_PERIOD_S:
-                        self.last_wait_log = now
-                        self.get_logger().info(f"holding the team until it is connected; matched/needed: {', '.join(missing)}")
-                    return
-                self.get_logger().info(f"team connected after {now - self.t0:.2f} s: releasing it")
-                self.released, self.t0 = True, now
-                self._publish_sensors(now)
+                self._release_when_connected()
+            elif self.lockstep is None:
+                self._tick()
+            else:
+                self._advance()
+
+        def _release_when_connected(self) -> None:
+            wall = time.monotonic()
+            missing = self.unconnected()
+            if missing:
+                if wall - self.last_wait_log >= WAIT_LOG_PERIOD_S:
+                    self.last_wait_log = wall
+                    self.get_logger().info(f"holding the team until it is connected; matched/needed: {', '.join(missing)}")
                 return
+            self.get_logger().info(f"team connected after {wall - self.wall0:.2f} s: releasing it")
+            self.released, self.t0, self.wall0 = True, self.now(), wall
+            self._publish_sensors(self.t0, answered=False)  # not waited for: DDS may drop a new match's first sample
+
+        def _advance(self) -> None:
+            """Simulated time: step while the last sample's wait is over (answered, expired, or none sent)."""
+            if not self.released:
+                return
+            for _ in range(MAX_TICKS_PER_CALL):
+                silent = set(self.lockstep.silent)
+                if not self.lockstep.ready(time.monotonic()):
+                    return
+                if self.lockstep.silent - silent:
+                    self.get_logger().warning(
+                        f"no set-point from {', '.join(self.mavs[i] for i in sorted(self.lockstep.silent - silent))} "
+                        f"within {self.lockstep.timeout_s:g} s of wall clock at {self.sim.t:.2f} s: stepping without "
+                        f"it until it answers again")
+                self._tick()
+
+        def _tick(self) -> None:
+            now = self.now()
             if now - self.last_summary >= SUMMARY_PERIOD_S or len(self.sim.events) != self.events_seen:
                 self.events_seen = len(self.sim.events)
                 self._publish_firmware_diag()
@@ -234,14 +307,14 @@ def make_node():
             self.sim.step()
             self.ticks += 1
             if self.sim.airborne and not self.sim.goals:
-                self.sim.set_goal(*self.goal_list[0], self.scored[0])
+                self._begin_goal(0)
                 self.get_logger().info(f"airborne after {self.sim.t:.2f} s: the set-points fly")
             goal = self.sim.goals[-1] if self.sim.goals and not self.sim.landing else None
             if goal is not None and (goal.success_at_s is not None or self.sim.t - goal.start_s >= self.goal_timeout):
                 self._next_goal()
             if self.done_at is None and self.sim.landed_at is not None:
                 self.done_at = self.sim.landed_at
-            self._publish_sensors(ros_now(self))  # stamped when measured: after the step, not before it
+            self._publish_sensors(self.now())  # stamped when measured: after the step, not before it
 
         def _due(self, kind: str) -> bool:
             return self.ticks % max(1, round(1.0 / (self.rates[kind] * self.sim.dt))) == 0
@@ -251,7 +324,9 @@ def make_node():
                 return
             self.queue.append((now + self.latency, pub, msg))
 
-        def _publish_sensors(self, now: float) -> None:
+        def _publish_sensors(self, now: float, answered: bool = True) -> None:
+            """This tick's sensor messages, stamped `now` (and `/clock` on simulated time, where the physics then
+            waits for the answers to the load sample unless not `answered`)."""
             b, nz = self.sim.bodies(), self.noise
             noisy = lambda x, s: x + (self.rng.normal(0.0, s, np.shape(x)) if s else 0.0)  # noqa: E731
             blind_window = self.blind_at <= self.sim.t < self.blind_at + self.blind_for
@@ -273,10 +348,17 @@ def make_node():
                 self._send(self.load_pub, mav_io.odometry_msg(noisy(b["load_pos"], nz["position"]), q,
                                                               noisy(b["load_vel"], nz["velocity"]),
                                                               noisy(b["load_omega"], nz["rate"]), now, "load"), now)
+            if self.clock_pub is not None:  # the clock first: a node sees the time of the sample it gets
+                clock = topics.message_class(topics.CLOCK.type)()
+                clock.clock = _stamp(now)
+                self.clock_pub.publish(clock)
             while self.queue and self.queue[0][0] <= now + 1e-9:
                 _, pub, msg = self.queue.popleft()
                 if pub is self.load_pub:
-                    self.sent[mav_io.stamp_or(msg, 0.0)] = (time.perf_counter(), set())
+                    stamp = mav_io.stamp_or(msg, 0.0)
+                    self.sent[stamp] = (time.perf_counter(), set())
+                    if self.lockstep is not None and answered:  # the answers to wait for
+                        self.lockstep.sample(stamp, time.monotonic())
                 pub.publish(msg)
             if len(self.sent) > 1000:  # stamps nobody answered
                 self.sent = dict(list(self.sent.items())[-100:])
@@ -284,11 +366,15 @@ def make_node():
         # ---- summary --------------------------------------------------------------------------------
         def summary(self, now: float) -> dict:
             doc = self.sim.summary()
-            wall = max(now - self.t0, 1e-9)
+            wall = max(time.monotonic() - self.wall0, 1e-9)
+            elapsed = max(now - self.t0, 1e-9)  # on this node's clock (simulated or wall)
             doc.update({"elapsed_s": round(now - self.t0, 3), "sim_time_s": doc["elapsed_s"], "done_at_s": self.done_at,
-                        "sim_rate_hz": round(self.ticks / wall, 2),  # achieved, vs the policy rate it should hold
+                        "clock": "sim" if self.lockstep else "wall", "wall_s": round(wall, 3),
+                        "real_time_factor": round(doc["elapsed_s"] / wall, 3),
+                        "lockstep": self.lockstep.summary() if self.lockstep else None,
+                        "sim_rate_hz": round(self.ticks / wall, 2),  # achieved (wall clock), vs the policy rate
                         "mavs": {m: {"mode": self.sim.mode[i], "landed": self.sim.mode[i] == LANDED,
-                                     "setpoint_rate_hz": round(self.setpoints_in[i] / wall, 2),
+                                     "setpoint_rate_hz": round(self.setpoints_in[i] / elapsed, 2),
                                      "setpoints_refused": self.refused[i],
                                      "watchdog_stops": sum(int(v.get("watchdog_stops", 0)) for v in self.reports[m].values()),
                                      **{k: sum(int(v.get(k, 0)) for v in self.reports[m].values())
@@ -313,9 +399,17 @@ def make_node():
 
         def close(self) -> None:
             if self.released:
-                self.write_summary(ros_now(self), publish=False)
+                self.write_summary(self.now(), publish=False)
 
     return MavSimNode()
+
+
+def _stamp(seconds: float):
+    """builtin_interfaces/Time of `seconds`."""
+    from builtin_interfaces.msg import Time
+    msg = Time()
+    convert.set_stamp(msg, seconds)
+    return msg
 
 
 def _jitter(quat_wxyz: np.ndarray, std: float, rng: np.random.Generator) -> np.ndarray:

@@ -17,11 +17,14 @@ robot kinds alike (NodeSpec, PlanError, path rules and number checks are plan.py
     goals:                         # the mission, in order; each held success_hold s (or goal_timeout_s), then land
       - {position: [0.5, 0.0, 1.6], rpy_deg: [0, 0, 30]}
       - {position: [0.0, 0.0, 1.5], scored: false}  # a waypoint: flown and reported, not in the success rate
+      - {position: [0.3, 0.0, 1.5], start: [0.0, 0.0, 1.4]}  # SITL only: begun from rest with the load at `start`
     goal_timeout_s: 15             # optional
     failsafe: {hold_s: 2.0, descent_rate: 0.3}      # optional, the flight controllers' (see ros_nodes/mav_sim.py)
     sensors: {odom_rate_hz: 100, imu_rate_hz: 100, load_rate_hz: 100, latency_s: 0.0, drop_fraction: 0.0,
               noise: {position: 0.0, velocity: 0.0, attitude: 0.0, rate: 0.0}}   # optional, SITL only
-    sim: {seed: 0}                 # optional, SITL only; faults: blind_mav, blind_at_s, blind_for_s, fail_mav, fail_at_s
+    sim: {seed: 0, clock: sim}     # optional, SITL only; clock: sim (default: /clock, lockstep with the set-points,
+                                   # lockstep_timeout_s 0.5 of wall clock) or wall; faults: blind_mav, blind_at_s,
+                                   # blind_for_s, fail_mav, fail_at_s
     links: {mav_0: {link: mavlink, url: "udpin:0.0.0.0:14540"}, ...}   # optional: real vehicles (ros_nodes/link_plan.py)
 """
 from __future__ import annotations
@@ -44,6 +47,8 @@ SENSORS = {"odom_rate_hz": (100.0, 1.0, 1000.0), "imu_rate_hz": (100.0, 1.0, 100
            "latency_s": (0.0, 0.0, 1.0), "drop_fraction": (0.0, 0.0, 0.99)}
 FAULT = {"blind_at_s": (0.0, 0.0, 3600.0), "blind_for_s": (0.0, 0.0, 3600.0),
          "fail_at_s": (0.0, 0.0, 3600.0)}  # sim: the fault injection
+LOCKSTEP = {"lockstep_timeout_s": (0.5, 0.01, 60.0)}  # sim: on simulated time, the longest wait for set-points
+CLOCKS = ("sim", "wall")
 NOISE = {"position": (0.0, 0.0, 1.0), "velocity": (0.0, 0.0, 10.0), "attitude": (0.0, 0.0, 1.0), "rate": (0.0, 0.0, 10.0)}
 
 
@@ -68,6 +73,9 @@ class TeamDeployment:
     seed: int = 0
     fault: Mapping[str, Any] = field(default_factory=dict)      # blind_mav, blind_at_s, blind_for_s, fail_mav, fail_at_s
     links: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # real MAV -> its flight link (empty: simulated)
+    clock: str = "sim"                       # SITL time base: "sim" (/clock, lockstep) or "wall"
+    lockstep_timeout_s: float = 0.5          # SITL on simulated time: step anyway after this long without set-points
+    goal_starts: tuple[tuple[float, float, float] | None, ...] = ()  # per goal: begun from rest there (SITL)
 
     @property
     def robot_names(self) -> list[str]:
@@ -135,10 +143,10 @@ def load_team(path: Path, data: Mapping[str, Any]) -> TeamDeployment:
         raise _fail(where, "key 'goals' must be a non-empty list of {position: [x, y, z], rpy_deg: [r, p, y]}")
     parsed = []
     for i, g in enumerate(goals):
-        if not isinstance(g, Mapping) or set(g) - {"position", "rpy_deg", "scored"} or "position" not in g \
+        if not isinstance(g, Mapping) or set(g) - {"position", "rpy_deg", "scored", "start"} or "position" not in g \
                 or not isinstance(g.get("scored", True), bool):
-            raise _fail(where, f"key 'goals[{i}]' must be a mapping with position [x, y, z] and optional rpy_deg [r, p, y] "
-                               f"and scored (true/false)")
+            raise _fail(where, f"key 'goals[{i}]' must be a mapping with position [x, y, z] and optional rpy_deg [r, p, y], "
+                               f"scored (true/false) and start [x, y, z]")
         pos = inside(_number_list(g["position"], 3, where, f"goals[{i}].position"), f"goals[{i}].position")
         rpy = _number_list(g.get("rpy_deg", [0, 0, 0]), 3, where, f"goals[{i}].rpy_deg")
         if max(abs(rpy[0]), abs(rpy[1])) > profile.task.goal_tilt_range:
@@ -157,6 +165,10 @@ def load_team(path: Path, data: Mapping[str, Any]) -> TeamDeployment:
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise _fail(where, f"key 'sim' must be a mapping like {{seed: 0}}, got {data.get('sim')!r}")
     named = {k: sim.pop(k, "") for k in ("blind_mav", "fail_mav")}
+    clock = sim.pop("clock", "sim")
+    if clock not in CLOCKS:
+        raise _fail(where, f"key 'sim.clock' must be one of {', '.join(CLOCKS)}, got {clock!r}")
+    lockstep = _numbers({k: sim.pop(k) for k in LOCKSTEP if k in sim}, LOCKSTEP, where, "sim")
     for k, m in named.items():
         if m and m not in mavs:
             raise _fail(where, f"key 'sim.{k}' must be one of {mavs}, got {m!r}")
@@ -167,7 +179,10 @@ def load_team(path: Path, data: Mapping[str, Any]) -> TeamDeployment:
                           goals=tuple(parsed), goal_timeout_s=float(timeout),
                           scored=tuple(bool(g.get("scored", True)) for g in goals), climb_rate=climb,
                           failsafe=_numbers(data.get("failsafe"), FAILSAFE, where, "failsafe"), sensors=sensors, seed=seed,
-                          fault=fault, links=load_links(data.get("links"), mavs, where))
+                          fault=fault, links=load_links(data.get("links"), mavs, where), clock=clock, **lockstep,
+                          goal_starts=tuple(inside(_number_list(g["start"], 3, where, f"goals[{i}].start"),
+                                                   f"goals[{i}].start") if "start" in g else None
+                                            for i, g in enumerate(goals)))
 
 
 def team_plan(dep: TeamDeployment, sitl: bool = False, record: str | Path | None = None,
@@ -175,7 +190,9 @@ def team_plan(dep: TeamDeployment, sitl: bool = False, record: str | Path | None
     """One policy node per MAV (+ the recorder); with `sitl`, the MAV sim node stands in for the vehicles,
     else each real MAV (`links`) gets its flight link node."""
     mavs = list(dep.mavs)
-    common = {"profile": dep.profile, "mavs": mavs, "rate_hz": dep.rate_hz, "watchdog_periods": dep.watchdog_periods}
+    sim_time = sitl and dep.clock == "sim"   # the nodes read the MAV sim node's /clock; the recorder logs wall clock
+    common = {"profile": dep.profile, "mavs": mavs, "rate_hz": dep.rate_hz, "watchdog_periods": dep.watchdog_periods,
+              **({"use_sim_time": True} if sim_time else {})}
     specs: list[NodeSpec] = []
     if sitl:
         # every policy node subscribes to every MAV's odom and to the load; the recorder too
@@ -186,7 +203,10 @@ def team_plan(dep: TeamDeployment, sitl: bool = False, record: str | Path | None
             **{f"failsafe_{k}": v for k, v in dep.failsafe.items()},
             **dep.sensors, **dep.fault,
             "summary_path": str(summary_path or ""), "odom_subscribers": len(mavs) + bool(record),
-            "load_subscribers": len(mavs) + bool(record), "setpoint_publishers": 1}))
+            "load_subscribers": len(mavs) + bool(record), "setpoint_publishers": 1,
+            "clock": dep.clock, "lockstep_timeout_s": dep.lockstep_timeout_s, "clock_subscribers": len(mavs) if sim_time else 0,
+            "from_rest": [int(s is not None) for s in dep.goal_starts] or [0],
+            "goal_starts": [float(v) for s in dep.goal_starts for v in (s or (0.0, 0.0, 0.0))] or [0.0]}))
     for m in mavs:
         specs.append(NodeSpec("mav_policy_node", "mav_policy", f"/{m}", {
             **common, "mav": m, "scenario": dep.scenario, "policy_path": str(dep.policy), "safety": dep.safety,

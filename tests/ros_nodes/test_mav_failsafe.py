@@ -2,14 +2,15 @@
 
 Set-points stop for the whole team: level hover at each MAV's load share, then a bounded-rate descent
 and a landing with the motors never cut while a cable pulls. Set-points pause for one MAV shorter than
-the hold: it holds its place and flies again when they return.
+the hold: it holds its place and flies again when they return; then the team is put at rest at an
+evaluation episode's start. The lockstep of SITL on simulated time: who is waited for, and for how long.
 """
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from marlstack.ros_nodes.mav_sim import DESCEND, FLY, HOLD, LANDED, Failsafe, TeamSim
+from marlstack.ros_nodes.mav_sim import DESCEND, FLY, HOLD, LANDED, Failsafe, Lockstep, TeamSim
 
 
 @pytest.fixture(scope="module")
@@ -55,3 +56,42 @@ def test_a_short_setpoint_gap_holds_one_mav_and_it_flies_again():
         modes.append(sim.mode[0])
     assert modes[40] == FLY and modes[60] == HOLD and modes[99] == HOLD and modes[-1] == FLY
     assert np.max(np.linalg.norm(sim.bodies()["pos"] - start, axis=-1)) < 0.1
+    # an evaluation episode's start (`CableEnv.reset`: the resting hover, filters converged) at another load position
+    _, rest = env.reset(jax.random.PRNGKey(7))
+    sim.place((0.3, -0.2, 1.2))
+    b = sim.bodies()
+    shift = np.array([0.3, -0.2, 1.2]) - np.asarray(rest.bodies.load_pos)
+    np.testing.assert_allclose(b["pos"], np.asarray(rest.bodies.pos) + shift, atol=1e-6)
+    np.testing.assert_allclose(b["load_pos"], [0.3, -0.2, 1.2], atol=1e-6)
+    assert not b["vel"].any() and not b["load_vel"].any() and not b["omega"].any()
+    np.testing.assert_allclose(np.asarray(sim.state.tension), np.asarray(rest.tension))
+    for a, r in zip(jax.tree.leaves(sim.state.ctrl), jax.tree.leaves(rest.ctrl)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(r))
+
+
+def test_lockstep_waits_for_every_answer_but_never_forever():
+    lock = Lockstep(3, timeout_s=0.5)
+    assert lock.ready(0.0)                                    # nothing sent: step
+    lock.sample(10.00, wall=1.0)
+    lock.answer(0, 10.00)
+    lock.answer(1, 9.99)                                      # an answer to an older sample does not count
+    assert not lock.ready(1.1)
+    lock.answer(1, 10.00 + 1e-7)                              # a stamp's float round trip does
+    lock.answer(2, 10.00)
+    assert lock.ready(1.1) and lock.waits_s == [pytest.approx(0.1)]
+    lock.sample(10.01, wall=2.0)
+    lock.answer(0, 10.01)
+    lock.answer(2, 10.01)
+    assert not lock.ready(2.49) and lock.ready(2.5)           # MAV 1 silent: the wait expires, counted
+    assert lock.timeouts == [0, 1, 0] and lock.silent == {1}
+    lock.sample(10.02, wall=3.0)
+    lock.answer(0, 10.02)
+    lock.answer(2, 10.02)
+    assert lock.ready(3.0)                                    # not waited for again while it stays silent
+    lock.answer(1, 10.01)                                     # it answers again (late): waited for from the next sample
+    lock.sample(10.03, wall=4.0)
+    lock.answer(0, 10.03)
+    lock.answer(2, 10.03)
+    assert not lock.ready(4.1) and lock.timeouts == [0, 1, 0]
+    s = lock.summary()
+    assert s["answered_samples"] == 2 and s["timeouts"] == [0, 1, 0] and s["wait_ms_max"] == pytest.approx(100.0)

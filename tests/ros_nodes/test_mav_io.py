@@ -77,6 +77,10 @@ def test_team_plan_from_cable3_and_clear_errors(tmp_path):
     assert len(specs[0].parameters["goals"]) == 6 * len(dep.goals)
     assert specs[0].parameters["takeoff_climb_rate"] == 0.5 and specs[0].parameters["scored"] == [1] * len(dep.goals)
     assert "/load/odom" in specs[-1].parameters["topics"] and "/mav_2/setpoint" in specs[-1].parameters["topics"]
+    # SITL on simulated time by default: the sim node publishes /clock, the policy nodes read it, the recorder logs wall clock
+    assert specs[0].parameters["clock"] == "sim" and specs[0].parameters["clock_subscribers"] == 3
+    assert all(s.parameters["use_sim_time"] for s in specs[1:4]) and "use_sim_time" not in specs[-1].parameters
+    assert "use_sim_time" not in fleet_plan(dep)[0].parameters  # real vehicles: wall clock
     cf = load_deployment(CABLE3.with_name("cable3_crazyflie.yaml"))  # the Crazyflie-class team
     assert cf.profile == "crazyflie_team" and cf.mavs == ("cf_0", "cf_1", "cf_2") and cf.rate_hz == 100.0
     bad = tmp_path / "bad.yaml"
@@ -86,7 +90,10 @@ def test_team_plan_from_cable3_and_clear_errors(tmp_path):
                             ("start: [0.0, 0.0, 1.5]", "start: [0.0, 0.0, 9.5]", "outside the workspace"),
                             ("hold_s: 2.0", "hold_s: -1", "failsafe.hold_s"),
                             ("climb_rate: 0.5", "climb_rate: 9", "takeoff.climb_rate"),
-                            ("rpy_deg: [0, 0, 0]}", "rpy_deg: [0, 0, 0], scored: 1}", "scored \\(true/false\\)")]:
+                            ("rpy_deg: [0, 0, 0]}", "rpy_deg: [0, 0, 0], scored: 1}", "scored \\(true/false\\)"),
+                            ("sim: {seed: 0}", "sim: {seed: 0, clock: ros}", "sim.clock"),
+                            ("sim: {seed: 0}", "sim: {seed: 0, lockstep_timeout_s: 0}", "sim.lockstep_timeout_s"),
+                            ("rpy_deg: [0, 0, 0]}", "rpy_deg: [0, 0, 0], start: [0, 0, 9]}", "goals\\[0\\].start")]:
         bad.write_text(text.replace(old, new))
         with pytest.raises(PlanError, match=match) as err:
             load_deployment(bad)
@@ -96,6 +103,11 @@ def test_team_plan_from_cable3_and_clear_errors(tmp_path):
     waypoint = load_deployment(bad)  # take-off at the default climb rate; the first goal a waypoint
     assert waypoint.climb_rate == 0.5 and waypoint.scored == (False, True, True)
     assert fleet_plan(waypoint, sitl=True)[0].parameters["scored"] == [0, 1, 1]
+    bad.write_text(text.replace("sim: {seed: 0}", "sim: {seed: 0, clock: wall}").replace(
+        "rpy_deg: [0, 0, 0]}", "rpy_deg: [0, 0, 0], start: [0.1, 0, 1.4]}"))
+    wall = fleet_plan(load_deployment(bad), sitl=True)  # wall clock; the first goal begun from rest at its start
+    assert wall[0].parameters["clock"] == "wall" and not any("use_sim_time" in s.parameters for s in wall)
+    assert wall[0].parameters["from_rest"] == [1, 0, 0] and wall[0].parameters["goal_starts"][:3] == [0.1, 0.0, 1.4]
 
 
 def test_a_silent_or_falling_teammate_is_lost_and_the_landing_comes_down_level():
