@@ -4,13 +4,15 @@ evaluation of the same policy on the same goals.
 The goals are `marlstack eval RUN`'s own episodes (eval seed `--eval-seed`, `--episodes` of them, the
 run's best seed, which is what `marlstack export` ships): run r flies episodes r·G … r·G+G−1
 (G = `--goals-per-run`). Each run is one SITL mission over real DDS from the team config: take off
-(when the config says so) and lift the load to the first episode's start, fly its goal, fly to the
-next episode's start (a waypoint, level, not scored), its goal, … then land; every goal gets the
-evaluation's episode length as its time-out, and the same success rule (0.1 m and 10° held 1 s,
-before any crash of `CableEnv.terminated`). Sensor noise is drawn with seed r. The JAX side is
+(when the config says so), then each episode's goal begun as the evaluation begins it: the MAV sim node
+puts the team at rest in hover with the load at the episode's start (`CableEnv.reset`'s state,
+`TeamSim.place`) and publishes the goal; then land. Every goal gets the evaluation's episode length as
+its time-out, and the same success rule (0.1 m and 10° held 1 s, before any crash of
+`CableEnv.terminated`). Sensor noise is drawn with seed r. The JAX side is
 `policies.evaluate_cable.rollouts` on exactly those episodes: the same numbers `marlstack eval`
 reports per episode. What differs is only the road: the ONNX graph, onboard decentralised barrier,
-sensing noise and delays, DDS and the asynchronous nodes, starts reached to within the tolerance.
+sensing noise, DDS and the asynchronous nodes (on the config's clock: simulated time by default), and
+each policy node's action history, which carries over from the goal before (the evaluation's starts at zero).
 SITL tooling: imports JAX.
 """
 from __future__ import annotations
@@ -75,16 +77,16 @@ def cached_episodes(out: Path, model: str, count: int, seed: int) -> tuple[dict,
 
 def mission(base: dict, eps: dict[str, np.ndarray], idx: list[int], timeout_s: float, tilt_limit: float,
             seed: int) -> dict:
-    """The team config for one run: the base config with the episodes' starts (waypoints) and goals."""
+    """The team config for one run: the base config with the episodes' goals, each begun from rest with the load
+    at its episode's start."""
     goals = []
-    for k, i in enumerate(idx):
-        if k:  # to the next episode's start, level, as the evaluation's team starts at rest
-            goals.append({"position": [round(float(v), 4) for v in eps["start"][i]], "scored": False})
+    for i in idx:
         rpy = quat_to_rpy_deg(eps["goal_quat"][i])
         rpy[:2] = [max(-tilt_limit, min(tilt_limit, v)) for v in rpy[:2]]  # float round-off at the limit
-        goals.append({"position": [round(float(v), 4) for v in eps["goal_pos"][i]], "rpy_deg": [round(v, 3) for v in rpy]})
+        goals.append({"position": [float(v) for v in eps["goal_pos"][i]], "rpy_deg": rpy,
+                      "start": [float(v) for v in eps["start"][i]]})
     sim = {**(base.get("sim") or {}), "seed": seed}
-    return {**base, "start": [round(float(v), 4) for v in eps["start"][idx[0]]], "goals": goals,
+    return {**base, "start": [float(v) for v in eps["start"][idx[0]]], "goals": goals,
             "goal_timeout_s": timeout_s, "sim": sim}
 
 
@@ -120,9 +122,9 @@ def main(config: Path, args: argparse.Namespace) -> int:
                                        sort_keys=False))
         try:
             dep = load_deployment(path)
-            # take-off, every goal and waypoint timed out, landing: simulated seconds; the limit is wall-clock
-            # seconds and a loaded 2-core machine steps the team at a third of real time
-            longest = 4 * (30.0 + (2 * g - 1) * meta["episode_seconds"])
+            # take-off, every goal timed out, landing: simulated seconds; the limit is wall-clock seconds and a
+            # loaded 2-core machine steps the team at a third of real time
+            longest = 4 * (30.0 + g * meta["episode_seconds"])
             run_args = parser().parse_args(["--config", str(path), "--until-goals", "--duration", str(max(args.duration, longest)),
                                             "--logdir", str(out / f"run_{r}_logs")])  # every other option at its default
             report = run(dep, run_args, None)
@@ -144,23 +146,23 @@ def main(config: Path, args: argparse.Namespace) -> int:
 
 
 def row_of(r: int, idx: list[int], eps: dict[str, np.ndarray], report: dict) -> dict:
-    """One run's outcome per scored goal beside the JAX evaluation's. A goal after the first starts from a clean
-    state only when the waypoint before it (the evaluation's start pose) was held: otherwise the team began it
-    from wherever the failed waypoint left it (tangled, tilted), which the evaluation never does."""
+    """One run's outcome per scored goal beside the JAX evaluation's."""
     goals = (report.get("team") or {}).get("goals", [])
     scored = [k for k, x in enumerate(goals) if x["scored"]]
     n = len(idx)
     sitl = [bool(goals[k]["success"]) for k in scored] + [False] * (n - len(scored))  # goals never reached: failed
-    clean = [k == 0 or bool(goals[k - 1]["success"]) for k in scored] + [False] * (n - len(scored))
     team = report.get("team") or {}
     return {"run": r, "episodes": idx, "goals_per_run": n, "ok": report["ok"], "error": report.get("error"),
             "sitl_success": sitl, "sitl_crashed": [goals[k]["crashed_after_s"] is not None for k in scored],
-            "clean_start": clean, "jax_success": [bool(eps["success"][i]) for i in idx],
+            "jax_success": [bool(eps["success"][i]) for i in idx],
             "jax_crashed": [bool(eps["crashed"][i]) for i in idx],
             "min_mav_separation_m": team.get("min_mav_separation_m"), "separation_violated": team.get("separation_violated"),
             "max_tilt_deg": team.get("max_tilt_deg"), "landed": team.get("landed"),
             "success_after_s": [goals[k]["success_after_s"] for k in scored], "crash": [goals[k].get("crash") for k in scored],
-            "waypoint_crash": [x.get("crash") for x in goals if not x["scored"]]}
+            "clock": team.get("clock"), "real_time_factor": team.get("real_time_factor"),
+            "lockstep_timeouts": (team.get("lockstep") or {}).get("timeouts"),
+            "hold_steps": {m: x.get("hold_steps") for m, x in (report.get("robots") or {}).items()},
+            "setpoints_refused": {m: x.get("setpoints_refused") for m, x in (report.get("robots") or {}).items()}}
 
 
 def format_row(row: dict) -> str:
@@ -169,21 +171,14 @@ def format_row(row: dict) -> str:
             f"({sum(row['sitl_success'])}/{len(row['sitl_success'])}, crashes {sum(row['sitl_crashed'])})  "
             f"JAX {flag(row['jax_success'])} ({sum(row['jax_success'])}/{len(row['jax_success'])}, crashes "
             f"{sum(row['jax_crashed'])})  min separation {row['min_mav_separation_m']} m  max tilt {row['max_tilt_deg']} deg"
-            f"  landed {row['landed']}{'' if all(row['clean_start']) else '  (not from a clean start: ' + flag(row['clean_start']) + ')'}"
-            f"{'' if row['ok'] else '  RUN FAILED'}")
+            f"  landed {row['landed']}{'' if row['ok'] else '  RUN FAILED'}")
 
 
 def totals(rows: list[dict]) -> dict:
     per_run = lambda key: [float(np.mean(r[key])) for r in rows]  # noqa: E731
     sitl, jax_ = [x for r in rows for x in r["sitl_success"]], [x for r in rows for x in r["jax_success"]]
-    clean = [x for r in rows for x in r.get("clean_start", [True] * len(r["sitl_success"]))]
-    pairs = [(a, b) for a, b, c in zip(sitl, jax_, clean) if c]
     return {"goals": len(sitl), "sitl_success_rate": float(np.mean(sitl)), "jax_success_rate": float(np.mean(jax_)),
             "gap_points": round(100 * (float(np.mean(sitl)) - float(np.mean(jax_))), 1),
-            "clean_start_goals": len(pairs), "clean_sitl_success_rate": float(np.mean([a for a, _ in pairs])) if pairs else None,
-            "clean_jax_success_rate": float(np.mean([b for _, b in pairs])) if pairs else None,
-            "clean_gap_points": round(100 * float(np.mean([a for a, _ in pairs]) - np.mean([b for _, b in pairs])), 1)
-            if pairs else None,
             "sitl_median_per_run": float(np.median(per_run("sitl_success"))),
             "jax_median_per_run": float(np.median(per_run("jax_success"))),
             "same_outcome_goals": sum(a == b for r in rows for a, b in zip(r["sitl_success"], r["jax_success"])),
@@ -198,8 +193,5 @@ def format_totals(rows: list[dict], meta: dict) -> str:
             f"policy seed {meta['policy_seed_index']}) ==\n"
             f"success: SITL {t['sitl_success_rate']:.3f}, JAX {t['jax_success_rate']:.3f} (gap {t['gap_points']:+.1f} points; "
             f"goal within 5); median per run: SITL {t['sitl_median_per_run']:.3f}, JAX {t['jax_median_per_run']:.3f}\n"
-            + (f"goals begun from a clean start (the waypoint before held): {t['clean_start_goals']}, success SITL "
-               f"{t['clean_sitl_success_rate']:.3f}, JAX {t['clean_jax_success_rate']:.3f} (gap {t['clean_gap_points']:+.1f} points)\n"
-               if t["clean_start_goals"] else "") +
             f"same outcome on {t['same_outcome_goals']} of {t['goals']} goals; runs with a MAV-MAV separation violation: "
             f"{t['mav_mav_violations']} (goal 0), smallest separation {t['min_mav_separation_m']} m")

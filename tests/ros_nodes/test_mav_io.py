@@ -125,7 +125,7 @@ def test_a_silent_or_falling_teammate_is_lost_and_the_landing_comes_down_level()
     np.testing.assert_allclose(steady, 0.0, atol=1e-12)  # descending at the rate: nothing more to do
 
 
-def test_sitl_vs_jax_missions_fly_the_evaluation_goals_with_level_waypoints_between(tmp_path):
+def test_sitl_vs_jax_missions_begin_every_evaluation_goal_from_rest_at_its_start(tmp_path):
     import yaml
 
     from marlstack.ros_nodes.mav_compare import mission, quat_to_rpy_deg, row_of, totals
@@ -139,18 +139,19 @@ def test_sitl_vs_jax_missions_fly_the_evaluation_goals_with_level_waypoints_betw
     config.write_text(yaml.safe_dump(mission(base, eps, [0, 1], 20.0, 45.0, seed=3)))
     dep = load_deployment(config)  # the tilt at the limit after float round-off is accepted
     assert dep.start == pytest.approx((0.1, 0.2, 1.4)) and dep.seed == 3 and dep.goal_timeout_s == 20.0
-    assert dep.scored == (True, False, True)
-    np.testing.assert_allclose([g[:3] for g in dep.goals], [[0.5, 0.5, 1.5], [-0.2, 0.0, 1.6], [0.0, -0.5, 1.2]])
+    assert dep.scored == (True, True) and dep.clock == "sim"
+    np.testing.assert_allclose([g[:3] for g in dep.goals], eps["goal_pos"])
+    np.testing.assert_allclose(dep.goal_starts, eps["start"])  # each goal begun from rest at its episode's start
+    assert fleet_plan(dep, sitl=True)[0].parameters["from_rest"] == [1, 1]
     team = {"goals": [{"scored": True, "success": True, "crashed_after_s": None, "success_after_s": 3.0},
-                      {"scored": False, "success": False, "crashed_after_s": 1.0, "crash": "cables 0.02 m apart"},
                       {"scored": True, "success": False, "crashed_after_s": 0.01, "success_after_s": None}],
-            "min_mav_separation_m": 0.5, "separation_violated": False, "landed": True}
-    row = row_of(0, [0, 1], {"success": np.array([True, True]), "crashed": np.array([False, False])}, {"ok": True, "team": team})
-    assert row["sitl_success"] == [True, False] and row["clean_start"] == [True, False]  # after a failed waypoint
-    assert row["waypoint_crash"] == ["cables 0.02 m apart"]
-    other = {**row, "sitl_success": [True, True], "clean_start": [True, True], "separation_violated": True,
-             "min_mav_separation_m": 0.3}
+            "min_mav_separation_m": 0.5, "separation_violated": False, "landed": True, "clock": "sim",
+            "lockstep": {"timeouts": [0, 1, 0]}}
+    row = row_of(0, [0, 1], {"success": np.array([True, True]), "crashed": np.array([False, False])},
+                 {"ok": True, "team": team, "robots": {"mav_0": {"hold_steps": 4, "setpoints_refused": 0}}})
+    assert row["sitl_success"] == [True, False] and row["sitl_crashed"] == [False, True]
+    assert row["lockstep_timeouts"] == [0, 1, 0] and row["hold_steps"] == {"mav_0": 4}
+    other = {**row, "sitl_success": [True, True], "separation_violated": True, "min_mav_separation_m": 0.3}
     t = totals([row, other])
     assert t["gap_points"] == -25.0 and t["same_outcome_goals"] == 3 and t["mav_mav_violations"] == 1
     assert t["sitl_median_per_run"] == 0.75 and t["min_mav_separation_m"] == 0.3
-    assert t["clean_start_goals"] == 3 and t["clean_gap_points"] == 0.0
