@@ -54,6 +54,21 @@ def certify(stage: SafetyStage, team: np.ndarray, ages_s: np.ndarray, cmd: np.nd
                         load=loaded)
 
 
+LANDING_FLOOR_M = -1e3  # the team landing's stage: a floor far below the ground, i.e. no floor row
+
+
+def landing_stage(profile: Any, mavs: list[str], me: str) -> SafetyStage:
+    """The safety stage of the team landing, for the MAVs still flying (`mavs`, the lost ones left out: silent or
+    falling, their odometry certifies nothing): the MAV separation rows and the walls. Without the certified floor
+    (the landing goes to the ground) and without the cable rows (the cables slacken as the load is set down: their
+    angle grows by design, up to ~70° as the MAVs come down beside it)."""
+    stage = SafetyStage(profile, mavs, me)
+    low = stage.spec.low
+    stage.spec = stage.spec._replace(low=(low[0], low[1], LANDING_FLOOR_M), cable_separation=0.0, tan_cable_angle=0.0)
+    stage.cables = False
+    return stage
+
+
 def odometry(msg: Any, what: str = "odom") -> tuple[float, ...]:
     """nav_msgs/Odometry -> WIDTH numbers (world velocity = R · body twist); raises convert.MessageError."""
     try:

@@ -27,6 +27,11 @@ it) leaves the cable rows out of that step: counted in `safety_cables_unchecked`
 Both recover with the next good inputs. A lost teammate (silent for `lost_after_s`, or falling faster
 than `lost_fall_speed`: it lost its thrust) starts the team landing, which does not end: every MAV
 descends at `landing_descent_rate` over where it was, so the load comes down level (ERROR).
+The position hold and the team landing go through the stage too: the hold through the same rows as the
+policy's command, the landing through the separation rows with the MAVs still flying and the walls
+(`mav_io.landing_stage`: no floor row, it lands; no cable rows, they slacken). Where the stage cannot certify
+one (the stale odometry that caused the hold, an infeasible QP) the command is sent as it is, counted in
+`safety_fallback_uncertified`: holding or landing is what is left to do.
 Time is the node's clock: wall clock on a vehicle; in SITL on simulated time (`use_sim_time`, the MAV sim
 node's `/clock`) every age above is simulated time, and a load sample stamped ahead of the clock (its `/clock`
 not yet here) runs its step at the sample's time.
@@ -95,6 +100,10 @@ def make_node():
             except ValueError as exc:
                 raise StartError(f"{path}: {exc}") from None
             self.safety = mav_safety.SafetyStage(profile, self.mavs, self.mav) if safety == "onboard" else None
+            self.profile = profile
+            self.landing_safety: mav_safety.SafetyStage | None = None   # built when the team landing begins
+            self.landing_team: list[str] = []                           # the MAVs it certifies against (not lost)
+            self.uncertified = 0    # hold / landing steps sent unfiltered: the stage could not certify them
             self.certified_age = mav_safety.MAX_AGE_PERIODS * self.period   # odometry the stage certifies against
             self.cables_unchecked_why = ""      # why the last step filtered without the cable rows
             self.floor = profile.safety.floor   # above it a MAV is flying: its odometry must change (frozen check)
@@ -178,8 +187,12 @@ def make_node():
             if lost:
                 self.landing, self.land_over = f"team landing: {', '.join(lost)} lost", me[0:3].copy()
                 self.get_logger().error(self.landing)
+                if self.safety is not None:
+                    self.landing_team = [m for m in self.mavs if m not in lost]
+                    self.landing_safety = mav_io.landing_stage(self.profile, self.landing_team, self.mav)
             if self.landing is not None:  # the others keep the load level: every MAV descends over its place
-                cmd = mav_io.land_command(me[0:3], me[7:10], self.land_over, self.descent_rate, self.limit)
+                cmd = self._fallback(now, mav_io.land_command(me[0:3], me[7:10], self.land_over, self.descent_rate,
+                                                              self.limit), self.landing_safety, self.landing_team)
                 changed = self.dog.trip(self.landing)
                 self._send(cmd, now)
                 if changed:
@@ -198,12 +211,12 @@ def make_node():
                 if rec is not None:
                     self.hidden = {rec["input"]: out[rec["output"]]}
                 if self.safety is not None:
-                    cmd = self._certified(now, cmd)
+                    cmd = self._certified(now, cmd, self.safety, self.mavs)
                 changed, self.hold_at = self.dog.clear(), None
             except (InputError, BadInput) as exc:
                 if self.hold_at is None:
                     self.hold_at = me[0:3].copy()
-                cmd = hold_command(me[0:3], me[7:10], self.hold_at, self.limit)
+                cmd = self._fallback(now, hold_command(me[0:3], me[7:10], self.hold_at, self.limit), self.safety, self.mavs)
                 self.holds += 1
                 changed = self.dog.trip(f"holding position: {exc}")
                 if changed:
@@ -218,26 +231,36 @@ def make_node():
             self.setpoint = mav_io.setpoint_msg(cmd, self.load_stamp or now, reuse=self.setpoint)
             self.pub.publish(self.setpoint)
 
-        def _certified(self, now: float, cmd: np.ndarray) -> np.ndarray:
-            """The output stage: the certificate's command, or InputError (the step holds) naming why not."""
+        def _certified(self, now: float, cmd: np.ndarray, stage: mav_safety.SafetyStage, mavs: list[str]) -> np.ndarray:
+            """The output stage: `stage`'s certificate on `mavs`' odometry, or InputError (the step holds) naming why not."""
             # every odometry the rows use, own and the others' (read by the model or not), within the certified age
-            stale = self.inputs.problem(now, self.mavs, self.certified_age)
+            stale = self.inputs.problem(now, mavs, self.certified_age)
             if stale is not None:
                 raise InputError("safety", f"cannot certify: {stale}")
-            team = np.stack([self.inputs.latest.row(m) for m in self.mavs])
+            team = np.stack([self.inputs.latest.row(m) for m in mavs])
             values = self.inputs.latest.values
-            age = now - np.asarray([values.times[values.keys.index(m)] for m in self.mavs])
+            age = now - np.asarray([values.times[values.keys.index(m)] for m in mavs])
             # the cable rows need the load's pose and twist within the same certified age; without them the
             # step is filtered by the MAV rows alone and counted unchecked, with the reason
-            unusable = self.inputs.problem(now, [mav_io.LOAD], self.certified_age) if self.safety.cables else None
+            unusable = self.inputs.problem(now, [mav_io.LOAD], self.certified_age) if stage.cables else None
             if unusable is not None:
                 self.cables_unchecked_why = f"{unusable}"
-            load = self.inputs.latest.row(mav_io.LOAD) if self.safety.cables and unusable is None else None
-            safe, why = mav_io.certify(self.safety, team, age, cmd, load,
-                                       now - values.times[values.keys.index(mav_io.LOAD)])
+            load = self.inputs.latest.row(mav_io.LOAD) if stage.cables and unusable is None else None
+            safe, why = mav_io.certify(stage, team, age, cmd, load, now - values.times[values.keys.index(mav_io.LOAD)])
             if safe is None:
                 raise InputError("safety", why)
             return safe
+
+        def _fallback(self, now: float, cmd: np.ndarray, stage: mav_safety.SafetyStage | None,
+                      mavs: list[str]) -> np.ndarray:
+            """A hold or landing command through `stage` where it certifies it, else as it is (counted)."""
+            if stage is None:
+                return cmd
+            try:
+                return self._certified(now, cmd, stage, mavs)
+            except InputError:
+                self.uncertified += 1
+                return cmd
 
         def _publish_diag(self, now: float) -> None:
             self.last_diag = now
@@ -248,6 +271,9 @@ def make_node():
                      "odom_delay_ms_max": f"{stamps.worst_delay_ms():.1f}", "dropped_out_of_order": stamps.dropped,
                      "stamp_jumps": stamps.jumps,
                      "safety": "off" if self.safety is None else "onboard", **(self.safety.report() if self.safety else {})}
+            if self.safety is not None:
+                extra["safety_fallback_uncertified"] = self.uncertified
+                extra["safety_landing_interventions"] = self.landing_safety.interventions if self.landing_safety else 0
             if self.safety is not None and self.safety.cables_unchecked:
                 extra["safety_cables_unchecked_why"] = self.cables_unchecked_why
             s = health.watchdog_status(self.name_, self.mav, self.dog, extra)

@@ -7,8 +7,12 @@ The team hovers around a still load, but mav_0 flies at 0.8 m/s towards mav_1's 
 certified 0.15 m) while every MAV stays 0.86 m or more from the others, so only the cable rows can object:
 1. every input fresh: the node's set-point and the policy's own command on the same inputs;
 2. the same state with the load's odometry 45 ms old or more (the policy reads it: watchdog 300 ms here; the
-   stage's certified age is 30 ms): the cable rows are not claimed, the set-point is the policy's command again.
-Every message handed to the node and every set-point it sent go into a bag (`node.mcap` in the work
+   stage's certified age is 30 ms): the cable rows are not claimed, the set-point is the policy's command again;
+3. the goal withdrawn, with the hold point at mav_1 (as if the fault had begun there): the position hold
+   pulls mav_0 towards mav_1 and its cable, and goes through the stage too;
+4. mav_1 falling at 4 m/s (lost: the team landing) with mav_2 0.5 m below mav_0: the landing's descent goes
+   through the separation rows of the MAVs still flying.
+Every message handed to the node in steps 1-2 and every set-point it sent go into a bag (`node.mcap` in the work
 directory, logged when handed over / sent), which the test gives to `replay eval`.
 """
 from __future__ import annotations
@@ -33,8 +37,8 @@ LEVEL = (1.0, 0.0, 0.0, 0.0)  # w x y z
 WATCHDOG_PERIODS = 30.0  # 300 ms for what the policy reads: a slow first step on a loaded machine must not trip it
 
 
-def messages(stamp: float, load_age: float) -> tuple[dict[str, object], object]:
-    odom = {m: mav_io.odometry_msg(POS[i], LEVEL, VEL[i], (0.0, 0.0, 0.0), stamp, m) for i, m in enumerate(MAVS)}
+def messages(stamp: float, load_age: float, pos=POS, vel=VEL) -> tuple[dict[str, object], object]:
+    odom = {m: mav_io.odometry_msg(pos[i], LEVEL, vel[i], (0.0, 0.0, 0.0), stamp, m) for i, m in enumerate(MAVS)}
     return odom, mav_io.odometry_msg(LOAD, LEVEL, (0.0, 0.0, 0.0), (0.0, 0.0, 0.0), stamp - load_age, "load")
 
 
@@ -95,9 +99,28 @@ def main(out: str, policy: str, workdir: str) -> None:
         node._publish_diag(now)
         result[name] = {"setpoint": [*sent[:3], *sent[3:5]], "policy": policy_cmd.tolist(), "hold": node.dog.reason,
                         "diagnostics": diags[-1]}
+    log.write(Path(workdir) / "node.mcap")
+    below = [POS[0], POS[1], [POS[0][0], POS[0][1], POS[0][2] - 0.5]]
+    falling = [VEL[0], [0.0, 0.0, -4.0], [0.0, 0.0, 0.0]]
+    for name, pos, vel in (("hold", POS, VEL), ("landing", below, falling)):
+        if name == "hold":
+            node.inputs.invalidate(mav_io.GOAL, "goal withdrawn (test)")
+            node.hold_at = np.asarray(POS[1])
+        time.sleep(0.02)
+        now = time.time()
+        odom, load = messages(now, 0.0, pos, vel)
+        for m in MAVS:
+            node._on_odom(m)(odom[m])
+        node._on_load(load)
+        sent = np.asarray(mav_io.setpoint_values(node.setpoint), float)
+        me = mav_io.odometry(odom["mav_0"])
+        bare = (mav_io.hold_command(np.asarray(me[0:3]), np.asarray(me[7:10]), node.hold_at, limit) if name == "hold"
+                else mav_io.land_command(np.asarray(me[0:3]), np.asarray(me[7:10]), node.land_over, node.descent_rate, limit))
+        node._publish_diag(now)
+        result[name] = {"setpoint": [*sent[:3], *sent[3:5]], "bare": bare.tolist(), "reason": node.dog.reason,
+                        "diagnostics": diags[-1]}
     node.destroy_node()
     rclpy.shutdown()
-    log.write(Path(workdir) / "node.mcap")
     with open(out, "w") as f:
         json.dump(result, f)
 

@@ -1,5 +1,6 @@
-"""The MAV policy node passes the load to its safety stage (ros_nodes/mav_policy_node.py): a node-level scenario over
-real rclpy and onnxruntime (tests/ros_nodes/mav_cable_scenario.py), messages handed to its callbacks."""
+"""The MAV policy node passes the load to its safety stage, and filters its position hold and team landing there too
+(ros_nodes/mav_policy_node.py): a node-level scenario over real rclpy and onnxruntime
+(tests/ros_nodes/mav_cable_scenario.py), messages handed to its callbacks."""
 import re
 
 import numpy as np
@@ -47,3 +48,16 @@ def test_the_node_keeps_its_cable_off_a_neighbours_and_says_when_it_cannot(tmp_p
     v = res["per_mav"]["mav_0"]
     assert (v["commands"], v["compared"], v["interventions"]) == (2, 2, 1), v
     assert v["max_abs_diff"] <= 1e-5 and v["max_intervention"] > 0.1, v
+    # the position hold goes through the stage: pulled at mav_1, the set-point is not the bare hold (0.58 m/s² apart)
+    hold, landing = r["hold"], r["landing"]
+    assert hold["reason"] == "holding position: /load/goal: goal withdrawn (test)", hold["reason"]
+    change = np.subtract(hold["setpoint"], hold["bare"])
+    assert np.linalg.norm(change[:3]) > 0.3 and not np.any(hold["setpoint"][3:]), hold
+    d = hold["diagnostics"]
+    assert d["safety_interventions"] == "2" and d["safety_fallback_uncertified"] == "0", d
+    # the team landing (mav_1 falling: lost) goes through the MAV rows of mav_0 and mav_2: mav_2 0.5 m below, the
+    # descent is braked (the bare landing command descends on at -0.16 m/s²)
+    assert landing["reason"] == "team landing: mav_1 lost" and landing["bare"][2] < 0, landing
+    assert landing["setpoint"][2] > landing["bare"][2] + 0.2, landing
+    np.testing.assert_allclose(landing["setpoint"][:2], landing["bare"][:2], atol=0.01)  # braked vertically
+    assert landing["diagnostics"]["safety_landing_interventions"] == "1", landing["diagnostics"]
