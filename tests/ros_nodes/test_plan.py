@@ -117,3 +117,32 @@ def test_benchmark_fleets_are_valid_deployments(tmp_path):
         dep = load_deployment(fleet_config(n, tmp_path / "p.onnx", "onboard", tmp_path / f"f{n}.yaml"))
         assert len(dep.robots) == n and dep.safety_mode == "onboard"
         assert dep.rate_hz == pytest.approx(1 / 0.033)  # the profile's rate, which the policy was exported for
+
+
+def test_obstacles_reach_the_safety_and_sim_nodes_and_rware_takes_its_shelves(tmp_path):
+    from marlstack.sim.scenarios.rware_spec import SHELVES
+    box = [-0.2, 0.2, -0.1, 0.1]
+    specs = {s.executable: s for s in fleet_plan(load_deployment(write(tmp_path, obstacles=[box])), sitl=True)}
+    assert specs["safety_node"].parameters["boxes"] == box and specs["sim_node"].parameters["boxes"] == box
+    dep = load_deployment(LAUNCH / "rware4.yaml")
+    assert dep.obstacles == SHELVES and dep.requests == (3, 7) and all(r.goal is None for r in dep.robots)
+    specs = {s.executable: s for s in fleet_plan(dep, sitl=True)}
+    assert specs["sim_node"].parameters["requests"] == [3, 7] and "goals" not in specs["sim_node"].parameters
+    assert len(specs["safety_node"].parameters["boxes"]) == 4 * len(SHELVES)
+    assert specs["sim_node"].parameters["task_subscribers"] == 1   # each robot's task: its own policy node
+    for overrides, needle in [
+            ({"obstacles": [[0.2, -0.2, 0.0, 0.1]]}, "key 'obstacles[0]' = [0.2, -0.2, 0.0, 0.1]: a box is [x_min, x_max"),
+            ({"obstacles": [[0.0, 0.1, 0.0]]}, "key 'obstacles[0]' must be a list of 4 finite numbers"),
+            ({"obstacles": [[1.5, 1.7, 0.0, 0.1]]}, "key 'obstacles[0]' = [1.5, 1.7, 0.0, 0.1] is not inside the arena"),
+            ({"obstacles": [[-0.8, -0.7, 0.55, 0.65]]}, "key 'robots[0].start': robot_0 starts within 0.105 m of obstacles[0]"),
+            ({"requests": [1]}, "key 'requests' is for scenario rware, this is navigation")]:
+        with pytest.raises(PlanError, match=re.escape(needle)):
+            load_deployment(write(tmp_path, **overrides))
+    rware = yaml.safe_load((LAUNCH / "rware4.yaml").read_text())
+    for overrides, needle in [({"requests": [3, 3]}, "key 'requests' must list the requested shelves as distinct indices in 0..7"),
+                              ({"requests": [8]}, "distinct indices in 0..7"),
+                              ({"obstacles": [box]}, "scenario rware's obstacles are the 8 shelves its policy was trained among")]:
+        path = tmp_path / "rware.yaml"
+        path.write_text(yaml.safe_dump({**rware, **overrides}))
+        with pytest.raises(PlanError, match=re.escape(needle)):
+            load_deployment(path)
