@@ -106,6 +106,7 @@ def main(config: Path, args: argparse.Namespace) -> int:
     policy = (config.parent / str(base["policy"])).resolve()
     base["policy"] = str(policy)
     g, runs = args.goals_per_run, args.runs
+    dt = 1.0 / float(load_deployment(config).rate_hz)  # the evaluation's step: the team's policy period
     meta, eps = cached_episodes(out, args.compare_jax, max(args.episodes, g * runs), args.eval_seed)
     rows, failures = [], []
     previous = json.loads((out / "compare.json").read_text()).get("runs", []) if args.resume and (out / "compare.json").exists() else []
@@ -114,7 +115,7 @@ def main(config: Path, args: argparse.Namespace) -> int:
         idx = list(range(r * g, (r + 1) * g))
         summary = out / f"run_{r}_logs" / "sim_summary.json"
         if r in kept and kept[r]["episodes"] == idx and summary.exists():  # --resume: flown and landed, not flown again
-            rows.append(row_of(r, idx, eps, {"ok": True, "team": json.loads(summary.read_text())}))
+            rows.append(row_of(r, idx, eps, {"ok": True, "team": json.loads(summary.read_text())}, dt))
             print(format_row(rows[-1]) + "  (kept)", flush=True)
             continue
         path = out / f"run_{r}.yaml"
@@ -133,7 +134,7 @@ def main(config: Path, args: argparse.Namespace) -> int:
         if report.get("interrupted"):
             print("marlstack sitl: interrupted; the runs so far are in " + str(out / "compare.json"))
             return 1
-        row = row_of(r, idx, eps, report)
+        row = row_of(r, idx, eps, report, dt)
         rows.append(row)
         if not report["ok"]:
             failures.append(f"run {r}: {report['error']}")
@@ -145,8 +146,8 @@ def main(config: Path, args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
-def row_of(r: int, idx: list[int], eps: dict[str, np.ndarray], report: dict) -> dict:
-    """One run's outcome per scored goal beside the JAX evaluation's."""
+def row_of(r: int, idx: list[int], eps: dict[str, np.ndarray], report: dict, dt: float = 0.01) -> dict:
+    """One run's outcome per scored goal beside the JAX evaluation's (`dt`: its step, for the time to success)."""
     goals = (report.get("team") or {}).get("goals", [])
     scored = [k for k, x in enumerate(goals) if x["scored"]]
     n = len(idx)
@@ -159,6 +160,8 @@ def row_of(r: int, idx: list[int], eps: dict[str, np.ndarray], report: dict) -> 
             "min_mav_separation_m": team.get("min_mav_separation_m"), "separation_violated": team.get("separation_violated"),
             "max_tilt_deg": team.get("max_tilt_deg"), "landed": team.get("landed"),
             "success_after_s": [goals[k]["success_after_s"] for k in scored], "crash": [goals[k].get("crash") for k in scored],
+            "jax_success_after_s": [round(float(eps["steps"][i]) * dt, 3) if eps["success"][i] else None for i in idx]
+            if "steps" in eps else None,
             "clock": team.get("clock"), "real_time_factor": team.get("real_time_factor"),
             "lockstep_timeouts": (team.get("lockstep") or {}).get("timeouts"),
             "hold_steps": {m: x.get("hold_steps") for m, x in (report.get("robots") or {}).items()},
@@ -168,9 +171,10 @@ def row_of(r: int, idx: list[int], eps: dict[str, np.ndarray], report: dict) -> 
 def format_row(row: dict) -> str:
     flag = lambda xs: "".join("1" if x else "0" for x in xs)  # noqa: E731
     return (f"run {row['run']:>2}  episodes {row['episodes'][0]}-{row['episodes'][-1]}  SITL {flag(row['sitl_success'])} "
-            f"({sum(row['sitl_success'])}/{len(row['sitl_success'])}, crashes {sum(row['sitl_crashed'])})  "
+            f"({sum(row['sitl_success'])}/{len(row['sitl_success'])}, crashes {sum(row['sitl_crashed'])}, held after "
+            f"{row['success_after_s']} s)  "
             f"JAX {flag(row['jax_success'])} ({sum(row['jax_success'])}/{len(row['jax_success'])}, crashes "
-            f"{sum(row['jax_crashed'])})  min separation {row['min_mav_separation_m']} m  max tilt {row['max_tilt_deg']} deg"
+            f"{sum(row['jax_crashed'])}, held after {row.get('jax_success_after_s')} s)  min separation {row['min_mav_separation_m']} m  max tilt {row['max_tilt_deg']} deg"
             f"  landed {row['landed']}{'' if row['ok'] else '  RUN FAILED'}")
 
 

@@ -147,11 +147,13 @@ def test_sitl_vs_jax_missions_begin_every_evaluation_goal_from_rest_at_its_start
                       {"scored": True, "success": False, "crashed_after_s": 0.01, "success_after_s": None}],
             "min_mav_separation_m": 0.5, "separation_violated": False, "landed": True, "clock": "sim",
             "lockstep": {"timeouts": [0, 1, 0]}}
-    row = row_of(0, [0, 1], {"success": np.array([True, True]), "crashed": np.array([False, False])},
-                 {"ok": True, "team": team, "robots": {"mav_0": {"hold_steps": 4, "setpoints_refused": 0}}})
+    row = row_of(0, [0, 1], {"success": np.array([True, False]), "crashed": np.array([False, False]),
+                             "steps": np.array([310, 2000])},
+                 {"ok": True, "team": team, "robots": {"mav_0": {"hold_steps": 4, "setpoints_refused": 0}}}, dt=0.01)
     assert row["sitl_success"] == [True, False] and row["sitl_crashed"] == [False, True]
+    assert row["success_after_s"] == [3.0, None] and row["jax_success_after_s"] == [3.1, None]
     assert row["lockstep_timeouts"] == [0, 1, 0] and row["hold_steps"] == {"mav_0": 4}
     other = {**row, "sitl_success": [True, True], "separation_violated": True, "min_mav_separation_m": 0.3}
     t = totals([row, other])
-    assert t["gap_points"] == -25.0 and t["same_outcome_goals"] == 3 and t["mav_mav_violations"] == 1
+    assert t["gap_points"] == 25.0 and t["same_outcome_goals"] == 3 and t["mav_mav_violations"] == 1
     assert t["sitl_median_per_run"] == 0.75 and t["min_mav_separation_m"] == 0.3
