@@ -105,7 +105,7 @@ def _per_call_rows(profile: Any, n: int, states: dict, calls: int) -> list[Row]:
 
     def team(k: int) -> np.ndarray | None:
         nonlocal warm
-        x, _, warm, _ = filter_team(spec, pos[k], vel[k], nom[k], warm=warm)
+        x, _, warm, _, _ = filter_team(spec, pos[k], vel[k], nom[k], warm=warm)
         return x
 
     cmd = np.concatenate([nom[:, 0], np.zeros((calls, 2))], 1)   # MAV 0's (acceleration, body rates)

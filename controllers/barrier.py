@@ -44,12 +44,15 @@ class BarrierResult:
 
 
 def solve_qp(a: np.ndarray, b: np.ndarray, uhat: np.ndarray, max_iter: int,
-             warm: Sequence[int] = ()) -> tuple[np.ndarray | None, str, int, np.ndarray]:
+             warm: Sequence[int] = (), farkas: bool = False) -> tuple[np.ndarray | None, str, int, np.ndarray]:
     """min ‖x − û‖² s.t. a x ≤ b (rows unit norm) by Goldfarb–Idnani's dual active-set method.
 
     `warm`: rows active at the previous call; they seed the working set when their equality
     solution has non-negative multipliers (rows with negative ones are dropped first), which
     is a valid starting point of the method. Returns (x or None, status, iterations, multipliers (M,)).
+    `farkas`: when the rows have no common point, return in place of the multipliers the method's proof,
+    y ≥ 0 with aᵀy = 0 and b·y < 0 (the violated row, weight 1, and the working set it depends on), which a
+    caller can check against its next call's rows before solving (`controllers.mav_barrier`).
     """
     work, lam, ginv = _warm_start(a, b, uhat, [k for k in warm if k < b.size])
     x = uhat - a[work].T @ lam
@@ -75,7 +78,10 @@ def solve_qp(a: np.ndarray, b: np.ndarray, uhat: np.ndarray, max_iter: int,
             t_drop = float(ratios[drop])
         t = min(t_full, t_drop)
         if math.isinf(t):
-            return None, "infeasible", it, np.zeros(b.size)
+            proof = np.zeros(b.size)
+            if farkas:   # a_p = a_Wᵀ r with r ≤ 0 (nothing blocks) and a_p·x ≤ b_p unreachable
+                proof[work], proof[p] = np.maximum(-r, 0.0), 1.0
+            return None, "infeasible", it, proof
         x = x - t * z
         lam = lam - t * r
         lam_p += t

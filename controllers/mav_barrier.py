@@ -453,16 +453,35 @@ class TeamFilter(NamedTuple):
     status: str              # the solver's
     active: list[int]        # the active rows: pass as `warm` next time (same team, mask and cable rows)
     cable_slack: float       # m/s²: the largest violation the soft cable rows had to accept (0: all held exactly)
+    conflict: list[int]      # rows (of `rows`) whose hard form had no common point: pass as `conflict` next time
+
+
+PROOF_MARGIN = 1e-7   # m/s²: how far b·y must stay below 0 for rows to count as proven in conflict
+
+
+def in_conflict(a: np.ndarray, b: np.ndarray, rows_: Sequence[int]) -> bool:
+    """Whether the rows `rows_` of a x ≤ b provably have no common point (Farkas: some y ≥ 0 on them has
+    aᵀy = 0 and b·y < 0; y is the least-squares solution of aᵀy = 0, Σy = 1, accepted only where it solves
+    them to round-off). A cheap check (one small solve) that a previous call's conflict still holds."""
+    ar = a[rows_]
+    m = np.concatenate([ar.T, np.ones((1, len(rows_)))])
+    rhs = np.zeros(m.shape[0])
+    rhs[-1] = 1.0
+    y = np.linalg.lstsq(m, rhs, rcond=None)[0]
+    return bool(y.min() >= 0.0 and np.abs(m @ y - rhs).max() <= 1e-10 and b[rows_] @ y < -PROOF_MARGIN)
 
 
 def filter_team(spec: MavBarrierSpec, pos: np.ndarray, vel: np.ndarray, a_nom: np.ndarray,
                 controlled: np.ndarray | None = None, others: np.ndarray | None = None,
-                warm: Sequence[int] = (), max_iter: int = 64, cables: Cables | None = None) -> TeamFilter:
+                warm: Sequence[int] = (), max_iter: int = 64, cables: Cables | None = None,
+                conflict: Sequence[int] = ()) -> TeamFilter:
     """numpy: the controlled MAVs' (all by default) certified accelerations; None when the QP has no solution
     (the caller then holds and says so). With `cables`, the cable rows join as soft rows (held exactly unless
     they conflict with the hard rows: then a second solve with their slacks). Passing the previous
     call's active rows as `warm` (same team and mask) starts the solver there, as the ground filter does: a
-    control loop then needs one or two iterations."""
+    control loop then needs one or two iterations; passing its `conflict` skips the solve with every row held
+    while the rows that proved the conflict still prove it (`in_conflict`: conflicts last for several calls,
+    and finding one costs the solver four to six iterations)."""
     from marlstack.controllers.barrier import solve_qp
     n = pos.shape[0]
     controlled = np.ones(n, bool) if controlled is None else np.asarray(controlled, bool)
@@ -472,16 +491,35 @@ def filter_team(spec: MavBarrierSpec, pos: np.ndarray, vel: np.ndarray, a_nom: n
     count = npair + nangle
     soft = np.zeros(len(b), bool)
     soft[first:first + count] = True
+    kept = None   # which of `rows`' rows are left (all unless restricted)
     if not controlled.all():
         a, b, keep = restrict(a, b, controlled, np.zeros((n, 3)) if others is None else np.asarray(others, np.float64))
-        soft = soft[keep]
+        soft, kept = soft[keep], np.flatnonzero(keep)
     nominal = np.asarray(a_nom, np.float64)[controlled].reshape(-1)
-    x, status, _, lam = solve_qp(a, b, nominal, max_iter, warm)   # every row held, the soft ones too
     count, slack = int(soft.sum()), 0.0
+    proof = _renumber(conflict, kept) if count else None
+    if proof is not None and proof.max() < b.size and in_conflict(a, b, proof):
+        x, status = None, "infeasible"   # the previous call's conflict still holds: no need to find it again
+    else:
+        x, status, _, lam = solve_qp(a, b, nominal, max_iter, warm, farkas=bool(count))   # every row held
+        proof = np.flatnonzero(lam > 0) if x is None and status == "infeasible" else None
     if x is None and count:   # the soft rows conflict with the hard ones (or the cap): they give way
         a, b = soften(a, b, int(np.argmax(soft)), count)   # the kept soft rows are contiguous: restrict keeps the order
         x, status, _, lam = solve_qp(a, b, np.concatenate([nominal, np.zeros(count)]), max_iter, warm)
         k = nominal.size
         slack = 0.0 if x is None else max(float(np.max(x[k:])) / math.sqrt(CABLE_SLACK_COST), 0.0)
         x = None if x is None else x[:k]
-    return TeamFilter(None if x is None else x.reshape(-1, 3), status, np.flatnonzero(lam > 0).tolist(), slack)
+    conflict = [] if proof is None else (proof if kept is None else kept[proof]).tolist()
+    return TeamFilter(None if x is None else x.reshape(-1, 3), status, np.flatnonzero(lam > 0).tolist(), slack,
+                      conflict)
+
+
+def _renumber(rows_: Sequence[int], kept: np.ndarray | None) -> np.ndarray | None:
+    """Rows of `rows` (before the restriction) as indices of the kept rows; None if any was dropped or none given."""
+    if not len(rows_):
+        return None
+    rows_ = np.asarray(rows_)
+    if kept is None:
+        return rows_
+    at = np.searchsorted(kept, rows_)
+    return at if np.all(at < kept.size) and np.array_equal(kept[np.minimum(at, kept.size - 1)], rows_) else None

@@ -56,6 +56,7 @@ class SafetyStage:
         self.cables = self.spec.cable_separation > 0 or self.spec.tan_cable_angle > 0
         self.profile, self.geometry = profile, None   # the cable layout, read at the first step with the load
         self._warm: list[int] = []     # the previous solve's active rows: the next one starts there
+        self._conflict: list[int] = []  # the rows that proved the previous call's conflict (filter_team)
 
     def filter(self, pos: np.ndarray, vel: np.ndarray, cmd: np.ndarray, age_s: np.ndarray | None = None,
                rot: np.ndarray | None = None, omega: np.ndarray | None = None,
@@ -89,8 +90,9 @@ class SafetyStage:
             self.cables_unchecked += 1
         nominal = np.zeros((n, 3))
         nominal[self.mine] = cmd[:3]
-        acc, status, self._warm, slack = filter_team(self.spec, pos, vel, nominal, controlled=self.mine,
-                                                     others=np.zeros((n, 3)), warm=self._warm, cables=cables)
+        acc, status, self._warm, slack, self._conflict = filter_team(
+            self.spec, pos, vel, nominal, controlled=self.mine, others=np.zeros((n, 3)), warm=self._warm,
+            cables=cables, conflict=self._conflict)
         self.cable_relaxed += slack > RELAXED
         if acc is None:
             self.infeasible += 1

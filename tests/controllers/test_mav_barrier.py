@@ -9,7 +9,7 @@ import pytest
 from marlstack.controllers.barrier_jax import NONFINITE, OK
 from marlstack.controllers.mav_barrier import (Cables, cable_ends, cable_gaps, cable_geometry, cable_kinematics,
                                                cable_row_span, closest_params, filter_team, hook_kinematics,
-                                               hook_pairs, mav_barrier_spec, rows)
+                                               hook_pairs, in_conflict, mav_barrier_spec, rows)
 from marlstack.controllers.mav_barrier_jax import fuzz, mav_barrier
 from marlstack.hardware import load_profile
 
@@ -69,7 +69,7 @@ def test_numpy_and_jax_forms_agree(profile, fn3, with_cables):
         vel, nominal = rng.normal(size=(3, 3)) * 1.5, rng.normal(size=(3, 3)) * 3
         cables = cable_ends(geom, pos, vel, np.repeat(np.eye(3)[None], 3, 0), rng.normal(size=(3, 3)),
                             np.array([0, 0, 1.0]), rng.normal(size=3) * 0.3, np.eye(3), rng.normal(size=3)) if with_cables else None
-        x, status, _, slack = filter_team(spec, pos, vel, nominal, cables=cables)
+        x, status, _, slack, _ = filter_team(spec, pos, vel, nominal, cables=cables)
         y, info = fn3(f32(pos), f32(vel), f32(nominal), ALL, None if cables is None else Cables(*map(f32, cables)))
         assert (status == "optimal") == (int(info["status"]) == OK)
         if x is not None:
@@ -154,7 +154,7 @@ def test_a_hook_closing_on_a_cable_is_braked_before_it_is_the_closest_piece(prof
     for _ in range(100):
         cables = Cables(pos, vel, bottom, still, still)
         closest = min(closest, float(cable_gaps(cables).min()))
-        acc, status, warm, slack = filter_team(spec, pos, vel, cmd, controlled=mine, warm=warm, cables=cables)
+        acc, status, warm, slack, _ = filter_team(spec, pos, vel, cmd, controlled=mine, warm=warm, cables=cables)
         assert status == "optimal" and slack == 0.0
         a, b = rows(spec, pos, vel, cables, mine)
         team = np.zeros(9)
@@ -196,3 +196,48 @@ def test_the_cable_rows_stop_two_cables_from_crossing(profile, fn3):
     assert crossing_flight(certified) >= spec.cable_separation - DISCRETE_SLACK
     assert all(status == OK for status, _ in infos) and max(slack for _, slack in infos) < 0.1
 
+
+
+def test_a_proven_conflict_is_reused_and_changes_nothing(profile, monkeypatch):
+    """Onboard, soft cable rows that conflict with the hard rows usually do so for several calls in a row; the rows
+    of the solver's proof (Farkas: y ≥ 0, aᵀy = 0, b·y < 0) are checked first on the next call, which then skips
+    the solve with every row held. The command is the one a solve from scratch gives, and fewer solves run."""
+    import marlstack.controllers.barrier as solver
+    spec, n = mav_barrier_spec(profile), 4
+    geom, rng, eye, mine = cable_geometry(profile, n), np.random.default_rng(0), np.repeat(np.eye(3)[None], n, 0), np.arange(n) == 0
+    base, load, still = np.asarray(geom.attach) * [2.2, 2.2, 0] + [0, 0, 2.0], np.array([0, 0, 1.0]), np.zeros(3)
+    solves, real = [], solver.solve_qp
+    monkeypatch.setattr(solver, "solve_qp", lambda *a, **k: solves.append(1) or real(*a, **k))
+    counts, conflicts = [0, 0], 0
+    for _ in range(20):
+        pos, vel, cmd = base + rng.normal(0, 0.15, (n, 3)), rng.normal(0, 2.0, (n, 3)), rng.uniform(-5, 5, (n, 3))
+        conflict = []
+        for _ in range(10):
+            cables = cable_ends(geom, pos, vel, eye, np.zeros((n, 3)), load, still, np.eye(3), still)
+            for i, c in enumerate((conflict, [])):
+                solves.clear()
+                out = filter_team(spec, pos, vel, cmd, controlled=mine, cables=cables, conflict=c)
+                counts[i] += len(solves)
+                if i == 0:
+                    reused = out
+            assert (reused.acc is None) == (out.acc is None) and reused.status == out.status
+            if out.acc is not None:
+                np.testing.assert_allclose(reused.acc, out.acc, atol=1e-9)
+                assert reused.cable_slack == pytest.approx(out.cable_slack, abs=1e-9)
+            conflicts += bool(out.conflict)
+            conflict = reused.conflict
+            vel[0] += (np.zeros(3) if reused.acc is None else reused.acc[0]) * 0.01
+            pos = pos + vel * 0.01
+    assert conflicts > 50 and counts[1] - counts[0] > 30   # measured: 75 of 200 calls in conflict, 50 proofs reused
+
+
+def test_a_conflict_is_proven_only_where_there_is_one():
+    rng = np.random.default_rng(1)
+    for _ in range(200):   # rows with a common point x0: no subset of them is ever proven in conflict
+        a = rng.normal(size=(12, 3))
+        a /= np.linalg.norm(a, axis=1, keepdims=True)
+        b = a @ rng.normal(size=3) + rng.uniform(0, 1e-6, 12)
+        assert not in_conflict(a, b, rng.choice(12, size=int(rng.integers(1, 6)), replace=False))
+    a = np.array([[1.0, 0, 0], [-1.0, 0, 0], [0, 1.0, 0]])
+    assert in_conflict(a, np.array([-1.0, -1.0, 5.0]), [0, 1])        # x ≤ −1 and x ≥ 1
+    assert not in_conflict(a, np.array([1.0, 1.0, 5.0]), [0, 1])      # −1 ≤ x ≤ 1
