@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import re
 import typing
 from pathlib import Path
@@ -108,6 +109,15 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+    def compile_key(self) -> str:
+        """What the compiled programs depend on: every key but the host loop's (HOST_ONLY)."""
+        return json.dumps({k: v for k, v in self.to_dict().items() if k not in HOST_ONLY}, sort_keys=True)
+
+
+# keys only the host loop reads (every other one is baked into the compiled programs): the ones a resumed
+# run may change, and the ones a cached compile ignores
+HOST_ONLY = ("total_steps", "checkpoint_every", "eval_episodes", "tensorboard")
 
 
 def _plain(v: Any) -> Any:

@@ -32,6 +32,8 @@ from marlstack.policies.config import ConfigError, TrainConfig
 from marlstack.policies.envs import EVENT_KEYS, ArrayEnv, EpisodeLog, barrier_summary, make_env
 from marlstack.policies.normalize import RunningStats, normalize
 
+_COMPILED_INIT: dict[str, Any] = {}  # config's compile key -> compiled Trainer.init
+
 ENV_AXIS_FIELDS = ("env_log", "obs", "world_state", "done", "actor_h", "critic_h")  # Runner fields with an env axis
 
 
@@ -160,11 +162,17 @@ class Trainer:
                       obs_stats, ws_stats, key, jnp.zeros((), jnp.int32), jnp.asarray(cfg.num_updates, jnp.int32))
 
     def init_seeds(self) -> Runner:
-        """One runner per seed, stacked. Each seed is initialised by one jitted call: the vmapped
-        form deadlocks XLA's CPU runtime for some keys with the GRU variant (jaxlib 0.10.2)."""
-        init = jax.jit(self.init)
+        """One runner per seed, stacked. Each seed is initialised by one call of the compiled `init`
+        (the vmapped form deadlocks XLA's CPU runtime for some keys with the GRU variant, jaxlib 0.10.2),
+        compiled once per process and config: a sweep's worker or a resumed run does not compile it again."""
+        key = self.cfg.compile_key()
+        if key not in _COMPILED_INIT:
+            _COMPILED_INIT[key] = jax.jit(self.init).lower(jax.random.PRNGKey(0)).compile()
+        init = _COMPILED_INIT[key]
         runners = [init(jax.random.PRNGKey(s)) for s in range(self.cfg.seed, self.cfg.seed + self.cfg.num_seeds)]
-        return jax.tree.map(lambda *xs: jnp.stack(xs), *runners)
+        stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *runners)
+        # the budget is a host-only key: the cached program may hold another run's
+        return stacked.replace(total_updates=jnp.full_like(stacked.total_updates, self.cfg.num_updates))
 
     # -- one PPO update -------------------------------------------------------------------
     def _policy_sample(self, key, out, log_std):

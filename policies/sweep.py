@@ -146,9 +146,10 @@ def trials(out: Path, base: dict[str, Any], pts: list[dict[str, Any]], seeds: li
             for p in pts for s in seeds]
 
 
-def check_sweep(out: Path, base: dict[str, Any], pts: list[dict[str, Any]] | None = None) -> None:
-    """Record the sweep's base config (and random points) in OUT, or refuse OUT when it holds another sweep.
-    A grid may grow between reruns; drawn points may not change (another space or --search-seed)."""
+def check_sweep(out: Path, base: dict[str, Any], pts: list[dict[str, Any]] | None = None,
+                asha: dict[str, Any] | None = None) -> None:
+    """Record the sweep's base config (random points, ASHA rungs) in OUT, or refuse OUT when it holds another
+    sweep. A grid may grow between reruns; drawn points and rungs may not change."""
     path = out / SWEEP_FILE
     drawn = json.loads(json.dumps(pts or []))
     if path.is_file():
@@ -158,13 +159,17 @@ def check_sweep(out: Path, base: dict[str, Any], pts: list[dict[str, Any]] | Non
         if saved.get("points", []) != drawn:
             raise ConfigError(f"{out} holds a sweep of other random points (another --sample space, --samples or "
                               f"--search-seed); choose another --out")
+        if saved.get("asha") != asha:
+            raise ConfigError(f"{out} holds a sweep with {'ASHA rungs ' + str(saved['asha']) if saved.get('asha') else 'no ASHA'}"
+                              f"; rerun it the same way or choose another --out")
         return
     out.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"base": base, "points": drawn}, indent=2), encoding="utf-8")
+    path.write_text(json.dumps({"base": base, "points": drawn, **({"asha": asha} if asha else {})}, indent=2),
+                    encoding="utf-8")
 
 
 def finished(trial: dict[str, Any]) -> dict[str, Any] | None:
-    path = Path(trial["dir"]) / TRIAL_FILE
+    path = Path(trial["dir"]) / trial.get("file", TRIAL_FILE)
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
@@ -175,7 +180,8 @@ def split_finished(all_trials: list[dict[str, Any]]) -> tuple[dict[str, dict[str
 
 
 def run_trial(trial: dict[str, Any]) -> dict[str, Any]:
-    """Train one trial (resuming its checkpoint if one was saved), evaluate it, write trial.json."""
+    """Train one trial (resuming its checkpoint if one was saved), evaluate it, write trial.json (or, for an
+    ASHA rung short of the full budget, `trial["file"]` after `trial["until_steps"]` env steps)."""
     from marlstack.policies import checkpoint, run_dir
     from marlstack.policies.config import build_config
     from marlstack.policies.train_cli import train
@@ -183,7 +189,9 @@ def run_trial(trial: dict[str, Any]) -> dict[str, Any]:
     out = Path(trial["dir"])
     cfg = build_config(trial["overrides"])
     resume = (out / checkpoint.FILENAME).is_file()
-    summary = train(cfg, out, resume=resume, progress=False)
+    until = trial.get("until_steps")
+    summary = train(cfg, out, resume=resume, progress=False,
+                    until_updates=None if until is None else until // (cfg.num_envs * cfg.num_steps))
     tail = run_dir.last_tenth(run_dir.read_metrics(out), cfg.seed)
     result = {"point": trial["point"], "seed": trial["seed"], "run_dir": str(out), "resumed": resume,
               "env_steps": summary["env_steps_per_seed"], "train_s": summary["train_s"],
@@ -191,9 +199,9 @@ def run_trial(trial: dict[str, Any]) -> dict[str, Any]:
               "train_success": run_dir.nanmean(r["success_rate"] for r in tail),
               "train_return": run_dir.nanmean(r["return"] for r in tail),
               "barrier_rate": run_dir.nanmean(r["barrier_rate"] for r in tail),
-              **_evaluate(out, cfg)}
+              **({"rung": trial["rung"]} if "rung" in trial else {}), **_evaluate(out, cfg)}
     result = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in result.items()}
-    (out / TRIAL_FILE).write_text(json.dumps(result, indent=2), encoding="utf-8")
+    (out / trial.get("file", TRIAL_FILE)).write_text(json.dumps(result, indent=2), encoding="utf-8")
     return result
 
 
@@ -228,16 +236,12 @@ def run_sweep(out: Path, base: dict[str, Any], pts: list[dict[str, Any]], seeds:
         import ray
         started = _start_ray(address, num_cpus)
         try:
-            task = ray.remote(num_cpus=cpus_per_trial, num_gpus=gpus_per_trial, max_retries=0)(run_trial)
+            task = _task(cpus_per_trial, gpus_per_trial)
             pending = {task.remote(t): t for t in todo}
             while pending:
                 ready, _ = ray.wait(list(pending), num_returns=1)
                 trial = pending.pop(ready[0])
-                try:
-                    result = ray.get(ready[0])
-                except ray.exceptions.RayTaskError as exc:  # kept out of trial.json: a rerun tries it again
-                    result = {"point": trial["point"], "seed": trial["seed"], "run_dir": trial["dir"],
-                              "error": (str(exc.cause or exc).strip().splitlines() or ["failed"])[-1]}
+                result = _collect(ready[0], trial)
                 done[trial["dir"]] = result
                 if on_result is not None:
                     on_result(result)
@@ -250,6 +254,87 @@ def run_sweep(out: Path, base: dict[str, Any], pts: list[dict[str, Any]], seeds:
     else:
         bar.close()
     return [done[t["dir"]] for t in all_trials if t["dir"] in done]
+
+
+def _task(cpus_per_trial: float, gpus_per_trial: float) -> Any:
+    import ray
+    return ray.remote(num_cpus=cpus_per_trial, num_gpus=gpus_per_trial, max_retries=0)(run_trial)
+
+
+def _collect(ref: Any, trial: dict[str, Any]) -> dict[str, Any]:
+    """A finished task's result, or the trial with its error (kept out of trial.json: a rerun tries it again)."""
+    import ray
+    try:
+        return ray.get(ref)
+    except ray.exceptions.RayTaskError as exc:
+        return {"point": trial["point"], "seed": trial["seed"], "run_dir": trial["dir"],
+                **({"rung": trial["rung"]} if "rung" in trial else {}),
+                "error": (str(exc.cause or exc).strip().splitlines() or ["failed"])[-1]}
+
+
+def run_asha(out: Path, base: dict[str, Any], pts: list[dict[str, Any]], seeds: list[int], rungs: list[int],
+             eta: int, metric: str | None = None, address: str | None = None, num_cpus: int | None = None,
+             cpus_per_trial: float = 1.0, gpus_per_trial: float = 0.0,
+             progress: bool = True) -> list[dict[str, Any]]:
+    """The sweep with ASHA early stopping (policies/asha.py): each point's seeds train rung by rung, as far
+    as the promotion rule sends them. Returns every (point, seed)'s result at the highest rung it reached
+    (`rung`, and `stopped` when short of the full budget). Rungs read back from OUT are not rerun."""
+    from tqdm import tqdm
+
+    from marlstack.policies.asha import Asha
+    last = len(rungs) - 1
+
+    def job(i: int, k: int) -> list[dict[str, Any]]:
+        return [{**t, "until_steps": rungs[k], "rung": k, "file": TRIAL_FILE if k == last else f"rung-{k}.json"}
+                for t in trials(out, base, [pts[i]], seeds)]
+
+    def score(results: list[dict[str, Any]]) -> float | None:
+        key = metric or default_metric(results)
+        values = [r[key] for r in results if r.get(key) is not None]
+        return _median(values) if values else None
+
+    sched, reached = Asha(len(pts), rungs, eta), {}
+    for i in range(len(pts)):  # what an earlier run of this sweep finished
+        for k in range(len(rungs)):
+            got = [finished(t) for t in job(i, k)]
+            if all(r is not None for r in got):
+                sched.report(i, k, score(got))
+                reached[i] = got
+    bar = tqdm(unit="run", disable=not progress, dynamic_ncols=True, desc=f"asha {base.get('scenario', '')}")
+    nxt, started = sched.next_job(), False
+    try:
+        if nxt is not None:  # something left to train: Ray is started (or joined) only then
+            import ray
+            started = _start_ray(address, num_cpus)
+            task = _task(cpus_per_trial, gpus_per_trial)
+            have = ray.cluster_resources()
+            slots = int(have.get("CPU", 1) // cpus_per_trial) if cpus_per_trial else len(pts)
+            if gpus_per_trial:
+                slots = min(slots, int(have.get("GPU", 0) // gpus_per_trial))
+            slots = max(1, slots // len(seeds))  # jobs (a point's seeds at one rung) running at once
+            pending: dict[Any, dict[str, Any]] = {}
+            waiting: dict[tuple[int, int], list[dict[str, Any]]] = {}
+            while nxt is not None or pending:
+                while nxt is not None and len(waiting) < slots:
+                    waiting[nxt] = []
+                    pending.update({task.remote(t): t for t in job(*nxt)})
+                    nxt = sched.next_job()
+                ready, _ = ray.wait(list(pending), num_returns=1)
+                trial = pending.pop(ready[0])
+                i, k = pts.index(trial["point"]), trial["rung"]
+                waiting[(i, k)].append(_collect(ready[0], trial))
+                bar.update(1)
+                if len(waiting[(i, k)]) == len(seeds):
+                    got = sorted(waiting.pop((i, k)), key=lambda r: seeds.index(r["seed"]))
+                    sched.report(i, k, None if any("error" in r for r in got) else score(got))
+                    reached[i] = got
+                    nxt = nxt if nxt is not None else sched.next_job()
+    finally:
+        bar.close()
+        if started:
+            import ray
+            ray.shutdown()
+    return [{**r, "stopped": r.get("rung", last) < last} for i in sorted(reached) for r in reached[i]]
 
 
 class SweepError(RuntimeError):

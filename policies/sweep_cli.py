@@ -39,6 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", default=None, metavar="K|S1,S2",
                    help="K: seeds 0..K-1; or a comma-separated list (default: the config's seed..seed+num_seeds-1)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=SET_HELP)
+    p.add_argument("--asha", type=int, default=None, metavar="MIN_STEPS",
+                   help="ASHA early stopping: every point first trains MIN_STEPS env steps per seed, and only the best "
+                        "1/ETA of those finished at a rung go on to ETA times the budget, up to total_steps")
+    p.add_argument("--eta", type=int, default=3, help="ASHA's reduction factor (default 3)")
     p.add_argument("--out", "-o", type=Path, help="sweep directory (default runs/sweep-<scenario>-<time>)")
     p.add_argument("--metric", choices=METRICS,
                    help="the table's number (default: eval_success when the trials were evaluated, else train_success)")
@@ -98,7 +102,7 @@ def table(rows: list[dict[str, Any]], keys: list[str], seeds: list[int], metric:
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    from marlstack.policies import sweep
+    from marlstack.policies import asha, sweep
     try:
         base = base_config(args.config, args.set)
         grid, space = sweep.parse_grid(args.grid), sweep.parse_space(args.sample)
@@ -111,14 +115,27 @@ def main(argv: list[str]) -> int:
         pts = sweep.points(grid, draws)
         for point in pts:  # refuse a bad value before any trial starts
             build_config({**base, **point})
+        rungs = None
+        if args.asha is not None:
+            if any("total_steps" in point for point in pts):
+                raise ConfigError("--asha sets each point's budget: do not sweep total_steps with it")
+            try:
+                rungs = asha.rung_budgets(args.asha, build_config(base).total_steps, args.eta)
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
         out = args.out or Path("runs") / f"sweep-{base['scenario']}-{time.strftime('%Y%m%d-%H%M%S')}"
-        sweep.check_sweep(out, base, draws if space else None)
+        sweep.check_sweep(out, base, draws if space else None,
+                          {"rungs": rungs, "eta": args.eta} if rungs is not None else None)
     except ConfigError as exc:
         print(f"marlstack sweep: {exc}", file=sys.stderr)
         return 2
     try:
-        results = sweep.run_sweep(out, base, pts, seeds, args.address, args.num_cpus, args.cpus_per_trial,
-                                  args.gpus_per_trial, progress=not args.no_progress)
+        if rungs is None:
+            results = sweep.run_sweep(out, base, pts, seeds, args.address, args.num_cpus, args.cpus_per_trial,
+                                      args.gpus_per_trial, progress=not args.no_progress)
+        else:
+            results = sweep.run_asha(out, base, pts, seeds, rungs, args.eta, args.metric, args.address, args.num_cpus,
+                                     args.cpus_per_trial, args.gpus_per_trial, progress=not args.no_progress)
     except KeyboardInterrupt:
         print(f"marlstack sweep: interrupted; rerun the same command to resume ({out})", file=sys.stderr)
         return 130
@@ -128,8 +145,13 @@ def main(argv: list[str]) -> int:
     metric = args.metric or sweep.default_metric(results)
     rows = sweep.table_rows(results, pts, seeds, metric)
     keys = [*grid, *space]
+    if rungs is not None:  # how far ASHA let each point train
+        for row, point in zip(rows, pts):
+            row["steps"] = max((r.get("env_steps") or 0 for r in results if r["point"] == point), default=0)
+        keys.append("steps")
     failed = [r for r in results if "error" in r]
     summary = {"out": str(out), "base": base, "grid": grid, "space": space, "seeds": seeds, "metric": metric,
+               **({"asha": {"rungs": rungs, "eta": args.eta}} if rungs is not None else {}),
                "table": rows, "trials": results}
     (out / sweep.RESULTS_FILE).write_text(json.dumps(summary, indent=2), encoding="utf-8")
     with (out / "results.csv").open("w", newline="", encoding="utf-8") as fh:

@@ -15,20 +15,16 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from marlstack.policies.config import (ConfigError, TrainConfig, add_config_arguments, build_config, coerce,
+from marlstack.policies.config import (HOST_ONLY, ConfigError, TrainConfig, add_config_arguments, build_config, coerce,
                              overrides_from_args)
 
-# keys a resumed run may change: they do not alter shapes or the state being continued
-RESUMABLE_OVERRIDES = ("total_steps", "checkpoint_every", "eval_episodes", "tensorboard")
-# keys only the host loop reads; every other key is baked into the compiled update
-HOST_ONLY = ("total_steps", "checkpoint_every", "eval_episodes", "tensorboard")
 # compiled chunk per config: a rerun in the same process (tests, benchmarks) skips compiling
 _COMPILED: dict[str, Any] = {}
 
 
 def compiled_chunk(cfg: TrainConfig, trainer: Any, runners: Any) -> tuple[Any, float]:
     """(compiled `trainer.chunk_fn()` for these runners, seconds spent compiling)."""
-    key = json.dumps({k: v for k, v in cfg.to_dict().items() if k not in HOST_ONLY}, sort_keys=True)
+    key = cfg.compile_key()
     if key not in _COMPILED:
         t0 = time.perf_counter()
         _COMPILED[key] = (trainer.chunk_fn().lower(runners).compile(), time.perf_counter() - t0)
@@ -37,8 +33,9 @@ def compiled_chunk(cfg: TrainConfig, trainer: Any, runners: Any) -> tuple[Any, f
 
 
 def train(cfg: TrainConfig, out: Path, resume: bool = False, progress: bool = True,
-          after_call: Callable[[int], None] | None = None) -> dict[str, Any]:
-    """Train (or continue) a run in `out`; returns a summary. `after_call(updates_done)` is a test hook."""
+          after_call: Callable[[int], None] | None = None, until_updates: int | None = None) -> dict[str, Any]:
+    """Train (or continue) a run in `out`; returns a summary. `after_call(updates_done)` is a test hook;
+    `until_updates` stops (and saves) there, the schedules still those of the full budget (ASHA's rungs)."""
     import jax
     import jax.numpy as jnp
     import numpy as np
@@ -69,7 +66,7 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, progress: bool = Tr
 
     compiled, compile_s = compiled_chunk(cfg, trainer, runners)
     per_call = cfg.num_seeds * cfg.num_envs * cfg.num_steps * cfg.updates_per_call
-    calls = max(0, cfg.num_updates - updates) // cfg.updates_per_call
+    calls = max(0, min(cfg.num_updates, until_updates or cfg.num_updates) - updates) // cfg.updates_per_call
 
     saved: list[int | None] = [updates if resume else None]  # the update of the last checkpoint
 
@@ -204,9 +201,9 @@ def _resume_config(out: Path, scenario: str | None, overrides: dict[str, Any]) -
     if scenario and scenario != saved.get("scenario"):
         raise CheckpointError(f"--resume: {out} trained scenario {saved.get('scenario')!r}, not {scenario!r}")
     changed = sorted(k for k, v in overrides.items()
-                     if k not in RESUMABLE_OVERRIDES and coerce(k, v) != coerce(k, saved.get(k)))
+                     if k not in HOST_ONLY and coerce(k, v) != coerce(k, saved.get(k)))
     if changed:
-        raise ConfigError(f"--resume cannot change {', '.join(changed)} (only {', '.join(RESUMABLE_OVERRIDES)})")
+        raise ConfigError(f"--resume cannot change {', '.join(changed)} (only {', '.join(HOST_ONLY)})")
     return build_config({**saved, **overrides})
 
 

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from marlstack.cli import main as cli
-from marlstack.policies import sweep
+from marlstack.policies import asha, sweep
 from marlstack.policies.config import ConfigError
 
 # the smallest navigation training; the grid's key only changes the budget, so the Ray worker compiles once
@@ -50,6 +50,27 @@ def test_random_points_are_seeded_typed_and_crossed_with_the_grid():
             sweep.parse_space(bad)
 
 
+def test_asha_promotes_the_top_third_of_each_rung_as_soon_as_it_can():
+    assert asha.rung_budgets(1000, 30000, 3) == [1000, 3000, 9000, 30000]
+    assert asha.rung_budgets(1000, 3000, 3) == [1000, 3000]
+    for bad in ((0, 10, 3), (10, 10, 3), (1, 10, 1)):
+        with pytest.raises(ValueError):
+            asha.rung_budgets(*bad)
+    s = asha.Asha(points=6, rungs=[1, 3, 9])
+    assert [s.next_job() for _ in range(3)] == [(0, 0), (1, 0), (2, 0)]
+    for p, score in ((0, 0.2), (1, 0.9), (2, None)):  # None (a failed or unevaluated job) ranks last
+        s.report(p, 0, score)
+    assert s.next_job() == (1, 1)  # 3 finished rung 0: the best third (point 1) goes on at once
+    assert s.next_job() == (3, 0)  # nothing else to promote: a new point
+    s.report(3, 0, 0.5)
+    s.report(1, 1, 0.4)
+    assert s.next_job() == (4, 0)  # 4 finished rung 0: the top one is promoted already; rung 1 has 1 < 3
+    s.report(4, 0, 0.95)
+    s.report(5, 0, 0.1)
+    assert s.next_job() == (4, 1)  # 6 finished: the top two (4, 1); 1 already went
+    assert s.next_job() is None and s.reached(1) == 1 and s.reached(2) == 0 and s.reached(5) == -1 + 1
+
+
 def test_bad_sweeps_are_refused_in_one_line(tmp_path, capsys):
     assert cli(["sweep", "navigation", "--grid", "lr=fast", "--out", str(tmp_path)]) == 2
     assert capsys.readouterr().err.strip().count("\n") == 0
@@ -65,8 +86,21 @@ def test_bad_sweeps_are_refused_in_one_line(tmp_path, capsys):
         sweep.check_sweep(tmp_path / "r", {"scenario": "navigation"}, [{"lr": 0.002}])
 
 
+LR = sweep.draw(sweep.parse_space(["lr=loguniform(1e-4,1e-3)"]), 1, 0)[0]["lr"]  # the grid test's one draw
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """One local Ray instance (1 CPU, loopback) for the module: its worker keeps the compiled update, and the
+    sweeps join it instead of starting their own."""
+    import ray
+    assert sweep._start_ray(None, 1)
+    yield
+    ray.shutdown()
+
+
 @pytest.mark.filterwarnings("ignore:os.fork")  # Ray starts its processes with subprocess (fork + exec)
-def test_a_tiny_grid_runs_on_local_ray_and_resumes(tmp_path, capsys, monkeypatch):
+def test_a_tiny_grid_runs_on_local_ray_and_resumes(local_ray, tmp_path, capsys, monkeypatch):
     out = tmp_path / "sweep"
     # the grid crossed with one random draw (one learning rate: still one compile)
     args = ["sweep", "navigation", "--grid", "total_steps=8,16", "--sample", "lr=loguniform(1e-4,1e-3)", "--samples",
@@ -74,7 +108,7 @@ def test_a_tiny_grid_runs_on_local_ray_and_resumes(tmp_path, capsys, monkeypatch
     assert cli(args) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["metric"] == "train_success" and result["seeds"] == [0]
-    lr = sweep.draw(sweep.parse_space(["lr=loguniform(1e-4,1e-3)"]), 1, 0)[0]["lr"]
+    lr = LR
     assert [(r["total_steps"], r["lr"]) for r in result["table"]] == [(8, lr), (16, lr)]
     assert [t["env_steps"] for t in result["trials"]] == [8, 16]  # each trial trained its own budget
     for trial in result["trials"]:
@@ -92,3 +126,25 @@ def test_a_tiny_grid_runs_on_local_ray_and_resumes(tmp_path, capsys, monkeypatch
     pts = [t["point"] for t in result["trials"]]
     done, todo = sweep.split_finished(sweep.trials(out, result["base"], pts, [0]))
     assert [t["dir"] for t in todo] == [str(first)] and len(done) == 1 and (first / "checkpoint.msgpack").is_file()
+
+
+@pytest.mark.filterwarnings("ignore:os.fork")
+def test_asha_stops_all_but_the_best_third_and_resumes(local_ray, tmp_path, capsys, monkeypatch):
+    """Three points that differ in a host-only key (one compile): ties go to the first point, which alone
+    is promoted from 8 to 24 env steps, continuing its checkpoint; a rerun reads every rung back."""
+    out = tmp_path / "asha"
+    args = ["sweep", "navigation", "--grid", "checkpoint_every=1,2,3", "--asha", "8", "--set", "total_steps=24",
+            "--set", f"lr={LR}", "--seeds", "1", *TINY, "--num-cpus", "1", "--out", str(out), "--no-progress", "--json"]
+    assert cli(args) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["asha"] == {"rungs": [8, 24], "eta": 3}
+    assert [r["steps"] for r in result["table"]] == [24, 8, 8]
+    assert [(t["rung"], t["stopped"], t["env_steps"], t["resumed"]) for t in result["trials"]] == \
+        [(1, False, 24, True), (0, True, 8, False), (0, True, 8, False)]
+    first = out / "trials" / sweep.point_name({"checkpoint_every": 1}) / "seed-0"
+    assert (first / "rung-0.json").is_file() and (first / sweep.TRIAL_FILE).is_file()
+    assert len((first / "metrics.csv").read_text().splitlines()) == 1 + 3  # 3 updates of 8 steps, not 1 + 3
+    monkeypatch.setattr(sweep, "_start_ray", lambda *a: pytest.fail("a finished sweep started Ray"))
+    assert cli(args) == 0 and json.loads(capsys.readouterr().out)["trials"] == result["trials"]
+    assert cli([*args[:4], "--asha", "4", *args[6:]]) == 2
+    assert "ASHA rungs" in capsys.readouterr().err
