@@ -52,7 +52,10 @@ print(json.dumps({"steps": steps, "wall": time.perf_counter() - wall0, "cpu": ti
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--agents", type=int, nargs="+", default=[4, 10], help="fleet sizes (default 4 10)")
     parser.add_argument("--envs", type=int, nargs="+", default=[64, 1024], help="batch sizes (default 64 1024)")
-    parser.add_argument("--modes", default="env,physics", help="ours: env (the full step) and/or physics (default both)")
+    parser.add_argument("--modes", default="env,physics",
+                        help="ours, comma-separated: physics (rps's work), transition (+ reward), observe (+ every "
+                             "robot's observation), env (+ auto-reset: the full step); default env,physics; all four "
+                             "give the full step's breakdown")
     parser.add_argument("--rounds", type=int, default=5, help="alternations of rps and ours (default 5)")
     parser.add_argument("--seconds", type=float, default=1.0, help="time per rps measurement (default 1)")
     parser.add_argument("--steps", type=int, default=200, help="steps per batched scan of ours (default 200)")
@@ -71,8 +74,13 @@ def rps_rate(python: Path, initial: np.ndarray, seconds: float) -> tuple[float, 
     return out["steps"] / out["wall"], out["steps"] / max(out["cpu"], 1e-9)
 
 
-def batched_fn(env: Any, batch: int, steps: int, physics_only: bool) -> Callable[[], Any]:
-    """A compiled scan of `steps` steps of `batch` fleets (random commands within the limits)."""
+MODES = ("physics", "transition", "observe", "env")  # each stage the one before plus one piece
+
+
+def batched_fn(env: Any, batch: int, steps: int, mode: str) -> Callable[[], Any]:
+    """A compiled scan of `steps` steps of `batch` fleets (random commands within the limits) up to stage
+    `mode`: `physics` (rps's work), `transition` (+ reward and episode bookkeeping, `FleetEnv._transition`),
+    `observe` (+ every robot's observation, `FleetEnv.step_env`), `env` (+ the auto-reset: `FleetEnv.step`)."""
     import jax
     import jax.numpy as jnp
 
@@ -86,17 +94,23 @@ def batched_fn(env: Any, batch: int, steps: int, physics_only: bool) -> Callable
         poses, viol, _ = jax.vmap(lambda p, c: physics_step(env.profile, p, c))(poses, ui)
         return poses, viol.collisions.sum() + viol.boundary_exits.sum()
 
-    def full(carry, x):
+    def stage(carry, x):
         s, acc = carry
         k, ui = x
-        obs, s, rew, _, _ = jax.vmap(env.step)(jax.random.split(k, batch), s, ui)
-        return (s, acc + sum(obs[a].sum() + rew[a].sum() for a in env.agents)), None
+        keys = jax.random.split(k, batch)
+        if mode == "transition":
+            s, rew, _, _ = jax.vmap(env._transition)(keys, s, ui)
+            return (s, acc + rew.sum()), None
+        obs, s, rew, _, _ = jax.vmap(env.step_env if mode == "observe" else env.step)(keys, s, ui)
+        if isinstance(rew, dict):
+            rew = jnp.stack([rew[a] for a in env.agents], -1)
+        return (s, acc + rew.sum() + sum(obs[a].sum() for a in env.agents)), None
 
     keys = jax.random.split(key, steps)
-    if physics_only:
+    if mode == "physics":
         run = jax.jit(lambda: jax.lax.scan(physics, states.poses, u))
     else:
-        run = jax.jit(lambda: jax.lax.scan(full, (states, jnp.zeros(())), (keys, u)))
+        run = jax.jit(lambda: jax.lax.scan(stage, (states, jnp.zeros(())), (keys, u)))
     jax.block_until_ready(run())  # compile
     return lambda: jax.block_until_ready(run())
 
@@ -116,9 +130,9 @@ def run(args: argparse.Namespace) -> list[Row]:
         env = FleetEnv("gritsbot_x", num_agents=n)
         initial = np.asarray(env.reset(jax.random.PRNGKey(n))[1].poses, np.float64)
         modes = [m.strip() for m in args.modes.split(",") if m.strip()]
-        if not modes or set(modes) - {"env", "physics"}:
-            raise SystemExit(f"bench rps21: --modes takes env and/or physics, got {args.modes!r}")
-        fns = {(mode, b): batched_fn(env, b, args.steps, mode == "physics") for b in args.envs for mode in modes}
+        if not modes or set(modes) - set(MODES):
+            raise SystemExit(f"bench rps21: --modes takes {', '.join(MODES)}, got {args.modes!r}")
+        fns = {(mode, b): batched_fn(env, b, args.steps, mode) for b in args.envs for mode in modes}
         rps_runs, ours_runs = [], {k: [] for k in fns}
         for _ in range(args.rounds):
             rps_runs.append(rps_rate(args.rps_python, initial, args.seconds))
