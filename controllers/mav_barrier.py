@@ -101,12 +101,22 @@ def cable_ends(geom: CableGeometry, pos: Any, vel: Any, rot: Any, omega: Any, lo
     """The cable ends of a team (numpy or jax.numpy): MAV positions, world velocities (N, 3), rotations body to
     world (N, 3, 3), body rates (N, 3); the load's position, world velocity, rotation (3, 3) and body rates."""
     m = xp(pos, load_pos)
-    hook = rot @ m.asarray(geom.hook, pos.dtype)                                   # (N, 3)
-    arm = m.asarray(geom.attach, pos.dtype) @ load_rot.T                           # (N, 3)
+    hook_body, attach = _geometry_arrays(geom)
+    hook = rot @ m.asarray(hook_body, pos.dtype)                                   # (N, 3)
+    arm = m.asarray(attach, pos.dtype) @ load_rot.T                                # (N, 3)
     w = (rot @ omega[:, :, None])[:, :, 0]
     wl = load_rot @ load_omega
     spin = _cross(wl[None, :], arm)
     return Cables(pos + hook, vel + _cross(w, hook), load_pos + arm, load_vel + spin, _cross(wl[None, :], spin))
+
+
+@functools.lru_cache(maxsize=32)
+def _geometry_arrays(geom: CableGeometry) -> tuple[np.ndarray, np.ndarray]:
+    """The hook and the attachments as arrays, converted once (nested tuples cost ~10 µs a call onboard)."""
+    out = np.asarray(geom.hook, np.float64), np.asarray(geom.attach, np.float64)
+    for x in out:
+        x.flags.writeable = False
+    return out
 
 
 def _dot(x: Any, y: Any) -> Any:

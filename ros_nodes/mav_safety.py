@@ -18,6 +18,7 @@ rows, too (`safety_cables_unchecked`).
 """
 from __future__ import annotations
 
+import math
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -55,6 +56,9 @@ class SafetyStage:
         self.max_intervention = 0.0  # m/s²
         self.cables = self.spec.cable_separation > 0 or self.spec.tan_cable_angle > 0
         self.profile, self.geometry = profile, None   # the cable layout, read at the first step with the load
+        n = len(mavs)
+        self._level, self._still = np.broadcast_to(np.eye(3), (n, 3, 3)), np.zeros((n, 3))   # attitudes, rates not given
+        self._still.flags.writeable = False
         self._warm: list[int] = []     # the previous solve's active rows: the next one starts there
         self._conflict: list[int] = []  # the rows that proved the previous call's conflict (filter_team)
 
@@ -68,9 +72,9 @@ class SafetyStage:
         rows join."""
         pos, vel, cmd = (np.asarray(x, np.float64) for x in (pos, vel, cmd))
         n = pos.shape[0]
-        age = np.zeros(n) if age_s is None else np.asarray(age_s, np.float64)
-        rot = np.broadcast_to(np.eye(3), (n, 3, 3)) if rot is None else np.asarray(rot, np.float64)
-        omega = np.zeros((n, 3)) if omega is None else np.asarray(omega, np.float64)
+        age = self._still[:, 0] if age_s is None else np.asarray(age_s, np.float64)
+        rot = self._level if rot is None else np.asarray(rot, np.float64)
+        omega = self._still if omega is None else np.asarray(omega, np.float64)
         parts = [("positions", pos), ("velocities", vel), ("command", cmd), ("ages", age), ("attitudes", rot),
                  ("body rates", omega)]
         if load is not None:
@@ -78,7 +82,8 @@ class SafetyStage:
         if not np.isfinite(np.concatenate([np.ravel(x) for _, x in parts])).all():   # one check; which, only then
             bad = [name for name, x in parts if not np.all(np.isfinite(x))]
             return None, f"non-finite {' and '.join(bad)}"
-        pos = pos + vel * np.maximum(age, 0.0)[:, None]
+        if age_s is not None:
+            pos = pos + vel * np.maximum(age, 0.0)[:, None]
         cables = None
         if self.cables and load is not None:
             self.geometry = self.geometry or cable_geometry(self.profile, n)
@@ -99,7 +104,8 @@ class SafetyStage:
             gaps = np.linalg.norm(pos[~self.mine] - pos[self.mine], axis=-1)
             closest = f"closest MAV {gaps.min():.3f} m, certified {self.spec.separation:g} m" if gaps.size else ""
             return None, f"barrier QP {status} ({closest})" if closest else f"barrier QP {status}"
-        change = float(np.linalg.norm(acc[0] - cmd[:3]))
+        delta = acc[0] - cmd[:3]
+        change = math.sqrt(float(delta @ delta))
         if change > INTERVENED:
             self.interventions += 1
             self.max_intervention = max(self.max_intervention, change)
