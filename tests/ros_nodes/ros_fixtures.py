@@ -19,6 +19,28 @@ TRAINED = REPO / "tests" / "data" / "navigation_4" / "checkpoint.msgpack"
 TRAINED_COVERAGE = REPO / "tests" / "data" / "coverage_4" / "checkpoint.msgpack"  # `marlstack train coverage`
 
 
+def trained_onnx(checkpoint: Path, out: Path, num_agents: int | None = None) -> Path:
+    """`checkpoint` exported (for `num_agents` robots): the committed export beside it
+    (`policy_<N>.onnx`, tests/data/README.md) while it is current — made from this checkpoint for today's
+    profile — else a fresh export to `out` (an export costs each test process ~5 s)."""
+    from marlstack.hardware import load_profile, profile_hash
+    from marlstack.policies.checkpoint import read
+    from marlstack.policies.runtime import load_spec
+    meta = read(checkpoint)[0]
+    committed = checkpoint.with_name(f"policy_{num_agents or meta['config']['num_agents']}.onnx")
+    try:
+        spec = load_spec(committed)
+        if spec["training_run_id"] == meta["run_id"] and spec["profile"]["hash"] == profile_hash(load_profile(spec["profile"]["name"])):
+            return committed
+    except ValueError:  # missing or unreadable: export
+        pass
+    if not out.exists():
+        from marlstack.policies.export import export
+        out.parent.mkdir(parents=True, exist_ok=True)
+        export(checkpoint, out, num_agents=num_agents)
+    return out
+
+
 def stopped(code: int) -> bool:
     """The node handled our SIGINT: exit 0, or its work saved and the DDS teardown hung (runner.py)."""
     return code in (0, EXIT_TEARDOWN_WEDGED)
@@ -27,27 +49,14 @@ def stopped(code: int) -> bool:
 @pytest.fixture(scope="session")
 def policies(tmp_path_factory) -> dict[int, Path]:
     """fleet size -> policy.onnx of the trained 4-robot policy, exported for 4 and for 8 robots."""
-    from marlstack.policies.export import export
     root = tmp_path_factory.getbasetemp() / "ros_policies"
-    root.mkdir(exist_ok=True)
-    out = {}
-    for n in (4, 8):
-        path = root / f"trained_{n}.onnx"
-        if not path.exists():
-            export(TRAINED, path, num_agents=n)
-        out[n] = path
-    return out
+    return {n: trained_onnx(TRAINED, root / f"trained_{n}.onnx", n) for n in (4, 8)}
 
 
 @pytest.fixture(scope="session")
 def coverage_policy(tmp_path_factory) -> Path:
     """policy.onnx of the trained 4-robot coverage policy."""
-    from marlstack.policies.export import export
-    path = tmp_path_factory.getbasetemp() / "ros_policies" / "coverage_4.onnx"
-    if not path.exists():
-        path.parent.mkdir(exist_ok=True)
-        export(TRAINED_COVERAGE, path)
-    return path
+    return trained_onnx(TRAINED_COVERAGE, tmp_path_factory.getbasetemp() / "ros_policies" / "coverage_4.onnx")
 
 
 def config_with_policy(example: str, policy: Path, tmp_path: Path) -> Path:
