@@ -158,21 +158,22 @@ def nearest(rows: jax.Array, x: jax.Array, y: jax.Array, k: int,
         _, idx = jax.lax.top_k(-jnp.sqrt(dx * dx + dy * dy), k)  # the argmin path's key, exactly
         near = jnp.take_along_axis(rows, idx[..., None], axis=-2)
         return [features(near[..., j, :]) for j in range(k)]
-    cols = [features(rows[..., j, :]) for j in range(m)]
-    dist = [col[2] for col in cols]
+    # the distances alone pick the rows; `features` then runs on the k picked rows, not on all m
+    fields = [[rows[..., j, f] for f in range(rows.shape[-1])] for j in range(m)]
+    dist = [jnp.sqrt((r[0] - x) * (r[0] - x) + (r[1] - y) * (r[1] - y)) for r in fields]
     slots = []
     for _ in range(k):
         best, arg = dist[0], jnp.zeros(x.shape, jnp.int32)
         for j in range(1, m):
             closer = dist[j] < best
             best, arg = jnp.where(closer, dist[j], best), jnp.where(closer, j, arg)
-        slot = []
-        for f in range(len(cols[0])):
-            v = cols[0][f]
+        picked = []
+        for f in range(len(fields[0])):
+            v = fields[0][f]
             for j in range(1, m):
-                v = jnp.where(arg == j, cols[j][f], v)
-            slot.append(v)
-        slots.append(tuple(slot))
+                v = jnp.where(arg == j, fields[j][f], v)
+            picked.append(v)
+        slots.append(features(jnp.stack(picked, axis=-1)))
         dist = [jnp.where(arg == j, jnp.inf, d) for j, d in enumerate(dist)]
     return slots
 
