@@ -315,3 +315,23 @@ def test_the_deployment_sets_the_sitl_sensing_model_and_the_certificate_delay(tm
         load_deployment(write_plan(tmp_path, sim={"pose_delay_s": -1}))
     with pytest.raises(PlanError, match="key 'safety.delay_s'"):
         load_deployment(write_plan(tmp_path, safety={"mode": "fleet", "delay_s": 5}))
+
+
+def test_the_onboard_certificate_brakes_a_robot_driving_into_a_shelf():
+    """Onboard mode takes the same box rows as the fleet node (the plan gives both `boxes`): robot a drives at a
+    shelf at full speed beside a parked neighbour; its barrier point stops at the box's margin, never inside."""
+    from marlstack.bench.barrier import numpy_step
+    from marlstack.controllers.barrier_qp import barrier_points, box_normals
+    box = (-0.1, 0.1, 0.25, 0.35)
+    cert = Certificate(GRITS, ["a", "b"], ["a"], "unicycle_walls", boxes=np.array([box]))
+    spec = cert.filter.spec
+    poses = np.array([[0.0, -0.1, np.pi / 2], [1.0, -0.5, 0.0]])
+    closest = np.inf
+    for _ in range(200):
+        u, status, _ = cert(poses, np.array([[GRITS.max_linear_speed, 0.0]]))
+        assert status == "optimal"
+        poses[0] = numpy_step(GRITS, poses[:1], u)[0]
+        closest = min(closest, float(box_normals(spec, barrier_points(spec, poses[:1]))[1][0, 0]))
+    # it started 0.32 m from the box and came within 0.07 m of the margin (the cubic rows slow the last bit: measured
+    # 0.174 m after 200 periods), never inside it
+    assert spec.distance / 2 - 1e-6 <= closest < spec.distance / 2 + 0.07, closest
