@@ -23,6 +23,12 @@ def fns(env):
     return jax.jit(env.reset), jax.jit(env.step)
 
 
+@pytest.fixture(scope="module")
+def resets(env):
+    """256 resets at once, compiled once for the module (un-jitted, `vmap` runs reset op by op: ~14 s of CPU)."""
+    return jax.jit(jax.vmap(env.reset))
+
+
 def _acts(env, arr):
     return {a: arr[i] for i, a in enumerate(env.agents)}
 
@@ -86,9 +92,9 @@ def test_ground_contact_terminates_and_auto_resets(env, fns):
     assert not bool(dones["__all__"])
 
 
-def test_tasks_and_random_goals_stay_in_the_box(env):
-    keys = jax.random.split(jax.random.PRNGKey(4), 64)
-    _, states = jax.jit(jax.vmap(env.reset))(keys)
+def test_tasks_and_random_goals_stay_in_the_box(env, resets):
+    keys = jax.random.split(jax.random.PRNGKey(4), 256)
+    _, states = resets(keys)
     t = env.profile.task
     start = np.asarray(states.bodies.load_pos)
     assert np.ptp(start[:, 0]) > t.start_position_range  # the team starts at random places
@@ -118,16 +124,16 @@ def test_thrust_loss_failure(env, fns):
     assert float(info["tension"][1]) == 0.0 and float(info["tension"][0]) > 1.0
     assert float(state.bodies.thrust[1].max()) < 0.5 * float(state.bodies.thrust[0].max())
     failing = CableEnv("mav_corl25", 3, failure=True)
-    fails = jax.vmap(failing.reset)(jax.random.split(jax.random.PRNGKey(6), 32))[1]
+    fails = jax.jit(jax.vmap(failing.reset))(jax.random.split(jax.random.PRNGKey(6), 32))[1]
     assert set(np.asarray(fails.fail_agent).tolist()) == {0, 1, 2}
     assert np.all((fails.fail_step >= 0.2 * failing.max_steps) & (fails.fail_step <= 0.8 * failing.max_steps))
 
 
-def test_vmap_256_envs_is_deterministic_and_matches_single_env(env, fns):
+def test_vmap_256_envs_is_deterministic_and_matches_single_env(env, fns, resets):
     _, step = fns
     n = 256
     keys = jax.random.split(jax.random.PRNGKey(7), n)
-    _, states = jax.vmap(env.reset)(keys)
+    _, states = resets(keys)
     acts = jax.random.uniform(jax.random.PRNGKey(8), (n, 3, ACTION_DIM), minval=-1, maxval=1) * env.action_limit
     batched = jax.jit(jax.vmap(env.step))
 

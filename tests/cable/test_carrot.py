@@ -14,6 +14,16 @@ def env():
     return CableEnv("mav_corl25", 3, task="random", residual=0.3)
 
 
+@pytest.fixture(scope="module")
+def states(env):
+    """256 random resets, compiled once (an un-jitted reset runs op by op: seconds of CPU per call)."""
+    return jax.jit(jax.vmap(env.reset))(jax.random.split(jax.random.PRNGKey(0), 256))[1]
+
+
+def one(states, i):
+    return jax.tree.map(lambda x: x[i], states)
+
+
 def test_spd_solve_matches_numpy():
     rng = np.random.default_rng(0)
     m = rng.normal(size=(5, 6, 6))
@@ -42,20 +52,19 @@ def test_equilibrium_places_balance_the_load(env):
     assert np.abs(torque).max() < 1e-3 * c.load_weight
 
 
-def test_random_goals_are_feasible_and_rejection_is_reported(env):
+def test_random_goals_are_feasible_and_rejection_is_reported(env, states):
     from marlstack.policies.evaluate_cable import goal_rejection_rate
     rate = goal_rejection_rate(env, samples=2048)
     assert 0.02 < rate < 0.3  # the box holds some poses the cables cannot reach (measured: ~0.09)
-    _, states = jax.jit(jax.vmap(env.reset))(jax.random.split(jax.random.PRNGKey(0), 256))
     assert bool(np.all(env.goal_feasible(states.goal_pos, states.goal_quat)))
     # a load pose too close to the ground is refused, the level start pose is kept
     assert not bool(env.goal_feasible(jnp.asarray([0.0, 0.0, 0.2]), jnp.asarray([1.0, 0, 0, 0])))
     assert bool(env.goal_feasible(jnp.asarray(env.hover.load_pos, jnp.float32), jnp.asarray([1.0, 0, 0, 0])))
 
 
-def test_success_needs_the_goal_held_for_success_hold(env):
+def test_success_needs_the_goal_held_for_success_hold(env, states):
     """A team resting at its goal succeeds exactly after hold_steps steps (which ends the episode)."""
-    _, state = env.reset(jax.random.PRNGKey(1))
+    state = one(states, 1)
     state = state.replace(goal_pos=state.bodies.load_pos, goal_quat=state.bodies.load_quat)
     step = jax.jit(env.step)
     zero = jnp.zeros((3, 5))
@@ -68,8 +77,8 @@ def test_success_needs_the_goal_held_for_success_hold(env):
     assert float(rew["agent_0"]) > env.profile.reward.success - 1.0
 
 
-def test_residual_command_adds_the_classical_controller_and_clips(env):
-    _, state = env.reset(jax.random.PRNGKey(3))
+def test_residual_command_adds_the_classical_controller_and_clips(env, states):
+    state = one(states, 3)
     sensors = env.sense(state)
     base = classical(sensors, env.team_constants)
     act = jnp.ones((3, 5)) * 0.5
