@@ -20,10 +20,12 @@ TRAINED = REPO / "tests" / "data" / "rware_4" / "policy.onnx"
 
 
 def test_the_trained_rware_policy_delivers_every_item_behind_the_shelf_barrier(tmp_path):
+    """launch/rware4.yaml with one request, shelf 7 (both, 3 and 7, take 13-15 s; this one ~6 s)."""
     config = config_with_policy("rware4.yaml", TRAINED, tmp_path)
+    config.write_text(yaml.safe_dump({**yaml.safe_load(config.read_text()), "requests": [7]}))
     report, _ = sitl(config, "--duration", "60", "--until-goals")
     assert report["ok"], report["error"]
-    assert report["items_delivered"] == report["items_requested"] == 2 and report["done_at_s"] is not None, report
+    assert report["items_delivered"] == report["items_requested"] == 1 and report["done_at_s"] is not None, report
     for name, r in report["robots"].items():
         assert r["collision_steps"] == r["shelf_collision_steps"] == r["boundary_exit_steps"] == 0, (name, r)
         assert r["goal_reached"] and r["barrier_brakes"] == 0, (name, r)
@@ -57,8 +59,8 @@ def test_a_command_into_a_shelf_is_braked_over_ros(tmp_path):
                 robots=[{"name": f"robot_{i}", "start": s} for i, s in enumerate(starts)])
     config = tmp_path / "into_shelf.yaml"
     config.write_text(yaml.safe_dump(data))
-    report, _ = sitl(config, "--duration", "3")
+    report, _ = sitl(config, "--duration", "2")
     for r in report["robots"].values():
         assert r["shelf_collision_steps"] == 0 and r["collision_steps"] == 0, r
-        assert r["interventions"] > 30 and r["barrier_brakes"] == 0, r   # braked by the certificate, not stopped
+        assert r["interventions"] > 20 and r["barrier_brakes"] == 0, r   # braked by the certificate, not stopped
     assert report["ok"], report["error"]
