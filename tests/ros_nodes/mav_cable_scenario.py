@@ -79,12 +79,15 @@ def main(out: str, policy: str, workdir: str) -> None:
     node._on_goal(goal)
     alone.put(mav_io.GOAL, mav_io.goal_pose(goal), 0.0)
     result, first = {}, time.time() + 0.06
-    for name, load_stamp in (("fresh", None), ("load_45ms_old", first + 0.015)):
-        # the second step 60 ms after the first (later on a loaded machine): its load sample newer than the first
-        # step's, so it is not dropped as out of order, and at least 45 ms old
-        time.sleep(max(0.0, first + (0.0 if load_stamp is None else 0.06) - time.time()))
+    for name in ("fresh", "load_45ms_old"):
+        # the second step 60 ms after the first one's actual time (later on a loaded machine): its load sample 15 ms
+        # newer than the first step's, so it is not dropped as out of order (and the first step's odometry stays
+        # at or before it for replay), and at least 45 ms old
+        time.sleep(max(0.0, first + (0.0 if name == "fresh" else 0.06) - time.time()))
         now = time.time()
+        load_stamp = None if name == "fresh" else first + 0.015
         odom, load = messages(now, 0.0 if load_stamp is None else now - load_stamp)
+        first = now if name == "fresh" else first
         for m in MAVS:
             log(f"/{m}/odom", odom_type, odom[m])
             node._on_odom(m)(odom[m])
