@@ -28,7 +28,9 @@ OUT = HERE / "cable3_wall"
 # with the most /load/odom samples, i.e. where the loaded machine ran the sim fastest and the nodes held least
 BEFORE_S, CUT_S = 0.4, 1.6
 WALL_START = [2.8, 0.0, 1.5]
-WALL = {"start": WALL_START, "goals": [{"position": [3.4, 0.0, 1.5], "rpy_deg": [0, 0, 0]}], "goal_timeout_s": 6}
+# on wall clock, as recorded (SITL's default is now simulated time, whose bags have no loaded-machine holds)
+WALL = {"start": WALL_START, "goals": [{"position": [3.4, 0.0, 1.5], "rpy_deg": [0, 0, 0]}], "goal_timeout_s": 6,
+        "sim": {"seed": 0, "clock": "wall"}}
 
 
 def keep(topic: str) -> bool:
