@@ -148,3 +148,10 @@ def test_fleet_env_gives_the_shelves_to_its_barrier():
     want = BarrierFilter(GRITS, 3, "unicycle_walls", boxes=spec.SHELVES).filter(at, u)
     assert want.ok and want.intervention[0] > 0.1            # the shelf row binds: the robot must nearly stop
     np.testing.assert_allclose(np.asarray(info["barrier_intervention"]), want.intervention, atol=1e-4)
+
+
+def test_in_boxes_counts_a_body_touching_a_box():
+    """What the SITL sim node counts as shelf_collision_steps: the body (a radius around the centre) overlaps a box."""
+    box = [(-0.1, 0.1, 0.25, 0.35)]
+    poses = jnp.array([[0.0, 0.25 - 0.054, 0.0], [0.0, 0.25 - 0.056, 0.0], [0.0, 0.3, 1.0], [0.135, 0.385, 0.0], [0.15, 0.4, 0.0]])
+    np.testing.assert_array_equal(np.asarray(rware.in_boxes(poses, box, 0.055)), [True, False, True, True, False])
