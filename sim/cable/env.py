@@ -279,8 +279,11 @@ class CableEnv:
         return state.replace(bodies=bodies, ctrl=ctrl, actions=past, step=state.step + 1,
                              tension=tensions[-1], min_tension=jnp.min(tensions, axis=0))
 
-    def step(self, key: jax.Array, state: CableState, actions: dict[str, jnp.ndarray] | jnp.ndarray):
-        """JaxMARL step: per-agent dicts in and out, `dones["__all__"]`, automatic reset when done."""
+    def step(self, key: jax.Array, state: CableState, actions: dict[str, jnp.ndarray] | jnp.ndarray,
+             auto_reset: bool = True):
+        """JaxMARL step: per-agent dicts in and out, `dones["__all__"]`, automatic reset when done (`auto_reset=False`:
+        the ended episode's state steps on, for evaluations that stop counting at the end: the reset is most of
+        the graph to compile and, under `vmap`, runs every step)."""
         act = jnp.stack([actions[a] for a in self.agents]) if isinstance(actions, dict) else actions
         lim = jnp.asarray(self.policy_limit, jnp.float32)
         act = jnp.clip(act.astype(jnp.float32), -lim, lim)
@@ -303,8 +306,10 @@ class CableEnv:
         timeout = truncated & ~terminated & ~solved
         info = {**self.info(nxt), **shield, "crash_cause": jnp.broadcast_to(cause, (self.num_agents,)),
                 "truncated": jnp.broadcast_to(timeout, (self.num_agents,))}
-        _, state_re = self.reset(key)
-        state_out = jax.tree.map(lambda a, b: jnp.where(done, a, b), state_re, nxt)
+        state_out = nxt
+        if auto_reset:
+            _, state_re = self.reset(key)
+            state_out = jax.tree.map(lambda a, b: jnp.where(done, a, b), state_re, nxt)
         obs_out = self.get_obs(state_out)
         rewards = {a: reward[i] for i, a in enumerate(self.agents)}
         dones = {a: done for a in self.agents} | {"__all__": done}
