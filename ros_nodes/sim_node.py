@@ -162,6 +162,8 @@ def make_node():
             profile, rate = profile_and_rate(profile_name, rate)
             self.rware = None
             if rware:
+                if not requests or not len(boxes):
+                    raise StartError("rware: parameters 'boxes' (the shelves) and 'requests' (indices into them) are needed")
                 try:
                     self.rware = RwareTask(profile, n, boxes, requests)
                 except (ValueError, IndexError) as exc:
