@@ -13,7 +13,7 @@ a box slides right along its face for `turn_s`, then the nominal slides it back 
 stuck (measured: 10 of 96 approaches to a 0.2 × 0.1 m box stalled at a corner for 30 s). So a turn
 lasts, past `turn_s`, for as long as the robot's barrier point is within `box_reach` of a box's margin
 and its nominal still points into that box: it follows the box clockwise until the way to its goal
-is clear (a bug-style boundary following; for a convex box the goal direction clears within one lap).
+is clear (a bug-style boundary following; measured for one convex box: 96 of 96 approaches arrive).
 
 Only the nominal command changes; the QP, its rows and the solver are the same, so every step
 is certified exactly as without the rule (docs/barrier.md). Numpy only, like `BarrierFilter`.
