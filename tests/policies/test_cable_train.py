@@ -33,11 +33,11 @@ def test_team_options_are_refused_outside_cable_scenarios(capsys):
 
 
 def test_eval_reports_every_seed_beside_the_baselines(cable_run, capsys):
-    assert cli(["eval", str(cable_run), "--episodes", "16", "--no-gif", "--json"]) == 0
+    assert cli(["eval", str(cable_run), "--episodes", "8", "--no-gif", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert [s["seed"] for s in result["seeds"]] == [0]
     # the run trained with the barrier: the classical controller is reported with it and without it
-    assert result["barrier"] is True and result["episodes"] == 16
+    assert result["barrier"] is True and result["episodes"] == 8
     assert set(result["baselines"]) == {"zero", "classical", "classical_no_barrier"}
     zero, classical = result["baselines"]["zero"], result["baselines"]["classical"]
     # the run trained with a failing MAV, so it is evaluated with one (as trained); on the same episodes hover
@@ -45,7 +45,7 @@ def test_eval_reports_every_seed_beside_the_baselines(cable_run, capsys):
     assert result["failure"] is True
     assert zero["success_rate"] == 0.0 < classical["success_rate"]
     assert classical["position_error_median_m"] < zero["position_error_median_m"]
-    assert sum(b["episodes"] for b in classical["by_goal_tilt_deg"].values()) == 16
+    assert sum(b["episodes"] for b in classical["by_goal_tilt_deg"].values()) == 8
     assert json.loads((cable_run / "eval.json").read_text())["median_success_rate"] == result["median_success_rate"]
     with pytest.raises(ConfigError, match="team size"):
         from marlstack.policies.eval_cli import evaluate_run

@@ -1,10 +1,13 @@
 """The shipped cable teams (models/*) still do what models/README.md, their eval.json and robustness.json state.
 
 Each model is evaluated again on 32 fresh episodes (eval seed 1: the stated numbers use seed 0) on the
-nominal team and with every factor of the profile's domain randomisation drawn at once; each must reach its
-stated median success within 0.15 (about three binomial standard deviations at 32 episodes) with at most
-0.1 more crashes, or at most 2 crashes in 32 episodes where it states none (cable3: issue 12's crash goal,
-≤ 0.05, met with the barrier's cable rows). (The classical controller beside it is tested in test_cable_train.py.)"""
+nominal team and with every factor of the profile's domain randomisation drawn at once. Nominal: the stated
+median success within 0.10 (measured on these episodes 2026-12-05: cable3 0.938 against 0.961 stated,
+cable4_failure 0.938 against 0.832; 0.10 is about two binomial standard deviations at 32 episodes), with at
+most 0.05 more crashes, or at most 2 crashes in 32 episodes where it states none (cable3: issue 12's crash goal,
+≤ 0.05, met with the barrier's cable rows; both measured 0). Every factor drawn: robustness.json's median within
+0.15 (measured 0.812 against 0.906, 0.625 against 0.625). (The classical controller beside it is tested in
+test_cable_train.py.)"""
 import json
 from pathlib import Path
 
@@ -31,7 +34,7 @@ def test_shipped_model_meets_its_stated_evaluation(name):
                         env_overrides={"env_kwargs": {"failure": stated["failure"]}})
     nominal, drawn = result["rows"]
     assert result["num_agents"] == stated["num_agents"]
-    assert nominal["median_success_rate"] >= stated["median_success_rate"] - 0.15
-    assert nominal["median_crash_rate"] <= (stated["median_crash_rate"] + 0.1 if stated["median_crash_rate"] else 2 / 32)
+    assert nominal["median_success_rate"] >= stated["median_success_rate"] - 0.10
+    assert nominal["median_crash_rate"] <= (stated["median_crash_rate"] + 0.05 if stated["median_crash_rate"] else 2 / 32)
     robust = {r["name"]: r for r in json.loads((MODELS / name / "robustness.json").read_text())["rows"]}
     assert drawn["median_success_rate"] >= robust[ALL_DRAWN]["median_success_rate"] - 0.15
