@@ -153,10 +153,13 @@ def main(out: Path, policy: str, workdir: Path) -> None:
         node.spin_for(0.5)
         t_kill = time.monotonic()
         procs["/robot_0/policy"].popen.send_signal(signal.SIGKILL)
+        # wait for the stop (generously: a loaded machine delays every process), then watch it hold
+        node.spin_for(10.0, lambda: any(c[0] > t_kill and abs(c[1]) + abs(c[2]) == 0.0 for c in node.cmds["robot_0"]))
         node.spin_for(1.0)
         after = [c for c in node.cmds["robot_0"] if c[0] > t_kill]
         first_zero = next((i for i, c in enumerate(after) if abs(c[1]) + abs(c[2]) == 0.0), None)
         result["kill"] = {"zero_after_s": None if first_zero is None else after[first_zero][0] - t_kill,
+                          "moving_commands_after": first_zero,
                           "stays_zero": first_zero is not None and all(abs(c[1]) + abs(c[2]) == 0.0 for c in after[first_zero:]),
                           "robot_1_still_moving": moving(node, "robot_1", t_kill + 0.5)}
         t_rec_kill = time.time()

@@ -22,7 +22,9 @@ def test_watchdog_stops_and_recovers_and_a_killed_recorder_leaves_a_readable_bag
     assert late["victim_zero"] and not late["robot_0_moving"] and late["robot_1_moving"], late
     assert any("pose of robot_0: last one" in d for d in late["diagnostics"]), late
     kill = result["kill"]
-    assert kill["zero_after_s"] is not None and kill["zero_after_s"] <= 0.2, kill
+    # the safety node's watchdog (3 periods of its own clock) stops it: counted in commands, not seconds (the
+    # commands in flight at the kill, then at most the watchdog's 3 periods; a loaded machine stretches seconds)
+    assert kill["moving_commands_after"] is not None and kill["moving_commands_after"] <= 5, kill
     assert kill["stays_zero"] and kill["robot_1_still_moving"], kill
 
     killed = result["recorder_kill"]
