@@ -79,6 +79,10 @@ def evaluate(bag: Bag, policy: str | Path, config: Any | None = None) -> dict[st
     scenario = runtime.spec["scenario"]
     if scenario not in topics.TASK_TOPIC:
         raise FleetError(f"no ROS task adapter for scenario {scenario!r}: replay cannot rebuild its inputs")
+    if topics.TASK_TOPIC[scenario] not in (topics.GOAL, topics.LANDMARKS):
+        raise FleetError(f"replay eval cannot rebuild a {scenario} policy's inputs yet: its "
+                         f"/<robot>/{topics.TASK_TOPIC[scenario].name} topic is not read back (not built); "
+                         f"`replay info` and `report` work on this bag")
     per_robot = topics.TASK_TOPIC[scenario].per_robot  # each robot's goal, or the landmarks all read
     fleet = read_fleet(bag, config, need=NEEDED + ((topics.GOAL.name,) if per_robot else ()))
     robots = fleet.robots

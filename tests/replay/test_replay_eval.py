@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
 import pytest
 
@@ -85,3 +86,10 @@ def test_config_sets_the_watchdog_the_node_ran_with(tmp_path, capsys):
     wrong_rate.write_text(ok.read_text().replace("rate_hz: 20", "rate_hz: 30"))
     assert main(["eval", str(bag), "--policy", str(policy), "--config", str(wrong_rate)]) == 2
     assert "control rate: expected 30 Hz, found 20 Hz" in capsys.readouterr().err
+
+
+def test_a_policy_whose_task_topic_replay_does_not_read_is_refused_in_one_line(run, capsys):
+    rware = Path(__file__).resolve().parents[1] / "data" / "rware_4" / "policy.onnx"
+    assert main(["eval", str(run["bag"]), "--policy", str(rware)]) == 2  # it compared nothing, silently
+    err = capsys.readouterr().err.strip()
+    assert "rware" in err and "/<robot>/task" in err and "\n" not in err, err
