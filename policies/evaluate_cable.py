@@ -286,6 +286,6 @@ def table(result: dict[str, Any]) -> str:
 def goal_rejection_rate(env: Any, samples: int = 4096, seed: int = 0) -> float:
     """Share of the random task's raw goal draws that `goal_feasible` rejects."""
     start = jnp.asarray(env.hover.load_pos, jnp.float32)
-    pos, quat = env.sample_goals(jax.random.PRNGKey(seed), start, samples)
-    return float(1.0 - np.asarray(env.goal_feasible(pos, quat)).mean())
+    feasible = jax.jit(lambda key: env.goal_feasible(*env.sample_goals(key, start, samples)))   # not op by op: 2x less CPU
+    return float(1.0 - np.asarray(feasible(jax.random.PRNGKey(seed))).mean())
 
