@@ -95,17 +95,30 @@ def check_compatible(meta: dict[str, Any], cfg: TrainConfig, spec: EnvSpec, path
         raise CheckpointError(f"checkpoint {checkpoint_path(path)} is incompatible: {'; '.join(problems)}")
 
 
-def restore_state(template: Any, raw: dict[str, Any], path: str | Path) -> Any:
+def restore_state(template: Any, raw: dict[str, Any], path: str | Path,
+                  episodes: tuple[str, ...] = ()) -> tuple[Any, bool]:
+    """The saved state laid out as `template`, and whether the `episodes` fields were started afresh: when
+    only they no longer match (an environment's state gained a field since the checkpoint), the learner,
+    optimiser and normalisers are restored and the episodes restart from `template`'s."""
+    restarted = False
     try:
         state = serialization.from_state_dict(template, raw)
     except (ValueError, KeyError) as exc:
-        raise CheckpointError(f"checkpoint {checkpoint_path(path)} does not match this run's state: {exc}") from None
+        fresh = serialization.to_state_dict(template)
+        try:
+            if not episodes or not isinstance(raw, dict):
+                raise exc
+            state = serialization.from_state_dict(template, {k: fresh[k] if k in episodes else raw[k]
+                                                             for k in fresh})
+            restarted = True
+        except (ValueError, KeyError):
+            raise CheckpointError(f"checkpoint {checkpoint_path(path)} does not match this run's state: {exc}") from None
     mismatched = [jax.tree_util.keystr(p) for (p, a), b in zip(jax.tree_util.tree_leaves_with_path(template),
                                                              jax.tree_util.tree_leaves(state))
                   if np.shape(a) != np.shape(b)]
     if mismatched:
         raise CheckpointError(f"checkpoint {checkpoint_path(path)} has other shapes at {', '.join(mismatched[:3])}")
-    return jax.tree.map(lambda a, b: jnp.asarray(b, dtype=a.dtype), template, state)
+    return jax.tree.map(lambda a, b: jnp.asarray(b, dtype=a.dtype), template, state), restarted
 
 
 @dataclasses.dataclass

@@ -18,6 +18,8 @@ from typing import Any, Callable
 from marlstack.policies.config import (HOST_ONLY, ConfigError, TrainConfig, add_config_arguments, build_config, coerce,
                              overrides_from_args)
 
+# a runner's fields that describe the episodes in progress, not the learner: a resume may restart them
+EPISODE_FIELDS = ("env_log", "obs", "world_state", "done", "actor_h", "critic_h")
 # compiled chunk per config: a rerun in the same process (tests, benchmarks) skips compiling
 _COMPILED: dict[str, Any] = {}
 
@@ -54,7 +56,10 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, progress: bool = Tr
     if resume:
         meta, raw = checkpoint.read(out)
         checkpoint.check_compatible(meta, cfg, trainer.spec, out)
-        runners = checkpoint.restore_state(runners, raw, out)
+        runners, restarted = checkpoint.restore_state(runners, raw, out, EPISODE_FIELDS)
+        if restarted and primary:
+            print(f"note: {out}'s environment state has another layout than this version's (a field added since): "
+                  f"the learner, optimiser and normalisers continue, the episodes restart", file=sys.stderr)
         runners = runners.replace(total_updates=jnp.full_like(runners.total_updates, cfg.num_updates))
         run_id, updates = meta["run_id"], int(meta["updates"])
     runners = distributed.to_global(runners, trainer.runner_shardings())

@@ -83,6 +83,26 @@ def test_resume_refuses_incompatible_runs(runs, capsys):
         checkpoint.check_compatible(meta, other, Trainer(other).spec, out)
 
 
+def test_resume_restarts_episodes_when_the_environment_state_changed_layout(runs, capsys):
+    """A checkpoint saved before the environment's state gained a field (the shipped cable teams and
+    CableState.variation): the learner, optimiser and normalisers continue, the episodes restart."""
+    from marlstack.policies.ppo import Trainer
+    _, raw = checkpoint.read(runs.tmp / "straight")
+    old = {**raw, "env_log": {**raw["env_log"], "env_state": {k: v for k, v in raw["env_log"]["env_state"].items()
+                                                             if k != sorted(raw["env_log"]["env_state"])[0]}}}
+    template = Trainer(runs.cfg).init_seeds()
+    with pytest.raises(CheckpointError, match="does not match this run's state"):
+        checkpoint.restore_state(template, old, runs.tmp / "straight")
+    state, restarted = checkpoint.restore_state(template, old, runs.tmp / "straight", train_cli.EPISODE_FIELDS)
+    assert restarted
+    for x, y in zip(jax.tree.leaves(state.params), jax.tree.leaves(raw["params"])):
+        np.testing.assert_array_equal(x, y)
+    np.testing.assert_array_equal(state.obs, template.obs)  # fresh episodes
+    no_params = {k: v for k, v in raw.items() if k != "params"}  # the learner itself missing: refused
+    with pytest.raises(CheckpointError):
+        checkpoint.restore_state(template, no_params, runs.tmp / "straight", train_cli.EPISODE_FIELDS)
+
+
 def test_broken_or_missing_checkpoint(runs, tmp_path, capsys):
     bad = tmp_path / "checkpoint.msgpack"
     bad.write_bytes(b"not msgpack at all")
