@@ -65,6 +65,7 @@ def ros_now(node: Any) -> float:
 
 def run_node(factory: Callable[[], Any], label: str, argv: list[str] | None = None) -> int:
     """Init rclpy, build the node, spin until shutdown; one-line errors, never a bare traceback."""
+    faulthandler.enable()  # a native crash anywhere from here on (DDS, onnxruntime) leaves its stack in the log
     import rclpy
     from rclpy.executors import ExternalShutdownException
 
