@@ -1,7 +1,7 @@
 """`replay eval`: run a policy on the logged sensor data, exactly as the policy node would have.
 
 The node (`ros_nodes/policy_node.py`) feeds every robot's pose and its task input (its own goal;
-coverage: the landmarks on `/landmarks`) into a task adapter (`ros_nodes/adapters.py`) stamped with the receive time, runs the model as soon as its
+coverage: the landmarks on `/landmarks`; rware: its own `task`, sent by the warehouse on a pick or drop) into a task adapter (`ros_nodes/adapters.py`) stamped with the receive time, runs the model as soon as its
 own robot's pose arrives, and runs it again from a timer only when no pose came for a control
 period. Replay rebuilds the same adapters from the bag, with log time as receive time.
 
@@ -45,7 +45,7 @@ from marlstack.ros_nodes.adapters import InputError, make_adapter
 from marlstack.replay.bag import Bag
 from marlstack.replay.fleet import FleetError, held, read_fleet
 
-NEEDED = (topics.POSE.name, topics.CMD_VEL_NOMINAL.name)  # and the task: each goal, or the landmarks
+NEEDED = (topics.POSE.name, topics.CMD_VEL_NOMINAL.name)  # and the task: each goal or task, or the landmarks
 GOAL, BAD_GOAL, POSE, BAD_POSE, COMMAND = range(5)  # order at equal log times: inputs before the command
 AGREE_TOL = 1e-6  # |policy - logged| counted as the same command: float32 rounding of a model output
 SEARCH_MIN_EXACT = 0.5  # share of agreeing commands that marks the evaluated policy as the one that ran
@@ -79,16 +79,12 @@ def evaluate(bag: Bag, policy: str | Path, config: Any | None = None) -> dict[st
     scenario = runtime.spec["scenario"]
     if scenario not in topics.TASK_TOPIC:
         raise FleetError(f"no ROS task adapter for scenario {scenario!r}: replay cannot rebuild its inputs")
-    if topics.TASK_TOPIC[scenario] not in (topics.GOAL, topics.LANDMARKS):
-        raise FleetError(f"replay eval cannot rebuild a {scenario} policy's inputs yet: its "
-                         f"/<robot>/{topics.TASK_TOPIC[scenario].name} topic is not read back (not built); "
-                         f"`replay info` and `report` work on this bag")
-    per_robot = topics.TASK_TOPIC[scenario].per_robot  # each robot's goal, or the landmarks all read
-    fleet = read_fleet(bag, config, need=NEEDED + ((topics.GOAL.name,) if per_robot else ()))
+    task_topic = topics.TASK_TOPIC[scenario]  # each robot's goal or rware task, or the landmarks all read
+    fleet = read_fleet(bag, config, need=NEEDED + ((task_topic.name,) if task_topic.per_robot else ()))
     robots = fleet.robots
-    if per_robot:
-        task = fleet.goal
-        bad_task = {r: fleet.invalid.get((r, topics.GOAL.name), []) for r in robots}
+    if task_topic.per_robot:  # held from its log time on, as the node holds the latest message it received
+        task = fleet.goal if task_topic is topics.GOAL else fleet.task
+        bad_task = {r: fleet.invalid.get((r, task_topic.name), []) for r in robots}
     elif fleet.landmarks is not None:
         task = dict.fromkeys(robots, fleet.landmarks)
         bad_task = dict.fromkeys(robots, fleet.invalid.get(("", topics.LANDMARKS.name), []))

@@ -2,7 +2,7 @@
 
 Robots come from the deployment config when one is given (its order is the agent order the
 policy was trained with, and its remaps say where each stream was published); otherwise from
-the bag's `/<robot>/{pose,goal,cmd_vel_nominal,cmd_vel}` topics, sorted naturally (robot_2
+the bag's `/<robot>/{pose,goal,task,cmd_vel_nominal,cmd_vel}` topics, sorted naturally (robot_2
 before robot_10). Messages are read
 with the same conversions the robots use (`ros_nodes.convert`); a message those reject is
 skipped and counted, as the robot would have done.
@@ -49,6 +49,8 @@ class FleetLog:
     invalid: dict[tuple[str, str], list[tuple[float, str]]] = field(default_factory=dict)
     pose_stamp: dict[str, np.ndarray] = field(default_factory=dict)  # header stamps (s) of `pose`, row by row
     landmarks: Stream | None = None  # coverage: `/landmarks`, flat [x0, y0, x1, y1, ...]; None if not in the bag
+    # rware: each robot's `task` ([load, then x, y, waiting per shelf]); event-driven, held until the next one
+    task: dict[str, Stream] = field(default_factory=dict)
 
     def unlogged_poses(self) -> list[tuple[str, float]]:
         """(robot, log time) of poses the recorder missed: a header stamp every other robot's pose
@@ -73,7 +75,9 @@ class FleetLog:
         return min(starts) if starts else 0.0
 
 
-KINDS = {topics.POSE.name: 3, topics.GOAL.name: 2, topics.CMD_VEL_NOMINAL.name: 2, topics.CMD_VEL.name: 2}
+# per-robot streams and their widths (rware's task: as many numbers as its messages hold)
+KINDS = {topics.POSE.name: 3, topics.GOAL.name: 2, topics.CMD_VEL_NOMINAL.name: 2, topics.CMD_VEL.name: 2,
+         topics.TASK.name: 0}
 
 
 def _natural(name: str) -> list[Any]:
@@ -150,6 +154,14 @@ def read_fleet(bag: Bag, config: Any | None = None, need: tuple[str, ...] = (top
     def stream(key: tuple[str, str], width: int) -> Stream:
         if not parts[key]:
             return Stream.empty(width)
+        widths = [p[2].shape[1] for p in parts[key]]
+        if len(set(widths)) > 1:  # a task message of another length: the node's adapter refuses it, so does replay
+            usual = max(set(widths), key=widths.count)
+            for seq, t, values in parts[key]:
+                invalid.setdefault(key, []).extend(
+                    (int(q), float(x), f"{key[1]}: {values.shape[1]} numbers where this stream's messages have "
+                                       f"{usual}") for q, x in zip(seq, t) if values.shape[1] != usual)
+            parts[key] = [p for p in parts[key] if p[2].shape[1] == usual]
         seq, t, values = (np.concatenate(c) for c in zip(*parts[key]))
         order = np.lexsort((seq, t))  # by log time, ties in storage order
         return Stream(t[order], values[order].reshape(len(t), -1))
@@ -164,9 +176,10 @@ def read_fleet(bag: Bag, config: Any | None = None, need: tuple[str, ...] = (top
     poses = {r: Stream(s.t, s.values[:, :3]) for r, s in poses.items()}
     shared_key = ("", topics.LANDMARKS.name)
     landmarks = stream(shared_key, 2) if shared_key in parts else None
+    task = streams(topics.TASK.name)
     reasons = {key: [(t, why) for _, t, why in sorted(rows)] for key, rows in invalid.items()}  # storage order
     return FleetLog(robots, where, poses, streams(topics.GOAL.name), streams(topics.CMD_VEL_NOMINAL.name),
-                    streams(topics.CMD_VEL.name), rejected, reasons, stamps, landmarks)
+                    streams(topics.CMD_VEL.name), rejected, reasons, stamps, landmarks, task)
 
 
 def _convert_columns(cols: dict[str, np.ndarray] | None, kind: str, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -176,7 +189,7 @@ def _convert_columns(cols: dict[str, np.ndarray] | None, kind: str, n: int) -> t
     need = {topics.POSE.name: ("pose.position.x", "pose.position.y", "pose.orientation.x", "pose.orientation.y",
                                "pose.orientation.z", "pose.orientation.w", "header.stamp.sec", "header.stamp.nanosec"),
             topics.GOAL.name: ("pose.position.x", "pose.position.y")}.get(kind, ("linear.x", "angular.z"))
-    if cols is None or kind == topics.LANDMARKS.name or not all(k in cols for k in need):
+    if cols is None or kind in (topics.LANDMARKS.name, topics.TASK.name) or not all(k in cols for k in need):
         return np.zeros((n, 0)), np.zeros(n, bool)
     f = [cols[k].astype(float) for k in need]
     ok = np.all(np.isfinite(f[:6]), axis=0)
@@ -199,6 +212,8 @@ def _convert(msg: Any, kind: str) -> tuple[float, ...]:
         return convert.goal_from_msg(msg)
     if kind == topics.LANDMARKS.name:
         return tuple(v for point in convert.points_from_msg(msg) for v in point)
+    if kind == topics.TASK.name:
+        return tuple(convert.numbers_from_msg(msg, kind))
     return convert.twist_to_cmd(msg)
 
 

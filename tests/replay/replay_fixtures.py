@@ -197,9 +197,20 @@ def policy_onnx(path: Path, num_agents: int, seed: int, profile_name: str = "gri
 
 
 REORDER_STEP, MIXED_STEP = 10, 12
+STARTS = {"robot_0": [-1.0, -0.5, 0.3], "robot_1": [1.0, 0.5, 2.5], "robot_2": [0.0, 0.7, -1.2],
+          "robot_3": [-0.6, -0.8, 1.0]}  # the first as many as the policy has agents
+FLOATS = "std_msgs/msg/Float64MultiArray"
 
 
-def policy_run(policy: Path, steps: int = 20, dt: float = DT) -> list[tuple[str, str, int, Any]]:
+def task_msg(numbers: list[float]) -> Any:
+    """An RWARE `task` message as the sim node sends it: the numbers, no layout."""
+    import numpy as np
+    layout = T["std_msgs/msg/MultiArrayLayout"](dim=[], data_offset=0)
+    return T[FLOATS](layout=layout, data=np.asarray(numbers, np.float64))
+
+
+def policy_run(policy: Path, steps: int = 20, dt: float = DT,
+               tasks: dict[int, dict[str, list[float]]] | None = None) -> list[tuple[str, str, int, Any]]:
     """A run logged the way the ROS stack logs it, with the policy node's logic done by hand.
 
     Each step the sim publishes every robot's pose in robot order; each robot's node computes
@@ -209,22 +220,26 @@ def policy_run(policy: Path, steps: int = 20, dt: float = DT) -> list[tuple[str,
     things the recorder's log order hides: at step 10 robot_2's command is logged before its
     own pose; at step 12 robot_1's pose is logged before robot_0's although robot_0's node only
     got it after computing (so no prefix of the log order is what that node saw).
+    A navigation policy gets each robot's goal once at the start; an RWARE policy the `tasks`
+    {step: {robot: numbers}} on `/<robot>/task`, sent just before that step's poses (as the sim node
+    sends a pick or drop); step 0 must give every robot's first one.
     """
     import numpy as np
 
     from marlstack.policies.runtime import PolicyRuntime
-    from marlstack.ros_nodes.adapters import InputError, NavigationAdapter
+    from marlstack.ros_nodes.adapters import InputError, make_adapter
     from marlstack.ros_nodes.convert import pose_from_msg
 
     rt = PolicyRuntime(policy)
-    robots = ROBOTS
-    state = {"robot_0": [-1.0, -0.5, 0.3], "robot_1": [1.0, 0.5, 2.5], "robot_2": [0.0, 0.7, -1.2]}
-    goals = {"robot_0": (1.0, 0.5), "robot_1": (-1.0, -0.5), "robot_2": (0.2, -0.7)}
-    adapters = {r: NavigationAdapter(robots, r, float("inf")) for r in robots}
+    robots = list(STARTS)[:len(rt.spec["agent"]["agents"])]
+    state = {r: list(STARTS[r]) for r in robots}
+    adapters = {r: make_adapter(rt.spec["scenario"], robots, r, float("inf")) for r in robots}
     msgs: list[tuple[str, str, int, Any]] = []
-    for r in robots:
-        adapters[r].update_goal(*goals[r])
-        msgs.append((f"/{r}/goal", POSE, 0, pose_msg(*goals[r], 0.0, 0.0)))
+    if tasks is None:
+        goals = {"robot_0": (1.0, 0.5), "robot_1": (-1.0, -0.5), "robot_2": (0.2, -0.7)}
+        for r in robots:
+            adapters[r].update_goal(*goals[r])
+            msgs.append((f"/{r}/goal", POSE, 0, pose_msg(*goals[r], 0.0, 0.0)))
 
     def command(r: str, t_s: float) -> tuple[float, float]:
         try:
@@ -233,8 +248,13 @@ def policy_run(policy: Path, steps: int = 20, dt: float = DT) -> list[tuple[str,
             return 0.0, 0.0
         return float(cmd[0]), float(cmd[1])
 
-    for k in range(1, steps + 1):
+    for k in range(0 if tasks else 1, steps + 1):
         t = k * dt
+        for r, numbers in (tasks or {}).get(k, {}).items():
+            adapters[r].update_task(numbers)
+            msgs.append((f"/{r}/task", FLOATS, round(max(t - 5e-4, 0.0) * S), task_msg(numbers)))
+        if k == 0:
+            continue
         cmds = {}
         for i, r in enumerate(robots):
             if r == "robot_1" and k == 5:

@@ -88,8 +88,39 @@ def test_config_sets_the_watchdog_the_node_ran_with(tmp_path, capsys):
     assert "control rate: expected 30 Hz, found 20 Hz" in capsys.readouterr().err
 
 
-def test_a_policy_whose_task_topic_replay_does_not_read_is_refused_in_one_line(run, capsys):
-    rware = Path(__file__).resolve().parents[1] / "data" / "rware_4" / "policy.onnx"
-    assert main(["eval", str(run["bag"]), "--policy", str(rware)]) == 2  # it compared nothing, silently
+RWARE = Path(__file__).resolve().parents[1] / "data" / "rware_4" / "policy.onnx"  # 4 robots, 30.3 Hz
+
+
+def rware_task(load: float, waiting: set[int], cut: int = 0) -> list[float]:
+    """A robot's `task` numbers: its load, then every shelf's x, y, waiting (`cut` numbers short: refused)."""
+    from marlstack.sim.scenarios.rware_spec import SHELF_CENTRES
+    numbers = [load] + [v for i, (x, y) in enumerate(SHELF_CENTRES) for v in (x, y, float(i in waiting))]
+    return numbers[:len(numbers) - cut]
+
+
+def test_an_rware_policy_is_rerun_on_its_logged_task_messages(tmp_path, capsys):
+    """The task topic is event-driven: each message holds from its log time on. robot_0 picks shelf 3's item
+    at step 8 (every robot hears shelf 3 is no longer waiting); robot_2 gets a task one number short at step 14,
+    which its node refuses (a stop) until the good one at step 16."""
+    robots = ["robot_0", "robot_1", "robot_2", "robot_3"]
+    tasks = {0: {r: rware_task(0.0, {3, 7}) for r in robots},
+             8: {r: rware_task(float(r == "robot_0"), {7}) for r in robots},
+             14: {"robot_2": rware_task(0.0, {7}, cut=1)}, 16: {"robot_2": rware_task(0.0, {7})}}
+    msgs = policy_run(RWARE, dt=0.033, tasks=tasks)
+    bag = write_bag(tmp_path / "run", msgs, chunk_every=25)
+    assert main(["eval", str(bag), "--policy", str(RWARE), "--json", "--fail-above", "1e-5"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["robots"] == robots and res["max_abs_diff"] <= 1e-5
+    assert all(v["compared"] == v["commands"] == 20 for v in res["per_robot"].values()), res["per_robot"]
+    # the first step's stops (later robots' poses not heard yet), and robot_2's two steps on a refused task
+    assert [res["per_robot"][r]["input_errors"] for r in robots] == [1, 1, 3, 0]
+    # without the pick's messages replay would hold the old task: the check sees it
+    missed = write_bag(tmp_path / "missed", [m for m in msgs if not (m[0].endswith("/task") and
+                                                                      m[2] == round((8 * 0.033 - 5e-4) * 1e9))])
+    assert main(["eval", str(missed), "--policy", str(RWARE), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["max_abs_diff"] > 1e-2
+    # a bag without the task topic: named in one line
+    bare = write_bag(tmp_path / "bare", [m for m in msgs if not m[0].endswith("/task")])
+    assert main(["eval", str(bare), "--policy", str(RWARE)]) == 2
     err = capsys.readouterr().err.strip()
-    assert "rware" in err and "/<robot>/task" in err and "\n" not in err, err
+    assert "/robot_0/task" in err and "\n" not in err, err
