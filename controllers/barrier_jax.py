@@ -11,6 +11,9 @@ O(M·n + n²) and there is no factorisation in the loop. It is exact (finite ter
 tolerance-driven approximation); the iteration count is the number of working-set changes,
 typically the number of active constraints. `jax.lax.while_loop` stops when every lane of a
 vmapped batch is done, so a batch pays for its hardest member only.
+
+`deadlock_free_barrier` adds the deployment's right-hand rule (`controllers.barrier_deadlock`,
+the same `RightHandRule` code) with its per-robot memory carried by the caller.
 """
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 
+from marlstack.controllers.barrier_deadlock import RightHandRule
 from marlstack.controllers.barrier_qp import BarrierSpec, barrier_spec, command, fix_robots, min_barrier, nominal, nominal_si, qp_rows
 
 OK, INFEASIBLE, NONFINITE, MAX_ITERATIONS = 0, 1, 2, 3
@@ -165,3 +169,39 @@ def single_integrator_barrier(profile: Any, num_robots: int, form: str = "single
     if not form.startswith("single_integrator"):
         raise ValueError(f"single_integrator_barrier needs a single-integrator form, got {form!r}")
     return make_barrier(barrier_spec(profile, form, boxes=boxes), num_robots, max_iter)
+
+
+def deadlock_memory(num_robots: int) -> dict[str, jax.Array]:
+    """The right-hand rule's per-robot memory at the start of an episode: nobody stuck, nobody turning."""
+    zeros = jnp.zeros(num_robots, jnp.int32)
+    return {"stuck": zeros, "left": zeros}
+
+
+def deadlock_free_barrier(profile: Any, num_robots: int, dt: float, form: str = "unicycle_walls",
+                          max_iter: int | None = None, boxes: Any = (), **rule_args: Any) -> Callable:
+    """`unicycle_barrier` plus the right-hand rule of the deployment's `DeadlockFreeFilter`:
+    fn(poses, u, memory, active=None) -> (u_safe, info, memory), memory from `deadlock_memory`.
+
+    dt: the period fn is called at (s); rule_args: `RightHandRule.make`'s (hold_s, turn_s, angle, ...),
+    the deployment's defaults. Only the nominal changes, the QP is `unicycle_barrier`'s, so each step is
+    certified as without the rule. info adds "deadlock_turning" (N,) (the nominal was turned this call) and
+    "deadlock_started" (N,) (a robot was found deadlocked: its turn starts next call). A non-finite input
+    brakes (as `unicycle_barrier`) and leaves the memory as it was. Pure jax.numpy: jit and vmap apply.
+    """
+    spec = barrier_spec(profile, form, boxes=boxes)
+    rule = RightHandRule.make(spec, profile, dt, **rule_args)
+    barrier = make_barrier(spec, num_robots, max_iter)
+    n = num_robots
+
+    def fn(poses: jax.Array, u: jax.Array, memory: dict[str, jax.Array], active: jax.Array | None = None
+           ) -> tuple[jax.Array, dict[str, jax.Array], dict[str, jax.Array]]:
+        mask = jnp.ones(n, bool) if active is None else jnp.asarray(active, bool).reshape(n)
+        u_in, want, turn = rule.steer(poses, u, memory["left"], mask)
+        safe, info = barrier(poses, u_in, active)
+        stuck, left, start = rule.update(poses, want, turn, safe, info["status"] == OK, memory["stuck"],
+                                         memory["left"], mask)
+        finite = info["status"] != NONFINITE
+        memory = {"stuck": jnp.where(finite, stuck, memory["stuck"]), "left": jnp.where(finite, left, memory["left"])}
+        return safe, info | {"deadlock_turning": turn & finite, "deadlock_started": start & finite}, memory
+
+    return fn
