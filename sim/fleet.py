@@ -42,6 +42,7 @@ class FleetState:
     returned_episode_returns: jax.Array  # (N,) return of the last finished episode
     returned_episode_lengths: jax.Array  # (N,) length of the last finished episode
     returned_episode_success: jax.Array  # (N,) bool: reached its goal during the last finished episode
+    barrier_memory: Any = None  # the barrier's right-hand-rule memory (`deadlock_hold_s` > 0), else None
 
 
 def float_dtype() -> Any:
@@ -104,13 +105,16 @@ class FleetEnv:
     tracked by rps's unicycle position controller.
     barrier: None or a form of `controllers.barrier_jax.unicycle_barrier` ('unicycle_walls', ...);
     the filter is applied to the unicycle command every step, before saturation.
+    deadlock_hold_s: > 0 adds the deployment's right-hand rule to the barrier (the safety node's parameter
+    of that name, `controllers.barrier_jax.deadlock_free_barrier`); its memory is in FleetState.
     actuation_noise: std of Gaussian noise added to the applied (v, ω), as a fraction of the limits.
     world_state: also put `world_state(state)` (N, D) into the obs dict, as JaxMARL's MAPPO expects.
     """
 
     def __init__(self, profile: Any = "gritsbot_x", num_agents: int = 4, scenario: str = "navigation",
                  action_type: str = "continuous", max_steps: int = 500, barrier: str | None = None,
-                 actuation_noise: float = 0.0, world_state: bool = False, **scenario_params: Any):
+                 actuation_noise: float = 0.0, world_state: bool = False, deadlock_hold_s: float = 0.0,
+                 **scenario_params: Any):
         self.profile = load_profile(profile) if isinstance(profile, str) else profile
         if not 1 <= num_agents <= self.profile.max_robots:
             raise ValueError(f"num_agents must be in 1..{self.profile.max_robots} for profile "
@@ -138,9 +142,16 @@ class FleetEnv:
         boxes = getattr(self.scenario, "obstacles", None)
         self.obstacles = () if boxes is None else tuple(boxes(self.params))
         self._barrier_fn = None
+        self.deadlock_hold_s = float(deadlock_hold_s)
+        if self.deadlock_hold_s > 0 and barrier is None:
+            raise ValueError("deadlock_hold_s needs a barrier (the right-hand rule turns the barrier's nominal)")
         if barrier is not None:  # the barrier module validates the form (ValueError naming the choices)
-            from marlstack.controllers.barrier_jax import unicycle_barrier
-            self._barrier_fn = unicycle_barrier(self.profile, num_agents, barrier, boxes=self.obstacles)
+            from marlstack.controllers.barrier_jax import deadlock_free_barrier, unicycle_barrier
+            if self.deadlock_hold_s > 0:
+                self._barrier_fn = deadlock_free_barrier(self.profile, num_agents, self.profile.dt, barrier,
+                                                         boxes=self.obstacles, hold_s=self.deadlock_hold_s)
+            else:
+                self._barrier_fn = unicycle_barrier(self.profile, num_agents, barrier, boxes=self.obstacles)
         p = self.profile
         if action_type == "continuous":
             space = Box.make([-p.max_linear_speed, -p.max_angular_speed], [p.max_linear_speed, p.max_angular_speed], (2,))
@@ -221,7 +232,14 @@ class FleetEnv:
         return FleetState(poses=poses, task=self.scenario.reset_task(u[m + n:], poses, self.placer, self.params),
                           step=jnp.zeros((), jnp.int32), episode_returns=zeros, returned_episode_returns=zeros,
                           returned_episode_lengths=jnp.zeros(n, jnp.int32),
-                          returned_episode_success=jnp.zeros(n, bool))
+                          returned_episode_success=jnp.zeros(n, bool), barrier_memory=self._barrier_memory())
+
+    def _barrier_memory(self) -> Any:
+        """An episode's fresh right-hand-rule memory, or None without the rule."""
+        if self.deadlock_hold_s <= 0:
+            return None
+        from marlstack.controllers.barrier_jax import deadlock_memory
+        return deadlock_memory(self.num_agents)
 
     def commands(self, state: FleetState, actions: dict[str, jax.Array] | jax.Array) -> jax.Array:
         """Actions (per-agent dict or stacked array) -> nominal unicycle commands (N, 2)."""
@@ -254,8 +272,12 @@ class FleetEnv:
         if speed is not None:
             u = jnp.stack([u[:, 0] * speed, u[:, 1]], axis=-1)
         nominal = u
+        memory = state.barrier_memory
         if self._barrier_fn is not None:
-            u, barrier_info = self._barrier_fn(state.poses, u)
+            if memory is None:
+                u, barrier_info = self._barrier_fn(state.poses, u)
+            else:
+                u, barrier_info, memory = self._barrier_fn(state.poses, u, memory)
             # Per-robot entries as they are, fleet-wide scalars (status, residual) repeated per robot.
             info |= {f"barrier_{k}": jnp.broadcast_to(v, (self.num_agents,)) for k, v in barrier_info.items()
                      if jnp.shape(v) in ((), (self.num_agents,))}
@@ -280,7 +302,7 @@ class FleetEnv:
         done = solved | timeout
         returns = state.episode_returns + rewards
         state = state.replace(
-            poses=poses, task=task, step=step, episode_returns=returns,
+            poses=poses, task=task, step=step, episode_returns=returns, barrier_memory=memory,
             returned_episode_returns=jnp.where(done, returns, state.returned_episode_returns),
             returned_episode_lengths=jnp.where(done, step, state.returned_episode_lengths),
             returned_episode_success=jnp.where(done, task.reached, state.returned_episode_success))

@@ -1,0 +1,106 @@
+"""The training barrier's right-hand rule (`barrier_jax.deadlock_free_barrier`) against the deployment's
+`DeadlockFreeFilter` on the same inputs, and inside FleetEnv (`deadlock_hold_s`)."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from marlstack.bench.barrier import numpy_step, swap_nominal, swap_start
+from marlstack.controllers.barrier_deadlock import DeadlockFreeFilter
+from marlstack.controllers.barrier_jax import NONFINITE, OK, deadlock_free_barrier, deadlock_memory
+from marlstack.hardware import load_profile
+from marlstack.sim.fleet import FleetEnv
+
+GRITS = load_profile("gritsbot_x")
+BOX = (-0.15, 0.15, -0.1, 0.1)
+
+
+def scene(name):
+    """(poses, goals, controlled, boxes): a 4-robot antipodal swap; two robots crossing past a box
+    (the box-following part of the rule) with a third robot parked beside it, not controlled."""
+    if name == "swap":
+        poses, goals = swap_start(GRITS, 4)
+        return poses, goals, np.ones(4, bool), ()
+    poses = np.array([[-0.8, 0.02, 0.0], [0.8, -0.02, np.pi], [0.0, 0.35, np.pi / 2]])
+    goals = np.array([[0.8, 0.02], [-0.8, -0.02], [0.0, 0.35]])
+    return poses, goals, np.array([True, True, False]), (BOX,)
+
+
+def numpy_run(name, steps):
+    """The deployment filter's closed loop: its inputs and, per call, its command and rule events."""
+    poses, goals, controlled, boxes = scene(name)
+    rule = DeadlockFreeFilter(GRITS, len(poses), GRITS.dt, boxes=boxes)
+    rec = {k: [] for k in ("poses", "nominal", "u", "turning", "started")}
+    for _ in range(steps):
+        u_nom = np.where(controlled[:, None], swap_nominal(GRITS, poses, goals, swirl=0.0), 0.0)
+        turning, before = rule.engaged & controlled, rule.deadlocks.copy()
+        r = rule.filter(poses, u_nom, controlled=controlled)
+        assert r.ok, r.status
+        for k, v in zip(rec, (poses, u_nom, r.u, turning, rule.deadlocks > before)):
+            rec[k].append(v)
+        poses = numpy_step(GRITS, poses, r.u)
+    return {k: np.array(v) for k, v in rec.items()}, controlled, boxes
+
+
+@pytest.mark.parametrize("name,steps", [("swap", 700), ("box", 500)])
+def test_same_commands_and_turns_as_the_deployment_filter(name, steps):
+    """Fed the deployment filter's inputs call by call, the JAX form (float64) turns the same robots at
+    the same calls and returns the same certified commands."""
+    ref, controlled, boxes = numpy_run(name, steps)
+    assert ref["started"].sum() > 0 and ref["turning"].sum() > 0          # the rule did act
+    with jax.enable_x64(True):
+        fn = deadlock_free_barrier(GRITS, len(controlled), GRITS.dt, boxes=boxes)
+
+        def call(memory, x):
+            safe, info, memory = fn(x[0], x[1], memory, jnp.asarray(controlled))
+            return memory, (safe, info["deadlock_turning"], info["deadlock_started"], info["status"])
+        _, (u, turning, started, status) = jax.jit(lambda xs: jax.lax.scan(call, deadlock_memory(len(controlled)), xs))(
+            (jnp.asarray(ref["poses"]), jnp.asarray(ref["nominal"])))
+        assert u.dtype == jnp.float64
+    assert np.all(np.asarray(status) == OK)
+    np.testing.assert_array_equal(np.asarray(turning), ref["turning"])
+    np.testing.assert_array_equal(np.asarray(started), ref["started"])
+    np.testing.assert_allclose(np.asarray(u), ref["u"], atol=1e-9)
+
+
+def test_non_finite_input_brakes_and_keeps_the_memory():
+    fn = jax.jit(deadlock_free_barrier(GRITS, 2, GRITS.dt))
+    memory = {"stuck": jnp.array([3, 0], jnp.int32), "left": jnp.array([0, 5], jnp.int32)}
+    safe, info, after = fn(jnp.array([[0.0, 0.0, 0.0], [jnp.nan, 0.5, 0.0]]), jnp.full((2, 2), 0.1), memory)
+    assert int(info["status"]) == NONFINITE and not np.any(np.asarray(safe))
+    assert all(np.array_equal(after[k], memory[k]) for k in memory)
+
+
+def test_fleet_env_carries_the_rule_and_resets_it():
+    """Two robots head-on, each heading for the other's start (the swap's goal-seeking nominal, which ignores
+    the other robot): the plain barrier parks them, with
+    `deadlock_hold_s` they pass (the rule's memory lives in FleetState and starts fresh each episode)."""
+    start = jnp.array([[-0.6, 0.0, 0.0], [0.6, 0.0, jnp.pi]])
+    goals = start[::-1, :2]
+
+    def run(env):
+        def go():
+            state = env.reset(jax.random.PRNGKey(0))[1].replace(poses=start)
+
+            def body(s, k):
+                _, s, _, _, info = env.step_env(k, s, swap_nominal(GRITS, s.poses, goals, swirl=0.0))
+                return s, info.get("barrier_deadlock_started", jnp.zeros(2, bool))
+            return jax.lax.scan(body, state, jax.random.split(jax.random.PRNGKey(1), 600))
+        return jax.jit(go)()
+
+    make = lambda hold_s: FleetEnv("gritsbot_x", num_agents=2, max_steps=1000, barrier="unicycle_walls",
+                                   deadlock_hold_s=hold_s)
+    parked, _ = run(make(0.0))
+    assert parked.barrier_memory is None
+    assert float(parked.poses[0, 0]) < 0.0 and float(parked.poses[1, 0]) > 0.0   # never got past each other
+    env = make(0.5)
+    passed, started = run(env)
+    assert float(passed.poses[0, 0]) > 0.5 and float(passed.poses[1, 0]) < -0.5
+    assert int(started.sum()) > 0
+    # the last step of an episode: the auto-reset hands the next episode a fresh memory
+    last = passed.replace(step=jnp.asarray(env.max_steps - 1, jnp.int32),
+                          barrier_memory={"stuck": jnp.array([4, 0], jnp.int32), "left": jnp.array([0, 9], jnp.int32)})
+    nxt = env.step(jax.random.PRNGKey(2), last, jnp.zeros((2, 2)))[1]
+    assert int(nxt.step) == 0 and all(not np.any(np.asarray(v)) for v in nxt.barrier_memory.values())
+    with pytest.raises(ValueError, match="needs a barrier"):
+        FleetEnv("gritsbot_x", num_agents=2, deadlock_hold_s=0.5)
