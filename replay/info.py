@@ -1,11 +1,18 @@
 """`replay info`: what is in a bag, how regular each stream is, and what was lost.
 
-A stream's nominal period is the median of its inter-arrival times (robust to a few late
-messages). A gap is an interval longer than GAP_FACTOR periods; it stands for
-round(gap / period) - 1 missing messages. Streams with fewer than three messages, latched
-topics published once, and irregular streams (fewer than REGULAR_FRACTION of the intervals
-within 50 % of the median: event-driven topics such as /diagnostics, which many nodes publish
-when something changes) have no period and no gaps: there is no schedule to miss.
+Only a periodic stream has a schedule to miss, so only periodic streams get a period and gaps.
+A stream is periodic when its intervals say so: at least MIN_INTERVALS of them, at least
+BAND_FRACTION within BAND (25 %) of their median (the median absolute deviation is under a quarter
+of the median), and at least LATTICE_FRACTION within BAND of a whole multiple of the median (a
+periodic stream that lost messages still ticks on its grid; events do not). Then the period is
+the median interval, a gap is an interval longer than GAP_FACTOR periods, and it stands for
+round(gap / period) - 1 missing messages. Everything else is event-driven (each robot's RWARE
+`task`, sent on a pick or a drop; `/diagnostics`, which nodes publish when something changes;
+latched goals): a mean rate, no period, no gaps. Measured on a recorded SITL run at load 3-6:
+poses 89-90 % in the band and 91-93 % on the lattice, commands 66-73 % / 86-90 %, /diagnostics
+18 % / 40 %; on simulated streams of 9 messages, exponential (Poisson) events pass both tests 2 %
+of the time, uniform ones 7 %, a 30 Hz stream with 10 % jitter and 10 % loss 92 % (16 messages: < 1 %,
+< 1 %, 97 %).
 """
 from __future__ import annotations
 
@@ -17,7 +24,10 @@ import numpy as np
 from marlstack.replay.bag import Bag
 
 GAP_FACTOR = 1.5
-REGULAR_FRACTION = 0.5
+MIN_INTERVALS = 8
+BAND = 0.25
+BAND_FRACTION = 0.5
+LATTICE_FRACTION = 0.7
 
 
 @dataclass
@@ -34,6 +44,15 @@ class TopicStats:
     lost: int = 0  # messages the recorder wrote that could not be read (damaged file)
 
 
+def periodic(dt: np.ndarray, median: float) -> bool:
+    """Whether intervals `dt` (s) with this median come from a periodic stream (module docstring)."""
+    if len(dt) < MIN_INTERVALS:
+        return False
+    band = np.mean(np.abs(dt - median) <= BAND * median)
+    on_grid = np.mean(np.abs(dt - np.maximum(np.rint(dt / median), 1) * median) <= BAND * median)
+    return bool(band >= BAND_FRACTION and on_grid >= LATTICE_FRACTION)
+
+
 def stream_stats(t_ns: np.ndarray) -> tuple[float | None, float | None, list[dict[str, float]], int]:
     """(rate Hz, median period s, gaps, missing count) of one stream's sorted log times."""
     if len(t_ns) < 3:
@@ -43,7 +62,7 @@ def stream_stats(t_ns: np.ndarray) -> tuple[float | None, float | None, list[dic
     if period <= 0:
         return None, None, [], 0
     rate = (len(t_ns) - 1) / ((t_ns[-1] - t_ns[0]) / 1e9)
-    if np.mean(np.abs(dt - period) <= 0.5 * period) < REGULAR_FRACTION:
+    if not periodic(dt, period):
         return float(rate), None, [], 0
     gaps = []
     for i in np.flatnonzero(dt > GAP_FACTOR * period):
@@ -85,17 +104,24 @@ def bag_info(bag: Bag) -> dict[str, Any]:
     }
 
 
+def stream_kind(stats: dict[str, Any]) -> str:
+    """'periodic' (gaps are judged), 'events' (no schedule to miss), or '-' (no message)."""
+    return "periodic" if stats["period_s"] else ("events" if stats["count"] else "-")
+
+
 def format_info(info: dict[str, Any]) -> str:
     """The human table: one line per topic, then gaps and problems."""
     lines = [f"bag       {info['bag']}  ({info['storage']}, {len(info['files'])} file(s), {info['size_bytes']} bytes)",
              f"duration  {info['duration_s']:.3f} s  ({info['start_s']:.3f} .. {info['end_s']:.3f})",
              f"messages  {info['messages']}", ""]
-    head = f"{'topic':<32} {'type':<38} {'count':>7} {'rate Hz':>8} {'gaps':>5} {'missing':>8} {'lost':>6}"
+    head = (f"{'topic':<32} {'type':<38} {'count':>7} {'rate Hz':>8} {'kind':>8} {'gaps':>5} {'missing':>8} "
+            f"{'lost':>6}")
     lines += [head, "-" * len(head)]
     for t in info["topics"]:
         rate = f"{t['rate_hz']:.2f}" if t["rate_hz"] is not None else "-"
-        lines.append(f"{t['topic']:<32} {t['type']:<38} {t['count']:>7} {rate:>8} {len(t['gaps']):>5} "
-                     f"{t['missing']:>8} {t['lost']:>6}")
+        gaps, missing = (len(t["gaps"]), t["missing"]) if t["period_s"] else ("-", "-")
+        lines.append(f"{t['topic']:<32} {t['type']:<38} {t['count']:>7} {rate:>8} {stream_kind(t):>8} {gaps:>5} "
+                     f"{missing:>8} {t['lost']:>6}")
     for t in info["topics"]:
         if not t["gaps"]:
             continue

@@ -14,7 +14,8 @@ import pytest
 from PIL import Image
 
 from marlstack.hardware.profile import load_profile
-from replay_fixtures import EXPECTED, ROBOTS, UNKNOWN_TYPE, known_fleet, write_bag
+from replay_fixtures import (DIAG, EXPECTED, FLOATS, POSE, ROBOTS, UNKNOWN_TYPE, diag_msg, known_fleet, pose_msg,
+                             task_msg, write_bag)
 from marlstack.replay.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -186,3 +187,29 @@ def test_event_driven_streams_have_a_rate_but_no_gaps():
     regular = np.delete(np.arange(100) / 30.0, [50, 51])  # 30 Hz with two messages missing
     rate, period, gaps, missing = stream_stats((regular * 1e9).astype(np.int64))
     assert period == pytest.approx(1 / 30) and missing == 2 and len(gaps) == 1
+
+
+def test_info_judges_gaps_on_periodic_streams_only(tmp_path, capsys):
+    """A 30 Hz pose stream that lost 3 messages, beside event-driven streams whose silences are no gaps: an RWARE
+    task (a pick, a drop; a long walk to the next shelf) and diagnostics sent on changes, ~1 s apart. The rule
+    before (half the intervals within 50 % of the median) gave the task ~3 and the diagnostics ~2 missing messages."""
+    ns = lambda t: round(t * 1e9)  # noqa: E731
+    pose = [("/robot_0/pose", POSE, ns(k / 30), pose_msg(0.01 * k, 0.0, 0.0, k / 30)) for k in range(60) if k not in (20, 21, 22)]
+    task = [("/robot_0/task", FLOATS, ns(t), task_msg([float(i % 2), 0.0, 0.3, 1.0])) for i, t in enumerate((0.0, 1.0, 2.2, 3.1, 7.0))]
+    diag_t = np.cumsum([0.0, 1.0, 1.4, 0.6, 1.3, 0.7, 1.45, 0.55, 3.0, 1.0])
+    diag = [("/diagnostics", DIAG, ns(t), diag_msg(t, "policy", "ok", {})) for t in diag_t]
+    bag = write_bag(tmp_path / "mixed", sorted(pose + task + diag, key=lambda m: m[2]))
+    assert main(["info", str(bag), "--json"]) == 0
+    by = {t["topic"]: t for t in json.loads(capsys.readouterr().out)["topics"]}
+    assert by["/robot_0/pose"]["period_s"] == pytest.approx(1 / 30)
+    assert by["/robot_0/pose"]["gaps"] == [{"start_s": pytest.approx(19 / 30), "length_s": pytest.approx(4 / 30), "missing": 3}]
+    for topic, n in (("/robot_0/task", 5), ("/diagnostics", 10)):
+        t = by[topic]
+        assert t["period_s"] is None and t["gaps"] == [] and t["missing"] == 0, t
+        assert t["rate_hz"] == pytest.approx((n - 1) / (t["last_s"] - t["first_s"]))
+    assert main(["info", str(bag)]) == 0
+    out = capsys.readouterr().out
+    assert [line.split()[4:6] for line in out.splitlines() if line.startswith(("/robot_0/task", "/diagnostics"))] == [
+        ["events", "-"], ["events", "-"]]
+    assert [line for line in out.splitlines() if line.startswith("gaps:")] == [
+        "gaps: /robot_0/pose: 1 gap(s), ~3 message(s) missing at 30.0 Hz; longest silent 0.133 s from +0.633 s"]
