@@ -64,6 +64,9 @@ IMU = Topic("imu", "sensor_msgs/msg/Imu", "state", True, "MAV IMU: angular_veloc
 LOAD_ODOM = Topic("/load/odom", "nav_msgs/msg/Odometry", "state", False, "the cable-suspended load's state")
 LOAD_GOAL = Topic("/load/goal", "geometry_msgs/msg/PoseStamped", "latched", False,
                   "goal pose of the load, world frame (position and attitude)")
+LOAD_START = Topic("/load/start", "geometry_msgs/msg/PoseStamped", "latched", False,
+                   "a new start: the team put at rest in hover with the load at this pose (SITL's from-rest goals); "
+                   "each MAV policy node begins a new episode (action history zero, team landing and hold cleared)")
 SETPOINT = Topic("setpoint", "trajectory_msgs/msg/MultiDOFJointTrajectory", "state", True,
                  "policy output, one point: accelerations[0].linear = world acceleration [m/s^2], "
                  "velocities[0].angular = body-rate feed-forward [rad/s], transforms[0].rotation = yaw set-point")
@@ -76,9 +79,9 @@ CLOCK = Topic("/clock", "rosgraph_msgs/msg/Clock", "state", False,
 TASK_TOPIC: dict[str, Topic] = {"navigation": GOAL, "coverage": LANDMARKS, "rware": TASK}
 
 ALL: tuple[Topic, ...] = (POSE, GOAL, CMD_VEL_NOMINAL, CMD_VEL, DIAGNOSTICS, LANDMARKS, TASK, SIM_SUMMARY,
-                          ODOM, IMU, LOAD_ODOM, LOAD_GOAL, SETPOINT, ROTOR_THRUST, CLOCK)
+                          ODOM, IMU, LOAD_ODOM, LOAD_GOAL, LOAD_START, SETPOINT, ROTOR_THRUST, CLOCK)
 GROUND: tuple[Topic, ...] = (POSE, GOAL, CMD_VEL_NOMINAL, CMD_VEL, DIAGNOSTICS, LANDMARKS, TASK, SIM_SUMMARY)
-MAV: tuple[Topic, ...] = (ODOM, IMU, LOAD_ODOM, LOAD_GOAL, SETPOINT, DIAGNOSTICS, SIM_SUMMARY)  # a cable team's
+MAV: tuple[Topic, ...] = (ODOM, IMU, LOAD_ODOM, LOAD_GOAL, LOAD_START, SETPOINT, DIAGNOSTICS, SIM_SUMMARY)  # a cable team's
 BY_NAME = {t.name: t for t in ALL}
 # Topics that move vehicles. Replaying a log must not re-publish them unless the user asks (replay play
 # --actuation, under a namespace or domain they name): on a lab network a replayed cmd_vel drives the robots.
