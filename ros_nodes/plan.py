@@ -18,6 +18,8 @@ Deployment YAML (relative paths are relative to the YAML file):
       - {name: robot_0, start: [-1.2, 0.6, 0.0], goal: [1.2, -0.6], remaps: {pose: /mocap/robot_0/pose}}
     sim: {seed: 0}               # optional, SITL only; sensing model: pose_delay_s, pose_jitter_s,
                                  # pose_noise_m, pose_drop (fraction), all 0 by default
+    arrangement: process_per_node  # optional, SITL only: or fleet_container (the onboard nodes in one
+                                 # process, ros_nodes/container.py); ros2 launch always runs one per node
 
 A coverage deployment (`scenario: coverage`) has no per-robot goals but one top-level list
 `landmarks: [[x, y], ...]`, as many as robots, published on `/landmarks`.
@@ -51,6 +53,10 @@ SENSING = {"pose_delay_s": ("pose_delay_s", 10.0), "pose_jitter_s": ("pose_jitte
            "pose_noise_m": ("pose_noise_m", 1.0), "pose_drop": ("drop_pose_fraction", 0.99)}  # barrier forms of controllers.barrier for unicycle robots
 NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 REMAPPABLE = tuple(t.name for t in topics.GROUND if t.per_robot)
+ARRANGEMENTS = ("process_per_node", "fleet_container")  # how SITL starts the plan's nodes (`arrange`)
+# what a fleet container hosts: the robots' onboard nodes; the simulator (the world), the recorder and the
+# live view stay processes of their own
+CONTAINED = ("policy_node", "safety_node", "hardware_adapter_node", "mav_policy_node")
 
 
 class PlanError(ValueError):
@@ -100,6 +106,7 @@ class Deployment:
     hardware: HardwareConfig | None = None  # real robots behind adapter nodes (docs/hardware.md)
     obstacles: tuple[tuple[float, float, float, float], ...] = ()  # static boxes (x_min, x_max, y_min, y_max)
     requests: tuple[int, ...] = ()  # rware: the requested shelves (indices into obstacles)
+    arrangement: str = "process_per_node"  # SITL: one of ARRANGEMENTS
 
     @property
     def robot_names(self) -> list[str]:
@@ -128,6 +135,7 @@ class NodeSpec:
     namespace: str
     parameters: Mapping[str, Any]
     remaps: Mapping[str, str] = field(default_factory=dict)
+    hosted: tuple["NodeSpec", ...] = ()  # a container (executable "container"): the nodes it runs
 
     @property
     def module(self) -> str:
@@ -148,6 +156,9 @@ class NodeSpec:
         return args
 
     def command(self, python: str = sys.executable) -> list[str]:
+        if self.hosted:  # ros_nodes/container.py: each hosted node's module, name and --ros-args as one JSON argument
+            return [python, "-m", self.module, *(json.dumps({"module": h.module, "fqn": h.fqn, "args": h.ros_args()})
+                                                 for h in self.hosted)]
         return [python, "-m", self.module, *self.ros_args()]
 
 
@@ -178,7 +189,7 @@ def load_deployment(path: str | Path) -> Deployment:
         from marlstack.ros_nodes.team_plan import load_team
         return load_team(path, data)
     known = {"name", "profile", "scenario", "policy", "rate_hz", "watchdog_periods", "safety", "robots", "sim", "landmarks",
-             "hardware", "obstacles", "requests"}
+             "hardware", "obstacles", "requests", "arrangement"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise _fail(where, f"unknown key(s) {', '.join(unknown)} (expected: {', '.join(sorted(known))})")
@@ -224,6 +235,9 @@ def load_deployment(path: str | Path) -> Deployment:
         if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value <= high:
             raise _fail(where, f"key 'sim.{key}' must be a number in [0, {high}], got {value!r}")
         sensing[param] = float(value)
+    arrangement = data.get("arrangement", "process_per_node")
+    if arrangement not in ARRANGEMENTS:
+        raise _fail(where, f"key 'arrangement' must be one of {', '.join(ARRANGEMENTS)}, got {arrangement!r}")
     policy = _resolve(path, str(data["policy"]))
     if policy.is_dir():
         raise _fail(where, f"key 'policy' = {policy} is a directory; point it at the exported policy.onnx file")
@@ -250,7 +264,8 @@ def load_deployment(path: str | Path) -> Deployment:
                       scenario=scenario, policy=policy,
                       rate_hz=float(rate), watchdog_periods=float(periods), safety_mode=mode, safety_form=form,
                       robots=robots, seed=seed, sensing=sensing, safety_delay_s=float(delay), landmarks=landmarks,
-                      hardware=_hardware(data.get("hardware"), where), obstacles=obstacles, requests=requests)
+                      hardware=_hardware(data.get("hardware"), where), obstacles=obstacles, requests=requests,
+                      arrangement=arrangement)
 
 
 def _obstacles(raw: Any, scenario: str, profile: Any, where: str) -> tuple[tuple[float, float, float, float], ...]:
@@ -450,6 +465,18 @@ def fleet_plan(dep: Deployment, sitl: bool = False, record: str | Path | None = 
         specs.append(NodeSpec("recorder_node", "recorder", "/", {
             "output": str(record), "topics": sorted(topics.robot_topics(robots))}, fleet_remaps))
     return specs
+
+
+def arrange(specs: list[NodeSpec], arrangement: str) -> list[NodeSpec]:
+    """The plan's nodes as SITL starts them: each its own process (`process_per_node`), or the onboard
+    nodes (CONTAINED) in one `fleet_container` process beside the others (ros_nodes/container.py)."""
+    if arrangement not in ARRANGEMENTS:
+        raise PlanError(f"arrangement must be one of {', '.join(ARRANGEMENTS)}, got {arrangement!r}")
+    inside = tuple(s for s in specs if s.executable in CONTAINED)
+    if arrangement == "process_per_node" or not inside:
+        return list(specs)
+    return [s for s in specs if s.executable not in CONTAINED] + [NodeSpec("container", "fleet_container", "/", {},
+                                                                           hosted=inside)]
 
 
 def _flat(boxes: tuple[tuple[float, ...], ...]) -> list[float]:

@@ -67,7 +67,6 @@ def run_node(factory: Callable[[], Any], label: str, argv: list[str] | None = No
     """Init rclpy, build the node, spin until shutdown; one-line errors, never a bare traceback."""
     faulthandler.enable()  # a native crash anywhere from here on (DDS, onnxruntime) leaves its stack in the log
     import rclpy
-    from rclpy.executors import ExternalShutdownException
 
     rclpy.init(args=sys.argv if argv is None else argv)
     node = executor = None
@@ -79,28 +78,48 @@ def run_node(factory: Callable[[], Any], label: str, argv: list[str] | None = No
             print(f"{label}: refusing to start: {exc}", file=sys.stderr, flush=True)
             return EXIT_START_ERROR
         executor.add_node(node)
-        try:
-            while rclpy.ok():  # not executor.spin(): this build's EventsExecutor.spin() ignores SIGINT
-                executor.spin_once(timeout_sec=SPIN_TIMEOUT_S)
-        except (KeyboardInterrupt, ExternalShutdownException):
-            pass
-        except Exception:
-            if rclpy.ok():
-                raise
-            # Shutdown (Ctrl-C / SIGTERM) arrived while a callback ran and it touched the closed
-            # context (e.g. a publish): that is a clean stop, not a crash.
+        spin(executor)
         return 0
     finally:
-        if node is not None:
-            close = getattr(node, "close", None)
-            if close is not None:
-                close()
-            _bound_teardown(label)
-            if executor is not None:  # release the node's entities first: the EventsExecutor holds
-                executor.shutdown()   # their event handlers, and destroying them under it deadlocked
-            node.destroy_node()
+        teardown([] if node is None else [node], executor, label)
+
+
+def spin(executor: Any, between: Callable[[], None] | None = None) -> None:
+    """Spin until rclpy shuts down (Ctrl-C / SIGTERM), calling `between` after each dispatch."""
+    import rclpy
+    from rclpy.executors import ExternalShutdownException
+    try:
+        while rclpy.ok():  # not executor.spin(): this build's EventsExecutor.spin() ignores SIGINT
+            executor.spin_once(timeout_sec=SPIN_TIMEOUT_S)
+            if between is not None:
+                between()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except Exception:
         if rclpy.ok():
-            rclpy.try_shutdown()
+            raise
+        # Shutdown (Ctrl-C / SIGTERM) arrived while a callback ran and it touched the closed
+        # context (e.g. a publish): that is a clean stop, not a crash.
+
+
+def teardown(nodes: list[Any], executor: Any, label: str, close: Callable[[Any], None] | None = None) -> None:
+    """Each node's `close()` (its work saved: bag closed, summary written), then the DDS teardown, bounded
+    in time (`_bound_teardown`). `close` replaces the plain call (a container reports one node's failure
+    and goes on to the next)."""
+    import rclpy
+    for node in nodes:
+        if close is not None:
+            close(node)
+        elif getattr(node, "close", None) is not None:
+            node.close()
+    if nodes:
+        _bound_teardown(label)
+    if executor is not None:  # release the nodes' entities first: the EventsExecutor holds
+        executor.shutdown()   # their event handlers, and destroying them under it deadlocked
+    for node in nodes:
+        node.destroy_node()
+    if rclpy.ok():
+        rclpy.try_shutdown()
 
 
 def make_executor():

@@ -1,8 +1,9 @@
 """`marlstack sitl`: run a deployment's fleet plan in software-in-the-loop over real DDS, without ros2 launch.
 
 The plan's nodes plus the sim node (fake robots and motion capture) run as separate processes
-with `--ros-args`, supervised: a node that dies is reported with the tail of its log and the run
-fails (exit 1). Ctrl-C stops the nodes cleanly. At the end it prints, per robot, whether and
+with `--ros-args` (arrangement `process_per_node`, the default) or with the onboard nodes in one
+fleet container process (`fleet_container`, ros_nodes/container.py), supervised: a node that dies,
+or fails inside the container, is reported with the tail of its log and the run fails (exit 1). Ctrl-C stops the nodes cleanly. At the end it prints, per robot, whether and
 when the goal was reached, collision and boundary-exit steps (the simulator's counts), safety
 interventions, watchdog stops and their reasons, barrier brakes, clipped commands and refused
 policy outputs, and the bag's path; `--json` prints the same as JSON. A run with collisions, arena
@@ -25,15 +26,17 @@ import time
 from pathlib import Path
 
 from marlstack.ros_nodes.isolation import ISOLATED_FLAG, can_isolate, isolated, ros_env
-from marlstack.ros_nodes.plan import Deployment, PlanError, fleet_plan, load_deployment
+from marlstack.ros_nodes.plan import ARRANGEMENTS, Deployment, PlanError, arrange, fleet_plan, load_deployment
 from marlstack.ros_nodes.runner import EXIT_TEARDOWN_WEDGED
 from marlstack.ros_nodes.supervisor import Supervisor, clean_exit
 
 START_TIMEOUT_S = 120.0
 POLL_S = 0.1
 SETTLE_S = 1.0  # with --until-goals: keep running this long after the last robot arrived
-STOP_ORDER = ["sim_node", "mav_sim_node", "policy_node", "mav_policy_node", "safety_node", "hardware_adapter_node"]  # the recorder stops last
-START_ORDER = ["recorder_node", "foxglove_node", "hardware_adapter_node", "safety_node", "policy_node", "mav_policy_node", "sim_node", "mav_sim_node"]
+STOP_ORDER = ["sim_node", "mav_sim_node", "policy_node", "mav_policy_node", "safety_node", "hardware_adapter_node",
+              "container"]  # the recorder stops last
+START_ORDER = ["recorder_node", "foxglove_node", "hardware_adapter_node", "safety_node", "policy_node", "mav_policy_node",
+               "container", "sim_node", "mav_sim_node"]
 
 
 class SitlError(Exception):
@@ -52,6 +55,9 @@ def parser() -> argparse.ArgumentParser:
                         "not network-isolated, DDS stays on LOCALHOST discovery)")
     p.add_argument("--plot", metavar="PNG", help="a MAV team: draw the mission's load errors per goal to this PNG")
     p.add_argument("--logdir", help="where node logs and the sim summary go (default: a new temp dir)")
+    p.add_argument("--arrangement", choices=ARRANGEMENTS,
+                   help="how the nodes run: one process each, or the onboard nodes (policies, safety, adapters) in "
+                        "one fleet container process; default: the config's 'arrangement', else process_per_node")
     p.add_argument("--drop-poses", type=float, default=0.0, metavar="FRACTION",
                    help="fault injection: the sim node drops this fraction of pose messages")
     p.add_argument("--no-isolate", action="store_true",
@@ -156,6 +162,7 @@ def run(dep, args, record: Path | None) -> dict:
     logdir = Path(args.logdir) if args.logdir else Path(tempfile.mkdtemp(prefix="marlstack-sitl-"))
     summary_path = logdir.resolve() / "sim_summary.json"
     summary_path.unlink(missing_ok=True)  # its appearance is how we know the sim has started
+    arrangement = getattr(args, "arrangement", None) or getattr(dep, "arrangement", ARRANGEMENTS[0])
     specs = fleet_plan(dep, sitl=True, record=record, summary_path=summary_path)
     if args.foxglove is not None:
         from marlstack.ros_nodes.foxglove_node import node_spec
@@ -163,6 +170,7 @@ def run(dep, args, record: Path | None) -> dict:
     if args.drop_poses:  # --drop-poses overrides the deployment's sim.pose_drop
         specs = [dataclasses.replace(s, parameters={**s.parameters, "drop_pose_fraction": args.drop_poses})
                  if s.executable == "sim_node" else s for s in specs]
+    specs = arrange(specs, arrangement)
     stop = {"requested": False}
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.update(requested=True))
@@ -176,10 +184,17 @@ def run(dep, args, record: Path | None) -> dict:
             sup.start(s)
         sim_start = None
         while not stop["requested"]:
-            dead = sup.exited()
+            dead, failed = sup.exited(), sup.failures()
             if dead:
                 p = dead[0]
-                error = f"node {p.label} exited with code {p.popen.returncode} during the run; its log ({p.log}) ends:\n{p.tail()}"
+                hosting = f" (hosting {', '.join(h.fqn for h in p.spec.hosted)})" if p.spec.hosted else ""
+                error = (f"node {p.label}{hosting} exited with code {p.popen.returncode} during the run; its log ({p.log}) "
+                         f"ends:\n{p.tail()}")
+                break
+            if failed:
+                p, node, why = failed[0]
+                error = (f"node {node} failed inside {p.label} during the run ({why}; the container stopped it and ran "
+                         f"on); its log ({p.log}) ends:\n{p.tail(20)}")
                 break
             now = time.monotonic()
             if sim_start is None:
@@ -215,6 +230,7 @@ def run(dep, args, record: Path | None) -> dict:
     team = {k: v for k, v in summary.items() if k not in ("robots", "mavs")} if summary and "mavs" in summary else None
     return {"ok": error is None, "error": error, "interrupted": stop["requested"], "config": str(dep.path),
             "safety_mode": getattr(dep, "safety_mode", "none"), "scenario": dep.scenario, "team": team,
+            "arrangement": arrangement,
             "done_at_s": summary["done_at_s"] if summary else None,
             **{k: summary[k] for k in ("items_delivered", "items_requested") if summary and k in summary},
             "num_robots": len(dep.robot_names), "bag": str(record) if record else None, "logdir": str(logdir),
@@ -260,7 +276,7 @@ def format_report(report: dict) -> str:
     line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths))  # noqa: E731
     lat = report["latency_ms"]
     out = [f"== marlstack sitl: {report['num_robots']} robots, {report['safety_mode']} safety, "
-           f"{report['elapsed_s']} s simulated ==", line(head), line(["-" * w for w in widths]), *map(line, rows)]
+           f"{report['elapsed_s']} s simulated, {report['arrangement']} ==", line(head), line(["-" * w for w in widths]), *map(line, rows)]
     for name, r in report["robots"].items():
         if r.get("stop_reasons"):
             out.append(f"{name} stopped because: " + "; ".join(f"{k} (x{v})" for k, v in r["stop_reasons"].items()))
@@ -280,7 +296,7 @@ def format_report(report: dict) -> str:
 def format_team_report(report: dict) -> str:
     """A MAV team's mission: per goal the load's errors and success, then separation, slack, tilt, landing."""
     t, lat = report["team"], report["latency_ms"]
-    out = [f"== marlstack sitl: {report['num_robots']} MAVs, {t['sim_time_s']} s simulated ==",
+    out = [f"== marlstack sitl: {report['num_robots']} MAVs, {t['sim_time_s']} s simulated, {report['arrangement']} ==",
            "goal  position [m]       quaternion wxyz            success  after_s  final_err_m  final_err_deg  min_err_m  "
            "min_sep_m  slack  max_tilt"]
     for i, g in enumerate(t["goals"]):

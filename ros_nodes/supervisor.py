@@ -5,9 +5,12 @@ so a Ctrl-C in the terminal reaches only the supervisor, which then stops the no
 order with SIGINT (rclpy shuts down cleanly: the sim writes its summary, the recorder closes its
 bag) and SIGKILLs whatever is still alive after a grace period. Each node's output goes to
 `<logdir>/<node>.log`; a node that exits on its own is a crash, reported with its log's tail.
+A container (a spec with `hosted` nodes, ros_nodes/container.py) is one process; a hosted node that
+fails inside it while the others run on is listed by `failures()`.
 """
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -17,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
+from marlstack.ros_nodes.container import FAILURES_ENV
 from marlstack.ros_nodes.plan import NodeSpec
 from marlstack.ros_nodes.runner import EXIT_TEARDOWN_WEDGED
 
@@ -33,12 +37,21 @@ class Proc:
     def label(self) -> str:
         return self.spec.fqn
 
+    @property
+    def failures_file(self) -> Path:
+        return failures_file(self.log)
+
     def tail(self, lines: int = 8) -> str:
         try:
             text = self.log.read_text(errors="replace").strip().splitlines()
         except OSError:
             return ""
         return "\n".join(text[-lines:])
+
+
+def failures_file(log: Path) -> Path:
+    """Where a container whose output goes to `log` appends its hosted nodes' failures (one JSON line each)."""
+    return log.with_suffix(".failures")
 
 
 class Supervisor:
@@ -50,8 +63,13 @@ class Supervisor:
 
     def start(self, spec: NodeSpec) -> Proc:
         log = self.logdir / f"{spec.fqn.strip('/').replace('/', '.')}.log"
+        env = self.env
+        if spec.hosted:
+            failures = failures_file(log)
+            failures.unlink(missing_ok=True)
+            env = {**env, FAILURES_ENV: str(failures)}
         with log.open("wb") as out:
-            popen = subprocess.Popen(spec.command(self.python), env=self.env, stdout=out, stderr=subprocess.STDOUT,
+            popen = subprocess.Popen(spec.command(self.python), env=env, stdout=out, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, start_new_session=True)
         proc = Proc(spec, popen, log)
         self.procs.append(proc)
@@ -72,6 +90,19 @@ class Supervisor:
     def exited(self) -> list[Proc]:
         """Nodes that are no longer running."""
         return [p for p in self.procs if p.popen.poll() is not None]
+
+    def failures(self) -> list[tuple[Proc, str, str]]:
+        """Hosted nodes that failed inside a container that runs on: (container, node, error)."""
+        out = []
+        for p in self.procs:
+            if p.spec.hosted and p.failures_file.exists():
+                for line in p.failures_file.read_text(errors="replace").splitlines():
+                    try:
+                        f = json.loads(line)
+                    except json.JSONDecodeError:
+                        continue  # being written
+                    out.append((p, f["node"], f["error"]))
+        return out
 
     def stop(self, order: list[str] | None = None) -> dict[str, int]:
         """SIGINT every node (executables in `order` first, one group at a time); exit codes by node."""

@@ -1,4 +1,5 @@
-"""End-to-end software-in-the-loop over real DDS: every node its own process, counted by the sim node.
+"""End-to-end software-in-the-loop over real DDS, counted by the sim node: every node its own process, or (the
+8-robot onboard fleet) the onboard nodes in one fleet container (ros_nodes/container.py).
 
 Drives the committed trained navigation policy (ros_fixtures.TRAINED: IPPO, 4 robots, barrier in
 the loop), exported for 4 robots and, with `--num-agents 8`, for the 8-robot onboard fleet.
@@ -53,11 +54,13 @@ def test_fleet_safety_4_robots_reach_goals_and_record_a_readable_bag(policies, t
     assert abs(last.x - goal[0]) < 0.15 and abs(last.y - goal[1]) < 0.15
 
 
-def test_onboard_safety_8_robots_reach_goals(policies, tmp_path):
+def test_onboard_safety_8_robots_in_a_fleet_container_reach_goals(policies, tmp_path):
     config = config_with_policy("robotarium_onboard8.yaml", policies[8], tmp_path)
+    config.write_text(config.read_text() + "arrangement: fleet_container\n")  # 16 nodes, one process
     report, _ = sitl(config, "--duration", "60", "--until-goals")
     assert_safe_and_arrived(report, 8)
-    assert report["safety_mode"] == "onboard"
+    assert report["safety_mode"] == "onboard" and report["arrangement"] == "fleet_container"
+    assert set(report["exit_codes"]) == {"/sim", "/fleet_container"}, report["exit_codes"]
 
 
 def test_coverage_4_robots_cover_every_landmark(coverage_policy, tmp_path, capsys):
