@@ -8,6 +8,8 @@ import pytest
 from marlstack.bench.barrier import numpy_step, swap_nominal, swap_start
 from marlstack.controllers.barrier_deadlock import DeadlockFreeFilter
 from marlstack.controllers.barrier_jax import NONFINITE, OK, deadlock_free_barrier, deadlock_memory
+from marlstack.controllers.barrier_qp import barrier_spec
+from marlstack.controllers.unicycle import uni_to_si
 from marlstack.hardware import load_profile
 from marlstack.sim.fleet import FleetEnv
 
@@ -44,37 +46,36 @@ def numpy_run(name, steps):
 
 @pytest.mark.parametrize("name,steps", [("swap", 700), ("box", 500)])
 def test_same_commands_and_turns_as_the_deployment_filter(name, steps):
-    """Fed the deployment filter's inputs call by call, the JAX form (float64) turns the same robots at
-    the same calls and returns the same certified commands."""
+    """Fed the deployment filter's inputs call by call, the JAX form turns the same robots at the same calls
+    and returns the same certified commands (float32 against float64); then a non-finite pose brakes and
+    leaves the memory as it was."""
     ref, controlled, boxes = numpy_run(name, steps)
     assert ref["started"].sum() > 0 and ref["turning"].sum() > 0          # the rule did act
-    with jax.enable_x64(True):
-        fn = deadlock_free_barrier(GRITS, len(controlled), GRITS.dt, boxes=boxes)
+    poses = np.concatenate([ref["poses"], ref["poses"][-1:]])
+    poses[-1, 0, 0] = np.nan
+    nominal = np.concatenate([ref["nominal"], ref["nominal"][-1:]])
+    fn = deadlock_free_barrier(GRITS, len(controlled), GRITS.dt, boxes=boxes)
 
-        def call(memory, x):
-            safe, info, memory = fn(x[0], x[1], memory, jnp.asarray(controlled))
-            return memory, (safe, info["deadlock_turning"], info["deadlock_started"], info["status"])
-        _, (u, turning, started, status) = jax.jit(lambda xs: jax.lax.scan(call, deadlock_memory(len(controlled)), xs))(
-            (jnp.asarray(ref["poses"]), jnp.asarray(ref["nominal"])))
-        assert u.dtype == jnp.float64
-    assert np.all(np.asarray(status) == OK)
-    np.testing.assert_array_equal(np.asarray(turning), ref["turning"])
-    np.testing.assert_array_equal(np.asarray(started), ref["started"])
-    np.testing.assert_allclose(np.asarray(u), ref["u"], atol=1e-9)
-
-
-def test_non_finite_input_brakes_and_keeps_the_memory():
-    fn = jax.jit(deadlock_free_barrier(GRITS, 2, GRITS.dt))
-    memory = {"stuck": jnp.array([3, 0], jnp.int32), "left": jnp.array([0, 5], jnp.int32)}
-    safe, info, after = fn(jnp.array([[0.0, 0.0, 0.0], [jnp.nan, 0.5, 0.0]]), jnp.full((2, 2), 0.1), memory)
-    assert int(info["status"]) == NONFINITE and not np.any(np.asarray(safe))
-    assert all(np.array_equal(after[k], memory[k]) for k in memory)
+    def call(memory, x):
+        safe, info, after = fn(x[0], x[1], memory, jnp.asarray(controlled))
+        return after, (safe, info["deadlock_turning"], info["deadlock_started"], info["status"], memory, after)
+    _, (u, turning, started, status, before, after) = jax.jit(lambda xs: jax.lax.scan(
+        call, deadlock_memory(len(controlled)), xs))((jnp.asarray(poses, jnp.float32), jnp.asarray(nominal, jnp.float32)))
+    assert np.all(np.asarray(status[:-1]) == OK)
+    np.testing.assert_array_equal(np.asarray(turning[:-1]), ref["turning"])
+    np.testing.assert_array_equal(np.asarray(started[:-1]), ref["started"])
+    # the QP's variable, the projection-point velocity (as test_barrier_jax compares the two solvers)
+    d = barrier_spec(GRITS, "unicycle_walls").projection_distance
+    got = uni_to_si(np.asarray(u[:-1], np.float64), ref["poses"], d)
+    np.testing.assert_allclose(got, uni_to_si(ref["u"], ref["poses"], d), atol=1e-4)
+    assert int(status[-1]) == NONFINITE and not np.any(np.asarray(u[-1]))
+    assert all(np.array_equal(before[k][-1], after[k][-1]) for k in before)
 
 
 def test_fleet_env_carries_the_rule_and_resets_it():
     """Two robots head-on, each heading for the other's start (the swap's goal-seeking nominal, which ignores
-    the other robot): the plain barrier parks them, with
-    `deadlock_hold_s` they pass (the rule's memory lives in FleetState and starts fresh each episode)."""
+    the other robot): the plain barrier parks them, with `deadlock_hold_s` they pass (the rule's memory
+    lives in FleetState and starts fresh each episode)."""
     start = jnp.array([[-0.6, 0.0, 0.0], [0.6, 0.0, jnp.pi]])
     goals = start[::-1, :2]
 
