@@ -25,8 +25,13 @@ infeasible QP) holds position, WARN. The load's odometry older than that (the po
 it) leaves the cable rows out of that step: counted in `safety_cables_unchecked`, the reason in
 `safety_cables_unchecked_why`.
 Both recover with the next good inputs. A lost teammate (silent for `lost_after_s`, or falling faster
-than `lost_fall_speed`: it lost its thrust) starts the team landing, which does not end: every MAV
+than `lost_fall_speed`: it lost its thrust) starts the team landing, which no new goal ends: every MAV
 descends at `landing_descent_rate` over where it was, so the load comes down level (ERROR).
+Episodes: a new start on `/load/start` (the team put at rest in hover: SITL's from-rest goals, as an
+evaluation episode begins) begins a new episode: the action history back to zero and the recurrent state
+to its initial value (as `CableEnv.reset` starts them), the team landing and the position hold cleared.
+A new goal alone changes only the goal: the history is the command the MAV is still flying, and a team
+that lost a member must not take off again because an operator sent a goal.
 The position hold and the team landing go through the stage too: the hold through the same rows as the
 policy's command, the landing through the separation rows with the MAVs still flying and the walls
 (`mav_io.landing_stage`: no floor row, it lands; no cable rows, they slacken). Where the stage cannot certify
@@ -119,13 +124,18 @@ def make_node():
             self.setpoint = None                # the one set-point message, overwritten every step
             self.last_step = self.last_diag = -math.inf
             self.load_stamp = 0.0
+            self.start_stamp = -math.inf        # the last new start begun (a latched one heard again is not new)
+            self.starts = 0
             self.sim_time = bool(self.get_parameter("use_sim_time").value)  # SITL on simulated time (/clock)
             cls = topics.message_class
             state = topics.qos_profile("state")
             self.pub = self.create_publisher(cls(topics.SETPOINT.type), topics.SETPOINT.path(self.mav), state)
             self.diag = self.create_publisher(cls(topics.DIAGNOSTICS.type), topics.DIAGNOSTICS.path(),
                                               topics.qos_profile(topics.DIAGNOSTICS.qos))
-            # the load first: it triggers the step
+            # a new start before the load (a start and the first sample after it, ready together, in that order);
+            # then the load: it triggers the step
+            self.create_subscription(cls(topics.LOAD_START.type), topics.LOAD_START.path(), self._on_start,
+                                     topics.qos_profile(topics.LOAD_START.qos))
             self.create_subscription(cls(topics.LOAD_ODOM.type), topics.LOAD_ODOM.path(), self._on_load, state)
             for m in sorted(self.mavs, key=lambda m: m != self.mav):
                 self.create_subscription(cls(topics.ODOM.type), topics.ODOM.path(m), self._on_odom(m), state)
@@ -163,6 +173,18 @@ def make_node():
                 self.inputs.put(mav_io.GOAL, mav_io.goal_pose(msg), mav_io.stamp_or(msg, ros_now(self)))
             except convert.MessageError as exc:
                 self.inputs.invalidate(mav_io.GOAL, str(exc))
+
+        def _on_start(self, msg) -> None:
+            """A new start: a new episode (module docstring). Judged by its stamp: one heard again is not new."""
+            stamp = mav_io.stamp_or(msg, ros_now(self))
+            if stamp <= self.start_stamp:
+                return
+            self.start_stamp, self.starts = stamp, self.starts + 1
+            self.inputs.latest.past = np.zeros_like(self.inputs.latest.past)
+            self.hidden = self.runtime.initial_state(1)
+            if self.landing is not None:
+                self.get_logger().info(f"new start: {self.landing} ends")
+            self.landing, self.landing_safety, self.landing_team, self.hold_at = None, None, [], None
 
         def _on_timer(self) -> None:
             now = ros_now(self)
@@ -268,6 +290,7 @@ def make_node():
             stamps = self.inputs.stamps
             step_ms = 1e3 * self.step_s / self.load_steps if self.load_steps else 0.0
             extra = {"inference_ms_mean": f"{mean_ms:.3f}", "step_ms_mean": f"{step_ms:.3f}", "hold_steps": self.holds,
+                     "starts": self.starts,
                      "odom_delay_ms_max": f"{stamps.worst_delay_ms():.1f}", "dropped_out_of_order": stamps.dropped,
                      "stamp_jumps": stamps.jumps,
                      "safety": "off" if self.safety is None else "onboard", **(self.safety.report() if self.safety else {})}

@@ -162,6 +162,8 @@ def make_node():
             self.load_pub = self.create_publisher(cls(topics.LOAD_ODOM.type), topics.LOAD_ODOM.path(), state)
             self.goal_pub = self.create_publisher(cls(topics.LOAD_GOAL.type), topics.LOAD_GOAL.path(),
                                                   topics.qos_profile(topics.LOAD_GOAL.qos))
+            self.start_pub = self.create_publisher(cls(topics.LOAD_START.type), topics.LOAD_START.path(),
+                                                   topics.qos_profile(topics.LOAD_START.qos))
             self.diag_pub = self.create_publisher(cls(topics.DIAGNOSTICS.type), topics.DIAGNOSTICS.path(),
                                                   topics.qos_profile(topics.DIAGNOSTICS.qos))
             self.summary_pub = self.create_publisher(cls(topics.SIM_SUMMARY.type), topics.SIM_SUMMARY.path(),
@@ -253,9 +255,11 @@ def make_node():
             self.goal_pub.publish(mav_io.pose_msg(pos, quat, self.now()))
 
         def _begin_goal(self, k: int) -> None:
-            """Goal k's clock starts now; with `from_rest`, from the team at rest at the goal's start."""
+            """Goal k's clock starts now; with `from_rest`, from the team at rest at the goal's start, announced on
+            `/load/start` (stamped as the tick's sensors that follow: the policy nodes begin a new episode)."""
             if self.goal_starts[k] is not None:
                 self.sim.place(self.goal_starts[k])
+                self.start_pub.publish(mav_io.pose_msg(self.goal_starts[k], (1.0, 0.0, 0.0, 0.0), self.now()))
             self.sim.set_goal(*self.goal_list[k], self.scored[k])
 
         def _on_timer(self) -> None:

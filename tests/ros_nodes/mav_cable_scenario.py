@@ -11,12 +11,19 @@ certified 0.15 m) while every MAV stays 0.86 m or more from the others, so only 
 3. the goal withdrawn, with the hold point at mav_1 (as if the fault had begun there): the position hold
    pulls mav_0 towards mav_1 and its cable, and goes through the stage too;
 4. mav_1 falling at 4 m/s (lost: the team landing) with mav_2 0.5 m below mav_0: the landing's descent goes
-   through the separation rows of the MAVs still flying.
+   through the separation rows of the MAVs still flying;
+5. a new goal during the landing: the team lands on;
+6. a new start on `/load/start` (the team at rest in hover, as SITL's from-rest goals put it) and its goal: a new
+   episode, the policy flies again with an empty action history;
+7. the same (latched) start heard again and another goal: no new episode, the history carries over.
+Steps 5-7 compare the set-point's rate feed-forward (which the stage passes unchanged) with the policy's on the
+same inputs with the action history empty and with the last set-point as history.
 Every message handed to the node in steps 1-2 and every set-point it sent go into a bag (`node.mcap` in the work
 directory, logged when handed over / sent), which the test gives to `replay eval`.
 """
 from __future__ import annotations
 
+import itertools
 import json
 import sys
 import time
@@ -37,8 +44,15 @@ LEVEL = (1.0, 0.0, 0.0, 0.0)  # w x y z
 WATCHDOG_PERIODS = 30.0  # 300 ms for what the policy reads: a slow first step on a loaded machine must not trip it
 
 
+SAMPLES = itertools.count(1)
+
+
 def messages(stamp: float, load_age: float, pos=POS, vel=VEL) -> tuple[dict[str, object], object]:
-    odom = {m: mav_io.odometry_msg(pos[i], LEVEL, vel[i], (0.0, 0.0, 0.0), stamp, m) for i, m in enumerate(MAVS)}
+    # each call's MAV positions 1 µm apart, as a sensor's noise keeps them: identical values for 1 s would be a
+    # frozen source to the node (health.FrozenValues), which a loaded machine reached within the scenario
+    noise = 1e-6 * next(SAMPLES)
+    odom = {m: mav_io.odometry_msg(np.add(pos[i], noise), LEVEL, vel[i], (0.0, 0.0, 0.0), stamp, m)
+            for i, m in enumerate(MAVS)}
     return odom, mav_io.odometry_msg(LOAD, LEVEL, (0.0, 0.0, 0.0), (0.0, 0.0, 0.0), stamp - load_age, "load")
 
 
@@ -121,6 +135,35 @@ def main(out: str, policy: str, workdir: str) -> None:
                 else mav_io.land_command(np.asarray(me[0:3]), np.asarray(me[7:10]), node.land_over, node.descent_rate, limit))
         node._publish_diag(now)
         result[name] = {"setpoint": [*sent[:3], *sent[3:5]], "bare": bare.tolist(), "reason": node.dog.reason,
+                        "diagnostics": diags[-1]}
+    rest = [[p[0], p[1], POS[0][2]] for p in POS]   # the team level at mav_0's height, at rest
+    zero = [[0.0, 0.0, 0.0]] * 3
+    start = mav_io.pose_msg(LOAD, LEVEL, time.time())
+    for name, goal_pos, heard in (("goal_while_landing", [0.3, 0.0, 1.2], None), ("new_start", [0.0, 0.3, 1.2], start),
+                                  ("start_again", [-0.3, 0.0, 1.2], start)):
+        if heard is not None:
+            node._on_start(heard)
+        goal = mav_io.pose_msg(goal_pos, LEVEL, time.time())
+        node._on_goal(goal)
+        alone.put(mav_io.GOAL, mav_io.goal_pose(goal), 0.0)
+        last = np.asarray(mav_io.setpoint_values(node.setpoint), float)
+        time.sleep(0.02)
+        now = time.time()
+        odom, load = messages(now, 0.0, rest, zero)
+        for m in MAVS:
+            node._on_odom(m)(odom[m])
+            alone.put(m, mav_io.odometry(odom[m]), now)
+        alone.put(mav_io.LOAD, mav_io.odometry(load), now)
+        node._on_load(load)
+        sent = np.asarray(mav_io.setpoint_values(node.setpoint), float)
+        rates = {}
+        for history in ("empty", "carried"):
+            alone.latest.past = np.zeros_like(alone.latest.past)
+            if history == "carried":
+                alone.latest.sent(np.concatenate([last[:3], last[3:5]]))
+            rates[history] = np.asarray(runtime.run(alone.inputs(now))["cmd"], float).reshape(-1)[3:].tolist()
+        node._publish_diag(now)
+        result[name] = {"rates": sent[3:5].tolist(), "policy_rates": rates, "reason": node.dog.reason,
                         "diagnostics": diags[-1]}
     node.destroy_node()
     rclpy.shutdown()

@@ -1,6 +1,7 @@
 """The MAV policy node passes the load to its safety stage, and filters its position hold and team landing there too
 (ros_nodes/mav_policy_node.py): a node-level scenario over real rclpy and onnxruntime
-(tests/ros_nodes/mav_cable_scenario.py), messages handed to its callbacks."""
+(tests/ros_nodes/mav_cable_scenario.py), messages handed to its callbacks; a new start on `/load/start` begins a new
+episode (action history empty, team landing ended), a new goal alone does not."""
 import re
 
 import numpy as np
@@ -61,3 +62,17 @@ def test_the_node_keeps_its_cable_off_a_neighbours_and_says_when_it_cannot(tmp_p
     assert landing["setpoint"][2] > landing["bare"][2] + 0.2, landing
     np.testing.assert_allclose(landing["setpoint"][:2], landing["bare"][:2], atol=0.01)  # braked vertically
     assert landing["diagnostics"]["safety_landing_interventions"] == "1", landing["diagnostics"]
+    # a new goal does not end the team landing (a team that lost a member does not take off again)
+    on = r["goal_while_landing"]
+    assert on["reason"] == "team landing: mav_1 lost" and on["rates"] == [0.0, 0.0], on
+    # a new start does: a new episode, the policy's command with an empty action history, as an evaluation
+    # episode begins (before: the landing latched for good, and the history was the last landing command)
+    new, again = r["new_start"], r["start_again"]
+    assert new["reason"] is None and new["diagnostics"]["starts"] == "1", new
+    np.testing.assert_allclose(new["rates"], new["policy_rates"]["empty"], atol=1e-5)
+    # (the two histories' rates differ by 1.0e-3 here, a hundred times the bound)
+    assert np.max(np.abs(np.subtract(new["policy_rates"]["carried"], new["policy_rates"]["empty"]))) > 1e-4, new
+    # the same start heard again (latched) with another goal: the history is the command being flown
+    assert again["diagnostics"]["starts"] == "1", again
+    np.testing.assert_allclose(again["rates"], again["policy_rates"]["carried"], atol=1e-5)
+    assert np.max(np.abs(np.subtract(again["policy_rates"]["carried"], again["policy_rates"]["empty"]))) > 1e-4, again
