@@ -2,12 +2,14 @@
 
 Ours: a SITL fleet (`marlstack sitl`, fleet-mode safety by default) where the sim node stamps
 each robot's pose as it publishes it and measures when that robot's `cmd_vel` comes back, after
-the policy node (onnxruntime) and the safety node (barrier QP), all separate processes, three DDS
-hops. Baseline, in the same run and namespace: two bare rclpy processes, one publishing a
-PoseStamped at the same rate and timing the Twist the other sends back (two hops, no work).
-Both use the same QoS (best effort, depth 1). Also reported: each node's CPU share while the
-fleet runs. Policy: the scripted go-to-goal controller exported like a trained one.
-Goal (issue 6): p50 <= 2 ms and p99 <= 5 ms at 10 robots.
+the policy node (onnxruntime) and the safety node (barrier QP), three DDS hops. Each process
+arrangement (`--arrangement`: every node its own process, or the policy and safety nodes in one fleet
+container, ros_nodes/container.py) runs in the same run, one after the other. Baseline, in the same run
+and namespace: two bare rclpy processes, one publishing a PoseStamped at the same rate and timing the
+Twist the other sends back (two hops, no work). Both use the same QoS (best effort, depth 1). Also
+reported: each node's CPU share while the fleet runs. Policy: the scripted go-to-goal controller
+exported like a trained one. `--runs K` repeats everything (a fresh baseline, then each case) and
+reports the median with every run. Goal (issue 6): p50 <= 2 ms and p99 <= 5 ms at 10 robots.
 
 The MAV chain (`--mavs`, issue 13): a SITL team (`launch/cable3.yaml`, holding the load at its start):
 the MAV sim node stamps `/load/odom` and times each MAV's first `setpoint` answering that stamp,
@@ -37,6 +39,7 @@ from pathlib import Path
 import yaml
 
 from marlstack.bench.report import Row
+from marlstack.ros_nodes.plan import ARRANGEMENTS
 
 GOAL_P50_MS, GOAL_P99_MS = 2.0, 5.0
 RATE_HZ = 1 / 0.033  # the fleet baseline's rate: gritsbot_x's control rate (the fleet takes it from the profile)
@@ -50,7 +53,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mavs", type=int, nargs="*", default=[3],
                         help="MAV team sizes for the MAV chain, /load/odom -> setpoint (default 3; none: skip)")
     parser.add_argument("--runs", type=int, default=1,
-                        help="MAV chain and rate controller: runs per case, each with its own baseline (default 1)")
+                        help="runs of every case, each run with its own baseline; rows give the median and every run "
+                             "(default 1)")
+    parser.add_argument("--arrangement", choices=ARRANGEMENTS, nargs="+", default=list(ARRANGEMENTS),
+                        help="process arrangements to compare, in the same run (default: both)")
     parser.add_argument("--safety", choices=["fleet", "onboard"], default="fleet", help="safety mode (default fleet)")
     parser.add_argument("--executor", choices=["events", "single"], nargs="+", default=["events"],
                         help="rclpy executor(s) the nodes spin in (ros_nodes/runner.py); give both to compare "
@@ -92,46 +98,67 @@ def team_policy(n: int, path: Path) -> Path:
     return path
 
 
-def team_rows(n: int, executor: str, duration: float, tmp: Path, runs: int) -> list[Row]:
+def team_rows(n: int, executor: str, arrangements: list[str], duration: float, tmp: Path, runs: int) -> list[Row]:
     """The MAV chain: load odometry -> every MAV's set-point latency, achieved rates, time in the node, CPU
-    per node; `runs` fresh teams, each against its own ping-pong at the chain's rate; the median and every run."""
+    per node; `runs` times a ping-pong at the chain's rate, then a fresh team in each arrangement; the median
+    and every run."""
     policy = team_policy(n, tmp / f"cable_{n}.onnx")
-    per_run: list[dict[str, float]] = []
+    per_run: dict[str, list[dict[str, float]]] = {a: [] for a in arrangements}
     for _ in range(runs):
         base = ping_pong(duration, MAV_RATE_HZ)
-        report = run_sitl(team_config(n, policy, tmp / f"team_{n}.yaml"), duration, executor)
-        lat, mavs = report["latency_ms"], report["robots"].values()
-        ms = lambda key: statistics.mean(r["node_ms_mean"].get(key, math.nan) for r in mavs)  # noqa: E731
-        per_run.append({"p50": math.inf if lat["p50"] is None else lat["p50"],
-                        "p99": math.inf if lat["p99"] is None else lat["p99"], "samples": lat["count"],
-                        "base_p50": quantile(base, 50), "base_p99": quantile(base, 99),
-                        "sim_rate": report["team"]["sim_rate_hz"],
-                        "setpoint_rate": statistics.mean(r["setpoint_rate_hz"] for r in mavs),
-                        "step_ms": ms("step_ms_mean"), "inference_ms": ms("inference_ms_mean"),
-                        **{f"cpu {k}": v for k, v in cpu_means(report).items()}})
-    params = {"mavs": n, "rate_hz": MAV_RATE_HZ, "executor": executor, "runs": runs}
-
-    def row(metric: str, unit: str, key: str, base_key: str | None = None, base_name: str = "-",
-            higher: bool = False, **extra) -> Row:
-        ours = [r[key] for r in per_run]
-        base = [r[base_key] for r in per_run] if base_key else None
-        every = {"every_run": [round(v, 3) for v in ours]}
-        if base:
-            every["baseline_every_run"] = [round(v, 3) for v in base]
-        return Row(params, metric, unit, statistics.median(ours), statistics.median(base) if base else None,
-                   base_name, higher_is_better=higher, extra={**extra, **every})
-    ping = f"rclpy ping-pong (2 processes, {MAV_RATE_HZ:g} Hz)"
-    rows = [row(f"load odom->setpoint p{q} (median of runs)", "ms", f"p{q}", f"base_p{q}", ping,
-                goal_ms=goal, meets_goal=statistics.median(r[f"p{q}"] for r in per_run) <= goal,
-                samples=[r["samples"] for r in per_run]) for q, goal in ((50, GOAL_P50_MS), (99, GOAL_P99_MS))]
-    rows.append(Row(params, "sim node loop rate (achieved, median)", "Hz",
-                    statistics.median(r["sim_rate"] for r in per_run), MAV_RATE_HZ, "nominal"))
-    rows.append(Row(params, "set-point rate per MAV (achieved, median)", "Hz",
-                    statistics.median(r["setpoint_rate"] for r in per_run), MAV_RATE_HZ, "nominal"))
-    rows.append(row("policy node step: load sample in -> set-point out (in node, mean)", "ms", "step_ms"))
-    rows.append(row("policy inference (in node, mean)", "ms", "inference_ms"))
-    rows += [row(key, "% of a core", key) for key in sorted(per_run[0]) if key.startswith("cpu ")]
+        for arrangement in arrangements:
+            report = run_sitl(team_config(n, policy, tmp / f"team_{n}.yaml"), duration, executor, arrangement)
+            lat, mavs = report["latency_ms"], report["robots"].values()
+            ms = lambda key: statistics.mean(r["node_ms_mean"].get(key, math.nan) for r in mavs)  # noqa: E731
+            per_run[arrangement].append({
+                **latency_run(lat, base), "sim_rate": report["team"]["sim_rate_hz"],
+                "setpoint_rate": statistics.mean(r["setpoint_rate_hz"] for r in mavs),
+                "step_ms": ms("step_ms_mean"), "inference_ms": ms("inference_ms_mean"),
+                **{f"cpu {k}": v for k, v in cpu_means(report).items()}})
+    rows = []
+    for arrangement, runs_of in per_run.items():
+        params = {"mavs": n, "rate_hz": MAV_RATE_HZ, "executor": executor, "arrangement": arrangement, "runs": runs}
+        rows += latency_rows(params, runs_of, "load odom->setpoint", f"rclpy ping-pong (2 processes, {MAV_RATE_HZ:g} Hz)")
+        rows.append(Row(params, "sim node loop rate (achieved, median)", "Hz",
+                        statistics.median(r["sim_rate"] for r in runs_of), MAV_RATE_HZ, "nominal"))
+        rows.append(Row(params, "set-point rate per MAV (achieved, median)", "Hz",
+                        statistics.median(r["setpoint_rate"] for r in runs_of), MAV_RATE_HZ, "nominal"))
+        rows.append(median_row(params, runs_of, "policy node step: load sample in -> set-point out (in node, mean)",
+                               "ms", "step_ms"))
+        rows.append(median_row(params, runs_of, "policy inference (in node, mean)", "ms", "inference_ms"))
+        rows += [median_row(params, runs_of, key, "% of a core", key) for key in cpu_keys(runs_of)]
     return rows
+
+
+def latency_run(lat: dict, base: list[float]) -> dict[str, float]:
+    """One run's latency percentiles (inf: the percentile is a late reply) beside its baseline's."""
+    return {"p50": math.inf if lat["p50"] is None else lat["p50"], "p99": math.inf if lat["p99"] is None else lat["p99"],
+            "samples": lat["count"], "late": lat.get("late", 0),
+            "base_p50": quantile(base, 50), "base_p99": quantile(base, 99)}
+
+
+def median_row(params: dict, per_run: list[dict[str, float]], metric: str, unit: str, key: str,
+               base_key: str | None = None, base_name: str = "-", higher: bool = False, **extra) -> Row:
+    """The median over runs of `key` (and of its baseline `base_key`), with every run's value."""
+    ours = [r[key] for r in per_run if key in r]
+    every = {"every_run": [round(v, 3) for v in ours]}
+    base = [r[base_key] for r in per_run] if base_key else None
+    if base:
+        every["baseline_every_run"] = [round(v, 3) for v in base]
+    return Row(params, metric, unit, statistics.median(ours), statistics.median(base) if base else None,
+               base_name, higher_is_better=higher, extra={**extra, **every})
+
+
+def latency_rows(params: dict, per_run: list[dict[str, float]], what: str, base_name: str) -> list[Row]:
+    """p50 and p99 (median of runs) against the baseline's, and whether the goal is met."""
+    return [median_row(params, per_run, f"{what} p{q} (median of runs)", "ms", f"p{q}", f"base_p{q}", base_name,
+                       goal_ms=goal, meets_goal=statistics.median(r[f"p{q}"] for r in per_run) <= goal,
+                       samples=[r["samples"] for r in per_run], late=[r["late"] for r in per_run])
+            for q, goal in ((50, GOAL_P50_MS), (99, GOAL_P99_MS))]
+
+
+def cpu_keys(per_run: list[dict[str, float]]) -> list[str]:
+    return sorted({k for r in per_run for k in r if k.startswith("cpu ")})
 
 
 def cpu_means(report: dict) -> dict[str, float]:
@@ -167,15 +194,10 @@ def rate_controller_rows(duration: float, runs: int) -> list[Row]:
     return rows
 
 
-def cpu_rows(report: dict, params: dict) -> list[Row]:
-    return [Row(params, f"cpu {kind}", "% of a core", pct, None, "-", higher_is_better=False)
-            for kind, pct in cpu_means(report).items()]
-
-
-def run_sitl(config: Path, duration: float, executor: str) -> dict:
+def run_sitl(config: Path, duration: float, executor: str, arrangement: str) -> dict:
     from marlstack.ros_nodes.runner import EXECUTOR_ENV
     out = subprocess.run([sys.executable, "-m", "marlstack", "sitl", "--config", str(config), "--json",
-                          "--duration", str(duration)], capture_output=True, text=True,
+                          "--duration", str(duration), "--arrangement", arrangement], capture_output=True, text=True,
                          env={**os.environ, EXECUTOR_ENV: executor})
     if not out.stdout.strip():
         raise RuntimeError(f"marlstack sitl failed (exit {out.returncode}):\n{out.stderr[-2000:]}")
@@ -205,33 +227,49 @@ def quantile(samples: list[float], q: float) -> float:
     return statistics.quantiles(samples, n=100, method="inclusive")[int(q) - 1]
 
 
+def fleet_rows(n: int, executor: str, args: argparse.Namespace, bases: list[list[float]],
+               reports: list[dict[tuple, dict]]) -> list[Row]:
+    """One fleet size and executor, every arrangement: the median over runs and every run."""
+    rows = []
+    for arrangement in args.arrangement:
+        per_run = []
+        for base, by_case in zip(bases, reports):
+            report = by_case[(n, executor, arrangement)]
+            run = latency_run(report["latency_ms"], base)
+            for key in ("inference_ms_mean", "solve_ms_mean"):
+                values = [r["node_ms_mean"][key] for r in report["robots"].values() if key in r["node_ms_mean"]]
+                if values:
+                    run[key] = statistics.mean(values)
+            per_run.append({**run, **{f"cpu {k}": v for k, v in cpu_means(report).items()}})
+        params = {"robots": n, "rate_hz": round(RATE_HZ, 1), "safety": args.safety, "executor": executor,
+                  "arrangement": arrangement, "runs": args.runs}
+        rows += latency_rows(params, per_run, "pose->cmd_vel", "rclpy ping-pong (2 processes)")
+        for key, label in (("inference_ms_mean", "policy inference (in node)"), ("solve_ms_mean", "barrier solve (in node)")):
+            if any(key in r for r in per_run):
+                rows.append(median_row(params, per_run, label, "ms", key))
+        rows += [median_row(params, per_run, key, "% of a core", key) for key in cpu_keys(per_run)]
+    return rows
+
+
 def run(args: argparse.Namespace) -> list[Row]:
     from marlstack.ros_nodes.scripted_policy import export_scripted
     rows: list[Row] = []
+    cases = list(itertools.product(args.robots, args.executor, args.arrangement))
     with tempfile.TemporaryDirectory(prefix="marlstack-bench-ros-") as tmp:
-        base = ping_pong(args.duration, RATE_HZ) if args.robots else []
-        b50, b99 = (quantile(base, 50), quantile(base, 99)) if base else (None, None)
+        bases, reports = [], []
+        for _ in range(args.runs if cases else 0):  # each run: its baseline, then every case
+            bases.append(ping_pong(args.duration, RATE_HZ))
+            reports.append({})
+            for n, executor, arrangement in cases:
+                policy = Path(tmp) / f"policy_{n}.onnx"
+                if not policy.exists():
+                    export_scripted(policy, n)
+                config = fleet_config(n, policy, args.safety, Path(tmp) / f"fleet_{n}.yaml")
+                reports[-1][(n, executor, arrangement)] = run_sitl(config, args.duration, executor, arrangement)
         for n, executor in itertools.product(args.robots, args.executor):
-            policy = Path(tmp) / f"policy_{n}.onnx"
-            if not policy.exists():
-                export_scripted(policy, n)
-            report = run_sitl(fleet_config(n, policy, args.safety, Path(tmp) / f"fleet_{n}.yaml"), args.duration,
-                              executor)
-            lat = report["latency_ms"]
-            params = {"robots": n, "rate_hz": round(RATE_HZ, 1), "safety": args.safety, "executor": executor}
-            for q, base_q, goal in ((50, b50, GOAL_P50_MS), (99, b99, GOAL_P99_MS)):
-                ours = math.inf if lat[f"p{q}"] is None else lat[f"p{q}"]  # None: the percentile is a late reply
-                rows.append(Row(params, f"pose->cmd_vel p{q}", "ms", ours, base_q, "rclpy ping-pong (2 processes)",
-                                higher_is_better=False, extra={"goal_ms": goal, "meets_goal": ours <= goal,
-                                                               "samples": lat["count"], "late": lat["late"]}))
-            for key, label in (("inference_ms_mean", "policy inference (in node)"),
-                               ("solve_ms_mean", "barrier solve (in node)")):
-                values = [r["node_ms_mean"][key] for r in report["robots"].values() if key in r["node_ms_mean"]]
-                if values:
-                    rows.append(Row(params, label, "ms", statistics.mean(values), None, "-", higher_is_better=False))
-            rows += cpu_rows(report, params)
+            rows += fleet_rows(n, executor, args, bases, reports)
         for n, executor in itertools.product(args.mavs, args.executor):
-            rows += team_rows(n, executor, args.duration, Path(tmp), args.runs)
+            rows += team_rows(n, executor, args.arrangement, args.duration, Path(tmp), args.runs)
         if args.mavs:
             rows += rate_controller_rows(args.duration, args.runs)
     return rows
