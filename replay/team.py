@@ -4,7 +4,8 @@ A MAV policy node (ros_nodes/mav_policy_node.py) stamps each `setpoint` with the
 that triggered it, so the load input of every logged set-point is known exactly. The rest is what the
 node held at that moment: the latched goal (latest logged before; one logged up to `GOAL_REACH_S` after
 or, when a new goal reached the recorder first, the one before it, are tried too), its own last H
-set-points (the action history, from the log), and each MAV's latest odometry, which is the one of the
+set-points (the action history, from the log; empty after a new start on `/load/start`, which the node may have
+taken before the first or the second sample after it), and each MAV's latest odometry, which is the one of the
 same sim tick or, when that one had not reached the node yet, one of the two before; when messages
 bunch (a node short of CPU), the next tick's may already have been processed. When the same tick's
 inputs disagree, every combination is tried in one batch and the closest is kept. Inputs are assembled
@@ -39,7 +40,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -78,6 +79,7 @@ class TeamLog:
     odom: dict[str, tuple[list[float], list[tuple[float, ...]]]]  # mav -> (sorted stamps, odometry rows)
     setpoints: dict[str, list[tuple[float, float, np.ndarray]]]   # mav -> [(log time, stamp, command (5,))]
     t0: float
+    start_stamps: list[float] = field(default_factory=list)  # header stamps of the new starts (/load/start)
 
     def __post_init__(self) -> None:
         # every sim tick / sensor sample seen on any stream: each MAV's odometry and the load's share them
@@ -111,7 +113,7 @@ def team_mavs(bag: Bag, config: Any | None) -> list[str]:
 def read_team(bag: Bag, mavs: list[str]) -> TeamLog:
     names = [topics.LOAD_ODOM.path(), topics.LOAD_GOAL.path()] + [topics.ODOM.path(m) for m in mavs] \
         + [topics.SETPOINT.path(m) for m in mavs]
-    logged = _series(bag, names)
+    logged = _series(bag, names + [topics.LOAD_START.path()])
     for n in (topics.LOAD_ODOM.path(), topics.LOAD_GOAL.path()):
         if not logged[n]:
             raise FleetError(f"{bag.path}: the policy needs {n}, which this bag lacks")
@@ -129,7 +131,8 @@ def read_team(bag: Bag, mavs: list[str]) -> TeamLog:
     goal_msgs = logged[topics.LOAD_GOAL.path()]
     return TeamLog(mavs, load, [t for t, _ in goal_msgs], [mav_io.goal_pose(m) for _, m in goal_msgs],
                    [mav_io.stamp_or(m, t) for t, m in goal_msgs], odom, setpoints,
-                   min(t for n in names for t, _ in logged[n][:1]))
+                   min(t for n in names for t, _ in logged[n][:1]),
+                   sorted(mav_io.stamp_or(m, t) for t, m in logged[topics.LOAD_START.path()]))
 
 
 def _safety_mode(config: Any | None) -> str:
@@ -212,8 +215,18 @@ def _evaluate_mav(log: TeamLog, runtime: Any, me: str, limit: np.ndarray, rate: 
     used = mavs if stage is not None else [m for m in inputs.sources if m in mavs]
     rows: list[tuple[float, np.ndarray, np.ndarray, np.ndarray, str]] = []
     last_stamp, hold_at = None, None
+    empty = np.zeros_like(inputs.latest.past)
+    after_start: dict[int, int] = {}  # index of a new start -> set-points answering samples since it, so far
     for t, stamp, cmd in log.setpoints[me]:
         status, best, raw = "compared", np.full(5, np.nan), np.full(5, np.nan)
+        # the action history: the set-points sent before; a new start empties it, before the first sample after
+        # the start or, when the start reached the node later (its own topic), before the second
+        s = bisect.bisect_right(log.start_stamps, stamp) - 1
+        if s >= 0:
+            after_start[s] = after_start.get(s, -1) + 1
+        n = after_start.get(s, 2)
+        histories = [empty, inputs.latest.past] if n == 0 else [inputs.latest.past, empty] if n == 1 else [inputs.latest.past]
+        inputs.latest.past = histories[0]
         choices = []
         for m in used:  # the same tick's odometry or the ones before, or the next
             stamps = log.odom[m][0]
@@ -231,10 +244,12 @@ def _evaluate_mav(log: TeamLog, runtime: Any, me: str, limit: np.ndarray, rate: 
             if g >= 1 and t - log.goal_t[g] < GOAL_REACH_S:
                 goal_options.append(g - 1)  # the recorder got the new one before the node did
 
-            def closest(combos: list[tuple[int, ...]]) -> tuple[np.ndarray, np.ndarray]:
-                """(node command, raw policy output) of the combination closest to the logged set-point."""
+            def closest(combos: list[tuple[int, ...]]) -> tuple[np.ndarray, np.ndarray, int]:
+                """(node command, raw policy output, history index) of the combination (goal, history, odometry...)
+                closest to the logged set-point."""
                 feeds = []
-                for k, *combo in combos:
+                for k, h, *combo in combos:
+                    inputs.latest.past = histories[h]
                     inputs.put(mav_io.GOAL, log.goals[k], stamp)
                     for m, j in zip(used, combo):
                         inputs.put(m, log.odom[m][1][j], stamp)
@@ -242,30 +257,31 @@ def _evaluate_mav(log: TeamLog, runtime: Any, me: str, limit: np.ndarray, rate: 
                 out = np.asarray(runtime.run({k: np.concatenate([f[k] for f in feeds]) for k in feeds[0]})["cmd"], float)
                 if stage is None:
                     k = int(np.argmin(np.max(np.abs(out - cmd), axis=1)))
-                    return out[k], out[k]
+                    return out[k], out[k], combos[k][1]
                 # the stage passes the rate feed-forward: only combinations whose rates agree can be the node's
                 rate_err = np.max(np.abs(out[:, 3:] - cmd[3:]), axis=1)
                 order = np.argsort(rate_err, kind="stable")[:MAX_STAGED]
                 agree = [k for k in order if rate_err[k] <= AGREE_TOL]
                 order = agree or list(order[:1])  # none agree: no clock makes it the node's; one stage call shows it
-                found = (np.inf, out[order[0]], out[order[0]])
+                found = (np.inf, out[order[0]], out[order[0]], combos[order[0]][1])
                 for k in order:
-                    team = np.array([log.odom[m][1][j] for m, j in zip(used, combos[k][1:])])
-                    st = np.array([log.odom[m][0][j] for m, j in zip(used, combos[k][1:])])
+                    team = np.array([log.odom[m][1][j] for m, j in zip(used, combos[k][2:])])
+                    st = np.array([log.odom[m][0][j] for m, j in zip(used, combos[k][2:])])
                     # the node's clock: not before the newest input, not after the set-point's log time, and
                     # certifying only while every MAV's odometry was within the certified age (else it held)
                     lo, hi = max(stamp, float(st.max())), min(t, float(st.min()) + stage.certified_age)
                     safe, e = stage.closest(team, st, np.asarray(log.load[stamp]), stamp, out[k],
                                             lo if agree else max(lo, hi), hi, cmd)
                     if safe is not None and e < found[0]:
-                        found = (e, safe, out[k])
+                        found = (e, safe, out[k], combos[k][1])
                     if found[0] <= AGREE_TOL:
                         break
-                return found[1], found[2]
+                return found[1], found[2], found[3]
             # the same tick's inputs first (nearly always the node's); every combination only when they disagree
-            best, raw = closest([(goal_options[0], *(c[0] for c in choices))])
+            best, raw, h = closest([(goal_options[0], 0, *(c[0] for c in choices))])
             if _err(best, cmd) > AGREE_TOL:
-                best, raw = closest(list(itertools.product(goal_options, *choices)))
+                best, raw, h = closest(list(itertools.product(goal_options, range(len(histories)), *choices)))
+            inputs.latest.past = histories[h]
             if _err(best, cmd) > AGREE_TOL:  # the node's position hold (its clock saw a stale input)?
                 own = log.odom[me]
                 lo = bisect.bisect_left(own[0], stamp - CANDIDATES / rate)

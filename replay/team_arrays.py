@@ -52,6 +52,7 @@ class TeamArrays:
     odom: dict[str, tuple[np.ndarray, np.ndarray]]              # mav -> (stamps, rows), sorted by stamp then row
     setpoints: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]  # mav -> (log times, stamps, (n, CMD)), log order
     t0: float                                                   # the first log time of any of these streams
+    start_stamps: np.ndarray = field(default_factory=lambda: np.zeros(0))  # sorted stamps of the new starts
     rejected: dict[str, int] = field(default_factory=dict)     # topic -> messages the nodes' conversions reject
     problems: list[str] = field(default_factory=list)          # one line per rejecting topic, with the first reason
 
@@ -69,7 +70,7 @@ class TeamArrays:
                    {m: (np.array([t for t, _, _ in log.setpoints[m]], float),
                         np.array([s for _, s, _ in log.setpoints[m]], float),
                         np.array([c for _, _, c in log.setpoints[m]], float).reshape(-1, CMD)) for m in log.mavs},
-                   log.t0)
+                   log.t0, np.array(log.start_stamps, float))
 
     def log(self) -> TeamLog:
         """The same numbers in the lookup form `replay.team.evaluate_team` walks set-point by set-point."""
@@ -77,7 +78,7 @@ class TeamArrays:
                        self.goal_t.tolist(), [tuple(g) for g in self.goals], self.goal_stamps.tolist(),
                        {m: (st.tolist(), [tuple(r) for r in rows]) for m, (st, rows) in self.odom.items()},
                        {m: [(float(t), float(s), c) for t, s, c in zip(*self.setpoints[m])] for m in self.mavs},
-                       self.t0)
+                       self.t0, self.start_stamps.tolist())
 
 
 def _stamps(cols: dict[str, np.ndarray], t_ns: np.ndarray) -> np.ndarray:
@@ -163,8 +164,8 @@ def _read(bag: Bag, topic: str, groups: list[Payloads], kind: str,
 def read_team_arrays(bag: Bag, mavs: list[str]) -> TeamArrays:
     """The team's load odometry, goals, MAV odometry and set-points from `bag` (one pass, as columns);
     FleetError when the load's odometry or goal, or a MAV's odometry, is not in the log."""
-    load_topic, goal_topic = topics.LOAD_ODOM.path(), topics.LOAD_GOAL.path()
-    kinds = {load_topic: "odom", goal_topic: "goal", **{topics.ODOM.path(m): "odom" for m in mavs},
+    load_topic, goal_topic, start_topic = topics.LOAD_ODOM.path(), topics.LOAD_GOAL.path(), topics.LOAD_START.path()
+    kinds = {load_topic: "odom", goal_topic: "goal", start_topic: "goal", **{topics.ODOM.path(m): "odom" for m in mavs},
              **{topics.SETPOINT.path(m): "setpoint" for m in mavs}}
     rejected: dict[str, list[tuple[int, float, str]]] = {}
     groups = bag.payloads(kinds)
@@ -182,12 +183,12 @@ def read_team_arrays(bag: Bag, mavs: list[str]) -> TeamArrays:
         _, st, values = read[topics.ODOM.path(m)]
         order = np.lexsort([*values.T[::-1], st])  # as sorted((stamp, row)) sorts them
         odom[m] = (st[order], values[order])
-    t0 = min(read[t][0][0] for t in kinds if len(read[t][0]))
+    t0 = min(read[t][0][0] for t in kinds if len(read[t][0]) and t != start_topic)
     problems = []
     for topic, found in sorted(rejected.items()):
         _, t, why = min(found)  # the first in storage order
         problems.append(f"{topic}: {len(found)} message(s) rejected as the nodes reject them (first at +{t - t0:.3f} s: "
                         f"{why})")
     return TeamArrays(mavs, stamps[last], rows[last], read[goal_topic][1], read[goal_topic][2], read[goal_topic][0], odom,
-                      {m: read[topics.SETPOINT.path(m)] for m in mavs}, t0,
+                      {m: read[topics.SETPOINT.path(m)] for m in mavs}, t0, np.sort(read[start_topic][1]),
                       {topic: len(r) for topic, r in sorted(rejected.items())}, problems)

@@ -2,7 +2,7 @@
 
 The policy is the shipped team (`models/cable3`, exported: tests/data/mav_team/cable3.onnx; exporting an
 untrained run here cost ~60 s of the test at load average 11). Take-off from the ground with slack cables (the firmware lifts the load to the start), one
-goal, then landing (the load set down first); mav_1's odometry drops out for 0.3 s during the goal (its
+goal begun from rest at the start (a new start on `/load/start`: every policy node begins a new episode), then landing (the load set down first); mav_1's odometry drops out for 0.3 s during the goal (its
 policy node trips, its flight controller holds, then it flies on). On simulated time (the SITL default):
 the physics waits for every MAV's set-point, so a loaded machine slows the run, not the chain's timing.
 `replay eval` then re-runs the policy on the logged inputs.
@@ -14,6 +14,8 @@ from marlstack.hardware import load_profile
 from marlstack.replay.bag import Bag
 from marlstack.replay.evaluate import evaluate
 from marlstack.replay.fleet import load_config
+from marlstack.replay.team_arrays import read_team_arrays
+from marlstack.ros_nodes import topics
 from ros_fixtures import REPO, sitl, stopped
 from rosbags.rosbag2 import Reader
 
@@ -22,7 +24,7 @@ POLICY = REPO / "tests" / "data" / "mav_team" / "cable3.onnx"  # the shipped tea
 
 def test_three_mavs_take_off_reach_the_goal_ride_out_a_blind_spell_land_and_record(tmp_path):
     data = yaml.safe_load((REPO / "launch" / "cable3.yaml").read_text())
-    data.update(policy=str(POLICY), goals=[{"position": [0.3, 0.0, 1.5], "rpy_deg": [0, 0, 20]}],
+    data.update(policy=str(POLICY), goals=[{"position": [0.3, 0.0, 1.5], "rpy_deg": [0, 0, 20], "start": data["start"]}],
                 goal_timeout_s=8, failsafe={"hold_s": 0.5, "descent_rate": 1.0}, takeoff={"climb_rate": 1.0},
                 sim={"seed": 0, "blind_mav": "mav_1", "blind_at_s": 5.0, "blind_for_s": 0.3})
     config = tmp_path / "cable3.yaml"
@@ -57,7 +59,7 @@ def test_three_mavs_take_off_reach_the_goal_ride_out_a_blind_spell_land_and_reco
     assert all(map(stopped, report["exit_codes"].values())), report["exit_codes"]
     with Reader(bag) as reader:
         counts = {c.topic: c.msgcount for c in reader.connections}
-    assert counts["/load/goal"] == 1 and counts["/load/odom"] > 200
+    assert counts["/load/goal"] == counts["/load/start"] == 1 and counts["/load/odom"] > 200
     assert all(counts[f"/mav_{i}/setpoint"] > 100 and counts[f"/mav_{i}/odom"] > 100 for i in range(3))
     # replay eval re-runs the policy on every logged set-point's inputs (replay/team.py)
     result = evaluate(Bag(bag), POLICY, load_config(config))
@@ -68,3 +70,14 @@ def test_three_mavs_take_off_reach_the_goal_ride_out_a_blind_spell_land_and_reco
     # took in another order than the log shows): the bound leaves room for that, not for a wrong policy (~0 %)
     assert len(compared) > 300 and np.mean(exact) >= 0.97, (len(compared), np.mean(exact), result["max_abs_diff"])
     assert result["per_mav"]["mav_0"]["holds"] + result["per_mav"]["mav_2"]["holds"] >= 1  # held while mav_1 was blind
+    # the new start: every node began an episode, and the set-point answering the first sample after it is the
+    # policy's with an empty action history (with the history carried over it differed by 0.013-0.25)
+    arrays = read_team_arrays(Bag(bag), list(result["per_mav"]))
+    (start,) = arrays.start_stamps
+    for m, s in result["series"].items():
+        first = int(np.argmax(arrays.setpoints[m][1] >= start))
+        assert s["status"][first] == "compared" and np.max(np.abs(s["logged"][first] - s["policy"][first])) <= 1e-5, m
+    log = Bag(bag)
+    starts = {st.name: v.value for r in log.records([topics.DIAGNOSTICS.path()]) for st in log.decode(r).status
+              for v in st.values if v.key == "starts"}  # each policy node's last report
+    assert starts == {f"/{m}/mav_policy": "1" for m in result["series"]}, starts
