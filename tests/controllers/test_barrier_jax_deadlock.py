@@ -74,28 +74,20 @@ def test_same_commands_and_turns_as_the_deployment_filter(name, steps):
 
 def test_fleet_env_carries_the_rule_and_resets_it():
     """Two robots head-on, each heading for the other's start (the swap's goal-seeking nominal, which ignores
-    the other robot): the plain barrier parks them, with `deadlock_hold_s` they pass (the rule's memory
-    lives in FleetState and starts fresh each episode)."""
+    the other robot; the plain barrier parks such a swap for good, test_barrier_deadlock): with
+    `deadlock_hold_s` the rule fires and they pass. Its memory lives in FleetState and starts fresh each episode."""
+    env = FleetEnv("gritsbot_x", num_agents=2, max_steps=1000, barrier="unicycle_walls", deadlock_hold_s=0.5)
     start = jnp.array([[-0.6, 0.0, 0.0], [0.6, 0.0, jnp.pi]])
     goals = start[::-1, :2]
 
-    def run(env):
-        def go():
-            state = env.reset(jax.random.PRNGKey(0))[1].replace(poses=start)
+    def go():
+        state = env.reset(jax.random.PRNGKey(0))[1].replace(poses=start)
 
-            def body(s, k):
-                _, s, _, _, info = env.step_env(k, s, swap_nominal(GRITS, s.poses, goals, swirl=0.0))
-                return s, info.get("barrier_deadlock_started", jnp.zeros(2, bool))
-            return jax.lax.scan(body, state, jax.random.split(jax.random.PRNGKey(1), 600))
-        return jax.jit(go)()
-
-    make = lambda hold_s: FleetEnv("gritsbot_x", num_agents=2, max_steps=1000, barrier="unicycle_walls",
-                                   deadlock_hold_s=hold_s)
-    parked, _ = run(make(0.0))
-    assert parked.barrier_memory is None
-    assert float(parked.poses[0, 0]) < 0.0 and float(parked.poses[1, 0]) > 0.0   # never got past each other
-    env = make(0.5)
-    passed, started = run(env)
+        def body(s, k):
+            _, s, _, _, info = env.step_env(k, s, swap_nominal(GRITS, s.poses, goals, swirl=0.0))
+            return s, info["barrier_deadlock_started"]
+        return jax.lax.scan(body, state, jax.random.split(jax.random.PRNGKey(1), 600))
+    passed, started = jax.jit(go)()
     assert float(passed.poses[0, 0]) > 0.5 and float(passed.poses[1, 0]) < -0.5
     assert int(started.sum()) > 0
     # the last step of an episode: the auto-reset hands the next episode a fresh memory
@@ -103,5 +95,6 @@ def test_fleet_env_carries_the_rule_and_resets_it():
                           barrier_memory={"stuck": jnp.array([4, 0], jnp.int32), "left": jnp.array([0, 9], jnp.int32)})
     nxt = env.step(jax.random.PRNGKey(2), last, jnp.zeros((2, 2)))[1]
     assert int(nxt.step) == 0 and all(not np.any(np.asarray(v)) for v in nxt.barrier_memory.values())
+    assert FleetEnv("gritsbot_x", num_agents=2, barrier="unicycle_walls").reset(jax.random.PRNGKey(0))[1].barrier_memory is None
     with pytest.raises(ValueError, match="needs a barrier"):
         FleetEnv("gritsbot_x", num_agents=2, deadlock_hold_s=0.5)
