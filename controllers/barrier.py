@@ -60,7 +60,7 @@ def solve_qp(a: np.ndarray, b: np.ndarray, uhat: np.ndarray, max_iter: int,
     for it in range(1, max_iter + 1):
         slack = b - a @ x
         if p < 0:
-            p = int(np.argmin(slack)) if slack.size else -1
+            p = int(slack.argmin()) if slack.size else -1
             if p < 0 or slack[p] >= -TOLERANCE:
                 return _finish(a, b, uhat, work, lam, x, it)
             lam_p = 0.0
@@ -111,7 +111,7 @@ def _warm_start(a: np.ndarray, b: np.ndarray, uhat: np.ndarray,
     while work:
         aw = a[work]
         try:
-            ginv = np.linalg.inv(aw @ aw.T)
+            ginv = _inverse(aw @ aw.T)
         except np.linalg.LinAlgError:
             break
         if not np.all(np.isfinite(ginv)) or np.abs(ginv).max() > 1e8:   # (nearly) dependent rows
@@ -121,6 +121,18 @@ def _warm_start(a: np.ndarray, b: np.ndarray, uhat: np.ndarray,
             return work, lam, ginv
         work = [k for k, lk in zip(work, lam) if lk > 0]
     return [], np.zeros(0), np.zeros((0, 0))
+
+
+def _inverse(g: np.ndarray) -> np.ndarray:
+    """g⁻¹; a 1 × 1 or 2 × 2 Gram matrix (what a warm start usually holds) in closed form: `np.linalg.inv`'s own
+    cost is ~15 µs a call, the onboard MAV stage's whole budget is 300 µs. Singular: LinAlgError, as `inv`."""
+    if g.shape[0] == 1 and g[0, 0] != 0.0:
+        return 1.0 / g
+    if g.shape[0] == 2:
+        det = g[0, 0] * g[1, 1] - g[0, 1] * g[1, 0]
+        if det != 0.0:
+            return np.array([[g[1, 1], -g[0, 1]], [-g[1, 0], g[0, 0]]]) / det
+    return np.linalg.inv(g)
 
 
 def _finish(a: np.ndarray, b: np.ndarray, uhat: np.ndarray, work: list[int], lam: np.ndarray, x: np.ndarray,

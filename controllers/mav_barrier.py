@@ -47,6 +47,7 @@ from typing import Any, NamedTuple, Sequence
 import numpy as np
 
 from marlstack.controllers.arrays import xp
+from marlstack.controllers.barrier import solve_qp
 
 BRAKE_SHARE = 0.5  # of max_acceleration kept for braking, so a brake still fits inside the tilt cone
 MIN_WEIGHT = 0.05  # floor of a cable row's authority (1 − s): both closest points at the load cannot be close
@@ -124,25 +125,33 @@ def _dot(x: Any, y: Any) -> Any:
     return (x * y).sum(-1)
 
 
-_NEXT, _LAST = np.array([1, 2, 0]), np.array([2, 0, 1])
+# x × y = (x ⊗ y) flattened @ _LEVI: the Levi-Civita symbol, (9, 3)
+_LEVI = np.zeros((3, 3, 3))
+_LEVI[1, 2, 0] = _LEVI[2, 0, 1] = _LEVI[0, 1, 2] = 1.0
+_LEVI[2, 1, 0] = _LEVI[0, 2, 1] = _LEVI[1, 0, 2] = -1.0
+_LEVI = _LEVI.reshape(9, 3)
 
 
 def _cross(x: Any, y: Any) -> Any:
-    """x × y over the last axis (numpy or jax; numpy's `cross` costs ~15 µs on a 3-vector)."""
-    return x[..., _NEXT] * y[..., _LAST] - x[..., _LAST] * y[..., _NEXT]
+    """x × y over the last axis of (K, 3) rows (numpy or jax; numpy's `cross` costs ~15 µs on a 3-vector, this
+    two calls)."""
+    outer = x[:, :, None] * y[:, None, :]
+    return outer.reshape(-1, 9) @ _LEVI
 
 
 def closest_params(p1: Any, q1: Any, p2: Any, q2: Any) -> tuple[Any, Any]:
     """(s, t) in [0, 1] of the closest points p1 + s (q1 − p1) and p2 + t (q2 − p2) of two segments (any
     leading dims; numpy or jax.numpy); parallel or degenerate segments get a valid closest pair."""
-    m = xp(p1, p2)
     d1, d2, r = q1 - p1, q2 - p2, p1 - p2
-    a, e = _dot(d1, d1), _dot(d2, d2)
-    b, c, f = _dot(d1, d2), _dot(d1, r), _dot(d2, r)
+    return _closest(xp(p1, p2), _dot(d1, d1), _dot(d1, d2), _dot(d1, r), _dot(d2, d2), _dot(d2, r))
+
+
+def _closest(m: Any, a: Any, b: Any, c: Any, e: Any, f: Any) -> tuple[Any, Any]:
+    """`closest_params` from the segments' dot products: a = d1·d1, b = d1·d2, c = d1·r, e = d2·d2, f = d2·r."""
     a_, e_ = m.maximum(a, 1e-12), m.maximum(e, 1e-12)
     denom = a * e - b * b
     unit = lambda x: m.minimum(m.maximum(x, 0.0), 1.0)  # noqa: E731
-    s = m.where(denom > 1e-12, unit((b * f - c * e) / m.where(denom > 1e-12, denom, 1.0)), 0.0)
+    s = unit((b * f - c * e) / m.maximum(denom, 1e-12)) * (denom > 1e-12)   # parallel or degenerate: s = 0
     t = (b * s + f) / e_
     s = m.where(t < 0, unit(-c / a_), m.where(t > 1, unit((b - c) / a_), s))
     return s, unit(t)
@@ -201,25 +210,56 @@ def rows(spec: MavBarrierSpec, pos: Any, vel: Any, cables: Cables | None = None,
     default), whose authority sets a cable row's braking budget."""
     m = xp(pos, vel)
     n = pos.shape[0]
-    fixed = _fixed_rows(spec, n)
+    fixed, lay = _fixed_rows(spec, n), _layout(spec, n, cables is not None, None)
     cast = lambda x: m.asarray(x, pos.dtype)  # noqa: E731
-    dp, dv = cast(fixed.signs) @ pos, cast(fixed.signs) @ vel   # pᵢ − pⱼ, vᵢ − vⱼ per pair
-    unit, r, rdot, curv = _separation(m, dp, dv)
-    # r̈ = curv + unit·(a_i − a_j) ≥ L   ⇔   −unit·a_i + unit·a_j ≤ curv − L; the row's norm is √2
-    parts = [_Distances((cast(fixed.pair_coef)[:, :, None] * unit[:, None, :]).reshape(-1, 3 * n), curv,
-                        cast(fixed.pair_norm), r - spec.separation, rdot, cast(fixed.pair_budget))]
-    if cables is not None and spec.cable_separation > 0:
-        parts.append(_cable_rows(m, spec, cables, m.ones(n, bool) if controlled is None else controlled))
+    (unit, r, rdot, drift, wi, wj), table = _distances(m, pos, vel, cables, lay)
+    own = m.ones(n, pos.dtype) if controlled is None else m.asarray(controlled, pos.dtype)
+    # the larger authority (1 − s) among the commanded MAVs sets the braking budget: one of them alone can brake
+    weight = m.maximum(m.maximum(wi * own[lay.mavs[:, 0]], wj * own[lay.mavs[:, 1]]), MIN_WEIGHT)
+    moved = wi + wj > 1e-6
+    norm = m.where(moved, m.sqrt(wi * wi + wj * wj), 1.0)
+    # d̈ = drift + unit·(wᵢ aᵢ − wⱼ aⱼ) ≥ least  ⇔  −wᵢ unit·aᵢ + wⱼ unit·aⱼ ≤ drift − least, scaled to unit norm
+    coef = -wi[:, None] * cast(lay.one_i) + wj[:, None] * cast(lay.one_j)
+    parts = [_Distances((coef[:, :, None] * unit[:, None, :]).reshape(-1, 3 * n) / norm[:, None], drift, norm,
+                        m.where(moved, r - cast(lay.clearance), FREE), rdot, BRAKE_SHARE * spec.max_acceleration * weight)]
     if cables is not None and spec.tan_cable_angle > 0:
-        parts.append(_angle_rows(m, spec, cables))
+        parts.append(_angle_rows(m, spec, table[n:2 * n] - table[2 * n:]))
     # walls per axis: p − low (d̈ = a) and high − p (d̈ = −a), their rows in `fixed.a`
     walls = cast(fixed.walls)
     parts.append(_Distances(None, cast(fixed.wall_zero), cast(fixed.wall_one), walls @ pos.reshape(-1) + cast(fixed.wall_offset),
                             walls @ vel.reshape(-1), cast(fixed.wall_budget)))
-    # every certified distance's least d̈ at once
+    return _assemble(m, spec, parts, cast(fixed.a), cast(fixed.b))
+
+
+def _assemble(m: Any, spec: MavBarrierSpec, parts: list["_Distances"], fixed_a: Any, fixed_b: Any) -> tuple[Any, Any]:
+    """Every certified distance's least d̈ at once, its rows (the last part's are in `fixed_a`), then the fixed rows."""
     d, ddot, budget, drift, norm = (m.concatenate([getattr(x, k) for x in parts]) for k in ("d", "ddot", "budget", "drift", "norm"))
     least = _least_ddot(m, d, ddot, budget, spec.gain)
-    return m.concatenate([x.a for x in parts[:-1]] + [cast(fixed.a)]), m.concatenate([(drift - least) / norm, cast(fixed.b)])
+    return m.concatenate([x.a for x in parts[:-1]] + [fixed_a]), m.concatenate([(drift - least) / norm, fixed_b])
+
+
+def _own_rows(spec: MavBarrierSpec, pos: np.ndarray, vel: np.ndarray, me: int,
+              cables: Cables | None) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """numpy: `rows` restricted to MAV `me`, the others' accelerations zero, as `restrict` gets them before it
+    scales them (A (M, 3), b), built from the pieces `me` is part of only (what the onboard stage solves every
+    period: a third of the rows at N = 3, and no restriction to pay for); with the soft rows' first and count."""
+    lay, own = _layout(spec, pos.shape[0], cables is not None, me), _own_fixed(spec)
+    (unit, r, rdot, drift, wi, wj), table = _distances(np, pos, vel, cables, lay)
+    mine = np.where(lay.first, wi, wj)
+    moved = wi + wj > 1e-6
+    norm = np.where(moved, np.sqrt(wi * wi + wj * wj), 1.0)
+    parts = [_Distances(((lay.sign * mine)[:, None] * unit) / norm[:, None], drift, norm,
+                        np.where(moved, r - lay.clearance, FREE), rdot,
+                        BRAKE_SHARE * spec.max_acceleration * np.maximum(mine, MIN_WEIGHT))]
+    angles = int(cables is not None and spec.tan_cable_angle > 0)
+    if angles:
+        n = pos.shape[0]
+        parts.append(_angle_rows(np, spec, table[n + me:n + me + 1] - table[2 * n + me:2 * n + me + 1]))
+    parts.append(_Distances(None, own.wall_zero, own.wall_one, np.concatenate([pos[me] - own.low, own.high - pos[me]]),
+                            np.concatenate([vel[me], -vel[me]]), own.wall_budget))
+    a, b = _assemble(np, spec, parts, own.a, own.b)
+    first = pos.shape[0] - 1   # the MAV pairs come first
+    return a, b, first, len(unit) - first + angles
 
 
 class _Distances(NamedTuple):
@@ -240,14 +280,59 @@ def cable_row_span(spec: MavBarrierSpec, n: int, cables: bool) -> tuple[int, int
     return p, (3 * p if cables and spec.cable_separation > 0 else 0), (n if cables and spec.tan_cable_angle > 0 else 0)
 
 
-def _separation(m: Any, dp: Any, dv: Any) -> tuple[Any, Any, Any, Any]:
-    """For separations dp (P, 3) changing at dv: the unit vectors, distances, their rates, and the part of the
-    distance's second derivative that no acceleration causes ((|dv|² − ḋ²)/d)."""
-    r = m.sqrt(_dot(dp, dp))
-    safe_r = m.maximum(r, 1e-9)
-    unit = dp / safe_r[:, None]
-    rdot = _dot(unit, dv)
-    return unit, r, rdot, (_dot(dv, dv) - rdot * rdot) / safe_r
+class _Layout(NamedTuple):
+    """The distances `rows` certifies as pieces (two segments each): the MAV pairs (segments of length 0 at the
+    MAVs), then, with the cables, the cable pairs and the hooks (`_piece_ends`)."""
+    ends: np.ndarray        # (K, 4) into (positions; tops; bottoms) (`_ends_table`)
+    mavs: np.ndarray        # (K, 2) the two MAVs of each piece
+    clearance: np.ndarray   # (K,) the certified distance: `separation` or `cable_separation`
+    one_i: np.ndarray       # (K, N) one-hot of each piece's first MAV
+    one_j: np.ndarray       # (K, N) and of its second
+    first: np.ndarray       # (K,) bool, with `me`: `me` is the piece's first MAV
+    sign: np.ndarray        # (K,) with `me`: −1 where first, +1 where second (the sign of its coefficient)
+    segments: bool          # cable pieces are among them (else MAV pairs only)
+
+
+@functools.lru_cache(maxsize=64)
+def _layout(spec: MavBarrierSpec, n: int, cables: bool, me: int | None) -> _Layout:
+    """The pieces of a team of n (only those of MAV `me` if given), built once per team size."""
+    iu, ju = pairs(n)
+    ends, mavs = [np.stack([iu, iu, ju, ju], 1)], [np.stack([iu, ju], 1)]
+    clearance = [np.full(len(iu), spec.separation)]
+    if cables and spec.cable_separation > 0:
+        piece_ends, piece_cables = _piece_ends(n)
+        ends, mavs = ends + [piece_ends + n], mavs + [piece_cables]
+        clearance.append(np.full(len(piece_ends), spec.cable_separation))
+    ends, mavs, clearance = (np.concatenate(x) for x in (ends, mavs, clearance))
+    if me is not None:
+        sel = (mavs == me).any(1)
+        ends, mavs, clearance = ends[sel], mavs[sel], clearance[sel]
+    first = mavs[:, 0] == (-1 if me is None else me)
+    out = _Layout(ends, mavs, clearance, np.eye(n)[mavs[:, 0]], np.eye(n)[mavs[:, 1]], first,
+                  np.where(first, -1.0, 1.0), len(clearance) > len(iu) if me is None else len(clearance) >= n)
+    for x in out[:-1]:
+        x.flags.writeable = False
+    return out
+
+
+def _distances(m: Any, pos: Any, vel: Any, cables: Cables | None,
+               lay: _Layout) -> tuple[tuple[Any, Any, Any, Any, Any, Any], Any]:
+    """`_kinematics` of every piece of `lay`, and with `cables` the ends' table (`_ends_table`: MAVs, tops,
+    bottoms)."""
+    table = None
+    if cables is not None:
+        still = m.zeros_like(pos)
+        table = _ends_table(m, [pos, cables.top, cables.bottom], [vel, cables.top_vel, cables.bottom_vel],
+                            [still, still, cables.bottom_acc])
+    if not lay.segments:   # MAV pairs only: two points each, no closest points to find
+        dp, dv = pos[lay.mavs[:, 0]] - pos[lay.mavs[:, 1]], vel[lay.mavs[:, 0]] - vel[lay.mavs[:, 1]]
+        r = m.sqrt(_dot(dp, dp))
+        safe_r = m.maximum(r, 1e-9)
+        unit = dp / safe_r[:, None]
+        rdot = _dot(unit, dv)
+        one = m.ones_like(r)
+        return (unit, r, rdot, (_dot(dv, dv) - rdot * rdot) / safe_r, one, one), table
+    return _kinematics(m, table[lay.ends]), table
 
 
 def cable_kinematics(c: Cables) -> tuple[Any, Any, Any, Any, Any, Any]:
@@ -265,23 +350,27 @@ def cable_kinematics(c: Cables) -> tuple[Any, Any, Any, Any, Any, Any]:
 
 def _pieces(c: Cables) -> tuple[Any, Any, Any, Any, Any, Any]:
     """`cable_kinematics` then `hook_kinematics` in one pass (the rows' order)."""
-    ends = _piece_ends(c.top.shape[0])
     m = xp(c.top)
-    pts, vels = m.concatenate([c.top, c.bottom]), m.concatenate([c.top_vel, c.bottom_vel])
-    acc = c.bottom_acc
-    one = Cables(pts[ends[0]], vels[ends[0]], pts[ends[1]], vels[ends[1]], acc[ends[4]])
-    two = Cables(pts[ends[2]], vels[ends[2]], pts[ends[3]], vels[ends[3]], acc[ends[5]])
-    return _kinematics(one, two)
+    table = _ends_table(m, [c.top, c.bottom], [c.top_vel, c.bottom_vel], [m.zeros_like(c.bottom_acc), c.bottom_acc])
+    return _kinematics(m, table[_piece_ends(c.top.shape[0])[0]])
+
+
+def _ends_table(m: Any, pos: list, vel: list, acc: list) -> Any:
+    """(points, 9): each point's position, velocity and the acceleration the rows assume for it (`_kinematics`)."""
+    return m.concatenate([m.concatenate(pos), m.concatenate(vel), m.concatenate(acc)], -1)
 
 
 @functools.lru_cache(maxsize=32)
-def _piece_ends(n: int) -> tuple[np.ndarray, ...]:
-    """Indices into (tops; bottoms) of each piece's four ends, and its two cables: the cable pairs, then the
-    hooks (a hook is a segment from the top to the top)."""
+def _piece_ends(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each piece's four ends (top, bottom of one; top, bottom of two) as indices into (tops; bottoms), (K, 4),
+    and its two cables (K, 2): the cable pairs, then the hooks (a hook is a segment from the top to the top)."""
     iu, ju = pairs(n)
     hi, hj = hook_pairs(n)
     i, j = np.concatenate([iu, hi]), np.concatenate([ju, hj])
-    return i, np.concatenate([iu + n, hi]), j, j + n, i, j
+    out = np.stack([i, np.concatenate([iu + n, hi]), j, j + n], 1), np.stack([i, j], 1)
+    for x in out:
+        x.flags.writeable = False
+    return out
 
 
 def hook_kinematics(c: Cables) -> tuple[Any, Any, Any, Any, Any, Any]:
@@ -293,57 +382,36 @@ def hook_kinematics(c: Cables) -> tuple[Any, Any, Any, Any, Any, Any]:
     return tuple(x[p:] for x in _pieces(c))
 
 
-def _kinematics(one: Cables, two: Cables) -> tuple[Any, Any, Any, Any, Any, Any]:
-    """`cable_kinematics` of the segments one[k] against two[k] (a segment may be a point: top == bottom)."""
-    m = xp(one.top)
-    s, t = closest_params(one.top, one.bottom, two.top, two.bottom)
-    dot = _dot
-    s_, t_ = s[:, None], t[:, None]
-    dp = one.top * (1 - s_) + one.bottom * s_ - two.top * (1 - t_) - two.bottom * t_
-    dv = one.top_vel * (1 - s_) + one.bottom_vel * s_ - two.top_vel * (1 - t_) - two.bottom_vel * t_
-    unit, r, rdot, curv = _separation(m, dp, dv)
-    d1, d2 = one.bottom - one.top, two.bottom - two.top
-    v1, v2 = one.bottom_vel - one.top_vel, two.bottom_vel - two.top_vel
+# (d1, d2, r) = (q1 − p1, q2 − p2, p1 − p2) of the ends (p1, q1, p2, q2)
+_SEGMENTS = np.array([[-1.0, 1.0, 0.0, 0.0], [0.0, 0.0, -1.0, 1.0], [1.0, 0.0, -1.0, 0.0]])
+
+
+def _kinematics(m: Any, ends: Any) -> tuple[Any, Any, Any, Any, Any, Any]:
+    """`cable_kinematics` of segments k given their ends (K, 4, 9) (top, bottom of one; top, bottom of two; a
+    segment may be a point: top == bottom), each end's position | velocity | assumed acceleration (zero but at
+    the load's attachments). Every product comes from a few batched matrix products: the onboard stage's cost is
+    the number of numpy calls, not flops."""
+    x = m.asarray(_SEGMENTS, ends.dtype) @ ends           # (K, 3, 9): d1, d2, r of positions | velocities | accelerations
+    d = x[:, :, :3]
+    g = d @ m.swapaxes(d, 1, 2)
+    s, t = _closest(m, g[:, 0, 0], g[:, 0, 1], g[:, 0, 2], g[:, 1, 1], g[:, 1, 2])
+    # r + s d1 − t d2: the closest points' difference dp | its rate dv | s äᵢ − t äⱼ
+    y = (m.concatenate([s[:, None], -t[:, None], m.ones_like(s)[:, None]], 1)[:, None, :] @ x)[:, 0]
+    dp = y[:, :3]
+    both = y[:, None, :6].reshape(-1, 2, 3)                 # dp, dv
+    h = both @ m.swapaxes(m.concatenate([both, d[:, :2], x[:, :2, 3:6], y[:, None, 6:]], 1), 1, 2)   # against dp, dv, d1, d2, v1, v2, ä
+    r = m.sqrt(h[:, 0, 0])
+    safe_r = m.maximum(r, 1e-9)
+    rdot = h[:, 0, 1] / safe_r
+    curv = (h[:, 1, 1] - rdot * rdot) / safe_r
     free_s, free_t = (s > 1e-6) & (s < 1 - 1e-6), (t > 1e-6) & (t < 1 - 1e-6)
-    gs = m.where(free_s, dot(dv, d1) + dot(dp, v1), 0.0)
-    gt = m.where(free_t, -dot(dv, d2) - dot(dp, v2), 0.0)
-    hss, htt = m.where(free_s, dot(d1, d1), 1.0), m.where(free_t, dot(d2, d2), 1.0)
-    hst = m.where(free_s & free_t, -dot(d1, d2), 0.0)
+    gs = m.where(free_s, h[:, 1, 2] + h[:, 0, 4], 0.0)
+    gt = m.where(free_t, -h[:, 1, 3] - h[:, 0, 5], 0.0)
+    hss, htt = m.where(free_s, g[:, 0, 0], 1.0), m.where(free_t, g[:, 1, 1], 1.0)
+    hst = m.where(free_s & free_t, -g[:, 0, 1], 0.0)
     det = m.maximum(hss * htt - hst * hst, 0.01 * hss * htt)   # nearly parallel cables: an angle of ≥ 6° assumed
     slide = (htt * gs * gs - 2 * hst * gs * gt + hss * gt * gt) / det
-    drift = curv - slide / m.maximum(r, 1e-9) + dot(unit, one.bottom_acc * s_ - two.bottom_acc * t_)
-    return unit, r, rdot, drift, 1 - s, 1 - t
-
-
-def _cable_rows(m: Any, spec: MavBarrierSpec, c: Cables, controlled: Any) -> "_Distances":
-    """The cable pairs' rows and the hooks' rows (`cable_kinematics`, `hook_kinematics`), d̈ ≥ least; the
-    braking budget scales with the larger weight (1 − s) among the commanded MAVs, so that one of them alone
-    can brake."""
-    n = c.top.shape[0]
-    unit, r, rdot, drift, wi, wj = _pieces(c)
-    i, j = _piece_ends(n)[4:]
-    own = m.asarray(controlled, r.dtype)
-    weight = m.maximum(m.maximum(wi * own[i], wj * own[j]), MIN_WEIGHT)
-    # −wᵢ unit·aᵢ + wⱼ unit·aⱼ ≤ drift − least, scaled to unit norm
-    one_i, one_j = _onehots(n)
-    coef = -wi[:, None] * m.asarray(one_i, r.dtype) + wj[:, None] * m.asarray(one_j, r.dtype)
-    # both closest points at the load's attachments: no MAV moves them, the load's shape keeps them apart (a
-    # distance of FREE binds nothing)
-    moved = wi + wj > 1e-6
-    norm = m.where(moved, m.sqrt(wi * wi + wj * wj), 1.0)
-    a = (coef[:, :, None] * unit[:, None, :]).reshape(-1, 3 * n) / norm[:, None]
-    return _Distances(a, drift, norm, m.where(moved, r - spec.cable_separation, FREE), rdot,
-                      BRAKE_SHARE * spec.max_acceleration * weight)
-
-
-@functools.lru_cache(maxsize=32)
-def _onehots(n: int) -> tuple[np.ndarray, np.ndarray]:
-    """(pieces, N) one-hot rows of each piece's two MAVs (`_piece_ends`)."""
-    i, _, j, _, _, _ = _piece_ends(n)
-    out = np.eye(n)[i], np.eye(n)[j]
-    for x in out:
-        x.flags.writeable = False
-    return out
+    return dp / safe_r[:, None], r, rdot, curv + (h[:, 0, 6] - slide) / safe_r, 1 - s, 1 - t
 
 
 def cable_angle_gaps(spec: MavBarrierSpec, cables: Cables) -> Any:
@@ -353,23 +421,24 @@ def cable_angle_gaps(spec: MavBarrierSpec, cables: Cables) -> Any:
     return spec.tan_cable_angle * e[:, 2] - m.sqrt(_dot(e[:, :2], e[:, :2]))
 
 
-def _angle_rows(m: Any, spec: MavBarrierSpec, c: Cables) -> "_Distances":
-    """One row per MAV keeping its cable within the certified angle of vertical (see the module docstring);
-    braking budget a_brake, which one MAV has in any direction."""
-    n = c.top.shape[0]
-    e, ev = c.top - c.bottom, c.top_vel - c.bottom_vel
+def _angle_rows(m: Any, spec: MavBarrierSpec, x: Any) -> "_Distances":
+    """One row per cable keeping it within the certified angle of vertical (see the module docstring), given each
+    cable's top minus bottom in `_ends_table` (K, 9): e | ė | −ä_bottom; braking budget a_brake, which one MAV
+    has in any direction."""
+    k = x.shape[0]
     tan = spec.tan_cable_angle
-    flat = m.sqrt(_dot(e[:, :2], e[:, :2]))
+    flat_part = x.reshape(k, 3, 3)[:, :, :2]                        # e_xy, ė_xy, −ä_xy
+    g = flat_part[:, :2] @ m.swapaxes(flat_part, 1, 2)            # e_xy and ė_xy against all three
+    flat = m.sqrt(g[:, 0, 0])
     safe = m.maximum(flat, 1e-6)
-    u = e[:, :2] / safe[:, None]
-    flat_dot = _dot(u, ev[:, :2])
-    curv = (_dot(ev[:, :2], ev[:, :2]) - flat_dot * flat_dot) / safe
-    drift = -tan * c.bottom_acc[:, 2] + _dot(u, c.bottom_acc[:, :2]) - curv
-    coef = m.concatenate([u, -tan * m.ones((n, 1), e.dtype)], -1)        # −(d̈'s coefficients on aᵢ)
+    flat_dot = g[:, 0, 1] / safe
+    curv = (g[:, 1, 1] - flat_dot * flat_dot) / safe
+    drift = tan * x[:, 8] - g[:, 0, 2] / safe - curv
+    coef = m.concatenate([flat_part[:, 0] / safe[:, None], -tan * m.ones((k, 1), x.dtype)], -1)   # −(d̈'s coefficients on aᵢ)
     norm = math.sqrt(1 + tan * tan)
-    a = (m.asarray(np.eye(n), e.dtype)[:, :, None] * coef[:, None, :]).reshape(n, 3 * n) / norm
-    full = m.ones(n, e.dtype)
-    return _Distances(a, drift, norm * full, tan * e[:, 2] - flat, tan * ev[:, 2] - flat_dot,
+    a = (coef if k == 1 else (m.asarray(np.eye(k), x.dtype)[:, :, None] * coef[:, None, :]).reshape(k, 3 * k)) / norm
+    full = m.ones(k, x.dtype)
+    return _Distances(a, drift, norm * full, tan * x[:, 2] - flat, tan * x[:, 5] - flat_dot,
                       BRAKE_SHARE * spec.max_acceleration * full)
 
 
@@ -393,10 +462,6 @@ def soften(a: Any, b: Any, first: int, count: int) -> tuple[Any, Any]:
 
 
 class _Fixed(NamedTuple):
-    signs: np.ndarray        # (P, N): +1 at i, −1 at j for each pair i < j
-    pair_coef: np.ndarray    # (P, N): −signs / √2, a pair row's coefficient on each MAV's unit vector
-    pair_norm: np.ndarray    # (P,): √2
-    pair_budget: np.ndarray  # (P,): a_brake
     walls: np.ndarray        # (6N, 3N): wall distances = walls @ p + wall_offset (p − low, then high − p)
     wall_offset: np.ndarray  # (6N,)
     wall_zero: np.ndarray    # (6N,): a wall's drift
@@ -406,12 +471,16 @@ class _Fixed(NamedTuple):
     b: np.ndarray            # the limit and tilt rows' bounds
 
 
+def _readonly(x: NamedTuple) -> NamedTuple:
+    for v in x:
+        v.flags.writeable = False
+    return x
+
+
 @functools.lru_cache(maxsize=32)
 def _fixed_rows(spec: MavBarrierSpec, n: int) -> _Fixed:
-    """What does not depend on the state, built once per team size: the pair signs, the wall maps, the
-    wall rows, the limits |a| ≤ max_acceleration per axis and the tilt planes c·a_xy − tan·a_z ≤ tan·g."""
-    iu, ju = pairs(n)
-    signs = np.eye(n)[iu] - np.eye(n)[ju]
+    """What does not depend on the state, built once per team size: the wall maps, the wall rows, the limits
+    |a| ≤ max_acceleration per axis and the tilt planes c·a_xy − tan·a_z ≤ tan·g."""
     eye = np.eye(3 * n)
     walls = np.concatenate([eye, -eye])
     offset = np.concatenate([-np.tile(spec.low, n), np.tile(spec.high, n)])
@@ -422,13 +491,26 @@ def _fixed_rows(spec: MavBarrierSpec, n: int) -> _Fixed:
     norm = math.sqrt(1 + spec.tan_tilt ** 2)
     a = np.concatenate([-walls, eye, -eye, tilt.reshape(n * 8, 3 * n) / norm])
     b = np.concatenate([np.full(6 * n, spec.max_acceleration), np.full(n * 8, spec.tan_tilt * spec.gravity / norm)])
-    brake = BRAKE_SHARE * spec.max_acceleration
-    npair = len(iu)
-    out = _Fixed(signs, -signs / math.sqrt(2), np.full(npair, math.sqrt(2)), np.full(npair, brake), walls, offset,
-                 np.zeros(6 * n), np.ones(6 * n), np.full(6 * n, brake), a, b)
-    for x in out:
-        x.flags.writeable = False
-    return out
+    return _readonly(_Fixed(walls, offset, np.zeros(6 * n), np.ones(6 * n),
+                            np.full(6 * n, BRAKE_SHARE * spec.max_acceleration), a, b))
+
+
+class _OwnFixed(NamedTuple):
+    low: np.ndarray          # (3,) the certified box
+    high: np.ndarray
+    wall_zero: np.ndarray    # (6,)
+    wall_one: np.ndarray     # (6,)
+    wall_budget: np.ndarray  # (6,)
+    a: np.ndarray            # one MAV's wall, limit and tilt rows (26, 3): `_fixed_rows`' for one MAV
+    b: np.ndarray            # its limit and tilt rows' bounds (14,)
+
+
+@functools.lru_cache(maxsize=32)
+def _own_fixed(spec: MavBarrierSpec) -> _OwnFixed:
+    """`_fixed_rows` of one MAV (`_own_rows`)."""
+    team = _fixed_rows(spec, 1)
+    return _readonly(_OwnFixed(np.asarray(spec.low), np.asarray(spec.high), team.wall_zero, team.wall_one,
+                               team.wall_budget, team.a, team.b))
 
 
 def barriers(spec: MavBarrierSpec, pos: Any, cables: Cables | None = None) -> dict[str, Any]:
@@ -451,10 +533,15 @@ def restrict(a: np.ndarray, b: np.ndarray, controlled: np.ndarray, others: np.nd
     (zero for stopped MAVs: obstacles) and moved to the right-hand side. Rows that only involved fixed
     MAVs say nothing about the controlled ones and are dropped; the third value says which rows were kept."""
     cols = np.repeat(controlled, 3)
-    b = b - a[:, ~cols] @ others[~controlled].reshape(-1)
-    a = a[:, cols]
+    return _unit_rows(a[:, cols], b - a[:, ~cols] @ others[~controlled].reshape(-1))
+
+
+def _unit_rows(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The rows scaled to unit norm, those without a coefficient left dropped, and which were kept."""
     norm = np.sqrt(np.sum(a * a, -1))
     keep = norm > 1e-9
+    if keep.all():
+        return a / norm[:, None], b / norm, keep
     return a[keep] / norm[keep, None], b[keep] / norm[keep], keep
 
 
@@ -492,21 +579,27 @@ def filter_team(spec: MavBarrierSpec, pos: np.ndarray, vel: np.ndarray, a_nom: n
     control loop then needs one or two iterations; passing its `conflict` skips the solve with every row held
     while the rows that proved the conflict still prove it (`in_conflict`: conflicts last for several calls,
     and finding one costs the solver four to six iterations)."""
-    from marlstack.controllers.barrier import solve_qp
     n = pos.shape[0]
     controlled = np.ones(n, bool) if controlled is None else np.asarray(controlled, bool)
     cab = None if cables is None else Cables(*(np.asarray(x, np.float64) for x in cables))
-    a, b = rows(spec, np.asarray(pos, np.float64), np.asarray(vel, np.float64), cab, controlled)
-    first, npair, nangle = cable_row_span(spec, n, cab is not None)
-    count = npair + nangle
-    soft = np.zeros(len(b), bool)
+    pos, vel = np.asarray(pos, np.float64), np.asarray(vel, np.float64)
+    keep = None   # which rows are left (all unless restricted); with one MAV commanded, rows of `_own_rows`
+    if np.count_nonzero(controlled) == 1 and (others is None or not np.asarray(others).any()):   # the onboard stage's case
+        a, b, first, count = _own_rows(spec, pos, vel, int(np.argmax(controlled)), cab)
+        a, b, keep = _unit_rows(a, b)
+    else:
+        a, b = rows(spec, pos, vel, cab, controlled)
+        first, npair, nangle = cable_row_span(spec, n, cab is not None)
+        count = npair + nangle
+        if not controlled.all():
+            a, b, keep = restrict(a, b, controlled, np.zeros((n, 3)) if others is None else np.asarray(others, np.float64))
+    soft = np.zeros(len(b) if keep is None else len(keep), bool)
     soft[first:first + count] = True
-    kept = None   # which of `rows`' rows are left (all unless restricted)
-    if not controlled.all():
-        a, b, keep = restrict(a, b, controlled, np.zeros((n, 3)) if others is None else np.asarray(others, np.float64))
-        soft, kept = soft[keep], np.flatnonzero(keep)
+    kept = None if keep is None or keep.all() else np.flatnonzero(keep)
+    if kept is not None:
+        soft = soft[keep]
     nominal = np.asarray(a_nom, np.float64)[controlled].reshape(-1)
-    count, slack = int(soft.sum()), 0.0
+    count, slack = int(np.count_nonzero(soft)), 0.0
     proof = _renumber(conflict, kept) if count else None
     if proof is not None and proof.max() < b.size and in_conflict(a, b, proof):
         x, status = None, "infeasible"   # the previous call's conflict still holds: no need to find it again
@@ -520,8 +613,7 @@ def filter_team(spec: MavBarrierSpec, pos: np.ndarray, vel: np.ndarray, a_nom: n
         slack = 0.0 if x is None else max(float(np.max(x[k:])) / math.sqrt(CABLE_SLACK_COST), 0.0)
         x = None if x is None else x[:k]
     conflict = [] if proof is None else (proof if kept is None else kept[proof]).tolist()
-    return TeamFilter(None if x is None else x.reshape(-1, 3), status, np.flatnonzero(lam > 0).tolist(), slack,
-                      conflict)
+    return TeamFilter(None if x is None else x.reshape(-1, 3), status, (lam > 0).nonzero()[0].tolist(), slack, conflict)
 
 
 def _renumber(rows_: Sequence[int], kept: np.ndarray | None) -> np.ndarray | None:

@@ -52,6 +52,7 @@ class SafetyStage:
     def __init__(self, profile: Any, mavs: list[str], me: str):
         self.spec = mav_barrier_spec(profile)
         self.mine = np.asarray([m == me for m in mavs])
+        self.me = mavs.index(me)
         self.interventions = self.infeasible = self.cable_relaxed = self.cables_unchecked = 0
         self.max_intervention = 0.0  # m/s²
         self.cables = self.spec.cable_separation > 0 or self.spec.tan_cable_angle > 0
@@ -78,26 +79,24 @@ class SafetyStage:
         parts = [("positions", pos), ("velocities", vel), ("command", cmd), ("ages", age), ("attitudes", rot),
                  ("body rates", omega)]
         if load is not None:
-            parts.append(("load odometry", np.concatenate([np.ravel(x) for x in load])))
-        if not np.isfinite(np.concatenate([np.ravel(x) for _, x in parts])).all():   # one check; which, only then
+            parts += [("load odometry", np.asarray(x, np.float64)) for x in load]
+        if not np.isfinite(np.concatenate([x.ravel() for _, x in parts])).all():   # one check; which, only then
             bad = [name for name, x in parts if not np.all(np.isfinite(x))]
-            return None, f"non-finite {' and '.join(bad)}"
+            return None, f"non-finite {' and '.join(dict.fromkeys(bad))}"
         if age_s is not None:
             pos = pos + vel * np.maximum(age, 0.0)[:, None]
         cables = None
         if self.cables and load is not None:
             self.geometry = self.geometry or cable_geometry(self.profile, n)
-            cables = cable_ends(self.geometry, pos, vel, rot, omega,
-                                np.asarray(load.pos, np.float64) + np.asarray(load.vel, np.float64) * max(load.age_s, 0.0),
-                                np.asarray(load.vel, np.float64), np.asarray(load.rot, np.float64),
-                                np.asarray(load.omega, np.float64))
+            load_pos, load_vel, load_rot, load_omega, load_age = (x for _, x in parts[6:])
+            cables = cable_ends(self.geometry, pos, vel, rot, omega, load_pos + load_vel * max(float(load_age), 0.0),
+                                load_vel, load_rot, load_omega)
         elif self.cables:
             self.cables_unchecked += 1
         nominal = np.zeros((n, 3))
-        nominal[self.mine] = cmd[:3]
+        nominal[self.me] = cmd[:3]
         acc, status, self._warm, slack, self._conflict = filter_team(
-            self.spec, pos, vel, nominal, controlled=self.mine, others=np.zeros((n, 3)), warm=self._warm,
-            cables=cables, conflict=self._conflict)
+            self.spec, pos, vel, nominal, controlled=self.mine, warm=self._warm, cables=cables, conflict=self._conflict)
         self.cable_relaxed += slack > RELAXED
         if acc is None:
             self.infeasible += 1
