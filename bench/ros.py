@@ -10,6 +10,8 @@ Twist the other sends back (two hops, no work). Both use the same QoS (best effo
 reported: each node's CPU share while the fleet runs. Policy: the scripted go-to-goal controller
 exported like a trained one. `--runs K` repeats everything (a fresh baseline, then each case) and
 reports the median with every run. Goal (issue 6): p50 <= 2 ms and p99 <= 5 ms at 10 robots.
+`ros2 launch` always starts one process per node, and so does `marlstack sitl` unless the config or
+`--arrangement` says `fleet_container` (each latency row says so in `used_by`).
 
 The MAV chain (`--mavs`, issue 13): a SITL team (`launch/cable3.yaml`, holding the load at its start):
 the MAV sim node stamps `/load/odom` and times each MAV's first `setpoint` answering that stamp,
@@ -42,6 +44,7 @@ from marlstack.bench.report import Row
 from marlstack.ros_nodes.plan import ARRANGEMENTS
 
 GOAL_P50_MS, GOAL_P99_MS = 2.0, 5.0
+USED_BY = {"process_per_node": "ros2 launch; sitl default", "fleet_container": "sitl when configured"}
 RATE_HZ = 1 / 0.033  # the fleet baseline's rate: gritsbot_x's control rate (the fleet takes it from the profile)
 MAV_RATE_HZ = 100.0  # the MAV chain's (mav_corl25's policy rate)
 RATE_PROFILE = "mav_corl25"
@@ -153,6 +156,7 @@ def latency_rows(params: dict, per_run: list[dict[str, float]], what: str, base_
     """p50 and p99 (median of runs) against the baseline's, and whether the goal is met."""
     return [median_row(params, per_run, f"{what} p{q} (median of runs)", "ms", f"p{q}", f"base_p{q}", base_name,
                        goal_ms=goal, meets_goal=statistics.median(r[f"p{q}"] for r in per_run) <= goal,
+                       used_by=USED_BY[params["arrangement"]],
                        samples=[r["samples"] for r in per_run], late=[r["late"] for r in per_run])
             for q, goal in ((50, GOAL_P50_MS), (99, GOAL_P99_MS))]
 
