@@ -16,6 +16,7 @@ the same path: the results come back to the driver, but resuming needs OUT on a 
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import json
@@ -23,7 +24,7 @@ import math
 import os
 import re
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 from marlstack.policies.config import FIELDS, ConfigError, coerce, parse_value
 
@@ -232,27 +233,21 @@ def run_sweep(out: Path, base: dict[str, Any], pts: list[dict[str, Any]], seeds:
     done, todo = split_finished(all_trials)
     bar = tqdm(total=len(all_trials), initial=len(done), unit="trial", disable=not progress, dynamic_ncols=True,
                desc=f"sweep {base.get('scenario', '')}")
-    if todo:
-        import ray
-        started = _start_ray(address, num_cpus)
-        try:
-            task = _task(cpus_per_trial, gpus_per_trial)
-            pending = {task.remote(t): t for t in todo}
-            while pending:
-                ready, _ = ray.wait(list(pending), num_returns=1)
-                trial = pending.pop(ready[0])
-                result = _collect(ready[0], trial)
-                done[trial["dir"]] = result
-                if on_result is not None:
-                    on_result(result)
-                bar.update(1)
-                bar.set_postfix(failed=sum("error" in r for r in done.values()) or None, refresh=False)
-        finally:
-            bar.close()
-            if started:
-                ray.shutdown()
-    else:
-        bar.close()
+    with bar:
+        if todo:
+            import ray
+            with _ray_session(address, num_cpus):
+                task = _task(cpus_per_trial, gpus_per_trial)
+                pending = {task.remote(t): t for t in todo}
+                while pending:
+                    ready, _ = ray.wait(list(pending), num_returns=1)
+                    trial = pending.pop(ready[0])
+                    result = _collect(ready[0], trial)
+                    done[trial["dir"]] = result
+                    if on_result is not None:
+                        on_result(result)
+                    bar.update(1)
+                    bar.set_postfix(failed=sum("error" in r for r in done.values()) or None, refresh=False)
     return [done[t["dir"]] for t in all_trials if t["dir"] in done]
 
 
@@ -301,44 +296,52 @@ def run_asha(out: Path, base: dict[str, Any], pts: list[dict[str, Any]], seeds: 
                 sched.report(i, k, score(got))
                 reached[i] = got
     bar = tqdm(unit="run", disable=not progress, dynamic_ncols=True, desc=f"asha {base.get('scenario', '')}")
-    nxt, started = sched.next_job(), False
-    try:
+    nxt = sched.next_job()
+    with bar:
         if nxt is not None:  # something left to train: Ray is started (or joined) only then
             import ray
-            started = _start_ray(address, num_cpus)
-            task = _task(cpus_per_trial, gpus_per_trial)
-            have = ray.cluster_resources()
-            slots = int(have.get("CPU", 1) // cpus_per_trial) if cpus_per_trial else len(pts)
-            if gpus_per_trial:
-                slots = min(slots, int(have.get("GPU", 0) // gpus_per_trial))
-            slots = max(1, slots // len(seeds))  # jobs (a point's seeds at one rung) running at once
-            pending: dict[Any, dict[str, Any]] = {}
-            waiting: dict[tuple[int, int], list[dict[str, Any]]] = {}
-            while nxt is not None or pending:
-                while nxt is not None and len(waiting) < slots:
-                    waiting[nxt] = []
-                    pending.update({task.remote(t): t for t in job(*nxt)})
-                    nxt = sched.next_job()
-                ready, _ = ray.wait(list(pending), num_returns=1)
-                trial = pending.pop(ready[0])
-                i, k = pts.index(trial["point"]), trial["rung"]
-                waiting[(i, k)].append(_collect(ready[0], trial))
-                bar.update(1)
-                if len(waiting[(i, k)]) == len(seeds):
-                    got = sorted(waiting.pop((i, k)), key=lambda r: seeds.index(r["seed"]))
-                    sched.report(i, k, None if any("error" in r for r in got) else score(got))
-                    reached[i] = got
-                    nxt = nxt if nxt is not None else sched.next_job()
-    finally:
-        bar.close()
-        if started:
-            import ray
-            ray.shutdown()
+            with _ray_session(address, num_cpus):
+                task = _task(cpus_per_trial, gpus_per_trial)
+                have = ray.cluster_resources()
+                slots = int(have.get("CPU", 1) // cpus_per_trial) if cpus_per_trial else len(pts)
+                if gpus_per_trial:
+                    slots = min(slots, int(have.get("GPU", 0) // gpus_per_trial))
+                slots = max(1, slots // len(seeds))  # jobs (a point's seeds at one rung) running at once
+                pending: dict[Any, dict[str, Any]] = {}
+                waiting: dict[tuple[int, int], list[dict[str, Any]]] = {}
+                while nxt is not None or pending:
+                    while nxt is not None and len(waiting) < slots:
+                        waiting[nxt] = []
+                        pending.update({task.remote(t): t for t in job(*nxt)})
+                        nxt = sched.next_job()
+                    ready, _ = ray.wait(list(pending), num_returns=1)
+                    trial = pending.pop(ready[0])
+                    i, k = pts.index(trial["point"]), trial["rung"]
+                    waiting[(i, k)].append(_collect(ready[0], trial))
+                    bar.update(1)
+                    if len(waiting[(i, k)]) == len(seeds):
+                        got = sorted(waiting.pop((i, k)), key=lambda r: seeds.index(r["seed"]))
+                        sched.report(i, k, None if any("error" in r for r in got) else score(got))
+                        reached[i] = got
+                        nxt = nxt if nxt is not None else sched.next_job()
     return [{**r, "stopped": r.get("rung", last) < last} for i in sorted(reached) for r in reached[i]]
 
 
 class SweepError(RuntimeError):
     """Ray could not be started or reached."""
+
+
+@contextlib.contextmanager
+def _ray_session(address: str | None, num_cpus: int | None) -> Iterator[None]:
+    """Ray for the block: an instance already running or the cluster at `address` is used as it is; one started
+    here (on loopback) is shut down after the block."""
+    import ray
+    started = _start_ray(address, num_cpus)
+    try:
+        yield
+    finally:
+        if started:
+            ray.shutdown()
 
 
 def _start_ray(address: str | None, num_cpus: int | None, attempts: int = 3) -> bool:
