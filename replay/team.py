@@ -225,7 +225,7 @@ def _evaluate_mav(log: TeamLog, runtime: Any, me: str, limit: np.ndarray, rate: 
         if s >= 0:
             after_start[s] = after_start.get(s, -1) + 1
         n = after_start.get(s, 2)
-        histories = [empty, inputs.latest.past] if n == 0 else [inputs.latest.past, empty] if n == 1 else [inputs.latest.past]
+        histories = {0: [empty, inputs.latest.past], 1: [inputs.latest.past, empty]}.get(n, [inputs.latest.past])
         inputs.latest.past = histories[0]
         choices = []
         for m in used:  # the same tick's odometry or the ones before, or the next

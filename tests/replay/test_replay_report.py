@@ -194,15 +194,18 @@ def test_info_judges_gaps_on_periodic_streams_only(tmp_path, capsys):
     task (a pick, a drop; a long walk to the next shelf) and diagnostics sent on changes, ~1 s apart. The rule
     before (half the intervals within 50 % of the median) gave the task ~3 and the diagnostics ~2 missing messages."""
     ns = lambda t: round(t * 1e9)  # noqa: E731
-    pose = [("/robot_0/pose", POSE, ns(k / 30), pose_msg(0.01 * k, 0.0, 0.0, k / 30)) for k in range(60) if k not in (20, 21, 22)]
-    task = [("/robot_0/task", FLOATS, ns(t), task_msg([float(i % 2), 0.0, 0.3, 1.0])) for i, t in enumerate((0.0, 1.0, 2.2, 3.1, 7.0))]
+    pose = [("/robot_0/pose", POSE, ns(k / 30), pose_msg(0.01 * k, 0.0, 0.0, k / 30))
+            for k in range(60) if k not in (20, 21, 22)]
+    task = [("/robot_0/task", FLOATS, ns(t), task_msg([float(i % 2), 0.0, 0.3, 1.0]))
+            for i, t in enumerate((0.0, 1.0, 2.2, 3.1, 7.0))]
     diag_t = np.cumsum([0.0, 1.0, 1.4, 0.6, 1.3, 0.7, 1.45, 0.55, 3.0, 1.0])
     diag = [("/diagnostics", DIAG, ns(t), diag_msg(t, "policy", "ok", {})) for t in diag_t]
     bag = write_bag(tmp_path / "mixed", sorted(pose + task + diag, key=lambda m: m[2]))
     assert main(["info", str(bag), "--json"]) == 0
     by = {t["topic"]: t for t in json.loads(capsys.readouterr().out)["topics"]}
     assert by["/robot_0/pose"]["period_s"] == pytest.approx(1 / 30)
-    assert by["/robot_0/pose"]["gaps"] == [{"start_s": pytest.approx(19 / 30), "length_s": pytest.approx(4 / 30), "missing": 3}]
+    assert by["/robot_0/pose"]["gaps"] == [{"start_s": pytest.approx(19 / 30), "length_s": pytest.approx(4 / 30),
+                                            "missing": 3}]
     for topic, n in (("/robot_0/task", 5), ("/diagnostics", 10)):
         t = by[topic]
         assert t["period_s"] is None and t["gaps"] == [] and t["missing"] == 0, t

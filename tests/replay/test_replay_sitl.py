@@ -23,7 +23,7 @@ from marlstack.replay.bag import Bag
 from marlstack.replay.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
-DURATION_S = 3.0
+DURATION_S = 2.0  # s of wall clock: ~60 poses per robot, ~750 messages (was 3 s)
 RATE_HZ = 1.0 / load_profile("gritsbot_x").dt  # launch/robotarium_nav4.yaml's rate: the profile's default
 
 
@@ -69,7 +69,7 @@ def test_eval_reproduces_a_recorded_sitl_run(recorded, tmp_path, capsys):
 def test_independent_reader_decodes_every_recorded_message(recorded):
     bag = Bag(recorded["bag"])
     count = sum(1 for _ in bag.records())
-    assert bag.status.complete and count > 500
+    assert bag.status.complete and count > 300  # ~750 in 2 s; the check is that both readers agree on all of them
     with next(recorded["bag"].glob("*.mcap")).open("rb") as f:
         decoded = list(make_reader(f, decoder_factories=[DecoderFactory()]).iter_decoded_messages())
     assert len(decoded) == count

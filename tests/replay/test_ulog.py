@@ -28,6 +28,14 @@ def log():
     return open_flight_log(LOG)
 
 
+@pytest.fixture(scope="module")
+def converted(tmp_path_factory) -> Path:
+    """The real log converted once (`replay convert`, namespace px4): what two tests read."""
+    out = tmp_path_factory.mktemp("convert") / "flight.mcap"
+    assert main(["convert", str(LOG), "-o", str(out), "--namespace", "px4"]) == 0
+    return out
+
+
 def test_reads_everything(log):
     assert log.format == "PX4 ULog" and not log.problems
     assert len(log.streams) == 15 and log.streams["sensor_combined"].t_s.size == 17070
@@ -88,14 +96,13 @@ def test_report(tmp_path, capsys):
             assert im.size[0] >= 600 and len(im.getcolors(1 << 20)) > 50
 
 
-def test_convert_reads_back(tmp_path, log):
+def test_convert_reads_back(converted, log):
     from mcap.reader import make_reader
     from mcap_ros2.decoder import DecoderFactory
 
     from marlstack.replay.bag import Bag
 
-    out = tmp_path / "flight.mcap"
-    assert main(["convert", str(LOG), "-o", str(out), "--namespace", "px4"]) == 0
+    out = converted
     bag = Bag(out)
     counts, imu_z, pose = {}, [], None
     for rec in bag.records():
@@ -138,7 +145,7 @@ def test_cut_mid_message(tmp_path, capsys):
     assert info["problems"][0].startswith(f"cut at byte {len(data) // 2 + 3}: the last ")
     att = next(s for s in info["streams"] if s["stream"] == "vehicle_attitude")
     assert 1000 < att["count"] < 6461
-    code, _, err = _run(capsys, "report", str(cut), "-o", str(tmp_path / "r"))
+    code, _, err = _run(capsys, "report", str(cut), "-o", str(tmp_path / "r"), "--no-pictures")  # pictures: test_report
     assert code == 0 and err.startswith("warning: cut.ulg: cut at byte")
 
 
@@ -186,14 +193,11 @@ def test_nothing_readable(tmp_path, capsys, case):
     assert err.startswith("marlstack replay info: ") and str(path) in err
 
 
-def test_bag_only_commands_point_to_convert(tmp_path, capsys):
+def test_bag_only_commands_point_to_convert(tmp_path, capsys, converted):
     for argv in (["play", str(LOG)], ["eval", str(LOG), "--policy", "p.onnx"]):
         code, _, err = _run(capsys, *argv)
         assert code == 2 and "is a PX4 ULog log, not a rosbag2 bag" in err and "replay convert" in err
-    out = tmp_path / "flight.mcap"
-    assert main(["convert", str(LOG), "-o", str(out)]) == 0
-    capsys.readouterr()
-    code, _, err = _run(capsys, "convert", str(out), "-o", str(tmp_path / "again.mcap"))
+    code, _, err = _run(capsys, "convert", str(converted), "-o", str(tmp_path / "again.mcap"))
     assert code == 2 and "is a rosbag2 bag already" in err
 
 
