@@ -101,7 +101,8 @@ class NavigationAdapter:
     task_topic = topics.TASK_TOPIC["navigation"]
     input_names = ("pose", "others", task_name)
 
-    def __init__(self, robots: list[str], me: str, max_age_s: float, neighbour_max_age_s: float | None = None):
+    def __init__(self, robots: list[str], me: str, max_age_s: float, neighbour_max_age_s: float | None = None,
+                 poses: LatestValues | None = None):
         if me not in robots:
             raise ValueError(f"robot {me!r} is not in the fleet {robots}")
         if len(set(robots)) != len(robots):
@@ -112,7 +113,8 @@ class NavigationAdapter:
         # neighbours may be older than our own pose where a safety layer accounts for their age
         self.neighbour_max_age_s = self.max_age_s if neighbour_max_age_s is None else float(neighbour_max_age_s)
         self._others = [r for r in robots if r != me]
-        self.poses = LatestValues(self.robots, 3, "pose")
+        # `poses`: a store shared by several robots' adapters (the fleet policy node stores each pose once)
+        self.poses = LatestValues(self.robots, 3, "pose") if poses is None else poses
         self.task = LatestValues([self.task_name], math.prod(self.task_shape()), self.task_name)
 
     def task_shape(self) -> tuple[int, ...]:
@@ -212,8 +214,9 @@ ADAPTERS = {a.scenario: a for a in (NavigationAdapter, CoverageAdapter, RwareAda
 
 
 def make_adapter(scenario: str, robots: list[str], me: str, max_age_s: float,
-                 neighbour_max_age_s: float | None = None) -> NavigationAdapter:
-    """The adapter for a scenario; a clear error for scenarios without a ROS adapter yet."""
+                 neighbour_max_age_s: float | None = None, poses: LatestValues | None = None) -> NavigationAdapter:
+    """The adapter for a scenario; a clear error for scenarios without a ROS adapter yet. `poses`: a pose
+    store shared with other robots' adapters (its keys: `robots`)."""
     if scenario not in ADAPTERS:
         raise ValueError(f"no ROS task adapter for scenario {scenario!r} (available: {', '.join(sorted(ADAPTERS))})")
-    return ADAPTERS[scenario](robots, me, max_age_s, neighbour_max_age_s)
+    return ADAPTERS[scenario](robots, me, max_age_s, neighbour_max_age_s, poses)
