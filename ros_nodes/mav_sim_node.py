@@ -8,8 +8,9 @@ deployment YAML's `sensors:`). It flies the mission: with `takeoff_climb_rate` >
 on the ground beside the load and the firmware climbs until the load hangs at the start (the first goal
 is published at once, so the policy nodes are running when the set-points take over); then the latched
 `/load/goal` steps through the goal sequence (next goal once the current one is held
-`task.success_hold` s, or after `goal_timeout_s`; goals with `scored` 0 are waypoints), then every
-MAV lands. Fault injection: `blind_mav`'s odometry stops for
+`task.success_hold` s, or after `goal_timeout_s`; goals with `scored` 0 are waypoints; one with a start,
+`from_rest`, begins with the team put at rest there, announced on the latched `/load/start`, on which the
+policy nodes begin a new episode), then every MAV lands. Fault injection: `blind_mav`'s odometry stops for
 `blind_for_s` from `blind_at_s` (its policy node cannot fly; the firmware holds, then descends);
 `fail_mav` loses all thrust at `fail_at_s` and its cable is released (the environment's failure mode).
 
