@@ -18,8 +18,9 @@ Deployment YAML (relative paths are relative to the YAML file):
       - {name: robot_0, start: [-1.2, 0.6, 0.0], goal: [1.2, -0.6], remaps: {pose: /mocap/robot_0/pose}}
     sim: {seed: 0}               # optional, SITL only; sensing model: pose_delay_s, pose_jitter_s,
                                  # pose_noise_m, pose_drop (fraction), all 0 by default
-    arrangement: process_per_node  # optional, SITL only: or fleet_container (the onboard nodes in one
-                                 # process, ros_nodes/container.py); ros2 launch always runs one per node
+    arrangement: process_per_node  # optional: or fleet_container (SITL only: the onboard nodes in one
+                                 # process, ros_nodes/container.py), or fleet_policy (one fleet policy node
+                                 # commands every robot, ros_nodes/fleet_policy_node.py: a central computer)
 
 A coverage deployment (`scenario: coverage`) has no per-robot goals but one top-level list
 `landmarks: [[x, y], ...]`, as many as robots, published on `/landmarks`.
@@ -53,7 +54,9 @@ SENSING = {"pose_delay_s": ("pose_delay_s", 10.0), "pose_jitter_s": ("pose_jitte
            "pose_noise_m": ("pose_noise_m", 1.0), "pose_drop": ("drop_pose_fraction", 0.99)}  # barrier forms of controllers.barrier for unicycle robots
 NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 REMAPPABLE = tuple(t.name for t in topics.GROUND if t.per_robot)
-ARRANGEMENTS = ("process_per_node", "fleet_container")  # how SITL starts the plan's nodes (`arrange`)
+# how the plan's nodes run: `fleet_policy` plans one fleet policy node instead of the per-robot policy nodes
+# (`fleet_plan`); `fleet_container` hosts the onboard nodes in one process (`arrange`)
+ARRANGEMENTS = ("process_per_node", "fleet_container", "fleet_policy")
 # what a fleet container hosts: the robots' onboard nodes; the simulator (the world), the recorder and the
 # live view stay processes of their own
 CONTAINED = ("policy_node", "safety_node", "hardware_adapter_node", "mav_policy_node")
@@ -106,7 +109,7 @@ class Deployment:
     hardware: HardwareConfig | None = None  # real robots behind adapter nodes (docs/hardware.md)
     obstacles: tuple[tuple[float, float, float, float], ...] = ()  # static boxes (x_min, x_max, y_min, y_max)
     requests: tuple[int, ...] = ()  # rware: the requested shelves (indices into obstacles)
-    arrangement: str = "process_per_node"  # SITL: one of ARRANGEMENTS
+    arrangement: str = "process_per_node"  # one of ARRANGEMENTS
 
     @property
     def robot_names(self) -> list[str]:
@@ -417,11 +420,13 @@ def robot_remaps(dep: Deployment) -> dict[str, str]:
 
 
 def fleet_plan(dep: Deployment, sitl: bool = False, record: str | Path | None = None,
-               summary_path: str | Path | None = None) -> list[NodeSpec]:
-    """The nodes of a deployment; with `sitl`, the sim node stands in for the robots and mocap."""
+               summary_path: str | Path | None = None, arrangement: str | None = None) -> list[NodeSpec]:
+    """The nodes of a deployment; with `sitl`, the sim node stands in for the robots and mocap. `arrangement`
+    (default: the deployment's) `fleet_policy` plans one fleet policy node in place of the per-robot ones."""
     if not isinstance(dep, Deployment):  # a MAV team (ros_nodes/team_plan.py)
         from marlstack.ros_nodes.team_plan import team_plan
         return team_plan(dep, sitl, record, summary_path)
+    central = (arrangement or dep.arrangement) == "fleet_policy"
     robots = dep.robot_names
     common = {"profile": dep.profile, "robots": robots, "rate_hz": dep.rate_hz,
               "watchdog_periods": dep.watchdog_periods}
@@ -432,8 +437,9 @@ def fleet_plan(dep: Deployment, sitl: bool = False, record: str | Path | None = 
         # node reads every pose, each policy node its own goal (coverage: every policy node the
         # landmarks), the recorder all of them
         safety_nodes = 1 if dep.safety_mode == "fleet" else len(robots)
-        task_readers = 1 if topics.TASK_TOPIC[dep.scenario].per_robot else len(robots)
-        pose_readers = len(robots) + safety_nodes + bool(record)
+        policy_nodes = 1 if central else len(robots)
+        task_readers = 1 if topics.TASK_TOPIC[dep.scenario].per_robot else policy_nodes
+        pose_readers = policy_nodes + safety_nodes + bool(record)
         sim_remaps = dict(fleet_remaps)
         if dep.hardware is not None:  # the sim plays each robot's driver and mocap body; the adapters read them
             pose_readers = 1
@@ -450,7 +456,10 @@ def fleet_plan(dep: Deployment, sitl: bool = False, record: str | Path | None = 
         for r in robots:
             specs.append(NodeSpec("hardware_adapter_node", "hardware_adapter", f"/{r}", {
                 "robot": r, "profile": dep.profile, "rate_hz": dep.rate_hz, **dep.hardware.for_robot(r)}, fleet_remaps))
-    for r in dep.robots:
+    if central:
+        specs.append(NodeSpec("fleet_policy_node", "fleet_policy", "/", {
+            **common, "scenario": dep.scenario, "policy_path": str(dep.policy)}, fleet_remaps))
+    for r in () if central else dep.robots:
         specs.append(NodeSpec("policy_node", "policy", f"/{r.name}", {
             **common, "robot": r.name, "scenario": dep.scenario, "policy_path": str(dep.policy)}, fleet_remaps))
     safety = {**common, "form": dep.safety_form, "delay_s": dep.safety_delay_s,
@@ -468,12 +477,12 @@ def fleet_plan(dep: Deployment, sitl: bool = False, record: str | Path | None = 
 
 
 def arrange(specs: list[NodeSpec], arrangement: str) -> list[NodeSpec]:
-    """The plan's nodes as SITL starts them: each its own process (`process_per_node`), or the onboard
-    nodes (CONTAINED) in one `fleet_container` process beside the others (ros_nodes/container.py)."""
+    """The plan's nodes as SITL starts them: each its own process (`process_per_node`, `fleet_policy`), or the
+    onboard nodes (CONTAINED) in one `fleet_container` process beside the others (ros_nodes/container.py)."""
     if arrangement not in ARRANGEMENTS:
         raise PlanError(f"arrangement must be one of {', '.join(ARRANGEMENTS)}, got {arrangement!r}")
     inside = tuple(s for s in specs if s.executable in CONTAINED)
-    if arrangement == "process_per_node" or not inside:
+    if arrangement != "fleet_container" or not inside:
         return list(specs)
     return [s for s in specs if s.executable not in CONTAINED] + [NodeSpec("container", "fleet_container", "/", {},
                                                                            hosted=inside)]

@@ -1,8 +1,9 @@
 """`marlstack sitl`: run a deployment's fleet plan in software-in-the-loop over real DDS, without ros2 launch.
 
 The plan's nodes plus the sim node (fake robots and motion capture) run as separate processes
-with `--ros-args` (arrangement `process_per_node`, the default) or with the onboard nodes in one
-fleet container process (`fleet_container`, ros_nodes/container.py), supervised: a node that dies,
+with `--ros-args` (arrangement `process_per_node`, the default), with the onboard nodes in one
+fleet container process (`fleet_container`, ros_nodes/container.py), or with one fleet policy node
+commanding every robot (`fleet_policy`, ros_nodes/fleet_policy_node.py), supervised: a node that dies,
 or fails inside the container, is reported with the tail of its log and the run fails (exit 1). Ctrl-C stops the nodes cleanly. At the end it prints, per robot, whether and
 when the goal was reached, collision and boundary-exit steps (the simulator's counts), safety
 interventions, watchdog stops and their reasons, barrier brakes, clipped commands and refused
@@ -33,10 +34,10 @@ from marlstack.ros_nodes.supervisor import Supervisor, clean_exit
 START_TIMEOUT_S = 120.0
 POLL_S = 0.1
 SETTLE_S = 1.0  # with --until-goals: keep running this long after the last robot arrived
-STOP_ORDER = ["sim_node", "mav_sim_node", "policy_node", "mav_policy_node", "safety_node", "hardware_adapter_node",
-              "container"]  # the recorder stops last
-START_ORDER = ["recorder_node", "foxglove_node", "hardware_adapter_node", "safety_node", "policy_node", "mav_policy_node",
-               "container", "sim_node", "mav_sim_node"]
+STOP_ORDER = ["sim_node", "mav_sim_node", "policy_node", "fleet_policy_node", "mav_policy_node", "safety_node",
+              "hardware_adapter_node", "container"]  # the recorder stops last
+START_ORDER = ["recorder_node", "foxglove_node", "hardware_adapter_node", "safety_node", "policy_node", "fleet_policy_node",
+               "mav_policy_node", "container", "sim_node", "mav_sim_node"]
 
 
 class SitlError(Exception):
@@ -56,8 +57,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", metavar="PNG", help="a MAV team: draw the mission's load errors per goal to this PNG")
     p.add_argument("--logdir", help="where node logs and the sim summary go (default: a new temp dir)")
     p.add_argument("--arrangement", choices=ARRANGEMENTS,
-                   help="how the nodes run: one process each, or the onboard nodes (policies, safety, adapters) in "
-                        "one fleet container process; default: the config's 'arrangement', else process_per_node")
+                   help="how the nodes run: one process each; the onboard nodes (policies, safety, adapters) in "
+                        "one fleet container process; or one fleet policy node for every robot (a central computer, "
+                        "ground fleets); default: the config's 'arrangement', else process_per_node")
     p.add_argument("--drop-poses", type=float, default=0.0, metavar="FRACTION",
                    help="fault injection: the sim node drops this fraction of pose messages")
     p.add_argument("--no-isolate", action="store_true",
@@ -83,6 +85,10 @@ def main(argv: list[str]) -> int:
     if not dep.policy.is_file():
         print(f"marlstack sitl: policy {dep.policy} does not exist; set 'policy' in {dep.path} "
               f"(create one with `marlstack export` or `make demo`)", file=sys.stderr)
+        return 2
+    if args.arrangement == "fleet_policy" and not isinstance(dep, Deployment):
+        print(f"marlstack sitl: --arrangement fleet_policy is for ground fleets; {dep.path} is a MAV team "
+              f"(use process_per_node or fleet_container)", file=sys.stderr)
         return 2
     refusal = preflight(dep)
     if refusal:
@@ -163,7 +169,7 @@ def run(dep, args, record: Path | None) -> dict:
     summary_path = logdir.resolve() / "sim_summary.json"
     summary_path.unlink(missing_ok=True)  # its appearance is how we know the sim has started
     arrangement = getattr(args, "arrangement", None) or getattr(dep, "arrangement", ARRANGEMENTS[0])
-    specs = fleet_plan(dep, sitl=True, record=record, summary_path=summary_path)
+    specs = fleet_plan(dep, sitl=True, record=record, summary_path=summary_path, arrangement=arrangement)
     if args.foxglove is not None:
         from marlstack.ros_nodes.foxglove_node import node_spec
         specs.append(node_spec(dep, args.foxglove))

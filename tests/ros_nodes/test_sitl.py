@@ -1,5 +1,6 @@
-"""End-to-end software-in-the-loop over real DDS, counted by the sim node: every node its own process, or (the
-8-robot onboard fleet) the onboard nodes in one fleet container (ros_nodes/container.py).
+"""End-to-end software-in-the-loop over real DDS, counted by the sim node: every node its own process, (the
+8-robot onboard fleet) the onboard nodes in one fleet container (ros_nodes/container.py), or (the 4-robot
+fleet-safety run) one fleet policy node for every robot (ros_nodes/fleet_policy_node.py).
 
 Drives the committed trained navigation policy (ros_fixtures.TRAINED: IPPO, 4 robots, barrier in
 the loop), exported for 4 robots and, with `--num-agents 8`, for the 8-robot onboard fleet.
@@ -33,10 +34,14 @@ def assert_safe_and_arrived(report, n):
 
 
 def test_fleet_safety_4_robots_reach_goals_and_record_a_readable_bag(policies, tmp_path):
+    """In the fleet_policy arrangement: one fleet policy node commands every robot (its commands are each policy
+    node's on the same inputs: test_fleet_policy.py)."""
     config = config_with_policy("robotarium_nav4.yaml", policies[4], tmp_path)
-    report, _ = sitl(config, "--duration", "60", "--until-goals", "--record", str(tmp_path / "run.mcap"))
+    report, _ = sitl(config, "--duration", "60", "--until-goals", "--record", str(tmp_path / "run.mcap"),
+                     "--arrangement", "fleet_policy")
     assert_safe_and_arrived(report, 4)
-    assert report["safety_mode"] == "fleet"
+    assert report["safety_mode"] == "fleet" and report["arrangement"] == "fleet_policy"
+    assert set(report["exit_codes"]) == {"/sim", "/fleet_policy", "/safety", "/recorder"}, report["exit_codes"]
     bag = tmp_path / "run.mcap"  # a rosbag2 directory at exactly the path given
     assert report["bag"] == str(bag) and (bag / "metadata.yaml").is_file()
     with Reader(bag) as reader:  # the standard rosbags reader: footer, summary and metadata.yaml are there

@@ -1,0 +1,76 @@
+"""A fleet policy node with one robot's bad input; run as a script inside the loopback-only namespace (test_fleet_policy.py).
+
+One fleet policy node process (ros_nodes/fleet_policy_node.py) commands four robots, its `cmd_vel_nominal` remapped to
+`cmd_vel` (no safety node: what it publishes is what the robots get); this process plays motion capture for the four
+standing robots and their goals (fault_scenario.Mocap) and watches robot_0's and robot_1's commands and `/diagnostics`.
+Once both drive: robot_0's poses arrive 1 s late (by their stamps) for 1 s; then robot_1's goal is non-finite for 1 s.
+Observed: who stopped, who drove on, the node's per-robot diagnostics, recovery, and its log. It writes what it observed
+as JSON (argv[1]); the test asserts on it.
+"""
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+BATCHED = "for 4 robots at 30.303 Hz, one batched call per tick"
+
+
+def main(out: Path, policy: str, workdir: Path) -> None:
+    import rclpy
+
+    from fault_scenario import GOALS, RATE_HZ, ROBOTS, Mocap, last_zero, moving
+    from marlstack.ros_nodes import convert, health, topics
+    from marlstack.ros_nodes.isolation import ros_env
+    from marlstack.ros_nodes.plan import NodeSpec
+    from marlstack.ros_nodes.supervisor import Supervisor
+
+    spec = NodeSpec("fleet_policy_node", "fleet_policy", "/", {
+        "profile": "gritsbot_x", "robots": ROBOTS, "rate_hz": RATE_HZ, "watchdog_periods": 3.0, "scenario": "navigation",
+        "policy_path": policy}, {topics.CMD_VEL_NOMINAL.path(r): topics.CMD_VEL.path(r) for r in ROBOTS})
+    sup = Supervisor(ros_env(), workdir / "logs")
+    proc = sup.start(spec)
+    rclpy.init()
+    node = Mocap()
+    result: dict = {}
+
+    def diagnostics(since: float) -> dict[str, list[str]]:
+        found: dict[str, set[str]] = {}
+        for t, name, level, message, _ in node.diags:
+            if t > since and level == health.WARN:
+                found.setdefault(name, set()).add(message)
+        return {k: sorted(v) for k, v in found.items()}
+
+    try:
+        t0 = time.monotonic()
+        result["started"] = node.spin_for(60.0, lambda: moving(node, "robot_0", t0) and moving(node, "robot_1", t0))
+        for fault, victim in (("delay_0", "robot_0"), ("nan_goal_1", "robot_1")):
+            t_fault = time.monotonic()
+            if fault == "nan_goal_1":
+                node._goal_robot_1.publish(convert.pose_to_msg(math.nan, 0.0, 0.0, time.time()))
+            else:
+                node.fault = fault
+            node.spin_for(1.0)
+            result[fault] = {"robot_0_moving": moving(node, "robot_0", t_fault + 0.4),
+                             "robot_1_moving": moving(node, "robot_1", t_fault + 0.4),
+                             "victim_zero": last_zero(node, victim, t_fault), "diagnostics": diagnostics(t_fault)}
+            node.fault = None
+            g = GOALS[1]
+            node._goal_robot_1.publish(convert.pose_to_msg(g[0], g[1], 0.0, time.time()))
+            t_ok = time.monotonic()
+            result.setdefault("recovered", []).append(
+                node.spin_for(5.0, lambda: moving(node, "robot_0", t_ok) and moving(node, "robot_1", t_ok)))
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+        result["exit_codes"] = sup.stop()
+        sup.kill_all()
+    result["log"] = proc.log.read_text(errors="replace")
+    result["batched_log"] = BATCHED
+    out.write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3]))
