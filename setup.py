@@ -40,6 +40,8 @@ PACKAGES = find_packages(include=[PACKAGE, f"{PACKAGE}.*"]) + [
 # Node executables: `ros2 run marlstack <node>` finds these (script dir in setup.cfg).
 NODES = {
     "policy_node": "marlstack.ros_nodes.policy_node:main",
+    "fleet_policy_node": "marlstack.ros_nodes.fleet_policy_node:main",
+    "container": "marlstack.ros_nodes.container:main",
     "safety_node": "marlstack.ros_nodes.safety_node:main",
     "sim_node": "marlstack.ros_nodes.sim_node:main",
     "recorder_node": "marlstack.ros_nodes.recorder_node:main",
