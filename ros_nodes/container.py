@@ -3,8 +3,9 @@
 Why: in SITL every pose tick wakes each robot's policy process at once; ten processes on two cores
 spend the tick in wake-ups and context switches (docs/ros.md, "Process arrangements"). Hosting the
 onboard nodes together turns that into one process working through the tick. A SITL / bench
-arrangement (deployment key `arrangement: fleet_container`, `marlstack sitl --arrangement`); on
-hardware each robot's computer runs its own nodes, one process each (the default).
+arrangement (deployment key `arrangement: fleet_container`, honoured by `marlstack sitl` and
+robotarium.launch.py; `marlstack sitl --arrangement`); on hardware each robot's computer runs its own
+nodes, one process each (the default).
 
 The node classes are the ones a process runs (`<module>.make_node()`). Each is built with the
 `--ros-args` its own process would get (name, namespace, parameters, remaps), so its topics and
@@ -20,8 +21,9 @@ supervisor. A native crash (a segfault in a library) still ends the whole proces
 node process's (runner.py): 0, `EXIT_START_ERROR` (a hosted node refused to start: the container
 does not start), `EXIT_TEARDOWN_WEDGED`; and `EXIT_HOSTED_FAILED` when a hosted node failed during the run.
 
-Command line: `python -m marlstack.ros_nodes.container HOSTED_JSON...`, one JSON object per node:
-{"module": ..., "fqn": ..., "args": [--ros-args ...]} (`plan.NodeSpec.command` writes them).
+Command line: `python -m marlstack.ros_nodes.container HOSTED_JSON... [--ros-args ...]`, one JSON object per
+node: {"module": ..., "fqn": ..., "args": [--ros-args ...]} (`plan.NodeSpec.command` writes them); a trailing
+`--ros-args` (ros2 launch's, naming the container) is not a hosted node.
 """
 from __future__ import annotations
 
@@ -178,6 +180,8 @@ def host(hosted: list[Hosted], failures_path: str | None = None) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
+    if "--ros-args" in args:  # what ros2 launch appends for the container itself (its name): not a hosted node
+        args = args[:args.index("--ros-args")]
     try:
         hosted = [Hosted.parse(a) for a in args]
     except (ValueError, KeyError, TypeError) as exc:

@@ -18,9 +18,9 @@ Deployment YAML (relative paths are relative to the YAML file):
       - {name: robot_0, start: [-1.2, 0.6, 0.0], goal: [1.2, -0.6], remaps: {pose: /mocap/robot_0/pose}}
     sim: {seed: 0}               # optional, SITL only; sensing model: pose_delay_s, pose_jitter_s,
                                  # pose_noise_m, pose_drop (fraction), all 0 by default
-    arrangement: process_per_node  # optional: or fleet_container (SITL only: the onboard nodes in one
-                                 # process, ros_nodes/container.py), or fleet_policy (one fleet policy node
-                                 # commands every robot, ros_nodes/fleet_policy_node.py: a central computer)
+    arrangement: process_per_node  # optional: or fleet_container (the onboard nodes in one process,
+                                 # ros_nodes/container.py: SITL / bench), or fleet_policy (one fleet policy
+                                 # node commands every robot, ros_nodes/fleet_policy_node.py: a central computer)
 
 A coverage deployment (`scenario: coverage`) has no per-robot goals but one top-level list
 `landmarks: [[x, y], ...]`, as many as robots, published on `/landmarks`.

@@ -6,6 +6,7 @@ real DDS (fleet_policy_scenario.py); the plan of the `fleet_policy` arrangement.
 reaching its goals is test_sitl.py's 4-robot fleet-safety run.
 """
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import onnx
@@ -17,6 +18,7 @@ from marlstack.ros_nodes.adapters import InvalidInput, StaleInput
 from marlstack.ros_nodes.fleet_policy_node import OUTPUT, FleetPolicy
 from marlstack.ros_nodes.plan import arrange, fleet_plan, load_deployment
 from marlstack.ros_nodes.policy_node import open_policy
+from marlstack.ros_nodes.runner import EXIT_START_ERROR
 
 ROBOTS = [f"robot_{i}" for i in range(4)]
 RATE_HZ = 1 / 0.033
@@ -133,3 +135,24 @@ def test_over_dds_a_robots_stale_pose_or_bad_goal_stops_only_that_robot(policies
     assert any("goal" in d for d in goal["diagnostics"]["/fleet_policy: robot_1"]), goal
     assert result["recovered"] == [True, True], result
     assert result["batched_log"] in result["log"], result["log"][-2000:]
+
+
+@pytest.mark.parametrize("arrangement", ["fleet_policy", "fleet_container"])
+def test_the_launch_file_runs_the_deployments_arrangement(arrangement, monkeypatch, tmp_path, capsys):
+    from test_launch import load_launch_file
+    from marlstack.ros_nodes import container
+    config = config_with_policy("robotarium_nav4.yaml", REPO / "policy.onnx", tmp_path)
+    config.write_text(config.read_text() + f"arrangement: {arrangement}\n")
+    opaque = [a for a in load_launch_file(monkeypatch).generate_launch_description().args[0]
+              if type(a).__name__ == "OpaqueFunction"][0]
+    context = SimpleNamespace(launch_configurations={"config": str(config), "sim": "false", "record": "", "foxglove": ""})
+    nodes = {n.kwargs["executable"]: n.kwargs for n in opaque.kwargs["function"](context)}
+    specs = arrange(fleet_plan(load_deployment(config)), arrangement)
+    assert list(nodes) == [s.executable for s in specs]
+    if arrangement == "fleet_policy":
+        assert list(nodes) == ["fleet_policy_node", "safety_node"] and "arguments" not in nodes["fleet_policy_node"]
+    else:   # the container gets its hosted nodes as arguments; ros2 launch appends its own --ros-args after them
+        (box,) = specs
+        assert list(nodes) == ["container"] and nodes["container"]["arguments"] == box.command()[3:]
+        assert container.main(["--ros-args", "-r", "__node:=fleet_container"]) == EXIT_START_ERROR
+        assert capsys.readouterr().err.strip() == "container: no nodes to host"
