@@ -2,16 +2,17 @@
 
 Ours: a SITL fleet (`marlstack sitl`, fleet-mode safety by default) where the sim node stamps
 each robot's pose as it publishes it and measures when that robot's `cmd_vel` comes back, after
-the policy node (onnxruntime) and the safety node (barrier QP), three DDS hops. Each process
-arrangement (`--arrangement`: every node its own process, or the policy and safety nodes in one fleet
-container, ros_nodes/container.py) runs in the same run, one after the other. Baseline, in the same run
+the policy node (onnxruntime) and the safety node (barrier QP), three DDS hops. Each arrangement
+(`--arrangement`: every node its own process; the policy and safety nodes in one fleet container,
+ros_nodes/container.py; or one fleet policy node for every robot with one batched ONNX call per tick,
+ros_nodes/fleet_policy_node.py) runs in the same run, one after the other. Baseline, in the same run
 and namespace: two bare rclpy processes, one publishing a PoseStamped at the same rate and timing the
 Twist the other sends back (two hops, no work). Both use the same QoS (best effort, depth 1). Also
 reported: each node's CPU share while the fleet runs. Policy: the scripted go-to-goal controller
 exported like a trained one. `--runs K` repeats everything (a fresh baseline, then each case) and
 reports the median with every run. Goal (issue 6): p50 <= 2 ms and p99 <= 5 ms at 10 robots.
-`ros2 launch` always starts one process per node, and so does `marlstack sitl` unless the config or
-`--arrangement` says `fleet_container` (each latency row says so in `used_by`).
+`ros2 launch` and `marlstack sitl` start one policy process per robot unless the config says otherwise
+(each latency row says which launcher uses its arrangement in `used_by`).
 
 The MAV chain (`--mavs`, issue 13): a SITL team (`launch/cable3.yaml`, holding the load at its start):
 the MAV sim node stamps `/load/odom` and times each MAV's first `setpoint` answering that stamp,
@@ -44,7 +45,9 @@ from marlstack.bench.report import Row
 from marlstack.ros_nodes.plan import ARRANGEMENTS
 
 GOAL_P50_MS, GOAL_P99_MS = 2.0, 5.0
-USED_BY = {"process_per_node": "ros2 launch; sitl default", "fleet_container": "sitl when configured"}
+USED_BY = {"process_per_node": "ros2 launch and sitl by default", "fleet_container": "sitl when configured",
+           "fleet_policy": "ros2 launch and sitl when configured (a central computer)"}
+GROUND_ONLY = ("fleet_policy",)  # arrangements a MAV team does not have
 RATE_HZ = 1 / 0.033  # the fleet baseline's rate: gritsbot_x's control rate (the fleet takes it from the profile)
 MAV_RATE_HZ = 100.0  # the MAV chain's (mav_corl25's policy rate)
 RATE_PROFILE = "mav_corl25"
@@ -59,7 +62,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="runs of every case, each run with its own baseline; rows give the median and every run "
                              "(default 1)")
     parser.add_argument("--arrangement", choices=ARRANGEMENTS, nargs="+", default=list(ARRANGEMENTS),
-                        help="process arrangements to compare, in the same run (default: both)")
+                        help="process arrangements to compare, in the same run (default: all three; a MAV team "
+                             "has no fleet_policy)")
     parser.add_argument("--safety", choices=["fleet", "onboard"], default="fleet", help="safety mode (default fleet)")
     parser.add_argument("--executor", choices=["events", "single"], nargs="+", default=["events"],
                         help="rclpy executor(s) the nodes spin in (ros_nodes/runner.py); give both to compare "
@@ -106,10 +110,10 @@ def team_rows(n: int, executor: str, arrangements: list[str], duration: float, t
     per node; `runs` times a ping-pong at the chain's rate, then a fresh team in each arrangement; the median
     and every run."""
     policy = team_policy(n, tmp / f"cable_{n}.onnx")
-    per_run: dict[str, list[dict[str, float]]] = {a: [] for a in arrangements}
+    per_run: dict[str, list[dict[str, float]]] = {a: [] for a in arrangements if a not in GROUND_ONLY}
     for _ in range(runs):
         base = ping_pong(duration, MAV_RATE_HZ)
-        for arrangement in arrangements:
+        for arrangement in per_run:
             report = run_sitl(team_config(n, policy, tmp / f"team_{n}.yaml"), duration, executor, arrangement)
             lat, mavs = report["latency_ms"], report["robots"].values()
             ms = lambda key: statistics.mean(r["node_ms_mean"].get(key, math.nan) for r in mavs)  # noqa: E731
