@@ -94,12 +94,17 @@ def test_reward_progress_bonus_and_penalties():
     np.testing.assert_allclose(r3, 0.0)
 
 
-def test_both_neighbour_selections_agree():
-    """Few others: unrolled argmin rounds; many: top-k + gather. Same rows, same order."""
-    p = params(7)
-    key = jax.random.PRNGKey(5)
-    sensors = {"pose": jax.random.normal(key, (3, 3)), "others": jax.random.normal(jax.random.fold_in(key, 1), (3, 6, 3)),
-               "goal": jnp.zeros((3, 2))}
-    gathered = jax.jit(nav.observe, static_argnums=1)(sensors, dataclasses.replace(p, gather_above=0))
-    unrolled = jax.jit(nav.observe, static_argnums=1)(sensors, dataclasses.replace(p, gather_above=100))
-    np.testing.assert_allclose(gathered, unrolled, rtol=1e-6, atol=1e-6)
+def test_every_neighbour_selection_agrees():
+    """Unrolled argmin rounds, argmin rounds over the row axis (the default for 5-24 others) and top-k + gather
+    (gather_above=0, the exporter's): same rows, same order, on fleets with exact distance ties."""
+    rng = np.random.default_rng(5)
+    for n, variants in ((7, [{"gather_above": 0}, {"gather_above": 100}]),):  # more others than slots
+        p = params(n)
+        assert n == 2 or p.gather_above < n - 1 <= nav.ROUNDS_UP_TO  # the default is the row-axis argmin
+        poses = rng.uniform(-1.5, 1.5, (64, n, 3)).astype(np.float32) * np.float32([1, 1, 3])
+        poses[:16, :, :2] = np.round(poses[:16, :, :2] * 2) / 2  # on a grid: equal distances
+        sensors = {"pose": poses, "others": np.stack([np.delete(poses, i, axis=1) for i in range(n)], axis=1),
+                   "goal": rng.uniform(-1.5, 1.5, (64, n, 2)).astype(np.float32)}
+        default = observe(sensors, p)
+        for kw in variants:
+            np.testing.assert_allclose(observe(sensors, dataclasses.replace(p, **kw)), default, rtol=0, atol=1e-6)
