@@ -11,6 +11,10 @@ the one above and times a call, so each setting's gain shows:
 5. I/O binding to preallocated arrays (no numpy conversion, no output allocation per call);
 6. `PolicyRuntime.run`: 5 plus the input checks every onboard call makes (what a robot pays).
 
+Without `--policy`, the navigation export is also timed in its training-time form (observe() as one
+array per feature, `export(wide=False)`) with the settings of row 5, as the same-run baseline of the
+export's wide form (row 5 above it): `5 training-form export` in the table.
+
 Baseline, timed in the same rounds: a numpy forward pass of the same MLP (the graph's weights), the
 least any runtime must do. Each round times `iters` calls of every row in turn; p50 / p99 are per
 round, and the table gives the median over rounds (every round's value in `runs_p50_us` /
@@ -73,12 +77,19 @@ def variants(path: Path, inputs: dict[str, np.ndarray]) -> dict[str, Callable[[]
         "4 + batch size fixed": ort.InferenceSession(str(path), session_options(1), providers=["CPUExecutionProvider"]),
     }
     calls: dict[str, Callable[[], Any]] = {k: (lambda s=s: s.run(names, feeds)) for k, s in sessions.items()}
-    binding, _, bound_in, _ = runtime._bound
-    for name, value in feeds.items():
-        np.copyto(bound_in[name], value)
-    calls["5 + I/O binding"] = lambda: runtime._session.run_with_iobinding(binding)
+    calls["5 + I/O binding"] = bound_call(path, inputs, runtime)
     calls["6 PolicyRuntime.run (+ input checks)"] = lambda: runtime.run(feeds)
     return calls
+
+
+def bound_call(path: Path, inputs: dict[str, np.ndarray], runtime: Any = None) -> Callable[[], Any]:
+    """One bare I/O-bound onnxruntime call (row 5's setting) of `path` on `inputs`."""
+    from marlstack.policies.runtime import PolicyRuntime
+    runtime = runtime or PolicyRuntime(path, batch_size=1)
+    binding, _, bound_in, _ = runtime._bound
+    for name, value in {**runtime.check_inputs(inputs), **runtime.initial_state(1)}.items():
+        np.copyto(bound_in[name], value)
+    return lambda: runtime._session.run_with_iobinding(binding)
 
 
 def measure(calls: dict[str, Callable[[], Any]], iters: int, rounds: int) -> dict[str, dict[str, list[float]]]:
@@ -105,7 +116,12 @@ def run(args: argparse.Namespace) -> list[Row]:
             spec = load_spec(path)
             mlp = numpy_mlp(path)
             obs = rng.normal(size=(1, mlp.in_features)).astype(np.float32)
-            calls = variants(path, step_inputs(spec, rng))
+            inputs = step_inputs(spec, rng)
+            calls = variants(path, inputs)
+            if args.policy is None and spec["scenario"] == "navigation":
+                from marlstack.sim.scenarios.navigation import SMALL_FLEET
+                before = _untrained_policy(Path(tmp), SMALL_FLEET, "training_form.onnx", wide=False)
+                calls["5 training-form export, I/O binding"] = bound_call(before, inputs)
             stats = measure({**calls, "numpy": lambda: mlp(obs)}, args.iters, args.rounds)
             base = stats.pop("numpy")
             for name, s in stats.items():

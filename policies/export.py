@@ -105,11 +105,13 @@ def command_spec(env: Any, agent: str) -> dict[str, Any]:
                         low=np.asarray(space.low, float).tolist(), high=np.asarray(space.high, float).tolist())
 
 
-def policy_step(loaded: Any, env: Any, agent_index: int, gather_above: int = 0) -> Step:
+def policy_step(loaded: Any, env: Any, agent_index: int, gather_above: int = 0, wide: bool = True) -> Step:
     """observe + act for one agent, as a function of the named raw sensor tensors (batch axis first).
 
     `gather_above`: nearest-first selections in observe() use argmin rounds up to this many
     candidates, top-k beyond; 0 (top-k always) runs fastest in onnxruntime, the same rows either way.
+    `wide`: observe() in its few-wide-operations form where the scenario has one (navigation's
+    `Params.wide`: a third of the kernels, the same numbers).
     """
     sensors = sensor_spec(env)
     names = list(sensors)
@@ -124,6 +126,8 @@ def policy_step(loaded: Any, env: Any, agent_index: int, gather_above: int = 0) 
         scenario, obs_params = env.scenario, env.params
         if hasattr(obs_params, "gather_above"):
             obs_params = dataclasses.replace(obs_params, gather_above=gather_above)
+        if hasattr(obs_params, "wide"):
+            obs_params = dataclasses.replace(obs_params, wide=wide)
         observe_fn, finish = (lambda s: scenario.observe(s, obs_params)), (lambda s, a: a)
         if env.action_type == "discrete":
             from marlstack.sim.fleet import waypoint_commands
@@ -318,11 +322,11 @@ def choose_agent(loaded: Any, agent: str | None) -> tuple[int, str, list[str]]:
 
 
 def export(source: str | Path | Any, out: str | Path, agent: str | None = None, *, num_agents: int | None = None,
-           check_batch: int = 1024, seed: int = 0, gather_above: int = 0) -> dict[str, Any]:
+           check_batch: int = 1024, seed: int = 0, gather_above: int = 0, wide: bool = True) -> dict[str, Any]:
     """Export a run dir or checkpoint (or a LoadedPolicy-like object) to `out`; returns the spec written.
 
-    `gather_above` is `policy_step`'s (`marlstack bench policy` exports with the training default too,
-    as its baseline).
+    `gather_above` and `wide` are `policy_step`'s (`marlstack bench policy` / `bench policy_steps` export
+    with the training defaults too, as their baselines).
 
     `num_agents` exports for another fleet size than the training one: possible when every
     agent runs the same parameters and the observation does not grow with the fleet (e.g.
@@ -340,7 +344,7 @@ def export(source: str | Path | Any, out: str | Path, agent: str | None = None, 
     else:
         env = loaded.make_env()
     check_obs_dim(loaded, env, index)
-    step = policy_step(loaded, env, index, gather_above)
+    step = policy_step(loaded, env, index, gather_above, wide)
     model = trace(step)
     profile = env.profile
     spec = specs.build_spec(

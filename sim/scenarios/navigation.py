@@ -49,6 +49,10 @@ class Params:
     # nearest-first selection: argmin rounds up to this many candidates, top-k + gather beyond. XLA's
     # CPU backend prefers rounds for a few; onnxruntime prefers top-k always (the exporter sets 0)
     gather_above: int = SMALL_FLEET
+    # navigation's observe in a few wide operations over all rows (goal and others) instead of one array per
+    # feature: the same numbers in 94 instead of 149 kernels of an exported 4-robot policy, which onnxruntime at
+    # batch 1 runs 3x faster (the exporter sets it); XLA's CPU backend runs the per-feature form faster (docs/scale.md)
+    wide: bool = False
 
     @property
     def far(self) -> float:
@@ -110,11 +114,44 @@ def observe(sensors: dict[str, jax.Array], params: Params) -> jax.Array:
     end (stack on a new leading axis, then one transpose): on XLA's CPU backend, stacking or
     reducing along a short last axis costs many times the arithmetic, which dominated the step.
     """
+    if params.wide:
+        return observe_wide(sensors, params)
     pose, others, goal = sensors["pose"], sensors["others"], sensors["goal"]
     x, y, th = pose[..., 0], pose[..., 1], pose[..., 2]
     c, s = jnp.cos(th), jnp.sin(th)
     own = [*robot_frame(goal, x, y, c, s), *pose_features(x, y, c, s, params)]
     return jnp.moveaxis(jnp.stack(own + neighbors(others, x, y, th, c, s, params), axis=0), 0, -1)
+
+
+def observe_wide(sensors: dict[str, jax.Array], params: Params) -> jax.Array:
+    """`observe` with the goal and the others as rows of one array (`Params.wide`): each step below is one
+    operation over every row, so the exported graph has few kernels. The arithmetic of every element is
+    `robot_frame`'s / `pose_features`' / `relative_pose`'s, in the same order, so the two forms agree to the
+    last bit but where XLA fuses a multiply-add differently (1 ulp, < 1e-6; tests/sim/test_navigation.py);
+    the neighbours are picked by top-k (ties to the lower index).
+    """
+    pose, others, goal = sensors["pose"], sensors["others"], sensors["goal"]
+    th = pose[..., 2:3]
+    c, s = jnp.cos(th), jnp.sin(th)  # (..., 1)
+    d = jnp.concatenate([goal[..., None, :2], others[..., :2]], axis=-2) - pose[..., None, :2]  # (..., 1 + m, 2)
+    dx, dy = d[..., 0], d[..., 1]
+    frame = jnp.stack([c * dx + s * dy, -s * dx + c * dy, jnp.sqrt(dx * dx + dy * dy)], axis=-1)  # (..., 1 + m, 3)
+    # c, s, x, y and the wall distances as (c, s, x, y, x, x, y, y) * signs + offsets: x + (-x_min) is x - x_min exactly
+    walls = jnp.concatenate([c, s, pose[..., np.array([0, 1, 0, 0, 1, 1])]], axis=-1)
+    sign = np.array([1, 1, 1, 1, 1, -1, 1, -1], walls.dtype)
+    offset = np.array([0, 0, 0, 0, -params.x_min, params.x_max, -params.y_min, params.y_max], walls.dtype)
+    own = [frame[..., 0, :], walls * sign + offset]
+    k, m = params.num_neighbors, others.shape[-2]
+    real = min(k, m)
+    if real:
+        rows = jnp.concatenate([frame[..., 1:, :], wrap_angle(others[..., 2:3] - th[..., None, :]),
+                                jnp.ones_like(frame[..., 1:, :1])], axis=-1)  # (..., m, 5): a neighbour slot each
+        _, idx = jax.lax.top_k(-frame[..., 1:, 2], real)
+        near = jnp.take_along_axis(rows, idx[..., None], axis=-2)
+        own += [near[..., j, :] for j in range(real)]
+    if k > real:
+        own.append(jnp.zeros_like(th) + np.array([0.0, 0.0, params.far, 0.0, 0.0] * (k - real), th.dtype))
+    return jnp.concatenate(own, axis=-1)
 
 
 def pose_features(x: jax.Array, y: jax.Array, c: jax.Array, s: jax.Array, params: Params) -> list[jax.Array]:

@@ -94,11 +94,13 @@ def test_reward_progress_bonus_and_penalties():
     np.testing.assert_allclose(r3, 0.0)
 
 
-def test_every_neighbour_selection_agrees():
-    """Unrolled argmin rounds, argmin rounds over the row axis (the default for 5-24 others) and top-k + gather
-    (gather_above=0, the exporter's): same rows, same order, on fleets with exact distance ties."""
+def test_every_neighbour_selection_and_the_wide_form_agree():
+    """Unrolled argmin rounds, argmin rounds over the row axis (the default for 5-24 others), top-k + gather
+    (gather_above=0, the exporter's) and the exported wide form: same rows, same order, the same numbers
+    (to 1e-6: XLA may fuse a multiply-add differently in one form), on fleets with exact distance ties."""
     rng = np.random.default_rng(5)
-    for n, variants in ((7, [{"gather_above": 0}, {"gather_above": 100}]),):  # more others than slots
+    for n, variants in ((2, [{"wide": True}]),  # padded slots
+                        (7, [{"gather_above": 0}, {"gather_above": 100}, {"wide": True}])):  # more others than slots
         p = params(n)
         assert n == 2 or p.gather_above < n - 1 <= nav.ROUNDS_UP_TO  # the default is the row-axis argmin
         poses = rng.uniform(-1.5, 1.5, (64, n, 3)).astype(np.float32) * np.float32([1, 1, 3])

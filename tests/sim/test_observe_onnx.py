@@ -12,13 +12,14 @@ jax2onnx = pytest.importorskip("jax2onnx")
 ort = pytest.importorskip("onnxruntime")
 
 
-# navigation: no neighbours; the argmin selection; the top-k selection. coverage: no others; padded landmarks
-@pytest.mark.parametrize("scenario, n", [("navigation", 1), ("navigation", 4), ("navigation", 8),
+# navigation in the exported wide form: no neighbours; padded slots; more others than slots.
+# coverage: no others; padded landmarks
+@pytest.mark.parametrize("scenario, n", [("navigation", 1), ("navigation", 3), ("navigation", 8),
                                          ("coverage", 1), ("coverage", 2)])
 def test_observe_exports_and_matches(scenario, n):
     module = scenarios.get(scenario)
     spec = importlib.import_module(f"{module.__name__}_spec")
-    p = module.make_params(load_profile("gritsbot_x"), n)
+    p = module.make_params(load_profile("gritsbot_x"), n, **({"wide": True} if scenario == "navigation" else {}))
     names, shapes = list(spec.SENSORS), spec.sensor_shapes(n)
 
     def f(*tensors):
