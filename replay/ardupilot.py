@@ -132,20 +132,23 @@ def _tlog(path: Path, size: int, problems: list[str]) -> Iterator[tuple[str, flo
 
     conn = mavutil.mavlink_connection(str(path), robust_parsing=True)
     bad = read = 0
-    while True:
-        m = conn.recv_msg()
-        if m is None:
-            break
-        name = m.get_type()
-        if name == "BAD_DATA":
-            bad += 1
-            continue
-        read += 8 + len(m.get_msgbuf())  # each frame follows its 8-byte ground-station timestamp
-        d = m.to_dict()
-        d.pop("mavpackettype", None)
-        d = {k: v for k, v in d.items() if isinstance(v, (int, float, str))}
-        mode = mavutil.mode_string_v10(m) if name == "HEARTBEAT" and m.type != mavutil.mavlink.MAV_TYPE_GCS else None
-        yield name, m._timestamp, d, mode
+    try:
+        while True:
+            m = conn.recv_msg()
+            if m is None:
+                break
+            name = m.get_type()
+            if name == "BAD_DATA":
+                bad += 1
+                continue
+            read += 8 + len(m.get_msgbuf())  # each frame follows its 8-byte ground-station timestamp
+            d = m.to_dict()
+            d.pop("mavpackettype", None)
+            d = {k: v for k, v in d.items() if isinstance(v, (int, float, str))}
+            mode = mavutil.mode_string_v10(m) if name == "HEARTBEAT" and m.type != mavutil.mavlink.MAV_TYPE_GCS else None
+            yield name, m._timestamp, d, mode
+    finally:
+        conn.close()   # pymavlink leaves its file open otherwise
     if bad:
         problems.append(f"{bad} corrupt MAVLink frame(s) skipped")
     elif read < size:

@@ -10,11 +10,14 @@ import numpy as np
 from marlstack.replay.flightlog import FlightLog
 from marlstack.replay.info import stream_stats
 
+INT64_SECONDS = 9.2e9  # s: the int64 nanosecond clock's range
+
 
 def flight_info(log: FlightLog) -> dict[str, Any]:
     streams = []
     for s in sorted(log.streams.values(), key=lambda s: s.name):
-        t_ns = np.sort((s.t_s * 1e9).astype(np.int64))
+        t = s.t_s[np.abs(s.t_s) < INT64_SECONDS]   # a corrupt frame's time can lie past 2262 (or be NaN): not a rate
+        t_ns = np.sort((t * 1e9).astype(np.int64))
         rate, period, gaps, missing = stream_stats(t_ns)
         streams.append({"stream": s.name, "type": s.type, "count": len(s.t_s), "fields": len(s.fields),
                         "first_s": float(s.t_s[0]) if len(s.t_s) else None,
