@@ -201,8 +201,11 @@ def make_node():
                 except convert.MessageError as exc:
                     adapter.invalidate_pose(robot, str(exc))
                 self.fresh.add(robot)
-                live = [r for r in self.robots if self.fleet.poses.problem(r, now, self.max_age) is None]
-                if self.fresh.issuperset(live):   # every robot whose pose is live has a new one: the tick is whole
+                # the first robot still to send this tick's pose whose last one is live (in the order poses arrive,
+                # so usually the next one's: one check per pose); none: the tick is whole
+                waiting = next((r for r in self.robots if r not in self.fresh
+                                and self.fleet.poses.problem(r, now, self.max_age) is None), None)
+                if waiting is None:
                     self.gather.cancel()
                     self._step(now, sorted(self.fresh, key=self.robots.index))
                 elif len(self.fresh) == 1:
