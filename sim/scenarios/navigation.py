@@ -50,7 +50,7 @@ class Params:
     # CPU backend prefers rounds for a few; onnxruntime prefers top-k always (the exporter sets 0)
     gather_above: int = SMALL_FLEET
     # navigation's observe in a few wide operations over all rows (goal and others) instead of one array per
-    # feature: the same numbers in 94 instead of 149 kernels of an exported 4-robot policy, which onnxruntime at
+    # feature: the same numbers in 65 instead of 149 kernels of an exported 4-robot policy, which onnxruntime at
     # batch 1 runs 3x faster (the exporter sets it); XLA's CPU backend runs the per-feature form faster (docs/scale.md)
     wide: bool = False
 
@@ -147,7 +147,7 @@ def observe_wide(sensors: dict[str, jax.Array], params: Params) -> jax.Array:
         rows = jnp.concatenate([frame[..., 1:, :], wrap_angle(others[..., 2:3] - th[..., None, :]),
                                 jnp.ones_like(frame[..., 1:, :1])], axis=-1)  # (..., m, 5): a neighbour slot each
         _, idx = jax.lax.top_k(-frame[..., 1:, 2], real)
-        near = jnp.take_along_axis(rows, idx[..., None], axis=-2)
+        near = jnp.take_along_axis(rows, idx[..., None], axis=-2, mode="promise_in_bounds")  # no index wrapping
         own += [near[..., j, :] for j in range(real)]
     if k > real:
         own.append(jnp.zeros_like(th) + np.array([0.0, 0.0, params.far, 0.0, 0.0] * (k - real), th.dtype))
