@@ -15,6 +15,7 @@ No rclpy at import and never JAX: onboard code.
 """
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any, Callable
 
@@ -171,12 +172,81 @@ def hold_command(pos: np.ndarray, vel: np.ndarray, target: np.ndarray, limit: np
 
 
 def land_command(pos: np.ndarray, vel: np.ndarray, over: np.ndarray, descent_rate: float, limit: np.ndarray) -> np.ndarray:
-    """Descend at `descent_rate` over the point `over` (x, y): the team landing every MAV flies once a
-    teammate is lost, so the load comes down level. Position hold's gains sideways, velocity loop down."""
+    """Descend at `descent_rate` over the point `over` (x, y): the team landing once a teammate is lost
+    (`TeamLanding`). Position hold's gains sideways, velocity loop down."""
     kp, kd = HOLD_GAINS
     acc = np.concatenate([kp * (np.asarray(over[:2]) - pos[:2]) - kd * np.asarray(vel[:2]),
                           [-kd * (vel[2] + descent_rate)]])
     return np.clip(np.concatenate([acc, np.zeros(2)]), -limit, limit)
+
+
+SLACK_SHARE = 0.02    # a survivor whose share of the level load is below this keeps its cable slack:
+SLACK_LENGTH = 0.85   # its hook comes within this fraction of the cable length of its attachment point,
+SLACK_GAIN = 5.0      # descending faster than the team by 5 (1/s) per metre beyond that,
+SLACK_RATE = 0.1      # at most 0.1 m/s faster: its pull fades over ~2 s, several of the load's swings (~0.8 s), so
+                      # the load comes back level without swinging (released at once it swung +-7-10 deg, in the sim)
+
+
+def landing_shares(arms: np.ndarray, lost: list[int]) -> np.ndarray | None:
+    """Each MAV's share of the load's weight on vertical cables that holds the load level once the MAVs `lost`
+    (indices) are gone: the static equilibrium of a level load hanging from the survivors' attachment points
+    `arms` (N, 3, load frame, centre of mass at the origin): shares >= 0 summing to 1 whose moment about the
+    centre of mass vanishes (sum w_i (x_i, y_i) = 0; the points' height above it adds no moment with vertical
+    cables). The lost get 0. With several solutions (5+ MAVs) the evenest, i.e. least-squares, one; where that
+    has a negative share, the evenest among the solutions on three or fewer survivors. None where no level
+    equilibrium exists: the centre of mass outside the survivors' hull (two left of a 3-MAV team, whose load
+    then hangs below the line through their attachment points). 4-MAV corners losing one: the two neighbours
+    of the lost corner carry half each (the centre of mass lies on their diagonal), the opposite one nothing."""
+    arms = np.asarray(arms, np.float64)
+    alive = [i for i in range(len(arms)) if i not in lost]
+
+    def level(cols: list[int]) -> np.ndarray | None:
+        a, target = np.vstack([np.ones(len(cols)), arms[cols, 0], arms[cols, 1]]), np.array([1.0, 0.0, 0.0])
+        w = np.linalg.lstsq(a, target, rcond=None)[0]
+        if not (np.allclose(a @ w, target, atol=1e-9) and w.min() >= -1e-9):
+            return None
+        shares = np.zeros(len(arms))
+        shares[cols] = np.maximum(w, 0.0)
+        return shares
+
+    even = level(alive)
+    if even is not None:
+        return even
+    found = [w for k in (3, 2, 1) for c in itertools.combinations(alive, k) if (w := level(list(c))) is not None]
+    return min(found, key=lambda w: w.max(), default=None)
+
+
+class TeamLanding:
+    """One survivor's part in the team landing once MAVs `lost` are gone, worked out alone from the team's layout
+    (`profile`'s attachment points for `mavs`) and its own loss detection: with a share of the level load
+    (`landing_shares`) it descends at the team's rate over `over`, where it was; with none (`slack`) it keeps its
+    cable slack: it descends faster, by `SLACK_GAIN` per metre its hook is beyond `SLACK_LENGTH` of the cable length
+    from its attachment point on the load (by the load's odometry), then at the team's rate, so the load hangs
+    level from the carriers (a slow release, `SLACK_RATE`). Where no level equilibrium exists every survivor carries
+    (`share` None)."""
+
+    def __init__(self, profile: Any, mavs: list[str], me: str, lost: list[str], over: np.ndarray):
+        arms = np.asarray(profile.team(len(mavs)).attachment_points, np.float64)
+        shares = landing_shares(arms, [mavs.index(m) for m in lost])
+        self.share = None if shares is None else float(shares[mavs.index(me)])
+        self.slack = self.share is not None and self.share < SLACK_SHARE
+        self.arm, self.over = arms[mavs.index(me)], np.asarray(over, np.float64)
+        self.hook_m, self.length_m = profile.quadrotor.cable_offset, profile.cable.length
+
+    def role(self) -> str:
+        if self.share is None:
+            return "no level equilibrium without them: every MAV carries"
+        return "keeping my cable slack" if self.slack else f"carrying {self.share:.2f} of the load"
+
+    def command(self, me: np.ndarray, load: np.ndarray, descent_rate: float, limit: np.ndarray) -> np.ndarray:
+        """The set-point from this MAV's odometry row `me` and the load's `load` (rows as `Latest` keeps them)."""
+        rate = descent_rate
+        if self.slack:
+            hook = me[0:3] - rotation(*me[3:7])[:, 2] * self.hook_m
+            point = load[0:3] + rotation(*load[3:7]) @ self.arm
+            beyond = float(np.linalg.norm(hook - point)) - SLACK_LENGTH * self.length_m
+            rate += min(SLACK_RATE, SLACK_GAIN * max(0.0, beyond))
+        return land_command(me[0:3], me[7:10], self.over, rate, limit)
 
 
 def setpoint_fault(stamps: health.Stamps, mav: str, stamp_s: float, now_s: float, max_age_s: float) -> str | None:

@@ -25,8 +25,14 @@ infeasible QP) holds position, WARN. The load's odometry older than that (the po
 it) leaves the cable rows out of that step: counted in `safety_cables_unchecked`, the reason in
 `safety_cables_unchecked_why`.
 Both recover with the next good inputs. A lost teammate (silent for `lost_after_s`, or falling faster
-than `lost_fall_speed`: it lost its thrust) starts the team landing, which no new goal ends: every MAV
-descends at `landing_descent_rate` over where it was, so the load comes down level (ERROR).
+than `lost_fall_speed`: it lost its thrust) starts the team landing, which no new goal ends (ERROR). Each
+survivor works out from the team's layout (the profile's attachment points) and the lost ones which share of
+the load's weight holds it level (`mav_io.landing_shares`: the survivors' static equilibrium, shares >= 0):
+a MAV with a share descends at `landing_descent_rate` over where it was; one whose share is zero (the corner
+opposite a lost one of four) keeps its cable slack (`mav_io.slack_descent_rate`: it comes down towards the load
+faster until its hook is within `mav_io.SLACK_LENGTH` of the cable length, then at the team's rate), so the load
+hangs level from the carriers and the team lands together. Where no level equilibrium exists (two left of
+three) every survivor carries and the load hangs as it must.
 Episodes: a new start on `/load/start` (the team put at rest in hover: SITL's from-rest goals, as an
 evaluation episode begins) begins a new episode: the action history back to zero and the recurrent state
 to its initial value (as `CableEnv.reset` starts them), the team landing and the position hold cleared.
@@ -117,7 +123,7 @@ def make_node():
             self.blind = False
             self.hold_at: np.ndarray | None = None
             self.landing: str | None = None  # why the team is landing (a lost teammate); never cleared
-            self.land_over = np.zeros(3)      # where this MAV was when the landing began
+            self.team_landing: mav_io.TeamLanding | None = None  # this MAV's part in it, from where it was
             self.steps = self.holds = 0
             self.infer_s = self.step_s = 0.0   # time in the model; in whole load-triggered steps (sample in, set-point out)
             self.load_steps = 0
@@ -185,6 +191,7 @@ def make_node():
             if self.landing is not None:
                 self.get_logger().info(f"new start: {self.landing} ends")
             self.landing, self.landing_safety, self.landing_team, self.hold_at = None, None, [], None
+            self.team_landing = None
 
         def _on_timer(self) -> None:
             now = ros_now(self)
@@ -207,14 +214,15 @@ def make_node():
             me = self.inputs.latest.row(self.mav)
             lost = self.inputs.lost(now, self.lost_after, self.fall_speed) if self.landing is None else []
             if lost:
-                self.landing, self.land_over = f"team landing: {', '.join(lost)} lost", me[0:3].copy()
+                self.team_landing = mav_io.TeamLanding(self.profile, self.mavs, self.mav, lost, me[0:3])
+                self.landing = f"team landing: {', '.join(lost)} lost; {self.team_landing.role()}"
                 self.get_logger().error(self.landing)
                 if self.safety is not None:
                     self.landing_team = [m for m in self.mavs if m not in lost]
                     self.landing_safety = mav_io.landing_stage(self.profile, self.landing_team, self.mav)
-            if self.landing is not None:  # the others keep the load level: every MAV descends over its place
-                cmd = self._fallback(now, mav_io.land_command(me[0:3], me[7:10], self.land_over, self.descent_rate,
-                                                              self.limit), self.landing_safety, self.landing_team)
+            if self.team_landing is not None:  # the carriers keep the load level, a slack MAV keeps off it
+                cmd = self.team_landing.command(me, self.inputs.latest.row(mav_io.LOAD), self.descent_rate, self.limit)
+                cmd = self._fallback(now, cmd, self.landing_safety, self.landing_team)
                 changed = self.dog.trip(self.landing)
                 self._send(cmd, now)
                 if changed:

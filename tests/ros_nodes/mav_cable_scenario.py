@@ -10,8 +10,8 @@ certified 0.15 m) while every MAV stays 0.86 m or more from the others, so only 
    stage's certified age is 30 ms): the cable rows are not claimed, the set-point is the policy's command again;
 3. the goal withdrawn, with the hold point at mav_1 (as if the fault had begun there): the position hold
    pulls mav_0 towards mav_1 and its cable, and goes through the stage too;
-4. mav_1 falling at 4 m/s (lost: the team landing) with mav_2 0.5 m below mav_0: the landing's descent goes
-   through the separation rows of the MAVs still flying;
+4. mav_1 falling at 4 m/s (lost: the team landing; two of three cannot hold the load level, so both carry) with
+   mav_2 0.5 m below mav_0: the landing's descent goes through the separation rows of the MAVs still flying;
 5. a new goal during the landing: the team lands on;
 6. a new start on `/load/start` (the team at rest in hover, as SITL's from-rest goals put it) and its goal: a new
    episode, the policy flies again with an empty action history;
@@ -132,7 +132,8 @@ def main(out: str, policy: str, workdir: str) -> None:
         sent = np.asarray(mav_io.setpoint_values(node.setpoint), float)
         me = mav_io.odometry(odom["mav_0"])
         bare = (mav_io.hold_command(np.asarray(me[0:3]), np.asarray(me[7:10]), node.hold_at, limit) if name == "hold"
-                else mav_io.land_command(np.asarray(me[0:3]), np.asarray(me[7:10]), node.land_over, node.descent_rate, limit))
+                else node.team_landing.command(node.inputs.latest.row("mav_0"), node.inputs.latest.row(mav_io.LOAD),
+                                               node.descent_rate, limit))
         node._publish_diag(now)
         result[name] = {"setpoint": [*sent[:3], *sent[3:5]], "bare": bare.tolist(), "reason": node.dog.reason,
                         "diagnostics": diags[-1]}

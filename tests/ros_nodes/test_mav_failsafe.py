@@ -3,13 +3,18 @@
 Set-points stop for the whole team: level hover at each MAV's load share, then a bounded-rate descent
 and a landing with the motors never cut while a cable pulls. Set-points pause for one MAV shorter than
 the hold: it holds its place and flies again when they return; then the team is put at rest at an
-evaluation episode's start. The lockstep of SITL on simulated time: who is waited for, and for how long.
+evaluation episode's start. One MAV of four loses its thrust: the survivors' team landing (`mav_io.TeamLanding`,
+as each policy node flies it) keeps the load level. The lockstep of SITL on simulated time: who is waited for,
+and for how long.
 """
+import math
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from marlstack.ros_nodes import mav_io
 from marlstack.ros_nodes.mav_sim import DESCEND, FLY, HOLD, LANDED, Failsafe, Lockstep, TeamSim
 
 
@@ -41,15 +46,22 @@ def test_stale_setpoints_hold_level_then_descend_at_a_bounded_rate_and_land(team
     assert not s["separation_violated"] and s["max_tilt_deg"] < 20
 
 
-def test_a_short_setpoint_gap_holds_one_mav_and_it_flies_again():
-    sim = TeamSim("mav_corl25", 3, (0.0, 0.0, 1.5), Failsafe(hold_s=1.0, descent_rate=0.4, max_age_s=0.03))
+@pytest.fixture(scope="module")
+def team4():
+    """Four MAVs (the cable4_failure team), shared by the set-point gap and the failure (in that order: the
+    failure is for good)."""
+    return TeamSim("mav_corl25", 4, (0.0, 0.0, 1.5), Failsafe(hold_s=1.0, descent_rate=0.3, max_age_s=0.03))
+
+
+def test_a_short_setpoint_gap_holds_one_mav_and_it_flies_again(team4):
+    sim = team4
     env = sim.env
-    carrot = jax.jit(lambda s: env.command(env.sense(s), jnp.zeros((3, 5))))  # the classical controller flies
+    carrot = jax.jit(lambda s: env.command(env.sense(s), jnp.zeros((4, 5))))  # the classical controller flies
     start = sim.bodies()["pos"].copy()
     modes = []
     for k in range(150):
         cmd = np.asarray(carrot(sim.state))
-        for i in range(3):
+        for i in range(4):
             if not (i == 0 and 50 <= k < 100):  # MAV 0 gets no set-points for 0.5 s
                 sim.setpoint(i, cmd[i], sim.t)
         sim.step()
@@ -67,6 +79,51 @@ def test_a_short_setpoint_gap_holds_one_mav_and_it_flies_again():
     np.testing.assert_allclose(np.asarray(sim.state.tension), np.asarray(rest.tension))
     for a, r in zip(jax.tree.leaves(sim.state.ctrl), jax.tree.leaves(rest.ctrl)):
         np.testing.assert_allclose(np.asarray(a), np.asarray(r))
+
+
+def _row(b: dict, key: str, i: int | None = None) -> np.ndarray:
+    """An odometry row as the policy node keeps it (position, quaternion x y z w, world velocity, body rates)."""
+    at = (lambda v: v) if i is None else (lambda v: v[i])  # noqa: E731
+    q = at(b[f"{key}quat"])
+    return np.concatenate([at(b[f"{key}pos"]), q[1:], q[:1], at(b[f"{key}vel"]), at(b[f"{key}omega"])])
+
+
+def test_a_lost_mav_of_four_the_others_land_the_load_level(team4):
+    # mav_1 loses its thrust in hover; each survivor sees it fall faster than 3 m/s (the policy node's
+    # lost_fall_speed) and flies its part: mav_0 and mav_2 (its neighbours: the centre of mass is on their diagonal)
+    # carry half each, mav_3 (opposite) keeps its cable slack. Today's landing (every MAV down over its place, mav_3
+    # still pulling) held the load 14-16 deg from level all the way down.
+    sim, mavs, lim = team4, ["mav_0", "mav_1", "mav_2", "mav_3"], np.asarray(team4.env.action_limit, np.float64)
+    sim.place((0.0, 0.0, 1.5))
+    start = sim.bodies()["pos"][[0, 2, 3], 2]
+    sim.fail(1)
+    t0, floor = sim.t, sim.profile.task.ground_clearance + 1e-3
+    landing, trace = None, []
+    while sim.t - t0 < 7.0 and (sim.load_down_at is None or sim.t < sim.load_down_at + 0.2):
+        b = sim.bodies()
+        if landing is None and b["vel"][1, 2] < -3.0:
+            landing = {i: mav_io.TeamLanding(sim.profile, mavs, mavs[i], ["mav_1"], b["pos"][i]) for i in (0, 2, 3)}
+            detected = sim.t - t0
+        for i in (0, 2, 3):
+            cmd = (np.zeros(5) if landing is None  # the hover set-point until the loss is seen
+                   else landing[i].command(_row(b, "", i), _row(b, "load_"), 0.3, lim))
+            sim.setpoint(i, cmd, sim.t)
+        sim.step()
+        b = sim.bodies()
+        q = b["load_quat"]
+        trace.append((sim.t - t0, math.degrees(math.acos(min(1.0, 1 - 2 * (q[1] ** 2 + q[2] ** 2)))), b["load_pos"][2]))
+    assert [landing[i].role() for i in (0, 2, 3)] == ["carrying 0.50 of the load", "carrying 0.50 of the load",
+                                                       "keeping my cable slack"]
+    assert detected < 0.4
+    airborne = [(t, tilt) for t, tilt, z in trace if z > floor]
+    s = sim.summary()
+    assert s["after_failure"]["load_down_after_s"] < 6.0                           # set down ...
+    assert max(tilt for t, tilt in airborne if t > 3.0) <= 5.0                      # ... level (today: 14-16 deg)
+    assert airborne[-1][1] <= 3.0
+    assert s["after_failure"]["load_max_sink_mps"] <= 0.35
+    drop = start - sim.bodies()["pos"][[0, 2, 3], 2]                              # the three come down with it
+    assert np.all((drop > 1.2) & (drop < 1.8)), drop
+    assert not s["separation_violated"]
 
 
 def test_lockstep_waits_for_every_answer_but_never_forever():

@@ -125,6 +125,35 @@ def test_a_silent_or_falling_teammate_is_lost_and_the_landing_comes_down_level()
     np.testing.assert_allclose(steady, 0.0, atol=1e-12)  # descending at the rate: nothing more to do
 
 
+def test_the_survivors_shares_of_a_level_load_and_who_keeps_a_cable_slack():
+    from marlstack.hardware.profile import load_profile
+    profile = load_profile("mav_corl25")
+    corners = np.asarray(profile.team(4).attachment_points)
+    for lost in range(4):  # the two neighbours of the lost corner carry half each, the opposite corner nothing
+        shares = mav_io.landing_shares(corners, [lost])
+        np.testing.assert_allclose(shares[[(lost + 1) % 4, (lost + 3) % 4]], 0.5, atol=1e-12)
+        assert shares[lost] == 0 and shares[(lost + 2) % 4] < 1e-12
+    np.testing.assert_allclose(mav_io.landing_shares(corners, []), 0.25)  # the evenest of many: equal
+    assert mav_io.landing_shares(corners, [0, 1]) is None                  # the centre of mass off their line
+    three = np.asarray(profile.team(3).attachment_points)
+    assert all(mav_io.landing_shares(three, [k]) is None for k in range(3))  # two points: never level
+    hexagon = np.array([[math.cos(a), math.sin(a), 0.1] for a in np.arange(6) * math.pi / 3])
+    shares = mav_io.landing_shares(hexagon, [0])                           # five left: several solutions, the evenest
+    assert shares[0] == 0 and shares.min() >= 0 and shares.sum() == pytest.approx(1.0)
+    np.testing.assert_allclose(shares[1:] @ hexagon[1:, :2], 0.0, atol=1e-12)
+    four = ["mav_0", "mav_1", "mav_2", "mav_3"]
+    roles = [mav_io.TeamLanding(profile, four, m, ["mav_1"], np.zeros(3)).role() for m in four if m != "mav_1"]
+    assert roles == ["carrying 0.50 of the load", "carrying 0.50 of the load", "keeping my cable slack"]
+    # the slack MAV comes down faster while its hook is further than SLACK_LENGTH of the cable from its corner
+    slack = mav_io.TeamLanding(profile, four, "mav_3", ["mav_1"], np.array([-0.54, 0.44, 0.0]))
+    level = (0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+    load = np.array([0.0, 0.0, 1.0, *level])
+    hook = 1.0 + corners[3, 2] + profile.quadrotor.cable_offset
+    taut = slack.command(np.array([-0.27, 0.22, hook + 1.0, *level]), load, 0.3, LIMIT)
+    loose = slack.command(np.array([-0.27, 0.22, hook + 0.5, *level]), load, 0.3, LIMIT)
+    assert loose[2] == pytest.approx(-0.9) and taut[2] < loose[2] - 0.1          # 3 * (0.3 + extra)
+
+
 def test_sitl_vs_jax_missions_begin_every_evaluation_goal_from_rest_at_its_start(tmp_path):
     import yaml
 
