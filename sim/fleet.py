@@ -145,13 +145,13 @@ class FleetEnv:
         self.deadlock_hold_s = float(deadlock_hold_s)
         if self.deadlock_hold_s > 0 and barrier is None:
             raise ValueError("deadlock_hold_s needs a barrier (the right-hand rule turns the barrier's nominal)")
-        if barrier is not None:  # the barrier module validates the form (ValueError naming the choices)
-            from marlstack.controllers.barrier_jax import deadlock_free_barrier, unicycle_barrier
-            if self.deadlock_hold_s > 0:
-                self._barrier_fn = deadlock_free_barrier(self.profile, num_agents, self.profile.dt, barrier,
-                                                         boxes=self.obstacles, hold_s=self.deadlock_hold_s)
-            else:
-                self._barrier_fn = unicycle_barrier(self.profile, num_agents, barrier, boxes=self.obstacles)
+        if barrier is not None and self.deadlock_hold_s > 0:
+            from marlstack.controllers.barrier_jax import deadlock_free_barrier
+            self._barrier_fn = deadlock_free_barrier(self.profile, num_agents, self.profile.dt, barrier,
+                                                     boxes=self.obstacles, hold_s=self.deadlock_hold_s)
+        elif barrier is not None:  # the barrier module validates the form (ValueError naming the choices)
+            from marlstack.controllers.barrier_jax import unicycle_barrier
+            self._barrier_fn = unicycle_barrier(self.profile, num_agents, barrier, boxes=self.obstacles)
         p = self.profile
         if action_type == "continuous":
             space = Box.make([-p.max_linear_speed, -p.max_angular_speed], [p.max_linear_speed, p.max_angular_speed], (2,))
