@@ -124,16 +124,17 @@ def test_the_arrangement_plans_one_fleet_policy_node_in_place_of_the_per_robot_o
     assert per_robot_plan[0].parameters["pose_subscribers"] == 6
 
 
-def test_over_dds_a_robots_stale_pose_or_bad_goal_stops_only_that_robot(policies, tmp_path):
+def test_over_dds_a_stale_pose_and_a_bad_goal_stop_only_their_robots(policies, tmp_path):
     result = run_scenario("fleet_policy_scenario.py", tmp_path, str(policies[4]))
     assert result["started"], result["log"][-3000:]
-    late = result["delay_0"]   # robot_0's poses stamped 1 s before they are sent: stale every time
-    assert late["victim_zero"] and not late["robot_0_moving"] and late["robot_1_moving"], late
-    assert any("pose of robot_0: last one" in d for d in late["diagnostics"]["/fleet_policy: robot_0"]), late
-    goal = result["nan_goal_1"]   # robot_1's goal non-finite
-    assert goal["victim_zero"] and goal["robot_0_moving"] and not goal["robot_1_moving"], goal
-    assert any("goal" in d for d in goal["diagnostics"]["/fleet_policy: robot_1"]), goal
-    assert result["recovered"] == [True, True], result
+    fault = result["fault"]   # robot_0's poses a second late (stale) and robot_1's goal non-finite, at once
+    assert fault["zero"]["robot_0"] and fault["zero"]["robot_1"], fault
+    assert fault["moving"] == {"robot_0": False, "robot_1": False, "robot_2": True, "robot_3": True}, fault
+    diags = fault["diagnostics"]
+    assert any("pose of robot_0: last one" in d for d in diags["/fleet_policy: robot_0"]), diags
+    assert any("goal" in d and "non-finite" in d for d in diags["/fleet_policy: robot_1"]), diags
+    assert "/fleet_policy: robot_2" not in diags and "/fleet_policy: robot_3" not in diags, diags
+    assert result["recovered"], result
     assert result["batched_log"] in result["log"], result["log"][-2000:]
 
 
