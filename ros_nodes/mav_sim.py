@@ -164,7 +164,9 @@ class TeamSim:
         self.landing = False
         self.failed_at: tuple[float, int] | None = None
         self.after_failure = {"load_max_tilt_deg": 0.0, "load_max_sink_mps": 0.0, "load_min_z_m": math.inf,
-                              "load_down_after_s": None}  # what the load does once a MAV lost its thrust
+                              "load_down_after_s": None, "load_touchdown_tilt_deg": None,
+                              "load_tilt_trace": []}  # what the load does once a MAV lost its thrust: its tilt
+        # every 0.1 s (time since the failure, degrees) until it is down
 
     def _at_rest(self, start: tuple[float, ...]):
         """The team at rest in hover with the load at `start`: `CableEnv.reset`'s state (the evaluation's episode
@@ -175,11 +177,12 @@ class TeamSim:
 
     def place(self, start: tuple[float, ...]) -> None:
         """Put the team at rest in hover with the load at `start`, as an evaluation episode begins (its failure
-        state, step count and clock kept); every MAV that was holding or descending flies its set-points again."""
+        state, step count and clock kept); every MAV that was holding, descending or landed (it is in the air
+        now) flies its set-points again."""
         rest = self._at_rest(start)
         self.state = self.state.replace(bodies=rest.bodies, ctrl=rest.ctrl, tension=rest.tension,
                                         min_tension=rest.min_tension, actions=rest.actions, held=rest.held)
-        self.mode = [FLY if m in (HOLD, DESCEND) else m for m in self.mode]
+        self.mode = [FLY if m in (HOLD, DESCEND, LANDED) else m for m in self.mode]
         self._slack = np.zeros(self.n, bool)
 
     def _on_the_ground(self, state):
@@ -325,8 +328,13 @@ class TeamSim:
                 goal.crashed_at_s, goal.crash = round(self.t - goal.start_s, 3), self._crash_reason(separation)
         if self.failed_at is not None:
             a, lq = self.after_failure, np.asarray(b.load_quat, np.float64)
-            a["load_max_tilt_deg"] = max(a["load_max_tilt_deg"],
-                                         math.degrees(math.acos(min(1.0, 1 - 2 * (lq[1] ** 2 + lq[2] ** 2)))))
+            load_tilt = math.degrees(math.acos(min(1.0, 1 - 2 * (lq[1] ** 2 + lq[2] ** 2))))
+            a["load_max_tilt_deg"] = max(a["load_max_tilt_deg"], load_tilt)
+            since = self.t - self.failed_at[0]
+            if self.load_down_at is None and len(a["load_tilt_trace"]) <= since / 0.1 + 1e-6:
+                a["load_tilt_trace"].append([round(since, 2), round(load_tilt, 2)])
+            if self.load_down_at is not None and a["load_touchdown_tilt_deg"] is None:
+                a["load_touchdown_tilt_deg"] = load_tilt
             a["load_max_sink_mps"] = max(a["load_max_sink_mps"], float(-b.load_vel[2]))
             a["load_min_z_m"] = min(a["load_min_z_m"], float(b.load_pos[2]))
             if a["load_down_after_s"] is None and self.load_down_at is not None:
