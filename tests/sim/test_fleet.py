@@ -54,7 +54,7 @@ def test_reset_and_step_contract(env):
     dim = env.observation_space("agent_0").shape[0]
     assert obs["agent_0"].shape == (dim,) and obs["agent_0"].dtype == jnp.float32
     assert obs["world_state"].shape == (4, dim + 6 * 4 + 1)
-    np.testing.assert_allclose(obs["world_state"], env.world_state(state), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(obs["world_state"], jax.jit(env.world_state)(state), rtol=1e-5, atol=1e-6)  # not op by op
     acts = {a: jnp.zeros(2) for a in env.agents}
     obs2, state2, rew, dones, info = env.step(KEY, state, acts)
     assert set(rew) == set(env.agents) and set(dones) == set(env.agents) | {"__all__"}
@@ -207,7 +207,7 @@ def test_intervention_penalty_charges_what_the_barrier_overrides():
     state = state.replace(poses=jnp.asarray([[e.profile.arena.x_max - 0.12, 0.0, 0.0], [-1.0, 0.0, 0.0]],
                                             state.poses.dtype))
     u = jnp.asarray([[0.2, 0.0], [0.0, 0.0]])  # robot 0 full speed at the right wall, robot 1 still
-    _, new, r, _, info = e.step_env(KEY, state, u)
+    _, new, r, _, info = jax.jit(e.step_env)(KEY, state, u)  # one compile, not the barrier's solver op by op
     scenario = nav.reward(state.poses, new.poses, state.task, info["collisions"], info["boundary_exits"], e.params)[0]
     override = float(info["barrier_intervention"][0]) / e.profile.max_linear_speed  # ω unchanged: ‖Δ‖ = Δv / v_max
     assert override > 0.3  # the barrier cut the forward speed
