@@ -32,7 +32,7 @@ import numpy as np
 from marlstack.policies.runtime import PolicyRuntime
 from marlstack.ros_nodes import convert, health, topics
 from marlstack.ros_nodes.adapters import InputError, NavigationAdapter, make_adapter
-from marlstack.ros_nodes.policy_node import DIAGNOSTIC_PERIOD_S, FALLBACK_PERIODS, load_runtime, open_policy
+from marlstack.ros_nodes.policy_node import DIAGNOSTIC_PERIOD_S, FALLBACK_PERIODS, load_runtime, open_policy, take_pose
 from marlstack.ros_nodes.runner import StartError, declare, profile_and_rate, ros_now, run_node
 
 OUTPUT = "model output"  # InputError source of a refused model output
@@ -187,19 +187,11 @@ def make_node():
 
             def cb(msg) -> None:
                 now = ros_now(self)
-                try:
-                    x, y, yaw, stamp = convert.pose_from_msg(msg)
-                    late, fatal = self.stamps.judge(robot, stamp, now)
-                    fault = late if late else health.pose_fault(x, y, self.profile)
-                    if fault and (fatal or not late):
-                        adapter.invalidate_pose(robot, fault)
-                    elif late:
-                        return   # one packet out of order: dropped (counted), the previous pose stands
-                    else:
-                        adapter.update_pose(robot, x, y, yaw, stamp)
-                        self.frozen.sample(robot, (x, y, yaw), now)
-                except convert.MessageError as exc:
-                    adapter.invalidate_pose(robot, str(exc))
+                pose, dropped = take_pose(adapter, robot, msg, self.stamps, self.profile, now)
+                if dropped:
+                    return   # counted by the stamps' judge
+                if pose is not None:
+                    self.frozen.sample(robot, pose, now)
                 self.fresh.add(robot)
                 # the first robot still to send this tick's pose whose last one is live (in the order poses arrive,
                 # so usually the next one's: one check per pose); none: the tick is whole
