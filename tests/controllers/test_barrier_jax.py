@@ -1,4 +1,5 @@
-"""Training barrier (JAX): exact against cvxpy, failure codes, swaps, a 10k-step fuzz, FleetEnv hook."""
+"""Training barrier (JAX): exact against cvxpy, failure codes, swaps, a 10k-step fuzz (FleetEnv with the real
+barrier: test_barrier_jax_deadlock, test_fleet)."""
 import functools
 import os
 import subprocess
@@ -16,7 +17,7 @@ from marlstack.controllers.barrier_jax import INFEASIBLE, NONFINITE, OK, single_
 from marlstack.controllers.barrier_qp import barrier_spec
 from marlstack.controllers.unicycle import uni_to_diff, uni_to_si
 from marlstack.hardware import load_profile
-from marlstack.sim.fleet import FleetEnv, physics_step, violations
+from marlstack.sim.fleet import physics_step, violations
 
 GRITS = load_profile("gritsbot_x")
 
@@ -47,14 +48,16 @@ def test_exact_against_cvxpy(form, n, rng):
 
 
 def test_failures_brake_with_a_status():
-    fn = jax.jit(unicycle_barrier(GRITS, 3))
-    poses = jnp.array([[0.0, 0.0, 0.0], [0.5, 0.0, 0.0], [0.0, 0.5, 0.0]])
-    u = jnp.full((3, 2), 0.1)
-    for p, c, status in [(poses, u.at[1, 1].set(jnp.nan), NONFINITE), (poses.at[0, 0].set(jnp.inf), u, NONFINITE),
-                         (poses.at[1].set(poses[0]), u, INFEASIBLE)]:
-        safe, info = fn(p, c)
-        assert int(info["status"]) == status
-        np.testing.assert_array_equal(np.asarray(safe), 0.0)
+    """Each case in one batch of the module's compiled 5-robot barrier: only its own lane brakes."""
+    poses = jnp.array([[0.0, 0.0, 0.0], [0.5, 0.0, 0.0], [0.0, 0.5, 0.0], [-0.5, 0.0, 0.0], [0.0, -0.5, 0.0]])
+    u = jnp.full((5, 2), 0.1, jnp.float32)          # not weakly typed: the same compile as the float32 cases
+    cases = [(poses, u, OK), (poses, u.at[1, 1].set(jnp.nan), NONFINITE), (poses.at[0, 0].set(jnp.inf), u, NONFINITE),
+             (poses.at[1].set(poses[0]), u, INFEASIBLE)]
+    cases += cases[:1] * (12 - len(cases))        # test_exact_against_cvxpy's batch shape: no new compile
+    safe, info = batched("unicycle_walls", 5)(jnp.stack([c[0] for c in cases]), jnp.stack([c[1] for c in cases]))
+    np.testing.assert_array_equal(np.asarray(info["status"]), [c[2] for c in cases])
+    np.testing.assert_array_equal(np.asarray(safe[1:4]), 0.0)
+    assert np.all(np.asarray(safe[0]) != 0.0)
 
 
 def test_one_and_fifty_robots(rng):
@@ -108,23 +111,6 @@ def test_random_command_fuzz(n, seeds):
 
     coll, exits, bad = jax.jit(jax.vmap(run))(jax.random.split(jax.random.PRNGKey(n), seeds))
     assert int(coll.sum()) == 0 and int(exits.sum()) == 0 and int(bad.sum()) == 0
-
-
-def test_fleet_env_barrier_hook():
-    env = FleetEnv("gritsbot_x", num_agents=4, max_steps=400, barrier="unicycle_walls")
-    high = env.action_space("agent_0").high
-
-    def run(key):
-        _, state = env.reset(key)
-
-        def body(s, k):
-            acts = jax.random.uniform(k, (env.num_agents, 2), minval=-1.0) * high
-            _, s, _, _, info = env.step(k, s, acts)
-            return s, (info["collisions"].sum(), info["boundary_exits"].sum(), info["barrier_intervention"].max())
-        return jax.lax.scan(body, state, jax.random.split(key, 200))[1]
-    coll, exits, intervention = jax.jit(run)(jax.random.PRNGKey(3))
-    assert int(coll.sum()) == 0 and int(exits.sum()) == 0
-    assert float(intervention.max()) > 0                      # the filter did act
 
 
 def test_float64_training_form_equals_the_deployment_filter():

@@ -30,7 +30,9 @@ def test_short_training_beats_random_policy(tmp_path):
     assert trained["mean_return"] > baseline + 7.0, (trained, baseline)
 
 
-@pytest.mark.parametrize("num_agents", [4, 8])  # 8: the same 4-robot policy, top-k selection in the graph
+# 8: the same 4-robot policy, top-k selection in the graph. At the trained size (4) the committed coverage
+# policy is exported for the DDS tests (ros_fixtures.coverage_policy), through the exporter's own parity check.
+@pytest.mark.parametrize("num_agents", [8])
 def test_export_matches_jax(tmp_path, num_agents, capsys):
     run = write_untrained_run(tmp_path / "run", {"scenario": "coverage", "num_agents": 4}, noise=NOISE)
     path = tmp_path / "policy.onnx"
@@ -41,7 +43,7 @@ def test_export_matches_jax(tmp_path, num_agents, capsys):
     assert [(e["name"], e["shape"]) for e in spec["inputs"]] == [
         ("pose", ["B", 3]), ("others", ["B", num_agents - 1, 3]), ("landmarks", ["B", num_agents, 2])]
     loaded = load_policy(run)
-    env = loaded.make_env(num_agents=num_agents)
+    env = loaded.make_env(barrier="none", num_agents=num_agents)  # random-action sensors: no QP to compile
     sensors = rollout_sensors(env, jax.random.PRNGKey(3), 40 // num_agents, 10)  # 400 robot samples
     assert len(sensors["pose"]) == 400
     want = np.asarray(loaded.act(loaded.params, env.scenario.observe(sensors, env.params)))
