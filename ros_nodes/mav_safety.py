@@ -76,10 +76,9 @@ class SafetyStage:
         age = self._still[:, 0] if age_s is None else np.asarray(age_s, np.float64)
         rot = self._level if rot is None else np.asarray(rot, np.float64)
         omega = self._still if omega is None else np.asarray(omega, np.float64)
+        load = None if load is None else Load(*(np.asarray(x, np.float64) for x in load))
         parts = [("positions", pos), ("velocities", vel), ("command", cmd), ("ages", age), ("attitudes", rot),
-                 ("body rates", omega)]
-        if load is not None:
-            parts += [("load odometry", np.asarray(x, np.float64)) for x in load]
+                 ("body rates", omega)] + [("load odometry", x) for x in load or ()]
         if not np.isfinite(np.concatenate([x.ravel() for _, x in parts])).all():   # one check; which, only then
             bad = [name for name, x in parts if not np.all(np.isfinite(x))]
             return None, f"non-finite {' and '.join(dict.fromkeys(bad))}"
@@ -88,9 +87,8 @@ class SafetyStage:
         cables = None
         if self.cables and load is not None:
             self.geometry = self.geometry or cable_geometry(self.profile, n)
-            load_pos, load_vel, load_rot, load_omega, load_age = (x for _, x in parts[6:])
-            cables = cable_ends(self.geometry, pos, vel, rot, omega, load_pos + load_vel * max(float(load_age), 0.0),
-                                load_vel, load_rot, load_omega)
+            cables = cable_ends(self.geometry, pos, vel, rot, omega, load.pos + load.vel * max(float(load.age_s), 0.0),
+                                load.vel, load.rot, load.omega)
         elif self.cables:
             self.cables_unchecked += 1
         nominal = np.zeros((n, 3))
