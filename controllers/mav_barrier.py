@@ -298,18 +298,19 @@ def _layout(spec: MavBarrierSpec, n: int, cables: bool, me: int | None) -> _Layo
     """The pieces of a team of n (only those of MAV `me` if given), built once per team size."""
     iu, ju = pairs(n)
     ends, mavs = [np.stack([iu, iu, ju, ju], 1)], [np.stack([iu, ju], 1)]
-    clearance = [np.full(len(iu), spec.separation)]
+    clearance, cable = [np.full(len(iu), spec.separation)], [np.zeros(len(iu), bool)]
     if cables and spec.cable_separation > 0:
         piece_ends, piece_cables = _piece_ends(n)
         ends, mavs = ends + [piece_ends + n], mavs + [piece_cables]
         clearance.append(np.full(len(piece_ends), spec.cable_separation))
-    ends, mavs, clearance = (np.concatenate(x) for x in (ends, mavs, clearance))
+        cable.append(np.ones(len(piece_ends), bool))
+    ends, mavs, clearance, cable = (np.concatenate(x) for x in (ends, mavs, clearance, cable))
     if me is not None:
         sel = (mavs == me).any(1)
-        ends, mavs, clearance = ends[sel], mavs[sel], clearance[sel]
+        ends, mavs, clearance, cable = ends[sel], mavs[sel], clearance[sel], cable[sel]
     first = mavs[:, 0] == (-1 if me is None else me)
     out = _Layout(ends, mavs, clearance, np.eye(n)[mavs[:, 0]], np.eye(n)[mavs[:, 1]], first,
-                  np.where(first, -1.0, 1.0), len(clearance) > len(iu) if me is None else len(clearance) >= n)
+                  np.where(first, -1.0, 1.0), bool(cable.any()))
     for x in out[:-1]:
         x.flags.writeable = False
     return out
