@@ -75,6 +75,26 @@ ROTOR_THRUST = Topic("rotor_thrust", "std_msgs/msg/Float64MultiArray", "state", 
 CLOCK = Topic("/clock", "rosgraph_msgs/msg/Clock", "state", False,
               "SITL on simulated time: the MAV sim node's clock (nodes with use_sim_time read it)")
 
+
+@dataclass(frozen=True)
+class Service:
+    """A vehicle command, std_srvs/Trigger `/<mav>/<name>`: served by each real MAV's flight link node and, for the
+    simulated team, by the MAV sim node (only `kill`); called by `marlstack flight`."""
+    name: str
+    doc: str
+    type: str = "std_srvs/srv/Trigger"
+
+    def path(self, robot: str) -> str:
+        return f"/{robot.strip('/')}/{self.name}"
+
+
+KILL = Service("kill", "cut the motors now, in the air or not (the only motor cut with a load attached)")
+VEHICLE_COMMANDS: tuple[Service, ...] = (
+    Service("arm", "arm the motors"), Service("takeoff", "take off to the link's take-off height"),
+    Service("start_rate_control", "stream the stack's rates and switch the autopilot to take them"),
+    Service("land", "land through the autopilot"), KILL, Service("disarm", "disarm on the ground"))
+
+
 # The topic that carries each ground scenario's task input (the adapters, the plan and the sim node read it).
 TASK_TOPIC: dict[str, Topic] = {"navigation": GOAL, "coverage": LANDMARKS, "rware": TASK}
 
@@ -126,6 +146,6 @@ def qos_profile(kind: str) -> Any:
 
 
 def message_class(type_name: str) -> type:
-    """`geometry_msgs/msg/Twist` -> the rclpy message class."""
-    package, _, name = type_name.split("/")
-    return getattr(importlib.import_module(f"{package}.msg"), name)
+    """`geometry_msgs/msg/Twist` -> the rclpy message class (`std_srvs/srv/Trigger` -> the service class)."""
+    package, kind, name = type_name.split("/")
+    return getattr(importlib.import_module(f"{package}.{kind}"), name)
