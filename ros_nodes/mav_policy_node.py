@@ -46,6 +46,9 @@ one (the stale odometry that caused the hold, an infeasible QP) the command is s
 Time is the node's clock: wall clock on a vehicle; in SITL on simulated time (`use_sim_time`, the MAV sim
 node's `/clock`) every age above is simulated time, and a load sample stamped ahead of the clock (its `/clock`
 not yet here) runs its step at the sample's time.
+The per-MAV logic (inputs, watchdog, hold, team landing, output stage, diagnostics) is `MavPilot`, without rclpy:
+this node drives one; the team policy node (ros_nodes/mav_team_policy_node.py, `arrangement: fleet_policy`) drives
+one per MAV of the team with one batched model call.
 Onboard code: numpy + onnxruntime, never JAX.
 """
 from __future__ import annotations
@@ -53,10 +56,11 @@ from __future__ import annotations
 import math
 import sys
 import time
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from marlstack.policies.runtime import BadInput
+from marlstack.policies.runtime import BadInput, PolicyRuntime
 from marlstack.ros_nodes import convert, health, mav_io, mav_safety, topics
 from marlstack.ros_nodes.adapters import InputError
 from marlstack.ros_nodes.mav_io import hold_command
@@ -65,6 +69,214 @@ from marlstack.ros_nodes.runner import StartError, declare, ros_now, run_node
 
 DIAGNOSTIC_PERIOD_S = 0.5
 MIN_STEP_PERIODS = 0.5   # a load sample runs a step unless one ran less than this long ago (bunched samples)
+
+
+def parsed(parse: Callable[..., tuple[float, ...]], *args: Any) -> tuple[float, ...] | convert.MessageError:
+    """`parse(*args)`: a message's values, or the MessageError saying why it is unusable (MavPilot.receive)."""
+    try:
+        return parse(*args)
+    except convert.MessageError as exc:
+        return exc
+
+
+class MavPilot:
+    """One MAV's step from its inputs to its set-point, without rclpy (module docstring: watchdog, hold, team landing,
+    output stage, episodes); the per-MAV node drives one, the team policy node (ros_nodes/mav_team_policy_node.py) one
+    per MAV with one batched model call for the team. A step is `prepare` (the model's feeds, or None when this step
+    is decided without the model) then `complete` with this MAV's model outputs (batch of one); `step` does both
+    with one model call. `log`: a logger (info, warning, error), the node's."""
+
+    def __init__(self, runtime: PolicyRuntime, profile: Any, mavs: list[str], mav: str, period_s: float,
+                 watchdog_s: float, offset_s: float, safety: str, lost_after_s: float, fall_speed: float,
+                 descent_rate: float, log: Any) -> None:
+        self.runtime, self.profile, self.mavs, self.mav, self.log = runtime, profile, list(mavs), mav, log
+        self.period = period_s
+        self.lost_after, self.fall_speed, self.descent_rate = lost_after_s, fall_speed, descent_rate
+        (cmd_spec,) = [e for e in runtime.spec["outputs"] if e["name"] == "cmd"]
+        self.limit = np.asarray(cmd_spec["high"], np.float64)
+        self.inputs = mav_io.TeamInputs(runtime.spec["inputs"], self.mavs, mav, self.limit, watchdog_s, offset_s,
+                                        period_s)   # ValueError: the model reads what this team cannot give
+        self.safety = mav_safety.SafetyStage(profile, self.mavs, mav) if safety == "onboard" else None
+        self.landing_safety: mav_safety.SafetyStage | None = None   # built when the team landing begins
+        self.landing_team: list[str] = []                           # the MAVs it certifies against (not lost)
+        self.uncertified = 0    # hold / landing steps sent unfiltered: the stage could not certify them
+        self.certified_age = mav_safety.MAX_AGE_PERIODS * period_s   # odometry the stage certifies against
+        self.cables_unchecked_why = ""      # why the last step filtered without the cable rows
+        self.floor = profile.safety.floor   # above it a MAV is flying: its odometry must change (frozen check)
+        self.hidden = runtime.initial_state(1)
+        self.dog = health.Watchdog()
+        self.blind = False
+        self.hold_at: np.ndarray | None = None
+        self.landing: str | None = None  # why the team is landing (a lost teammate); never cleared
+        self.team_landing: mav_io.TeamLanding | None = None  # this MAV's part in it, from where it was
+        self.steps = self.holds = 0
+        self.infer_s = self.step_s = 0.0   # time in the model; in whole load-triggered steps (sample in, set-point out)
+        self.load_steps = 0
+        self.last_step = -math.inf
+        self.start_stamp = -math.inf        # the last new start begun (a latched one heard again is not new)
+        self.starts = 0
+        self.decided: tuple[np.ndarray | None, bool] = (None, False)   # a step `prepare` decided: (set-point, news)
+
+    def receive(self, key: str, values: tuple[float, ...] | convert.MessageError, stamp_s: float, now_s: float) -> None:
+        """An odometry sample (its values, or why its message is unusable: `parsed`), judged by its raw header
+        stamp (mav_io.TeamInputs.receive)."""
+        if isinstance(values, convert.MessageError):
+            self.inputs.invalidate(key, str(values))
+        else:
+            self.inputs.receive(key, values, stamp_s, now_s)
+
+    def goal(self, values: tuple[float, ...] | convert.MessageError, stamp_s: float) -> None:
+        """A latched goal: a set-point, not a measurement: never stale, its stamp not judged."""
+        if isinstance(values, convert.MessageError):
+            self.inputs.invalidate(mav_io.GOAL, str(values))
+        else:
+            self.inputs.put(mav_io.GOAL, values, stamp_s)
+
+    def start(self, stamp_s: float) -> None:
+        """A new start: a new episode (module docstring). Judged by its stamp: one heard again is not new."""
+        if stamp_s <= self.start_stamp:
+            return
+        self.start_stamp, self.starts = stamp_s, self.starts + 1
+        self.inputs.latest.past = np.zeros_like(self.inputs.latest.past)
+        self.hidden = self.runtime.initial_state(1)
+        if self.landing is not None:
+            self.log.info(f"new start: {self.landing} ends")
+        self.landing, self.landing_safety, self.landing_team, self.hold_at = None, None, [], None
+        self.team_landing = None
+
+    def step(self, now: float) -> tuple[np.ndarray | None, bool]:
+        """This step's set-point (None: send nothing) and whether the watchdog's state is news, with this
+        pilot's own model call."""
+        feeds = self.prepare(now)
+        if feeds is None:
+            return self.decided
+        try:
+            t0 = time.perf_counter()
+            out = self.runtime.run(feeds)
+            self.infer_s += time.perf_counter() - t0
+        except BadInput as exc:
+            return self.hold(now, exc)
+        return self.complete(now, out)
+
+    def prepare(self, now: float) -> dict[str, np.ndarray] | None:
+        """The model's feeds for this step (recurrent state included), or None with the step decided here
+        (`decided`): blind, the team landing, or a hold for an unusable input."""
+        self.last_step = now
+        flying = not self.blind and bool(self.inputs.latest.row(self.mav)[2] > self.floor)
+        own = self.inputs.own_problem(now, flying)
+        if own is not None:  # blind: send nothing, the flight controller's failsafe flies
+            changed = self.dog.trip(f"no set-point (flight-controller failsafe): {own}")
+            self.blind, self.hold_at = True, None
+            if changed:
+                self.log.error(self.dog.reason)
+            self.decided = (None, changed)
+            return None
+        me = self.inputs.latest.row(self.mav)
+        lost = self.inputs.lost(now, self.lost_after, self.fall_speed) if self.landing is None else []
+        if lost:
+            self.team_landing = mav_io.TeamLanding(self.profile, self.mavs, self.mav, lost, me[0:3])
+            self.landing = f"team landing: {', '.join(lost)} lost; {self.team_landing.role()}"
+            self.log.error(self.landing)
+            if self.safety is not None:
+                self.landing_team = [m for m in self.mavs if m not in lost]
+                self.landing_safety = mav_io.landing_stage(self.profile, self.landing_team, self.mav)
+        if self.team_landing is not None:  # the carriers keep the load level, a slack MAV keeps off it
+            cmd = self.team_landing.command(me, self.inputs.latest.row(mav_io.LOAD), self.descent_rate, self.limit)
+            cmd = self._fallback(now, cmd, self.landing_safety, self.landing_team)
+            self.decided = (self._sent(cmd), self.dog.trip(self.landing))
+            return None
+        try:
+            return {**self.inputs.inputs(now), **self.hidden}
+        except InputError as exc:
+            self.decided = self.hold(now, exc)
+            return None
+
+    def complete(self, now: float, out: Mapping[str, np.ndarray]) -> tuple[np.ndarray | None, bool]:
+        """The set-point from this MAV's model outputs (batch of one) and whether the watchdog's state is news."""
+        self.steps += 1
+        try:
+            cmd = np.asarray(out["cmd"], np.float64).reshape(-1)
+            if cmd.shape != self.limit.shape or not np.all(np.isfinite(cmd)):
+                raise InputError("model output", f"expected {self.limit.size} finite numbers, got {cmd.tolist()}")
+            rec = self.runtime.spec["recurrent"]
+            if rec is not None:
+                self.hidden = {rec["input"]: out[rec["output"]]}
+            if self.safety is not None:
+                cmd = self._certified(now, cmd, self.safety, self.mavs)
+        except InputError as exc:
+            return self.hold(now, exc)
+        changed, self.hold_at = self.dog.clear(), None
+        self.blind = False
+        return self._sent(cmd), changed
+
+    def hold(self, now: float, exc: InputError | BadInput) -> tuple[np.ndarray, bool]:
+        """Hold position where the fault began (a PD loop on this MAV's odometry), through the stage where it can."""
+        me = self.inputs.latest.row(self.mav)
+        if self.hold_at is None:
+            self.hold_at = me[0:3].copy()
+        cmd = self._fallback(now, hold_command(me[0:3], me[7:10], self.hold_at, self.limit), self.safety, self.mavs)
+        self.holds += 1
+        changed = self.dog.trip(f"holding position: {exc}")
+        if changed:
+            self.log.warning(self.dog.reason)
+        self.blind = False
+        return self._sent(cmd), changed
+
+    def _sent(self, cmd: np.ndarray) -> np.ndarray:
+        self.inputs.latest.sent(cmd)
+        return cmd
+
+    def _certified(self, now: float, cmd: np.ndarray, stage: mav_safety.SafetyStage, mavs: list[str]) -> np.ndarray:
+        """The output stage: `stage`'s certificate on `mavs`' odometry, or InputError (the step holds) naming why not."""
+        # every odometry the rows use, own and the others' (read by the model or not), within the certified age
+        stale = self.inputs.problem(now, mavs, self.certified_age)
+        if stale is not None:
+            raise InputError("safety", f"cannot certify: {stale}")
+        team = np.stack([self.inputs.latest.row(m) for m in mavs])
+        values = self.inputs.latest.values
+        age = now - np.asarray([values.times[values.keys.index(m)] for m in mavs])
+        # the cable rows need the load's pose and twist within the same certified age; without them the
+        # step is filtered by the MAV rows alone and counted unchecked, with the reason
+        unusable = self.inputs.problem(now, [mav_io.LOAD], self.certified_age) if stage.cables else None
+        if unusable is not None:
+            self.cables_unchecked_why = f"{unusable}"
+        load = self.inputs.latest.row(mav_io.LOAD) if stage.cables and unusable is None else None
+        safe, why = mav_io.certify(stage, team, age, cmd, load, now - values.times[values.keys.index(mav_io.LOAD)])
+        if safe is None:
+            raise InputError("safety", why)
+        return safe
+
+    def _fallback(self, now: float, cmd: np.ndarray, stage: mav_safety.SafetyStage | None,
+                  mavs: list[str]) -> np.ndarray:
+        """A hold or landing command through `stage` where it certifies it, else as it is (counted)."""
+        if stage is None:
+            return cmd
+        try:
+            return self._certified(now, cmd, stage, mavs)
+        except InputError:
+            self.uncertified += 1
+            return cmd
+
+    def status(self, name: str) -> Any:
+        """This MAV's /diagnostics status (`name`: the reporting node's, as health.watchdog_status takes it)."""
+        mean_ms = 1e3 * self.infer_s / self.steps if self.steps else 0.0
+        stamps = self.inputs.stamps
+        step_ms = 1e3 * self.step_s / self.load_steps if self.load_steps else 0.0
+        extra = {"inference_ms_mean": f"{mean_ms:.3f}", "step_ms_mean": f"{step_ms:.3f}", "hold_steps": self.holds,
+                 "starts": self.starts,
+                 "odom_delay_ms_max": f"{stamps.worst_delay_ms():.1f}", "dropped_out_of_order": stamps.dropped,
+                 "stamp_jumps": stamps.jumps,
+                 "safety": "off" if self.safety is None else "onboard", **(self.safety.report() if self.safety else {})}
+        if self.safety is not None:
+            extra["safety_fallback_uncertified"] = self.uncertified
+            extra["safety_landing_interventions"] = self.landing_safety.interventions if self.landing_safety else 0
+        if self.safety is not None and self.safety.cables_unchecked:
+            extra["safety_cables_unchecked_why"] = self.cables_unchecked_why
+        s = health.watchdog_status(name, self.mav, self.dog, extra)
+        if not self.dog.ok:
+            s.level = bytes([health.ERROR if self.blind or self.landing else health.WARN])
+            s.message = self.dog.reason
+        return s
 
 
 def make_node():
@@ -85,9 +297,9 @@ def make_node():
             periods = p("watchdog_periods", 3.0, "inputs older than this many periods trip the watchdog", 1.0, 100.0)
             offset = p("clock_offset_s", 0.02, "allowance for the clock offset between this node and the odometry "
                        "sources: stamps may be this far in the future", 0.0, 1.0)
-            self.lost_after = p("lost_after_s", 1.0, "a teammate silent this long is lost: the team lands", 0.1, 60.0)
-            self.fall_speed = p("lost_fall_speed", 3.0, "... or one falling faster than this (m/s)", 0.5, 50.0)
-            self.descent_rate = p("landing_descent_rate", 0.3, "descent rate of the team landing (m/s)", 0.05, 2.0)
+            lost_after = p("lost_after_s", 1.0, "a teammate silent this long is lost: the team lands", 0.1, 60.0)
+            fall_speed = p("lost_fall_speed", 3.0, "... or one falling faster than this (m/s)", 0.5, 50.0)
+            descent_rate = p("landing_descent_rate", 0.3, "descent rate of the team landing (m/s)", 0.05, 2.0)
             safety = p("safety", "onboard", "output stage: 'onboard' filters the set-point through the MAV barrier "
                                             "certificate, 'off' sends the policy's command")
             if safety not in mav_safety.MODES:
@@ -103,35 +315,18 @@ def make_node():
             self.rate_hz = rate or profile.control.policy_rate_hz
             self.period = 1.0 / self.rate_hz
             self.runtime = load_runtime(path, scenario, profile, self.rate_hz, batch_size=1)
-            (cmd_spec,) = [e for e in self.runtime.spec["outputs"] if e["name"] == "cmd"]
-            self.limit = np.asarray(cmd_spec["high"], np.float64)
             try:
-                self.inputs = mav_io.TeamInputs(self.runtime.spec["inputs"], self.mavs, self.mav, self.limit,
-                                                periods * self.period, offset, self.period)
+                self.pilot = MavPilot(self.runtime, profile, self.mavs, self.mav, self.period, periods * self.period,
+                                      offset, safety, lost_after, fall_speed, descent_rate,
+                                      self.get_logger())
             except ValueError as exc:
                 raise StartError(f"{path}: {exc}") from None
-            self.safety = mav_safety.SafetyStage(profile, self.mavs, self.mav) if safety == "onboard" else None
-            self.profile = profile
-            self.landing_safety: mav_safety.SafetyStage | None = None   # built when the team landing begins
-            self.landing_team: list[str] = []                           # the MAVs it certifies against (not lost)
-            self.uncertified = 0    # hold / landing steps sent unfiltered: the stage could not certify them
-            self.certified_age = mav_safety.MAX_AGE_PERIODS * self.period   # odometry the stage certifies against
-            self.cables_unchecked_why = ""      # why the last step filtered without the cable rows
-            self.floor = profile.safety.floor   # above it a MAV is flying: its odometry must change (frozen check)
-            self.hidden = self.runtime.initial_state(1)
-            self.dog = health.Watchdog()
-            self.blind = False
-            self.hold_at: np.ndarray | None = None
-            self.landing: str | None = None  # why the team is landing (a lost teammate); never cleared
-            self.team_landing: mav_io.TeamLanding | None = None  # this MAV's part in it, from where it was
-            self.steps = self.holds = 0
-            self.infer_s = self.step_s = 0.0   # time in the model; in whole load-triggered steps (sample in, set-point out)
-            self.load_steps = 0
+            # the pilot's parts, by the names the node-level scenarios read (tests/ros_nodes/mav_cable_scenario.py)
+            self.limit, self.inputs, self.dog = self.pilot.limit, self.pilot.inputs, self.pilot.dog
+            self.descent_rate = descent_rate
             self.setpoint = None                # the one set-point message, overwritten every step
-            self.last_step = self.last_diag = -math.inf
+            self.last_diag = -math.inf
             self.load_stamp = 0.0
-            self.start_stamp = -math.inf        # the last new start begun (a latched one heard again is not new)
-            self.starts = 0
             self.sim_time = bool(self.get_parameter("use_sim_time").value)  # SITL on simulated time (/clock)
             cls = topics.message_class
             state = topics.qos_profile("state")
@@ -151,167 +346,61 @@ def make_node():
             self.name_ = self.get_fully_qualified_name()
             self.get_logger().info(f"running {path} for {self.mav} at {self.rate_hz:g} Hz")
 
-        def _store(self, key: str, msg, parse) -> None:
-            """An odometry sample, judged by its raw header stamp (mav_io.TeamInputs.receive)."""
-            now = ros_now(self)
-            try:
-                self.inputs.receive(key, parse(msg), convert.stamp_seconds(msg.header.stamp), now)
-            except convert.MessageError as exc:
-                self.inputs.invalidate(key, str(exc))
+        @property
+        def hold_at(self) -> np.ndarray | None:
+            return self.pilot.hold_at
+
+        @hold_at.setter
+        def hold_at(self, point: np.ndarray | None) -> None:
+            self.pilot.hold_at = point
+
+        @property
+        def team_landing(self) -> mav_io.TeamLanding | None:
+            return self.pilot.team_landing
 
         def _on_load(self, msg) -> None:
-            self._store(mav_io.LOAD, msg, lambda m: mav_io.odometry(m, "load odom"))
+            now = ros_now(self)
+            self.pilot.receive(mav_io.LOAD, parsed(mav_io.odometry, msg, "load odom"),
+                               convert.stamp_seconds(msg.header.stamp), now)
             now = ros_now(self)
             self.load_stamp = mav_io.stamp_or(msg, now)
             if self.sim_time:  # /clock may reach this node just after the sample it stamps: the sample's time is now
                 now = max(now, self.load_stamp)
-            if now - self.last_step >= MIN_STEP_PERIODS * self.period:
+            if now - self.pilot.last_step >= MIN_STEP_PERIODS * self.period:
                 t0 = time.perf_counter()
                 self._step(now)
-                self.step_s += time.perf_counter() - t0
-                self.load_steps += 1
+                self.pilot.step_s += time.perf_counter() - t0
+                self.pilot.load_steps += 1
 
         def _on_odom(self, mav: str):
-            return lambda msg: self._store(mav, msg, lambda m: mav_io.odometry(m, f"odom of {mav}"))
+            what = f"odom of {mav}"
+            return lambda msg: self.pilot.receive(mav, parsed(mav_io.odometry, msg, what),
+                                                  convert.stamp_seconds(msg.header.stamp), ros_now(self))
 
-        def _on_goal(self, msg) -> None:  # a latched set-point, not a measurement: never stale, its stamp not judged
-            try:
-                self.inputs.put(mav_io.GOAL, mav_io.goal_pose(msg), mav_io.stamp_or(msg, ros_now(self)))
-            except convert.MessageError as exc:
-                self.inputs.invalidate(mav_io.GOAL, str(exc))
+        def _on_goal(self, msg) -> None:
+            self.pilot.goal(parsed(mav_io.goal_pose, msg), mav_io.stamp_or(msg, ros_now(self)))
 
         def _on_start(self, msg) -> None:
-            """A new start: a new episode (module docstring). Judged by its stamp: one heard again is not new."""
-            stamp = mav_io.stamp_or(msg, ros_now(self))
-            if stamp <= self.start_stamp:
-                return
-            self.start_stamp, self.starts = stamp, self.starts + 1
-            self.inputs.latest.past = np.zeros_like(self.inputs.latest.past)
-            self.hidden = self.runtime.initial_state(1)
-            if self.landing is not None:
-                self.get_logger().info(f"new start: {self.landing} ends")
-            self.landing, self.landing_safety, self.landing_team, self.hold_at = None, None, [], None
-            self.team_landing = None
+            self.pilot.start(mav_io.stamp_or(msg, ros_now(self)))
 
         def _on_timer(self) -> None:
             now = ros_now(self)
-            if now - self.last_step > 1.5 * self.period:  # no load sample lately: step anyway, the watchdog decides
+            if now - self.pilot.last_step > 1.5 * self.period:  # no load sample lately: step anyway, the watchdog decides
                 self._step(now)
             if now - self.last_diag > DIAGNOSTIC_PERIOD_S:
                 self._publish_diag(now)
 
         def _step(self, now: float) -> None:
-            self.last_step = now
-            flying = not self.blind and bool(self.inputs.latest.row(self.mav)[2] > self.floor)
-            own = self.inputs.own_problem(now, flying)
-            if own is not None:  # blind: send nothing, the flight controller's failsafe flies
-                changed = self.dog.trip(f"no set-point (flight-controller failsafe): {own}")
-                self.blind, self.hold_at = True, None
-                if changed:
-                    self.get_logger().error(self.dog.reason)
-                    self._publish_diag(now)
-                return
-            me = self.inputs.latest.row(self.mav)
-            lost = self.inputs.lost(now, self.lost_after, self.fall_speed) if self.landing is None else []
-            if lost:
-                self.team_landing = mav_io.TeamLanding(self.profile, self.mavs, self.mav, lost, me[0:3])
-                self.landing = f"team landing: {', '.join(lost)} lost; {self.team_landing.role()}"
-                self.get_logger().error(self.landing)
-                if self.safety is not None:
-                    self.landing_team = [m for m in self.mavs if m not in lost]
-                    self.landing_safety = mav_io.landing_stage(self.profile, self.landing_team, self.mav)
-            if self.team_landing is not None:  # the carriers keep the load level, a slack MAV keeps off it
-                cmd = self.team_landing.command(me, self.inputs.latest.row(mav_io.LOAD), self.descent_rate, self.limit)
-                cmd = self._fallback(now, cmd, self.landing_safety, self.landing_team)
-                changed = self.dog.trip(self.landing)
-                self._send(cmd, now)
-                if changed:
-                    self._publish_diag(now)
-                return
-            try:
-                feeds = {**self.inputs.inputs(now), **self.hidden}
-                t0 = time.perf_counter()
-                out = self.runtime.run(feeds)
-                self.infer_s += time.perf_counter() - t0
-                self.steps += 1
-                cmd = np.asarray(out["cmd"], np.float64).reshape(-1)
-                if cmd.shape != self.limit.shape or not np.all(np.isfinite(cmd)):
-                    raise InputError("model output", f"expected {self.limit.size} finite numbers, got {cmd.tolist()}")
-                rec = self.runtime.spec["recurrent"]
-                if rec is not None:
-                    self.hidden = {rec["input"]: out[rec["output"]]}
-                if self.safety is not None:
-                    cmd = self._certified(now, cmd, self.safety, self.mavs)
-                changed, self.hold_at = self.dog.clear(), None
-            except (InputError, BadInput) as exc:
-                if self.hold_at is None:
-                    self.hold_at = me[0:3].copy()
-                cmd = self._fallback(now, hold_command(me[0:3], me[7:10], self.hold_at, self.limit), self.safety, self.mavs)
-                self.holds += 1
-                changed = self.dog.trip(f"holding position: {exc}")
-                if changed:
-                    self.get_logger().warning(self.dog.reason)
-            self.blind = False
-            self._send(cmd, now)
+            cmd, changed = self.pilot.step(now)
+            if cmd is not None:
+                self.setpoint = mav_io.setpoint_msg(cmd, self.load_stamp or now, reuse=self.setpoint)
+                self.pub.publish(self.setpoint)
             if changed:
                 self._publish_diag(now)
 
-        def _send(self, cmd: np.ndarray, now: float) -> None:
-            self.inputs.latest.sent(cmd)
-            self.setpoint = mav_io.setpoint_msg(cmd, self.load_stamp or now, reuse=self.setpoint)
-            self.pub.publish(self.setpoint)
-
-        def _certified(self, now: float, cmd: np.ndarray, stage: mav_safety.SafetyStage, mavs: list[str]) -> np.ndarray:
-            """The output stage: `stage`'s certificate on `mavs`' odometry, or InputError (the step holds) naming why not."""
-            # every odometry the rows use, own and the others' (read by the model or not), within the certified age
-            stale = self.inputs.problem(now, mavs, self.certified_age)
-            if stale is not None:
-                raise InputError("safety", f"cannot certify: {stale}")
-            team = np.stack([self.inputs.latest.row(m) for m in mavs])
-            values = self.inputs.latest.values
-            age = now - np.asarray([values.times[values.keys.index(m)] for m in mavs])
-            # the cable rows need the load's pose and twist within the same certified age; without them the
-            # step is filtered by the MAV rows alone and counted unchecked, with the reason
-            unusable = self.inputs.problem(now, [mav_io.LOAD], self.certified_age) if stage.cables else None
-            if unusable is not None:
-                self.cables_unchecked_why = f"{unusable}"
-            load = self.inputs.latest.row(mav_io.LOAD) if stage.cables and unusable is None else None
-            safe, why = mav_io.certify(stage, team, age, cmd, load, now - values.times[values.keys.index(mav_io.LOAD)])
-            if safe is None:
-                raise InputError("safety", why)
-            return safe
-
-        def _fallback(self, now: float, cmd: np.ndarray, stage: mav_safety.SafetyStage | None,
-                      mavs: list[str]) -> np.ndarray:
-            """A hold or landing command through `stage` where it certifies it, else as it is (counted)."""
-            if stage is None:
-                return cmd
-            try:
-                return self._certified(now, cmd, stage, mavs)
-            except InputError:
-                self.uncertified += 1
-                return cmd
-
         def _publish_diag(self, now: float) -> None:
             self.last_diag = now
-            mean_ms = 1e3 * self.infer_s / self.steps if self.steps else 0.0
-            stamps = self.inputs.stamps
-            step_ms = 1e3 * self.step_s / self.load_steps if self.load_steps else 0.0
-            extra = {"inference_ms_mean": f"{mean_ms:.3f}", "step_ms_mean": f"{step_ms:.3f}", "hold_steps": self.holds,
-                     "starts": self.starts,
-                     "odom_delay_ms_max": f"{stamps.worst_delay_ms():.1f}", "dropped_out_of_order": stamps.dropped,
-                     "stamp_jumps": stamps.jumps,
-                     "safety": "off" if self.safety is None else "onboard", **(self.safety.report() if self.safety else {})}
-            if self.safety is not None:
-                extra["safety_fallback_uncertified"] = self.uncertified
-                extra["safety_landing_interventions"] = self.landing_safety.interventions if self.landing_safety else 0
-            if self.safety is not None and self.safety.cables_unchecked:
-                extra["safety_cables_unchecked_why"] = self.cables_unchecked_why
-            s = health.watchdog_status(self.name_, self.mav, self.dog, extra)
-            if not self.dog.ok:
-                s.level = bytes([health.ERROR if self.blind or self.landing else health.WARN])
-                s.message = self.dog.reason
-            self.diag.publish(health.array(self.get_clock().now().to_msg(), [s]))
+            self.diag.publish(health.array(self.get_clock().now().to_msg(), [self.pilot.status(self.name_)]))
 
     return MavPolicyNode()
 
