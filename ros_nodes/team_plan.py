@@ -24,7 +24,8 @@ robot kinds alike (NodeSpec, PlanError, path rules and number checks are plan.py
               noise: {position: 0.0, velocity: 0.0, attitude: 0.0, rate: 0.0}}   # optional, SITL only
     sim: {seed: 0, clock: sim}     # optional, SITL only; clock: sim (default: /clock, lockstep with the set-points,
                                    # lockstep_timeout_s 0.5 of wall clock) or wall; faults: blind_mav, blind_at_s,
-                                   # blind_for_s, fail_mav, fail_at_s
+                                   # blind_for_s, fail_mav, fail_at_s, kill_mavs ([names] or all: their motors
+                                   # cut as by /<mav>/kill), kill_at_s
     links: {mav_0: {link: mavlink, url: "udpin:0.0.0.0:14540"}, ...}   # optional: real vehicles (ros_nodes/link_plan.py)
 """
 from __future__ import annotations
@@ -46,7 +47,7 @@ FAILSAFE = {"hold_s": (2.0, 0.0, 60.0), "descent_rate": (0.3, 0.05, 2.0)}
 SENSORS = {"odom_rate_hz": (100.0, 1.0, 1000.0), "imu_rate_hz": (100.0, 1.0, 1000.0), "load_rate_hz": (100.0, 1.0, 1000.0),
            "latency_s": (0.0, 0.0, 1.0), "drop_fraction": (0.0, 0.0, 0.99)}
 FAULT = {"blind_at_s": (0.0, 0.0, 3600.0), "blind_for_s": (0.0, 0.0, 3600.0),
-         "fail_at_s": (0.0, 0.0, 3600.0)}  # sim: the fault injection
+         "fail_at_s": (0.0, 0.0, 3600.0), "kill_at_s": (0.0, 0.0, 3600.0)}  # sim: the fault injection, a scheduled kill
 LOCKSTEP = {"lockstep_timeout_s": (0.5, 0.01, 60.0)}  # sim: on simulated time, the longest wait for set-points
 CLOCKS = ("sim", "wall")
 NOISE = {"position": (0.0, 0.0, 1.0), "velocity": (0.0, 0.0, 10.0), "attitude": (0.0, 0.0, 1.0), "rate": (0.0, 0.0, 10.0)}
@@ -71,7 +72,7 @@ class TeamDeployment:
     failsafe: Mapping[str, float] = field(default_factory=dict)
     sensors: Mapping[str, float] = field(default_factory=dict)  # incl. noise_<kind>
     seed: int = 0
-    fault: Mapping[str, Any] = field(default_factory=dict)      # blind_mav, blind_at_s, blind_for_s, fail_mav, fail_at_s
+    fault: Mapping[str, Any] = field(default_factory=dict)      # blind_mav, ..., fail_at_s, kill_mavs, kill_at_s
     links: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # real MAV -> its flight link (empty: simulated)
     clock: str = "sim"                       # SITL time base: "sim" (/clock, lockstep) or "wall"
     lockstep_timeout_s: float = 0.5          # SITL on simulated time: step anyway after this long without set-points
@@ -172,7 +173,11 @@ def load_team(path: Path, data: Mapping[str, Any]) -> TeamDeployment:
     for k, m in named.items():
         if m and m not in mavs:
             raise _fail(where, f"key 'sim.{k}' must be one of {mavs}, got {m!r}")
-    fault = {**named, **_numbers(sim, FAULT, where, "sim")}
+    kill = sim.pop("kill_mavs", [])
+    kill = list(mavs) if kill == "all" else kill
+    if not isinstance(kill, list) or not all(isinstance(m, str) and m in mavs for m in kill):
+        raise _fail(where, f"key 'sim.kill_mavs' must list MAVs of {mavs} or be 'all', got {kill!r}")
+    fault = {**named, **({"kill_mavs": kill} if kill else {}), **_numbers(sim, FAULT, where, "sim")}
     return TeamDeployment(path=path, name=str(data.get("name", path.stem)), profile=profile.name,
                           scenario=str(data.get("scenario", "cable")), policy=_resolve(path, str(data["policy"])),
                           rate_hz=float(rate), watchdog_periods=float(periods), safety=mode, mavs=tuple(mavs), start=start,
