@@ -5,6 +5,13 @@ and `inputs(now_s)` either returns the batch-of-one tensors the ONNX graph expec
 `InputError` that names the input at fault (missing, stale, invalid). The policy node turns that
 error into a zero command plus a diagnostic; replay feeds the same adapter from a bag, so a log
 re-evaluates with exactly the logic a robot ran. No rclpy, no JAX: numpy only.
+
+The availability rule lives here, once: a bad sample (non-finite, malformed, absurd, untrusted stamp)
+is refused as a sample, never stored, so the source keeps its last good value and that value's stamp.
+The robot's own inputs stop it at once (`InvalidInput`, saying why); a neighbour's pose is judged by
+its last good sample alone, so a neighbour with a bad marker is exactly a silent one: its last good
+pose feeds the model as it ages (the safety node keeps clear of it by its speed limit × age) until
+`neighbour_max_age_s`, then the robots that read it stop too, naming the refused samples.
 """
 from __future__ import annotations
 
@@ -36,10 +43,14 @@ class InvalidInput(InputError):
     """The latest message was non-finite or malformed; cleared by the next good one."""
 
 
-class LatestValues:
-    """The latest value of each named source with its arrival time, or why its last message was unusable.
+NEIGHBOUR_MAX_AGE_S = 60.0  # the nodes' default: how old a neighbour's last good pose may be before a robot stops
 
-    Shared by the task adapters and the safety node: one rule for missing / stale / invalid.
+
+class LatestValues:
+    """The latest good value of each named source with its time, and why the source's latest sample was refused.
+
+    Shared by the task adapters and the safety node: one rule for missing / stale / invalid. A refused
+    sample never overwrites the last good value or its time (`problem(..., last_good=True)` judges by them).
     """
 
     def __init__(self, keys: list[str], width: int, label: str):
@@ -55,7 +66,7 @@ class LatestValues:
         return self.label if key == self.label else (f"{self.label} of {key}" if self.label else key)
 
     def put(self, key: str, values: tuple[float, ...], t_s: float) -> None:
-        """Store a sample; a non-finite one marks the source invalid until the next good one."""
+        """Store a sample; a non-finite one is refused like `invalidate` (the last good one stands)."""
         i = self._index[key]
         if not all(math.isfinite(v) for v in values):
             self.invalidate(key, "non-finite value")
@@ -65,17 +76,22 @@ class LatestValues:
         self._invalid.pop(key, None)
 
     def invalidate(self, key: str, reason: str) -> None:
+        """The latest sample of `key` was refused for `reason`, until the next good one; nothing stored changes."""
         self._invalid[key] = reason
 
-    def problem(self, key: str, now_s: float, max_age_s: float) -> InputError | None:
-        """Why `key` cannot be used at `now_s`, or None."""
-        if key in self._invalid:
-            return InvalidInput(self.source(key), self._invalid[key])
+    def problem(self, key: str, now_s: float, max_age_s: float, last_good: bool = False) -> InputError | None:
+        """Why `key` cannot be used at `now_s`, or None. `last_good`: judge the last good sample by its age
+        alone, a refused latest sample being no reason to stop (a neighbour's pose; module docstring)."""
+        refused = self._invalid.get(key)
+        if refused is not None and not last_good:
+            return InvalidInput(self.source(key), refused)
         t = self.times[self._index[key]]
+        since = f"; the samples since refused (latest: {refused})" if refused else ""
         if not np.isfinite(t):
-            return MissingInput(self.source(key), "none received yet")
+            return MissingInput(self.source(key), ("no good one received yet" if refused else "none received yet") + since)
         if now_s - t > max_age_s:
-            return StaleInput(self.source(key), f"last one {(now_s - t) * 1e3:.0f} ms old (limit {max_age_s * 1e3:.0f} ms)")
+            return StaleInput(self.source(key), f"last {'good ' if refused else ''}one {(now_s - t) * 1e3:.0f} ms old "
+                                                f"(limit {max_age_s * 1e3:.0f} ms){since}")
         return None
 
     def known(self, key: str) -> bool:
@@ -146,18 +162,20 @@ class NavigationAdapter:
         self.update_task((x, y), t_s)
 
     def invalidate_pose(self, robot: str, reason: str) -> None:
-        """The latest pose message of `robot` was unusable (e.g. malformed): stop until a good one."""
+        """The latest pose message of `robot` was unusable (e.g. malformed): refused, the last good one stands;
+        our own robot stops until a good one, a neighbour's last good pose ages (module docstring)."""
         self.poses.invalidate(robot, reason)
 
     def invalidate_task(self, reason: str) -> None:
         self.task.invalidate(self.task_name, reason)
 
     def inputs(self, now_s: float) -> dict[str, np.ndarray]:
-        """The model's inputs at `now_s`; raises MissingInput / StaleInput / InvalidInput."""
+        """The model's inputs at `now_s`; raises MissingInput / StaleInput / InvalidInput. A neighbour's last
+        good pose is used, however its latest sample was, while it is younger than `neighbour_max_age_s`."""
         problem = self.task.problem(self.task_name, now_s, math.inf)
         problem = problem or self.poses.problem(self.me, now_s, self.max_age_s)
         for r in self._others:
-            problem = problem or self.poses.problem(r, now_s, self.neighbour_max_age_s)
+            problem = problem or self.poses.problem(r, now_s, self.neighbour_max_age_s, last_good=True)
         if problem:
             raise problem
         f32 = lambda a: np.asarray(a, dtype=np.float32)[None]  # noqa: E731

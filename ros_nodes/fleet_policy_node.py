@@ -32,7 +32,7 @@ import numpy as np
 from marlstack.policies.runtime import PolicyRuntime
 from marlstack.ros_nodes import convert, health, topics
 from marlstack.ros_nodes.adapters import InputError, NavigationAdapter, make_adapter
-from marlstack.ros_nodes.policy_node import DIAGNOSTIC_PERIOD_S, FALLBACK_PERIODS, load_runtime, open_policy, take_pose
+from marlstack.ros_nodes.policy_node import DIAGNOSTIC_PERIOD_S, FALLBACK_PERIODS, load_runtime, open_policy
 from marlstack.ros_nodes.runner import StartError, declare, profile_and_rate, ros_now, run_node
 
 OUTPUT = "model output"  # InputError source of a refused model output
@@ -183,11 +183,9 @@ def make_node():
                 f"running {path} for {len(self.robots)} robots at {self.rate_hz:g} Hz, {how}")
 
         def _on_pose(self, robot: str):
-            adapter = self.fleet.adapters[robot]
-
             def cb(msg) -> None:
                 now = ros_now(self)
-                pose, dropped = take_pose(adapter, robot, msg, self.stamps, self.profile, now)
+                pose, dropped = health.take_pose(self.fleet.poses, robot, msg, self.stamps, self.profile, now)
                 if dropped:
                     return   # counted by the stamps' judge
                 if pose is not None:

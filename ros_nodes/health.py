@@ -14,7 +14,8 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
-from marlstack.ros_nodes.adapters import MissingInput, StaleInput
+from marlstack.ros_nodes import convert
+from marlstack.ros_nodes.adapters import LatestValues, MissingInput, StaleInput
 
 OK, WARN, ERROR = 0, 1, 2  # diagnostic_msgs/DiagnosticStatus levels
 STARTING = "starting: waiting for the first good inputs"
@@ -268,3 +269,27 @@ def receive_stamped(stamps: Stamps, table: Any, key: str, values: tuple[float, .
     if fatal:
         table.invalidate(key, fault)
     return False
+
+
+def take_pose(poses: LatestValues, robot: str, msg: Any, stamps: Stamps, profile: Any,
+              now_s: float) -> tuple[tuple[float, float, float] | None, bool]:
+    """A robot's pose message into `poses`, judged by what it describes (its stamp against `now_s`, its value
+    against the arena); the one pose intake of the ground policy, fleet policy and safety nodes. Returns (the
+    pose taken, timed by its stamp, or None where the sample was refused: malformed, non-finite, absurd or with
+    an untrusted stamp, its reason kept by `poses` while the last good pose stands; True for one packet out of
+    order, dropped: nothing changes). What a refused sample means, for the robot itself and for the robots that
+    read it as a neighbour, is `LatestValues.problem`'s rule (ros_nodes/adapters.py)."""
+    try:
+        x, y, yaw, stamp = convert.pose_from_msg(msg)
+    except convert.MessageError as exc:
+        poses.invalidate(robot, str(exc))
+        return None, False
+    late, fatal = stamps.judge(robot, stamp, now_s)
+    fault = late if late else pose_fault(x, y, profile)
+    if fault and (fatal or not late):
+        poses.invalidate(robot, fault)
+        return None, False
+    if late:
+        return None, True
+    poses.put(robot, (x, y, yaw), stamp)
+    return (x, y, yaw), False

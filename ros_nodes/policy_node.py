@@ -66,27 +66,6 @@ def open_policy(path: str, scenario: str, profile, rate_hz: float, robots: list[
     return runtime, adapter
 
 
-def take_pose(adapter: Any, robot: str, msg: Any, stamps: health.Stamps, profile: Any,
-              now: float) -> tuple[tuple[float, float, float] | None, bool]:
-    """A robot's pose message into `adapter`, judged by what it describes (its stamp against `now`, its value
-    against the arena): (the pose taken, or None where it was refused and the robot's pose invalidated with the
-    reason; True for one packet out of order, dropped: the previous pose stands and nothing else changes)."""
-    try:
-        x, y, yaw, stamp = convert.pose_from_msg(msg)
-        late, fatal = stamps.judge(robot, stamp, now)
-        fault = late if late else health.pose_fault(x, y, profile)
-        if fault and (fatal or not late):
-            adapter.invalidate_pose(robot, fault)
-            return None, False
-        if late:
-            return None, True
-        adapter.update_pose(robot, x, y, yaw, stamp)   # timed by what it describes
-        return (x, y, yaw), False
-    except convert.MessageError as exc:
-        adapter.invalidate_pose(robot, str(exc))
-        return None, False
-
-
 def make_node():
     from rclpy.node import Node
 
@@ -148,7 +127,7 @@ def make_node():
 
             def cb(msg) -> None:
                 now = ros_now(self)
-                pose, dropped = take_pose(self.adapter, robot, msg, self.stamps, self.profile, now)
+                pose, dropped = health.take_pose(self.adapter.poses, robot, msg, self.stamps, self.profile, now)
                 if dropped:
                     return   # counted by the stamps' judge
                 if mine:

@@ -150,18 +150,10 @@ def make_node():
 
         def _on_pose(self, robot: str):
             def cb(msg) -> None:
-                try:
-                    x, y, yaw, stamp = convert.pose_from_msg(msg)
-                except convert.MessageError as exc:
-                    self.poses.invalidate(robot, str(exc))
-                    return
-                late, fatal = self.stamps.judge(robot, stamp, ros_now(self))
-                fault = late if late else health.pose_fault(x, y, self.profile)
-                if fault and (fatal or not late):
-                    self.poses.invalidate(robot, fault)
-                elif not fault:
-                    self.poses.put(robot, (x, y, yaw), stamp)   # timed by what it describes, not its arrival
-                    self.frozen.sample(robot, (x, y, yaw), ros_now(self))
+                now = ros_now(self)
+                pose, _ = health.take_pose(self.poses, robot, msg, self.stamps, self.profile, now)
+                if pose is not None:
+                    self.frozen.sample(robot, pose, now)
             return cb
 
         def _on_nominal(self, robot: str):

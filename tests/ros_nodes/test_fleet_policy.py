@@ -85,6 +85,15 @@ def test_a_robots_bad_input_stops_only_that_robot(policies):
     # good inputs again: every robot drives
     feed(fleet, nodes, poses, goals, 10.1)
     assert all(isinstance(c, tuple) for c in fleet.commands(10.11, ROBOTS).values())
+    # robot_1's next pose is non-finite: refused in the one pose store; robot_1 stops, saying why, and the others
+    # drive on with its last good pose (stamped 10.1), as their own policy nodes do
+    fleet.adapters["robot_1"].update_pose("robot_1", math.nan, -0.5, 0.0, 10.133)
+    out = fleet.commands(10.14, ROBOTS)
+    assert isinstance(out["robot_1"], InvalidInput) and str(out["robot_1"]) == "pose of robot_1: non-finite value"
+    for r in ("robot_0", "robot_2", "robot_3"):
+        nodes[r][1].update_pose("robot_1", math.nan, -0.5, 0.0, 10.133)
+        assert np.abs(np.array(out[r]) - reference(nodes, r, 10.14)).max() <= 1e-5
+    feed(fleet, nodes, poses, goals, 10.15)
     # a refused model output (beyond the implausible limit) stops only its robot
     run = fleet.runtime.run
     fleet.runtime.run = lambda feeds: {**run(feeds), "cmd": run(feeds)["cmd"] + np.array([[0, 0], [100, 0], [0, 0], [0, 0]],
