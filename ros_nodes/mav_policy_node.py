@@ -279,51 +279,61 @@ class MavPilot:
         return s
 
 
+def team_parameters(node: Any) -> tuple[str, float, PolicyRuntime, dict[str, Any]]:
+    """Declare and check on `node` the parameters every MAV policy node has (one MAV's or the team's): the model's
+    path, the policy rate, the model's runtime (batch of one) and MavPilot's arguments but `mav` (StartError for a
+    bad one)."""
+    from marlstack.hardware.profile import ProfileError, load_profile
+
+    p = lambda *a, **k: declare(node, *a, **k)  # noqa: E731
+    mavs = list(p("mavs", [""], "the team in agent-index order (the training env's order)"))
+    scenario = p("scenario", "cable", "cable scenario the model was trained on; checked against the model")
+    profile_name = p("profile", "mav_corl25", "MAV team profile; its hash is checked against the model")
+    path = p("policy_path", "", "exported cable-team policy .onnx")
+    rate = p("rate_hz", 0.0, "policy rate, checked against the model's (0: the profile's policy rate)", 0.0, 1000.0)
+    periods = p("watchdog_periods", 3.0, "inputs older than this many periods trip the watchdog", 1.0, 100.0)
+    offset = p("clock_offset_s", 0.02, "allowance for the clock offset between this node and the odometry "
+               "sources: stamps may be this far in the future", 0.0, 1.0)
+    lost_after = p("lost_after_s", 1.0, "a teammate silent this long is lost: the team lands", 0.1, 60.0)
+    fall_speed = p("lost_fall_speed", 3.0, "... or one falling faster than this (m/s)", 0.5, 50.0)
+    descent_rate = p("landing_descent_rate", 0.3, "descent rate of the team landing (m/s)", 0.05, 2.0)
+    safety = p("safety", "onboard", "output stage: 'onboard' filters the set-point through the MAV barrier "
+                                    "certificate, 'off' sends the policy's command")
+    if safety not in mav_safety.MODES:
+        raise StartError(f"parameter 'safety' = {safety!r} must be one of {', '.join(mav_safety.MODES)}")
+    try:
+        profile = load_profile(profile_name)
+    except ProfileError as exc:
+        raise StartError(str(exc)) from None
+    if profile.kind != "mav_team":
+        raise StartError(f"parameter 'profile' = {profile_name!r} is a {profile.kind!r} profile, not 'mav_team'")
+    rate_hz = rate or profile.control.policy_rate_hz
+    period = 1.0 / rate_hz
+    runtime = load_runtime(path, scenario, profile, rate_hz, batch_size=1)
+    return path, rate_hz, runtime, {
+        "profile": profile, "mavs": mavs, "period_s": period, "watchdog_s": periods * period, "offset_s": offset,
+        "safety": safety, "lost_after_s": lost_after, "fall_speed": fall_speed, "descent_rate": descent_rate}
+
+
 def make_node():
     from rclpy.node import Node
-
-    from marlstack.hardware.profile import ProfileError, load_profile
 
     class MavPolicyNode(Node):
         def __init__(self) -> None:
             super().__init__("mav_policy")
-            p = lambda *a, **k: declare(self, *a, **k)  # noqa: E731
-            self.mav = p("mav", "", "this MAV's name (its namespace without '/')")
-            self.mavs = list(p("mavs", [""], "the team in agent-index order (the training env's order)"))
-            scenario = p("scenario", "cable", "cable scenario the model was trained on; checked against the model")
-            profile_name = p("profile", "mav_corl25", "MAV team profile; its hash is checked against the model")
-            path = p("policy_path", "", "exported cable-team policy .onnx")
-            rate = p("rate_hz", 0.0, "policy rate, checked against the model's (0: the profile's policy rate)", 0.0, 1000.0)
-            periods = p("watchdog_periods", 3.0, "inputs older than this many periods trip the watchdog", 1.0, 100.0)
-            offset = p("clock_offset_s", 0.02, "allowance for the clock offset between this node and the odometry "
-                       "sources: stamps may be this far in the future", 0.0, 1.0)
-            lost_after = p("lost_after_s", 1.0, "a teammate silent this long is lost: the team lands", 0.1, 60.0)
-            fall_speed = p("lost_fall_speed", 3.0, "... or one falling faster than this (m/s)", 0.5, 50.0)
-            descent_rate = p("landing_descent_rate", 0.3, "descent rate of the team landing (m/s)", 0.05, 2.0)
-            safety = p("safety", "onboard", "output stage: 'onboard' filters the set-point through the MAV barrier "
-                                            "certificate, 'off' sends the policy's command")
-            if safety not in mav_safety.MODES:
-                raise StartError(f"parameter 'safety' = {safety!r} must be one of {', '.join(mav_safety.MODES)}")
+            self.mav = declare(self, "mav", "", "this MAV's name (its namespace without '/')")
+            path, self.rate_hz, self.runtime, args = team_parameters(self)
+            self.mavs = args["mavs"]
             if not self.mav or self.mav not in self.mavs:
                 raise StartError(f"parameter 'mav' = {self.mav!r} must be one of parameter 'mavs' = {self.mavs}")
+            self.period = args["period_s"]
             try:
-                profile = load_profile(profile_name)
-            except ProfileError as exc:
-                raise StartError(str(exc)) from None
-            if profile.kind != "mav_team":
-                raise StartError(f"parameter 'profile' = {profile_name!r} is a {profile.kind!r} profile, not 'mav_team'")
-            self.rate_hz = rate or profile.control.policy_rate_hz
-            self.period = 1.0 / self.rate_hz
-            self.runtime = load_runtime(path, scenario, profile, self.rate_hz, batch_size=1)
-            try:
-                self.pilot = MavPilot(self.runtime, profile, self.mavs, self.mav, self.period, periods * self.period,
-                                      offset, safety, lost_after, fall_speed, descent_rate,
-                                      self.get_logger())
+                self.pilot = MavPilot(self.runtime, mav=self.mav, log=self.get_logger(), **args)
             except ValueError as exc:
                 raise StartError(f"{path}: {exc}") from None
             # the pilot's parts, by the names the node-level scenarios read (tests/ros_nodes/mav_cable_scenario.py)
             self.limit, self.inputs, self.dog = self.pilot.limit, self.pilot.inputs, self.pilot.dog
-            self.descent_rate = descent_rate
+            self.descent_rate = self.pilot.descent_rate
             self.setpoint = None                # the one set-point message, overwritten every step
             self.last_diag = -math.inf
             self.load_stamp = 0.0
