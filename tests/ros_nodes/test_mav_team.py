@@ -1,0 +1,86 @@
+"""The MAV team policy node's team (ros_nodes/mav_team_policy_node.py: every MAV's pilot, one batched model call)
+against one per-MAV pilot each (the per-MAV node's logic), on the same messages and clock, no DDS: the same
+set-points (<= 1e-6), the same watchdog states, through a flight with faults of one MAV at a time."""
+import numpy as np
+
+from marlstack.hardware.profile import load_profile
+from marlstack.policies.runtime import PolicyRuntime
+from marlstack.ros_nodes import mav_io
+from marlstack.ros_nodes.mav_policy_node import MavPilot, parsed
+from marlstack.ros_nodes.mav_team_policy_node import MavTeam
+from ros_fixtures import REPO
+
+POLICY = str(REPO / "tests" / "data" / "mav_team" / "cable3.onnx")
+MAVS = ["mav_0", "mav_1", "mav_2"]
+POS = np.array([[0.6, -0.35, 1.9], [0.0, 0.7, 1.9], [-0.6, -0.35, 1.9]])
+LEVEL = (1.0, 0.0, 0.0, 0.0)
+PERIOD = 0.01
+
+
+class Log:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def info(self, text: str) -> None:
+        self.lines.append(text)
+
+    warning = error = info
+
+
+def test_the_team_node_sends_each_mav_the_set_point_its_own_node_would(tmp_path):
+    runtime = PolicyRuntime(POLICY, batch_size=1)
+    args = {"profile": load_profile("mav_corl25"), "mavs": MAVS, "period_s": PERIOD, "watchdog_s": 3 * PERIOD,
+            "offset_s": 0.02, "safety": "onboard", "lost_after_s": 1.0, "fall_speed": 3.0, "descent_rate": 0.3}
+    team_log = Log()
+    team = MavTeam(runtime, POLICY, team_log, **args)
+    assert team.batched is not None, team.unbatched_reason
+    alone = {m: MavPilot(runtime, mav=m, log=Log(), **args) for m in MAVS}
+    goal = mav_io.pose_msg([0.2, 0.1, 1.1], LEVEL, 1.0)
+    team.goal(parsed(mav_io.goal_pose, goal), 1.0)
+    for pilot in alone.values():
+        pilot.goal(parsed(mav_io.goal_pose, goal), 1.0)
+    # phases (steps): all good; mav_1's odometry frozen in flight (unchanged for > 1 s: it alone goes blind, the
+    # others read it as fresh and fly on); mav_2's odometry malformed (a bad quaternion: every MAV reads it, so every
+    # MAV holds); mav_1 falling fast (lost: the team landing)
+    phases = [("good", 40), ("frozen_mav_1", 120), ("malformed_mav_2", 3), ("good", 20), ("falling_mav_1", 5)]
+    rng = np.random.default_rng(0)
+    seen: dict[str, set[str]] = {}
+    now, k = 2.0, 0
+    for phase, steps in phases:
+        for _ in range(steps):
+            now, k = now + PERIOD, k + 1
+            pos = POS + 0.02 * np.sin(0.05 * k) + 1e-6 * rng.normal(size=POS.shape)
+            vel = np.zeros((3, 3))
+            if phase == "frozen_mav_1":
+                pos[1], vel[1] = POS[1] + 0.05, 0.0
+            if phase == "falling_mav_1":
+                vel[1] = [0.0, 0.0, -4.0]
+            msgs = {m: mav_io.odometry_msg(pos[i], LEVEL, vel[i], (0.0, 0.0, 0.0), now, m) for i, m in enumerate(MAVS)}
+            if phase == "malformed_mav_2":
+                msgs["mav_2"].pose.pose.orientation.w = 3.0
+            load = mav_io.odometry_msg(pos.mean(0) - [0.0, 0.0, 0.9], LEVEL, (0.0, 0.0, 0.0), (0.0, 0.0, 0.0), now, "load")
+            for key, msg in [*msgs.items(), (mav_io.LOAD, load)]:
+                values = parsed(mav_io.odometry, msg, key)
+                team.receive(key, values, now, now)
+                for pilot in alone.values():
+                    pilot.receive(key, values, now, now)
+            got = team.step(now)
+            for m, pilot in alone.items():
+                want, want_news = pilot.step(now)
+                cmd, news = got[m]
+                assert (cmd is None) == (want is None) and news == want_news, (phase, k, m, cmd, want)
+                if cmd is not None:
+                    np.testing.assert_allclose(cmd, want, rtol=0, atol=1e-6, err_msg=f"{phase} step {k} {m}")
+                assert team.pilots[m].dog.reason == pilot.dog.reason, (phase, m)
+                seen.setdefault(f"{phase} {m}", set()).add("nothing" if cmd is None else
+                                                           "policy" if pilot.dog.ok else pilot.dog.reason.split(":")[0])
+    # what each fault did, MAV by MAV (the same for the team as for the MAV's own node, checked above)
+    assert seen["good mav_0"] == seen["good mav_2"] == {"policy"}, seen
+    assert "nothing" in seen["frozen_mav_1 mav_1"], seen              # mav_1 alone: no set-point, its firmware flies
+    assert seen["frozen_mav_1 mav_0"] == seen["frozen_mav_1 mav_2"] == {"policy"}, seen
+    assert all(seen[f"malformed_mav_2 {m}"] == {"holding position"} for m in ("mav_0", "mav_1")), seen
+    assert seen["malformed_mav_2 mav_2"] == {"nothing"}, seen      # its own odometry unusable
+    assert seen["falling_mav_1 mav_0"] == seen["falling_mav_1 mav_2"] == {"team landing"}, seen
+    # every step that needed the model took one batched call for the team
+    assert 0 < team.calls <= sum(n for _, n in phases), team.calls
+    assert any(line.startswith("mav_1: no set-point") for line in team_log.lines), team_log.lines
