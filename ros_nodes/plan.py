@@ -425,7 +425,7 @@ def fleet_plan(dep: Deployment, sitl: bool = False, record: str | Path | None = 
     (default: the deployment's) `fleet_policy` plans one fleet policy node in place of the per-robot ones."""
     if not isinstance(dep, Deployment):  # a MAV team (ros_nodes/team_plan.py)
         from marlstack.ros_nodes.team_plan import team_plan
-        return team_plan(dep, sitl, record, summary_path)
+        return team_plan(dep, sitl, record, summary_path, arrangement)
     central = (arrangement or dep.arrangement) == "fleet_policy"
     robots = dep.robot_names
     common = {"profile": dep.profile, "robots": robots, "rate_hz": dep.rate_hz,

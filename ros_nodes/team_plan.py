@@ -27,6 +27,9 @@ robot kinds alike (NodeSpec, PlanError, path rules and number checks are plan.py
                                    # blind_for_s, fail_mav, fail_at_s, kill_mavs ([names] or all: their motors
                                    # cut as by /<mav>/kill), kill_at_s
     links: {mav_0: {link: mavlink, url: "udpin:0.0.0.0:14540"}, ...}   # optional: real vehicles (ros_nodes/link_plan.py)
+    arrangement: process_per_node  # optional: one policy node per MAV (each its own computer, the default);
+                                   # fleet_container (those in one process); fleet_policy (one team policy node for
+                                   # every MAV, one batched model call: a ground computer, ros_nodes/mav_team_policy_node.py)
 """
 from __future__ import annotations
 
@@ -38,10 +41,10 @@ from marlstack.hardware.profile import ProfileError, load_profile
 from marlstack.ros_nodes import topics
 from marlstack.ros_nodes.link_plan import link_specs, load_links
 from marlstack.ros_nodes.mav_safety import MODES as SAFETY_MODES
-from marlstack.ros_nodes.plan import NAME, NodeSpec, _fail, _number_list, _resolve
+from marlstack.ros_nodes.plan import ARRANGEMENTS, NAME, NodeSpec, _fail, _number_list, _resolve
 
 KNOWN = {"name", "profile", "scenario", "policy", "rate_hz", "watchdog_periods", "safety", "mavs", "start", "goals",
-         "goal_timeout_s", "failsafe", "sensors", "sim", "links", "takeoff"}
+         "goal_timeout_s", "failsafe", "sensors", "sim", "links", "takeoff", "arrangement"}
 TAKEOFF = {"climb_rate": (0.5, 0.05, 2.0)}
 FAILSAFE = {"hold_s": (2.0, 0.0, 60.0), "descent_rate": (0.3, 0.05, 2.0)}
 SENSORS = {"odom_rate_hz": (100.0, 1.0, 1000.0), "imu_rate_hz": (100.0, 1.0, 1000.0), "load_rate_hz": (100.0, 1.0, 1000.0),
@@ -77,6 +80,7 @@ class TeamDeployment:
     clock: str = "sim"                       # SITL time base: "sim" (/clock, lockstep) or "wall"
     lockstep_timeout_s: float = 0.5          # SITL on simulated time: step anyway after this long without set-points
     goal_starts: tuple[tuple[float, float, float] | None, ...] = ()  # per goal: begun from rest there (SITL)
+    arrangement: str = "process_per_node"    # one of plan.ARRANGEMENTS
 
     @property
     def robot_names(self) -> list[str]:
@@ -178,6 +182,9 @@ def load_team(path: Path, data: Mapping[str, Any]) -> TeamDeployment:
     if not isinstance(kill, list) or not all(isinstance(m, str) and m in mavs for m in kill):
         raise _fail(where, f"key 'sim.kill_mavs' must list MAVs of {mavs} or be 'all', got {kill!r}")
     fault = {**named, **({"kill_mavs": kill} if kill else {}), **_numbers(sim, FAULT, where, "sim")}
+    arrangement = data.get("arrangement", "process_per_node")
+    if arrangement not in ARRANGEMENTS:
+        raise _fail(where, f"key 'arrangement' must be one of {', '.join(ARRANGEMENTS)}, got {arrangement!r}")
     return TeamDeployment(path=path, name=str(data.get("name", path.stem)), profile=profile.name,
                           scenario=str(data.get("scenario", "cable")), policy=_resolve(path, str(data["policy"])),
                           rate_hz=float(rate), watchdog_periods=float(periods), safety=mode, mavs=tuple(mavs), start=start,
@@ -187,14 +194,17 @@ def load_team(path: Path, data: Mapping[str, Any]) -> TeamDeployment:
                           fault=fault, links=load_links(data.get("links"), mavs, where), clock=clock, **lockstep,
                           goal_starts=tuple(inside(_number_list(g["start"], 3, where, f"goals[{i}].start"),
                                                    f"goals[{i}].start") if "start" in g else None
-                                            for i, g in enumerate(goals)))
+                                            for i, g in enumerate(goals)), arrangement=arrangement)
 
 
 def team_plan(dep: TeamDeployment, sitl: bool = False, record: str | Path | None = None,
-              summary_path: str | Path | None = None) -> list[NodeSpec]:
-    """One policy node per MAV (+ the recorder); with `sitl`, the MAV sim node stands in for the vehicles,
-    else each real MAV (`links`) gets its flight link node."""
+              summary_path: str | Path | None = None, arrangement: str | None = None) -> list[NodeSpec]:
+    """One policy node per MAV, or with `arrangement` (default: the deployment's) `fleet_policy` one team policy
+    node for every MAV (+ the recorder); with `sitl`, the MAV sim node stands in for the vehicles, else each real
+    MAV (`links`) gets its flight link node."""
     mavs = list(dep.mavs)
+    central = (arrangement or dep.arrangement) == "fleet_policy"
+    policy_nodes = 1 if central else len(mavs)
     sim_time = sitl and dep.clock == "sim"   # the nodes read the MAV sim node's /clock; the recorder logs wall clock
     common = {"profile": dep.profile, "mavs": mavs, "rate_hz": dep.rate_hz, "watchdog_periods": dep.watchdog_periods,
               **({"use_sim_time": True} if sim_time else {})}
@@ -207,15 +217,18 @@ def team_plan(dep: TeamDeployment, sitl: bool = False, record: str | Path | None
             "scored": [int(v) for v in dep.scored] or [1], "takeoff_climb_rate": dep.climb_rate,
             **{f"failsafe_{k}": v for k, v in dep.failsafe.items()},
             **dep.sensors, **dep.fault,
-            "summary_path": str(summary_path or ""), "odom_subscribers": len(mavs) + bool(record),
-            "load_subscribers": len(mavs) + bool(record), "setpoint_publishers": 1,
-            "clock": dep.clock, "lockstep_timeout_s": dep.lockstep_timeout_s, "clock_subscribers": len(mavs) if sim_time else 0,
+            "summary_path": str(summary_path or ""), "odom_subscribers": policy_nodes + bool(record),
+            "load_subscribers": policy_nodes + bool(record), "setpoint_publishers": 1,
+            "clock": dep.clock, "lockstep_timeout_s": dep.lockstep_timeout_s,
+            "clock_subscribers": policy_nodes if sim_time else 0,
             "from_rest": [int(s is not None) for s in dep.goal_starts] or [0],
             "goal_starts": [float(v) for s in dep.goal_starts for v in (s or (0.0, 0.0, 0.0))] or [0.0]}))
-    for m in mavs:
-        specs.append(NodeSpec("mav_policy_node", "mav_policy", f"/{m}", {
-            **common, "mav": m, "scenario": dep.scenario, "policy_path": str(dep.policy), "safety": dep.safety,
-            "landing_descent_rate": dep.failsafe["descent_rate"]}))
+    policy = {**common, "scenario": dep.scenario, "policy_path": str(dep.policy), "safety": dep.safety,
+              "landing_descent_rate": dep.failsafe["descent_rate"]}
+    if central:
+        specs.append(NodeSpec("mav_team_policy_node", "mav_team_policy", "/", policy))
+    for m in () if central else mavs:
+        specs.append(NodeSpec("mav_policy_node", "mav_policy", f"/{m}", {**policy, "mav": m}))
     if not sitl:
         specs += link_specs(dep.links, dep.profile, dep.failsafe["hold_s"])
     if record:
