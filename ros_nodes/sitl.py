@@ -34,10 +34,11 @@ from marlstack.ros_nodes.supervisor import Supervisor, clean_exit
 START_TIMEOUT_S = 120.0
 POLL_S = 0.1
 SETTLE_S = 1.0  # with --until-goals: keep running this long after the last robot arrived
-STOP_ORDER = ["sim_node", "mav_sim_node", "policy_node", "fleet_policy_node", "mav_policy_node", "safety_node",
+STOP_ORDER = ["sim_node", "mav_sim_node", "policy_node", "fleet_policy_node", "mav_policy_node", "mav_team_policy_node",
+              "safety_node",
               "hardware_adapter_node", "container"]  # the recorder stops last
 START_ORDER = ["recorder_node", "foxglove_node", "hardware_adapter_node", "safety_node", "policy_node", "fleet_policy_node",
-               "mav_policy_node", "container", "sim_node", "mav_sim_node"]
+               "mav_policy_node", "mav_team_policy_node", "container", "sim_node", "mav_sim_node"]
 
 
 class SitlError(Exception):
@@ -58,8 +59,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--logdir", help="where node logs and the sim summary go (default: a new temp dir)")
     p.add_argument("--arrangement", choices=ARRANGEMENTS,
                    help="how the nodes run: one process each; the onboard nodes (policies, safety, adapters) in "
-                        "one fleet container process; or one fleet policy node for every robot (a central computer, "
-                        "ground fleets); default: the config's 'arrangement', else process_per_node")
+                        "one fleet container process; or one fleet policy node for every robot (a central computer; "
+                        "a MAV team: one team policy node for every MAV); default: the config's 'arrangement', else process_per_node")
     p.add_argument("--drop-poses", type=float, default=0.0, metavar="FRACTION",
                    help="fault injection: the sim node drops this fraction of pose messages")
     p.add_argument("--no-isolate", action="store_true",
@@ -85,10 +86,6 @@ def main(argv: list[str]) -> int:
     if not dep.policy.is_file():
         print(f"marlstack sitl: policy {dep.policy} does not exist; set 'policy' in {dep.path} "
               f"(create one with `marlstack export` or `make demo`)", file=sys.stderr)
-        return 2
-    if args.arrangement == "fleet_policy" and not isinstance(dep, Deployment):
-        print(f"marlstack sitl: --arrangement fleet_policy is for ground fleets; {dep.path} is a MAV team "
-              f"(use process_per_node or fleet_container)", file=sys.stderr)
         return 2
     refusal = preflight(dep)
     if refusal:
