@@ -47,6 +47,7 @@ NODES = {
     "recorder_node": "marlstack.ros_nodes.recorder_node:main",
     "rate_controller_node": "marlstack.ros_nodes.rate_controller_node:main",
     "mav_policy_node": "marlstack.ros_nodes.mav_policy_node:main",
+    "mav_team_policy_node": "marlstack.ros_nodes.mav_team_policy_node:main",
     "mav_sim_node": "marlstack.ros_nodes.mav_sim_node:main",
     "hardware_adapter_node": "marlstack.ros_nodes.hardware_adapter_node:main",
     "flight_link_node": "marlstack.ros_nodes.flight_link_node:main",
