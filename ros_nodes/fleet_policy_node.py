@@ -31,7 +31,7 @@ import numpy as np
 
 from marlstack.policies.runtime import PolicyRuntime
 from marlstack.ros_nodes import convert, health, topics
-from marlstack.ros_nodes.adapters import InputError, NavigationAdapter, make_adapter
+from marlstack.ros_nodes.adapters import NEIGHBOUR_MAX_AGE_S, InputError, NavigationAdapter, make_adapter
 from marlstack.ros_nodes.policy_node import DIAGNOSTIC_PERIOD_S, FALLBACK_PERIODS, load_runtime, open_policy
 from marlstack.ros_nodes.runner import StartError, declare, profile_and_rate, ros_now, run_node
 
@@ -138,7 +138,7 @@ def make_node():
             path = p("policy_path", "", "exported policy.onnx")
             rate = p("rate_hz", 0.0, "control rate, checked against the model's (0: the profile's 1 / dt)", 0.0, 1000.0)
             periods = p("watchdog_periods", 3.0, "inputs older than this many control periods stop the robot", 1.0, 100.0)
-            neighbours = p("neighbour_max_age_s", 60.0, "a neighbour's pose may be this old before a robot stops "
+            neighbours = p("neighbour_max_age_s", NEIGHBOUR_MAX_AGE_S, "a neighbour's pose may be this old before a robot stops "
                            "(as policy_node's); 0: as fresh as the robot's own", 0.0, 3600.0)
             offset = p("clock_offset_s", 0.02, "allowance for the clock offset between this node and the pose "
                        "source: stamps may be this far in the future, and this much older than watchdog_periods", 0.0, 1.0)

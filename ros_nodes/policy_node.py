@@ -18,7 +18,7 @@ import numpy as np
 from marlstack.hardware.profile import profile_hash
 from marlstack.policies.runtime import BadInput, PolicyRuntime
 from marlstack.ros_nodes import convert, health, topics
-from marlstack.ros_nodes.adapters import InputError, make_adapter
+from marlstack.ros_nodes.adapters import NEIGHBOUR_MAX_AGE_S, InputError, make_adapter
 from marlstack.ros_nodes.runner import StartError, declare, profile_and_rate, ros_now, run_node
 
 DIAGNOSTIC_PERIOD_S = 0.5
@@ -80,7 +80,7 @@ def make_node():
             path = p("policy_path", "", "exported policy.onnx")
             rate = p("rate_hz", 0.0, "control rate, checked against the model's (0: the profile's 1 / dt)", 0.0, 1000.0)
             periods = p("watchdog_periods", 3.0, "inputs older than this many control periods stop the robot", 1.0, 100.0)
-            neighbours = p("neighbour_max_age_s", 60.0, "a neighbour's pose may be this old before this robot stops "
+            neighbours = p("neighbour_max_age_s", NEIGHBOUR_MAX_AGE_S, "a neighbour's pose may be this old before this robot stops "
                            "(its last known pose feeds the model; the safety node keeps the robot clear of where it "
                            "could be by now); 0: as fresh as the robot's own", 0.0, 3600.0)
             offset = p("clock_offset_s", 0.02, "allowance for the clock offset between this node and the pose "

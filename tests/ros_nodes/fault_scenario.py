@@ -37,25 +37,31 @@ RATE_HZ = 1 / 0.033
 
 
 class Mocap(Node):
-    def __init__(self) -> None:
+    """Motion capture for ROBOTS at `poses`, their goals latched, every robot's `cmd_vel` and `/diagnostics` recorded.
+    `drive`: each robot moves as its latest `cmd_vel` says (unicycle kinematics, wall-clock time), its true poses
+    kept in `trace`; else the robots stand still. `fault` = '<kind>_<robot index>' corrupts that robot's poses:
+    nan, malformed (zero quaternion), lost (not sent), delay (stamped 1 s before it is sent)."""
+
+    def __init__(self, poses=POSES, goals=GOALS, drive: bool = False) -> None:
         super().__init__("mocap")
         state = topics.qos_profile("state")
         self.pose_pubs = [self.create_publisher(topics.message_class(topics.POSE.type), topics.POSE.path(r), state)
                           for r in ROBOTS]
-        for r, g in zip(ROBOTS, GOALS):
+        for r, g in zip(ROBOTS, goals):
             pub = self.create_publisher(topics.message_class(topics.GOAL.type), topics.GOAL.path(r),
                                         topics.qos_profile(topics.GOAL.qos))
             pub.publish(convert.pose_to_msg(g[0], g[1], 0.0, time.time()))
             setattr(self, f"_goal_{r}", pub)  # keep the latched publisher alive
-        self.cmds: dict[str, list[tuple[float, float, float]]] = {r: [] for r in ROBOTS[:2]}
+        self.cmds: dict[str, list[tuple[float, float, float]]] = {r: [] for r in ROBOTS}
         self.diags: list[tuple[float, str, int, str, dict]] = []
-        for r in ROBOTS[:2]:
+        for r in ROBOTS:
             self.create_subscription(topics.message_class(topics.CMD_VEL.type), topics.CMD_VEL.path(r),
                                      lambda m, r=r: self.cmds[r].append((time.monotonic(), m.linear.x, m.angular.z)), state)
         self.create_subscription(topics.message_class(topics.DIAGNOSTICS.type), topics.DIAGNOSTICS.path(), self._on_diag,
                                  topics.qos_profile(topics.DIAGNOSTICS.qos))
         self.noise = np.random.default_rng(0)
-        self.fault: str | None = None  # None, "nan" or "malformed": what robot_0's pose carries
+        self.fault: str | None = None
+        self.poses, self.drive, self.trace = np.array(poses, dtype=float), drive, []
         self.published = 0
         self.publish_times: list[float] = []
         self.create_timer(1.0 / RATE_HZ, self._publish)
@@ -64,17 +70,29 @@ class Mocap(Node):
         for s in msg.status:
             self.diags.append((time.monotonic(), s.name, s.level[0], s.message, health.values_of(s)))
 
+    def _move(self, now: float) -> None:
+        dt = now - self.publish_times[-1] if self.publish_times else 0.0
+        for i, r in enumerate(ROBOTS):
+            v, w = self.cmds[r][-1][1:] if self.cmds[r] else (0.0, 0.0)
+            x, y, th = self.poses[i]
+            self.poses[i] = x + v * math.cos(th) * dt, y + v * math.sin(th) * dt, th + w * dt
+        self.trace.append(self.poses.copy())
+
     def _publish(self) -> None:
         now = time.time()
+        if self.drive:
+            self._move(now)
+        kind, _, who = (self.fault or "").partition("_")
         for i, pub in enumerate(self.pose_pubs):
-            if i == 2 and self.fault == "lost_2":  # robot_2's marker drops out
+            bad = kind if who == str(i) else None
+            if bad == "lost":  # the marker drops out
                 continue
-            x, y, yaw = POSES[i]
+            x, y, yaw = self.poses[i]
             noise = self.noise.normal(0.0, 1e-4, 2)  # mocap noise: an exactly repeated pose is a frozen source
-            msg = convert.pose_to_msg(x + noise[0], y + noise[1], yaw, now - (1.0 if i == 0 and self.fault == "delay_0" else 0.0))
-            if i == 0 and self.fault == "nan":
+            msg = convert.pose_to_msg(x + noise[0], y + noise[1], yaw, now - (1.0 if bad == "delay" else 0.0))
+            if bad == "nan":
                 msg.pose.position.x = math.nan
-            elif i == 0 and self.fault == "malformed":
+            elif bad == "malformed":
                 msg.pose.orientation.z = msg.pose.orientation.w = 0.0
             pub.publish(msg)
         self.published += 1
@@ -126,7 +144,7 @@ def main(out: Path, policy: str, workdir: Path) -> None:
         result["startup_s"] = time.monotonic() - t0
         for fault in ("nan", "malformed"):
             t_fault = time.monotonic()
-            node.fault = fault
+            node.fault = f"{fault}_0"
             node.spin_for(0.6)
             stopped = last_zero(node, "robot_0", t_fault)
             warn = [d for d in node.diags if d[0] > t_fault and d[1] == "/robot_0/policy" and d[2] == health.WARN]

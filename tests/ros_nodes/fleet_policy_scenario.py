@@ -43,11 +43,6 @@ def main(out: Path, policy: str, workdir: Path) -> None:
                 found.setdefault(name, set()).add(message)
         return {k: sorted(v) for k, v in found.items()}
 
-    state = topics.qos_profile("state")
-    for r in ROBOTS[2:]:   # Mocap watches robot_0 and robot_1; here every robot's command counts
-        node.cmds[r] = []
-        node.create_subscription(topics.message_class(topics.CMD_VEL.type), topics.CMD_VEL.path(r),
-                                 lambda m, r=r: node.cmds[r].append((time.monotonic(), m.linear.x, m.angular.z)), state)
     try:
         t0 = time.monotonic()
         result["started"] = node.spin_for(60.0, lambda: all(moving(node, r, t0) for r in ROBOTS))
