@@ -4,7 +4,9 @@ Event-driven for latency: each new pose of this robot runs the model at once and
 a timer at the control rate catches silence (no pose at all) so the watchdog still fires.
 Anything the task adapter rejects (missing, stale = older than `watchdog_periods` control
 periods, non-finite, malformed) and any non-finite model output publishes zero velocity and a
-diagnostic saying why; the next good input resumes. Onboard code: numpy + onnxruntime, no JAX.
+diagnostic saying why; the next good input resumes. A neighbour's bad pose sample stops only that
+neighbour: here its last good pose feeds the model as it ages (the adapter's rule, ros_nodes/adapters.py).
+Onboard code: numpy + onnxruntime, no JAX.
 """
 from __future__ import annotations
 
