@@ -14,7 +14,7 @@ import os
 import random
 import shutil
 import subprocess
-from typing import Mapping
+from typing import Any, Callable, Mapping
 
 ISOLATED_FLAG = "MARLSTACK_NETNS"  # set inside the namespace, so we never nest namespaces
 DOMAIN_IDS = (1, 100)  # valid ROS_DOMAIN_IDs that map to ports on every platform
@@ -48,10 +48,12 @@ def isolated(argv: list[str]) -> list[str]:
     return ["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$0" "$@"', *argv]
 
 
-def run_isolated(argv: list[str], env: Mapping[str, str] | None = None, **kw) -> subprocess.CompletedProcess:
-    """Run `argv` with a loopback-only ROS environment, inside its own network namespace if possible."""
+def run_isolated(argv: list[str], env: Mapping[str, str] | None = None, run: Callable[..., Any] = subprocess.run,
+                 **kw) -> subprocess.CompletedProcess:
+    """Run `argv` with a loopback-only ROS environment, inside its own network namespace if possible (`run`:
+    how, with subprocess.run's arguments)."""
     env = ros_env(env)
     if can_isolate():
         env[ISOLATED_FLAG] = "1"
         argv = isolated(argv)
-    return subprocess.run(argv, env=env, **kw)
+    return run(argv, env=env, **kw)
