@@ -10,6 +10,8 @@ import importlib
 from dataclasses import dataclass
 from typing import Any
 
+from marlstack.sim.scenarios import SCENARIOS
+
 # QoS classes (DESIGN contract 5). "state": a newer sample makes the old one worthless, so never
 # queue or retransmit. "latched": set-points and configuration a late joiner must still receive.
 # "events": health reports; keep a few so a burst of diagnostics is not lost.
@@ -51,8 +53,9 @@ DIAGNOSTICS = Topic("/diagnostics", "diagnostic_msgs/msg/DiagnosticArray", "even
 LANDMARKS = Topic("/landmarks", "geometry_msgs/msg/PoseArray", "latched", False,
                   "coverage landmarks, world frame, in landmark index order (x, y; orientation ignored)")
 TASK = Topic("task", "std_msgs/msg/Float64MultiArray", "latched", True,
-             "RWARE task state for this robot: [load (1 while it carries an item), then x, y, waiting (1 while its "
-             "item is requested and not taken) for every shelf in shelf order]")
+             "this robot's task sensors: every input of its scenario's model besides pose and others, each flattened, "
+             "in <scenario>_spec.SENSORS order (ros_nodes/task_adapter.py); RWARE: [load (1 while it carries an item), "
+             "then x, y, waiting (1 while its item is requested and not taken) for every shelf in shelf order]")
 SIM_SUMMARY = Topic("/sim/summary", "std_msgs/msg/String", "latched", False,
                     "sim node's running per-robot summary as JSON (goal reached, collisions, exits)")
 
@@ -95,8 +98,9 @@ VEHICLE_COMMANDS: tuple[Service, ...] = (
     Service("land", "land through the autopilot"), KILL, Service("disarm", "disarm on the ground"))
 
 
-# The topic that carries each ground scenario's task input (the adapters, the plan and the sim node read it).
-TASK_TOPIC: dict[str, Topic] = {"navigation": GOAL, "coverage": LANDMARKS, "rware": TASK}
+# The topic that carries each ground scenario's task input (the adapters, the plan and the sim node read it): a
+# navigation robot's goal, coverage's landmarks, every other scenario's task sensors.
+TASK_TOPIC: dict[str, Topic] = {name: {"navigation": GOAL, "coverage": LANDMARKS}.get(name, TASK) for name in SCENARIOS}
 
 ALL: tuple[Topic, ...] = (POSE, GOAL, CMD_VEL_NOMINAL, CMD_VEL, DIAGNOSTICS, LANDMARKS, TASK, SIM_SUMMARY,
                           ODOM, IMU, LOAD_ODOM, LOAD_GOAL, LOAD_START, SETPOINT, ROTOR_THRUST, CLOCK)
