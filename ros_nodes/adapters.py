@@ -238,3 +238,6 @@ def make_adapter(scenario: str, robots: list[str], me: str, max_age_s: float,
     if scenario not in ADAPTERS:
         raise ValueError(f"no ROS task adapter for scenario {scenario!r} (available: {', '.join(sorted(ADAPTERS))})")
     return ADAPTERS[scenario](robots, me, max_age_s, neighbour_max_age_s, poses)
+
+
+import marlstack.ros_nodes.task_adapter  # noqa: E402,F401  registers every other scenario's adapter (the task topic's)
