@@ -7,10 +7,14 @@ robot firmware would), and keeps a per-robot summary: goal reached and when (cov
 landmark), collision and boundary-exit steps (the simulator's counts), and the interventions /
 watchdog stops the other nodes report on `/diagnostics`; `done_at_s` is when every robot had
 arrived (coverage: when every landmark was first covered at once).
-RWARE (`scenario: rware`): the shelves are the `boxes`, the sim runs the scenario's own pick and deliver
-rule (`sim.scenarios.rware.reward`) on the simulated poses and publishes each robot's `task` (its load and
-which shelves' items wait) whenever it changes; a robot's goal is reached when every requested item is
-delivered. With `boxes` (any scenario) a step in which a robot's body overlaps a box counts as a
+Every other scenario (material transport, arctic transport, RWARE, ...: those on the `task` topic) has its
+task state hosted here, as a real testbed's task server would (`ScenarioTask`): reset by the scenario's own
+`reset_task` from `seed` and the starts (RWARE: the `boxes` are its shelves, `requests` the shelves waiting),
+advanced each step by its own `reward` rule on the simulated poses, and each robot's task sensors published on
+its `task` whenever they change and every `TASK_RESEND_S`; a robot's goal is reached once the scenario counts
+its success, the run is done when the scenario is solved. A team scenario's robots move at their class's
+(terrain's) speed: the commanded v times `speed_factors`, as the training fleet scales the nominal command.
+With `boxes` (any scenario) a step in which a robot's body overlaps a box counts as a
 `shelf_collision_steps` of that robot.
 Every second the summary is published latched on `/sim/summary`, each robot's violations as a
 `/diagnostics` status (ERROR once it collided or left the arena), and the JSON is written
@@ -49,6 +53,7 @@ from marlstack.ros_nodes.runner import StartError, declare, profile_and_rate, ro
 
 SUMMARY_PERIOD_S = 1.0
 WAIT_LOG_PERIOD_S = 2.0
+TASK_RESEND_S = 1.0  # a hosted task's numbers are re-sent this often besides whenever they change
 
 
 def make_physics(profile):
@@ -64,42 +69,77 @@ def make_physics(profile):
     return run
 
 
-class RwareTask:
-    """RWARE's task state in SITL, advanced by the scenario's own pick / deliver rule on the simulated poses."""
+class ScenarioTask:
+    """A scenario's task state in SITL (a real testbed's task server), advanced by the scenario's own rules.
 
-    def __init__(self, profile: Any, num_robots: int, boxes: np.ndarray, requests: list[int]):
+    Reset with its own `reset_task` from the uniforms `seed` draws and the start poses (`setup` may then
+    replace parts: RWARE's requested shelves), advanced over each simulated step by its own `reward` on
+    the simulated poses; `messages()` are, per robot, its `task` topic's numbers: the scenario's `sense()`
+    of the task sensors, flattened in the layout the robots' adapter cuts them by
+    (`task_adapter.task_sensors`). `speed()`: each robot's top-speed factor (a team scenario's class and
+    terrain, `speed_factors`), which the fleet simulator applies to the commanded v; None without one."""
+
+    def __init__(self, scenario: str, profile: Any, starts: np.ndarray, seed: int, setup: Any = None,
+                 **overrides: Any):
         import jax
         import jax.numpy as jnp
-        from marlstack.sim.scenarios import rware
+        from types import SimpleNamespace
 
-        self.params = rware.make_params(profile, num_robots, shelves=boxes, num_requests=len(requests))
-        waiting = np.zeros(len(boxes), bool)
-        waiting[requests] = True
-        zeros = jnp.zeros(num_robots, jnp.float32)
-        self.state = rware.Task(waiting=jnp.asarray(waiting), load=zeros, delivered=jnp.zeros((), jnp.float32),
-                                shelf_centres=jnp.asarray(self.params.centres, jnp.float32), reached=zeros > 0)
-        self._step = jax.jit(lambda prev, poses, task: rware.reward(prev, poses, task, zeros, zeros, self.params)[1])
-        self._step(np.zeros((num_robots, 3), np.float32), np.zeros((num_robots, 3), np.float32), self.state)  # compile
+        from marlstack.ros_nodes.task_adapter import task_sensors
+        from marlstack.sim.fleet import FleetEnv, float_dtype
+        from marlstack.sim.placement import uniforms
 
-    def step(self, prev: np.ndarray, poses: np.ndarray) -> bool:
-        """Advance over one simulated step; True when a robot's load or a shelf's request changed."""
-        before = self.messages()
-        self.state = self._step(np.asarray(prev, np.float32), np.asarray(poses, np.float32), self.state)
-        return self.messages() != before
+        n, self.dtype = len(starts), float_dtype()
+        env = FleetEnv(profile, n, scenario, **overrides)  # the scenario's parameters and placer, as trained
+        module, params = env.scenario, env.params
+        self.params, self.success_label = params, module.SUCCESS_LABEL
+        layout = list(task_sensors(scenario, n))
+        factors = getattr(module, "speed_factors", None)
+        poses = jnp.asarray(starts, self.dtype)
+        u = uniforms(jax.random.PRNGKey(seed), module.num_task_uniforms(env.placer, params), self.dtype)
+        task = module.reset_task(u, poses, env.placer, params)
+        self.state = task if setup is None else setup(task)
+
+        def observed(poses, task):  # (N, numbers) of the task topics, and the speed factors there
+            sensors = module.sense(SimpleNamespace(poses=poses, task=task), params)
+            flat = jnp.concatenate([sensors[k].reshape(n, -1) for k in layout], -1)
+            return flat, (None if factors is None else factors(poses, task, params))
+
+        def advance(prev, poses, task):
+            _, task, _, solved = module.reward(prev, poses, task, jnp.zeros(n), jnp.zeros(n), params)
+            return task, solved, *observed(poses, task)
+
+        self._advance = jax.jit(advance)
+        numbers, speed = jax.jit(observed)(poses, self.state)
+        self._advance(poses, poses, self.state)  # compile now, not inside the first period
+        self.numbers, self.speed = np.asarray(numbers, np.float64), None if speed is None else np.asarray(speed)
+        self.solved = False
+
+    def step(self, prev: np.ndarray, poses: np.ndarray) -> np.ndarray:
+        """Advance over one simulated step; the robots whose task numbers changed."""
+        self.state, solved, numbers, speed = self._advance(np.asarray(prev, self.dtype), np.asarray(poses, self.dtype),
+                                                           self.state)
+        before, self.numbers = self.numbers, np.asarray(numbers, np.float64)
+        self.solved = bool(solved)
+        self.speed = None if speed is None else np.asarray(speed)
+        return np.flatnonzero((before != self.numbers).any(-1))
 
     def messages(self) -> list[list[float]]:
-        """Per robot its `task` topic's numbers: [load, then x, y, waiting per shelf]."""
-        shelves = np.concatenate([np.asarray(self.state.shelf_centres, np.float64),
-                                  np.asarray(self.state.waiting, np.float64)[:, None]], -1).reshape(-1).tolist()
-        return [[float(load), *shelves] for load in np.asarray(self.state.load)]
+        """Per robot its `task` topic's numbers."""
+        return self.numbers.tolist()
 
     @property
-    def delivered(self) -> int:
-        return int(self.state.delivered)
+    def reached(self) -> np.ndarray:
+        """(N,) the scenario's per-robot success flag (what its SUCCESS_LABEL counts), once set kept."""
+        return np.asarray(self.state.reached)
 
-    @property
-    def solved(self) -> bool:
-        return self.delivered >= self.params.requests
+
+def rware_task(profile: Any, starts: np.ndarray, seed: int, boxes: np.ndarray, requests: list[int]) -> ScenarioTask:
+    """RWARE's task: the deployment's shelves, and its requested shelves waiting (not the seed's draw)."""
+    waiting = np.zeros(len(boxes), bool)
+    waiting[requests] = True
+    requested = lambda task: task.replace(waiting=waiting.astype(task.waiting.dtype))  # noqa: E731
+    return ScenarioTask("rware", profile, starts, seed, requested, shelves=boxes, num_requests=len(requests))
 
 
 def latency_stats(samples_s: list[float]) -> dict:
@@ -127,7 +167,8 @@ def make_node():
             self.robots = list(p("robots", [""], "the fleet in agent-index order"))
             profile_name = p("profile", "gritsbot_x", "vehicle profile: dynamics, limits, arena")
             self.scenario = p("scenario", "navigation", "task scenario: navigation (each robot's goal is published and "
-                              "checked) or coverage (the landmarks are published; solved when every one is covered)")
+                              "checked), coverage (the landmarks are published; solved when every one is covered) or any "
+                              "other (its task state is simulated and each robot's task sensors published on its `task`)")
             rate = p("rate_hz", 0.0, "simulation and pose publishing rate (0: the profile's 1 / dt)", 0.0, 1000.0)
             periods = p("watchdog_periods", 3.0, "a cmd_vel older than this many periods is replaced by zero", 1.0, 100.0)
             starts = list(p("starts", [0.0], "initial poses, flat [x, y, yaw] per robot"))
@@ -136,7 +177,8 @@ def make_node():
                      "per box; a step with a robot's body overlapping one counts in shelf_collision_steps (unset: none)")
             requests = list(p("requests", Parameter.Type.INTEGER_ARRAY, "rware: the requested shelves, indices into "
                               "boxes") or [])
-            seed = p("seed", 0, "seed of the pose-drop draws", 0, 2**31 - 1)
+            seed = p("seed", 0, "seed of the pose-drop draws and of the task's reset (scenarios on the task topic)",
+                     0, 2**31 - 1)
             self.drop = p("drop_pose_fraction", 0.0, "fault injection: fraction of pose messages not published", 0.0, 1.0)
             # sensing model (deployment YAML `sim:`): each pose is stamped when measured and published
             # delay + U(0, jitter) later (rounded up to the next period), with Gaussian position / heading noise
@@ -149,29 +191,35 @@ def make_node():
             self.need_task = p("task_subscribers", 0, "... and each goal (the landmarks) this many", 0, 10_000)
             self.need_cmd = p("cmd_vel_publishers", 0, "... and each cmd_vel this many writers", 0, 10_000)
             n = len(self.robots)
-            rware = self.scenario == "rware"
-            if not n or not all(self.robots) or len(starts) != 3 * n or (len(goals) != 2 * n and not rware):
-                raise StartError(f"parameters 'starts' / 'goals' need 3 / 2 numbers per robot of {self.robots}")
             if self.scenario not in topics.TASK_TOPIC:
                 raise StartError(f"parameter 'scenario' = {self.scenario!r}: the sim node simulates "
                                  f"{', '.join(topics.TASK_TOPIC)}")
+            task = topics.TASK_TOPIC[self.scenario]  # what the robots' nodes read: goals, the landmarks or task sensors
+            hosted = task is topics.TASK  # the sim hosts the scenario's task state (ScenarioTask)
+            if not n or not all(self.robots) or len(starts) != 3 * n or (len(goals) != 2 * n and not hosted):
+                raise StartError(f"parameters 'starts' / 'goals' need 3 / 2 numbers per robot of {self.robots}")
             flat = list(flat or [])
             if len(flat) % 4:
                 raise StartError(f"parameter 'boxes' needs 4 numbers per box [x_min, x_max, y_min, y_max], got {len(flat)}")
             boxes = np.reshape(flat, (-1, 4))
             profile, rate = profile_and_rate(profile_name, rate)
-            self.rware = None
-            if rware:
+            self.poses = np.array(starts, np.float64).reshape(n, 3)
+            self.task = None
+            if self.scenario == "rware":
                 if not requests or not len(boxes):
                     raise StartError("rware: parameters 'boxes' (the shelves) and 'requests' (indices into them) are needed")
                 try:
-                    self.rware = RwareTask(profile, n, boxes, requests)
+                    self.task = rware_task(profile, self.poses, seed, boxes, requests)
                 except (ValueError, IndexError) as exc:
                     raise StartError(f"rware: parameters 'boxes' (the shelves) / 'requests' ({requests}): {exc}") from None
+            elif hosted:
+                try:
+                    self.task = ScenarioTask(self.scenario, profile, self.poses, seed)
+                except ValueError as exc:
+                    raise StartError(f"{self.scenario}: {exc}") from None
             self.in_boxes = jax.jit(lambda poses: in_boxes(poses, boxes, profile.diameter / 2)) if len(boxes) else None
             self.physics = make_physics(profile)
-            self.poses = np.array(starts, np.float64).reshape(n, 3)
-            self.goals = np.zeros((n, 2)) if rware else np.array(goals, np.float64).reshape(n, 2)
+            self.goals = np.zeros((n, 2)) if hosted else np.array(goals, np.float64).reshape(n, 2)
             self.physics(self.poses, np.zeros((n, 2)))  # compile now, not inside the first period
             self.period, self.max_age = 1.0 / rate, periods / rate
             self.rng = random.Random(seed)
@@ -191,12 +239,11 @@ def make_node():
             self.reports: dict[str, dict[str, dict[str, str]]] = {r: {} for r in self.robots}
             self.t0 = ros_now(self)
             self.released = False
-            self.last_summary = self.last_wait_log = -math.inf
+            self.last_summary = self.last_wait_log = self.last_task = -math.inf
 
             cls = topics.message_class
             state = topics.qos_profile("state")
             self.pose_pubs = [self.create_publisher(cls(topics.POSE.type), topics.POSE.path(r), state) for r in self.robots]
-            task = topics.TASK_TOPIC[self.scenario]  # what the robots' nodes read: goals or the landmarks
             self.own_goals = task is topics.GOAL  # navigation: robot i's goal is goals[i]; coverage: any landmark
             self.task_pubs = [self.create_publisher(cls(task.type), task.path(r), topics.qos_profile(task.qos))
                               for r in (self.robots if task.per_robot else [None])]
@@ -208,8 +255,8 @@ def make_node():
                                                       state) for i, r in enumerate(self.robots)]
             self.create_subscription(cls(topics.DIAGNOSTICS.type), topics.DIAGNOSTICS.path(), self._on_diag,
                                      topics.qos_profile(topics.DIAGNOSTICS.qos))
-            if self.rware is not None:
-                self._publish_rware()
+            if self.task is not None:
+                self._publish_task()
             elif task.per_robot:
                 for i, pub in enumerate(self.task_pubs):
                     pub.publish(convert.pose_to_msg(self.goals[i, 0], self.goals[i, 1], 0.0, self.t0))
@@ -257,6 +304,8 @@ def make_node():
                 self._publish_poses(now)
                 return
             u = np.where((now - self.cmd_t <= self.max_age)[:, None], self.cmd, 0.0)
+            if self.task is not None and self.task.speed is not None:  # a team's robot: its class's (terrain's) speed
+                u[:, 0] *= self.task.speed
             prev = self.poses
             self.poses, collisions, exits = self.physics(self.poses, u)
             self.steps += 1
@@ -264,8 +313,12 @@ def make_node():
             self.exits += exits > 0
             if self.in_boxes is not None:
                 self.shelf_hits += np.asarray(self.in_boxes(self.poses))
-            if self.rware is not None and self.rware.step(prev, self.poses):
-                self._publish_rware()
+            if self.task is not None:
+                changed = self.task.step(prev, self.poses)
+                if now - self.last_task >= TASK_RESEND_S:
+                    self._publish_task()
+                elif len(changed):
+                    self._publish_task(changed)
             for i in np.flatnonzero(self.task_distance() <= SUCCESS_RADIUS):
                 if self.reached_at[i] is None:
                     self.reached_at[i] = round(now - self.t0, 3)
@@ -294,22 +347,26 @@ def make_node():
                 self.pose_sent[i] = time.perf_counter()
                 self.pose_pubs[i].publish(msg)
 
-        def _publish_rware(self) -> None:
-            for pub, numbers in zip(self.task_pubs, self.rware.messages()):
-                pub.publish(convert.numbers_to_msg(numbers))
+        def _publish_task(self, robots: Any = None) -> None:
+            """The task numbers of `robots` (indices; all of them by default, and then the resend clock restarts)."""
+            numbers = self.task.messages()
+            for i in range(len(self.robots)) if robots is None else robots:
+                self.task_pubs[i].publish(convert.numbers_to_msg(numbers[i]))
+            if robots is None:
+                self.last_task = ros_now(self)
 
         def task_distance(self) -> np.ndarray:
-            """Per robot: distance to its goal (navigation) or to the nearest landmark (coverage); rware: 0 once
-            every requested item is delivered, else infinite."""
-            if self.rware is not None:
-                return np.full(len(self.robots), 0.0 if self.rware.solved else math.inf)
+            """Per robot: distance to its goal (navigation) or to the nearest landmark (coverage); a hosted task
+            (rware, ...): 0 once the scenario counts the robot's success, else infinite."""
+            if self.task is not None:
+                return np.where(self.task.reached, 0.0, math.inf)
             return point_errors(self.poses[:, :2], self.goals, shared=not self.own_goals)
 
         def done(self) -> bool:
-            """Navigation: every robot has arrived (at some time); coverage: every landmark covered now; rware:
-            every requested item delivered."""
-            if self.rware is not None:
-                return self.rware.solved
+            """Navigation: every robot has arrived (at some time); coverage: every landmark covered now; a hosted
+            task: the scenario's own `solved` (rware: every requested item delivered)."""
+            if self.task is not None:
+                return self.task.solved
             if self.own_goals:
                 return all(t is not None for t in self.reached_at)
             return bool((point_errors(self.goals, self.poses[:, :2], shared=True) <= SUCCESS_RADIUS).all())
@@ -329,8 +386,9 @@ def make_node():
                     # compute time inside the nodes (policy inference, barrier solve), as they report it
                     "node_ms_mean": {k: float(v[k]) for v in reports for k in v if k.endswith("_ms_mean")},
                 }
-            task = {} if self.rware is None else {"items_delivered": self.rware.delivered,
-                                                  "items_requested": self.rware.params.requests}
+            task = {} if self.task is None else {"success_label": self.task.success_label}
+            if self.scenario == "rware":
+                task |= {"items_delivered": int(self.task.state.delivered), "items_requested": self.task.params.requests}
             return {"elapsed_s": round(now - self.t0, 3), "steps": self.steps, "scenario": self.scenario,
                     "done_at_s": self.done_at, **task, "robots": robots,
                     "all_latencies_ms": [round(x * 1e3, 4) if math.isfinite(x) else None for lat in self.latency for x in lat]}
