@@ -30,6 +30,8 @@ furniture) go to the safety node's certificate as box rows and to the sim node, 
 whose body overlaps one (`shelf_collision_steps`). An RWARE deployment (`scenario: rware`) has no goals; its
 obstacles are the shelves its policy was trained among (default `rware_spec.SHELVES`, the one place they are
 written) and `requests: [i, ...]` names the shelves whose items are wanted (indices into the obstacles).
+Every other scenario (material transport, arctic transport, ...) has no goals either: its task state (zones,
+material, terrain, targets) is the sim node's, reset from `sim.seed`, and reaches each robot on its `task` topic.
 """
 from __future__ import annotations
 
@@ -47,7 +49,8 @@ from marlstack.hardware.profile import ProfileError, load_profile
 from marlstack.ros_nodes import topics
 
 SAFETY_MODES = ("fleet", "onboard")
-SCENARIOS = tuple(topics.TASK_TOPIC)  # those with a ROS task adapter (ros_nodes/adapters.py); the sim node simulates each
+SCENARIOS = tuple(topics.TASK_TOPIC)  # every scenario: each has a ROS task adapter (ros_nodes/adapters.py, task_adapter.py)
+# and the sim node simulates each
 SAFETY_FORMS = ("unicycle", "unicycle_walls")
 # deployment `sim:` sensing-model keys -> (sim node parameter, largest accepted value)
 SENSING = {"pose_delay_s": ("pose_delay_s", 10.0), "pose_jitter_s": ("pose_jitter_s", 10.0),
@@ -248,8 +251,7 @@ def load_deployment(path: str | Path) -> Deployment:
     scenario = data.get("scenario", "navigation")
     if scenario not in SCENARIOS:
         raise _fail(where, f"key 'scenario' must be one of {', '.join(SCENARIOS)}, got {scenario!r}")
-    per_robot = topics.TASK_TOPIC[scenario] is topics.GOAL
-    robots = _robots(data["robots"], profile, where, needs_goal=per_robot)
+    robots = _robots(data["robots"], profile, where, scenario)
     obstacles = _obstacles(data.get("obstacles"), scenario, profile, where)
     _check_starts(robots, profile, form, where, obstacles)
     requests = _requests(data.get("requests"), scenario, len(obstacles), where)
@@ -381,18 +383,21 @@ def _resolve(config: Path, value: str) -> Path:
     return p if p.is_absolute() else (config.parent / p).resolve()
 
 
-def _robots(raw: Any, profile: Any, where: str, needs_goal: bool) -> tuple[RobotConfig, ...]:
+def _robots(raw: Any, profile: Any, where: str, scenario: str) -> tuple[RobotConfig, ...]:
     if not isinstance(raw, list) or not raw:
         raise _fail(where, "key 'robots' must be a non-empty list")
     if len(raw) > profile.max_robots:
         raise _fail(where, f"key 'robots': {len(raw)} robots, profile {profile.name} allows at most {profile.max_robots}")
     out = []
+    needs_goal = topics.TASK_TOPIC[scenario] is topics.GOAL
+    shared = "coverage robots share the landmarks" if topics.TASK_TOPIC[scenario] is topics.LANDMARKS else \
+        f"{scenario}'s task comes on each robot's {topics.TASK.name} topic"
     fields = {"name", "start", "goal"} if needs_goal else {"name", "start"}
     for i, r in enumerate(raw):
         key = f"robots[{i}]"
         if not isinstance(r, Mapping) or set(r) - fields - {"remaps"} or not fields <= set(r):
             raise _fail(where, f"key '{key}' must be a mapping with name, start [x, y, yaw]"
-                               f"{', goal [x, y]' if needs_goal else ' (no goal: coverage robots share the landmarks)'}"
+                               f"{', goal [x, y]' if needs_goal else f' (no goal: {shared})'}"
                                f" (and optional remaps)")
         name = r["name"]
         if not isinstance(name, str) or not NAME.match(name):

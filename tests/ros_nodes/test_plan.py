@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from marlstack.ros_nodes import topics
+from marlstack.ros_nodes import plan, topics
 from marlstack.ros_nodes.plan import PlanError, fleet_plan, load_deployment
 
 LAUNCH = Path(__file__).resolve().parents[2] / "launch"
@@ -70,8 +70,24 @@ def test_coverage_example_publishes_its_landmarks_through_the_sim(tmp_path):
                               robots=[{**robots[0], "goal": [0.5, 0.5]}, robots[1]]))
     with pytest.raises(PlanError, match="key 'landmarks' is for scenario coverage, this is navigation"):
         load_deployment(write(tmp_path, landmarks=[[0.5, 0.5]] * 4))
-    with pytest.raises(PlanError, match="key 'scenario' must be one of navigation, coverage, rware, got 'herding'"):
+    with pytest.raises(PlanError, match="key 'scenario' must be one of navigation, coverage, formation, .*, rware, "
+                                        "got 'herding'"):
         load_deployment(write(tmp_path, scenario="herding"))
+
+
+def test_every_scenario_is_planned_and_a_hosted_task_takes_no_goals(tmp_path):
+    """Scenarios on the task topic (all but navigation and coverage): no goals, the sim node hosts their task from
+    sim.seed and waits for each robot's policy node on its `task` (and the recorder)."""
+    from marlstack.sim.scenarios import SCENARIOS
+    assert set(plan.SCENARIOS) == set(SCENARIOS)
+    for name in ("material_transport4.yaml", "arctic_transport4.yaml"):
+        dep = load_deployment(LAUNCH / name)
+        sim = next(s for s in fleet_plan(dep, sitl=True, record="bag") if s.executable == "sim_node").parameters
+        assert sim["scenario"] == dep.scenario == name[:-6] and sim["seed"] == 0, sim
+        assert "goals" not in sim and "requests" not in sim and sim["task_subscribers"] == 2, sim
+    robots = [{"name": "a", "start": [0, 0, 0], "goal": [0.5, 0.5]}, {"name": "b", "start": [1, 0, 0]}]
+    with pytest.raises(PlanError, match=re.escape("(no goal: material_transport's task comes on each robot's task topic)")):
+        load_deployment(write(tmp_path, scenario="material_transport", robots=robots))
 
 
 def test_ros_args_carry_typed_parameters_and_remaps(tmp_path):
