@@ -140,26 +140,26 @@ def make_executor():
     raise StartError(f"{EXECUTOR_ENV}={choice!r}: use 'events' or 'single'")
 
 
-def _bound_teardown(label: str) -> None:
+def _bound_teardown(label: str, limit_s: float = TEARDOWN_S) -> None:
     """Never let a wedged middleware teardown keep a stopped node alive.
 
     The node's own work is saved by now (close() ran). Tearing down the DDS participant can
-    hang (a known class of rmw/Fast DDS futex deadlocks, seen twice in CI); after TEARDOWN_S we
+    hang (a known class of rmw/Fast DDS futex deadlocks, seen twice in CI); after `limit_s` we
     print every thread's stack to the node's log and exit with EXIT_TEARDOWN_WEDGED, which the
     supervisor counts as a clean stop with a warning. When the wedged C call holds the GIL no
     Python thread can run: faulthandler's own thread prints the stacks and a C-level SIGALRM
     handler (libc `_exit`, called with the signal's number) leaves with the same code.
     """
     def force() -> None:
-        time.sleep(TEARDOWN_S)
-        print(f"{label}: middleware teardown took over {TEARDOWN_S:g} s; exiting anyway. Stacks:",
+        time.sleep(limit_s)
+        print(f"{label}: middleware teardown took over {limit_s:g} s; exiting anyway. Stacks:",
               file=sys.stderr, flush=True)
         faulthandler.dump_traceback(sys.stderr, all_threads=True)
         os._exit(EXIT_TEARDOWN_WEDGED)
 
     threading.Thread(target=force, daemon=True).start()
-    faulthandler.dump_traceback_later(TEARDOWN_S + 1.0, exit=False)
+    faulthandler.dump_traceback_later(limit_s + 1.0, exit=False)
     libc = ctypes.CDLL(None, use_errno=True)
     libc.signal.restype, libc.signal.argtypes = ctypes.c_void_p, [ctypes.c_int, ctypes.c_void_p]
     libc.signal(EXIT_TEARDOWN_WEDGED, ctypes.cast(libc._exit, ctypes.c_void_p))
-    signal.setitimer(signal.ITIMER_REAL, TEARDOWN_S + 1.5)
+    signal.setitimer(signal.ITIMER_REAL, limit_s + 1.5)
