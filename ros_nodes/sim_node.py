@@ -96,21 +96,24 @@ class ScenarioTask:
         layout = list(task_sensors(scenario, n))
         factors = getattr(module, "speed_factors", None)
         poses = jnp.asarray(starts, self.dtype)
-        u = uniforms(jax.random.PRNGKey(seed), module.num_task_uniforms(env.placer, params), self.dtype)
-        task = module.reset_task(u, poses, env.placer, params)
-        self.state = task if setup is None else setup(task)
 
         def observed(poses, task):  # (N, numbers) of the task topics, and the speed factors there
             sensors = module.sense(SimpleNamespace(poses=poses, task=task), params)
             flat = jnp.concatenate([sensors[k].reshape(n, -1) for k in layout], -1)
             return flat, (None if factors is None else factors(poses, task, params))
 
+        def start(poses):  # compiled whole: op by op, JAX's eager dispatch took seconds of the node's start
+            u = uniforms(jax.random.PRNGKey(seed), module.num_task_uniforms(env.placer, params), self.dtype)
+            task = module.reset_task(u, poses, env.placer, params)
+            task = task if setup is None else setup(task)
+            return task, *observed(poses, task)
+
         def advance(prev, poses, task):
             _, task, _, solved = module.reward(prev, poses, task, jnp.zeros(n), jnp.zeros(n), params)
             return task, solved, *observed(poses, task)
 
+        self.state, numbers, speed = jax.jit(start)(poses)
         self._advance = jax.jit(advance)
-        numbers, speed = jax.jit(observed)(poses, self.state)
         self._advance(poses, poses, self.state)  # compile now, not inside the first period
         self.numbers, self.speed = np.asarray(numbers, np.float64), None if speed is None else np.asarray(speed)
         self.solved = False
