@@ -6,7 +6,8 @@ MAV concurrently and prints one line per MAV; the exit status is 1 if any MAV re
 answer. The usual order: status, arm, takeoff, (wait for the height), start, ... land, disarm; kill
 cuts the motors at once, in the air or not. `status` reads what each link reports on /diagnostics
 (connected, armed, mode, rate control, fault) and fails if a MAV is silent, not connected or faulty.
-Onboard-safe: rclpy only, no JAX.
+A team without real MAVs (no `links:`) takes only `kill`: in SITL the MAV sim node serves `/<mav>/kill` for
+every simulated MAV (`ros2 launch ... sim:=true` on this machine's ROS domain). Onboard-safe: rclpy only, no JAX.
 """
 from __future__ import annotations
 
@@ -15,28 +16,32 @@ import sys
 import time
 from typing import Any
 
-ACTIONS = {"arm": "arm", "takeoff": "takeoff", "start": "start_rate_control", "land": "land", "kill": "kill",
-           "disarm": "disarm"}
+from marlstack.ros_nodes import topics
+
+SERVICES = {c.name: c for c in topics.VEHICLE_COMMANDS}
+ACTIONS = {"start" if name == "start_rate_control" else name: name for name in SERVICES}
 
 
-def call_team(node: Any, mavs: list[str], service: str, timeout_s: float = 10.0) -> dict[str, tuple[bool, str]]:
-    """Call `/<mav>/<service>` on every MAV at once; MAV -> (success, message), spinning `node` meanwhile."""
+def call_team(node: Any, mavs: list[str], name: str, timeout_s: float = 10.0) -> dict[str, tuple[bool, str]]:
+    """Call the vehicle command `name` (`/<mav>/<name>`, topics.VEHICLE_COMMANDS) on every MAV at once;
+    MAV -> (success, message), spinning `node` meanwhile."""
     import rclpy
-    from std_srvs.srv import Trigger
-    clients = {m: node.create_client(Trigger, f"/{m}/{service}") for m in mavs}
+    service = SERVICES[name]
+    kind = topics.message_class(service.type)
+    clients = {m: node.create_client(kind, service.path(m)) for m in mavs}
     deadline = time.monotonic() + timeout_s
     while not all(c.service_is_ready() for c in clients.values()) and time.monotonic() < deadline:
         rclpy.spin_once(node, timeout_sec=0.02)
-    futures = {m: c.call_async(Trigger.Request()) for m, c in clients.items() if c.service_is_ready()}
+    futures = {m: c.call_async(kind.Request()) for m, c in clients.items() if c.service_is_ready()}
     while not all(f.done() for f in futures.values()) and time.monotonic() < deadline:
         rclpy.spin_once(node, timeout_sec=0.01)
     out = {}
     for m, client in clients.items():
         f = futures.get(m)
         if f is None:
-            out[m] = (False, f"{m}: no /{m}/{service} service (is its flight link node running?)")
+            out[m] = (False, f"{m}: no {service.path(m)} service (is its flight link node or the MAV sim node running?)")
         elif not f.done():
-            out[m] = (False, f"{m}: {service} not answered within {timeout_s:g} s")
+            out[m] = (False, f"{m}: {service.name} not answered within {timeout_s:g} s")
         else:
             out[m] = (bool(f.result().success), f.result().message)
         node.destroy_client(client)
@@ -46,8 +51,6 @@ def call_team(node: Any, mavs: list[str], service: str, timeout_s: float = 10.0)
 def team_status(node: Any, mavs: list[str], seconds: float = 1.5) -> dict[str, dict[str, str]]:
     """MAV -> its flight link's latest /diagnostics status over `seconds` (level, message and the link's values)."""
     import rclpy
-
-    from marlstack.ros_nodes import topics
     latest: dict[str, dict[str, str]] = {}
 
     def on_diag(msg) -> None:
@@ -95,14 +98,17 @@ def main(argv: list[str]) -> int:
         return 2
     from marlstack.ros_nodes.link_plan import real_mavs
     real = real_mavs(getattr(dep, "links", {}) or {})
-    if not real:
-        print(f"marlstack flight: {args.config} has no real MAVs (a MAV team with a 'links' section; docs/hardware.md)",
-              file=sys.stderr)
+    simulated = list(getattr(dep, "mavs", ())) if not real and args.action == "kill" else []  # the MAV sim node's
+    if not real and not simulated:
+        print(f"marlstack flight: {args.config} has no real MAVs (a MAV team with a 'links' section; docs/hardware.md); "
+              f"a simulated team takes only 'kill'", file=sys.stderr)
         return 2
-    mavs = args.mavs.split(",") if args.mavs else real
-    unknown = [m for m in mavs if m not in real]
+    team = real or simulated
+    mavs = args.mavs.split(",") if args.mavs else team
+    unknown = [m for m in mavs if m not in team]
     if unknown:
-        print(f"marlstack flight: {', '.join(unknown)} not among the team's real MAVs ({', '.join(real)})", file=sys.stderr)
+        print(f"marlstack flight: {', '.join(unknown)} not among the team's {'real ' if real else ''}MAVs "
+              f"({', '.join(team)})", file=sys.stderr)
         return 2
     import rclpy
     rclpy.init()

@@ -26,7 +26,6 @@ from marlstack.ros_nodes.mav_io import rotation, setpoint_values
 from marlstack.ros_nodes.runner import StartError, declare, run_node
 
 LINKS = ("mavlink", "crazyflie")
-COMMANDS = ("arm", "takeoff", "start_rate_control", "land", "kill", "disarm")
 
 
 def rates_and_thrust(setpoint: tuple[float, ...], quat_xyzw: tuple[float, ...], profile) -> tuple[np.ndarray, float]:
@@ -49,7 +48,6 @@ def make_node():
     import rclpy
     from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
     from rclpy.node import Node
-    from std_srvs.srv import Trigger
 
     from marlstack.hardware.profile import ProfileError, load_profile
 
@@ -86,8 +84,8 @@ def make_node():
             self.create_subscription(cls(topics.SETPOINT.type), topics.SETPOINT.path(self.mav), self._on_setpoint, state)
             self.commands = rclpy.create_node(f"{self.get_name()}_commands", namespace=self.get_namespace(),
                                               context=self.context, use_global_arguments=False)
-            for name in COMMANDS:
-                self.commands.create_service(Trigger, f"/{self.mav}/{name}", self._command(name))
+            for command in topics.VEHICLE_COMMANDS:
+                self.commands.create_service(cls(command.type), command.path(self.mav), self._command(command.name))
             self._serving = True
             self._executor = SingleThreadedExecutor(context=self.context)
             self._executor.add_node(self.commands)

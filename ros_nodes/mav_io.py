@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
@@ -216,31 +217,64 @@ def landing_shares(arms: np.ndarray, lost: list[int]) -> np.ndarray | None:
     return min(found, key=lambda w: w.max(), default=None)
 
 
+@dataclass(frozen=True)
+class Lost:
+    """A teammate judged lost (`TeamInputs.lost`). `falling` faster than the lost fall speed: its motors are off
+    (a kill, a thrust failure), it carries nothing. Otherwise silent: no usable odometry since `heard_s` (none
+    arrived, or it was non-finite, or its values stopped changing while it was above the floor): its own policy
+    node has none either and sends nothing, so its flight controller's failsafe flies it (`failsafe_acceleration`:
+    level hover, its INDI carrying its share of the load, then the failsafe descent): it still carries."""
+    mav: str
+    falling: bool
+    heard_s: float
+
+    def __str__(self) -> str:
+        return f"{self.mav} ({'falling' if self.falling else f'silent since {self.heard_s:.2f} s'})"
+
+
+def failsafe_descent_after(hold_s: float, watchdog_s: float) -> float:
+    """How long after a silent teammate's last odometry its flight controller begins the failsafe descent: its
+    policy node stops sending once its own odometry is `watchdog_s` old, its flight controller holds once the last
+    set-point is `watchdog_s` old (the same watchdog, the team config's), and descends after `hold_s` of hold."""
+    return hold_s + 2.0 * watchdog_s
+
+
 class TeamLanding:
-    """One survivor's part in the team landing once MAVs `lost` are gone, worked out alone from the team's layout
-    (`profile`'s attachment points for `mavs`) and its own loss detection: with a share of the level load
-    (`landing_shares`) it descends at the team's rate over `over`, where it was; with none (`slack`) it keeps its
-    cable slack: it descends faster, by `SLACK_GAIN` per metre its hook is beyond `SLACK_LENGTH` of the cable length
-    from its attachment point on the load (by the load's odometry), then at the team's rate, so the load hangs
-    level from the carriers (a slow release, `SLACK_RATE`). Where no level equilibrium exists every survivor carries
+    """One survivor's part in the team landing once MAVs `lost` (`Lost`) are gone, worked out alone from the team's
+    layout (`profile`'s attachment points for `mavs`) and its own loss detection. The falling ones carry nothing;
+    the silent ones are in their flight controllers' failsafe and still carry their share, holding level for
+    `failsafe_s` after their last odometry (`failsafe_descent_after`), then descending at the failsafe rate: so
+    the team holds level until then and descends with them, at the same rate, one parameter for both (the config's
+    `failsafe.descent_rate`). With a share of the level load (`landing_shares` without the falling ones) this MAV
+    descends at the team's rate over `over`, where it was; with none (`slack`) it keeps its cable slack: it
+    descends faster, by `SLACK_GAIN` per metre its hook is beyond `SLACK_LENGTH` of the cable length from its
+    attachment point on the load (by the load's odometry), then at the team's rate, so the load hangs level from
+    the carriers (a slow release, `SLACK_RATE`). Where no level equilibrium exists every survivor carries
     (`share` None)."""
 
-    def __init__(self, profile: Any, mavs: list[str], me: str, lost: list[str], over: np.ndarray):
+    def __init__(self, profile: Any, mavs: list[str], me: str, lost: list[Lost], over: np.ndarray,
+                 failsafe_s: float = 0.0):
         arms = np.asarray(profile.team(len(mavs)).attachment_points, np.float64)
-        shares = landing_shares(arms, [mavs.index(m) for m in lost])
+        shares = landing_shares(arms, [mavs.index(m.mav) for m in lost if m.falling])
         self.share = None if shares is None else float(shares[mavs.index(me)])
         self.slack = self.share is not None and self.share < SLACK_SHARE
         self.arm, self.over = arms[mavs.index(me)], np.asarray(over, np.float64)
         self.hook_m, self.length_m = profile.quadrotor.cable_offset, profile.cable.length
+        silent = [m.heard_s for m in lost if not m.falling]
+        self.descend_at = max(silent) + failsafe_s if silent else -math.inf   # with the silent ones' failsafe
 
     def role(self) -> str:
         if self.share is None:
             return "no level equilibrium without them: every MAV carries"
-        return "keeping my cable slack" if self.slack else f"carrying {self.share:.2f} of the load"
+        role = "keeping my cable slack" if self.slack else f"carrying {self.share:.2f} of the load"
+        return role if self.descend_at == -math.inf else f"{role}, level until their failsafe descends at " \
+                                                         f"{self.descend_at:.2f} s"
 
-    def command(self, me: np.ndarray, load: np.ndarray, descent_rate: float, limit: np.ndarray) -> np.ndarray:
-        """The set-point from this MAV's odometry row `me` and the load's `load` (rows as `Latest` keeps them)."""
-        rate = descent_rate
+    def command(self, me: np.ndarray, load: np.ndarray, descent_rate: float, limit: np.ndarray,
+                now_s: float = math.inf) -> np.ndarray:
+        """The set-point at `now_s` from this MAV's odometry row `me` and the load's `load` (rows as `Latest` keeps
+        them)."""
+        rate = descent_rate if now_s >= self.descend_at else 0.0
         if self.slack:
             hook = me[0:3] - rotation(*me[3:7])[:, 2] * self.hook_m
             point = load[0:3] + rotation(*load[3:7]) @ self.arm
@@ -330,6 +364,7 @@ class TeamInputs:
         self.spec_inputs, self.max_age = spec_inputs, max_age_s
         self.stamps = health.Stamps(offset_s, offset_s + period_s)  # odometry judged by its header stamps
         self.frozen = health.FrozenValues()                           # own odometry repeated in flight
+        self.changed: dict[str, tuple[tuple[float, ...], float]] = {}  # MAV -> (its values, since when: stamp)
         needed = {k for e in spec_inputs for k in NEEDS[e["name"]]}
         self.sources = ([LOAD] if LOAD in needed else []) + ([me] if "me" in needed else []) \
             + ([m for m in mavs if m != me] if "others" in needed else []) + ([GOAL] if GOAL in needed else [])
@@ -349,9 +384,12 @@ class TeamInputs:
         """An odometry sample of `key` stamped `stamp_s` (its raw header stamp), arriving at `now_s`: used and
         timed by its stamp; or, when its stamps cannot be trusted (unset, in the future, repeated, jumping),
         the source invalid until a good one; or dropped when only this packet is out of order."""
-        if health.receive_stamped(self.stamps, self.latest.values, key, values, stamp_s, now_s) \
-                and key == self.latest.me:
+        if not health.receive_stamped(self.stamps, self.latest.values, key, values, stamp_s, now_s):
+            return
+        if key == self.latest.me:
             self.frozen.sample(key, values, now_s)
+        if key in self.latest.mavs and np.all(np.isfinite(values)) and self.changed.get(key, ((),))[0] != tuple(values):
+            self.changed[key] = (tuple(values), stamp_s)
 
     def own_problem(self, now_s: float, flying: bool) -> InputError | None:
         """Why this MAV's own odometry cannot be flown on: missing, stale, invalid, or frozen: unchanged for
@@ -375,14 +413,19 @@ class TeamInputs:
                 return bad
         return None
 
-    def lost(self, now_s: float, after_s: float, fall_speed: float) -> list[str]:
-        """Teammates that are gone: heard from before but silent for `after_s`, or falling faster than
-        `fall_speed` (a MAV that lost its thrust)."""
+    def lost(self, now_s: float, after_s: float, fall_speed: float, floor: float = math.inf) -> list[Lost]:
+        """Teammates that are gone (`Lost`): heard from before, and falling faster than `fall_speed` (its motors
+        off), or silent for `after_s`: no usable sample (none, or non-finite ones, which are refused), or, above
+        `floor`, values that stopped changing (a frozen source: on the ground a noiseless one may repeat)."""
         out = []
         for m in self.latest.mavs:
             t = self.latest.values.times[self.latest.values.keys.index(m)]
-            if m != self.latest.me and np.isfinite(t) and (now_s - t > after_s or self.latest.row(m)[9] < -fall_speed):
-                out.append(m)
+            if m == self.latest.me or not np.isfinite(t):
+                continue
+            row = self.latest.row(m)
+            heard = min(t, self.changed[m][1]) if m in self.changed and row[2] > floor else t
+            if row[9] < -fall_speed or now_s - heard > after_s:
+                out.append(Lost(m, bool(row[9] < -fall_speed), heard))
         return out
 
     def inputs(self, now_s: float) -> dict[str, np.ndarray]:

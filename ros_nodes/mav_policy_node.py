@@ -24,9 +24,12 @@ a step it cannot certify (any MAV's odometry older than `mav_safety.MAX_AGE_PERI
 infeasible QP) holds position, WARN. The load's odometry older than that (the policy may still read
 it) leaves the cable rows out of that step: counted in `safety_cables_unchecked`, the reason in
 `safety_cables_unchecked_why`.
-Both recover with the next good inputs. A lost teammate (silent for `lost_after_s`, or falling faster
-than `lost_fall_speed`: it lost its thrust) starts the team landing, which no new goal ends (ERROR). Each
-survivor works out from the team's layout (the profile's attachment points) and the lost ones which share of
+Both recover with the next good inputs. A lost teammate (`mav_io.Lost`: falling faster than `lost_fall_speed`,
+its motors off; or silent for `lost_after_s`: no usable odometry, non-finite or frozen above the floor included)
+starts the team landing, which no new goal ends (ERROR). A silent one is in its flight controller's failsafe and
+still carries its share: the team holds level until that failsafe descends (`failsafe_hold_s` after it went
+silent, `mav_io.failsafe_descent_after`) and descends with it at the same rate (`landing_descent_rate`). Each
+survivor works out from the team's layout (the profile's attachment points) and the falling ones which share of
 the load's weight holds it level (`mav_io.landing_shares`: the survivors' static equilibrium, shares >= 0):
 a MAV with a share descends at `landing_descent_rate` over where it was; one whose share is zero (the corner
 opposite a lost one of four) keeps its cable slack (`mav_io.slack_descent_rate`: it comes down towards the load
@@ -88,10 +91,11 @@ class MavPilot:
 
     def __init__(self, runtime: PolicyRuntime, profile: Any, mavs: list[str], mav: str, period_s: float,
                  watchdog_s: float, offset_s: float, safety: str, lost_after_s: float, fall_speed: float,
-                 descent_rate: float, log: Any) -> None:
+                 descent_rate: float, log: Any, failsafe_hold_s: float = 2.0) -> None:
         self.runtime, self.profile, self.mavs, self.mav, self.log = runtime, profile, list(mavs), mav, log
         self.period = period_s
         self.lost_after, self.fall_speed, self.descent_rate = lost_after_s, fall_speed, descent_rate
+        self.failsafe_s = mav_io.failsafe_descent_after(failsafe_hold_s, watchdog_s)  # a silent teammate's descent
         (cmd_spec,) = [e for e in runtime.spec["outputs"] if e["name"] == "cmd"]
         self.limit = np.asarray(cmd_spec["high"], np.float64)
         self.inputs = mav_io.TeamInputs(runtime.spec["inputs"], self.mavs, mav, self.limit, watchdog_s, offset_s,
@@ -172,16 +176,16 @@ class MavPilot:
             self.decided = (None, changed)
             return None
         me = self.inputs.latest.row(self.mav)
-        lost = self.inputs.lost(now, self.lost_after, self.fall_speed) if self.landing is None else []
+        lost = self.inputs.lost(now, self.lost_after, self.fall_speed, self.floor) if self.landing is None else []
         if lost:
-            self.team_landing = mav_io.TeamLanding(self.profile, self.mavs, self.mav, lost, me[0:3])
-            self.landing = f"team landing: {', '.join(lost)} lost; {self.team_landing.role()}"
+            self.team_landing = mav_io.TeamLanding(self.profile, self.mavs, self.mav, lost, me[0:3], self.failsafe_s)
+            self.landing = f"team landing: {', '.join(map(str, lost))} lost; {self.team_landing.role()}"
             self.log.error(self.landing)
             if self.safety is not None:
-                self.landing_team = [m for m in self.mavs if m not in lost]
+                self.landing_team = [m for m in self.mavs if m not in {g.mav for g in lost}]
                 self.landing_safety = mav_io.landing_stage(self.profile, self.landing_team, self.mav)
         if self.team_landing is not None:  # the carriers keep the load level, a slack MAV keeps off it
-            cmd = self.team_landing.command(me, self.inputs.latest.row(mav_io.LOAD), self.descent_rate, self.limit)
+            cmd = self.team_landing.command(me, self.inputs.latest.row(mav_io.LOAD), self.descent_rate, self.limit, now)
             cmd = self._fallback(now, cmd, self.landing_safety, self.landing_team)
             self.decided = (self._sent(cmd), self.dog.trip(self.landing))
             return None
@@ -296,7 +300,10 @@ def team_parameters(node: Any) -> tuple[str, float, PolicyRuntime, dict[str, Any
                "sources: stamps may be this far in the future", 0.0, 1.0)
     lost_after = p("lost_after_s", 1.0, "a teammate silent this long is lost: the team lands", 0.1, 60.0)
     fall_speed = p("lost_fall_speed", 3.0, "... or one falling faster than this (m/s)", 0.5, 50.0)
-    descent_rate = p("landing_descent_rate", 0.3, "descent rate of the team landing (m/s)", 0.05, 2.0)
+    descent_rate = p("landing_descent_rate", 0.3, "descent rate of the team landing (m/s): the flight controllers' "
+                     "failsafe descent rate (the config's failsafe.descent_rate)", 0.05, 2.0)
+    hold_s = p("failsafe_hold_s", 2.0, "the flight controllers' failsafe hold (the config's failsafe.hold_s): a silent "
+               "teammate descends this long (+ 2 watchdog ages) after its last odometry, the team with it", 0.0, 60.0)
     safety = p("safety", "onboard", "output stage: 'onboard' filters the set-point through the MAV barrier "
                                     "certificate, 'off' sends the policy's command")
     if safety not in mav_safety.MODES:
@@ -312,7 +319,8 @@ def team_parameters(node: Any) -> tuple[str, float, PolicyRuntime, dict[str, Any
     runtime = load_runtime(path, scenario, profile, rate_hz, batch_size=1)
     return path, rate_hz, runtime, {
         "profile": profile, "mavs": mavs, "period_s": period, "watchdog_s": periods * period, "offset_s": offset,
-        "safety": safety, "lost_after_s": lost_after, "fall_speed": fall_speed, "descent_rate": descent_rate}
+        "safety": safety, "lost_after_s": lost_after, "fall_speed": fall_speed, "descent_rate": descent_rate,
+        "failsafe_hold_s": hold_s}
 
 
 def make_node():

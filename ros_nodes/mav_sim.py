@@ -10,6 +10,8 @@ in training: the ROS boundary carries only the ~100 Hz set-points. Per MAV the f
 - `descend`: after `hold_s` of hold, a bounded-rate descent (`descent_rate`) until it touches down;
 - `landed`: idle thrust (the controller's floor of 0.1 g), never a motor cut while the load hangs on it;
   also entered from `fly` when the MAV is on the ground and its set-point pushes down (land detector).
+- `off`: motors cut by a kill (the operator's `/<mav>/kill`, `kill()`) or an injected thrust failure
+  (`fail()`): no thrust, nothing flown, its cable released (`CableEnv`'s failure mode); for good.
 - `takeoff` (a mission starting on the ground, `Takeoff`): the MAVs stand on the ground around the load
   with slack cables, each below its place in the resting hover over the start; the firmware climbs each
   one vertically (rate-bounded, its ground spot held sideways) to that place, so the cables tighten
@@ -37,7 +39,7 @@ import numpy as np
 
 from marlstack.ros_nodes.mav_io import FAILSAFE_DAMPING, failsafe_acceleration
 
-FLY, HOLD, DESCEND, LANDED, TAKEOFF = "fly", "hold", "descend", "landed", "takeoff"
+FLY, HOLD, DESCEND, LANDED, TAKEOFF, OFF = "fly", "hold", "descend", "landed", "takeoff", "off"
 DAMPING = FAILSAFE_DAMPING  # 1/s: velocity damping of the climb reference, as of the hold and descent
 CLIMB_GAIN = 2.0  # 1/s: climb velocity reference per metre below the hover place (then rate-bounded)
 SPOT_GAIN = 2.0   # 1/s²: sideways pull back to the ground spot during the climb
@@ -141,6 +143,9 @@ class TeamSim:
         self.places = np.asarray(self.state.bodies.pos, np.float64)  # each MAV's place in the resting hover over the start
         if takeoff is not None:
             self.state = self._on_the_ground(self.state)
+        # motor cuts per MAV: `CableEnv.working` compares each MAV's index with `fail_agent`, so a vector holding
+        # every cut MAV's own index (-1 for the others) cuts several (`cut`); compiled in this shape from the start
+        self.state = self.state.replace(fail_agent=jnp.full((num_mavs,), -1, jnp.int32), fail_step=jnp.int32(0))
         self.dt = self.env.dt
         self._step = jax.jit(self.env.step_physics)
         self._step(self.state, jnp.zeros((num_mavs, 5), jnp.float32))  # compile now, not in the first period
@@ -162,11 +167,11 @@ class TeamSim:
         self.touchdown_speed = 0.0
         self.goals: list[GoalRecord] = []
         self.landing = False
-        self.failed_at: tuple[float, int] | None = None
+        self.cuts: list[tuple[float, int, str]] = []  # (time, MAV, "kill" or "failure"): whose motors stopped
         self.after_failure = {"load_max_tilt_deg": 0.0, "load_max_sink_mps": 0.0, "load_min_z_m": math.inf,
                               "load_down_after_s": None, "load_touchdown_tilt_deg": None,
-                              "load_tilt_trace": []}  # what the load does once a MAV lost its thrust: its tilt
-        # every 0.1 s (time since the failure, degrees) until it is down
+                              "load_tilt_trace": []}  # what the load does once the first MAV's motors stopped: its
+        # tilt every 0.1 s (time since then, degrees) until it is down
 
     def _at_rest(self, start: tuple[float, ...]):
         """The team at rest in hover with the load at `start`: `CableEnv.reset`'s state (the evaluation's episode
@@ -220,10 +225,22 @@ class TeamSim:
         self.goals.append(GoalRecord(tuple(pos), tuple(quat_wxyz), self.t, scored))
         self.state = self.state.replace(goal_pos=jnp.asarray(pos, jnp.float32), goal_quat=jnp.asarray(quat_wxyz, jnp.float32))
 
-    def fail(self, i: int) -> None:
-        """MAV i loses all thrust now and its cable is released (`CableEnv`'s failure mode)."""
-        self.state = self.state.replace(fail_agent=jnp.asarray(i, jnp.int32), fail_step=self.state.step)
-        self.failed_at = (round(self.t, 3), i)
+    def cut(self, i: int, cause: str) -> bool:
+        """MAV i's motors stop now, for good (`cause`: "kill", the operator's command, or "failure", an injected
+        thrust loss): no thrust, its cable released (`CableEnv`'s failure mode: a falling MAV's cable goes slack
+        at once; released, it cannot pull the load again from below). False if they were off already."""
+        if self.mode[i] == OFF:
+            return False
+        self.state = self.state.replace(fail_agent=self.state.fail_agent.at[i].set(i))
+        self.mode[i] = OFF
+        self.events.append((round(self.t, 3), i, OFF))
+        self.cuts.append((round(self.t, 3), i, cause))
+        return True
+
+    @property
+    def failed_at(self) -> tuple[float, int] | None:
+        """(time, MAV) of the first motor cut, or None."""
+        return self.cuts[0][:2] if self.cuts else None
 
     def land(self) -> None:
         """End of mission: every MAV descends at the bounded rate and lands, together."""
@@ -240,6 +257,8 @@ class TeamSim:
         before = list(self.mode)
         for i in range(self.n):
             fresh = t - self.last_cmd_t[i] <= fs.max_age_s
+            if self.mode[i] == OFF:
+                continue
             if self.mode[i] == LANDED:
                 out[i, 2] = -lim[2]
                 continue
@@ -284,7 +303,7 @@ class TeamSim:
         if not (load_down or mav_down.any()):
             return
         if load_down:
-            if (self.landing or self.failed_at) and self.load_down_at is None:
+            if (self.landing or self.cuts) and self.load_down_at is None:
                 self.load_down_at = round(self.t + self.dt, 3)
             self.touchdown_speed = max(self.touchdown_speed, float(-load_vz)) if self.airborne else 0.0
         self.state = self.state.replace(bodies=self._project(b, jnp.float32(floor)))
@@ -342,8 +361,8 @@ class TeamSim:
         loaded = tension > 0
         if loaded.any():
             self.min_rotor_sum_loaded = min(self.min_rotor_sum_loaded, float(np.min(np.asarray(b.thrust).sum(-1)[loaded])))
-        failed = self.failed_at[1] if self.failed_at else -1
-        if self.landed_at is None and all(m == LANDED for i, m in enumerate(self.mode) if i != failed):
+        down = pos[:, 2] <= self.profile.task.ground_clearance + 1e-3  # motors off: fallen to the ground
+        if self.landed_at is None and all(m == LANDED or (m == OFF and down[i]) for i, m in enumerate(self.mode)):
             self.landed_at = round(self.t, 3)
         if self.goals and not self.landing:
             self._goal_errors(self.goals[-1], np.asarray(b.load_pos, np.float64), np.asarray(b.load_quat, np.float64))
@@ -413,6 +432,7 @@ class TeamSim:
                 "took_off": self.takeoff is not None, "airborne_at_s": self.airborne_at,
                 "landed": self.landed_at is not None, "landed_at_s": self.landed_at, "load_down_at_s": self.load_down_at,
                 "load_touchdown_speed_mps": round(self.touchdown_speed, 3), "failed_mav": self.failed_at,
+                "motors_cut": [{"at_s": t, "mav": i, "cause": c} for t, i, c in self.cuts],
                 "after_failure": {k: round(v, 3) if isinstance(v, float) else v for k, v in self.after_failure.items()}
                 if self.failed_at else None,
                 "min_rotor_thrust_sum_with_load_n": round(self.min_rotor_sum_loaded, 4)}

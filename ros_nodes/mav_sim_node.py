@@ -14,6 +14,11 @@ policy nodes begin a new episode), then every MAV lands. Fault injection: `blind
 `blind_for_s` from `blind_at_s` (its policy node cannot fly; the firmware holds, then descends);
 `fail_mav` loses all thrust at `fail_at_s` and its cable is released (the environment's failure mode).
 
+Kill: like a real MAV's flight link node (`marlstack flight kill`), it serves `/<mav>/kill` (std_srvs/Trigger,
+`topics.KILL`) for every simulated MAV: its motors stop at once, for good (`mav_sim.TeamSim.cut`: no thrust, its
+cable released), it falls, and the others' policy nodes see a lost teammate. `kill_mavs` / `kill_at_s` schedule
+the same kill on simulated time (the config's `sim: {kill_mavs: [mav_1] | all, kill_at_s: 12}`).
+
 The flight controllers judge each set-point by its header stamp (the load sample it answers), with the
 shared rules of `health.Stamps`: unset, future or jumping stamps make that MAV's set-points unusable until
 a good one, an out-of-order one is dropped, and one already older than the firmware's age limit when it
@@ -109,6 +114,9 @@ def make_node():
             self.blind_for = p("blind_for_s", 0.0, "... for this long", 0.0, 3600.0)
             self.fail_mav = p("fail_mav", "", "fault injection: this MAV loses all thrust (cable released); empty: none")
             self.fail_at = p("fail_at_s", 0.0, "... at this time", 0.0, 3600.0)
+            self.kill_mavs = [m for m in p("kill_mavs", [""], "scheduled kill: these MAVs' motors stop, as by their "
+                                                             "/<mav>/kill service ([\"\"]: none)") if m]
+            self.kill_at = p("kill_at_s", 0.0, "... at this time", 0.0, 3600.0)
             summary = p("summary_path", "", "write the JSON summary here (empty: only publish it)")
             self.need_odom = p("odom_subscribers", 0, "hold the team until each odom has this many readers", 0, 10_000)
             self.need_load = p("load_subscribers", 0, "... /load/odom and /load/goal this many", 0, 10_000)
@@ -124,6 +132,8 @@ def make_node():
                 raise StartError(f"parameter 'clock' = {clock!r} must be one of {', '.join(CLOCKS)}")
             if self.fail_mav and self.fail_mav not in self.mavs:
                 raise StartError(f"parameter 'fail_mav' = {self.fail_mav!r} is not one of {self.mavs}")
+            if set(self.kill_mavs) - set(self.mavs):
+                raise StartError(f"parameter 'kill_mavs' = {self.kill_mavs} must name MAVs of {self.mavs}")
             if self.blind and self.blind not in self.mavs:
                 raise StartError(f"parameter 'blind_mav' = {self.blind!r} is not one of {self.mavs}")
             try:
@@ -175,6 +185,9 @@ def make_node():
                                                            self._on_setpoint(i), state) for i, m in enumerate(self.mavs)]
             self.create_subscription(cls(topics.DIAGNOSTICS.type), topics.DIAGNOSTICS.path(), self._on_diag,
                                      topics.qos_profile(topics.DIAGNOSTICS.qos))
+            for i, m in enumerate(self.mavs):   # the vehicle command a real MAV's flight link node serves
+                self.create_service(cls(topics.KILL.type), topics.KILL.path(m), self._on_kill(i))
+            self.failed = self.killed = False   # the scheduled faults done
             self._next_goal()
             self.create_timer(POLL_S if self.lockstep else self.sim.dt, self._on_timer)
             self.get_logger().info(f"simulating {n} MAVs of {self.sim.profile.name} at {1 / self.sim.dt:g} Hz on "
@@ -210,6 +223,21 @@ def make_node():
                     self._advance()
             return cb
 
+        def _on_kill(self, i: int):
+            def cb(request, response):
+                response.success, response.message = True, self._cut(i, "kill")
+                return response
+            return cb
+
+        def _cut(self, i: int, cause: str) -> str:
+            """MAV i's motors stop now (`cause`: kill or failure); what happened, in one line."""
+            m, t = self.mavs[i], self.sim.t
+            if not self.sim.cut(i, cause):
+                return f"{m}: kill done (motors already off)"
+            self.get_logger().error(f"{m}: motors cut at {t:.2f} s ({cause}): it falls, its cable released")
+            self._publish_firmware_diag()
+            return f"{m}: kill done (simulated: motors cut at {t:.2f} s)"
+
         def _refuse(self, i: int, why: str) -> None:
             self.refused[i] += self.released
             if self.refusal[i] is None:
@@ -222,8 +250,8 @@ def make_node():
             statuses = []
             for i, m in enumerate(self.mavs):
                 mode, why = self.sim.mode[i], self.refusal[i]
-                level = {"hold": health.WARN, "descend": health.ERROR if not self.sim.landing else health.OK}.get(
-                    mode, health.OK)
+                level = {"hold": health.WARN, "descend": health.ERROR if not self.sim.landing else health.OK,
+                         "off": health.ERROR}.get(mode, health.OK)
                 message = mode if why is None else f"{mode}: set-point refused: {why}"
                 statuses.append(health.status(f"{self.get_fully_qualified_name()}: {m}", m, level, message, {
                     "firmware_mode": mode, "setpoints_refused": self.refused[i],
@@ -306,9 +334,13 @@ def make_node():
                 self._publish_firmware_diag()
             if now - self.last_summary >= SUMMARY_PERIOD_S:  # first: never between a load sample and its answers
                 self.write_summary(now)
-            if self.fail_mav and self.sim.failed_at is None and self.sim.t >= self.fail_at:
-                self.sim.fail(self.mavs.index(self.fail_mav))
-                self.get_logger().warning(f"fault injection: {self.fail_mav} lost all thrust at {self.sim.t:.2f} s")
+            if self.fail_mav and not self.failed and self.sim.t >= self.fail_at:
+                self.failed = True
+                self._cut(self.mavs.index(self.fail_mav), "failure")
+            if self.kill_mavs and not self.killed and self.sim.t >= self.kill_at:
+                self.killed = True
+                for m in self.kill_mavs:
+                    self._cut(self.mavs.index(m), "kill")
             self.sim.step()
             self.ticks += 1
             if self.sim.airborne and not self.sim.goals:

@@ -316,9 +316,11 @@ def format_team_report(report: dict) -> str:
     out.append(f"landed: {'yes, at ' + str(t['landed_at_s']) + ' s' if t['landed'] else 'no'} "
                f"(load set down at {t.get('load_down_at_s')} s, {t['load_touchdown_speed_mps']} m/s); "
                f"flight-controller modes {t['modes']}")
-    if t.get("failed_mav") and t.get("after_failure"):   # what the load did once a MAV lost its thrust
-        (at, who), a = t["failed_mav"], t["after_failure"]
-        out.append(f"MAV {who} lost its thrust at {at} s; the load then: largest tilt {a['load_max_tilt_deg']} deg, "
+    if t.get("motors_cut") and t.get("after_failure"):   # what the load did once a MAV's motors stopped
+        a, names = t["after_failure"], list(report["robots"])
+        what = ", ".join(f"{names[c['mav']]} {'killed' if c['cause'] == 'kill' else 'lost its thrust'} at {c['at_s']} s"
+                         for c in t["motors_cut"])
+        out.append(f"motors off: {what}; the load then: largest tilt {a['load_max_tilt_deg']} deg, "
                    f"largest sink {a['load_max_sink_mps']} m/s, down after {a['load_down_after_s']} s, "
                    f"tilt at touch-down {a.get('load_touchdown_tilt_deg')} deg")
     stops = {m: (r["watchdog_stops"], r["hold_steps"]) for m, r in report["robots"].items()}

@@ -224,7 +224,7 @@ def team_plan(dep: TeamDeployment, sitl: bool = False, record: str | Path | None
             "from_rest": [int(s is not None) for s in dep.goal_starts] or [0],
             "goal_starts": [float(v) for s in dep.goal_starts for v in (s or (0.0, 0.0, 0.0))] or [0.0]}))
     policy = {**common, "scenario": dep.scenario, "policy_path": str(dep.policy), "safety": dep.safety,
-              "landing_descent_rate": dep.failsafe["descent_rate"]}
+              "landing_descent_rate": dep.failsafe["descent_rate"], "failsafe_hold_s": dep.failsafe["hold_s"]}
     if central:
         specs.append(NodeSpec("mav_team_policy_node", "mav_team_policy", "/", policy))
     for m in () if central else mavs:

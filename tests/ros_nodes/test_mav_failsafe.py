@@ -3,8 +3,9 @@
 Set-points stop for the whole team: level hover at each MAV's load share, then a bounded-rate descent
 and a landing with the motors never cut while a cable pulls. Set-points pause for one MAV shorter than
 the hold: it holds its place and flies again when they return; then the team is put at rest at an
-evaluation episode's start. One MAV of four loses its thrust: the survivors' team landing (`mav_io.TeamLanding`,
-as each policy node flies it) keeps the load level. The lockstep of SITL on simulated time: who is waited for,
+evaluation episode's start. One MAV of four is killed (its motors cut, as by `/<mav>/kill`; an injected thrust
+failure is the same cut): the survivors' team landing (`mav_io.TeamLanding`, as each policy node flies it) keeps the
+load level; then the rest of the team is killed: every motor off, everything falls. The lockstep of SITL on simulated time: who is waited for,
 and for how long.
 """
 import math
@@ -15,7 +16,8 @@ import numpy as np
 import pytest
 
 from marlstack.ros_nodes import mav_io
-from marlstack.ros_nodes.mav_sim import DESCEND, FLY, HOLD, LANDED, Failsafe, Lockstep, TeamSim
+from marlstack.ros_nodes.mav_io import hold_command
+from marlstack.ros_nodes.mav_sim import DESCEND, FLY, HOLD, LANDED, OFF, Failsafe, Lockstep, TeamSim
 
 
 @pytest.fixture(scope="module")
@@ -85,21 +87,54 @@ def _row(b: dict, key: str, i: int | None = None) -> np.ndarray:
     return np.concatenate([at(b[f"{key}pos"]), q[1:], q[:1], at(b[f"{key}vel"]), at(b[f"{key}omega"])])
 
 
-def test_a_lost_mav_of_four_the_others_land_the_load_level(team):
-    # mav_1 loses its thrust in hover; each survivor sees it fall faster than 3 m/s (the policy node's
+def test_a_silent_mav_still_carries_the_others_hold_level_then_land_with_its_failsafe(team):
+    # mav_1's odometry stops at t0: its policy node sends nothing once its own odometry is a watchdog old, its flight
+    # controller holds level at its share, then descends (hold_s 1 s, 0.4 m/s). The others hold position (a teammate
+    # stale), judge it lost by silence after 1 s (lost_after_s) and fly `TeamLanding` with it silent: every MAV
+    # keeps its share, level until its failsafe descends, then down with it at the same rate. Treated as falling (the
+    # rule before: it carries nothing, mav_3 slackens its cable, the others descend at once while mav_1 still holds)
+    # the load tilted 7.5 / 14.9 / 20.4 / 23.4 deg in the 2nd / 3rd / 4th / 5th second; with this rule 3.6 deg at most.
+    sim, mavs, lim = team, ["mav_0", "mav_1", "mav_2", "mav_3"], np.asarray(team.env.action_limit, np.float64)
+    sim.place((0.0, 0.0, 1.5))
+    fs, floor = sim.failsafe, sim.profile.task.ground_clearance + 1e-3
+    t0, hold, landing, tilt = sim.t, sim.bodies()["pos"].copy(), None, []
+    while sim.t - t0 < 8.0 and (not tilt or tilt[-1][1] > floor):
+        b = sim.bodies()
+        if landing is None and sim.t - t0 > 1.0:
+            lost = [mav_io.Lost("mav_1", False, t0)]
+            after = mav_io.failsafe_descent_after(fs.hold_s, fs.max_age_s)
+            landing = {i: mav_io.TeamLanding(sim.profile, mavs, mavs[i], lost, b["pos"][i], after) for i in (0, 2, 3)}
+        for i in (0, 1, 2, 3):
+            if i == 1 and sim.t - t0 >= fs.max_age_s:
+                continue                                             # its node has no odometry: no set-point
+            cmd = (hold_command(b["pos"][i], b["vel"][i], hold[i], lim) if landing is None or i == 1
+                   else landing[i].command(_row(b, "", i), _row(b, "load_"), fs.descent_rate, lim, sim.t))
+            sim.setpoint(i, cmd, sim.t)
+        sim.step()
+        q = sim.bodies()["load_quat"]
+        tilt.append((math.degrees(math.acos(min(1.0, 1 - 2 * (q[1] ** 2 + q[2] ** 2)))), sim.bodies()["load_pos"][2]))
+    assert landing[3].role().startswith("carrying 0.25 of the load, level until")
+    assert (1, DESCEND) in [e[1:] for e in sim.events[-8:]]                # its failsafe came down ...
+    assert tilt[-1][1] <= floor and sim.t - t0 < 6.0                        # ... with the load, set down
+    assert max(deg for deg, z in tilt if z > floor) < 5.0                     # level all the way (before: 23.4 deg)
+
+
+def test_a_killed_mav_of_four_the_others_land_the_load_level(team):
+    # mav_1 is killed in hover (motors cut: it falls, its cable released); each survivor sees it fall faster than 3 m/s (the policy node's
     # lost_fall_speed) and flies its part: mav_0 and mav_2 (its neighbours: the centre of mass is on their diagonal)
     # carry half each, mav_3 (opposite) keeps its cable slack. The landing before 2026-12-05 (every MAV down over its
     # place, mav_3 still pulling) held the load 24.4 deg from level here after 3 s (13.5 deg in the SITL run).
     sim, mavs, lim = team, ["mav_0", "mav_1", "mav_2", "mav_3"], np.asarray(team.env.action_limit, np.float64)
     sim.place((0.0, 0.0, 1.5))
     start = sim.bodies()["pos"][[0, 2, 3], 2]
-    sim.fail(1)
+    assert sim.cut(1, "kill") and not sim.cut(1, "kill")   # a second kill changes nothing
     t0, floor = sim.t, sim.profile.task.ground_clearance + 1e-3
     landing, trace = None, []
     while sim.t - t0 < 7.0 and (sim.load_down_at is None or sim.t < sim.load_down_at + 0.2):
         b = sim.bodies()
         if landing is None and b["vel"][1, 2] < -3.0:
-            landing = {i: mav_io.TeamLanding(sim.profile, mavs, mavs[i], ["mav_1"], b["pos"][i]) for i in (0, 2, 3)}
+            lost = [mav_io.Lost("mav_1", True, sim.t)]
+            landing = {i: mav_io.TeamLanding(sim.profile, mavs, mavs[i], lost, b["pos"][i]) for i in (0, 2, 3)}
             detected = sim.t - t0
         for i in (0, 2, 3):
             cmd = (np.zeros(5) if landing is None  # the hover set-point until the loss is seen
@@ -121,6 +156,27 @@ def test_a_lost_mav_of_four_the_others_land_the_load_level(team):
     drop = start - sim.bodies()["pos"][[0, 2, 3], 2]                              # the three come down with it
     assert np.all((drop > 1.2) & (drop < 1.8)), drop
     assert not s["separation_violated"]
+    assert s["motors_cut"] == [{"at_s": round(t0, 3), "mav": 1, "cause": "kill"}] and s["modes"][1] == OFF
+
+
+def test_killing_the_whole_team_cuts_every_motor_and_everything_falls(team):
+    sim = team
+    sim.place((0.0, 0.0, 1.5))   # in the air again at rest (mav_1 stays off)
+    for i in (0, 2, 3):
+        sim.cut(i, "kill")
+    t0, vz = sim.t, []
+    for _ in range(30):
+        sim.step()
+        b = sim.bodies()
+        vz.append(np.append(b["vel"][:, 2], b["load_vel"][2]))
+    # the rotors spin down with the motor lag (33 ms), then nothing holds anything: free fall from 0.2 s on
+    np.testing.assert_allclose(vz[19] - vz[29], sim.profile.gravity * 0.1, rtol=0.02)
+    for _ in range(50):
+        sim.step()
+    s, b = sim.summary(), sim.bodies()
+    assert s["modes"] == [OFF] * 4 and [c["mav"] for c in s["motors_cut"]] == [1, 0, 2, 3]
+    assert np.all(np.append(b["pos"][:, 2], b["load_pos"][2]) <= sim.profile.task.ground_clearance + 1e-6)  # down
+    assert s["load_touchdown_speed_mps"] > 4.0                                # the load hit it falling (1.5 m: 5.4 m/s)
 
 
 def test_lockstep_waits_for_every_answer_but_never_forever():

@@ -110,15 +110,28 @@ def test_team_plan_from_cable3_and_clear_errors(tmp_path):
     assert wall[0].parameters["from_rest"] == [1, 0, 0] and wall[0].parameters["goal_starts"][:3] == [0.1, 0.0, 1.4]
 
 
-def test_a_silent_or_falling_teammate_is_lost_and_the_landing_comes_down_level():
+def test_a_falling_teammate_carries_nothing_a_silent_frozen_or_non_finite_one_is_in_its_failsafe():
     inp = mav_io.TeamInputs(spec_inputs(), MAVS, "mav_0", LIMIT, max_age_s=0.1)
     level = (0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)  # quaternion, velocity, rates
-    inp.put("mav_0", (0.0, 0.0, 2.0, *level), 10.0)
-    inp.put("mav_1", (1.0, 0.0, 2.0, *level), 10.0)
-    assert inp.lost(10.5, after_s=1.0, fall_speed=3.0) == []   # mav_2 never heard from: not lost, just missing
-    assert inp.lost(11.2, after_s=1.0, fall_speed=3.0) == ["mav_1"]  # silent for 1.2 s
-    inp.put("mav_1", (1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, -4.0, 0.0, 0.0, 0.0), 11.2)
-    assert inp.lost(11.2, after_s=1.0, fall_speed=3.0) == ["mav_1"]  # falling at 4 m/s
+    hover = lambda x, z: (x, 0.0, z, *level)  # noqa: E731
+    for k in range(3):  # hovering: every sample a little different, as measurements are
+        inp.receive("mav_0", hover(0.0, 2.0 + 1e-4 * k), 10.0 + 0.01 * k, 10.0 + 0.01 * k)
+        inp.receive("mav_1", hover(1.0, 2.0 + 1e-4 * k), 10.0 + 0.01 * k, 10.0 + 0.01 * k)
+    lost = lambda now: inp.lost(now, after_s=1.0, fall_speed=3.0, floor=0.5)  # noqa: E731
+    assert lost(10.5) == []                                        # mav_2 never heard from: not lost, just missing
+    assert lost(11.1) == [mav_io.Lost("mav_1", False, 10.02)]      # silent for 1.08 s: in its failsafe, carrying
+    for k in range(1, 130):                                        # the same values, fresh stamps: frozen in the air
+        inp.receive("mav_1", hover(1.0, 2.0002), 10.02 + 0.01 * k, 10.02 + 0.01 * k)
+    assert lost(10.9) == [] and lost(11.31) == [mav_io.Lost("mav_1", False, 10.02)]   # silent since they last changed
+    inp.receive("mav_1", hover(1.0, math.nan), 11.32, 11.32)      # non-finite: refused, silent since the last good one
+    assert inp.latest.row("mav_1")[2] == 2.0002 and lost(11.32) == [mav_io.Lost("mav_1", False, 10.02)]
+    for k in range(130):                                           # on the ground a noiseless source repeats: not lost
+        inp.receive("mav_1", hover(1.0, 0.05), 11.33 + 0.01 * k, 11.33 + 0.01 * k)
+    assert lost(12.62) == []
+    inp.receive("mav_1", (1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, -4.0, 0.0, 0.0, 0.0), 12.63, 12.63)
+    assert lost(12.63) == [mav_io.Lost("mav_1", True, 12.63)]      # falling at 4 m/s: its motors are off
+    assert str(lost(12.63)[0]) == "mav_1 (falling)" and str(mav_io.Lost("mav_1", False, 10.02)) == \
+        "mav_1 (silent since 10.02 s)"
     down = mav_io.land_command(np.array([0.1, 0.0, 2.0]), np.zeros(3), np.array([0.0, 0.0, 2.0]), 0.3, LIMIT)
     assert down[0] < 0 and down[1] == 0 and down[2] == pytest.approx(-0.9) and not down[3:].any()
     steady = mav_io.land_command(np.zeros(3), np.array([0.0, 0.0, -0.3]), np.zeros(3), 0.3, LIMIT)
@@ -142,10 +155,19 @@ def test_the_survivors_shares_of_a_level_load_and_who_keeps_a_cable_slack():
     assert shares[0] == 0 and shares.min() >= 0 and shares.sum() == pytest.approx(1.0)
     np.testing.assert_allclose(shares[1:] @ hexagon[1:, :2], 0.0, atol=1e-12)
     four = ["mav_0", "mav_1", "mav_2", "mav_3"]
-    roles = [mav_io.TeamLanding(profile, four, m, ["mav_1"], np.zeros(3)).role() for m in four if m != "mav_1"]
+    falling = [mav_io.Lost("mav_1", True, 10.0)]
+    roles = [mav_io.TeamLanding(profile, four, m, falling, np.zeros(3)).role() for m in four if m != "mav_1"]
     assert roles == ["carrying 0.50 of the load", "carrying 0.50 of the load", "keeping my cable slack"]
+    # a silent one still carries (its flight controller's failsafe): every MAV keeps its share, level until the
+    # silent one's failsafe descends (10.0 + 2.2 s), then down with it at the same rate
+    silent = mav_io.TeamLanding(profile, four, "mav_3", [mav_io.Lost("mav_1", False, 10.0)], np.zeros(3),
+                                mav_io.failsafe_descent_after(2.0, 0.1))
+    assert silent.role() == "carrying 0.25 of the load, level until their failsafe descends at 12.20 s"
+    hovering = np.array([0.0, 0.0, 2.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0])
+    assert silent.command(hovering, hovering, 0.3, LIMIT, now_s=12.19)[2] == 0.0          # holding level
+    assert silent.command(hovering, hovering, 0.3, LIMIT, now_s=12.2)[2] == pytest.approx(-0.9)  # 3 /s * 0.3 m/s
     # the slack MAV comes down faster while its hook is further than SLACK_LENGTH of the cable from its corner
-    slack = mav_io.TeamLanding(profile, four, "mav_3", ["mav_1"], np.array([-0.54, 0.44, 0.0]))
+    slack = mav_io.TeamLanding(profile, four, "mav_3", falling, np.array([-0.54, 0.44, 0.0]))
     level = (0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
     load = np.array([0.0, 0.0, 1.0, *level])
     hook = 1.0 + corners[3, 2] + profile.quadrotor.cable_offset
