@@ -20,24 +20,33 @@ through the MAV policy nodes (onnxruntime, then the barrier certificate's output
 residual cable policy, so the classical controller in the graph flies); also the achieved sim-loop and
 set-point rates, the policy node's own time per step and CPU per node. `--runs K` repeats each case
 (a fresh team and a fresh baseline at the chain's 100 Hz each time) and reports the median with every run.
-Goal: p50 <= 2 ms, p99 <= 5 ms for 3 MAVs. The rate controller node (the flight controller's loop where
+Each arrangement of the team runs in the same run: one policy node per MAV (each MAV's computer), those in one
+fleet container, or one team policy node for every MAV with one batched ONNX call per load sample
+(ros_nodes/mav_team_policy_node.py, a ground computer). Goal: p50 <= 2 ms, p99 <= 5 ms for 3 MAVs. The rate controller node (the flight controller's loop where
 it runs in a ROS node) is measured alone against a stand-in MAV: achieved rate and jitter of
 `rotor_thrust`, and set-point -> first thrust command that uses it.
+
+Every case (a baseline, a fleet or team in one arrangement, the rate controller) prints one progress line to
+stderr when it ends, with its wall time; a case that has not ended `CASE_TIMEOUT_S` after its `--duration` is
+stopped (SIGINT, then SIGKILL) and reported as timed out: its rows leave it out and count it in `timed_out`.
 """
 from __future__ import annotations
 
 import argparse
 import bisect
+import contextlib
 import itertools
 import json
 import math
 import os
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Iterator
 
 import yaml
 
@@ -47,7 +56,8 @@ from marlstack.ros_nodes.plan import ARRANGEMENTS
 GOAL_P50_MS, GOAL_P99_MS = 2.0, 5.0
 USED_BY = {"process_per_node": "ros2 launch and sitl by default", "fleet_container": "sitl when configured",
            "fleet_policy": "ros2 launch and sitl when configured (a central computer)"}
-GROUND_ONLY = ("fleet_policy",)  # arrangements a MAV team does not have
+CASE_TIMEOUT_S = 240.0  # a case's allowance beyond --duration: start-up (sitl's own limit 120 s), discovery, teardown
+STOP_GRACE_S = 30.0     # after the timeout's SIGINT, how long a case may take to stop before SIGKILL
 RATE_HZ = 1 / 0.033  # the fleet baseline's rate: gritsbot_x's control rate (the fleet takes it from the profile)
 MAV_RATE_HZ = 100.0  # the MAV chain's (mav_corl25's policy rate)
 RATE_PROFILE = "mav_corl25"
@@ -62,8 +72,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="runs of every case, each run with its own baseline; rows give the median and every run "
                              "(default 1)")
     parser.add_argument("--arrangement", choices=ARRANGEMENTS, nargs="+", default=list(ARRANGEMENTS),
-                        help="process arrangements to compare, in the same run (default: all three; a MAV team "
-                             "has no fleet_policy)")
+                        help="process arrangements to compare, in the same run (default: all three; for a MAV "
+                             "team fleet_policy is one team policy node for every MAV)")
     parser.add_argument("--safety", choices=["fleet", "onboard"], default="fleet", help="safety mode (default fleet)")
     parser.add_argument("--executor", choices=["events", "single"], nargs="+", default=["events"],
                         help="rclpy executor(s) the nodes spin in (ros_nodes/runner.py); give both to compare "
@@ -110,11 +120,16 @@ def team_rows(n: int, executor: str, arrangements: list[str], duration: float, t
     per node; `runs` times a ping-pong at the chain's rate, then a fresh team in each arrangement; the median
     and every run."""
     policy = team_policy(n, tmp / f"cable_{n}.onnx")
-    per_run: dict[str, list[dict[str, float]]] = {a: [] for a in arrangements if a not in GROUND_ONLY}
-    for _ in range(runs):
-        base = ping_pong(duration, MAV_RATE_HZ)
+    per_run: dict[str, list[dict[str, float]]] = {a: [] for a in arrangements}
+    timed_out = dict.fromkeys(arrangements, 0)
+    for k in range(runs):
+        base = ping_pong(duration, MAV_RATE_HZ, f"run {k + 1}/{runs}: ping-pong at {MAV_RATE_HZ:g} Hz")
         for arrangement in per_run:
-            report = run_sitl(team_config(n, policy, tmp / f"team_{n}.yaml"), duration, executor, arrangement)
+            report = run_sitl(team_config(n, policy, tmp / f"team_{n}.yaml"), duration, executor, arrangement,
+                              f"run {k + 1}/{runs}: {n} MAVs, {arrangement} ({executor})")
+            if report is None:
+                timed_out[arrangement] += 1
+                continue
             lat, mavs = report["latency_ms"], report["robots"].values()
             ms = lambda key: statistics.mean(r["node_ms_mean"].get(key, math.nan) for r in mavs)  # noqa: E731
             per_run[arrangement].append({
@@ -125,7 +140,10 @@ def team_rows(n: int, executor: str, arrangements: list[str], duration: float, t
     rows = []
     for arrangement, runs_of in per_run.items():
         params = {"mavs": n, "rate_hz": MAV_RATE_HZ, "executor": executor, "arrangement": arrangement, "runs": runs}
-        rows += latency_rows(params, runs_of, "load odom->setpoint", f"rclpy ping-pong (2 processes, {MAV_RATE_HZ:g} Hz)")
+        rows += latency_rows(params, runs_of, "load odom->setpoint", f"rclpy ping-pong (2 processes, {MAV_RATE_HZ:g} Hz)",
+                             timed_out[arrangement])
+        if not runs_of:
+            continue
         rows.append(Row(params, "sim node loop rate (achieved, median)", "Hz",
                         statistics.median(r["sim_rate"] for r in runs_of), MAV_RATE_HZ, "nominal"))
         rows.append(Row(params, "set-point rate per MAV (achieved, median)", "Hz",
@@ -141,7 +159,8 @@ def latency_run(lat: dict, base: list[float]) -> dict[str, float]:
     """One run's latency percentiles (inf: the percentile is a late reply) beside its baseline's."""
     return {"p50": math.inf if lat["p50"] is None else lat["p50"], "p99": math.inf if lat["p99"] is None else lat["p99"],
             "samples": lat["count"], "late": lat.get("late", 0),
-            "base_p50": quantile(base, 50), "base_p99": quantile(base, 99)}
+            "base_p50": quantile(base, 50) if len(base) > 1 else math.nan,   # none: the baseline timed out
+            "base_p99": quantile(base, 99) if len(base) > 1 else math.nan}
 
 
 def median_row(params: dict, per_run: list[dict[str, float]], metric: str, unit: str, key: str,
@@ -156,11 +175,18 @@ def median_row(params: dict, per_run: list[dict[str, float]], metric: str, unit:
                base_name, higher_is_better=higher, extra={**extra, **every})
 
 
-def latency_rows(params: dict, per_run: list[dict[str, float]], what: str, base_name: str) -> list[Row]:
-    """p50 and p99 (median of runs) against the baseline's, and whether the goal is met."""
+def latency_rows(params: dict, per_run: list[dict[str, float]], what: str, base_name: str,
+                 timed_out: int = 0) -> list[Row]:
+    """p50 and p99 (median of the runs that ended) against the baseline's, whether the goal is met, and how many
+    runs timed out (every one: a row without a value saying so)."""
+    if not per_run:
+        return [Row(params, f"{what} p{q} (every run timed out)", "ms", math.nan, None, base_name,
+                    higher_is_better=False, extra={"goal_ms": goal, "meets_goal": False, "timed_out": timed_out,
+                                                   "used_by": USED_BY[params["arrangement"]]})
+                for q, goal in ((50, GOAL_P50_MS), (99, GOAL_P99_MS))]
     return [median_row(params, per_run, f"{what} p{q} (median of runs)", "ms", f"p{q}", f"base_p{q}", base_name,
                        goal_ms=goal, meets_goal=statistics.median(r[f"p{q}"] for r in per_run) <= goal,
-                       used_by=USED_BY[params["arrangement"]],
+                       used_by=USED_BY[params["arrangement"]], timed_out=timed_out,
                        samples=[r["samples"] for r in per_run], late=[r["late"] for r in per_run])
             for q, goal in ((50, GOAL_P50_MS), (99, GOAL_P99_MS))]
 
@@ -181,14 +207,20 @@ def rate_controller_rows(duration: float, runs: int) -> list[Row]:
     """The rate controller node (mav_corl25, 400 Hz) against a stand-in MAV: achieved rate, jitter, set-point ->
     the first thrust command using it; CPU; `runs` times, the median and every run."""
     per_run = []
-    for _ in range(runs):
+    params = {"node": "rate_controller", "profile": RATE_PROFILE, "runs": runs}
+    for k in range(runs):
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "rate.json"
-            proc = run_isolated_bench(["ratectl", str(duration), str(out), tmp])
-            if proc.returncode != 0 or not out.exists():
-                raise RuntimeError(f"rate controller bench failed (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
-            per_run.append(json.loads(out.read_text()))
-    params = {"node": "rate_controller", "profile": RATE_PROFILE, "runs": runs}
+            with case(f"run {k + 1}/{runs}: rate controller") as said:
+                proc = run_isolated_bench(["ratectl", str(duration), str(out), tmp], duration)
+                if proc.returncode != 0 or not out.exists():
+                    raise RuntimeError(f"rate controller bench failed (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
+                per_run.append(json.loads(out.read_text()))
+                said.append(f"{per_run[-1]['rate_hz']:.1f} Hz, set-point -> thrust p50 {per_run[-1]['latency_p50_ms']:.2f} ms")
+    if not per_run:
+        return [Row(params, "rotor_thrust rate (every run timed out)", "Hz", math.nan, None, "-",
+                    extra={"timed_out": runs})]
+    params["timed_out"] = runs - len(per_run)
     rows = []
     for key, metric, unit, base in (("rate_hz", "rotor_thrust rate (achieved)", "Hz", per_run[0]["nominal_hz"]),
                                     ("interval_p99_ms", "rotor_thrust interval p99 (jitter)", "ms",
@@ -202,33 +234,81 @@ def rate_controller_rows(duration: float, runs: int) -> list[Row]:
     return rows
 
 
-def run_sitl(config: Path, duration: float, executor: str, arrangement: str) -> dict:
+class CaseTimeout(RuntimeError):
+    """A case did not end within its allowance; it was stopped."""
+
+
+@contextlib.contextmanager
+def case(label: str) -> Iterator[list[str]]:
+    """One progress line on stderr when the case ends: `label`, what the body appended to the yielded list (its
+    result in words) or that it timed out (CaseTimeout is swallowed: the caller sees nothing appended), its wall time."""
+    said: list[str] = []
+    t0 = time.monotonic()
+    try:
+        yield said
+    except CaseTimeout as exc:
+        said.append(f"TIMED OUT ({exc})")
+    print(f"bench ros: {label}: {'; '.join(said) or 'done'} [{time.monotonic() - t0:.0f} s]", file=sys.stderr, flush=True)
+
+
+def bounded(argv: list[str], env: dict[str, str], timeout: float) -> subprocess.CompletedProcess:
+    """`argv` run to its end, output captured; past `timeout` s its process group gets SIGINT (its own clean stop),
+    STOP_GRACE_S later SIGKILL, and CaseTimeout is raised."""
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        for sig, grace in ((signal.SIGINT, STOP_GRACE_S), (signal.SIGKILL, None)):
+            try:
+                os.killpg(proc.pid, sig)
+                proc.communicate(timeout=grace)
+                break
+            except ProcessLookupError:
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        raise CaseTimeout(f"no result {timeout:.0f} s after it began; stopped") from None
+    return subprocess.CompletedProcess(argv, proc.returncode, out, err)
+
+
+def run_sitl(config: Path, duration: float, executor: str, arrangement: str, label: str) -> dict | None:
+    """`marlstack sitl --json` of `config`; None when it timed out (said on stderr, as every case's end)."""
     from marlstack.ros_nodes.runner import EXECUTOR_ENV
-    out = subprocess.run([sys.executable, "-m", "marlstack", "sitl", "--config", str(config), "--json",
-                          "--duration", str(duration), "--arrangement", arrangement], capture_output=True, text=True,
-                         env={**os.environ, EXECUTOR_ENV: executor})
-    if not out.stdout.strip():
-        raise RuntimeError(f"marlstack sitl failed (exit {out.returncode}):\n{out.stderr[-2000:]}")
-    report = json.loads(out.stdout)
-    if not report["ok"]:
-        raise RuntimeError(f"marlstack sitl failed: {report['error']}")
-    return report
+    with case(label) as said:
+        out = bounded([sys.executable, "-m", "marlstack", "sitl", "--config", str(config), "--json",
+                       "--duration", str(duration), "--arrangement", arrangement],
+                      {**os.environ, EXECUTOR_ENV: executor}, duration + CASE_TIMEOUT_S)
+        if not out.stdout.strip():
+            raise RuntimeError(f"marlstack sitl failed (exit {out.returncode}):\n{out.stderr[-2000:]}")
+        report = json.loads(out.stdout)
+        if not report["ok"]:
+            raise RuntimeError(f"marlstack sitl failed: {report['error']}")
+        lat = report["latency_ms"]
+        said.append(f"p50 {lat['p50']} ms, p99 {lat['p99']} ms ({lat['count']} samples)")
+        return report
+    return None
 
 
-def run_isolated_bench(args: list[str]) -> subprocess.CompletedProcess:
-    """`python -m marlstack.bench.ros ARGS...` in a loopback-only namespace."""
+def run_isolated_bench(args: list[str], duration: float) -> subprocess.CompletedProcess:
+    """`python -m marlstack.bench.ros ARGS...` in a loopback-only namespace, bounded (CaseTimeout)."""
     from marlstack.ros_nodes.isolation import run_isolated
-    return run_isolated([sys.executable, "-m", "marlstack.bench.ros", *args], capture_output=True, text=True)
+    return run_isolated([sys.executable, "-m", "marlstack.bench.ros", *args], run=bounded,
+                        timeout=duration + CASE_TIMEOUT_S)
 
 
-def ping_pong(duration: float, rate_hz: float) -> list[float]:
-    """Round-trip latencies (ms) of the bare two-process baseline at `rate_hz`, in a loopback-only namespace."""
-    with tempfile.TemporaryDirectory() as tmp:
+def ping_pong(duration: float, rate_hz: float, label: str) -> list[float]:
+    """Round-trip latencies (ms) of the bare two-process baseline at `rate_hz`, in a loopback-only namespace
+    (none: it timed out)."""
+    with tempfile.TemporaryDirectory() as tmp, case(label) as said:
         out = Path(tmp) / "rtt.json"
-        proc = run_isolated_bench(["ping", str(duration), str(out), str(rate_hz)])
+        proc = run_isolated_bench(["ping", str(duration), str(out), str(rate_hz)], duration)
         if proc.returncode != 0 or not out.exists():
             raise RuntimeError(f"ping-pong baseline failed (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
-        return json.loads(out.read_text())
+        rtts = json.loads(out.read_text())
+        said.append(f"p50 {quantile(rtts, 50):.2f} ms, p99 {quantile(rtts, 99):.2f} ms")
+        return rtts
+    return []
 
 
 def quantile(samples: list[float], q: float) -> float:
@@ -241,8 +321,11 @@ def fleet_rows(n: int, executor: str, args: argparse.Namespace, bases: list[list
     rows = []
     for arrangement in args.arrangement:
         per_run = []
+        timed_out = sum(by_case[(n, executor, arrangement)] is None for by_case in reports)
         for base, by_case in zip(bases, reports):
             report = by_case[(n, executor, arrangement)]
+            if report is None:
+                continue
             run = latency_run(report["latency_ms"], base)
             for key in ("inference_ms_mean", "solve_ms_mean"):
                 values = [r["node_ms_mean"][key] for r in report["robots"].values() if key in r["node_ms_mean"]]
@@ -251,7 +334,9 @@ def fleet_rows(n: int, executor: str, args: argparse.Namespace, bases: list[list
             per_run.append({**run, **{f"cpu {k}": v for k, v in cpu_means(report).items()}})
         params = {"robots": n, "rate_hz": round(RATE_HZ, 1), "safety": args.safety, "executor": executor,
                   "arrangement": arrangement, "runs": args.runs}
-        rows += latency_rows(params, per_run, "pose->cmd_vel", "rclpy ping-pong (2 processes)")
+        rows += latency_rows(params, per_run, "pose->cmd_vel", "rclpy ping-pong (2 processes)", timed_out)
+        if not per_run:
+            continue
         for key, label in (("inference_ms_mean", "policy inference (in node)"), ("solve_ms_mean", "barrier solve (in node)")):
             if any(key in r for r in per_run):
                 rows.append(median_row(params, per_run, label, "ms", key))
@@ -265,15 +350,17 @@ def run(args: argparse.Namespace) -> list[Row]:
     cases = list(itertools.product(args.robots, args.executor, args.arrangement))
     with tempfile.TemporaryDirectory(prefix="marlstack-bench-ros-") as tmp:
         bases, reports = [], []
-        for _ in range(args.runs if cases else 0):  # each run: its baseline, then every case
-            bases.append(ping_pong(args.duration, RATE_HZ))
+        for k in range(args.runs if cases else 0):  # each run: its baseline, then every case
+            bases.append(ping_pong(args.duration, RATE_HZ, f"run {k + 1}/{args.runs}: ping-pong at {RATE_HZ:.1f} Hz"))
             reports.append({})
             for n, executor, arrangement in cases:
                 policy = Path(tmp) / f"policy_{n}.onnx"
                 if not policy.exists():
                     export_scripted(policy, n)
                 config = fleet_config(n, policy, args.safety, Path(tmp) / f"fleet_{n}.yaml")
-                reports[-1][(n, executor, arrangement)] = run_sitl(config, args.duration, executor, arrangement)
+                reports[-1][(n, executor, arrangement)] = run_sitl(
+                    config, args.duration, executor, arrangement,
+                    f"run {k + 1}/{args.runs}: {n} robots, {arrangement} ({executor})")
         for n, executor in itertools.product(args.robots, args.executor):
             rows += fleet_rows(n, executor, args, bases, reports)
         for n, executor in itertools.product(args.mavs, args.executor):
@@ -314,11 +401,14 @@ def _ping(duration: float, out: Path, rate_hz: float) -> None:
     end = time.monotonic() + 3.0 + duration  # 3 s for discovery; only answered pings count
     while time.monotonic() < end:
         rclpy.spin_once(node, timeout_sec=0.01)
+    out.write_text(json.dumps(rtts))   # before the teardowns: a DDS teardown may hang (the case's timeout ends it)
     pong.terminate()
-    pong.wait()
+    try:
+        pong.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        pong.kill()
     node.destroy_node()
     rclpy.try_shutdown()
-    out.write_text(json.dumps(rtts))
 
 
 def _pong() -> None:
