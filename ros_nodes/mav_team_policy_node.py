@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 import sys
 import time
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -81,34 +81,36 @@ class MavTeam:
         for pilot in self.pilots.values():
             pilot.start(stamp_s)
 
-    def step(self, now: float) -> dict[str, Step]:
-        """Every MAV's step at `now`: the MAVs that need the model in one call (rows in team order)."""
+    def step(self, now: float) -> Iterator[tuple[str, Step]]:
+        """Every MAV's step at `now`, each yielded as soon as it is decided (to be sent at once): those decided
+        without the model first, then, after one call for the MAVs that need the model (rows in team order), each
+        through its own safety stage in team order."""
         if self.batched is None:
-            return {m: pilot.step(now) for m, pilot in self.pilots.items()}
-        out: dict[str, Step] = {}
+            yield from ((m, pilot.step(now)) for m, pilot in self.pilots.items())
+            return
         rows: list[tuple[int, str]] = []
         for i, (m, pilot) in enumerate(self.pilots.items()):
             feeds = pilot.prepare(now)
             if feeds is None:
-                out[m] = pilot.decided
+                yield m, pilot.decided
                 continue
             try:
                 self.runtime.check_inputs(feeds)   # a non-finite input holds this MAV, as its own model call would
             except BadInput as exc:
-                out[m] = pilot.hold(now, exc)
+                yield m, pilot.hold(now, exc)
                 continue
             for name, value in feeds.items():
                 self.feeds[name][i] = value[0]
             rows.append((i, m))
-        if rows:
-            t0 = time.perf_counter()
-            result = self.batched.run(self.feeds)
-            spent = time.perf_counter() - t0
-            self.calls += 1
-            for i, m in rows:
-                self.pilots[m].infer_s += spent
-                out[m] = self.pilots[m].complete(now, {k: v[i:i + 1] for k, v in result.items()})
-        return out
+        if not rows:
+            return
+        t0 = time.perf_counter()
+        result = self.batched.run(self.feeds)
+        spent = time.perf_counter() - t0
+        self.calls += 1
+        for i, m in rows:
+            self.pilots[m].infer_s += spent
+            yield m, self.pilots[m].complete(now, {k: v[i:i + 1] for k, v in result.items()})
 
 
 def make_node():
@@ -187,7 +189,7 @@ def make_node():
         def _step(self, now: float) -> None:
             self.last_step = now
             news = False
-            for m, (cmd, changed) in self.team.step(now).items():
+            for m, (cmd, changed) in self.team.step(now):   # each set-point out as soon as it is ready
                 if cmd is not None:
                     self.setpoints[m] = mav_io.setpoint_msg(cmd, self.load_stamp or now, reuse=self.setpoints[m])
                     self.pubs[m].publish(self.setpoints[m])
