@@ -1,6 +1,12 @@
 """The MAV team policy node's team (ros_nodes/mav_team_policy_node.py: every MAV's pilot, one batched model call)
 against one per-MAV pilot each (the per-MAV node's logic), on the same messages and clock, no DDS: the same
-set-points (<= 1e-6), the same watchdog states, through a flight with faults of one MAV at a time."""
+set-points (<= 1e-6), the same watchdog states, through a flight with faults of one MAV at a time. And the bench
+that compares the arrangements (bench/ros.py) never waits forever on a case."""
+import os
+import re
+import time
+from pathlib import Path
+
 import numpy as np
 
 from marlstack.hardware.profile import load_profile
@@ -84,3 +90,29 @@ def test_the_team_node_sends_each_mav_the_set_point_its_own_node_would(tmp_path)
     # every step that needed the model took one batched call for the team
     assert 0 < team.calls <= sum(n for _, n in phases), team.calls
     assert any(line.startswith("mav_1: no set-point") for line in team_log.lines), team_log.lines
+
+
+def test_a_bench_case_that_does_not_end_is_stopped_and_said_so(tmp_path, monkeypatch, capsys):
+    """`marlstack bench ros` never waits forever on a case (a run once sat > 9 min printing nothing): past its
+    timeout the case's whole process group is stopped (SIGINT, then SIGKILL: this one ignores SIGINT) and its
+    progress line says it timed out."""
+    from marlstack.bench import ros
+    monkeypatch.setattr(ros, "STOP_GRACE_S", 0.5)
+    pids = tmp_path / "pids"
+    stuck = f'trap "" INT; sleep 60 & echo $! $$ > {pids}; wait'   # ignores SIGINT, and so does its child
+    with ros.case("run 1/1: stuck") as said:
+        ros.bounded(["sh", "-c", stuck], dict(os.environ), timeout=1.0)
+        said.append("ended")   # not reached
+    err = capsys.readouterr().err
+    assert re.fullmatch(r"bench ros: run 1/1: stuck: TIMED OUT \(no result 1 s after it began; stopped\) \[\d+ s\]\n",
+                        err), err
+
+    def alive(pid: int) -> bool:
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"   # a zombie is dead, not yet reaped
+        except FileNotFoundError:
+            return False
+    deadline = time.monotonic() + 30
+    while any(map(alive, map(int, pids.read_text().split()))) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(map(alive, map(int, pids.read_text().split()))), pids.read_text()   # the process and its child
