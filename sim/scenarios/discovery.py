@@ -13,8 +13,8 @@ What differs from the fleet: the task state (targets, found, tagged, searched ti
 the team's found targets and searched map), the observation (`hetero.observe_team`'s first part, the targets
 nearest first with absent ones last as padding, the nearest unsearched tile) and the reward: a team bonus per
 tile searched, per target found, per target tagged and at the end; each
-robot's progress (a sensing robot towards the nearest target not yet found — training-only, the policy does
-not see it —, a tagging robot towards the nearest found one), its own penalties. Layout: `discovery_spec.obs_names`.
+robot's progress (a sensing robot towards the nearest unsearched tile, a tagging robot towards the nearest found
+target: both in its observation), its own penalties. Layout: `discovery_spec.obs_names`.
 """
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
 
 from marlstack.sim.placement import place
@@ -130,18 +131,25 @@ def nearest_open(poses: jax.Array, points: jax.Array, open_: jax.Array) -> tuple
     return points[jnp.argmin(d, -1)], jnp.isfinite(d.min(-1))
 
 
+def tile_points(params: Params) -> np.ndarray:
+    """(rows * cols, 2) every tile centre, in the order of `searched.reshape(-1)` (row from y_min, then column)."""
+    cx, cy = hetero.centres(params)
+    return np.stack([np.tile(cx, len(cy)), np.repeat(cy, len(cx))], -1)
+
+
 def targets_for(poses: jax.Array, task: Task, params: Params) -> tuple[jax.Array, jax.Array]:
-    """Where each robot's work is: a sensing robot's the nearest target not yet found, a tagging robot's the
-    nearest found and untagged one. ((N, 2), (N,) whether it has one)."""
+    """Where each robot's work is, from what the team knows: a sensing robot's the nearest tile centre not yet
+    searched (its observation's `unsearched` slot), a tagging robot's the nearest found, untagged target.
+    ((N, 2), (N,) whether it has one)."""
     senses = jnp.asarray(params.column("sensing_radius") > 0)
-    to_find, any_find = nearest_open(poses, task.targets, ~task.found)
+    to_search, any_search = nearest_open(poses, jnp.asarray(tile_points(params), poses.dtype), ~task.searched.reshape(-1))
     to_tag, any_tag = nearest_open(poses, task.targets, task.found & ~task.tagged)
-    return jnp.where(senses[:, None], to_find, to_tag), jnp.where(senses, any_find, any_tag)
+    return jnp.where(senses[:, None], to_search, to_tag), jnp.where(senses, any_search, any_tag)
 
 
 def scripted_goals(state: Any, params: Params) -> jax.Array:
-    """`marlstack sim discovery --policy scripted`: `targets_for` (sensing robots are told where the unfound
-    targets are: a demonstration, not a policy a robot could run), or stay."""
+    """`marlstack sim discovery --policy scripted`: `targets_for` (a greedy search a robot could run: it uses
+    only what the team's sensors share), or stay."""
     goal, active = targets_for(state.poses, state.task, params)
     return jnp.where(active[:, None], goal, state.poses[:, :2])
 

@@ -3,12 +3,11 @@ sensing and capturing predators and the prey's speed."""
 from __future__ import annotations
 
 from marlstack.sim.scenarios import discovery_spec as dc
-from marlstack.sim.scenarios import team as tm
 
 SCENARIO = "predator_capture_prey"
 NUM_NEIGHBORS = dc.NUM_NEIGHBORS
 NUM_TARGETS = dc.NUM_TARGETS  # prey
-CLASSES = {"sensing": dc.CLASSES["sensing"], "capture": tm.RobotClass(reach=0.15)}
+CLASSES = {"sensing": dc.CLASSES["sensing"], "capture": dc.CLASSES["tagging"]}
 TEAM = ("sensing", "capture")
 CAPABILITIES = dc.CAPABILITIES
 PREY_SPEED = 0.05  # m/s: a quarter of a GRITSbot's top speed

@@ -109,6 +109,20 @@ def test_discovery_only_sensing_robots_find_and_only_found_targets_are_tagged():
     assert new3.found.all() and new3.tagged.all() and bool(solved) and success.all()
 
 
+def test_discovery_sensing_robots_work_towards_the_nearest_unsearched_tile():
+    """The sensing robots' shaping (`targets_for`, also the scripted search's goals) uses what the team shares
+    (the searched map), not the hidden targets; tagging robots with nothing found get no shaping."""
+    p = dc.make_params(PROFILE, 4)
+    searched = np.ones((5, 8), bool)
+    searched[1, 5] = False  # the one unsearched tile: centre (0.6, -0.4)
+    task = discovery_task([[-1.4, -0.8], [1.4, 0.8]], searched=searched)  # both hidden, far from everyone
+    before = poses((0.0, -0.4), (0.0, 0.4), (-1.0, -0.4), (1.2, -0.8))
+    after = poses((0.1, -0.4), (0.0, 0.5), (-1.1, -0.4), (1.2, -0.7))  # robot 0 gains 0.1 m on the tile, robot 2 loses 0.1
+    r, new, _, _ = jitted(dc.reward, 5)(before, after, task, ZERO, ZERO, p)
+    assert not new.found.any() and int(new.searched.sum()) == 39
+    np.testing.assert_allclose(r, p.progress_gain * np.asarray([0.1, 0.0, -0.1, 0.0]), atol=1e-5)
+
+
 def test_discovery_sensors_hide_targets_not_found_and_observation_pads_them():
     p = dc.make_params(PROFILE, 2, team=["sensing", "tagging"], num_targets=2)
     searched = np.ones((5, 8), bool)
@@ -120,7 +134,7 @@ def test_discovery_sensors_hide_targets_not_found_and_observation_pads_them():
     obs = dict(zip(names, np.asarray(jitted(dc.observe, 1)(s, p))[0]))
     assert len(names) == dc.obs_dim(p) == 8 + 2 + 3 * (4 + 2 + 1) + 2 * 4 + 4
     want = {"sensing_radius": 0.45, "reach": 0.0, "neighbor0_dy_robot": 0.4, "neighbor0_sensing_radius": 0.0,
-            "neighbor0_reach": 0.15, "neighbor0_present": 1, "neighbor1_present": 0, "neighbor1_reach": 0,
+            "neighbor0_reach": 0.25, "neighbor0_present": 1, "neighbor1_present": 0, "neighbor1_reach": 0,
             "target0_dx_robot": 0.5, "target0_present": 1, "target1_present": 0, "target1_distance": p.far,
             "unsearched_dx_robot": 0.6, "unsearched_dy_robot": -0.4, "unsearched_present": 1}
     for k, v in want.items():
