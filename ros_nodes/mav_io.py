@@ -229,7 +229,7 @@ class Lost:
     heard_s: float
 
     def __str__(self) -> str:
-        return f"{self.mav} ({'falling' if self.falling else f'silent since {self.heard_s:.2f} s'})"
+        return self.mav if self.falling else f"{self.mav} (silent since {self.heard_s:.2f} s)"
 
 
 def failsafe_descent_after(hold_s: float, watchdog_s: float) -> float:

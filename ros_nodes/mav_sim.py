@@ -168,9 +168,10 @@ class TeamSim:
         self.goals: list[GoalRecord] = []
         self.landing = False
         self.cuts: list[tuple[float, int, str]] = []  # (time, MAV, "kill" or "failure"): whose motors stopped
+        self.fault: tuple[float, int, str] | None = None  # the first: (time, MAV, "kill" / "failure" / "silent")
         self.after_failure = {"load_max_tilt_deg": 0.0, "load_max_sink_mps": 0.0, "load_min_z_m": math.inf,
                               "load_down_after_s": None, "load_touchdown_tilt_deg": None,
-                              "load_tilt_trace": []}  # what the load does once the first MAV's motors stopped: its
+                              "load_tilt_trace": []}  # what the load does after the first fault (`fault`): its
         # tilt every 0.1 s (time since then, degrees) until it is down
 
     def _at_rest(self, start: tuple[float, ...]):
@@ -235,7 +236,13 @@ class TeamSim:
         self.mode[i] = OFF
         self.events.append((round(self.t, 3), i, OFF))
         self.cuts.append((round(self.t, 3), i, cause))
+        self.fault = self.fault or self.cuts[-1]
         return True
+
+    def silent(self, i: int) -> None:
+        """MAV i's odometry stopped (fault injection): what the load does from now on is measured (`after_failure`),
+        as after a motor cut, unless a fault came first."""
+        self.fault = self.fault or (round(self.t, 3), i, "silent")
 
     @property
     def failed_at(self) -> tuple[float, int] | None:
@@ -303,7 +310,7 @@ class TeamSim:
         if not (load_down or mav_down.any()):
             return
         if load_down:
-            if (self.landing or self.cuts) and self.load_down_at is None:
+            if (self.landing or self.fault) and self.load_down_at is None:
                 self.load_down_at = round(self.t + self.dt, 3)
             self.touchdown_speed = max(self.touchdown_speed, float(-load_vz)) if self.airborne else 0.0
         self.state = self.state.replace(bodies=self._project(b, jnp.float32(floor)))
@@ -345,11 +352,11 @@ class TeamSim:
             goal.max_tilt_deg = max(goal.max_tilt_deg, tilt)
             if goal.crashed_at_s is None and goal.success_at_s is None and bool(self._crashed(self.state)):
                 goal.crashed_at_s, goal.crash = round(self.t - goal.start_s, 3), self._crash_reason(separation)
-        if self.failed_at is not None:
+        if self.fault is not None:
             a, lq = self.after_failure, np.asarray(b.load_quat, np.float64)
             load_tilt = math.degrees(math.acos(min(1.0, 1 - 2 * (lq[1] ** 2 + lq[2] ** 2))))
             a["load_max_tilt_deg"] = max(a["load_max_tilt_deg"], load_tilt)
-            since = self.t - self.failed_at[0]
+            since = self.t - self.fault[0]
             if self.load_down_at is None and len(a["load_tilt_trace"]) <= since / 0.1 + 1e-6:
                 a["load_tilt_trace"].append([round(since, 2), round(load_tilt, 2)])
             if self.load_down_at is not None and a["load_touchdown_tilt_deg"] is None:
@@ -357,7 +364,7 @@ class TeamSim:
             a["load_max_sink_mps"] = max(a["load_max_sink_mps"], float(-b.load_vel[2]))
             a["load_min_z_m"] = min(a["load_min_z_m"], float(b.load_pos[2]))
             if a["load_down_after_s"] is None and self.load_down_at is not None:
-                a["load_down_after_s"] = round(self.load_down_at - self.failed_at[0], 3)
+                a["load_down_after_s"] = round(self.load_down_at - self.fault[0], 3)
         loaded = tension > 0
         if loaded.any():
             self.min_rotor_sum_loaded = min(self.min_rotor_sum_loaded, float(np.min(np.asarray(b.thrust).sum(-1)[loaded])))
@@ -433,6 +440,7 @@ class TeamSim:
                 "landed": self.landed_at is not None, "landed_at_s": self.landed_at, "load_down_at_s": self.load_down_at,
                 "load_touchdown_speed_mps": round(self.touchdown_speed, 3), "failed_mav": self.failed_at,
                 "motors_cut": [{"at_s": t, "mav": i, "cause": c} for t, i, c in self.cuts],
+                "fault": dict(zip(("at_s", "mav", "what"), self.fault)) if self.fault else None,
                 "after_failure": {k: round(v, 3) if isinstance(v, float) else v for k, v in self.after_failure.items()}
-                if self.failed_at else None,
+                if self.fault else None,
                 "min_rotor_thrust_sum_with_load_n": round(self.min_rotor_sum_loaded, 4)}

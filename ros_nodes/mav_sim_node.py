@@ -367,6 +367,8 @@ def make_node():
             b, nz = self.sim.bodies(), self.noise
             noisy = lambda x, s: x + (self.rng.normal(0.0, s, np.shape(x)) if s else 0.0)  # noqa: E731
             blind_window = self.blind_at <= self.sim.t < self.blind_at + self.blind_for
+            if self.blind and blind_window and self.sim.fault is None:
+                self.sim.silent(self.mavs.index(self.blind))   # the load is watched from here (after_failure)
             for i, m in enumerate(self.mavs):
                 if self._due("odom") and not (m == self.blind and blind_window):
                     q = _jitter(b["quat"][i], nz["attitude"], self.rng)

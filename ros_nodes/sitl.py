@@ -235,7 +235,7 @@ def run(dep, args, record: Path | None) -> dict:
             "safety_mode": getattr(dep, "safety_mode", "none"), "scenario": dep.scenario, "team": team,
             "arrangement": arrangement,
             "done_at_s": summary["done_at_s"] if summary else None,
-            **{k: summary[k] for k in ("items_delivered", "items_requested") if summary and k in summary},
+            **{k: summary[k] for k in ("success_label", "items_delivered", "items_requested") if summary and k in summary},
             "num_robots": len(dep.robot_names), "bag": str(record) if record else None, "logdir": str(logdir),
             "elapsed_s": summary["elapsed_s"] if summary else None,
             "robots": robots, "faults": found, "exit_codes": codes,
@@ -287,10 +287,13 @@ def format_report(report: dict) -> str:
         ms = lambda v: "> 1 period (late)" if v is None else f"{v:.2f} ms"  # noqa: E731
         out.append(f"pose -> cmd_vel latency: p50 {ms(lat['p50'])}, p99 {ms(lat['p99'])} "
                    f"({lat['count']} samples, {lat['late']} late)")
-    task = {"coverage": "every landmark covered", "rware": "every requested item delivered"}.get(report["scenario"],
-                                                                                                "every robot arrived")
+    task = {"navigation": "every robot arrived", "coverage": "every landmark covered",
+            "rware": "every requested item delivered"}.get(report["scenario"], f"{report['scenario']} solved")
     done = report["done_at_s"]
     out.append(f"{task}: {'no' if done is None else f'at {done:.2f} s'}")
+    if "success_label" in report:  # a scenario on the task topic: what its per-robot success counts
+        won = sum(r["goal_reached"] for r in report["robots"].values())
+        out.append(f"success: {won} of {report['num_robots']} {report['success_label']}")
     if "items_requested" in report:
         out.append(f"items delivered: {report['items_delivered']} of {report['items_requested']}")
     return "\n".join(out + _footer(report))
@@ -316,11 +319,11 @@ def format_team_report(report: dict) -> str:
     out.append(f"landed: {'yes, at ' + str(t['landed_at_s']) + ' s' if t['landed'] else 'no'} "
                f"(load set down at {t.get('load_down_at_s')} s, {t['load_touchdown_speed_mps']} m/s); "
                f"flight-controller modes {t['modes']}")
-    if t.get("motors_cut") and t.get("after_failure"):   # what the load did once a MAV's motors stopped
-        a, names = t["after_failure"], list(report["robots"])
+    if t.get("fault") and t.get("after_failure"):   # what the load did after the first fault
+        a, names, f = t["after_failure"], list(report["robots"]), t["fault"]
         what = ", ".join(f"{names[c['mav']]} {'killed' if c['cause'] == 'kill' else 'lost its thrust'} at {c['at_s']} s"
-                         for c in t["motors_cut"])
-        out.append(f"motors off: {what}; the load then: largest tilt {a['load_max_tilt_deg']} deg, "
+                         for c in t["motors_cut"]) or f"{names[f['mav']]}'s odometry stopped at {f['at_s']} s"
+        out.append(f"{what}; the load then: largest tilt {a['load_max_tilt_deg']} deg, "
                    f"largest sink {a['load_max_sink_mps']} m/s, down after {a['load_down_after_s']} s, "
                    f"tilt at touch-down {a.get('load_touchdown_tilt_deg')} deg")
     stops = {m: (r["watchdog_stops"], r["hold_steps"]) for m, r in report["robots"].items()}
