@@ -12,7 +12,7 @@ import pytest
 
 from marlstack.hardware import load_profile
 from marlstack.ros_nodes.adapters import ADAPTERS, InvalidInput, MissingInput, RwareAdapter, make_adapter
-from marlstack.ros_nodes.sim_node import ScenarioTask, make_physics, rware_task
+from marlstack.ros_nodes.sim_node import ScenarioTask, make_physics
 from marlstack.ros_nodes.task_adapter import TaskAdapter, task_sensors
 from marlstack.sim.fleet import FleetEnv, FleetState
 from marlstack.sim.scenarios import SCENARIOS
@@ -78,13 +78,12 @@ def test_a_wrong_length_task_message_is_refused_and_the_last_good_one_stands():
 
 
 def test_every_scenario_has_an_adapter_and_rware_is_a_case_of_the_generic_one():
-    """The generic adapter cuts RWARE's message exactly as RwareAdapter does (that class can go); the hosted
-    RWARE task's first message is [load, then x, y, waiting per shelf] with the requested shelves waiting."""
+    """The generic adapter cuts RWARE's message ([load, then x, y, waiting per shelf]) exactly as RwareAdapter does
+    (that class can go; test_rware_sitl.py runs the sim node's hosted RWARE task)."""
     assert set(ADAPTERS) == set(SCENARIOS)
     assert all(issubclass(ADAPTERS[s], TaskAdapter) for s in SCENARIOS if s not in ("navigation", "coverage", "rware"))
-    from marlstack.sim.scenarios.rware_spec import SHELVES
-    message = rware_task(PROFILE, STARTS, 0, np.array(SHELVES), [3, 7]).messages()[2]
-    assert message[0] == 0 and message[3::3] == [0, 0, 0, 1, 0, 0, 0, 1]
+    from marlstack.sim.scenarios.rware_spec import SHELF_CENTRES
+    message = [1.0, *(v for x, y in SHELF_CENTRES for v in (x, y, float(x > 0)))]
     generic = type("Rware", (TaskAdapter,), {"scenario": "rware"})(ROBOTS, "robot_2", 1.0)
     special = RwareAdapter(ROBOTS, "robot_2", 1.0)
     for a in (generic, special):
