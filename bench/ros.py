@@ -285,7 +285,8 @@ def run_sitl(config: Path, duration: float, executor: str, arrangement: str, lab
         if not report["ok"]:
             raise RuntimeError(f"marlstack sitl failed: {report['error']}")
         lat = report["latency_ms"]
-        said.append(f"p50 {lat['p50']} ms, p99 {lat['p99']} ms ({lat['count']} samples)")
+        ms = lambda q: "inf" if lat[q] is None else f"{lat[q]:.2f}"  # noqa: E731 - None: beyond the late replies
+        said.append(f"p50 {ms('p50')} ms, p99 {ms('p99')} ms ({lat['count']} samples, {lat.get('late', 0)} late)")
         return report
     return None
 
