@@ -31,9 +31,10 @@ import numpy as np
 
 from marlstack.policies.runtime import PolicyRuntime
 from marlstack.ros_nodes import convert, health, topics
-from marlstack.ros_nodes.adapters import NEIGHBOUR_MAX_AGE_S, InputError, NavigationAdapter, make_adapter
-from marlstack.ros_nodes.policy_node import DIAGNOSTIC_PERIOD_S, FALLBACK_PERIODS, load_runtime, open_policy
-from marlstack.ros_nodes.runner import StartError, declare, profile_and_rate, ros_now, run_node
+from marlstack.ros_nodes.adapters import InputError, NavigationAdapter, make_adapter
+from marlstack.ros_nodes.policy_node import DIAGNOSTIC_PERIOD_S, FALLBACK_PERIODS, declare_policy, load_runtime, open_policy
+from marlstack.ros_nodes.runner import (StartError, declare, declare_neighbour_max_age, declare_stamp_limits,
+                                        profile_and_rate, ros_now, run_node)
 
 OUTPUT = "model output"  # InputError source of a refused model output
 
@@ -133,15 +134,9 @@ def make_node():
             p = lambda *a, **k: declare(self, *a, **k)  # noqa: E731
             self.robots = list(p("robots", [""], "the fleet in agent-index order (the training env's order); "
                                  "this node commands every one"))
-            scenario = p("scenario", "navigation", "task scenario; selects the input adapter and is checked against the model")
-            profile_name = p("profile", "gritsbot_x", "vehicle profile name or path; its hash is checked against the model")
-            path = p("policy_path", "", "exported policy.onnx")
-            rate = p("rate_hz", 0.0, "control rate, checked against the model's (0: the profile's 1 / dt)", 0.0, 1000.0)
-            periods = p("watchdog_periods", 3.0, "inputs older than this many control periods stop the robot", 1.0, 100.0)
-            neighbours = p("neighbour_max_age_s", NEIGHBOUR_MAX_AGE_S, "a neighbour's pose may be this old before a robot stops "
-                           "(as policy_node's); 0: as fresh as the robot's own", 0.0, 3600.0)
-            offset = p("clock_offset_s", 0.02, "allowance for the clock offset between this node and the pose "
-                       "source: stamps may be this far in the future, and this much older than watchdog_periods", 0.0, 1.0)
+            scenario, profile_name, path, rate = declare_policy(self)
+            periods, offset = declare_stamp_limits(self)
+            neighbours = declare_neighbour_max_age(self)
             gather = p("gather_s", 0.005, "a tick's batch waits at most this long after its first new pose for the "
                        "other robots' (a lost pose does not hold the others longer)", 0.0, 1.0)
             if not self.robots or not all(self.robots) or len(set(self.robots)) != len(self.robots):
@@ -150,7 +145,7 @@ def make_node():
             self.period = 1.0 / self.rate_hz
             self.max_age = periods * self.period + offset
             self.fleet = FleetPolicy(path, scenario, self.profile, self.rate_hz, self.robots, self.max_age,
-                                     neighbours or None)
+                                     neighbours)
             self.stamps = health.Stamps(offset, offset + self.period)
             self.frozen = health.FrozenValues()
             self.dogs = {r: health.Watchdog() for r in self.robots}

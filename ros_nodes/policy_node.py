@@ -20,8 +20,9 @@ import numpy as np
 from marlstack.hardware.profile import profile_hash
 from marlstack.policies.runtime import BadInput, PolicyRuntime
 from marlstack.ros_nodes import convert, health, topics
-from marlstack.ros_nodes.adapters import NEIGHBOUR_MAX_AGE_S, InputError, make_adapter
-from marlstack.ros_nodes.runner import StartError, declare, profile_and_rate, ros_now, run_node
+from marlstack.ros_nodes.adapters import InputError, make_adapter
+from marlstack.ros_nodes.runner import (StartError, declare, declare_neighbour_max_age, declare_stamp_limits,
+                                        profile_and_rate, ros_now, run_node)
 
 DIAGNOSTIC_PERIOD_S = 0.5
 FALLBACK_PERIODS = 1.5  # the timer steps only when no pose has triggered a step for this long
@@ -68,6 +69,16 @@ def open_policy(path: str, scenario: str, profile, rate_hz: float, robots: list[
     return runtime, adapter
 
 
+def declare_policy(node: Any) -> tuple[str, str, str, float]:
+    """The model's parameters of the policy and fleet policy nodes, one text each: (scenario, profile, policy_path,
+    rate_hz)."""
+    p = lambda *a, **k: declare(node, *a, **k)  # noqa: E731
+    return (p("scenario", "navigation", "task scenario; selects the input adapter and is checked against the model"),
+            p("profile", "gritsbot_x", "vehicle profile name or path; its hash is checked against the model"),
+            p("policy_path", "", "exported policy.onnx"),
+            p("rate_hz", 0.0, "control rate, checked against the model's (0: the profile's 1 / dt)", 0.0, 1000.0))
+
+
 def make_node():
     from rclpy.node import Node
 
@@ -77,23 +88,15 @@ def make_node():
             p = lambda *a, **k: declare(self, *a, **k)  # noqa: E731
             self.robot = p("robot", "", "this robot's name (its namespace without '/')")
             self.robots = list(p("robots", [""], "the fleet in agent-index order (the training env's order)"))
-            scenario = p("scenario", "navigation", "task scenario; selects the input adapter and is checked against the model")
-            profile_name = p("profile", "gritsbot_x", "vehicle profile name or path; its hash is checked against the model")
-            path = p("policy_path", "", "exported policy.onnx")
-            rate = p("rate_hz", 0.0, "control rate, checked against the model's (0: the profile's 1 / dt)", 0.0, 1000.0)
-            periods = p("watchdog_periods", 3.0, "inputs older than this many control periods stop the robot", 1.0, 100.0)
-            neighbours = p("neighbour_max_age_s", NEIGHBOUR_MAX_AGE_S, "a neighbour's pose may be this old before this robot stops "
-                           "(its last known pose feeds the model; the safety node keeps the robot clear of where it "
-                           "could be by now); 0: as fresh as the robot's own", 0.0, 3600.0)
-            offset = p("clock_offset_s", 0.02, "allowance for the clock offset between this node and the pose "
-                       "source: stamps may be this far in the future, and this much older than watchdog_periods", 0.0, 1.0)
+            scenario, profile_name, path, rate = declare_policy(self)
+            periods, offset = declare_stamp_limits(self)
+            neighbours = declare_neighbour_max_age(self)
             if not self.robot or self.robot not in self.robots:
                 raise StartError(f"parameter 'robot' = {self.robot!r} must be one of parameter 'robots' = {self.robots}")
             self.profile, self.rate_hz = profile_and_rate(profile_name, rate)
             self.period = 1.0 / self.rate_hz
             self.runtime, self.adapter = open_policy(path, scenario, self.profile, self.rate_hz, self.robots,
-                                                     self.robot, periods * self.period + offset,
-                                                     neighbours or None)
+                                                     self.robot, periods * self.period + offset, neighbours)
             self.stamps = health.Stamps(offset, offset + self.period)   # poses are judged by their header stamps
             self.frozen = health.FrozenValues()   # own pose unchanged while the robot is driven: stop
             self.hidden = self.runtime.initial_state(1)  # recurrent policies: zeros at start, then fed back

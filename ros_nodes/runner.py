@@ -49,6 +49,27 @@ def declare(node: Any, name: str, default: Any, description: str,
     return value
 
 
+def declare_stamp_limits(node: Any, sources: str = "the pose source", period: str = "control",
+                         age_allowance: bool = True) -> tuple[float, float]:
+    """`watchdog_periods` and `clock_offset_s`, declared with one text for every node that judges its inputs by their
+    stamps: (watchdog_periods, clock_offset_s). `sources`: whose stamps; `period`: which period counts; `age_allowance`:
+    the offset also lengthens the age limit (the ground nodes' poses)."""
+    periods = declare(node, "watchdog_periods", 3.0, f"inputs older than this many {period} periods trip the watchdog",
+                      1.0, 100.0)
+    older = ", and this much older than watchdog_periods" if age_allowance else ""
+    offset = declare(node, "clock_offset_s", 0.02, f"allowance for the clock offset between this node and {sources}: "
+                     f"stamps may be this far in the future{older}", 0.0, 1.0)
+    return periods, offset
+
+
+def declare_neighbour_max_age(node: Any) -> float | None:
+    """`neighbour_max_age_s` of the ground policy nodes, in seconds; None for 0 (neighbours as fresh as the robot's own)."""
+    from marlstack.ros_nodes.adapters import NEIGHBOUR_MAX_AGE_S
+    return declare(node, "neighbour_max_age_s", NEIGHBOUR_MAX_AGE_S, "a neighbour's last good pose may be this old before "
+                   "a robot that reads it stops (it feeds the model as last known, a bad sample refused; the safety node "
+                   "keeps clear of where it could be by now); 0: as fresh as the robot's own", 0.0, 3600.0) or None
+
+
 def profile_and_rate(name: str, rate_hz: float):
     """The vehicle profile and the control rate (parameter 0 means the profile's 1 / dt)."""
     try:

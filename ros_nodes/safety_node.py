@@ -24,7 +24,7 @@ import numpy as np
 from marlstack.controllers.unicycle import saturate
 from marlstack.ros_nodes import convert, health, topics
 from marlstack.ros_nodes.adapters import InputError, LatestValues
-from marlstack.ros_nodes.runner import StartError, declare, profile_and_rate, ros_now, run_node
+from marlstack.ros_nodes.runner import StartError, declare, declare_stamp_limits, profile_and_rate, ros_now, run_node
 
 DIAGNOSTIC_PERIOD_S = 0.5
 FALLBACK_PERIODS = 1.5  # the timer filters only when no nominal command has triggered it for this long
@@ -91,9 +91,7 @@ def make_node():
             profile_name = p("profile", "gritsbot_x", "vehicle profile: limits, barrier gains, arena walls")
             form = p("form", "unicycle_walls", "barrier form of controllers.barrier (e.g. unicycle_walls)")
             rate = p("rate_hz", 0.0, "control rate (0: the profile's 1 / dt)", 0.0, 1000.0)
-            periods = p("watchdog_periods", 3.0, "inputs older than this many control periods stop the robot", 1.0, 100.0)
-            offset = p("clock_offset_s", 0.02, "allowance for the clock offset between this node and the pose "
-                       "source: stamps may be this far in the future, and this much older than watchdog_periods", 0.0, 1.0)
+            periods, offset = declare_stamp_limits(self)
             delay = p("delay_s", 0.0, "sense-to-actuate delay the certificate allows for (pose stamp to wheels), "
                       "on top of one control period", 0.0, 1.0)
             flat = p("boxes", Parameter.Type.DOUBLE_ARRAY, "static obstacles (shelves, furniture) the certificate keeps "
