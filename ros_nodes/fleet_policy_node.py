@@ -147,7 +147,7 @@ def make_node():
             self.fleet = FleetPolicy(path, scenario, self.profile, self.rate_hz, self.robots, self.max_age,
                                      neighbours)
             self.stamps = health.Stamps(offset, offset + self.period)
-            self.frozen = health.FrozenValues()
+            self.frozen = health.FrozenValues(gap_s=periods * self.period)
             self.dogs = {r: health.Watchdog() for r in self.robots}
             self.output_faults = dict.fromkeys(self.robots, 0)
             self.clipped = dict.fromkeys(self.robots, 0)

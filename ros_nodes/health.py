@@ -225,13 +225,19 @@ class FrozenValues:
 
     Every node that sees a robot's measured state and the command it executes runs it: `sample` each
     accepted measurement, `commanded` with what the robot is told to do (the executed command, e.g. the
-    safety filter's output, not a nominal the barrier may be holding back), `problem` before acting."""
+    safety filter's output, not a nominal the barrier may be holding back), `problem` before acting.
 
-    def __init__(self, hold_s: float = FROZEN_S):
-        self.hold_s = float(hold_s)
+    "Commanded" means told to move without a lapse: a gap longer than `gap_s` between two commands (the
+    robot's own command watchdog, e.g. `watchdog_periods` control periods: the robot stopped, as a robot
+    does whose commands stop) starts the count again. Else a stalled node (a loaded machine) would take the
+    robot it let stop for a frozen source, and where poses carry no noise (SITL) the stop would be for good."""
+
+    def __init__(self, hold_s: float = FROZEN_S, gap_s: float = math.inf):
+        self.hold_s, self.gap_s = float(hold_s), float(gap_s)
         self._last: dict[str, tuple[float, ...]] = {}
         self._changed: dict[str, float] = {}
         self._commanded: dict[str, float] = {}   # since when the robot has been commanded to move
+        self._last_command: dict[str, float] = {}
         self._frozen: set[str] = set()
 
     def sample(self, key: str, values: tuple[float, ...], t_s: float) -> None:
@@ -241,9 +247,10 @@ class FrozenValues:
             self._frozen.discard(key)
 
     def commanded(self, key: str, moving: bool, t_s: float) -> None:
-        if not moving:
+        last, self._last_command[key] = self._last_command.get(key, -math.inf), t_s
+        if not moving or t_s - last > self.gap_s:
             self._commanded.pop(key, None)
-        else:
+        if moving:
             self._commanded.setdefault(key, t_s)
 
     def problem(self, key: str, t_s: float) -> str | None:

@@ -98,7 +98,8 @@ def make_node():
             self.runtime, self.adapter = open_policy(path, scenario, self.profile, self.rate_hz, self.robots,
                                                      self.robot, periods * self.period + offset, neighbours)
             self.stamps = health.Stamps(offset, offset + self.period)   # poses are judged by their header stamps
-            self.frozen = health.FrozenValues()   # own pose unchanged while the robot is driven: stop
+            # own pose unchanged while the robot is driven: stop (a lapse of its cmd_vel beyond the watchdog restarts the count)
+            self.frozen = health.FrozenValues(gap_s=periods * self.period)
             self.hidden = self.runtime.initial_state(1)  # recurrent policies: zeros at start, then fed back
 
             self.dog = health.Watchdog()

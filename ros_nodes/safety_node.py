@@ -118,7 +118,7 @@ def make_node():
             self.max_age = periods * self.period
             self.max_pose_age = self.max_age + offset     # poses are judged by their header stamps
             self.stamps = health.Stamps(offset, offset + self.period)
-            self.frozen = health.FrozenValues()
+            self.frozen = health.FrozenValues(gap_s=self.max_age)
             self.poses = LatestValues(self.robots, 3, "pose")
             self.nominal = LatestValues(self.controlled, 2, "cmd_vel_nominal")
             self.fresh: set[str] = set()

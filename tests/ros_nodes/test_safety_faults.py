@@ -260,6 +260,23 @@ def test_the_policy_node_refuses_a_jumping_stamp_and_a_frozen_pose(tmp_path):
     assert seen["stop_reasons"] == {"pose of robot_0: header stamp jumped ahead": 1, "pose of robot_0: frozen": 1}
 
 
+def test_a_pose_is_frozen_only_after_commands_without_a_lapse():
+    """A node that stalls (a loaded machine) lets its robot stop by the robot's own command watchdog: the unchanged
+    pose is then expected, not a frozen source. Commands further apart than gap_s restart the count (in noise-free
+    SITL a false trip was a stop for good: the 8-robot container run's robots that never arrived)."""
+    period, gap = 0.033, 0.099
+    frozen = health.FrozenValues(gap_s=gap)
+    frozen.sample("r", (0.0, 0.0, 0.0), 0.0)
+    for t in np.arange(0.0, 3.0, 0.15):   # moving commands every 150 ms: each lapse stopped the robot
+        frozen.commanded("r", True, t)
+        assert frozen.problem("r", t) is None
+    for t in np.arange(3.0, 4.1, period):  # moving commands every period: a robot that does not move is frozen
+        frozen.commanded("r", True, t)
+    assert frozen.problem("r", 4.1).startswith("frozen (unchanged for 4.10 s while commanded to move)")
+    frozen.sample("r", (0.001, 0.0, 0.0), 4.2)
+    assert frozen.problem("r", 4.2) is None
+
+
 def test_an_aged_neighbour_is_kept_further_away_by_its_possible_travel():
     """Onboard: robot a drives at neighbour b; b's pose is `age` old, so a keeps D + v_max·age away."""
     from marlstack.controllers.barrier_qp import barrier_points
