@@ -9,7 +9,8 @@ Watchdog: a robot whose nominal command or pose is missing, stale (older than
 `watchdog_periods` control periods), non-finite or malformed gets zero velocity and a
 diagnostic saying why; so does every robot when a neighbour's position is unknown (never a good
 pose). A neighbour whose pose is late, lost or refused (a bad sample) does not stop the others: it
-is kept clear of at its last good pose by its speed limit × age. It resumes when the inputs are good again. `/diagnostics` carries interventions and the solver status.
+is kept clear of at its last good pose by its speed limit × age. It resumes when the inputs are good
+again. `/diagnostics` carries interventions and the solver status.
 Onboard code: numpy + cvxpy (controllers.barrier), never JAX.
 """
 from __future__ import annotations
