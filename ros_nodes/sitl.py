@@ -316,7 +316,8 @@ def format_team_report(report: dict) -> str:
         out.append(f"took off from the ground: airborne (load at the start, set-points flying) at {t['airborne_at_s']} s")
     out.append(f"min MAV separation {t['min_mav_separation_m']} m (limit {t['mav_separation_limit_m']} m), "
                f"cable-slack events {t['slack_events']}, max tilt {t['max_tilt_deg']} deg")
-    out.append(f"landed: {'yes, at ' + str(t['landed_at_s']) + ' s' if t['landed'] else 'no'} "
+    down = f"no, every motor cut: all on the ground at {t['landed_at_s']} s" if t.get("landed_at_s") else "no"
+    out.append(f"landed: {'yes, at ' + str(t['landed_at_s']) + ' s' if t['landed'] else down} "
                f"(load set down at {t.get('load_down_at_s')} s, {t['load_touchdown_speed_mps']} m/s); "
                f"flight-controller modes {t['modes']}")
     if t.get("fault") and t.get("after_failure"):   # what the load did after the first fault

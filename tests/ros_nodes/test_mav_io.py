@@ -93,6 +93,7 @@ def test_team_plan_from_cable3_and_clear_errors(tmp_path):
                             ("rpy_deg: [0, 0, 0]}", "rpy_deg: [0, 0, 0], scored: 1}", "scored \\(true/false\\)"),
                             ("sim: {seed: 0}", "sim: {seed: 0, clock: ros}", "sim.clock"),
                             ("sim: {seed: 0}", "sim: {seed: 0, lockstep_timeout_s: 0}", "sim.lockstep_timeout_s"),
+                            ("sim: {seed: 0}", "sim: {seed: 0, kill_mavs: [mav_9]}", "sim.kill_mavs"),
                             ("rpy_deg: [0, 0, 0]}", "rpy_deg: [0, 0, 0], start: [0, 0, 9]}", "goals\\[0\\].start")]:
         bad.write_text(text.replace(old, new))
         with pytest.raises(PlanError, match=match) as err:
@@ -108,6 +109,11 @@ def test_team_plan_from_cable3_and_clear_errors(tmp_path):
     wall = fleet_plan(load_deployment(bad), sitl=True)  # wall clock; the first goal begun from rest at its start
     assert wall[0].parameters["clock"] == "wall" and not any("use_sim_time" in s.parameters for s in wall)
     assert wall[0].parameters["from_rest"] == [1, 0, 0] and wall[0].parameters["goal_starts"][:3] == [0.1, 0.0, 1.4]
+    bad.write_text(text.replace("sim: {seed: 0}", "sim: {seed: 0, kill_mavs: all, kill_at_s: 12}"))
+    killed = fleet_plan(load_deployment(bad), sitl=True)  # a scheduled kill of the team; the failsafe to every node
+    assert killed[0].parameters["kill_mavs"] == MAVS and killed[0].parameters["kill_at_s"] == 12.0
+    assert {(s.parameters["failsafe_hold_s"], s.parameters["landing_descent_rate"]) for s in killed[1:4]} == \
+        {(killed[0].parameters["failsafe_hold_s"], killed[0].parameters["failsafe_descent_rate"])}
 
 
 def test_a_falling_teammate_carries_nothing_a_silent_frozen_or_non_finite_one_is_in_its_failsafe():
