@@ -94,18 +94,26 @@ class MavTeam:
             if feeds is None:
                 yield m, pilot.decided
                 continue
-            try:
-                self.runtime.check_inputs(feeds)   # a non-finite input holds this MAV, as its own model call would
-            except BadInput as exc:
-                yield m, pilot.hold(now, exc)
-                continue
             for name, value in feeds.items():
                 self.feeds[name][i] = value[0]
             rows.append((i, m))
         if not rows:
             return
         t0 = time.perf_counter()
-        result = self.batched.run(self.feeds)
+        try:
+            result = self.batched.run(self.feeds)
+        except BadInput:   # a non-finite input refuses the batch: that MAV holds, as its own model call would
+            for i, m in list(rows):
+                try:
+                    self.runtime.check_inputs({name: f[i:i + 1] for name, f in self.feeds.items()})
+                except BadInput as exc:
+                    rows.remove((i, m))
+                    for f in self.feeds.values():
+                        f[i] = 0.0   # finite: the row's output is not used
+                    yield m, self.pilots[m].hold(now, exc)
+            if not rows:
+                return
+            result = self.batched.run(self.feeds)
         spent = time.perf_counter() - t0
         self.calls += 1
         for i, m in rows:

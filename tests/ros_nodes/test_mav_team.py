@@ -47,8 +47,10 @@ def test_the_team_node_sends_each_mav_the_set_point_its_own_node_would(tmp_path)
         pilot.goal(parsed(mav_io.goal_pose, goal), 1.0)
     # phases (steps): all good; mav_1's odometry frozen in flight (unchanged for > 1 s: it alone goes blind; the
     # others fly on, lost_after_s 5 s before they would call it lost); mav_2's odometry malformed (a bad quaternion:
-    # every MAV reads it, so every MAV holds); mav_1 falling fast (lost: the team landing)
-    phases = [("good", 40), ("frozen_mav_1", 120), ("malformed_mav_2", 3), ("good_again", 20), ("falling_mav_1", 5)]
+    # every MAV reads it, so every MAV holds); mav_0's action history not finite (its model input: it alone holds,
+    # the batch runs for the others); mav_1 falling fast (lost: the team landing)
+    phases = [("good", 40), ("frozen_mav_1", 120), ("malformed_mav_2", 3), ("good_again", 20), ("nan_history_mav_0", 1),
+              ("falling_mav_1", 5)]
     rng = np.random.default_rng(0)
     seen: dict[str, set[str]] = {}
     now, k = 2.0, 0
@@ -70,6 +72,9 @@ def test_the_team_node_sends_each_mav_the_set_point_its_own_node_would(tmp_path)
                 team.receive(key, values, now, now)
                 for pilot in alone.values():
                     pilot.receive(key, values, now, now)
+            if phase == "nan_history_mav_0":
+                for pilot in (team.pilots["mav_0"], alone["mav_0"]):
+                    pilot.inputs.latest.past[:] = np.nan
             got = dict(team.step(now))
             for m, pilot in alone.items():
                 want, want_news = pilot.step(now)
@@ -86,6 +91,8 @@ def test_the_team_node_sends_each_mav_the_set_point_its_own_node_would(tmp_path)
     assert seen["frozen_mav_1 mav_0"] == seen["frozen_mav_1 mav_2"] == {"policy"}, seen
     assert all(seen[f"malformed_mav_2 {m}"] == {"holding position"} for m in ("mav_0", "mav_1")), seen
     assert seen["malformed_mav_2 mav_2"] == {"nothing"}, seen      # its own odometry unusable
+    assert seen["nan_history_mav_0 mav_0"] == {"holding position"}, seen
+    assert seen["nan_history_mav_0 mav_1"] == seen["nan_history_mav_0 mav_2"] == {"policy"}, seen
     assert seen["falling_mav_1 mav_0"] == seen["falling_mav_1 mav_2"] == {"team landing"}, seen
     # every step that needed the model took one batched call for the team
     assert 0 < team.calls <= sum(n for _, n in phases), team.calls
