@@ -60,6 +60,14 @@ def main(argv: list[str]) -> int:
         return fail(f"--duration must be > 0 s, got {args.duration}")
     if args.goal_time is not None and not args.goal_time > 0:
         return fail(f"--goal-time must be > 0 s, got {args.goal_time}")
+    from marlstack.ros_nodes.plan import PlanError, load_deployment
+    try:
+        dep = load_deployment(args.config)
+    except PlanError as exc:
+        return fail(str(exc))
+    if not hasattr(dep, "mavs") and not dep.task_points:  # rware, material transport, ...: the sim node hosts the task
+        return fail(f"{dep.path}: scenario {dep.scenario}'s task state lives in the sim node, which sim2sim does not "
+                    f"run; fly it with `marlstack sitl --config {args.config}` (sim2sim: navigation, coverage)")
     try:
         from marlstack.sim2sim import fleet as sim2sim
     except ImportError as exc:
@@ -70,13 +78,8 @@ def main(argv: list[str]) -> int:
 
     from marlstack.hardware.profile import load_profile
     from marlstack.policies.runtime import PolicyError
-    from marlstack.ros_nodes.plan import PlanError, load_deployment
     from marlstack.sim2sim.plot import plot_comparison
 
-    try:
-        dep = load_deployment(args.config)
-    except PlanError as exc:
-        return fail(str(exc))
     policy = args.policy or dep.policy
     if not policy.is_file():
         return fail(f"no policy file {policy}: run `make demo` (writes out/demo/policy.onnx) "

@@ -110,3 +110,11 @@ def test_the_policy_node_start_checks_pass_for_an_exported_model_and_the_adapter
             "print(sorted(m for m in ('jax', 'flax') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "[]", out.stderr[-2000:]
+
+
+def test_sim2sim_refuses_a_hosted_task_in_one_line(tmp_path, capsys):
+    """sim2sim runs fleets with static task inputs (goals, landmarks); a hosted task is SITL's (was a traceback)."""
+    from marlstack.cli import main
+    assert main(["sim2sim", "--config", str(REPO / "launch" / "arctic_transport4.yaml"), "-o", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "task state lives in the sim node" in err[0] and "marlstack sitl --config" in err[0], err
