@@ -98,7 +98,6 @@ def main(out: Path, policy: str, workdir: Path) -> None:
         node.fault = "nan_1"
         result["others_drove_on"] = node.spin_for(40.0, lambda: all(
             np.hypot(*(node.poses[i, :2] - at_nan[i, :2])) > TRAVEL_M for i in (0, 2, 3)))
-        node.spin_for(0.3)
         result["nan"] = {
             "robot_1_zero": last_zero(node, "robot_1", t_nan), "robot_1_moving_after": moving(node, "robot_1", t_nan + 0.5),
             "robot_1_drift_m": float(np.hypot(*(node.poses[1, :2] - at_nan[1, :2]))),
