@@ -10,8 +10,8 @@ in training: the ROS boundary carries only the ~100 Hz set-points. Per MAV the f
 - `descend`: after `hold_s` of hold, a bounded-rate descent (`descent_rate`) until it touches down;
 - `landed`: idle thrust (the controller's floor of 0.1 g), never a motor cut while the load hangs on it;
   also entered from `fly` when the MAV is on the ground and its set-point pushes down (land detector).
-- `off`: motors cut by a kill (the operator's `/<mav>/kill`, `kill()`) or an injected thrust failure
-  (`fail()`): no thrust, nothing flown, its cable released (`CableEnv`'s failure mode); for good.
+- `off`: motors cut (`cut()`) by a kill (the operator's `/<mav>/kill`) or an injected thrust failure: no
+  thrust, nothing flown, its cable released (`CableEnv`'s failure mode); for good.
 - `takeoff` (a mission starting on the ground, `Takeoff`): the MAVs stand on the ground around the load
   with slack cables, each below its place in the resting hover over the start; the firmware climbs each
   one vertically (rate-bounded, its ground spot held sideways) to that place, so the cables tighten
@@ -249,10 +249,6 @@ class TeamSim:
         as after a motor cut, unless a fault came first."""
         self.fault = self.fault or (round(self.t, 3), i, "silent")
 
-    @property
-    def failed_at(self) -> tuple[float, int] | None:
-        """(time, MAV) of the first motor cut, or None."""
-        return self.cuts[0][:2] if self.cuts else None
 
     def land(self) -> None:
         """End of mission: every MAV descends at the bounded rate and lands, together."""
@@ -444,7 +440,8 @@ class TeamSim:
                 "took_off": self.takeoff is not None, "airborne_at_s": self.airborne_at,
                 "landed": self.landed_at is not None and LANDED in self.mode,  # not when every motor was cut
                 "landed_at_s": self.landed_at, "load_down_at_s": self.load_down_at,
-                "load_touchdown_speed_mps": round(self.touchdown_speed, 3), "failed_mav": self.failed_at,
+                "load_touchdown_speed_mps": round(self.touchdown_speed, 3),
+                "failed_mav": self.cuts[0][:2] if self.cuts else None,   # the first motor cut (time, MAV)
                 "motors_cut": [{"at_s": t, "mav": i, "cause": c} for t, i, c in self.cuts],
                 "fault": dict(zip(("at_s", "mav", "what"), self.fault)) if self.fault else None,
                 "after_failure": {k: round(v, 3) if isinstance(v, float) else v for k, v in self.after_failure.items()}
