@@ -21,6 +21,7 @@ MAVS = ["mav_0", "mav_1", "mav_2"]
 POS = np.array([[0.6, -0.35, 1.9], [0.0, 0.7, 1.9], [-0.6, -0.35, 1.9]])
 LEVEL = (1.0, 0.0, 0.0, 0.0)
 PERIOD = 0.01
+STEP = 0.025    # between samples: within the 3-period watchdog, so a 1 s fault takes 40 steps, not 100
 
 
 class Log:
@@ -49,15 +50,15 @@ def test_the_team_node_sends_each_mav_the_set_point_its_own_node_would(tmp_path)
     # others fly on, lost_after_s 5 s before they would call it lost); mav_2's odometry malformed (a bad quaternion:
     # every MAV reads it, so every MAV holds); mav_0's action history not finite (its model input: it alone holds,
     # the batch runs for the others); mav_1 falling fast (lost: the team landing)
-    phases = [("good", 40), ("frozen_mav_1", 120), ("malformed_mav_2", 3), ("good_again", 20), ("nan_history_mav_0", 1),
+    phases = [("good", 16), ("frozen_mav_1", 48), ("malformed_mav_2", 3), ("good_again", 8), ("nan_history_mav_0", 1),
               ("falling_mav_1", 5)]
     rng = np.random.default_rng(0)
     seen: dict[str, set[str]] = {}
     now, k = 2.0, 0
     for phase, steps in phases:
         for _ in range(steps):
-            now, k = now + PERIOD, k + 1
-            pos = POS + 0.02 * np.sin(0.05 * k) + 1e-6 * rng.normal(size=POS.shape)
+            now, k = now + STEP, k + 1
+            pos = POS + 0.02 * np.sin(0.125 * k) + 1e-6 * rng.normal(size=POS.shape)
             vel = np.zeros((3, 3))
             if phase == "frozen_mav_1":
                 pos[1], vel[1] = POS[1] + 0.05, 0.0
