@@ -134,6 +134,17 @@ class Safety:
 
 
 @dataclasses.dataclass(frozen=True)
+class Failsafe:
+    """Each vehicle's flight-controller failsafe once the stack's set-points stop: level hover for `hold_s`, then a
+    descent at `descent_rate` (the SITL firmware, ros_nodes/mav_sim.py; a real link's hold, then the autopilot's
+    land, whose speed must be set to the same rate). The team landing descends at that rate and, with a silent
+    teammate, waits for its hold (ros_nodes/mav_io.py `TeamLanding`). A deployment's `failsafe:` may override it.
+    The policy never sees it: left out of the profile hash."""
+    hold_s: float = field(0.0, 60.0, "level hover after the last set-point, then the descent", "s", default=2.0)
+    descent_rate: float = field(0.05, 2.0, "the failsafe's and the team landing's descent rate", "m/s", default=0.3)
+
+
+@dataclasses.dataclass(frozen=True)
 class Randomization:
     """Domain randomisation (CableEnv `variation="profile"`): each episode draws the true vehicle around the
     profile's numbers (the controllers keep the nominal ones) and corrupts what the policy senses."""
@@ -166,6 +177,7 @@ class MavTeamProfile:
     reward: Reward
     safety: Safety
     randomization: Randomization
+    failsafe: Failsafe = Failsafe()
 
     def team(self, num_mavs: int) -> Team:
         """The attachment layout for `num_mavs` cables; a clear error when the profile has none."""

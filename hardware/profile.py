@@ -204,7 +204,8 @@ def load_profile(name_or_path: str | Path) -> Any:
 
 def profile_hash(profile: Any) -> str:
     """Stable digest of a profile's values: a policy artifact records it, a node compares it. The ranges of
-    domain randomisation (`randomization:`) only shape training, so they are left out."""
-    values = {k: v for k, v in dataclasses.asdict(profile).items() if k != "randomization"}
+    domain randomisation (`randomization:`) only shape training and a MAV's flight-controller failsafe
+    (`failsafe:`) only flies when the policy does not, so they are left out."""
+    values = {k: v for k, v in dataclasses.asdict(profile).items() if k not in ("randomization", "failsafe")}
     blob = json.dumps(values, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -300,10 +300,11 @@ def team_parameters(node: Any) -> tuple[str, float, PolicyRuntime, dict[str, Any
                "sources: stamps may be this far in the future", 0.0, 1.0)
     lost_after = p("lost_after_s", 1.0, "a teammate silent this long is lost: the team lands", 0.1, 60.0)
     fall_speed = p("lost_fall_speed", 3.0, "... or one falling faster than this (m/s)", 0.5, 50.0)
-    descent_rate = p("landing_descent_rate", 0.3, "descent rate of the team landing (m/s): the flight controllers' "
-                     "failsafe descent rate (the config's failsafe.descent_rate)", 0.05, 2.0)
-    hold_s = p("failsafe_hold_s", 2.0, "the flight controllers' failsafe hold (the config's failsafe.hold_s): a silent "
-               "teammate descends this long (+ 2 watchdog ages) after its last odometry, the team with it", 0.0, 60.0)
+    descent_rate = p("landing_descent_rate", 0.0, "descent rate of the team landing (m/s): the flight controllers' "
+                     "failsafe descent rate (0: the profile's failsafe.descent_rate)", 0.0, 2.0)
+    hold_s = p("failsafe_hold_s", -1.0, "the flight controllers' failsafe hold (s; -1: the profile's failsafe.hold_s): a "
+               "silent teammate descends this long (+ 2 watchdog ages) after its last odometry, the team with it",
+               -1.0, 60.0)
     safety = p("safety", "onboard", "output stage: 'onboard' filters the set-point through the MAV barrier "
                                     "certificate, 'off' sends the policy's command")
     if safety not in mav_safety.MODES:
@@ -319,8 +320,9 @@ def team_parameters(node: Any) -> tuple[str, float, PolicyRuntime, dict[str, Any
     runtime = load_runtime(path, scenario, profile, rate_hz, batch_size=1)
     return path, rate_hz, runtime, {
         "profile": profile, "mavs": mavs, "period_s": period, "watchdog_s": periods * period, "offset_s": offset,
-        "safety": safety, "lost_after_s": lost_after, "fall_speed": fall_speed, "descent_rate": descent_rate,
-        "failsafe_hold_s": hold_s}
+        "safety": safety, "lost_after_s": lost_after, "fall_speed": fall_speed,
+        "descent_rate": descent_rate or profile.failsafe.descent_rate,
+        "failsafe_hold_s": profile.failsafe.hold_s if hold_s < 0 else hold_s}
 
 
 def make_node():

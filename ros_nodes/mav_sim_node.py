@@ -101,8 +101,10 @@ def make_node():
             periods = p("watchdog_periods", 3.0, "a set-point older than this many periods is stale", 1.0, 100.0)
             offset = p("clock_offset_s", 0.02, "allowance for the clock offset between this node and the policy "
                        "nodes: set-point stamps may be this far in the future", 0.0, 1.0)
-            fs = Failsafe(hold_s=p("failsafe_hold_s", 2.0, "level hover this long before descending", 0.0, 60.0),
-                          descent_rate=p("failsafe_descent_rate", 0.3, "bounded descent rate, m/s", 0.05, 2.0))
+            fs = Failsafe(hold_s=p("failsafe_hold_s", -1.0, "level hover this long before descending (s; -1: the "
+                                                             "profile's failsafe.hold_s)", -1.0, 60.0),
+                          descent_rate=p("failsafe_descent_rate", 0.0, "bounded descent rate, m/s (0: the profile's "
+                                                                       "failsafe.descent_rate)", 0.0, 2.0))
             self.rates = {k: p(f"{k}_rate_hz", 100.0, f"{k} publishing rate", 1.0, 1000.0) for k in ("odom", "imu", "load")}
             self.noise = {k: p(f"noise_{k}", 0.0, f"Gaussian noise std of {k}", 0.0, 10.0)
                           for k in ("position", "velocity", "attitude", "rate")}
@@ -142,6 +144,8 @@ def make_node():
             except Exception as exc:  # profile or team-size errors: one line
                 raise StartError(str(exc)) from None
             fs.max_age_s = periods * self.sim.dt
+            fs.hold_s = self.sim.profile.failsafe.hold_s if fs.hold_s < 0 else fs.hold_s
+            fs.descent_rate = fs.descent_rate or self.sim.profile.failsafe.descent_rate
             self.stamps = health.Stamps(offset, offset + self.sim.dt)   # set-points judged by their stamps
             self.refused = [0] * n                  # set-points refused per MAV (bad stamp or stale on arrival)
             self.refusal: list[str | None] = [None] * n   # why the latest one was refused (None: it was used)

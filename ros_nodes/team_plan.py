@@ -19,7 +19,8 @@ robot kinds alike (NodeSpec, PlanError, path rules and number checks are plan.py
       - {position: [0.0, 0.0, 1.5], scored: false}  # a waypoint: flown and reported, not in the success rate
       - {position: [0.3, 0.0, 1.5], start: [0.0, 0.0, 1.4]}  # SITL only: begun from rest with the load at `start`
     goal_timeout_s: 15             # optional
-    failsafe: {hold_s: 2.0, descent_rate: 0.3}      # optional, the flight controllers' (see ros_nodes/mav_sim.py)
+    failsafe: {hold_s: 2.0, descent_rate: 0.3}      # optional: the profile's `failsafe:` by default; the flight
+                                   # controllers' hold and descent and the team landing's rate (ros_nodes/mav_sim.py)
     sensors: {odom_rate_hz: 100, imu_rate_hz: 100, load_rate_hz: 100, latency_s: 0.0, drop_fraction: 0.0,
               noise: {position: 0.0, velocity: 0.0, attitude: 0.0, rate: 0.0}}   # optional, SITL only
     sim: {seed: 0, clock: sim}     # optional, SITL only; clock: sim (default: /clock, lockstep with the set-points,
@@ -46,7 +47,7 @@ from marlstack.ros_nodes.plan import ARRANGEMENTS, NAME, NodeSpec, _fail, _numbe
 KNOWN = {"name", "profile", "scenario", "policy", "rate_hz", "watchdog_periods", "safety", "mavs", "start", "goals",
          "goal_timeout_s", "failsafe", "sensors", "sim", "links", "takeoff", "arrangement"}
 TAKEOFF = {"climb_rate": (0.5, 0.05, 2.0)}
-FAILSAFE = {"hold_s": (2.0, 0.0, 60.0), "descent_rate": (0.3, 0.05, 2.0)}
+FAILSAFE = {"hold_s": (0.0, 60.0), "descent_rate": (0.05, 2.0)}  # bounds; the defaults are the profile's failsafe
 SENSORS = {"odom_rate_hz": (100.0, 1.0, 1000.0), "imu_rate_hz": (100.0, 1.0, 1000.0), "load_rate_hz": (100.0, 1.0, 1000.0),
            "latency_s": (0.0, 0.0, 1.0), "drop_fraction": (0.0, 0.0, 0.99)}
 FAULT = {"blind_at_s": (0.0, 0.0, 3600.0), "blind_for_s": (0.0, 0.0, 3600.0),
@@ -190,7 +191,9 @@ def load_team(path: Path, data: Mapping[str, Any]) -> TeamDeployment:
                           rate_hz=float(rate), watchdog_periods=float(periods), safety=mode, mavs=tuple(mavs), start=start,
                           goals=tuple(parsed), goal_timeout_s=float(timeout),
                           scored=tuple(bool(g.get("scored", True)) for g in goals), climb_rate=climb,
-                          failsafe=_numbers(data.get("failsafe"), FAILSAFE, where, "failsafe"), sensors=sensors, seed=seed,
+                          failsafe=_numbers(data.get("failsafe"), {k: (getattr(profile.failsafe, k), *b) for k, b in
+                                                                   FAILSAFE.items()}, where, "failsafe"),
+                          sensors=sensors, seed=seed,
                           fault=fault, links=load_links(data.get("links"), mavs, where), clock=clock, **lockstep,
                           goal_starts=tuple(inside(_number_list(g["start"], 3, where, f"goals[{i}].start"),
                                                    f"goals[{i}].start") if "start" in g else None

@@ -88,7 +88,7 @@ def test_team_plan_from_cable3_and_clear_errors(tmp_path):
     for old, new, match in [("profile: mav_corl25", "profile: gritsbot_x", "needs a 'mav_team' profile"),
                             ("mavs: [mav_0, mav_1, mav_2]", "mavs: [mav_0, mav_1]", "no attachment layout for 2"),
                             ("start: [0.0, 0.0, 1.5]", "start: [0.0, 0.0, 9.5]", "outside the workspace"),
-                            ("hold_s: 2.0", "hold_s: -1", "failsafe.hold_s"),
+                            ("goal_timeout_s: 15", "goal_timeout_s: 15\nfailsafe: {hold_s: -1}", "failsafe.hold_s"),
                             ("climb_rate: 0.5", "climb_rate: 9", "takeoff.climb_rate"),
                             ("rpy_deg: [0, 0, 0]}", "rpy_deg: [0, 0, 0], scored: 1}", "scored \\(true/false\\)"),
                             ("sim: {seed: 0}", "sim: {seed: 0, clock: ros}", "sim.clock"),
@@ -110,10 +110,13 @@ def test_team_plan_from_cable3_and_clear_errors(tmp_path):
     assert wall[0].parameters["clock"] == "wall" and not any("use_sim_time" in s.parameters for s in wall)
     assert wall[0].parameters["from_rest"] == [1, 0, 0] and wall[0].parameters["goal_starts"][:3] == [0.1, 0.0, 1.4]
     bad.write_text(text.replace("sim: {seed: 0}", "sim: {seed: 0, kill_mavs: all, kill_at_s: 12}"))
-    killed = fleet_plan(load_deployment(bad), sitl=True)  # a scheduled kill of the team; the failsafe to every node
+    killed = fleet_plan(load_deployment(bad), sitl=True)  # a scheduled kill of the team
     assert killed[0].parameters["kill_mavs"] == MAVS and killed[0].parameters["kill_at_s"] == 12.0
+    # the failsafe: the profile's (cable3.yaml sets none), one setting for the firmware and every policy node's landing
     assert {(s.parameters["failsafe_hold_s"], s.parameters["landing_descent_rate"]) for s in killed[1:4]} == \
-        {(killed[0].parameters["failsafe_hold_s"], killed[0].parameters["failsafe_descent_rate"])}
+        {(killed[0].parameters["failsafe_hold_s"], killed[0].parameters["failsafe_descent_rate"])} == {(2.0, 0.3)}
+    bad.write_text(text.replace("goal_timeout_s: 15", "goal_timeout_s: 15\nfailsafe: {descent_rate: 0.5}"))
+    assert load_deployment(bad).failsafe == {"hold_s": 2.0, "descent_rate": 0.5}   # a deployment may override it
 
 
 def test_a_falling_teammate_carries_nothing_a_silent_frozen_or_non_finite_one_is_in_its_failsafe():
