@@ -44,7 +44,7 @@ import random
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -76,11 +76,11 @@ class ScenarioTask:
     replace parts: RWARE's requested shelves), advanced over each simulated step by its own `reward` on
     the simulated poses; `messages()` are, per robot, its `task` topic's numbers: the scenario's `sense()`
     of the task sensors, flattened in the layout the robots' adapter cuts them by
-    (`task_adapter.task_sensors`). `speed()`: each robot's top-speed factor (a team scenario's class and
+    (`task_adapter.task_sensors`). `speed`: each robot's top-speed factor now (a team scenario's class and
     terrain, `speed_factors`), which the fleet simulator applies to the commanded v; None without one."""
 
-    def __init__(self, scenario: str, profile: Any, starts: np.ndarray, seed: int, setup: Any = None,
-                 **overrides: Any):
+    def __init__(self, scenario: str, profile: Any, starts: np.ndarray, seed: int,
+                 setup: Callable[[Any], Any] | None = None, **overrides: Any):
         import jax
         import jax.numpy as jnp
         from types import SimpleNamespace
