@@ -49,7 +49,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="marlstack sitl", description=__doc__.split("\n\n")[0])
     p.add_argument("--config", required=True, help="deployment YAML (e.g. launch/robotarium_nav4.yaml; a MAV team: launch/cable3.yaml)")
     p.add_argument("--duration", type=float, default=30.0, help="seconds to run after the simulator starts (default 30)")
-    p.add_argument("--until-goals", action="store_true", help="stop early, once every robot has reached its goal (coverage: every landmark is covered; a MAV team: the mission flown and landed)")
+    p.add_argument("--until-goals", action="store_true", help="stop early, once every robot has reached its goal (coverage: every landmark is covered; a scenario on the task topic: the scenario solved; a MAV team: the mission flown and landed)")
     p.add_argument("--record", metavar="BAG", help="record a rosbag2 bag (MCAP storage) to this new directory, e.g. out/run.mcap")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--foxglove", type=int, nargs="?", const=8765, metavar="PORT",
