@@ -157,7 +157,8 @@ def faults(robots: dict, until_goals: bool) -> list[str]:
         if r.get("output_faults"):
             out.append(f"{name}'s policy gave {r['output_faults']} unusable outputs (non-finite or implausible)")
         if until_goals and "goal_reached" in r and not r["goal_reached"]:
-            out.append(f"{name} did not reach its goal (final distance {r.get('final_goal_distance_m')} m)")
+            far = r.get("final_goal_distance_m")  # None: a task-topic scenario's success flag, no distance
+            out.append(f"{name} did not reach its goal" + ("" if far is None else f" (final distance {far} m)"))
     return out
 
 
