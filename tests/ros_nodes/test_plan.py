@@ -80,10 +80,12 @@ def test_every_scenario_is_planned_and_a_hosted_task_takes_no_goals(tmp_path):
     sim.seed and waits for each robot's policy node on its `task` (and the recorder)."""
     from marlstack.sim.scenarios import SCENARIOS
     assert set(plan.SCENARIOS) == set(SCENARIOS)
-    for name in ("material_transport4.yaml", "arctic_transport4.yaml"):
-        dep = load_deployment(LAUNCH / name)
+    hosted = [s for s in SCENARIOS if topics.TASK_TOPIC[s] is topics.TASK and s != "rware"]  # rware4.yaml: its requests
+    assert len(hosted) == 7
+    for name in hosted:  # launch/<scenario>4.yaml of each
+        dep = load_deployment(LAUNCH / f"{name}4.yaml")
         sim = next(s for s in fleet_plan(dep, sitl=True, record="bag") if s.executable == "sim_node").parameters
-        assert sim["scenario"] == dep.scenario == name[:-6] and sim["seed"] == 0, sim
+        assert sim["scenario"] == dep.scenario == name and sim["seed"] == 0, sim
         assert "goals" not in sim and "requests" not in sim and sim["task_subscribers"] == 2, sim
     robots = [{"name": "a", "start": [0, 0, 0], "goal": [0.5, 0.5]}, {"name": "b", "start": [1, 0, 0]}]
     with pytest.raises(PlanError, match=re.escape("(no goal: material_transport's task comes on each robot's task topic)")):
