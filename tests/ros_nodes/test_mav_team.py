@@ -1,13 +1,16 @@
 """The MAV team policy node's team (ros_nodes/mav_team_policy_node.py: every MAV's pilot, one batched model call)
 against one per-MAV pilot each (the per-MAV node's logic), on the same messages and clock, no DDS: the same
 set-points (<= 1e-6), the same watchdog states, through a flight with faults of one MAV at a time. And the bench
-that compares the arrangements (bench/ros.py) never waits forever on a case."""
+that compares the arrangements (bench/ros.py) never waits forever on a case; the plan and the launch file start
+the team node for `arrangement: fleet_policy`."""
 import os
 import re
 import time
 from pathlib import Path
 
 import numpy as np
+import pytest
+import yaml
 
 from marlstack.hardware.profile import load_profile
 from marlstack.policies.runtime import PolicyRuntime
@@ -124,3 +127,33 @@ def test_a_bench_case_that_does_not_end_is_stopped_and_said_so(tmp_path, monkeyp
     while any(map(alive, map(int, pids.read_text().split()))) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not any(map(alive, map(int, pids.read_text().split()))), pids.read_text()   # the process and its child
+
+
+def test_a_team_config_with_arrangement_fleet_policy_plans_and_launches_one_team_policy_node(monkeypatch, tmp_path):
+    from types import SimpleNamespace
+
+    from marlstack.ros_nodes.plan import PlanError, fleet_plan, load_deployment
+    from test_launch import load_launch_file
+    data = yaml.safe_load((REPO / "launch" / "cable3.yaml").read_text())
+    config = tmp_path / "team.yaml"
+    config.write_text(yaml.safe_dump({**data, "policy": POLICY, "arrangement": "fleet_policy"}))
+    dep = load_deployment(config)
+    specs = fleet_plan(dep, sitl=True, record=tmp_path / "bag")
+    assert [s.executable for s in specs] == ["mav_sim_node", "mav_team_policy_node", "recorder_node"]
+    sim, team = specs[0].parameters, specs[1].parameters
+    # the sim waits for one policy reader of each odometry, the load and the clock (+ the recorder), not three
+    assert (sim["odom_subscribers"], sim["load_subscribers"], sim["clock_subscribers"]) == (2, 2, 1), sim
+    # the flag wins over the key; one process per MAV gets the team node's parameters and its own `mav`
+    per_mav = fleet_plan(dep, sitl=True, arrangement="process_per_node")
+    nodes = [s for s in per_mav if s.executable == "mav_policy_node"]
+    assert [s.parameters["mav"] for s in nodes] == MAVS and specs[1].namespace == "/"
+    assert all({k: v for k, v in s.parameters.items() if k != "mav"} == team for s in nodes), (team, nodes[0].parameters)
+    # ros2 launch starts what the config says
+    opaque = [a for a in load_launch_file(monkeypatch).generate_launch_description().args[0]
+              if type(a).__name__ == "OpaqueFunction"]
+    launched = opaque[0].kwargs["function"](SimpleNamespace(launch_configurations={
+        "config": str(config), "sim": "false", "record": "", "foxglove": ""}))
+    assert [n.kwargs["executable"] for n in launched] == ["mav_team_policy_node"]
+    config.write_text(yaml.safe_dump({**data, "policy": POLICY, "arrangement": "one_big_process"}))
+    with pytest.raises(PlanError, match="key 'arrangement' must be one of process_per_node, fleet_container, fleet_policy"):
+        load_deployment(config)
