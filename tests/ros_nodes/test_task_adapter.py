@@ -5,6 +5,7 @@ Arctic transport: its task topic changes as the team maps the terrain, and its r
 """
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import jax
 import numpy as np
@@ -118,3 +119,19 @@ def test_sim2sim_refuses_a_hosted_task_in_one_line(tmp_path, capsys):
     assert main(["sim2sim", "--config", str(REPO / "launch" / "arctic_transport4.yaml"), "-o", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "task state lives in the sim node" in err[0] and "marlstack sitl --config" in err[0], err
+
+
+def test_every_task_scenarios_adapter_takes_what_its_sense_gives():
+    """For each scenario on the task topic, the adapter's inputs are `sense()`'s, with its per-robot shapes (traced,
+    not run): what the sim node sends and what the exporter makes the model take (both in `SENSORS` order)."""
+    for name in SCENARIOS:
+        if not issubclass(ADAPTERS[name], TaskAdapter) and name != "rware":
+            continue
+        env = FleetEnv(PROFILE, 4, name)
+        m = env.scenario
+        poses = STARTS.astype(np.float32)
+        state = lambda u: SimpleNamespace(poses=poses, task=m.reset_task(u, poses, env.placer, env.params))  # noqa: E731
+        u = jax.ShapeDtypeStruct((m.num_task_uniforms(env.placer, env.params),), np.float32)
+        sensed = jax.eval_shape(lambda u: env.sense(state(u)), u)
+        shapes = make_adapter(name, ROBOTS, "robot_0", 1.0).shapes()
+        assert set(shapes) == set(sensed) and all(tuple(shapes[k]) == sensed[k].shape[1:] for k in shapes), name
