@@ -61,7 +61,8 @@ class CableState:
     goal_quat: jnp.ndarray     # (4,)
     actions: jnp.ndarray       # (N, max(history, 1), 5) normalised actions, newest first
     step: jnp.ndarray          # () int32
-    fail_agent: jnp.ndarray    # () int32, -1: no failure this episode
+    fail_agent: jnp.ndarray    # () int32, -1: no failure this episode; or (N,) each failed MAV's own index, -1 elsewhere
+                               # (several MAVs cut at once: SITL's kills, ros_nodes/mav_sim.py)
     fail_step: jnp.ndarray     # () int32
     tension: jnp.ndarray       # (N,) at the last substep
     min_tension: jnp.ndarray   # (N,) smallest over the last policy step's substeps
@@ -249,7 +250,8 @@ class CableEnv:
         return self.get_obs(state), state
 
     def working(self, state: CableState) -> jnp.ndarray:
-        """(N,) True for MAVs that still fly (False once failed: no thrust, cable released)."""
+        """(N,) True for MAVs that still fly (False once failed: no thrust, cable released); `fail_agent` may be
+        one index or one per MAV (elementwise against each MAV's index)."""
         failed = (jnp.arange(self.num_agents) == state.fail_agent) & (state.step >= state.fail_step)
         return ~failed
 
