@@ -41,7 +41,7 @@ from typing import Any, Callable
 import numpy as np
 
 from marlstack.ros_nodes import topics
-from marlstack.ros_nodes.adapters import InputError, make_adapter
+from marlstack.ros_nodes.adapters import NEIGHBOUR_MAX_AGE_S, InputError, make_adapter
 from marlstack.replay.bag import Bag
 from marlstack.replay.fleet import FleetError, held, read_fleet
 
@@ -98,7 +98,9 @@ def evaluate(bag: Bag, policy: str | Path, config: Any | None = None) -> dict[st
                          f"({', '.join(robots)}); pass --config with the deployment's robot list")
     rate = config.rate_hz if config is not None else runtime.control_rate_hz
     max_age = config.watchdog_periods / rate if config is not None else np.inf
-    adapters = {r: make_adapter(scenario, robots, r, max_age) for r in robots}
+    # a neighbour's last good pose may be older than the robot's own, as in the nodes (adapters' availability rule)
+    neighbour_age = max(max_age, NEIGHBOUR_MAX_AGE_S)
+    adapters = {r: make_adapter(scenario, robots, r, max_age, neighbour_age) for r in robots}
 
     events = []
     for r in robots:
@@ -181,8 +183,8 @@ def evaluate(bag: Bag, policy: str | Path, config: Any | None = None) -> dict[st
     rows: dict[str, list[tuple[float, np.ndarray, np.ndarray, bool, bool, bool, bool, bool]]] = {r: [] for r in robots}
     for r, t, logged, chosen, failed, at_pose, best, default in first:
         if search and not agrees(chosen, logged) and np.any(logged):
-            mixed = mixed_timing(fleet, task[r], r, t, period, lambda rs, me: make_adapter(scenario, rs, me, max_age),
-                                 policy_batch, logged)
+            mixed = mixed_timing(fleet, task[r], r, t, period,
+                                 lambda rs, me: make_adapter(scenario, rs, me, max_age, neighbour_age), policy_batch, logged)
             if mixed is not None and np.max(np.abs(mixed - logged)) < np.max(np.abs(chosen - logged)):
                 chosen, failed, at_pose, best = mixed, False, True, -1
         exact = agrees(chosen, logged)
