@@ -16,7 +16,7 @@ advancing goes stale within the age limit. Odometry repeated exactly for `health
 may hang on a cable; issue 13):
 - set-point stale / invalid: level hover (velocity damped; INDI's external-acceleration estimate keeps
   the load share) for `failsafe_hold_s`, WARN; then a bounded descent at `failsafe_descent_rate`, ERROR,
-  down to the ground; a fresh set-point flies again (as the SITL firmware, ros_nodes/mav_sim.py);
+  down to the ground (both default to the profile's `failsafe` section, as the SITL firmware and the team landing); a fresh set-point flies again (as the SITL firmware, ros_nodes/mav_sim.py);
 - odometry stale / invalid / frozen while the gyro is good: hold level on the gyro: the attitude carried
   on from the last good odometry by integrating the body rates, the collective of a hover with the last
   load-share estimate, no velocity feedback (an open-loop hold: it drifts), ERROR;
@@ -35,7 +35,7 @@ from marlstack.controllers import quadrotor
 from marlstack.ros_nodes import convert, health, topics
 from marlstack.ros_nodes.adapters import LatestValues
 from marlstack.ros_nodes.mav_io import failsafe_acceleration, rotation, setpoint_values
-from marlstack.ros_nodes.runner import StartError, declare, ros_now, run_node
+from marlstack.ros_nodes.runner import StartError, declare, declare_stamp_limits, ros_now, run_node
 
 DIAGNOSTIC_PERIOD_S = 0.5
 FLYING_SHARE = 0.5   # thrust above this share of the MAV's weight: it is flying (its odometry must change)
@@ -85,11 +85,11 @@ def make_node():
             self.mav = p("mav", "", "this MAV's name (its namespace without '/')")
             profile_name = p("profile", "crazyflie_team", "MAV team profile: mass, rotors, gains, rates")
             rate = p("rate_hz", 0.0, "inner-loop rate (0: the profile's control.physics_rate_hz)", 0.0, 10000.0)
-            periods = p("watchdog_periods", 3.0, "inputs older than this many policy periods trip the watchdog", 1.0, 100.0)
-            offset = p("clock_offset_s", 0.02, "allowance for the clock offset between this node and the sources: "
-                       "stamps may be this far in the future", 0.0, 1.0)
-            self.hold_s = p("failsafe_hold_s", 2.0, "set-points lost: level hover this long, then descend", 0.0, 60.0)
-            self.descent_rate = p("failsafe_descent_rate", 0.3, "... at this bounded rate (m/s)", 0.05, 2.0)
+            periods, offset = declare_stamp_limits(self, "the sources", "policy", age_allowance=False)
+            hold_s = p("failsafe_hold_s", -1.0, "set-points lost: level hover this long, then descend (s; -1: the "
+                       "profile's failsafe.hold_s)", -1.0, 60.0)
+            descent_rate = p("failsafe_descent_rate", 0.0, "... at this bounded rate (m/s; 0: the profile's "
+                             "failsafe.descent_rate)", 0.0, 2.0)
             if not self.mav:
                 raise StartError("parameter 'mav' (this MAV's name) is empty")
             try:
@@ -98,6 +98,8 @@ def make_node():
                 raise StartError(str(exc)) from None
             if self.profile.kind != "mav_team":
                 raise StartError(f"parameter 'profile' = {profile_name!r} is a {self.profile.kind!r} profile, not 'mav_team'")
+            self.hold_s = self.profile.failsafe.hold_s if hold_s < 0 else hold_s   # one source: the vehicle profile
+            self.descent_rate = descent_rate or self.profile.failsafe.descent_rate
             self.dt = 1.0 / (rate or self.profile.control.physics_rate_hz)
             policy_period = 1.0 / self.profile.control.policy_rate_hz
             self.max_age = periods * policy_period
