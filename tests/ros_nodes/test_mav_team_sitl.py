@@ -27,7 +27,9 @@ def test_one_team_policy_node_flies_three_mavs_to_the_goal_and_lands(tmp_path):
     assert goal["success"] and goal["success_after_s"] < 6, goal
     assert goal["slack_events"] == 0 and goal["min_mav_separation_m"] > 0.35
     assert team["landed"] and team["modes"] == ["landed"] * 3
-    # every MAV got its own set-points from the one node, none held or refused
-    assert all(r["hold_steps"] == 0 and r["setpoints_refused"] == 0 for r in report["robots"].values()), report["robots"]
+    # every MAV got its own set-points from the one node, none refused, no watchdog stop (a hold step or two at the
+    # start, before the latched goal is in, is the start-up wait, as in the per-MAV nodes)
+    assert all(r["watchdog_stops"] == 0 and r["hold_steps"] <= 5 and r["setpoints_refused"] == 0
+               for r in report["robots"].values()), report["robots"]
     assert report["latency_ms"]["count"] > 100
     assert all(map(stopped, report["exit_codes"].values())), report["exit_codes"]
