@@ -99,7 +99,7 @@ def test_discovery_only_sensing_robots_find_and_only_found_targets_are_tagged():
     r, new, success, solved = jitted(dc.reward, 5)(at_, at_, task, ZERO, ZERO, p)
     assert new.found.tolist() == [False, True] and new.tagged.tolist() == [False, False]
     # the tiles the sensing robots cover are searched: 4 centres within 0.45 m of robot 0, 4 of robot 2
-    assert int(new.searched.sum()) == int(hetero.covered(at_[::2], dataclasses.replace(p, team=("sensing", "sensing"))).sum()) == 8
+    assert int(new.searched.sum()) == int(jitted(hetero.covered, 1)(at_[::2], dataclasses.replace(p, team=("sensing", "sensing"))).sum()) == 8
     np.testing.assert_allclose(r, p.find_bonus + p.search_bonus * 8, rtol=1e-6)  # one found, nobody moved towards anything
     # a sensing robot next to a found target does not tag it (reach 0); a tagging robot 0.1 m from it does
     r, new2, _, _ = jitted(dc.reward, 5)(at_, poses((1.0, 0.45), (0.0, 0.05), (-1.2, -0.8), (1.2, -0.8)), new, ZERO, ZERO, p)
@@ -128,7 +128,7 @@ def test_discovery_sensors_hide_targets_not_found_and_observation_pads_them():
     searched = np.ones((5, 8), bool)
     searched[1, 5] = False  # the one unsearched tile: centre (0.6, -0.4)
     task = discovery_task([[0.5, 0.0], [-0.3, 0.0]], found=(True, False), n=2, searched=searched)
-    s = dc.sense(SimpleNamespace(poses=poses((0, 0), (0, 0.4)), task=task), p)
+    s = jax.jit(lambda at_, task: dc.sense(SimpleNamespace(poses=at_, task=task), p))(poses((0, 0), (0, 0.4)), task)
     np.testing.assert_allclose(s["targets"][0], [[0.5, 0.0, 1.0], [0.0, 0.0, 0.0]])  # the unfound one reads zeros
     names = dc.spec.obs_names(p.num_neighbors, 2)
     obs = dict(zip(names, np.asarray(jitted(dc.observe, 1)(s, p))[0]))
@@ -147,11 +147,11 @@ def test_prey_flee_from_a_near_robot_and_stay_inside():
     assert p.prey_step == pytest.approx(0.05 * PROFILE.dt)
     task = discovery_task([[0.0, 0.0], [1.5, 0.0]])
     # robot 0 is 0.2 m left of prey A (within 0.3 m): A steps right; prey B, far from everyone, stays
-    moved = dc.flee(poses((-0.2, 0.0), (-1.0, -0.8), (-1.2, 0.8), (0.5, 0.8)), task, p)
+    moved = jitted(dc.flee, 2)(poses((-0.2, 0.0), (-1.0, -0.8), (-1.2, 0.8), (0.5, 0.8)), task, p)
     np.testing.assert_allclose(moved, [[p.prey_step, 0.0], [1.5, 0.0]], atol=1e-7)
     # a prey at the wall is kept `margin` inside
     wall = discovery_task([[p.x_max - p.margin, 0.0], [1.5, 0.9]])
-    moved = dc.flee(poses((p.x_max - p.margin - 0.1, 0.0), (-1.0, -0.8), (-1.2, 0.8), (1.5, 0.7)), wall, p)
+    moved = jitted(dc.flee, 2)(poses((p.x_max - p.margin - 0.1, 0.0), (-1.0, -0.8), (-1.2, 0.8), (1.5, 0.7)), wall, p)
     assert moved[0, 0] == pytest.approx(p.x_max - p.margin) and moved[1, 1] == pytest.approx(p.y_max - p.margin)
     with pytest.raises(ValueError, match="slower than a robot"):
         pcp.make_params(PROFILE, 4, prey_speed=0.3)
