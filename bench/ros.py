@@ -119,7 +119,8 @@ def team_rows(n: int, executor: str, arrangements: list[str], duration: float, t
     """The MAV chain: load odometry -> every MAV's set-point latency, achieved rates, time in the node, CPU
     per node; `runs` times a ping-pong at the chain's rate, then a fresh team in each arrangement; the median
     and every run."""
-    policy = team_policy(n, tmp / f"cable_{n}.onnx")
+    with case(f"an untrained {n}-MAV team policy exported (once per team size)"):
+        policy = team_policy(n, tmp / f"cable_{n}.onnx")
     per_run: dict[str, list[dict[str, float]]] = {a: [] for a in arrangements}
     timed_out = dict.fromkeys(arrangements, 0)
     for k in range(runs):
