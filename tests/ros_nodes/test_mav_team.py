@@ -16,6 +16,7 @@ from marlstack.hardware.profile import load_profile
 from marlstack.policies.runtime import PolicyRuntime
 from marlstack.ros_nodes import mav_io
 from marlstack.ros_nodes.mav_policy_node import MavPilot, parsed
+from marlstack.ros_nodes import mav_team_policy_node
 from marlstack.ros_nodes.mav_team_policy_node import MavTeam
 from ros_fixtures import REPO
 
@@ -37,24 +38,28 @@ class Log:
     warning = error = info
 
 
-def test_the_team_node_sends_each_mav_the_set_point_its_own_node_would(tmp_path):
+def pilots(monkeypatch=None) -> tuple[MavTeam, dict[str, MavPilot], Log]:
+    """The team (batched, or with `monkeypatch` one whose model refuses the team's batch) and one pilot per MAV,
+    both given the goal."""
     runtime = PolicyRuntime(POLICY, batch_size=1)
     args = {"profile": load_profile("mav_corl25"), "mavs": MAVS, "period_s": PERIOD, "watchdog_s": 3 * PERIOD,
             "offset_s": 0.02, "safety": "onboard", "lost_after_s": 5.0, "fall_speed": 3.0, "descent_rate": 0.3}
+    if monkeypatch is not None:   # as a graph exported with a fixed batch of 1 would
+        def batch_of_one(path, batch_size):
+            return PolicyRuntime(path, batch_size=1)
+        monkeypatch.setattr(mav_team_policy_node, "PolicyRuntime", batch_of_one)
     team_log = Log()
     team = MavTeam(runtime, POLICY, team_log, **args)
-    assert team.batched is not None, team.unbatched_reason
     alone = {m: MavPilot(runtime, mav=m, log=Log(), **args) for m in MAVS}
     goal = mav_io.pose_msg([0.2, 0.1, 1.1], LEVEL, 1.0)
-    team.goal(parsed(mav_io.goal_pose, goal), 1.0)
-    for pilot in alone.values():
+    for pilot in [team, *alone.values()]:
         pilot.goal(parsed(mav_io.goal_pose, goal), 1.0)
-    # phases (steps): all good; mav_1's odometry frozen in flight (unchanged for > 1 s: it alone goes blind; the
-    # others fly on, lost_after_s 5 s before they would call it lost); mav_2's odometry malformed (a bad quaternion:
-    # every MAV reads it, so every MAV holds); mav_0's action history not finite (its model input: it alone holds,
-    # the batch runs for the others); mav_1 falling fast (lost: the team landing)
-    phases = [("good", 16), ("frozen_mav_1", 48), ("malformed_mav_2", 3), ("good_again", 8), ("nan_history_mav_0", 1),
-              ("falling_mav_1", 5)]
+    return team, alone, team_log
+
+
+def fly(team: MavTeam, alone: dict[str, MavPilot], phases: list[tuple[str, int]]) -> dict[str, set[str]]:
+    """The same messages and clock to the team and to each MAV's pilot, phase by phase; every set-point and watchdog
+    state compared; what each MAV did in each phase ("policy", "nothing" sent, or the watchdog's reason)."""
     rng = np.random.default_rng(0)
     seen: dict[str, set[str]] = {}
     now, k = 2.0, 0
@@ -89,7 +94,20 @@ def test_the_team_node_sends_each_mav_the_set_point_its_own_node_would(tmp_path)
                 assert team.pilots[m].dog.reason == pilot.dog.reason, (phase, m)
                 seen.setdefault(f"{phase} {m}", set()).add("nothing" if cmd is None else
                                                            "policy" if pilot.dog.ok else pilot.dog.reason.split(":")[0])
-    # what each fault did, MAV by MAV (the same for the team as for the MAV's own node, checked above)
+    return seen
+
+
+def test_the_team_node_sends_each_mav_the_set_point_its_own_node_would():
+    team, alone, team_log = pilots()
+    assert team.batched is not None, team.unbatched_reason
+    # phases (steps): all good; mav_1's odometry frozen in flight (unchanged for > 1 s: it alone goes blind; the
+    # others fly on, lost_after_s 5 s before they would call it lost); mav_2's odometry malformed (a bad quaternion:
+    # every MAV reads it, so every MAV holds); mav_0's action history not finite (its model input: it alone holds,
+    # the batch runs for the others); mav_1 falling fast (lost: the team landing)
+    phases = [("good", 16), ("frozen_mav_1", 48), ("malformed_mav_2", 3), ("good_again", 8), ("nan_history_mav_0", 1),
+              ("falling_mav_1", 5)]
+    seen = fly(team, alone, phases)
+    # what each fault did, MAV by MAV (the same for the team as for the MAV's own node, checked in `fly`)
     assert seen["good mav_0"] == seen["good mav_2"] == seen["good_again mav_0"] == {"policy"}, seen
     assert "nothing" in seen["frozen_mav_1 mav_1"], seen              # mav_1 alone: no set-point, its firmware flies
     assert seen["frozen_mav_1 mav_0"] == seen["frozen_mav_1 mav_2"] == {"policy"}, seen
@@ -101,6 +119,14 @@ def test_the_team_node_sends_each_mav_the_set_point_its_own_node_would(tmp_path)
     # every step that needed the model took one batched call for the team
     assert 0 < team.calls <= sum(n for _, n in phases), team.calls
     assert any(line.startswith("mav_1: no set-point") for line in team_log.lines), team_log.lines
+
+
+def test_a_model_that_refuses_the_teams_batch_runs_once_per_mav_with_the_same_set_points(monkeypatch):
+    team, alone, _ = pilots(monkeypatch)
+    assert team.batched is None and "batch size 3" in team.unbatched_reason, team.unbatched_reason
+    seen = fly(team, alone, [("good", 6), ("nan_history_mav_0", 1)])
+    assert seen["good mav_1"] == {"policy"} and seen["nan_history_mav_0 mav_0"] == {"holding position"}, seen
+    assert team.calls == 0
 
 
 def test_a_bench_case_that_does_not_end_is_stopped_and_said_so(tmp_path, monkeypatch, capsys):
