@@ -105,6 +105,42 @@ def command_spec(env: Any, agent: str) -> dict[str, Any]:
                         low=np.asarray(space.low, float).tolist(), high=np.asarray(space.high, float).tolist())
 
 
+def sensed_speed(env: Any) -> Callable[[dict[str, Any]], Any] | None:
+    """A team robot's top-speed factor from its own sensors, as the training fleet's `speed_factors` gives it.
+
+    `FleetEnv` scales the nominal forward speed by the scenario's `speed_factors` (the robot's class; in arctic
+    transport its class's speed on the tile under it) before the barrier. A real robot knows this from what it
+    senses, so the exported command carries the scale: `capabilities`' speed, and where the class has a
+    `water_speed`, that one when the team's `map` marks the robot's own tile as water (-1). Its own tile is
+    mapped whenever its sensing radius reaches the tile's centre (every shipped class); an unmapped one reads as
+    ice, as a tile outside the arena does in training. None: the scenario has no speed per robot, or every
+    robot of the trained team has speed 1 and its sensors do not say otherwise.
+    """
+    if getattr(getattr(env, "scenario", None), "speed_factors", None) is None:
+        return None
+    fields, params = tuple(spec_module(env).CAPABILITIES), env.params
+    if "speed" not in fields:
+        if (params.column("speed") != 1).any():
+            raise ExportError(f"scenario {env.name!r}: this team's classes have their own speeds but its robots do not "
+                              f"sense them (capabilities {list(fields)}), so the exported command cannot scale by them")
+        return None
+    from marlstack.sim.scenarios.hetero import tile_values
+    ice, water = fields.index("speed"), fields.index("water_speed") if "water_speed" in fields else None
+
+    def factor(sensors: dict[str, Any]) -> Any:
+        caps = sensors["capabilities"]
+        if water is None:
+            return caps[..., ice]
+        tile = tile_values(sensors["map"], sensors["pose"][..., 0], sensors["pose"][..., 1], params)
+        return jax.numpy.where(tile < 0, caps[..., water], caps[..., ice])
+    return factor
+
+
+def scaled(cmd: Any, factor: Any) -> Any:
+    """(..., 2) [v, ω] with v times the robot's top-speed factor (...): `FleetEnv`'s nominal command."""
+    return jax.numpy.stack([cmd[..., 0] * factor, cmd[..., 1]], axis=-1)
+
+
 def policy_step(loaded: Any, env: Any, agent_index: int, gather_above: int = 0, wide: bool = True) -> Step:
     """observe + act for one agent, as a function of the named raw sensor tensors (batch axis first).
 
@@ -128,10 +164,14 @@ def policy_step(loaded: Any, env: Any, agent_index: int, gather_above: int = 0, 
             obs_params = dataclasses.replace(obs_params, gather_above=gather_above)
         if hasattr(obs_params, "wide"):
             obs_params = dataclasses.replace(obs_params, wide=wide)
-        observe_fn, finish = (lambda s: scenario.observe(s, obs_params)), (lambda s, a: a)
+        observe_fn, command = (lambda s: scenario.observe(s, obs_params)), (lambda s, a: a)
         if env.action_type == "discrete":
             from marlstack.sim.fleet import waypoint_commands
-            finish = lambda s, a: waypoint_commands(env.profile, s["pose"], a)  # noqa: E731
+            command = lambda s, a: waypoint_commands(env.profile, s["pose"], a)  # noqa: E731
+        speed = sensed_speed(env)
+        finish = command if speed is None else lambda s, a: scaled(command(s, a), speed(s))  # noqa: E731
+        if speed is not None:
+            outputs[0]["doc"] += "; v scaled by the robot's own top-speed factor (its class, its tile) from its sensors"
 
     def run(tensors, *hidden):
         sensors = dict(zip(names, tensors))

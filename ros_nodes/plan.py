@@ -32,6 +32,9 @@ obstacles are the shelves its policy was trained among (default `rware_spec.SHEL
 written) and `requests: [i, ...]` names the shelves whose items are wanted (indices into the obstacles).
 Every other scenario (material transport, arctic transport, ...) has no goals either: its task state (zones,
 material, terrain, targets) is the sim node's, reset from `sim.seed`, and reaches each robot on its `task` topic.
+A team scenario's robots may each name their class (`{name: robot_0, start: [...], class: ice}`, one of the
+spec's `CLASSES`; every robot or none: none is the spec's `TEAM` pattern, as trained); the sim node (a testbed's
+task server) sends each robot its class's capabilities, and the exported policy drives at the class's speed.
 """
 from __future__ import annotations
 
@@ -47,6 +50,7 @@ import yaml
 
 from marlstack.hardware.profile import ProfileError, load_profile
 from marlstack.ros_nodes import topics
+from marlstack.ros_nodes.task_adapter import robot_classes
 
 SAFETY_MODES = ("fleet", "onboard")
 SCENARIOS = tuple(topics.TASK_TOPIC)  # every scenario: each has a ROS task adapter (ros_nodes/adapters.py, task_adapter.py)
@@ -75,6 +79,7 @@ class RobotConfig:
     start: tuple[float, float, float]
     goal: tuple[float, float] | None  # navigation only
     remaps: Mapping[str, str] = field(default_factory=dict)
+    robot_class: str | None = None  # a team scenario's class (its spec's CLASSES); None: the TEAM pattern
 
 
 @dataclass(frozen=True)
@@ -117,6 +122,11 @@ class Deployment:
     @property
     def robot_names(self) -> list[str]:
         return [r.name for r in self.robots]
+
+    @property
+    def team(self) -> tuple[str, ...]:
+        """Each robot's class where the deployment names them (a team scenario), else () (the scenario's pattern)."""
+        return tuple(r.robot_class for r in self.robots if r.robot_class is not None)
 
     @property
     def per_robot_goals(self) -> bool:
@@ -393,12 +403,21 @@ def _robots(raw: Any, profile: Any, where: str, scenario: str) -> tuple[RobotCon
     shared = "coverage robots share the landmarks" if topics.TASK_TOPIC[scenario] is topics.LANDMARKS else \
         f"{scenario}'s task comes on each robot's {topics.TASK.name} topic"
     fields = {"name", "start", "goal"} if needs_goal else {"name", "start"}
+    classes = robot_classes(scenario)
+    optional = {"remaps", "class"} if classes else {"remaps"}
     for i, r in enumerate(raw):
         key = f"robots[{i}]"
-        if not isinstance(r, Mapping) or set(r) - fields - {"remaps"} or not fields <= set(r):
+        if not isinstance(r, Mapping) or set(r) - fields - optional or not fields <= set(r):
             raise _fail(where, f"key '{key}' must be a mapping with name, start [x, y, yaw]"
                                f"{', goal [x, y]' if needs_goal else f' (no goal: {shared})'}"
-                               f" (and optional remaps)")
+                               f" (and optional {' and '.join(sorted(optional))})")
+        robot_class = r.get("class")
+        if "class" in r and robot_class not in classes:
+            raise _fail(where, f"key '{key}.class' = {robot_class!r} is not a class of scenario {scenario} "
+                               f"(classes: {', '.join(classes)})")
+        if ("class" in r) != ("class" in raw[0]):
+            raise _fail(where, f"key '{key}': give every robot a 'class' or none (none: {scenario}'s default team, "
+                               f"as trained); robots[0] {'has' if 'class' in raw[0] else 'has none'}")
         name = r["name"]
         if not isinstance(name, str) or not NAME.match(name):
             raise _fail(where, f"key '{key}.name' must be a ROS name (letters, digits, _), got {name!r}")
@@ -410,7 +429,7 @@ def _robots(raw: Any, profile: Any, where: str, scenario: str) -> tuple[RobotCon
         bad = sorted(set(remaps) - set(REMAPPABLE))
         if bad:
             raise _fail(where, f"key '{key}.remaps': unknown topic(s) {', '.join(bad)} (remappable: {', '.join(REMAPPABLE)})")
-        out.append(RobotConfig(name=name, start=start, goal=goal, remaps=dict(remaps)))
+        out.append(RobotConfig(name=name, start=start, goal=goal, remaps=dict(remaps), robot_class=robot_class))
     names = [r.name for r in out]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
@@ -455,6 +474,7 @@ def fleet_plan(dep: Deployment, sitl: bool = False, record: str | Path | None = 
         specs.append(NodeSpec("sim_node", "sim", "/", {
             **common, "scenario": dep.scenario, "seed": dep.seed,
             "starts": [v for r in dep.robots for v in r.start], **_task_parameters(dep),
+            **({"team": list(dep.team)} if dep.team else {}),
             "summary_path": str(summary_path or ""), "pose_subscribers": pose_readers,
             "task_subscribers": task_readers + bool(record), "cmd_vel_publishers": 1, **dep.sensing}, sim_remaps))
     if dep.hardware is not None:

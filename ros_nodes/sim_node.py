@@ -12,8 +12,11 @@ task state hosted here, as a real testbed's task server would (`ScenarioTask`): 
 `reset_task` from `seed` and the starts (RWARE: the `boxes` are its shelves, `requests` the shelves waiting),
 advanced each step by its own `reward` rule on the simulated poses, and each robot's task sensors published on
 its `task` whenever they change and every `TASK_RESEND_S`; a robot's goal is reached once the scenario counts
-its success, the run is done when the scenario is solved. A team scenario's robots move at their class's
-(terrain's) speed: the commanded v times `speed_factors`, as the training fleet scales the nominal command.
+its success, the run is done when the scenario is solved. A team scenario's robots (their classes: parameter
+`team`, default the spec's `TEAM` pattern) drive the command they receive up to their own top speed: v is
+saturated at the class's (terrain's) `speed_factors` times the profile's, as the training fleet clips the
+barrier's output; the scaling of the nominal command by that factor is the exported policy's
+(`policies.export.sensed_speed`), as on a real robot, so the safety node certifies what the robot drives.
 With `boxes` (any scenario) a step in which a robot's body overlaps a box counts as a
 `shelf_collision_steps` of that robot.
 Every second the summary is published latched on `/sim/summary`, each robot's violations as a
@@ -50,6 +53,7 @@ import numpy as np
 
 from marlstack.ros_nodes import convert, health, topics
 from marlstack.ros_nodes.runner import StartError, declare, profile_and_rate, ros_now, run_node
+from marlstack.ros_nodes.task_adapter import robot_classes
 
 SUMMARY_PERIOD_S = 1.0
 WAIT_LOG_PERIOD_S = 2.0
@@ -77,7 +81,8 @@ class ScenarioTask:
     the simulated poses; `messages()` are, per robot, its `task` topic's numbers: the scenario's `sense()`
     of the task sensors, flattened in the layout the robots' adapter cuts them by
     (`task_adapter.task_sensors`). `speed`: each robot's top-speed factor now (a team scenario's class and
-    terrain, `speed_factors`), which the fleet simulator applies to the commanded v; None without one."""
+    terrain, `speed_factors`), at which the simulated robot saturates its v (`top_speed`); None without one.
+    `overrides`: scenario parameters, e.g. `team` (a class per robot; bad names: ValueError)."""
 
     def __init__(self, scenario: str, profile: Any, starts: np.ndarray, seed: int,
                  setup: Callable[[Any], Any] | None = None, **overrides: Any):
@@ -93,6 +98,7 @@ class ScenarioTask:
         env = FleetEnv(profile, n, scenario, **overrides)  # the scenario's parameters and placer, as trained
         module, params = env.scenario, env.params
         self.params, self.success_label = params, module.SUCCESS_LABEL
+        self.team = tuple(getattr(params, "team", ()))  # a team scenario's class per robot
         layout = list(task_sensors(scenario, n))
         factors = getattr(module, "speed_factors", None)
         poses = jnp.asarray(starts, self.dtype)
@@ -135,6 +141,15 @@ class ScenarioTask:
     def reached(self) -> np.ndarray:
         """(N,) the scenario's per-robot success flag (what its SUCCESS_LABEL counts), once set kept."""
         return np.asarray(self.state.reached)
+
+
+def top_speed(profile: Any, u: np.ndarray, speed: np.ndarray | None) -> np.ndarray:
+    """Commands (N, 2) as robots whose top speed is `speed` (N,) times the profile's drive them: v saturated there
+    (`FleetEnv` clips the barrier's output alike); unchanged without a speed per robot."""
+    if speed is None:
+        return u
+    top = np.asarray(speed) * profile.max_linear_speed
+    return np.stack([np.clip(u[:, 0], -top, top), u[:, 1]], axis=-1)
 
 
 def rware_task(profile: Any, starts: np.ndarray, seed: int, boxes: np.ndarray, requests: list[int]) -> ScenarioTask:
@@ -180,6 +195,8 @@ def make_node():
                      "per box; a step with a robot's body overlapping one counts in shelf_collision_steps (unset: none)")
             requests = list(p("requests", Parameter.Type.INTEGER_ARRAY, "rware: the requested shelves, indices into "
                               "boxes") or [])
+            team = list(p("team", Parameter.Type.STRING_ARRAY, "a team scenario's class per robot (unset: the "
+                          "scenario's TEAM pattern, as trained)") or [])
             seed = p("seed", 0, "seed of the pose-drop draws and of the task's reset (scenarios on the task topic)",
                      0, 2**31 - 1)
             self.drop = p("drop_pose_fraction", 0.0, "fault injection: fraction of pose messages not published", 0.0, 1.0)
@@ -206,6 +223,9 @@ def make_node():
                 raise StartError(f"parameter 'boxes' needs 4 numbers per box [x_min, x_max, y_min, y_max], got {len(flat)}")
             boxes = np.reshape(flat, (-1, 4))
             profile, rate = profile_and_rate(profile_name, rate)
+            self.profile = profile
+            if team and not robot_classes(self.scenario):
+                raise StartError(f"parameter 'team': scenario {self.scenario} has no robot classes")
             self.poses = np.array(starts, np.float64).reshape(n, 3)
             self.task = None
             if self.scenario == "rware":
@@ -217,7 +237,7 @@ def make_node():
                     raise StartError(f"rware: parameters 'boxes' (the shelves) / 'requests' ({requests}): {exc}") from None
             elif hosted:
                 try:
-                    self.task = ScenarioTask(self.scenario, profile, self.poses, seed)
+                    self.task = ScenarioTask(self.scenario, profile, self.poses, seed, **({"team": team} if team else {}))
                 except ValueError as exc:
                     raise StartError(f"{self.scenario}: {exc}") from None
             self.in_boxes = jax.jit(lambda poses: in_boxes(poses, boxes, profile.diameter / 2)) if len(boxes) else None
@@ -307,8 +327,8 @@ def make_node():
                 self._publish_poses(now)
                 return
             u = np.where((now - self.cmd_t <= self.max_age)[:, None], self.cmd, 0.0)
-            if self.task is not None and self.task.speed is not None:  # a team's robot: its class's (terrain's) speed
-                u[:, 0] *= self.task.speed
+            if self.task is not None:  # a team's robot: at most its class's (terrain's) top speed
+                u = top_speed(self.profile, u, self.task.speed)
             prev = self.poses
             self.poses, collisions, exits = self.physics(self.poses, u)
             self.steps += 1
@@ -384,6 +404,7 @@ def make_node():
                     "final_goal_distance_m": round(float(dist[i]), 4) if math.isfinite(dist[i]) else None,
                     "collision_steps": int(self.collisions[i]), "boundary_exit_steps": int(self.exits[i]),
                     "shelf_collision_steps": int(self.shelf_hits[i]),
+                    **({"class": self.task.team[i]} if self.task is not None and self.task.team else {}),
                     **health.fold_reports(reports),  # interventions, watchdog stops and why, brakes, clips
                     "latency_ms": latency_stats(self.latency[i]),
                     # compute time inside the nodes (policy inference, barrier solve), as they report it

@@ -31,6 +31,11 @@ def task_sensors(scenario: str, num_robots: int) -> dict[str, tuple[int, ...]]:
     return {name: tuple(shapes[name]) for name in spec.SENSORS if name not in POSE_INPUTS}
 
 
+def robot_classes(scenario: str) -> tuple[str, ...]:
+    """A team scenario's robot classes (its spec's `CLASSES`), in the spec's order; () for any other scenario."""
+    return tuple(getattr(importlib.import_module(f"{SCENARIOS[scenario]}_spec"), "CLASSES", ()))
+
+
 class TaskAdapter(adapters.NavigationAdapter):
     """Navigation's pose and others, and each task sensor cut from this robot's `task` message (module docstring).
     One subclass per scenario (`scenario` set), registered in `adapters.ADAPTERS`."""

@@ -92,6 +92,32 @@ def test_every_scenario_is_planned_and_a_hosted_task_takes_no_goals(tmp_path):
         load_deployment(write(tmp_path, scenario="material_transport", robots=robots))
 
 
+def test_a_team_deployment_names_each_robots_class_and_bad_teams_fail_in_one_line(tmp_path):
+    """Each robot's `class` (a team scenario's CLASSES) reaches the sim node as its `team`; none given: no parameter
+    (the spec's TEAM pattern, as trained); an unknown class, a team given for some robots only, or a class in a
+    scenario without classes is one line naming the key."""
+    def team_of(robots, scenario="arctic_transport"):
+        data = yaml.safe_load((LAUNCH / "arctic_transport4.yaml").read_text())
+        data.update(scenario=scenario, robots=[{"name": r["name"], "start": r["start"], **x}
+                                               for r, x in zip(data["robots"], robots)])
+        path = tmp_path / "team.yaml"
+        path.write_text(yaml.safe_dump(data))
+        return next(s for s in fleet_plan(load_deployment(path), sitl=True) if s.executable == "sim_node").parameters
+
+    classes = ["water", "water", "drone", "ice"]
+    assert team_of([{"class": c} for c in classes])["team"] == classes
+    assert "team" not in team_of([{}] * 4)
+    for robots, scenario, needle in [
+            ([{"class": "hovercraft"}] * 4, "arctic_transport",
+             "key 'robots[0].class' = 'hovercraft' is not a class of scenario arctic_transport (classes: drone, ice, water)"),
+            ([{"class": "ice"}] * 3 + [{}], "arctic_transport", "key 'robots[3]': give every robot a 'class' or none"),
+            ([{}] + [{"class": "ice"}] * 3, "arctic_transport", "key 'robots[1]': give every robot a 'class' or none"),
+            ([{"class": "ice"}] * 4, "foraging", "key 'robots[0]' must be a mapping with name, start")]:
+        with pytest.raises(PlanError, match=re.escape(needle)) as err:
+            team_of(robots, scenario)
+        assert "\n" not in str(err.value)
+
+
 def test_ros_args_carry_typed_parameters_and_remaps(tmp_path):
     path = write(tmp_path, robots=[{"name": "a", "start": [0, 0, 0], "goal": [0.5, 0.5], "remaps": {"pose": "/mocap/a"}},
                                    {"name": "b", "start": [1, 0, 0], "goal": [-0.5, 0.5]}])

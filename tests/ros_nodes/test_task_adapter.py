@@ -26,36 +26,83 @@ STARTS = np.array([[-1.0, -0.7, 1.5708], [-0.4, -0.7, 1.5708], [0.2, -0.7, 1.570
 AT_4 = REPO / "tests" / "data" / "arctic_transport_4" / "policy.onnx"
 
 
-def test_the_hosted_task_follows_the_training_fleet_and_the_adapter_gives_sense_back():
-    """The sim node's loop (class / terrain speed, physics, the scenario's rule) from the same start as FleetEnv's
-    transition without a barrier, 45 steps up the field: the same poses, the same task state, and each robot's
-    adapter, fed its task message and the poses, gives exactly the env's `sense()` (≤ 1e-6)."""
-    env = FleetEnv(PROFILE, 4, "arctic_transport")
-    hosted = ScenarioTask("arctic_transport", PROFILE, STARTS, seed=3)
+def test_the_deployed_chain_drives_a_deployed_team_as_the_training_fleet_does(tmp_path, monkeypatch):
+    """A deployment that names a team other than the trained one (water, drone, ice, ice) through the chain without
+    DDS: the sim node's hosted task sends each robot its task message, its adapter cuts it, the committed export runs
+    (its command stage scales v by the robot's class's speed on its tile, from its sensors), the certificate filters,
+    the simulated robots saturate at their top speed and move. Per robot and step that command equals the one
+    FleetEnv's transition drives (≤ 1e-5) from the same state and the same actions, with the barrier in the loop, and
+    so do the poses and the task state. Robots 0 and 1 start head-on: the certificate pushes the slow one back
+    beyond its top speed, which the clip takes off (as training clips the barrier's output); then the policy drives
+    and the terrain slows robots as the map grows. Last, each adapter gives the env's `sense()` back (≤ 1e-6)."""
+    from marlstack.controllers.barrier import BarrierFilter
+    from marlstack.policies.export import sensed_speed
+    from marlstack.policies.runtime import PolicyRuntime
+    from marlstack.ros_nodes.plan import fleet_plan, load_deployment
+    from marlstack.ros_nodes.sim_node import top_speed
+    from marlstack.sim import fleet
+    from ros_fixtures import config_with_policy
+
+    config = config_with_policy("arctic_transport4.yaml", AT_4, tmp_path)
+    config.write_text(config.read_text().replace("class: drone", "class: X").replace("class: water", "class: drone")
+                      .replace("class: ice", "class: water").replace("class: X", "class: ice"))
+    sim = next(s for s in fleet_plan(load_deployment(config), sitl=True) if s.executable == "sim_node").parameters
+    assert sim["team"] == ["ice", "water", "drone", "ice"]
+    team = ["water", "drone", "ice", "ice"]  # the sim node's parameter, here in another order: head-on below
+    starts = np.array([[-0.15, -0.5, 0.0], [0.15, -0.5, np.pi], [-1.0, -0.7, 1.5708], [0.8, -0.7, 1.5708]])
+    hosted = ScenarioTask("arctic_transport", PROFILE, starts, seed=sim["seed"], team=team)
+    env = FleetEnv(PROFILE, 4, "arctic_transport", barrier="unicycle_walls", team=team)
+    driven = []  # what FleetEnv's transition drives: the command its physics step receives
+    physics_step = fleet.physics_step
+
+    def spy(profile, poses, u, noise=None):
+        jax.debug.callback(lambda x: driven.append(np.asarray(x)), u)
+        return physics_step(profile, poses, u, noise)
+    monkeypatch.setattr(fleet, "physics_step", spy)
+    transition = jax.jit(env._transition)
     zeros = np.zeros(4, np.float32)
-    state = FleetState(poses=STARTS.astype(np.float32), task=hosted.state, step=np.int32(0), episode_returns=zeros,
+    state = FleetState(poses=starts.astype(np.float32), task=hosted.state, step=np.int32(0), episode_returns=zeros,
                        returned_episode_returns=zeros, returned_episode_lengths=zeros.astype(np.int32),
                        returned_episode_success=zeros > 0)
-    step = jax.jit(env._transition)  # the training step without the observations (one compile less)
-    physics = make_physics(PROFILE)
-    u = np.tile([PROFILE.max_linear_speed, 0.3], (4, 1))
-    poses, changes = STARTS.copy(), 0
+    runtime, certificate, physics = PolicyRuntime(AT_4), BarrierFilter(PROFILE, 4, "unicycle_walls"), make_physics(PROFILE)
+    speed = jax.jit(sensed_speed(env))
     adapters = [make_adapter("arctic_transport", ROBOTS, r, max_age_s=1.0) for r in ROBOTS]
-    for t in range(45):
-        state, _, _, _ = step(jax.random.PRNGKey(t), state, u)
-        prev, (poses, _, _) = poses, physics(poses, u * np.stack([hosted.speed, np.ones(4)], -1))
+    poses, changes, clipped, slowed = starts.copy(), 0, 0, set()
+    for t in range(40):
+        for i, adapter in enumerate(adapters):
+            for r, (x, y, yaw) in zip(ROBOTS, poses):
+                adapter.update_pose(r, x, y, yaw, 0.0)
+            adapter.update_task(hosted.messages()[i], 0.0)
+        inputs = [a.inputs(0.0) for a in adapters]
+        sensors = {k: np.concatenate([x[k] for x in inputs]) for k in inputs[0]}
+        factor = np.asarray(speed(sensors))  # the graph's factor from the sensors = the scenario's speed_factors
+        np.testing.assert_array_equal(factor, hosted.speed.astype(np.float32))
+        if t < 10:  # robots 0 and 1 drive at each other flat out (the graph's command for that action)
+            action = np.asarray([[PROFILE.max_linear_speed, 0.0]] * 2 + [[0.0, 0.0]] * 2, np.float32)
+            nominal = action * np.stack([factor, np.ones(4)], -1).astype(np.float64)
+        else:
+            nominal = runtime.run(sensors)["cmd"].astype(np.float64)
+            action = (nominal / np.stack([factor, np.ones(4)], -1)).astype(np.float32)
+        safe = np.asarray(certificate.filter(poses, nominal).u)
+        u = top_speed(PROFILE, safe, hosted.speed)
+        clipped += int(np.abs(u - safe).max() > 1e-3)
+        slowed |= set(np.flatnonzero(factor < 1).tolist())
+        state, _, _, _ = transition(jax.random.PRNGKey(t), state, action)
+        jax.block_until_ready(state.poses)
+        np.testing.assert_allclose(u, driven[-1], atol=1e-5, err_msg=f"step {t}")
+        prev, (poses, _, _) = poses, physics(poses, u)
         changes += len(hosted.step(prev, poses))
-        np.testing.assert_allclose(poses, state.poses, atol=1e-6)
+        np.testing.assert_allclose(poses, state.poses, atol=1e-5)
         for a, b in zip(jax.tree_util.tree_leaves(hosted.state), jax.tree_util.tree_leaves(state.task)):
             np.testing.assert_array_equal(a, b)
-    assert changes > 0 and hosted.speed.tolist() != [1.0] * 4  # the map grew on the way; ice / water robots slowed
-    sensed = env.sense(state)
+    assert clipped >= 5 and changes > 0 and {0, 3} <= slowed, (clipped, changes, slowed)  # water on ice, ice on water
+    sensed = jax.jit(env.sense)(state)
     for i, adapter in enumerate(adapters):
         for r, (x, y, yaw) in zip(ROBOTS, poses):
             adapter.update_pose(r, x, y, yaw, 0.0)
         adapter.update_task(hosted.messages()[i], 0.0)
         inputs = adapter.inputs(0.0)
-        assert list(inputs) == list(sensed) == ["pose", "others", "capabilities", "other_capabilities", "map"]
+        assert list(inputs) == ["pose", "others", "capabilities", "other_capabilities", "map"] and set(sensed) == set(inputs)
         for name, value in inputs.items():
             np.testing.assert_allclose(value[0], sensed[name][i], atol=1e-6, err_msg=name)
 
