@@ -241,3 +241,19 @@ def test_num_agents_exports_the_same_policy_for_a_larger_fleet_and_refuses_unsee
     err = capsys.readouterr().err
     assert "trained with 4 agents, the policy observed 3 neighbour(s); a fleet of 3 fills 2" in err
     assert not (tmp_path / "p3.onnx").exists()
+
+
+def test_a_team_command_is_scaled_by_the_speed_its_robots_sense_or_the_export_refuses():
+    """The command stage (`sensed_speed`): material transport scales by the sensed class speed; navigation has no
+    speed per robot; a discovery team whose classes differ in speed, which its robots do not sense, is refused in
+    one line (its exported command could not be the one training drives)."""
+    from marlstack.policies.export import sensed_speed
+    from marlstack.sim.fleet import FleetEnv
+    speed = sensed_speed(FleetEnv(PROFILE, 4, "material_transport"))
+    assert np.asarray(speed({"capabilities": np.asarray([[0.6, 2.0], [1.0, 1.0]], np.float32)})).tolist() == \
+        pytest.approx([0.6, 1.0])
+    assert sensed_speed(FleetEnv(PROFILE, 4, "navigation")) is None
+    assert sensed_speed(FleetEnv(PROFILE, 4, "discovery")) is None  # every class at the profile's speed
+    with pytest.raises(ExportError, match="its robots do not sense them") as err:
+        sensed_speed(FleetEnv(PROFILE, 4, "discovery", classes={"sensing": {"speed": 0.5}}))
+    assert "\n" not in str(err.value)

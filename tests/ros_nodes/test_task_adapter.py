@@ -10,6 +10,7 @@ from types import SimpleNamespace
 import jax
 import numpy as np
 import pytest
+import yaml
 
 from marlstack.hardware import load_profile
 from marlstack.ros_nodes.adapters import ADAPTERS, InvalidInput, MissingInput, RwareAdapter, make_adapter
@@ -44,14 +45,17 @@ def test_the_deployed_chain_drives_a_deployed_team_as_the_training_fleet_does(tm
     from ros_fixtures import config_with_policy
 
     config = config_with_policy("arctic_transport4.yaml", AT_4, tmp_path)
-    config.write_text(config.read_text().replace("class: drone", "class: X").replace("class: water", "class: drone")
-                      .replace("class: ice", "class: water").replace("class: X", "class: ice"))
+    data = yaml.safe_load(config.read_text())
+    team = ["water", "drone", "ice", "ice"]
+    starts = [[-0.15, -0.5, 0.0], [0.15, -0.5, np.pi], [-1.0, -0.7, np.pi / 2], [0.8, -0.7, np.pi / 2]]
+    for robot, cls, start in zip(data["robots"], team, starts):  # robots 0 and 1 head-on
+        robot.update({"class": cls, "start": start})
+    config.write_text(yaml.safe_dump(data))
     sim = next(s for s in fleet_plan(load_deployment(config), sitl=True) if s.executable == "sim_node").parameters
-    assert sim["team"] == ["ice", "water", "drone", "ice"]
-    team = ["water", "drone", "ice", "ice"]  # the sim node's parameter, here in another order: head-on below
-    starts = np.array([[-0.15, -0.5, 0.0], [0.15, -0.5, np.pi], [-1.0, -0.7, 1.5708], [0.8, -0.7, 1.5708]])
-    hosted = ScenarioTask("arctic_transport", PROFILE, starts, seed=sim["seed"], team=team)
-    env = FleetEnv(PROFILE, 4, "arctic_transport", barrier="unicycle_walls", team=team)
+    assert sim["team"] == team
+    starts = np.reshape(sim["starts"], (4, 3))
+    hosted = ScenarioTask("arctic_transport", PROFILE, starts, seed=sim["seed"], team=sim["team"])
+    env = FleetEnv(PROFILE, 4, "arctic_transport", barrier="unicycle_walls", team=sim["team"])
     driven = []  # what FleetEnv's transition drives: the command its physics step receives
     physics_step = fleet.physics_step
 
