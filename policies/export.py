@@ -9,7 +9,7 @@ written, onnxruntime runs it on random sensor values spread over the arena and m
 to `PARITY_TOL`; the spec goes into `metadata_props` and `onnx.checker` runs its full check.
 
 Two kinds of environment export: the ground fleets (`env.scenario.observe(sensors, params)`, the
-command is the action) and the cable-load team (`CableEnv`: its bound `env.observe(sensors)` and
+command is the action; a team robot's v scaled by the top speed it senses, `sensed_speed`) and the cable-load team (`CableEnv`: its bound `env.observe(sensors)` and
 `env.command(sensors, action)`, which adds the classical controller's command to a residual action and
 clips to the limits, so the graph's output is the world acceleration + body-rate reference the MAV
 flies). Either way the sensor tensors and their units come from the task's plain-Python spec module
