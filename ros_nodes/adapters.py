@@ -199,36 +199,7 @@ class CoverageAdapter(NavigationAdapter):
         return convert.points_from_msg(msg)
 
 
-class RwareAdapter(NavigationAdapter):
-    """RWARE inputs: navigation's pose and others, `load` (1,1) and `requests` (1,S,3) = every shelf
-    [x, y, waiting], both from this robot's `task` topic ([load, then x, y, waiting per shelf]). S is the
-    number of shelves of `rware_spec.SHELVES`, which the exported policy's observation holds as constants."""
-
-    scenario = "rware"
-    task_name = "task"
-    task_topic = topics.TASK_TOPIC["rware"]
-    input_names = ("pose", "others", "load", "requests")
-
-    def task_shape(self) -> tuple[int, ...]:
-        from marlstack.sim.scenarios.rware_spec import SHELVES
-        return (1 + 3 * len(SHELVES),)
-
-    @staticmethod
-    def task_from_msg(msg: Any) -> Any:
-        return convert.numbers_from_msg(msg, "task")
-
-    def shapes(self) -> dict[str, tuple[int, ...]]:
-        shapes = super().shapes()
-        del shapes[self.task_name]
-        return {**shapes, "load": (1,), "requests": ((self.task_shape()[0] - 1) // 3, 3)}
-
-    def inputs(self, now_s: float) -> dict[str, np.ndarray]:
-        out = super().inputs(now_s)
-        task = out.pop(self.task_name)
-        return {**out, "load": task[:, :1], "requests": task[:, 1:].reshape(1, -1, 3)}
-
-
-ADAPTERS = {a.scenario: a for a in (NavigationAdapter, CoverageAdapter, RwareAdapter)}
+ADAPTERS = {a.scenario: a for a in (NavigationAdapter, CoverageAdapter)}  # + task_adapter's, registered below
 
 
 def make_adapter(scenario: str, robots: list[str], me: str, max_age_s: float,

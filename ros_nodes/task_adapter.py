@@ -71,7 +71,7 @@ class TaskAdapter(adapters.NavigationAdapter):
 
 
 def register() -> None:
-    """A TaskAdapter for every scenario on the task topic without an adapter of its own (rware: RwareAdapter)."""
+    """A TaskAdapter for every scenario on the task topic (all but navigation and coverage, RWARE included)."""
     for name in SCENARIOS:
         if topics.TASK_TOPIC[name] is topics.TASK and name not in adapters.ADAPTERS:
             title = "".join(word.title() for word in name.split("_"))

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from marlstack.hardware import load_profile
-from marlstack.ros_nodes.adapters import ADAPTERS, InvalidInput, MissingInput, RwareAdapter, make_adapter
+from marlstack.ros_nodes.adapters import ADAPTERS, InvalidInput, MissingInput, make_adapter
 from marlstack.ros_nodes.sim_node import ScenarioTask, make_physics
 from marlstack.ros_nodes.task_adapter import TaskAdapter, task_sensors
 from marlstack.sim.fleet import FleetEnv, FleetState
@@ -130,21 +130,21 @@ def test_a_wrong_length_task_message_is_refused_and_the_last_good_one_stands():
 
 
 def test_every_scenario_has_an_adapter_and_rware_is_a_case_of_the_generic_one():
-    """The generic adapter cuts RWARE's message ([load, then x, y, waiting per shelf]) exactly as RwareAdapter does
-    (that class can go; test_rware_sitl.py runs the sim node's hosted RWARE task)."""
+    """RWARE's message ([load, then x, y, waiting per shelf], as its sim node sends it: test_rware_sitl.py) is cut
+    by the generic adapter into the model's `load` (1,) and `requests` (shelves, 3)."""
     assert set(ADAPTERS) == set(SCENARIOS)
-    assert all(issubclass(ADAPTERS[s], TaskAdapter) for s in SCENARIOS if s not in ("navigation", "coverage", "rware"))
+    assert all(issubclass(ADAPTERS[s], TaskAdapter) for s in SCENARIOS if s not in ("navigation", "coverage"))
     from marlstack.sim.scenarios.rware_spec import SHELF_CENTRES
-    message = [1.0, *(v for x, y in SHELF_CENTRES for v in (x, y, float(x > 0)))]
-    generic = type("Rware", (TaskAdapter,), {"scenario": "rware"})(ROBOTS, "robot_2", 1.0)
-    special = RwareAdapter(ROBOTS, "robot_2", 1.0)
-    for a in (generic, special):
-        for r, (x, y, yaw) in zip(ROBOTS, STARTS):
-            a.update_pose(r, x, y, yaw, 0.0)
-        a.update_task(message, 0.0)
-    assert generic.shapes() == special.shapes()
-    mine, theirs = generic.inputs(0.0), special.inputs(0.0)
-    assert list(mine) == list(theirs) and all(np.array_equal(mine[k], theirs[k]) for k in mine)
+    requests = [(x, y, float(x > 0)) for x, y in SHELF_CENTRES]
+    adapter = make_adapter("rware", ROBOTS, "robot_2", 1.0)
+    for r, (x, y, yaw) in zip(ROBOTS, STARTS):
+        adapter.update_pose(r, x, y, yaw, 0.0)
+    adapter.update_task([1.0, *(v for row in requests for v in row)], 0.0)
+    assert adapter.input_names == ("pose", "others", "load", "requests")
+    assert adapter.shapes() == {"pose": (3,), "others": (len(ROBOTS) - 1, 3), "load": (1,), "requests": (len(requests), 3)}
+    inputs = adapter.inputs(0.0)
+    assert inputs["load"].tolist() == [[1.0]]
+    np.testing.assert_array_equal(inputs["requests"][0], np.asarray(requests, np.float32))
 
 
 def test_the_policy_node_start_checks_pass_for_an_exported_model_and_the_adapter_needs_no_jax():
