@@ -44,6 +44,7 @@ NODES = {
     "container": "marlstack.ros_nodes.container:main",
     "safety_node": "marlstack.ros_nodes.safety_node:main",
     "sim_node": "marlstack.ros_nodes.sim_node:main",
+    "task_server_node": "marlstack.ros_nodes.task_server_node:main",
     "recorder_node": "marlstack.ros_nodes.recorder_node:main",
     "rate_controller_node": "marlstack.ros_nodes.rate_controller_node:main",
     "mav_policy_node": "marlstack.ros_nodes.mav_policy_node:main",
