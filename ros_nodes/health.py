@@ -179,7 +179,11 @@ class Stamps:
     def __init__(self, offset_s: float, jump_s: float):
         self.offset_s, self.jump_s = float(offset_s), float(jump_s)
         self.last: dict[str, float] = {}                 # source -> stamp of its latest sample
-        self.recent: dict[str, collections.deque] = {}   # source -> (arrival, delay) within JUMP_WINDOW_S
+        self.recent: dict[str, collections.deque] = {}   # source -> arrivals within JUMP_WINDOW_S, oldest first
+        # source -> (sample number, delay) of the window's samples that no later sample undercuts (delays increase:
+        # the window's smallest is the first, found without a scan per sample)
+        self.lowest: dict[str, collections.deque] = {}
+        self.count: dict[str, int] = {}                  # source -> samples that joined its window
         self.delay_s: dict[str, float] = {}
         self.dropped = 0     # out-of-order samples dropped
         self.jumps = 0       # samples refused for a forward jump
@@ -202,11 +206,18 @@ class Stamps:
             self.dropped += 1
             return f"out of order: stamped {(last - stamp_s) * 1e3:.1f} ms before the previous one (dropped)", False
         self.last[key] = stamp_s
-        recent = self.recent.setdefault(key, collections.deque())
-        while recent and now_s - recent[0][0] > JUMP_WINDOW_S:
+        recent, lowest = self.recent.setdefault(key, collections.deque()), self.lowest.setdefault(key, collections.deque())
+        while recent and now_s - recent[0] > JUMP_WINDOW_S:
             recent.popleft()
-        ahead = min((d for _, d in recent), default=delay) - delay
-        recent.append((now_s, delay))
+        first = self.count.get(key, 0) - len(recent)   # the number of the window's oldest sample
+        while lowest and lowest[0][0] < first:
+            lowest.popleft()
+        ahead = (lowest[0][1] if lowest else delay) - delay
+        while lowest and lowest[-1][1] >= delay:   # never the smallest again: this sample leaves the window later
+            lowest.pop()
+        lowest.append((self.count.get(key, 0), delay))
+        recent.append(now_s)
+        self.count[key] = self.count.get(key, 0) + 1
         if ahead > self.jump_s:
             self.jumps += 1
             return (f"header stamp jumped ahead ({ahead * 1e3:.0f} ms fresher than any sample of the last "

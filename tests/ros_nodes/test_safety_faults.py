@@ -247,6 +247,38 @@ def test_a_stamp_jumping_ahead_of_its_arrivals_is_refused_for_one_sample():
     assert s.jumps == 1
 
 
+def test_the_jump_rule_keeps_its_answers_without_scanning_the_window():
+    """`Stamps.judge` finds the window's smallest delay without a scan per sample (it runs for every odometry
+    message of every MAV): on random streams (jitter, stalls, clock steps, out-of-order, repeated and unset stamps,
+    arrivals that go back in time) every answer and counter equals a scan of the samples that arrived within
+    JUMP_WINDOW_S (popped oldest first, as they joined)."""
+    import collections
+
+    rng, total = np.random.default_rng(7), 0
+    for _ in range(20):
+        s, window, last, jumps = health.Stamps(offset_s=0.02, jump_s=0.03), collections.deque(), None, 0
+        now, delay = 1_700_000_000.0, 0.01
+        for k in range(400):
+            now += rng.choice([0.01, 0.01, 0.3, -0.05, 1.2], p=[0.85, 0.05, 0.04, 0.03, 0.03])
+            delay = rng.choice([delay, rng.uniform(0.0, 0.1)], p=[0.9, 0.1])
+            stamp = now - delay - rng.uniform(0.0, 0.015)
+            stamp = rng.choice([stamp, stamp - 0.05, last or stamp, 0.0], p=[0.9, 0.04, 0.04, 0.02])
+            got = s.judge("mav_0", stamp, now)
+            # the rule with a scan (the answer before this change)
+            want = None
+            if stamp > 0 and now - stamp >= -0.02 and (last is None or stamp > last):
+                last = stamp
+                while window and now - window[0][0] > health.JUMP_WINDOW_S:
+                    window.popleft()
+                ahead = min((d for _, d in window), default=now - stamp) - (now - stamp)
+                window.append((now, now - stamp))
+                jumps += ahead > 0.03
+                want = ahead > 0.03
+            assert (got[0] is not None and got[0].startswith("header stamp jumped")) == bool(want), (k, got, want)
+            assert s.jumps == jumps
+        total += jumps
+    assert total > 20   # the streams do jump
+
 def test_the_policy_node_refuses_a_jumping_stamp_and_a_frozen_pose(tmp_path):
     """The policy node uses the shared health checks (not only the safety node): message by message
     through its real callbacks (tests/ros_nodes/policy_health_scenario.py)."""
