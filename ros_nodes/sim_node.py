@@ -8,8 +8,8 @@ landmark), collision and boundary-exit steps (the simulator's counts), and the i
 watchdog stops the other nodes report on `/diagnostics`; `done_at_s` is when every robot had
 arrived (coverage: when every landmark was first covered at once).
 Every other scenario (material transport, arctic transport, RWARE, ...: those on the `task` topic) has its
-task state hosted here, as a real testbed's task server would (`ScenarioTask`): reset by the scenario's own
-`reset_task` from `seed` and the starts (RWARE: the `boxes` are its shelves, `requests` the shelves waiting),
+task state hosted here (`scenario_task.ScenarioTask`; on a testbed the task server node hosts it): reset by the
+scenario's own `reset_task` from `seed` and the starts (RWARE: the `boxes` are its shelves, `requests` the shelves waiting),
 advanced each step by its own `reward` rule on the simulated poses, and each robot's task sensors published on
 its `task` whenever they change and every `TASK_RESEND_S`; a robot's goal is reached once the scenario counts
 its success, the run is done when the scenario is solved. A team scenario's robots (their classes: parameter
@@ -47,17 +47,18 @@ import random
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from marlstack.ros_nodes import convert, health, topics
 from marlstack.ros_nodes.runner import StartError, declare, profile_and_rate, ros_now, run_node
+from marlstack.ros_nodes.scenario_task import ScenarioTask  # noqa: F401  (where tests and tools have imported it from)
+from marlstack.ros_nodes.scenario_task import TASK_RESEND_S, host_task
 from marlstack.ros_nodes.task_adapter import robot_classes
 
 SUMMARY_PERIOD_S = 1.0
 WAIT_LOG_PERIOD_S = 2.0
-TASK_RESEND_S = 1.0  # a hosted task's numbers are re-sent this often besides whenever they change
 
 
 def make_physics(profile):
@@ -73,76 +74,6 @@ def make_physics(profile):
     return run
 
 
-class ScenarioTask:
-    """A scenario's task state in SITL (a real testbed's task server), advanced by the scenario's own rules.
-
-    Reset with its own `reset_task` from the uniforms `seed` draws and the start poses (`setup` may then
-    replace parts: RWARE's requested shelves), advanced over each simulated step by its own `reward` on
-    the simulated poses; `messages()` are, per robot, its `task` topic's numbers: the scenario's `sense()`
-    of the task sensors, flattened in the layout the robots' adapter cuts them by
-    (`task_adapter.task_sensors`). `speed`: each robot's top-speed factor now (a team scenario's class and
-    terrain, `speed_factors`), at which the simulated robot saturates its v (`top_speed`); None without one.
-    `overrides`: scenario parameters, e.g. `team` (a class per robot; bad names: ValueError)."""
-
-    def __init__(self, scenario: str, profile: Any, starts: np.ndarray, seed: int,
-                 setup: Callable[[Any], Any] | None = None, **overrides: Any):
-        import jax
-        import jax.numpy as jnp
-        from types import SimpleNamespace
-
-        from marlstack.ros_nodes.task_adapter import task_sensors
-        from marlstack.sim.fleet import FleetEnv, float_dtype
-        from marlstack.sim.placement import uniforms
-
-        n, self.dtype = len(starts), float_dtype()
-        env = FleetEnv(profile, n, scenario, **overrides)  # the scenario's parameters and placer, as trained
-        module, params = env.scenario, env.params
-        self.params, self.success_label = params, module.SUCCESS_LABEL
-        self.team = tuple(getattr(params, "team", ()))  # a team scenario's class per robot
-        layout = list(task_sensors(scenario, n))
-        factors = getattr(module, "speed_factors", None)
-        poses = jnp.asarray(starts, self.dtype)
-
-        def observed(poses, task):  # (N, numbers) of the task topics, and the speed factors there
-            sensors = module.sense(SimpleNamespace(poses=poses, task=task), params)
-            flat = jnp.concatenate([sensors[k].reshape(n, -1) for k in layout], -1)
-            return flat, (None if factors is None else factors(poses, task, params))
-
-        def start(poses):  # compiled whole: op by op, JAX's eager dispatch took seconds of the node's start
-            u = uniforms(jax.random.PRNGKey(seed), module.num_task_uniforms(env.placer, params), self.dtype)
-            task = module.reset_task(u, poses, env.placer, params)
-            task = task if setup is None else setup(task)
-            return task, *observed(poses, task)
-
-        def advance(prev, poses, task):
-            _, task, _, solved = module.reward(prev, poses, task, jnp.zeros(n), jnp.zeros(n), params)
-            return task, solved, *observed(poses, task)
-
-        self.state, numbers, speed = jax.jit(start)(poses)
-        self._advance = jax.jit(advance)
-        self._advance(poses, poses, self.state)  # compile now, not inside the first period
-        self.numbers, self.speed = np.asarray(numbers, np.float64), None if speed is None else np.asarray(speed)
-        self.solved = False
-
-    def step(self, prev: np.ndarray, poses: np.ndarray) -> np.ndarray:
-        """Advance over one simulated step; the robots whose task numbers changed."""
-        self.state, solved, numbers, speed = self._advance(np.asarray(prev, self.dtype), np.asarray(poses, self.dtype),
-                                                           self.state)
-        before, self.numbers = self.numbers, np.asarray(numbers, np.float64)
-        self.solved = bool(solved)
-        self.speed = None if speed is None else np.asarray(speed)
-        return np.flatnonzero((before != self.numbers).any(-1))
-
-    def messages(self) -> list[list[float]]:
-        """Per robot its `task` topic's numbers."""
-        return self.numbers.tolist()
-
-    @property
-    def reached(self) -> np.ndarray:
-        """(N,) the scenario's per-robot success flag (what its SUCCESS_LABEL counts), once set kept."""
-        return np.asarray(self.state.reached)
-
-
 def top_speed(profile: Any, u: np.ndarray, speed: np.ndarray | None) -> np.ndarray:
     """Commands (N, 2) as robots whose top speed is `speed` (N,) times the profile's drive them: v saturated there
     (`FleetEnv` clips the barrier's output alike); unchanged without a speed per robot."""
@@ -150,14 +81,6 @@ def top_speed(profile: Any, u: np.ndarray, speed: np.ndarray | None) -> np.ndarr
         return u
     top = np.asarray(speed) * profile.max_linear_speed
     return np.stack([np.clip(u[:, 0], -top, top), u[:, 1]], axis=-1)
-
-
-def rware_task(profile: Any, starts: np.ndarray, seed: int, boxes: np.ndarray, requests: list[int]) -> ScenarioTask:
-    """RWARE's task: the deployment's shelves, and its requested shelves waiting (not the seed's draw)."""
-    waiting = np.zeros(len(boxes), bool)
-    waiting[requests] = True
-    requested = lambda task: task.replace(waiting=waiting.astype(task.waiting.dtype))  # noqa: E731
-    return ScenarioTask("rware", profile, starts, seed, requested, shelves=boxes, num_requests=len(requests))
 
 
 def latency_stats(samples_s: list[float]) -> dict:
@@ -228,18 +151,8 @@ def make_node():
                 raise StartError(f"parameter 'team': scenario {self.scenario} has no robot classes")
             self.poses = np.array(starts, np.float64).reshape(n, 3)
             self.task = None
-            if self.scenario == "rware":
-                if not requests or not len(boxes):
-                    raise StartError("rware: parameters 'boxes' (the shelves) and 'requests' (indices into them) are needed")
-                try:
-                    self.task = rware_task(profile, self.poses, seed, boxes, requests)
-                except (ValueError, IndexError) as exc:
-                    raise StartError(f"rware: parameters 'boxes' (the shelves) / 'requests' ({requests}): {exc}") from None
-            elif hosted:
-                try:
-                    self.task = ScenarioTask(self.scenario, profile, self.poses, seed, **({"team": team} if team else {}))
-                except ValueError as exc:
-                    raise StartError(f"{self.scenario}: {exc}") from None
+            if hosted:
+                self.task = host_task(self.scenario, profile, self.poses, seed, boxes, requests, team)
             self.in_boxes = jax.jit(lambda poses: in_boxes(poses, boxes, profile.diameter / 2)) if len(boxes) else None
             self.physics = make_physics(profile)
             self.goals = np.zeros((n, 2)) if hosted else np.array(goals, np.float64).reshape(n, 2)
