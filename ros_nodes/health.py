@@ -228,6 +228,27 @@ class Stamps:
         return 1e3 * max(self.delay_s.values(), default=math.nan)
 
 
+class SharedStamps(Stamps):
+    """One `Stamps` for `readers` readers of the same samples, each asking about every sample in turn (the MAV team
+    node's pilots, each judging odometry as its own node would): a sample is judged and counted once, the other
+    readers' asks (same source, stamp, arrival and `repeats`) answered with its verdict. Each reader's answers are
+    those of a `Stamps` of its own; a sample heard again after every reader asked is judged again (repeated)."""
+
+    def __init__(self, offset_s: float, jump_s: float, readers: int):
+        super().__init__(offset_s, jump_s)
+        self.readers = int(readers)
+        self._asked: dict[str, tuple[tuple[float, float, bool], tuple[str | None, bool], int]] = {}
+
+    def judge(self, key: str, stamp_s: float, now_s: float, repeats: bool = False) -> tuple[str | None, bool]:
+        asked, last = (stamp_s, now_s, repeats), self._asked.get(key)
+        if last is not None and last[0] == asked and last[2] > 0:
+            self._asked[key] = (asked, last[1], last[2] - 1)
+            return last[1]
+        verdict = super().judge(key, stamp_s, now_s, repeats)
+        self._asked[key] = (asked, verdict, self.readers - 1)
+        return verdict
+
+
 class FrozenValues:
     """A pose that stops changing while its robot is commanded to move is a frozen source (a bridge
     re-sending its last value with fresh stamps). Real measurements always change a little (noise)

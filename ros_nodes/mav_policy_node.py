@@ -16,7 +16,7 @@ Watchdog (DESIGN contract 9: MAVs hold, then land together):
 - its own odometry missing / stale / invalid, or frozen (unchanged for `health.FROZEN_S` while flying
   above the certified floor): nothing sensible can be commanded, so no set-point is sent and
   the flight controller's own failsafe takes over (level hover, then a bounded descent; see
-  ros_nodes/mav_sim_node.py), ERROR diagnostic.
+  ros_nodes/mav_sim_node.py), ERROR diagnostic (WARN and an INFO line while none has come yet at start-up).
 Output stage (`safety` = onboard, the default): the barrier certificate filters the policy's
 acceleration, the other MAVs obstacles keeping their velocity (ros_nodes/mav_safety.py), with the
 soft cable rows given every MAV's attitude and body rates and the load's odometry (`mav_io.certify`);
@@ -65,7 +65,7 @@ import numpy as np
 
 from marlstack.policies.runtime import BadInput, PolicyRuntime
 from marlstack.ros_nodes import convert, health, mav_io, mav_safety, topics
-from marlstack.ros_nodes.adapters import InputError
+from marlstack.ros_nodes.adapters import InputError, MissingInput
 from marlstack.ros_nodes.mav_io import hold_command
 from marlstack.ros_nodes.policy_node import load_runtime
 from marlstack.ros_nodes.runner import StartError, declare, ros_now, run_node
@@ -110,6 +110,7 @@ class MavPilot:
         self.hidden = runtime.initial_state(1)
         self.dog = health.Watchdog()
         self.blind = False
+        self.waiting = False   # blind only because no odometry of its own came yet (start-up): WARN, not ERROR
         self.hold_at: np.ndarray | None = None
         self.landing: str | None = None  # why the team is landing (a lost teammate); never cleared
         self.team_landing: mav_io.TeamLanding | None = None  # this MAV's part in it, from where it was
@@ -171,8 +172,9 @@ class MavPilot:
         if own is not None:  # blind: send nothing, the flight controller's failsafe flies
             changed = self.dog.trip(f"no set-point (flight-controller failsafe): {own}")
             self.blind, self.hold_at = True, None
+            self.waiting = not self.dog.started and isinstance(own, MissingInput)   # start-up: not an error
             if changed:
-                self.log.error(self.dog.reason)
+                (self.log.info if self.waiting else self.log.error)(self.dog.reason)
             self.decided = (None, changed)
             return None
         me = self.inputs.latest.row(self.mav)
@@ -278,7 +280,7 @@ class MavPilot:
             extra["safety_cables_unchecked_why"] = self.cables_unchecked_why
         s = health.watchdog_status(name, self.mav, self.dog, extra)
         if not self.dog.ok:
-            s.level = bytes([health.ERROR if self.blind or self.landing else health.WARN])
+            s.level = bytes([health.ERROR if (self.blind and not self.waiting) or self.landing else health.WARN])
             s.message = self.dog.reason
         return s
 

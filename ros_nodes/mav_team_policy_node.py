@@ -59,6 +59,10 @@ class MavTeam:
         self.runtime = runtime
         self.pilots = {m: MavPilot(runtime, mav=m, log=MavLog(log, m), **pilot_args) for m in pilot_args["mavs"]}
         n = len(self.pilots)
+        own = next(iter(self.pilots.values())).inputs.stamps
+        stamps = health.SharedStamps(own.offset_s, own.jump_s, n)   # each message's stamp judged once for the team
+        for pilot in self.pilots.values():
+            pilot.inputs.stamps = stamps
         self.feeds = {e["name"]: np.zeros((n, *e["shape"][1:]), np.float32) for e in runtime.spec["inputs"]}
         self.batched: PolicyRuntime | None = None
         self.unbatched_reason: str | None = None

@@ -14,7 +14,7 @@ import yaml
 
 from marlstack.hardware.profile import load_profile
 from marlstack.policies.runtime import PolicyRuntime
-from marlstack.ros_nodes import mav_io
+from marlstack.ros_nodes import health, mav_io
 from marlstack.ros_nodes.mav_policy_node import MavPilot, parsed
 from marlstack.ros_nodes import mav_team_policy_node
 from marlstack.ros_nodes.mav_team_policy_node import MavTeam
@@ -31,19 +31,28 @@ STEP = 0.025    # between samples: within the 3-period watchdog, so a 1 s fault 
 class Log:
     def __init__(self) -> None:
         self.lines: list[str] = []
+        self.errors: list[str] = []
 
     def info(self, text: str) -> None:
         self.lines.append(text)
 
-    warning = error = info
+    warning = info
+
+    def error(self, text: str) -> None:
+        self.lines.append(text)
+        self.errors.append(text)
+
+
+def pilot_args() -> dict:
+    return {"profile": load_profile("mav_corl25"), "mavs": MAVS, "period_s": PERIOD, "watchdog_s": 3 * PERIOD,
+            "offset_s": 0.02, "safety": "onboard", "lost_after_s": 5.0, "fall_speed": 3.0, "descent_rate": 0.3}
 
 
 def pilots(monkeypatch=None) -> tuple[MavTeam, dict[str, MavPilot], Log]:
     """The team (batched, or with `monkeypatch` one whose model refuses the team's batch) and one pilot per MAV,
     both given the goal."""
     runtime = PolicyRuntime(POLICY, batch_size=1)
-    args = {"profile": load_profile("mav_corl25"), "mavs": MAVS, "period_s": PERIOD, "watchdog_s": 3 * PERIOD,
-            "offset_s": 0.02, "safety": "onboard", "lost_after_s": 5.0, "fall_speed": 3.0, "descent_rate": 0.3}
+    args = pilot_args()
     if monkeypatch is not None:   # as a graph exported with a fixed batch of 1 would
         def batch_of_one(path, batch_size):
             return PolicyRuntime(path, batch_size=1)
@@ -76,7 +85,10 @@ def fly(team: MavTeam, alone: dict[str, MavPilot], phases: list[tuple[str, int]]
             if phase == "malformed_mav_2":
                 msgs["mav_2"].pose.pose.orientation.w = 3.0
             load = mav_io.odometry_msg(pos.mean(0) - [0.0, 0.0, 0.9], LEVEL, (0.0, 0.0, 0.0), (0.0, 0.0, 0.0), now, "load")
-            for key, msg in [*msgs.items(), (mav_io.LOAD, load)]:
+            heard = [*msgs.items(), (mav_io.LOAD, load)] if phase != "start_up" else []
+            if phase == "repeated_mav_1":   # a duplicate: the same stamp heard again at the same time (frozen source)
+                heard.append(("mav_1", msgs["mav_1"]))
+            for key, msg in heard:
                 values = parsed(mav_io.odometry, msg, key)
                 team.receive(key, values, now, now)
                 for pilot in alone.values():
@@ -104,9 +116,11 @@ def test_the_team_node_sends_each_mav_the_set_point_its_own_node_would():
     # others fly on, lost_after_s 5 s before they would call it lost); mav_2's odometry malformed (a bad quaternion:
     # every MAV reads it, so every MAV holds); mav_0's action history not finite (its model input: it alone holds,
     # the batch runs for the others); mav_1 falling fast (lost: the team landing)
-    phases = [("good", 16), ("frozen_mav_1", 48), ("malformed_mav_2", 3), ("good_again", 8), ("nan_history_mav_0", 1),
-              ("falling_mav_1", 5)]
+    phases = [("start_up", 2), ("good", 16), ("frozen_mav_1", 48), ("malformed_mav_2", 3), ("good_again", 8),
+              ("repeated_mav_1", 1), ("good_again", 4), ("nan_history_mav_0", 1), ("falling_mav_1", 5)]
     seen = fly(team, alone, phases)
+    assert seen["start_up mav_0"] == {"nothing"} and seen["repeated_mav_1 mav_1"] == {"nothing"}, seen
+    assert seen["repeated_mav_1 mav_0"] == {"holding position"}, seen
     # what each fault did, MAV by MAV (the same for the team as for the MAV's own node, checked in `fly`)
     assert seen["good mav_0"] == seen["good mav_2"] == seen["good_again mav_0"] == {"policy"}, seen
     assert "nothing" in seen["frozen_mav_1 mav_1"], seen              # mav_1 alone: no set-point, its firmware flies
@@ -118,7 +132,14 @@ def test_the_team_node_sends_each_mav_the_set_point_its_own_node_would():
     assert seen["falling_mav_1 mav_0"] == seen["falling_mav_1 mav_2"] == {"team landing"}, seen
     # every step that needed the model took one batched call for the team
     assert 0 < team.calls <= sum(n for _, n in phases), team.calls
-    assert any(line.startswith("mav_1: no set-point") for line in team_log.lines), team_log.lines
+    assert any(line.startswith("mav_1: no set-point") for line in team_log.errors), team_log.lines
+    # waiting for the first odometry is said (INFO) and is not an error, nor an ERROR diagnostic
+    assert "mav_0: no set-point (flight-controller failsafe): mav_0: none received yet" in team_log.lines, team_log.lines
+    assert not any("none received yet" in line for line in team_log.errors), team_log.errors
+    waiting = MavPilot(team.runtime, mav="mav_0", log=Log(), **pilot_args())
+    assert waiting.step(2.0) == (None, True) and waiting.status("n").level == bytes([health.WARN])
+    waiting.receive("mav_0", (np.nan,) * mav_io.WIDTH, 2.0, 2.0)   # a sample refused: not waiting any more
+    assert waiting.step(2.01)[0] is None and waiting.status("n").level == bytes([health.ERROR])
 
 
 def test_a_model_that_refuses_the_teams_batch_runs_once_per_mav_with_the_same_set_points(monkeypatch):
