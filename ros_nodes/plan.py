@@ -31,10 +31,11 @@ whose body overlaps one (`shelf_collision_steps`). An RWARE deployment (`scenari
 obstacles are the shelves its policy was trained among (default `rware_spec.SHELVES`, the one place they are
 written) and `requests: [i, ...]` names the shelves whose items are wanted (indices into the obstacles).
 Every other scenario (material transport, arctic transport, ...) has no goals either: its task state (zones,
-material, terrain, targets) is the sim node's, reset from `sim.seed`, and reaches each robot on its `task` topic.
+material, terrain, targets) is the sim node's in SITL, the task server node's on a testbed (the same reset from
+`sim.seed` and the starts), and reaches each robot on its `task` topic.
 A team scenario's robots may each name their class (`{name: robot_0, start: [...], class: ice}`, one of the
-spec's `CLASSES`; every robot or none: none is the spec's `TEAM` pattern, as trained); the sim node (a testbed's
-task server) sends each robot its class's capabilities, and the exported policy drives at the class's speed.
+spec's `CLASSES`; every robot or none: none is the spec's `TEAM` pattern, as trained); the task's host (the sim
+node, the task server) sends each robot its class's capabilities, and the exported policy drives at the class's speed.
 """
 from __future__ import annotations
 
@@ -456,6 +457,12 @@ def fleet_plan(dep: Deployment, sitl: bool = False, record: str | Path | None = 
               "watchdog_periods": dep.watchdog_periods}
     fleet_remaps = robot_remaps(dep)
     specs: list[NodeSpec] = []
+    # the task: its points (goals, landmarks) or, on the task topic, what resets it (a hosted task: the sim node's in
+    # SITL, the task server's on a testbed, which reads the poses the policy nodes read)
+    task = {"scenario": dep.scenario, "seed": dep.seed, "starts": [v for r in dep.robots for v in r.start],
+            **_task_parameters(dep), **({"team": list(dep.team)} if dep.team else {})}
+    if not sitl and topics.TASK_TOPIC[dep.scenario] is topics.TASK:
+        specs.append(NodeSpec("task_server_node", "task_server", "/", {**common, **task}, fleet_remaps))
     if sitl:
         # the sim holds the robots until every node below is connected: each policy node and safety
         # node reads every pose, each policy node its own goal (coverage: every policy node the
@@ -472,10 +479,7 @@ def fleet_plan(dep: Deployment, sitl: bool = False, record: str | Path | None = 
                 sim_remaps[topics.CMD_VEL.path(r)] = hw["robot_cmd_topic"]
                 sim_remaps[topics.POSE.path(r)] = hw["mocap_topic"]
         specs.append(NodeSpec("sim_node", "sim", "/", {
-            **common, "scenario": dep.scenario, "seed": dep.seed,
-            "starts": [v for r in dep.robots for v in r.start], **_task_parameters(dep),
-            **({"team": list(dep.team)} if dep.team else {}),
-            "summary_path": str(summary_path or ""), "pose_subscribers": pose_readers,
+            **common, **task, "summary_path": str(summary_path or ""), "pose_subscribers": pose_readers,
             "task_subscribers": task_readers + bool(record), "cmd_vel_publishers": 1, **dep.sensing}, sim_remaps))
     if dep.hardware is not None:
         for r in robots:
