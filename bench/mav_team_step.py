@@ -5,8 +5,9 @@ on recorded-like inputs: a hovering 3-MAV team (the shipped tests/data/mav_team/
 Odometry messages every 10 ms, each decoded and handed to the team (`receive`: the pilots' stamp judgement and
 bookkeeping), then the team's step (`step`: inputs, one batched onnxruntime call, each MAV's barrier stage, its
 set-point message). The barrier stages' own time (`mav_io.certify`, controllers/mav_barrier.py) is timed apart.
-Every step is checked to be the policy's (no hold). The slowest steps are listed with what ran in them (the
-garbage collector's passes are recorded through `gc.callbacks`), to say where a tail comes from.
+Every step is checked to be the policy's (no hold). The slowest steps are listed with what ran in them (their
+CPU time, this thread's: far below the wall time, the process waited for a core; the garbage collector's passes,
+recorded through `gc.callbacks`), to say where a tail comes from.
 """
 from __future__ import annotations
 
@@ -84,7 +85,7 @@ def measure(policy: str, steps: int, warmup: int) -> dict:
                                                           (0.0, 0.0, 0.0), now, "load")))
             stage_s[0] = 0.0
             gcs.clear()
-            t0 = time.perf_counter()
+            c0, t0 = time.thread_time(), time.perf_counter()
             for key, msg in msgs:
                 t.receive(key, parsed(mav_io.odometry, msg, key), now, now)
             t1 = time.perf_counter()
@@ -93,24 +94,25 @@ def measure(policy: str, steps: int, warmup: int) -> dict:
                 if cmd is not None:
                     setpoints[m] = mav_io.setpoint_msg(cmd, now, reuse=setpoints[m])
                     sent += 1
-            t2 = time.perf_counter()
+            t2, c2 = time.perf_counter(), time.thread_time()
             if sent != len(names) or not all(p.dog.ok for p in t.pilots.values()):
                 raise RuntimeError(f"step {k}: not every MAV flew the policy: "
                                    f"{[p.dog.reason for p in t.pilots.values()]}")
             if k >= warmup:
-                rows.append((t2 - t0, t1 - t0, t2 - t1, stage_s[0], list(gcs)))
+                rows.append((t2 - t0, t1 - t0, t2 - t1, stage_s[0], c2 - c0, list(gcs)))
     finally:
         mav_io.certify = certify
         gc.callbacks.remove(on_gc)
-    total, receive, step, stage = (np.array([r[i] for r in rows]) * 1e3 for i in range(4))
+    total, receive, step, stage, cpu = (np.array([r[i] for r in rows]) * 1e3 for i in range(5))
     q = lambda a, p: round(float(np.percentile(a, p)), 3)  # noqa: E731
     slow = np.argsort(total)[::-1][:max(1, steps // 100)]
     return {"steps": steps, **{f"{name}_ms": {"p50": q(a, 50), "p99": q(a, 99), "max": round(float(a.max()), 3)}
                                for name, a in [("whole", total), ("receive", receive), ("step", step),
                                                ("barrier_stages", stage), ("outside_stages", total - stage)]},
-            "steps_with_gc": sum(bool(r[4]) for r in rows),
-            "slowest": [{"ms": round(float(total[i]), 3), "stages_ms": round(float(stage[i]), 3),
-                         "gc": [(g, round(s * 1e3, 3)) for g, s in rows[i][4]]} for i in slow]}
+            "steps_with_gc": sum(bool(r[5]) for r in rows),
+            "slowest": [{"ms": round(float(total[i]), 3), "cpu_ms": round(float(cpu[i]), 3),
+                         "stages_ms": round(float(stage[i]), 3),
+                         "gc": [(g, round(s * 1e3, 3)) for g, s in rows[i][5]]} for i in slow]}
 
 
 def main(argv: list[str] | None = None) -> int:
