@@ -26,6 +26,7 @@ from marlstack.ros_nodes import convert, health, topics
 from marlstack.ros_nodes.adapters import LatestValues
 from marlstack.ros_nodes.runner import StartError, declare, declare_stamp_limits, profile_and_rate, ros_now, run_node
 from marlstack.ros_nodes.scenario_task import TASK_RESEND_S, host_task
+from marlstack.ros_nodes.task_adapter import robot_classes
 
 DIAG_PERIOD_S = 1.0
 HOSTED = tuple(s for s, t in topics.TASK_TOPIC.items() if t is topics.TASK)  # the scenarios whose task it serves
@@ -64,6 +65,8 @@ def make_node():
                                  f"got {len(starts)}")
             if len(flat) % 4:
                 raise StartError(f"parameter 'boxes' needs 4 numbers per box [x_min, x_max, y_min, y_max], got {len(flat)}")
+            if team and not robot_classes(scenario):
+                raise StartError(f"parameter 'team': scenario {scenario} has no robot classes")
             self.profile, rate = profile_and_rate(profile_name, rate)
             self.held = np.array(starts, np.float64).reshape(n, 3)   # the poses the task was last advanced on
             self.task = host_task(scenario, self.profile, self.held, seed, np.reshape(flat, (-1, 4)), requests, team)

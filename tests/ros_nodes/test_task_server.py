@@ -91,9 +91,9 @@ def scenario(result: Path, work: Path) -> None:
 
     node.create_timer(0.03, publish)
 
-    def settle(expected: np.ndarray, held: str, more: int = 0, limit_s: float = 60.0) -> dict:
+    def settle(expected: np.ndarray, held: str, more_s: float = 0.0, limit_s: float = 60.0) -> dict:
         """Spin until every robot's latest task message is `expected` and the latest diagnostic names `held` as the
-        robots at their last good pose, then for `more` diagnostics after that; what the last one says."""
+        robots at their last good pose, and so for `more_s` after that; what the last one says."""
         end, error, matched = time.monotonic() + limit_s, np.inf, None
         first = {r: v.copy() for r, v in tasks.items()}
         t0 = time.monotonic()
@@ -102,8 +102,8 @@ def scenario(result: Path, work: Path) -> None:
             if len(tasks) == len(robots) and diags:
                 error = max(float(np.max(np.abs(tasks[r] - expected[i]))) for i, r in enumerate(robots))
                 ok = error <= 1e-6 and {kv.key: kv.value for kv in diags[-1].values}["held"] == held
-                matched = None if not ok else len(diags) if matched is None else matched
-                if matched is not None and len(diags) >= matched + more:
+                matched = None if not ok else time.monotonic() if matched is None else matched
+                if matched is not None and time.monotonic() - matched >= more_s:
                     break
         d = diags[-1] if diags else None
         values = {} if d is None else {kv.key: kv.value for kv in d.values}
@@ -118,7 +118,8 @@ def scenario(result: Path, work: Path) -> None:
     ref.step(starts, poses)
     out["loaded"] = settle(np.asarray(ref.messages()), "")
     poses[1], early = UNLOADING, 5.0    # where it would unload: the task keeps its last good pose, in the loading zone
-    out["refused"] = settle(np.asarray(ref.messages()), "robot_1", more=1)   # and nothing changes for a second
+    # held from the tick that refused the pose on, which a server using it would have moved; and for 10 ticks more
+    out["refused"] = settle(np.asarray(ref.messages()), "robot_1", more_s=0.3)
     early = None
     ref.step(np.where(np.arange(len(robots))[:, None] == 1, LOADING, poses), poses)
     out["unloaded"] = settle(np.asarray(ref.messages()), "")
