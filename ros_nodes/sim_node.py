@@ -19,7 +19,8 @@ barrier's output; the scaling of the nominal command by that factor is the expor
 (`policies.export.sensed_speed`), as on a real robot, so the safety node certifies what the robot drives.
 With `boxes` (any scenario) a step in which a robot's body overlaps a box counts as a
 `shelf_collision_steps` of that robot.
-Every second the summary is published latched on `/sim/summary`, each robot's violations as a
+Every second, and once the task has been done for a second (where `marlstack sitl --until-goals` stops, instead of
+up to a second later), the summary is published latched on `/sim/summary`, each robot's violations as a
 `/diagnostics` status (ERROR once it collided or left the arena), and the JSON is written
 atomically to `summary_path` (again at shutdown) for `marlstack sitl`.
 
@@ -176,6 +177,7 @@ def make_node():
             self.t0 = ros_now(self)
             self.released = False
             self.last_summary = self.last_wait_log = self.last_task = -math.inf
+            self.settled_at = math.inf   # a summary then: done for a period (`marlstack sitl --until-goals` stops)
 
             cls = topics.message_class
             state = topics.qos_profile("state")
@@ -260,8 +262,10 @@ def make_node():
                     self.reached_at[i] = round(now - self.t0, 3)
             if self.done_at is None and self.done():
                 self.done_at = round(now - self.t0, 3)
+                self.settled_at = now + SUMMARY_PERIOD_S + 1e-3   # elapsed_s - done_at >= a period in that summary
             self._publish_poses(now)
-            if now - self.last_summary >= SUMMARY_PERIOD_S:
+            if now - self.last_summary >= SUMMARY_PERIOD_S or now >= self.settled_at:
+                self.settled_at = math.inf
                 self.write_summary(now)
 
         def _publish_poses(self, now: float) -> None:
