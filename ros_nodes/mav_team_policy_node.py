@@ -8,7 +8,8 @@ each decodes every odometry message (docs/ros.md, "MAV chain latency").
 
 Every topic is read once (`/load/odom`, each MAV's `odom`, `/load/goal`, `/load/start`), each message decoded once
 and handed to every MAV's `MavPilot`, the per-MAV node's own logic, so each MAV judges stamps, holds, lands and
-certifies exactly as its node would. A load sample steps the team (at most once per `MIN_STEP_PERIODS`, a timer
+certifies exactly as its node would (a stamp is judged once for the team, `health.SharedStamps`, each MAV given
+the verdict its own judge would give). A load sample steps the team (at most once per `MIN_STEP_PERIODS`, a timer
 steps it when samples stop): each MAV's model inputs stacked along the graph's batch axis, ONE model call, then
 each MAV's own safety stage and its set-point on its own `/<mav>/setpoint`. A MAV whose step is decided without
 the model (its odometry lost or frozen: no set-point; a teammate lost: the team landing; an input it cannot use:
