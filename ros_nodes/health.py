@@ -206,7 +206,8 @@ class Stamps:
             self.dropped += 1
             return f"out of order: stamped {(last - stamp_s) * 1e3:.1f} ms before the previous one (dropped)", False
         self.last[key] = stamp_s
-        recent, lowest = self.recent.setdefault(key, collections.deque()), self.lowest.setdefault(key, collections.deque())
+        recent = self.recent.setdefault(key, collections.deque())
+        lowest = self.lowest.setdefault(key, collections.deque())
         while recent and now_s - recent[0] > JUMP_WINDOW_S:
             recent.popleft()
         first = self.count.get(key, 0) - len(recent)   # the number of the window's oldest sample
