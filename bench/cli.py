@@ -19,6 +19,7 @@ BENCHES = {
     "cable": ("marlstack.bench.cable", "cable-suspended load env-steps/s vs a free-flying quadrotor"),
     "replay": ("marlstack.bench.replay", "replay info/report/csv time and memory: PX4 log, fleet and MAV team bags vs pyulog / mcap / per-message"),
     "mav_barrier": ("marlstack.bench.mav_barrier", "MAV barrier certificate latency vs cvxopt, safe env-steps/s, fuzz"),
+    "mav_team_step": ("marlstack.bench.mav_team_step", "the MAV team node's step in one process, part by part, vs each MAV's own pilot"),
 }
 
 
