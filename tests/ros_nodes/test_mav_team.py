@@ -1,8 +1,8 @@
 """The MAV team policy node's team (ros_nodes/mav_team_policy_node.py: every MAV's pilot, one batched model call)
 against one per-MAV pilot each (the per-MAV node's logic), on the same messages and clock, no DDS: the same
 set-points (<= 1e-6), the same watchdog states, through a flight with faults of one MAV at a time. And the bench
-that compares the arrangements (bench/ros.py) never waits forever on a case; the plan and the launch file start
-the team node for `arrangement: fleet_policy`."""
+that compares the arrangements (bench/ros.py) never waits forever on a case; the in-process step bench
+(bench/mav_team_step.py) runs; the plan and the launch file start the team node for `arrangement: fleet_policy`."""
 import os
 import re
 import time
@@ -116,8 +116,8 @@ def test_the_team_node_sends_each_mav_the_set_point_its_own_node_would():
     # others fly on, lost_after_s 5 s before they would call it lost); mav_2's odometry malformed (a bad quaternion:
     # every MAV reads it, so every MAV holds); mav_0's action history not finite (its model input: it alone holds,
     # the batch runs for the others); mav_1 falling fast (lost: the team landing)
-    phases = [("start_up", 2), ("good", 16), ("frozen_mav_1", 48), ("malformed_mav_2", 3), ("good_again", 8),
-              ("repeated_mav_1", 1), ("good_again", 4), ("nan_history_mav_0", 1), ("falling_mav_1", 5)]
+    phases = [("start_up", 2), ("good", 16), ("frozen_mav_1", 48), ("malformed_mav_2", 3), ("good_again", 4),
+              ("repeated_mav_1", 1), ("good_again", 2), ("nan_history_mav_0", 1), ("falling_mav_1", 5)]
     seen = fly(team, alone, phases)
     assert seen["start_up mav_0"] == {"nothing"} and seen["repeated_mav_1 mav_1"] == {"nothing"}, seen
     assert seen["repeated_mav_1 mav_0"] == {"holding position"}, seen
@@ -148,6 +148,19 @@ def test_a_model_that_refuses_the_teams_batch_runs_once_per_mav_with_the_same_se
     seen = fly(team, alone, [("good", 6), ("nan_history_mav_0", 1)])
     assert seen["good mav_1"] == {"policy"} and seen["nan_history_mav_0 mav_0"] == {"holding position"}, seen
     assert team.calls == 0
+
+
+def test_the_team_step_bench_flies_the_policy_and_reports_its_parts():
+    """`marlstack bench mav_team_step` (bench/mav_team_step.py) steps the team and each MAV's own pilot on the same
+    messages, every step the policy's (it raises otherwise), and reports every part against that baseline."""
+    from argparse import Namespace
+
+    from marlstack.bench import mav_team_step
+    rows = mav_team_step.run(Namespace(policy=POLICY, steps=3, warmup=1))
+    assert [r.metric.split(" p")[0] for r in rows[:3]] == ["team step", "barrier stages", "outside the stages"]
+    assert all(r.ours > 0 and r.baseline > 0 for r in rows[:6]), rows
+    assert len(rows[-1].extra["slowest"]) == 1 and rows[-1].extra["slowest"][0]["cpu_ms"] > 0, rows[-1]
+    assert mav_io.certify is not None and mav_io.certify.__name__ == "certify"   # the timer taken off again
 
 
 def test_a_bench_case_that_does_not_end_is_stopped_and_said_so(tmp_path, monkeypatch, capsys):

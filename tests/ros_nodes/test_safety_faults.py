@@ -255,10 +255,10 @@ def test_the_jump_rule_keeps_its_answers_without_scanning_the_window():
     import collections
 
     rng, total = np.random.default_rng(7), 0
-    for _ in range(12):
+    for _ in range(8):
         s, window, last, jumps = health.Stamps(offset_s=0.02, jump_s=0.03), collections.deque(), None, 0
         now, delay = 1_700_000_000.0, 0.01
-        for k in range(300):
+        for k in range(250):
             now += rng.choice([0.01, 0.01, 0.3, -0.05, 1.2], p=[0.85, 0.05, 0.04, 0.03, 0.03])
             delay = rng.choice([delay, rng.uniform(0.0, 0.1)], p=[0.9, 0.1])
             stamp = now - delay - rng.uniform(0.0, 0.015)
@@ -277,7 +277,7 @@ def test_the_jump_rule_keeps_its_answers_without_scanning_the_window():
             assert (got[0] is not None and got[0].startswith("header stamp jumped")) == bool(want), (k, got, want)
             assert s.jumps == jumps
         total += jumps
-    assert total > 10   # the streams do jump
+    assert total > 5   # the streams do jump
 
 
 def test_the_policy_node_refuses_a_jumping_stamp_and_a_frozen_pose(tmp_path):
