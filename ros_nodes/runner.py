@@ -106,9 +106,14 @@ def run_node(factory: Callable[[], Any], label: str, argv: list[str] | None = No
 
 
 def spin(executor: Any, between: Callable[[], None] | None = None) -> None:
-    """Spin until rclpy shuts down (Ctrl-C / SIGTERM), calling `between` after each dispatch."""
+    """Spin until rclpy shuts down (Ctrl-C / SIGTERM), calling `between` after each dispatch. What start-up built
+    (imported modules, JAX's programs, the model) is frozen out of the garbage collector first: a full collection
+    in the control loop would otherwise walk all of it (~150k objects in a MAV sim node) while a tick waits."""
+    import gc
+
     import rclpy
     from rclpy.executors import ExternalShutdownException
+    gc.freeze()
     try:
         while rclpy.ok():  # not executor.spin(): this build's EventsExecutor.spin() ignores SIGINT
             executor.spin_once(timeout_sec=SPIN_TIMEOUT_S)
