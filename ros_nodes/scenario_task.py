@@ -78,6 +78,13 @@ class ScenarioTask:
         """Per robot its `task` topic's numbers."""
         return self.numbers.tolist()
 
+    def publish(self, pubs: list[Any], robots: Any = None) -> None:
+        """Each robot's numbers on its `task` publisher (`pubs` in robot order); `robots`: indices, all by default."""
+        from marlstack.ros_nodes.convert import numbers_to_msg
+        numbers = self.messages()
+        for i in range(len(pubs)) if robots is None else robots:
+            pubs[i].publish(numbers_to_msg(numbers[i]))
+
     @property
     def reached(self) -> np.ndarray:
         """(N,) the scenario's per-robot success flag (what its SUCCESS_LABEL counts), once set kept."""

@@ -289,9 +289,7 @@ def make_node():
 
         def _publish_task(self, robots: Any = None) -> None:
             """The task numbers of `robots` (indices; all of them by default, and then the resend clock restarts)."""
-            numbers = self.task.messages()
-            for i in range(len(self.robots)) if robots is None else robots:
-                self.task_pubs[i].publish(convert.numbers_to_msg(numbers[i]))
+            self.task.publish(self.task_pubs, robots)
             if robots is None:
                 self.last_task = ros_now(self)
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from marlstack.ros_nodes import convert, health, topics
+from marlstack.ros_nodes import health, topics
 from marlstack.ros_nodes.adapters import LatestValues
 from marlstack.ros_nodes.runner import StartError, declare, declare_stamp_limits, profile_and_rate, ros_now, run_node
 from marlstack.ros_nodes.scenario_task import TASK_RESEND_S, host_task
@@ -117,9 +117,7 @@ def make_node():
 
         def _publish_task(self, robots: Any = None) -> None:
             """The task numbers of `robots` (indices; all of them by default, and then the resend clock restarts)."""
-            numbers = self.task.messages()
-            for i in range(len(self.robots)) if robots is None else robots:
-                self.task_pubs[i].publish(convert.numbers_to_msg(numbers[i]))
+            self.task.publish(self.task_pubs, robots)
             if robots is None:
                 self.last_task = ros_now(self)
 
