@@ -23,7 +23,7 @@ from marlstack.controllers import quadrotor
 from marlstack.hardware.flight import LinkLimits
 from marlstack.ros_nodes import convert, health, topics
 from marlstack.ros_nodes.mav_io import rotation, setpoint_values
-from marlstack.ros_nodes.runner import StartError, declare, run_node
+from marlstack.ros_nodes.runner import StartError, declare, node_profile, run_node
 
 LINKS = ("mavlink", "crazyflie")
 
@@ -49,8 +49,6 @@ def make_node():
     from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
     from rclpy.node import Node
 
-    from marlstack.hardware.profile import ProfileError, load_profile
-
     class FlightLinkNode(Node):
         def __init__(self) -> None:
             super().__init__("flight_link")
@@ -65,12 +63,7 @@ def make_node():
             hold_s = p("hold_s", 1.0, "set-points silent: hover this long, then land (the team's failsafe.hold_s)", 0.0, 60.0)
             if not self.mav or not url or kind not in LINKS:
                 raise StartError(f"parameters 'mav' and 'url' are required and 'link' must be one of {LINKS}")
-            try:
-                self.profile = load_profile(profile_name)
-            except ProfileError as exc:
-                raise StartError(str(exc)) from None
-            if self.profile.kind != "mav_team":
-                raise StartError(f"parameter 'profile' = {profile_name!r} is not a 'mav_team' profile")
+            self.profile = node_profile(profile_name, "mav_team")
             try:
                 self.link = make_link(kind, url, LinkLimits.from_mav_profile(self.profile, hold_s=hold_s), autopilot, mocap)
                 self.link.connect()

@@ -68,7 +68,7 @@ from marlstack.ros_nodes import convert, health, mav_io, mav_safety, topics
 from marlstack.ros_nodes.adapters import InputError, MissingInput
 from marlstack.ros_nodes.mav_io import hold_command
 from marlstack.ros_nodes.policy_node import load_runtime
-from marlstack.ros_nodes.runner import StartError, declare, ros_now, run_node
+from marlstack.ros_nodes.runner import StartError, declare, declare_stamp_limits, node_profile, ros_now, run_node
 
 DIAGNOSTIC_PERIOD_S = 0.5
 MIN_STEP_PERIODS = 0.5   # a load sample runs a step unless one ran less than this long ago (bunched samples)
@@ -289,17 +289,13 @@ def team_parameters(node: Any) -> tuple[str, float, PolicyRuntime, dict[str, Any
     """Declare and check on `node` the parameters every MAV policy node has (one MAV's or the team's): the model's
     path, the policy rate, the model's runtime (batch of one) and MavPilot's arguments but `mav` (StartError for a
     bad one)."""
-    from marlstack.hardware.profile import ProfileError, load_profile
-
     p = lambda *a, **k: declare(node, *a, **k)  # noqa: E731
     mavs = list(p("mavs", [""], "the team in agent-index order (the training env's order)"))
     scenario = p("scenario", "cable", "cable scenario the model was trained on; checked against the model")
     profile_name = p("profile", "mav_corl25", "MAV team profile; its hash is checked against the model")
     path = p("policy_path", "", "exported cable-team policy .onnx")
     rate = p("rate_hz", 0.0, "policy rate, checked against the model's (0: the profile's policy rate)", 0.0, 1000.0)
-    periods = p("watchdog_periods", 3.0, "inputs older than this many periods trip the watchdog", 1.0, 100.0)
-    offset = p("clock_offset_s", 0.02, "allowance for the clock offset between this node and the odometry "
-               "sources: stamps may be this far in the future", 0.0, 1.0)
+    periods, offset = declare_stamp_limits(node, "the odometry sources", "policy", age_allowance=False)
     lost_after = p("lost_after_s", 1.0, "a teammate silent this long is lost: the team lands", 0.1, 60.0)
     fall_speed = p("lost_fall_speed", 3.0, "... or one falling faster than this (m/s)", 0.5, 50.0)
     descent_rate = p("landing_descent_rate", 0.0, "descent rate of the team landing (m/s): the flight controllers' "
@@ -311,12 +307,7 @@ def team_parameters(node: Any) -> tuple[str, float, PolicyRuntime, dict[str, Any
                                     "certificate, 'off' sends the policy's command")
     if safety not in mav_safety.MODES:
         raise StartError(f"parameter 'safety' = {safety!r} must be one of {', '.join(mav_safety.MODES)}")
-    try:
-        profile = load_profile(profile_name)
-    except ProfileError as exc:
-        raise StartError(str(exc)) from None
-    if profile.kind != "mav_team":
-        raise StartError(f"parameter 'profile' = {profile_name!r} is a {profile.kind!r} profile, not 'mav_team'")
+    profile = node_profile(profile_name, "mav_team")
     rate_hz = rate or profile.control.policy_rate_hz
     period = 1.0 / rate_hz
     runtime = load_runtime(path, scenario, profile, rate_hz, batch_size=1)

@@ -35,7 +35,7 @@ from marlstack.controllers import quadrotor
 from marlstack.ros_nodes import convert, health, topics
 from marlstack.ros_nodes.adapters import LatestValues
 from marlstack.ros_nodes.mav_io import failsafe_acceleration, rotation, setpoint_values
-from marlstack.ros_nodes.runner import StartError, declare, declare_stamp_limits, ros_now, run_node
+from marlstack.ros_nodes.runner import StartError, declare, declare_stamp_limits, node_profile, ros_now, run_node
 
 DIAGNOSTIC_PERIOD_S = 0.5
 FLYING_SHARE = 0.5   # thrust above this share of the MAV's weight: it is flying (its odometry must change)
@@ -76,8 +76,6 @@ def integrate_gyro(rot: np.ndarray, omega: np.ndarray, dt: float) -> np.ndarray:
 def make_node():
     from rclpy.node import Node
 
-    from marlstack.hardware.profile import ProfileError, load_profile
-
     class RateControllerNode(Node):
         def __init__(self) -> None:
             super().__init__("rate_controller")
@@ -92,12 +90,7 @@ def make_node():
                              "failsafe.descent_rate)", 0.0, 2.0)
             if not self.mav:
                 raise StartError("parameter 'mav' (this MAV's name) is empty")
-            try:
-                self.profile = load_profile(profile_name)
-            except ProfileError as exc:
-                raise StartError(str(exc)) from None
-            if self.profile.kind != "mav_team":
-                raise StartError(f"parameter 'profile' = {profile_name!r} is a {self.profile.kind!r} profile, not 'mav_team'")
+            self.profile = node_profile(profile_name, "mav_team")
             self.hold_s = self.profile.failsafe.hold_s if hold_s < 0 else hold_s   # one source: the vehicle profile
             self.descent_rate = descent_rate or self.profile.failsafe.descent_rate
             self.dt = 1.0 / (rate or self.profile.control.physics_rate_hz)

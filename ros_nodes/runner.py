@@ -70,12 +70,21 @@ def declare_neighbour_max_age(node: Any) -> float | None:
                    "keeps clear of where it could be by now); 0: as fresh as the robot's own", 0.0, 3600.0) or None
 
 
-def profile_and_rate(name: str, rate_hz: float):
-    """The vehicle profile and the control rate (parameter 0 means the profile's 1 / dt)."""
+def node_profile(name: str, kind: str | None = None):
+    """The vehicle profile a node's parameter 'profile' names; StartError in one line for an unknown or bad one,
+    or one of another `kind` (e.g. a ground profile given to a MAV node)."""
     try:
         profile = load_profile(name)
     except ProfileError as exc:
         raise StartError(str(exc)) from None
+    if kind is not None and profile.kind != kind:
+        raise StartError(f"parameter 'profile' = {name!r} is a {profile.kind!r} profile, not {kind!r}")
+    return profile
+
+
+def profile_and_rate(name: str, rate_hz: float):
+    """The vehicle profile and the control rate (parameter 0 means the profile's 1 / dt)."""
+    profile = node_profile(name)
     return profile, rate_hz or 1.0 / profile.dt
 
 
