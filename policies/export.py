@@ -136,11 +136,6 @@ def sensed_speed(env: Any) -> Callable[[dict[str, Any]], Any] | None:
     return factor
 
 
-def scaled(cmd: Any, factor: Any) -> Any:
-    """(..., 2) [v, ω] with v times the robot's top-speed factor (...): `FleetEnv`'s nominal command."""
-    return jax.numpy.stack([cmd[..., 0] * factor, cmd[..., 1]], axis=-1)
-
-
 def policy_step(loaded: Any, env: Any, agent_index: int, gather_above: int = 0, wide: bool = True) -> Step:
     """observe + act for one agent, as a function of the named raw sensor tensors (batch axis first).
 
@@ -165,11 +160,11 @@ def policy_step(loaded: Any, env: Any, agent_index: int, gather_above: int = 0, 
         if hasattr(obs_params, "wide"):
             obs_params = dataclasses.replace(obs_params, wide=wide)
         observe_fn, command = (lambda s: scenario.observe(s, obs_params)), (lambda s, a: a)
+        from marlstack.sim.fleet import scale_forward, waypoint_commands
         if env.action_type == "discrete":
-            from marlstack.sim.fleet import waypoint_commands
             command = lambda s, a: waypoint_commands(env.profile, s["pose"], a)  # noqa: E731
         speed = sensed_speed(env)
-        finish = command if speed is None else lambda s, a: scaled(command(s, a), speed(s))  # noqa: E731
+        finish = command if speed is None else lambda s, a: scale_forward(command(s, a), speed(s))  # noqa: E731
         if speed is not None:
             outputs[0]["doc"] += "; v scaled by the robot's own top-speed factor (its class, its tile) from its sensors"
 

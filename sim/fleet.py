@@ -88,6 +88,12 @@ def physics_step(profile: Any, poses: jax.Array, u: jax.Array, noise: jax.Array 
     return jnp.stack([x, y, wrap_angle(th + profile.dt * w)], axis=-1), viol, applied
 
 
+def scale_forward(u: jax.Array, factor: jax.Array) -> jax.Array:
+    """(..., 2) [v, ω] with v times each robot's top-speed factor (...): a heterogeneous team's nominal command
+    (its class, its terrain), here and in the exported graph (`policies.export.sensed_speed`)."""
+    return jnp.stack([u[..., 0] * factor, u[..., 1]], axis=-1)
+
+
 def waypoint_commands(profile: Any, poses: jax.Array, actions: jax.Array) -> jax.Array:
     """Discrete actions (...,) at poses (..., 3) -> nominal unicycle commands (..., 2) [v, ω]: the waypoint
     0.2 m that way, kept half a diameter inside the walls, tracked by rps's position controller (within
@@ -270,7 +276,7 @@ class FleetEnv:
         factors = getattr(self.scenario, "speed_factors", None)
         speed = None if factors is None else factors(state.poses, state.task, self.params)
         if speed is not None:
-            u = jnp.stack([u[:, 0] * speed, u[:, 1]], axis=-1)
+            u = scale_forward(u, speed)
         nominal = u
         memory = state.barrier_memory
         if self._barrier_fn is not None:
